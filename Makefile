@@ -1,0 +1,116 @@
+# slmkit — plain Makefile. `make` builds build/slm; `make test` runs every suite.
+# Baseline x86-64 code; SIMD lives only in *_avx2.c / *_avx512.c files, chosen at run time.
+
+CC      ?= gcc
+BUILD   ?= build
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
+           -I. -Iformats -Ilibquant -Iruntime -Isigning -Ibench -I$(BUILD)
+LDFLAGS += -pthread $(SAN)
+LDLIBS  += -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
+
+AVX2_FLAGS   = -mavx2 -mfma -mf16c
+AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+
+MODULES := formats libquant runtime signing bench
+LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
+# link order: users before what they use
+LINKLIBS := $(foreach m,bench runtime signing libquant formats,$(BUILD)/lib$(m).a)
+
+objs_of = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
+
+TOOL_OBJS := $(call objs_of,tools)
+TEST_OBJS := $(call objs_of,tests)
+
+.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench
+all: $(BUILD)/slm
+
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+GIT_DIRTY  := $(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+$(BUILD)/version.h: FORCE
+	@mkdir -p $(BUILD)
+	@echo '#define SLM_GIT_COMMIT "$(GIT_COMMIT)$(GIT_DIRTY)"' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+FORCE:
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%.o: %.c | $(BUILD)/version.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+define LIB_RULE
+$(BUILD)/lib$(1).a: $(call objs_of,$(1))
+	@mkdir -p $$(dir $$@)
+	rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach m,$(MODULES),$(eval $(call LIB_RULE,$(m))))
+
+$(BUILD)/slm: $(TOOL_OBJS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJS) $(LINKLIBS) $(LDLIBS)
+
+# One Criterion binary holding every suite (module suites + CLI end-to-end).
+$(BUILD)/slm_tests: $(TEST_OBJS) $(LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TEST_OBJS) $(LINKLIBS) $(LDLIBS) -lcriterion
+
+SLM_MODELS ?= $(abspath ../shared/models)
+SLM_CORPUS ?= $(abspath ../shared/corpus)
+export SLM_MODELS SLM_CORPUS
+
+# make test: the whole suite. The tests run the freshly built binary.
+test: $(BUILD)/slm $(BUILD)/slm_tests
+	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
+
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+
+# libFuzzer targets (clang): one per parser, fuzz/fuzz_<target>.c; `make fuzz FUZZ_SECONDS=N` runs each
+# for N seconds from its seed corpus (fuzz/corpus/<target>) and past findings (fuzz/regressions/<target>).
+# New corpus units and crash artifacts go to build-fuzz/fuzz/; see docs/reliability.md for long campaigns.
+FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
+FUZZ_SECONDS ?= 10
+FUZZ_ARGS    ?=
+FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-run
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
+fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
+fuzz-run: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/artifacts/$$t; \
+	    echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
+	    ./$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
+	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t/ \
+	        $$(test -f fuzz/dict/$$t.dict && echo -dict=fuzz/dict/$$t.dict) $(FUZZ_ARGS) \
+	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t $$(test -d fuzz/regressions/$$t && echo fuzz/regressions/$$t) \
+	        2>$(BUILD)/fuzz/$$t.log || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
+	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/$$t.log || true; \
+	done
+
+DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
+           libcriterion-dev libpcre2-dev time
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
+deps:
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_APT)
+	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nodejs npm
+	cd tests/interop && npm install --no-audit --no-fund --loglevel=error
+
+# The main job end to end on the default model.
+demo: $(BUILD)/slm
+	./scripts/demo.sh
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+-include $(wildcard $(BUILD)/*/*.d)

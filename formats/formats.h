@@ -1,0 +1,297 @@
+/* formats/formats.h — the face of slmkit's file-format library.
+ *
+ * safetensors (single and sharded), Hugging Face config.json + tokenizer.json,
+ * GGUF v3 reading (mmap, fully validated) and streaming writing (temp file,
+ * fsync, rename), and the HF -> GGUF conversion plan that llama.cpp expects.
+ *
+ * Rules: this library uses nothing else of slmkit, never prints and never
+ * exits. Every function that can fail returns an slm status code (0 = OK) and
+ * fills an slm_err whose message names the file and the problem in one line.
+ */
+#ifndef SLM_FORMATS_H
+#define SLM_FORMATS_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* ---- errors (shared convention of every slmkit library face) ---------- */
+#ifndef SLM_ERR_DEFINED
+#define SLM_ERR_DEFINED
+/* The status codes are also the process exit codes of the `slm` tools. */
+enum slm_status {
+    SLM_OK = 0,
+    SLM_EFAIL = 1,      /* the operation ran but its answer is "no" (e.g. a check failed) */
+    SLM_EUSAGE = 2,     /* bad command line */
+    SLM_EINPUT = 3,     /* bad input: malformed, unsupported or inconsistent file */
+    SLM_EIO = 4,        /* I/O: cannot open/read/write/sync/rename, disk full */
+    SLM_EVERIFY = 5,    /* verification failed: signature, hash, expiry, rollback */
+    SLM_EINTERNAL = 6,  /* out of memory or a bug */
+};
+typedef struct slm_err {
+    int code;
+    char msg[768];
+} slm_err;
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static inline int slm_err_set(slm_err *e, int code, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        e->code = code;
+    }
+    return code;
+}
+#endif /* SLM_ERR_DEFINED */
+
+#if defined(__GNUC__)
+#define SLM_MUST_CHECK __attribute__((warn_unused_result))
+#else
+#define SLM_MUST_CHECK
+#endif
+
+/* ---- ggml tensor types (ids as in ggml.h; sizes needed to validate GGUF) */
+enum slm_ggml_type {
+    SLM_TYPE_F32 = 0, SLM_TYPE_F16 = 1, SLM_TYPE_Q4_0 = 2, SLM_TYPE_Q4_1 = 3,
+    SLM_TYPE_Q5_0 = 6, SLM_TYPE_Q5_1 = 7, SLM_TYPE_Q8_0 = 8, SLM_TYPE_Q8_1 = 9,
+    SLM_TYPE_Q2_K = 10, SLM_TYPE_Q3_K = 11, SLM_TYPE_Q4_K = 12, SLM_TYPE_Q5_K = 13,
+    SLM_TYPE_Q6_K = 14, SLM_TYPE_Q8_K = 15, SLM_TYPE_I8 = 24, SLM_TYPE_I16 = 25,
+    SLM_TYPE_I32 = 26, SLM_TYPE_I64 = 27, SLM_TYPE_F64 = 28, SLM_TYPE_BF16 = 30,
+    SLM_TYPE_COUNT = 40
+};
+/* Block size (elements) and bytes per block of a ggml type id; 0 when the id
+ * is unknown or retired. Names are ggml's ("f32", "q4_K", ...). */
+int slm_type_block_size(uint32_t type);
+size_t slm_type_block_bytes(uint32_t type);
+const char *slm_type_name(uint32_t type); /* NULL if unknown */
+/* Bytes of a row of n elements, or 0 when n is not a multiple of the block. */
+size_t slm_type_row_bytes(uint32_t type, uint64_t n);
+
+/* ---- safetensors ------------------------------------------------------ */
+#define SLM_MAX_DIMS 8
+typedef struct st_tensor {
+    const char *name;
+    uint32_t dtype;              /* SLM_TYPE_F32, SLM_TYPE_F16 or SLM_TYPE_BF16 */
+    int n_dims;
+    int64_t shape[SLM_MAX_DIMS]; /* PyTorch order: shape[0] is the slowest (rows) */
+    uint64_t n_elems;
+    const void *data;            /* inside the read-only mapping */
+    uint64_t nbytes;
+    int shard;                   /* index of the shard file */
+} st_tensor;
+typedef struct st_model st_model;
+/* path: a .safetensors file, a model.safetensors.index.json, or an HF model
+ * directory (model.safetensors or model.safetensors.index.json inside). */
+int st_open(const char *path, st_model **out, slm_err *err) SLM_MUST_CHECK;
+void st_close(st_model *m);
+size_t st_count(const st_model *m);
+const st_tensor *st_get(const st_model *m, size_t i);
+const st_tensor *st_find(const st_model *m, const char *name);
+const char *st_shard_path(const st_model *m, int shard);
+/* Drop the pages of a tensor from this process's resident set (after use). */
+void st_release(const st_model *m, const st_tensor *t);
+/* Decode n elements starting at element `first` of t into float32. */
+void st_read_f32(const st_tensor *t, uint64_t first, uint64_t n, float *dst);
+
+/* safetensors writer (synthetic models, tests): declare every tensor, then
+ * stream the data in declaration order; temp file + fsync + rename. */
+typedef struct st_writer st_writer;
+st_writer *st_writer_new(void);
+int st_writer_add(st_writer *w, const char *name, uint32_t dtype, int n_dims, const int64_t *shape);
+int st_writer_set_meta(st_writer *w, const char *key, const char *value); /* __metadata__ */
+int st_writer_begin(st_writer *w, const char *path, slm_err *err) SLM_MUST_CHECK;
+int st_writer_write(st_writer *w, const void *data, size_t n, slm_err *err) SLM_MUST_CHECK;
+int st_writer_finish(st_writer *w, slm_err *err) SLM_MUST_CHECK; /* frees w */
+void st_writer_free(st_writer *w);                                /* aborts if unfinished */
+
+/* ---- Hugging Face config.json ------------------------------------------ */
+enum slm_arch { SLM_ARCH_LLAMA = 1, SLM_ARCH_QWEN2 = 2, SLM_ARCH_GPT2 = 3 };
+typedef struct hf_config {
+    int arch;                 /* enum slm_arch */
+    char hf_arch[64];         /* "LlamaForCausalLM", ... */
+    const char *gguf_arch;    /* "llama", "qwen2", "gpt2" */
+    int n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx, n_vocab;
+    double norm_eps;          /* rms_norm_eps (llama) or layer_norm_epsilon (gpt2) */
+    double rope_theta;        /* 0 when absent */
+    int tie_embeddings;
+    int attn_bias;            /* q/k/v biases (qwen2 always, llama attention_bias) */
+    int sliding_window;       /* 0 when none */
+    int bos_id, eos_id;       /* -1 when absent */
+} hf_config;
+/* dir: HF model directory holding config.json. */
+int hf_config_load(const char *dir, hf_config *cfg, slm_err *err) SLM_MUST_CHECK;
+
+/* ---- Hugging Face tokenizer -> llama.cpp tokenizer metadata ----------- */
+enum slm_tok_type { /* llama.cpp token types */
+    SLM_TOK_NORMAL = 1, SLM_TOK_UNKNOWN = 2, SLM_TOK_CONTROL = 3,
+    SLM_TOK_USER_DEFINED = 4, SLM_TOK_UNUSED = 5, SLM_TOK_BYTE = 6
+};
+typedef struct hf_tokenizer {
+    char model[16];          /* tokenizer.ggml.model: "llama" or "gpt2" */
+    char pre[32];            /* tokenizer.ggml.pre ("default", "gpt-2", "qwen2", ...) */
+    uint32_t n_tokens;
+    char **tokens;           /* n_tokens UTF-8 strings */
+    float *scores;           /* n_tokens, or NULL (gpt2) */
+    int32_t *types;          /* n_tokens, enum slm_tok_type */
+    uint32_t n_merges;
+    char **merges;           /* "a b" strings (gpt2), or NULL */
+    int64_t bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
+    int add_bos, add_eos;    /* -1 when unspecified */
+} hf_tokenizer;
+/* Reads tokenizer.json (+ tokenizer_config.json, special_tokens_map.json,
+ * generation_config.json when present) from dir. cfg may be NULL. */
+int hf_tokenizer_load(const char *dir, const hf_config *cfg, hf_tokenizer *tok, slm_err *err) SLM_MUST_CHECK;
+void hf_tokenizer_free(hf_tokenizer *tok);
+
+/* ---- GGUF v3 reader ------------------------------------------------------ */
+enum gguf_vtype {
+    GGUF_T_UINT8 = 0, GGUF_T_INT8 = 1, GGUF_T_UINT16 = 2, GGUF_T_INT16 = 3,
+    GGUF_T_UINT32 = 4, GGUF_T_INT32 = 5, GGUF_T_FLOAT32 = 6, GGUF_T_BOOL = 7,
+    GGUF_T_STRING = 8, GGUF_T_ARRAY = 9, GGUF_T_UINT64 = 10, GGUF_T_INT64 = 11,
+    GGUF_T_FLOAT64 = 12, GGUF_T_COUNT = 13
+};
+#define GGUF_DEFAULT_ALIGNMENT 32
+typedef struct gguf_str { uint64_t len; const char *ptr; } gguf_str; /* not NUL-terminated */
+typedef struct gguf_kv {
+    char *key;               /* NUL-terminated copy */
+    uint32_t type;           /* enum gguf_vtype */
+    uint32_t arr_type;       /* element type when type == GGUF_T_ARRAY */
+    uint64_t arr_n;          /* element count when type == GGUF_T_ARRAY */
+    const uint8_t *raw;      /* value bytes in the mapping (scalars, array data, string length prefix) */
+    uint64_t raw_len;        /* bytes of the value in the file */
+    const uint64_t *str_offs; /* reader-internal: offset in raw of each string of a string array */
+} gguf_kv;
+typedef struct gguf_tensor {
+    char *name;              /* NUL-terminated copy */
+    uint32_t type;           /* ggml type id */
+    uint32_t n_dims;
+    int64_t ne[4];           /* ggml order: ne[0] is the row length (fastest) */
+    uint64_t n_elems;
+    uint64_t offset;         /* relative to the data section */
+    uint64_t nbytes;
+    const void *data;        /* inside the mapping */
+} gguf_tensor;
+typedef struct gguf_file {
+    char *path;
+    uint32_t version;
+    uint64_t n_kv, n_tensors;
+    gguf_kv *kv;
+    gguf_tensor *tensors;
+    uint32_t alignment;
+    uint64_t data_offset;    /* file offset of the data section */
+    const uint8_t *map;
+    uint64_t size;
+} gguf_file;
+int gguf_open(const char *path, gguf_file **out, slm_err *err) SLM_MUST_CHECK;
+void gguf_close(gguf_file *f);
+int64_t gguf_find_key(const gguf_file *f, const char *key);      /* -1 if absent */
+int64_t gguf_find_tensor(const gguf_file *f, const char *name);  /* -1 if absent */
+/* Typed scalar getters: return 0 and set *out when key exists with a
+ * compatible type (any integer type that fits, float32/float64 for doubles). */
+int gguf_get_int(const gguf_file *f, const char *key, int64_t *out);
+int gguf_get_float(const gguf_file *f, const char *key, double *out);
+int gguf_get_bool(const gguf_file *f, const char *key, int *out);
+int gguf_get_str(const gguf_file *f, const char *key, gguf_str *out);
+/* Element i of an array kv, or the value of a scalar kv as element 0
+ * (strings: gguf_str; numbers and bools: as a double, NAN if not numeric). */
+int gguf_arr_str(const gguf_kv *kv, uint64_t i, gguf_str *out);
+/* For arrays of strings, element access is O(1) after the first call builds
+ * an index; the reader validates every string length at open time. */
+double gguf_arr_num(const gguf_kv *kv, uint64_t i);
+const char *gguf_vtype_name(uint32_t t);
+
+/* ---- GGUF v3 streaming writer ----------------------------------------- */
+typedef struct gguf_writer gguf_writer;
+gguf_writer *gguf_writer_new(void);
+void gguf_writer_free(gguf_writer *w); /* aborts (unlinks the temp file) if not finished */
+/* Metadata, kept in insertion order; setting an existing key replaces it. */
+int gguf_set_u32(gguf_writer *w, const char *key, uint32_t v);
+int gguf_set_i32(gguf_writer *w, const char *key, int32_t v);
+int gguf_set_u64(gguf_writer *w, const char *key, uint64_t v);
+int gguf_set_f32(gguf_writer *w, const char *key, float v);
+int gguf_set_bool(gguf_writer *w, const char *key, int v);
+int gguf_set_str(gguf_writer *w, const char *key, const char *v);
+int gguf_set_arr_str(gguf_writer *w, const char *key, const char *const *v, uint64_t n);
+int gguf_set_arr_f32(gguf_writer *w, const char *key, const float *v, uint64_t n);
+int gguf_set_arr_i32(gguf_writer *w, const char *key, const int32_t *v, uint64_t n);
+/* Copy a kv from a reader unchanged (used by quantize). */
+int gguf_copy_kv(gguf_writer *w, const gguf_file *src, uint64_t kv_index);
+int gguf_remove_key(gguf_writer *w, const char *key);
+/* Tensor infos, in file order; ne in ggml order. Returns the tensor index or -1. */
+int64_t gguf_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims, const int64_t *ne);
+uint64_t gguf_writer_tensor_nbytes(const gguf_writer *w, uint64_t i);
+uint64_t gguf_writer_total_size(const gguf_writer *w); /* final file size */
+/* Opens a temp file beside path, writes header + tensor infos + padding. */
+int gguf_writer_begin(gguf_writer *w, const char *path, slm_err *err) SLM_MUST_CHECK;
+/* Tensor data, in order, in any number of pieces; padding between tensors is
+ * written automatically once a tensor's bytes are complete. */
+int gguf_writer_write(gguf_writer *w, const void *data, size_t n, slm_err *err) SLM_MUST_CHECK;
+/* Checks every tensor was written, fsyncs, renames onto path, fsyncs the dir. */
+int gguf_writer_finish(gguf_writer *w, slm_err *err) SLM_MUST_CHECK;
+void gguf_writer_abort(gguf_writer *w);
+
+/* ---- atomic output file -------------------------------------------------- */
+/* Write to "<dir>/.<name>.tmp.XXXXXX", fsync, rename, fsync dir. The writes are
+ * buffered; writeback is started early (sync_file_range) so the final fsync
+ * is short. */
+typedef struct slm_afile slm_afile;
+int slm_afile_open(const char *path, slm_afile **out, slm_err *err) SLM_MUST_CHECK;
+int slm_afile_write(slm_afile *f, const void *data, size_t n, slm_err *err) SLM_MUST_CHECK;
+uint64_t slm_afile_written(const slm_afile *f);
+int slm_afile_commit(slm_afile *f, slm_err *err) SLM_MUST_CHECK; /* frees f */
+void slm_afile_abort(slm_afile *f);                                /* unlinks, frees */
+/* Remove stale temp files of earlier killed runs for this destination. */
+void slm_afile_clean_stale(const char *path);
+
+/* ---- HF -> GGUF conversion --------------------------------------------- */
+/* One output tensor of the plan: where its rows come from and how. */
+enum slm_xform { SLM_X_COPY = 0, SLM_X_PERMUTE_QK = 1, SLM_X_TRANSPOSE = 2 };
+typedef struct slm_plan_tensor {
+    char name[96];            /* GGUF name, e.g. "blk.0.attn_q.weight" */
+    const st_tensor *src;
+    int xform;                /* enum slm_xform */
+    int perm_heads;           /* heads for SLM_X_PERMUTE_QK */
+    uint32_t out_type;        /* ggml type id chosen for the output */
+    uint32_t n_dims;
+    int64_t ne[4];            /* output dims, ggml order */
+    uint64_t n_elems;
+} slm_plan_tensor;
+typedef struct slm_plan {
+    hf_config cfg;
+    hf_tokenizer tok;
+    st_model *st;
+    size_t n;
+    slm_plan_tensor *t;
+    char name[128];           /* general.name */
+    uint32_t out_type;        /* requested type of the matrices */
+} slm_plan;
+/* Build the plan for an HF directory: every checkpoint tensor mapped to its
+ * llama.cpp name (unknown or missing tensors refused by name); out_type is the
+ * requested type for 2-D weights (1-D tensors and norms stay F32). */
+int slm_plan_build(const char *dir, uint32_t out_type, slm_plan *p, slm_err *err) SLM_MUST_CHECK;
+void slm_plan_free(slm_plan *p);
+/* Fill a writer with the plan's metadata and tensor infos (llama.cpp keys). */
+int slm_plan_describe(const slm_plan *p, gguf_writer *w, slm_err *err) SLM_MUST_CHECK;
+/* general.file_type (llama_ftype) of a plan whose matrices are all out_type. */
+uint32_t slm_plan_file_type(uint32_t out_type);
+/* Encoder supplied by the caller (libquant): nrows rows of ncols floats -> dst
+ * in `type`; returns bytes written. */
+typedef size_t (*slm_encode_fn)(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols,
+                                void *ctx);
+typedef void (*slm_progress_fn)(uint64_t done_bytes, uint64_t total_bytes, void *ctx);
+/* Write the plan as a GGUF at path: metadata, then every tensor streamed
+ * through a ring of chunk buffers that nthreads workers fill (read, permute,
+ * encode) while the calling thread writes them in order. Peak memory is a few
+ * chunks, not the model; source pages are dropped once written. */
+int slm_plan_write(const slm_plan *p, const char *path, int nthreads, slm_encode_fn enc, void *enc_ctx,
+                   slm_progress_fn progress, void *progress_ctx, slm_err *err) SLM_MUST_CHECK;
+/* Rows [r0, r0+nr) of output tensor t (row length ne[0]) as float32, with
+ * the permutation/transposition applied. */
+void slm_plan_read_rows(const slm_plan_tensor *t, int64_t r0, int64_t nr, float *dst);
+
+#endif /* SLM_FORMATS_H */

@@ -1,0 +1,199 @@
+/* libquant/qimpl.h — internals shared by libquant's files (not part of the face).
+ *
+ * Block structs are byte-identical to ggml's (ggml-common.h); each has a
+ * static_assert on its size. Kernel tables are indexed by enum slm_kernel.
+ */
+#ifndef SLM_QIMPL_H
+#define SLM_QIMPL_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "libquant.h"
+
+/* ggml type ids */
+enum {
+    SLM_T_F32 = 0, SLM_T_F16 = 1, SLM_T_Q4_0 = 2, SLM_T_Q4_1 = 3, SLM_T_Q5_0 = 6, SLM_T_Q5_1 = 7,
+    SLM_T_Q8_0 = 8, SLM_T_Q8_1 = 9, SLM_T_Q2_K = 10, SLM_T_Q3_K = 11, SLM_T_Q4_K = 12,
+    SLM_T_Q5_K = 13, SLM_T_Q6_K = 14, SLM_T_Q8_K = 15, SLM_T_BF16 = 30,
+    SLM_T_COUNT = 40
+};
+
+#define QK4_0 32
+#define QK4_1 32
+#define QK5_0 32
+#define QK5_1 32
+#define QK8_0 32
+#define QK8_1 32
+#define QK_K 256
+#define K_SCALE_SIZE 12
+
+typedef uint16_t slm_half;
+
+typedef struct { slm_half d; uint8_t qs[QK4_0 / 2]; } block_q4_0;
+static_assert(sizeof(block_q4_0) == 2 + QK4_0 / 2, "block_q4_0 size");
+typedef struct { slm_half d, m; uint8_t qs[QK4_1 / 2]; } block_q4_1;
+static_assert(sizeof(block_q4_1) == 4 + QK4_1 / 2, "block_q4_1 size");
+typedef struct { slm_half d; uint8_t qh[4]; uint8_t qs[QK5_0 / 2]; } block_q5_0;
+static_assert(sizeof(block_q5_0) == 2 + 4 + QK5_0 / 2, "block_q5_0 size");
+typedef struct { slm_half d, m; uint8_t qh[4]; uint8_t qs[QK5_1 / 2]; } block_q5_1;
+static_assert(sizeof(block_q5_1) == 4 + 4 + QK5_1 / 2, "block_q5_1 size");
+typedef struct { slm_half d; int8_t qs[QK8_0]; } block_q8_0;
+static_assert(sizeof(block_q8_0) == 2 + QK8_0, "block_q8_0 size");
+/* d = scale, s = d * sum(qs) */
+typedef struct { slm_half d, s; int8_t qs[QK8_1]; } block_q8_1;
+static_assert(sizeof(block_q8_1) == 4 + QK8_1, "block_q8_1 size");
+
+typedef struct {
+    uint8_t scales[QK_K / 16]; /* low 4 bits: scale, high 4 bits: min */
+    uint8_t qs[QK_K / 4];
+    slm_half d, dmin;
+} block_q2_K;
+static_assert(sizeof(block_q2_K) == 2 * 2 + QK_K / 16 + QK_K / 4, "block_q2_K size");
+typedef struct {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12]; /* 16 6-bit scales */
+    slm_half d;
+} block_q3_K;
+static_assert(sizeof(block_q3_K) == 2 + QK_K / 4 + QK_K / 8 + 12, "block_q3_K size");
+typedef struct {
+    slm_half d, dmin;
+    uint8_t scales[K_SCALE_SIZE]; /* 8 6-bit scales and 8 6-bit mins */
+    uint8_t qs[QK_K / 2];
+} block_q4_K;
+static_assert(sizeof(block_q4_K) == 2 * 2 + K_SCALE_SIZE + QK_K / 2, "block_q4_K size");
+typedef struct {
+    slm_half d, dmin;
+    uint8_t scales[K_SCALE_SIZE];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+} block_q5_K;
+static_assert(sizeof(block_q5_K) == 2 * 2 + K_SCALE_SIZE + QK_K / 2 + QK_K / 8, "block_q5_K size");
+typedef struct {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    slm_half d;
+} block_q6_K;
+static_assert(sizeof(block_q6_K) == 2 + QK_K / 16 + 3 * QK_K / 4, "block_q6_K size");
+typedef struct {
+    float d;
+    int8_t qs[QK_K];
+    int16_t bsums[QK_K / 16];
+} block_q8_K;
+static_assert(sizeof(block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "block_q8_K size");
+
+/* ---- dispatch internals (cpu.c) ---- */
+typedef void (*slm_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+typedef void (*slm_dequant_fn)(const void *x, float *y, int64_t n);
+typedef void (*slm_quant_fn)(const float *x, void *y, int64_t n, const float *imp);
+
+/* Per-kernel function set for one type; NULL entries fall back to scalar. */
+typedef struct {
+    slm_vec_dot_fn vec_dot;
+    slm_dequant_fn dequantize;
+    slm_quant_fn quantize_act; /* fast activation quantizer (Q8_0/Q8_1/Q8_K rows) */
+} slm_kernel_fns;
+
+/* Filled by quant_avx2.c / quant_avx512.c: table indexed by type id. */
+void slm_avx2_kernels(slm_kernel_fns *tab);
+void slm_avx512_kernels(slm_kernel_fns *tab);
+
+/* Row helpers per SIMD level (fp16_avx2.c / fp16_avx512.c). */
+void slm_fp32_to_fp16_row_avx2(const float *x, uint16_t *y, int64_t n);
+void slm_fp16_to_fp32_row_avx2(const uint16_t *x, float *y, int64_t n);
+void slm_fp32_to_bf16_row_avx2(const float *x, uint16_t *y, int64_t n);
+void slm_bf16_to_fp32_row_avx2(const uint16_t *x, float *y, int64_t n);
+void slm_fp32_to_fp16_row_avx512(const float *x, uint16_t *y, int64_t n);
+void slm_fp16_to_fp32_row_avx512(const uint16_t *x, float *y, int64_t n);
+void slm_fp32_to_bf16_row_avx512(const float *x, uint16_t *y, int64_t n);
+void slm_bf16_to_fp32_row_avx512(const uint16_t *x, float *y, int64_t n);
+
+/* Scalar row versions (fp16.c), also the tails of the SIMD ones. */
+void slm_fp32_to_fp16_row_scalar(const float *x, uint16_t *y, int64_t n);
+void slm_fp16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n);
+void slm_fp32_to_bf16_row_scalar(const float *x, uint16_t *y, int64_t n);
+void slm_bf16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n);
+
+/* Inline half -> float (exact; NaN quietened like F16C's vcvtph2ps). */
+static inline float slm_h2f(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
+    if (e == 0x1f) {
+        bits = sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0);
+    } else if (e == 0) {
+        /* zero or subnormal: m * 2^-24 is exact in float */
+        union { float f; uint32_t u; } v = { .f = (float)m * 0x1p-24f };
+        bits = sign | v.u;
+    } else {
+        bits = sign | ((e + 112) << 23) | (m << 13);
+    }
+    union { uint32_t u; float f; } r = { .u = bits };
+    return r.f;
+}
+#define SLM_H2F(h) slm_h2f(h)
+#define SLM_F2H(f) slm_fp32_to_fp16(f)
+
+#endif
+
+/* ---- search helpers (search.c) ---- */
+/* Exact RNE rounding for |v| < 2^22 (same trick as ggml's nearest_int). */
+static inline int slm_nearest_int(float v)
+{
+    float t = v + 12582912.f;
+    int32_t i;
+    __builtin_memcpy(&i, &t, 4);
+    return (i & 0x007fffff) - 0x00400000;
+}
+/* Round and clamp q = round(v) to [lo, hi], safe for any finite or infinite v. */
+static inline int slm_qclamp(float v, int lo, int hi)
+{
+    if (!(v > lo)) return lo;   /* also catches NaN */
+    if (v >= hi) return hi;
+    return slm_nearest_int(v);
+}
+/* Round a positive scale to fp16 and back, capped at the largest finite half. */
+float slm_half_round(float d);
+/* Weighted error of x ~ d*q, q = clamp(round(x/d)) in [qlo, qhi]; fills L (may be NULL). */
+double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L);
+/* Best d for x ~ d*q, q in [qlo, qhi] (qlo < 0 < qhi or qlo == 0): exhaustive over all
+ * roundings when the level count is small, grid + refinement otherwise. d may be negative
+ * (the sign that uses the longer side of the range). Returns d; L gets the levels. */
+float slm_sym_search(int n, const float *x, const float *w, int qlo, int qhi, int8_t *L);
+/* Best (d >= 0, m) for x ~ d*q + m, q in [0, nmax]; if mneg, m <= 0. Returns the weighted error. */
+double slm_asym_search(int n, const float *x, const float *w, int nmax, int mneg, float *d, float *m,
+                       uint8_t *L);
+/* Weights for one block: imp (offset to the block) or 1; uniform if all zero. */
+void slm_block_weights(int n, const float *imp, float *w);
+
+/* llama.cpp's published reference quantizers (imp == NULL path), re-implemented for
+ * comparison only (llama_ref.c). Returns 0 if the type has no reference. */
+int slm_llama_ref_quantize_row(uint32_t type, const float *x, void *y, int64_t n);
+
+/* ---- per-type kernels (quants.c, kquants.c) ---- */
+#define SLM_DECL_TYPE(t)                                                          \
+    void slm_quantize_##t(const float *x, void *y, int64_t n, const float *imp);  \
+    void slm_dequantize_##t(const void *x, float *y, int64_t n);                 \
+    void slm_vec_dot_##t(int64_t n, float *s, const void *x, const void *y);
+SLM_DECL_TYPE(q4_0) SLM_DECL_TYPE(q4_1) SLM_DECL_TYPE(q5_0) SLM_DECL_TYPE(q5_1) SLM_DECL_TYPE(q8_0)
+SLM_DECL_TYPE(q8_1) SLM_DECL_TYPE(q2_K) SLM_DECL_TYPE(q3_K) SLM_DECL_TYPE(q4_K) SLM_DECL_TYPE(q5_K)
+SLM_DECL_TYPE(q6_K) SLM_DECL_TYPE(q8_K) SLM_DECL_TYPE(f32) SLM_DECL_TYPE(f16) SLM_DECL_TYPE(bf16)
+/* Fast activation quantizers (ggml's reference rounding, RNE); SIMD versions give the same bytes. */
+void slm_quantize_act_q8_0(const float *x, void *y, int64_t n);
+void slm_quantize_act_q8_1(const float *x, void *y, int64_t n);
+void slm_quantize_act_q8_K(const float *x, void *y, int64_t n);
+/* After the search: per block, keep llama.cpp's reference result if it has lower weighted error. */
+void slm_keep_better_than_ref(uint32_t type, const float *x, void *y, int64_t n, const float *imp);
+/* Pack helpers for k-quant 6-bit scale/min pairs. */
+static inline void slm_get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m)
+{
+    if (j < 4) {
+        *d = q[j] & 63; *m = q[j + 4] & 63;
+    } else {
+        *d = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j - 0] >> 6) << 4);
+    }
+}

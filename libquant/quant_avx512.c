@@ -1,0 +1,14 @@
+/* libquant/quant_avx512.c — AVX-512 kernels: the x86 kernel bodies (kernels_x86.inc)
+ * with the u8 x s8 dot done by VNNI vpdpbusd (exact int32, no int16 stage), plus
+ * 512-bit converts for the float types. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "qimpl.h"
+
+#define K(name) avx512_##name
+#define DOT_U8S8(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#include "kernels_x86.inc"
+
+void slm_avx512_kernels(slm_kernel_fns *tab) { avx512_fill(tab); }

@@ -1,0 +1,223 @@
+/* libquant/search.c — scale / min search shared by the quantizers.
+ *
+ * Objective everywhere: the importance-weighted squared round-trip error
+ * sum_i w_i (x_i - x^_i)^2. The symmetric search is exact over the continuous
+ * scale: as 1/d grows, each q_i = round(x_i/d) changes only at x_i/d = k + 1/2,
+ * so sweeping those breakpoints in order visits every rounding pattern once, and
+ * for each pattern the least-squares d is sum(w x q)/sum(w q^2).
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "qimpl.h"
+
+float slm_half_round(float d)
+{
+    if (d > 65504.f) d = 65504.f;
+    if (d < -65504.f) d = -65504.f;
+    return slm_h2f(slm_fp32_to_fp16(d));
+}
+
+void slm_block_weights(int n, const float *imp, float *w)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        w[i] = imp ? (imp[i] > 0 && isfinite(imp[i]) ? imp[i] : 0.f) : 1.f;
+        s += w[i];
+    }
+    if (!(s > 0))
+        for (int i = 0; i < n; i++) w[i] = 1.f;
+}
+
+double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
+{
+    double err = 0;
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    for (int i = 0; i < n; i++) {
+        int q = d != 0 ? slm_qclamp(x[i] * id, qlo, qhi) : 0;
+        if (L) L[i] = (int8_t)q;
+        double e = (double)x[i] - (double)(d * (float)q);
+        err += w[i] * e * e;
+    }
+    return err;
+}
+
+typedef struct { float t; int16_t i; int8_t dq; } sweep_ev;
+
+static int ev_cmp(const void *a, const void *b)
+{
+    float x = ((const sweep_ev *)a)->t, y = ((const sweep_ev *)b)->t;
+    return x < y ? -1 : x > y;
+}
+
+/* Exhaustive sweep over t = 1/|d| for one sign of d. Returns best sum(wxq)^2/sum(wq^2)
+ * and the t in the middle of the winning interval. */
+static double sweep_sign(int n, const float *x, const float *w, int qlo, int qhi, float sign, sweep_ev *ev,
+                         float *best_t)
+{
+    int ne = 0;
+    for (int i = 0; i < n; i++) {
+        float xs = sign * x[i];
+        if (xs > 0)
+            for (int k = 0; k < qhi; k++) ev[ne++] = (sweep_ev){ (k + 0.5f) / xs, (int16_t)i, 1 };
+        else if (xs < 0)
+            for (int k = 0; k < -qlo; k++) ev[ne++] = (sweep_ev){ (k + 0.5f) / -xs, (int16_t)i, -1 };
+    }
+    qsort(ev, ne, sizeof *ev, ev_cmp);
+    double sxq = 0, sqq = 0, best = -1;
+    *best_t = 0;
+    int q[QK_K];
+    memset(q, 0, sizeof(int) * n);
+    for (int e = 0; e < ne;) {
+        float t = ev[e].t;
+        for (; e < ne && ev[e].t == t; e++) {
+            int i = ev[e].i, a = q[i], b = a + ev[e].dq;
+            q[i] = b;
+            sxq += (double)w[i] * sign * x[i] * (b - a);
+            sqq += (double)w[i] * ((double)b * b - (double)a * a);
+        }
+        if (sqq > 0) {
+            double v = sxq * sxq / sqq;
+            if (v > best) {
+                best = v;
+                *best_t = e < ne ? 0.5f * (t + ev[e].t) : t * 1.001f;
+            }
+        }
+    }
+    return best;
+}
+
+/* Lloyd refinement at fixed levels: d <- LS(d | q), q <- round(x/d) until stable. */
+static float sym_refine(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
+{
+    double err = slm_sym_eval(n, x, w, qlo, qhi, d, L);
+    for (int it = 0; it < 8; it++) {
+        double sxq = 0, sqq = 0;
+        for (int i = 0; i < n; i++) { sxq += (double)w[i] * x[i] * L[i]; sqq += (double)w[i] * L[i] * L[i]; }
+        if (!(sqq > 0)) break;
+        float nd = (float)(sxq / sqq);
+        int8_t L2[QK_K];
+        double e2 = slm_sym_eval(n, x, w, qlo, qhi, nd, L2);
+        if (!(e2 < err)) break;
+        err = e2; d = nd;
+        memcpy(L, L2, n);
+    }
+    return d;
+}
+
+float slm_sym_search(int n, const float *x, const float *w, int qlo, int qhi, int8_t *L)
+{
+    float amax = 0, max = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    if (!(amax > 1e-30f)) {
+        memset(L, 0, n);
+        return 0.f;
+    }
+    /* work on x / amax so nothing overflows for huge inputs */
+    float xn[QK_K];
+    for (int i = 0; i < n; i++) xn[i] = x[i] / amax;
+    float best_d = 0;
+    double best = -1;
+    if ((qhi - qlo) <= 64) {
+        sweep_ev ev[QK_K * 64];
+        for (int s = 0; s < 2; s++) {
+            float sign = s ? -1.f : 1.f, t;
+            if (qlo == 0 && s) break;
+            double v = sweep_sign(n, xn, w, qlo, qhi, sign, ev, &t);
+            if (v > best && t > 0) { best = v; best_d = sign / t; }
+        }
+    } else {
+        /* many levels: grid of scales around the end-point choices */
+        for (int s = 0; s < 2; s++) {
+            float end = s ? (float)qlo : (float)qhi; /* where max maps */
+            if (end == 0) continue;
+            for (int k = -20; k <= 20; k++) {
+                float d = (max / amax) / (end + 0.05f * k * (end > 0 ? 1 : -1));
+                double e = slm_sym_eval(n, xn, w, qlo, qhi, d, L);
+                double sxq = 0, sqq = 0;
+                for (int i = 0; i < n; i++) { sxq += (double)w[i] * xn[i] * L[i]; sqq += (double)w[i] * L[i] * L[i]; }
+                (void)e;
+                if (sqq > 0 && sxq * sxq / sqq > best) { best = sxq * sxq / sqq; best_d = (float)(sxq / sqq); }
+            }
+        }
+    }
+    if (best < 0) {
+        memset(L, 0, n);
+        return 0.f;
+    }
+    best_d = sym_refine(n, xn, w, qlo, qhi, best_d, L);
+    return best_d * amax;
+}
+
+/* Weighted LS for x ~ d*q + m; if mneg and m > 0, m = 0. Returns 0 if degenerate. */
+static int asym_ls(int n, const float *x, const float *w, const uint8_t *L, int mneg, float *d, float *m)
+{
+    double sw = 0, sq = 0, sqq = 0, sx = 0, sxq = 0;
+    for (int i = 0; i < n; i++) {
+        double wi = w[i], q = L[i];
+        sw += wi; sq += wi * q; sqq += wi * q * q; sx += wi * x[i]; sxq += wi * x[i] * q;
+    }
+    double D = sw * sqq - sq * sq;
+    if (D > 1e-30 * sw * sqq) {
+        double dd = (sw * sxq - sq * sx) / D, mm = (sqq * sx - sq * sxq) / D;
+        if (mneg && mm > 0) { mm = 0; dd = sqq > 0 ? sxq / sqq : 0; }
+        if (dd < 0) return 0;
+        *d = (float)dd; *m = (float)mm;
+        return 1;
+    }
+    return 0;
+}
+
+static double asym_eval(int n, const float *x, const float *w, int nmax, float d, float m, uint8_t *L)
+{
+    double err = 0;
+    float id = d > 0 ? 1.0f / d : 0.0f;
+    for (int i = 0; i < n; i++) {
+        int q = d > 0 ? slm_qclamp((x[i] - m) * id, 0, nmax) : 0;
+        if (L) L[i] = (uint8_t)q;
+        double e = (double)x[i] - ((double)(d * (float)q) + m);
+        err += w[i] * e * e;
+    }
+    return err;
+}
+
+double slm_asym_search(int n, const float *x, const float *w, int nmax, int mneg, float *dout, float *mout,
+                       uint8_t *L)
+{
+    float xmin = x[0], xmax = x[0];
+    for (int i = 1; i < n; i++) { xmin = fminf(xmin, x[i]); xmax = fmaxf(xmax, x[i]); }
+    if (mneg && xmin > 0) xmin = 0;
+    float span = xmax - xmin;
+    if (!(span > 1e-30f * fmaxf(fabsf(xmax), fabsf(xmin))) || !isfinite(span)) {
+        /* constant block (or overflow): offset only */
+        *dout = 0; *mout = (mneg && xmin > 0) ? 0 : xmin;
+        memset(L, 0, n);
+        return asym_eval(n, x, w, nmax, 0, *mout, NULL);
+    }
+    double best = INFINITY;
+    float bd = span / nmax, bm = xmin;
+    uint8_t Lt[QK_K];
+    for (int is = 0; is <= 48; is++) {
+        float iscale = (nmax - 1.2f + 0.05f * is) / span;
+        if (!(iscale > 0)) continue;
+        float d = 1.0f / iscale, m = xmin;
+        asym_eval(n, x, w, nmax, d, m, Lt);
+        double err = INFINITY;
+        for (int it = 0; it < 6; it++) {
+            float nd, nm;
+            if (!asym_ls(n, x, w, Lt, mneg, &nd, &nm)) break;
+            uint8_t L2[QK_K];
+            double e2 = asym_eval(n, x, w, nmax, nd, nm, L2);
+            if (!(e2 < err)) break;
+            err = e2; d = nd; m = nm;
+            if (!memcmp(L2, Lt, n)) break;
+            memcpy(Lt, L2, n);
+        }
+        if (err < best) { best = err; bd = d; bm = m; }
+    }
+    *dout = bd; *mout = bm;
+    return asym_eval(n, x, w, nmax, bd, bm, L);
+}

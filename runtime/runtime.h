@@ -1,0 +1,169 @@
+/* runtime/runtime.h — the face of slmkit's minimal runtime.
+ *
+ * Loads a GGUF (ours or llama.cpp's) by mmap, runs the Llama-family and GPT-2
+ * forward passes with a KV cache and a thread pool, tokenizes and detokenizes
+ * (SentencePiece-style BPE and GPT-2 byte-level BPE), samples, and computes
+ * perplexity / KL-divergence the way llama.cpp does.
+ *
+ * Uses formats/ (GGUF reader) and libquant/ (kernels). Never prints, never exits.
+ */
+#ifndef SLM_RUNTIME_H
+#define SLM_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats.h"
+#include "libquant.h"
+
+/* ---- tokenizer ------------------------------------------------------------ */
+typedef struct slm_tokenizer slm_tokenizer;
+/* Build from the tokenizer.ggml.* metadata of a GGUF ("llama" or "gpt2" model). */
+int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *err) SLM_MUST_CHECK;
+void slm_tokenizer_free(slm_tokenizer *t);
+/* Encode text (any bytes; invalid UTF-8 handled like llama.cpp: SPM byte
+ * fallback / GPT-2 U+FFFD replacement). add_bos: prepend BOS (and append EOS
+ * when the model sets tokenizer.ggml.add_eos_token, as llama.cpp's add_special
+ * does). parse_special: recognise control token texts such as "<s>" in the
+ * text (user-defined tokens are always recognised). *ids is malloc'd. */
+int slm_tokenize(const slm_tokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                 int32_t **ids, size_t *n_ids, slm_err *err) SLM_MUST_CHECK;
+/* Bytes of one token as it appears in text (SPM: "▁" -> " ", <0xNN> -> byte;
+ * GPT-2: byte-level mapped back). Control tokens give "" unless special != 0.
+ * Returns the byte count (may exceed cap: then nothing is truncated silently,
+ * the caller retries with a larger buffer). */
+size_t slm_token_to_piece(const slm_tokenizer *t, int32_t id, int special, char *buf, size_t cap);
+/* Decode a whole sequence to malloc'd text (NULL when out of memory): the
+ * pieces concatenated, except that when the model adds a space prefix (SPM)
+ * the very first token loses one leading space, exactly as llama_detokenize
+ * does; so a sequence starting with BOS keeps its space (" Once"), one
+ * without BOS round-trips ("Once"). Unlike llama_detokenize, no
+ * clean_up_tokenization_spaces pass for GPT-2 vocabularies (exact round trip). */
+char *slm_detokenize(const slm_tokenizer *t, const int32_t *ids, size_t n, int special);
+int32_t slm_tokenizer_n_vocab(const slm_tokenizer *t);
+int32_t slm_tokenizer_bos(const slm_tokenizer *t);   /* -1 if none */
+int32_t slm_tokenizer_eos(const slm_tokenizer *t);   /* -1 if none */
+int slm_tokenizer_add_bos(const slm_tokenizer *t);   /* what llama.cpp would do */
+int slm_tokenizer_is_eog(const slm_tokenizer *t, int32_t id); /* end of generation */
+
+/* ---- model, context, sampling, perplexity: see below (runtime owner) ---- */
+
+/* ---- thread pool ----------------------------------------------------------- */
+/* A fixed set of worker threads; slm_pool_run calls fn(arg, ith, nth) once on
+ * each of the nth threads (the caller is thread 0) and returns when all are done. */
+typedef struct slm_pool slm_pool;
+typedef void (*slm_task_fn)(void *arg, int ith, int nth);
+int slm_pool_new(int n_threads, slm_pool **out, slm_err *err) SLM_MUST_CHECK;
+void slm_pool_free(slm_pool *p);
+int slm_pool_size(const slm_pool *p);
+void slm_pool_run(slm_pool *p, slm_task_fn fn, void *arg);
+
+/* ---- weight x activation products ---------------------------------------- */
+/* out[t * n_out + r] = sum_c W[r, c] * x[t * n_in + c] for t < n_tokens, where
+ * n_in = W->ne[0] (row length) and n_out = W->ne[1]. Dispatches on W->type:
+ * F32/F16/BF16 directly (OpenBLAS sgemm for batches), any other type through
+ * libquant's traits (vec_dot against activations converted to vec_dot_type).
+ * Output rows are split over the pool's threads. pool may be NULL (1 thread). */
+int slm_matmul_supported(uint32_t type);
+void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens);
+/* Row `row` of a 2-D tensor (e.g. a token embedding) as float32 (n = ne[0] values). */
+void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst);
+
+/* ---- model ------------------------------------------------------------------ */
+enum slm_model_arch { SLM_MODEL_LLAMA = 1, SLM_MODEL_QWEN2 = 2, SLM_MODEL_GPT2 = 3 };
+typedef struct slm_hparams {
+    int arch;               /* enum slm_model_arch */
+    char arch_name[32];     /* general.architecture */
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int n_ctx_train;        /* <arch>.context_length */
+    int n_rot;              /* rope.dimension_count (default head_dim) */
+    int rope_neox;          /* 1: pairs (i, i + n_rot/2) (qwen2); 0: adjacent pairs (llama) */
+    float rope_freq_base;   /* default 10000 */
+    float norm_eps;
+} slm_hparams;
+typedef struct slm_model slm_model;
+/* mmap a GGUF and bind its tensors (every shape checked against the hparams). */
+int slm_model_load(const char *path, slm_model **out, slm_err *err) SLM_MUST_CHECK;
+void slm_model_free(slm_model *m);
+const slm_hparams *slm_model_hparams(const slm_model *m);
+const gguf_file *slm_model_gguf(const slm_model *m);
+/* Bytes of all weight tensors (for reports). */
+uint64_t slm_model_weight_bytes(const slm_model *m);
+
+/* ---- inference context (KV cache + scratch) -------------------------------- */
+typedef struct slm_ctx slm_ctx;
+/* n_ctx: KV cache length (1..n_ctx_train); n_batch: most tokens per forward
+ * call (0 = min(512, n_ctx)); n_threads >= 1. */
+int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_ctx **out,
+                slm_err *err) SLM_MUST_CHECK;
+void slm_ctx_free(slm_ctx *c);
+void slm_ctx_clear(slm_ctx *c);            /* empty the KV cache */
+int slm_ctx_n_past(const slm_ctx *c);      /* tokens in the cache */
+int slm_ctx_n_ctx(const slm_ctx *c);
+int slm_ctx_n_batch(const slm_ctx *c);
+int slm_ctx_n_vocab(const slm_ctx *c);
+/* Run n tokens at positions n_past .. n_past+n-1 and append them to the cache
+ * (split into batches of n_batch internally). all_logits: keep the logits of
+ * every token (then n <= n_batch), else only those of the last token.
+ * Fails (SLM_EINPUT) when the cache would overflow or an id is out of range. */
+int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err *err) SLM_MUST_CHECK;
+/* Logits (n_vocab floats) of token i of the last slm_decode (i = 0 when only
+ * the last token's logits were kept). */
+const float *slm_ctx_logits(const slm_ctx *c, int i);
+
+/* ---- sampling ----------------------------------------------------------------- */
+typedef struct slm_sampler_params {
+    float temp;             /* <= 0: greedy (argmax) */
+    int top_k;              /* <= 0: off */
+    float top_p;            /* >= 1: off */
+    float min_p;            /* <= 0: off */
+    float repeat_penalty;   /* 1: off (llama.cpp rule: logit>0 ? /r : *r) */
+    int repeat_last_n;      /* window of recent tokens the penalty looks at */
+    uint64_t seed;
+} slm_sampler_params;
+typedef struct slm_sampler slm_sampler;
+void slm_sampler_defaults(slm_sampler_params *p);
+slm_sampler *slm_sampler_new(const slm_sampler_params *p, int n_vocab); /* NULL: out of memory */
+void slm_sampler_free(slm_sampler *s);
+/* Choose the next token from logits (not modified); remembers it for the penalty. */
+int32_t slm_sampler_sample(slm_sampler *s, const float *logits);
+/* Remember a token for the repetition penalty (e.g. the prompt's). */
+void slm_sampler_accept(slm_sampler *s, int32_t tok);
+/* The sampler's PRNG (xoshiro256** seeded by splitmix64): uniform in [0, 1). */
+double slm_rng_uniform(uint64_t st[4]);
+void slm_rng_seed(uint64_t st[4], uint64_t seed);
+
+/* ---- perplexity (llama.cpp's method) ------------------------------------------ */
+typedef struct slm_ppl_result {
+    double ppl, ppl_stderr;  /* exp(mean nll) and its standard error */
+    double nll, nll_stderr;  /* mean negative log-likelihood (nats) */
+    int64_t count;           /* scored tokens */
+    int chunks, n_ctx;
+    int64_t n_tokens;        /* tokens of the whole text */
+} slm_ppl_result;
+/* Called after each chunk with the running estimate. */
+typedef void (*slm_ppl_progress)(void *user, int chunk, int n_chunks, double ppl_so_far);
+/* KL-divergence against saved base logits (llama.cpp's quantities). */
+typedef struct slm_kld_result {
+    double ppl_base, ppl_base_stderr, dppl, dppl_stderr, ppl_ratio;
+    double kld_mean, kld_stderr, kld_median, kld_p99, kld_max;
+    double rms_dp, rms_dp_stderr, same_top, same_top_stderr;
+    int64_t count;
+} slm_kld_result;
+typedef struct slm_ppl_params {
+    int n_ctx;               /* chunk length */
+    int n_chunks;            /* <= 0: all */
+    const char *kld_base_out;/* write base log-probabilities here, or NULL */
+    const char *kld_base_in; /* compare against this base file, or NULL */
+    slm_ppl_progress progress;
+    void *user;
+} slm_ppl_params;
+/* Tokenize text once (BOS first when the model adds BOS), split into n_ctx
+ * chunks, replace the first token of each chunk by BOS (when adding BOS),
+ * score positions n_ctx/2 .. n_ctx-2. The context's n_ctx must be >= p->n_ctx.
+ * kld may be NULL unless kld_base_in is set. */
+int slm_perplexity(slm_ctx *c, const slm_tokenizer *tok, const char *text, size_t len,
+                   const slm_ppl_params *p, slm_ppl_result *res, slm_kld_result *kld,
+                   slm_err *err) SLM_MUST_CHECK;
+
+#endif /* SLM_RUNTIME_H */

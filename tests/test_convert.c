@@ -1,0 +1,549 @@
+/* tests/test_convert.c — `slm convert` and `slm inspect` end to end:
+ * tensors equal the checkpoint under llama.cpp's conventions, equal the GGUF
+ * llama.cpp itself wrote for the same weights, and every kind of bad input is
+ * refused with one line, a documented exit code and no output left behind. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+
+#include "formats.h"
+#include "libquant.h"
+#include "testutil.h"
+
+static float f16_to_f32_ref(uint16_t h)
+{
+    /* independent of libquant: via the half-precision definition */
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexpf((float)(m | 1024), e - 25);
+    return s ? -v : v;
+}
+
+static float elem(const gguf_tensor *t, uint64_t i)
+{
+    if (t->type == SLM_TYPE_F32)
+        return ((const float *)t->data)[i];
+    if (t->type == SLM_TYPE_F16)
+        return f16_to_f32_ref(((const uint16_t *)t->data)[i]);
+    cr_assert_fail("unexpected type %u", t->type);
+    return 0;
+}
+
+static float src_elem(const st_tensor *t, uint64_t i)
+{
+    float v;
+    st_read_f32(t, i, 1, &v);
+    return v;
+}
+
+static char *convert_model(const char *model, const char *outtype, const char *tag)
+{
+    char *dir = tu_tmpdir(tag);
+    char *out = tu_path(dir, "model.gguf");
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"convert", tu_model(model), "-o", out, "--outtype", outtype, NULL};
+    int rc = tu_run_slm(&o, &e, args);
+    cr_assert_eq(rc, 0, "convert %s failed (%d): %s", model, rc, e);
+    free(o);
+    free(e);
+    free(dir);
+    return out;
+}
+
+static void cleanup_out(char *out)
+{
+    char *d = strdup(out);
+    *strrchr(d, '/') = 0;
+    tu_rmtree(d);
+    free(d);
+    free(out);
+}
+
+Test(convert, stories260k_equals_llamacpp_gguf)
+{
+    /* llama.cpp wrote gguf/stories260K.gguf from the same weights: every tensor we
+     * write in F32 must be bit-identical (names, Q/K permutation, shapes). */
+    char *out = convert_model("stories260k", "f32", "conv-llama");
+    slm_err err = {0};
+    gguf_file *ours, *ref;
+    cr_assert_eq(gguf_open(out, &ours, &err), 0, "%s", err.msg);
+    cr_assert_eq(gguf_open(tu_model("gguf/stories260K.gguf"), &ref, &err), 0, "%s", err.msg);
+    cr_assert_eq(ours->n_tensors, ref->n_tensors);
+    for (uint64_t i = 0; i < ref->n_tensors; i++) {
+        const gguf_tensor *r = &ref->tensors[i];
+        int64_t k = gguf_find_tensor(ours, r->name);
+        cr_assert_geq(k, 0, "missing tensor %s", r->name);
+        const gguf_tensor *o = &ours->tensors[k];
+        cr_assert_eq(o->type, SLM_TYPE_F32, "%s", r->name);
+        cr_assert_eq(o->n_dims, r->n_dims, "%s", r->name);
+        for (uint32_t d = 0; d < r->n_dims; d++)
+            cr_assert_eq(o->ne[d], r->ne[d], "%s dim %u", r->name, d);
+        cr_assert(memcmp(o->data, r->data, r->nbytes) == 0, "tensor %s differs from llama.cpp's", r->name);
+    }
+    /* hyper-parameters and tokenizer agree with llama.cpp's file */
+    const char *ikeys[] = {"llama.embedding_length", "llama.feed_forward_length", "llama.attention.head_count",
+                           "llama.attention.head_count_kv", "llama.block_count", "llama.rope.dimension_count",
+                           "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                           "tokenizer.ggml.unknown_token_id"};
+    for (size_t i = 0; i < sizeof ikeys / sizeof *ikeys; i++) {
+        int64_t a, b;
+        cr_assert_eq(gguf_get_int(ours, ikeys[i], &a), 0, "%s missing", ikeys[i]);
+        cr_assert_eq(gguf_get_int(ref, ikeys[i], &b), 0);
+        cr_assert_eq(a, b, "%s: %lld vs %lld", ikeys[i], (long long)a, (long long)b);
+    }
+    int64_t ft;
+    cr_assert_eq(gguf_get_int(ours, "general.file_type", &ft), 0);
+    cr_assert_eq(ft, 0);
+    const gguf_kv *tok_o = &ours->kv[gguf_find_key(ours, "tokenizer.ggml.tokens")];
+    const gguf_kv *tok_r = &ref->kv[gguf_find_key(ref, "tokenizer.ggml.tokens")];
+    cr_assert_eq(tok_o->arr_n, tok_r->arr_n);
+    for (uint64_t i = 0; i < tok_r->arr_n; i++) {
+        gguf_str a, b;
+        cr_assert_eq(gguf_arr_str(tok_o, i, &a), 0);
+        cr_assert_eq(gguf_arr_str(tok_r, i, &b), 0);
+        cr_assert(a.len == b.len && !memcmp(a.ptr, b.ptr, a.len), "token %llu differs", (unsigned long long)i);
+    }
+    gguf_close(ours);
+    gguf_close(ref);
+    cleanup_out(out);
+}
+
+Test(convert, gpt2_transposes_and_f16)
+{
+    /* GPT-2 Conv1D [in, out] must come out as ggml ne = [in, out] rows of length in,
+     * i.e. output row r = column r of the checkpoint; F16 = round-to-nearest of F32 */
+    char *out = convert_model("tinystories-gpt2", "f16", "conv-gpt2");
+    slm_err err = {0};
+    gguf_file *g;
+    st_model *m;
+    cr_assert_eq(gguf_open(out, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(st_open(tu_model("tinystories-gpt2"), &m, &err), 0, "%s", err.msg);
+    gguf_str s;
+    cr_assert_eq(gguf_get_str(g, "general.architecture", &s), 0);
+    cr_assert(s.len == 4 && !memcmp(s.ptr, "gpt2", 4));
+    cr_assert_eq(gguf_get_str(g, "tokenizer.ggml.model", &s), 0);
+    cr_assert(s.len == 4 && !memcmp(s.ptr, "gpt2", 4));
+
+    const gguf_tensor *qkv = &g->tensors[gguf_find_tensor(g, "blk.1.attn_qkv.weight")];
+    const st_tensor *src = st_find(m, "transformer.h.1.attn.c_attn.weight");
+    cr_assert_not_null(src);
+    cr_assert_eq(qkv->type, SLM_TYPE_F16);
+    cr_assert_eq(qkv->ne[0], 128);
+    cr_assert_eq(qkv->ne[1], 384);
+    for (int64_t r = 0; r < 384; r += 7)
+        for (int64_t c = 0; c < 128; c += 5) {
+            float want = src_elem(src, (uint64_t)(c * 384 + r));
+            float got = elem(qkv, (uint64_t)(r * 128 + c));
+            cr_assert(fabsf(got - want) <= fabsf(want) * (1.0f / 2048) + 6e-8f, "qkv[%lld][%lld] %g vs %g",
+                      (long long)r, (long long)c, got, want);
+        }
+    /* norms and biases stay F32 and exact */
+    const gguf_tensor *b = &g->tensors[gguf_find_tensor(g, "blk.0.attn_qkv.bias")];
+    cr_assert_eq(b->type, SLM_TYPE_F32);
+    const st_tensor *sb = st_find(m, "transformer.h.0.attn.c_attn.bias");
+    for (int64_t i = 0; i < 384; i++)
+        cr_assert_eq(elem(b, (uint64_t)i), src_elem(sb, (uint64_t)i));
+    cr_assert_eq(g->tensors[gguf_find_tensor(g, "output_norm.weight")].type, SLM_TYPE_F32);
+    cr_assert_geq(gguf_find_tensor(g, "position_embd.weight"), 0);
+    cr_assert_lt(gguf_find_tensor(g, "output.weight"), 0, "tied GPT-2 has no output.weight (llama.cpp reuses token_embd)");
+    int64_t ft;
+    cr_assert_eq(gguf_get_int(g, "general.file_type", &ft), 0);
+    cr_assert_eq(ft, 1);
+    st_close(m);
+    gguf_close(g);
+    cleanup_out(out);
+}
+
+Test(convert, llama256_permutation_untied)
+{
+    /* stories-llama256: head_dim 64, GQA 4/2, untied output. Check the permutation
+     * directly: output row h*64 + 2j + b = HF row h*64 + b*32 + j. */
+    char *out = convert_model("stories-llama256", "f32", "conv-l256");
+    slm_err err = {0};
+    gguf_file *g;
+    st_model *m;
+    cr_assert_eq(gguf_open(out, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(st_open(tu_model("stories-llama256"), &m, &err), 0, "%s", err.msg);
+    const char *hf[] = {"model.layers.2.self_attn.q_proj.weight", "model.layers.2.self_attn.k_proj.weight"};
+    const char *gg[] = {"blk.2.attn_q.weight", "blk.2.attn_k.weight"};
+    for (int w = 0; w < 2; w++) {
+        const st_tensor *s = st_find(m, hf[w]);
+        const gguf_tensor *t = &g->tensors[gguf_find_tensor(g, gg[w])];
+        int64_t rows = t->ne[1];
+        cr_assert_eq(rows, w ? 128 : 256);
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t h = r / 64, j = (r % 64) / 2, b = r % 2, sr = h * 64 + b * 32 + j;
+            for (int64_t c = 0; c < 256; c += 31)
+                cr_assert_eq(elem(t, (uint64_t)(r * 256 + c)), src_elem(s, (uint64_t)(sr * 256 + c)), "%s row %lld",
+                             gg[w], (long long)r);
+        }
+    }
+    /* v is not permuted; the untied output is its own tensor */
+    const gguf_tensor *v = &g->tensors[gguf_find_tensor(g, "blk.0.attn_v.weight")];
+    cr_assert(memcmp(v->data, st_find(m, "model.layers.0.self_attn.v_proj.weight")->data, v->nbytes) == 0);
+    const gguf_tensor *o = &g->tensors[gguf_find_tensor(g, "output.weight")];
+    cr_assert(memcmp(o->data, st_find(m, "lm_head.weight")->data, o->nbytes) == 0);
+    st_close(m);
+    gguf_close(g);
+    cleanup_out(out);
+}
+
+Test(convert, deterministic_any_thread_count)
+{
+    char *dir = tu_tmpdir("conv-det");
+    char *a = tu_path(dir, "a.gguf"), *b = tu_path(dir, "b.gguf");
+    const char *args1[] = {"convert", tu_model("stories-llama256"), "-o", a, "-t", "1", NULL};
+    const char *args2[] = {"convert", tu_model("stories-llama256"), "-o", b, "-t", "2", NULL};
+    cr_assert_eq(tu_run_slm(NULL, NULL, args1), 0);
+    cr_assert_eq(tu_run_slm(NULL, NULL, args2), 0);
+    size_t na, nb;
+    char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb);
+    cr_assert(na == nb && memcmp(da, db, na) == 0, "output depends on the thread count");
+    free(da);
+    free(db);
+    free(a);
+    free(b);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+/* ---- bad input -------------------------------------------------------- */
+
+/* A copy of stories260k's small files in a fresh dir; the caller writes the checkpoint. */
+static char *model_copy(const char *tag, int with_weights)
+{
+    char *dir = tu_tmpdir(tag);
+    const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                           "generation_config.json", with_weights ? "model.safetensors" : NULL};
+    for (size_t i = 0; i < sizeof files / sizeof *files && files[i]; i++) {
+        size_t n;
+        char *d = tu_read_file(tu_model(files[i][0] == 'm' ? "stories260k/model.safetensors" : NULL), &n);
+        (void)d;
+    }
+    for (size_t i = 0; i < 6 && files[i]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "stories260k/%s", files[i]);
+        size_t n;
+        char *d = tu_read_file(tu_model(rel), &n);
+        cr_assert_not_null(d, "cannot read %s", rel);
+        char *p = tu_path(dir, files[i]);
+        cr_assert_eq(tu_write_file(p, d, n), 0);
+        free(p);
+        free(d);
+    }
+    return dir;
+}
+
+/* The real checkpoint with its JSON header edited by fn. */
+static void write_edited_checkpoint(const char *dir, void (*fn)(cJSON *hdr, uint64_t *data_len), int truncate_to)
+{
+    size_t n;
+    char *d = tu_read_file(tu_model("stories260k/model.safetensors"), &n);
+    uint64_t hl;
+    memcpy(&hl, d, 8);
+    cJSON *h = cJSON_ParseWithLength(d + 8, hl);
+    cr_assert_not_null(h);
+    uint64_t data_len = n - 8 - hl;
+    if (fn)
+        fn(h, &data_len);
+    char *js = cJSON_PrintUnformatted(h);
+    uint64_t nl = strlen(js);
+    size_t total = 8 + nl + data_len;
+    char *o = calloc(1, total + 1);
+    memcpy(o, &nl, 8);
+    memcpy(o + 8, js, nl);
+    memcpy(o + 8 + nl, d + 8 + hl, data_len < n - 8 - hl ? data_len : n - 8 - hl);
+    char *p = tu_path(dir, "model.safetensors");
+    cr_assert_eq(tu_write_file(p, o, truncate_to >= 0 ? (size_t)truncate_to : total), 0);
+    free(p);
+    free(o);
+    free(js);
+    cJSON_Delete(h);
+    free(d);
+}
+
+static void set_offsets(cJSON *h, const char *name, double a, double b)
+{
+    cJSON *t = cJSON_GetObjectItem(h, name);
+    cr_assert_not_null(t, "no tensor %s", name);
+    cJSON *offs = cJSON_CreateArray();
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber(a));
+    cJSON_AddItemToArray(offs, cJSON_CreateNumber(b));
+    cJSON_ReplaceItemInObject(t, "data_offsets", offs);
+}
+
+static double off0(cJSON *h, const char *name, int k)
+{
+    return cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(h, name), "data_offsets"), k)->valuedouble;
+}
+
+static void ed_overlap(cJSON *h, uint64_t *dl)
+{
+    (void)dl;
+    /* make norm.weight overlap the start of embed_tokens */
+    double a = off0(h, "model.embed_tokens.weight", 0);
+    set_offsets(h, "model.norm.weight", a + 4, a + 4 + 256);
+}
+static void ed_out_of_range(cJSON *h, uint64_t *dl)
+{
+    set_offsets(h, "model.norm.weight", (double)*dl, (double)*dl + 256);
+}
+static void ed_dtype(cJSON *h, uint64_t *dl)
+{
+    (void)dl;
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "model.norm.weight"), "dtype", cJSON_CreateString("I64"));
+}
+static void ed_shape(cJSON *h, uint64_t *dl)
+{
+    (void)dl;
+    cJSON *s = cJSON_CreateArray();
+    cJSON_AddItemToArray(s, cJSON_CreateNumber(65));
+    cJSON_ReplaceItemInObject(cJSON_GetObjectItem(h, "model.norm.weight"), "shape", s);
+}
+static void ed_missing(cJSON *h, uint64_t *dl)
+{
+    (void)dl;
+    cJSON_DeleteItemFromObject(h, "model.layers.3.mlp.up_proj.weight");
+}
+
+static void expect_refusal(const char *dir, int code, const char *needle)
+{
+    char *out = tu_path(dir, "out.gguf");
+    char *o = NULL, *e = NULL;
+    int before = tu_count_entries(dir);
+    const char *args[] = {"convert", dir, "-o", out, NULL};
+    int rc = tu_run_slm(&o, &e, args);
+    cr_assert_eq(rc, code, "exit %d (want %d); stderr: %s", rc, code, e);
+    cr_assert_eq(tu_count_lines(e), 1, "want one line, got: %s", e);
+    cr_assert(strstr(e, needle) != NULL, "stderr lacks '%s': %s", needle, e);
+    cr_assert(!tu_exists(out), "partial output left behind");
+    cr_assert_eq(tu_count_entries(dir), before, "a temp file was left behind");
+    free(o);
+    free(e);
+    free(out);
+}
+
+#define BAD_CKPT(name, fn, trunc, code, needle)                                                                   \
+    Test(convert_bad, name)                                                                                        \
+    {                                                                                                              \
+        char *dir = model_copy(#name, 0);                                                                          \
+        write_edited_checkpoint(dir, fn, trunc);                                                                   \
+        expect_refusal(dir, code, needle);                                                                         \
+        tu_rmtree(dir);                                                                                            \
+        free(dir);                                                                                                 \
+    }
+
+BAD_CKPT(truncated_data, NULL, 600000, SLM_EINPUT, "model.safetensors")
+BAD_CKPT(overlapping_offsets, ed_overlap, -1, SLM_EINPUT, "overlap")
+BAD_CKPT(out_of_range_offsets, ed_out_of_range, -1, SLM_EINPUT, "model.norm.weight")
+BAD_CKPT(unknown_dtype, ed_dtype, -1, SLM_EINPUT, "I64")
+BAD_CKPT(shape_size_mismatch, ed_shape, -1, SLM_EINPUT, "model.norm.weight")
+BAD_CKPT(missing_tensor, ed_missing, -1, SLM_EINPUT, "model.layers.3.mlp.up_proj.weight")
+
+Test(convert_bad, header_length_beyond_file)
+{
+    char *dir = model_copy("hdrlen", 0);
+    char buf[64] = {0};
+    uint64_t huge = 1ull << 40;
+    memcpy(buf, &huge, 8);
+    memcpy(buf + 8, "{\"a\":1}", 7);
+    char *p = tu_path(dir, "model.safetensors");
+    cr_assert_eq(tu_write_file(p, buf, 15), 0);
+    expect_refusal(dir, SLM_EINPUT, "model.safetensors");
+    free(p);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(convert_bad, truncated_header)
+{
+    char *dir = model_copy("trunchdr", 0);
+    write_edited_checkpoint(dir, NULL, 5);
+    expect_refusal(dir, SLM_EINPUT, "model.safetensors");
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void replace_file(const char *dir, const char *name, const char *text)
+{
+    char *p = tu_path(dir, name);
+    cr_assert_eq(tu_write_file(p, text, strlen(text)), 0);
+    free(p);
+}
+
+Test(convert_bad, unknown_architecture)
+{
+    char *dir = model_copy("arch", 1);
+    size_t n;
+    char *cfg = tu_read_file(tu_model("stories260k/config.json"), &n);
+    char *at = strstr(cfg, "LlamaForCausalLM");
+    cr_assert_not_null(at);
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%.*sFalconForCausalLM%s", (int)(at - cfg), cfg, at + strlen("LlamaForCausalLM"));
+    replace_file(dir, "config.json", buf);
+    expect_refusal(dir, SLM_EINPUT, "FalconForCausalLM");
+    free(cfg);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(convert_bad, malformed_config)
+{
+    char *dir = model_copy("cfgjson", 1);
+    replace_file(dir, "config.json", "{\"architectures\": [\"LlamaForCausalLM\"], \"hidden_size\": 64,");
+    expect_refusal(dir, SLM_EINPUT, "config.json");
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(convert_bad, malformed_tokenizer)
+{
+    char *dir = model_copy("tokjson", 1);
+    replace_file(dir, "tokenizer.json", "{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2");
+    expect_refusal(dir, SLM_EINPUT, "tokenizer.json");
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(convert_bad, missing_checkpoint)
+{
+    char *dir = model_copy("nockpt", 0);
+    char *out = tu_path(dir, "out.gguf");
+    char *e = NULL;
+    const char *args[] = {"convert", dir, "-o", out, NULL};
+    int rc = tu_run_slm(NULL, &e, args);
+    cr_assert(rc == SLM_EIO || rc == SLM_EINPUT, "exit %d: %s", rc, e);
+    cr_assert_eq(tu_count_lines(e), 1, "%s", e);
+    cr_assert(strstr(e, "safetensors") != NULL, "%s", e);
+    cr_assert(!tu_exists(out));
+    free(e);
+    free(out);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(convert_bad, unwritable_output)
+{
+    /* the output's parent is a regular file: nothing can be created there */
+    char *dir = tu_tmpdir("unwritable");
+    char *blocker = tu_path(dir, "file");
+    cr_assert_eq(tu_write_file(blocker, "x", 1), 0);
+    char out[4096];
+    snprintf(out, sizeof out, "%s/out.gguf", blocker);
+    char *e = NULL;
+    const char *args[] = {"convert", tu_model("stories260k"), "-o", out, NULL};
+    int rc = tu_run_slm(NULL, &e, args);
+    cr_assert_eq(rc, SLM_EIO, "exit %d: %s", rc, e);
+    cr_assert_eq(tu_count_lines(e), 1, "%s", e);
+    cr_assert(strstr(e, "out.gguf") != NULL, "%s", e);
+    cr_assert_eq(tu_count_entries(dir), 1);
+    free(e);
+    free(blocker);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(convert_bad, usage_errors)
+{
+    char *e = NULL;
+    const char *a1[] = {"convert", NULL};
+    cr_assert_eq(tu_run_slm(NULL, &e, a1), SLM_EUSAGE, "%s", e);
+    free(e);
+    const char *a2[] = {"convert", tu_model("stories260k"), "-o", "/tmp/x.gguf", "--outtype", "q3_weird", NULL};
+    cr_assert_eq(tu_run_slm(NULL, &e, a2), SLM_EUSAGE, "%s", e);
+    cr_assert(strstr(e, "q3_weird") != NULL);
+    free(e);
+    const char *a3[] = {"convert", "--bogus", NULL};
+    cr_assert_eq(tu_run_slm(NULL, &e, a3), SLM_EUSAGE, "%s", e);
+    free(e);
+}
+
+/* ---- inspect ---------------------------------------------------------- */
+
+Test(inspect, gguf_json_and_text)
+{
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"inspect", tu_model("gguf/stories260K.gguf"), "--json", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, args), 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert_not_null(j, "not JSON: %.200s", o);
+    cr_assert_eq(cJSON_GetObjectItem(j, "n_tensors")->valueint, 48);
+    cr_assert_eq((long)cJSON_GetObjectItem(j, "parameters")->valuedouble, 292800);
+    cJSON *md = cJSON_GetObjectItem(j, "metadata");
+    cr_assert_str_eq(cJSON_GetObjectItem(md, "general.architecture")->valuestring, "llama");
+    cJSON *toks = cJSON_GetObjectItem(md, "tokenizer.ggml.tokens");
+    cr_assert_eq(cJSON_GetObjectItem(toks, "count")->valueint, 512, "long arrays are abbreviated with a count");
+    cJSON_Delete(j);
+    free(o);
+    free(e);
+    const char *a2[] = {"inspect", tu_model("gguf/stories260K.gguf"), NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, a2), 0, "%s", e);
+    cr_assert(strstr(o, "blk.4.ffn_norm.weight") && strstr(o, "bits per weight"), "%s", o);
+    free(o);
+    free(e);
+}
+
+Test(inspect, hf_dir_and_safetensors)
+{
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"inspect", tu_model("tinystories-gpt2"), "--json", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, args), 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "config"), "architecture")->valuestring,
+                     "GPT2LMHeadModel");
+    cJSON_Delete(j);
+    free(o);
+    free(e);
+    const char *a2[] = {"inspect", tu_model("stories260k/model.safetensors"), NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, a2), 0, "%s", e);
+    cr_assert(strstr(o, "model.embed_tokens.weight") != NULL);
+    free(o);
+    free(e);
+}
+
+static void inspect_refuses(const char *path, const char *needle)
+{
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"inspect", path, NULL};
+    int rc = tu_run_slm(&o, &e, args);
+    cr_assert_eq(rc, SLM_EINPUT, "exit %d: %s", rc, e);
+    cr_assert_eq(tu_count_lines(e), 1, "%s", e);
+    cr_assert(strstr(e, needle) != NULL, "%s", e);
+    free(o);
+    free(e);
+}
+
+Test(inspect, truncated_and_corrupt_gguf)
+{
+    size_t n;
+    char *d = tu_read_file(tu_model("gguf/stories260K.gguf"), &n);
+    char *dir = tu_tmpdir("inspect-bad");
+    char *p = tu_path(dir, "bad.gguf");
+    /* truncated in the header, in the tensor infos, and in the data */
+    size_t cuts[] = {3, 20, 200, 9000, 14000, 500000, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
+        cr_assert_eq(tu_write_file(p, d, cuts[i]), 0);
+        inspect_refuses(p, "bad.gguf");
+    }
+    /* a tensor count far beyond what the file can hold */
+    char *c = malloc(n);
+    memcpy(c, d, n);
+    uint64_t huge = 1ull << 60;
+    memcpy(c + 8, &huge, 8);
+    cr_assert_eq(tu_write_file(p, c, n), 0);
+    inspect_refuses(p, "bad.gguf");
+    /* a string length beyond the file (first key's length) */
+    memcpy(c, d, n);
+    memcpy(c + 24, &huge, 8);
+    cr_assert_eq(tu_write_file(p, c, n), 0);
+    inspect_refuses(p, "bad.gguf");
+    free(c);
+    free(d);
+    free(p);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -1,0 +1,387 @@
+/* tests/test_libquant.c — libquant: half/bf16 conversions, dispatch, quant types and kernels. */
+#include <criterion/criterion.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "libquant.h"
+
+static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* Deterministic generator (splitmix64) so failures reproduce. */
+static uint64_t rng_state;
+static uint64_t rng_next(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static double rng_unif(void) { return (rng_next() >> 11) * 0x1p-53; }
+__attribute__((unused)) static float rng_gauss(void)
+{
+    double u1 = rng_unif(), u2 = rng_unif();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
+}
+
+/* ---- half precision ---- */
+
+Test(libquant, fp16_known_values)
+{
+    cr_assert_eq(slm_fp32_to_fp16(0.0f), 0x0000);
+    cr_assert_eq(slm_fp32_to_fp16(-0.0f), 0x8000);
+    cr_assert_eq(slm_fp32_to_fp16(1.0f), 0x3c00);
+    cr_assert_eq(slm_fp32_to_fp16(-2.0f), 0xc000);
+    cr_assert_eq(slm_fp32_to_fp16(65504.0f), 0x7bff);
+    cr_assert_eq(slm_fp32_to_fp16(65519.99f), 0x7bff);
+    cr_assert_eq(slm_fp32_to_fp16(65520.0f), 0x7c00); /* tie rounds to even -> Inf */
+    cr_assert_eq(slm_fp32_to_fp16(INFINITY), 0x7c00);
+    cr_assert_eq(slm_fp32_to_fp16(-INFINITY), 0xfc00);
+    cr_assert_eq(slm_fp32_to_fp16(0x1p-24f), 0x0001);  /* smallest subnormal */
+    cr_assert_eq(slm_fp32_to_fp16(0x1p-25f), 0x0000);  /* tie to even -> 0 */
+    cr_assert_eq(slm_fp32_to_fp16(0x1.8p-24f), 0x0002); /* 1.5 units: tie to even -> 2 */
+    cr_assert_eq(slm_fp32_to_fp16(0x1p-14f), 0x0400);  /* smallest normal */
+    cr_assert_eq(slm_fp32_to_fp16(1.0f + 0x1p-11f), 0x3c00); /* tie -> even */
+    cr_assert_eq(slm_fp32_to_fp16(1.0f + 0x1.8p-11f), 0x3c01);
+    cr_assert_eq(slm_fp32_to_fp16(0.1f), 0x2e66);
+    cr_assert_eq(slm_fp32_to_fp16(NAN) & 0x7e00, 0x7e00);
+    cr_assert_eq(slm_fp16_to_fp32(0x3555), 0x1.554p-2f);
+    cr_assert_eq(slm_fp16_to_fp32(0x0001), 0x1p-24f);
+    cr_assert_eq(slm_fp16_to_fp32(0x03ff), 0x1.ff8p-15f);
+    cr_assert(isinf(slm_fp16_to_fp32(0xfc00)) && slm_fp16_to_fp32(0xfc00) < 0);
+    cr_assert(isnan(slm_fp16_to_fp32(0x7c01)));
+}
+
+Test(libquant, fp16_all_halfs_round_trip)
+{
+    static uint16_t h[65536], back[65536];
+    static float f[65536], fs[65536];
+    for (int i = 0; i < 65536; i++)
+        h[i] = (uint16_t)i;
+    for (int k = 0; k <= SLM_KERNEL_AVX512; k++) {
+        if (!slm_cpu_has(k))
+            continue;
+        slm_kernel_force(k);
+        slm_fp16_to_fp32_row(h, f, 65536);
+        slm_fp32_to_fp16_row(f, back, 65536);
+        for (int i = 0; i < 65536; i++) {
+            fs[i] = slm_fp16_to_fp32(h[i]);
+            cr_assert_eq(f2u(f[i]), f2u(fs[i]), "kernel %s half %04x", slm_kernel_name(k), i);
+            int nan = (i & 0x7c00) == 0x7c00 && (i & 0x3ff);
+            /* NaNs come back quiet (bit 9 set); everything else exactly. */
+            uint16_t want = nan ? (uint16_t)(i | 0x200) : (uint16_t)i;
+            cr_assert_eq(back[i], want, "kernel %s half %04x -> %04x", slm_kernel_name(k), i, back[i]);
+            cr_assert_eq(slm_fp32_to_fp16(fs[i]), want, "scalar half %04x", i);
+        }
+    }
+    slm_kernel_force(SLM_KERNEL_AVX512);
+}
+
+/* Random floats: SIMD rows (F16C hardware for fp16) must give the scalar bits. */
+Test(libquant, fp16_bf16_random_floats_match_scalar)
+{
+    enum { N = 1 << 20 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    uint16_t *h = malloc(N * 2), *b = malloc(N * 2);
+    cr_assert(x && y && h && b);
+    rng_state = 42;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) {
+            uint32_t u = (uint32_t)rng_next();
+            if (round == 1) /* concentrate on the half range incl. subnormals and overflow */
+                u = (u & 0x807fffffu) | ((uint32_t)(100 + rng_next() % 45) << 23);
+            if (round == 2) /* halfway cases */
+                u = (u & ~0x1fffu) | 0x1000u | (uint32_t)(rng_next() & 1) << 13;
+            x[i] = u2f(u);
+        }
+        for (int k = 1; k <= SLM_KERNEL_AVX512; k++) {
+            if (!slm_cpu_has(k))
+                continue;
+            slm_kernel_force(k);
+            slm_fp32_to_fp16_row(x, h, N - 3); /* odd length exercises the tail */
+            slm_fp32_to_bf16_row(x, b, N - 3);
+            for (int i = 0; i < N - 3; i++) {
+                cr_assert_eq(h[i], slm_fp32_to_fp16(x[i]), "%s fp16 of %08x: %04x vs %04x", slm_kernel_name(k),
+                             f2u(x[i]), h[i], slm_fp32_to_fp16(x[i]));
+                cr_assert_eq(b[i], slm_fp32_to_bf16(x[i]), "%s bf16 of %08x", slm_kernel_name(k), f2u(x[i]));
+            }
+            slm_bf16_to_fp32_row(b, y, N - 3);
+            for (int i = 0; i < N - 3; i++)
+                cr_assert_eq(f2u(y[i]), (uint32_t)b[i] << 16);
+        }
+    }
+    slm_kernel_force(SLM_KERNEL_AVX512);
+    free(x); free(y); free(h); free(b);
+}
+
+Test(libquant, bf16_known_values)
+{
+    cr_assert_eq(slm_fp32_to_bf16(1.0f), 0x3f80);
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0x3f808000)), 0x3f80); /* tie -> even */
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0x3f818000)), 0x3f82); /* tie -> even (up) */
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0x3f808001)), 0x3f81);
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0x7f7fffff)), 0x7f80); /* max float rounds to Inf */
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0x7f800001)), 0x7fc0); /* sNaN -> quiet */
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0xff812345)), 0xffc1);
+    cr_assert_eq(slm_fp32_to_bf16(u2f(0x00018000)), 0x0002); /* subnormal kept, not flushed */
+    for (uint32_t i = 0; i < 65536; i++) {
+        float f = slm_bf16_to_fp32((uint16_t)i);
+        uint16_t want = ((i & 0x7f80) == 0x7f80 && (i & 0x7f)) ? (uint16_t)(i | 0x40) : (uint16_t)i;
+        cr_assert_eq(slm_fp32_to_bf16(f), want, "bf16 %04x", i);
+    }
+}
+
+Test(libquant, dispatch)
+{
+    cr_assert(slm_cpu_has(SLM_KERNEL_SCALAR));
+    cr_assert_eq(slm_kernel_force(SLM_KERNEL_SCALAR), SLM_KERNEL_SCALAR);
+    cr_assert_eq(slm_kernel_active(), SLM_KERNEL_SCALAR);
+    int k = slm_kernel_force(SLM_KERNEL_AVX512);
+    cr_assert(slm_cpu_has(k));
+    if (slm_cpu_has(SLM_KERNEL_AVX512))
+        cr_assert_eq(k, SLM_KERNEL_AVX512);
+    cr_assert_str_eq(slm_kernel_name(SLM_KERNEL_AVX2), "avx2");
+    cr_assert_str_eq(slm_kernel_name(SLM_KERNEL_SCALAR), "scalar");
+}
+
+/* ---- quant types ---- */
+
+static const uint32_t QTYPES[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14 };
+#define NQTYPES (sizeof QTYPES / sizeof QTYPES[0])
+
+Test(libquant, traits_table)
+{
+    const struct { const char *name; uint32_t type; int blck; size_t bytes; } want[] = {
+        { "F32", 0, 1, 4 }, { "f16", 1, 1, 2 }, { "bf16", 30, 1, 2 }, { "q4_0", 2, 32, 18 }, { "Q4_1", 3, 32, 20 },
+        { "q5_0", 6, 32, 22 }, { "q5_1", 7, 32, 24 }, { "q8_0", 8, 32, 34 }, { "q8_1", 9, 32, 36 },
+        { "Q2_K", 10, 256, 84 }, { "q3_k", 11, 256, 110 }, { "Q4_K", 12, 256, 144 }, { "q5_K", 13, 256, 176 },
+        { "Q6_K", 14, 256, 210 }, { "q8_K", 15, 256, 292 },
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const slm_qtraits *t = slm_qtraits_by_name(want[i].name);
+        cr_assert_not_null(t, "%s", want[i].name);
+        cr_assert_eq(t->type, want[i].type, "%s", want[i].name);
+        cr_assert_eq(t->blck, want[i].blck, "%s", want[i].name);
+        cr_assert_eq(t->bytes, want[i].bytes, "%s", want[i].name);
+        cr_assert_eq(slm_qtraits_get(want[i].type), t);
+    }
+    cr_assert_null(slm_qtraits_by_name("q7_K"));
+    cr_assert_null(slm_qtraits_get(4));
+    cr_assert_eq(slm_row_bytes(12, 4096), 16 * 144);
+    cr_assert_eq(slm_row_bytes(12, 100), 0);
+    cr_assert_eq(slm_row_bytes(2, 64), 36);
+    cr_assert_eq(slm_qtraits_get(2)->vec_dot_type, 8);
+    cr_assert_eq(slm_qtraits_get(3)->vec_dot_type, 9);
+    cr_assert_eq(slm_qtraits_get(14)->vec_dot_type, 15);
+}
+
+/* Hand-built blocks: dequantize must give ggml's values for ggml's bytes. */
+Test(libquant, dequant_known_bytes)
+{
+    unsigned char b[256];
+    float y[256];
+    /* Q4_0: d = 0.5 (0x3800), nibbles: low = j % 16, high = 15 - j % 16 */
+    memset(b, 0, sizeof b);
+    b[0] = 0x00; b[1] = 0x38;
+    for (int j = 0; j < 16; j++) b[2 + j] = (unsigned char)(j | ((15 - j) << 4));
+    slm_qtraits_get(2)->dequantize_row(b, y, 32);
+    for (int j = 0; j < 16; j++) {
+        cr_assert_eq(y[j], (j - 8) * 0.5f);
+        cr_assert_eq(y[j + 16], (7 - j) * 0.5f);
+    }
+    /* Q5_1: d = 1, m = -2 (0xc000), qh bit j set for odd j; low nibble 3 */
+    memset(b, 0, sizeof b);
+    b[0] = 0x00; b[1] = 0x3c; b[2] = 0x00; b[3] = 0xc0;
+    uint32_t qh = 0xaaaaaaaau;
+    memcpy(b + 4, &qh, 4);
+    for (int j = 0; j < 16; j++) b[8 + j] = 0x33;
+    slm_qtraits_get(7)->dequantize_row(b, y, 32);
+    for (int j = 0; j < 32; j++) cr_assert_eq(y[j], (3 + ((j & 1) ? 16 : 0)) * 1.0f - 2.0f, "j=%d", j);
+    /* Q4_K: d = 1, dmin = 0.5; sub-block 0: scale 2, min 4; sub-block 5: scale 17 (high bits), min 33 */
+    memset(b, 0, sizeof b);
+    b[0] = 0x00; b[1] = 0x3c; b[2] = 0x00; b[3] = 0x38;
+    unsigned char *sc = b + 4, *qs = b + 16;
+    sc[0] = 2; sc[4] = 4;
+    sc[9] = (unsigned char)((17 & 0xF) | ((33 & 0xF) << 4)); sc[1] |= (17 >> 4) << 6; sc[5] |= (33 >> 4) << 6;
+    for (int l = 0; l < 32; l++) { qs[l] = 0x07; qs[64 + l] = 0x90; }
+    slm_qtraits_get(12)->dequantize_row(b, y, 256);
+    cr_assert_eq(y[0], 2.0f * 7 - 2.0f);
+    cr_assert_eq(y[32], 0.0f); /* sub-block 1: scale 0, min 0 */
+    cr_assert_eq(y[160], 17.0f * 9 - 16.5f);
+    /* Q6_K: d = 0.25, scales[0] = -3, element 0 = ql low nibble 5 | qh bits 2 -> 37 - 32 = 5 */
+    memset(b, 0, sizeof b);
+    b[0] = 5; b[128] = 2; b[192] = (unsigned char)-3; b[208] = 0x00; b[209] = 0x34;
+    slm_qtraits_get(14)->dequantize_row(b, y, 256);
+    cr_assert_eq(y[0], 0.25f * -3 * 5);
+    cr_assert_eq(y[1], 0.25f * -3 * -32);
+}
+
+static double rmse_of(uint32_t type, const float *x, int64_t n, int ref)
+{
+    const slm_qtraits *t = slm_qtraits_get(type);
+    size_t rb = slm_row_bytes(type, n);
+    void *q = malloc(rb);
+    float *y = malloc(n * sizeof *y);
+    if (ref) slm_quantize_rows_llama_ref(type, x, q, 1, n);
+    else slm_quantize_rows(type, x, q, 1, n, NULL);
+    t->dequantize_row(q, y, n);
+    double e = 0;
+    for (int64_t i = 0; i < n; i++) e += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+    free(q); free(y);
+    return sqrt(e / n);
+}
+
+/* Our quantizers must beat llama.cpp's reference algorithm on Gaussian data, every type. */
+Test(libquant, rmse_beats_llama_reference)
+{
+    enum { N = 256 * 64 };
+    float *x = malloc(N * sizeof *x);
+    rng_state = 7;
+    for (int i = 0; i < N; i++) x[i] = rng_gauss() * 0.02f;
+    for (size_t k = 0; k < NQTYPES; k++) {
+        double ours = rmse_of(QTYPES[k], x, N, 0), ref = rmse_of(QTYPES[k], x, N, 1);
+        cr_log_info("%-5s rmse ours %.6g  llama-ref %.6g  ratio %.3f", slm_qtraits_get(QTYPES[k])->name, ours, ref, ours / ref);
+        cr_expect(ours < ref, "%s: %g vs %g", slm_qtraits_get(QTYPES[k])->name, ours, ref);
+    }
+    free(x);
+}
+
+/* imp: heavily weighted columns must come out more accurate than without imp. */
+Test(libquant, importance_lowers_weighted_error)
+{
+    enum { N = 256 * 16 };
+    float *x = malloc(N * sizeof *x), *imp = malloc(N * sizeof *imp), *y = malloc(N * sizeof *y);
+    void *q = malloc(slm_row_bytes(8, N) * 2);
+    rng_state = 11;
+    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
+    for (size_t k = 0; k < NQTYPES; k++) {
+        const slm_qtraits *t = slm_qtraits_get(QTYPES[k]);
+        double e[2];
+        for (int u = 0; u < 2; u++) {
+            slm_quantize_rows(t->type, x, q, 1, N, u ? imp : NULL);
+            t->dequantize_row(q, y, N);
+            e[u] = 0;
+            for (int i = 0; i < N; i++) e[u] += imp[i] * ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        }
+        cr_expect(e[1] < e[0], "%s: weighted error with imp %g, without %g", t->name, e[1], e[0]);
+    }
+    free(x); free(imp); free(y); free(q);
+}
+
+/* Adversarial blocks: all zero, constant, one spike, huge and tiny values; nothing non-finite. */
+Test(libquant, adversarial_blocks)
+{
+    enum { N = 512 };
+    float x[N], y[N];
+    unsigned char q[N * 4];
+    for (int c = 0; c < 6; c++) {
+        for (int i = 0; i < N; i++) {
+            switch (c) {
+            case 0: x[i] = 0; break;
+            case 1: x[i] = 0.75f; break;
+            case 2: x[i] = i == 77 ? 1000.f : 0.f; break;
+            case 3: x[i] = (i & 1 ? -1 : 1) * 60000.f * (float)(i % 5) / 4; break;
+            case 4: x[i] = (i % 3 - 1) * 1e-7f; break;
+            case 5: x[i] = i < 256 ? 0.f : -3.f + (float)(i % 16) * 0.01f; break;
+            }
+        }
+        for (size_t k = 0; k < NQTYPES; k++) {
+            const slm_qtraits *t = slm_qtraits_get(QTYPES[k]);
+            slm_quantize_rows(t->type, x, q, 1, N, NULL);
+            t->dequantize_row(q, y, N);
+            for (int i = 0; i < N; i++) cr_assert(isfinite(y[i]), "%s case %d i %d", t->name, c, i);
+            if (c == 0)
+                for (int i = 0; i < N; i++) cr_assert_eq(y[i], 0.f, "%s zero block", t->name);
+        }
+    }
+}
+
+/* Every SIMD kernel vs the scalar one, every type: dequantize bit-exact; vec_dot bit-exact
+ * for quant types (float types: within 1e-5 of sum |terms|); activation quantizers bit-exact. */
+Test(libquant, simd_matches_scalar)
+{
+    enum { N = 256 * 8 };
+    float *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *y0 = malloc(N * 4), *y1 = malloc(N * 4);
+    unsigned char *qw = malloc(N * 4), *qa = malloc(N * 4), *qb = malloc(N * 4);
+    static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30 };
+    rng_state = 99;
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < N; i++) {
+            x[i] = rng_gauss();
+            a[i] = rng_gauss();
+            if (round == 1) x[i] = (i % 9 == 0) ? 300.f * x[i] : x[i];   /* outliers */
+            if (round == 2) a[i] = (i % 32 == 5) ? 1e4f : a[i] * 1e-3f;   /* activation spikes */
+            if (round == 3) x[i] = 0;                                     /* zero weights */
+        }
+        for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+            const slm_qtraits *t = slm_qtraits_get(all[k]);
+            slm_quantize_rows(t->type, x, qw, 1, N, NULL);
+            if (round >= 4) /* random bytes as weights (scales kept sane) */
+                for (size_t i = 0; i < slm_row_bytes(t->type, N); i++) qw[i] = (unsigned char)rng_next();
+            if (round >= 4 && t->is_quant) {
+                /* overwrite fp16 scale fields through a re-quantize of the first element-free pattern:
+                   keep random bytes but clear NaN/Inf halfs so results are finite */
+                uint16_t *h = (uint16_t *)qw;
+                for (size_t i = 0; i < slm_row_bytes(t->type, N) / 2; i++)
+                    if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff;
+            }
+            if (!t->is_quant) {
+                if (round >= 4) continue;
+            }
+            slm_qtraits ks, kk;
+            const slm_qtraits *s = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
+            cr_assert_not_null(s);
+            cr_assert_eq(slm_quantize_act_kernel(t->vec_dot_type, SLM_KERNEL_SCALAR, a, qa, N) == 0 || !t->is_quant, 1);
+            if (!t->is_quant) slm_quantize_act(t->vec_dot_type, a, qa, N);
+            s->dequantize_row(qw, y0, N);
+            float ds;
+            s->vec_dot(N, &ds, qw, qa);
+            double mag = 0;
+            for (int i = 0; i < N; i++) mag += fabs((double)y0[i] * a[i]);
+            for (int kern = 1; kern <= SLM_KERNEL_AVX512; kern++) {
+                const slm_qtraits *v = slm_qtraits_kernel(t->type, kern, &kk);
+                if (!v) continue;
+                v->dequantize_row(qw, y1, N);
+                for (int i = 0; i < N; i++)
+                    cr_assert_eq(f2u(y0[i]), f2u(y1[i]), "%s %s dequant i=%d %g vs %g", t->name, slm_kernel_name(kern), i, y0[i], y1[i]);
+                float dv;
+                v->vec_dot(N, &dv, qw, qa);
+                /* quant types: integer block sums + the scalar float epilogue -> bit-exact */
+                if (t->is_quant)
+                    cr_assert_eq(f2u(dv), f2u(ds), "%s %s round %d vec_dot %.9g vs %.9g", t->name, slm_kernel_name(kern), round, dv, ds);
+                cr_assert(fabs((double)dv - ds) <= 1e-5 * mag + 1e-30, "%s %s round %d vec_dot %.9g vs %.9g (mag %g)",
+                          t->name, slm_kernel_name(kern), round, dv, ds, mag);
+                if (t->is_quant) {
+                    cr_assert_eq(slm_quantize_act_kernel(t->vec_dot_type, kern, a, qb, N), 0);
+                    cr_assert_eq(memcmp(qa, qb, slm_row_bytes(t->vec_dot_type, N)), 0, "%s act quant %s", t->name,
+                                 slm_kernel_name(kern));
+                }
+            }
+        }
+    }
+    free(x); free(a); free(y0); free(y1); free(qw); free(qa); free(qb);
+}
+
+/* vec_dot against quantized activations approximates the float dot product. */
+Test(libquant, vec_dot_close_to_float)
+{
+    enum { N = 256 * 4 };
+    float x[N], a[N], y[N];
+    unsigned char qw[N * 4], qa[N * 4];
+    rng_state = 5;
+    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); a[i] = rng_gauss(); }
+    for (size_t k = 0; k < NQTYPES; k++) {
+        const slm_qtraits *t = slm_qtraits_get(QTYPES[k]);
+        slm_quantize_rows(t->type, x, qw, 1, N, NULL);
+        t->dequantize_row(qw, y, N);
+        cr_assert_eq(slm_quantize_act(t->vec_dot_type, a, qa, N), 0);
+        double exact = 0, mag = 0;
+        for (int i = 0; i < N; i++) { exact += (double)y[i] * a[i]; mag += fabs((double)y[i] * a[i]); }
+        float s;
+        t->vec_dot(N, &s, qw, qa);
+        cr_assert(fabs(s - exact) < 0.02 * mag, "%s: %g vs %g", t->name, s, exact);
+    }
+}

@@ -1,0 +1,221 @@
+/* tests/testutil.c — see testutil.h */
+#include "testutil.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static const char *root_rel(const char *env, const char *deflt, const char *rel)
+{
+    static __thread char buf[8][4096];
+    static __thread int slot;
+    char *b = buf[slot++ & 7];
+    const char *base = getenv(env);
+    if (!base || !*base)
+        base = deflt;
+    snprintf(b, 4096, "%s/%s", base, rel);
+    return b;
+}
+
+const char *tu_model(const char *rel) { return root_rel("SLM_MODELS", "../shared/models", rel); }
+const char *tu_corpus(const char *rel) { return root_rel("SLM_CORPUS", "../shared/corpus", rel); }
+
+char *tu_tmpdir(const char *tag)
+{
+    const char *t = getenv("TMPDIR");
+    char *p = malloc(4096);
+    snprintf(p, 4096, "%s/slmtest-%s-XXXXXX", t && *t ? t : "/tmp", tag);
+    if (!mkdtemp(p)) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb; (void)flag; (void)ftw;
+    return remove(p);
+}
+
+void tu_rmtree(const char *path)
+{
+    if (path)
+        nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+char *tu_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(n);
+    snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int tu_write_file(const char *path, const void *data, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t w = n ? fwrite(data, 1, n, f) : 0;
+    return (fclose(f) == 0 && w == n) ? 0 : -1;
+}
+
+char *tu_read_file(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 1 << 16, len = 0;
+    char *b = malloc(cap + 1);
+    size_t r;
+    while ((r = fread(b + len, 1, cap - len, f)) > 0) {
+        len += r;
+        if (len == cap) {
+            cap *= 2;
+            b = realloc(b, cap + 1);
+        }
+    }
+    fclose(f);
+    b[len] = 0;
+    if (n)
+        *n = len;
+    return b;
+}
+
+int tu_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int tu_count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)))
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+            n++;
+    closedir(d);
+    return n;
+}
+
+const char *tu_slm_bin(void)
+{
+    const char *b = getenv("SLM_BIN");
+    return b && *b ? b : "build/slm";
+}
+
+static void drain(int fd, char **buf, size_t *len, size_t *cap)
+{
+    char tmp[65536];
+    ssize_t r = read(fd, tmp, sizeof tmp);
+    if (r <= 0)
+        return;
+    if (*len + (size_t)r + 1 > *cap) {
+        *cap = (*len + r + 1) * 2;
+        *buf = realloc(*buf, *cap);
+    }
+    memcpy(*buf + *len, tmp, r);
+    *len += r;
+    (*buf)[*len] = 0;
+}
+
+int tu_run(char **out, char **err, const char *const *argv)
+{
+    int po[2], pe[2];
+    if (pipe(po) || pipe(pe))
+        return -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, po[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
+    posix_spawn_file_actions_addclose(&fa, po[0]);
+    posix_spawn_file_actions_addclose(&fa, pe[0]);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(po[1]);
+    close(pe[1]);
+    if (rc) {
+        close(po[0]);
+        close(pe[0]);
+        return -1;
+    }
+    char *ob = calloc(1, 1), *eb = calloc(1, 1);
+    size_t ol = 0, oc = 1, el = 0, ec = 1;
+    struct pollfd p[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
+    int open_n = 2;
+    while (open_n > 0) {
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            size_t before = i ? el : ol;
+            if (i)
+                drain(p[i].fd, &eb, &el, &ec);
+            else
+                drain(p[i].fd, &ob, &ol, &oc);
+            if ((i ? el : ol) == before) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                open_n--;
+            }
+        }
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    if (out)
+        *out = ob;
+    else
+        free(ob);
+    if (err)
+        *err = eb;
+    else
+        free(eb);
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st);
+    if (WIFSIGNALED(st))
+        return 128 + WTERMSIG(st);
+    return -1;
+}
+
+int tu_run_slm(char **out, char **err, const char *const *args)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = tu_slm_bin();
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
+    argv[n] = NULL;
+    return tu_run(out, err, argv);
+}
+
+int tu_count_lines(const char *s)
+{
+    int n = 0;
+    for (; s && *s; s++)
+        if (*s == '\n')
+            n++;
+    return n;
+}

@@ -1,0 +1,36 @@
+/* tests/testutil.h — shared by every Criterion suite: where the models are,
+ * scratch directories, and running the `slm` binary. */
+#ifndef SLM_TESTUTIL_H
+#define SLM_TESTUTIL_H
+
+#include <stddef.h>
+
+/* $SLM_MODELS or ../shared/models (relative to the repo root) + "/" + rel. Static buffer per call slot. */
+const char *tu_model(const char *rel);
+/* $SLM_CORPUS or ../shared/corpus + "/" + rel */
+const char *tu_corpus(const char *rel);
+/* A fresh empty directory under $TMPDIR, removed by tu_rmtree. Returns a malloc'd path. */
+char *tu_tmpdir(const char *tag);
+void tu_rmtree(const char *path);
+/* Path join into a malloc'd string. */
+char *tu_path(const char *dir, const char *name);
+/* Write bytes to a file (creates/truncates). 0 on success. */
+int tu_write_file(const char *path, const void *data, size_t n);
+/* Read a whole file (malloc'd, NUL-terminated); NULL on failure. */
+char *tu_read_file(const char *path, size_t *n);
+int tu_exists(const char *path);
+/* Number of entries in dir other than . and .. */
+int tu_count_entries(const char *dir);
+
+/* Run `$SLM_BIN args...` (argv NULL-terminated, without the program), capture
+ * stdout and stderr (malloc'd, may be NULL), return the exit status
+ * (128+signal when killed). */
+int tu_run_slm(char **out, char **err, const char *const *args);
+/* Same for any program (argv[0] is looked up in PATH). */
+int tu_run(char **out, char **err, const char *const *argv);
+/* The slm binary under test ($SLM_BIN, default build/slm). */
+const char *tu_slm_bin(void);
+/* Count lines of s (a trailing newline ends the last line). */
+int tu_count_lines(const char *s);
+
+#endif

@@ -1,0 +1,180 @@
+/* tools/cli.c — shared helpers of the subcommands (see cli.h). */
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+void cli_print_help(const slm_cmd *c, FILE *out)
+{
+    fputs(c->help, out);
+}
+
+int cli_wants_help(const slm_cmd *c, int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--"))
+            break;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            cli_print_help(c, stdout);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void vmsg(const char *cmd, const char *kind, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "slm%s%s: %s: ", cmd ? " " : "", cmd ? cmd : "", kind);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
+int cli_fail(const char *cmd, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(cmd, "error", fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int cli_fail_err(const char *cmd, const slm_err *e)
+{
+    return cli_fail(cmd, e->code ? e->code : SLM_EINTERNAL, "%s", e->msg);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(cmd, "usage error", fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "Try 'slm %s --help'.\n", cmd ? cmd : "");
+    return SLM_EUSAGE;
+}
+
+void cli_warn(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vmsg(cmd, "warning", fmt, ap);
+    va_end(ap);
+}
+
+int cli_parse_int(const char *s, long long lo, long long hi, long long *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_parse_double(const char *s, double *out)
+{
+    if (!s || !*s)
+        return -1;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || *end || v != v)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_default_threads(void)
+{
+    /* physical cores: count distinct (physical id, core id) pairs */
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    int n = 0;
+    if (f) {
+        char line[256];
+        int phys = 0;
+        int seen[1024][2];
+        while (fgets(line, sizeof line, f)) {
+            int v;
+            if (sscanf(line, "physical id : %d", &v) == 1)
+                phys = v;
+            else if (sscanf(line, "core id : %d", &v) == 1) {
+                int dup = 0;
+                for (int i = 0; i < n; i++)
+                    if (seen[i][0] == phys && seen[i][1] == v)
+                        dup = 1;
+                if (!dup && n < 1024) {
+                    seen[n][0] = phys;
+                    seen[n][1] = v;
+                    n++;
+                }
+            }
+        }
+        fclose(f);
+    }
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0 || (online > 0 && n > online))
+        n = online > 0 ? (int)online : 1;
+    return n;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+long cli_peak_rss_kb(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0)
+        return ru.ru_maxrss;
+    return -1;
+}
+
+void cli_progress_start(cli_progress *p, const char *label, uint64_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->on = isatty(STDERR_FILENO) && !getenv("SLM_NO_PROGRESS");
+    p->label = label;
+    p->total = total ? total : 1;
+    p->t0 = cli_now();
+    p->last_drawn = (uint64_t)-1;
+    cli_progress_update(p, 0);
+}
+
+void cli_progress_update(cli_progress *p, uint64_t done)
+{
+    if (!p->on)
+        return;
+    if (done > p->total)
+        done = p->total;
+    uint64_t permille = done * 1000 / p->total;
+    if (permille == p->last_drawn)
+        return;
+    p->last_drawn = permille;
+    int width = 30, fill = (int)(permille * width / 1000);
+    char bar[64];
+    for (int i = 0; i < width; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[width] = 0;
+    fprintf(stderr, "\r%s [%s] %5.1f%% %6.1fs", p->label, bar, permille / 10.0, cli_now() - p->t0);
+    fflush(stderr);
+}
+
+void cli_progress_end(cli_progress *p)
+{
+    if (!p->on)
+        return;
+    p->last_drawn = (uint64_t)-1;
+    cli_progress_update(p, p->total);
+    fputc('\n', stderr);
+}

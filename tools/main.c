@@ -1,0 +1,83 @@
+/* tools/main.c — `slm`: one binary, git-style subcommands behind one table. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "version.h"
+
+#define SLM_VERSION "0.1.0"
+
+int cmd_convert(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+extern const char help_convert[], help_inspect[], help_bench[];
+
+static const slm_cmd commands[] = {
+    {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
+    {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
+    {"bench", cmd_bench, "benchmarks; `bench synth` writes seeded random models of real shapes", help_bench},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+const slm_cmd *cli_find(const char *name)
+{
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: slm [--version] [--help] <command> [<args>]\n\n"
+                 "slmkit: Hugging Face checkpoint -> GGUF -> quantized, measured, signed bundle.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'slm help <command>' or 'slm <command> --help' shows a command's options.\n\n"
+                 "Exit codes (every command):\n"
+                 "  0  success\n"
+                 "  1  the command ran and its answer is negative (e.g. a comparison failed)\n"
+                 "  2  usage error (unknown command or option, missing argument)\n"
+                 "  3  bad input (malformed, unsupported or inconsistent file)\n"
+                 "  4  I/O error (cannot read, write, sync or rename; disk full)\n"
+                 "  5  verification failed (signature, hash, expiry, rollback)\n"
+                 "  6  internal error (out of memory, bug)\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return SLM_EUSAGE;
+    }
+    const char *a = argv[1];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(a, "--version") || !strcmp(a, "version")) {
+        printf("slm %s (commit %s)\n", SLM_VERSION, SLM_GIT_COMMIT);
+        return 0;
+    }
+    if (!strcmp(a, "help")) {
+        if (argc < 3) {
+            usage(stdout);
+            return 0;
+        }
+        const slm_cmd *c = cli_find(argv[2]);
+        if (!c)
+            return cli_usage(NULL, "unknown command '%s'", argv[2]);
+        cli_print_help(c, stdout);
+        return 0;
+    }
+    const slm_cmd *c = cli_find(a);
+    if (!c) {
+        fprintf(stderr, "slm: usage error: unknown command '%s'\n", a);
+        usage(stderr);
+        return SLM_EUSAGE;
+    }
+    if (cli_wants_help(c, argc - 1, argv + 1))
+        return 0;
+    return c->fn(argc - 1, argv + 1);
+}
