@@ -10,11 +10,16 @@
 int cmd_convert(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_perplexity(int argc, char **argv);
+extern const char help_run[], help_perplexity[];
 extern const char help_convert[], help_inspect[], help_bench[];
 
 static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
     {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
+    {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
+    {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"bench", cmd_bench, "benchmarks; `bench synth` writes seeded random models of real shapes", help_bench},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
