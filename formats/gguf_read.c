@@ -272,8 +272,10 @@ static int read_tensor_info(cursor *c, gguf_tensor *t, uint64_t idx)
                            "%s: tensor '%s': row length %" PRId64 " is not a multiple of the %s block size %d",
                            c->path, t->name, t->ne[0], slm_type_name(t->type), bs);
     uint64_t rows = t->ne[0] ? n / (uint64_t)t->ne[0] : 0;
-    uint64_t row_bytes = (uint64_t)t->ne[0] / (uint64_t)bs * slm_type_block_bytes(t->type);
-    if (__builtin_mul_overflow(row_bytes, rows, &t->nbytes))
+    uint64_t row_bytes;
+    if (__builtin_mul_overflow((uint64_t)t->ne[0] / (uint64_t)bs, (uint64_t)slm_type_block_bytes(t->type),
+                               &row_bytes) ||
+        __builtin_mul_overflow(row_bytes, rows, &t->nbytes))
         return slm_err_set(c->err, SLM_EINPUT, "%s: tensor '%s': byte size overflows", c->path, t->name);
     if ((rc = rd_u64(c, &t->offset, "tensor offset")))
         return rc;
@@ -416,7 +418,8 @@ static int parse(gguf_priv *pv, slm_err *err)
 int gguf_open(const char *path, gguf_file **out, slm_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;

@@ -9,9 +9,12 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define CFG_FILE_CAP (16u * 1024u * 1024u)
 #define CFG_DIM_CAP (1 << 20)     /* widths, heads, FFN size */
@@ -208,9 +211,20 @@ static const struct {
 
 static int read_file_text(const char *path, char **out, size_t *len, slm_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK + S_ISREG: a FIFO, device or directory is refused, never waited on */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
     char *buf = NULL;
     size_t n = 0, cap = 0;
     for (;;) {

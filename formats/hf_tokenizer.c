@@ -13,11 +13,13 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define HF_TOK_MAX_TOKENS 10000000u           /* documented cap on n_tokens */
 #define HF_TOK_MAX_FILE (1024ull * 1024 * 1024) /* 1 GiB for any tokenizer file */
@@ -44,9 +46,13 @@ static int load_json(const char *dir, const char *name, bool optional, cJSON **o
     char *path = path_join(dir, name);
     if (!path)
         return slm_err_set(err, SLM_EINTERNAL, "%s: out of memory", name);
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO is refused below (not a regular file), never waited on */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
     if (!f) {
         int e = errno;
+        if (fd >= 0)
+            close(fd);
         if (optional && e == ENOENT) {
             free(path);
             return SLM_OK;

@@ -284,7 +284,8 @@ static int load_shard(st_model *m, int shard, slm_err *err)
 {
     st_shard *s = &m->shards[shard];
     const char *file = s->path;
-    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
         return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", file, strerror(errno));
     struct stat sb;
@@ -440,9 +441,20 @@ static int build_index(st_model *m, slm_err *err)
 /* Read a small text file whole (NUL-terminated). */
 static int read_text(const char *path, size_t cap, char **out, size_t *len, slm_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK + S_ISREG: a FIFO or device is refused, never waited on */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
         return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        close(fd);
+        return slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
     if (fseek(f, 0, SEEK_END) != 0) {
         fclose(f);
         return slm_err_set(err, SLM_EIO, "%s: cannot seek", path);

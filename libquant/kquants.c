@@ -274,6 +274,14 @@ void slm_vec_dot_q8_K(int64_t n, float *s, const void *vx, const void *vy)
     *s = sumf;
 }
 
+/* Search effort (speed vs error; see docs/quantization.md). */
+#define KQ_SCALE_CAND 12 /* candidate scales for the scale-of-scales */
+#define KQ_ASYM_CAND 16  /* candidate scales per d*q+m sub-block */
+#define KQ_SYM_CAND 8    /* candidate scales per side per symmetric sub-block */
+#define KQ_SYM6_CAND 6   /* same for Q6_K: with 64 levels more candidates gain little */
+#define KQ_ROUNDS 2      /* refinement rounds (neighbouring integer scales + super-scale refit) */
+#define KQ_NB 1          /* neighbourhood of integer scales tried per round */
+
 /* ---------- quantizer: asymmetric types (value = (D*ls)*q - Dm*lm) ---------- */
 
 typedef struct {
@@ -285,9 +293,11 @@ static double asym_sub_err(const float *x, const float *w, int len, int nmax, fl
                            uint8_t *L)
 {
     const float d1 = D * ls, m1 = Dm * lm;
+    if (len % 4 == 0 && d1 > 0) return slm_asym_err_fast(len, x, w, d1, m1, nmax, L);
+    const float id = d1 > 0 ? 1.0f / d1 : 0.0f;
     double err = 0;
     for (int i = 0; i < len; i++) {
-        int q = d1 > 0 ? slm_qclamp((x[i] + m1) / d1, 0, nmax) : 0;
+        int q = d1 > 0 ? slm_qclamp((x[i] + m1) * id, 0, nmax) : 0;
         if (L) L[i] = (uint8_t)q;
         double e = (double)x[i] - (double)(d1 * q - m1);
         err += w[i] * e * e;
@@ -312,7 +322,7 @@ static float quant_scales(int n, const float *v, const float *wv, int lmax, uint
     int lo = 0, hi = lmax;
     float D;
     if (lmax > 127) { lo = 0; hi = 127; }
-    D = slm_sym_search(n, v, wv, lo, hi, Lq);
+    D = slm_sym_search_fast(n, v, wv, lo, hi, KQ_SCALE_CAND, Lq);
     D = slm_half_round(fabsf(D));
     for (int j = 0; j < n; j++) l[j] = (uint8_t)(D > 0 ? slm_qclamp(v[j] / D, 0, lmax) : 0);
     return D;
@@ -325,7 +335,7 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
     for (int j = 0; j < sh->nsub; j++) {
         const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
         float d, m;
-        slm_asym_search(sh->sub, xs, ws, sh->nmax, 1, &d, &m, L + j * sh->sub);
+        slm_asym_search_fast(sh->sub, xs, ws, sh->nmax, 1, KQ_ASYM_CAND, &d, &m, L + j * sh->sub);
         sc[j] = d; mn[j] = -m;
         double a = 0, b = 0;
         for (int i = 0; i < sh->sub; i++) { int q = L[j * sh->sub + i]; a += ws[i] * q * q; b += ws[i]; }
@@ -334,15 +344,15 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
     float D = quant_scales(sh->nsub, sc, wsc, sh->lsmax, ls);
     float Dm = quant_scales(sh->nsub, mn, wmn, sh->lsmax, lm);
     double best = asym_all_err(sh, x, w, D, Dm, ls, lm, L);
-    for (int it = 0; it < 6; it++) {
+    for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
         /* (a) neighbouring integer scale / min per sub-block */
         for (int j = 0; j < sh->nsub; j++) {
             const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
             double e0 = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, ls[j], lm[j], NULL);
             int bl = ls[j], bm = lm[j];
-            for (int a = ls[j] - 2; a <= ls[j] + 2; a++)
-                for (int b = lm[j] - 2; b <= lm[j] + 2; b++) {
+            for (int a = ls[j] - KQ_NB; a <= ls[j] + KQ_NB; a++)
+                for (int b = lm[j] - KQ_NB; b <= lm[j] + KQ_NB; b++) {
                     if (a < 0 || b < 0 || a > sh->lsmax || b > sh->lsmax || (a == ls[j] && b == lm[j])) continue;
                     double e = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, a, b, NULL);
                     if (e < e0) { e0 = e; bl = a; bm = b; }
@@ -382,15 +392,17 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
 /* ---------- quantizer: symmetric types (value = (D*ls)*q) ---------- */
 
 typedef struct {
-    int nsub, sub, qlo, qhi, lslo, lshi;
+    int nsub, sub, qlo, qhi, lslo, lshi, ncand;
 } sym_shape;
 
 static double sym_sub_err(const float *x, const float *w, int len, int qlo, int qhi, float D, int ls, int8_t *L)
 {
     const float d1 = D * ls;
+    if (len % 4 == 0 && d1 != 0) return slm_sym_err_fast(len, x, w, d1, qlo, qhi, L);
+    const float id = d1 != 0 ? 1.0f / d1 : 0.0f;
     double err = 0;
     for (int i = 0; i < len; i++) {
-        int q = d1 != 0 ? slm_qclamp(x[i] / d1, qlo, qhi) : 0;
+        int q = d1 != 0 ? slm_qclamp(x[i] * id, qlo, qhi) : 0;
         if (L) L[i] = (int8_t)q;
         double e = (double)x[i] - (double)(d1 * q);
         err += w[i] * e * e;
@@ -412,23 +424,23 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
     float sc[16], wsc[16];
     for (int j = 0; j < sh->nsub; j++) {
         const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
-        sc[j] = slm_sym_search(sh->sub, xs, ws, sh->qlo, sh->qhi, L + j * sh->sub);
+        sc[j] = slm_sym_search_fast(sh->sub, xs, ws, sh->qlo, sh->qhi, sh->ncand, L + j * sh->sub);
         double a = 0;
         for (int i = 0; i < sh->sub; i++) { int q = L[j * sh->sub + i]; a += ws[i] * q * q; }
         wsc[j] = (float)(a > 0 ? a : 1e-30);
     }
     int8_t Ls[16];
-    float D = slm_sym_search(sh->nsub, sc, wsc, sh->lslo, sh->lshi, Ls);
+    float D = slm_sym_search_fast(sh->nsub, sc, wsc, sh->lslo, sh->lshi, KQ_SCALE_CAND, Ls);
     D = slm_half_round(D);
     for (int j = 0; j < sh->nsub; j++) ls[j] = D != 0 ? slm_qclamp(sc[j] / D, sh->lslo, sh->lshi) : 0;
     double best = sym_all_err(sh, x, w, D, ls, L);
-    for (int it = 0; it < 6; it++) {
+    for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
         for (int j = 0; j < sh->nsub; j++) {
             const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
             double e0 = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, ls[j], NULL);
             int bl = ls[j];
-            for (int a = ls[j] - 3; a <= ls[j] + 3; a++) {
+            for (int a = ls[j] - KQ_NB; a <= ls[j] + KQ_NB; a++) {
                 if (a < sh->lslo || a > sh->lshi || a == ls[j]) continue;
                 double e = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, a, NULL);
                 if (e < e0) { e0 = e; bl = a; }
@@ -492,7 +504,6 @@ void slm_quantize_q2_K(const float *x, void *vy, int64_t n, const float *imp)
         for (int j = 0; j < 16; j++) y[i].scales[j] = (uint8_t)(ls[j] | (lm[j] << 4));
         pack_2bit(L, y[i].qs);
     }
-    slm_keep_better_than_ref(SLM_T_Q2_K, x - n, vy, n, imp);
 }
 
 void slm_quantize_q4_K(const float *x, void *vy, int64_t n, const float *imp)
@@ -510,7 +521,6 @@ void slm_quantize_q4_K(const float *x, void *vy, int64_t n, const float *imp)
         for (int j = 0; j < QK_K; j += 64)
             for (int l = 0; l < 32; l++) y[i].qs[j / 2 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
     }
-    slm_keep_better_than_ref(SLM_T_Q4_K, x - n, vy, n, imp);
 }
 
 void slm_quantize_q5_K(const float *x, void *vy, int64_t n, const float *imp)
@@ -533,13 +543,12 @@ void slm_quantize_q5_K(const float *x, void *vy, int64_t n, const float *imp)
                 y[i].qh[l] |= (uint8_t)(((a >> 4) << (2 * j)) | ((b >> 4) << (2 * j + 1)));
             }
     }
-    slm_keep_better_than_ref(SLM_T_Q5_K, x - n, vy, n, imp);
 }
 
 void slm_quantize_q3_K(const float *x, void *vy, int64_t n, const float *imp)
 {
     block_q3_K *y = vy;
-    static const sym_shape sh = { 16, 16, -4, 3, -32, 31 };
+    static const sym_shape sh = { 16, 16, -4, 3, -32, 31, KQ_SYM_CAND };
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float w[QK_K];
         int ls[16];
@@ -563,13 +572,12 @@ void slm_quantize_q3_K(const float *x, void *vy, int64_t n, const float *imp)
         }
         pack_2bit(U, y[i].qs);
     }
-    slm_keep_better_than_ref(SLM_T_Q3_K, x - n, vy, n, imp);
 }
 
 void slm_quantize_q6_K(const float *x, void *vy, int64_t n, const float *imp)
 {
     block_q6_K *y = vy;
-    static const sym_shape sh = { 16, 16, -32, 31, -128, 127 };
+    static const sym_shape sh = { 16, 16, -32, 31, -128, 127, KQ_SYM6_CAND };
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float w[QK_K];
         int ls[16];
@@ -590,5 +598,4 @@ void slm_quantize_q6_K(const float *x, void *vy, int64_t n, const float *imp)
             }
         }
     }
-    slm_keep_better_than_ref(SLM_T_Q6_K, x - n, vy, n, imp);
 }

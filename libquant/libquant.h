@@ -69,4 +69,53 @@ int slm_quantize_act_kernel(uint32_t type, int kernel, const float *x, void *y, 
  * the no-imatrix path), re-implemented from the algorithm. Returns bytes, 0 if unsupported. */
 size_t slm_quantize_rows_llama_ref(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols);
 
+/* ---- recipes (recipe.c) -------------------------------------------------------
+ * llama.cpp's quantization mixes ("Q4_K_M", ...): which type each tensor gets, with
+ * llama.cpp's rules (llama-quant.cpp llama_tensor_get_type) so file sizes compare. */
+/* llama_ftype values (general.file_type) of the recipes slmkit offers. */
+enum slm_ftype {
+    SLM_FTYPE_F32 = 0, SLM_FTYPE_F16 = 1, SLM_FTYPE_Q4_0 = 2, SLM_FTYPE_Q4_1 = 3, SLM_FTYPE_Q8_0 = 7,
+    SLM_FTYPE_Q5_0 = 8, SLM_FTYPE_Q5_1 = 9, SLM_FTYPE_Q2_K = 10, SLM_FTYPE_Q3_K_S = 11, SLM_FTYPE_Q3_K_M = 12,
+    SLM_FTYPE_Q3_K_L = 13, SLM_FTYPE_Q4_K_S = 14, SLM_FTYPE_Q4_K_M = 15, SLM_FTYPE_Q5_K_S = 16,
+    SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32
+};
+/* Recipe by name (case-insensitive: "Q4_K_M", "q4_k", "f16", ...; llama-quantize's
+ * names and aliases). Returns the ftype, or -1 if unknown. */
+int slm_recipe_by_name(const char *name);
+const char *slm_recipe_name(int ftype);             /* canonical name, NULL if unknown */
+uint32_t slm_recipe_default_type(int ftype);         /* base tensor type, UINT32_MAX if unknown */
+/* All recipe names, NULL-terminated (for help and errors). */
+const char *const *slm_recipe_names(void);
+
+/* A --tensor-type rule: the first rule whose pattern (a regular expression, searched
+ * anywhere in the tensor name, as llama.cpp's std::regex_search) matches wins. */
+typedef struct slm_tensor_rule { const char *pattern; uint32_t type; } slm_tensor_rule;
+/* Facts about the whole model the rules depend on. */
+typedef struct slm_recipe_model {
+    const char *arch;     /* general.architecture ("llama", "falcon", ...) */
+    int n_layers;         /* block_count */
+    int n_gqa;            /* head_count / head_count_kv (1 when unknown) */
+    int n_attn_v;         /* tensors named *attn_v.weight / attn_qkv / attn_kv_b */
+    int has_output;       /* 0: output.weight absent (tied): token_embd follows the output rule */
+} slm_recipe_model;
+typedef struct slm_recipe_opts {
+    int pure;                         /* no per-tensor mix: every quantizable tensor gets the base type */
+    int64_t output_type;              /* -1, or a type id for output.weight */
+    int64_t token_embd_type;          /* -1, or a type id for token_embd.weight */
+    const slm_tensor_rule *rules; int n_rules;
+} slm_recipe_opts;
+enum { SLM_RECIPE_KEEP = 1, SLM_RECIPE_FALLBACK = 2, SLM_RECIPE_F16_FALLBACK = 4 };
+/* Target type of one tensor. name: GGUF name; ne: ggml dims (ne[0] = row length);
+ * layer: the N of "blk.N." or -1; cur_type: its type in the input. Returns the type;
+ * *flags (may be NULL) gets SLM_RECIPE_KEEP (not quantizable: kept as it is),
+ * SLM_RECIPE_FALLBACK (row length not a multiple of the chosen type's block: a
+ * smaller-block type, llama.cpp's tensor_type_fallback), SLM_RECIPE_F16_FALLBACK (none
+ * fits: F16); *rule (may be NULL) gets the index of the matching rule or -1.
+ * Call in file order: attn_v bumps count attn_v tensors through *attn_v_seen (start at 0). */
+uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int n_dims, const int64_t *ne,
+                                uint32_t cur_type, int layer, int ftype, const slm_recipe_opts *o,
+                                int *attn_v_seen, int *flags, int *rule);
+/* Check a --tensor-type pattern compiles; 0, or -1 with a one-line reason in msg. */
+int slm_recipe_check_pattern(const char *pattern, char *msg, size_t msg_len);
+
 #endif /* SLM_LIBQUANT_H */

@@ -166,6 +166,13 @@ float slm_sym_search(int n, const float *x, const float *w, int qlo, int qhi, in
 /* Best (d >= 0, m) for x ~ d*q + m, q in [0, nmax]; if mneg, m <= 0. Returns the weighted error. */
 double slm_asym_search(int n, const float *x, const float *w, int nmax, int mneg, float *d, float *m,
                        uint8_t *L);
+/* Fast grid + Lloyd versions (k-quants): ncand candidate scales per side. */
+float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qhi, int ncand, int8_t *L);
+double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int mneg, int ncand, float *d, float *m,
+                            uint8_t *L);
+/* Weighted error of a sub-block at a fixed scale (and min), len % 4 == 0, levels re-rounded. */
+float slm_sym_err_fast(int len, const float *x, const float *w, float d1, int qlo, int qhi, int8_t *L);
+float slm_asym_err_fast(int len, const float *x, const float *w, float d1, float m1, int nmax, uint8_t *L);
 /* Weights for one block: imp (offset to the block) or 1; uniform if all zero. */
 void slm_block_weights(int n, const float *imp, float *w);
 

@@ -42,10 +42,15 @@ void slm_vec_dot_bf16(int64_t n, float *s, const void *vx, const void *vy)
 
 /* ---------------- symmetric single-scale blocks ---------------- */
 
+/* Search effort: grid candidates per side (see search.c). The exact breakpoint sweep
+ * (slm_sym_search) gains little over a dense grid at ~100x the cost. */
+#define LEGACY_SYM_CAND 16
+#define LEGACY_ASYM_CAND 24
+
 /* Search d, round it to fp16, re-round the levels and try the neighbouring halves. */
 static float sym_block(int n, const float *x, const float *w, int qlo, int qhi, int8_t *L)
 {
-    float d = slm_sym_search(n, x, w, qlo, qhi, L);
+    float d = slm_sym_search_fast(n, x, w, qlo, qhi, LEGACY_SYM_CAND, L);
     if (d == 0) return 0;
     float dh = slm_half_round(d);
     uint16_t hb = slm_fp32_to_fp16(dh);
@@ -119,7 +124,7 @@ void slm_quantize_q8_0(const float *x, void *vy, int64_t n, const float *imp)
 static void asym_block(int n, const float *x, const float *w, int nmax, float *dout, float *mout, uint8_t *L)
 {
     float d, m;
-    slm_asym_search(n, x, w, nmax, 0, &d, &m, L);
+    slm_asym_search_fast(n, x, w, nmax, 0, LEGACY_ASYM_CAND, &d, &m, L);
     float cd[3], cm[3];
     int nc = 0;
     cd[nc] = slm_half_round(d); cm[nc] = slm_half_round(m); nc++;

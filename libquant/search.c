@@ -221,3 +221,192 @@ double slm_asym_search(int n, const float *x, const float *w, int nmax, int mneg
     *dout = bd; *mout = bm;
     return asym_eval(n, x, w, nmax, bd, bm, L);
 }
+
+/* ======================================================================================
+ * Fast searches (used by the k-quants): a grid of candidate scales, each scored by its
+ * weighted least-squares fit, then Lloyd refinement of the winner. The inner loops work
+ * on 8 lanes with GCC vector extensions (plain SSE2 code on baseline x86-64, no ISA
+ * intrinsics); lanes are summed in a fixed order, so results do not depend on threads.
+ * ====================================================================================== */
+typedef float v8f __attribute__((vector_size(16))); /* 4 lanes: native SSE2 */
+typedef int32_t v8i __attribute__((vector_size(16)));
+#define RND_MAGIC 12582912.f /* (v + M) - M rounds to nearest even for |v| < 2^22 */
+#define VINL static inline __attribute__((always_inline))
+
+VINL float hsum8(v8f v)
+{
+    return (v[0] + v[2]) + (v[1] + v[3]);
+}
+
+VINL v8f vclamp_round(v8f v, float lo, float hi)
+{
+    const v8f vlo = { lo, lo, lo, lo }, vhi = { hi, hi, hi, hi };
+    v8i m = v < vlo;
+    v = (v8f)(((v8i)vlo & m) | ((v8i)v & ~m));
+    m = v > vhi;
+    v = (v8f)(((v8i)vhi & m) | ((v8i)v & ~m));
+    return (v + RND_MAGIC) - RND_MAGIC;
+}
+
+/* x, w padded to a multiple of 4 with zeros (w = 0 lanes never count). */
+#define PADN(n) (((n) + 3) & ~3)
+
+/* sxq, sqq of q = clamp(round(x * is)) */
+VINL void sym_sums(int n8, const v8f *x, const v8f *w, float is, float lo, float hi, float *sxq, float *sqq)
+{
+    v8f a = { 0 }, b = { 0 };
+    for (int k = 0; k < n8; k++) {
+        v8f q = vclamp_round(x[k] * is, lo, hi), wq = w[k] * q;
+        a += wq * x[k];
+        b += wq * q;
+    }
+    *sxq = hsum8(a);
+    *sqq = hsum8(b);
+}
+
+float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qhi, int ncand, int8_t *L)
+{
+    float amax = 0, max = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    if (!(amax > 1e-30f) || !isfinite(amax) || n > QK_K) {
+        memset(L, 0, n);
+        return 0.f;
+    }
+    v8f xv[QK_K / 4], wv[QK_K / 4];
+    const int n8 = PADN(n) / 4;
+    float *xs = (float *)xv, *ws = (float *)wv;
+    const float inv = 1.0f / amax;
+    for (int i = 0; i < n8 * 4; i++) { xs[i] = i < n ? x[i] * inv : 0.f; ws[i] = i < n ? w[i] : 0.f; }
+    const float mx = max * inv; /* +-1 */
+    float best = -1, best_d = 0;
+    /* the element of largest magnitude maps near either end of the level range */
+    for (int side = 0; side < 2; side++) {
+        float end = side ? (float)qlo : (float)qhi;
+        if (end == 0 || (side && qlo == -qhi)) continue;
+        for (int k = 0; k < ncand; k++) {
+            float t = fabsf(end) + 0.9f - (float)k * (0.15f * fabsf(end) + 1.0f) / (float)ncand;
+            if (t <= 0.45f) break;
+            float is = (end > 0 ? t : -t) / mx, sxq, sqq;
+            sym_sums(n8, xv, wv, is, (float)qlo, (float)qhi, &sxq, &sqq);
+            if (sqq > 0 && sxq * sxq > best * sqq) { best = sxq * sxq / sqq; best_d = sxq / sqq; }
+        }
+    }
+    if (!(best > 0)) { memset(L, 0, n); return 0.f; }
+    /* Lloyd: re-round at the fitted d, refit, while the fit improves */
+    for (int it = 0; it < 3; it++) {
+        float sxq, sqq;
+        sym_sums(n8, xv, wv, 1.0f / best_d, (float)qlo, (float)qhi, &sxq, &sqq);
+        if (!(sqq > 0) || !(sxq * sxq > best * sqq * (1 + 1e-6f))) break;
+        best = sxq * sxq / sqq;
+        best_d = sxq / sqq;
+    }
+    const float id = 1.0f / best_d;
+    for (int i = 0; i < n; i++) L[i] = (int8_t)slm_qclamp(xs[i] * id, qlo, qhi);
+    return best_d * amax;
+}
+
+/* Asymmetric: x ~ d*q + m, q in [0, nmax]. Candidates iscale = (nmax + r)/span with the
+ * offset at the minimum, each followed by the 2x2 weighted least-squares fit (m <= 0 when
+ * mneg, as k-quant mins are stored negated). Scores are exact errors of the fitted pair. */
+VINL void asym_sums(int n8, const v8f *x, const v8f *w, float xmin, float is, float nmax, float *sq,
+                             float *sqq, float *sxq)
+{
+    v8f a = { 0 }, b = { 0 }, c = { 0 };
+    for (int k = 0; k < n8; k++) {
+        v8f q = vclamp_round((x[k] - xmin) * is, 0.f, nmax), wq = w[k] * q;
+        a += wq;
+        b += wq * q;
+        c += wq * x[k];
+    }
+    *sq = hsum8(a); *sqq = hsum8(b); *sxq = hsum8(c);
+}
+
+static inline int asym_fit(double sw, double sx, double sxx, double sq, double sqq, double sxq, int mneg, float *d,
+                           float *m, double *err)
+{
+    double D = sw * sqq - sq * sq, dd, mm;
+    if (!(D > 1e-20 * sw * sqq)) return 0;
+    dd = (sw * sxq - sq * sx) / D;
+    mm = (sqq * sx - sq * sxq) / D;
+    if (mneg && mm > 0) { mm = 0; dd = sxq / sqq; }
+    if (!(dd > 0)) return 0;
+    /* sum w (x - d q - m)^2 expanded */
+    *err = sxx - 2 * dd * sxq - 2 * mm * sx + dd * dd * sqq + 2 * dd * mm * sq + mm * mm * sw;
+    *d = (float)dd; *m = (float)mm;
+    return 1;
+}
+
+double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int mneg, int ncand, float *dout,
+                            float *mout, uint8_t *L)
+{
+    float xmin = x[0], xmax = x[0];
+    for (int i = 1; i < n; i++) { xmin = x[i] < xmin ? x[i] : xmin; xmax = x[i] > xmax ? x[i] : xmax; }
+    if (mneg && xmin > 0) xmin = 0;
+    float span = xmax - xmin;
+    if (!(span > 1e-30f * fmaxf(fabsf(xmax), fabsf(xmin))) || !isfinite(span) || n > QK_K)
+        return slm_asym_search(n, x, w, nmax, mneg, dout, mout, L); /* degenerate: the careful path */
+    v8f xv[QK_K / 4], wv[QK_K / 4];
+    const int n8 = PADN(n) / 4;
+    float *xs = (float *)xv, *ws = (float *)wv;
+    const float inv = 1.0f / span;
+    double sw = 0, sx = 0, sxx = 0;
+    for (int i = 0; i < n8 * 4; i++) {
+        xs[i] = i < n ? x[i] * inv : 0.f;
+        ws[i] = i < n ? w[i] : 0.f;
+        sw += ws[i]; sx += (double)ws[i] * xs[i]; sxx += (double)ws[i] * xs[i] * xs[i];
+    }
+    const float mn = xmin * inv;
+    double best = INFINITY;
+    float bd = 1.0f / nmax, bm = mn;
+    for (int k = 0; k < ncand; k++) {
+        float is = (float)nmax - 1.0f + 1.4f * (float)k / (float)(ncand > 1 ? ncand - 1 : 1);
+        float sq, sqq, sxq, d, m;
+        double e;
+        asym_sums(n8, xv, wv, mn, is, (float)nmax, &sq, &sqq, &sxq);
+        if (asym_fit(sw, sx, sxx, sq, sqq, sxq, mneg, &d, &m, &e) && e < best) { best = e; bd = d; bm = m; }
+    }
+    /* Lloyd: re-round at the fitted (d, m), refit */
+    for (int it = 0; it < 3 && isfinite(best); it++) {
+        float sq = 0, sqq = 0, sxq = 0, d, m;
+        double e;
+        asym_sums(n8, xv, wv, bm, 1.0f / bd, (float)nmax, &sq, &sqq, &sxq);
+        if (!asym_fit(sw, sx, sxx, sq, sqq, sxq, mneg, &d, &m, &e) || !(e < best * (1 - 1e-6))) break;
+        best = e; bd = d; bm = m;
+    }
+    *dout = bd * span;
+    *mout = bm * span;
+    return asym_eval(n, x, w, nmax, *dout, *mout, L);
+}
+
+/* Errors of one sub-block at a fixed scale (len a multiple of 4), for the refinement
+ * rounds; levels are round(x * (1/d)) exactly as the scalar packers compute them. */
+float slm_sym_err_fast(int len, const float *x, const float *w, float d1, int qlo, int qhi, int8_t *L)
+{
+    v8f acc = { 0 };
+    const float id = d1 != 0 ? 1.0f / d1 : 0.0f;
+    for (int k = 0; k < len; k += 4) {
+        v8f xv, wv;
+        memcpy(&xv, x + k, sizeof xv);
+        memcpy(&wv, w + k, sizeof wv);
+        v8f q = vclamp_round(xv * id, (float)qlo, (float)qhi), e = xv - d1 * q;
+        acc += wv * e * e;
+        if (L) for (int i = 0; i < 4; i++) L[k + i] = (int8_t)(int)q[i];
+    }
+    return hsum8(acc);
+}
+
+float slm_asym_err_fast(int len, const float *x, const float *w, float d1, float m1, int nmax, uint8_t *L)
+{
+    v8f acc = { 0 };
+    const float id = d1 > 0 ? 1.0f / d1 : 0.0f;
+    for (int k = 0; k < len; k += 4) {
+        v8f xv, wv;
+        memcpy(&xv, x + k, sizeof xv);
+        memcpy(&wv, w + k, sizeof wv);
+        v8f q = vclamp_round((xv + m1) * id, 0.f, (float)nmax), e = xv - (d1 * q - m1);
+        acc += wv * e * e;
+        if (L) for (int i = 0; i < 4; i++) L[k + i] = (uint8_t)(int)q[i];
+    }
+    return hsum8(acc);
+}

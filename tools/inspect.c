@@ -285,6 +285,8 @@ int cmd_inspect(int argc, char **argv)
             return cli_fail_err("inspect", &err);
         return inspect_safetensors(path, json, &cfg);
     }
+    if (!S_ISREG(st.st_mode)) /* a FIFO would block the open below */
+        return cli_fail("inspect", SLM_EIO, "%s: not a regular file", path);
     FILE *f = fopen(path, "rb");
     if (!f)
         return cli_fail("inspect", SLM_EIO, "%s: cannot open: %s", path, strerror(errno));

@@ -1,6 +1,8 @@
 /* tools/main.c — `slm`: one binary, git-style subcommands behind one table. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "version.h"
@@ -12,12 +14,15 @@ int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
+int cmd_quantize(int argc, char **argv);
+extern const char help_quantize[];
 extern const char help_run[], help_perplexity[];
 extern const char help_convert[], help_inspect[], help_bench[];
 
 static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
     {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
+    {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"bench", cmd_bench, "benchmarks; `bench synth` writes seeded random models of real shapes", help_bench},
@@ -50,8 +55,29 @@ static void usage(FILE *out)
                  "  6  internal error (out of memory, bug)\n");
 }
 
+/* Inputs are mmap'ed. If another process truncates a file while we read it,
+ * the next access past its new end raises SIGBUS; no size check can rule that
+ * out (check and access race), so every tool turns it into a clean I/O error
+ * (one line, exit 4) instead of a core dump. Outputs are never partial: they
+ * are temp files renamed only on success, and the temp file of a run stopped
+ * this way is removed by the next run (slm_afile_clean_stale), as after kill -9. */
+static void on_sigbus(int sig)
+{
+    static const char msg[] =
+        "slm: error: an input file was truncated or changed while it was being read (SIGBUS)\n";
+    (void)sig;
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(SLM_EIO);
+}
+
 int main(int argc, char **argv)
 {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigbus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
     if (argc < 2) {
         usage(stderr);
         return SLM_EUSAGE;

@@ -1,0 +1,386 @@
+/* runtime/forward.c — inference context (KV cache, scratch) and the forward
+ * passes: Llama family (RMSNorm, RoPE, GQA, SwiGLU, optional q/k/v biases)
+ * and GPT-2 (learned positions, LayerNorm with bias, fused QKV, GELU).
+ *
+ * Numerics follow llama.cpp's CPU graph: float activations, norms with a
+ * double-precision sum, RoPE angles built by repeated multiplication as ggml
+ * does, KQ scaled by 1/sqrt(head_dim), softmax with max subtraction and a
+ * double-precision sum. The KV cache is float32 (llama.cpp defaults to f16;
+ * its interop test runs it with f32 caches to compare like with like). */
+#include "runtime.h"
+#include "rt_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct slm_ctx {
+    const slm_model *m;
+    slm_pool *pool;
+    int n_ctx, n_batch, n_past;
+    int64_t kv_dim;              /* n_head_kv * head_dim */
+    float *k_cache, *v_cache;    /* [n_layer][n_ctx][kv_dim] */
+    /* scratch for one batch of up to n_batch tokens */
+    float *x;                    /* [B][E] residual stream */
+    float *xn;                   /* [B][E] normalised input of a sub-block */
+    float *q;                    /* [B][E] */
+    float *qkv;                  /* [B][E + 2 kv_dim] (GPT-2 fused projection; also k and v) */
+    float *att;                  /* [B][E] attention output before W_o */
+    float *proj;                 /* [B][E] */
+    float *ff_a, *ff_b;          /* [B][n_ff] */
+    float *scores;               /* [n_threads][n_batch][n_ctx] attention weights */
+    float *logits;               /* [B][n_vocab] or [1][n_vocab] */
+    int n_logits;                /* rows in logits from the last decode */
+    int all_logits_cap;          /* rows allocated */
+};
+
+static void *xcalloc(size_t n, size_t sz, int *fail)
+{
+    if (*fail)
+        return NULL;
+    void *p = calloc(n ? n : 1, sz);
+    if (!p)
+        *fail = 1;
+    return p;
+}
+
+int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_ctx **out, slm_err *err)
+{
+    *out = NULL;
+    const slm_hparams *hp = &m->hp;
+    if (n_ctx < 1 || n_ctx > hp->n_ctx_train)
+        return slm_err_set(err, SLM_EINPUT, "context size %d is out of range: the model supports 1..%d tokens",
+                           n_ctx, hp->n_ctx_train);
+    if (n_batch <= 0)
+        n_batch = n_ctx < 512 ? n_ctx : 512;
+    if (n_batch > n_ctx)
+        n_batch = n_ctx;
+    slm_ctx *c = calloc(1, sizeof *c);
+    if (!c)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    c->m = m;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    int rc = slm_pool_new(n_threads, &c->pool, err);
+    if (rc) {
+        free(c);
+        return rc;
+    }
+    size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, KV = (size_t)c->kv_dim;
+    size_t kv_elems = (size_t)hp->n_layer * (size_t)n_ctx * KV;
+    int fail = 0;
+    c->k_cache = xcalloc(kv_elems, sizeof(float), &fail);
+    c->v_cache = xcalloc(kv_elems, sizeof(float), &fail);
+    c->x = xcalloc(B * E, sizeof(float), &fail);
+    c->xn = xcalloc(B * E, sizeof(float), &fail);
+    c->q = xcalloc(B * E, sizeof(float), &fail);
+    c->qkv = xcalloc(B * (E + 2 * KV), sizeof(float), &fail);
+    c->att = xcalloc(B * E, sizeof(float), &fail);
+    c->proj = xcalloc(B * E, sizeof(float), &fail);
+    c->ff_a = xcalloc(B * (size_t)hp->n_ff, sizeof(float), &fail);
+    c->ff_b = xcalloc(B * (size_t)hp->n_ff, sizeof(float), &fail);
+    c->scores = xcalloc((size_t)slm_pool_size(c->pool) * B * (size_t)n_ctx, sizeof(float), &fail);
+    c->logits = xcalloc(B * (size_t)hp->n_vocab, sizeof(float), &fail);
+    c->all_logits_cap = n_batch;
+    if (fail) {
+        slm_ctx_free(c);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
+                           2.0 * kv_elems * sizeof(float) / (1 << 20));
+    }
+    *out = c;
+    return SLM_OK;
+}
+
+void slm_ctx_free(slm_ctx *c)
+{
+    if (!c)
+        return;
+    slm_pool_free(c->pool);
+    float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->att, c->proj,
+                     c->ff_a, c->ff_b, c->scores, c->logits};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        free(bufs[i]);
+    free(c);
+}
+
+void slm_ctx_clear(slm_ctx *c) { c->n_past = 0; }
+int slm_ctx_n_past(const slm_ctx *c) { return c->n_past; }
+int slm_ctx_n_ctx(const slm_ctx *c) { return c->n_ctx; }
+int slm_ctx_n_batch(const slm_ctx *c) { return c->n_batch; }
+int slm_ctx_n_vocab(const slm_ctx *c) { return c->m->hp.n_vocab; }
+
+const float *slm_ctx_logits(const slm_ctx *c, int i)
+{
+    if (i < 0 || i >= c->n_logits)
+        return NULL;
+    return c->logits + (size_t)i * c->m->hp.n_vocab;
+}
+
+/* ---- elementwise pieces -------------------------------------------------------- */
+
+static void rms_norm(float *y, const float *x, const float *w, int64_t n, float eps)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += (double)(x[i] * x[i]);
+    const float scale = 1.0f / sqrtf((float)(sum / n) + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = x[i] * scale * w[i];
+}
+
+static void layer_norm(float *y, const float *x, const float *w, const float *b, int64_t n, float eps)
+{
+    double sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        sum += x[i];
+    const float mean = (float)(sum / n);
+    double var = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float d = x[i] - mean;
+        var += (double)(d * d);
+    }
+    const float scale = 1.0f / sqrtf((float)(var / n) + eps);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (x[i] - mean) * scale * w[i] + b[i];
+}
+
+static void add_bias(float *y, const float *b, int n_tokens, int64_t n)
+{
+    if (!b)
+        return;
+    for (int t = 0; t < n_tokens; t++)
+        for (int64_t i = 0; i < n; i++)
+            y[(size_t)t * n + i] += b[i];
+}
+
+/* GELU, tanh form (GPT-2's "gelu_new"). llama.cpp's CPU backend evaluates it
+ * through a table indexed by the input rounded to f16 and stores the result
+ * rounded to f16 (inputs in (-10, 10)); we do the same so our logits agree
+ * with llama.cpp's to ~1e-6 instead of ~1e-4. */
+static float gelu_exact(float x)
+{
+    const float k = 0.79788456080286535588f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_init(void)
+{
+    for (uint32_t i = 0; i < (1u << 16); i++)
+        gelu_table[i] = slm_fp32_to_fp16(gelu_exact(slm_fp16_to_fp32((uint16_t)i)));
+}
+
+static float gelu(float x)
+{
+    if (x <= -10.0f)
+        return 0.0f;
+    if (x >= 10.0f)
+        return x;
+    return slm_fp16_to_fp32(gelu_table[slm_fp32_to_fp16(x)]);
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+/* Rotate the first n_rot dims of each of n_heads heads of one token at pos. */
+static void rope(float *v, int n_heads, int head_dim, int n_rot, int neox, float base, int pos)
+{
+    const float theta_scale = powf(base, -2.0f / n_rot);
+    for (int h = 0; h < n_heads; h++) {
+        float *x = v + (size_t)h * head_dim;
+        float theta = (float)pos;
+        for (int i0 = 0; i0 < n_rot; i0 += 2) {
+            const float c = cosf(theta), s = sinf(theta);
+            theta *= theta_scale;
+            int a = neox ? i0 / 2 : i0;
+            int b = neox ? i0 / 2 + n_rot / 2 : i0 + 1;
+            const float x0 = x[a], x1 = x[b];
+            x[a] = x0 * c - x1 * s;
+            x[b] = x0 * s + x1 * c;
+        }
+    }
+}
+
+/* ---- attention: one task per (token, head), spread over the pool ------------------ */
+
+typedef struct att_job {
+    slm_ctx *c;
+    int layer, n_tokens, pos0;
+    const float *q;     /* [n_tokens][E] (rotated) */
+    int64_t q_stride;
+} att_job;
+
+/* Per head: S = Q_h K_h^T (sgemm over the cached keys), causal mask, softmax
+ * per row, O_h = P V_h (sgemm). Heads are spread over the threads. */
+static void att_task(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    slm_ctx *c = j->c;
+    const slm_hparams *hp = &c->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int64_t KV = c->kv_dim, E = hp->n_embd;
+    const int n = j->n_tokens, NK = j->pos0 + n; /* keys 0 .. pos0+n-1 */
+    const float scale = 1.0f / sqrtf((float)D);
+    const float *kc = c->k_cache + (size_t)j->layer * c->n_ctx * KV;
+    const float *vc = c->v_cache + (size_t)j->layer * c->n_ctx * KV;
+    float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx; /* [n][NK] */
+    for (int h = ith; h < H; h += nth) {
+        const int kvh = h / group;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, NK, D, scale, j->q + (size_t)h * D, (int)j->q_stride,
+                    kc + (size_t)kvh * D, (int)KV, 0.0f, S, NK);
+        for (int t = 0; t < n; t++) {
+            float *row = S + (size_t)t * NK;
+            const int n_keys = j->pos0 + t + 1;
+            float mx = -INFINITY;
+            for (int p = 0; p < n_keys; p++)
+                if (row[p] > mx)
+                    mx = row[p];
+            double sum = 0;
+            for (int p = 0; p < n_keys; p++) {
+                float e = expf(row[p] - mx);
+                row[p] = e;
+                sum += e;
+            }
+            const float inv = (float)(1.0 / sum);
+            for (int p = 0; p < n_keys; p++)
+                row[p] *= inv;
+            for (int p = n_keys; p < NK; p++)
+                row[p] = 0;
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
+                    0.0f, c->att + (size_t)h * D, (int)E);
+    }
+}
+
+/* ---- one batch ------------------------------------------------------------------ */
+
+static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
+{
+    const slm_model *m = c->m;
+    const slm_hparams *hp = &m->hp;
+    const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, QKV = E + 2 * KV;
+    const int gpt2 = hp->arch == SLM_MODEL_GPT2;
+    const int pos0 = c->n_past;
+    float *tmp = c->proj;
+
+    /* embeddings */
+    for (int t = 0; t < n; t++) {
+        float *xt = c->x + (size_t)t * E;
+        slm_tensor_row_f32(m->tok_embd, tok[t], xt);
+        if (gpt2) {
+            slm_tensor_row_f32(m->pos_embd, pos0 + t, tmp);
+            for (int64_t i = 0; i < E; i++)
+                xt[i] += tmp[i];
+        }
+    }
+
+    for (int l = 0; l < hp->n_layer; l++) {
+        const slm_layer *ly = &m->layers[l];
+        float *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * KV;
+        float *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * KV;
+        for (int t = 0; t < n; t++) {
+            if (gpt2)
+                layer_norm(c->xn + t * E, c->x + t * E, ly->attn_norm, ly->attn_norm_b, E, hp->norm_eps);
+            else
+                rms_norm(c->xn + t * E, c->x + t * E, ly->attn_norm, E, hp->norm_eps);
+        }
+        const float *q;
+        int64_t q_stride;
+        if (gpt2) {
+            slm_matmul(c->pool, c->qkv, ly->wqkv, c->xn, n);
+            add_bias(c->qkv, ly->bqkv, n, QKV);
+            for (int t = 0; t < n; t++) {
+                memcpy(kc + t * KV, c->qkv + t * QKV + E, sizeof(float) * KV);
+                memcpy(vc + t * KV, c->qkv + t * QKV + E + KV, sizeof(float) * KV);
+            }
+            q = c->qkv;
+            q_stride = QKV;
+        } else {
+            slm_matmul(c->pool, c->q, ly->wq, c->xn, n);
+            add_bias(c->q, ly->bq, n, E);
+            /* k and v go through the qkv scratch, then into the cache */
+            float *kb = c->qkv, *vb = c->qkv + (size_t)n * KV;
+            slm_matmul(c->pool, kb, ly->wk, c->xn, n);
+            add_bias(kb, ly->bk, n, KV);
+            slm_matmul(c->pool, vb, ly->wv, c->xn, n);
+            add_bias(vb, ly->bv, n, KV);
+            for (int t = 0; t < n; t++) {
+                rope(c->q + t * E, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_freq_base, pos0 + t);
+                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_freq_base,
+                     pos0 + t);
+            }
+            memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
+            memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
+            q = c->q;
+            q_stride = E;
+        }
+        att_job aj = {c, l, n, pos0, q, q_stride};
+        slm_pool_run(c->pool, att_task, &aj);
+        slm_matmul(c->pool, c->proj, ly->wo, c->att, n);
+        add_bias(c->proj, ly->bo, n, E);
+        for (size_t i = 0; i < (size_t)n * E; i++)
+            c->x[i] += c->proj[i];
+
+        /* feed-forward */
+        for (int t = 0; t < n; t++) {
+            if (gpt2)
+                layer_norm(c->xn + t * E, c->x + t * E, ly->ffn_norm, ly->ffn_norm_b, E, hp->norm_eps);
+            else
+                rms_norm(c->xn + t * E, c->x + t * E, ly->ffn_norm, E, hp->norm_eps);
+        }
+        slm_matmul(c->pool, c->ff_a, ly->ffn_up, c->xn, n);
+        add_bias(c->ff_a, ly->ffn_up_b, n, FF);
+        if (gpt2) {
+            pthread_once(&gelu_once, gelu_init);
+            for (size_t i = 0; i < (size_t)n * FF; i++)
+                c->ff_a[i] = gelu(c->ff_a[i]);
+        } else {
+            slm_matmul(c->pool, c->ff_b, ly->ffn_gate, c->xn, n);
+            for (size_t i = 0; i < (size_t)n * FF; i++)
+                c->ff_a[i] *= silu(c->ff_b[i]);
+        }
+        slm_matmul(c->pool, c->proj, ly->ffn_down, c->ff_a, n);
+        add_bias(c->proj, ly->ffn_down_b, n, E);
+        for (size_t i = 0; i < (size_t)n * E; i++)
+            c->x[i] += c->proj[i];
+    }
+
+    /* output head: every token, or only the last */
+    int first = all_logits ? 0 : n - 1, n_out = n - first;
+    for (int t = first; t < n; t++) {
+        float *dst = c->xn + (size_t)(t - first) * E;
+        if (gpt2)
+            layer_norm(dst, c->x + t * E, m->output_norm, m->output_norm_b, E, hp->norm_eps);
+        else
+            rms_norm(dst, c->x + t * E, m->output_norm, E, hp->norm_eps);
+    }
+    slm_matmul(c->pool, c->logits, m->output, c->xn, n_out);
+    c->n_logits = n_out;
+    c->n_past += n;
+}
+
+int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err *err)
+{
+    if (n < 1)
+        return slm_err_set(err, SLM_EINPUT, "nothing to decode (0 tokens)");
+    if (n > c->n_ctx - c->n_past)
+        return slm_err_set(err, SLM_EINPUT, "%d tokens do not fit in the context: %d of %d positions are used", n,
+                           c->n_past, c->n_ctx);
+    if (all_logits && n > c->n_batch)
+        return slm_err_set(err, SLM_EINPUT, "logits of %d tokens requested, more than the batch size %d", n,
+                           c->n_batch);
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)
+            return slm_err_set(err, SLM_EINPUT, "token id %d at position %d is outside the vocabulary (%d tokens)",
+                               tokens[i], i, c->m->hp.n_vocab);
+    for (int done = 0; done < n;) {
+        int b = n - done < c->n_batch ? n - done : c->n_batch;
+        forward_batch(c, tokens + done, b, all_logits);
+        done += b;
+    }
+    return SLM_OK;
+}

@@ -1,0 +1,232 @@
+/* runtime/matmul.c — W (a GGUF weight tensor) times a batch of activations.
+ *
+ * Every path splits the output rows over the pool's threads (each thread owns
+ * a contiguous slice of rows, so no reduction is needed) and accumulates in float.
+ *   F32:        OpenBLAS on the thread's slice (sgemm for batches, sgemv for
+ *               one token); OpenBLAS runs single-threaded inside our pool.
+ *   F16, BF16, one token, AVX2 CPU: fused widen + FMA dot products
+ *               (matmul_avx2.c): decode is memory-bound, so the weights are
+ *               read once and nothing is written.
+ *   F16, BF16:  a tile of rows is widened to F32 (libquant's row converters,
+ *               SIMD inside), then the same OpenBLAS call: the weights are read
+ *               once per batch and the arithmetic stays in sgemm.
+ *   other, one token (decode): libquant's traits, as llama.cpp: the
+ *               activations are converted once to the type's vec_dot_type, then
+ *               one vec_dot per row (reads the compact weights once).
+ *   other, batches of >= BATCH_DEQUANT tokens: tiles of rows are dequantized
+ *               to F32 and multiplied with sgemm (compute-bound there; the
+ *               F32 activations make it slightly more exact than llama.cpp's
+ *               quantized-activation products).
+ * slm_matmul_ref (tests) is the plain scalar reference for every type. */
+#include "runtime.h"
+#include "rt_internal.h"
+#include "rt_simd.h"
+
+#include <cblas.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* F16/BF16 tiles of about 1 MiB of F32: big enough for sgemm to run well */
+enum { TILE_FLOATS = 1 << 18, ROW_ALIGN = 16, BATCH_DEQUANT = 8 };
+
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_init(void) { openblas_set_num_threads(1); }
+
+int slm_matmul_supported(uint32_t type)
+{
+    if (type == SLM_TYPE_F32 || type == SLM_TYPE_F16 || type == SLM_TYPE_BF16)
+        return 1;
+    const slm_qtraits *q = slm_qtraits_get(type);
+    return q && q->vec_dot && q->dequantize_row && slm_qtraits_get(q->vec_dot_type) &&
+           slm_qtraits_get(q->vec_dot_type)->quantize_row;
+}
+
+/* rows [r0, r1) of this thread, aligned so slices do not share cache lines */
+static void slice(int64_t n_rows, int ith, int nth, int64_t *r0, int64_t *r1)
+{
+    int64_t per = (n_rows + nth - 1) / nth;
+    per = (per + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN;
+    *r0 = per * ith < n_rows ? per * ith : n_rows;
+    *r1 = *r0 + per < n_rows ? *r0 + per : n_rows;
+}
+
+typedef struct mm_job {
+    float *out;
+    const gguf_tensor *W;
+    const float *x;
+    int n_tokens;
+    int64_t n_in, n_out;
+    size_t row_bytes;
+    const void *xq;          /* activations in vec_dot_type (quant path) */
+    size_t xq_row_bytes;
+    const slm_qtraits *qt;
+    int use_avx2;            /* SIMD kernels allowed (slm_kernel_active) */
+} mm_job;
+
+/* out[:, r0:r0+nr] = x * Wf^T where Wf holds nr F32 rows */
+static void blas_block(const mm_job *j, const float *Wf, int64_t r0, int64_t nr)
+{
+    if (j->n_tokens == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nr, (int)j->n_in, 1.0f, Wf, (int)j->n_in, j->x, 1,
+                    0.0f, j->out + r0, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->n_tokens, (int)nr, (int)j->n_in, 1.0f, j->x,
+                    (int)j->n_in, Wf, (int)j->n_in, 0.0f, j->out + r0, (int)j->n_out);
+}
+
+/* Without any heap memory: decode one block (or 256 values) at a time on the
+ * stack and accumulate. Used only when a tile cannot be allocated. */
+static void slow_rows(const mm_job *j, int64_t r0, int64_t r1)
+{
+    float buf[256];
+    uint32_t type = j->W->type;
+    int64_t blck = type == SLM_TYPE_F16 || type == SLM_TYPE_BF16 ? 256 : j->qt->blck;
+    size_t bbytes = type == SLM_TYPE_F16 || type == SLM_TYPE_BF16 ? 512 : j->qt->bytes;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *wr = (const uint8_t *)j->W->data + (size_t)r * j->row_bytes;
+        for (int t = 0; t < j->n_tokens; t++)
+            j->out[(size_t)t * j->n_out + r] = 0;
+        for (int64_t c0 = 0; c0 < j->n_in; c0 += blck) {
+            int64_t nb = j->n_in - c0 < blck ? j->n_in - c0 : blck;
+            const void *src = wr + (size_t)(c0 / blck) * bbytes;
+            if (type == SLM_TYPE_F16)
+                slm_fp16_to_fp32_row(src, buf, nb);
+            else if (type == SLM_TYPE_BF16)
+                slm_bf16_to_fp32_row(src, buf, nb);
+            else
+                j->qt->dequantize_row(src, buf, nb);
+            for (int t = 0; t < j->n_tokens; t++) {
+                const float *xt = j->x + (size_t)t * j->n_in + c0;
+                float s = 0;
+                for (int64_t c = 0; c < nb; c++)
+                    s += buf[c] * xt[c];
+                j->out[(size_t)t * j->n_out + r] += s;
+            }
+        }
+    }
+}
+
+static void mm_task(void *arg, int ith, int nth)
+{
+    const mm_job *j = arg;
+    int64_t r0, r1;
+    slice(j->n_out, ith, nth, &r0, &r1);
+    if (r0 >= r1)
+        return;
+    const uint8_t *wb = j->W->data;
+    uint32_t type = j->W->type;
+    if (type == SLM_TYPE_F32) {
+        blas_block(j, (const float *)(wb + (size_t)r0 * j->row_bytes), r0, r1 - r0);
+        return;
+    }
+    if ((type == SLM_TYPE_F16 || type == SLM_TYPE_BF16) && j->n_tokens == 1 && j->use_avx2) {
+        slm_gemv_half_avx2(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
+        return;
+    }
+    if (type == SLM_TYPE_F16 || type == SLM_TYPE_BF16 || !j->xq) {
+        int64_t tile_rows = TILE_FLOATS / j->n_in < 16 ? 16 : TILE_FLOATS / j->n_in;
+        if (tile_rows > r1 - r0)
+            tile_rows = r1 - r0;
+        float *tile = malloc(sizeof(float) * (size_t)tile_rows * (size_t)j->n_in);
+        if (!tile) {
+            slow_rows(j, r0, r1); /* out of memory: still answer, block by block */
+            return;
+        }
+        for (int64_t r = r0; r < r1; r += tile_rows) {
+            int64_t nr = r1 - r < tile_rows ? r1 - r : tile_rows;
+            const void *src = wb + (size_t)r * j->row_bytes;
+            if (type == SLM_TYPE_F16)
+                slm_fp16_to_fp32_row(src, tile, nr * j->n_in);
+            else if (type == SLM_TYPE_BF16)
+                slm_bf16_to_fp32_row(src, tile, nr * j->n_in);
+            else
+                j->qt->dequantize_row(src, tile, nr * j->n_in);
+            blas_block(j, tile, r, nr);
+        }
+        free(tile);
+        return;
+    }
+    /* quantized: one vec_dot per (row, token) */
+    for (int64_t r = r0; r < r1; r++) {
+        const void *wr = wb + (size_t)r * j->row_bytes;
+        for (int t = 0; t < j->n_tokens; t++) {
+            float s;
+            j->qt->vec_dot(j->n_in, &s, wr, (const uint8_t *)j->xq + (size_t)t * j->xq_row_bytes);
+            j->out[(size_t)t * j->n_out + r] = s;
+        }
+    }
+}
+
+void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens)
+{
+    pthread_once(&blas_once, blas_init);
+    mm_job j = {
+        .out = out, .W = W, .x = x, .n_tokens = n_tokens, .n_in = W->ne[0], .n_out = W->ne[1],
+        .row_bytes = slm_type_row_bytes(W->type, (uint64_t)W->ne[0]),
+        .use_avx2 = slm_kernel_active() >= SLM_KERNEL_AVX2,
+    };
+    void *xq = NULL;
+    if (W->type != SLM_TYPE_F32 && W->type != SLM_TYPE_F16 && W->type != SLM_TYPE_BF16) {
+        j.qt = slm_qtraits_get(W->type);
+    }
+    if (j.qt && n_tokens < BATCH_DEQUANT) {
+        const slm_qtraits *vt = slm_qtraits_get(j.qt->vec_dot_type);
+        j.xq_row_bytes = slm_row_bytes(j.qt->vec_dot_type, j.n_in);
+        xq = malloc(j.xq_row_bytes * (size_t)n_tokens);
+        /* out of memory: fall back to the dequantizing path (no xq) */
+        for (int t = 0; xq && t < n_tokens; t++)
+            vt->quantize_row(x + (size_t)t * j.n_in, (uint8_t *)xq + (size_t)t * j.xq_row_bytes, j.n_in, NULL);
+        j.xq = xq;
+    }
+    slm_pool_run(pool, mm_task, &j);
+    free(xq);
+}
+
+void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst)
+{
+    int64_t n = W->ne[0];
+    size_t rb = slm_type_row_bytes(W->type, (uint64_t)n);
+    const uint8_t *src = (const uint8_t *)W->data + (size_t)row * rb;
+    switch (W->type) {
+    case SLM_TYPE_F32: memcpy(dst, src, sizeof(float) * (size_t)n); break;
+    case SLM_TYPE_F16: slm_fp16_to_fp32_row((const uint16_t *)src, dst, n); break;
+    case SLM_TYPE_BF16: slm_bf16_to_fp32_row((const uint16_t *)src, dst, n); break;
+    default: slm_qtraits_get(W->type)->dequantize_row(src, dst, n); break;
+    }
+}
+
+/* Scalar reference: each weight row decoded to float, dot in float. */
+void slm_matmul_ref(float *out, const gguf_tensor *W, const float *x, int n_tokens)
+{
+    int64_t n_in = W->ne[0], n_out = W->ne[1];
+    float *row = malloc(sizeof(float) * (size_t)n_in);
+    if (!row)
+        abort(); /* test-only reference */
+    for (int64_t r = 0; r < n_out; r++) {
+        slm_tensor_row_f32(W, r, row);
+        for (int t = 0; t < n_tokens; t++) {
+            const float *xt = x + (size_t)t * n_in;
+            float s = 0;
+            for (int64_t c = 0; c < n_in; c++)
+                s += row[c] * xt[c];
+            out[(size_t)t * n_out + r] = s;
+        }
+    }
+    free(row);
+}
+
+/* The out-of-memory path on its own (tests). */
+void slm_matmul_nomem(float *out, const gguf_tensor *W, const float *x, int n_tokens)
+{
+    mm_job j = {
+        .out = out, .W = W, .x = x, .n_tokens = n_tokens, .n_in = W->ne[0], .n_out = W->ne[1],
+        .row_bytes = slm_type_row_bytes(W->type, (uint64_t)W->ne[0]),
+    };
+    if (W->type != SLM_TYPE_F32 && W->type != SLM_TYPE_F16 && W->type != SLM_TYPE_BF16)
+        j.qt = slm_qtraits_get(W->type);
+    if (W->type == SLM_TYPE_F32)
+        blas_block(&j, W->data, 0, j.n_out);
+    else
+        slow_rows(&j, 0, j.n_out);
+}

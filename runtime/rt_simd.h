@@ -1,0 +1,14 @@
+/* runtime/rt_simd.h — SIMD kernels of the runtime (in *_avx2.c files, built
+ * with the AVX2 flags) and their callers' contract. Call only when
+ * slm_kernel_active() >= SLM_KERNEL_AVX2. */
+#ifndef SLM_RT_SIMD_H
+#define SLM_RT_SIMD_H
+
+#include <stdint.h>
+
+/* out[r] = dot(W row r, x) for r in [r0, r1); W holds F16 (bf16 = 0) or BF16
+ * values, rows of n_in back to back. */
+void slm_gemv_half_avx2(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                        float *out);
+
+#endif

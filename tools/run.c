@@ -1,0 +1,388 @@
+/* tools/run.c — `slm run`: generate text from a GGUF model, streaming. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "runtime.h"
+
+const char help_run[] =
+    "usage: slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
+    "\n"
+    "Generate text with a Llama-family (llama, qwen2) or GPT-2 model stored as GGUF\n"
+    "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
+    "tokens are sampled one at a time and streamed to stdout as they are produced.\n"
+    "The prompt itself is not echoed. Generation stops after N tokens, at an\n"
+    "end-of-generation token, or when the context is full. Statistics (load time,\n"
+    "prompt and generation tokens/s, peak memory) go to stderr.\n"
+    "\n"
+    "options:\n"
+    "  -m, --model FILE        GGUF model (required)\n"
+    "  -p, --prompt TEXT       prompt text (default: empty, i.e. BOS only)\n"
+    "  -f, --file FILE         read the prompt from FILE\n"
+    "  -n, --n-predict N       tokens to generate (default 128)\n"
+    "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
+    "      --temp T            temperature; 0 = greedy (default 0.8)\n"
+    "      --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"
+    "      --top-p P           nucleus sampling; 1 = off (default 0.95)\n"
+    "      --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"
+    "      --repeat-penalty R  penalise the last --repeat-last-n tokens; 1 = off (default 1)\n"
+    "      --repeat-last-n N   window of the penalty (default 64)\n"
+    "      --seed S            PRNG seed (default: from the clock; printed in the stats)\n"
+    "  -t, --threads N         threads (default: physical cores)\n"
+    "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large), 4 I/O, 6 internal\n";
+
+enum { OPT_TEMP = 1000, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP, OPT_REPN, OPT_SEED, OPT_JSON };
+
+/* Append bytes; *buf grows. */
+static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t nc = (*len + n + 1) * 2;
+        char *b = realloc(*buf, nc);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = nc;
+    }
+    memcpy(*buf + *len, s, n);
+    *len += n;
+    (*buf)[*len] = 0;
+    return 0;
+}
+
+/* Copy of s with invalid UTF-8 sequences replaced by U+FFFD (JSON needs valid text). */
+static char *utf8_clean(const char *s, size_t n)
+{
+    char *o = malloc(n * 3 + 1);
+    if (!o)
+        return NULL;
+    size_t j = 0;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        int ok = len > 0 && i + len <= n && !(len == 2 && c < 0xc2);
+        for (int k = 1; ok && k < len; k++)
+            ok = ((unsigned char)s[i + k] & 0xc0) == 0x80;
+        if (ok && len == 3) {
+            unsigned cp = ((c & 0x0f) << 12) | (((unsigned char)s[i + 1] & 0x3f) << 6);
+            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff);
+        }
+        if (ok && len == 4) {
+            unsigned cp = ((c & 0x07) << 18) | (((unsigned char)s[i + 1] & 0x3f) << 12);
+            ok = cp >= 0x10000 && cp <= 0x10ffff;
+        }
+        if (ok) {
+            memcpy(o + j, s + i, (size_t)len);
+            j += (size_t)len;
+            i += (size_t)len;
+        } else {
+            memcpy(o + j, "\xef\xbf\xbd", 3);
+            j += 3;
+            i++;
+        }
+    }
+    o[j] = 0;
+    return o;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'},     {"prompt", required_argument, 0, 'p'},
+        {"file", required_argument, 0, 'f'},      {"n-predict", required_argument, 0, 'n'},
+        {"ctx-size", required_argument, 0, 'c'},  {"threads", required_argument, 0, 't'},
+        {"temp", required_argument, 0, OPT_TEMP}, {"top-k", required_argument, 0, OPT_TOPK},
+        {"top-p", required_argument, 0, OPT_TOPP}, {"min-p", required_argument, 0, OPT_MINP},
+        {"repeat-penalty", required_argument, 0, OPT_REP}, {"repeat-last-n", required_argument, 0, OPT_REPN},
+        {"seed", required_argument, 0, OPT_SEED}, {"json", no_argument, 0, OPT_JSON},
+        {0, 0, 0, 0},
+    };
+    const char *C = "run";
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
+    long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads(), ll;
+    int json = 0, seed_set = 0;
+    double d;
+    slm_sampler_params sp;
+    slm_sampler_defaults(&sp);
+    optind = 1;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:", opts, NULL)) != -1) {
+        switch (o) {
+        case 'm': model_path = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'f': prompt_file = optarg; break;
+        case 'n':
+            if (cli_parse_int(optarg, 0, 1 << 30, &n_predict))
+                return cli_usage(C, "-n wants a token count >= 0, got '%s'", optarg);
+            break;
+        case 'c':
+            if (cli_parse_int(optarg, 1, 1 << 30, &n_ctx))
+                return cli_usage(C, "-c wants a positive context length, got '%s'", optarg);
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &n_threads))
+                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
+            break;
+        case OPT_TEMP:
+            if (cli_parse_double(optarg, &d) || d < 0)
+                return cli_usage(C, "--temp wants a number >= 0, got '%s'", optarg);
+            sp.temp = (float)d;
+            break;
+        case OPT_TOPK:
+            if (cli_parse_int(optarg, 0, 1 << 30, &ll))
+                return cli_usage(C, "--top-k wants an integer >= 0, got '%s'", optarg);
+            sp.top_k = (int)ll;
+            break;
+        case OPT_TOPP:
+            if (cli_parse_double(optarg, &d) || d <= 0 || d > 1)
+                return cli_usage(C, "--top-p wants a number in (0, 1], got '%s'", optarg);
+            sp.top_p = (float)d;
+            break;
+        case OPT_MINP:
+            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
+                return cli_usage(C, "--min-p wants a number in [0, 1], got '%s'", optarg);
+            sp.min_p = (float)d;
+            break;
+        case OPT_REP:
+            if (cli_parse_double(optarg, &d) || d <= 0)
+                return cli_usage(C, "--repeat-penalty wants a number > 0, got '%s'", optarg);
+            sp.repeat_penalty = (float)d;
+            break;
+        case OPT_REPN:
+            if (cli_parse_int(optarg, 0, 1 << 20, &ll))
+                return cli_usage(C, "--repeat-last-n wants an integer >= 0, got '%s'", optarg);
+            sp.repeat_last_n = (int)ll;
+            break;
+        case OPT_SEED: {
+            char *end;
+            unsigned long long s = strtoull(optarg, &end, 10);
+            if (!*optarg || *end || *optarg == '-')
+                return cli_usage(C, "--seed wants a non-negative integer, got '%s'", optarg);
+            sp.seed = s;
+            seed_set = 1;
+            break;
+        }
+        case OPT_JSON: json = 1; break;
+        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    if (!model_path)
+        return cli_usage(C, "a model is required (-m MODEL.gguf)");
+    if (prompt && prompt_file)
+        return cli_usage(C, "give the prompt with -p or -f, not both");
+    if (!seed_set) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sp.seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
+    }
+
+    char *file_text = NULL;
+    size_t prompt_len = prompt ? strlen(prompt) : 0;
+    if (prompt_file) {
+        FILE *f = fopen(prompt_file, "rb");
+        if (!f)
+            return cli_fail(C, SLM_EIO, "%s: cannot open the prompt file", prompt_file);
+        size_t cap = 1 << 16;
+        file_text = malloc(cap + 1);
+        size_t r;
+        prompt_len = 0;
+        while (file_text && (r = fread(file_text + prompt_len, 1, cap - prompt_len, f)) > 0) {
+            prompt_len += r;
+            if (prompt_len == cap) {
+                char *nb = realloc(file_text, cap * 2 + 1);
+                if (!nb) {
+                    free(file_text);
+                    file_text = NULL;
+                    break;
+                }
+                file_text = nb;
+                cap *= 2;
+            }
+        }
+        int bad = ferror(f);
+        fclose(f);
+        if (!file_text)
+            return cli_fail(C, SLM_EINTERNAL, "out of memory reading %s", prompt_file);
+        if (bad) {
+            free(file_text);
+            return cli_fail(C, SLM_EIO, "%s: read error", prompt_file);
+        }
+        file_text[prompt_len] = 0;
+        prompt = file_text;
+    }
+    if (!prompt)
+        prompt = "";
+
+    int rc = 0;
+    slm_err err = {0};
+    slm_model *m = NULL;
+    slm_tokenizer *tok = NULL;
+    slm_ctx *ctx = NULL;
+    slm_sampler *smp = NULL;
+    int32_t *ids = NULL;
+    size_t n_ids = 0;
+    char *text = NULL;
+    size_t text_len = 0, text_cap = 0;
+    const char *stop = "length";
+    int n_gen = 0, n_eval = 0; /* tokens sampled; single-token decode steps run */
+    double t_prompt = 0, t_gen = 0;
+
+    double t0 = cli_now();
+    if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+        goto fail;
+    const slm_hparams *hp = slm_model_hparams(m);
+    if (slm_tokenizer_n_vocab(tok) > hp->n_vocab) {
+        rc = slm_err_set(&err, SLM_EINPUT, "%s: tokenizer has %d tokens but the embedding only %d rows", model_path,
+                         slm_tokenizer_n_vocab(tok), hp->n_vocab);
+        goto fail;
+    }
+    if (n_ctx == 0)
+        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (n_ctx > hp->n_ctx_train) {
+        rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+        goto fail;
+    }
+    if ((rc = slm_tokenize(tok, prompt, prompt_len, slm_tokenizer_add_bos(tok), 0, &ids, &n_ids, &err)))
+        goto fail;
+    if (n_ids == 0) {
+        /* nothing to condition on: start from BOS (or EOS for models without one) */
+        int32_t start = slm_tokenizer_bos(tok) >= 0 ? slm_tokenizer_bos(tok) : slm_tokenizer_eos(tok);
+        if (start < 0) {
+            rc = slm_err_set(&err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
+            goto fail;
+        }
+        free(ids);
+        ids = malloc(sizeof *ids);
+        if (!ids) {
+            rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+            goto fail;
+        }
+        ids[0] = start;
+        n_ids = 1;
+    }
+    if (n_ids > (size_t)n_ctx) {
+        rc = slm_err_set(&err, SLM_EINPUT, "the prompt has %zu tokens, more than the context length %lld (use -c)",
+                         n_ids, n_ctx);
+        goto fail;
+    }
+    if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)))
+        goto fail;
+    /* embeddings may have padding rows beyond the tokenizer's vocabulary: never sample them */
+    smp = slm_sampler_new(&sp, slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab);
+    if (!smp) {
+        rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+        goto fail;
+    }
+    for (size_t i = 0; i < n_ids; i++)
+        slm_sampler_accept(smp, ids[i]);
+    double t_load = cli_now() - t0;
+
+    double t1 = cli_now();
+    if ((rc = slm_decode(ctx, ids, (int)n_ids, 0, &err)))
+        goto fail;
+    t_prompt = cli_now() - t1;
+
+    char piece[256];
+    double t2 = cli_now();
+    while (n_gen < n_predict) {
+        int32_t next = slm_sampler_sample(smp, slm_ctx_logits(ctx, 0));
+        if (slm_tokenizer_is_eog(tok, next)) {
+            stop = "eog";
+            break;
+        }
+        n_gen++;
+        size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
+        char *big = NULL;
+        const char *pp = piece;
+        if (pn > sizeof piece) {
+            big = malloc(pn);
+            if (big)
+                slm_token_to_piece(tok, next, 0, big, pn);
+            pp = big;
+        }
+        if (pp) {
+            if (json) {
+                if (append(&text, &text_len, &text_cap, pp, pn)) {
+                    free(big);
+                    rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+                    goto fail;
+                }
+            } else {
+                fwrite(pp, 1, pn, stdout);
+                fflush(stdout);
+            }
+        }
+        free(big);
+        if (n_gen == n_predict)
+            break;
+        if (slm_ctx_n_past(ctx) >= slm_ctx_n_ctx(ctx)) {
+            stop = "context";
+            break;
+        }
+        if ((rc = slm_decode(ctx, &next, 1, 0, &err)))
+            goto fail;
+        n_eval++;
+    }
+    t_gen = cli_now() - t2;
+    double pp_tps = t_prompt > 0 ? n_ids / t_prompt : 0;
+    double tg_tps = t_gen > 0 && n_eval > 0 ? n_eval / t_gen : 0;
+    long rss = cli_peak_rss_kb();
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        char *clean = utf8_clean(text ? text : "", text_len);
+        cJSON_AddStringToObject(j, "text", clean ? clean : "");
+        free(clean);
+        cJSON_AddStringToObject(j, "model", model_path);
+        cJSON_AddStringToObject(j, "arch", hp->arch_name);
+        cJSON_AddNumberToObject(j, "prompt_tokens", (double)n_ids);
+        cJSON_AddNumberToObject(j, "generated_tokens", n_gen);
+        cJSON_AddStringToObject(j, "stop", stop);
+        cJSON_AddNumberToObject(j, "n_ctx", (double)n_ctx);
+        cJSON_AddNumberToObject(j, "threads", (double)n_threads);
+        cJSON_AddNumberToObject(j, "seed", (double)sp.seed);
+        cJSON_AddNumberToObject(j, "load_ms", t_load * 1e3);
+        cJSON_AddNumberToObject(j, "prompt_ms", t_prompt * 1e3);
+        cJSON_AddNumberToObject(j, "prompt_tps", pp_tps);
+        cJSON_AddNumberToObject(j, "gen_ms", t_gen * 1e3);
+        cJSON_AddNumberToObject(j, "gen_tps", tg_tps);
+        cJSON_AddNumberToObject(j, "peak_rss_kb", (double)rss);
+        char *s = cJSON_PrintUnformatted(j);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        cJSON_Delete(j);
+    } else {
+        printf("\n");
+        fflush(stdout);
+        fprintf(stderr,
+                "slm run: load %.1f ms | prompt %zu tokens, %.1f t/s | generation %d tokens, %.1f t/s | "
+                "peak RSS %.1f MiB | seed %llu | stop: %s\n",
+                t_load * 1e3, n_ids, pp_tps, n_gen, tg_tps, rss / 1024.0, (unsigned long long)sp.seed, stop);
+    }
+    fflush(stdout);
+    goto done;
+fail:
+    if (text_len || n_gen)
+        fflush(stdout);
+    cli_fail_err(C, &err);
+done:
+    slm_sampler_free(smp);
+    slm_ctx_free(ctx);
+    slm_tokenizer_free(tok);
+    slm_model_free(m);
+    free(ids);
+    free(text);
+    free(file_text);
+    return rc;
+}
