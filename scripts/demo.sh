@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
-# The main job end to end on the default model: HF checkpoint -> GGUF -> inspect.
-# (Grows with the toolchain: quantize -> perplexity -> keygen -> bundle -> install -> run.)
+# The main job end to end on the default model:
+#   HF checkpoint -> GGUF -> quantized GGUF -> perplexity (and KL-divergence vs F32) -> run.
+# (Grows with the toolchain: keygen -> bundle -> install come with the signing tools.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SLM=${SLM:-build/slm}
 MODELS=${SLM_MODELS:-../shared/models}
+CORPUS=${SLM_CORPUS:-../shared/corpus}
 MODEL=${SLM_DEMO_MODEL:-$MODELS/stories260k}
+TYPE=${SLM_DEMO_TYPE:-Q8_0}
 OUT=${SLM_DEMO_OUT:-build/demo}
 mkdir -p "$OUT"
-step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
-step "convert the Hugging Face checkpoint to GGUF (F16)" "$SLM" convert "$MODEL" -o "$OUT/model-f16.gguf"
-step "inspect the result" "$SLM" inspect "$OUT/model-f16.gguf"
-printf '\ndemo done: %s\n' "$OUT/model-f16.gguf"
+step() { printf '\n== %s\n$' "$1"; printf ' %q' "${@:2}"; printf '\n'; "${@:2}"; }
+step "convert the Hugging Face checkpoint to GGUF (F32)" \
+    "$SLM" convert "$MODEL" -o "$OUT/model-f32.gguf" --outtype f32
+step "inspect it" "$SLM" inspect "$OUT/model-f32.gguf"
+step "quantize it ($TYPE)" "$SLM" quantize "$OUT/model-f32.gguf" "$OUT/model-$TYPE.gguf" "$TYPE"
+step "perplexity of the F32 model (saving its logits as the KL-divergence base)" \
+    "$SLM" perplexity -m "$OUT/model-f32.gguf" -f "$CORPUS/tinystories-eval.txt" -c 128 --chunks 40 \
+    --kl-divergence-base "$OUT/base.kld"
+step "perplexity and KL-divergence of the $TYPE model against F32" \
+    "$SLM" perplexity -m "$OUT/model-$TYPE.gguf" -f "$CORPUS/tinystories-eval.txt" -c 128 --chunks 40 \
+    --kl-divergence-base "$OUT/base.kld" --kl-divergence
+step "run it: greedy continuation of 'Once upon a time'" \
+    "$SLM" run -m "$OUT/model-$TYPE.gguf" -p "Once upon a time" -n 40 --temp 0
+printf '\n\ndemo done: files in %s\n' "$OUT"
