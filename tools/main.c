@@ -16,6 +16,9 @@ int cmd_run(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
 extern const char help_quantize[];
+int cmd_keygen(int argc, char **argv), cmd_trust(int argc, char **argv), cmd_sign(int argc, char **argv);
+int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_install(int argc, char **argv);
+extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_bundle[], help_install[];
 extern const char help_run[], help_perplexity[];
 extern const char help_convert[], help_inspect[], help_bench[];
 
@@ -25,6 +28,12 @@ static const slm_cmd commands[] = {
     {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
+    {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
+    {"trust", cmd_trust, "trust roots: init, rotate (N -> N+1), verify, show", help_trust},
+    {"bundle", cmd_bundle, "pack a GGUF into a signed, versioned, expiring bundle", help_bundle},
+    {"sign", cmd_sign, "add a signature to a bundle or trust root, in place", help_sign},
+    {"verify", cmd_verify, "verify a bundle against a trust root (streaming, bounded memory)", help_verify},
+    {"install", cmd_install, "A/B install store: install with health check, --status, --revert", help_install},
     {"bench", cmd_bench, "benchmarks; `bench synth` writes seeded random models of real shapes", help_bench},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
