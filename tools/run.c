@@ -7,10 +7,13 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "signing.h"
 #include "runtime.h"
 
 const char help_run[] =
     "usage: slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
+    "       slm run --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [-p PROMPT] [options]\n"
+    "       slm run --store DIR [-p PROMPT] [options]\n"
     "\n"
     "Generate text with a Llama-family (llama, qwen2) or GPT-2 model stored as GGUF\n"
     "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
@@ -20,7 +23,13 @@ const char help_run[] =
     "prompt and generation tokens/s, peak memory) go to stderr.\n"
     "\n"
     "options:\n"
-    "  -m, --model FILE        GGUF model (required)\n"
+    "  -m, --model FILE        GGUF model\n"
+    "      --bundle B.slmb     run the model of a signed bundle: signatures, expiry and every\n"
+    "                          payload byte are verified first, into sealed memory that is\n"
+    "                          then mapped (what runs is exactly what was hashed)\n"
+    "      --trust ROOT        trust root for --bundle; repeat to walk a rotation chain\n"
+    "      --store DIR         run the active model of an install store (re-verified against\n"
+    "                          the store's pinned root the same way)\n"
     "  -p, --prompt TEXT       prompt text (default: empty, i.e. BOS only)\n"
     "  -f, --file FILE         read the prompt from FILE\n"
     "  -n, --n-predict N       tokens to generate (default 128)\n"
@@ -36,9 +45,11 @@ const char help_run[] =
     "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
     "  -h, --help              this help\n"
     "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large), 4 I/O, 6 internal\n";
+    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large), 4 I/O,\n"
+    "            5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_TEMP = 1000, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP, OPT_REPN, OPT_SEED, OPT_JSON };
+enum { OPT_TEMP = 1000, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP, OPT_REPN, OPT_SEED, OPT_JSON, OPT_BUNDLE, OPT_TRUST,
+       OPT_STORE };
 
 /* Append bytes; *buf grows. */
 static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
@@ -102,10 +113,15 @@ int cmd_run(int argc, char **argv)
         {"top-p", required_argument, 0, OPT_TOPP}, {"min-p", required_argument, 0, OPT_MINP},
         {"repeat-penalty", required_argument, 0, OPT_REP}, {"repeat-last-n", required_argument, 0, OPT_REPN},
         {"seed", required_argument, 0, OPT_SEED}, {"json", no_argument, 0, OPT_JSON},
+        {"bundle", required_argument, 0, OPT_BUNDLE}, {"trust", required_argument, 0, OPT_TRUST},
+        {"store", required_argument, 0, OPT_STORE},
         {0, 0, 0, 0},
     };
     const char *C = "run";
     const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
+    const char *bundle = NULL, *store = NULL, *trust[16];
+    int n_trust = 0;
+    char fd_path[64];
     long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads(), ll;
     int json = 0, seed_set = 0;
     double d;
@@ -117,6 +133,13 @@ int cmd_run(int argc, char **argv)
     while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:", opts, NULL)) != -1) {
         switch (o) {
         case 'm': model_path = optarg; break;
+        case OPT_BUNDLE: bundle = optarg; break;
+        case OPT_STORE: store = optarg; break;
+        case OPT_TRUST:
+            if (n_trust == 16)
+                return cli_usage(C, "at most 16 --trust roots");
+            trust[n_trust++] = optarg;
+            break;
         case 'p': prompt = optarg; break;
         case 'f': prompt_file = optarg; break;
         case 'n':
@@ -177,8 +200,12 @@ int cmd_run(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[optind]);
-    if (!model_path)
-        return cli_usage(C, "a model is required (-m MODEL.gguf)");
+    if (!!model_path + !!bundle + !!store != 1)
+        return cli_usage(C, "give exactly one model: -m MODEL.gguf, --bundle B.slmb --trust ROOT, or --store DIR");
+    if (bundle && !n_trust)
+        return cli_usage(C, "--bundle needs --trust ROOT");
+    if (n_trust && !bundle)
+        return cli_usage(C, "--trust goes with --bundle (a store uses its pinned root)");
     if (prompt && prompt_file)
         return cli_usage(C, "give the prompt with -p or -f, not both");
     if (!seed_set) {
@@ -239,6 +266,28 @@ int cmd_run(int argc, char **argv)
     double t_prompt = 0, t_gen = 0;
 
     double t0 = cli_now();
+    if (bundle || store) {
+        /* verify before anything executes; the verified bytes live in a sealed
+         * memfd, so what is mapped is exactly what was hashed */
+        int fd = -1;
+        slm_manifest *man = NULL;
+        if (bundle) {
+            slm_root *root = NULL;
+            int64_t now = (int64_t)time(NULL);
+            slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
+            rc = slm_trust_chain(trust, n_trust, now, &root, &err);
+            if (!rc)
+                rc = slm_bundle_open_model(bundle, root, &vo, &fd, &man, &err);
+            slm_root_free(root);
+        } else {
+            rc = slm_store_open_model(store, &fd, &man, &err);
+        }
+        slm_manifest_free(man);
+        if (rc)
+            goto fail;
+        snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
+        model_path = fd_path;
+    }
     if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
         goto fail;
     const slm_hparams *hp = slm_model_hparams(m);
@@ -343,7 +392,7 @@ int cmd_run(int argc, char **argv)
         char *clean = utf8_clean(text ? text : "", text_len);
         cJSON_AddStringToObject(j, "text", clean ? clean : "");
         free(clean);
-        cJSON_AddStringToObject(j, "model", model_path);
+        cJSON_AddStringToObject(j, "model", bundle ? bundle : store ? store : model_path);
         cJSON_AddStringToObject(j, "arch", hp->arch_name);
         cJSON_AddNumberToObject(j, "prompt_tokens", (double)n_ids);
         cJSON_AddNumberToObject(j, "generated_tokens", n_gen);
