@@ -40,28 +40,6 @@ const char help_bundle[] =
 
 int install_canary_ppl(const char *model_path, const char *text, double *ppl, slm_err *err);
 
-static char *read_text(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 1 << 16, n = 0;
-    char *b = malloc(cap + 1);
-    while (b && (n += fread(b + n, 1, cap - n, f)) == cap && cap < (1u << 20)) {
-        char *nb = realloc(b, cap * 2 + 1);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    fclose(f);
-    if (b)
-        b[n] = 0;
-    return b;
-}
 
 int cmd_bundle(int argc, char **argv)
 {
@@ -142,10 +120,11 @@ int cmd_bundle(int argc, char **argv)
     slm_err err = {0};
     char *canary_text = NULL;
     if (canary) {
-        canary_text = canary[0] == '@' ? read_text(canary + 1) : strdup(canary);
+        /* the canary travels inside the signed manifest: keep it small */
+        canary_text = canary[0] == '@' ? cli_read_file(canary + 1, (size_t)1 << 20, NULL, &err) : strdup(canary);
         if (!canary_text) {
             cJSON_Delete(meta);
-            return cli_fail(C, SLM_EIO, "%s: cannot read the canary text", canary + 1);
+            return canary[0] == '@' ? cli_fail_err(C, &err) : cli_fail(C, SLM_EINTERNAL, "out of memory");
         }
         double ppl = 0;
         if ((rc = install_canary_ppl(model, canary_text, &ppl, &err))) {

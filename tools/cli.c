@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -177,4 +178,59 @@ void cli_progress_end(cli_progress *p)
     p->last_drawn = (uint64_t)-1;
     cli_progress_update(p, p->total);
     fputc('\n', stderr);
+}
+
+char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f) {
+        slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
+        return NULL;
+    }
+    if ((uint64_t)st.st_size > max) {
+        fclose(f);
+        slm_err_set(err, SLM_EINPUT, "%s: %lld bytes is more than the %zu this command reads", path,
+                    (long long)st.st_size, max);
+        return NULL;
+    }
+    /* the size may change while we read: read until EOF, never past max */
+    size_t cap = (size_t)st.st_size + 1, n = 0, r;
+    char *b = malloc(cap + 1);
+    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) {
+            if (cap > max) {
+                free(b);
+                fclose(f);
+                slm_err_set(err, SLM_EINPUT, "%s: grew past %zu bytes while being read", path, max);
+                return NULL;
+            }
+            char *nb = realloc(b, cap * 2 + 1);
+            if (!nb)
+                free(b);
+            b = nb;
+            cap *= 2;
+        }
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b) {
+        slm_err_set(err, SLM_EINTERNAL, "out of memory reading %s", path);
+        return NULL;
+    }
+    if (bad) {
+        free(b);
+        slm_err_set(err, SLM_EIO, "%s: read error", path);
+        return NULL;
+    }
+    b[n] = 0;
+    if (len)
+        *len = n;
+    return b;
 }

@@ -42,6 +42,11 @@ void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
 void cli_progress_update(cli_progress *p, uint64_t done);
 void cli_progress_end(cli_progress *p);
 
+/* Read a whole text file (NUL-terminated, malloc'd). Refuses what is not a
+ * regular file (a FIFO would block) and files over max bytes; on failure
+ * returns NULL with a one-line message naming the file. */
+char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
+
 double cli_now(void);               /* monotonic seconds */
 long cli_peak_rss_kb(void);         /* VmHWM of this process */
 

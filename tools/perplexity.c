@@ -53,44 +53,6 @@ static void progress(void *user, int chunk, int n_chunks, double ppl)
     fflush(stderr);
 }
 
-static char *read_all(const char *path, size_t *n, slm_err *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        slm_err_set(err, SLM_EIO, "%s: cannot open the text file", path);
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0, r;
-    char *b = malloc(cap + 1);
-    while (b && (r = fread(b + len, 1, cap - len, f)) > 0) {
-        len += r;
-        if (len == cap) {
-            char *nb = realloc(b, cap * 2 + 1);
-            if (!nb) {
-                free(b);
-                b = NULL;
-                break;
-            }
-            b = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b) {
-        slm_err_set(err, SLM_EINTERNAL, "out of memory reading %s", path);
-        return NULL;
-    }
-    if (bad) {
-        free(b);
-        slm_err_set(err, SLM_EIO, "%s: read error", path);
-        return NULL;
-    }
-    b[len] = 0;
-    *n = len;
-    return b;
-}
-
 int cmd_perplexity(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -149,7 +111,7 @@ int cmd_perplexity(int argc, char **argv)
     slm_tokenizer *tok = NULL;
     slm_ctx *ctx = NULL;
     double t0 = cli_now();
-    if (!(text = read_all(text_path, &len, &err))) {
+    if (!(text = cli_read_file(text_path, (size_t)1 << 30, &len, &err))) {
         rc = err.code;
         goto fail;
     }

@@ -217,35 +217,9 @@ int cmd_run(int argc, char **argv)
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
     if (prompt_file) {
-        FILE *f = fopen(prompt_file, "rb");
-        if (!f)
-            return cli_fail(C, SLM_EIO, "%s: cannot open the prompt file", prompt_file);
-        size_t cap = 1 << 16;
-        file_text = malloc(cap + 1);
-        size_t r;
-        prompt_len = 0;
-        while (file_text && (r = fread(file_text + prompt_len, 1, cap - prompt_len, f)) > 0) {
-            prompt_len += r;
-            if (prompt_len == cap) {
-                char *nb = realloc(file_text, cap * 2 + 1);
-                if (!nb) {
-                    free(file_text);
-                    file_text = NULL;
-                    break;
-                }
-                file_text = nb;
-                cap *= 2;
-            }
-        }
-        int bad = ferror(f);
-        fclose(f);
-        if (!file_text)
-            return cli_fail(C, SLM_EINTERNAL, "out of memory reading %s", prompt_file);
-        if (bad) {
-            free(file_text);
-            return cli_fail(C, SLM_EIO, "%s: read error", prompt_file);
-        }
-        file_text[prompt_len] = 0;
+        slm_err rerr = {0};
+        if (!(file_text = cli_read_file(prompt_file, (size_t)1 << 30, &prompt_len, &rerr)))
+            return cli_fail_err(C, &rerr);
         prompt = file_text;
     }
     if (!prompt)
