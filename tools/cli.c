@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,15 +183,23 @@ void cli_progress_end(cli_progress *p)
 
 char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err)
 {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    if (!f) {
+    if (fd < 0) {
         slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
         slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
+        return NULL;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        slm_err_set(err, SLM_EINTERNAL, "out of memory reading %s", path);
         return NULL;
     }
     if ((uint64_t)st.st_size > max) {
