@@ -186,7 +186,7 @@ int slm_plan_build(const char *dir, uint32_t out_type, slm_plan *p, slm_err *err
         slm_plan_free(p);
         return rc;
     }
-    snprintf(p->name, sizeof p->name, "%s", base_name(dir));
+    snprintf(p->name, sizeof p->name, "%.127s", base_name(dir));
     p->out_type = out_type;
 
     const char *stname = st_shard_path(p->st, 0);

@@ -497,7 +497,7 @@ void slm_quantize_q2_K(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float w[QK_K], D, Dm;
         uint8_t ls[16], lm[16], L[QK_K];
-        slm_block_weights(QK_K, imp ? imp + i * QK_K : NULL, w);
+        slm_qweights(SLM_T_Q2_K, QK_K, 16, x, imp ? imp + i * QK_K : NULL, w);
         asym_super(&sh, x, w, &D, &Dm, ls, lm, L);
         y[i].d = slm_fp32_to_fp16(D);
         y[i].dmin = slm_fp32_to_fp16(Dm);
@@ -513,7 +513,7 @@ void slm_quantize_q4_K(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float w[QK_K], D, Dm;
         uint8_t ls[16], lm[16], L[QK_K];
-        slm_block_weights(QK_K, imp ? imp + i * QK_K : NULL, w);
+        slm_qweights(SLM_T_Q4_K, QK_K, 32, x, imp ? imp + i * QK_K : NULL, w);
         asym_super(&sh, x, w, &D, &Dm, ls, lm, L);
         y[i].d = slm_fp32_to_fp16(D);
         y[i].dmin = slm_fp32_to_fp16(Dm);
@@ -530,7 +530,7 @@ void slm_quantize_q5_K(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float w[QK_K], D, Dm;
         uint8_t ls[16], lm[16], L[QK_K];
-        slm_block_weights(QK_K, imp ? imp + i * QK_K : NULL, w);
+        slm_qweights(SLM_T_Q5_K, QK_K, 32, x, imp ? imp + i * QK_K : NULL, w);
         asym_super(&sh, x, w, &D, &Dm, ls, lm, L);
         y[i].d = slm_fp32_to_fp16(D);
         y[i].dmin = slm_fp32_to_fp16(Dm);
@@ -553,7 +553,7 @@ void slm_quantize_q3_K(const float *x, void *vy, int64_t n, const float *imp)
         float w[QK_K];
         int ls[16];
         int8_t L[QK_K];
-        slm_block_weights(QK_K, imp ? imp + i * QK_K : NULL, w);
+        slm_qweights(SLM_T_Q3_K, QK_K, 16, x, imp ? imp + i * QK_K : NULL, w);
         float D = sym_super(&sh, x, w, ls, L);
         y[i].d = slm_fp32_to_fp16(D);
         memset(y[i].scales, 0, 12);
@@ -582,7 +582,7 @@ void slm_quantize_q6_K(const float *x, void *vy, int64_t n, const float *imp)
         float w[QK_K];
         int ls[16];
         int8_t L[QK_K];
-        slm_block_weights(QK_K, imp ? imp + i * QK_K : NULL, w);
+        slm_qweights(SLM_T_Q6_K, QK_K, 16, x, imp ? imp + i * QK_K : NULL, w);
         float D = sym_super(&sh, x, w, ls, L);
         y[i].d = slm_fp32_to_fp16(D);
         for (int j = 0; j < 16; j++) y[i].scales[j] = (int8_t)ls[j];

@@ -86,7 +86,11 @@ static void ref_q8_0(const float *x, block_q8_0 *y, int64_t k)
         for (int j = 0; j < 32; j++) amax = RMAX(amax, fabsf(x[j]));
         const float d = amax / 127, id = d ? 1.0f / d : 0.0f;
         y[i].d = slm_fp32_to_fp16(d);
-        for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+        for (int j = 0; j < 32; j++) {
+            /* finite inputs give |v| <= 127 (unchanged results); Inf/NaN would make the cast undefined */
+            const float v = x[j] * id;
+            y[i].qs[j] = (int8_t)(fabsf(v) <= 127.5f ? roundf(v) : v > 0 ? 127 : v < 0 ? -127 : 0);
+        }
     }
 }
 

@@ -175,6 +175,8 @@ float slm_sym_err_fast(int len, const float *x, const float *w, float d1, int ql
 float slm_asym_err_fast(int len, const float *x, const float *w, float d1, float m1, int nmax, uint8_t *L);
 /* Weights for one block: imp (offset to the block) or 1; uniform if all zero. */
 void slm_block_weights(int n, const float *imp, float *w);
+/* imp (or 1) times the type's function of x (sub-block length sub). */
+void slm_qweights(uint32_t type, int n, int sub, const float *x, const float *imp, float *w);
 
 /* llama.cpp's published reference quantizers (imp == NULL path), re-implemented for
  * comparison only (llama_ref.c). Returns 0 if the type has no reference. */

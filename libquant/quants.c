@@ -73,7 +73,7 @@ void slm_quantize_q4_0(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t b = 0; b < n / QK4_0; b++) {
         const float *xb = x + b * QK4_0;
         float w[QK4_0]; int8_t L[QK4_0];
-        slm_block_weights(QK4_0, imp ? imp + b * QK4_0 : NULL, w);
+        slm_qweights(SLM_T_Q4_0, QK4_0, QK4_0, xb, imp ? imp + b * QK4_0 : NULL, w);
         float d = sym_block(QK4_0, xb, w, -8, 7, L);
         y[b].d = slm_fp32_to_fp16(d);
         for (int j = 0; j < 16; j++) y[b].qs[j] = (uint8_t)((L[j] + 8) | ((L[j + 16] + 8) << 4));
@@ -87,7 +87,7 @@ void slm_quantize_q5_0(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t b = 0; b < n / QK5_0; b++) {
         const float *xb = x + b * QK5_0;
         float w[QK5_0]; int8_t L[QK5_0];
-        slm_block_weights(QK5_0, imp ? imp + b * QK5_0 : NULL, w);
+        slm_qweights(SLM_T_Q5_0, QK5_0, QK5_0, xb, imp ? imp + b * QK5_0 : NULL, w);
         float d = sym_block(QK5_0, xb, w, -16, 15, L);
         y[b].d = slm_fp32_to_fp16(d);
         uint32_t qh = 0;
@@ -108,7 +108,7 @@ void slm_quantize_q8_0(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t b = 0; b < n / QK8_0; b++) {
         const float *xb = x + b * QK8_0;
         float w[QK8_0]; int8_t L[QK8_0];
-        slm_block_weights(QK8_0, imp ? imp + b * QK8_0 : NULL, w);
+        slm_qweights(SLM_T_Q8_0, QK8_0, QK8_0, xb, imp ? imp + b * QK8_0 : NULL, w);
         /* [-127, 127]: -128 would break the sign trick of SIMD int8 dot products */
         float d = sym_block(QK8_0, xb, w, -127, 127, L);
         y[b].d = slm_fp32_to_fp16(d);
@@ -168,7 +168,7 @@ void slm_quantize_q4_1(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t b = 0; b < n / QK4_1; b++) {
         const float *xb = x + b * QK4_1;
         float w[QK4_1], d, m; uint8_t L[QK4_1];
-        slm_block_weights(QK4_1, imp ? imp + b * QK4_1 : NULL, w);
+        slm_qweights(SLM_T_Q4_1, QK4_1, QK4_1, xb, imp ? imp + b * QK4_1 : NULL, w);
         asym_block(QK4_1, xb, w, 15, &d, &m, L);
         y[b].d = slm_fp32_to_fp16(d);
         y[b].m = slm_fp32_to_fp16(m);
@@ -183,7 +183,7 @@ void slm_quantize_q5_1(const float *x, void *vy, int64_t n, const float *imp)
     for (int64_t b = 0; b < n / QK5_1; b++) {
         const float *xb = x + b * QK5_1;
         float w[QK5_1], d, m; uint8_t L[QK5_1];
-        slm_block_weights(QK5_1, imp ? imp + b * QK5_1 : NULL, w);
+        slm_qweights(SLM_T_Q5_1, QK5_1, QK5_1, xb, imp ? imp + b * QK5_1 : NULL, w);
         asym_block(QK5_1, xb, w, 31, &d, &m, L);
         y[b].d = slm_fp32_to_fp16(d);
         y[b].m = slm_fp32_to_fp16(m);
