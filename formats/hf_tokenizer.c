@@ -405,6 +405,12 @@ static int read_vocab(loader *L, const cJSON *model, const hf_config *cfg)
     if (max_id < 0)
         return slm_err_set(L->err, SLM_EINPUT, "tokenizer.json: the vocabulary is empty");
     uint64_t n = (uint64_t)max_id + 1;
+    /* gaps become [PAD] tokens; a handful is normal, but a tiny file must not
+     * make us build millions of them */
+    if (n > 2 * (uint64_t)n_entries + 1024)
+        return slm_err_set(L->err, SLM_EINPUT,
+                           "tokenizer.json: ids go up to %lld but only %zu tokens are defined (too sparse)",
+                           (long long)max_id, n_entries);
     if (cfg && cfg->n_vocab > 0) {
         if ((uint64_t)cfg->n_vocab < n)
             return slm_err_set(L->err, SLM_EINPUT,

@@ -426,6 +426,17 @@ Test(hftokenizer, gaps_are_padded)
     hf_tokenizer_free(&tok);
 }
 
+Test(hftokenizer, too_sparse_ids_refused)
+{
+    /* 67 bytes must not make us build ten million [PAD] tokens */
+    const char *sparse =
+        "{\"pre_tokenizer\":" BYTELEVEL_PRE ",\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":9999999}}}";
+    hf_tokenizer tok;
+    slm_err err = {0};
+    cr_assert_eq(load_text(sparse, NULL, NULL, &tok, &err), SLM_EINPUT);
+    cr_assert(strstr(err.msg, "too sparse") != NULL, "%s", err.msg);
+}
+
 Test(hftokenizer, merge_naming_unknown_token)
 {
     hf_tokenizer tok;
