@@ -67,9 +67,11 @@ export SLM_MODELS SLM_CORPUS
 test: $(BUILD)/slm $(BUILD)/slm_tests
 	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
 
-# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir.
+# The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir. GCC leaves
+# float-cast-overflow out of -fsanitize=undefined (clang does not): a NaN cast to int is a bug we want to see.
+ASAN_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	$(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test
 
 # libFuzzer targets (clang): one per parser, fuzz/fuzz_<target>.c; `make fuzz FUZZ_SECONDS=N` runs each
 # for N seconds from its seed corpus (fuzz/corpus/<target>) and past findings (fuzz/regressions/<target>).
@@ -97,7 +99,7 @@ fuzz-run: fuzz-build
 	done
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
-           libcriterion-dev libpcre2-dev time
+           libcriterion-dev libpcre2-dev time clang libclang-rt-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
 deps:
@@ -105,6 +107,27 @@ deps:
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_APT)
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nodejs npm
 	cd tests/interop && npm install --no-audit --no-fund --loglevel=error
+
+# Speed records: the kernel bench (matrix x vector / matrix x matrix per type and kernel next to
+# the measured roofline) and an end-to-end bench (llama-bench's pp512 / tg128 at 1 and 2 threads)
+# on a SmolLM-135M-shape model from `slm bench synth`, quantized to each type; results (md + JSON)
+# go to bench/results/. Models are cached in $(BUILD)/bench-models. See docs/bench.md.
+BENCH_TYPES   ?= Q8_0 Q4_0 Q4_K_M Q6_K Q2_K
+BENCH_THREADS ?= 1,2
+BENCH_REPS    ?= 3
+BENCH_STAMP   := $(shell date +%Y%m%d-%H%M)
+BENCH_MODELS  := $(BUILD)/bench-models
+bench: $(BUILD)/slm
+	@mkdir -p bench/results $(BENCH_MODELS)
+	./$(BUILD)/slm bench kernels -t 1 | tee bench/results/kernels-$(BENCH_STAMP).md
+	test -f $(BENCH_MODELS)/smol-F16.gguf || { \
+	    ./$(BUILD)/slm bench synth --shape smollm-135m --dtype f16 --force -o $(BENCH_MODELS)/smol && \
+	    ./$(BUILD)/slm convert $(BENCH_MODELS)/smol -o $(BENCH_MODELS)/smol-F16.gguf --outtype f16; }
+	for t in $(BENCH_TYPES); do test -f $(BENCH_MODELS)/smol-$$t.gguf || \
+	    ./$(BUILD)/slm quantize $(BENCH_MODELS)/smol-F16.gguf $(BENCH_MODELS)/smol-$$t.gguf $$t || exit 1; done
+	./$(BUILD)/slm bench -m $$(echo F16 $(BENCH_TYPES) | tr ' ' '\n' | sed 's|.*|$(BENCH_MODELS)/smol-&.gguf|' | paste -sd,) \
+	    -p 512 -n 128 -t $(BENCH_THREADS) -r $(BENCH_REPS) -o jsonl --progress > bench/results/e2e-$(BENCH_STAMP).jsonl
+	@echo "wrote bench/results/kernels-$(BENCH_STAMP).md and bench/results/e2e-$(BENCH_STAMP).jsonl"
 
 # The main job end to end on the default model.
 demo: $(BUILD)/slm

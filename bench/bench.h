@@ -74,4 +74,75 @@ int synth_write(const synth_shape *s, const char *dir, const synth_opts *opts,
 enum synth_kind { SYNTH_WEIGHT = 0, SYNTH_NORM = 1, SYNTH_BIAS = 2 };
 void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first, uint64_t n, float *dst);
 
+/* ---- speed benchmarks (bench/kernels.c, bench/e2e.c, bench/svg.c) ----------------
+ * Time is wall-clock (CLOCK_MONOTONIC); every result keeps its samples. */
+
+/* The machine's roofline, measured: DRAM read bandwidth (a buffer much larger than
+ * the last-level cache read with the widest loads, n_threads readers) and the FP32
+ * FMA peak (independent FMA chains, per thread, summed over threads). */
+typedef struct bench_roofline {
+    double read_gbs;         /* GB/s (1e9 bytes), best of the passes */
+    double fma_gflops;       /* GFLOP/s (an FMA = 2 flops) */
+    int n_threads;
+    const char *isa;         /* widest vectors used: "avx512", "avx2", "scalar" */
+} bench_roofline;
+int bench_roofline_measure(int n_threads, bench_roofline *out, slm_err *err) SLM_MUST_CHECK;
+
+/* One kernel measurement: `rows` x `cols` weights of `type` times n_tokens activation
+ * rows (1: matrix x vector, the decode case; > 1: matrix x matrix) through
+ * slm_matmul with `kernel` forced (SLM_KERNEL_*), or BENCH_KERNEL_BLAS: the weights
+ * dequantized to F32 tile by tile, then OpenBLAS (sgemv / sgemm). Enough copies of
+ * the matrix are cycled that the weights come from DRAM, not the cache. */
+enum { BENCH_KERNEL_BLAS = 3 };
+const char *bench_kernel_label(int kernel); /* "scalar", "avx2", "avx512", "blas" */
+typedef struct bench_kernel_result {
+    uint32_t type;
+    int kernel;
+    int64_t rows, cols;
+    int n_tokens, n_threads;
+    uint64_t weight_bytes;   /* one copy of the matrix */
+    double sec_median, sec_best; /* per product */
+    int samples;
+    double gbs;              /* weight bytes / median time (GB/s) */
+    double gflops;           /* 2 rows cols n_tokens / median time */
+    double max_rel_err;      /* |out - scalar reference| / max |reference| on a check product */
+} bench_kernel_result;
+/* min_seconds: keep repeating until this much time is spent (at least 3 samples). */
+int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int n_tokens, int n_threads,
+                     double min_seconds, bench_kernel_result *res, slm_err *err) SLM_MUST_CHECK;
+
+/* End-to-end model speed, llama-bench's tests: pp (n_prompt tokens in one batch from
+ * an empty cache), tg (n_gen tokens one by one from an empty cache), pg (both). One
+ * warm-up run per test, then `reps` timed runs. Token ids are seeded random. */
+typedef struct bench_e2e_test { int n_prompt, n_gen; } bench_e2e_test;
+typedef struct bench_e2e_result {
+    bench_e2e_test test;
+    int n_threads, reps;
+    double *samples_ns;      /* reps values (malloc'd; bench_e2e_result_free) */
+    double avg_ns, stddev_ns, avg_ts, stddev_ts; /* t/s over the reps (llama-bench's definition) */
+} bench_e2e_result;
+typedef struct bench_model_info {
+    char arch[32];
+    char ftype[32];          /* "Q4_0", "Q4_K - Medium", ... from general.file_type */
+    char type_label[96];     /* llama-bench's model_type: "llama 135M Q4_0" */
+    uint64_t size_bytes;     /* weights */
+    uint64_t n_params;
+    double load_ms;
+} bench_model_info;
+typedef struct slm_model slm_model;
+int bench_model_info_get(const slm_model *m, double load_ms, bench_model_info *out);
+int bench_e2e_run(const slm_model *m, bench_e2e_test test, int n_threads, int reps, bench_e2e_result *res,
+                  slm_err *err) SLM_MUST_CHECK;
+void bench_e2e_result_free(bench_e2e_result *r);
+
+/* A small SVG chart (well-formed XML, labelled axes) as a malloc'd string (NULL: out of
+ * memory). Scatter: points (x, y) with labels; pareto: also draw the lower-left front
+ * (smaller x and smaller y both better) and mark its points. Bars: one bar per label. */
+typedef struct bench_point { double x, y; const char *label; } bench_point;
+char *bench_svg_scatter(const char *title, const char *x_label, const char *y_label, const bench_point *pts,
+                        int n, int pareto, int log_y);
+char *bench_svg_bars(const char *title, const char *y_label, const bench_point *bars, int n);
+/* Indices of the Pareto-optimal points (no other point has x <= and y <= with one <). */
+int bench_pareto(const bench_point *pts, int n, int *idx_out);
+
 #endif /* SLM_BENCH_H */

@@ -294,4 +294,33 @@ int slm_plan_write(const slm_plan *p, const char *path, int nthreads, slm_encode
  * the permutation/transposition applied. */
 void slm_plan_read_rows(const slm_plan_tensor *t, int64_t r0, int64_t nr, float *dst);
 
+/* ---- imatrix (imatrix.c): llama.cpp's importance-matrix files ------------- */
+/* One weight matrix's statistics: sum2[m * n + i] = sum over counted tokens of x_i^2
+ * for matrix m (experts; n_mat = 1 for dense), counts[m] = tokens counted. The
+ * importance of column i is sum2 / counts (slm_imatrix_mean). */
+typedef struct slm_imatrix_entry {
+    char *name;              /* weight name, e.g. "blk.0.attn_q.weight" */
+    int64_t n, n_mat;
+    float *sum2;             /* n * n_mat */
+    float *counts;           /* n_mat */
+} slm_imatrix_entry;
+typedef struct slm_imatrix {
+    slm_imatrix_entry *e;    /* sorted by name */
+    size_t n;
+    char **datasets;         /* imatrix.datasets */
+    size_t n_datasets;
+    uint32_t chunk_count, chunk_size;
+    int legacy;              /* read from a legacy .dat file */
+} slm_imatrix;
+/* Read a GGUF imatrix (<name>.in_sum2 + <name>.counts, F32) or a legacy .dat;
+ * every length is checked against the file size. */
+int slm_imatrix_read(const char *path, slm_imatrix *im, slm_err *err) SLM_MUST_CHECK;
+/* Write llama-imatrix's GGUF layout (general.type = "imatrix", imatrix.datasets,
+ * imatrix.chunk_count, imatrix.chunk_size; tensors sorted by name). Atomic. */
+int slm_imatrix_write(const char *path, const slm_imatrix *im, slm_err *err) SLM_MUST_CHECK;
+void slm_imatrix_free(slm_imatrix *im);
+const slm_imatrix_entry *slm_imatrix_find(const slm_imatrix *im, const char *name); /* NULL if absent */
+/* out[m * n + i] = sum2 / counts (1 where a count is 0, as llama-quantize). Returns 0 if no count > 0. */
+int slm_imatrix_mean(const slm_imatrix_entry *e, float *out);
+
 #endif /* SLM_FORMATS_H */

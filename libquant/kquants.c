@@ -305,13 +305,17 @@ static double asym_sub_err(const float *x, const float *w, int len, int nmax, fl
     return err;
 }
 
+/* Error of every sub-block at (D, Dm, ls, lm): per-sub-block errors in ej, levels in L;
+ * returns their sum (in sub-block order). */
 static double asym_all_err(const asym_shape *sh, const float *x, const float *w, float D, float Dm, const uint8_t *ls,
-                           const uint8_t *lm, uint8_t *L)
+                           const uint8_t *lm, uint8_t *L, double *ej)
 {
     double err = 0;
-    for (int j = 0; j < sh->nsub; j++)
-        err += asym_sub_err(x + j * sh->sub, w + j * sh->sub, sh->sub, sh->nmax, D, Dm, ls[j], lm[j],
-                            L ? L + j * sh->sub : NULL);
+    for (int j = 0; j < sh->nsub; j++) {
+        ej[j] = asym_sub_err(x + j * sh->sub, w + j * sh->sub, sh->sub, sh->nmax, D, Dm, ls[j], lm[j],
+                             L + j * sh->sub);
+        err += ej[j];
+    }
     return err;
 }
 
@@ -343,23 +347,44 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
     }
     float D = quant_scales(sh->nsub, sc, wsc, sh->lsmax, ls);
     float Dm = quant_scales(sh->nsub, mn, wmn, sh->lsmax, lm);
-    double best = asym_all_err(sh, x, w, D, Dm, ls, lm, L);
+    /* Invariant through the rounds: L and ej hold the levels and errors of (D, Dm, ls, lm),
+     * so no configuration is evaluated twice (sums run in the same order as a fresh pass). */
+    double ej[16], ej2[16];
+    enum { NB2 = (2 * KQ_NB + 1) * (2 * KQ_NB + 1) - 1 };
+    const int avx2 = slm_kernel_active() >= SLM_KERNEL_AVX2;
+    double best = asym_all_err(sh, x, w, D, Dm, ls, lm, L, ej);
     for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
         /* (a) neighbouring integer scale / min per sub-block */
         for (int j = 0; j < sh->nsub; j++) {
             const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
-            double e0 = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, ls[j], lm[j], NULL);
-            int bl = ls[j], bm = lm[j];
+            double e0 = ej[j];
+            int bl = ls[j], bm = lm[j], ca[NB2], cb[NB2], nc = 0;
+            double ec[NB2];
             for (int a = ls[j] - KQ_NB; a <= ls[j] + KQ_NB; a++)
-                for (int b = lm[j] - KQ_NB; b <= lm[j] + KQ_NB; b++) {
-                    if (a < 0 || b < 0 || a > sh->lsmax || b > sh->lsmax || (a == ls[j] && b == lm[j])) continue;
-                    double e = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, a, b, NULL);
-                    if (e < e0) { e0 = e; bl = a; bm = b; }
+                for (int b = lm[j] - KQ_NB; b <= lm[j] + KQ_NB; b++)
+                    if (a >= 0 && b >= 0 && a <= sh->lsmax && b <= sh->lsmax && (a != ls[j] || b != lm[j])) {
+                        ca[nc] = a; cb[nc++] = b;
+                    }
+            for (int c = 0; c < nc; c++) {
+                const float da = D * ca[c], db = c + 1 < nc ? D * ca[c + 1] : 0.f;
+                if (c + 1 < nc && avx2 && sh->sub % 4 == 0 && da > 0 && db > 0) {
+                    float ea, eb; /* two neighbours at once, same values as asym_sub_err */
+                    slm_asym_err2_avx2(sh->sub, xs, ws, da, Dm * cb[c], db, Dm * cb[c + 1], sh->nmax, &ea, &eb);
+                    ec[c] = ea; ec[c + 1] = eb; c++;
+                } else {
+                    ec[c] = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, ca[c], cb[c], NULL);
                 }
-            ls[j] = (uint8_t)bl; lm[j] = (uint8_t)bm;
+            }
+            for (int c = 0; c < nc; c++)
+                if (ec[c] < e0) { e0 = ec[c]; bl = ca[c]; bm = cb[c]; }
+            if (bl != ls[j] || bm != lm[j]) {
+                ls[j] = (uint8_t)bl; lm[j] = (uint8_t)bm;
+                ej[j] = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, bl, bm, L + j * sh->sub);
+            }
         }
-        best = asym_all_err(sh, x, w, D, Dm, ls, lm, L);
+        best = 0;
+        for (int j = 0; j < sh->nsub; j++) best += ej[j];
         /* (b) least-squares refit of (D, Dm) with levels and integer scales fixed */
         double s_aa = 0, s_ab = 0, s_bb = 0, s_xa = 0, s_xb = 0;
         for (int j = 0; j < sh->nsub; j++)
@@ -369,23 +394,25 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
                 s_aa += wi * a * a; s_ab += wi * a * b; s_bb += wi * b * b; s_xa += wi * x[e] * a; s_xb += wi * x[e] * b;
             }
         double det = s_aa * s_bb - s_ab * s_ab;
+        float nD = D, nDm = Dm;
         if (det > 1e-30 * s_aa * s_bb && s_aa > 0) {
-            float nD = slm_half_round((float)((s_xa * s_bb - s_xb * s_ab) / det));
-            float nDm = slm_half_round((float)((s_aa * s_xb - s_ab * s_xa) / det));
-            if (nD >= 0 && nDm >= 0) {
-                uint8_t L2[QK_K];
-                double e = asym_all_err(sh, x, w, nD, nDm, ls, lm, L2);
-                if (e < best) { best = e; D = nD; Dm = nDm; memcpy(L, L2, sh->nsub * sh->sub); }
-            }
+            nD = slm_half_round((float)((s_xa * s_bb - s_xb * s_ab) / det));
+            nDm = slm_half_round((float)((s_aa * s_xb - s_ab * s_xa) / det));
+            if (!(nD >= 0 && nDm >= 0)) { nD = D; nDm = Dm; }
         } else if (s_aa > 0) {
-            float nD = slm_half_round((float)(s_xa / s_aa));
+            nD = slm_half_round((float)(s_xa / s_aa));
+        }
+        if (nD != D || nDm != Dm) {
             uint8_t L2[QK_K];
-            double e = asym_all_err(sh, x, w, nD, Dm, ls, lm, L2);
-            if (e < best) { best = e; D = nD; memcpy(L, L2, sh->nsub * sh->sub); }
+            double e = asym_all_err(sh, x, w, nD, nDm, ls, lm, L2, ej2);
+            if (e < best) {
+                best = e; D = nD; Dm = nDm;
+                memcpy(L, L2, sh->nsub * sh->sub);
+                memcpy(ej, ej2, sizeof(double) * sh->nsub);
+            }
         }
         if (!(best < start * (1 - 1e-7))) break;
     }
-    asym_all_err(sh, x, w, D, Dm, ls, lm, L);
     *Dout = D; *Dmout = Dm;
 }
 
@@ -410,15 +437,21 @@ static double sym_sub_err(const float *x, const float *w, int len, int qlo, int 
     return err;
 }
 
-static double sym_all_err(const sym_shape *sh, const float *x, const float *w, float D, const int *ls, int8_t *L)
+/* Error of every sub-block at (D, ls): per-sub-block errors in ej, levels in L; returns
+ * their sum (in sub-block order). */
+static double sym_all_err(const sym_shape *sh, const float *x, const float *w, float D, const int *ls, int8_t *L,
+                          double *ej)
 {
     double err = 0;
-    for (int j = 0; j < sh->nsub; j++)
-        err += sym_sub_err(x + j * sh->sub, w + j * sh->sub, sh->sub, sh->qlo, sh->qhi, D, ls[j],
-                           L ? L + j * sh->sub : NULL);
+    for (int j = 0; j < sh->nsub; j++) {
+        ej[j] = sym_sub_err(x + j * sh->sub, w + j * sh->sub, sh->sub, sh->qlo, sh->qhi, D, ls[j], L + j * sh->sub);
+        err += ej[j];
+    }
     return err;
 }
 
+/* Invariant through the rounds: L and ej hold the levels and errors of (D, ls), so no
+ * configuration is evaluated twice (the sums run in the same order as a fresh pass). */
 static float sym_super(const sym_shape *sh, const float *x, const float *w, int *ls, int8_t *L)
 {
     float sc[16], wsc[16];
@@ -433,21 +466,39 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
     float D = slm_sym_search_fast(sh->nsub, sc, wsc, sh->lslo, sh->lshi, KQ_SCALE_CAND, Ls);
     D = slm_half_round(D);
     for (int j = 0; j < sh->nsub; j++) ls[j] = D != 0 ? slm_qclamp(sc[j] / D, sh->lslo, sh->lshi) : 0;
-    double best = sym_all_err(sh, x, w, D, ls, L);
+    double ej[16], ej2[16];
+    const int avx2 = slm_kernel_active() >= SLM_KERNEL_AVX2;
+    double best = sym_all_err(sh, x, w, D, ls, L, ej);
     for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
+        /* (a) neighbouring integer scale per sub-block */
         for (int j = 0; j < sh->nsub; j++) {
             const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
-            double e0 = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, ls[j], NULL);
-            int bl = ls[j];
-            for (int a = ls[j] - KQ_NB; a <= ls[j] + KQ_NB; a++) {
-                if (a < sh->lslo || a > sh->lshi || a == ls[j]) continue;
-                double e = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, a, NULL);
-                if (e < e0) { e0 = e; bl = a; }
+            double e0 = ej[j];
+            int bl = ls[j], cand[2 * KQ_NB], nc = 0;
+            double ec[2 * KQ_NB];
+            for (int a = ls[j] - KQ_NB; a <= ls[j] + KQ_NB; a++)
+                if (a >= sh->lslo && a <= sh->lshi && a != ls[j]) cand[nc++] = a;
+            for (int c = 0; c < nc; c++) {
+                const float da = D * cand[c], db = c + 1 < nc ? D * cand[c + 1] : 0.f;
+                if (c + 1 < nc && avx2 && sh->sub % 4 == 0 && da != 0 && db != 0) {
+                    float ea, eb; /* two neighbours at once, same values as sym_sub_err */
+                    slm_sym_err2_avx2(sh->sub, xs, ws, da, db, sh->qlo, sh->qhi, &ea, &eb);
+                    ec[c] = ea; ec[c + 1] = eb; c++;
+                } else {
+                    ec[c] = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, cand[c], NULL);
+                }
             }
-            ls[j] = bl;
+            for (int c = 0; c < nc; c++)
+                if (ec[c] < e0) { e0 = ec[c]; bl = cand[c]; }
+            if (bl != ls[j]) {
+                ls[j] = bl;
+                ej[j] = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, bl, L + j * sh->sub);
+            }
         }
-        best = sym_all_err(sh, x, w, D, ls, L);
+        best = 0;
+        for (int j = 0; j < sh->nsub; j++) best += ej[j];
+        /* (b) least-squares refit of D with levels and integer scales fixed */
         double s_aa = 0, s_xa = 0;
         for (int j = 0; j < sh->nsub; j++)
             for (int i = 0; i < sh->sub; i++) {
@@ -458,12 +509,15 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
         if (s_aa > 0) {
             float nD = slm_half_round((float)(s_xa / s_aa));
             int8_t L2[QK_K];
-            double e = sym_all_err(sh, x, w, nD, ls, L2);
-            if (e < best) { best = e; D = nD; memcpy(L, L2, sh->nsub * sh->sub); }
+            double e = nD == D ? best : sym_all_err(sh, x, w, nD, ls, L2, ej2);
+            if (e < best) {
+                best = e; D = nD;
+                memcpy(L, L2, sh->nsub * sh->sub);
+                memcpy(ej, ej2, sizeof(double) * sh->nsub);
+            }
         }
         if (!(best < start * (1 - 1e-7))) break;
     }
-    sym_all_err(sh, x, w, D, ls, L);
     return D;
 }
 

@@ -69,6 +69,37 @@ int slm_quantize_act_kernel(uint32_t type, int kernel, const float *x, void *y, 
  * the no-imatrix path), re-implemented from the algorithm. Returns bytes, 0 if unsupported. */
 size_t slm_quantize_rows_llama_ref(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols);
 
+/* ---- multi-row decode kernels (rows.c; the bench/perf area) ----------------
+ * s[r] = dot(row r of W, y) for r < nrows: rows of `n` values of one quant type
+ * `stride` bytes apart, y one activation row in the type's vec_dot_type. The SIMD
+ * kernels accumulate in vector registers across blocks (integer block sums exact;
+ * float sums in another order than scalar: within 1e-5 of the sum of |terms|). */
+typedef void (*slm_rows_fn)(int64_t n, int64_t nrows, float *s, const void *W, size_t stride, const void *y);
+/* The row kernel of a quant type for `kernel`; NULL if none (type without one, or
+ * the CPU lacks the kernel). Scalar: vec_dot row by row. */
+slm_rows_fn slm_rows_kernel(uint32_t type, int kernel);
+
+/* Interleaved 8-row layouts ("x8") for decode: Q4_0, Q5_0 and Q8_0 weights repacked so one
+ * instruction advances 8 rows (AVX-512 VNNI kernels; same size as the original rows).
+ * slm_x8_kernel: the x8 product for `type` with `kernel`, NULL if none:
+ * s[8g + k] = dot(row k of group g, y) for g < ngroups, y one activation row in the
+ * type's vec_dot_type; the groups are back to back (slm_x8_pack's output). */
+typedef void (*slm_x8_fn)(int64_t n, int64_t ngroups, float *s, const void *packed, const void *y);
+slm_x8_fn slm_x8_kernel(uint32_t type, int kernel);
+/* Batches on the x8 layout: s[t * lds + 8g + k] = dot(row k of group g, activation row t)
+ * for t < ntok; y: ntok rows in vec_dot_type, ystride bytes apart; ysum / yd: per row
+ * and 32-block (ntok * n/32 each) the sum of the int8 values and the fp32 scale, from
+ * slm_x8_act_sums. NULL if no such kernel. */
+typedef void (*slm_x8_gemm_fn)(int64_t n, int64_t ngroups, float *s, int64_t lds, const void *packed, const void *y,
+                               size_t ystride, int ntok, const int32_t *ysum, const float *yd);
+slm_x8_gemm_fn slm_x8_gemm_kernel(uint32_t type, int kernel);
+void slm_x8_act_sums(const void *y, int64_t n, int32_t *ysum, float *yd); /* one Q8_0 row */
+/* Repack nrows (a multiple of 8) rows of ncols values; dst holds slm_row_bytes * nrows
+ * bytes. Returns bytes written, 0 if the type has no x8 layout. */
+size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int64_t ncols);
+/* Dequantize group g (8 rows) of a packed matrix into dst (8 rows of ncols floats). */
+void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t ncols, float *dst);
+
 /* ---- recipes (recipe.c) -------------------------------------------------------
  * llama.cpp's quantization mixes ("Q4_K_M", ...): which type each tensor gets, with
  * llama.cpp's rules (llama-quant.cpp llama_tensor_get_type) so file sizes compare. */
@@ -117,5 +148,40 @@ uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int
                                 int *attn_v_seen, int *flags, int *rule);
 /* Check a --tensor-type pattern compiles; 0, or -1 with a one-line reason in msg. */
 int slm_recipe_check_pattern(const char *pattern, char *msg, size_t msg_len);
+
+/* ---- calibration (calib.c, calib_gptq.c) ------------------------------------------
+ * Importance matrix (llama.cpp's imatrix: per input column, the mean of x^2 over the
+ * calibration tokens) and GPTQ error compensation writing standard ggml blocks. */
+/* sum2[c] += sum over tokens of x[t][c]^2 (x: n_tokens rows of n_in floats). */
+void slm_imatrix_accumulate(double *sum2, const float *x, int64_t n_tokens, int64_t n_in);
+/* Quantize rows with an importance vector imp (ncols values, the imatrix means) turned
+ * into per-element weights imp[j] * (rms + |x[j]|) for Q2_K..Q5_K (rms of the super-block;
+ * imp alone for the other types), then the type's quantize_row.
+ * scratch: ncols floats. imp NULL: plain quantize_row. Returns bytes written, 0 if unsupported. */
+size_t slm_quantize_rows_imatrix(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols,
+                                 const float *imp, float *scratch);
+/* The level grid of one quantized block: element j dequantizes to a[j] * (L - zero) + b[j]
+ * for an integer level L in [0, qmax]. Returns the block length (0: type not supported). */
+int slm_qgrid_supported(uint32_t type);
+int slm_qgrid_decode(uint32_t type, const void *block, float *a, float *b, int *zero, int *qmax);
+/* Write levels L[0..blck) into a block, keeping its scales. 0, or -1 if unsupported. */
+int slm_qgrid_pack(uint32_t type, void *block, const uint8_t *L);
+
+typedef struct slm_gptq_params {
+    float damp;      /* lambda = damp * mean(diag H) added to the diagonal (default 0.01) */
+    int block;       /* lazy-update block in columns (default 128; rounded up to the type's block) */
+    int act_order;   /* quantization blocks in decreasing diag(H), columns inside too */
+} slm_gptq_params;
+enum { SLM_GPTQ_EUNSUPPORTED = -1, SLM_GPTQ_ENOMEM = -2, SLM_GPTQ_ENOTPD = -3 };
+/* H (ncols x ncols, symmetric, row-major) += X^T X for x: n_tokens rows of n_in = ncols
+ * floats, on n_threads threads. Only the upper triangle is updated; call
+ * slm_gptq_symmetrize before use. */
+void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_in, int n_threads);
+void slm_gptq_symmetrize(float *H, int64_t n);
+/* GPTQ-quantize W (nrows x ncols, row-major, unchanged) given H = X^T X into dst (nrows
+ * rows of `type`: any legacy or k-quant type). imp: per-column importance for the scale
+ * search (NULL: diag H). Deterministic for any n_threads. 0, or SLM_GPTQ_E*. */
+int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncols, const float *H,
+                      const float *imp, const slm_gptq_params *p, int n_threads, void *dst);
 
 #endif /* SLM_LIBQUANT_H */

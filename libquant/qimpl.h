@@ -173,6 +173,22 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
 /* Weighted error of a sub-block at a fixed scale (and min), len % 4 == 0, levels re-rounded. */
 float slm_sym_err_fast(int len, const float *x, const float *w, float d1, int qlo, int qhi, int8_t *L);
 float slm_asym_err_fast(int len, const float *x, const float *w, float d1, float m1, int nmax, uint8_t *L);
+/* AVX2 versions (search_avx2.c), bit-identical to the baseline loops: per-candidate sums
+ * of the sym / asym grids (x, w: n4 groups of 4 floats, 16-byte aligned) and the errors
+ * of one sub-block at two nonzero scales (len % 4 == 0). */
+void slm_sym_sums_multi_avx2(int n4, const float *x, const float *w, const float *is, int ncand, float lo, float hi,
+                             float *sxq, float *sqq);
+void slm_asym_sums_multi_avx2(int n4, const float *x, const float *w, float xmin, const float *is, int ncand,
+                              float nmax, float *sq, float *sqq, float *sxq);
+void slm_sym_err2_avx2(int len, const float *x, const float *w, float d1a, float d1b, int qlo, int qhi, float *ea,
+                       float *eb);
+void slm_asym_err2_avx2(int len, const float *x, const float *w, float d1a, float m1a, float d1b, float m1b, int nmax,
+                        float *ea, float *eb);
+/* Baseline (SSE2) references of the same, for tests. */
+void slm_sym_sums_multi_base(int n4, const float *x, const float *w, const float *is, int ncand, float lo, float hi,
+                             float *sxq, float *sqq);
+void slm_asym_sums_multi_base(int n4, const float *x, const float *w, float xmin, const float *is, int ncand,
+                              float nmax, float *sq, float *sqq, float *sxq);
 /* Weights for one block: imp (offset to the block) or 1; uniform if all zero. */
 void slm_block_weights(int n, const float *imp, float *w);
 /* imp (or 1) times the type's function of x (sub-block length sub). */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "qrows.h"
 
 #define K(name) avx2_##name
 #define DOT_U8S8(acc, u, s) \
@@ -12,3 +13,8 @@
 #include "kernels_x86.inc"
 
 void slm_avx2_kernels(slm_kernel_fns *tab) { avx2_fill(tab); }
+slm_rows_fn slm_avx2_rows(uint32_t type) { return avx2_rows_for(type); }
+slm_x8_fn slm_avx2_x8(uint32_t type) { return avx2_x8_for(type); }
+/* (no x8 GEMM on AVX2: avx2_x8_gemm_for returns NULL) */
+slm_x8_gemm_fn slm_avx2_x8_gemm(uint32_t type);
+slm_x8_gemm_fn slm_avx2_x8_gemm(uint32_t type) { return avx2_x8_gemm_for(type); }

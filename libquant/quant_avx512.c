@@ -6,9 +6,13 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "qrows.h"
 
 #define K(name) avx512_##name
 #define DOT_U8S8(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
 #include "kernels_x86.inc"
 
 void slm_avx512_kernels(slm_kernel_fns *tab) { avx512_fill(tab); }
+slm_rows_fn slm_avx512_rows(uint32_t type) { return avx512_rows_for(type); }
+slm_x8_fn slm_avx512_x8(uint32_t type) { return avx512_x8_for(type); }
+slm_x8_gemm_fn slm_avx512_x8_gemm(uint32_t type) { return avx512_x8_gemm_for(type); }

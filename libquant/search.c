@@ -285,6 +285,25 @@ VINL void sym_sums(int n8, const v8f *x, const v8f *w, float is, float lo, float
     *sqq = hsum8(b);
 }
 
+/* Sums for a list of candidate scales; the AVX2 version evaluates two at a time with
+ * bit-identical results (search_avx2.c). */
+#define SEARCH_MAXC 64 /* candidates per side (callers use at most 24) */
+
+void slm_sym_sums_multi_base(int n4, const float *x, const float *w, const float *is, int ncand, float lo, float hi,
+                             float *sxq, float *sqq)
+{
+    for (int c = 0; c < ncand; c++) sym_sums(n4, (const v8f *)x, (const v8f *)w, is[c], lo, hi, &sxq[c], &sqq[c]);
+}
+
+static void sym_sums_multi(int n4, const float *x, const float *w, const float *is, int ncand, float lo, float hi,
+                           float *sxq, float *sqq)
+{
+    if (ncand > 1 && slm_kernel_active() >= SLM_KERNEL_AVX2)
+        slm_sym_sums_multi_avx2(n4, x, w, is, ncand, lo, hi, sxq, sqq);
+    else
+        slm_sym_sums_multi_base(n4, x, w, is, ncand, lo, hi, sxq, sqq);
+}
+
 float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qhi, int ncand, int8_t *L)
 {
     float amax = 0, max = 0;
@@ -302,16 +321,22 @@ float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qh
     const float mx = max * inv; /* +-1 */
     float best = -1, best_d = 0;
     /* the element of largest magnitude maps near either end of the level range */
+    float isv[2 * SEARCH_MAXC], sxqv[2 * SEARCH_MAXC], sqqv[2 * SEARCH_MAXC];
+    int nc = 0;
+    if (ncand > SEARCH_MAXC) ncand = SEARCH_MAXC;
     for (int side = 0; side < 2; side++) {
         float end = side ? (float)qlo : (float)qhi;
         if (end == 0 || (side && qlo == -qhi)) continue;
         for (int k = 0; k < ncand; k++) {
             float t = fabsf(end) + 0.9f - (float)k * (0.15f * fabsf(end) + 1.0f) / (float)ncand;
             if (t <= 0.45f) break;
-            float is = (end > 0 ? t : -t) / mx, sxq, sqq;
-            sym_sums(n8, xv, wv, is, (float)qlo, (float)qhi, &sxq, &sqq);
-            if (sqq > 0 && sxq * sxq > best * sqq) { best = sxq * sxq / sqq; best_d = sxq / sqq; }
+            isv[nc++] = (end > 0 ? t : -t) / mx;
         }
+    }
+    sym_sums_multi(n8, xs, ws, isv, nc, (float)qlo, (float)qhi, sxqv, sqqv);
+    for (int c = 0; c < nc; c++) {
+        const float sxq = sxqv[c], sqq = sqqv[c];
+        if (sqq > 0 && sxq * sxq > best * sqq) { best = sxq * sxq / sqq; best_d = sxq / sqq; }
     }
     if (!(best > 0)) { memset(L, 0, n); return 0.f; }
     /* Lloyd: re-round at the fitted d, refit, while the fit improves */
@@ -341,6 +366,22 @@ VINL void asym_sums(int n8, const v8f *x, const v8f *w, float xmin, float is, fl
         c += wq * x[k];
     }
     *sq = hsum8(a); *sqq = hsum8(b); *sxq = hsum8(c);
+}
+
+void slm_asym_sums_multi_base(int n4, const float *x, const float *w, float xmin, const float *is, int ncand,
+                              float nmax, float *sq, float *sqq, float *sxq)
+{
+    for (int c = 0; c < ncand; c++)
+        asym_sums(n4, (const v8f *)x, (const v8f *)w, xmin, is[c], nmax, &sq[c], &sqq[c], &sxq[c]);
+}
+
+static void asym_sums_multi(int n4, const float *x, const float *w, float xmin, const float *is, int ncand,
+                            float nmax, float *sq, float *sqq, float *sxq)
+{
+    if (ncand > 1 && slm_kernel_active() >= SLM_KERNEL_AVX2)
+        slm_asym_sums_multi_avx2(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
+    else
+        slm_asym_sums_multi_base(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
 }
 
 static inline int asym_fit(double sw, double sx, double sxx, double sq, double sqq, double sxq, int mneg, float *d,
@@ -380,12 +421,14 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     const float mn = xmin * inv;
     double best = INFINITY;
     float bd = 1.0f / nmax, bm = mn;
+    float isv[SEARCH_MAXC], sqv[SEARCH_MAXC], sqqv[SEARCH_MAXC], sxqv[SEARCH_MAXC];
+    if (ncand > SEARCH_MAXC) ncand = SEARCH_MAXC;
+    for (int k = 0; k < ncand; k++) isv[k] = (float)nmax - 1.0f + 1.4f * (float)k / (float)(ncand > 1 ? ncand - 1 : 1);
+    asym_sums_multi(n8, xs, ws, mn, isv, ncand, (float)nmax, sqv, sqqv, sxqv);
     for (int k = 0; k < ncand; k++) {
-        float is = (float)nmax - 1.0f + 1.4f * (float)k / (float)(ncand > 1 ? ncand - 1 : 1);
-        float sq, sqq, sxq, d, m;
+        float d, m;
         double e;
-        asym_sums(n8, xv, wv, mn, is, (float)nmax, &sq, &sqq, &sxq);
-        if (asym_fit(sw, sx, sxx, sq, sqq, sxq, mneg, &d, &m, &e) && e < best) { best = e; bd = d; bm = m; }
+        if (asym_fit(sw, sx, sxx, sqv[k], sqqv[k], sxqv[k], mneg, &d, &m, &e) && e < best) { best = e; bd = d; bm = m; }
     }
     /* Lloyd: re-round at the fitted (d, m), refit */
     for (int it = 0; it < 3 && isfinite(best); it++) {

@@ -15,6 +15,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 struct slm_ctx {
     const slm_model *m;
@@ -34,7 +36,84 @@ struct slm_ctx {
     float *logits;               /* [B][n_vocab] or [1][n_vocab] */
     int n_logits;                /* rows in logits from the last decode */
     int all_logits_cap;          /* rows allocated */
+    slm_act_observer obs;        /* calibration hook (slm_ctx_set_observer), or NULL */
+    void *obs_user;
+    int lr_on, lr0, lr1;         /* calibration: blocks [lr0, lr1) only (slm_ctx_set_layer_range) */
+    const float *lr_in;          /* residual stream before block lr0, or NULL: embeddings */
+    float *lr_out;               /* residual stream after block lr1 - 1, or NULL */
+    /* x8 copies of the weight matrices for decode (slm_matmul_pack), by tensor:
+     * open addressing on the tensor pointer; NULL data where there is none */
+    struct { const gguf_tensor *W; void *data; } *packs;
+    size_t packs_cap;
 };
+
+/* ---- repacked weights (performance) --------------------------------------------- */
+
+static size_t pack_slot(const slm_ctx *c, const gguf_tensor *W)
+{
+    size_t h = ((uintptr_t)W >> 4) * 0x9E3779B97F4A7C15ull;
+    size_t i = h & (c->packs_cap - 1);
+    while (c->packs[i].W && c->packs[i].W != W)
+        i = (i + 1) & (c->packs_cap - 1);
+    return i;
+}
+
+static const void *packed_of(const slm_ctx *c, const gguf_tensor *W)
+{
+    if (!c->packs)
+        return NULL;
+    return c->packs[pack_slot(c, W)].data;
+}
+
+/* Repack every matrix that has an x8 layout, one at a time, and let the kernel drop
+ * the original pages from memory (MADV_DONTNEED on the read-only file mapping: they
+ * are read back from the file if ever touched again, e.g. an embedding row), so the
+ * resident weights stay at one copy. Out of memory: the plain layout is used. */
+static void pack_weights(slm_ctx *c)
+{
+    const slm_model *m = c->m;
+    size_t n = 1 + (size_t)m->hp.n_layer * 8, cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    c->packs = calloc(cap, sizeof *c->packs);
+    if (!c->packs)
+        return;
+    c->packs_cap = cap;
+    long page = sysconf(_SC_PAGESIZE);
+    for (int l = -1; l < m->hp.n_layer; l++) {
+        const gguf_tensor *ws[8] = {0};
+        if (l < 0) {
+            ws[0] = m->output;
+        } else {
+            const slm_layer *ly = &m->layers[l];
+            const gguf_tensor *t8[8] = {ly->wq, ly->wk, ly->wv, ly->wqkv, ly->wo, ly->ffn_gate, ly->ffn_up, ly->ffn_down};
+            memcpy(ws, t8, sizeof ws);
+        }
+        for (int k = 0; k < 8; k++) {
+            const gguf_tensor *W = ws[k];
+            if (!W || c->packs[pack_slot(c, W)].W)
+                continue;
+            void *p = slm_matmul_pack(W);
+            size_t i = pack_slot(c, W);
+            c->packs[i].W = W;
+            c->packs[i].data = p;
+            if (p && page > 0) {
+                uintptr_t a = ((uintptr_t)W->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+                uintptr_t b = ((uintptr_t)W->data + W->nbytes) / (uintptr_t)page * (uintptr_t)page;
+                if (b > a)
+                    madvise((void *)a, b - a, MADV_DONTNEED);
+            }
+        }
+    }
+}
+
+static void free_packs(slm_ctx *c)
+{
+    for (size_t i = 0; c->packs && i < c->packs_cap; i++)
+        free(c->packs[i].data);
+    free(c->packs);
+    c->packs = NULL;
+}
 
 static void *xcalloc(size_t n, size_t sz, int *fail)
 {
@@ -85,6 +164,8 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
     c->scores = xcalloc((size_t)slm_pool_size(c->pool) * B * (size_t)n_ctx, sizeof(float), &fail);
     c->logits = xcalloc(B * (size_t)hp->n_vocab, sizeof(float), &fail);
     c->all_logits_cap = n_batch;
+    if (!fail)
+        pack_weights(c);
     if (fail) {
         slm_ctx_free(c);
         return slm_err_set(err, SLM_EINTERNAL, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
@@ -99,6 +180,7 @@ void slm_ctx_free(slm_ctx *c)
     if (!c)
         return;
     slm_pool_free(c->pool);
+    free_packs(c);
     float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->att, c->proj,
                      c->ff_a, c->ff_b, c->scores, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -107,6 +189,19 @@ void slm_ctx_free(slm_ctx *c)
 }
 
 void slm_ctx_clear(slm_ctx *c) { c->n_past = 0; }
+void slm_ctx_set_observer(slm_ctx *c, slm_act_observer fn, void *user)
+{
+    c->obs = fn;
+    c->obs_user = user;
+}
+void slm_ctx_set_layer_range(slm_ctx *c, int l0, int l1, const float *x_in, float *x_out)
+{
+    c->lr_on = l0 >= 0;
+    c->lr0 = l0 < 0 ? 0 : l0 > c->m->hp.n_layer ? c->m->hp.n_layer : l0;
+    c->lr1 = l1 < c->lr0 ? c->lr0 : l1 > c->m->hp.n_layer ? c->m->hp.n_layer : l1;
+    c->lr_in = c->lr_on ? x_in : NULL;
+    c->lr_out = c->lr_on ? x_out : NULL;
+}
 int slm_ctx_n_past(const slm_ctx *c) { return c->n_past; }
 int slm_ctx_n_ctx(const slm_ctx *c) { return c->n_ctx; }
 int slm_ctx_n_batch(const slm_ctx *c) { return c->n_batch; }
@@ -258,6 +353,20 @@ static void att_task(void *arg, int ith, int nth)
 
 /* ---- one batch ------------------------------------------------------------------ */
 
+/* Every weight product goes through here so a calibration observer can see its
+ * input (and substitute the weights, e.g. already quantized layers for GPTQ). */
+static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int n)
+{
+    if (c->obs) {
+        const gguf_tensor *sub = c->obs(c->obs_user, W, x, n);
+        if (sub && sub != W) {
+            slm_matmul(c->pool, out, sub, x, n);
+            return;
+        }
+    }
+    slm_matmul_packed(c->pool, out, W, packed_of(c, W), x, n);
+}
+
 static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
 {
     const slm_model *m = c->m;
@@ -267,8 +376,10 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     const int pos0 = c->n_past;
     float *tmp = c->proj;
 
-    /* embeddings */
-    for (int t = 0; t < n; t++) {
+    /* embeddings (or, for calibration, a given residual stream) */
+    if (c->lr_in)
+        memcpy(c->x, c->lr_in, sizeof(float) * (size_t)n * E);
+    for (int t = 0; t < n && !c->lr_in; t++) {
         float *xt = c->x + (size_t)t * E;
         slm_tensor_row_f32(m->tok_embd, tok[t], xt);
         if (gpt2) {
@@ -278,7 +389,8 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         }
     }
 
-    for (int l = 0; l < hp->n_layer; l++) {
+    const int l_end = c->lr_on ? c->lr1 : hp->n_layer;
+    for (int l = c->lr_on ? c->lr0 : 0; l < l_end; l++) {
         const slm_layer *ly = &m->layers[l];
         float *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * KV;
         float *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * KV;
@@ -291,7 +403,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         const float *q;
         int64_t q_stride;
         if (gpt2) {
-            slm_matmul(c->pool, c->qkv, ly->wqkv, c->xn, n);
+            mm(c, c->qkv, ly->wqkv, c->xn, n);
             add_bias(c->qkv, ly->bqkv, n, QKV);
             for (int t = 0; t < n; t++) {
                 memcpy(kc + t * KV, c->qkv + t * QKV + E, sizeof(float) * KV);
@@ -300,13 +412,13 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
             q = c->qkv;
             q_stride = QKV;
         } else {
-            slm_matmul(c->pool, c->q, ly->wq, c->xn, n);
+            mm(c, c->q, ly->wq, c->xn, n);
             add_bias(c->q, ly->bq, n, E);
             /* k and v go through the qkv scratch, then into the cache */
             float *kb = c->qkv, *vb = c->qkv + (size_t)n * KV;
-            slm_matmul(c->pool, kb, ly->wk, c->xn, n);
+            mm(c, kb, ly->wk, c->xn, n);
             add_bias(kb, ly->bk, n, KV);
-            slm_matmul(c->pool, vb, ly->wv, c->xn, n);
+            mm(c, vb, ly->wv, c->xn, n);
             add_bias(vb, ly->bv, n, KV);
             for (int t = 0; t < n; t++) {
                 rope(c->q + t * E, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_freq_base, pos0 + t);
@@ -320,7 +432,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         }
         att_job aj = {c, l, n, pos0, q, q_stride};
         slm_pool_run(c->pool, att_task, &aj);
-        slm_matmul(c->pool, c->proj, ly->wo, c->att, n);
+        mm(c, c->proj, ly->wo, c->att, n);
         add_bias(c->proj, ly->bo, n, E);
         for (size_t i = 0; i < (size_t)n * E; i++)
             c->x[i] += c->proj[i];
@@ -332,23 +444,30 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
             else
                 rms_norm(c->xn + t * E, c->x + t * E, ly->ffn_norm, E, hp->norm_eps);
         }
-        slm_matmul(c->pool, c->ff_a, ly->ffn_up, c->xn, n);
+        mm(c, c->ff_a, ly->ffn_up, c->xn, n);
         add_bias(c->ff_a, ly->ffn_up_b, n, FF);
         if (gpt2) {
             pthread_once(&gelu_once, gelu_init);
             for (size_t i = 0; i < (size_t)n * FF; i++)
                 c->ff_a[i] = gelu(c->ff_a[i]);
         } else {
-            slm_matmul(c->pool, c->ff_b, ly->ffn_gate, c->xn, n);
+            mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
             for (size_t i = 0; i < (size_t)n * FF; i++)
                 c->ff_a[i] *= silu(c->ff_b[i]);
         }
-        slm_matmul(c->pool, c->proj, ly->ffn_down, c->ff_a, n);
+        mm(c, c->proj, ly->ffn_down, c->ff_a, n);
         add_bias(c->proj, ly->ffn_down_b, n, E);
         for (size_t i = 0; i < (size_t)n * E; i++)
             c->x[i] += c->proj[i];
     }
 
+    if (c->lr_out)
+        memcpy(c->lr_out, c->x, sizeof(float) * (size_t)n * E);
+    if (l_end < hp->n_layer) { /* calibration stopped early: no logits */
+        c->n_logits = 0;
+        c->n_past += n;
+        return;
+    }
     /* output head: every token, or only the last */
     int first = all_logits ? 0 : n - 1, n_out = n - first;
     for (int t = first; t < n; t++) {
@@ -358,7 +477,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         else
             rms_norm(dst, c->x + t * E, m->output_norm, E, hp->norm_eps);
     }
-    slm_matmul(c->pool, c->logits, m->output, c->xn, n_out);
+    mm(c, c->logits, m->output, c->xn, n_out);
     c->n_logits = n_out;
     c->n_past += n;
 }
@@ -372,6 +491,9 @@ int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err
                            c->n_past, c->n_ctx);
     if (all_logits && n > c->n_batch)
         return slm_err_set(err, SLM_EINPUT, "logits of %d tokens requested, more than the batch size %d", n,
+                           c->n_batch);
+    if ((c->lr_in || c->lr_out) && n > c->n_batch)
+        return slm_err_set(err, SLM_EINPUT, "a layer range with a given residual needs one batch (%d > %d tokens)", n,
                            c->n_batch);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= c->m->hp.n_vocab)

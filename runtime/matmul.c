@@ -61,7 +61,13 @@ typedef struct mm_job {
     const void *xq;          /* activations in vec_dot_type (quant path) */
     size_t xq_row_bytes;
     const slm_qtraits *qt;
-    int use_avx2;            /* SIMD kernels allowed (slm_kernel_active) */
+    slm_rows_fn rows;        /* multi-row decode kernel of the active kernel set */
+    const uint8_t *packed;   /* x8 copy of W (slm_matmul_pack), or NULL */
+    slm_x8_fn x8;            /* its decode kernel */
+    slm_x8_gemm_fn x8gemm;   /* its batch kernel (quantized activations, int8 dot products) */
+    const int32_t *ysum;     /* x8gemm: per token and block, sum of the int8 activations */
+    const float *yd;         /*         and their scale */
+    int use_avx2;            /* SIMD kernels allowed: 1 AVX2, 2 AVX-512 (slm_kernel_active) */
 } mm_job;
 
 /* out[:, r0:r0+nr] = x * Wf^T where Wf holds nr F32 rows */
@@ -121,7 +127,43 @@ static void mm_task(void *arg, int ith, int nth)
         return;
     }
     if ((type == SLM_TYPE_F16 || type == SLM_TYPE_BF16) && j->n_tokens == 1 && j->use_avx2) {
-        slm_gemv_half_avx2(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
+        if (j->use_avx2 > 1)
+            slm_gemv_half_avx512(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
+        else
+            slm_gemv_half_avx2(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
+        return;
+    }
+    if (j->packed && j->x8gemm && j->xq && j->ysum) { /* batch on the x8 copy: int8 GEMM */
+        size_t gbytes = j->row_bytes * 8;
+        j->x8gemm(j->n_in, (r1 - r0) / 8, j->out + r0, j->n_out, j->packed + (size_t)(r0 / 8) * gbytes, j->xq,
+                  j->xq_row_bytes, j->n_tokens, j->ysum, j->yd);
+        return;
+    }
+    if (j->packed && j->x8 && j->xq) { /* decode on the x8 copy: 8 rows per group */
+        size_t gbytes = j->row_bytes * 8;
+        for (int t = 0; t < j->n_tokens; t++)
+            j->x8(j->n_in, (r1 - r0) / 8, j->out + (size_t)t * j->n_out + r0, j->packed + (size_t)(r0 / 8) * gbytes,
+                  (const uint8_t *)j->xq + (size_t)t * j->xq_row_bytes);
+        return;
+    }
+    if (j->packed) { /* batch on the x8 copy: dequantize groups of 8 rows, then sgemm */
+        int64_t tile_rows = TILE_FLOATS / j->n_in / 8 * 8;
+        if (tile_rows < 16)
+            tile_rows = 16;
+        if (tile_rows > r1 - r0)
+            tile_rows = r1 - r0;
+        float *tile = malloc(sizeof(float) * (size_t)tile_rows * (size_t)j->n_in);
+        if (!tile) {
+            slow_rows(j, r0, r1);
+            return;
+        }
+        for (int64_t r = r0; r < r1; r += tile_rows) {
+            int64_t nr = r1 - r < tile_rows ? r1 - r : tile_rows;
+            for (int64_t g = 0; g < nr / 8; g++)
+                slm_x8_dequant_group(type, j->packed, r / 8 + g, j->n_in, tile + (size_t)g * 8 * j->n_in);
+            blas_block(j, tile, r, nr);
+        }
+        free(tile);
         return;
     }
     if (type == SLM_TYPE_F16 || type == SLM_TYPE_BF16 || !j->xq) {
@@ -147,7 +189,13 @@ static void mm_task(void *arg, int ith, int nth)
         free(tile);
         return;
     }
-    /* quantized: one vec_dot per (row, token) */
+    /* quantized: the multi-row kernel per token over this thread's rows */
+    if (j->rows) {
+        for (int t = 0; t < j->n_tokens; t++)
+            j->rows(j->n_in, r1 - r0, j->out + (size_t)t * j->n_out + r0, wb + (size_t)r0 * j->row_bytes, j->row_bytes,
+                    (const uint8_t *)j->xq + (size_t)t * j->xq_row_bytes);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++) {
         const void *wr = wb + (size_t)r * j->row_bytes;
         for (int t = 0; t < j->n_tokens; t++) {
@@ -158,29 +206,77 @@ static void mm_task(void *arg, int ith, int nth)
     }
 }
 
+void *slm_matmul_pack(const gguf_tensor *W)
+{
+    if (W->n_dims < 2 || W->ne[1] % 16 || !slm_x8_kernel(W->type, slm_kernel_active()))
+        return NULL;
+    size_t rb = slm_type_row_bytes(W->type, (uint64_t)W->ne[0]);
+    if (!rb || (uint64_t)W->ne[1] > SIZE_MAX / rb)
+        return NULL;
+    void *p = malloc(rb * (size_t)W->ne[1]);
+    if (p && !slm_x8_pack(W->type, W->data, p, W->ne[1], W->ne[0])) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
 void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens)
+{
+    slm_matmul_packed(pool, out, W, NULL, x, n_tokens);
+}
+
+void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                       int n_tokens)
 {
     pthread_once(&blas_once, blas_init);
     mm_job j = {
         .out = out, .W = W, .x = x, .n_tokens = n_tokens, .n_in = W->ne[0], .n_out = W->ne[1],
         .row_bytes = slm_type_row_bytes(W->type, (uint64_t)W->ne[0]),
-        .use_avx2 = slm_kernel_active() >= SLM_KERNEL_AVX2,
+        .use_avx2 = slm_kernel_active() >= SLM_KERNEL_AVX512 ? 2 : slm_kernel_active() >= SLM_KERNEL_AVX2,
+        .packed = packed,
+        .x8 = packed ? slm_x8_kernel(W->type, slm_kernel_active()) : NULL,
     };
-    void *xq = NULL;
+    void *xq = NULL, *sums = NULL;
     if (W->type != SLM_TYPE_F32 && W->type != SLM_TYPE_F16 && W->type != SLM_TYPE_BF16) {
         j.qt = slm_qtraits_get(W->type);
     }
-    if (j.qt && n_tokens < BATCH_DEQUANT) {
-        const slm_qtraits *vt = slm_qtraits_get(j.qt->vec_dot_type);
+    if (packed && n_tokens >= BATCH_DEQUANT && (j.x8gemm = slm_x8_gemm_kernel(W->type, slm_kernel_active()))) {
+        /* batch on the repacked copy: activations quantized once (as llama.cpp does) */
+        int64_t nb = j.n_in / 32;
+        j.xq_row_bytes = slm_row_bytes(j.qt->vec_dot_type, j.n_in);
+        xq = malloc(j.xq_row_bytes * (size_t)n_tokens);
+        sums = malloc((sizeof(int32_t) + sizeof(float)) * (size_t)nb * (size_t)n_tokens);
+        if (xq && sums) {
+            int32_t *ys = sums;
+            float *yd = (float *)(ys + (size_t)nb * n_tokens);
+            for (int t = 0; t < n_tokens; t++) {
+                uint8_t *row = (uint8_t *)xq + (size_t)t * j.xq_row_bytes;
+                slm_quantize_act(j.qt->vec_dot_type, x + (size_t)t * j.n_in, row, j.n_in);
+                slm_x8_act_sums(row, j.n_in, ys + (size_t)t * nb, yd + (size_t)t * nb);
+            }
+            j.xq = xq;
+            j.ysum = ys;
+            j.yd = yd;
+        } else { /* out of memory: the dequantizing path */
+            free(xq);
+            free(sums);
+            xq = sums = NULL;
+            j.x8gemm = NULL;
+        }
+    } else if (j.qt && n_tokens < BATCH_DEQUANT) {
         j.xq_row_bytes = slm_row_bytes(j.qt->vec_dot_type, j.n_in);
         xq = malloc(j.xq_row_bytes * (size_t)n_tokens);
         /* out of memory: fall back to the dequantizing path (no xq) */
         for (int t = 0; xq && t < n_tokens; t++)
-            vt->quantize_row(x + (size_t)t * j.n_in, (uint8_t *)xq + (size_t)t * j.xq_row_bytes, j.n_in, NULL);
+            slm_quantize_act(j.qt->vec_dot_type, x + (size_t)t * j.n_in, (uint8_t *)xq + (size_t)t * j.xq_row_bytes,
+                             j.n_in);
         j.xq = xq;
+        j.rows = slm_rows_kernel(W->type, slm_kernel_active());
     }
     slm_pool_run(pool, mm_task, &j);
     free(xq);
+    free(sums);
 }
 
 void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst)

@@ -10,5 +10,8 @@
  * values, rows of n_in back to back. */
 void slm_gemv_half_avx2(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
                         float *out);
+/* The same with AVX-512 (matmul_avx512.c); call only when slm_kernel_active() is AVX512. */
+void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                          float *out);
 
 #endif

@@ -66,6 +66,14 @@ void slm_pool_run(slm_pool *p, slm_task_fn fn, void *arg);
  * Output rows are split over the pool's threads. pool may be NULL (1 thread). */
 int slm_matmul_supported(uint32_t type);
 void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens);
+/* Repacked copy of W for fast decode (libquant's interleaved 8-row "x8" layout:
+ * Q4_0, Q5_0, Q8_0 on AVX-512 VNNI): malloc'd (free() it), or NULL when W's type,
+ * shape or this CPU has none. slm_matmul_packed is slm_matmul using it (packed NULL:
+ * plain slm_matmul); results equal up to float summation order. Contexts repack
+ * their model's matrices at creation (slm_ctx_new). */
+void *slm_matmul_pack(const gguf_tensor *W);
+void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                       int n_tokens);
 /* Row `row` of a 2-D tensor (e.g. a token embedding) as float32 (n = ne[0] values). */
 void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst);
 
@@ -110,6 +118,20 @@ int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err
 /* Logits (n_vocab floats) of token i of the last slm_decode (i = 0 when only
  * the last token's logits were kept). */
 const float *slm_ctx_logits(const slm_ctx *c, int i);
+
+/* ---- activation observer (calibration: slm imatrix, GPTQ) ------------------ */
+/* Called (on the decoding thread) before each weight matrix product with the
+ * weight tensor W (W->name is its GGUF name) and the activations x it
+ * multiplies: n_tokens rows of W->ne[0] floats. Returns the tensor to use
+ * instead of W (same shape; any supported type), or NULL to use W. */
+typedef const gguf_tensor *(*slm_act_observer)(void *user, const gguf_tensor *W, const float *x, int n_tokens);
+void slm_ctx_set_observer(slm_ctx *c, slm_act_observer fn, void *user); /* fn NULL: off */
+/* Calibration (layer-by-layer GPTQ): the next decodes run only blocks [l0, l1).
+ * x_in (n_tokens x n_embd, or NULL: the token embeddings) is the residual stream
+ * entering block l0; x_out (or NULL) receives the one leaving block l1 - 1. With
+ * l1 < n_layer no logits are computed. Both need one batch (n <= n_batch).
+ * l0 < 0: off (the whole model). */
+void slm_ctx_set_layer_range(slm_ctx *c, int l0, int l1, const float *x_in, float *x_out);
 
 /* ---- sampling ----------------------------------------------------------------- */
 typedef struct slm_sampler_params {

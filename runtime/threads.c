@@ -1,9 +1,11 @@
 /* runtime/threads.c — a small fixed thread pool (see runtime.h).
  *
  * One job at a time: slm_pool_run publishes (fn, arg) under a new generation
- * number, wakes the workers, runs its own share as thread 0 and waits until
- * every worker has reported. Workers spin briefly before sleeping, because a
- * decode step issues many short jobs back to back. */
+ * number, runs its own share as thread 0 and spin-waits until every worker
+ * has reported. A decode step issues hundreds of short jobs per token, so the
+ * hand-off is lock-free: workers spin on the generation (with pause) for a
+ * while and only then sleep on a condition variable; the caller takes the
+ * mutex only when some worker is asleep. */
 #include "runtime.h"
 
 #include <pthread.h>
@@ -16,10 +18,11 @@ struct slm_pool {
     int n;                      /* threads including the caller */
     pthread_t *tids;
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
+    pthread_cond_t wake;
     atomic_uint gen;            /* job generation */
     atomic_int pending;         /* workers still running the current job */
-    int quit;
+    atomic_int sleepers;        /* workers blocked (or about to block) on wake */
+    atomic_int quit;
     slm_task_fn fn;
     void *arg;
 };
@@ -29,7 +32,15 @@ typedef struct worker_arg {
     int ith;
 } worker_arg;
 
-enum { SPIN_ROUNDS = 20000 };
+/* about 0.1-0.3 ms of pause instructions before a worker sleeps */
+enum { SPIN_ROUNDS = 1 << 12 };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
 
 static void *worker_main(void *v)
 {
@@ -38,32 +49,24 @@ static void *worker_main(void *v)
     slm_pool *p = wa.p;
     unsigned seen = 0;
     for (;;) {
-        /* spin a little, then sleep on the condition variable */
         int spins = 0;
         while (atomic_load_explicit(&p->gen, memory_order_acquire) == seen && spins < SPIN_ROUNDS) {
+            cpu_relax();
             spins++;
-            if ((spins & 255) == 0)
-                sched_yield();
         }
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->gen) == seen && !p->quit)
-            pthread_cond_wait(&p->wake, &p->mu);
-        if (p->quit) {
-            pthread_mutex_unlock(&p->mu);
-            return NULL;
-        }
-        seen = atomic_load(&p->gen);
-        slm_task_fn fn = p->fn;
-        void *arg = p->arg;
-        pthread_mutex_unlock(&p->mu);
-
-        fn(arg, wa.ith, p->n);
-
-        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+        if (atomic_load_explicit(&p->gen, memory_order_acquire) == seen) {
             pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
+            atomic_fetch_add(&p->sleepers, 1); /* seq_cst: pairs with the caller's gen increment */
+            while (atomic_load(&p->gen) == seen && !atomic_load(&p->quit))
+                pthread_cond_wait(&p->wake, &p->mu);
+            atomic_fetch_sub(&p->sleepers, 1);
             pthread_mutex_unlock(&p->mu);
         }
+        if (atomic_load(&p->quit))
+            return NULL;
+        seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+        p->fn(p->arg, wa.ith, p->n);
+        atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel);
     }
 }
 
@@ -78,9 +81,10 @@ int slm_pool_new(int n_threads, slm_pool **out, slm_err *err)
     p->n = n_threads;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
     atomic_init(&p->gen, 0);
     atomic_init(&p->pending, 0);
+    atomic_init(&p->sleepers, 0);
+    atomic_init(&p->quit, 0);
     p->tids = calloc((size_t)n_threads, sizeof *p->tids);
     if (!p->tids) {
         free(p);
@@ -104,14 +108,14 @@ void slm_pool_free(slm_pool *p)
     if (!p)
         return;
     pthread_mutex_lock(&p->mu);
-    p->quit = 1;
+    atomic_store(&p->quit, 1);
+    atomic_fetch_add(&p->gen, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n; i++)
         pthread_join(p->tids[i], NULL);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
     free(p->tids);
     free(p);
 }
@@ -127,23 +131,22 @@ void slm_pool_run(slm_pool *p, slm_task_fn fn, void *arg)
         fn(arg, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
-    atomic_store(&p->pending, p->n - 1);
-    atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
+    atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: publishes fn/arg/pending; pairs with sleepers */
+    if (atomic_load(&p->sleepers) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+    }
 
     fn(arg, 0, p->n);
 
-    int spins = 0;
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spins < SPIN_ROUNDS)
-        spins++;
-    if (atomic_load(&p->pending) > 0) {
-        pthread_mutex_lock(&p->mu);
-        while (atomic_load(&p->pending) > 0)
-            pthread_cond_wait(&p->done, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+    unsigned spins = 0;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0) {
+        cpu_relax();
+        if (++spins % 4096 == 0)
+            sched_yield(); /* a worker may have been descheduled: let it run */
     }
 }

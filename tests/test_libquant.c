@@ -299,8 +299,9 @@ Test(libquant, adversarial_blocks)
     }
 }
 
-/* Every SIMD kernel vs the scalar one, every type: dequantize bit-exact; vec_dot bit-exact
- * for quant types (float types: within 1e-5 of sum |terms|); activation quantizers bit-exact. */
+/* Every SIMD kernel vs the scalar one, every type: dequantize bit-exact; vec_dot within 1e-5
+ * of sum |terms| (integer block sums are exact, float sums run in another order);
+ * activation quantizers bit-exact. */
 Test(libquant, simd_matches_scalar)
 {
     enum { N = 256 * 8 };
@@ -349,9 +350,7 @@ Test(libquant, simd_matches_scalar)
                     cr_assert_eq(f2u(y0[i]), f2u(y1[i]), "%s %s dequant i=%d %g vs %g", t->name, slm_kernel_name(kern), i, y0[i], y1[i]);
                 float dv;
                 v->vec_dot(N, &dv, qw, qa);
-                /* quant types: integer block sums + the scalar float epilogue -> bit-exact */
-                if (t->is_quant)
-                    cr_assert_eq(f2u(dv), f2u(ds), "%s %s round %d vec_dot %.9g vs %.9g", t->name, slm_kernel_name(kern), round, dv, ds);
+                /* exact integer block sums; float sums in another order (vector accumulation) */
                 cr_assert(fabs((double)dv - ds) <= 1e-5 * mag + 1e-30, "%s %s round %d vec_dot %.9g vs %.9g (mag %g)",
                           t->name, slm_kernel_name(kern), round, dv, ds, mag);
                 if (t->is_quant) {
@@ -384,4 +383,204 @@ Test(libquant, vec_dot_close_to_float)
         t->vec_dot(N, &s, qw, qa);
         cr_assert(fabs(s - exact) < 0.02 * mag, "%s: %g vs %g", t->name, s, exact);
     }
+}
+
+/* The multi-row decode kernels (slm_rows_kernel) against scalar vec_dot row by row: 11
+ * rows, every type that has one, every kernel the CPU has; within 1e-5 of the sum of
+ * |terms| of each row; nothing written past the last row. */
+Test(libquant, rows_kernels_match_vec_dot)
+{
+    enum { N = 256 * 3, R = 11 };
+    static const uint32_t types[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14 };
+    float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *deq = malloc(sizeof(float) * N);
+    unsigned char *qw = malloc((size_t)N * R * 2), *qa = malloc((size_t)N * 2);
+    rng_state = 1234;
+    for (int i = 0; i < N * R; i++) x[i] = rng_gauss() * (i % 7 == 0 ? 5.f : 1.f);
+    for (int i = 0; i < N; i++) a[i] = rng_gauss();
+    int checked = 0;
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const slm_qtraits *t = slm_qtraits_get(types[k]);
+        size_t rb = slm_row_bytes(t->type, N);
+        cr_assert_eq(slm_quantize_rows(t->type, x, qw, R, N, NULL), rb * R);
+        cr_assert_eq(slm_quantize_act_kernel(t->vec_dot_type, SLM_KERNEL_SCALAR, a, qa, N), 0);
+        slm_qtraits ks;
+        const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
+        for (int kern = SLM_KERNEL_SCALAR; kern <= SLM_KERNEL_AVX512; kern++) {
+            slm_rows_fn rows = slm_rows_kernel(t->type, kern);
+            if (!slm_cpu_has(kern)) {
+                cr_assert_null(rows);
+                continue;
+            }
+            cr_assert_not_null(rows, "%s has no %s row kernel", t->name, slm_kernel_name(kern));
+            float out[R + 1];
+            out[R] = 12345.f; /* must stay untouched */
+            rows(N, R, out, qw, rb, qa);
+            cr_assert_eq(out[R], 12345.f);
+            for (int r = 0; r < R; r++) {
+                float want;
+                sc->vec_dot(N, &want, qw + r * rb, qa);
+                t->dequantize_row(qw + r * rb, deq, N);
+                double mag = 0;
+                for (int i = 0; i < N; i++) mag += fabs((double)deq[i] * a[i]);
+                cr_assert(fabs((double)out[r] - want) <= 1e-5 * mag, "%s %s row %d: %.9g vs %.9g (mag %g)", t->name,
+                          slm_kernel_name(kern), r, out[r], want, mag);
+                checked++;
+            }
+        }
+    }
+    cr_assert_geq(checked, 10 * R);
+    cr_assert_null(slm_rows_kernel(0, SLM_KERNEL_SCALAR)); /* F32: no row kernel */
+    free(x); free(a); free(deq); free(qw); free(qa);
+}
+
+/* x8 interleaved layouts: the packed product equals scalar vec_dot per row (within
+ * 1e-5 of the sum of |terms|), the packed dequantization equals the row dequantization
+ * bit for bit, and random weight bytes (q8_0 levels of -128 included) are handled. */
+Test(libquant, x8_layouts_match_scalar)
+{
+    enum { N = 32 * 300, R = 24 }; /* 300 blocks: more than one activation chunk of 256 */
+    static const uint32_t types[] = { 2, 6, 8 };
+    float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *d0 = malloc(sizeof(float) * N * 8),
+          *d1 = malloc(sizeof(float) * N * 8);
+    unsigned char *qw = malloc((size_t)N * R * 2), *pk = malloc((size_t)N * R * 2), *qa = malloc((size_t)N * 2);
+    rng_state = 777;
+    for (int i = 0; i < N * R; i++) x[i] = rng_gauss();
+    for (int i = 0; i < N; i++) a[i] = rng_gauss();
+    for (size_t k = 0; k < 3; k++) {
+        const slm_qtraits *t = slm_qtraits_get(types[k]);
+        size_t rb = slm_row_bytes(t->type, N);
+        for (int round = 0; round < 2; round++) {
+            slm_quantize_rows(t->type, x, qw, R, N, NULL);
+            if (round == 1) /* random quant bytes, scales kept */
+                for (int r = 0; r < R; r++)
+                    for (int64_t b = 0; b < N / 32; b++)
+                        for (size_t i = 2; i < t->bytes; i++) qw[r * rb + b * t->bytes + i] = (unsigned char)rng_next();
+            /* q5_0: also the high bits (random bytes cover them) */
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), rb * R);
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R - 1, N), 0u); /* not a multiple of 8 rows */
+            for (int g = 0; g < R / 8; g++) {
+                slm_x8_dequant_group(t->type, pk, g, N, d1);
+                for (int k2 = 0; k2 < 8; k2++) t->dequantize_row(qw + (8 * g + k2) * rb, d0 + (size_t)k2 * N, N);
+                for (int i = 0; i < 8 * N; i++)
+                    cr_assert_eq(f2u(d0[i]), f2u(d1[i]), "%s group %d i %d: %g vs %g", t->name, g, i, d0[i], d1[i]);
+            }
+            slm_x8_fn f = slm_x8_kernel(t->type, SLM_KERNEL_AVX512);
+            if (!slm_cpu_has(SLM_KERNEL_AVX512)) {
+                cr_assert_null(f);
+                continue;
+            }
+            cr_assert_not_null(f);
+            cr_assert_null(slm_x8_kernel(t->type, SLM_KERNEL_AVX2));
+            cr_assert_eq(slm_quantize_act(t->vec_dot_type, a, qa, N), 0);
+            float out[R];
+            f(N, R / 8, out, pk, qa);
+            slm_qtraits ks;
+            const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
+            /* the batch kernel: 11 activation rows (a tile of 8 and a remainder) */
+            enum { T = 11 };
+            slm_x8_gemm_fn gm = slm_x8_gemm_kernel(t->type, SLM_KERNEL_AVX512);
+            cr_assert_not_null(gm);
+            cr_assert_null(slm_x8_gemm_kernel(t->type, SLM_KERNEL_AVX2));
+            size_t yb = slm_row_bytes(t->vec_dot_type, N);
+            unsigned char *ya = malloc(yb * T);
+            int32_t *ysum = malloc(sizeof(int32_t) * (N / 32) * T);
+            float *yd = malloc(sizeof(float) * (N / 32) * T), *go = malloc(sizeof(float) * T * (R + 3));
+            float *at = malloc(sizeof(float) * N);
+            for (int tk = 0; tk < T; tk++) {
+                for (int i = 0; i < N; i++) at[i] = a[(i + 97 * tk) % N] * (1 + tk);
+                cr_assert_eq(slm_quantize_act(t->vec_dot_type, at, ya + tk * yb, N), 0);
+                slm_x8_act_sums(ya + tk * yb, N, ysum + tk * (N / 32), yd + tk * (N / 32));
+            }
+            gm(N, R / 8, go, R + 3, pk, ya, yb, T, ysum, yd);
+            for (int tk = 0; tk < T; tk++)
+                for (int r = 0; r < R; r++) {
+                    float want;
+                    sc->vec_dot(N, &want, qw + r * rb, ya + tk * yb);
+                    t->dequantize_row(qw + r * rb, d0, N);
+                    double mag = 0;
+                    for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[(i + 97 * tk) % N] * (1 + tk));
+                    cr_assert(fabs((double)go[tk * (R + 3) + r] - want) <= 1e-5 * mag, "%s gemm token %d row %d: %.9g vs %.9g",
+                              t->name, tk, r, go[tk * (R + 3) + r], want);
+                }
+            free(ya); free(ysum); free(yd); free(go); free(at);
+            for (int r = 0; r < R; r++) {
+                float want;
+                sc->vec_dot(N, &want, qw + r * rb, qa);
+                t->dequantize_row(qw + r * rb, d0, N);
+                double mag = 0;
+                for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[i]);
+                cr_assert(fabs((double)out[r] - want) <= 1e-5 * mag, "%s round %d row %d: %.9g vs %.9g", t->name,
+                          round, r, out[r], want);
+            }
+        }
+    }
+    cr_assert_eq(slm_x8_pack(14, qw, pk, 8, 256), 0u); /* q6_K: no x8 layout */
+    free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
+}
+
+/* ---- search loops: AVX2 (two candidates per register) vs baseline, bit for bit ---- */
+#include "qimpl.h"
+
+Test(libquant, search_avx2_bit_identical)
+{
+    if (!slm_cpu_has(SLM_KERNEL_AVX2)) cr_skip_test("no AVX2");
+    float x[256] __attribute__((aligned(32))), w[256] __attribute__((aligned(32)));
+    float is[32], a0[32], a1[32], b0[32], b1[32], c0[32], c1[32];
+    static const int n4s[] = { 1, 4, 8, 64 };
+    rng_state = 1234;
+    for (int trial = 0; trial < 400; trial++) {
+        const int n4 = n4s[trial % 4], n = 4 * n4, nc = 1 + trial % 25;
+        for (int i = 0; i < n; i++) {
+            x[i] = rng_gauss() * (trial % 3 == 0 ? 1e-3f : 1.f);
+            w[i] = (trial % 5 == 1 && i % 3 == 0) ? 0.f : (float)rng_unif() * 4.f;
+        }
+        for (int c = 0; c < nc; c++) is[c] = (float)(rng_unif() * 80 - 40); /* both signs, clamping */
+        /* symmetric grid sums */
+        slm_sym_sums_multi_base(n4, x, w, is, nc, -32.f, 31.f, a0, b0);
+        slm_sym_sums_multi_avx2(n4, x, w, is, nc, -32.f, 31.f, a1, b1);
+        cr_assert(!memcmp(a0, a1, nc * 4) && !memcmp(b0, b1, nc * 4), "sym sums trial %d", trial);
+        /* asymmetric grid sums */
+        const float xmin = -2.5f * (float)rng_unif(), nmax = (float)(trial % 2 ? 15 : 3);
+        slm_asym_sums_multi_base(n4, x, w, xmin, is, nc, nmax, a0, b0, c0);
+        slm_asym_sums_multi_avx2(n4, x, w, xmin, is, nc, nmax, a1, b1, c1);
+        cr_assert(!memcmp(a0, a1, nc * 4) && !memcmp(b0, b1, nc * 4) && !memcmp(c0, c1, nc * 4),
+                  "asym sums trial %d", trial);
+        /* sub-block error at two scales vs the baseline one-scale loop */
+        const float da = (float)(rng_unif() * 0.2 - 0.1) + 1e-4f, db = (float)(rng_unif() * 0.02) + 1e-5f;
+        float ea, eb;
+        slm_sym_err2_avx2(n, x, w, da, db, -32, 31, &ea, &eb);
+        const float ra = slm_sym_err_fast(n, x, w, da, -32, 31, NULL), rb = slm_sym_err_fast(n, x, w, db, -32, 31, NULL);
+        cr_assert(!memcmp(&ea, &ra, 4) && !memcmp(&eb, &rb, 4), "err2 trial %d: %g %g vs %g %g", trial, ea, eb, ra, rb);
+        const float ma = (float)rng_unif() * 0.3f, mb = (float)rng_unif() * 3.f;
+        slm_asym_err2_avx2(n, x, w, fabsf(da), ma, db, mb, (int)nmax, &ea, &eb);
+        const float sa = slm_asym_err_fast(n, x, w, fabsf(da), ma, (int)nmax, NULL);
+        const float sb = slm_asym_err_fast(n, x, w, db, mb, (int)nmax, NULL);
+        cr_assert(!memcmp(&ea, &sa, 4) && !memcmp(&eb, &sb, 4), "asym err2 trial %d", trial);
+    }
+}
+
+/* The bytes a quantizer writes must not depend on the kernel in use (nor on the machine). */
+Test(libquant, quantize_same_bytes_every_kernel)
+{
+    enum { N = 256 * 16 };
+    static const uint32_t types[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14 };
+    float *x = malloc(N * sizeof *x), *imp = malloc(N * sizeof *imp);
+    unsigned char *q0 = malloc(N * 4), *q1 = malloc(N * 4);
+    const int active = slm_kernel_active();
+    rng_state = 4321;
+    for (int i = 0; i < N; i++) { x[i] = rng_gauss() * 0.02f; imp[i] = (float)rng_unif() * 3.f; }
+    x[17] = 0.9f; /* an outlier */
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
+        for (int u = 0; u < 2; u++) {
+            slm_kernel_force(SLM_KERNEL_SCALAR);
+            size_t n0 = slm_quantize_rows(types[k], x, q0, 4, N / 4, u ? imp : NULL);
+            for (int kern = SLM_KERNEL_AVX2; kern <= SLM_KERNEL_AVX512; kern++) {
+                if (slm_kernel_force(kern) != kern) continue;
+                size_t n1 = slm_quantize_rows(types[k], x, q1, 4, N / 4, u ? imp : NULL);
+                cr_assert(n0 == n1 && n0 > 0 && !memcmp(q0, q1, n0), "type %u imp %d kernel %s", types[k], u,
+                          slm_kernel_name(kern));
+            }
+        }
+    slm_kernel_force(active);
+    free(x); free(imp); free(q0); free(q1);
 }

@@ -12,9 +12,13 @@
 int cmd_convert(int argc, char **argv);
 int cmd_inspect(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
+extern const char help_compare[];
 int cmd_run(int argc, char **argv);
 int cmd_perplexity(int argc, char **argv);
 int cmd_quantize(int argc, char **argv);
+int cmd_imatrix(int argc, char **argv);
+extern const char help_imatrix[];
 extern const char help_quantize[];
 int cmd_keygen(int argc, char **argv), cmd_trust(int argc, char **argv), cmd_sign(int argc, char **argv);
 int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_install(int argc, char **argv);
@@ -26,6 +30,7 @@ static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
     {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
     {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
+    {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
@@ -34,7 +39,8 @@ static const slm_cmd commands[] = {
     {"sign", cmd_sign, "add a signature to a bundle or trust root, in place", help_sign},
     {"verify", cmd_verify, "verify a bundle against a trust root (streaming, bounded memory)", help_verify},
     {"install", cmd_install, "A/B install store: install with health check, --status, --revert", help_install},
-    {"bench", cmd_bench, "benchmarks; `bench synth` writes seeded random models of real shapes", help_bench},
+    {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", help_bench},
+    {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", help_compare},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 

@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "calib.h"
 #include "cli.h"
 #include "formats.h"
 #include "libquant.h"
@@ -40,6 +41,23 @@ const char help_quantize[] =
     "      --dry-run                print the types and the resulting size; write nothing\n"
     "      --stats                  per-tensor RMSE and max |error| of the round trip\n"
     "      --json                   JSON summary on stdout instead of the table\n"
+    "\n"
+    "calibration (see docs/calibration.md):\n"
+    "      --imatrix FILE           importance matrix (slm imatrix or llama-imatrix: GGUF or\n"
+    "                               legacy .dat) weighting every quantized tensor's error\n"
+    "      --include-weights NAME   use calibration only for tensors whose name contains NAME\n"
+    "                               (repeatable)\n"
+    "      --exclude-weights NAME   no calibration for tensors whose name contains NAME (repeatable)\n"
+    "      --gptq                   GPTQ error compensation for the weights of every product\n"
+    "                               (blk.* and output.weight), layer by layer; needs -f\n"
+    "  -f, --file FILE              calibration text for --gptq\n"
+    "  -c, --ctx-size N             calibration chunk length in tokens (default 512, at most the\n"
+    "                               model's context)\n"
+    "      --chunks N               use at most N calibration chunks (default: all)\n"
+    "      --gptq-damp X            damping: X * mean(diag H) added to H's diagonal (default 0.01)\n"
+    "      --gptq-block N           lazy-update block in columns (default 128)\n"
+    "      --act-order              quantize blocks (and columns inside them) by decreasing\n"
+    "                               activation energy (diag H)\n"
     "  -h, --help                   this help\n"
     "\n"
     "A row length that is not a multiple of the chosen type's block falls back to a\n"
@@ -64,6 +82,8 @@ typedef struct {
     uint32_t type;
     int flags, rule;
     uint64_t new_bytes;
+    float *imp;            /* importance from --imatrix, or NULL */
+    unsigned char *pre;    /* bytes already quantized (GPTQ), or NULL */
     double rmse, maxerr, werr; /* --stats */
 } plan_t;
 
@@ -71,6 +91,7 @@ typedef struct {
     const gguf_tensor *t;
     uint32_t type;
     const float *imp;      /* per-column importance or NULL */
+    const unsigned char *pre; /* already quantized bytes of row r0 (GPTQ), or NULL */
     int64_t r0, nr;        /* this worker's rows (absolute row index in the tensor) */
     unsigned char *dst;    /* output bytes of row r0 */
     int stats;
@@ -98,14 +119,17 @@ static void *worker(void *arg)
     const size_t rb = slm_type_row_bytes(j->type, (uint64_t)n);
     const slm_qtraits *q = slm_qtraits_get(j->type);
     float *x = malloc((size_t)n * 4), *y = j->stats ? malloc((size_t)n * 4) : NULL;
+    float *ws = j->imp ? malloc((size_t)n * 4) : NULL;
     j->se = j->sx = j->we = j->wsum = j->maxe = 0;
     j->rc = 0;
-    if (!x || (j->stats && !y) || !q) { j->rc = SLM_EINTERNAL; goto out; }
+    if (!x || (j->stats && !y) || (j->imp && !ws) || !q) { j->rc = SLM_EINTERNAL; goto out; }
     for (int64_t r = 0; r < j->nr; r++) {
         unsigned char *d = j->dst + (size_t)r * rb;
         if (row_to_f32(j->t, j->r0 + r, x)) { j->rc = SLM_EINPUT; goto out; }
         if (j->type == SLM_TYPE_F32) memcpy(d, x, (size_t)n * 4);
-        else q->quantize_row(x, d, n, j->imp);
+        else if (j->pre) memcpy(d, j->pre + (size_t)r * rb, rb);
+        else if (j->imp) slm_quantize_rows_imatrix(j->type, x, d, 1, n, j->imp, ws);
+        else q->quantize_row(x, d, n, NULL);
         if (j->stats) {
             if (j->type == SLM_TYPE_F32) memcpy(y, x, (size_t)n * 4);
             else q->dequantize_row(d, y, n);
@@ -121,6 +145,7 @@ static void *worker(void *arg)
 out:
     free(x);
     free(y);
+    free(ws);
     return NULL;
 }
 
@@ -132,6 +157,17 @@ static void fmt_shape(const gguf_tensor *t, char *buf, size_t n)
     if (k < (int)n) snprintf(buf + k, n - k, "]");
 }
 
+/* llama-quantize's --include-weights / --exclude-weights: substrings of tensor names */
+static int calib_selected(const char *name, const char *const *inc, int n_inc, const char *const *exc, int n_exc)
+{
+    for (int i = 0; i < n_exc; i++)
+        if (strstr(name, exc[i])) return 0;
+    if (!n_inc) return 1;
+    for (int i = 0; i < n_inc; i++)
+        if (strstr(name, inc[i])) return 1;
+    return 0;
+}
+
 static int layer_of(const char *name)
 {
     int l;
@@ -141,21 +177,32 @@ static int layer_of(const char *name)
 
 int cmd_quantize(int argc, char **argv)
 {
-    enum { O_PURE = 256, O_TT, O_OUT, O_EMB, O_REQ, O_DRY, O_STATS, O_JSON };
+    enum { O_PURE = 256, O_TT, O_OUT, O_EMB, O_REQ, O_DRY, O_STATS, O_JSON, O_IMAT, O_INCW, O_EXCW, O_GPTQ, O_DAMP,
+           O_GBLK, O_ACT, O_CHUNKS };
     static const struct option opts[] = {
         {"threads", required_argument, 0, 't'}, {"pure", no_argument, 0, O_PURE},
         {"tensor-type", required_argument, 0, O_TT}, {"output-tensor-type", required_argument, 0, O_OUT},
         {"token-embedding-type", required_argument, 0, O_EMB}, {"allow-requantize", no_argument, 0, O_REQ},
         {"dry-run", no_argument, 0, O_DRY}, {"stats", no_argument, 0, O_STATS}, {"json", no_argument, 0, O_JSON},
+        {"imatrix", required_argument, 0, O_IMAT}, {"include-weights", required_argument, 0, O_INCW},
+        {"exclude-weights", required_argument, 0, O_EXCW}, {"gptq", no_argument, 0, O_GPTQ},
+        {"file", required_argument, 0, 'f'}, {"ctx-size", required_argument, 0, 'c'},
+        {"chunks", required_argument, 0, O_CHUNKS}, {"gptq-damp", required_argument, 0, O_DAMP},
+        {"gptq-block", required_argument, 0, O_GBLK}, {"act-order", no_argument, 0, O_ACT},
         {0, 0, 0, 0}};
+    const char *imatrix_path = NULL;
+    const char *incw[64], *excw[64];
+    int n_incw = 0, n_excw = 0, use_gptq = 0;
+    gptq_opts go = { NULL, 512, 0, 1, 0, { 0.01f, 128, 0 } };
     int threads = cli_default_threads(), pure = 0, requant = 0, dry = 0, stats = 0, json = 0, c;
     slm_recipe_opts ro = { 0, -1, -1, NULL, 0 };
+    slm_imatrix imat = {0};
     slm_tensor_rule *rules = NULL;
     int n_rules = 0, rc = 0;
     long long v;
     optind = 1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":t:f:c:", opts, NULL)) != -1) {
         uint32_t ty;
         switch (c) {
         case 't':
@@ -166,6 +213,33 @@ int cmd_quantize(int argc, char **argv)
             threads = (int)v;
             break;
         case O_PURE: pure = 1; break;
+        case O_IMAT: imatrix_path = optarg; break;
+        case O_INCW:
+        case O_EXCW:
+            if ((c == O_INCW ? n_incw : n_excw) == 64) { free(rules); return cli_usage(C, "at most 64 --include-weights / --exclude-weights"); }
+            if (c == O_INCW) incw[n_incw++] = optarg; else excw[n_excw++] = optarg;
+            break;
+        case O_GPTQ: use_gptq = 1; break;
+        case O_ACT: go.p.act_order = 1; break;
+        case 'f': go.calib = optarg; break;
+        case 'c':
+            if (cli_parse_int(optarg, 16, 1 << 20, &v)) { free(rules); return cli_usage(C, "-c wants a chunk length from 16 to 1048576, got '%s'", optarg); }
+            go.n_ctx = (int)v;
+            break;
+        case O_CHUNKS:
+            if (cli_parse_int(optarg, 1, 1 << 30, &v)) { free(rules); return cli_usage(C, "--chunks wants a positive count, got '%s'", optarg); }
+            go.max_chunks = (int)v;
+            break;
+        case O_GBLK:
+            if (cli_parse_int(optarg, 1, 1 << 16, &v)) { free(rules); return cli_usage(C, "--gptq-block wants a column count from 1 to 65536, got '%s'", optarg); }
+            go.p.block = (int)v;
+            break;
+        case O_DAMP: {
+            double dv;
+            if (cli_parse_double(optarg, &dv) || !(dv > 0) || dv > 10) { free(rules); return cli_usage(C, "--gptq-damp wants a number in (0, 10], got '%s'", optarg); }
+            go.p.damp = (float)dv;
+            break;
+        }
         case O_REQ: requant = 1; break;
         case O_DRY: dry = 1; break;
         case O_STATS: stats = 1; break;
@@ -218,6 +292,11 @@ int cmd_quantize(int argc, char **argv)
         free(rules);
         return cli_usage(C, "unknown quantization type '%s' (one of: %s)", tname, names);
     }
+    if (use_gptq && !go.calib) { free(rules); return cli_usage(C, "--gptq needs a calibration text (-f FILE)"); }
+    if (!use_gptq && go.calib) { free(rules); return cli_usage(C, "-f is the calibration text of --gptq; pass --gptq too"); }
+    if ((n_incw || n_excw) && !imatrix_path && !use_gptq) { free(rules); return cli_usage(C, "--include-weights / --exclude-weights need --imatrix or --gptq"); }
+    go.threads = threads;
+    go.verbose = !json;
     ro.pure = pure;
     ro.rules = rules;
     ro.n_rules = n_rules;
@@ -310,12 +389,74 @@ int cmd_quantize(int argc, char **argv)
     for (int r = 0; r < n_rules; r++)
         if (!hits[r]) cli_warn(C, "--tensor-type pattern '%s' matches no tensor", rules[r].pattern);
 
+    /* calibration: which tensors, their importance (--imatrix), GPTQ */
+    int n_imat_used = 0;
+    if (imatrix_path) {
+        if ((rc = slm_imatrix_read(imatrix_path, &imat, &err))) { cli_fail_err(C, &err); goto done; }
+        for (size_t k = 0; k < imat.n; k++) {
+            const slm_imatrix_entry *e = &imat.e[k];
+            int64_t ti = gguf_find_tensor(g, e->name);
+            if (ti < 0) {
+                rc = cli_fail(C, SLM_EINPUT, "%s: entry '%s' names no tensor of %s: the imatrix was made for another model",
+                              imatrix_path, e->name, in);
+                goto done;
+            }
+            const gguf_tensor *t = &g->tensors[ti];
+            if (e->n != t->ne[0] || (e->n_mat != 1 && e->n_mat != t->ne[2])) {
+                rc = cli_fail(C, SLM_EINPUT,
+                              "%s: entry '%s' has %" PRId64 " columns x %" PRId64 " matrices but the tensor has rows of %" PRId64
+                              ": the imatrix was made for another model",
+                              imatrix_path, e->name, e->n, e->n_mat, t->ne[0]);
+                goto done;
+            }
+        }
+    }
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        if (plan[i].type == t->type || !calib_selected(t->name, incw, n_incw, excw, n_excw)) continue;
+        const slm_imatrix_entry *e = imatrix_path ? slm_imatrix_find(&imat, t->name) : NULL;
+        if (!e || e->n_mat != 1) continue;
+        plan[i].imp = malloc(sizeof(float) * (size_t)e->n);
+        if (!plan[i].imp) { rc = cli_fail(C, SLM_EINTERNAL, "out of memory"); goto done; }
+        if (!slm_imatrix_mean(e, plan[i].imp)) { free(plan[i].imp); plan[i].imp = NULL; continue; }
+        n_imat_used++;
+    }
+    if (imatrix_path && !n_imat_used)
+        cli_warn(C, "%s: no entry of the imatrix applies to a tensor being quantized", imatrix_path);
+    if (use_gptq && !dry) {
+        gptq_tensor *gts = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *gts);
+        size_t ng = 0;
+        if (!gts) { rc = cli_fail(C, SLM_EINTERNAL, "out of memory"); goto done; }
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const gguf_tensor *t = &g->tensors[i];
+            if (plan[i].type == t->type || !slm_qgrid_supported(plan[i].type) || t->n_dims != 2) continue;
+            if (strncmp(t->name, "blk.", 4) && strcmp(t->name, "output.weight")) continue;
+            if (!calib_selected(t->name, incw, n_incw, excw, n_excw)) continue;
+            gts[ng++] = (gptq_tensor){ t, plan[i].type, plan[i].imp, NULL };
+        }
+        rc = gptq_run(in, &go, gts, ng, &err);
+        for (size_t k = 0; k < ng; k++) {
+            int64_t ti = gguf_find_tensor(g, gts[k].src->name);
+            if (!rc && ti >= 0) plan[ti].pre = gts[k].out;
+            else free(gts[k].out);
+        }
+        free(gts);
+        if (rc) { cli_fail_err(C, &err); goto done; }
+    }
+
     gguf_writer *w = gguf_writer_new();
     if (!w) { rc = cli_fail(C, SLM_EINTERNAL, "out of memory"); goto done; }
     int bad = 0;
     for (uint64_t k = 0; k < g->n_kv; k++) bad |= gguf_copy_kv(w, g, k);
     bad |= gguf_set_u32(w, "general.quantization_version", 2);
     bad |= gguf_set_u32(w, "general.file_type", (uint32_t)ftype);
+    if (imatrix_path && n_imat_used) {
+        /* llama-quantize's record of the imatrix */
+        bad |= gguf_set_str(w, "quantize.imatrix.file", imatrix_path);
+        if (imat.n_datasets) bad |= gguf_set_str(w, "quantize.imatrix.dataset", imat.datasets[0]);
+        bad |= gguf_set_i32(w, "quantize.imatrix.entries_count", (int32_t)n_imat_used);
+        if (imat.chunk_count) bad |= gguf_set_i32(w, "quantize.imatrix.chunks_count", (int32_t)imat.chunk_count);
+    }
     for (uint64_t i = 0; i < g->n_tensors && !bad; i++) {
         const gguf_tensor *t = &g->tensors[i];
         int64_t ix = gguf_add_tensor(w, t->name, plan[i].type, t->n_dims, t->ne);
@@ -374,7 +515,8 @@ int cmd_quantize(int argc, char **argv)
             for (int k = 0; k < threads; k++) {
                 int64_t a = nr * k / threads, b = nr * (k + 1) / threads;
                 if (b <= a) continue;
-                jobs[nt] = (job_t){ t, p->type, NULL, r0 + a, b - a, obuf + (size_t)a * rb, stats, 0, 0, 0, 0, 0, 0 };
+                jobs[nt] = (job_t){ t, p->type, p->imp, p->pre ? p->pre + (size_t)(r0 + a) * rb : NULL, r0 + a, b - a,
+                                    obuf + (size_t)a * rb, stats, 0, 0, 0, 0, 0, 0 };
                 nt++;
             }
             for (int k = 1; k < nt; k++) {
@@ -475,6 +617,9 @@ abort:
     free(tid);
     free(started);
 done:
+    if (plan)
+        for (uint64_t i = 0; i < g->n_tensors; i++) { free(plan[i].imp); free(plan[i].pre); }
+    slm_imatrix_free(&imat);
     free(plan);
     free(hits);
     free(rules);

@@ -1,0 +1,230 @@
+/* bench/svg.c — small self-contained SVG charts (scatter with a Pareto front,
+ * bars) for `slm compare` and `slm bench -o svg`. Output is well-formed XML
+ * with a title, labelled axes and tick values; labels are XML-escaped. */
+#include "bench.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sbuf {
+    char *p;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...)
+{
+    if (b->oom)
+        return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->len + (size_t)n < b->cap) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t ncap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
+        char *np = realloc(b->p, ncap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = ncap;
+    }
+}
+
+static void sb_text(sbuf *b, const char *s) /* XML-escaped */
+{
+    for (; s && *s; s++) {
+        switch (*s) {
+        case '<': sb_printf(b, "&lt;"); break;
+        case '>': sb_printf(b, "&gt;"); break;
+        case '&': sb_printf(b, "&amp;"); break;
+        case '"': sb_printf(b, "&quot;"); break;
+        case '\'': sb_printf(b, "&apos;"); break;
+        default:
+            if ((unsigned char)*s >= 0x20 || *s == '\t')
+                sb_printf(b, "%c", *s);
+        }
+    }
+}
+
+static char *sb_done(sbuf *b)
+{
+    if (b->oom) {
+        free(b->p);
+        return NULL;
+    }
+    return b->p;
+}
+
+int bench_pareto(const bench_point *pts, int n, int *idx)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        int dominated = 0;
+        for (int j = 0; j < n && !dominated; j++)
+            if (j != i && pts[j].x <= pts[i].x && pts[j].y <= pts[i].y && (pts[j].x < pts[i].x || pts[j].y < pts[i].y))
+                dominated = 1;
+        if (!dominated)
+            idx[k++] = i;
+    }
+    /* sort by x for drawing */
+    for (int a = 1; a < k; a++)
+        for (int b = a; b > 0 && pts[idx[b]].x < pts[idx[b - 1]].x; b--) {
+            int t = idx[b];
+            idx[b] = idx[b - 1];
+            idx[b - 1] = t;
+        }
+    return k;
+}
+
+enum { W = 720, H = 480, ML = 80, MR = 30, MT = 50, MB = 70 };
+
+static void header(sbuf *b, const char *title)
+{
+    sb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
+                 "font-family=\"sans-serif\" font-size=\"12\">\n"
+                 "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n",
+              W, H, W, H, W, H);
+    sb_printf(b, "<text x=\"%d\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">", W / 2);
+    sb_text(b, title);
+    sb_printf(b, "</text>\n");
+}
+
+static void axes(sbuf *b, const char *xl, const char *yl, double x0, double x1, double y0, double y1, int log_y,
+                 int x_ticks)
+{
+    int pw = W - ML - MR, ph = H - MT - MB;
+    sb_printf(b, "<g id=\"axes\" stroke=\"black\"><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
+                 "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/></g>\n",
+              ML, MT + ph, ML + pw, MT + ph, ML, MT, ML, MT + ph);
+    for (int i = 0; i <= 5; i++) {
+        double f = i / 5.0;
+        double yv = log_y ? pow(10, log10(y0) + f * (log10(y1) - log10(y0))) : y0 + f * (y1 - y0);
+        int py = MT + ph - (int)(f * ph);
+        sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
+                     "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.4g</text>\n",
+                  ML, py, ML + pw, py, ML - 6, py + 4, yv);
+        if (x_ticks) {
+            double xv = x0 + f * (x1 - x0);
+            int px = ML + (int)(f * pw);
+            sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%.4g</text>\n", px, MT + ph + 18, xv);
+        }
+    }
+    sb_printf(b, "<text id=\"x-label\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">", ML + pw / 2, H - 20);
+    sb_text(b, xl);
+    sb_printf(b, "</text>\n<text id=\"y-label\" x=\"20\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 20 %d)\">",
+              MT + ph / 2, MT + ph / 2);
+    sb_text(b, yl);
+    sb_printf(b, "</text>\n");
+}
+
+char *bench_svg_scatter(const char *title, const char *x_label, const char *y_label, const bench_point *pts, int n,
+                        int pareto, int log_y)
+{
+    sbuf b = {0};
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(pts[i].x) || !isfinite(pts[i].y) || (log_y && pts[i].y <= 0))
+            continue;
+        x0 = fmin(x0, pts[i].x);
+        x1 = fmax(x1, pts[i].x);
+        y0 = fmin(y0, pts[i].y);
+        y1 = fmax(y1, pts[i].y);
+    }
+    if (!(x0 <= x1)) {
+        x0 = 0;
+        x1 = 1;
+        y0 = log_y ? 1e-3 : 0;
+        y1 = 1;
+    }
+    double dx = x1 - x0 > 0 ? x1 - x0 : fmax(fabs(x0), 1);
+    x0 -= 0.08 * dx;
+    x1 += 0.08 * dx;
+    if (log_y) {
+        y0 /= 2;
+        y1 *= 2;
+    } else {
+        double dy = y1 - y0 > 0 ? y1 - y0 : fmax(fabs(y0), 1);
+        y0 -= 0.08 * dy;
+        y1 += 0.08 * dy;
+    }
+    header(&b, title);
+    axes(&b, x_label, y_label, x0, x1, y0, y1, log_y, 1);
+    int pw = W - ML - MR, ph = H - MT - MB;
+#define PX(v) (ML + ((v) - x0) / (x1 - x0) * pw)
+#define PY(v) (MT + ph - (log_y ? (log10(v) - log10(y0)) / (log10(y1) - log10(y0)) : ((v) - y0) / (y1 - y0)) * ph)
+    int *front = malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
+    int nf = 0;
+    if (pareto && front) {
+        nf = bench_pareto(pts, n, front);
+        sb_printf(&b, "<polyline id=\"pareto-front\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2\" points=\"");
+        for (int k = 0; k < nf; k++)
+            if (isfinite(pts[front[k]].y) && (!log_y || pts[front[k]].y > 0))
+                sb_printf(&b, "%.1f,%.1f ", PX(pts[front[k]].x), PY(pts[front[k]].y));
+        sb_printf(&b, "\"/>\n");
+    }
+    for (int i = 0; i < n; i++) {
+        if (!isfinite(pts[i].x) || !isfinite(pts[i].y) || (log_y && pts[i].y <= 0))
+            continue;
+        int on = 0;
+        for (int k = 0; k < nf; k++)
+            on |= front[k] == i;
+        sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"%s/>", PX(pts[i].x), PY(pts[i].y),
+                  on ? 6 : 4, on ? "#d62728" : "#1f77b4", on ? " class=\"pareto\"" : "");
+        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\">", PX(pts[i].x) + 8, PY(pts[i].y) - 6);
+        sb_text(&b, pts[i].label);
+        sb_printf(&b, "</text>\n");
+    }
+    if (pareto)
+        sb_printf(&b, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">red: Pareto front (smaller and better)</text>\n",
+                  ML + 10, MT + 14);
+#undef PX
+#undef PY
+    free(front);
+    sb_printf(&b, "</svg>\n");
+    return sb_done(&b);
+}
+
+char *bench_svg_bars(const char *title, const char *y_label, const bench_point *bars, int n)
+{
+    sbuf b = {0};
+    double y1 = 0;
+    for (int i = 0; i < n; i++)
+        if (isfinite(bars[i].y))
+            y1 = fmax(y1, bars[i].y);
+    if (y1 <= 0)
+        y1 = 1;
+    y1 *= 1.1;
+    header(&b, title);
+    axes(&b, "test", y_label, 0, 1, 0, y1, 0, 0);
+    int pw = W - ML - MR, ph = H - MT - MB;
+    double slot = n > 0 ? (double)pw / n : pw;
+    for (int i = 0; i < n; i++) {
+        double v = isfinite(bars[i].y) && bars[i].y > 0 ? bars[i].y : 0;
+        double h = v / y1 * ph, x = ML + i * slot + slot * 0.15;
+        sb_printf(&b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"#1f77b4\"/>", x,
+                  MT + ph - h, slot * 0.7, h);
+        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.1f</text>", x + slot * 0.35,
+                  MT + ph - h - 4, v);
+        sb_printf(&b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\" font-size=\"10\">", x + slot * 0.35,
+                  MT + ph + 16 + (i % 2) * 12);
+        sb_text(&b, bars[i].label);
+        sb_printf(&b, "</text>\n");
+    }
+    sb_printf(&b, "</svg>\n");
+    return sb_done(&b);
+}

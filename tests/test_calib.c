@@ -1,0 +1,535 @@
+/* tests/test_calib.c — calibration: the level-grid packers against libquant's own
+ * quantizers, GPTQ against round-to-nearest on correlated activations (the output
+ * error it exists to lower), determinism, the imatrix file (llama-imatrix's GGUF
+ * layout, legacy .dat), `slm imatrix` and `slm quantize --imatrix/--gptq` end to end,
+ * bad inputs, and llama.cpp running GPTQ files / exchanging imatrix files. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "formats.h"
+#include "interop.h"
+#include "libquant.h"
+#include "testutil.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+static double urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) * 0x1p-53;
+}
+static float nrand(void)
+{
+    double u = urand() + 1e-12, v = urand();
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+
+static const uint32_t grid_types[] = {2, 3, 6, 7, 8, 10, 11, 12, 13, 14}; /* q4_0 .. q6_K */
+#define N_GRID (sizeof grid_types / sizeof grid_types[0])
+
+/* decode -> levels from the dequantized values -> re-pack gives the same block */
+Test(calib, qgrid_pack_reproduces_quantizer_blocks)
+{
+    enum { N = 1024 };
+    float x[N], imp[N], y0[N], y1[N], a[256], b[256];
+    for (int i = 0; i < N; i++) { x[i] = nrand() * (i % 97 == 0 ? 8.0f : 1.0f); imp[i] = (float)urand() + 0.01f; }
+    for (size_t ti = 0; ti < N_GRID; ti++) {
+        const slm_qtraits *q = slm_qtraits_get(grid_types[ti]);
+        cr_assert(q && slm_qgrid_supported(q->type), "%u", grid_types[ti]);
+        unsigned char buf[4096], rep[4096];
+        for (int pass = 0; pass < 2; pass++) {
+            q->quantize_row(x, buf, N, pass ? imp : NULL);
+            q->dequantize_row(buf, y0, N);
+            memcpy(rep, buf, slm_row_bytes(q->type, N));
+            int exact = 1;
+            for (int blk = 0; blk < N / q->blck; blk++) {
+                unsigned char *bp = rep + (size_t)blk * q->bytes;
+                int zero, qmax;
+                int len = slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax);
+                cr_assert_eq(len, q->blck);
+                uint8_t L[256];
+                for (int j = 0; j < len; j++) {
+                    float v = y0[blk * len + j];
+                    int l = a[j] != 0 ? (int)lrintf((v - b[j]) / a[j]) + zero : zero;
+                    if (a[j] == 0) exact = 0;
+                    cr_assert(l >= 0 && l <= qmax, "%s: level %d outside [0, %d]", q->name, l, qmax);
+                    L[j] = (uint8_t)l;
+                    /* the grid formula gives the dequantized value */
+                    cr_assert(fabsf(a[j] * (l - zero) + b[j] - v) <= 1e-6f * (fabsf(v) + fabsf(b[j]) + 1e-3f),
+                              "%s: grid value %g vs %g", q->name, a[j] * (l - zero) + b[j], v);
+                }
+                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
+            }
+            q->dequantize_row(rep, y1, N);
+            cr_expect(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed block dequantizes differently", q->name);
+            if (exact)
+                cr_expect(memcmp(buf, rep, slm_row_bytes(q->type, N)) == 0, "%s: re-packed bytes differ", q->name);
+        }
+    }
+}
+
+/* Activations with strongly correlated columns (a low-rank mix plus noise), the
+ * setting where GPTQ's compensation pays off. */
+static void make_problem(int T, int n, int rows, float *X, float *W)
+{
+    enum { R = 8 };
+    float mix[R][512];
+    for (int r = 0; r < R; r++)
+        for (int c = 0; c < n; c++) mix[r][c] = nrand();
+    for (int t = 0; t < T; t++) {
+        float z[R];
+        for (int r = 0; r < R; r++) z[r] = nrand();
+        for (int c = 0; c < n; c++) {
+            float v = 0.3f * nrand() * (c % 17 == 0 ? 4.0f : 1.0f);
+            for (int r = 0; r < R; r++) v += z[r] * mix[r][c];
+            X[(size_t)t * n + c] = v;
+        }
+    }
+    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * nrand();
+}
+
+/* ||X (W - Wq)^T||^2 */
+static double out_err(const float *X, int T, int n, const float *W, const float *Wq, int rows)
+{
+    double s = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < rows; r++) {
+            double d = 0;
+            for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
+            s += d * d;
+        }
+    return s;
+}
+
+Test(calib, gptq_lowers_output_error_vs_rounding, .timeout = 60)
+{
+    enum { T = 1024, n = 512, rows = 48 };
+    float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n);
+    unsigned char *buf = malloc(rows * slm_row_bytes(8, n) + 4096), *buf2 = malloc(rows * slm_row_bytes(8, n) + 4096);
+    make_problem(T, n, rows, X, W);
+    slm_gptq_accumulate(H, X, T, n, 2);
+    /* the same bytes on one thread, and the values of a plain double sum */
+    float *H1 = calloc(n * n, sizeof(float));
+    slm_gptq_accumulate(H1, X, T, n, 1);
+    for (int i = 0; i < n; i++)
+        for (int k = i; k < n; k += 37) {
+            cr_assert_eq(H[i * n + k], H1[i * n + k]);
+            double ref = 0;
+            for (int t = 0; t < T; t++) ref += (double)X[(size_t)t * n + i] * X[(size_t)t * n + k];
+            cr_assert(fabs(H[i * n + k] - ref) <= 1e-4 * (fabs(ref) + T), "H[%d][%d] %g vs %g", i, k, H[i * n + k], ref);
+        }
+    free(H1);
+    slm_gptq_symmetrize(H, n);
+    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    static const uint32_t types[] = {2, 3, 6, 8, 10, 11, 12, 13, 14};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        const slm_qtraits *q = slm_qtraits_get(types[k]);
+        /* baseline: the type's own importance-weighted rounding */
+        slm_quantize_rows(q->type, W, buf, rows, n, imp);
+        for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * slm_row_bytes(q->type, n), Wq + (size_t)r * n, n);
+        double e_rtn = out_err(X, T, n, W, Wq, rows);
+        slm_gptq_params p = {0.01f, 128, 0};
+        cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0);
+        for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * slm_row_bytes(q->type, n), Wq + (size_t)r * n, n);
+        double e_gptq = out_err(X, T, n, W, Wq, rows);
+        /* one thread gives the same bytes */
+        cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 1, buf2), 0);
+        cr_expect(memcmp(buf, buf2, rows * slm_row_bytes(q->type, n)) == 0, "%s: bytes depend on threads", q->name);
+        /* act-order runs and also beats rounding */
+        p.act_order = 1;
+        cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf2), 0);
+        for (int r = 0; r < rows; r++) q->dequantize_row(buf2 + r * slm_row_bytes(q->type, n), Wq + (size_t)r * n, n);
+        double e_act = out_err(X, T, n, W, Wq, rows);
+        cr_expect(e_gptq < 0.8 * e_rtn, "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e_gptq, e_rtn);
+        cr_expect(e_act < 0.8 * e_rtn, "%s: GPTQ act-order output error %.4g vs rounding %.4g", q->name, e_act, e_rtn);
+    }
+    free(X); free(W); free(H); free(Wq); free(imp); free(buf); free(buf2);
+}
+
+Test(calib, gptq_rejects_unsupported)
+{
+    float W[64] = {0}, H[64 * 64] = {0};
+    unsigned char out[256];
+    slm_gptq_params p = {0.01f, 128, 0};
+    cr_expect_eq(slm_gptq_quantize(0 /* f32 */, W, 1, 64, H, NULL, &p, 1, out), SLM_GPTQ_EUNSUPPORTED);
+    cr_expect_eq(slm_gptq_quantize(12 /* q4_K: 256 */, W, 1, 64, H, NULL, &p, 1, out), SLM_GPTQ_EUNSUPPORTED);
+    /* all-zero H (dead columns) still works: unit diagonal */
+    cr_expect_eq(slm_gptq_quantize(2, W, 1, 64, H, NULL, &p, 1, out), 0);
+}
+
+/* ---- files ------------------------------------------------------------------------ */
+
+static char *f32_model(const char *dir)
+{
+    char *out = tu_path(dir, "f32.gguf");
+    char *o = NULL, *e = NULL;
+    const char *conv[] = {"convert", tu_model("stories-llama256"), "-o", out, "--outtype", "f32", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, conv), 0, "convert: %s", e);
+    free(o);
+    free(e);
+    return out;
+}
+
+static int run(const char *const *args, char **err_out)
+{
+    char *o = NULL, *e = NULL;
+    int rc = tu_run_slm(&o, &e, args);
+    free(o);
+    if (err_out) *err_out = e; else free(e);
+    return rc;
+}
+
+static char *make_imatrix(const char *dir, const char *model, const char *name, const char *chunks)
+{
+    char *out = tu_path(dir, name), *e = NULL;
+    const char *a[] = {"imatrix", "-m", model, "-f", tu_corpus("tinystories-calib.txt"), "-c", "128", "--chunks", chunks,
+                       "-t", "2", "-o", out, NULL};
+    cr_assert_eq(run(a, &e), 0, "slm imatrix: %s", e);
+    free(e);
+    return out;
+}
+
+Test(calib, imatrix_has_llama_layout, .timeout = 60)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir);
+    char *im = make_imatrix(dir, in, "im.gguf", "4"), *im2 = make_imatrix(dir, in, "im2.gguf", "4");
+    /* deterministic */
+    size_t n1, n2;
+    char *b1 = tu_read_file(im, &n1), *b2 = tu_read_file(im2, &n2);
+    cr_expect(n1 == n2 && !memcmp(b1, b2, n1), "two runs differ");
+    free(b1); free(b2);
+    gguf_file *g = NULL, *m = NULL;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(im, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(gguf_open(in, &m, &err), 0, "%s", err.msg);
+    gguf_str s;
+    cr_expect(!gguf_get_str(g, "general.type", &s) && s.len == 7 && !memcmp(s.ptr, "imatrix", 7));
+    int64_t k = gguf_find_key(g, "imatrix.datasets");
+    cr_assert(k >= 0);
+    cr_expect(g->kv[k].type == GGUF_T_ARRAY && g->kv[k].arr_type == GGUF_T_STRING && g->kv[k].arr_n == 1);
+    k = gguf_find_key(g, "imatrix.chunk_count");
+    cr_assert(k >= 0);
+    cr_expect_eq(g->kv[k].type, GGUF_T_UINT32);
+    cr_expect_eq(gguf_arr_num(&g->kv[k], 0), 4);
+    k = gguf_find_key(g, "imatrix.chunk_size");
+    cr_assert(k >= 0);
+    cr_expect_eq(g->kv[k].type, GGUF_T_UINT32);
+    cr_expect_eq(gguf_arr_num(&g->kv[k], 0), 128);
+    /* one .in_sum2 [n_in, 1] + .counts [1, 1] pair per blk.* matrix, sorted by name */
+    int n_mat = 0;
+    for (uint64_t i = 0; i < m->n_tensors; i++) {
+        const gguf_tensor *t = &m->tensors[i];
+        if (strncmp(t->name, "blk.", 4) || t->n_dims != 2) continue;
+        n_mat++;
+        char nm[256];
+        snprintf(nm, sizeof nm, "%s.in_sum2", t->name);
+        int64_t a = gguf_find_tensor(g, nm);
+        snprintf(nm, sizeof nm, "%s.counts", t->name);
+        int64_t c = gguf_find_tensor(g, nm);
+        cr_assert(a >= 0 && c >= 0, "%s missing", t->name);
+        const gguf_tensor *ta = &g->tensors[a], *tc = &g->tensors[c];
+        cr_expect(ta->type == SLM_TYPE_F32 && ta->n_dims == 2 && ta->ne[0] == t->ne[0] && ta->ne[1] == 1, "%s", ta->name);
+        cr_expect(tc->type == SLM_TYPE_F32 && tc->n_dims == 2 && tc->ne[0] == 1 && tc->ne[1] == 1, "%s", tc->name);
+        cr_expect_eq(((const float *)tc->data)[0], 4 * 128, "%s", tc->name);
+        cr_expect_eq(c, a + 1);
+    }
+    cr_expect_eq(n_mat, 28);
+    cr_expect_eq(g->n_tensors, 2 * 28);
+    for (uint64_t i = 2; i < g->n_tensors; i += 2) cr_expect(strcmp(g->tensors[i - 2].name, g->tensors[i].name) < 0);
+    /* q/k/v see the same input, gate/up too: identical sums (an independent fact) */
+    const float *q = g->tensors[gguf_find_tensor(g, "blk.1.attn_q.weight.in_sum2")].data;
+    const float *v = g->tensors[gguf_find_tensor(g, "blk.1.attn_v.weight.in_sum2")].data;
+    const float *gt = g->tensors[gguf_find_tensor(g, "blk.2.ffn_gate.weight.in_sum2")].data;
+    const float *up = g->tensors[gguf_find_tensor(g, "blk.2.ffn_up.weight.in_sum2")].data;
+    cr_expect(!memcmp(q, v, 256 * 4) && !memcmp(gt, up, 256 * 4));
+    /* the reader gives the means back */
+    slm_imatrix imx;
+    cr_assert_eq(slm_imatrix_read(im, &imx, &err), 0, "%s", err.msg);
+    cr_expect_eq(imx.n, 28);
+    cr_expect_eq(imx.chunk_count, 4);
+    const slm_imatrix_entry *e = slm_imatrix_find(&imx, "blk.1.attn_q.weight");
+    cr_assert_not_null(e);
+    float mean[256];
+    cr_assert(slm_imatrix_mean(e, mean));
+    cr_expect(fabsf(mean[7] - q[7] / 512) <= 1e-6f * fabsf(mean[7]));
+    slm_imatrix_free(&imx);
+    gguf_close(g);
+    gguf_close(m);
+    tu_rmtree(dir);
+    free(in); free(im); free(im2); free(dir);
+}
+
+/* a legacy .dat, written here byte by byte from the format */
+static void put32(unsigned char **p, int32_t v) { memcpy(*p, &v, 4); *p += 4; }
+static size_t make_dat(unsigned char *buf)
+{
+    unsigned char *p = buf;
+    put32(&p, 2);
+    const char *names[2] = {"blk.0.ffn_down.weight", "blk.0.attn_q.weight"};
+    for (int i = 0; i < 2; i++) {
+        put32(&p, (int32_t)strlen(names[i]));
+        memcpy(p, names[i], strlen(names[i]));
+        p += strlen(names[i]);
+        put32(&p, 10); /* ncall */
+        put32(&p, 4);  /* nval */
+        for (int k = 0; k < 4; k++) { float f = 10.0f * (k + 1 + i); memcpy(p, &f, 4); p += 4; }
+    }
+    put32(&p, 10);
+    put32(&p, 5);
+    memcpy(p, "calib", 5);
+    p += 5;
+    return (size_t)(p - buf);
+}
+
+Test(calib, legacy_dat_and_truncation)
+{
+    char *dir = tu_tmpdir("calib"), *path = tu_path(dir, "im.dat");
+    unsigned char buf[512];
+    size_t n = make_dat(buf);
+    cr_assert_eq(tu_write_file(path, buf, n), 0);
+    slm_imatrix im;
+    slm_err err = {0};
+    cr_assert_eq(slm_imatrix_read(path, &im, &err), 0, "%s", err.msg);
+    cr_expect(im.legacy && im.n == 2 && im.chunk_count == 10 && im.n_datasets == 1 && !strcmp(im.datasets[0], "calib"));
+    const slm_imatrix_entry *e = slm_imatrix_find(&im, "blk.0.ffn_down.weight");
+    cr_assert_not_null(e);
+    float mean[4];
+    slm_imatrix_mean(e, mean);
+    cr_expect(mean[0] == 1.0f && mean[3] == 4.0f, "%g %g", mean[0], mean[3]); /* (sum/count)*ncall / ncall */
+    slm_imatrix_free(&im);
+    /* every truncation inside the entries is an error naming the file */
+    for (size_t cut = 1; cut < n - 13; cut += 3) {
+        cr_assert_eq(tu_write_file(path, buf, cut), 0);
+        int rc = slm_imatrix_read(path, &im, &err);
+        cr_expect_eq(rc, SLM_EINPUT, "cut at %zu: rc %d", cut, rc);
+        cr_expect(strstr(err.msg, "im.dat") != NULL, "%s", err.msg);
+    }
+    /* a GGUF imatrix cut short */
+    char *g = tu_path(dir, "im.gguf");
+    slm_imatrix w = {0};
+    slm_imatrix_entry ent = {"blk.0.attn_q.weight", 256, 1, calloc(256, 4), calloc(1, 4)};
+    char *ds[1] = {"x"};
+    w.e = &ent; w.n = 1; w.datasets = ds; w.n_datasets = 1; w.chunk_count = 1; w.chunk_size = 128;
+    cr_assert_eq(slm_imatrix_write(g, &w, &err), 0, "%s", err.msg);
+    size_t gn;
+    char *gb = tu_read_file(g, &gn);
+    cr_assert_eq(tu_write_file(g, gb, gn - 100), 0);
+    cr_expect_eq(slm_imatrix_read(g, &im, &err), SLM_EINPUT);
+    free(gb); free(ent.sum2); free(ent.counts);
+    tu_rmtree(dir);
+    free(path); free(g); free(dir);
+}
+
+static double kld_of(const char *model, const char *base)
+{
+    char *o = NULL, *e = NULL;
+    const char *a[] = {"perplexity", "-m", model, "-f", tu_corpus("tinystories-eval.txt"), "-c", "128", "--chunks", "16",
+                       "--kl-divergence-base", base, "--kl-divergence", "--json", "-t", "2", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, a), 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    double k = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "kld"), "mean")->valuedouble;
+    cJSON_Delete(j);
+    free(o); free(e);
+    return k;
+}
+
+Test(calib, quantize_with_imatrix_and_gptq, .timeout = 120)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *im = make_imatrix(dir, in, "im.gguf", "32");
+    char *base = tu_path(dir, "base.kld"), *plain = tu_path(dir, "p.gguf"), *wi = tu_path(dir, "i.gguf"),
+         *wg = tu_path(dir, "g.gguf"), *e = NULL;
+    const char *b[] = {"perplexity", "-m", in, "-f", tu_corpus("tinystories-eval.txt"), "-c", "128", "--chunks", "16",
+                       "--kl-divergence-base", base, NULL};
+    cr_assert_eq(run(b, &e), 0, "%s", e); free(e);
+    const char *qp[] = {"quantize", in, plain, "Q2_K", NULL};
+    cr_assert_eq(run(qp, &e), 0, "%s", e); free(e);
+    const char *qi[] = {"quantize", in, wi, "Q2_K", "--imatrix", im, NULL};
+    cr_assert_eq(run(qi, &e), 0, "%s", e); free(e);
+    const char *qg[] = {"quantize", in, wg, "Q2_K", "--gptq", "-f", tu_corpus("tinystories-calib.txt"), "-c", "128",
+                        "--chunks", "32", "-t", "2", NULL};
+    cr_assert_eq(run(qg, &e), 0, "%s", e); free(e);
+    /* same size as the plain recipe (+ the quantize.imatrix.* keys for --imatrix) */
+    size_t np, ni, ng;
+    free(tu_read_file(plain, &np)); free(tu_read_file(wi, &ni)); free(tu_read_file(wg, &ng));
+    cr_expect_eq(ng, np);
+    cr_expect(ni >= np && ni <= np + 512);
+    double kp = kld_of(plain, base), ki = kld_of(wi, base), kg = kld_of(wg, base);
+    /* the imatrix gains little on this model (its activations are even across columns):
+     * it must not hurt beyond noise, and it must have been used */
+    cr_expect(ki < 1.03 * kp, "imatrix KLD %.5f vs plain %.5f", ki, kp);
+    gguf_file *gi = NULL;
+    slm_err erri = {0};
+    cr_assert_eq(gguf_open(wi, &gi, &erri), 0, "%s", erri.msg);
+    int64_t ne;
+    cr_expect(!gguf_get_int(gi, "quantize.imatrix.entries_count", &ne) && ne == 28);
+    gguf_close(gi);
+    cr_expect(kg < 0.85 * kp, "GPTQ KLD %.5f vs plain %.5f", kg, kp);
+    /* the written file is plain ggml data llama.cpp knows: general.file_type of Q2_K */
+    gguf_file *g = NULL;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(wg, &g, &err), 0, "%s", err.msg);
+    int64_t ft;
+    cr_expect(!gguf_get_int(g, "general.file_type", &ft) && ft == 10);
+    gguf_close(g);
+    tu_rmtree(dir);
+    free(in); free(im); free(base); free(plain); free(wi); free(wg); free(dir);
+}
+
+Test(calib, bad_inputs, .timeout = 60)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *out = tu_path(dir, "o.gguf"), *e = NULL;
+    slm_err err = {0};
+    /* an imatrix from another model: a size that differs */
+    char *other = tu_path(dir, "other.gguf");
+    slm_imatrix w = {0};
+    slm_imatrix_entry ent = {"blk.0.attn_q.weight", 64, 1, calloc(64, 4), calloc(1, 4)};
+    ent.counts[0] = 1;
+    char *ds[1] = {"x"};
+    w.e = &ent; w.n = 1; w.datasets = ds; w.n_datasets = 1;
+    cr_assert_eq(slm_imatrix_write(other, &w, &err), 0, "%s", err.msg);
+    const char *q1[] = {"quantize", in, out, "Q4_K_M", "--imatrix", other, NULL};
+    cr_expect_eq(run(q1, &e), 3);
+    cr_expect(e && strstr(e, "another model") && strstr(e, "blk.0.attn_q.weight"), "%s", e);
+    free(e);
+    /* ... names that differ */
+    ent.name = "blk.7.attn_q.weight";
+    ent.n = 256;
+    free(ent.sum2);
+    ent.sum2 = calloc(256, 4);
+    cr_assert_eq(slm_imatrix_write(other, &w, &err), 0, "%s", err.msg);
+    cr_expect_eq(run(q1, &e), 3);
+    cr_expect(e && strstr(e, "another model") && strstr(e, "blk.7.attn_q.weight"), "%s", e);
+    free(e);
+    /* a truncated imatrix */
+    size_t n;
+    char *bytes = tu_read_file(other, &n);
+    cr_assert_eq(tu_write_file(other, bytes, n / 2), 0);
+    cr_expect_eq(run(q1, &e), 3);
+    cr_expect(e && strstr(e, "other.gguf"), "%s", e);
+    free(e);
+    free(bytes);
+    cr_expect(!tu_exists(out));
+    /* a calibration text shorter than one chunk */
+    char *tiny = tu_path(dir, "tiny.txt");
+    cr_assert_eq(tu_write_file(tiny, "Once upon a time there was a cat.", 34), 0);
+    const char *g1[] = {"quantize", in, out, "Q4_K_M", "--gptq", "-f", tiny, "-c", "128", NULL};
+    cr_expect_eq(run(g1, &e), 3);
+    cr_expect(e && strstr(e, "fewer than one chunk"), "%s", e);
+    free(e);
+    const char *i1[] = {"imatrix", "-m", in, "-f", tiny, "-c", "128", "-o", out, NULL};
+    cr_expect_eq(run(i1, &e), 3);
+    cr_expect(e && strstr(e, "fewer than one chunk"), "%s", e);
+    free(e);
+    cr_expect(!tu_exists(out));
+    /* usage */
+    const char *u1[] = {"quantize", in, out, "Q4_K_M", "--gptq", NULL};
+    cr_expect_eq(run(u1, NULL), 2);
+    free(ent.sum2); free(ent.counts);
+    tu_rmtree(dir);
+    free(in); free(out); free(other); free(tiny); free(dir);
+}
+
+/* llama.cpp (node-llama-cpp) runs GPTQ files: its perplexity agrees with ours within 1 % */
+Test(calib, llamacpp_runs_gptq_files, .timeout = 300)
+{
+    const char *script = oracle_script("perplexity.mjs");
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *out = tu_path(dir, "g.gguf"), *e = NULL;
+    const char *types[] = {"Q4_K_M", "Q2_K"};
+    for (int i = 0; i < 2; i++) {
+        const char *q[] = {"quantize", in, out, types[i], "--gptq", "-f", tu_corpus("tinystories-calib.txt"), "-c", "128",
+                           "--chunks", "8", "-t", "2", NULL};
+        cr_assert_eq(run(q, &e), 0, "%s", e); free(e);
+        char *o = NULL;
+        const char *pa[] = {"perplexity", "-m", out, "-f", tu_corpus("tinystories-eval.txt"), "-c", "128", "--chunks", "8",
+                            "--json", NULL};
+        cr_assert_eq(tu_run_slm(&o, &e, pa), 0, "%s", e);
+        cJSON *j = cJSON_Parse(o);
+        double ours = cJSON_GetObjectItem(j, "ppl")->valuedouble;
+        cJSON_Delete(j); free(o); free(e);
+        const char *na[] = {"node", script, tu_corpus("tinystories-eval.txt"), "128", "8", out, NULL};
+        cr_assert_eq(tu_run(&o, &e, na), 0, "llama.cpp: %s", e);
+        j = cJSON_Parse(o);
+        cr_assert_not_null(j, "%s", o);
+        double theirs = cJSON_GetObjectItem(j, "ppl")->valuedouble;
+        cJSON_Delete(j); free(o); free(e);
+        cr_expect(fabs(ours / theirs - 1) < 0.01, "%s: slm PPL %.4f, llama.cpp %.4f", types[i], ours, theirs);
+    }
+    tu_rmtree(dir);
+    free(in); free(out); free(dir);
+}
+
+/* llama-quantize accepts our imatrix, we accept llama-imatrix's (when built) */
+#define LLAMA_BIN "/work/peer/llama.cpp/build/bin/"
+Test(calib, imatrix_exchange_with_llamacpp, .timeout = 120)
+{
+    const char *lq = getenv("SLM_LLAMA_BIN");
+    char qbin[512], ibin[512];
+    snprintf(qbin, sizeof qbin, "%s/llama-quantize", lq ? lq : LLAMA_BIN);
+    snprintf(ibin, sizeof ibin, "%s/llama-imatrix", lq ? lq : LLAMA_BIN);
+    if (access(qbin, X_OK) || access(ibin, X_OK)) cr_skip_test("llama-quantize / llama-imatrix not built (%s)", qbin);
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *im = make_imatrix(dir, in, "ours.gguf", "4");
+    char *out = tu_path(dir, "q.gguf"), *theirs = tu_path(dir, "theirs.gguf"), *o = NULL, *e = NULL;
+    const char *a[] = {qbin, "--imatrix", im, in, out, "Q4_K_M", "2", NULL};
+    cr_expect_eq(tu_run(&o, &e, a), 0, "llama-quantize refused our imatrix: %s", e);
+    cr_expect(o && strstr(o, "28 importance matrix entries"), "%s", o);
+    free(o); free(e);
+    const char *b[] = {ibin, "-m", in, "-f", tu_corpus("tinystories-calib.txt"), "-c", "128", "--chunks", "4", "-o",
+                       theirs, "--no-ppl", "-t", "2", NULL};
+    cr_assert_eq(tu_run(&o, &e, b), 0, "llama-imatrix: %s", e);
+    free(o); free(e);
+    const char *c[] = {"quantize", in, out, "Q4_K_M", "--imatrix", theirs, NULL};
+    cr_expect_eq(run(c, &e), 0, "we refused llama-imatrix's file: %s", e);
+    free(e);
+    /* same statistics: our sums equal llama.cpp's within float accumulation error */
+    slm_imatrix x, y;
+    slm_err err = {0};
+    cr_assert_eq(slm_imatrix_read(im, &x, &err), 0, "%s", err.msg);
+    cr_assert_eq(slm_imatrix_read(theirs, &y, &err), 0, "%s", err.msg);
+    cr_expect_eq(x.n, y.n);
+    for (size_t i = 0; i < x.n && i < y.n; i++) {
+        cr_expect_str_eq(x.e[i].name, y.e[i].name);
+        cr_expect_eq(x.e[i].counts[0], y.e[i].counts[0], "%s", x.e[i].name);
+        double d = 0, s = 0;
+        for (int64_t k = 0; k < x.e[i].n && x.e[i].n == y.e[i].n; k++) {
+            d += fabs(x.e[i].sum2[k] - y.e[i].sum2[k]);
+            s += fabs(y.e[i].sum2[k]);
+        }
+        cr_expect(d <= 1e-3 * s, "%s: sums differ by %.3g relative", x.e[i].name, d / s);
+    }
+    slm_imatrix_free(&x);
+    slm_imatrix_free(&y);
+    tu_rmtree(dir);
+    free(in); free(im); free(out); free(theirs); free(dir);
+}
+
+/* `slm quantize --gptq` gives the same bytes for any -t (runtime activations, H bands
+ * and GPTQ row tiles are all independent of the thread count) */
+Test(calib, gptq_output_same_for_any_threads, .timeout = 60)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *a = tu_path(dir, "a.gguf"), *b = tu_path(dir, "b.gguf"), *e = NULL;
+    const char *qa[] = {"quantize", in, a, "Q3_K_M", "--gptq", "-f", tu_corpus("tinystories-calib.txt"), "-c", "128",
+                        "--chunks", "4", "--act-order", "-t", "1", NULL};
+    cr_assert_eq(run(qa, &e), 0, "%s", e); free(e);
+    const char *qb[] = {"quantize", in, b, "Q3_K_M", "--gptq", "-f", tu_corpus("tinystories-calib.txt"), "-c", "128",
+                        "--chunks", "4", "--act-order", "-t", "3", NULL};
+    cr_assert_eq(run(qb, &e), 0, "%s", e); free(e);
+    size_t na, nb;
+    char *ba = tu_read_file(a, &na), *bb = tu_read_file(b, &nb);
+    cr_expect(na == nb && !memcmp(ba, bb, na), "GPTQ output differs between -t 1 and -t 3");
+    free(ba); free(bb);
+    tu_rmtree(dir);
+    free(in); free(a); free(b); free(dir);
+}

@@ -1,0 +1,41 @@
+/* tools/calib.h — calibration text shared by `slm imatrix` and `slm quantize --gptq`:
+ * the text tokenized once (BOS first when the model adds one) and cut into chunks of
+ * n_ctx tokens whose first token is BOS, exactly as llama-imatrix and llama-perplexity do. */
+#ifndef SLM_TOOLS_CALIB_H
+#define SLM_TOOLS_CALIB_H
+
+#include "runtime.h"
+
+typedef struct calib_text {
+    int32_t *tokens;
+    size_t n_tokens;
+    int n_ctx, n_chunks, add_bos;
+    int32_t bos;
+} calib_text;
+/* Read and tokenize path; n_chunks = min(tokens / n_ctx, max_chunks (if > 0)).
+ * Fails (SLM_EINPUT) when the text holds less than one chunk. */
+int calib_prepare(const char *path, const slm_model *m, const slm_tokenizer *tok, int n_ctx, int max_chunks,
+                  calib_text *ct, slm_err *err);
+void calib_free(calib_text *ct);
+/* Evaluate chunk i from an empty cache (the context's observer sees every product). */
+int calib_run_chunk(slm_ctx *ctx, const calib_text *ct, int i, int all_logits, slm_err *err);
+/* Whole file as a NUL-terminated string. */
+char *calib_read_file(const char *path, size_t *n, slm_err *err);
+
+/* ---- GPTQ driver (tools/quantize_gptq.c) ---- */
+typedef struct gptq_tensor {
+    const gguf_tensor *src;   /* in the input file */
+    uint32_t type;            /* target type (a legacy or k-quant type) */
+    const float *imp;         /* per-column importance from --imatrix, or NULL */
+    unsigned char *out;       /* filled: the quantized bytes (malloc'd) */
+} gptq_tensor;
+typedef struct gptq_opts {
+    const char *calib;        /* calibration text */
+    int n_ctx, max_chunks, threads, verbose;
+    slm_gptq_params p;
+} gptq_opts;
+/* Quantize ts[] (weights of products: blk.N.* and output.weight) with GPTQ, layer by
+ * layer: H of layer N's inputs is accumulated with layers < N already quantized. */
+int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t nts, slm_err *err);
+
+#endif
