@@ -71,7 +71,8 @@ test: $(BUILD)/slm $(BUILD)/slm_tests
 # float-cast-overflow out of -fsanitize=undefined (clang does not): a NaN cast to int is a bug we want to see.
 ASAN_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
+	    $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test
 
 # libFuzzer targets (clang): one per parser, fuzz/fuzz_<target>.c; `make fuzz FUZZ_SECONDS=N` runs each
 # for N seconds from its seed corpus (fuzz/corpus/<target>) and past findings (fuzz/regressions/<target>).

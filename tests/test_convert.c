@@ -218,11 +218,6 @@ static char *model_copy(const char *tag, int with_weights)
     char *dir = tu_tmpdir(tag);
     const char *files[] = {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                            "generation_config.json", with_weights ? "model.safetensors" : NULL};
-    for (size_t i = 0; i < sizeof files / sizeof *files && files[i]; i++) {
-        size_t n;
-        char *d = tu_read_file(tu_model(files[i][0] == 'm' ? "stories260k/model.safetensors" : NULL), &n);
-        (void)d;
-    }
     for (size_t i = 0; i < 6 && files[i]; i++) {
         char rel[256];
         snprintf(rel, sizeof rel, "stories260k/%s", files[i]);
