@@ -16,7 +16,8 @@
 #include "formats.h"
 
 #define CHUNK_OUT_BYTES (4u << 20)   /* target output bytes per chunk */
-#define CHUNK_MAX_FLOATS (2u << 20)  /* float scratch per worker (8 MiB) */
+#define CHUNK_MAX_FLOATS (2u << 20)  /* elements per chunk at most */
+#define SCRATCH_PIECE_FLOATS (64u << 10) /* rows decoded+encoded at a time (256 KiB of floats) */
 
 typedef struct chunk {
     uint32_t tensor;
@@ -55,8 +56,17 @@ static void encode_chunk(run *r, const chunk *c, float *scratch, uint8_t *dst)
         slm_plan_read_rows(t, c->r0, c->nr, (float *)dst);
         return;
     }
-    slm_plan_read_rows(t, c->r0, c->nr, scratch);
-    r->enc(t->out_type, scratch, dst, c->nr, cols, r->enc_ctx);
+    /* decode and encode in cache-sized pieces: the float scratch stays in L2
+     * instead of streaming twice its size through memory */
+    size_t rb = row_bytes_of(t);
+    int64_t sub = (int64_t)(SCRATCH_PIECE_FLOATS / (uint64_t)cols);
+    if (sub < 1)
+        sub = 1;
+    for (int64_t r0 = 0; r0 < c->nr; r0 += sub) {
+        int64_t m = c->nr - r0 < sub ? c->nr - r0 : sub;
+        slm_plan_read_rows(t, c->r0 + r0, m, scratch);
+        r->enc(t->out_type, scratch, dst + (size_t)r0 * rb, m, cols, r->enc_ctx);
+    }
 }
 
 static void *worker(void *arg)
@@ -128,8 +138,12 @@ static int plan_chunks(run *r, slm_err *err)
             r->ch[n] = (chunk){(uint32_t)i, r0, nr, (size_t)nr * rb};
             if (r->ch[n].out_bytes > r->slot_bytes)
                 r->slot_bytes = r->ch[n].out_bytes;
-            if ((size_t)(nr * t->ne[0]) > r->scratch_floats)
-                r->scratch_floats = (size_t)(nr * t->ne[0]);
+            int64_t piece = (int64_t)(SCRATCH_PIECE_FLOATS / (uint64_t)t->ne[0]);
+            if (piece < 1)
+                piece = 1;
+            size_t need = (size_t)((nr < piece ? nr : piece) * t->ne[0]);
+            if (need > r->scratch_floats)
+                r->scratch_floats = need;
             n++;
         }
     }
