@@ -10,8 +10,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "formats.h"
 
@@ -92,19 +90,6 @@ static void *worker(void *arg)
     pthread_mutex_unlock(&r->mu);
     free(scratch);
     return NULL;
-}
-
-/* Drop the pages of [off, off+len) of a tensor's source bytes from our RSS. */
-static void release_src(const st_tensor *t, uint64_t off, uint64_t len)
-{
-    static long page;
-    if (!page)
-        page = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)t->data + off, b = a + len;
-    a = (a + page - 1) & ~(uintptr_t)(page - 1);
-    b &= ~(uintptr_t)(page - 1);
-    if (b > a)
-        madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 static int plan_chunks(run *r, slm_err *err)
@@ -226,9 +211,9 @@ int slm_plan_write(const slm_plan *p, const char *path, int nthreads, slm_encode
         const slm_plan_tensor *t = &p->t[c->tensor];
         if (t->xform == SLM_X_COPY) {
             uint64_t eb = t->src->nbytes / (t->src->n_elems ? t->src->n_elems : 1);
-            release_src(t->src, (uint64_t)c->r0 * t->ne[0] * eb, (uint64_t)c->nr * t->ne[0] * eb);
+            st_release_range(t->src, (uint64_t)c->r0 * t->ne[0] * eb, (uint64_t)c->nr * t->ne[0] * eb);
         } else if (i + 1 == r.n_chunks || r.ch[i + 1].tensor != c->tensor) {
-            release_src(t->src, 0, t->src->nbytes);
+            st_release_range(t->src, 0, t->src->nbytes);
         }
         pthread_mutex_lock(&r.mu);
         r.ready[s] = -1;

@@ -95,6 +95,8 @@ const st_tensor *st_find(const st_model *m, const char *name);
 const char *st_shard_path(const st_model *m, int shard);
 /* Drop the pages of a tensor from this process's resident set (after use). */
 void st_release(const st_model *m, const st_tensor *t);
+/* The same for bytes [off, off+len) of the tensor's data (whole pages inside it only). */
+void st_release_range(const st_tensor *t, uint64_t off, uint64_t len);
 /* Decode n elements starting at element `first` of t into float32. */
 void st_read_f32(const st_tensor *t, uint64_t first, uint64_t n, float *dst);
 

@@ -710,20 +710,28 @@ const char *st_shard_path(const st_model *m, int shard)
     return (m && shard >= 0 && shard < m->n_shards) ? m->shards[shard].path : NULL;
 }
 
-void st_release(const st_model *m, const st_tensor *t)
+void st_release_range(const st_tensor *t, uint64_t off, uint64_t len)
 {
-    (void)m;
-    if (!t || !t->data || t->nbytes == 0)
+    if (!t || !t->data || off >= t->nbytes)
         return;
+    if (len > t->nbytes - off)
+        len = t->nbytes - off;
     long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0)
+    if (pg <= 0 || len == 0)
         return;
-    uintptr_t p = (uintptr_t)t->data, e = p + (uintptr_t)t->nbytes;
-    /* only whole pages inside the tensor: neighbours keep theirs */
+    uintptr_t p = (uintptr_t)t->data + (uintptr_t)off, e = p + (uintptr_t)len;
+    /* only whole pages inside the range: neighbours keep theirs */
     uintptr_t a = (p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     uintptr_t b = e & ~((uintptr_t)pg - 1);
     if (b > a)
         (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+void st_release(const st_model *m, const st_tensor *t)
+{
+    (void)m;
+    if (t)
+        st_release_range(t, 0, t->nbytes);
 }
 
 /* ---- decoding -------------------------------------------------------------- */
