@@ -96,12 +96,22 @@ static void check_matmul(uint32_t type, int n_in, int n_out, int n_tokens, int t
         cr_assert(fabsf(low[i] - want[i]) <= 1e-4f * (1 + fabsf(want[i])), "low-memory path: out[%zu] = %g, want %g",
                   i, low[i], want[i]);
     free(low);
-    /* quantized types with few tokens quantize the activations too (vec_dot_type) */
+    /* quantized types with few tokens quantize the activations too (vec_dot_type);
+     * F16 decode on AVX-512 rounds them to F16 (error <= 2^-11 of sum |w x| per row) */
     float tol = quant && n_tokens < 8 ? 0.05f : 1e-4f;
-    for (size_t i = 0; i < (size_t)n_out * n_tokens; i++)
-        cr_assert(fabsf(got[i] - want[i]) <= tol * (1 + fabsf(want[i])),
+    int f16x = type == SLM_TYPE_F16 && n_tokens == 1 && slm_kernel_active() >= SLM_KERNEL_AVX512;
+    for (size_t i = 0; i < (size_t)n_out * n_tokens; i++) {
+        float bound = tol * (1 + fabsf(want[i]));
+        if (f16x) {
+            float sabs = 0;
+            for (int c = 0; c < n_in; c++)
+                sabs += fabsf(wf[(i % n_out) * n_in + c] * x[c]);
+            bound += sabs * (1.0f / 2048);
+        }
+        cr_assert(fabsf(got[i] - want[i]) <= bound,
                   "type %u %dx%d, %d tokens, %d threads: out[%zu] = %g, reference %g", type, n_out, n_in, n_tokens,
                   threads, i, got[i], want[i]);
+    }
     slm_pool_free(pool);
     free(w);
     free(wf);
@@ -277,8 +287,10 @@ Test(runtime, llamacpp_gguf_greedy_from_explicit_ids)
     slm_model_free(m);
 }
 
-/* Batched prompt processing and one-token-at-a-time decoding give the same logits. */
-static void batch_equals_incremental(const char *path)
+/* Batched prompt processing and one-token-at-a-time decoding give the same logits
+ * (within tol: F16 weights decode with F16-rounded activations on AVX-512, as
+ * llama.cpp does, while batches multiply F32 activations). */
+static void batch_equals_incremental(const char *path, float tol)
 {
     slm_model *m;
     slm_ctx *a, *b;
@@ -295,7 +307,7 @@ static void batch_equals_incremental(const char *path)
         cr_assert_eq(slm_decode(b, &ids[i], 1, 0, &err), 0, "%s", err.msg);
         const float *la = slm_ctx_logits(a, i), *lb = slm_ctx_logits(b, 0);
         for (int k = 0; k < V; k++)
-            cr_assert(fabsf(la[k] - lb[k]) <= 1e-4f * (1 + fabsf(lb[k])), "%s: pos %d logit %d: %g vs %g", path, i, k,
+            cr_assert(fabsf(la[k] - lb[k]) <= tol * (1 + fabsf(lb[k])), "%s: pos %d logit %d: %g vs %g", path, i, k,
                       la[k], lb[k]);
     }
     slm_ctx_free(a);
@@ -306,9 +318,9 @@ static void batch_equals_incremental(const char *path)
 Test(runtime, batch_equals_incremental, .timeout = 60)
 {
     char *dir = tu_tmpdir("rt-batch");
-    batch_equals_incremental(tu_model(LLAMACPP_GGUF));
+    batch_equals_incremental(tu_model(LLAMACPP_GGUF), 1e-4f);
     char *g = convert(dir, "tiny-random-gpt2", "f16");
-    batch_equals_incremental(g);
+    batch_equals_incremental(g, 2e-3f);
     free(g);
     tu_rmtree(dir);
     free(dir);
