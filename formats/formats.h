@@ -97,6 +97,9 @@ const char *st_shard_path(const st_model *m, int shard);
 void st_release(const st_model *m, const st_tensor *t);
 /* The same for bytes [off, off+len) of the tensor's data (whole pages inside it only). */
 void st_release_range(const st_tensor *t, uint64_t off, uint64_t len);
+/* Drop the whole pages inside [p, p+len) of a read-only file mapping from this
+ * process's resident set (the page cache keeps them; a later read maps them again). */
+void slm_map_release(const void *p, uint64_t len);
 /* Decode n elements starting at element `first` of t into float32. */
 void st_read_f32(const st_tensor *t, uint64_t first, uint64_t n, float *dst);
 
@@ -191,6 +194,9 @@ typedef struct gguf_file {
 } gguf_file;
 int gguf_open(const char *path, gguf_file **out, slm_err *err) SLM_MUST_CHECK;
 void gguf_close(gguf_file *f);
+/* Bytes [off, off+len) of a tensor's data are read: drop their pages
+ * (slm_map_release); nothing unless the data lies in f's file mapping. */
+void gguf_release_range(const gguf_file *f, const gguf_tensor *t, uint64_t off, uint64_t len);
 int64_t gguf_find_key(const gguf_file *f, const char *key);      /* -1 if absent */
 int64_t gguf_find_tensor(const gguf_file *f, const char *name);  /* -1 if absent */
 /* Typed scalar getters: return 0 and set *out when key exists with a

@@ -468,6 +468,16 @@ int gguf_open(const char *path, gguf_file **out, slm_err *err)
     return SLM_OK;
 }
 
+void gguf_release_range(const gguf_file *f, const gguf_tensor *t, uint64_t off, uint64_t len)
+{
+    if (!f || !t || !f->map || !t->data || off >= t->nbytes)
+        return;
+    const uint8_t *p = (const uint8_t *)t->data;
+    if (p < f->map || p + t->nbytes > f->map + f->size)
+        return; /* not file pages: never madvise anything else */
+    slm_map_release(p + off, len > t->nbytes - off ? t->nbytes - off : len);
+}
+
 void gguf_close(gguf_file *f)
 {
     if (!f)

@@ -714,12 +714,15 @@ void st_release_range(const st_tensor *t, uint64_t off, uint64_t len)
 {
     if (!t || !t->data || off >= t->nbytes)
         return;
-    if (len > t->nbytes - off)
-        len = t->nbytes - off;
+    slm_map_release((const uint8_t *)t->data + off, len > t->nbytes - off ? t->nbytes - off : len);
+}
+
+void slm_map_release(const void *ptr, uint64_t len)
+{
     long pg = sysconf(_SC_PAGESIZE);
-    if (pg <= 0 || len == 0)
+    if (!ptr || pg <= 0 || len == 0)
         return;
-    uintptr_t p = (uintptr_t)t->data + (uintptr_t)off, e = p + (uintptr_t)len;
+    uintptr_t p = (uintptr_t)ptr, e = p + (uintptr_t)len;
     /* only whole pages inside the range: neighbours keep theirs */
     uintptr_t a = (p + (uintptr_t)pg - 1) & ~((uintptr_t)pg - 1);
     uintptr_t b = e & ~((uintptr_t)pg - 1);

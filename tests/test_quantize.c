@@ -287,6 +287,30 @@ Test(quantize, bad_input_refused_without_output, .timeout = 120)
     cr_expect(strstr(e, "--pure") != NULL, "%s", e);
     free(e);
     cr_expect(!tu_exists(out));
+    /* a NaN and an infinity in a weight that gets quantized: refused naming the
+     * tensor, row and column; no output; a finite copy quantizes */
+    const float bad_vals[2] = {NAN, -INFINITY};
+    for (int b = 0; b < 2; b++) {
+        cr_assert_eq(gguf_open(in, &g, &err), 0, "%s", err.msg);
+        k = gguf_find_tensor(g, "blk.1.ffn_up.weight");
+        cr_assert_geq(k, 0);
+        cr_assert_eq(g->tensors[k].type, SLM_TYPE_F32);
+        int64_t cols = g->tensors[k].ne[0];
+        uint64_t off = g->data_offset + g->tensors[k].offset + 4 * (uint64_t)(3 * cols + 7); /* row 3, column 7 */
+        gguf_close(g);
+        d = read_all(in, &n);
+        memcpy(d + off, &bad_vals[b], 4);
+        char *nanf = tu_path(dir, "nan.gguf");
+        cr_assert_eq(tu_write_file(nanf, d, n), 0);
+        free(d);
+        const char *n1[] = {"quantize", nanf, out, b ? "Q8_0" : "Q4_K_M", "-t", "2", NULL};
+        run_json(3, n1, &e);
+        cr_expect_eq(tu_count_lines(e), 1, "%s", e);
+        cr_expect(strstr(e, "blk.1.ffn_up.weight") && strstr(e, "row 3 column 7") && strstr(e, "not a finite"), "%s", e);
+        free(e);
+        cr_expect(!tu_exists(out));
+        free(nanf);
+    }
     tu_rmtree(dir);
     free(in); free(q); free(out); free(trunc); free(dir);
 }

@@ -97,6 +97,7 @@ typedef struct {
     int stats;
     double se, sx, we, wsum, maxe;
     int rc;
+    int64_t bad_row, bad_col;  /* first non-finite source value (rc SLM_EINPUT) */
 } job_t;
 
 /* Convert one source row to float32 (any type libquant can dequantize). */
@@ -122,10 +123,23 @@ static void *worker(void *arg)
     float *ws = j->imp ? malloc((size_t)n * 4) : NULL;
     j->se = j->sx = j->we = j->wsum = j->maxe = 0;
     j->rc = 0;
+    j->bad_row = j->bad_col = -1;
     if (!x || (j->stats && !y) || (j->imp && !ws) || !q) { j->rc = SLM_EINTERNAL; goto out; }
     for (int64_t r = 0; r < j->nr; r++) {
         unsigned char *d = j->dst + (size_t)r * rb;
         if (row_to_f32(j->t, j->r0 + r, x)) { j->rc = SLM_EINPUT; goto out; }
+        unsigned nonfinite = 0; /* exponent all ones: NaN or infinity (an OR reduction: vectorizes) */
+        for (int64_t i = 0; i < n; i++) {
+            uint32_t u;
+            memcpy(&u, &x[i], sizeof u);
+            nonfinite |= (~u & 0x7f800000u) == 0;
+        }
+        if (nonfinite) {
+            for (int64_t i = 0; i < n; i++)
+                if (!isfinite(x[i])) { j->bad_row = j->r0 + r; j->bad_col = i; break; }
+            j->rc = SLM_EINPUT;
+            goto out;
+        }
         if (j->type == SLM_TYPE_F32) memcpy(d, x, (size_t)n * 4);
         else if (j->pre) memcpy(d, j->pre + (size_t)r * rb, rb);
         else if (j->imp) slm_quantize_rows_imatrix(j->type, x, d, 1, n, j->imp, ws);
@@ -495,6 +509,7 @@ int cmd_quantize(int argc, char **argv)
         plan_t *p = &plan[i];
         if (p->type == t->type) {
             if (gguf_writer_write(w, t->data, t->nbytes, &err)) { rc = cli_fail_err(C, &err); goto abort; }
+            gguf_release_range(g, t, 0, t->nbytes); /* keep the resident set small */
             continue;
         }
         const int64_t n = t->ne[0], nrows = (int64_t)(t->n_elems / (uint64_t)n);
@@ -516,7 +531,7 @@ int cmd_quantize(int argc, char **argv)
                 int64_t a = nr * k / threads, b = nr * (k + 1) / threads;
                 if (b <= a) continue;
                 jobs[nt] = (job_t){ t, p->type, p->imp, p->pre ? p->pre + (size_t)(r0 + a) * rb : NULL, r0 + a, b - a,
-                                    obuf + (size_t)a * rb, stats, 0, 0, 0, 0, 0, 0 };
+                                    obuf + (size_t)a * rb, stats, 0, 0, 0, 0, 0, 0, -1, -1 };
                 nt++;
             }
             for (int k = 1; k < nt; k++) {
@@ -527,6 +542,12 @@ int cmd_quantize(int argc, char **argv)
             for (int k = 1; k < nt; k++)
                 if (started[k]) pthread_join(tid[k], NULL);
             for (int k = 0; k < nt; k++) {
+                if (jobs[k].rc > 0 && jobs[k].bad_row >= 0) {
+                    rc = cli_fail(C, SLM_EINPUT, "%s: tensor '%s': row %" PRId64 " column %" PRId64
+                                  " is not a finite number (NaN or infinity): refusing to quantize it", in, t->name,
+                                  jobs[k].bad_row, jobs[k].bad_col);
+                    goto abort;
+                }
                 if (jobs[k].rc > 0) {
                     rc = cli_fail(C, jobs[k].rc, "%s: tensor '%s': %s", in, t->name,
                                   jobs[k].rc == SLM_EINPUT ? "cannot decode the source type" : "out of memory");
@@ -536,6 +557,10 @@ int cmd_quantize(int argc, char **argv)
                 if (jobs[k].maxe > maxe) maxe = jobs[k].maxe;
             }
             if (gguf_writer_write(w, obuf, (size_t)nr * rb, &err)) { rc = cli_fail_err(C, &err); goto abort; }
+            {
+                const size_t srb = slm_type_row_bytes(t->type, (uint64_t)n); /* source rows read: drop their pages */
+                gguf_release_range(g, t, (uint64_t)r0 * srb, (uint64_t)nr * srb);
+            }
             done_elems += (uint64_t)(nr * n);
             cli_progress_update(&bar, done_elems);
         }
