@@ -285,11 +285,19 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 static void rope(float *v, int n_heads, int head_dim, int n_rot, int neox, float base, int pos)
 {
     const float theta_scale = powf(base, -2.0f / n_rot);
+    float cs[512]; /* cos, sin per pair: the same for every head (same sequence of theta) */
+    const int tab = n_rot <= 512;
+    float theta0 = (float)pos;
+    for (int i0 = 0; tab && i0 < n_rot; i0 += 2) {
+        cs[i0] = cosf(theta0);
+        cs[i0 + 1] = sinf(theta0);
+        theta0 *= theta_scale;
+    }
     for (int h = 0; h < n_heads; h++) {
         float *x = v + (size_t)h * head_dim;
         float theta = (float)pos;
         for (int i0 = 0; i0 < n_rot; i0 += 2) {
-            const float c = cosf(theta), s = sinf(theta);
+            const float c = tab ? cs[i0] : cosf(theta), s = tab ? cs[i0 + 1] : sinf(theta);
             theta *= theta_scale;
             int a = neox ? i0 / 2 : i0;
             int b = neox ? i0 / 2 + n_rot / 2 : i0 + 1;
