@@ -90,7 +90,7 @@ int bench_pareto(const bench_point *pts, int n, int *idx)
     return k;
 }
 
-enum { W = 720, H = 480, ML = 80, MR = 30, MT = 50, MB = 70 };
+enum { W = 760, H = 480, ML = 100, MR = 40, MT = 50, MB = 70 };
 
 static void header(sbuf *b, const char *title)
 {
@@ -104,6 +104,25 @@ static void header(sbuf *b, const char *title)
     sb_printf(b, "</text>\n");
 }
 
+/* A "nice" tick step (1, 2 or 5 x 10^k) giving about `want` intervals over [lo, hi]. */
+static double nice_step(double lo, double hi, int want)
+{
+    double raw = (hi - lo) / want;
+    if (!(raw > 0) || !isfinite(raw))
+        return 1;
+    double p = pow(10, floor(log10(raw))), m = raw / p;
+    return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+static void y_tick(sbuf *b, int py, int pw, double v)
+{
+    sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
+                 "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.3g</text>\n",
+              ML, py, ML + pw, py, ML - 6, py + 4, v);
+}
+
+/* Axes, grid and tick labels at round values: linear axes every 1/2/5 x 10^k; a
+ * log axis at 1, 2, 5 x 10^k (decades only when it spans many). */
 static void axes(sbuf *b, const char *xl, const char *yl, double x0, double x1, double y0, double y1, int log_y,
                  int x_ticks)
 {
@@ -111,22 +130,35 @@ static void axes(sbuf *b, const char *xl, const char *yl, double x0, double x1, 
     sb_printf(b, "<g id=\"axes\" stroke=\"black\"><line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
                  "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/></g>\n",
               ML, MT + ph, ML + pw, MT + ph, ML, MT, ML, MT + ph);
-    for (int i = 0; i <= 5; i++) {
-        double f = i / 5.0;
-        double yv = log_y ? pow(10, log10(y0) + f * (log10(y1) - log10(y0))) : y0 + f * (y1 - y0);
-        int py = MT + ph - (int)(f * ph);
-        sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"#ddd\"/>"
-                     "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.4g</text>\n",
-                  ML, py, ML + pw, py, ML - 6, py + 4, yv);
-        if (x_ticks) {
-            double xv = x0 + f * (x1 - x0);
-            int px = ML + (int)(f * pw);
-            sb_printf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%.4g</text>\n", px, MT + ph + 18, xv);
+    if (log_y && y0 > 0 && y1 > y0) {
+        double l0 = log10(y0), l1 = log10(y1);
+        int decades_only = l1 - l0 > 4;
+        for (int e = (int)floor(l0); e <= (int)ceil(l1); e++)
+            for (int m = 1; m <= 5; m += (m == 1 ? 1 : 3)) { /* 1, 2, 5 */
+                if (decades_only && m != 1)
+                    continue;
+                double v = m * pow(10, e);
+                if (v < y0 || v > y1)
+                    continue;
+                y_tick(b, MT + ph - (int)((log10(v) - l0) / (l1 - l0) * ph), pw, v);
+            }
+    } else if (y1 > y0) {
+        double st = nice_step(y0, y1, 5);
+        for (double v = ceil(y0 / st) * st; v <= y1 + st * 1e-9; v += st)
+            y_tick(b, MT + ph - (int)((v - y0) / (y1 - y0) * ph), pw, fabs(v) < st * 1e-9 ? 0 : v);
+    }
+    if (x_ticks && x1 > x0) {
+        double st = nice_step(x0, x1, 6);
+        for (double v = ceil(x0 / st) * st; v <= x1 + st * 1e-9; v += st) {
+            int px = ML + (int)((v - x0) / (x1 - x0) * pw);
+            sb_printf(b, "<line x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\" stroke=\"black\"/>"
+                         "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%.3g</text>\n",
+                      px, MT + ph, px, MT + ph + 5, px, MT + ph + 18, fabs(v) < st * 1e-9 ? 0 : v);
         }
     }
     sb_printf(b, "<text id=\"x-label\" x=\"%d\" y=\"%d\" text-anchor=\"middle\">", ML + pw / 2, H - 20);
     sb_text(b, xl);
-    sb_printf(b, "</text>\n<text id=\"y-label\" x=\"20\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 20 %d)\">",
+    sb_printf(b, "</text>\n<text id=\"y-label\" x=\"18\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 18 %d)\">",
               MT + ph / 2, MT + ph / 2);
     sb_text(b, yl);
     sb_printf(b, "</text>\n");
@@ -185,13 +217,15 @@ char *bench_svg_scatter(const char *title, const char *x_label, const char *y_la
             on |= front[k] == i;
         sb_printf(&b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"%d\" fill=\"%s\"%s/>", PX(pts[i].x), PY(pts[i].y),
                   on ? 6 : 4, on ? "#d62728" : "#1f77b4", on ? " class=\"pareto\"" : "");
-        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\">", PX(pts[i].x) + 8, PY(pts[i].y) - 6);
+        int right = PX(pts[i].x) > ML + 0.7 * pw; /* labels of right-hand points go to their left */
+        sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\"%s>", PX(pts[i].x) + (right ? -8 : 8), PY(pts[i].y) - 8,
+                  right ? " text-anchor=\"end\"" : "");
         sb_text(&b, pts[i].label);
         sb_printf(&b, "</text>\n");
     }
     if (pareto)
-        sb_printf(&b, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\">red: Pareto front (smaller and better)</text>\n",
-                  ML + 10, MT + 14);
+        sb_printf(&b, "<text x=\"%d\" y=\"%d\" fill=\"#d62728\" text-anchor=\"end\">red: Pareto front (smaller and better)</text>\n",
+                  ML + pw - 10, MT + 14); /* top right: the dominated corner, where no point is on the front */
 #undef PX
 #undef PY
     free(front);

@@ -389,23 +389,38 @@ int cmd_compare(int argc, char **argv)
     cJSON_Delete(rows);
     int n = cJSON_GetArraySize(ordered);
     bench_point *pts = calloc((size_t)n + 1, sizeof *pts);
+    char (*labels)[64] = calloc((size_t)n + 1, sizeof *labels);
     int np = 0;
     cJSON *o;
     cJSON_ArrayForEach(o, ordered) {
-        if (!strcmp(jstr(o, "type"), "base"))
+        if (!strcmp(jstr(o, "type"), "base") || !pts || !labels)
             continue;
         pts[np].x = jnum(o, "bpw");
         pts[np].y = jnum(o, "kld_mean");
-        pts[np].label = jstr(o, "type");
+        /* the speed next to the name: the chart shows quality, size and speed */
+        double tg_ts = jnum(o, "tg_ts");
+        if (tg_ts > 0)
+            snprintf(labels[np], sizeof labels[np], "%s (tg %.0f t/s)", jstr(o, "type"), tg_ts);
+        else
+            snprintf(labels[np], sizeof labels[np], "%s", jstr(o, "type"));
+        pts[np].label = labels[np];
         np++;
     }
-    char *svg = bench_svg_scatter("slm compare: quality vs size", "bits per weight",
-                                  "mean KL-divergence vs base (log scale)", pts, np, 1, 1);
+    char *svg = pts && labels ? bench_svg_scatter("slm compare: quality vs size (and generation speed)",
+                                                  "bits per weight", "mean KL-divergence vs base (log scale)", pts,
+                                                  np, 1, 1)
+                              : NULL;
     int front[64], nf = np <= 64 ? bench_pareto(pts, np, front) : 0;
-    if (svg_path && svg) {
-        FILE *sf = fopen(svg_path, "w");
-        if (!sf || fputs(svg, sf) < 0 || fclose(sf) != 0)
-            rc = cli_fail(CMD, SLM_EIO, "%s: cannot write", svg_path);
+    if (svg_path && svg) { /* temp file, fsync, rename: never a partial chart */
+        slm_afile *af;
+        slm_err err = {0};
+        if (slm_afile_open(svg_path, &af, &err))
+            rc = cli_fail_err(CMD, &err);
+        else if (slm_afile_write(af, svg, strlen(svg), &err)) {
+            slm_afile_abort(af);
+            rc = cli_fail_err(CMD, &err);
+        } else if (slm_afile_commit(af, &err))
+            rc = cli_fail_err(CMD, &err);
     }
     if (rc == SLM_OK && !strcmp(fmt, "svg")) {
         if (svg)
@@ -461,6 +476,7 @@ int cmd_compare(int argc, char **argv)
     }
     free(svg);
     free(pts);
+    free(labels);
     cJSON_Delete(ordered);
     return rc;
 }
