@@ -159,6 +159,11 @@ static inline int slm_qclamp(float v, int lo, int hi)
 float slm_half_round(float d);
 /* Weighted error of x ~ d*q, q = clamp(round(x/d)) in [qlo, qhi]; fills L (may be NULL). */
 double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L);
+/* The same on the baseline path only (tests), and the AVX2 body: the first n4 (a
+ * multiple of 4, at most QK_K) elements into lane[0..3] (lane = i % 4), levels into L. */
+double slm_sym_eval_base(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L);
+void slm_sym_eval4_avx2(int n4, const float *x, const float *w, int qlo, int qhi, float d, float id, double lane[4],
+                        int8_t *L);
 /* Best d for x ~ d*q, q in [qlo, qhi] (qlo < 0 < qhi or qlo == 0): exhaustive over all
  * roundings when the level count is small, grid + refinement otherwise. d may be negative
  * (the sign that uses the longer side of the range). Returns d; L gets the levels. */

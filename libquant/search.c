@@ -52,17 +52,45 @@ void slm_qweights(uint32_t type, int n, int sub, const float *x, const float *im
     }
 }
 
+/* The weighted error is summed in four lanes (element i into lane i % 4, each lane
+ * in element order) and the lanes as (l0 + l2) + (l1 + l3): the AVX2 version
+ * (search_avx2.c) computes exactly these operations four elements at a time, so
+ * both give the same bits. The tail (n % 4) is always done here, without FMA. */
+static inline double sym_term(float x, float w, float d, float id, int qlo, int qhi, int8_t *q_out)
+{
+    int q = d != 0 ? slm_qclamp(x * id, qlo, qhi) : 0;
+    *q_out = (int8_t)q;
+    double e = (double)x - (double)(d * (float)q);
+    return (double)w * e * e;
+}
+
+double slm_sym_eval_base(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
+{
+    double lane[4] = {0, 0, 0, 0};
+    float id = d != 0 ? 1.0f / d : 0.0f;
+    int8_t q;
+    for (int i = 0; i < n; i++) {
+        lane[i & 3] += sym_term(x[i], w[i], d, id, qlo, qhi, &q);
+        if (L) L[i] = q;
+    }
+    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+}
+
 double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
 {
-    double err = 0;
+    if (n < 8 || slm_kernel_active() < SLM_KERNEL_AVX2)
+        return slm_sym_eval_base(n, x, w, qlo, qhi, d, L);
+    double lane[4];
+    int8_t Lb[QK_K];
+    const int n4 = n & ~3;
     float id = d != 0 ? 1.0f / d : 0.0f;
-    for (int i = 0; i < n; i++) {
-        int q = d != 0 ? slm_qclamp(x[i] * id, qlo, qhi) : 0;
-        if (L) L[i] = (int8_t)q;
-        double e = (double)x[i] - (double)(d * (float)q);
-        err += w[i] * e * e;
+    slm_sym_eval4_avx2(n4, x, w, qlo, qhi, d, id, lane, L ? L : Lb);
+    int8_t q;
+    for (int i = n4; i < n; i++) {
+        lane[i & 3] += sym_term(x[i], w[i], d, id, qlo, qhi, &q);
+        if (L) L[i] = q;
     }
-    return err;
+    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
 }
 
 typedef struct { float t; int16_t i; int8_t dq; } sweep_ev;

@@ -115,3 +115,37 @@ void slm_asym_err2_avx2(int len, const float *x, const float *w, float d1a, floa
     }
     hsum_halves(acc, ea, eb);
 }
+
+/* slm_sym_eval's four-lane sum (search.c), four elements per step: x * id in float,
+ * the baseline's clamp-then-round (values not above lo, NaN included, give lo;
+ * values at or above hi give hi; else round half to even), d * q in float, then
+ * e = x - dq and w * e * e in double, separate multiplies and adds (no FMA). */
+void slm_sym_eval4_avx2(int n4, const float *x, const float *w, int qlo, int qhi, float d, float id, double lane[4],
+                        int8_t *L)
+{
+    const __m128 vid = _mm_set1_ps(id), vd = _mm_set1_ps(d), lo = _mm_set1_ps((float)qlo), hi = _mm_set1_ps((float)qhi);
+    const __m128 magic = _mm_set1_ps(RND_MAGIC), zero = _mm_setzero_ps();
+    const int dz = d == 0;
+    __m256d acc = _mm256_setzero_pd();
+    for (int i = 0; i < n4; i += 4) {
+        __m128 xv = _mm_loadu_ps(x + i);
+        __m128 q;
+        if (dz) {
+            q = zero;
+        } else {
+            __m128 v = _mm_mul_ps(xv, vid);
+            v = _mm_blendv_ps(lo, v, _mm_cmp_ps(v, lo, _CMP_GT_OQ));  /* !(v > lo) -> lo */
+            v = _mm_blendv_ps(v, hi, _mm_cmp_ps(v, hi, _CMP_GE_OQ));  /* v >= hi -> hi */
+            q = _mm_sub_ps(_mm_add_ps(v, magic), magic);
+        }
+        __m128i qi = _mm_cvtps_epi32(q); /* exact: q holds an integer */
+        qi = _mm_packs_epi32(qi, qi);
+        qi = _mm_packs_epi16(qi, qi);
+        int32_t packed = _mm_cvtsi128_si32(qi);
+        memcpy(L + i, &packed, 4);
+        __m256d e = _mm256_sub_pd(_mm256_cvtps_pd(xv), _mm256_cvtps_pd(_mm_mul_ps(vd, q)));
+        __m256d t = _mm256_mul_pd(_mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(w + i)), e), e);
+        acc = _mm256_add_pd(acc, t);
+    }
+    _mm256_storeu_pd(lane, acc);
+}

@@ -559,6 +559,32 @@ Test(libquant, search_avx2_bit_identical)
     }
 }
 
+/* slm_sym_eval (AVX2 body + scalar tail) equals the baseline loop bit for bit, levels too:
+ * clamping at both ends, d = 0, zero weights, lengths not a multiple of 4. */
+Test(libquant, sym_eval_avx2_bit_identical)
+{
+    if (!slm_cpu_has(SLM_KERNEL_AVX2)) cr_skip_test("no AVX2");
+    float x[256], w[256];
+    int8_t L0[256], L1[256];
+    static const int ns[] = { 8, 16, 31, 32, 35, 256 };
+    rng_state = 99;
+    int was = slm_kernel_active();
+    slm_kernel_force(SLM_KERNEL_AVX2);
+    for (int trial = 0; trial < 600; trial++) {
+        const int n = ns[trial % 6], qlo = trial % 2 ? -8 : -32, qhi = -qlo - 1;
+        for (int i = 0; i < n; i++) {
+            x[i] = rng_gauss() * (trial % 3 == 0 ? 1e-3f : 1.f);
+            w[i] = (trial % 5 == 1 && i % 3 == 0) ? 0.f : (float)rng_unif() * 4.f;
+        }
+        float d = trial % 7 == 0 ? 0.f : (float)(rng_unif() * 0.6 - 0.3); /* small |d|: clamps at both ends */
+        const double e0 = slm_sym_eval_base(n, x, w, qlo, qhi, d, L0), e1 = slm_sym_eval(n, x, w, qlo, qhi, d, L1);
+        cr_assert(!memcmp(&e0, &e1, sizeof e0), "trial %d n %d d %g: %.17g vs %.17g", trial, n, d, e0, e1);
+        cr_assert(!memcmp(L0, L1, (size_t)n), "trial %d: levels differ", trial);
+        cr_assert(slm_sym_eval(n, x, w, qlo, qhi, d, NULL) == e0);
+    }
+    slm_kernel_force(was);
+}
+
 /* The bytes a quantizer writes must not depend on the kernel in use (nor on the machine). */
 Test(libquant, quantize_same_bytes_every_kernel)
 {
