@@ -77,11 +77,13 @@ void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first
 /* ---- speed benchmarks (bench/kernels.c, bench/e2e.c, bench/svg.c) ----------------
  * Time is wall-clock (CLOCK_MONOTONIC); every result keeps its samples. */
 
-/* The machine's roofline, measured: DRAM read bandwidth (a buffer much larger than
- * the last-level cache read with the widest loads, n_threads readers) and the FP32
- * FMA peak (independent FMA chains, per thread, summed over threads). */
+/* The machine's roofline, measured: DRAM read bandwidth (a 512 MiB buffer, 16x the
+ * last-level cache, streamed with the widest loads by n_threads readers, each its own
+ * part; timed in steps of 4 MiB per thread) and the FP32 FMA peak (independent FMA
+ * chains, per thread, summed over threads). */
 typedef struct bench_roofline {
-    double read_gbs;         /* GB/s (1e9 bytes), best of the passes */
+    double read_gbs;         /* GB/s (1e9 bytes), median step (as kernel results) */
+    double read_gbs_best;    /* GB/s, best step */
     double fma_gflops;       /* GFLOP/s (an FMA = 2 flops) */
     int n_threads;
     const char *isa;         /* widest vectors used: "avx512", "avx2", "scalar" */

@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Read `bytes` (multiple of 256, 64-byte aligned) with the widest loads; returns a
+/* Read `bytes` (multiple of 256, 64-byte aligned) with vector loads; returns a
  * value depending on every byte so the reads cannot be dropped. */
 uint64_t bench_read_avx2(const void *buf, size_t bytes);
 uint64_t bench_read_avx512(const void *buf, size_t bytes);

@@ -31,14 +31,24 @@ const char *bench_kernel_label(int kernel)
 
 /* ---- roofline ------------------------------------------------------------------ */
 
-/* The probes run as many short timed pieces (a 1 MiB slice per thread, 2^14 FMA
- * rounds) and report the median piece: on a shared machine a long run is cut by
- * preemption, a short piece mostly is not, the same as the kernels' short samples. */
-enum { READ_BYTES = 256 << 20, SLICE = 1 << 20, READ_PASSES = 3, FMA_PIECES = 64 };
+/* DRAM read, the way STREAM-like read tests do it: a buffer far beyond the last-level
+ * cache (READ_BYTES, 16x a 32 MiB L3), every thread streaming its own contiguous part
+ * with the widest loads and several accumulators (no software prefetch: it measured
+ * slower than the hardware prefetchers on a plain stream), READ_PASSES passes after a
+ * warm-up pass. Each pass is timed in steps (at most READ_STEP bytes per thread, all
+ * threads at once, one pool hand-off per step as a kernel sample has), and the
+ * bandwidth is the median step, the statistic the kernel results use: on a shared
+ * machine one long pass is always disturbed somewhere, a step mostly is not (the best
+ * step is kept too). The FMA probe runs as short pieces (2^14 rounds), median piece. */
+#define READ_BYTES ((size_t)512 << 20)
+#define READ_STEP ((size_t)4 << 20) /* at most; at least 32 steps per pass */
+enum { READ_PASSES = 3, FMA_PIECES = 64 };
 
 typedef struct roof_job {
     const char *buf;
-    size_t off;                /* slice start of thread 0 */
+    size_t part;               /* bytes per thread (a multiple of step) */
+    size_t step;               /* bytes per thread per step (multiple of 4096) */
+    size_t off;                /* offset of this step in each thread's part */
     int isa;                   /* SLM_KERNEL_* */
     int64_t fma_iters;
     volatile uint64_t sink;
@@ -49,17 +59,18 @@ static void read_task(void *arg, int ith, int nth)
 {
     roof_job *j = arg;
     (void)nth;
-    const char *p = j->buf + j->off + (size_t)ith * SLICE;
+    const char *p = j->buf + (size_t)ith * j->part + j->off;
     uint64_t r;
     if (j->isa == SLM_KERNEL_AVX512)
-        r = bench_read_avx512(p, SLICE);
+        r = bench_read_avx512(p, j->step);
     else if (j->isa == SLM_KERNEL_AVX2)
-        r = bench_read_avx2(p, SLICE);
+        r = bench_read_avx2(p, j->step);
     else {
         const uint64_t *q = (const uint64_t *)p;
-        r = 0;
-        for (size_t i = 0; i < SLICE / 8; i++)
-            r ^= q[i];
+        uint64_t r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+        for (size_t i = 0; i < j->step / 8; i += 4)
+            r0 ^= q[i], r1 ^= q[i + 1], r2 ^= q[i + 2], r3 ^= q[i + 3];
+        r = r0 ^ r1 ^ r2 ^ r3;
     }
     if (ith == 0)
         j->sink = r;
@@ -85,33 +96,39 @@ static int cmp_d(const void *a, const void *b)
 int bench_roofline_measure(int n_threads, bench_roofline *out, slm_err *err)
 {
     memset(out, 0, sizeof *out);
+    if (n_threads < 1 || n_threads > 1024)
+        return slm_err_set(err, SLM_EINPUT, "%d threads: out of range (1..1024)", n_threads);
     slm_pool *pool;
     int rc = slm_pool_new(n_threads, &pool, err);
     if (rc)
         return rc;
-    char *buf = aligned_alloc(64, READ_BYTES);
-    size_t step = (size_t)SLICE * (size_t)n_threads, n_steps = READ_BYTES / step;
-    double *t = malloc(sizeof(double) * (n_steps * READ_PASSES + FMA_PIECES));
-    if (!buf || !t || n_steps < 4) {
+    size_t step = READ_BYTES / (size_t)n_threads / 32 / 4096 * 4096;
+    if (step > READ_STEP)
+        step = READ_STEP;
+    const size_t steps = READ_BYTES / (size_t)n_threads / step, part = steps * step;
+    char *buf = aligned_alloc(4096, READ_BYTES);
+    double *t = malloc(sizeof(double) * (steps * READ_PASSES + FMA_PIECES));
+    if (!buf || !t) {
         free(buf);
         free(t);
         slm_pool_free(pool);
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory for the %d MiB bandwidth buffer", READ_BYTES >> 20);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory for the %zu MiB bandwidth buffer", READ_BYTES >> 20);
     }
     for (size_t i = 0; i < READ_BYTES; i += 4096) /* touch every page, non-zero */
-        memset(buf + i, (int)(i >> 12), 4096);
-    roof_job j = {.buf = buf, .isa = slm_kernel_active()};
+        memset(buf + i, (int)(i >> 12) | 1, 4096);
+    roof_job j = {.buf = buf, .part = part, .step = step, .isa = slm_kernel_active()};
     size_t ns = 0;
     for (int pass = 0; pass <= READ_PASSES; pass++)
-        for (size_t k = 0; k < n_steps; k++) {
+        for (size_t k = 0; k < steps; k++) {
             j.off = k * step;
             double t0 = bench_now();
             slm_pool_run(pool, read_task, &j);
-            if (pass > 0) /* pass 0 warms up */
+            if (pass > 0) /* pass 0 warms up (page tables, threads) */
                 t[ns++] = bench_now() - t0;
         }
     qsort(t, ns, sizeof *t, cmp_d);
-    out->read_gbs = (double)step / t[ns / 2] / 1e9;
+    out->read_gbs = (double)(step * (size_t)n_threads) / t[ns / 2] / 1e9;
+    out->read_gbs_best = (double)(step * (size_t)n_threads) / t[0] / 1e9;
     free(buf);
     if (j.isa >= SLM_KERNEL_AVX2) {
         int lanes = j.isa == SLM_KERNEL_AVX512 ? 16 : 8;
@@ -185,7 +202,10 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-enum { COLD_BYTES = 160 << 20, MAX_SAMPLES = 4096 };
+/* The weights of successive samples cycle over copies filling COLD_BYTES (8x a 32 MiB
+ * L3, as a model's weights exceed it), so each product reads its weights from DRAM. */
+#define COLD_BYTES ((size_t)256 << 20)
+enum { MAX_SAMPLES = 4096 };
 
 int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int n_tokens, int n_threads,
                      double min_seconds, bench_kernel_result *res, slm_err *err)
@@ -208,9 +228,7 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     size_t wbytes = rb * (size_t)rows;
     if (wbytes > (size_t)1 << 31)
         return slm_err_set(err, SLM_EINPUT, "matrix of %zu bytes is too large for the bench", wbytes);
-    int copies = (int)((COLD_BYTES + wbytes - 1) / wbytes);
-    if (copies < 1)
-        copies = 1;
+    size_t copies = (COLD_BYTES + wbytes - 1) / wbytes;
     slm_pool *pool = NULL;
     int rc = slm_pool_new(n_threads, &pool, err);
     if (rc)
@@ -219,11 +237,11 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     float *x = malloc(sizeof(float) * (size_t)cols * (size_t)n_tokens);
     float *out = malloc(sizeof(float) * (size_t)rows * (size_t)n_tokens);
     float *ref = malloc(sizeof(float) * (size_t)rows * (size_t)n_tokens);
-    char *wmem = malloc(wbytes * (size_t)copies);
+    char *wmem = malloc(wbytes), *cold = malloc(wbytes * copies); /* one copy; the cycled copies */
     float **tiles = calloc((size_t)n_threads, sizeof *tiles);
     double *samples = malloc(sizeof(double) * MAX_SAMPLES);
-    void **packed = NULL;        /* x8 copies (decode layout), or NULL */
-    int fail = !src || !x || !out || !ref || !wmem || !tiles || !samples;
+    void *packed = NULL;         /* x8 copy (decode layout), or NULL */
+    int fail = !src || !x || !out || !ref || !wmem || !cold || !tiles || !samples;
     for (int t = 0; !fail && t < n_threads; t++) {
         int64_t tr = (1 << 18) / cols < 1 ? 1 : (1 << 18) / cols;
         tiles[t] = malloc(sizeof(float) * (size_t)tr * (size_t)cols);
@@ -251,24 +269,18 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
         if (!slm_quantize_rows_llama_ref(type, src, wmem, rows, cols))
             slm_quantize_rows(type, src, wmem, rows, cols, NULL);
     }
-    for (int c = 1; c < copies; c++)
-        memcpy(wmem + (size_t)c * wbytes, wmem, wbytes);
-    /* what decode uses: the repacked (x8) copies where the kernel has them */
+    /* what decode uses: the repacked (x8) layout where the kernel has one (the same
+     * size as the rows), as the runtime packs it at context creation */
     if (kernel != BENCH_KERNEL_BLAS) {
         int saved_k = slm_kernel_active();
         slm_kernel_force(kernel);
         gguf_tensor W0 = {.name = "bench", .type = type, .n_dims = 2, .ne = {cols, rows, 1, 1},
                           .n_elems = (uint64_t)cols * (uint64_t)rows, .nbytes = wbytes, .data = wmem};
-        void *p0 = slm_matmul_pack(&W0);
-        if (p0) {
-            packed = calloc((size_t)copies, sizeof *packed);
-            for (int c = 0; packed && c < copies; c++)
-                packed[c] = c == 0 ? p0 : slm_matmul_pack(&W0);
-            if (!packed)
-                free(p0);
-        }
+        packed = slm_matmul_pack(&W0);
         slm_kernel_force(saved_k);
     }
+    for (size_t c = 0; c < copies; c++)
+        memcpy(cold + c * wbytes, packed ? packed : wmem, wbytes);
 
     gguf_tensor W = {.name = "bench", .type = type, .n_dims = 2, .ne = {cols, rows, 1, 1},
                      .n_elems = (uint64_t)cols * (uint64_t)rows, .nbytes = wbytes, .data = wmem};
@@ -290,7 +302,7 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     if (kernel == BENCH_KERNEL_BLAS)
         slm_pool_run(pool, blas_task, &bj);
     else
-        slm_matmul_packed(pool, out, &W, packed ? packed[0] : NULL, x, n_tokens);
+        slm_matmul_packed(pool, out, &W, packed, x, n_tokens);
     double maxref = 0, maxdiff = 0;
     for (int t = 0; t < n_tokens; t++)
         for (int64_t r = 0; r < check_rows; r++) {
@@ -302,12 +314,14 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     int ns = 0;
     double t_start = bench_now();
     for (int it = 0; ns < MAX_SAMPLES && (ns < 3 || bench_now() - t_start < min_seconds); it++) {
-        W.data = wmem + (size_t)(it % copies) * wbytes;
+        char *copy = cold + (size_t)it % copies * wbytes;
+        if (!packed)
+            W.data = copy;
         double t0 = bench_now();
         if (kernel == BENCH_KERNEL_BLAS)
             slm_pool_run(pool, blas_task, &bj);
         else
-            slm_matmul_packed(pool, out, &W, packed ? packed[it % copies] : NULL, x, n_tokens);
+            slm_matmul_packed(pool, out, &W, packed ? copy : NULL, x, n_tokens);
         samples[ns++] = bench_now() - t0;
     }
     slm_kernel_force(saved);
@@ -326,9 +340,8 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     res->gflops = 2.0 * (double)rows * (double)cols * n_tokens / res->sec_median / 1e9;
     rc = SLM_OK;
 done:
-    for (int c = 0; packed && c < copies; c++)
-        free(packed[c]);
     free(packed);
+    free(cold);
     if (tiles)
         for (int t = 0; t < n_threads; t++)
             free(tiles[t]);

@@ -1,5 +1,6 @@
-/* bench/roof_avx2.c — roofline probes with avx2 vectors: a streaming read
- * (xor of every 32-byte line chunk) and independent FMA chains. */
+/* bench/roof_avx2.c — roofline probes with avx2 vectors: a streaming read (xor of
+ * every 32-byte chunk into four accumulators, no software prefetch) and independent
+ * FMA chains. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,7 +13,6 @@ uint64_t bench_read_avx2(const void *buf, size_t bytes)
     const char *p = buf;
     __m256i a = _mm256_setzero_si256(), b = _mm256_setzero_si256(), c = _mm256_setzero_si256(), d = _mm256_setzero_si256();
     for (size_t i = 0; i + 4 * 32 <= bytes; i += 4 * 32) {
-        _mm_prefetch(p + i + 2048, _MM_HINT_T0); /* as the kernels do: ahead of the stream */
         a = _mm256_xor_si256(a, _mm256_load_si256((const void *)(p + i)));
         b = _mm256_xor_si256(b, _mm256_load_si256((const void *)(p + i + 32)));
         c = _mm256_xor_si256(c, _mm256_load_si256((const void *)(p + i + 2 * 32)));

@@ -79,8 +79,9 @@ typedef void (*slm_rows_fn)(int64_t n, int64_t nrows, float *s, const void *W, s
  * the CPU lacks the kernel). Scalar: vec_dot row by row. */
 slm_rows_fn slm_rows_kernel(uint32_t type, int kernel);
 
-/* Interleaved 8-row layouts ("x8") for decode: Q4_0, Q5_0 and Q8_0 weights repacked so one
- * instruction advances 8 rows (AVX-512 VNNI kernels; same size as the original rows).
+/* Interleaved 8-row layouts ("x8") for decode: Q4_0, Q5_0, Q8_0 and Q2_K..Q6_K weights
+ * repacked so one instruction advances 8 rows (AVX-512 VNNI kernels; same size as the
+ * original rows; K-quants need ncols a multiple of 256; layouts described in rows.c).
  * slm_x8_kernel: the x8 product for `type` with `kernel`, NULL if none:
  * s[8g + k] = dot(row k of group g, y) for g < ngroups, y one activation row in the
  * type's vec_dot_type; the groups are back to back (slm_x8_pack's output). */
@@ -89,7 +90,8 @@ slm_x8_fn slm_x8_kernel(uint32_t type, int kernel);
 /* Batches on the x8 layout: s[t * lds + 8g + k] = dot(row k of group g, activation row t)
  * for t < ntok; y: ntok rows in vec_dot_type, ystride bytes apart; ysum / yd: per row
  * and 32-block (ntok * n/32 each) the sum of the int8 values and the fp32 scale, from
- * slm_x8_act_sums. NULL if no such kernel. */
+ * slm_x8_act_sums. NULL if no such kernel. Superseded by slm_gemm_kernel (below; the
+ * runtime no longer calls it): kept while tests/test_bench.c still asks for it. */
 typedef void (*slm_x8_gemm_fn)(int64_t n, int64_t ngroups, float *s, int64_t lds, const void *packed, const void *y,
                                size_t ystride, int ntok, const int32_t *ysum, const float *yd);
 slm_x8_gemm_fn slm_x8_gemm_kernel(uint32_t type, int kernel);
@@ -99,6 +101,27 @@ void slm_x8_act_sums(const void *y, int64_t n, int32_t *ysum, float *yd); /* one
 size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int64_t ncols);
 /* Dequantize group g (8 rows) of a packed matrix into dst (8 rows of ncols floats). */
 void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t ncols, float *dst);
+
+/* ---- batch GEMM (gemm_x86.inc; dispatch in rows.c) -------------------------------
+ * out[t * lds + r] = dot(weight row r, activation row t) for r < nrows, t < ntok, the
+ * activations quantized once per product to the type's vec_dot_type (the bytes
+ * slm_quantize_act gives: Q8_0 or Q8_K), int8 VNNI dot products, exact int32 sums per
+ * block (k-quants: per super-block, sub-block scales included), then float scales:
+ * within 1e-5 of the sum of |terms| of the type's vec_dot on the same activations, and
+ * independent of how the rows are split. Weights w: plain rows (slm_row_bytes apart, any
+ * nrows), or with x8 set the x8 layout (slm_x8_pack's output from group r0 / 8; nrows a
+ * multiple of 8). act: slm_gemm_act_prep's output; scratch:
+ * slm_gemm_scratch_bytes(type, n) bytes, 64-byte aligned, per calling thread. */
+typedef void (*slm_gemm_fn)(int64_t n, int64_t nrows, float *out, int64_t lds, const void *w, int x8,
+                            const void *act, int ntok, void *scratch);
+/* The GEMM of `type` for `kernel` (AVX-512 VNNI only: Q4_0, Q5_0, Q8_0, Q2_K..Q6_K), or NULL. */
+slm_gemm_fn slm_gemm_kernel(uint32_t type, int kernel);
+/* Bytes of the prepared activations for ntok rows of n values; 0 if no GEMM for the
+ * type, n not a multiple of its block, or overflow. */
+size_t slm_gemm_act_bytes(uint32_t type, int64_t n, int ntok);
+size_t slm_gemm_scratch_bytes(uint32_t type, int64_t n); /* 0: as above */
+/* Quantize ntok rows of n floats (x, row-major) into act for the GEMM of `kernel`. 0, or -1. */
+int slm_gemm_act_prep(uint32_t type, int kernel, const float *x, int64_t n, int ntok, void *act);
 
 /* ---- recipes (recipe.c) -------------------------------------------------------
  * llama.cpp's quantization mixes ("Q4_K_M", ...): which type each tensor gets, with
@@ -183,5 +206,16 @@ void slm_gptq_symmetrize(float *H, int64_t n);
  * search (NULL: diag H). Deterministic for any n_threads. 0, or SLM_GPTQ_E*. */
 int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncols, const float *H,
                       const float *imp, const slm_gptq_params *p, int n_threads, void *dst);
+/* The same in two steps, for matrices multiplying the same activations (q/k/v, gate/up):
+ * the factor of H^-1 (and the column order) once, then each matrix. A factor serves
+ * every type with the block size it was made for (slm_gptq_factor_fits; any type
+ * without act-order). slm_gptq_factor_new: 0 or SLM_GPTQ_E* (*out NULL on error). */
+typedef struct slm_gptq_factor slm_gptq_factor;
+int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
+                        slm_gptq_factor **out);
+int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols);
+int slm_gptq_quantize_factored(const slm_gptq_factor *f, uint32_t type, const float *W, int64_t nrows,
+                               const float *imp, int n_threads, void *dst);
+void slm_gptq_factor_free(slm_gptq_factor *f);
 
 #endif /* SLM_LIBQUANT_H */

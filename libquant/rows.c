@@ -83,9 +83,93 @@ void slm_x8_act_sums(const void *vy, int64_t n, int32_t *ysum, float *yd)
     }
 }
 
+/* K-quant x8 layouts: per 256-element super-block, byte ranges ("fields") of the block
+ * are stored for the 8 rows of the group in turn, interleaved by `chunk` bytes (chunk i
+ * of rows 0..7, then chunk i+1), fields in the order listed: the order in which the
+ * decode kernel reads them, so the weights stream strictly forward (a kernel hopping
+ * between parts of a super-block measured 4-5x slower from DRAM). Same size as the 8
+ * blocks. So the fp16 scales of 8 rows are one 16-byte vector, word i of the packed
+ * scales is one 8-lane vector, and every 4-byte chunk of quants is one vpdpbusd operand
+ * for 8 rows (one lane per row). Q4_K (1152 bytes per group): d[8] at 0, dmin[8] at 16,
+ * scale words 0,1,2 at 32/64/96, then 32 chunks of 4 qs bytes at 128 + 32 c. Q6_K (1680):
+ * d[8] at 0, scale words 0..3 at 16 + 32 w, then for half h and c < 8 at
+ * 144 + 96 (8h + c): ql[64h + 4c..], ql[64h + 32 + 4c..], qh[32h + 4c..]. Q3_K (880):
+ * d[8] at 0, scale words 0..2 at 16 + 32 w, then for c < 8 at 112 + 96 c: hmask[4c..],
+ * qs[4c..], qs[32 + 4c..]. Q5_K (1408): as Q4_K up to 128, then for c < 8 at 128 + 160 c:
+ * qh[4c..], qs[4c..], qs[32 + 4c..], qs[64 + 4c..], qs[96 + 4c..]. Q2_K (672): d[8] at 0,
+ * dmin[8] at 16, scale words 0..3 at 32 + 32 w, then for c < 8 at 160 + 64 c: qs[4c..],
+ * qs[32 + 4c..]. */
+typedef struct { uint16_t off, size, chunk; } x8_field;
+enum { X8_MAX_FIELDS = 50 };
+typedef struct { uint32_t type; size_t bs; x8_field f[X8_MAX_FIELDS]; } x8_klayout;
+#define Q5_STEP(c) {16 + 4 * (c), 4, 4}, {48 + 4 * (c), 4, 4}, {80 + 4 * (c), 4, 4}, {112 + 4 * (c), 4, 4}, \
+                   {144 + 4 * (c), 4, 4}
+#define Q2_STEP(c) {16 + 4 * (c), 4, 4}, {48 + 4 * (c), 4, 4}
+#define Q3_STEP(c) {4 * (c), 4, 4}, {32 + 4 * (c), 4, 4}, {64 + 4 * (c), 4, 4}
+#define Q6_STEP(h, c) {64 * (h) + 4 * (c), 4, 4}, {64 * (h) + 32 + 4 * (c), 4, 4}, {128 + 32 * (h) + 4 * (c), 4, 4}
+#define Q6_HALF(h) Q6_STEP(h, 0), Q6_STEP(h, 1), Q6_STEP(h, 2), Q6_STEP(h, 3), Q6_STEP(h, 4), Q6_STEP(h, 5), \
+                   Q6_STEP(h, 6), Q6_STEP(h, 7)
+static const x8_klayout x8_klayouts[] = {
+    {SLM_T_Q4_K, sizeof(block_q4_K), {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}},
+    {SLM_T_Q6_K, sizeof(block_q6_K), {{208, 2, 2}, {192, 16, 4}, Q6_HALF(0), Q6_HALF(1)}},
+    {SLM_T_Q3_K, sizeof(block_q3_K), {{108, 2, 2}, {96, 12, 4}, Q3_STEP(0), Q3_STEP(1), Q3_STEP(2), Q3_STEP(3),
+                                      Q3_STEP(4), Q3_STEP(5), Q3_STEP(6), Q3_STEP(7)}},
+    {SLM_T_Q5_K, sizeof(block_q5_K), {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, Q5_STEP(0), Q5_STEP(1), Q5_STEP(2), Q5_STEP(3),
+                                      Q5_STEP(4), Q5_STEP(5), Q5_STEP(6), Q5_STEP(7)}},
+    {SLM_T_Q2_K, sizeof(block_q2_K), {{80, 2, 2}, {82, 2, 2}, {0, 16, 4}, Q2_STEP(0), Q2_STEP(1), Q2_STEP(2), Q2_STEP(3),
+                                      Q2_STEP(4), Q2_STEP(5), Q2_STEP(6), Q2_STEP(7)}},
+};
+#undef Q2_STEP
+#undef Q6_HALF
+#undef Q6_STEP
+#undef Q3_STEP
+#undef Q5_STEP
+
+static const x8_klayout *x8_klayout_of(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof x8_klayouts / sizeof x8_klayouts[0]; i++)
+        if (x8_klayouts[i].type == type)
+            return &x8_klayouts[i];
+    return NULL;
+}
+
+/* one super-block of 8 rows: blk[k] -> o (pack), or o -> blk[k] (unpack) */
+static void x8_kshuffle(const x8_klayout *L, uint8_t *const blk[8], uint8_t *o, int unpack)
+{
+    for (int f = 0; f < X8_MAX_FIELDS && L->f[f].size; f++)
+        for (unsigned c = 0; c < L->f[f].size; c += L->f[f].chunk)
+            for (int k = 0; k < 8; k++, o += L->f[f].chunk) {
+                uint8_t *b = blk[k] + L->f[f].off + c;
+                uint8_t *to = unpack ? b : o;
+                const uint8_t *from = unpack ? o : b;
+                if (L->f[f].chunk == 4) /* fixed sizes: inlined moves (4x faster packing) */
+                    memcpy(to, from, 4);
+                else
+                    memcpy(to, from, 2);
+            }
+}
+
+static size_t x8_kpack(const x8_klayout *L, const void *src, void *dst, int64_t nrows, int64_t ncols)
+{
+    const int64_t nb = ncols / QK_K;
+    const size_t rb = (size_t)nb * L->bs;
+    uint8_t *o = dst;
+    for (int64_t g = 0; g < nrows / 8; g++)
+        for (int64_t b = 0; b < nb; b++, o += 8 * L->bs) {
+            uint8_t *blk[8];
+            for (int k = 0; k < 8; k++)
+                blk[k] = (uint8_t *)src + (size_t)(8 * g + k) * rb + (size_t)b * L->bs;
+            x8_kshuffle(L, blk, o, 0);
+        }
+    return rb * (size_t)nrows;
+}
+
 size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int64_t ncols)
 {
     size_t bs, qoff, qbytes;
+    const x8_klayout *L = x8_klayout_of(type);
+    if (L)
+        return nrows % 8 || ncols % QK_K ? 0 : x8_kpack(L, src, dst, nrows, ncols);
     if (!x8_geom(type, &bs, &qoff, &qbytes) || nrows % 8 || ncols % 32)
         return 0;
     const int64_t nb = ncols / 32;
@@ -123,6 +207,22 @@ size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int
 void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t ncols, float *dst)
 {
     size_t bs, qoff, qbytes;
+    const x8_klayout *L = x8_klayout_of(type);
+    if (L) { /* back to the 8 original blocks, then the type's dequantizer */
+        const slm_qtraits *q = slm_qtraits_get(type);
+        const int64_t nb = ncols / QK_K;
+        const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * 8 * L->bs;
+        _Alignas(16) uint8_t tmp[8][256];
+        uint8_t *blk[8];
+        for (int k = 0; k < 8; k++)
+            blk[k] = tmp[k];
+        for (int64_t b = 0; b < nb; b++, p += 8 * L->bs) {
+            x8_kshuffle(L, blk, (uint8_t *)p, 1);
+            for (int k = 0; k < 8; k++)
+                q->dequantize_row(tmp[k], dst + (size_t)k * ncols + QK_K * b, QK_K);
+        }
+        return;
+    }
     if (!x8_geom(type, &bs, &qoff, &qbytes))
         return;
     const int64_t nb = ncols / 32;
@@ -147,4 +247,78 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
                 }
             }
         }
+}
+
+/* ---- batch GEMM ---------------------------------------------------------------------- */
+
+slm_gemm_fn slm_gemm_kernel(uint32_t type, int kernel)
+{
+    if (kernel != SLM_KERNEL_AVX512 || !slm_cpu_has(kernel))
+        return NULL;
+    return slm_avx512_gemm(type);
+}
+
+/* as x8_kshuffle's unpack, with fixed-size moves (the GEMM runs it for every panel) */
+void slm_x8_kunshuffle(uint32_t type, const void *src, void *dst, size_t dst_stride)
+{
+    const x8_klayout *L = x8_klayout_of(type);
+    const uint8_t *o = src;
+    uint8_t *d = dst;
+    for (int f = 0; L && f < X8_MAX_FIELDS && L->f[f].size; f++) {
+        const unsigned off = L->f[f].off, size = L->f[f].size, ch = L->f[f].chunk;
+        for (unsigned c = 0; c < size; c += ch)
+            for (int k = 0; k < 8; k++, o += ch) {
+                uint8_t *b = d + (size_t)k * dst_stride + off + c;
+                if (ch == 4)
+                    memcpy(b, o, 4);
+                else if (ch == 2)
+                    memcpy(b, o, 2);
+                else
+                    memcpy(b, o, ch);
+            }
+    }
+}
+
+/* per token: bytes of prepared activations per block of `blck` values */
+static size_t gemm_act_block(uint32_t type, int64_t *blck)
+{
+    switch (type) {
+    case SLM_T_Q4_0: case SLM_T_Q5_0: case SLM_T_Q8_0:
+        *blck = 32;
+        return 40; /* levels, -bias * their sum, fp32 scale */
+    case SLM_T_Q2_K: case SLM_T_Q3_K: case SLM_T_Q4_K: case SLM_T_Q5_K: case SLM_T_Q6_K:
+        *blck = QK_K;
+        return sizeof(block_q8_K);
+    default: return 0;
+    }
+}
+
+size_t slm_gemm_act_bytes(uint32_t type, int64_t n, int ntok)
+{
+    int64_t blck = 0;
+    size_t bb = gemm_act_block(type, &blck);
+    if (!bb || n <= 0 || n % blck || ntok <= 0)
+        return 0;
+    size_t per = (size_t)(n / blck) * bb;
+    if (per > SIZE_MAX / (size_t)ntok)
+        return 0;
+    return per * (size_t)ntok;
+}
+
+size_t slm_gemm_scratch_bytes(uint32_t type, int64_t n)
+{
+    int64_t blck = 0;
+    if (!gemm_act_block(type, &blck) || n <= 0 || n % blck)
+        return 0;
+    size_t per = blck == 32 ? 576 : 5760; /* panel bytes per block of 16 rows (gemm_x86.inc) */
+    if ((size_t)(n / blck) > SIZE_MAX / per)
+        return 0;
+    return (size_t)(n / blck) * per;
+}
+
+int slm_gemm_act_prep(uint32_t type, int kernel, const float *x, int64_t n, int ntok, void *act)
+{
+    if (!slm_gemm_kernel(type, kernel) || !slm_gemm_act_bytes(type, n, ntok))
+        return -1;
+    return slm_avx512_gemm_prep(type, x, n, ntok, act);
 }

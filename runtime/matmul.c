@@ -15,10 +15,14 @@
  *   other, one token (decode): libquant's traits, as llama.cpp: the
  *               activations are converted once to the type's vec_dot_type, then
  *               one vec_dot per row (reads the compact weights once).
- *   other, batches of >= BATCH_DEQUANT tokens: tiles of rows are dequantized
- *               to F32 and multiplied with sgemm (compute-bound there; the
- *               F32 activations make it slightly more exact than llama.cpp's
- *               quantized-activation products).
+ *   other, batches of >= BATCH_DEQUANT tokens, AVX-512 VNNI (Q4_0, Q5_0, Q8_0,
+ *               Q2_K..Q6_K): libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp:
+ *               the activations are quantized once to vec_dot_type, each thread
+ *               unpacks 16 rows at a time (from the x8 copy, or the plain rows)
+ *               into a panel of 8-bit levels and runs every token over it.
+ *   other batches: tiles of rows are dequantized to F32 and multiplied with
+ *               sgemm (the F32 activations make it slightly more exact than
+ *               llama.cpp's quantized-activation products).
  * slm_matmul_ref (tests) is the plain scalar reference for every type. */
 #include "runtime.h"
 #include "rt_internal.h"
@@ -66,9 +70,9 @@ typedef struct mm_job {
     slm_rows_fn rows;        /* multi-row decode kernel of the active kernel set */
     const uint8_t *packed;   /* x8 copy of W (slm_matmul_pack), or NULL */
     slm_x8_fn x8;            /* its decode kernel */
-    slm_x8_gemm_fn x8gemm;   /* its batch kernel (quantized activations, int8 dot products) */
-    const int32_t *ysum;     /* x8gemm: per token and block, sum of the int8 activations */
-    const float *yd;         /*         and their scale */
+    slm_gemm_fn gemm;        /* batch kernel (quantized activations, int8 dot products), or NULL */
+    const void *act;         /* its prepared activations (slm_gemm_act_prep) */
+    size_t gemm_scratch;     /* per-thread panel bytes */
     const uint16_t *xh;      /* F16 decode on AVX-512: the activations rounded to F16 */
     int use_avx2;            /* SIMD kernels allowed: 1 AVX2, 2 AVX-512 (slm_kernel_active) */
 } mm_job;
@@ -138,11 +142,15 @@ static void mm_task(void *arg, int ith, int nth)
             slm_gemv_half_avx2(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
         return;
     }
-    if (j->packed && j->x8gemm && j->xq && j->ysum) { /* batch on the x8 copy: int8 GEMM */
-        size_t gbytes = j->row_bytes * 8;
-        j->x8gemm(j->n_in, (r1 - r0) / 8, j->out + r0, j->n_out, j->packed + (size_t)(r0 / 8) * gbytes, j->xq,
-                  j->xq_row_bytes, j->n_tokens, j->ysum, j->yd);
-        return;
+    if (j->gemm) { /* batch: int8 GEMM on 16-row panels (x8 copy or plain rows) */
+        void *scratch = aligned_alloc(64, (j->gemm_scratch + 63) / 64 * 64);
+        if (scratch) {
+            const void *w = j->packed ? (const void *)(j->packed + (size_t)(r0 / 8) * j->row_bytes * 8)
+                                      : (const void *)(wb + (size_t)r0 * j->row_bytes);
+            j->gemm(j->n_in, r1 - r0, j->out + r0, j->n_out, w, j->packed != NULL, j->act, j->n_tokens, scratch);
+            free(scratch);
+            return;
+        } /* out of memory: the dequantizing paths below */
     }
     if (j->packed && j->x8 && j->xq) { /* decode on the x8 copy: 8 rows per group */
         size_t gbytes = j->row_bytes * 8;
@@ -226,13 +234,24 @@ void *slm_matmul_pack(const gguf_tensor *W)
     return p;
 }
 
+static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                       int n_tokens, int int8_batches);
+
+/* F32 activations for batches (the reference-accuracy path) */
 void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens)
 {
-    slm_matmul_packed(pool, out, W, NULL, x, n_tokens);
+    matmul_run(pool, out, W, NULL, x, n_tokens, 0);
 }
 
+/* the runtime's path: batches through the int8 GEMM where there is one */
 void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
                        int n_tokens)
+{
+    matmul_run(pool, out, W, packed, x, n_tokens, 1);
+}
+
+static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                       int n_tokens, int int8_batches)
 {
     pthread_once(&blas_once, blas_init);
     mm_job j = {
@@ -242,32 +261,23 @@ void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const v
         .packed = packed,
         .x8 = packed ? slm_x8_kernel(W->type, slm_kernel_active()) : NULL,
     };
-    void *xq = NULL, *sums = NULL;
+    void *xq = NULL;
     if (W->type != SLM_TYPE_F32 && W->type != SLM_TYPE_F16 && W->type != SLM_TYPE_BF16) {
         j.qt = slm_qtraits_get(W->type);
     }
-    if (packed && n_tokens >= BATCH_DEQUANT && (j.x8gemm = slm_x8_gemm_kernel(W->type, slm_kernel_active()))) {
-        /* batch on the repacked copy: activations quantized once (as llama.cpp does) */
-        int64_t nb = j.n_in / 32;
-        j.xq_row_bytes = slm_row_bytes(j.qt->vec_dot_type, j.n_in);
-        xq = malloc(j.xq_row_bytes * (size_t)n_tokens);
-        sums = malloc((sizeof(int32_t) + sizeof(float)) * (size_t)nb * (size_t)n_tokens);
-        if (xq && sums) {
-            int32_t *ys = sums;
-            float *yd = (float *)(ys + (size_t)nb * n_tokens);
-            for (int t = 0; t < n_tokens; t++) {
-                uint8_t *row = (uint8_t *)xq + (size_t)t * j.xq_row_bytes;
-                slm_quantize_act(j.qt->vec_dot_type, x + (size_t)t * j.n_in, row, j.n_in);
-                slm_x8_act_sums(row, j.n_in, ys + (size_t)t * nb, yd + (size_t)t * nb);
-            }
-            j.xq = xq;
-            j.ysum = ys;
-            j.yd = yd;
+    if (j.qt && n_tokens >= BATCH_DEQUANT && int8_batches)
+        j.gemm = slm_gemm_kernel(W->type, slm_kernel_active());
+    if (j.gemm) {
+        /* batch: activations quantized once (as llama.cpp does), then the int8 GEMM */
+        size_t ab = slm_gemm_act_bytes(W->type, j.n_in, n_tokens);
+        j.gemm_scratch = slm_gemm_scratch_bytes(W->type, j.n_in);
+        xq = ab && j.gemm_scratch ? malloc(ab) : NULL;
+        if (xq && slm_gemm_act_prep(W->type, slm_kernel_active(), x, j.n_in, n_tokens, xq) == 0) {
+            j.act = xq;
         } else { /* out of memory: the dequantizing path */
             free(xq);
-            free(sums);
-            xq = sums = NULL;
-            j.x8gemm = NULL;
+            xq = NULL;
+            j.gemm = NULL;
         }
     } else if (j.qt && n_tokens < BATCH_DEQUANT) {
         j.xq_row_bytes = slm_row_bytes(j.qt->vec_dot_type, j.n_in);
@@ -285,7 +295,6 @@ void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const v
     }
     slm_pool_run(pool, mm_task, &j);
     free(xq);
-    free(sums);
 }
 
 void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst)

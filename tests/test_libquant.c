@@ -514,7 +514,106 @@ Test(libquant, x8_layouts_match_scalar)
             }
         }
     }
-    cr_assert_eq(slm_x8_pack(14, qw, pk, 8, 256), 0u); /* q6_K: no x8 layout */
+    cr_assert_eq(slm_x8_pack(3, qw, pk, 8, 256), 0u); /* q4_1: no x8 layout */
+    free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
+}
+
+/* K-quant x8 layouts (decode): packing is a pure byte shuffle (the packed dequantization
+ * equals the row dequantization bit for bit), and the AVX-512 x8 decode kernel equals the
+ * scalar vec_dot per row within 1e-5 of the sum of |terms|, on gaussian weights, outliers,
+ * random bytes (every level, random scales and mins) and saturated blocks (all levels
+ * maximal, largest 6-bit scales, large fp16 scales), 5 super-blocks (odd), 3 groups; the
+ * kernel writes exactly 8 outputs per group. */
+static const uint32_t X8K_TYPES[] = { 10, 11, 12, 13, 14 };     /* with an x8 decode kernel */
+static const uint32_t X8K_LAYOUTS[] = { 10, 11, 12, 13, 14 };   /* with an x8 layout */
+
+static int x8k_has_kernel(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof X8K_TYPES / sizeof X8K_TYPES[0]; i++)
+        if (X8K_TYPES[i] == type)
+            return 1;
+    return 0;
+}
+
+/* fp16 fields of a K block (d, and dmin where the type has one) */
+static void x8k_half_offsets(uint32_t type, int *off, int *n)
+{
+    *n = 2;
+    switch (type) {
+    case 10: off[0] = 80, off[1] = 82; break;     /* q2_K */
+    case 11: off[0] = 108, *n = 1; break;         /* q3_K */
+    case 12: case 13: off[0] = 0, off[1] = 2; break; /* q4_K, q5_K */
+    default: off[0] = 208, *n = 1; break;         /* q6_K */
+    }
+}
+
+Test(libquant, x8_kquants_match_scalar)
+{
+    enum { N = 256 * 5, R = 24 };
+    float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *d0 = malloc(sizeof(float) * N * 8),
+          *d1 = malloc(sizeof(float) * N * 8);
+    unsigned char *qw = malloc((size_t)N * R), *pk = malloc((size_t)N * R), *qa = malloc((size_t)N * 2);
+    rng_state = 4242;
+    int kernels_checked = 0;
+    for (size_t k = 0; k < sizeof X8K_LAYOUTS / sizeof X8K_LAYOUTS[0]; k++) {
+        const slm_qtraits *t = slm_qtraits_get(X8K_LAYOUTS[k]);
+        const size_t rb = slm_row_bytes(t->type, N);
+        int hoff[2], nh;
+        x8k_half_offsets(t->type, hoff, &nh);
+        for (int round = 0; round < 4; round++) {
+            for (int i = 0; i < N * R; i++) x[i] = rng_gauss() * (round == 1 && i % 13 == 0 ? 40.f : 1.f);
+            for (int i = 0; i < N; i++) a[i] = rng_gauss() * (round == 1 && i % 29 == 0 ? 50.f : 1.f);
+            cr_assert_eq(slm_quantize_rows(t->type, x, qw, R, N, NULL), rb * R);
+            for (int r = 0; r < R && round >= 2; r++)
+                for (int b = 0; b < N / 256; b++) {
+                    unsigned char *blk = qw + r * rb + b * t->bytes;
+                    for (size_t i = 0; i < t->bytes; i++) /* round 2: random bytes; 3: all bits set */
+                        blk[i] = round == 2 ? (unsigned char)rng_next() : 0xFF;
+                    for (int h = 0; h < nh; h++) { /* finite fp16 scales: random, or 1000 / 1000 */
+                        uint16_t v = round == 2 ? (uint16_t)(rng_next() & 0x3bff) : slm_fp32_to_fp16(1000.f);
+                        memcpy(blk + hoff[h], &v, 2);
+                    }
+                }
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), rb * R, "%s", t->name);
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R - 1, N), 0u); /* not a multiple of 8 rows */
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, 8, 128), 0u);   /* not whole super-blocks */
+            for (int g = 0; g < R / 8; g++) {
+                slm_x8_dequant_group(t->type, pk, g, N, d1);
+                for (int k2 = 0; k2 < 8; k2++) t->dequantize_row(qw + (8 * g + k2) * rb, d0 + (size_t)k2 * N, N);
+                for (int i = 0; i < 8 * N; i++)
+                    cr_assert_eq(f2u(d0[i]), f2u(d1[i]), "%s round %d group %d i %d: %g vs %g", t->name, round, g, i,
+                                 d0[i], d1[i]);
+            }
+            slm_x8_fn f = slm_x8_kernel(t->type, SLM_KERNEL_AVX512);
+            cr_assert_null(slm_x8_kernel(t->type, SLM_KERNEL_AVX2));
+            if (!slm_cpu_has(SLM_KERNEL_AVX512) || !x8k_has_kernel(t->type)) {
+                cr_assert(!slm_cpu_has(SLM_KERNEL_AVX512) ? f == NULL : 1);
+                continue;
+            }
+            cr_assert_not_null(f, "%s: no x8 kernel", t->name);
+            cr_assert_eq(slm_quantize_act(t->vec_dot_type, a, qa, N), 0);
+            slm_qtraits ks;
+            const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
+            for (int ng = 1; ng <= R / 8; ng += R / 8 - 1) { /* one group, then all */
+                float out[R + 8];
+                for (int i = 0; i < R + 8; i++) out[i] = 12345.f;
+                f(N, ng, out, pk, qa);
+                for (int i = 8 * ng; i < R + 8; i++) cr_assert_eq(out[i], 12345.f, "%s: written past the groups", t->name);
+                for (int r = 0; r < 8 * ng; r++) {
+                    float want;
+                    sc->vec_dot(N, &want, qw + r * rb, qa);
+                    t->dequantize_row(qw + r * rb, d0, N);
+                    double mag = 0;
+                    for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[i]);
+                    cr_assert(isfinite(out[r]) && fabs((double)out[r] - want) <= 1e-5 * mag + 1e-30,
+                              "%s round %d row %d: %.9g vs %.9g (mag %g)", t->name, round, r, out[r], want, mag);
+                }
+            }
+            kernels_checked++;
+        }
+    }
+    if (slm_cpu_has(SLM_KERNEL_AVX512))
+        cr_assert_eq(kernels_checked, 4 * (int)(sizeof X8K_TYPES / sizeof X8K_TYPES[0]));
     free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
 }
 
@@ -609,4 +708,122 @@ Test(libquant, quantize_same_bytes_every_kernel)
         }
     slm_kernel_force(active);
     free(x); free(imp); free(q0); free(q1);
+}
+
+/* ---- batch GEMM (int8 panels): every supported type against scalar vec_dot ---- */
+
+/* byte offsets of a k-quant block's fp16 scales (kept sane when the rest is random) */
+static void gemm_scale_bytes(uint32_t type, int *off, int *cnt)
+{
+    switch (type) {
+    case 10: *off = 80, *cnt = 4; break;  /* q2_K: d, dmin at the end */
+    case 11: *off = 108, *cnt = 2; break; /* q3_K: d at the end */
+    case 12: case 13: *off = 0, *cnt = 4; break; /* q4_K, q5_K: d, dmin first */
+    case 14: *off = 208, *cnt = 2; break; /* q6_K: d at the end */
+    default: *off = 0, *cnt = 2; break;   /* q4_0, q8_0: d first; q5_0: d, then qh (random) */
+    }
+}
+
+/* One product: R rows x T tokens, checked against the scalar kernel row by row and
+ * against the same product split at row `split` (bit-identical: no dependence on how
+ * threads slice the rows). mode 0: quantized gaussians; 1: random level bytes (every
+ * level, scales kept); 2: as 1 with extreme scales (largest half, subnormals, zero). */
+static void gemm_check(uint32_t type, int64_t N, int R, int T, int mode, int split)
+{
+    const slm_qtraits *t = slm_qtraits_get(type);
+    slm_gemm_fn gm = slm_gemm_kernel(type, SLM_KERNEL_AVX512);
+    cr_assert_not_null(gm, "%s: no GEMM", t->name);
+    size_t rb = slm_row_bytes(type, N), yb = slm_row_bytes(t->vec_dot_type, N);
+    float *x = malloc(sizeof(float) * (size_t)N * R), *a = malloc(sizeof(float) * (size_t)N * T);
+    float *out = malloc(sizeof(float) * (size_t)T * (R + 5)), *out2 = malloc(sizeof(float) * (size_t)T * (R + 5));
+    float *dw = malloc(sizeof(float) * N), *dy = malloc(sizeof(float) * N);
+    unsigned char *qw = malloc(rb * R), *pk = malloc(rb * R), *qa = malloc(yb * T);
+    size_t ab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N);
+    cr_assert(ab > 0 && sb > 0);
+    void *act = malloc(ab), *scr = aligned_alloc(64, (sb + 63) / 64 * 64);
+    for (int64_t i = 0; i < N * R; i++) x[i] = rng_gauss() * (1 + (i % 7 == 0) * 5);
+    for (int k = 0; k < T; k++)
+        for (int64_t i = 0; i < N; i++) {
+            float v = rng_gauss();
+            if (k % 5 == 3) v = 0;                     /* a zero row: scale 0 */
+            if (k % 5 == 4 && i % 37 == 0) v *= 1e4f;  /* outliers: most levels round to 0 */
+            a[(size_t)k * N + i] = v * (1 + k);
+        }
+    slm_quantize_rows(type, x, qw, R, N, NULL);
+    if (mode) {
+        int off, cnt;
+        gemm_scale_bytes(type, &off, &cnt);
+        for (int r = 0; r < R; r++)
+            for (int64_t b = 0; b < N / t->blck; b++) {
+                unsigned char *blk = qw + r * rb + b * t->bytes;
+                for (size_t i = 0; i < t->bytes; i++)
+                    if ((int)i < off || (int)i >= off + cnt) blk[i] = (unsigned char)rng_next();
+                if (mode == 2) {
+                    static const uint16_t ext[] = {0x7bff, 0x0001, 0x0000, 0x03ff, 0xfbff};
+                    for (int c = 0; c < cnt; c += 2) {
+                        uint16_t h = ext[(r + b + c) % 5];
+                        memcpy(blk + off + c, &h, 2);
+                    }
+                }
+            }
+    }
+    for (int k = 0; k < T; k++) cr_assert_eq(slm_quantize_act(t->vec_dot_type, a + (size_t)k * N, qa + k * yb, N), 0);
+    cr_assert_eq(slm_gemm_act_prep(type, SLM_KERNEL_AVX512, a, N, T, act), 0);
+    const int lds = R + 5;
+    gm(N, R, out, lds, qw, 0, act, T, scr);
+    /* the x8 layout (where there is one) gives the same bits as the plain rows */
+    if (R % 8 == 0 && slm_x8_pack(type, qw, pk, R, N) == rb * R) {
+        gm(N, R, out2, lds, pk, 1, act, T, scr);
+        for (int k = 0; k < T; k++)
+            for (int r = 0; r < R; r++)
+                cr_assert_eq(f2u(out[k * lds + r]), f2u(out2[k * lds + r]), "%s x8: row %d token %d: %.9g vs %.9g",
+                             t->name, r, k, out2[k * lds + r], out[k * lds + r]);
+        /* the same rows in two calls, split at row `split` (a multiple of 8) */
+        gm(N, split, out2, lds, pk, 1, act, T, scr);
+        gm(N, R - split, out2 + split, lds, pk + (size_t)split * rb, 1, act, T, scr);
+    } else {
+        gm(N, split, out2, lds, qw, 0, act, T, scr);
+        gm(N, R - split, out2 + split, lds, qw + (size_t)split * rb, 0, act, T, scr);
+    }
+    slm_qtraits ks;
+    const slm_qtraits *sc = slm_qtraits_kernel(type, SLM_KERNEL_SCALAR, &ks);
+    const slm_qtraits *yt = slm_qtraits_get(t->vec_dot_type);
+    for (int r = 0; r < R; r++) {
+        t->dequantize_row(qw + r * rb, dw, N);
+        for (int k = 0; k < T; k++) {
+            float want;
+            sc->vec_dot(N, &want, qw + r * rb, qa + k * yb);
+            yt->dequantize_row(qa + k * yb, dy, N);
+            double mag = 0;
+            for (int64_t i = 0; i < N; i++) mag += fabs((double)dw[i] * dy[i]);
+            float got = out[k * lds + r];
+            cr_assert(fabs((double)got - want) <= 1e-5 * mag + 1e-30, "%s mode %d T %d token %d row %d: %.9g vs %.9g (mag %g)",
+                      t->name, mode, T, k, r, got, want, mag);
+            cr_assert_eq(f2u(got), f2u(out2[k * lds + r]), "%s: split at %d changes row %d token %d", t->name, split, r, k);
+        }
+    }
+    free(x); free(a); free(out); free(out2); free(dw); free(dy); free(qw); free(pk); free(qa); free(act); free(scr);
+}
+
+Test(libquant, gemm_matches_vec_dot)
+{
+    if (!slm_cpu_has(SLM_KERNEL_AVX512)) {
+        cr_assert_null(slm_gemm_kernel(8, SLM_KERNEL_AVX512));
+        cr_skip_test("no AVX-512");
+    }
+    static const uint32_t types[] = {2, 6, 8, 10, 11, 12, 13, 14};
+    rng_state = 4242;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        uint32_t ty = types[i];
+        cr_assert_null(slm_gemm_kernel(ty, SLM_KERNEL_AVX2));
+        cr_assert_null(slm_gemm_kernel(ty, SLM_KERNEL_SCALAR));
+        /* rows: not a multiple of the 16-row panel (x8 layouts: a multiple of 8) */
+        for (int T = 1; T <= 17; T++) gemm_check(ty, 512, 40, T, T % 3, 16);
+        gemm_check(ty, 768, 37, 63, 2, 5);
+        gemm_check(ty, 768, 24, 20, 0, 8);
+        gemm_check(ty, 256, 3, 9, 1, 1);
+    }
+    cr_assert_null(slm_gemm_kernel(0, SLM_KERNEL_AVX512)); /* F32: none */
+    cr_assert_eq(slm_gemm_act_bytes(12, 100, 4), 0u);      /* not a multiple of the block */
+    cr_assert_eq(slm_gemm_act_bytes(8, 64, 0), 0u);
 }

@@ -653,3 +653,63 @@ Test(runtime, qwen2_neox_rope_and_biases, .timeout = 180)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* Batches through libquant's int8 GEMM (AVX-512 VNNI): every output equals the scalar
+ * vec_dot on the same quantized activations (within 1e-5 of the sum of |terms|), and the
+ * bits do not depend on the thread count nor on whether the x8 copy is used. */
+Test(runtime, gemm_batches_match_vec_dot_any_threads)
+{
+    if (!slm_gemm_kernel(SLM_TYPE_Q8_0, slm_kernel_active()))
+        cr_skip_test("no int8 GEMM on this CPU");
+    static const uint32_t types[] = {8, 2, 6, 10, 11, 12, 13, 14};
+    static const int shapes[][3] = {{512, 48, 8}, {768, 40, 13}, {512, 80, 63}, {256, 32, 17}};
+    slm_pool *pools[3];
+    slm_err err;
+    for (int p = 0; p < 3; p++) cr_assert_eq(slm_pool_new(p + 1, &pools[p], &err), 0);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const uint32_t type = types[ti];
+            const int n_in = shapes[si][0], n_out = shapes[si][1], nt = shapes[si][2];
+            const slm_qtraits *qt = slm_qtraits_get(type);
+            slm_qtraits ks;
+            const slm_qtraits *sc = slm_qtraits_kernel(type, SLM_KERNEL_SCALAR, &ks);
+            uint64_t st[4];
+            slm_rng_seed(st, 7 + type + si);
+            size_t rb = slm_type_row_bytes(type, (uint64_t)n_in), yb = slm_row_bytes(qt->vec_dot_type, n_in);
+            uint8_t *w = malloc(rb * n_out), *xq = malloc(yb * nt);
+            float *wf = malloc(sizeof(float) * n_in * n_out), *x = malloc(sizeof(float) * n_in * nt);
+            float *out[4], *dw = malloc(sizeof(float) * n_in), *dy = malloc(sizeof(float) * n_in);
+            for (int i = 0; i < 4; i++) out[i] = malloc(sizeof(float) * n_out * nt);
+            for (int i = 0; i < n_in * n_out; i++) wf[i] = frand(st) * (i % 11 == 0 ? 8 : 1);
+            for (int i = 0; i < n_in * nt; i++) x[i] = frand(st) * (1 + i / n_in);
+            cr_assert_eq(slm_quantize_rows(type, wf, w, n_out, n_in, NULL), rb * n_out);
+            gguf_tensor W = {.name = "w", .type = type, .n_dims = 2, .ne = {n_in, n_out, 1, 1},
+                             .n_elems = (uint64_t)n_in * n_out, .nbytes = rb * n_out, .data = w};
+            void *packed = slm_matmul_pack(&W); /* NULL where there is no x8 layout */
+            for (int p = 0; p < 3; p++) slm_matmul_packed(pools[p], out[p], &W, packed, x, nt);
+            slm_matmul_packed(pools[1], out[3], &W, NULL, x, nt);
+            for (int t = 0; t < nt; t++)
+                cr_assert_eq(slm_quantize_act(qt->vec_dot_type, x + (size_t)t * n_in, xq + t * yb, n_in), 0);
+            for (int r = 0; r < n_out; r++) {
+                qt->dequantize_row(w + r * rb, dw, n_in);
+                for (int t = 0; t < nt; t++) {
+                    float want;
+                    sc->vec_dot(n_in, &want, w + r * rb, xq + t * yb);
+                    slm_qtraits_get(qt->vec_dot_type)->dequantize_row(xq + t * yb, dy, n_in);
+                    double mag = 0;
+                    for (int i = 0; i < n_in; i++) mag += fabs((double)dw[i] * dy[i]);
+                    size_t o = (size_t)t * n_out + r;
+                    cr_assert(fabs((double)out[0][o] - want) <= 1e-5 * mag + 1e-30,
+                              "%s %dx%d, %d tokens: row %d token %d: %.9g vs vec_dot %.9g", qt->name, n_out, n_in, nt,
+                              r, t, out[0][o], want);
+                    for (int p = 1; p < 4; p++)
+                        cr_assert_eq(memcmp(&out[0][o], &out[p][o], 4), 0, "%s: %s changes row %d token %d", qt->name,
+                                     p < 3 ? "the thread count" : "the plain layout", r, t);
+                }
+            }
+            free(packed);
+            free(w), free(xq), free(wf), free(x), free(dw), free(dy);
+            for (int i = 0; i < 4; i++) free(out[i]);
+        }
+    for (int p = 0; p < 3; p++) slm_pool_free(pools[p]);
+}
