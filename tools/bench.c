@@ -383,11 +383,13 @@ static int bench_kernels(int argc, char **argv)
     cJSON_AddNumberToObject(jroot, "n_threads", threads);
     cJSON *jr = cJSON_AddObjectToObject(jroot, "roofline");
     cJSON_AddNumberToObject(jr, "read_gbs", roof.read_gbs);
+    cJSON_AddNumberToObject(jr, "read_gbs_best", roof.read_gbs_best);
     cJSON_AddNumberToObject(jr, "fma_gflops", roof.fma_gflops);
     cJSON_AddStringToObject(jr, "isa", roof.isa);
     if (out_md) {
-        printf("roofline (%d thread%s, %s): DRAM read %.1f GB/s, FP32 FMA peak %.1f GFLOP/s\n", threads,
-               threads > 1 ? "s" : "", roof.isa, roof.read_gbs, roof.fma_gflops);
+        printf("roofline (%d thread%s, %s): DRAM read %.1f GB/s (median step; best %.1f), FP32 FMA peak %.1f "
+               "GFLOP/s\n", threads, threads > 1 ? "s" : "", roof.isa, roof.read_gbs, roof.read_gbs_best,
+               roof.fma_gflops);
         printf("cpu: %s; build %s\n\n", cpu, SLM_GIT_COMMIT);
         printf("| type | shape | op | kernel | ms | GB/s | %% of DRAM | GFLOP/s | %% of FMA | speed-up vs scalar | "
                "max rel err |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
