@@ -5,9 +5,11 @@
  * quantized one at a time and each column's rounding error, scaled by the
  * Cholesky factor of H^-1, is pushed onto the columns not yet quantized:
  *   err = (w_i - q_i) / U_ii;  w_j -= err * U_ij  (j > i)
- * where H^-1 = U^T U (U upper triangular). Updates inside a lazy block of
- * columns are applied immediately; the rest of the matrix gets one sgemm per
- * lazy block (W[:, i2:] -= E U[i1:i2, i2:]).
+ * where H^-1 = U^T U (U upper triangular). Updates inside a sub-block of 32
+ * columns are applied immediately, the rest of the lazy block gets one sgemm per
+ * sub-block, the rest of the matrix one sgemm per lazy block
+ * (W[:, i2:] -= E U[i1:i2, i2:]). U is made once per H (slm_gptq_factor) and
+ * shared by the matrices that multiply the same activations.
  *
  * ggml blocks: when the first column of a quantization block (32 columns for
  * legacy types, a 256-column super-block for k-quants) is reached, its scales
@@ -34,6 +36,7 @@
 #include "qimpl.h"
 
 #define TILE 64
+#define SUB 32 /* columns updated one by one before an sgemm carries their errors on */
 
 /* calib.c: imp[j] * sqrt(sigma2 + x[j]^2) for the k-quants (imp alone otherwise) */
 void slm_calib_row_weights(uint32_t type, const float *x, int64_t n, const float *imp, float *w);
@@ -95,6 +98,9 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                 const int t = (int)(i - qb);
                 const float dinv = 1.0f / U[i * n + i];
                 const float *urow = U + i * n;
+                /* updates inside a sub-block of SUB columns one by one; the rest of the lazy
+                 * block gets one sgemm per sub-block (below) */
+                const int64_t s1 = i1 + (i - i1) / SUB * SUB, s2 = s1 + SUB < i2 ? s1 + SUB : i2;
                 for (int64_t r = 0; r < R; r++) {
                     float *wr = Wt + r * n;
                     const float w = wr[i], a = ga[r * blck + t], b = gb[r * blck + t];
@@ -110,8 +116,11 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     Lv[r * blck + j->pos_in_blk[i]] = (uint8_t)q;
                     const float err = (w - v) * dinv;
                     E[r * lazy + (i - i1)] = err;
-                    for (int64_t c = i + 1; c < i2; c++) wr[c] -= err * urow[c];
+                    for (int64_t c = i + 1; c < s2; c++) wr[c] -= err * urow[c];
                 }
+                if (i + 1 == s2 && s2 < i2)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)(i2 - s2), (int)(s2 - s1), -1.0f,
+                                E + (s1 - i1), lazy, U + s1 * n + s2, (int)n, 1.0f, Wt + s2, (int)n);
             }
             for (int64_t r = 0; r < R; r++) {
                 unsigned char *blk = j->dst + (size_t)(r0 + r) * j->rb + (size_t)ob * bb;
@@ -164,44 +173,79 @@ static int cmp_desc(const void *pa, const void *pb)
     return a->idx - b->idx;
 }
 
-/* H^-1 = U^T U for the (damped, permuted) H: Cholesky, inverse, Cholesky (upper). */
-static int chol_inverse_upper(double *A, int64_t n)
+/* H^-1 = U^T U with U upper triangular, in double, from one Cholesky factorisation and
+ * one triangular inverse. With J the reversal of the column order, J H J = M M^T (M lower)
+ * gives H = (J M J)(J M J)^T where J M J is upper triangular, so U = (J M J)^-1 = J M^-1 J.
+ * A holds J H J (symmetric: row- and column-major agree); LAPACK works column-major in
+ * place (no transposed copies). On return U[i][k] = M^-1[n-1-i][n-1-k] for k >= i. */
+static int chol_inverse_upper(double *A, int64_t n, float *U)
 {
-    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n)) return -1;
-    if (LAPACKE_dpotri(LAPACK_ROW_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n)) return -1;
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t k = i + 1; k < n; k++) A[i * n + k] = A[k * n + i];
-    if (LAPACKE_dpotrf(LAPACK_ROW_MAJOR, 'U', (lapack_int)n, A, (lapack_int)n)) return -1;
+    if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n)) return -1;
+    if (LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'L', 'N', (lapack_int)n, A, (lapack_int)n)) return -1;
+    /* column-major M^-1(p, q) sits at A[q * n + p] */
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t k = 0; k < i; k++) U[i * n + k] = 0.0f;
+        for (int64_t k = i; k < n; k++) U[i * n + k] = (float)A[(n - 1 - k) * n + (n - 1 - i)];
+    }
     return 0;
 }
 
-int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncols, const float *H,
-                      const float *imp, const slm_gptq_params *p, int n_threads, void *dst)
+struct slm_gptq_factor {
+    int64_t n;
+    int blck;                /* quantization block the column order was made for */
+    int act_order, block;
+    float *U;                /* n x n, permuted order, upper */
+    int *perm;               /* permuted position -> original column */
+    float *diag;             /* diag(H) per original column (>= 0): the default importance */
+};
+
+void slm_gptq_factor_free(slm_gptq_factor *f)
+{
+    if (!f) return;
+    free(f->U); free(f->perm); free(f->diag);
+    free(f);
+}
+
+int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols)
 {
     const slm_qtraits *qt = slm_qtraits_get(type);
-    if (!qt || !qt->quantize_row || !slm_qgrid_supported(type) || ncols % qt->blck || nrows < 1 || ncols < 1)
+    return f && qt && ncols == f->n && qt->blck > 0 && ncols % qt->blck == 0 &&
+           (!f->act_order || qt->blck == f->blck);
+}
+
+int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
+                        slm_gptq_factor **out)
+{
+    *out = NULL;
+    const slm_qtraits *qt = slm_qtraits_get(type);
+    if (!qt || !qt->quantize_row || !slm_qgrid_supported(type) || ncols < 1 || ncols % qt->blck)
         return SLM_GPTQ_EUNSUPPORTED;
     const int64_t n = ncols;
     const int blck = qt->blck;
-    int lazy = p && p->block > 0 ? p->block : 128;
-    lazy = (lazy + blck - 1) / blck * blck;
     const double damp = p && p->damp > 0 ? p->damp : 0.01;
     int rc = SLM_GPTQ_ENOMEM;
+    slm_gptq_factor *f = calloc(1, sizeof *f);
     double *A = malloc(sizeof(double) * (size_t)n * (size_t)n);
-    float *U = malloc(sizeof(float) * (size_t)n * (size_t)n);
-    int *perm = malloc(sizeof(int) * (size_t)n), *pib = malloc(sizeof(int) * (size_t)n);
     keyed *kb = malloc(sizeof(keyed) * (size_t)n);
-    float *impc = malloc(sizeof(float) * (size_t)n);
-    if (!A || !U || !perm || !pib || !kb || !impc) goto out;
+    if (!f || !A || !kb) goto out;
+    f->n = n;
+    f->blck = blck;
+    f->act_order = p && p->act_order;
+    f->block = p && p->block > 0 ? p->block : 128;
+    f->U = malloc(sizeof(float) * (size_t)n * (size_t)n);
+    f->perm = malloc(sizeof(int) * (size_t)n);
+    f->diag = malloc(sizeof(float) * (size_t)n);
+    if (!f->U || !f->perm || !f->diag) goto out;
+    int *perm = f->perm;
 
     /* column order */
     const int64_t nb = n / blck;
     for (int64_t c = 0; c < n; c++) perm[c] = (int)c;
-    if (p && p->act_order) {
+    if (f->act_order) {
         for (int64_t b = 0; b < nb; b++) {
-            double s = 0;
-            for (int t = 0; t < blck; t++) s += H[(b * blck + t) * n + b * blck + t];
-            kb[b] = (keyed){ s, (int)b };
+            double sum = 0;
+            for (int t = 0; t < blck; t++) sum += H[(b * blck + t) * n + b * blck + t];
+            kb[b] = (keyed){ sum, (int)b };
         }
         qsort(kb, (size_t)nb, sizeof *kb, cmp_desc);
         for (int64_t k = 0; k < nb; k++) {
@@ -212,37 +256,59 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
             for (int t = 0; t < blck; t++) perm[k * blck + t] = in[t].idx;
         }
     }
-    for (int64_t c = 0; c < n; c++) pib[c] = perm[c] % blck;
-
-    /* damped, permuted H; dead columns (never active) get a unit diagonal */
+    /* damped, permuted H (in reversed order, see chol_inverse_upper); dead columns
+     * (never active) get a unit diagonal */
     double mean_diag = 0;
     for (int64_t c = 0; c < n; c++) mean_diag += H[c * n + c];
     mean_diag /= (double)n;
     if (!(mean_diag > 0) || !isfinite(mean_diag)) mean_diag = 1;
     for (int64_t c = 0; c < n; c++) {
         const double d = H[c * n + c];
-        impc[c] = d > 0 && isfinite(d) ? (float)d : 0.0f;
-        if (imp) impc[c] = imp[c] > 0 ? imp[c] : 0.0f;
+        f->diag[c] = d > 0 && isfinite(d) ? (float)d : 0.0f;
     }
     double lambda = damp * mean_diag;
     for (int attempt = 0;; attempt++) {
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t k = 0; k < n; k++) A[i * n + k] = H[(int64_t)perm[i] * n + perm[k]];
         for (int64_t i = 0; i < n; i++) {
-            if (!(A[i * n + i] > 0)) A[i * n + i] = mean_diag;
-            A[i * n + i] += lambda;
+            const float *hrow = H + (int64_t)perm[n - 1 - i] * n;
+            double *arow = A + i * n;
+            for (int64_t k = 0; k < n; k++) arow[k] = hrow[perm[n - 1 - k]];
+            if (!(arow[i] > 0)) arow[i] = mean_diag;
+            arow[i] += lambda;
         }
-        if (!chol_inverse_upper(A, n)) break;
+        if (!chol_inverse_upper(A, n, f->U)) break;
         if (attempt == 6) { rc = SLM_GPTQ_ENOTPD; goto out; }
         lambda *= 10; /* not positive definite in float: damp harder */
     }
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t k = 0; k < n; k++) U[i * n + k] = k >= i ? (float)A[i * n + k] : 0.0f;
+    *out = f;
+    f = NULL;
+    rc = 0;
+out:
+    slm_gptq_factor_free(f);
     free(A);
-    A = NULL;
+    free(kb);
+    return rc;
+}
 
-    gptq_job job = { .type = type, .qt = qt, .nrows = nrows, .n = n, .blck = blck, .lazy = lazy, .U = U,
-                     .perm = perm, .pos_in_blk = pib, .imp = impc, .W = (float *)W, .dst = dst,
+int slm_gptq_quantize_factored(const slm_gptq_factor *f, uint32_t type, const float *W, int64_t nrows,
+                               const float *imp, int n_threads, void *dst)
+{
+    const slm_qtraits *qt = slm_qtraits_get(type);
+    if (!slm_gptq_factor_fits(f, type, f ? f->n : 0) || !qt->quantize_row || !slm_qgrid_supported(type) || nrows < 1)
+        return SLM_GPTQ_EUNSUPPORTED;
+    const int64_t n = f->n;
+    const int blck = qt->blck;
+    const int lazy = (f->block + blck - 1) / blck * blck;
+    /* without act-order the column order is the identity for every block size; with
+     * it, fits() guaranteed the block size the order was made for */
+    float *impc = malloc(sizeof(float) * (size_t)n);
+    int *pib = malloc(sizeof(int) * (size_t)n);
+    if (!impc || !pib) { free(impc); free(pib); return SLM_GPTQ_ENOMEM; }
+    for (int64_t c = 0; c < n; c++) {
+        impc[c] = imp ? (imp[c] > 0 ? imp[c] : 0.0f) : f->diag[c];
+        pib[c] = f->perm[c] % blck;
+    }
+    gptq_job job = { .type = type, .qt = qt, .nrows = nrows, .n = n, .blck = blck, .lazy = lazy, .U = f->U,
+                     .perm = f->perm, .pos_in_blk = pib, .imp = impc, .W = (float *)W, .dst = dst,
                      .rb = slm_row_bytes(type, n), .n_tiles = (nrows + TILE - 1) / TILE };
     pthread_mutex_init(&job.mu, NULL);
     if (n_threads < 1) n_threads = 1;
@@ -254,24 +320,40 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
     for (int t = 1; t < n_threads; t++)
         if (started[t]) pthread_join(tid[t], NULL);
     pthread_mutex_destroy(&job.mu);
-    rc = job.fail ? SLM_GPTQ_ENOMEM : 0;
-out:
-    free(A); free(U); free(perm); free(pib); free(kb); free(impc);
+    free(impc);
+    free(pib);
+    return job.fail ? SLM_GPTQ_ENOMEM : 0;
+}
+
+int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncols, const float *H,
+                      const float *imp, const slm_gptq_params *p, int n_threads, void *dst)
+{
+    if (nrows < 1) return SLM_GPTQ_EUNSUPPORTED;
+    slm_gptq_factor *f;
+    int rc = slm_gptq_factor_new(type, H, ncols, p, &f);
+    if (rc) return rc;
+    rc = slm_gptq_quantize_factored(f, type, W, nrows, imp, n_threads, dst);
+    slm_gptq_factor_free(f);
     return rc;
 }
 
 #define N_BANDS 8
 typedef struct { float *H; const float *x; int64_t T, n; int64_t edge[N_BANDS + 1]; int t, nt; } acc_job;
 
-/* bands t, t + nt, ...: rows [a, b) of H's upper triangle, H[a:b, a:n] += X[:, a:b]^T X[:, a:n] */
+/* bands t, t + nt, ...: rows [a, b) of H's upper triangle: the diagonal block with ssyrk
+ * (its upper half only), H[a:b, b:n] += X[:, a:b]^T X[:, b:n] with sgemm */
 static void *acc_run(void *arg)
 {
     const acc_job *j = arg;
+    const int n = (int)j->n, T = (int)j->T;
     for (int k = j->t; k < N_BANDS; k += j->nt) {
         const int64_t a = j->edge[k], b = j->edge[k + 1];
-        if (b > a)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(b - a), (int)(j->n - a), (int)j->T, 1.0f,
-                        j->x + a, (int)j->n, j->x + a, (int)j->n, 1.0f, j->H + a * j->n + a, (int)j->n);
+        if (b <= a) continue;
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)(b - a), T, 1.0f, j->x + a, n, 1.0f,
+                    j->H + a * j->n + a, n);
+        if (b < j->n)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(b - a), (int)(j->n - b), T, 1.0f, j->x + a, n,
+                        j->x + b, n, 1.0f, j->H + a * j->n + b, n);
     }
     return NULL;
 }

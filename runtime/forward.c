@@ -363,12 +363,18 @@ static void att_task(void *arg, int ith, int nth)
 
 /* Every weight product goes through here so a calibration observer can see its
  * input (and substitute the weights, e.g. already quantized layers for GPTQ). */
+const gguf_tensor slm_act_skip;
+
 static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int n)
 {
     if (c->obs) {
         const gguf_tensor *sub = c->obs(c->obs_user, W, x, n);
+        if (sub == SLM_ACT_SKIP) {
+            memset(out, 0, sizeof(float) * (size_t)n * (size_t)W->ne[1]);
+            return;
+        }
         if (sub && sub != W) {
-            slm_matmul(c->pool, out, sub, x, n);
+            slm_matmul_packed(c->pool, out, sub, NULL, x, n); /* the runtime's own path, as for W */
             return;
         }
     }

@@ -126,9 +126,14 @@ const float *slm_ctx_logits(const slm_ctx *c, int i);
 /* Called (on the decoding thread) before each weight matrix product with the
  * weight tensor W (W->name is its GGUF name) and the activations x it
  * multiplies: n_tokens rows of W->ne[0] floats. Returns the tensor to use
- * instead of W (same shape; any supported type), or NULL to use W. */
+ * instead of W (same shape; any supported type; multiplied like the model's own
+ * weights, slm_matmul_packed without a packed copy), or NULL to use W. */
 typedef const gguf_tensor *(*slm_act_observer)(void *user, const gguf_tensor *W, const float *x, int n_tokens);
 void slm_ctx_set_observer(slm_ctx *c, slm_act_observer fn, void *user); /* fn NULL: off */
+/* An observer may return SLM_ACT_SKIP instead: the product is not computed and its
+ * output is zero (calibration passes that need only a product's input, e.g. GPTQ's). */
+extern const gguf_tensor slm_act_skip;
+#define SLM_ACT_SKIP (&slm_act_skip)
 /* Calibration (layer-by-layer GPTQ): the next decodes run only blocks [l0, l1).
  * x_in (n_tokens x n_embd, or NULL: the token embeddings) is the residual stream
  * entering block l0; x_out (or NULL) receives the one leaving block l1 - 1. With

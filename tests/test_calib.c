@@ -14,6 +14,7 @@
 #include "formats.h"
 #include "interop.h"
 #include "libquant.h"
+#include "runtime.h"
 #include "testutil.h"
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -162,6 +163,41 @@ Test(calib, gptq_rejects_unsupported)
     cr_expect_eq(slm_gptq_quantize(12 /* q4_K: 256 */, W, 1, 64, H, NULL, &p, 1, out), SLM_GPTQ_EUNSUPPORTED);
     /* all-zero H (dead columns) still works: unit diagonal */
     cr_expect_eq(slm_gptq_quantize(2, W, 1, 64, H, NULL, &p, 1, out), 0);
+}
+
+/* The two-step API (one factor of H^-1 shared by the matrices of one input) gives the
+ * bytes of the one-step call; a factor made with act-order serves only its block size. */
+Test(calib, gptq_shared_factor_equals_one_shot, .timeout = 60)
+{
+    enum { T = 768, n = 512, rows = 24 };
+    float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
+    const size_t cap = rows * slm_row_bytes(8, n) + 4096;
+    unsigned char *a = malloc(cap), *b = malloc(cap);
+    make_problem(T, n, rows, X, W);
+    slm_gptq_accumulate(H, X, T, n, 2);
+    slm_gptq_symmetrize(H, n);
+    for (int act = 0; act < 2; act++) {
+        slm_gptq_params p = {0.01f, 128, act};
+        slm_gptq_factor *f = NULL;
+        cr_assert_eq(slm_gptq_factor_new(12 /* q4_K */, H, n, &p, &f), 0);
+        static const uint32_t types[] = {12, 14, 11, 2, 8}; /* q4_K q6_K q3_K q4_0 q8_0 */
+        for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+            const slm_qtraits *q = slm_qtraits_get(types[k]);
+            const int fits = slm_gptq_factor_fits(f, q->type, n);
+            cr_expect_eq(fits, !act || q->blck == 256, "%s act-order %d: fits %d", q->name, act, fits);
+            if (!fits) {
+                cr_expect_eq(slm_gptq_quantize_factored(f, q->type, W, rows, NULL, 2, a), SLM_GPTQ_EUNSUPPORTED);
+                continue;
+            }
+            cr_assert_eq(slm_gptq_quantize_factored(f, q->type, W, rows, NULL, 2, a), 0);
+            cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 1, b), 0);
+            cr_expect(memcmp(a, b, rows * slm_row_bytes(q->type, n)) == 0, "%s act-order %d: shared factor differs",
+                      q->name, act);
+        }
+        cr_expect_eq(slm_gptq_factor_fits(f, 12, n + 256), 0, "a factor serves one column count");
+        slm_gptq_factor_free(f);
+    }
+    free(X); free(W); free(H); free(a); free(b);
 }
 
 /* ---- files ------------------------------------------------------------------------ */
@@ -532,4 +568,50 @@ Test(calib, gptq_output_same_for_any_threads, .timeout = 60)
     free(ba); free(bb);
     tu_rmtree(dir);
     free(in); free(a); free(b); free(dir);
+}
+
+/* The observer hook GPTQ's passes use: SLM_ACT_SKIP leaves a product out with a zero
+ * output (skipping output.weight zeroes the logits), anything else runs as before. */
+typedef struct { int skip_output, seen_output; } skip_obs;
+static const gguf_tensor *skip_observer(void *user, const gguf_tensor *W, const float *x, int n_tokens)
+{
+    skip_obs *o = user;
+    (void)x; (void)n_tokens;
+    if (strcmp(W->name, "output.weight")) return NULL;
+    o->seen_output++;
+    return o->skip_output ? SLM_ACT_SKIP : NULL;
+}
+
+Test(calib, observer_can_skip_a_product, .timeout = 60)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir);
+    slm_model *m = NULL;
+    slm_ctx *ctx = NULL;
+    slm_err err = {0};
+    cr_assert_eq(slm_model_load(in, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(slm_ctx_new(m, 64, 64, 2, &ctx, &err), 0, "%s", err.msg);
+    const int32_t toks[4] = {1, 300, 301, 302};
+    const int nv = slm_ctx_n_vocab(ctx);
+    float *ref = malloc(sizeof(float) * (size_t)nv);
+    cr_assert_eq(slm_decode(ctx, toks, 4, 0, &err), 0, "%s", err.msg);
+    memcpy(ref, slm_ctx_logits(ctx, 0), sizeof(float) * (size_t)nv);
+    skip_obs o = {0, 0};
+    slm_ctx_set_observer(ctx, skip_observer, &o);
+    for (int skip = 0; skip < 2; skip++) {
+        o.skip_output = skip;
+        slm_ctx_clear(ctx);
+        cr_assert_eq(slm_decode(ctx, toks, 4, 0, &err), 0, "%s", err.msg);
+        const float *l = slm_ctx_logits(ctx, 0);
+        int zero = 0, same = 0;
+        for (int i = 0; i < nv; i++) { zero += l[i] == 0.0f; same += l[i] == ref[i]; }
+        if (skip) cr_expect_eq(zero, nv, "skipped output product: %d of %d logits are zero", zero, nv);
+        else cr_expect_eq(same, nv, "observer returning NULL changed %d logits", nv - same);
+    }
+    cr_expect_eq(o.seen_output, 2);
+    free(ref);
+    slm_ctx_free(ctx);
+    slm_model_free(m);
+    tu_rmtree(dir);
+    free(in); free(dir);
 }
