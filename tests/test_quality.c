@@ -112,9 +112,11 @@ Test(quality, llamacpp_perplexity_agrees_on_our_quants, .timeout = 240)
 }
 
 /* Mean KLD against F32 over the first 40 chunks of the eval text (-c 128). llama.cpp's
- * llama-quantize (de3ff81) files give 0.003726 (Q4_K_M) and 0.06213 (Q2_K) on these chunks,
- * measured with the same `slm perplexity`; ours gave 0.003578 and 0.05768 when the bounds
- * were set. A bound at 0.5x llama.cpp's catches a broken measurement (e.g. no quantization). */
+ * llama-quantize (de3ff81) files give 0.003923 (Q4_K_M) and 0.06251 (Q2_K) on these chunks,
+ * measured with the same `slm perplexity` (since its batches of k-quants run on the int8
+ * GEMM with quantized activations, as llama.cpp's do); ours gave 0.003849 and 0.05787 when
+ * the bounds were set. A bound at 0.5x llama.cpp's catches a broken measurement (e.g. no
+ * quantization). */
 static void kld_below(const char *type, double llama, double bound)
 {
     char *dir = tu_tmpdir("quality");
@@ -142,10 +144,10 @@ static void kld_below(const char *type, double llama, double bound)
 
 Test(quality, q4_K_M_kld_below_llamacpp, .timeout = 120)
 {
-    kld_below("Q4_K_M", 0.003726, 0.00369);
+    kld_below("Q4_K_M", 0.003923, 0.00392);
 }
 
 Test(quality, q2_K_kld_below_llamacpp, .timeout = 120)
 {
-    kld_below("Q2_K", 0.06213, 0.0600);
+    kld_below("Q2_K", 0.06251, 0.0600);
 }
