@@ -33,6 +33,7 @@ typedef struct gptq_opts {
     const char *calib;        /* calibration text */
     int n_ctx, max_chunks, threads, verbose;
     slm_gptq_params p;
+    int exact_pass1;          /* pass 1 on the original weights, not their Q8_0 copies */
 } gptq_opts;
 /* Quantize ts[] (weights of products: blk.N.* and output.weight) with GPTQ, layer by
  * layer: H of layer N's inputs is accumulated with layers < N already quantized. */

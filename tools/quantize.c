@@ -58,6 +58,8 @@ const char help_quantize[] =
     "      --gptq-block N           lazy-update block in columns (default 128)\n"
     "      --act-order              quantize blocks (and columns inside them) by decreasing\n"
     "                               activation energy (diag H)\n"
+    "      --gptq-exact-pass1       the first pass of each block on the original weights\n"
+    "                               (default: their Q8_0 copies: faster, KLD within noise)\n"
     "  -h, --help                   this help\n"
     "\n"
     "A row length that is not a multiple of the chosen type's block falls back to a\n"
@@ -192,7 +194,7 @@ static int layer_of(const char *name)
 int cmd_quantize(int argc, char **argv)
 {
     enum { O_PURE = 256, O_TT, O_OUT, O_EMB, O_REQ, O_DRY, O_STATS, O_JSON, O_IMAT, O_INCW, O_EXCW, O_GPTQ, O_DAMP,
-           O_GBLK, O_ACT, O_CHUNKS };
+           O_GBLK, O_ACT, O_CHUNKS, O_EXACT1 };
     static const struct option opts[] = {
         {"threads", required_argument, 0, 't'}, {"pure", no_argument, 0, O_PURE},
         {"tensor-type", required_argument, 0, O_TT}, {"output-tensor-type", required_argument, 0, O_OUT},
@@ -203,11 +205,12 @@ int cmd_quantize(int argc, char **argv)
         {"file", required_argument, 0, 'f'}, {"ctx-size", required_argument, 0, 'c'},
         {"chunks", required_argument, 0, O_CHUNKS}, {"gptq-damp", required_argument, 0, O_DAMP},
         {"gptq-block", required_argument, 0, O_GBLK}, {"act-order", no_argument, 0, O_ACT},
+        {"gptq-exact-pass1", no_argument, 0, O_EXACT1},
         {0, 0, 0, 0}};
     const char *imatrix_path = NULL;
     const char *incw[64], *excw[64];
     int n_incw = 0, n_excw = 0, use_gptq = 0;
-    gptq_opts go = { NULL, 512, 0, 1, 0, { 0.01f, 128, 0 } };
+    gptq_opts go = { NULL, 512, 0, 1, 0, { 0.01f, 128, 0 }, 0 };
     int threads = cli_default_threads(), pure = 0, requant = 0, dry = 0, stats = 0, json = 0, c;
     slm_recipe_opts ro = { 0, -1, -1, NULL, 0 };
     slm_imatrix imat = {0};
@@ -235,6 +238,7 @@ int cmd_quantize(int argc, char **argv)
             break;
         case O_GPTQ: use_gptq = 1; break;
         case O_ACT: go.p.act_order = 1; break;
+        case O_EXACT1: go.exact_pass1 = 1; break;
         case 'f': go.calib = optarg; break;
         case 'c':
             if (cli_parse_int(optarg, 16, 1 << 20, &v)) { free(rules); return cli_usage(C, "-c wants a chunk length from 16 to 1048576, got '%s'", optarg); }

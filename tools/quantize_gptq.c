@@ -273,11 +273,7 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         if (d.s[i].layer > last_layer) last_layer = d.s[i].layer;
     double t0 = cli_now();
     phase_clock pc = {0};
-#ifdef GPTQ_PASS1_EXACT /* A/B builds: pass 1 on the original weights */
-    const int pass1_exact = 1;
-#else
-    const int pass1_exact = 0;
-#endif
+    const int pass1_exact = o->exact_pass1; /* --gptq-exact-pass1 */
     for (int L = 0; L <= last_layer; L++) {
         const int out_layer = L == hp->n_layer;
         /* this layer's groups */
