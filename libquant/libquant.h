@@ -87,15 +87,6 @@ slm_rows_fn slm_rows_kernel(uint32_t type, int kernel);
  * type's vec_dot_type; the groups are back to back (slm_x8_pack's output). */
 typedef void (*slm_x8_fn)(int64_t n, int64_t ngroups, float *s, const void *packed, const void *y);
 slm_x8_fn slm_x8_kernel(uint32_t type, int kernel);
-/* Batches on the x8 layout: s[t * lds + 8g + k] = dot(row k of group g, activation row t)
- * for t < ntok; y: ntok rows in vec_dot_type, ystride bytes apart; ysum / yd: per row
- * and 32-block (ntok * n/32 each) the sum of the int8 values and the fp32 scale, from
- * slm_x8_act_sums. NULL if no such kernel. Superseded by slm_gemm_kernel (below; the
- * runtime no longer calls it): kept while tests/test_bench.c still asks for it. */
-typedef void (*slm_x8_gemm_fn)(int64_t n, int64_t ngroups, float *s, int64_t lds, const void *packed, const void *y,
-                               size_t ystride, int ntok, const int32_t *ysum, const float *yd);
-slm_x8_gemm_fn slm_x8_gemm_kernel(uint32_t type, int kernel);
-void slm_x8_act_sums(const void *y, int64_t n, int32_t *ysum, float *yd); /* one Q8_0 row */
 /* Repack nrows (a multiple of 8) rows of ncols values; dst holds slm_row_bytes * nrows
  * bytes. Returns bytes written, 0 if the type has no x8 layout. */
 size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int64_t ncols);

@@ -9,7 +9,6 @@ slm_rows_fn slm_avx2_rows(uint32_t type);
 slm_rows_fn slm_avx512_rows(uint32_t type);
 slm_x8_fn slm_avx2_x8(uint32_t type);
 slm_x8_fn slm_avx512_x8(uint32_t type);
-slm_x8_gemm_fn slm_avx512_x8_gemm(uint32_t type);
 slm_gemm_fn slm_avx512_gemm(uint32_t type);
 int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, void *act);
 /* k-quant x8 layout: one group's super-block (8 blocks interleaved) back to 8 blocks,

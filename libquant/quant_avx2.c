@@ -15,6 +15,3 @@
 void slm_avx2_kernels(slm_kernel_fns *tab) { avx2_fill(tab); }
 slm_rows_fn slm_avx2_rows(uint32_t type) { return avx2_rows_for(type); }
 slm_x8_fn slm_avx2_x8(uint32_t type) { return avx2_x8_for(type); }
-/* (no x8 GEMM on AVX2: avx2_x8_gemm_for returns NULL) */
-slm_x8_gemm_fn slm_avx2_x8_gemm(uint32_t type);
-slm_x8_gemm_fn slm_avx2_x8_gemm(uint32_t type) { return avx2_x8_gemm_for(type); }

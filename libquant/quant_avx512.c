@@ -15,7 +15,6 @@
 void slm_avx512_kernels(slm_kernel_fns *tab) { avx512_fill(tab); }
 slm_rows_fn slm_avx512_rows(uint32_t type) { return avx512_rows_for(type); }
 slm_x8_fn slm_avx512_x8(uint32_t type) { return avx512_x8_for(type); }
-slm_x8_gemm_fn slm_avx512_x8_gemm(uint32_t type) { return avx512_x8_gemm_for(type); }
 slm_gemm_fn slm_avx512_gemm(uint32_t type) { return avx512_gemm_for(type); }
 int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, void *act)
 {

@@ -64,25 +64,6 @@ static int x8_geom(uint32_t type, size_t *bs, size_t *qoff, size_t *qbytes)
     }
 }
 
-slm_x8_gemm_fn slm_x8_gemm_kernel(uint32_t type, int kernel)
-{
-    if (kernel != SLM_KERNEL_AVX512 || !slm_cpu_has(kernel))
-        return NULL;
-    return slm_avx512_x8_gemm(type);
-}
-
-void slm_x8_act_sums(const void *vy, int64_t n, int32_t *ysum, float *yd)
-{
-    const block_q8_0 *y = vy;
-    for (int64_t b = 0; b < n / 32; b++) {
-        int32_t sum = 0;
-        for (int i = 0; i < 32; i++)
-            sum += y[b].qs[i];
-        ysum[b] = sum;
-        yd[b] = slm_h2f(y[b].d);
-    }
-}
-
 /* K-quant x8 layouts: per 256-element super-block, byte ranges ("fields") of the block
  * are stored for the 8 rows of the group in turn, interleaved by `chunk` bytes (chunk i
  * of rows 0..7, then chunk i+1), fields in the order listed: the order in which the

@@ -476,33 +476,6 @@ Test(libquant, x8_layouts_match_scalar)
             f(N, R / 8, out, pk, qa);
             slm_qtraits ks;
             const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
-            /* the batch kernel: 11 activation rows (a tile of 8 and a remainder) */
-            enum { T = 11 };
-            slm_x8_gemm_fn gm = slm_x8_gemm_kernel(t->type, SLM_KERNEL_AVX512);
-            cr_assert_not_null(gm);
-            cr_assert_null(slm_x8_gemm_kernel(t->type, SLM_KERNEL_AVX2));
-            size_t yb = slm_row_bytes(t->vec_dot_type, N);
-            unsigned char *ya = malloc(yb * T);
-            int32_t *ysum = malloc(sizeof(int32_t) * (N / 32) * T);
-            float *yd = malloc(sizeof(float) * (N / 32) * T), *go = malloc(sizeof(float) * T * (R + 3));
-            float *at = malloc(sizeof(float) * N);
-            for (int tk = 0; tk < T; tk++) {
-                for (int i = 0; i < N; i++) at[i] = a[(i + 97 * tk) % N] * (1 + tk);
-                cr_assert_eq(slm_quantize_act(t->vec_dot_type, at, ya + tk * yb, N), 0);
-                slm_x8_act_sums(ya + tk * yb, N, ysum + tk * (N / 32), yd + tk * (N / 32));
-            }
-            gm(N, R / 8, go, R + 3, pk, ya, yb, T, ysum, yd);
-            for (int tk = 0; tk < T; tk++)
-                for (int r = 0; r < R; r++) {
-                    float want;
-                    sc->vec_dot(N, &want, qw + r * rb, ya + tk * yb);
-                    t->dequantize_row(qw + r * rb, d0, N);
-                    double mag = 0;
-                    for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[(i + 97 * tk) % N] * (1 + tk));
-                    cr_assert(fabs((double)go[tk * (R + 3) + r] - want) <= 1e-5 * mag, "%s gemm token %d row %d: %.9g vs %.9g",
-                              t->name, tk, r, go[tk * (R + 3) + r], want);
-                }
-            free(ya); free(ysum); free(yd); free(go); free(at);
             for (int r = 0; r < R; r++) {
                 float want;
                 sc->vec_dot(N, &want, qw + r * rb, qa);
