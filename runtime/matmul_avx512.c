@@ -27,26 +27,41 @@ static inline float widen1(uint16_t h, int bf16)
     return _cvtsh_ss(h);
 }
 
-void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
-                          float *out)
+/* The row loop of both entry points: activations in F32 (x) or, with f16x, already
+ * rounded to F16 (xh; F16 weights only). Inlined with constant bf16 / f16x, so each
+ * caller gets its own loop without tests inside. */
+static inline __attribute__((always_inline)) void gemv_rows(const uint16_t *W, int bf16, int f16x, int64_t n_in,
+                                                            int64_t r0, int64_t r1, const float *x,
+                                                            const uint16_t *xh, float *out)
 {
+#define XV(c) (f16x ? load16(xh + (c), 0) : _mm512_loadu_ps(x + (c)))
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *w = W + (size_t)r * (size_t)n_in;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int64_t c = 0;
         for (; c + 64 <= n_in; c += 64) {
-            a0 = _mm512_fmadd_ps(load16(w + c, bf16), _mm512_loadu_ps(x + c), a0);
-            a1 = _mm512_fmadd_ps(load16(w + c + 16, bf16), _mm512_loadu_ps(x + c + 16), a1);
-            a2 = _mm512_fmadd_ps(load16(w + c + 32, bf16), _mm512_loadu_ps(x + c + 32), a2);
-            a3 = _mm512_fmadd_ps(load16(w + c + 48, bf16), _mm512_loadu_ps(x + c + 48), a3);
+            a0 = _mm512_fmadd_ps(load16(w + c, bf16), XV(c), a0);
+            a1 = _mm512_fmadd_ps(load16(w + c + 16, bf16), XV(c + 16), a1);
+            a2 = _mm512_fmadd_ps(load16(w + c + 32, bf16), XV(c + 32), a2);
+            a3 = _mm512_fmadd_ps(load16(w + c + 48, bf16), XV(c + 48), a3);
         }
         for (; c + 16 <= n_in; c += 16)
-            a0 = _mm512_fmadd_ps(load16(w + c, bf16), _mm512_loadu_ps(x + c), a0);
+            a0 = _mm512_fmadd_ps(load16(w + c, bf16), XV(c), a0);
         float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
         for (; c < n_in; c++)
-            s += widen1(w[c], bf16) * x[c];
+            s += widen1(w[c], bf16) * (f16x ? _cvtsh_ss(xh[c]) : x[c]);
         out[r] = s;
     }
+#undef XV
+}
+
+void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                          float *out)
+{
+    if (bf16)
+        gemv_rows(W, 1, 0, n_in, r0, r1, x, NULL, out);
+    else
+        gemv_rows(W, 0, 0, n_in, r0, r1, x, NULL, out);
 }
 
 /* F16 weights times F16 activations (x converted once per product, as
@@ -56,21 +71,5 @@ void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0,
 void slm_gemv_f16_f16x_avx512(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh,
                               float *out)
 {
-    for (int64_t r = r0; r < r1; r++) {
-        const uint16_t *w = W + (size_t)r * (size_t)n_in;
-        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-        int64_t c = 0;
-        for (; c + 64 <= n_in; c += 64) {
-            a0 = _mm512_fmadd_ps(load16(w + c, 0), load16(xh + c, 0), a0);
-            a1 = _mm512_fmadd_ps(load16(w + c + 16, 0), load16(xh + c + 16, 0), a1);
-            a2 = _mm512_fmadd_ps(load16(w + c + 32, 0), load16(xh + c + 32, 0), a2);
-            a3 = _mm512_fmadd_ps(load16(w + c + 48, 0), load16(xh + c + 48, 0), a3);
-        }
-        for (; c + 16 <= n_in; c += 16)
-            a0 = _mm512_fmadd_ps(load16(w + c, 0), load16(xh + c, 0), a0);
-        float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        for (; c < n_in; c++)
-            s += _cvtsh_ss(w[c]) * _cvtsh_ss(xh[c]);
-        out[r] = s;
-    }
+    gemv_rows(W, 0, 1, n_in, r0, r1, NULL, xh, out);
 }
