@@ -64,16 +64,22 @@ static inline double sym_term(float x, float w, float d, float id, int qlo, int 
     return (double)w * e * e;
 }
 
-double slm_sym_eval_base(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
+/* elements [i0, n) into lane[i % 4], levels into L (may be NULL); then the lanes' sum */
+static double sym_eval_lanes(int i0, int n, const float *x, const float *w, int qlo, int qhi, float d, float id,
+                             double lane[4], int8_t *L)
 {
-    double lane[4] = {0, 0, 0, 0};
-    float id = d != 0 ? 1.0f / d : 0.0f;
     int8_t q;
-    for (int i = 0; i < n; i++) {
+    for (int i = i0; i < n; i++) {
         lane[i & 3] += sym_term(x[i], w[i], d, id, qlo, qhi, &q);
         if (L) L[i] = q;
     }
     return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+}
+
+double slm_sym_eval_base(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
+{
+    double lane[4] = {0, 0, 0, 0};
+    return sym_eval_lanes(0, n, x, w, qlo, qhi, d, d != 0 ? 1.0f / d : 0.0f, lane, L);
 }
 
 double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
@@ -83,14 +89,9 @@ double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, flo
     double lane[4];
     int8_t Lb[QK_K];
     const int n4 = n & ~3;
-    float id = d != 0 ? 1.0f / d : 0.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
     slm_sym_eval4_avx2(n4, x, w, qlo, qhi, d, id, lane, L ? L : Lb);
-    int8_t q;
-    for (int i = n4; i < n; i++) {
-        lane[i & 3] += sym_term(x[i], w[i], d, id, qlo, qhi, &q);
-        if (L) L[i] = q;
-    }
-    return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+    return sym_eval_lanes(n4, n, x, w, qlo, qhi, d, id, lane, L);
 }
 
 typedef struct { float t; int16_t i; int8_t dq; } sweep_ev;
