@@ -204,7 +204,9 @@ static int cmp_double(const void *a, const void *b)
 
 /* The weights of successive samples cycle over copies filling COLD_BYTES (8x a 32 MiB
  * L3, as a model's weights exceed it), so each product reads its weights from DRAM. */
+#ifndef COLD_BYTES
 #define COLD_BYTES ((size_t)256 << 20)
+#endif
 enum { MAX_SAMPLES = 4096 };
 
 int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int n_tokens, int n_threads,
@@ -228,7 +230,12 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     size_t wbytes = rb * (size_t)rows;
     if (wbytes > (size_t)1 << 31)
         return slm_err_set(err, SLM_EINPUT, "matrix of %zu bytes is too large for the bench", wbytes);
-    size_t copies = (COLD_BYTES + wbytes - 1) / wbytes;
+    /* bytes of one cycled copy: the rows, or the x8 copy (a little larger for some types;
+     * GB/s is still counted on the rows' bytes, the file's) */
+    size_t cbytes = wbytes, xg = slm_x8_group_bytes(type, cols);
+    if (kernel != BENCH_KERNEL_BLAS && rows % 16 == 0 && xg && slm_x8_kernel(type, kernel))
+        cbytes = xg * (size_t)(rows / 8);
+    size_t copies = (COLD_BYTES + cbytes - 1) / cbytes;
     slm_pool *pool = NULL;
     int rc = slm_pool_new(n_threads, &pool, err);
     if (rc)
@@ -237,7 +244,7 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     float *x = malloc(sizeof(float) * (size_t)cols * (size_t)n_tokens);
     float *out = malloc(sizeof(float) * (size_t)rows * (size_t)n_tokens);
     float *ref = malloc(sizeof(float) * (size_t)rows * (size_t)n_tokens);
-    char *wmem = malloc(wbytes), *cold = malloc(wbytes * copies); /* one copy; the cycled copies */
+    char *wmem = malloc(cbytes), *cold = malloc(cbytes * copies); /* one copy; the cycled copies */
     float **tiles = calloc((size_t)n_threads, sizeof *tiles);
     double *samples = malloc(sizeof(double) * MAX_SAMPLES);
     void *packed = NULL;         /* x8 copy (decode layout), or NULL */
@@ -269,8 +276,8 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
         if (!slm_quantize_rows_llama_ref(type, src, wmem, rows, cols))
             slm_quantize_rows(type, src, wmem, rows, cols, NULL);
     }
-    /* what decode uses: the repacked (x8) layout where the kernel has one (the same
-     * size as the rows), as the runtime packs it at context creation */
+    /* what decode uses: the repacked (x8) layout where the kernel has one, as the
+     * runtime packs it at context creation */
     if (kernel != BENCH_KERNEL_BLAS) {
         int saved_k = slm_kernel_active();
         slm_kernel_force(kernel);
@@ -279,8 +286,10 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
         packed = slm_matmul_pack(&W0);
         slm_kernel_force(saved_k);
     }
+    if (!packed)
+        cbytes = wbytes;
     for (size_t c = 0; c < copies; c++)
-        memcpy(cold + c * wbytes, packed ? packed : wmem, wbytes);
+        memcpy(cold + c * cbytes, packed ? packed : wmem, cbytes);
 
     gguf_tensor W = {.name = "bench", .type = type, .n_dims = 2, .ne = {cols, rows, 1, 1},
                      .n_elems = (uint64_t)cols * (uint64_t)rows, .nbytes = wbytes, .data = wmem};
@@ -314,7 +323,7 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     int ns = 0;
     double t_start = bench_now();
     for (int it = 0; ns < MAX_SAMPLES && (ns < 3 || bench_now() - t_start < min_seconds); it++) {
-        char *copy = cold + (size_t)it % copies * wbytes;
+        char *copy = cold + (size_t)it % copies * cbytes;
         if (!packed)
             W.data = copy;
         double t0 = bench_now();

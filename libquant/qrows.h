@@ -14,5 +14,9 @@ int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, voi
 /* k-quant x8 layout: one group's super-block (8 blocks interleaved) back to 8 blocks,
  * block k at dst + k * dst_stride (rows.c) */
 void slm_x8_kunshuffle(uint32_t type, const void *src, void *dst, size_t dst_stride);
+/* k-quant x8 layout: bytes of one group's super-block (8 blocks of bs bytes; Q6_K's
+ * padded to whole 64-byte lines so that every super-block starts on a cache line: 1680
+ * -> 1728; see rows.c) */
+static inline size_t slm_x8_ksb(uint32_t type, size_t bs) { return type == SLM_T_Q6_K ? (8 * bs + 63) / 64 * 64 : 8 * bs; }
 
 #endif

@@ -69,7 +69,10 @@ static int x8_geom(uint32_t type, size_t *bs, size_t *qoff, size_t *qbytes)
  * of rows 0..7, then chunk i+1), fields in the order listed: the order in which the
  * decode kernel reads them, so the weights stream strictly forward (a kernel hopping
  * between parts of a super-block measured 4-5x slower from DRAM). Same size as the 8
- * blocks. So the fp16 scales of 8 rows are one 16-byte vector, word i of the packed
+ * blocks; Q6_K's then padded with zeros to 1728 bytes (slm_x8_ksb), so that every
+ * super-block starts on a cache line: streamed from DRAM by one thread, 1680-byte steps ran
+ * at 80 % of the read bandwidth, 1728-byte steps at 96-102 % (4096 x 4096); Q2_K's 672 and
+ * Q3_K's 880 measured the same either way and are not padded. So the fp16 scales of 8 rows are one 16-byte vector, word i of the packed
  * scales is one 8-lane vector, and every 4-byte chunk of quants is one vpdpbusd operand
  * for 8 rows (one lane per row). Q4_K (1152 bytes per group): d[8] at 0, dmin[8] at 16,
  * scale words 0,1,2 at 32/64/96, then 32 chunks of 4 qs bytes at 128 + 32 c. Q6_K (1680):
@@ -133,16 +136,28 @@ static void x8_kshuffle(const x8_klayout *L, uint8_t *const blk[8], uint8_t *o, 
 static size_t x8_kpack(const x8_klayout *L, const void *src, void *dst, int64_t nrows, int64_t ncols)
 {
     const int64_t nb = ncols / QK_K;
-    const size_t rb = (size_t)nb * L->bs;
+    const size_t rb = (size_t)nb * L->bs, sb = slm_x8_ksb(L->type, L->bs);
     uint8_t *o = dst;
     for (int64_t g = 0; g < nrows / 8; g++)
-        for (int64_t b = 0; b < nb; b++, o += 8 * L->bs) {
+        for (int64_t b = 0; b < nb; b++, o += sb) {
             uint8_t *blk[8];
             for (int k = 0; k < 8; k++)
                 blk[k] = (uint8_t *)src + (size_t)(8 * g + k) * rb + (size_t)b * L->bs;
             x8_kshuffle(L, blk, o, 0);
+            memset(o + 8 * L->bs, 0, sb - 8 * L->bs);
         }
-    return rb * (size_t)nrows;
+    return (size_t)(nrows / 8) * (size_t)nb * sb;
+}
+
+size_t slm_x8_group_bytes(uint32_t type, int64_t ncols)
+{
+    size_t bs, qoff, qbytes;
+    const x8_klayout *L = x8_klayout_of(type);
+    if (L)
+        return ncols > 0 && ncols % QK_K == 0 ? (size_t)(ncols / QK_K) * slm_x8_ksb(L->type, L->bs) : 0;
+    if (!x8_geom(type, &bs, &qoff, &qbytes) || ncols <= 0 || ncols % 32)
+        return 0;
+    return (size_t)(ncols / 32) * 8 * bs;
 }
 
 size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int64_t ncols)
@@ -192,12 +207,13 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
     if (L) { /* back to the 8 original blocks, then the type's dequantizer */
         const slm_qtraits *q = slm_qtraits_get(type);
         const int64_t nb = ncols / QK_K;
-        const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * 8 * L->bs;
+        const size_t sb = slm_x8_ksb(L->type, L->bs);
+        const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * sb;
         _Alignas(16) uint8_t tmp[8][256];
         uint8_t *blk[8];
         for (int k = 0; k < 8; k++)
             blk[k] = tmp[k];
-        for (int64_t b = 0; b < nb; b++, p += 8 * L->bs) {
+        for (int64_t b = 0; b < nb; b++, p += sb) {
             x8_kshuffle(L, blk, (uint8_t *)p, 1);
             for (int k = 0; k < 8; k++)
                 q->dequantize_row(tmp[k], dst + (size_t)k * ncols + QK_K * b, QK_K);

@@ -70,6 +70,7 @@ typedef struct mm_job {
     slm_rows_fn rows;        /* multi-row decode kernel of the active kernel set */
     const uint8_t *packed;   /* x8 copy of W (slm_matmul_pack), or NULL */
     slm_x8_fn x8;            /* its decode kernel */
+    size_t x8_gbytes;        /* bytes per group of 8 rows in the x8 copy */
     slm_gemm_fn gemm;        /* batch kernel (quantized activations, int8 dot products), or NULL */
     const void *act;         /* its prepared activations (slm_gemm_act_prep) */
     size_t gemm_scratch;     /* per-thread panel bytes */
@@ -145,7 +146,7 @@ static void mm_task(void *arg, int ith, int nth)
     if (j->gemm) { /* batch: int8 GEMM on 16-row panels (x8 copy or plain rows) */
         void *scratch = aligned_alloc(64, (j->gemm_scratch + 63) / 64 * 64);
         if (scratch) {
-            const void *w = j->packed ? (const void *)(j->packed + (size_t)(r0 / 8) * j->row_bytes * 8)
+            const void *w = j->packed ? (const void *)(j->packed + (size_t)(r0 / 8) * j->x8_gbytes)
                                       : (const void *)(wb + (size_t)r0 * j->row_bytes);
             j->gemm(j->n_in, r1 - r0, j->out + r0, j->n_out, w, j->packed != NULL, j->act, j->n_tokens, scratch);
             free(scratch);
@@ -153,9 +154,8 @@ static void mm_task(void *arg, int ith, int nth)
         } /* out of memory: the dequantizing paths below */
     }
     if (j->packed && j->x8 && j->xq) { /* decode on the x8 copy: 8 rows per group */
-        size_t gbytes = j->row_bytes * 8;
         for (int t = 0; t < j->n_tokens; t++)
-            j->x8(j->n_in, (r1 - r0) / 8, j->out + (size_t)t * j->n_out + r0, j->packed + (size_t)(r0 / 8) * gbytes,
+            j->x8(j->n_in, (r1 - r0) / 8, j->out + (size_t)t * j->n_out + r0, j->packed + (size_t)(r0 / 8) * j->x8_gbytes,
                   (const uint8_t *)j->xq + (size_t)t * j->xq_row_bytes);
         return;
     }
@@ -223,10 +223,10 @@ void *slm_matmul_pack(const gguf_tensor *W)
 {
     if (W->n_dims < 2 || W->ne[1] % 16 || !slm_x8_kernel(W->type, slm_kernel_active()))
         return NULL;
-    size_t rb = slm_type_row_bytes(W->type, (uint64_t)W->ne[0]);
-    if (!rb || (uint64_t)W->ne[1] > SIZE_MAX / rb)
+    size_t gb = slm_x8_group_bytes(W->type, W->ne[0]);
+    if (!gb || (uint64_t)W->ne[1] / 8 > SIZE_MAX / gb)
         return NULL;
-    void *p = malloc(rb * (size_t)W->ne[1]);
+    void *p = malloc(gb * (size_t)(W->ne[1] / 8));
     if (p && !slm_x8_pack(W->type, W->data, p, W->ne[1], W->ne[0])) {
         free(p);
         p = NULL;
@@ -260,6 +260,7 @@ static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const v
         .use_avx2 = slm_kernel_active() >= SLM_KERNEL_AVX512 ? 2 : slm_kernel_active() >= SLM_KERNEL_AVX2,
         .packed = packed,
         .x8 = packed ? slm_x8_kernel(W->type, slm_kernel_active()) : NULL,
+        .x8_gbytes = packed ? slm_x8_group_bytes(W->type, W->ne[0]) : 0,
     };
     void *xq = NULL;
     if (W->type != SLM_TYPE_F32 && W->type != SLM_TYPE_F16 && W->type != SLM_TYPE_BF16) {

@@ -456,6 +456,7 @@ Test(libquant, x8_layouts_match_scalar)
                     for (int64_t b = 0; b < N / 32; b++)
                         for (size_t i = 2; i < t->bytes; i++) qw[r * rb + b * t->bytes + i] = (unsigned char)rng_next();
             /* q5_0: also the high bits (random bytes cover them) */
+            cr_assert_eq(slm_x8_group_bytes(t->type, N), 8 * rb); /* the legacy layouts: no padding */
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), rb * R);
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, R - 1, N), 0u); /* not a multiple of 8 rows */
             for (int g = 0; g < R / 8; g++) {
@@ -547,7 +548,15 @@ Test(libquant, x8_kquants_match_scalar)
                         memcpy(blk + hoff[h], &v, 2);
                     }
                 }
-            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), rb * R, "%s", t->name);
+            /* Q6_K: super-blocks of 8 rows padded to whole 64-byte lines (zeros) */
+            const size_t sb8 = t->type == 14 ? (8 * t->bytes + 63) / 64 * 64 : 8 * t->bytes;
+            const size_t gb = slm_x8_group_bytes(t->type, N);
+            cr_assert_eq(gb, (size_t)(N / 256) * sb8, "%s", t->name);
+            cr_assert_eq(slm_x8_group_bytes(t->type, 128), 0u);
+            memset(pk, 0xAB, (size_t)N * R);
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), gb * (R / 8), "%s", t->name);
+            for (size_t o = 0; o < gb * (R / 8); o += sb8)
+                for (size_t i = 8 * t->bytes; i < sb8; i++) cr_assert_eq(pk[o + i], 0, "%s: padding byte %zu", t->name, o + i);
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, R - 1, N), 0u); /* not a multiple of 8 rows */
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, 8, 128), 0u);   /* not whole super-blocks */
             for (int g = 0; g < R / 8; g++) {
@@ -710,7 +719,8 @@ static void gemm_check(uint32_t type, int64_t N, int R, int T, int mode, int spl
     float *x = malloc(sizeof(float) * (size_t)N * R), *a = malloc(sizeof(float) * (size_t)N * T);
     float *out = malloc(sizeof(float) * (size_t)T * (R + 5)), *out2 = malloc(sizeof(float) * (size_t)T * (R + 5));
     float *dw = malloc(sizeof(float) * N), *dy = malloc(sizeof(float) * N);
-    unsigned char *qw = malloc(rb * R), *pk = malloc(rb * R), *qa = malloc(yb * T);
+    const size_t gb = slm_x8_group_bytes(type, N); /* x8 bytes per group of 8 rows */
+    unsigned char *qw = malloc(rb * R), *pk = malloc(gb > rb * 8 ? gb * ((size_t)R / 8 + 1) : rb * R), *qa = malloc(yb * T);
     size_t ab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N);
     cr_assert(ab > 0 && sb > 0);
     void *act = malloc(ab), *scr = aligned_alloc(64, (sb + 63) / 64 * 64);
@@ -745,7 +755,7 @@ static void gemm_check(uint32_t type, int64_t N, int R, int T, int mode, int spl
     const int lds = R + 5;
     gm(N, R, out, lds, qw, 0, act, T, scr);
     /* the x8 layout (where there is one) gives the same bits as the plain rows */
-    if (R % 8 == 0 && slm_x8_pack(type, qw, pk, R, N) == rb * R) {
+    if (R % 8 == 0 && gb && slm_x8_pack(type, qw, pk, R, N) == gb * (size_t)(R / 8)) {
         gm(N, R, out2, lds, pk, 1, act, T, scr);
         for (int k = 0; k < T; k++)
             for (int r = 0; r < R; r++)
@@ -753,7 +763,7 @@ static void gemm_check(uint32_t type, int64_t N, int R, int T, int mode, int spl
                              t->name, r, k, out2[k * lds + r], out[k * lds + r]);
         /* the same rows in two calls, split at row `split` (a multiple of 8) */
         gm(N, split, out2, lds, pk, 1, act, T, scr);
-        gm(N, R - split, out2 + split, lds, pk + (size_t)split * rb, 1, act, T, scr);
+        gm(N, R - split, out2 + split, lds, pk + (size_t)(split / 8) * gb, 1, act, T, scr);
     } else {
         gm(N, split, out2, lds, qw, 0, act, T, scr);
         gm(N, R - split, out2 + split, lds, qw + (size_t)split * rb, 0, act, T, scr);
