@@ -11,6 +11,9 @@
 #                           [--types "Q8_0 Q6_K ..."] [--work DIR] [--slm BIN]
 #                           [--llama-quantize BIN]   (also quantize with llama.cpp)
 #                           [--imatrix FILE]         (passed to both quantizers)
+#                           [--gptq CALIB [--gptq-opts "..."]]
+#                                 (slm quantize --gptq -f CALIB; default opts
+#                                  "-c 128 --chunks 64", as docs/calibration.md)
 # env: SLM_MODELS, SLM_CORPUS (defaults /work/shared/models, /work/shared/corpus).
 set -eu
 
@@ -27,6 +30,8 @@ work=
 slm=$here/build/slm
 lq=
 imatrix=
+gptq=
+gptq_opts="-c 128 --chunks 64"
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -40,7 +45,9 @@ while [ $# -gt 0 ]; do
     --slm) slm=$2; shift 2 ;;
     --llama-quantize) lq=$2; shift 2 ;;
     --imatrix) imatrix=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --gptq) gptq=$2; shift 2 ;;
+    --gptq-opts) gptq_opts=$2; shift 2 ;;
+    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quality.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -96,8 +103,10 @@ echo "| type | quantizer | file bytes | size / llama.cpp's | PPL ratio | mean KL
 echo "|---|---|---|---|---|---|---|---|"
 for t in $types; do
     out=$work/slm-$t.gguf
-    "$slm" quantize "$f32" "$out" "$t" -t "$threads" ${imatrix:+--imatrix "$imatrix"} >/dev/null
-    measure slm "$t" "$out"
+    # shellcheck disable=SC2086
+    "$slm" quantize "$f32" "$out" "$t" -t "$threads" ${imatrix:+--imatrix "$imatrix"} \
+        ${gptq:+--gptq -f "$gptq" $gptq_opts} >/dev/null
+    measure "slm${imatrix:+ +imatrix}${gptq:+ +gptq}" "$t" "$out"
     if [ -n "$lq" ]; then
         out=$work/llama-$t.gguf
         "$lq" ${imatrix:+--imatrix "$imatrix"} "$f32" "$out" "$t" "$threads" >/dev/null 2>&1

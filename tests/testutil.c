@@ -30,6 +30,7 @@ static const char *root_rel(const char *env, const char *deflt, const char *rel)
 
 const char *tu_model(const char *rel) { return root_rel("SLM_MODELS", "../shared/models", rel); }
 const char *tu_corpus(const char *rel) { return root_rel("SLM_CORPUS", "../shared/corpus", rel); }
+const char *tu_data(const char *rel) { return root_rel("SLM_TESTDATA", "tests/data", rel); }
 
 char *tu_tmpdir(const char *tag)
 {

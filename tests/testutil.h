@@ -9,6 +9,8 @@
 const char *tu_model(const char *rel);
 /* $SLM_CORPUS or ../shared/corpus + "/" + rel */
 const char *tu_corpus(const char *rel);
+/* $SLM_TESTDATA or tests/data (files committed with the tests) + "/" + rel */
+const char *tu_data(const char *rel);
 /* A fresh empty directory under $TMPDIR, removed by tu_rmtree. Returns a malloc'd path. */
 char *tu_tmpdir(const char *tag);
 void tu_rmtree(const char *path);
