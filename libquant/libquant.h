@@ -177,8 +177,9 @@ int slm_recipe_check_pattern(const char *pattern, char *msg, size_t msg_len);
 /* sum2[c] += sum over tokens of x[t][c]^2 (x: n_tokens rows of n_in floats). */
 void slm_imatrix_accumulate(double *sum2, const float *x, int64_t n_tokens, int64_t n_in);
 /* Quantize rows with an importance vector imp (ncols values, the imatrix means) turned
- * into per-element weights imp[j] * (rms + |x[j]|) for Q2_K..Q5_K (rms of the super-block;
- * imp alone for the other types), then the type's quantize_row.
+ * into per-element weights i[j] * (rms + |x[j]|) for Q2_K..Q5_K (rms of the super-block;
+ * i alone for the other types), i[j] = imp[j] + 0.1 x the mean of imp (a floor: see
+ * calib.c), then the type's quantize_row.
  * scratch: ncols floats. imp NULL: plain quantize_row. Returns bytes written, 0 if unsupported. */
 size_t slm_quantize_rows_imatrix(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols,
                                  const float *imp, float *scratch);
