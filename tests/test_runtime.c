@@ -130,6 +130,7 @@ Test(runtime, matmul_matches_scalar_reference)
         check_matmul(types[t], 32, 5, 3, 4);     /* more threads than row slices */
         check_matmul(types[t], 45, 17, 1, 2);    /* row length not a multiple of 8 (SIMD tails) */
         check_matmul(types[t], 200, 19, 1, 1);
+        check_matmul(types[t], 576, 37, 1, 2);   /* F16/BF16 decode: 16-row blocks, remainder rows */
     }
     /* the same with SIMD kernels disabled (the portable paths) */
     int was = slm_kernel_active();
