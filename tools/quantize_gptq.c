@@ -22,6 +22,7 @@
  * the H of one block's inputs.
  */
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,6 +223,12 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
     driver d = {0};
     float *W = NULL, *R = NULL, *tmp = NULL;
     int rc;
+    /* Every block allocates and frees the same large buffers (H, factors, the dequantized
+     * weights: ~0.6 GB for a 1.1B model); served by mmap, each came back as fresh pages
+     * to fault in and zero (3.5 M minor faults, ~30 s of system time over 22 blocks).
+     * Kept in the heap instead, they are reused. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
     if ((rc = slm_model_load(model_path, &m, err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, err)))
         goto out;
     const slm_hparams *hp = slm_model_hparams(m);
