@@ -69,13 +69,14 @@ static int x8_geom(uint32_t type, size_t *bs, size_t *qoff, size_t *qbytes)
  * of rows 0..7, then chunk i+1), fields in the order listed: the order in which the
  * decode kernel reads them, so the weights stream strictly forward (a kernel hopping
  * between parts of a super-block measured 4-5x slower from DRAM). Same size as the 8
- * blocks; Q6_K's then padded with zeros to 1728 bytes (slm_x8_ksb), so that every
- * super-block starts on a cache line: streamed from DRAM by one thread, 1680-byte steps ran
- * at 80 % of the read bandwidth, 1728-byte steps at 96-102 % (4096 x 4096); Q2_K's 672 and
- * Q3_K's 880 measured the same either way and are not padded. So the fp16 scales of 8 rows are one 16-byte vector, word i of the packed
- * scales is one 8-lane vector, and every 4-byte chunk of quants is one vpdpbusd operand
- * for 8 rows (one lane per row). Q4_K (1152 bytes per group): d[8] at 0, dmin[8] at 16,
- * scale words 0,1,2 at 32/64/96, then 32 chunks of 4 qs bytes at 128 + 32 c. Q6_K (1680):
+ * blocks, except that Q6_K's are padded with zeros to 1728 bytes (slm_x8_ksb) so that
+ * every super-block starts on a cache line: streamed from DRAM by one thread, 1680-byte
+ * steps ran at 77-83 % of the read bandwidth, 1728-byte steps at 85-102 % (4096 x 4096);
+ * Q2_K's 672 and Q3_K's 880 measured the same either way and are not padded. So the fp16
+ * scales of 8 rows are one 16-byte vector, word i of the packed scales is one 8-lane
+ * vector, and every 4-byte chunk of quants is one vpdpbusd operand for 8 rows (one lane
+ * per row). Q4_K (1152 bytes per group): d[8] at 0, dmin[8] at 16,
+ * scale words 0,1,2 at 32/64/96, then 32 chunks of 4 qs bytes at 128 + 32 c. Q6_K (1680 + 48):
  * d[8] at 0, scale words 0..3 at 16 + 32 w, then for half h and c < 8 at
  * 144 + 96 (8h + c): ql[64h + 4c..], ql[64h + 32 + 4c..], qh[32h + 4c..]. Q3_K (880):
  * d[8] at 0, scale words 0..2 at 16 + 32 w, then for c < 8 at 112 + 96 c: hmask[4c..],
