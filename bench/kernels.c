@@ -203,7 +203,9 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* The weights of successive samples cycle over copies filling COLD_BYTES (8x a 32 MiB
- * L3, as a model's weights exceed it), so each product reads its weights from DRAM. */
+ * L3, as a model's weights exceed it), so each product reads its weights from DRAM.
+ * Building with -DCOLD_BYTES=1 measures the kernels on cache-resident weights instead
+ * (how fast they compute, apart from memory). */
 #ifndef COLD_BYTES
 #define COLD_BYTES ((size_t)256 << 20)
 #endif

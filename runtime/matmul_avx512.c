@@ -3,8 +3,8 @@
  * interleaving two rows, or prefetching ahead, measured slower once the weights
  * come from DRAM). Decode is memory-bound: the weights are read once and nothing
  * is written but the outputs. Rows are reduced 16 at a time (hsum16): a full
- * horizontal sum per row cost ~4 % of tg128 on SmolLM-135M's 576-column rows. Chosen at run time by matmul.c when
- * slm_kernel_active() is AVX512. */
+ * horizontal sum per row cost ~4 % of tg128 on SmolLM-135M's 576-column rows.
+ * Chosen at run time by matmul.c when slm_kernel_active() is AVX512. */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,7 +55,6 @@ static inline __attribute__((always_inline)) void gemv_rows(const uint16_t *W, i
 {
 #define XV(c) (f16x ? load16(xh + (c), 0) : _mm512_loadu_ps(x + (c)))
     int64_t r = r0;
-#ifndef NO_HSUM16
     if (n_in % 64 == 0)
         for (; r + 16 <= r1; r += 16) {
             __m512 acc[16];
@@ -72,16 +71,11 @@ static inline __attribute__((always_inline)) void gemv_rows(const uint16_t *W, i
             }
             _mm512_storeu_ps(out + r, hsum16(acc));
         }
-#endif
     for (; r < r1; r++) {
         const uint16_t *w = W + (size_t)r * (size_t)n_in;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int64_t c = 0;
         for (; c + 64 <= n_in; c += 64) {
-#ifdef PFD
-            _mm_prefetch((const char *)(w + c) + PFD, _MM_HINT_T0);
-            _mm_prefetch((const char *)(w + c) + PFD + 64, _MM_HINT_T0);
-#endif
             a0 = _mm512_fmadd_ps(load16(w + c, bf16), XV(c), a0);
             a1 = _mm512_fmadd_ps(load16(w + c + 16, bf16), XV(c + 16), a1);
             a2 = _mm512_fmadd_ps(load16(w + c + 32, bf16), XV(c + 32), a2);
