@@ -118,19 +118,17 @@ static const x8_klayout *x8_klayout_of(uint32_t type)
     return NULL;
 }
 
-/* one super-block of 8 rows: blk[k] -> o (pack), or o -> blk[k] (unpack) */
-static void x8_kshuffle(const x8_klayout *L, uint8_t *const blk[8], uint8_t *o, int unpack)
+/* one super-block of 8 rows: blk[k] -> o (the way back: slm_x8_kunshuffle) */
+static void x8_kshuffle(const x8_klayout *L, uint8_t *const blk[8], uint8_t *o)
 {
     for (int f = 0; f < X8_MAX_FIELDS && L->f[f].size; f++)
         for (unsigned c = 0; c < L->f[f].size; c += L->f[f].chunk)
             for (int k = 0; k < 8; k++, o += L->f[f].chunk) {
-                uint8_t *b = blk[k] + L->f[f].off + c;
-                uint8_t *to = unpack ? b : o;
-                const uint8_t *from = unpack ? o : b;
+                const uint8_t *b = blk[k] + L->f[f].off + c;
                 if (L->f[f].chunk == 4) /* fixed sizes: inlined moves (4x faster packing) */
-                    memcpy(to, from, 4);
+                    memcpy(o, b, 4);
                 else
-                    memcpy(to, from, 2);
+                    memcpy(o, b, 2);
             }
 }
 
@@ -144,7 +142,7 @@ static size_t x8_kpack(const x8_klayout *L, const void *src, void *dst, int64_t 
             uint8_t *blk[8];
             for (int k = 0; k < 8; k++)
                 blk[k] = (uint8_t *)src + (size_t)(8 * g + k) * rb + (size_t)b * L->bs;
-            x8_kshuffle(L, blk, o, 0);
+            x8_kshuffle(L, blk, o);
             memset(o + 8 * L->bs, 0, sb - 8 * L->bs);
         }
     return (size_t)(nrows / 8) * (size_t)nb * sb;
@@ -211,11 +209,8 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
         const size_t sb = slm_x8_ksb(L->type, L->bs);
         const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * sb;
         _Alignas(16) uint8_t tmp[8][256];
-        uint8_t *blk[8];
-        for (int k = 0; k < 8; k++)
-            blk[k] = tmp[k];
         for (int64_t b = 0; b < nb; b++, p += sb) {
-            x8_kshuffle(L, blk, (uint8_t *)p, 1);
+            slm_x8_kunshuffle(type, p, tmp, sizeof tmp[0]);
             for (int k = 0; k < 8; k++)
                 q->dequantize_row(tmp[k], dst + (size_t)k * ncols + QK_K * b, QK_K);
         }
@@ -256,7 +251,7 @@ slm_gemm_fn slm_gemm_kernel(uint32_t type, int kernel)
     return slm_avx512_gemm(type);
 }
 
-/* as x8_kshuffle's unpack, with fixed-size moves (the GEMM runs it for every panel) */
+/* x8_kshuffle backwards, with fixed-size moves (the GEMM runs it for every panel) */
 void slm_x8_kunshuffle(uint32_t type, const void *src, void *dst, size_t dst_stride)
 {
     const x8_klayout *L = x8_klayout_of(type);
