@@ -54,7 +54,6 @@ static void row_weights(uint32_t type, const float *x, int64_t n, const float *i
 }
 
 /* GPTQ's scale search (calib_gptq.c): the importance as given */
-void slm_calib_row_weights(uint32_t type, const float *x, int64_t n, const float *imp, float *w);
 void slm_calib_row_weights(uint32_t type, const float *x, int64_t n, const float *imp, float *w)
 {
     row_weights(type, x, n, imp, 0.0f, w);

@@ -38,8 +38,6 @@
 #define TILE 64
 #define SUB 32 /* columns updated one by one before an sgemm carries their errors on */
 
-/* calib.c: imp[j] * sqrt(sigma2 + x[j]^2) for the k-quants (imp alone otherwise) */
-void slm_calib_row_weights(uint32_t type, const float *x, int64_t n, const float *imp, float *w);
 
 typedef struct {
     uint32_t type;
@@ -82,8 +80,8 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     wseg[j->pos_in_blk[qb + t]] = j->imp ? j->imp[j->perm[qb + t]] : 1.0f;
                 }
                 unsigned char *blk = j->dst + (size_t)(r0 + r) * j->rb + (size_t)ob * bb;
-                /* the imatrix form (imp * sqrt(sigma2 + x^2) for k-quants): on the calibration
-                 * text it lowered Q2_K's KLD from 0.0450 to 0.0403 */
+                /* the imatrix form (imp * (rms + |x|) for k-quants, slm_calib_row_weights):
+                 * on the calibration text it lowered Q2_K's KLD from 0.0450 to 0.0403 */
                 memcpy(wseg2, wseg, sizeof(float) * blck);
                 slm_calib_row_weights(j->type, seg, blck, wseg2, wseg);
                 j->qt->quantize_row(seg, blk, blck, wseg);
@@ -175,8 +173,9 @@ static int cmp_desc(const void *pa, const void *pb)
 
 /* H^-1 = U^T U with U upper triangular, in float (as the GPTQ reference implementation;
  * double took twice as long: 2.5 s against 1.3 s at n = 5632, one thread, all of it
- * serial work in the driver), from one Cholesky factorisation and one triangular inverse. With J the reversal of the column order, J H J = M M^T (M lower)
- * gives H = (J M J)(J M J)^T where J M J is upper triangular, so U = (J M J)^-1 = J M^-1 J.
+ * serial work in the driver), from one Cholesky factorisation and one triangular
+ * inverse. With J the reversal of the column order, J H J = M M^T (M lower) gives
+ * H = (J M J)(J M J)^T where J M J is upper triangular, so U = (J M J)^-1 = J M^-1 J.
  * A holds J H J (symmetric: row- and column-major agree); LAPACK works column-major in
  * place (no transposed copies). On return U[i][k] = M^-1[n-1-i][n-1-k] for k >= i. */
 static int chol_inverse_upper(float *A, int64_t n, float *U)

@@ -164,6 +164,10 @@ double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, flo
 double slm_sym_eval_base(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L);
 void slm_sym_eval4_avx2(int n4, const float *x, const float *w, int qlo, int qhi, float d, float id, double lane[4],
                         int8_t *L);
+/* Per-element weights of one row's squared error from an importance vector (calib.c):
+ * imp[j] * (rms of the super-block + |x[j]|) for Q2_K..Q5_K, imp alone for the other
+ * types. Used by GPTQ's scale search (calib_gptq.c). */
+void slm_calib_row_weights(uint32_t type, const float *x, int64_t n, const float *imp, float *w);
 /* Best d for x ~ d*q, q in [qlo, qhi] (qlo < 0 < qhi or qlo == 0): exhaustive over all
  * roundings when the level count is small, grid + refinement otherwise. d may be negative
  * (the sign that uses the longer side of the range). Returns d; L gets the levels. */
