@@ -109,13 +109,19 @@ static int input_kind(const char *name)
 
 static int is_ffn(const char *name) { return strstr(name, ".ffn_") != NULL; }
 
+/* H += x^T x for n_tokens rows, timed for the verbose report */
+static void h_accumulate(driver *d, hgroup *g, const float *x, int64_t n_tokens)
+{
+    const double w0 = cli_now(), c0 = cpu_now();
+    slm_gptq_accumulate(g->H, x, n_tokens, g->n, d->threads);
+    d->h_wall += cli_now() - w0;
+    d->h_cpu += cpu_now() - c0;
+}
+
 static void h_flush(driver *d, hgroup *g)
 {
     if (!g->nbuf) return;
-    const double w0 = cli_now(), c0 = cpu_now();
-    slm_gptq_accumulate(g->H, g->buf, g->nbuf, g->n, d->threads);
-    d->h_wall += cli_now() - w0;
-    d->h_cpu += cpu_now() - c0;
+    h_accumulate(d, g, g->buf, g->nbuf);
     g->nbuf = 0;
 }
 
@@ -123,10 +129,7 @@ static void h_add(driver *d, hgroup *g, const float *x, int64_t n_tokens)
 {
     if (g->nbuf + n_tokens > H_BATCH) h_flush(d, g);
     if (!g->buf || n_tokens > H_BATCH) {
-        const double w0 = cli_now(), c0 = cpu_now();
-        slm_gptq_accumulate(g->H, x, n_tokens, g->n, d->threads);
-        d->h_wall += cli_now() - w0;
-        d->h_cpu += cpu_now() - c0;
+        h_accumulate(d, g, x, n_tokens);
         return;
     }
     memcpy(g->buf + g->nbuf * g->n, x, sizeof(float) * (size_t)n_tokens * (size_t)g->n);
@@ -360,10 +363,7 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         if (down) {
             ph_start(&pc);
             hgroup *hg = &d.g[down->group];
-            const double w0 = cli_now(), c0 = cpu_now();
-            slm_gptq_accumulate(hg->H, d.Xd, (int64_t)ct.n_chunks * ct.n_ctx, hg->n, d.threads);
-            d.h_wall += cli_now() - w0;
-            d.h_cpu += cpu_now() - c0;
+            h_accumulate(&d, hg, d.Xd, (int64_t)ct.n_chunks * ct.n_ctx);
             slm_gptq_symmetrize(hg->H, hg->n);
             if ((rc = quantize_one(&d, down, o, W, model_path, err))) goto out;
             const int64_t E = hp->n_embd;
