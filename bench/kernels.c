@@ -232,12 +232,6 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     size_t wbytes = rb * (size_t)rows;
     if (wbytes > (size_t)1 << 31)
         return slm_err_set(err, SLM_EINPUT, "matrix of %zu bytes is too large for the bench", wbytes);
-    /* bytes of one cycled copy: the rows, or the x8 copy (a little larger for some types;
-     * GB/s is still counted on the rows' bytes, the file's) */
-    size_t cbytes = wbytes, xg = slm_x8_group_bytes(type, cols);
-    if (kernel != BENCH_KERNEL_BLAS && rows % 16 == 0 && xg && slm_x8_kernel(type, kernel))
-        cbytes = xg * (size_t)(rows / 8);
-    size_t copies = (COLD_BYTES + cbytes - 1) / cbytes;
     slm_pool *pool = NULL;
     int rc = slm_pool_new(n_threads, &pool, err);
     if (rc)
@@ -246,11 +240,12 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     float *x = malloc(sizeof(float) * (size_t)cols * (size_t)n_tokens);
     float *out = malloc(sizeof(float) * (size_t)rows * (size_t)n_tokens);
     float *ref = malloc(sizeof(float) * (size_t)rows * (size_t)n_tokens);
-    char *wmem = malloc(cbytes), *cold = malloc(cbytes * copies); /* one copy; the cycled copies */
+    char *wmem = malloc(wbytes), *cold = NULL; /* the rows; the cycled copies (below) */
+    size_t cbytes = wbytes, copies = 0;
     float **tiles = calloc((size_t)n_threads, sizeof *tiles);
     double *samples = malloc(sizeof(double) * MAX_SAMPLES);
     void *packed = NULL;         /* x8 copy (decode layout), or NULL */
-    int fail = !src || !x || !out || !ref || !wmem || !cold || !tiles || !samples;
+    int fail = !src || !x || !out || !ref || !wmem || !tiles || !samples;
     for (int t = 0; !fail && t < n_threads; t++) {
         int64_t tr = (1 << 18) / cols < 1 ? 1 : (1 << 18) / cols;
         tiles[t] = malloc(sizeof(float) * (size_t)tr * (size_t)cols);
@@ -288,8 +283,16 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
         packed = slm_matmul_pack(&W0);
         slm_kernel_force(saved_k);
     }
-    if (!packed)
-        cbytes = wbytes;
+    /* bytes of one cycled copy: the rows, or the x8 copy (a little larger for some types;
+     * GB/s is still counted on the rows' bytes, the file's) */
+    if (packed)
+        cbytes = slm_x8_group_bytes(type, cols) * (size_t)(rows / 8);
+    copies = (COLD_BYTES + cbytes - 1) / cbytes;
+    if (!(cold = malloc(cbytes * copies))) {
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory for a %lldx%lld %s bench", (long long)rows,
+                         (long long)cols, tn);
+        goto done;
+    }
     for (size_t c = 0; c < copies; c++)
         memcpy(cold + c * cbytes, packed ? packed : wmem, cbytes);
 
