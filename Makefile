@@ -61,7 +61,11 @@ $(BUILD)/slm_tests: $(TEST_OBJS) $(LIBS)
 
 SLM_MODELS ?= $(abspath ../shared/models)
 SLM_CORPUS ?= $(abspath ../shared/corpus)
-export SLM_MODELS SLM_CORPUS
+# llama.cpp's CLI tools (llama-perplexity, llama-quantize, ...), built by `make deps` from the source
+# that the pinned node-llama-cpp package ships; a test oracle and benchmark peer, never vendored.
+LLAMA_CPP_DIR ?= $(HOME)/.cache/slmkit/llama.cpp-src
+SLM_LLAMA_BIN ?= $(LLAMA_CPP_DIR)/build/bin
+export SLM_MODELS SLM_CORPUS SLM_LLAMA_BIN
 
 # make test: the whole suite. The tests run the freshly built binary.
 test: $(BUILD)/slm $(BUILD)/slm_tests

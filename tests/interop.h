@@ -1,11 +1,21 @@
-/* tests/interop.h — running llama.cpp (node-llama-cpp) as the oracle.
- * When node or the package is missing the calling test is skipped LOUDLY,
- * unless SLM_REQUIRE_ORACLE=1 (CI), where it fails. */
+/* tests/interop.h — the test oracles: llama.cpp (node-llama-cpp and its CLI tools built by
+ * `make deps`), and the npm packages in tests/interop (HF tokenizers, Jinja, tokenizer files).
+ * Every check that needs one goes through these helpers: when it is missing the calling test
+ * is skipped LOUDLY, unless SLM_REQUIRE_ORACLE=1 (CI), where it fails and names what is missing. */
 #ifndef SLM_INTEROP_H
 #define SLM_INTEROP_H
 
-/* Path of tests/interop/<script>, or NULL (after skipping/failing the test)
- * when the oracle is not installed. */
+/* The one place an oracle-dependent test gives up: fails under SLM_REQUIRE_ORACLE=1, else
+ * prints "*** SKIPPED ... ***" and skips the test (does not return). */
+void oracle_missing(const char *what);
+/* Path of tests/interop/<script> (run with node), or NULL (after oracle_missing) when node or
+ * node-llama-cpp is not installed. */
 const char *oracle_script(const char *script);
+/* Path of tests/interop/node_modules/<rel> (a package dir or a file in one), or NULL after
+ * oracle_missing. */
+const char *oracle_node_file(const char *rel);
+/* Path of llama.cpp's CLI tool <name> (llama-perplexity, llama-quantize, ...) in
+ * $SLM_LLAMA_BIN, or NULL after oracle_missing. */
+const char *oracle_llama_tool(const char *name);
 
 #endif
