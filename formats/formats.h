@@ -115,7 +115,8 @@ int st_writer_finish(st_writer *w, slm_err *err) SLM_MUST_CHECK; /* frees w */
 void st_writer_free(st_writer *w);                                /* aborts if unfinished */
 
 /* ---- Hugging Face config.json ------------------------------------------ */
-enum slm_arch { SLM_ARCH_LLAMA = 1, SLM_ARCH_QWEN2 = 2, SLM_ARCH_GPT2 = 3 };
+enum slm_arch { SLM_ARCH_LLAMA = 1, SLM_ARCH_QWEN2 = 2, SLM_ARCH_GPT2 = 3, SLM_ARCH_QWEN3 = 4, SLM_ARCH_GEMMA3 = 5,
+                SLM_ARCH_PHI3 = 6 };
 typedef struct hf_config {
     int arch;                 /* enum slm_arch */
     char hf_arch[64];         /* "LlamaForCausalLM", ... */

@@ -1,6 +1,9 @@
-/* runtime/forward.c — inference context (KV cache, scratch) and the forward
- * passes: Llama family (RMSNorm, RoPE, GQA, SwiGLU, optional q/k/v biases)
- * and GPT-2 (learned positions, LayerNorm with bias, fused QKV, GELU).
+/* runtime/forward.c — inference context (KV cache, scratch) and the one forward
+ * pass, read from the model's architecture row (runtime/arch.c): RMSNorm or
+ * LayerNorm, optional sandwich norms, split or fused QKV with optional biases,
+ * per-head q/k norms, RoPE (adjacent or NEOX pairs, llama3 frequency factors) or
+ * learned positions, GQA with optional sliding-window layers, gated / fused-gated /
+ * plain FFN with SiLU or GELU, embedding scale and final logit soft-cap.
  *
  * Numerics follow llama.cpp's CPU graph: float activations, norms with a
  * double-precision sum, RoPE angles built by repeated multiplication as ggml
@@ -27,11 +30,12 @@ struct slm_ctx {
     /* scratch for one batch of up to n_batch tokens */
     float *x;                    /* [B][E] residual stream */
     float *xn;                   /* [B][E] normalised input of a sub-block */
-    float *q;                    /* [B][E] */
-    float *qkv;                  /* [B][E + 2 kv_dim] (GPT-2 fused projection; also k and v) */
-    float *att;                  /* [B][E] attention output before W_o */
+    float *q;                    /* [B][Q] queries (Q = n_head * head_dim) */
+    float *qkv;                  /* [B][Q + 2 kv_dim] fused projection */
+    float *kv;                   /* [B][kv_dim] keys, then [B][kv_dim] values of the batch */
+    float *att;                  /* [B][Q] attention output before W_o */
     float *proj;                 /* [B][E] */
-    float *ff_a, *ff_b;          /* [B][n_ff] */
+    float *ff_a, *ff_b;          /* [B][n_ff], [B][2 n_ff] (fused gate+up) */
     float *scores;               /* [n_threads][n_batch][n_ctx] attention weights */
     float *logits;               /* [B][n_vocab] or [1][n_vocab] */
     int n_logits;                /* rows in logits from the last decode */
@@ -148,19 +152,20 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
         free(c);
         return rc;
     }
-    size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, KV = (size_t)c->kv_dim;
+    size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, KV = (size_t)c->kv_dim, Q = (size_t)hp->n_q;
     size_t kv_elems = (size_t)hp->n_layer * (size_t)n_ctx * KV;
     int fail = 0;
     c->k_cache = xcalloc(kv_elems, sizeof(float), &fail);
     c->v_cache = xcalloc(kv_elems, sizeof(float), &fail);
     c->x = xcalloc(B * E, sizeof(float), &fail);
     c->xn = xcalloc(B * E, sizeof(float), &fail);
-    c->q = xcalloc(B * E, sizeof(float), &fail);
-    c->qkv = xcalloc(B * (E + 2 * KV), sizeof(float), &fail);
-    c->att = xcalloc(B * E, sizeof(float), &fail);
+    c->q = xcalloc(B * Q, sizeof(float), &fail);
+    c->qkv = xcalloc(B * (Q + 2 * KV), sizeof(float), &fail);
+    c->kv = xcalloc(B * 2 * KV, sizeof(float), &fail);
+    c->att = xcalloc(B * Q, sizeof(float), &fail);
     c->proj = xcalloc(B * E, sizeof(float), &fail);
     c->ff_a = xcalloc(B * (size_t)hp->n_ff, sizeof(float), &fail);
-    c->ff_b = xcalloc(B * (size_t)hp->n_ff, sizeof(float), &fail);
+    c->ff_b = xcalloc(B * 2 * (size_t)hp->n_ff, sizeof(float), &fail);
     c->scores = xcalloc((size_t)slm_pool_size(c->pool) * B * (size_t)n_ctx, sizeof(float), &fail);
     c->logits = xcalloc(B * (size_t)hp->n_vocab, sizeof(float), &fail);
     c->all_logits_cap = n_batch;
@@ -181,7 +186,7 @@ void slm_ctx_free(slm_ctx *c)
         return;
     slm_pool_free(c->pool);
     free_packs(c);
-    float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->att, c->proj,
+    float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->kv, c->att, c->proj,
                      c->ff_a, c->ff_b, c->scores, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
@@ -281,24 +286,26 @@ static float gelu(float x)
 
 static float silu(float x) { return x / (1.0f + expf(-x)); }
 
-/* Rotate the first n_rot dims of each of n_heads heads of one token at pos. */
-static void rope(float *v, int n_heads, int head_dim, int n_rot, int neox, float base, int pos)
+/* Rotate the first n_rot dims of each of n_heads heads of one token at pos. The angle of
+ * pair i is pos * base^(-2i/n_rot), built by repeated multiplication as ggml does, divided
+ * by ff[i] when the model has frequency factors (llama3 rope scaling). */
+static void rope(float *v, int n_heads, int head_dim, int n_rot, int neox, float base, const float *ff, int pos)
 {
     const float theta_scale = powf(base, -2.0f / n_rot);
-    float cs[512]; /* cos, sin per pair: the same for every head (same sequence of theta) */
-    const int tab = n_rot <= 512;
-    float theta0 = (float)pos;
-    for (int i0 = 0; tab && i0 < n_rot; i0 += 2) {
-        cs[i0] = cosf(theta0);
-        cs[i0 + 1] = sinf(theta0);
-        theta0 *= theta_scale;
+    float cs[1024]; /* cos, sin per pair: the same for every head */
+    if (n_rot > 1024)
+        return; /* model.c bounds n_rot by the head size (<= 4096 / 4 pairs checked there) */
+    float theta = (float)pos;
+    for (int i0 = 0; i0 < n_rot; i0 += 2) {
+        const float th = ff ? theta / ff[i0 / 2] : theta;
+        cs[i0] = cosf(th);
+        cs[i0 + 1] = sinf(th);
+        theta *= theta_scale;
     }
     for (int h = 0; h < n_heads; h++) {
         float *x = v + (size_t)h * head_dim;
-        float theta = (float)pos;
         for (int i0 = 0; i0 < n_rot; i0 += 2) {
-            const float c = tab ? cs[i0] : cosf(theta), s = tab ? cs[i0 + 1] : sinf(theta);
-            theta *= theta_scale;
+            const float c = cs[i0], s = cs[i0 + 1];
             int a = neox ? i0 / 2 : i0;
             int b = neox ? i0 / 2 + n_rot / 2 : i0 + 1;
             const float x0 = x[a], x1 = x[b];
@@ -325,9 +332,10 @@ static void att_task(void *arg, int ith, int nth)
     slm_ctx *c = j->c;
     const slm_hparams *hp = &c->m->hp;
     const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int64_t KV = c->kv_dim, E = hp->n_embd;
+    const int64_t KV = c->kv_dim, Q = hp->n_q;
     const int n = j->n_tokens, NK = j->pos0 + n; /* keys 0 .. pos0+n-1 */
-    const float scale = 1.0f / sqrtf((float)D);
+    const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0; /* key p visible from pos when pos - p < win */
+    const float scale = hp->attn_scale;
     const float *kc = c->k_cache + (size_t)j->layer * c->n_ctx * KV;
     const float *vc = c->v_cache + (size_t)j->layer * c->n_ctx * KV;
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx; /* [n][NK] */
@@ -338,24 +346,27 @@ static void att_task(void *arg, int ith, int nth)
         for (int t = 0; t < n; t++) {
             float *row = S + (size_t)t * NK;
             const int n_keys = j->pos0 + t + 1;
+            const int k0 = win && n_keys > win ? n_keys - win : 0;
             float mx = -INFINITY;
-            for (int p = 0; p < n_keys; p++)
+            for (int p = k0; p < n_keys; p++)
                 if (row[p] > mx)
                     mx = row[p];
             double sum = 0;
-            for (int p = 0; p < n_keys; p++) {
+            for (int p = k0; p < n_keys; p++) {
                 float e = expf(row[p] - mx);
                 row[p] = e;
                 sum += e;
             }
             const float inv = (float)(1.0 / sum);
-            for (int p = 0; p < n_keys; p++)
+            for (int p = 0; p < k0; p++)
+                row[p] = 0;
+            for (int p = k0; p < n_keys; p++)
                 row[p] *= inv;
             for (int p = n_keys; p < NK; p++)
                 row[p] = 0;
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
-                    0.0f, c->att + (size_t)h * D, (int)E);
+                    0.0f, c->att + (size_t)h * D, (int)Q);
     }
 }
 
@@ -381,14 +392,32 @@ static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int
     slm_matmul_packed(c->pool, out, W, packed_of(c, W), x, n);
 }
 
+static void norm_rows(const slm_hparams *hp, float *y, const float *x, const float *w, const float *b, int n,
+                      int64_t E)
+{
+    for (int t = 0; t < n; t++) {
+        if (hp->desc->norm == SLM_NORM_LAYER)
+            layer_norm(y + (size_t)t * E, x + (size_t)t * E, w, b, E, hp->norm_eps);
+        else
+            rms_norm(y + (size_t)t * E, x + (size_t)t * E, w, E, hp->norm_eps);
+    }
+}
+
+static float act(int kind, float x)
+{
+    return kind == SLM_ACT_SILU ? silu(x) : gelu(x);
+}
+
 static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
 {
     const slm_model *m = c->m;
     const slm_hparams *hp = &m->hp;
-    const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, QKV = E + 2 * KV;
-    const int gpt2 = hp->arch == SLM_MODEL_GPT2;
+    const slm_arch_desc *d = hp->desc;
+    const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, Q = hp->n_q, D = hp->head_dim;
     const int pos0 = c->n_past;
     float *tmp = c->proj;
+    if (d->act == SLM_ACT_GELU_TANH)
+        pthread_once(&gelu_once, gelu_init);
 
     /* embeddings (or, for calibration, a given residual stream) */
     if (c->lr_in)
@@ -396,11 +425,14 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     for (int t = 0; t < n && !c->lr_in; t++) {
         float *xt = c->x + (size_t)t * E;
         slm_tensor_row_f32(m->tok_embd, tok[t], xt);
-        if (gpt2) {
+        if (m->pos_embd) {
             slm_tensor_row_f32(m->pos_embd, pos0 + t, tmp);
             for (int64_t i = 0; i < E; i++)
                 xt[i] += tmp[i];
         }
+        if (hp->embd_scale != 1.0f)
+            for (int64_t i = 0; i < E; i++)
+                xt[i] *= hp->embd_scale;
     }
 
     const int l_end = c->lr_on ? c->lr1 : hp->n_layer;
@@ -408,69 +440,79 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         const slm_layer *ly = &m->layers[l];
         float *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * KV;
         float *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * KV;
-        for (int t = 0; t < n; t++) {
-            if (gpt2)
-                layer_norm(c->xn + t * E, c->x + t * E, ly->attn_norm, ly->attn_norm_b, E, hp->norm_eps);
-            else
-                rms_norm(c->xn + t * E, c->x + t * E, ly->attn_norm, E, hp->norm_eps);
-        }
-        const float *q;
-        int64_t q_stride;
-        if (gpt2) {
+        norm_rows(hp, c->xn, c->x, ly->attn_norm, ly->attn_norm_b, n, E);
+
+        /* q [n][Q], k and v [n][KV], then k and v into the cache */
+        float *kb = c->kv, *vb = c->kv + (size_t)n * KV;
+        if (ly->wqkv) {
+            const int64_t QKV = Q + 2 * KV;
             mm(c, c->qkv, ly->wqkv, c->xn, n);
             add_bias(c->qkv, ly->bqkv, n, QKV);
             for (int t = 0; t < n; t++) {
-                memcpy(kc + t * KV, c->qkv + t * QKV + E, sizeof(float) * KV);
-                memcpy(vc + t * KV, c->qkv + t * QKV + E + KV, sizeof(float) * KV);
+                const float *row = c->qkv + (size_t)t * QKV;
+                memcpy(c->q + t * Q, row, sizeof(float) * Q);
+                memcpy(kb + t * KV, row + Q, sizeof(float) * KV);
+                memcpy(vb + t * KV, row + Q + KV, sizeof(float) * KV);
             }
-            q = c->qkv;
-            q_stride = QKV;
         } else {
             mm(c, c->q, ly->wq, c->xn, n);
-            add_bias(c->q, ly->bq, n, E);
-            /* k and v go through the qkv scratch, then into the cache */
-            float *kb = c->qkv, *vb = c->qkv + (size_t)n * KV;
+            add_bias(c->q, ly->bq, n, Q);
             mm(c, kb, ly->wk, c->xn, n);
             add_bias(kb, ly->bk, n, KV);
             mm(c, vb, ly->wv, c->xn, n);
             add_bias(vb, ly->bv, n, KV);
-            for (int t = 0; t < n; t++) {
-                rope(c->q + t * E, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_freq_base, pos0 + t);
-                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, hp->rope_freq_base,
-                     pos0 + t);
-            }
-            memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
-            memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
-            q = c->q;
-            q_stride = E;
         }
-        att_job aj = {c, l, n, pos0, q, q_stride};
+        if (ly->q_norm) {
+            for (int64_t h = 0; h < (int64_t)n * hp->n_head; h++)
+                rms_norm(c->q + h * D, c->q + h * D, ly->q_norm, D, hp->norm_eps);
+            for (int64_t h = 0; h < (int64_t)n * hp->n_head_kv; h++)
+                rms_norm(kb + h * D, kb + h * D, ly->k_norm, D, hp->norm_eps);
+        }
+        if (d->rope != SLM_ROPE_NONE) {
+            const float base = ly->swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
+            for (int t = 0; t < n; t++) {
+                rope(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos0 + t);
+                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos0 + t);
+            }
+        }
+        memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
+        memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
+        att_job aj = {c, l, n, pos0, c->q, Q};
         slm_pool_run(c->pool, att_task, &aj);
         mm(c, c->proj, ly->wo, c->att, n);
         add_bias(c->proj, ly->bo, n, E);
+        if (ly->attn_post_norm)
+            norm_rows(hp, c->proj, c->proj, ly->attn_post_norm, NULL, n, E);
         for (size_t i = 0; i < (size_t)n * E; i++)
             c->x[i] += c->proj[i];
 
         /* feed-forward */
-        for (int t = 0; t < n; t++) {
-            if (gpt2)
-                layer_norm(c->xn + t * E, c->x + t * E, ly->ffn_norm, ly->ffn_norm_b, E, hp->norm_eps);
-            else
-                rms_norm(c->xn + t * E, c->x + t * E, ly->ffn_norm, E, hp->norm_eps);
-        }
-        mm(c, c->ff_a, ly->ffn_up, c->xn, n);
-        add_bias(c->ff_a, ly->ffn_up_b, n, FF);
-        if (gpt2) {
-            pthread_once(&gelu_once, gelu_init);
-            for (size_t i = 0; i < (size_t)n * FF; i++)
-                c->ff_a[i] = gelu(c->ff_a[i]);
+        norm_rows(hp, c->xn, c->x, ly->ffn_norm, ly->ffn_norm_b, n, E);
+        if (d->ffn == SLM_FFN_GATED_FUSED) {
+            mm(c, c->ff_b, ly->ffn_up, c->xn, n);
+            add_bias(c->ff_b, ly->ffn_up_b, n, 2 * FF);
+            for (int t = 0; t < n; t++) {
+                const float *g = c->ff_b + (size_t)t * 2 * FF, *u = g + FF;
+                float *a = c->ff_a + (size_t)t * FF;
+                for (int64_t i = 0; i < FF; i++)
+                    a[i] = act(d->act, g[i]) * u[i];
+            }
         } else {
-            mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
-            for (size_t i = 0; i < (size_t)n * FF; i++)
-                c->ff_a[i] *= silu(c->ff_b[i]);
+            mm(c, c->ff_a, ly->ffn_up, c->xn, n);
+            add_bias(c->ff_a, ly->ffn_up_b, n, FF);
+            if (d->ffn == SLM_FFN_PLAIN) {
+                for (size_t i = 0; i < (size_t)n * FF; i++)
+                    c->ff_a[i] = act(d->act, c->ff_a[i]);
+            } else {
+                mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
+                for (size_t i = 0; i < (size_t)n * FF; i++)
+                    c->ff_a[i] *= act(d->act, c->ff_b[i]);
+            }
         }
         mm(c, c->proj, ly->ffn_down, c->ff_a, n);
         add_bias(c->proj, ly->ffn_down_b, n, E);
+        if (ly->ffn_post_norm)
+            norm_rows(hp, c->proj, c->proj, ly->ffn_post_norm, NULL, n, E);
         for (size_t i = 0; i < (size_t)n * E; i++)
             c->x[i] += c->proj[i];
     }
@@ -484,14 +526,13 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     }
     /* output head: every token, or only the last */
     int first = all_logits ? 0 : n - 1, n_out = n - first;
-    for (int t = first; t < n; t++) {
-        float *dst = c->xn + (size_t)(t - first) * E;
-        if (gpt2)
-            layer_norm(dst, c->x + t * E, m->output_norm, m->output_norm_b, E, hp->norm_eps);
-        else
-            rms_norm(dst, c->x + t * E, m->output_norm, E, hp->norm_eps);
-    }
+    norm_rows(hp, c->xn, c->x + (size_t)first * E, m->output_norm, m->output_norm_b, n_out, E);
     mm(c, c->logits, m->output, c->xn, n_out);
+    if (hp->logit_softcap > 0) {
+        const float cap = hp->logit_softcap;
+        for (size_t i = 0; i < (size_t)n_out * hp->n_vocab; i++)
+            c->logits[i] = cap * tanhf(c->logits[i] / cap);
+    }
     c->n_logits = n_out;
     c->n_past += n;
 }

@@ -1,10 +1,11 @@
-/* runtime/model.c — bind a GGUF's metadata and tensors to the Llama / Qwen2 /
- * GPT-2 graphs (names and keys as llama.cpp's llama-model.cpp uses them).
+/* runtime/model.c — bind a GGUF's metadata and tensors to the forward pass, as the
+ * architecture's row (runtime/arch.c) describes them (names and keys as llama.cpp's llama-model.cpp uses them).
  * Every tensor's type and shape is checked here, so the forward pass can
  * trust them. */
 #include "runtime.h"
 #include "rt_internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,15 +95,13 @@ static int read_hparams(loader *L)
     memcpy(hp->arch_name, s.ptr, s.len);
     hp->arch_name[s.len] = 0;
     const char *a = hp->arch_name;
-    if (!strcmp(a, "llama"))
-        hp->arch = SLM_MODEL_LLAMA;
-    else if (!strcmp(a, "qwen2"))
-        hp->arch = SLM_MODEL_QWEN2;
-    else if (!strcmp(a, "gpt2"))
-        hp->arch = SLM_MODEL_GPT2;
-    else
-        return slm_err_set(L->err, SLM_EINPUT, "%s: unsupported architecture '%s' (supported: llama, qwen2, gpt2)",
+    const slm_arch_desc *d = slm_arch_find(a);
+    if (!d)
+        return slm_err_set(L->err, SLM_EINPUT,
+                           "%s: unsupported architecture '%s' (supported: llama, qwen2, qwen3, gemma3, phi3, gpt2)",
                            L->path, a);
+    hp->desc = d;
+    hp->arch = d->arch;
 
     int64_t v;
     struct { const char *key; int *dst; int required; } ints[] = {
@@ -131,13 +130,27 @@ static int read_hparams(loader *L)
                                L->path, a, (long long)v, hp->n_head);
         hp->n_head_kv = (int)v;
     }
-    if (hp->n_embd % hp->n_head)
-        return slm_err_set(L->err, SLM_EINPUT, "%s: embedding length %d is not a multiple of %d heads", L->path,
-                           hp->n_embd, hp->n_head);
-    hp->head_dim = hp->n_embd / hp->n_head;
-    if (!get_i(f, a, "attention.key_length", &v) && v != hp->head_dim)
-        return slm_err_set(L->err, SLM_EINPUT, "%s: attention.key_length %lld != embedding/heads %d is not supported",
-                           L->path, (long long)v, hp->head_dim);
+    /* head size: attention.key_length, else embedding / heads */
+    if (!get_i(f, a, "attention.key_length", &v)) {
+        if (v < 1 || v > 4096)
+            return slm_err_set(L->err, SLM_EINPUT, "%s: %s.attention.key_length = %lld is out of range", L->path, a,
+                               (long long)v);
+        hp->head_dim = (int)v;
+    } else {
+        if (hp->n_embd % hp->n_head)
+            return slm_err_set(L->err, SLM_EINPUT, "%s: embedding length %d is not a multiple of %d heads", L->path,
+                               hp->n_embd, hp->n_head);
+        hp->head_dim = hp->n_embd / hp->n_head;
+    }
+    if (!get_i(f, a, "attention.value_length", &v) && v != hp->head_dim)
+        return slm_err_set(L->err, SLM_EINPUT, "%s: %s.attention.value_length %lld != key_length %d is not supported",
+                           L->path, a, (long long)v, hp->head_dim);
+    if ((int64_t)hp->n_head * hp->head_dim > MAX_DIM)
+        return slm_err_set(L->err, SLM_EINPUT, "%s: %d heads of %d are too wide", L->path, hp->n_head, hp->head_dim);
+    hp->n_q = hp->n_head * hp->head_dim;
+    if (d->rope == SLM_ROPE_NONE && hp->n_q != hp->n_embd)
+        return slm_err_set(L->err, SLM_EINPUT, "%s: attention width %d != embedding length %d", L->path, hp->n_q,
+                           hp->n_embd);
     hp->n_rot = hp->head_dim;
     if (!get_i(f, a, "rope.dimension_count", &v)) {
         if (v < 0 || v > hp->head_dim || v % 2)
@@ -145,21 +158,86 @@ static int read_hparams(loader *L)
                                L->path, a, (long long)v, hp->head_dim);
         hp->n_rot = (int)v;
     }
-    double d;
+    double dv;
     hp->rope_freq_base = 10000.0f;
-    if (!get_f(f, a, "rope.freq_base", &d)) {
-        if (!(d > 0))
-            return slm_err_set(L->err, SLM_EINPUT, "%s: %s.rope.freq_base = %g is invalid", L->path, a, d);
-        hp->rope_freq_base = (float)d;
+    if (!get_f(f, a, "rope.freq_base", &dv)) {
+        if (!(dv > 0))
+            return slm_err_set(L->err, SLM_EINPUT, "%s: %s.rope.freq_base = %g is invalid", L->path, a, dv);
+        hp->rope_freq_base = (float)dv;
     }
-    hp->rope_neox = hp->arch == SLM_MODEL_QWEN2;
-    const char *eps_key = hp->arch == SLM_MODEL_GPT2 ? "attention.layer_norm_epsilon"
-                                                     : "attention.layer_norm_rms_epsilon";
-    if (get_f(f, a, eps_key, &d))
-        return slm_err_set(L->err, SLM_EINPUT, "%s: missing key %s.%s", L->path, a, eps_key);
-    if (!(d >= 0 && d < 1))
-        return slm_err_set(L->err, SLM_EINPUT, "%s: %s.%s = %g is invalid", L->path, a, eps_key, d);
-    hp->norm_eps = (float)d;
+    hp->rope_freq_base_swa = d->rope_base_swa > 0 ? d->rope_base_swa : hp->rope_freq_base;
+    if (!get_f(f, a, "rope.freq_base_swa", &dv)) {
+        if (!(dv > 0))
+            return slm_err_set(L->err, SLM_EINPUT, "%s: %s.rope.freq_base_swa = %g is invalid", L->path, a, dv);
+        hp->rope_freq_base_swa = (float)dv;
+    }
+    /* RoPE scaling the runtime does not implement is refused, never ignored (llama3's
+     * scaling arrives as the rope_freqs tensor instead) */
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    if (!gguf_get_str(f, key, &s) && !(s.len == 4 && !memcmp(s.ptr, "none", 4)))
+        return slm_err_set(L->err, SLM_EINPUT, "%s: %s = '%.*s' is not supported (slmkit runs unscaled RoPE and "
+                           "llama3 frequency factors)", L->path, key, (int)(s.len > 40 ? 40 : s.len), s.ptr);
+    if (!get_f(f, a, "rope.scaling.factor", &dv) && dv != 1.0 && dv != 0.0)
+        return slm_err_set(L->err, SLM_EINPUT, "%s: %s.rope.scaling.factor = %g is not supported", L->path, a, dv);
+    if (!get_f(f, a, "attn_logit_softcapping", &dv) && dv != 0.0)
+        return slm_err_set(L->err, SLM_EINPUT, "%s: %s.attn_logit_softcapping = %g is not supported", L->path, a, dv);
+    hp->logit_softcap = 0;
+    if (!get_f(f, a, "final_logit_softcapping", &dv)) {
+        if (!(dv >= 0 && dv < 1e6))
+            return slm_err_set(L->err, SLM_EINPUT, "%s: %s.final_logit_softcapping = %g is invalid", L->path, a, dv);
+        hp->logit_softcap = (float)dv;
+    }
+    hp->n_swa = 0;
+    if (d->swa && !get_i(f, a, "attention.sliding_window", &v)) {
+        if (v < 0 || v > (1 << 24))
+            return slm_err_set(L->err, SLM_EINPUT, "%s: %s.attention.sliding_window = %lld is out of range", L->path,
+                               a, (long long)v);
+        hp->n_swa = (int)v;
+    }
+    hp->rope_neox = d->rope == SLM_ROPE_NEOX;
+    if (get_f(f, a, d->eps_key, &dv))
+        return slm_err_set(L->err, SLM_EINPUT, "%s: missing key %s.%s", L->path, a, d->eps_key);
+    if (!(dv >= 0 && dv < 1))
+        return slm_err_set(L->err, SLM_EINPUT, "%s: %s.%s = %g is invalid", L->path, a, d->eps_key, dv);
+    hp->norm_eps = (float)dv;
+    hp->embd_scale = d->embd_scale ? sqrtf((float)hp->n_embd) : 1.0f;
+    /* llama.cpp scales Gemma 3 27B (62 layers) by its embedding per head instead (gemma_pytorch) */
+    hp->attn_scale = d->arch == SLM_ARCH_GEMMA3 && hp->n_layer == 62
+                         ? 1.0f / sqrtf((float)(hp->n_embd / hp->n_head))
+                         : 1.0f / sqrtf((float)hp->head_dim);
+    return SLM_OK;
+}
+
+/* Which layers use the sliding window: <arch>.attention.sliding_window_pattern as an array of
+ * booleans (one per layer) or a period p (layer il is local unless il % p == p - 1), else the
+ * architecture's period. */
+static int read_swa_layers(loader *L)
+{
+    slm_model *m = L->m;
+    const slm_hparams *hp = &m->hp;
+    if (!hp->n_swa)
+        return SLM_OK;
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.sliding_window_pattern", hp->arch_name);
+    int64_t ki = gguf_find_key(m->f, key);
+    int period = hp->desc->swa_pattern;
+    if (ki >= 0) {
+        const gguf_kv *kv = &m->f->kv[ki];
+        if (kv->type == GGUF_T_ARRAY) {
+            if (kv->arr_type != GGUF_T_BOOL || kv->arr_n != (uint64_t)hp->n_layer)
+                return slm_err_set(L->err, SLM_EINPUT, "%s: %s is not %d booleans", L->path, key, hp->n_layer);
+            for (int il = 0; il < hp->n_layer; il++)
+                m->layers[il].swa = gguf_arr_num(kv, (uint64_t)il) != 0;
+            return SLM_OK;
+        }
+        int64_t p;
+        if (gguf_get_int(m->f, key, &p) || p < 0 || p > MAX_LAYERS)
+            return slm_err_set(L->err, SLM_EINPUT, "%s: %s is invalid", L->path, key);
+        period = (int)p;
+    }
+    for (int il = 0; il < hp->n_layer; il++)
+        m->layers[il].swa = period == 0 || il % period < period - 1;
     return SLM_OK;
 }
 
@@ -167,6 +245,7 @@ static int bind_tensors(loader *L)
 {
     slm_model *m = L->m;
     slm_hparams *hp = &m->hp;
+    const slm_arch_desc *d = hp->desc;
     const gguf_file *f = m->f;
     int rc;
     m->tok_embd = find_t(f, "token_embd.weight");
@@ -182,11 +261,11 @@ static int bind_tensors(loader *L)
         return rc;
     if (!m->output)
         m->output = m->tok_embd; /* tied */
-    int gpt2 = hp->arch == SLM_MODEL_GPT2;
+    const int ab = !d->all_bias; /* biases optional unless the architecture has them everywhere */
     if ((rc = get_vec(L, "output_norm.weight", hp->n_embd, 0, &m->output_norm)) ||
-        (rc = get_vec(L, "output_norm.bias", hp->n_embd, !gpt2, &m->output_norm_b)))
+        (rc = get_vec(L, "output_norm.bias", hp->n_embd, ab, &m->output_norm_b)))
         return rc;
-    if (gpt2) {
+    if (d->rope == SLM_ROPE_NONE) {
         const gguf_tensor *pe = find_t(f, "position_embd.weight");
         if (!pe || pe->n_dims != 2 || pe->ne[0] != hp->n_embd)
             return slm_err_set(L->err, SLM_EINPUT, "%s: tensor 'position_embd.weight' is missing or not [%d, n]",
@@ -195,17 +274,26 @@ static int bind_tensors(loader *L)
             return rc;
         if (hp->n_ctx_train == 0 || hp->n_ctx_train > pe->ne[1])
             hp->n_ctx_train = (int)pe->ne[1];
+    } else {
+        if ((rc = get_vec(L, "rope_freqs.weight", hp->n_rot / 2, 1, &m->rope_freqs)))
+            return rc;
+        hp->has_rope_freqs = m->rope_freqs != NULL;
+        for (int i = 0; m->rope_freqs && i < hp->n_rot / 2; i++)
+            if (!(m->rope_freqs[i] > 0) || !isfinite(m->rope_freqs[i]))
+                return slm_err_set(L->err, SLM_EINPUT, "%s: rope_freqs.weight[%d] = %g is not a positive factor",
+                                   L->path, i, m->rope_freqs[i]);
     }
     if (hp->n_ctx_train == 0)
         hp->n_ctx_train = 2048;
 
-    int64_t E = hp->n_embd, D = hp->head_dim, KV = (int64_t)hp->n_head_kv * D;
+    int64_t E = hp->n_embd, D = hp->head_dim, Q = hp->n_q, KV = (int64_t)hp->n_head_kv * D;
+    const int ff_mul = d->ffn == SLM_FFN_GATED_FUSED ? 2 : 1;
     if (!hp->n_ff) {
         const gguf_tensor *up = find_t(f, "blk.0.ffn_up.weight");
-        if (!up || up->n_dims != 2 || up->ne[1] < 1 || up->ne[1] > MAX_DIM)
+        if (!up || up->n_dims != 2 || up->ne[1] < ff_mul || up->ne[1] > MAX_DIM)
             return slm_err_set(L->err, SLM_EINPUT, "%s: no feed_forward_length and no usable blk.0.ffn_up.weight",
                                L->path);
-        hp->n_ff = (int)up->ne[1];
+        hp->n_ff = (int)(up->ne[1] / ff_mul);
     }
     int64_t FF = hp->n_ff;
     m->layers = calloc((size_t)hp->n_layer, sizeof *m->layers);
@@ -216,34 +304,42 @@ static int bind_tensors(loader *L)
     for (int i = 0; i < hp->n_layer; i++) {
         slm_layer *ly = &m->layers[i];
         if ((rc = get_vec(L, NM("attn_norm.weight"), E, 0, &ly->attn_norm)) ||
-            (rc = get_vec(L, NM("attn_norm.bias"), E, !gpt2, &ly->attn_norm_b)) ||
+            (rc = get_vec(L, NM("attn_norm.bias"), E, ab, &ly->attn_norm_b)) ||
             (rc = get_vec(L, NM("ffn_norm.weight"), E, 0, &ly->ffn_norm)) ||
-            (rc = get_vec(L, NM("ffn_norm.bias"), E, !gpt2, &ly->ffn_norm_b)) ||
-            (rc = get_mat(L, NM("attn_output.weight"), E, E, 0, &ly->wo)) ||
-            (rc = get_vec(L, NM("attn_output.bias"), E, !gpt2, &ly->bo)) ||
-            (rc = get_mat(L, NM("ffn_up.weight"), E, FF, 0, &ly->ffn_up)) ||
-            (rc = get_vec(L, NM("ffn_up.bias"), FF, !gpt2, &ly->ffn_up_b)) ||
+            (rc = get_vec(L, NM("ffn_norm.bias"), E, ab, &ly->ffn_norm_b)) ||
+            (rc = get_mat(L, NM("attn_output.weight"), Q, E, 0, &ly->wo)) ||
+            (rc = get_vec(L, NM("attn_output.bias"), E, ab, &ly->bo)) ||
+            (rc = get_mat(L, NM("ffn_up.weight"), E, ff_mul * FF, 0, &ly->ffn_up)) ||
+            (rc = get_vec(L, NM("ffn_up.bias"), ff_mul * FF, ab, &ly->ffn_up_b)) ||
             (rc = get_mat(L, NM("ffn_down.weight"), FF, E, 0, &ly->ffn_down)) ||
-            (rc = get_vec(L, NM("ffn_down.bias"), E, !gpt2, &ly->ffn_down_b)))
+            (rc = get_vec(L, NM("ffn_down.bias"), E, ab, &ly->ffn_down_b)))
             return rc;
-        if (gpt2) {
-            if ((rc = get_mat(L, NM("attn_qkv.weight"), E, E + 2 * KV, 0, &ly->wqkv)) ||
-                (rc = get_vec(L, NM("attn_qkv.bias"), E + 2 * KV, 0, &ly->bqkv)))
+        if (d->ffn == SLM_FFN_GATED && (rc = get_mat(L, NM("ffn_gate.weight"), E, FF, 0, &ly->ffn_gate)))
+            return rc;
+        int fused = d->qkv == SLM_QKV_FUSED || (d->qkv == SLM_QKV_ANY && find_t(f, NM("attn_qkv.weight")));
+        if (fused) {
+            if ((rc = get_mat(L, NM("attn_qkv.weight"), E, Q + 2 * KV, 0, &ly->wqkv)) ||
+                (rc = get_vec(L, NM("attn_qkv.bias"), Q + 2 * KV, ab, &ly->bqkv)))
                 return rc;
         } else {
-            int need_b = hp->arch == SLM_MODEL_QWEN2;
-            if ((rc = get_mat(L, NM("attn_q.weight"), E, E, 0, &ly->wq)) ||
+            const int ob = !d->qkv_bias && ab;
+            if ((rc = get_mat(L, NM("attn_q.weight"), E, Q, 0, &ly->wq)) ||
                 (rc = get_mat(L, NM("attn_k.weight"), E, KV, 0, &ly->wk)) ||
                 (rc = get_mat(L, NM("attn_v.weight"), E, KV, 0, &ly->wv)) ||
-                (rc = get_vec(L, NM("attn_q.bias"), E, !need_b, &ly->bq)) ||
-                (rc = get_vec(L, NM("attn_k.bias"), KV, !need_b, &ly->bk)) ||
-                (rc = get_vec(L, NM("attn_v.bias"), KV, !need_b, &ly->bv)) ||
-                (rc = get_mat(L, NM("ffn_gate.weight"), E, FF, 0, &ly->ffn_gate)))
+                (rc = get_vec(L, NM("attn_q.bias"), Q, ob, &ly->bq)) ||
+                (rc = get_vec(L, NM("attn_k.bias"), KV, ob, &ly->bk)) ||
+                (rc = get_vec(L, NM("attn_v.bias"), KV, ob, &ly->bv)))
                 return rc;
         }
+        if (d->qk_norm && ((rc = get_vec(L, NM("attn_q_norm.weight"), D, 0, &ly->q_norm)) ||
+                           (rc = get_vec(L, NM("attn_k_norm.weight"), D, 0, &ly->k_norm))))
+            return rc;
+        if (d->sandwich && ((rc = get_vec(L, NM("post_attention_norm.weight"), E, 0, &ly->attn_post_norm)) ||
+                            (rc = get_vec(L, NM("post_ffw_norm.weight"), E, 0, &ly->ffn_post_norm))))
+            return rc;
     }
 #undef NM
-    return SLM_OK;
+    return read_swa_layers(L);
 }
 
 int slm_model_load(const char *path, slm_model **out, slm_err *err)
@@ -274,6 +370,7 @@ void slm_model_free(slm_model *m)
         for (int i = 0; i < m->hp.n_layer; i++) {
             slm_layer *ly = &m->layers[i];
             float *v[] = {ly->attn_norm, ly->attn_norm_b, ly->bq, ly->bk, ly->bv, ly->bqkv, ly->bo,
+                          ly->q_norm, ly->k_norm, ly->attn_post_norm, ly->ffn_post_norm,
                           ly->ffn_norm, ly->ffn_norm_b, ly->ffn_up_b, ly->ffn_down_b};
             for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
                 free(v[k]);
@@ -282,6 +379,7 @@ void slm_model_free(slm_model *m)
     }
     free(m->output_norm);
     free(m->output_norm_b);
+    free(m->rope_freqs);
     gguf_close(m->f);
     free(m);
 }

@@ -7,12 +7,17 @@
 /* One transformer block. Matrices point into the mapping; vectors (norms,
  * biases) are float copies owned by the model (NULL when absent). */
 typedef struct slm_layer {
-    float *attn_norm, *attn_norm_b;
-    const gguf_tensor *wq, *wk, *wv, *wqkv, *wo;
+    float *attn_norm, *attn_norm_b;                /* [n_embd] */
+    const gguf_tensor *wq, *wk, *wv;               /* [n_embd -> n_q], [n_embd -> kv], [n_embd -> kv] */
+    const gguf_tensor *wqkv;                       /* fused: [n_embd -> n_q + 2 kv] (q, k, v rows) */
+    const gguf_tensor *wo;                         /* [n_q -> n_embd] */
     float *bq, *bk, *bv, *bqkv, *bo;
-    float *ffn_norm, *ffn_norm_b;
-    const gguf_tensor *ffn_gate, *ffn_up, *ffn_down;
+    float *q_norm, *k_norm;                        /* [head_dim], per head (qk_norm) */
+    float *attn_post_norm, *ffn_post_norm;         /* [n_embd] (sandwich) */
+    float *ffn_norm, *ffn_norm_b;                  /* [n_embd] */
+    const gguf_tensor *ffn_gate, *ffn_up, *ffn_down; /* [n_embd -> n_ff] (fused up: -> 2 n_ff), [n_ff -> n_embd] */
     float *ffn_up_b, *ffn_down_b;
+    int swa;                                       /* local layer: sliding-window attention */
 } slm_layer;
 
 struct slm_model {
@@ -20,6 +25,7 @@ struct slm_model {
     slm_hparams hp;
     const gguf_tensor *tok_embd, *pos_embd, *output;
     float *output_norm, *output_norm_b;
+    float *rope_freqs;                             /* [n_rot / 2] frequency divisors, or NULL */
     slm_layer *layers;
     uint64_t weight_bytes;
 };

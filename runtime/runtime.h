@@ -81,16 +81,52 @@ void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const v
 void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst);
 
 /* ---- model ------------------------------------------------------------------ */
-enum slm_model_arch { SLM_MODEL_LLAMA = 1, SLM_MODEL_QWEN2 = 2, SLM_MODEL_GPT2 = 3 };
+/* What the one forward pass reads about an architecture: one row per GGUF
+ * general.architecture in runtime/arch.c, so a new family is a row, not new branches. */
+enum slm_norm_kind { SLM_NORM_RMS = 0, SLM_NORM_LAYER = 1 /* LayerNorm with bias */ };
+enum slm_qkv_kind { SLM_QKV_SPLIT = 0 /* attn_q, attn_k, attn_v */, SLM_QKV_FUSED = 1 /* attn_qkv */,
+                    SLM_QKV_ANY = 2 /* either layout (llama.cpp accepts both) */ };
+enum slm_ffn_kind { SLM_FFN_GATED = 0 /* down(act(gate x) * up x) */,
+                    SLM_FFN_GATED_FUSED = 1 /* ffn_up holds [gate; up]: 2 n_ff rows */,
+                    SLM_FFN_PLAIN = 2 /* down(act(up x)) */ };
+enum slm_act_kind { SLM_ACT_SILU = 0, SLM_ACT_GELU_TANH = 1 };
+enum slm_rope_kind { SLM_ROPE_NONE = 0 /* learned positions */, SLM_ROPE_NORM = 1 /* adjacent pairs */,
+                     SLM_ROPE_NEOX = 2 /* pairs (i, i + n_rot/2) */ };
+typedef struct slm_arch_desc {
+    int arch;               /* enum slm_arch (formats.h) */
+    const char *name;       /* general.architecture */
+    int norm;               /* enum slm_norm_kind, for every norm of the model */
+    int sandwich;           /* norms after attention and FFN too (attn_post_norm, ffn_post_norm) */
+    int qk_norm;            /* per-head RMSNorm of q and k before RoPE (attn_q_norm, attn_k_norm) */
+    int qkv;                /* enum slm_qkv_kind */
+    int qkv_bias;           /* q/k/v biases required (qwen2); else optional */
+    int all_bias;           /* every norm and projection has a bias (gpt2) */
+    int ffn, act, rope;     /* enum slm_ffn_kind, slm_act_kind, slm_rope_kind */
+    int embd_scale;         /* token embeddings scaled by sqrt(n_embd) (gemma) */
+    int swa;                /* reads <arch>.attention.sliding_window */
+    int swa_pattern;        /* with a sliding window: layer il is local unless il % p == p - 1 (0: all) */
+    float rope_base_swa;    /* RoPE base of the local layers (0: the global base) */
+    const char *eps_key;    /* <arch>.<eps_key> */
+} slm_arch_desc;
+/* The row of general.architecture `name`, or NULL. */
+const slm_arch_desc *slm_arch_find(const char *name);
 typedef struct slm_hparams {
-    int arch;               /* enum slm_model_arch */
+    int arch;               /* enum slm_arch (formats.h) */
     char arch_name[32];     /* general.architecture */
+    const slm_arch_desc *desc;
     int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff;
+    int n_q;                /* n_head * head_dim (may differ from n_embd: gemma3, qwen3) */
     int n_ctx_train;        /* <arch>.context_length */
     int n_rot;              /* rope.dimension_count (default head_dim) */
     int rope_neox;          /* 1: pairs (i, i + n_rot/2) (qwen2); 0: adjacent pairs (llama) */
     float rope_freq_base;   /* default 10000 */
+    float rope_freq_base_swa; /* local (sliding-window) layers */
+    int has_rope_freqs;     /* rope_freqs.weight divides the rotation frequencies (llama3 scaling) */
+    int n_swa;              /* attention.sliding_window (0: none) */
     float norm_eps;
+    float embd_scale;       /* 1, or sqrt(n_embd) */
+    float attn_scale;       /* KQ scale: 1/sqrt(head_dim) */
+    float logit_softcap;    /* final_logit_softcapping (0: off) */
 } slm_hparams;
 typedef struct slm_model slm_model;
 /* mmap a GGUF and bind its tensors (every shape checked against the hparams). */

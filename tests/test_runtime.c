@@ -258,7 +258,7 @@ Test(runtime, llamacpp_gguf_greedy_from_explicit_ids)
     slm_err err = {0};
     cr_assert_eq(slm_model_load(tu_model(LLAMACPP_GGUF), &m, &err), 0, "%s", err.msg);
     const slm_hparams *hp = slm_model_hparams(m);
-    cr_assert_eq(hp->arch, SLM_MODEL_LLAMA);
+    cr_assert_eq(hp->arch, SLM_ARCH_LLAMA);
     cr_assert_eq(hp->n_head_kv, 4); /* GQA: 8 query heads, 4 kv heads */
     cr_assert_float_eq(hp->rope_freq_base, 10000.0f, 0); /* key absent: default */
     cr_assert_eq(slm_tokenizer_from_gguf(slm_model_gguf(m), &t, &err), 0, "%s", err.msg);
@@ -625,7 +625,7 @@ Test(runtime, qwen2_neox_rope_and_biases, .timeout = 180)
     slm_model *m;
     slm_err err = {0};
     cr_assert_eq(slm_model_load(g0, &m, &err), 0, "%s", err.msg);
-    cr_assert_eq(slm_model_hparams(m)->arch, SLM_MODEL_QWEN2);
+    cr_assert_eq(slm_model_hparams(m)->arch, SLM_ARCH_QWEN2);
     cr_assert_eq(slm_model_hparams(m)->rope_neox, 1);
     slm_model_free(m);
     int rc;

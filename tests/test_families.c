@@ -1,0 +1,191 @@
+/* tests/test_families.c — suite "families": each architecture end to end against two
+ * independent references. A Hugging Face directory (real tokenizer and config shape, seeded
+ * random weights) is converted by `slm convert` to F32; then, at every position of a prompt,
+ * slm's logits must agree within 1e-4 relative with (a) the float64 forward pass of
+ * tests/ref_forward.c, written from transformers' modeling code and reading the checkpoint
+ * itself, and (b) llama.cpp (node-llama-cpp, F32 KV cache) running our GGUF. */
+#include <criterion/criterion.h>
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interop.h"
+#include "ref_forward.h"
+#include "runtime.h"
+#include "testutil.h"
+
+#define REL_TOL 1e-4
+
+/* max over positions of max|a - b| / max|b|, and whether the argmax agrees everywhere */
+typedef struct cmp {
+    double worst_rel;
+    int worst_pos, top_differs;
+} cmp;
+
+static void cmp_row(cmp *c, int pos, const float *ours, const double *ref, int V)
+{
+    double maxabs = 0, maxdiff = 0;
+    int a = 0, b = 0;
+    for (int k = 0; k < V; k++) {
+        maxabs = fmax(maxabs, fabs(ref[k]));
+        maxdiff = fmax(maxdiff, fabs(ref[k] - ours[k]));
+        if (ours[k] > ours[a])
+            a = k;
+        if (ref[k] > ref[b])
+            b = k;
+    }
+    double rel = maxdiff / (maxabs > 0 ? maxabs : 1);
+    if (rel > c->worst_rel) {
+        c->worst_rel = rel;
+        c->worst_pos = pos;
+    }
+    c->top_differs += a != b;
+}
+
+/* llama.cpp's logits (tests/interop/logits.mjs) of every position: [n][V] doubles. */
+static double *llamacpp_logits(const char *gguf, const int32_t *ids, size_t n, int V)
+{
+    const char *script = oracle_script("logits.mjs");
+    size_t cap = 16 + n * 12, o = 0;
+    char *arg = malloc(cap);
+    o += (size_t)snprintf(arg + o, cap - o, "[");
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(arg + o, cap - o, "%s%d", i ? "," : "", ids[i]);
+    snprintf(arg + o, cap - o, "]");
+    char *out = NULL, *e = NULL;
+    const char *argv[] = {"node", script, gguf, arg, NULL};
+    int rc = tu_run(&out, &e, argv);
+    cr_assert_eq(rc, 0, "llama.cpp failed on %s: %s", gguf, e);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "llama.cpp output is not JSON");
+    cJSON *rows = cJSON_GetObjectItem(j, "logits");
+    cr_assert_eq((size_t)cJSON_GetArraySize(rows), n);
+    double *L = malloc(sizeof(double) * n * (size_t)V);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *row = cJSON_GetArrayItem(rows, (int)i);
+        cr_assert_eq(cJSON_GetArraySize(row), V, "llama.cpp vocabulary %d != %d", cJSON_GetArraySize(row), V);
+        int k = 0;
+        for (cJSON *x = row->child; x; x = x->next, k++)
+            L[i * (size_t)V + (size_t)k] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
+    }
+    cJSON_Delete(j);
+    free(out);
+    free(e);
+    free(arg);
+    return L;
+}
+
+/* The whole check for one converted model: hfdir (the checkpoint), gguf (our conversion). */
+static void check_family(const char *what, const char *hfdir, const char *gguf, const char *prompt)
+{
+    slm_model *m;
+    slm_tokenizer *t;
+    slm_ctx *c;
+    slm_err err = {0};
+    cr_assert_eq(slm_model_load(gguf, &m, &err), 0, "%s: %s", what, err.msg);
+    cr_assert_eq(slm_tokenizer_from_gguf(slm_model_gguf(m), &t, &err), 0, "%s: %s", what, err.msg);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(slm_tokenize(t, prompt, strlen(prompt), slm_tokenizer_add_bos(t), 0, &ids, &n, &err), 0, "%s",
+                 err.msg);
+    cr_assert(n >= 8, "%s: prompt of %zu tokens", what, n);
+    cr_assert_eq(slm_ctx_new(m, 128, 0, 2, &c, &err), 0, "%s", err.msg);
+    cr_assert_eq(slm_decode(c, ids, (int)n, 1, &err), 0, "%s", err.msg);
+    const int V = slm_model_hparams(m)->n_vocab;
+
+    char msg[512] = "";
+    int Vr = 0;
+    double *ref = ref_forward(hfdir, ids, (int)n, &Vr, msg, sizeof msg);
+    cr_assert_not_null(ref, "%s: %s", what, msg);
+    cr_assert_eq(Vr, V, "%s: reference vocabulary %d != %d", what, Vr, V);
+    cmp a = {0}, b = {0};
+    for (size_t i = 0; i < n; i++)
+        cmp_row(&a, (int)i, slm_ctx_logits(c, (int)i), ref + i * (size_t)V, V);
+    double *lc = llamacpp_logits(gguf, ids, n, V);
+    for (size_t i = 0; i < n; i++)
+        cmp_row(&b, (int)i, slm_ctx_logits(c, (int)i), lc + i * (size_t)V, V);
+    cr_log_info("%s: %zu positions; slm vs float64 reference: worst rel %.2e (pos %d), top differs %d; "
+                "slm vs llama.cpp: worst rel %.2e (pos %d), top differs %d",
+                what, n, a.worst_rel, a.worst_pos, a.top_differs, b.worst_rel, b.worst_pos, b.top_differs);
+    fprintf(stderr, "families: %s: vs float64 %.2e, vs llama.cpp %.2e (%zu positions)\n", what, a.worst_rel,
+            b.worst_rel, n);
+    cr_expect(a.worst_rel <= REL_TOL, "%s: slm vs float64 reference: rel %.3g at position %d", what, a.worst_rel,
+              a.worst_pos);
+    cr_expect(b.worst_rel <= REL_TOL, "%s: slm vs llama.cpp: rel %.3g at position %d", what, b.worst_rel,
+              b.worst_pos);
+    free(lc);
+    free(ref);
+    free(ids);
+    slm_ctx_free(c);
+    slm_tokenizer_free(t);
+    slm_model_free(m);
+}
+
+/* KL-divergence both ways through base files in llama.cpp's layout, on other text than the
+ * logits check: llama-perplexity writes the base of our F32 GGUF and `slm perplexity` compares
+ * with it; slm writes the base and llama-perplexity compares. Mean KLD <= 1e-4, same top >= 99 %. */
+static void check_kld(const char *what, const char *dir, const char *gguf)
+{
+    const char *lp = oracle_llama_tool("llama-perplexity");
+    const char *text = tu_corpus("tinystories-eval.txt");
+    char *lbase = tu_path(dir, "llamacpp.kld"), *obase = tu_path(dir, "slm.kld");
+    char *o = NULL, *e = NULL;
+    const char *a1[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2", "-ctk", "f32", "-ctv",
+                        "f32", "--kl-divergence-base", lbase, NULL};
+    cr_assert_eq(tu_run(&o, &e, a1), 0, "%s: llama-perplexity (base) failed: %s", what, e);
+    free(o), free(e), o = e = NULL;
+    const char *a2[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2",
+                        "--kl-divergence-base", lbase, "--kl-divergence", "--json", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, a2), 0, "%s: slm perplexity --kl-divergence failed: %s", what, e);
+    cJSON *j = cJSON_Parse(o), *k = cJSON_GetObjectItem(j, "kld");
+    cr_assert_not_null(k, "%s: no kld in %s", what, o);
+    double kl1 = cJSON_GetObjectItem(k, "mean")->valuedouble, top1 = cJSON_GetObjectItem(k, "same_top")->valuedouble;
+    cJSON_Delete(j);
+    free(o), free(e), o = e = NULL;
+    const char *a3[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2",
+                        "--kl-divergence-base", obase, NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, a3), 0, "%s: slm perplexity (base) failed: %s", what, e);
+    free(o), free(e), o = e = NULL;
+    const char *a4[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2", "-ctk", "f32", "-ctv",
+                        "f32", "--kl-divergence-base", obase, "--kl-divergence", NULL};
+    cr_assert_eq(tu_run(&o, &e, a4), 0, "%s: llama-perplexity --kl-divergence failed: %s", what, e);
+    /* llama-perplexity prints its statistics on stderr or stdout depending on the logger */
+    char *all = malloc(strlen(o) + strlen(e) + 2);
+    sprintf(all, "%s\n%s", o, e);
+    const char *mk = strstr(all, "Mean    KLD:"), *st = strstr(all, "Same top p:");
+    cr_assert(mk && st, "%s: llama-perplexity printed no KLD summary", what);
+    double kl2 = strtod(mk + strlen("Mean    KLD:"), NULL), top2 = strtod(st + strlen("Same top p:"), NULL) / 100;
+    fprintf(stderr, "families: %s: KLD llama.cpp base -> slm %.3g (same top %.4f), slm base -> llama.cpp %.3g (same top %.4f)\n",
+            what, kl1, top1, kl2, top2);
+    cr_expect(fabs(kl1) <= 1e-4 && top1 >= 0.99, "%s: slm vs llama.cpp's base: KLD %g, same top %g", what, kl1, top1);
+    cr_expect(fabs(kl2) <= 1e-4 && top2 >= 0.99, "%s: llama.cpp vs slm's base: KLD %g, same top %g", what, kl2, top2);
+    free(all), free(o), free(e), free(lbase), free(obase);
+}
+
+static char *convert_f32(const char *dir, const char *hfdir, const char *name)
+{
+    char *out = tu_path(dir, name);
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"convert", hfdir, "-o", out, "--outtype", "f32", NULL};
+    int rc = tu_run_slm(&o, &e, args);
+    cr_assert_eq(rc, 0, "slm convert %s failed: %s", hfdir, e);
+    free(o);
+    free(e);
+    return out;
+}
+
+#define PROMPT "Once upon a time, there was a little dog named Max. He liked to run in the park with his friends."
+
+Test(families, llama_stories256_matches_references, .timeout = 300)
+{
+    char *dir = tu_tmpdir("fam");
+    char *g = convert_f32(dir, tu_model("stories-llama256"), "llama256.gguf");
+    check_family("llama (stories-llama256)", tu_model("stories-llama256"), g, PROMPT);
+    check_kld("llama (stories-llama256)", dir, g);
+    free(g);
+    tu_rmtree(dir);
+    free(dir);
+}
