@@ -194,6 +194,11 @@ void slm_ctx_free(slm_ctx *c)
 }
 
 void slm_ctx_clear(slm_ctx *c) { c->n_past = 0; }
+void slm_ctx_rewind(slm_ctx *c, int n_past)
+{
+    if (n_past >= 0 && n_past < c->n_past)
+        c->n_past = n_past;
+}
 void slm_ctx_set_observer(slm_ctx *c, slm_act_observer fn, void *user)
 {
     c->obs = fn;

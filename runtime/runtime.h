@@ -145,6 +145,9 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
                 slm_err *err) SLM_MUST_CHECK;
 void slm_ctx_free(slm_ctx *c);
 void slm_ctx_clear(slm_ctx *c);            /* empty the KV cache */
+/* Keep only the first n_past tokens of the cache (0 <= n_past <= slm_ctx_n_past), e.g. the
+ * common prefix of a conversation re-rendered after a turn; later decodes overwrite the rest. */
+void slm_ctx_rewind(slm_ctx *c, int n_past);
 int slm_ctx_n_past(const slm_ctx *c);      /* tokens in the cache */
 int slm_ctx_n_ctx(const slm_ctx *c);
 int slm_ctx_n_batch(const slm_ctx *c);

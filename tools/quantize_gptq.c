@@ -102,7 +102,8 @@ static int layer_of(const char *name, int n_layer)
 /* tensors fed by the same activations share one H */
 static int input_kind(const char *name)
 {
-    if (strstr(name, "attn_q.weight") || strstr(name, "attn_k.weight") || strstr(name, "attn_v.weight")) return 1;
+    if (strstr(name, "attn_q.weight") || strstr(name, "attn_k.weight") || strstr(name, "attn_v.weight") ||
+        strstr(name, "attn_qkv.weight")) return 1;
     if (strstr(name, "ffn_gate.weight") || strstr(name, "ffn_up.weight")) return 2;
     return 0;
 }
