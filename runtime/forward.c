@@ -408,9 +408,16 @@ static void norm_rows(const slm_hparams *hp, float *y, const float *x, const flo
     }
 }
 
-static float act(int kind, float x)
+/* a[i] = act(g[i]) * (u ? u[i] : 1) for i < n, u may alias a (the branch on kind stays outside the loops) */
+static void act_mul(int kind, float *a, const float *g, const float *u, size_t n)
 {
-    return kind == SLM_ACT_SILU ? silu(x) : gelu(x);
+    if (kind == SLM_ACT_SILU) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = silu(g[i]) * (u ? u[i] : 1.0f);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            a[i] = gelu(g[i]) * (u ? u[i] : 1.0f);
+    }
 }
 
 static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
@@ -497,21 +504,17 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
             mm(c, c->ff_b, ly->ffn_up, c->xn, n);
             add_bias(c->ff_b, ly->ffn_up_b, n, 2 * FF);
             for (int t = 0; t < n; t++) {
-                const float *g = c->ff_b + (size_t)t * 2 * FF, *u = g + FF;
-                float *a = c->ff_a + (size_t)t * FF;
-                for (int64_t i = 0; i < FF; i++)
-                    a[i] = act(d->act, g[i]) * u[i];
+                const float *g = c->ff_b + (size_t)t * 2 * FF;
+                act_mul(d->act, c->ff_a + (size_t)t * FF, g, g + FF, (size_t)FF);
             }
         } else {
             mm(c, c->ff_a, ly->ffn_up, c->xn, n);
             add_bias(c->ff_a, ly->ffn_up_b, n, FF);
             if (d->ffn == SLM_FFN_PLAIN) {
-                for (size_t i = 0; i < (size_t)n * FF; i++)
-                    c->ff_a[i] = act(d->act, c->ff_a[i]);
+                act_mul(d->act, c->ff_a, c->ff_a, NULL, (size_t)n * FF);
             } else {
                 mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
-                for (size_t i = 0; i < (size_t)n * FF; i++)
-                    c->ff_a[i] *= act(d->act, c->ff_b[i]);
+                act_mul(d->act, c->ff_a, c->ff_b, c->ff_a, (size_t)n * FF);
             }
         }
         mm(c, c->proj, ly->ffn_down, c->ff_a, n);
