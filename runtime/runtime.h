@@ -89,7 +89,9 @@ enum slm_qkv_kind { SLM_QKV_SPLIT = 0 /* attn_q, attn_k, attn_v */, SLM_QKV_FUSE
 enum slm_ffn_kind { SLM_FFN_GATED = 0 /* down(act(gate x) * up x) */,
                     SLM_FFN_GATED_FUSED = 1 /* ffn_up holds [gate; up]: 2 n_ff rows */,
                     SLM_FFN_PLAIN = 2 /* down(act(up x)) */ };
-enum slm_act_kind { SLM_ACT_SILU = 0, SLM_ACT_GELU_TANH = 1 };
+enum slm_act_kind { SLM_ACT_SILU = 0,
+                    SLM_ACT_GELU_TANH = 1 /* tanh form in float, as transformers computes it */,
+                    SLM_ACT_GELU_F16 = 2  /* the same through llama.cpp's table of f16 inputs and outputs */ };
 enum slm_rope_kind { SLM_ROPE_NONE = 0 /* learned positions */, SLM_ROPE_NORM = 1 /* adjacent pairs */,
                      SLM_ROPE_NEOX = 2 /* pairs (i, i + n_rot/2) */ };
 typedef struct slm_arch_desc {
