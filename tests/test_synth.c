@@ -11,8 +11,8 @@
 #include "testutil.h"
 
 /* hidden 64, 2 layers, 4 heads / 2 kv heads, vocab 300, untied */
-static const synth_shape tiny_llama = {"tiny-llama", SLM_ARCH_LLAMA, 64, 160, 2, 4, 2, 300, 128, 1e-5, 10000.0, 0};
-static const synth_shape tiny_gpt2 = {"tiny-gpt2", SLM_ARCH_GPT2, 32, 128, 2, 4, 4, 400, 64, 1e-5, 0.0, 1};
+static const synth_shape tiny_llama = {"tiny-llama", SLM_ARCH_LLAMA, 64, 160, 2, 4, 2, 300, 128, 1e-5, 10000.0, 0, 0, 0, 0.0, 0, 0, 0.0, 0, 1, 2};
+static const synth_shape tiny_gpt2 = {"tiny-gpt2", SLM_ARCH_GPT2, 32, 128, 2, 4, 4, 400, 64, 1e-5, 0.0, 1, 0, 0, 0.0, 0, 0, 0.0, 0, 399, 399};
 
 static char *make(const synth_shape *s, uint64_t seed, uint32_t dtype, int threads)
 {
