@@ -8,10 +8,12 @@
  * produces output rows as float32 for the encoder (see tools/convert.c and
  * formats/convert_run.c).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "formats.h"
 
@@ -227,6 +229,20 @@ int slm_plan_build(const char *dir, uint32_t out_type, slm_plan *p, slm_err *err
     int rc = hf_config_load(dir, &p->cfg, err);
     if (rc)
         return rc;
+    /* the tokenizer travels inside the GGUF: its files are part of the input
+     * (tokenizer_config.json too for the newer families: special tokens,
+     * add_bos, chat template) */
+    {
+        const char *need[2] = {"tokenizer.json", p->cfg.arch >= SLM_ARCH_QWEN3 ? "tokenizer_config.json" : NULL};
+        for (int i = 0; i < 2 && need[i]; i++) {
+            char path[4096];
+            struct stat sb;
+            snprintf(path, sizeof path, "%s/%s", dir, need[i]);
+            if (stat(path, &sb) != 0 && errno == ENOENT)
+                return slm_err_set(err, SLM_EINPUT, "%s: missing %s (a %s model directory needs it)", dir, need[i],
+                                   p->cfg.hf_arch);
+        }
+    }
     rc = st_open(dir, &p->st, err);
     if (rc)
         return rc;
