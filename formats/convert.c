@@ -450,8 +450,10 @@ int slm_plan_describe(const slm_plan *p, gguf_writer *w, slm_err *err)
         if (c->rope_theta > 0)
             rc |= gguf_set_f32(w, KEY("rope.freq_base"), (float)c->rope_theta);
         rc |= gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->norm_eps);
-        rc |= gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
-        rc |= gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+        if (c->has_head_dim) { /* as llama.cpp: only when config.json states head_dim */
+            rc |= gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+            rc |= gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+        }
         if (c->arch == SLM_ARCH_LLAMA) {
             rc |= gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab);
             rc |= gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);

