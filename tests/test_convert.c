@@ -1023,13 +1023,13 @@ static const char *gguf_py_dir(void)
     return NULL;
 }
 
-static void gguf_py_equals(const char *shape, const char *layers, const char *head_dim)
+static void gguf_py_equals_dt(const char *shape, const char *layers, const char *head_dim, const char *dtype)
 {
     const char *py = gguf_py_dir();
     char *dir = tu_tmpdir("ggufpy");
     char *hf = tu_path(dir, "hf"), *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
     const char *synth[] = {"bench", "synth", "--shape", shape, "-o", hf, "--layers", layers, "--hidden", "64", "--ff",
-                           "128", "--heads", "4", "--vocab", "400", "--window", "4",
+                           "128", "--heads", "4", "--vocab", "400", "--window", "4", "--dtype", dtype,
                            head_dim ? "--head-dim" : NULL, head_dim, NULL};
     char *o = NULL, *e = NULL;
     cr_assert_eq(tu_run_slm(&o, &e, synth), 0, "synth: %s", e);
@@ -1090,8 +1090,15 @@ static void gguf_py_equals(const char *shape, const char *layers, const char *he
     free(theirs);
 }
 
+static void gguf_py_equals(const char *shape, const char *layers, const char *head_dim)
+{
+    gguf_py_equals_dt(shape, layers, head_dim, "bf16");
+}
+
 Test(convert_family, gguf_py_llama3, .timeout = 120) { gguf_py_equals("llama-3.2-1b", "2", NULL); }
 Test(convert_family, gguf_py_qwen2, .timeout = 120) { gguf_py_equals("qwen2.5-0.5b", "2", NULL); }
 Test(convert_family, gguf_py_qwen3, .timeout = 120) { gguf_py_equals("qwen3-0.6b", "2", "32"); }
 Test(convert_family, gguf_py_gemma3, .timeout = 120) { gguf_py_equals("gemma-3-270m", "6", "16"); }
 Test(convert_family, gguf_py_phi3, .timeout = 120) { gguf_py_equals("phi-3-mini", "2", NULL); }
+/* an F16 checkpoint: llama.cpp adds Gemma's 1 in F16 (rounded), not after widening */
+Test(convert_family, gguf_py_gemma3_f16, .timeout = 120) { gguf_py_equals_dt("gemma-3-270m", "6", "16", "f16"); }

@@ -144,14 +144,16 @@ def main():
         w.add_tensor("rope_freqs.weight", llama3_rope_factors(rs, cfg.get("rope_theta", 10000.0), head_dim))
     st = read_safetensors(f"{hf_dir}/model.safetensors")
     for name in st:
-        t = st[name].astype(np.float32)
+        t = st[name]
+        if t.dtype != np.float16:  # the converter widens everything but F16 to F32 first
+            t = t.astype(np.float32)
         if arch == gguf.MODEL_ARCH.LLAMA:
             if name.endswith(("q_proj.weight", "q_proj.bias")):
                 t = llama_permute(t, n_head)
             if name.endswith(("k_proj.weight", "k_proj.bias")):
                 t = llama_permute(t, n_kv)
         if arch == gguf.MODEL_ARCH.GEMMA3 and name.endswith("norm.weight"):
-            t = t + np.float32(1.0)
+            t = t + t.dtype.type(1.0)  # in the tensor's dtype: an F16 sum is rounded to F16
         new = tmap.get_name(name, try_suffixes=(".weight", ".bias"))
         if new is None:
             raise SystemExit(f"{name}: no GGUF name in gguf-py's map for {hf_arch}")
