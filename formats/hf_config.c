@@ -196,8 +196,34 @@ static int load_rope_scaling(const cfg_ctx *c, hf_config *cfg, int allow_llama3)
     if (!cJSON_IsObject(rs))
         return slm_err_set(c->err, SLM_EINPUT, "%s: key '%s' must be an object or null (found %s)", c->file, key,
                            json_kind(rs));
-    if (cJSON_GetObjectItemCaseSensitive(rs, "full_attention") || cJSON_GetObjectItemCaseSensitive(rs, "sliding_attention"))
-        return refuse(c, key, "has per-attention-type rope parameters");
+    const cJSON *full = cJSON_GetObjectItemCaseSensitive(rs, "full_attention");
+    const cJSON *slid = cJSON_GetObjectItemCaseSensitive(rs, "sliding_attention");
+    if (full || slid) {
+        /* transformers 5's per-layer-type parameters (Gemma 3): each must be plain rope */
+        if (cfg->arch != SLM_ARCH_GEMMA3)
+            return refuse(c, key, "has per-attention-type rope parameters");
+        const cJSON *parts[2] = {full, slid};
+        for (int i = 0; i < 2; i++) {
+            if (!parts[i])
+                continue;
+            const char *type = NULL;
+            if (!cJSON_IsObject(parts[i]))
+                return slm_err_set(c->err, SLM_EINPUT, "%s: key '%s.%s' must be an object", c->file, key,
+                                   i ? "sliding_attention" : "full_attention");
+            TRY(get_str(c, parts[i], "rope_type", &type));
+            if (type && strcmp(type, "default")) {
+                char why[160];
+                snprintf(why, sizeof why, "has rope type '%.40s' for %s layers (supported: default)", type,
+                         i ? "sliding" : "full");
+                return refuse(c, key, why);
+            }
+            double th;
+            TRY(rope_num(c, parts[i], "rope_theta", 0.0, &th));
+            if (th > 0)
+                *(i ? &cfg->rope_local_theta : &cfg->rope_theta) = th;
+        }
+        return SLM_OK;
+    }
     const char *type = NULL;
     TRY(get_str(c, rs, "rope_type", &type));
     if (!type)

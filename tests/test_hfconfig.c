@@ -386,7 +386,20 @@ Test(hfconfig, gemma3)
     cr_assert_eq(c.head_dim, 256); /* Gemma3TextConfig's default */
     cr_assert_float_eq(c.final_logit_softcap, 30.0, 1e-9);
 
-    slm_err e = load_fail(GEMMA3_270M ",\"query_pre_attn_scalar\":144}");
+    /* transformers 5's rope_parameters per layer type */
+    cr_assert_eq(load_text(GEMMA3_CFG("18") ",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"default\","
+                           "\"rope_theta\":2000000.0},\"sliding_attention\":{\"rope_type\":\"default\","
+                           "\"rope_theta\":20000.0}}}",
+                           &c, &err),
+                 SLM_OK, "%s", err.msg);
+    cr_assert_float_eq(c.rope_theta, 2e6, 1e-6);
+    cr_assert_float_eq(c.rope_local_theta, 2e4, 1e-6);
+
+    slm_err e = load_fail(GEMMA3_CFG("18") ",\"rope_parameters\":{\"full_attention\":{\"rope_type\":\"linear\","
+                  "\"factor\":8.0,\"rope_theta\":1000000.0},\"sliding_attention\":{\"rope_type\":\"default\"}}}");
+    ASSERT_MSG(e, "'rope_parameters'");
+    ASSERT_MSG(e, "linear");
+    e = load_fail(GEMMA3_270M ",\"query_pre_attn_scalar\":144}");
     ASSERT_MSG(e, "'query_pre_attn_scalar'");
     e = load_fail(GEMMA3_270M ",\"attn_logit_softcapping\":50.0}");
     ASSERT_MSG(e, "'attn_logit_softcapping'");
