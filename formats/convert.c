@@ -125,7 +125,8 @@ static int llama_specs(const hf_config *c, specs *s)
 void slm_llama3_rope_factors(const hf_config *c, float *out, int n)
 {
     /* float32 throughout, as torch computes it in the converter */
-    const float base = (float)c->rope_theta, dim = (float)c->head_dim;
+    /* rope_theta absent: LlamaConfig's (and the converter's) 10000 */
+    const float base = (float)(c->rope_theta > 0 ? c->rope_theta : 10000.0), dim = (float)c->head_dim;
     const float factor = (float)c->rope_factor, lo = (float)c->rope_low_freq_factor,
                 hi = (float)c->rope_high_freq_factor, old_ctx = (float)c->rope_orig_ctx;
     const float lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
