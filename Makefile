@@ -104,7 +104,7 @@ fuzz-run: fuzz-build
 	done
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
-           libcriterion-dev libpcre2-dev time clang libclang-rt-dev
+           libcriterion-dev libpcre2-dev time clang libclang-rt-dev python3-numpy python3-yaml
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
 deps:
