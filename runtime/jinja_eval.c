@@ -1958,9 +1958,12 @@ static int exec_for(ev *E, const jj_node *x, scope *S)
         jj_list *kept = new_list(E, items->n + 1);
         if (!kept)
             return oom(E);
+        scope fs = {.parent = S};
         for (size_t i = 0; i < items->n; i++) {
-            scope fs = {.parent = S};
             jj_val c;
+            fs.n = 0;
+            if (++E->iters > JJ_MAX_ITER)
+                return fail(E, x->line, "loop iteration limit (%ld) reached", JJ_MAX_ITER);
             if (bind_target(E, x, &fs, &items->v[i]) || eval(E, x->c, &fs, &c))
                 return EFAIL;
             if (truthy(&c) && list_push(E, kept, items->v[i]))
@@ -1968,25 +1971,26 @@ static int exec_for(ev *E, const jj_node *x, scope *S)
         }
         items = kept;
     }
+    /* One loop object and one body scope per loop, updated in place each
+     * iteration (Jinja2's LoopContext is one object too): an iteration costs
+     * no memory beyond what its body allocates. */
     size_t n = items->n;
+    static const char *const K[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length",
+                                    "depth", "depth0", "previtem", "nextitem"};
+    jj_dict *loop = new_dict(E);
+    scope is = {.parent = S};
+    if (!loop)
+        return oom(E);
     for (size_t i = 0; i < n; i++) {
         if (++E->iters > JJ_MAX_ITER)
             return fail(E, x->line, "loop iteration limit (%ld) reached", JJ_MAX_ITER);
-        scope is = {.parent = S};
-        jj_dict *loop = new_dict(E);
-        if (!loop)
-            return oom(E);
-        static const char *const K[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length",
-                                        "depth", "depth0"};
         jj_val V[] = {vint((int64_t)i + 1), vint((int64_t)i), vint((int64_t)(n - i)), vint((int64_t)(n - i - 1)),
-                      vbool(i == 0), vbool(i + 1 == n), vint((int64_t)n), vint(1), vint(0)};
+                      vbool(i == 0), vbool(i + 1 == n), vint((int64_t)n), vint(1), vint(0),
+                      i > 0 ? items->v[i - 1] : UNDEF, i + 1 < n ? items->v[i + 1] : UNDEF};
         for (size_t k = 0; k < sizeof K / sizeof K[0]; k++)
             if (dict_set(E, loop, vcstr(K[k]), V[k]))
                 return EFAIL;
-        if (i > 0 && dict_set(E, loop, vcstr("previtem"), items->v[i - 1]))
-            return EFAIL;
-        if (i + 1 < n && dict_set(E, loop, vcstr("nextitem"), items->v[i + 1]))
-            return EFAIL;
+        is.n = 0; /* a fresh scope for each iteration, as Jinja2 has it */
         if (scope_set(E, &is, "loop", vdict(loop)) || bind_target(E, x, &is, &items->v[i]))
             return EFAIL;
         if (exec_body(E, x->d, &is))
