@@ -327,6 +327,12 @@ static const struct { const char *tpl, *want; } KAT[] = {
      "aXcaXcaXcabcTrueTrue2a-b"},
     {"{{ [{'r': 'a', 'v': 1}, {'r': 'b', 'v': 2}] | selectattr('r', 'equalto', 'b') | map(attribute='v') | list }}{{ [1, 0, 2] | select | list }}{{ ['a', 'b'] | map('upper') | join }}{{ {'x': 1}.get('y', 'dflt') }}",
      "[2][1, 2]ABdflt"},
+    {"{% macro greet(name, punct='!') %}Hello {{ name }}{{ punct }}{% endmacro %}{{ greet('a') }}|{{ greet('b', '?') }}|{{ greet(punct='.', name='c') }}|{{ greet() }}|",
+     "Hello a!|Hello b?|Hello c.|Hello !|"},
+    {"{% set g = 'G' %}{% macro fact(n) %}{% if n <= 1 %}1{% else %}{{ n }}*{{ fact(n - 1) }}{% endif %}{% endmacro %}{{ fact(4) }} {{ fact is callable }}",
+     "4*3*2*1 True"},
+    {"{%- macro render(items) -%}\n{%- for i in items -%}\n[{{ i }}]\n{%- endfor -%}\n{%- endmacro -%}\n{{ render([1, 2]) }}{{ render([]) | length }}",
+     "[1][2]0"},
 };
 
 Test(chat_template, python_jinja_known_answers)
@@ -399,7 +405,9 @@ static void expect_refused(const char *tpl, const char *conv, const char *needle
 
 Test(chat_template, unsupported_constructs_are_named)
 {
-    expect_refused("{% macro m() %}x{% endmacro %}{{ m() }}", NULL, "unsupported tag 'macro'");
+    expect_refused("{% macro m() %}x{% endmacro %}{% call m() %}y{% endcall %}", NULL, "unsupported tag 'call'");
+    expect_refused("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}", NULL, "macro 'm' takes 1 argument (2 given)");
+    expect_refused("{% macro m(a) %}{% endmacro %}{{ m(b=1) }}", NULL, "unexpected keyword argument 'b'");
     expect_refused("{% include 'x.jinja' %}", NULL, "unsupported tag 'include'");
     expect_refused("{{ messages | sort }}", NULL, "unsupported filter 'sort'");
     expect_refused("{{ 1 is prime }}", NULL, "unsupported test 'prime'");
@@ -445,6 +453,9 @@ Test(chat_template, limits_end_runaway_templates, .timeout = 120)
     expect_refused("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
                    NULL, "limit");
     expect_refused("{{ 'x' * 9999999999 }}", NULL, "limit");
+    expect_refused("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, "nested too deeply");
+    expect_refused("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
+                   NULL, "limit"); /* 2^60 calls: the step or the memory limit */
     expect_refused("{% for i in range(900000) %}{{ i+i+i+i+i+i+i+i+i+i+i+i+i+i+i+i }}{% endfor %}", NULL,
                    "step limit");
     /* deep nesting is refused while parsing, not by the C stack */
@@ -574,7 +585,7 @@ Test(chat_template, cli_bad_input_one_line_exit_3)
     cr_assert_eq(tu_write_file(bad, "[{\"role\":", 9), 0);
     const char *wr = "[{\"role\":\"user\",\"content\":\"a\"},{\"role\":\"robot\",\"content\":\"b\"}]";
     cr_assert_eq(tu_write_file(role, wr, strlen(wr)), 0);
-    char *unrenderable = write_gguf(dir, "macro.gguf", "{% macro m() %}{% endmacro %}", "<s>", "</s>");
+    char *unrenderable = write_gguf(dir, "call.gguf", "{% call m() %}{% endcall %}", "<s>", "</s>");
     char *none = write_gguf(dir, "none.gguf", NULL, "<s>", "</s>");
     char *gemma;
     {
@@ -602,7 +613,7 @@ Test(chat_template, cli_bad_input_one_line_exit_3)
     const char *a3[] = {"template", "-m", unrenderable, good, NULL};
     cr_assert_eq(run_template(a3, &out, &err), 3);
     cr_assert_eq(count_lines(err), 1, "%s", err);
-    cr_assert(strstr(err, "unsupported tag 'macro'") && strstr(err, "--chat-template"), "%s", err);
+    cr_assert(strstr(err, "unsupported tag 'call'") && strstr(err, "--chat-template"), "%s", err);
     cr_assert(!out || !*out);
     free(out), free(err);
     /* ... and the way out works */
