@@ -2167,6 +2167,8 @@ int jj_render(const jj_node *root, const slm_chat_params *p, char **out, size_t 
         rc = exec_body(&E, root, &top);
     if (!rc && E.ctl)
         rc = fail(&E, 0, "'break' or 'continue' outside a loop");
+    if (!rc && E.failed) /* an error inside a helper that could not return it (str(), a builder) */
+        rc = EFAIL;
     if (!rc) {
         char *o = realloc(E.out, E.n + 1);
         if (!o)
