@@ -26,6 +26,8 @@ extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_
 extern const char help_run[], help_perplexity[];
 extern const char help_convert[], help_inspect[], help_bench[];
 int cmd_template(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+extern const char help_chat[];
 extern const char help_template[];
 
 static const slm_cmd commands[] = {
@@ -34,6 +36,7 @@ static const slm_cmd commands[] = {
     {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
     {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
+    {"chat", cmd_chat, "talk with a chat model: multi-turn, streaming, the model's chat template", help_chat},
     {"template", cmd_template, "the exact prompt a chat model receives for a conversation (MESSAGES.json)", help_template},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
