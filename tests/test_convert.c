@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "formats.h"
+#include "runtime.h"
 #include "interop.h"
 #include "libquant.h"
 #include "testutil.h"
@@ -1083,6 +1084,28 @@ static void gguf_py_equals_dt(const char *shape, const char *layers, const char 
     }
     gguf_close(a);
     gguf_close(b);
+    /* and `slm` runs the gguf-py file with the same logits as its own conversion */
+    float *lg[2] = {NULL, NULL};
+    int V = 0;
+    const char *files[2] = {ours, theirs};
+    const int32_t ids[] = {1, 17, 42, 7, 99, 3, 250, 12, 5, 64};
+    for (int f = 0; f < 2; f++) {
+        slm_model *m;
+        slm_ctx *c;
+        cr_assert_eq(slm_model_load(files[f], &m, &err), 0, "%s: %s", shape, err.msg);
+        cr_assert_eq(slm_ctx_new(m, 32, 0, 1, &c, &err), 0, "%s", err.msg);
+        cr_assert_eq(slm_decode(c, ids, 10, 1, &err), 0, "%s", err.msg);
+        V = slm_model_hparams(m)->n_vocab;
+        lg[f] = malloc(sizeof(float) * 10 * (size_t)V);
+        for (int i = 0; i < 10; i++)
+            memcpy(lg[f] + (size_t)i * V, slm_ctx_logits(c, i), sizeof(float) * (size_t)V);
+        slm_ctx_free(c);
+        slm_model_free(m);
+    }
+    cr_assert(!memcmp(lg[0], lg[1], sizeof(float) * 10 * (size_t)V), "%s: slm's logits on the gguf-py file differ",
+              shape);
+    free(lg[0]);
+    free(lg[1]);
     tu_rmtree(dir);
     free(dir);
     free(hf);
