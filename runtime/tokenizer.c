@@ -14,6 +14,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,7 @@
 enum {
     ATTR_UNKNOWN = 1 << 0, ATTR_UNUSED = 1 << 1, ATTR_NORMAL = 1 << 2,
     ATTR_CONTROL = 1 << 3, ATTR_USER_DEFINED = 1 << 4, ATTR_BYTE = 1 << 5,
+    ATTR_LSTRIP = 1 << 7, ATTR_RSTRIP = 1 << 8,
 };
 enum { KIND_SPM = 1, KIND_BPE = 2 };
 #define MAX_REGEX 4
@@ -603,6 +605,26 @@ int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *er
     if (t->eos >= 0) t->eog[t->eos] = 1;
     if (t->eot >= 0) t->eog[t->eot] = 1;
 
+    /* llama.cpp sets strip attributes by model name: Phi-3's special tokens
+     * swallow the whitespace after them (except <unk>, <s>, <|endoftext|>) */
+    {
+        char name[256];
+        slm_err ignore = {0}; /* a missing or overlong name just means "no rule" */
+        if (get_str(f, "general.name", name, sizeof name, &ignore) == 0) {
+            for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+            if (strstr(name, "phi-3") || strstr(name, "phi3")) {
+                for (uint32_t i = 0; i < n; i++)
+                    if (t->attr[i] & (ATTR_CONTROL | ATTR_USER_DEFINED | ATTR_UNKNOWN)) t->attr[i] |= ATTR_RSTRIP;
+                int32_t id = hmap_get(&t->vocab, "</s>", 4);
+                if (id >= 0) t->attr[id] |= ATTR_RSTRIP;
+                static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+                for (int k = 0; k < 3; k++)
+                    if ((id = hmap_get(&t->vocab, keep[k], strlen(keep[k]))) >= 0) t->attr[id] &= ~ATTR_RSTRIP;
+            }
+        }
+    }
+
     /* special-token cache: longest text first */
     t->special = malloc(n * sizeof *t->special);
     if (!t->special) goto oom;
@@ -670,10 +692,14 @@ static int partition(const slm_tokenizer *t, const char *text, size_t len, int p
             for (;;) {
                 const char *m = memmem(text + pos, end - pos, st, sl);
                 if (!m) break;
-                size_t mo = (size_t)(m - text);
-                if (mo > pos && fvec_push(&next, (frag){-1, pos, mo - pos})) goto oom;
+                size_t mo = (size_t)(m - text), left = mo;
+                if (t->attr[id] & ATTR_LSTRIP)
+                    while (left > pos && isspace((unsigned char)text[left - 1])) left--;
+                if (left > pos && fvec_push(&next, (frag){-1, pos, left - pos})) goto oom;
                 if (fvec_push(&next, (frag){id, 0, 0})) goto oom;
                 pos = mo + sl;
+                if (t->attr[id] & ATTR_RSTRIP)
+                    while (pos < end && isspace((unsigned char)text[pos])) pos++;
             }
             if (pos < end && fvec_push(&next, (frag){-1, pos, end - pos})) goto oom;
         }

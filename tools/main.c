@@ -25,12 +25,15 @@ int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_in
 extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_bundle[], help_install[];
 extern const char help_run[], help_perplexity[];
 extern const char help_convert[], help_inspect[], help_bench[];
+int cmd_tokenize(int argc, char **argv);
+extern const char help_tokenize[];
 
 static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
     {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
     {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
     {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
+    {"tokenize", cmd_tokenize, "token ids of a text with a GGUF's tokenizer (llama-tokenize's role)", help_tokenize},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
