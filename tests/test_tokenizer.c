@@ -639,3 +639,71 @@ Test(tokenizer, llama3_matches_hf_and_llama_cpp, .timeout = 300) { family_matche
 Test(tokenizer, qwen3_matches_hf_and_llama_cpp, .timeout = 300) { family_matches_oracles(1); }
 Test(tokenizer, gemma3_matches_hf_and_llama_cpp, .timeout = 300) { family_matches_oracles(2); }
 Test(tokenizer, phi3_matches_hf_and_llama_cpp, .timeout = 300) { family_matches_oracles(3); }
+
+/* `slm tokenize`: the ids of the library (tokenizer metadata only, no weights), its output
+ * forms and exit codes. */
+Test(tokenizer, cli_tokenize, .timeout = 120)
+{
+    const tok_family *f = &TOK_FAMILIES[0];
+    char *dir = tokfam_dir(f);
+    if (!dir) return;
+    char *gguf = tokfam_gguf(f, dir);
+    gguf_file *gf;
+    slm_tokenizer *t = load_tok(gguf, &gf);
+    const char *text = "Hello<|eot_id|> world 12345";
+    int32_t *ids;
+    size_t n;
+    slm_err e = {0};
+    cr_assert_eq(slm_tokenize(t, text, strlen(text), 1, 1, &ids, &n, &e), 0, "%s", e.msg);
+    cr_assert_eq(ids[0], 128000, "BOS first (add_bos_token)");
+    char want[512] = "";
+    for (size_t i = 0; i < n; i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), "%s%d", i ? " " : "", ids[i]);
+    strcat(want, "\n");
+    char *out = NULL, *err = NULL;
+    const char *a1[] = {"tokenize", "-m", gguf, "-p", text, "--special", "--ids", NULL};
+    cr_assert_eq(tu_run_slm(&out, &err, a1), 0, "%s", err);
+    cr_assert_str_eq(out, want);
+    free(out);
+    free(err);
+    /* --json with --no-bos and no special parsing: the eot text is ordinary text */
+    const char *a2[] = {"tokenize", "-m", gguf, "-p", text, "--no-bos", "--json", NULL};
+    cr_assert_eq(tu_run_slm(&out, &err, a2), 0, "%s", err);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "not JSON: %s", out);
+    const cJSON *ja = cJSON_GetObjectItem(j, "ids"), *jp = cJSON_GetObjectItem(j, "pieces");
+    cr_assert(cJSON_GetArraySize(ja) > 8 && cJSON_GetArraySize(jp) == cJSON_GetArraySize(ja));
+    cr_assert_neq((int)cJSON_GetArrayItem(ja, 0)->valuedouble, 128000);
+    char joined[512] = "";
+    const cJSON *it;
+    cJSON_ArrayForEach(it, jp) strncat(joined, it->valuestring, sizeof joined - strlen(joined) - 1);
+    cr_assert_str_eq(joined, text, "pieces concatenate to the text");
+    cJSON_Delete(j);
+    free(out);
+    free(err);
+    /* -f FILE and the default "ID<TAB>piece" lines */
+    char *tf = tu_path(dir, "t.txt");
+    cr_assert_eq(tu_write_file(tf, "a b", 3), 0);
+    const char *a3[] = {"tokenize", "-m", gguf, "-f", tf, "--no-bos", NULL};
+    cr_assert_eq(tu_run_slm(&out, &err, a3), 0, "%s", err);
+    cr_assert_str_eq(out, "64\t\"a\"\n293\t\" b\"\n");
+    free(out);
+    free(err);
+    /* usage and bad input */
+    const char *a4[] = {"tokenize", "-p", "x", NULL};
+    cr_assert_eq(tu_run_slm(&out, &err, a4), 2);
+    free(out);
+    free(err);
+    const char *a5[] = {"tokenize", "-m", tf, "-p", "x", NULL};
+    cr_assert_eq(tu_run_slm(&out, &err, a5), 3);
+    cr_assert(err && strstr(err, "t.txt") && tu_count_lines(err) == 1, "%s", err);
+    free(out);
+    free(err);
+    free(tf);
+    free(ids);
+    slm_tokenizer_free(t);
+    gguf_close(gf);
+    free(gguf);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -57,11 +57,10 @@ static char *piece_of(const slm_tokenizer *t, int32_t id, size_t *n)
     return p;
 }
 
-/* A JSON string of the piece (invalid UTF-8 bytes of partial pieces become U+FFFD via cJSON's rules
- * would be wrong; escape them as \u00XX-free replacement instead). */
+/* The piece as a JSON string. cJSON copies bytes >= 0x80 as they are, so a
+ * byte token's partial UTF-8 sequence is printed raw, like llama-tokenize. */
 static char *json_piece(const char *p, size_t n)
 {
-    /* cJSON prints bytes >= 0x80 raw; partial UTF-8 pieces (byte tokens) stay as raw bytes. */
     char *z = malloc(n + 1);
     if (!z)
         return NULL;
