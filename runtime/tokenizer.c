@@ -360,12 +360,35 @@ static const char *const EOT_TEXTS[] = {
     "<end_of_utterance>",
 };
 
-static int in_list(const char *s, uint32_t n, const char *const *list, size_t count)
+/* Fill-in-the-middle tokens, found by text; llama.cpp forces them to control
+ * tokens, and pad/repo/file-separator also end generation. */
+#define FW_BAR_OPEN "<\xef\xbd\x9c"
+#define FW_BAR_CLOSE "\xef\xbd\x9c>"
+static const char *const FIM_PRE_TEXTS[] = {"<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",
+    FW_BAR_OPEN "fim\xe2\x96\x81" "begin" FW_BAR_CLOSE, "<PRE>", "\xe2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>"};
+static const char *const FIM_SUF_TEXTS[] = {"<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",
+    FW_BAR_OPEN "fim\xe2\x96\x81" "hole" FW_BAR_CLOSE, "<SUF>", "\xe2\x96\x81<SUF>", "<|code_suffix|>", "<|suffix|>"};
+static const char *const FIM_MID_TEXTS[] = {"<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+    FW_BAR_OPEN "fim\xe2\x96\x81" "end" FW_BAR_CLOSE, "<MID>", "\xe2\x96\x81<MID>", "<|code_middle|>", "<|middle|>"};
+static const char *const FIM_PAD_TEXTS[] = {"<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"};
+static const char *const FIM_REP_TEXTS[] = {"<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"};
+static const char *const FIM_SEP_TEXTS[] = {"<|file_sep|>"};
+static const char *const EOM_TEXTS[] = {"<|eom_id|>"};
+#define COUNT(a) (sizeof (a) / sizeof (a)[0])
+
+/* Id of the first text of list that is a token, or -1. (llama.cpp takes the
+ * first token of its hash map's order; vocabularies hold at most one of a
+ * list in practice.) */
+static int32_t find_text(const slm_tokenizer *t, const char *const *list, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
-        if (strlen(list[i]) == n && memcmp(list[i], s, n) == 0) return 1;
-    return 0;
+    for (size_t i = 0; i < count; i++) {
+        int32_t id = hmap_get(&t->vocab, list[i], strlen(list[i]));
+        if (id >= 0) return id;
+    }
+    return -1;
 }
+
+static int32_t text_id(const slm_tokenizer *t, const char *s) { return hmap_get(&t->vocab, s, strlen(s)); }
 
 static int cmp_special(const void *a, const void *b, void *ctx)
 {
@@ -591,19 +614,59 @@ int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *er
         goto fail;
     }
 
-    /* end-of-generation set, found by text as llama.cpp does */
-    for (uint32_t i = 0; i < n; i++) {
-        if (t->eot < 0 && in_list(t->text[i], t->len[i], EOT_TEXTS, sizeof EOT_TEXTS / sizeof EOT_TEXTS[0])) {
-            t->eot = (int32_t)i;
-            t->attr[i] |= ATTR_CONTROL;
+    /* end-of-generation set, found by text as llama.cpp does (llama_vocab::impl::load):
+     * EOT, EOM and FIM tokens by their keys or texts, every EOG text, then EOS/EOT/EOM */
+    {
+        int32_t eom = -1, fim_pad = -1, fim_rep = -1, fim_sep = -1;
+        get_special_id(f, "tokenizer.ggml.eom_token_id", t->n_vocab, &eom);
+        get_special_id(f, "tokenizer.ggml.fim_pad_token_id", t->n_vocab, &fim_pad);
+        get_special_id(f, "tokenizer.ggml.fim_rep_token_id", t->n_vocab, &fim_rep);
+        get_special_id(f, "tokenizer.ggml.fim_sep_token_id", t->n_vocab, &fim_sep);
+        int32_t forced[8];
+        if (t->eot < 0) t->eot = find_text(t, EOT_TEXTS, COUNT(EOT_TEXTS));
+        if (eom < 0) eom = find_text(t, EOM_TEXTS, COUNT(EOM_TEXTS));
+        if (fim_pad < 0) fim_pad = find_text(t, FIM_PAD_TEXTS, COUNT(FIM_PAD_TEXTS));
+        if (fim_rep < 0) fim_rep = find_text(t, FIM_REP_TEXTS, COUNT(FIM_REP_TEXTS));
+        if (fim_sep < 0) fim_sep = find_text(t, FIM_SEP_TEXTS, COUNT(FIM_SEP_TEXTS));
+        forced[0] = t->eot;
+        forced[1] = eom;
+        forced[2] = find_text(t, FIM_PRE_TEXTS, COUNT(FIM_PRE_TEXTS));
+        forced[3] = find_text(t, FIM_SUF_TEXTS, COUNT(FIM_SUF_TEXTS));
+        forced[4] = find_text(t, FIM_MID_TEXTS, COUNT(FIM_MID_TEXTS));
+        forced[5] = fim_pad;
+        forced[6] = fim_rep;
+        forced[7] = fim_sep;
+        for (int k = 0; k < 8; k++)
+            if (forced[k] >= 0) t->attr[forced[k]] |= ATTR_CONTROL;
+        for (int k = 5; k < 8; k++)
+            if (forced[k] >= 0) t->eog[forced[k]] = 1;
+        for (size_t k = 0; k < COUNT(EOG_TEXTS); k++) {
+            int32_t id = text_id(t, EOG_TEXTS[k]);
+            if (id < 0) continue;
+            t->eog[id] = 1;
+            t->attr[id] |= ATTR_CONTROL;
         }
-        if (in_list(t->text[i], t->len[i], EOG_TEXTS, sizeof EOG_TEXTS / sizeof EOG_TEXTS[0])) {
-            t->eog[i] = 1;
-            t->attr[i] |= ATTR_CONTROL;
+        if (t->eos >= 0) t->eog[t->eos] = 1;
+        if (t->eot >= 0) t->eog[t->eot] = 1;
+        if (eom >= 0) t->eog[eom] = 1;
+        /* llama.cpp's two exceptions: with <|return|> and <|call|> (or <|calls|> and
+         * <|flush|>), <|end|> is not EOG but user-defined; with <|tool_response>, </s> is not
+         * EOG but normal */
+#define IS_EOG(s) (text_id(t, s) >= 0 && t->eog[text_id(t, s)])
+        int32_t end_id = text_id(t, "<|end|>");
+        if (end_id >= 0 && t->eog[end_id] &&
+            ((IS_EOG("<|return|>") && (IS_EOG("<|call|>") || IS_EOG("<|calls|>"))) ||
+             ((IS_EOG("<|call|>") || IS_EOG("<|calls|>")) && IS_EOG("<|flush|>")))) {
+            t->eog[end_id] = 0;
+            t->attr[end_id] = ATTR_USER_DEFINED;
         }
+        int32_t s_id = text_id(t, "</s>");
+        if (s_id >= 0 && t->eog[s_id] && IS_EOG("<|tool_response>")) {
+            t->eog[s_id] = 0;
+            t->attr[s_id] = ATTR_NORMAL;
+        }
+#undef IS_EOG
     }
-    if (t->eos >= 0) t->eog[t->eos] = 1;
-    if (t->eot >= 0) t->eog[t->eot] = 1;
 
     /* llama.cpp sets strip attributes by model name: Phi-3's special tokens
      * swallow the whitespace after them (except <unk>, <s>, <|endoftext|>) */

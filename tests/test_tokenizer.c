@@ -576,6 +576,31 @@ static void family_matches_oracles(int fi)
     clock_gettime(CLOCK_MONOTONIC, &b);
     cr_log_info("%s: %d tokens loaded in %.1f ms", f->name, slm_tokenizer_n_vocab(t),
                 (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6);
+    /* end of generation: the same set as llama.cpp's isEogToken */
+    {
+        char nv[32];
+        snprintf(nv, sizeof nv, "%d", slm_tokenizer_n_vocab(t));
+        const char *argv_e[] = {"node", llama_js, gguf, "--eog", nv, NULL};
+        char *out = NULL, *err = NULL;
+        int rc = tu_run(&out, &err, argv_e);
+        cr_assert_eq(rc, 0, "tokenize.mjs --eog failed (exit %d): %s", rc, err ? err : "");
+        cJSON *eog = cJSON_Parse(out);
+        cr_assert(cJSON_IsArray(eog) && cJSON_GetArraySize(eog) > 0, "%s", out);
+        int n_ours = 0, n_theirs = 0;
+        for (int32_t id = 0; id < slm_tokenizer_n_vocab(t); id++) n_ours += slm_tokenizer_is_eog(t, id);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, eog)
+        {
+            cr_expect(slm_tokenizer_is_eog(t, (int32_t)e->valuedouble), "%s: llama.cpp's EOG token %d is not EOG here",
+                      f->name, (int)e->valuedouble);
+            n_theirs++;
+        }
+        cr_expect_eq(n_ours, n_theirs, "%s: %d EOG tokens here, %d in llama.cpp", f->name, n_ours, n_theirs);
+        cr_log_info("%s: %d end-of-generation tokens, as llama.cpp", f->name, n_theirs);
+        cJSON_Delete(eog);
+        free(out);
+        free(err);
+    }
     size_t n_hf = 0, n_rt = 0;
     for (int special = 0; special < 2; special++) {
         const char *argv_l[] = {"node", llama_js, gguf, "--json", json, special ? "--special" : NULL, NULL};
@@ -634,6 +659,59 @@ static void family_matches_oracles(int fi)
     if (!getenv("SLM_KEEP_TOKFAM")) tu_rmtree(dir);
     free(dir);
 }
+
+/* llama.cpp's own llama-tokenize on the same GGUF and file: with its defaults (BOS when the
+ * model asks for it, special tokens parsed) and with --no-bos --no-parse-special. */
+static void family_matches_llama_tokenize(int fi)
+{
+    const tok_family *f = &TOK_FAMILIES[fi];
+    const char *tool = oracle_llama_tool("llama-tokenize");
+    if (!tool) return;
+    char *dir = tokfam_dir(f);
+    if (!dir) return;
+    char *gguf = tokfam_gguf(f, dir);
+    const char *file = tu_data("multilingual.txt");
+    size_t len;
+    char *text = tu_read_file(file, &len);
+    cr_assert_not_null(text);
+    gguf_file *gf;
+    slm_tokenizer *t = load_tok(gguf, &gf);
+    for (int plain = 0; plain < 2; plain++) {
+        const char *argv[] = {tool, "-m", gguf, "-f", file, "--ids", "--log-disable",
+                              plain ? "--no-bos" : NULL, "--no-parse-special", NULL};
+        char *out = NULL, *err = NULL;
+        int rc = tu_run(&out, &err, argv);
+        cr_assert_eq(rc, 0, "llama-tokenize failed (exit %d): %s", rc, err ? err : "");
+        /* the ids are the last line: [1, 2, 3] */
+        char *last = out, *nl;
+        while ((nl = strchr(last, '\n')) && nl[1]) last = nl + 1;
+        cJSON *arr = cJSON_Parse(last);
+        cr_assert(cJSON_IsArray(arr), "llama-tokenize printed no id list: %.200s", last);
+        int32_t *ids;
+        size_t n;
+        slm_err e = {0};
+        cr_assert_eq(slm_tokenize(t, text, len, plain ? 0 : slm_tokenizer_add_bos(t), !plain, &ids, &n, &e), 0, "%s",
+                     e.msg);
+        char what[96];
+        snprintf(what, sizeof what, "%s multilingual.txt (%s)", f->name, plain ? "--no-bos --no-parse-special" : "defaults");
+        expect_same(arr, ids, n, "llama-tokenize", what, text);
+        free(ids);
+        cJSON_Delete(arr);
+        free(out);
+        free(err);
+    }
+    slm_tokenizer_free(t);
+    gguf_close(gf);
+    free(text);
+    free(gguf);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(tokenizer, llama3_matches_llama_tokenize, .timeout = 120) { family_matches_llama_tokenize(0); }
+Test(tokenizer, qwen3_matches_llama_tokenize, .timeout = 120) { family_matches_llama_tokenize(1); }
+Test(tokenizer, gemma3_matches_llama_tokenize, .timeout = 120) { family_matches_llama_tokenize(2); }
+Test(tokenizer, phi3_matches_llama_tokenize, .timeout = 120) { family_matches_llama_tokenize(3); }
 
 Test(tokenizer, llama3_matches_hf_and_llama_cpp, .timeout = 300) { family_matches_oracles(0); }
 Test(tokenizer, qwen3_matches_hf_and_llama_cpp, .timeout = 300) { family_matches_oracles(1); }
