@@ -492,6 +492,7 @@ static size_t family_strings(char **text_out, char **copy_out, const char ***out
         "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n", "<|user|>\nHello <|end|>\n<|assistant|>",
         "<bos>text<eos>", "<s> x </s>", "  <|end|>  spaced  ", "<think>\nok\n</think>\n\n", "\n\n\n\n", "a  b   c    d",
         "\t\t\tx", "▁▁ literal lower blocks", "",
+        "Cafe\xcc\x81 nai\xcc\x88ve (decomposed, not NFC)",
     };
     size_t cap = 256, k = 0;
     const char **v = malloc(cap * sizeof *v);
@@ -539,6 +540,8 @@ static int hf_known_difference(const tok_family *f, const char *s, int special)
 {
     int spm = !strcmp(f->model, "llama");
     if (spm && strstr(s, "\xe2\x96\x81")) return 1;
+    /* Qwen's tokenizer.json normalizes to NFC first; llama.cpp does not */
+    if (!strcmp(f->name, "qwen3") && strstr(s, "not NFC")) return 1;
     if (strstr(s, "</s>") && (!strcmp(f->name, "gemma3") || (special && !strcmp(f->name, "qwen3")))) return 1;
     /* llama.cpp gives Phi-3's special tokens (by the model name) the rstrip attribute: parsed, they
      * swallow the whitespace after them; HF's current Phi-3 files have rstrip false */
@@ -626,6 +629,12 @@ static void family_matches_oracles(int fi)
             if (!hf_known_difference(f, strs[i], special)) {
                 expect_same(cJSON_GetArrayItem(rh, (int)i), ids, n, "HF tokenizers", what, strs[i]);
                 n_hf++;
+            } else if (strstr(strs[i], "not NFC")) {
+                /* the documented difference is real: HF's NFC gives other ids */
+                const cJSON *h = cJSON_GetArrayItem(rh, (int)i);
+                int same = cJSON_GetArraySize(h) == (int)n;
+                for (size_t k = 0; same && k < n; k++) same = (int32_t)cJSON_GetArrayItem(h, (int)k)->valuedouble == ids[k];
+                cr_expect(!same, "%s: HF's NFC normalizer no longer changes the ids; update docs/tokenizers.md", what);
             }
             /* decode(encode(x)) == x; an SPM vocabulary with a space prefix puts a space after
              * each parsed special token (as llama.cpp does), and a literal U+2581 comes back as a
