@@ -58,10 +58,11 @@ static inline int32_t hmap_get(const hmap *m, const char *s, size_t n)
     }
 }
 
-/* Insert unless present; returns the value already stored, or -1 if inserted. */
-static inline int32_t hmap_put(hmap *m, const char *s, uint32_t n, int32_t v)
+/* Insert unless present (h = hash_bytes(s, n)); returns the value already
+ * stored, or -1 if inserted. */
+static inline int32_t hmap_put_hashed(hmap *m, const char *s, uint32_t n, int32_t v, uint64_t h)
 {
-    size_t i = hash_bytes(s, n) & m->mask;
+    size_t i = h & m->mask;
     for (;;) {
         hslot *e = &m->slot[i];
         if (!e->s) {

@@ -85,6 +85,33 @@ static const gguf_kv *get_arr(const gguf_file *f, const char *key, uint32_t want
     return kv;
 }
 
+/* Inserts keys[i] -> i for i in [0, n), first occurrence winning. The hashes
+ * are computed first and each slot is prefetched a few keys ahead: a 262k
+ * vocabulary otherwise waits on a cache miss per insert. With dup set, stops
+ * at the first repeated key and returns 1 with *dup its index and *prev the
+ * index stored first; -1 when out of memory. */
+static int hmap_put_all(hmap *m, const char *const *keys, const uint32_t *lens, uint32_t n, uint32_t *dup,
+                        int32_t *prev)
+{
+    enum { AHEAD = 16 };
+    uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+    if (!h) return -1;
+    for (uint32_t i = 0; i < n; i++) h[i] = hash_bytes(keys[i], lens[i]);
+    int rc = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        if (i + AHEAD < n) __builtin_prefetch(&m->slot[h[i + AHEAD] & m->mask], 1);
+        int32_t p = hmap_put_hashed(m, keys[i], lens[i], (int32_t)i, h[i]);
+        if (p >= 0 && dup) {
+            *dup = i;
+            *prev = p;
+            rc = 1;
+            break;
+        }
+    }
+    free(h);
+    return rc;
+}
+
 /* Optional special-token id: llama.cpp keeps the default when the stored
  * value is out of range (converters write 0xFFFFFFFF for "none"). */
 static void get_special_id(const gguf_file *f, const char *key, int32_t n_vocab, int32_t *id)
@@ -240,12 +267,6 @@ int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *er
         t->text[i] = p;
         t->len[i] = (uint32_t)l;
         p += l + 1;
-        int32_t prev = hmap_put(&t->vocab, t->text[i], t->len[i], (int32_t)i);
-        if (prev >= 0) {
-            rc = slm_err_set(err, SLM_EINPUT, "%s: tokenizer.ggml.tokens: ids %d and %u have the same text", f->path,
-                             prev, i);
-            goto fail;
-        }
         t->score[i] = ksc ? (float)gguf_arr_num(ksc, i) : 0.0f;
         uint16_t a = ATTR_NORMAL;
         if (kty) {
@@ -260,6 +281,17 @@ int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *er
             }
         }
         t->attr[i] = a;
+    }
+    {
+        uint32_t dup = 0;
+        int32_t prev = -1;
+        int r2 = hmap_put_all(&t->vocab, t->text, t->len, n, &dup, &prev);
+        if (r2 < 0) goto oom;
+        if (r2 > 0) {
+            rc = slm_err_set(err, SLM_EINPUT, "%s: tokenizer.ggml.tokens: ids %d and %u have the same text", f->path,
+                             prev, dup);
+            goto fail;
+        }
     }
 
     /* BPE merges: "left right" (split at the first space after position 0) */
@@ -280,6 +312,13 @@ int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *er
             goto fail;
         }
         char *q = t->merge_arena;
+        const char **mkeys = malloc((nm ? nm : 1) * sizeof *mkeys);
+        uint32_t *mlens = malloc((nm ? nm : 1) * sizeof *mlens);
+        if (!mkeys || !mlens) {
+            free(mkeys);
+            free(mlens);
+            goto oom;
+        }
         for (uint32_t i = 0; i < nm; i++) {
             gguf_str s;
             (void)gguf_arr_str(kmg, i, &s);
@@ -287,13 +326,20 @@ int slm_tokenizer_from_gguf(const gguf_file *f, slm_tokenizer **out, slm_err *er
             if (!sp) {
                 rc = slm_err_set(err, SLM_EINPUT, "%s: tokenizer.ggml.merges[%u] '%.*s' is not of the form 'left right'",
                                  f->path, i, (int)(s.len > 60 ? 60 : s.len), s.ptr);
+                free(mkeys);
+                free(mlens);
                 goto fail;
             }
             memcpy(q, s.ptr, s.len);
             q[s.len] = 0;
-            (void)hmap_put(&t->merges, q, (uint32_t)s.len, (int32_t)i); /* first rank wins, as in llama.cpp */
+            mkeys[i] = q;
+            mlens[i] = (uint32_t)s.len;
             q += s.len + 1;
         }
+        int r2 = hmap_put_all(&t->merges, mkeys, mlens, nm, NULL, NULL); /* first rank wins, as in llama.cpp */
+        free(mkeys);
+        free(mlens);
+        if (r2 < 0) goto oom;
     }
 
     /* special ids and flags, with llama.cpp's defaults */
