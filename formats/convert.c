@@ -464,27 +464,8 @@ int slm_plan_describe(const slm_plan *p, gguf_writer *w, slm_err *err)
     rc |= gguf_set_u32(w, "general.file_type", file_type_of(p->out_type));
     rc |= gguf_set_u32(w, "general.quantization_version", 2);
 
-    const hf_tokenizer *t = &p->tok;
-    rc |= gguf_set_str(w, "tokenizer.ggml.model", t->model);
-    rc |= gguf_set_str(w, "tokenizer.ggml.pre", t->pre);
-    rc |= gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)t->tokens, t->n_tokens);
-    if (t->scores)
-        rc |= gguf_set_arr_f32(w, "tokenizer.ggml.scores", t->scores, t->n_tokens);
-    rc |= gguf_set_arr_i32(w, "tokenizer.ggml.token_type", t->types, t->n_tokens);
-    if (t->merges)
-        rc |= gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges, t->n_merges);
-    if (t->bos_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
-    if (t->eos_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
-    if (t->unk_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk_id);
-    if (t->pad_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad_id);
-    if (t->add_bos >= 0)
-        rc |= gguf_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
-    if (t->add_eos >= 0)
-        rc |= gguf_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos);
+    /* tokenizer.* keys (formats/hf_tokenizer.c) */
+    rc |= hf_tokenizer_describe(&p->tok, w);
 
     for (size_t i = 0; i < p->n && !rc; i++) {
         const slm_plan_tensor *o = &p->t[i];

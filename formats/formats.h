@@ -164,12 +164,20 @@ typedef struct hf_tokenizer {
     uint32_t n_merges;
     char **merges;           /* "a b" strings (gpt2), or NULL */
     int64_t bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
-    int add_bos, add_eos;    /* -1 when unspecified */
+    int64_t sep_id, cls_id, mask_id;        /* -1 when absent */
+    int add_bos, add_eos, add_sep;           /* -1 when unspecified */
+    int add_space_prefix;    /* -1 unspecified (llama.cpp's default), 0 Gemma 3's SentencePiece */
+    char *chat_template;     /* tokenizer_config.json chat_template (or chat_template.jinja), or NULL */
 } hf_tokenizer;
 /* Reads tokenizer.json (+ tokenizer_config.json, special_tokens_map.json,
  * generation_config.json when present) from dir. cfg may be NULL. */
 int hf_tokenizer_load(const char *dir, const hf_config *cfg, hf_tokenizer *tok, slm_err *err) SLM_MUST_CHECK;
 void hf_tokenizer_free(hf_tokenizer *tok);
+typedef struct gguf_writer gguf_writer; /* (also below; C11 allows the repeat) */
+/* Writes the tokenizer.* keys llama.cpp's converter writes for tok (tokenizer.ggml.model, pre,
+ * tokens, scores, token_type, merges, special ids, add_* flags, tokenizer.chat_template).
+ * Returns 0, or -1 when the writer refused a key (out of memory). */
+int hf_tokenizer_describe(const hf_tokenizer *tok, gguf_writer *w);
 
 /* ---- GGUF v3 reader ------------------------------------------------------ */
 enum gguf_vtype {

@@ -29,12 +29,15 @@ int cmd_template(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
 extern const char help_chat[];
 extern const char help_template[];
+int cmd_tokenize(int argc, char **argv);
+extern const char help_tokenize[];
 
 static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
     {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
     {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
     {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
+    {"tokenize", cmd_tokenize, "token ids of a text with a GGUF's tokenizer (llama-tokenize's role)", help_tokenize},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"chat", cmd_chat, "talk with a chat model: multi-turn, streaming, the model's chat template", help_chat},
     {"template", cmd_template, "the exact prompt a chat model receives for a conversation (MESSAGES.json)", help_template},
