@@ -160,7 +160,9 @@ Test(chat, interactive_through_a_pty, .timeout = 300, .fini = cleanup)
         }
     }
     int status = 0;
-    pid_t w = waitpid(pid, &status, WNOHANG);
+    pid_t w = 0;
+    for (int i = 0; i < 200 && (w = waitpid(pid, &status, WNOHANG)) == 0; i++)
+        usleep(50000); /* up to 10 s after the terminal closed */
     if (w == 0) {
         kill(pid, SIGKILL);
         waitpid(pid, &status, 0);
