@@ -130,7 +130,9 @@ static int fetch_layer(rg_client *c, layer_sink *s, int idx, uint64_t file_size,
     if (!(s->ctx = slm_sha256_new()))
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     int rc = rehash_existing(s, file_size, buf);
+    uint64_t prior = s->have; /* bytes kept from an earlier run */
     char path[1024];
+again:
     snprintf(path, sizeof path, "/v2/%s/blobs/%s", c->ref.repo, s->digest);
     for (int attempt = 0; !rc && s->have < s->size; attempt++) {
         char range[80];
@@ -165,6 +167,11 @@ static int fetch_layer(rg_client *c, layer_sink *s, int idx, uint64_t file_size,
     int match = 0;
     if (!rc)
         rc = finish_hash(s, &match);
+    if (!rc && !match && prior) { /* a bad prefix from an earlier run (e.g. a broken server): once more, whole */
+        prior = 0;
+        if (!(rc = restart_layer(s)))
+            goto again;
+    }
     if (!rc && !match) {
         if (ftruncate(s->fd, (off_t)s->base)) { /* never keep bytes that failed their digest */
         }
