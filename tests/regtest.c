@@ -9,7 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +20,6 @@
 
 #include "interop.h"
 #include "testutil.h"
-
-extern char **environ;
 
 static const char *REGISTRY_BIN = "/usr/bin/docker-registry";
 
@@ -62,14 +60,24 @@ void rt_registry_start(rt_registry *r)
              "http:\n  addr: 127.0.0.1:%d\n",
              r->dir, r->port);
     cr_assert_eq(tu_write_file(cfg, text, strlen(text)), 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    char *argv[] = {(char *)REGISTRY_BIN, "serve", cfg, NULL};
-    int rc = posix_spawn(&r->pid, REGISTRY_BIN, &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    cr_assert_eq(rc, 0, "cannot start %s: %s", REGISTRY_BIN, strerror(rc));
+    /* fork + exec rather than posix_spawn: the registry must die with the test process even when an
+     * assertion ends the test early (PR_SET_PDEATHSIG), so no registry is ever left running */
+    pid_t parent = getpid();
+    r->pid = fork();
+    cr_assert_geq(r->pid, 0, "fork: %s", strerror(errno));
+    if (r->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        execl(REGISTRY_BIN, REGISTRY_BIN, "serve", cfg, (char *)NULL);
+        _exit(127);
+    }
     for (int i = 0; i < 200 && !try_connect(r->port); i++) {
         int st;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
