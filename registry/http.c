@@ -325,7 +325,7 @@ int slm_oci_token_parse(const char *json, size_t n, char *token, size_t cap, slm
 {
     cJSON *j = cJSON_ParseWithLength(json, n);
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(j, "token");
-    if (!cJSON_IsString(t))
+    if (!cJSON_IsString(t) || !t->valuestring[0]) /* OAuth2-style answers carry access_token */
         t = cJSON_GetObjectItemCaseSensitive(j, "access_token");
     int rc = 0;
     if (!cJSON_IsString(t) || !t->valuestring[0])

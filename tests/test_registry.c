@@ -588,3 +588,44 @@ Test(registry_parse, manifest_token_and_challenge)
     cr_assert_str_eq(c.scope, "repository:a:pull");
     cr_assert_neq(slm_auth_challenge_parse("Bearer realm=\"unterminated", &c), 0);
 }
+
+/* ---- the fuzz target's seeds and past findings (fuzz/fuzz_registry.c) ------------------------------ */
+#include <dirent.h>
+#include "fuzz/fuzz_registry.c"
+
+static int replay_dir(const char *sub, int seeds)
+{
+    const char *td = getenv("SLM_TESTDIR");
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/../fuzz/%s", td && *td ? td : "tests", sub);
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = tu_path(dir, e->d_name);
+        size_t len;
+        char *data = tu_read_file(p, &len);
+        cr_assert_not_null(data, "%s", p);
+        int rc = fuzz_registry((const uint8_t *)data, len);
+        if (seeds && strstr(e->d_name, "-bad"))
+            cr_expect_eq(rc, SLM_EINPUT, "%s: must be refused, got %d", p, rc);
+        else if (seeds)
+            cr_expect_eq(rc, 0, "%s: must parse, got %d", p, rc);
+        else if (strncmp(e->d_name, "crash-", 6))
+            cr_expect(!strncmp(e->d_name, "ok-", 3) ? rc == 0 : rc == SLM_EINPUT, "%s: status %d", p, rc);
+        free(data);
+        free(p);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+Test(registry_parse, fuzz_seeds_and_regressions)
+{
+    cr_assert_geq(replay_dir("corpus/registry", 1), 5, "no seeds for fuzz_registry");
+    (void)replay_dir("regressions/registry", 0);
+}
