@@ -539,6 +539,43 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     fx_fini(&f);
 }
 
+/* a device whose health check fails stays on its previous slot */
+Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout = 120)
+{
+    fx f;
+    fx_init(&f);
+    cJSON_Delete(push_json(&f, f.v1, "v1"));
+    update_ok(&f, "v1", 1);
+    /* v2 is properly signed but its model has a NaN weight */
+    char *nan = tu_path(f.dir, "nan.gguf"), *bad = tu_path(f.dir, "bad.slmb");
+    gguf_file *g;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(f.model_a, &g, &err), 0, "%s", err.msg);
+    int64_t ti = gguf_find_tensor(g, "output_norm.weight");
+    uint64_t off = g->data_offset + g->tensors[ti].offset;
+    gguf_close(g);
+    size_t n;
+    char *b = tu_read_file(f.model_a, &n);
+    float nv = NAN;
+    memcpy(b + off, &nv, 4);
+    cr_assert_eq(tu_write_file(nan, b, n), 0);
+    free(b);
+    SLM_OK("bundle", nan, "-o", bad, "--name", "stories", "--version", "2", "--key", f.key);
+    cJSON_Delete(push_json(&f, bad, "v2"));
+    char *e = NULL;
+    int rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 1, "an unhealthy release must fail the health check (1), got %d: %s", rc, e);
+    cr_assert(strstr(e, "not finite"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 1);
+    /* the floor did not move: a fixed v2 still installs */
+    cJSON_Delete(push_json(&f, f.v2, "v2"));
+    update_ok(&f, "v2", 2);
+    free(nan);
+    free(bad);
+    fx_fini(&f);
+}
+
 /* ---- parsers (no network) -------------------------------------------------------------------------- */
 Test(registry_parse, references)
 {
