@@ -205,7 +205,7 @@ static void handle(rt_proxy *p, int cfd)
     if (hl < 0)
         return;
     char method[16] = "", path[1900] = "", v[64];
-    sscanf(req, "%15s %2047s", method, path);
+    sscanf(req, "%15s %1899s", method, path);
     int is_blob = !strcmp(method, "GET") && strstr(path, "/blobs/sha256:");
     int is_manifest = !strcmp(method, "GET") && strstr(path, "/manifests/");
     pthread_mutex_lock(&p->mu);
