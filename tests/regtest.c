@@ -220,7 +220,10 @@ static void handle(rt_proxy *p, int cfd)
     }
     if (mode == RT_REDIRECT && is_blob) {
         char loc[2300];
-        snprintf(loc, sizeof loc, "Location: http://elsewhere.invalid:%d%s\r\n", p->port, path);
+        if (p->redirect_host[0])
+            snprintf(loc, sizeof loc, "Location: http://%s%s\r\n", p->redirect_host, path);
+        else
+            snprintf(loc, sizeof loc, "Location: http://elsewhere.invalid:%d%s\r\n", p->port, path);
         reply(cfd, "307 Temporary Redirect", loc, "");
         return;
     }
@@ -296,7 +299,13 @@ static void handle(rt_proxy *p, int cfd)
     pthread_mutex_unlock(&p->mu);
     if (mode == RT_TRUNC_MANIFEST && is_manifest && rlen > 1)
         cut = rlen / 2;
-    send_all(cfd, rh, (size_t)rhl);
+    if (mode == RT_REFERRERS && !strcmp(method, "PUT") && strstr(path, "/manifests/sha256:")) {
+        send_all(cfd, rh, (size_t)rhl - 2); /* the head without its blank line, one header more */
+        const char *x = "OCI-Subject: sha256:0000000000000000000000000000000000000000000000000000000000000000\r\n\r\n";
+        send_all(cfd, x, strlen(x));
+    } else {
+        send_all(cfd, rh, (size_t)rhl);
+    }
     long sent = 0;
     long have = rgot - rhl;
     if (have > 0) {

@@ -29,6 +29,7 @@ enum rt_mode {
     RT_REDIRECT,    /* blob GETs: 307 to http://elsewhere.invalid:<port>/... */
     RT_DRIP,        /* blob GETs: headers, then one byte every 200 ms */
     RT_AUTH,        /* Bearer token auth: /token wants Basic user:secret */
+    RT_REFERRERS,   /* pass, but answer manifest PUTs by digest with OCI-Subject (a registry with the referrers API) */
 };
 typedef struct rt_proxy {
     int port, upstream_port, listen_fd;
@@ -41,6 +42,7 @@ typedef struct rt_proxy {
     pthread_t th;
     pthread_mutex_t mu;
     char host[64];
+    char redirect_host[64]; /* RT_REDIRECT target host[:port] (default elsewhere.invalid:<proxy port>) */
 } rt_proxy;
 void rt_proxy_start(rt_proxy *p, int upstream_port, int mode);
 void rt_proxy_stop(rt_proxy *p);

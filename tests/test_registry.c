@@ -438,6 +438,59 @@ Test(registry_badnet, redirect_to_another_host_refused, .timeout = 120)
 }
 Test(registry_badnet, slow_drip_times_out, .timeout = 120) { bad_network(RT_DRIP, "timed out", "--timeout", "2", 15); }
 
+/* a blob CDN on another host: refused by default, followed with --allow-redirect */
+Test(registry_badnet, redirect_followed_only_when_allowed, .timeout = 120)
+{
+    fx f;
+    fx_init(&f);
+    cJSON_Delete(push_json(&f, f.v1, "v1"));
+    rt_proxy px;
+    rt_proxy_start(&px, f.reg.port, RT_REDIRECT);
+    snprintf(px.redirect_host, sizeof px.redirect_host, "localhost:%d", f.reg.port); /* same registry, other name */
+    char *r = ref(px.host, "v1"), *out = tu_path(f.dir, "p.slmb"), *e = NULL;
+    int rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", NULL);
+    cr_assert_eq(rc, 4, "%d %s", rc, e);
+    cr_assert(strstr(e, "redirect to another host 'localhost:"), "%s", e);
+    free(e);
+    rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--allow-redirect", px.redirect_host, "--trust", f.root,
+              NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    free(e);
+    size_t n1, n2;
+    char *a = tu_read_file(f.v1, &n1), *b = tu_read_file(out, &n2);
+    cr_assert(a && b && n1 == n2 && !memcmp(a, b, n1));
+    free(a);
+    free(b);
+    rt_proxy_stop(&px);
+    free(r);
+    free(out);
+    fx_fini(&f);
+}
+
+/* a registry with the referrers API (it answers OCI-Subject): no tag-schema fallback */
+Test(registry, referrers_api_used_when_the_registry_has_it, .timeout = 120)
+{
+    fx f;
+    fx_init(&f);
+    rt_proxy px;
+    rt_proxy_start(&px, f.reg.port, RT_REFERRERS);
+    char *r = ref(px.host, "v1"), *o = NULL, *e = NULL;
+    int rc = slmv(&o, &e, "push", f.v1, r, "--plain-http", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "referrers")->valuestring, "api");
+    char tagdir[4400];
+    snprintf(tagdir, sizeof tagdir, "%s/storage/docker/registry/v2/repositories/models/stories/_manifests/tags/sha256-%s",
+             f.reg.dir, cJSON_GetObjectItem(j, "manifest_digest")->valuestring + 7);
+    cr_assert(!tu_exists(tagdir), "fallback tag written although the registry has the referrers API");
+    cJSON_Delete(j);
+    rt_proxy_stop(&px);
+    free(o);
+    free(e);
+    free(r);
+    fx_fini(&f);
+}
+
 /* ---- token auth ------------------------------------------------------------------------------- */
 Test(registry, bearer_token_auth_with_docker_config_credentials, .timeout = 120)
 {
