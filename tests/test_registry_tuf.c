@@ -385,3 +385,40 @@ Test(registry_tuf, canonical_json)
     cr_assert_null(slm_tuf_canonical(j), "floats have no canonical form");
     cJSON_Delete(j);
 }
+
+/* ---- the fuzz target's seeds (fuzz/fuzz_tuf.c) ------------------------------------------------ */
+#include <dirent.h>
+#include "fuzz/fuzz_tuf.c"
+
+Test(registry_tuf, fuzz_seeds_and_regressions)
+{
+    const char *td = getenv("SLM_TESTDIR");
+    const char *subs[2] = {"corpus/tuf", "regressions/tuf"};
+    int seeds = 0;
+    for (int s = 0; s < 2; s++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/../fuzz/%s", td && *td ? td : "tests", subs[s]);
+        DIR *d = opendir(dir);
+        if (!d)
+            continue;
+        for (struct dirent *e; (e = readdir(d));) {
+            if (e->d_name[0] == '.' || !strncmp(e->d_name, "crash-", 6))
+                continue;
+            char *p = tu_path(dir, e->d_name);
+            size_t len;
+            char *data = tu_read_file(p, &len);
+            cr_assert_not_null(data, "%s", p);
+            int rc = fuzz_tuf((const uint8_t *)data, len);
+            int ok = s == 0 ? !strstr(e->d_name, "-bad") : !strncmp(e->d_name, "ok-", 3);
+            if (ok)
+                cr_expect_eq(rc, 0, "%s: must be accepted, got %d", p, rc);
+            else
+                cr_expect(rc == SLM_EINPUT || rc == SLM_EIO || rc == SLM_EVERIFY, "%s: status %d", p, rc);
+            seeds += s == 0;
+            free(data);
+            free(p);
+        }
+        closedir(d);
+    }
+    cr_assert_geq(seeds, 2, "no seeds for fuzz_tuf");
+}
