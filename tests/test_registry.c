@@ -513,6 +513,19 @@ Test(registry, bearer_token_auth_with_docker_config_credentials, .timeout = 120)
     rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--creds", creds, "--trust", f.root, NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
+    /* the default place: $DOCKER_CONFIG/config.json (else ~/.docker/config.json) */
+    unlink(out);
+    setenv("DOCKER_CONFIG", f.dir, 1);
+    rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, NULL);
+    unsetenv("DOCKER_CONFIG");
+    cr_assert_eq(rc, 0, "credentials from $DOCKER_CONFIG/config.json not used: %s", e);
+    free(e);
+    /* without --plain-http only https is spoken: a plain registry is a clear network error */
+    rc = slmv(NULL, &e, "pull", r, "-o", out, "--creds", creds, NULL);
+    cr_assert_eq(rc, 4, "%d %s", rc, e);
+    cr_assert(strstr(e, "https://"), "%s", e);
+    cr_assert_eq(tu_count_lines(e), 1, "%s", e);
+    free(e);
     rt_proxy_stop(&px);
     free(r);
     free(out);
