@@ -525,9 +525,17 @@ static int verify_role(const char *path, const tuf_doc *d, const tuf_doc *root, 
         if (!cJSON_IsString(kt) || strcmp(kt->valuestring, "ed25519") || !cJSON_IsString(pub) ||
             slm_unhex(pub->valuestring, pk, 32) || slm_unhex(sig->valuestring, sg, 64))
             continue;
-        char want[65];
-        if (tuf_keyid(pk, want) || strcmp(want, kid->valuestring))
-            continue; /* a key id must be the hash of its key */
+        /* a key id must be the hash of its key: the canonical form of the key object as the root lists it
+         * (other publishers add fields such as keyid_hash_algorithms, which the hash then covers) */
+        char *kc = slm_tuf_canonical(k), want[65];
+        uint8_t kh[32];
+        int kbad = !kc || slm_sha256(kc, strlen(kc), kh);
+        free(kc);
+        if (kbad)
+            continue;
+        slm_hex(kh, 32, want);
+        if (strcmp(want, kid->valuestring))
+            continue;
         if (slm_ed25519_verify(pk, c, strlen(c), sg)) {
             strcpy(seen[n_seen++], kid->valuestring);
             valid++;
