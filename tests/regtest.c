@@ -78,7 +78,7 @@ void rt_registry_start(rt_registry *r)
         execl(REGISTRY_BIN, REGISTRY_BIN, "serve", cfg, (char *)NULL);
         _exit(127);
     }
-    for (int i = 0; i < 200 && !try_connect(r->port); i++) {
+    for (int i = 0; i < 600 && !try_connect(r->port); i++) { /* up to 30 s on a loaded machine */
         int st;
         if (waitpid(r->pid, &st, WNOHANG) == r->pid) {
             char *l = tu_read_file(log, NULL);
