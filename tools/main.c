@@ -24,6 +24,10 @@ int cmd_keygen(int argc, char **argv), cmd_trust(int argc, char **argv), cmd_sig
 int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_install(int argc, char **argv);
 extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_bundle[], help_install[];
 extern const char help_run[], help_perplexity[];
+int cmd_push(int argc, char **argv), cmd_pull(int argc, char **argv), cmd_update(int argc, char **argv);
+extern const char help_push[], help_pull[], help_update[];
+int cmd_tuf(int argc, char **argv);
+extern const char help_tuf[];
 extern const char help_convert[], help_inspect[], help_bench[];
 int cmd_template(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
@@ -48,6 +52,10 @@ static const slm_cmd commands[] = {
     {"sign", cmd_sign, "add a signature to a bundle or trust root, in place", help_sign},
     {"verify", cmd_verify, "verify a bundle against a trust root (streaming, bounded memory)", help_verify},
     {"install", cmd_install, "A/B install store: install with health check, --status, --revert", help_install},
+    {"push", cmd_push, "upload a bundle to an OCI registry (model artifact, signatures as referrer)", help_push},
+    {"pull", cmd_pull, "download a bundle from an OCI registry, verified as it arrives, resumable", help_pull},
+    {"update", cmd_update, "pull + verify + health-checked A/B install into a store", help_update},
+    {"tuf", cmd_tuf, "TUF-compatible metadata: init a repository, add a target, fetch as a TUF client", help_tuf},
     {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", help_bench},
     {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", help_compare},
 };
