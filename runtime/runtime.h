@@ -266,7 +266,12 @@ typedef struct slm_chat_template slm_chat_template;
  * the problem (syntax error, unsupported tag) and its line. */
 int slm_chat_template_parse(const char *text, size_t len, slm_chat_template **out, slm_err *err) SLM_MUST_CHECK;
 void slm_chat_template_free(slm_chat_template *t);
-/* Render: *out is malloc'd, NUL-terminated, *out_len bytes. Errors: SLM_EINPUT
+/* Render with transformers' variables: messages (list of {"role", "content"}),
+ * add_generation_prompt, bos_token / eos_token (when not NULL), tools = None,
+ * documents = None, and the globals raise_exception, strftime_now, namespace,
+ * range, dict. The same template may be rendered any number of times, also
+ * from several threads at once (rendering does not modify it).
+ * Render: *out is malloc'd, NUL-terminated, *out_len bytes. Errors: SLM_EINPUT
  * (raise_exception's message, an unsupported filter/test/method/operation, a
  * limit reached), SLM_EINTERNAL (out of memory). */
 int slm_chat_template_render(const slm_chat_template *t, const slm_chat_params *p, char **out, size_t *out_len,
