@@ -104,14 +104,17 @@ fuzz-run: fuzz-build
 	done
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
-           libcriterion-dev libpcre2-dev time clang libclang-rt-dev
+           libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
+# Debian packages, then the oracles for the interop tests (npm: node-llama-cpp, HF tokenizers, Jinja;
+# never vendored), then llama.cpp's CLI tools built from the source node-llama-cpp ships (into
+# $(LLAMA_CPP_DIR), outside the tree; a no-op when already built at that commit).
 deps:
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_APT)
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nodejs npm
 	cd tests/interop && npm install --no-audit --no-fund --loglevel=error
+	./scripts/llama-tools.sh $(LLAMA_CPP_DIR)
 
 # Speed records: the kernel bench (matrix x vector / matrix x matrix per type and kernel next to
 # the measured roofline) and an end-to-end bench (llama-bench's pp512 / tg128 at 1 and 2 threads)
