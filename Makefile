@@ -74,9 +74,17 @@ test: $(BUILD)/slm $(BUILD)/slm_tests
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir. GCC leaves
 # float-cast-overflow out of -fsanitize=undefined (clang does not): a NaN cast to int is a bug we want to see.
 ASAN_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
+# LeakSanitizer runs when each forked test process exits, after Criterion has counted the test as
+# passed, so its reports cannot fail a test: every sanitizer report (of the test processes and of the
+# slm binaries they run) goes to build-asan/sanitizer/, and any report fails `make asan`. Deadlines
+# of the tests are scaled (SLM_TEST_TIME_SCALE): sanitizers and a loaded machine are slower.
+SAN_LOGS = $(abspath build-asan/sanitizer)
 asan:
-	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
-	    $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test
+	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 ASAN_OPTIONS=log_path=$(SAN_LOGS)/report \
+	SLM_TEST_TIME_SCALE=$${SLM_TEST_TIME_SCALE:-4} $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test; rc=$$?; \
+	if ls $(SAN_LOGS)/report.* >/dev/null 2>&1; then cat $(SAN_LOGS)/report.*; \
+	    echo "make asan: sanitizer reports above (also in $(SAN_LOGS))" >&2; exit 1; fi; exit $$rc
 
 # libFuzzer targets (clang): one per parser, fuzz/fuzz_<target>.c; `make fuzz FUZZ_SECONDS=N` runs each
 # for N seconds from its seed corpus (fuzz/corpus/<target>) and past findings (fuzz/regressions/<target>).
@@ -97,7 +105,7 @@ fuzz-run: fuzz-build
 	    echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
 	    ./$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
 	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t/ \
-	        $$(test -f fuzz/dict/$$t.dict && echo -dict=fuzz/dict/$$t.dict) $(FUZZ_ARGS) \
+	        -dict=$$(fuzz/dict_of.sh $$t) $(FUZZ_ARGS) \
 	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t $$(test -d fuzz/regressions/$$t && echo fuzz/regressions/$$t) \
 	        2>$(BUILD)/fuzz/$$t.log || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
 	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/$$t.log || true; \
