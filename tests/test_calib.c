@@ -643,8 +643,9 @@ Test(calib, imatrix_exchange_with_llamacpp, .timeout = 180)
 }
 
 /* The same without the tools: the committed llama-imatrix output
- * (tests/data/llama-imatrix-stories-llama256-c128x4.gguf: llama.cpp de3ff81, `llama-imatrix -m F32
- * -f tinystories-calib.txt -c 128 --chunks 4 --no-ppl`, F32 from `slm convert stories-llama256
+ * (tests/data/llama-imatrix-stories-llama256-c128x4.gguf: llama.cpp de3ff81, run in the corpus
+ * directory so that imatrix.datasets holds no machine path: `llama-imatrix -m F32 -f
+ * tinystories-calib.txt -c 128 --chunks 4 --no-ppl -t 2`, F32 from `slm convert stories-llama256
  * --outtype f32`) is read, quantized with, and equals ours. */
 Test(calib, imatrix_matches_committed_llamacpp_file, .timeout = 120)
 {
