@@ -74,9 +74,20 @@ test: $(BUILD)/slm $(BUILD)/slm_tests
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir. GCC leaves
 # float-cast-overflow out of -fsanitize=undefined (clang does not): a NaN cast to int is a bug we want to see.
 ASAN_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
+# LeakSanitizer runs when each forked test process exits, after Criterion has counted the test as
+# passed, so its reports cannot fail a test: every sanitizer report (of the test processes and of the
+# slm binaries they run) goes to build-asan/sanitizer/, and any report fails `make asan`. Two frames
+# per allocation (malloc_context_size=2) keep tests/lsan.supp to Criterion's own allocations (see
+# there). Deadlines of the tests are scaled (SLM_TEST_TIME_SCALE): sanitizers and a loaded machine
+# are slower.
+SAN_LOGS = $(abspath build-asan/sanitizer)
 asan:
+	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
-	    $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test
+	ASAN_OPTIONS=log_path=$(SAN_LOGS)/report:malloc_context_size=2 \
+	SLM_TEST_TIME_SCALE=$${SLM_TEST_TIME_SCALE:-4} $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test; rc=$$?; \
+	if ls $(SAN_LOGS)/report.* >/dev/null 2>&1; then cat $(SAN_LOGS)/report.*; \
+	    echo "make asan: sanitizer reports above (also in $(SAN_LOGS))" >&2; exit 1; fi; exit $$rc
 
 # libFuzzer targets (clang): one per parser, fuzz/fuzz_<target>.c; `make fuzz FUZZ_SECONDS=N` runs each
 # for N seconds from its seed corpus (fuzz/corpus/<target>) and past findings (fuzz/regressions/<target>).
@@ -97,22 +108,25 @@ fuzz-run: fuzz-build
 	    echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
 	    ./$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
 	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t/ \
-	        $$(test -f fuzz/dict/$$t.dict && echo -dict=fuzz/dict/$$t.dict) $(FUZZ_ARGS) \
+	        -dict=$$(fuzz/dict_of.sh $$t) $(FUZZ_ARGS) \
 	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t $$(test -d fuzz/regressions/$$t && echo fuzz/regressions/$$t) \
 	        2>$(BUILD)/fuzz/$$t.log || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
 	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/$$t.log || true; \
 	done
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
-           libcriterion-dev libpcre2-dev time clang libclang-rt-dev python3-numpy python3-yaml \
+           libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
            libcurl4-openssl-dev docker-registry
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
+# Debian packages, then the oracles for the interop tests (npm: node-llama-cpp, HF tokenizers, Jinja;
+# never vendored), then llama.cpp's CLI tools built from the source node-llama-cpp ships (into
+# $(LLAMA_CPP_DIR), outside the tree; a no-op when already built at that commit).
 deps:
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_APT)
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nodejs npm
 	cd tests/interop && npm install --no-audit --no-fund --loglevel=error
+	./scripts/llama-tools.sh $(LLAMA_CPP_DIR)
 
 # Speed records: the kernel bench (matrix x vector / matrix x matrix per type and kernel next to
 # the measured roofline) and an end-to-end bench (llama-bench's pp512 / tg128 at 1 and 2 threads)

@@ -1,8 +1,12 @@
 /* fuzz/fuzz_kld_base.c — the KL-divergence base file (runtime/kld.c, llama.cpp's
  * "_logits_" layout) as `slm perplexity --kl-divergence` reads it. The harness
- * takes n_ctx, n_vocab and n_chunk from the input's own header (bounded, so a
- * crafted file reaches the per-chunk decoding) and the expected token ids from
- * its token section, then feeds deterministic logits for every chunk. */
+ * takes n_ctx, n_vocab and n_chunk from the input's own header, over their whole
+ * range: any header a real run could have (n_ctx >= 4, n_vocab >= 2, n_chunk >= 1:
+ * vocabularies of 150k tokens, contexts of thousands) is used as is when the work it
+ * implies fits a budget (so a crafted file reaches the per-chunk decoding); any other
+ * (zero, negative, huge, or over budget) is read against a small run's parameters, so
+ * the reader's header check sees it. The expected token ids come from its token
+ * section; deterministic logits are fed for every chunk. */
 #include "fuzz_common.h"
 
 #include "rt_kld.h"
@@ -13,10 +17,13 @@ int fuzz_kld_base(const uint8_t *data, size_t size)
         return SLM_EINPUT;
     int32_t hdr[3];
     memcpy(hdr, data + 8, sizeof hdr);
-    /* small bounds keep each execution fast; the reader checks the rest */
-    int n_ctx = hdr[0] >= 4 && hdr[0] <= 64 ? hdr[0] : 16;
-    int n_vocab = hdr[1] >= 2 && hdr[1] <= 1024 ? hdr[1] : 8;
-    int n_chunk = hdr[2] >= 1 && hdr[2] <= 4 ? hdr[2] : 1;
+    const int64_t hc = hdr[0], hv = hdr[1], hk = hdr[2];
+    /* budget: token ids (n_ctx * n_chunk) and logits fed (n_chunk * scored * n_vocab) */
+    const int runnable = hc >= 4 && hv >= 2 && hk >= 1 && hc * hk <= (1 << 16) &&
+                         hk * (hc - 1 - hc / 2) * hv <= ((int64_t)1 << 22);
+    int n_ctx = runnable ? (int)hc : 16;
+    int n_vocab = runnable ? (int)hv : 8;
+    int n_chunk = runnable ? (int)hk : 1;
     size_t n_ids = (size_t)n_ctx * (size_t)n_chunk;
     int32_t *ids = calloc(n_ids, sizeof *ids);
     if (!ids)

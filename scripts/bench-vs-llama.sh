@@ -4,7 +4,7 @@
 # round), median t/s per test over the rounds and the ratio slm / llama.cpp.
 # tg rows also give the weight bytes read per second (model size x t/s).
 #
-# usage: LLAMA_BENCH=/path/to/llama-bench scripts/bench-vs-llama.sh [options] FILE.gguf...
+# usage: [LLAMA_BENCH=.../llama-bench] scripts/bench-vs-llama.sh [options] FILE.gguf...
 #   -t LIST   thread counts (default 1,2)
 #   -p N      prompt length (default 512; 0 skips)
 #   -n N      generated tokens (default 128; 0 skips)
@@ -14,7 +14,7 @@
 # Prints a markdown table on stdout; the raw CSV rows go to ${OUT:-bench-vs-llama.csv}.
 set -eu
 SLM=${SLM:-build/slm}
-LLAMA_BENCH=${LLAMA_BENCH:-llama-bench}
+LLAMA_BENCH=${LLAMA_BENCH:-${SLM_LLAMA_BIN:+$SLM_LLAMA_BIN/}llama-bench}
 OUT=${OUT:-bench-vs-llama.csv}
 threads=1,2 p=512 n=128 r=3 rounds=3
 while getopts t:p:n:r:R: o; do

@@ -14,12 +14,14 @@
 #                           [--gptq CALIB [--gptq-opts "..."]]
 #                                 (slm quantize --gptq -f CALIB; default opts
 #                                  "-c 128 --chunks 64", as docs/calibration.md)
-# env: SLM_MODELS, SLM_CORPUS (defaults /work/shared/models, /work/shared/corpus).
+# env: SLM_MODELS, SLM_CORPUS (defaults ../shared/models, ../shared/corpus beside the repository,
+#      as the Makefile), SLM_LLAMA_BIN (llama.cpp's tools from `make deps`: --llama-quantize
+#      defaults to $SLM_LLAMA_BIN/llama-quantize when that variable is set).
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-models=${SLM_MODELS:-/work/shared/models}
-corpus=${SLM_CORPUS:-/work/shared/corpus}
+models=${SLM_MODELS:-$here/../shared/models}
+corpus=${SLM_CORPUS:-$here/../shared/corpus}
 model=$models/stories-llama256
 text=$corpus/tinystories-calib.txt
 ctx=128
@@ -28,7 +30,7 @@ threads=2
 types="Q8_0 Q6_K Q5_K_M Q4_K_M Q4_K_S Q4_0 Q3_K_M Q2_K"
 work=
 slm=$here/build/slm
-lq=
+lq=${SLM_LLAMA_BIN:+$SLM_LLAMA_BIN/llama-quantize}
 imatrix=
 gptq=
 gptq_opts="-c 128 --chunks 64"

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "formats.h"
 #include "libquant.h"
 #include "testutil.h"
 
@@ -234,8 +235,10 @@ Test(bench, bad_arguments)
     char *out, *err;
     cr_assert_eq(tu_run_slm(&out, &err, a1), 2);
     free(out), free(err);
-    cr_assert_neq(tu_run_slm(&out, &err, a2), 0);
-    cr_assert_not_null(strstr(err, "nonexistent"));
+    /* a clean refusal: exit 4 (I/O) with the one-line message naming the file, never a crash */
+    cr_assert_eq(tu_run_slm(&out, &err, a2), SLM_EIO, "exit code (want 4): %s", err ? err : "");
+    cr_assert(err && strstr(err, "error") && strstr(err, "/nonexistent.gguf"), "stderr: %s", err ? err : "");
+    cr_assert_eq(tu_count_lines(err), 1, "stderr: %s", err);
     free(out), free(err);
     cr_assert_eq(tu_run_slm(&out, &err, a3), 2);
     free(out), free(err);
@@ -256,7 +259,8 @@ Test(bench, kernels_json)
     cJSON *j = cJSON_Parse(out);
     cr_assert_not_null(j, "invalid JSON");
     const cJSON *roof = cJSON_GetObjectItem(j, "roofline");
-    cr_assert_gt(cJSON_GetObjectItem(roof, "read_gbs")->valuedouble, 0.1);
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(roof, "read_gbs")), "roofline.read_gbs missing");
+    cr_assert(isfinite(cJSON_GetObjectItem(roof, "read_gbs")->valuedouble));
     const cJSON *res = cJSON_GetObjectItem(j, "results"), *o;
     int nk = 0;
     for (int k = 0; k < 3; k++)
@@ -265,7 +269,7 @@ Test(bench, kernels_json)
     cJSON_ArrayForEach(o, res) {
         const char *type = cJSON_GetObjectItem(o, "type")->valuestring;
         double gbs = cJSON_GetObjectItem(o, "gbs")->valuedouble, err_rel = cJSON_GetObjectItem(o, "max_rel_err")->valuedouble;
-        cr_assert(isfinite(gbs) && gbs > 0, "%s gbs %g", type, gbs);
+        cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(o, "gbs")) && isfinite(gbs), "%s gbs %g", type, gbs);
         cr_assert_lt(err_rel, 0.05, "%s %s %s: relative error %g", type, cJSON_GetObjectItem(o, "kernel")->valuestring,
                      cJSON_GetObjectItem(o, "op")->valuestring, err_rel);
     }
@@ -318,7 +322,7 @@ Test(bench, compare_table_json_svg_resume)
     cr_assert_eq(cJSON_GetObjectItem(base, "kld_mean")->valuedouble, 0);
     /* both are on the front (smaller and better trade places) */
     cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(q8, "pareto")) && cJSON_IsTrue(cJSON_GetObjectItem(q4, "pareto")));
-    cr_assert_gt(cJSON_GetObjectItem(q4, "tg_ts")->valuedouble, 0);
+    cr_assert(cJSON_IsNumber(cJSON_GetObjectItem(q4, "tg_ts")), "tg_ts missing");
     cJSON_Delete(j);
     free(out), free(err), free(wd), free(svg);
 }
@@ -385,6 +389,9 @@ Test(bench, fast_decode_paths_match_scalar_in_a_model, .timeout = 180)
     static const char *types[] = {"Q4_0", "Q5_0", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "F16"};
     static const uint32_t ids[] = {2, 6, 8, 10, 11, 12, 13, 14, 1};
     enum { CAP = 8 * 40000 };
+    /* without AVX-512 both sides would run the scalar kernels: a comparison that cannot fail */
+    if (!slm_cpu_has(SLM_KERNEL_AVX512))
+        cr_skip_test("SKIPPED: no AVX-512 on this CPU: the fast decode paths cannot be compared with scalar here");
     float *a = malloc(sizeof(float) * CAP), *b = malloc(sizeof(float) * CAP);
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         char name[32];
@@ -492,7 +499,9 @@ Test(bench, decode_roofline_two_threads)
     slm_err err = {0};
     cr_assert_eq(bench_roofline_measure(2, &r, &err), 0, "%s", err.msg);
     cr_assert_eq(r.n_threads, 2);
-    cr_assert_gt(r.read_gbs, 0.1);
+    /* values, not speed (speed lives in `make bench`): finite, and the best step is no worse
+     * than the median one */
+    cr_assert(isfinite(r.read_gbs) && isfinite(r.read_gbs_best), "read %g, best %g", r.read_gbs, r.read_gbs_best);
     cr_assert_geq(r.read_gbs_best, r.read_gbs);
     cr_assert_neq(bench_roofline_measure(0, &r, &err), 0);
 }

@@ -4,6 +4,7 @@
  * layout, legacy .dat), `slm imatrix` and `slm quantize --imatrix/--gptq` end to end,
  * bad inputs, and llama.cpp running GPTQ files / exchanging imatrix files. */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +378,87 @@ static double kld_of(const char *model, const char *base)
     return k;
 }
 
+/* sum over the matrix of imp[col] * (w - q)^2: the activation-weighted error an imatrix targets
+ * (E[(x.w - x.q)^2] for independent activations with E[x^2] = imp) */
+static double weighted_err(uint32_t type, const float *w, int64_t rows, int64_t cols, const float *imp,
+                           const float *imp_for_quant)
+{
+    size_t rb = slm_row_bytes(type, cols);
+    unsigned char *q = malloc(rb * (size_t)rows);
+    float *scratch = malloc(sizeof(float) * (size_t)cols), *d = malloc(sizeof(float) * (size_t)cols);
+    cr_assert_eq(slm_quantize_rows_imatrix(type, w, q, rows, cols, imp_for_quant, scratch), rb * (size_t)rows);
+    const slm_qtraits *t = slm_qtraits_get(type);
+    double e = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        t->dequantize_row(q + (size_t)r * rb, d, cols);
+        for (int64_t j = 0; j < cols; j++) {
+            double diff = (double)w[r * cols + j] - d[j];
+            e += imp[j] * diff * diff;
+        }
+    }
+    free(q); free(scratch); free(d);
+    return e;
+}
+
+/* Where an imatrix must help: the error it weights. (1) On synthetic weights with uneven
+ * importance (a few columns 50x, the rest log-spread), every type that takes an imatrix
+ * lowers the weighted error by at least 10 % (measured: 40-55 %); (2) on stories-llama256's
+ * own tensors with its own calibration imatrix, Q2_K and Q4_K lower the total
+ * activation-weighted error (measured: 1.5 %, 1.3 %; the activations are even there). */
+Test(calib, imatrix_lowers_the_error_it_weights, .timeout = 120)
+{
+    enum { R = 64, C = 512 };
+    float *w = malloc(sizeof(float) * R * C), imp[C];
+    uint64_t st = 12345;
+    for (int i = 0; i < R * C; i++) {
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u1 = ((st >> 11) + 0.5) / 9007199254740992.0;
+        st = st * 6364136223846793005ull + 1442695040888963407ull;
+        double u2 = ((st >> 11) + 0.5) / 9007199254740992.0;
+        w[i] = (float)(sqrt(-2 * log(u1)) * cos(6.283185307179586 * u2));
+    }
+    for (int j = 0; j < C; j++) imp[j] = (j % 37 == 5 ? 50.f : 1.f) * expf(1.5f * sinf(0.71f * (float)j));
+    static const uint32_t types[] = {SLM_TYPE_Q2_K, SLM_TYPE_Q3_K, SLM_TYPE_Q4_K, SLM_TYPE_Q5_K, SLM_TYPE_Q6_K,
+                                     SLM_TYPE_Q4_0, SLM_TYPE_Q5_0};
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+        double plain = weighted_err(types[k], w, R, C, imp, NULL), with = weighted_err(types[k], w, R, C, imp, imp);
+        cr_expect(with < 0.9 * plain, "%s: weighted error with the imatrix %.4g, without %.4g",
+                  slm_type_name(types[k]), with, plain);
+    }
+    free(w);
+
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *im = make_imatrix(dir, in, "im.gguf", "8");
+    slm_imatrix x;
+    slm_err err = {0};
+    cr_assert_eq(slm_imatrix_read(im, &x, &err), 0, "%s", err.msg);
+    gguf_file *g = NULL;
+    cr_assert_eq(gguf_open(in, &g, &err), 0, "%s", err.msg);
+    static const uint32_t mtypes[] = {SLM_TYPE_Q2_K, SLM_TYPE_Q4_K};
+    for (size_t k = 0; k < 2; k++) {
+        double plain = 0, with = 0;
+        for (size_t i = 0; i < x.n; i++) {
+            int64_t ti = gguf_find_tensor(g, x.e[i].name);
+            cr_assert_geq(ti, 0, "imatrix entry %s has no tensor", x.e[i].name);
+            const gguf_tensor *t = &g->tensors[ti];
+            cr_assert_eq(t->type, SLM_TYPE_F32);
+            cr_assert_eq(t->ne[0], x.e[i].n);
+            float *mean = malloc(sizeof(float) * (size_t)x.e[i].n);
+            cr_assert(slm_imatrix_mean(&x.e[i], mean), "%s: no tokens counted", x.e[i].name);
+            int64_t rows = (int64_t)(t->n_elems / (uint64_t)t->ne[0]);
+            plain += weighted_err(mtypes[k], t->data, rows, t->ne[0], mean, NULL);
+            with += weighted_err(mtypes[k], t->data, rows, t->ne[0], mean, mean);
+            free(mean);
+        }
+        cr_expect(with < 0.995 * plain, "%s on stories-llama256: activation-weighted error with the imatrix %.5g, "
+                  "without %.5g", slm_type_name(mtypes[k]), with, plain);
+    }
+    gguf_close(g);
+    slm_imatrix_free(&x);
+    tu_rmtree(dir);
+    free(in); free(im); free(dir);
+}
+
 Test(calib, quantize_with_imatrix_and_gptq, .timeout = 120)
 {
     char *dir = tu_tmpdir("calib");
@@ -399,9 +481,10 @@ Test(calib, quantize_with_imatrix_and_gptq, .timeout = 120)
     cr_expect_eq(ng, np);
     cr_expect(ni >= np && ni <= np + 512);
     double kp = kld_of(plain, base), ki = kld_of(wi, base), kg = kld_of(wg, base);
-    /* the imatrix gains little on this model (its activations are even across columns):
-     * it must not hurt beyond noise, and it must have been used */
-    cr_expect(ki < 1.03 * kp, "imatrix KLD %.5f vs plain %.5f", ki, kp);
+    /* the imatrix gains little in KLD on this model (its activations are even across columns;
+     * imatrix_lowers_the_error_it_weights shows where it helps most), but it must help: 3 % here
+     * (0.0538 vs 0.0555 with the AVX-512 kernels; output is deterministic) */
+    cr_expect(ki < kp, "imatrix KLD %.5f is not below plain %.5f", ki, kp);
     gguf_file *gi = NULL;
     slm_err erri = {0};
     cr_assert_eq(gguf_open(wi, &gi, &erri), 0, "%s", erri.msg);
@@ -505,50 +588,19 @@ Test(calib, llamacpp_runs_gptq_files, .timeout = 300)
     free(in); free(out); free(dir);
 }
 
-#define LLAMA_BIN "/work/peer/llama.cpp/build/bin/"
-/* Files move both ways between slm and llama.cpp. With llama.cpp's tools built
- * (SLM_LLAMA_BIN or the peer build): llama-quantize takes our imatrix, and a fresh
- * llama-imatrix file on the same text and chunking is compared. Without them (CI),
- * the committed llama-imatrix output (tests/data/llama-imatrix-stories-llama256-c128x4.gguf:
- * llama.cpp de3ff81, `llama-imatrix -m F32 -f tinystories-calib.txt -c 128 --chunks 4
- * --no-ppl`, F32 from `slm convert stories-llama256 --outtype f32`) is the one we read,
- * quantize with, and compare against. */
-Test(calib, imatrix_exchange_with_llamacpp, .timeout = 120)
+/* our imatrix statistics equal llama.cpp's (same tensors, same counts, sums within float
+ * accumulation error) */
+static void expect_same_imatrix(const char *ours, const char *theirs)
 {
-    const char *lq = getenv("SLM_LLAMA_BIN");
-    char qbin[512], ibin[512];
-    snprintf(qbin, sizeof qbin, "%s/llama-quantize", lq ? lq : LLAMA_BIN);
-    snprintf(ibin, sizeof ibin, "%s/llama-imatrix", lq ? lq : LLAMA_BIN);
-    const int have_llama = !access(qbin, X_OK) && !access(ibin, X_OK);
-    char *dir = tu_tmpdir("calib");
-    char *in = f32_model(dir), *im = make_imatrix(dir, in, "ours.gguf", "4");
-    char *out = tu_path(dir, "q.gguf"), *theirs = NULL, *o = NULL, *e = NULL;
-    if (have_llama) {
-        theirs = tu_path(dir, "theirs.gguf");
-        const char *a[] = {qbin, "--imatrix", im, in, out, "Q4_K_M", "2", NULL};
-        cr_expect_eq(tu_run(&o, &e, a), 0, "llama-quantize refused our imatrix: %s", e);
-        cr_expect(o && strstr(o, "28 importance matrix entries"), "%s", o);
-        free(o); free(e);
-        const char *b[] = {ibin, "-m", in, "-f", tu_corpus("tinystories-calib.txt"), "-c", "128", "--chunks", "4", "-o",
-                           theirs, "--no-ppl", "-t", "2", NULL};
-        cr_assert_eq(tu_run(&o, &e, b), 0, "llama-imatrix: %s", e);
-        free(o); free(e);
-    } else {
-        theirs = strdup(tu_data("llama-imatrix-stories-llama256-c128x4.gguf"));
-        cr_assert(tu_exists(theirs), "missing %s", theirs);
-    }
-    const char *c[] = {"quantize", in, out, "Q4_K_M", "--imatrix", theirs, NULL};
-    cr_expect_eq(run(c, &e), 0, "we refused llama-imatrix's file: %s", e);
-    free(e);
-    /* same statistics: our sums equal llama.cpp's within float accumulation error */
     slm_imatrix x, y;
     slm_err err = {0};
-    cr_assert_eq(slm_imatrix_read(im, &x, &err), 0, "%s", err.msg);
+    cr_assert_eq(slm_imatrix_read(ours, &x, &err), 0, "%s", err.msg);
     cr_assert_eq(slm_imatrix_read(theirs, &y, &err), 0, "%s", err.msg);
     cr_expect_eq(x.n, y.n);
     for (size_t i = 0; i < x.n && i < y.n; i++) {
         cr_expect_str_eq(x.e[i].name, y.e[i].name);
         cr_expect_eq(x.e[i].counts[0], y.e[i].counts[0], "%s", x.e[i].name);
+        cr_expect_eq(x.e[i].n, y.e[i].n, "%s", x.e[i].name);
         double d = 0, s = 0;
         for (int64_t k = 0; k < x.e[i].n && x.e[i].n == y.e[i].n; k++) {
             d += fabs(x.e[i].sum2[k] - y.e[i].sum2[k]);
@@ -558,6 +610,54 @@ Test(calib, imatrix_exchange_with_llamacpp, .timeout = 120)
     }
     slm_imatrix_free(&x);
     slm_imatrix_free(&y);
+}
+
+/* Files move both ways between slm and llama.cpp's tools (SLM_LLAMA_BIN, built by `make deps`;
+ * required in CI): llama-quantize takes our imatrix, we take a fresh llama-imatrix file on the
+ * same text and chunking, and its statistics equal ours. */
+Test(calib, imatrix_exchange_with_llamacpp, .timeout = 180)
+{
+    const char *qbin = oracle_llama_tool("llama-quantize");
+    if (!qbin) return;
+    char qb[4096];
+    snprintf(qb, sizeof qb, "%s", qbin);
+    const char *ibin = oracle_llama_tool("llama-imatrix");
+    if (!ibin) return;
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *im = make_imatrix(dir, in, "ours.gguf", "4");
+    char *out = tu_path(dir, "q.gguf"), *theirs = tu_path(dir, "theirs.gguf"), *o = NULL, *e = NULL;
+    const char *a[] = {qb, "--imatrix", im, in, out, "Q4_K_M", "2", NULL};
+    cr_expect_eq(tu_run(&o, &e, a), 0, "llama-quantize refused our imatrix: %s", e);
+    cr_expect(o && strstr(o, "28 importance matrix entries"), "%s", o);
+    free(o); free(e);
+    const char *b[] = {ibin, "-m", in, "-f", tu_corpus("tinystories-calib.txt"), "-c", "128", "--chunks", "4", "-o",
+                       theirs, "--no-ppl", "-t", "2", NULL};
+    cr_assert_eq(tu_run(&o, &e, b), 0, "llama-imatrix: %s", e);
+    free(o); free(e);
+    const char *c[] = {"quantize", in, out, "Q4_K_M", "--imatrix", theirs, NULL};
+    cr_expect_eq(run(c, &e), 0, "we refused llama-imatrix's file: %s", e);
+    free(e);
+    expect_same_imatrix(im, theirs);
+    tu_rmtree(dir);
+    free(in); free(im); free(out); free(theirs); free(dir);
+}
+
+/* The same without the tools: the committed llama-imatrix output
+ * (tests/data/llama-imatrix-stories-llama256-c128x4.gguf: llama.cpp de3ff81, run in the corpus
+ * directory so that imatrix.datasets holds no machine path: `llama-imatrix -m F32 -f
+ * tinystories-calib.txt -c 128 --chunks 4 --no-ppl -t 2`, F32 from `slm convert stories-llama256
+ * --outtype f32`) is read, quantized with, and equals ours. */
+Test(calib, imatrix_matches_committed_llamacpp_file, .timeout = 120)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir), *im = make_imatrix(dir, in, "ours.gguf", "4");
+    char *out = tu_path(dir, "q.gguf"), *e = NULL;
+    char *theirs = strdup(tu_data("llama-imatrix-stories-llama256-c128x4.gguf"));
+    cr_assert(tu_exists(theirs), "missing %s", theirs);
+    const char *c[] = {"quantize", in, out, "Q4_K_M", "--imatrix", theirs, NULL};
+    cr_expect_eq(run(c, &e), 0, "we refused llama-imatrix's file: %s", e);
+    free(e);
+    expect_same_imatrix(im, theirs);
     tu_rmtree(dir);
     free(in); free(im); free(out); free(theirs); free(dir);
 }

@@ -76,14 +76,15 @@ static pid_t spawn_convert(const char *out, const char *outtype, const char *err
 static int wait_status(pid_t pid)
 {
     int st;
-    for (int i = 0; i < 6000; i++) {
+    const int polls = (int)(6000 * tu_time_scale()); /* 30 s, longer under ASan / load */
+    for (int i = 0; i < polls; i++) {
         if (waitpid(pid, &st, WNOHANG) == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
         usleep(5000);
     }
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
-    cr_assert_fail("convert did not finish within 30 s");
+    cr_assert_fail("convert did not finish within %.0f s", 30 * tu_time_scale());
     return -1;
 }
 

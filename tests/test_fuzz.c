@@ -63,7 +63,7 @@ static int replay(const char *sub, fuzz_fn fn, int mode)
     int n = scandir(dir, &ents, not_dot, name_cmp);
     if (n < 0) {
         free(dir);
-        return 0; /* no regressions yet */
+        return 0; /* the callers require at least one file */
     }
     for (int i = 0; i < n; i++) {
         char *p = tu_path(dir, ents[i]->d_name);
@@ -100,7 +100,17 @@ static int replay(const char *sub, fuzz_fn fn, int mode)
     {                                                                                           \
         cr_assert_geq(replay("corpus/" #target, fuzz_##target, SEEDS), 1, "no seeds for " #target); \
     }                                                                                           \
-    Test(fuzz, regressions_##target) { (void)replay("regressions/" #target, fuzz_##target, REGRESSIONS); }
+    Test(fuzz, regressions_##target)                                                            \
+    {                                                                                           \
+        cr_assert_geq(replay("regressions/" #target, fuzz_##target, REGRESSIONS), 1,              \
+                      "no fuzz/regressions/" #target " (every target keeps its extreme inputs)"); \
+        char *sh = fuzz_path("dict_of.sh"), *o = NULL, *e = NULL;                               \
+        const char *argv[] = {"sh", sh, #target, NULL};                                         \
+        cr_expect_eq(tu_run(&o, &e, argv), 0, "no libFuzzer dictionary for " #target ": %s", e);  \
+        if (o) o[strcspn(o, "\n")] = 0;                                                         \
+        cr_expect(o && tu_exists(o), "dictionary %s of " #target " is missing", o ? o : "");   \
+        free(o), free(e), free(sh);                                                             \
+    }
 
 FUZZ_SUITE(gguf)
 FUZZ_SUITE(gguf_model)

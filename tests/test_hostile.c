@@ -8,6 +8,7 @@
  * a hang shows as exit 137), exits with one of its documented codes (never a
  * signal), and says what is wrong on stderr. */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,17 +24,18 @@
 #include "formats.h"
 #include "testutil.h"
 
-#define WATCHDOG "30"
-
-/* `timeout -s KILL 30 slm args...`: a hang becomes exit 137, not a stuck suite. */
+/* `timeout -s KILL 30*scale slm args...`: a hang becomes exit 137, not a stuck suite
+ * (tu_time_scale: longer under ASan and on a loaded machine). */
 static int run_guarded(char **out, char **err, const char *const *args)
 {
     const char *argv[64];
+    char watchdog[32];
+    snprintf(watchdog, sizeof watchdog, "%.0f", 30 * tu_time_scale());
     int n = 0;
     argv[n++] = "timeout";
     argv[n++] = "-s";
     argv[n++] = "KILL";
-    argv[n++] = WATCHDOG;
+    argv[n++] = watchdog;
     argv[n++] = tu_slm_bin();
     for (int i = 0; args[i] && n < 63; i++)
         argv[n++] = args[i];
@@ -214,11 +216,12 @@ static pid_t spawn_slm(const char *const *args, const char *errpath)
     return pid;
 }
 
-/* Exit status (128+sig when killed); kills and fails after 60 s. */
+/* Exit status (128+sig when killed); kills and fails after 60 s (times tu_time_scale). */
 static int wait_slm(pid_t pid)
 {
     int st;
-    for (int i = 0; i < 6000; i++) {
+    const int polls = (int)(6000 * tu_time_scale());
+    for (int i = 0; i < polls; i++) {
         pid_t r = waitpid(pid, &st, WNOHANG);
         if (r == pid)
             return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
@@ -226,7 +229,7 @@ static int wait_slm(pid_t pid)
     }
     kill(pid, SIGKILL);
     waitpid(pid, &st, 0);
-    cr_assert_fail("slm did not finish within 60 s");
+    cr_assert_fail("slm did not finish within %.0f s", 60 * tu_time_scale());
     return -1;
 }
 
@@ -242,6 +245,13 @@ static int has_mapped(pid_t pid, const char *needle)
     return yes;
 }
 
+/* True while the child has not exited (does not reap it: wait_slm still gets its status). */
+static int still_running(pid_t pid)
+{
+    siginfo_t si = {0};
+    return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == 0;
+}
+
 Test(hostile, gguf_truncated_while_mapped)
 {
     char *dir = tu_tmpdir("hostile-shrink");
@@ -253,13 +263,11 @@ Test(hostile, gguf_truncated_while_mapped)
     const char *args[] = {"perplexity", "-m", model, "-f", tu_corpus("tinystories-eval.txt"), "-c", "16", "-t", "1",
                           NULL};
     pid_t pid = spawn_slm(args, errp);
+    /* wait for the event (the mapping), not for a time: ends when mapped or when slm exited */
     int mapped = 0;
-    for (int i = 0; i < 1000 && !mapped; i++) {
-        mapped = has_mapped(pid, "shrinking.gguf");
-        if (!mapped)
-            usleep(2000);
-    }
-    cr_assert(mapped, "slm never mapped the model");
+    while (!(mapped = has_mapped(pid, "shrinking.gguf")) && still_running(pid))
+        usleep(1000);
+    cr_assert(mapped, "slm exited before it mapped the model");
     cr_assert_eq(truncate(model, 4096), 0, "truncate: %s", strerror(errno));
     int rc = wait_slm(pid);
     char *e = tu_read_file(errp, NULL);
@@ -272,31 +280,53 @@ Test(hostile, gguf_truncated_while_mapped)
     free(errp);
 }
 
-/* The source checkpoint shrinks during `slm convert`: a clean failure (or a
- * success when the data was all read first), never a signal, never a partial
- * output; the next run removes the dead run's temp file. */
-Test(hostile, convert_source_truncated_while_mapped)
+/* The source checkpoint shrinks during `slm convert`: the run is stopped (SIGSTOP) as soon as
+ * it has mapped the file, the file is truncated, the run continues. It must fail cleanly with
+ * exit 4 and the "truncated or changed" message, never a success, never a signal, never a
+ * partial output; the next run removes the dead run's temp file. A run that finished before we
+ * could stop it (it proves nothing) is retried. */
+Test(hostile, convert_source_truncated_while_mapped, .timeout = 120)
 {
-    char *dir = copy_model("stories-llama256", "hostile-conv-shrink");
-    char *out = tu_path(dir, "out.gguf");
-    char *errp = tu_path(dir, "stderr.txt");
-    char *st = tu_path(dir, "model.safetensors");
-    const char *args[] = {"convert", dir, "-o", out, "-t", "1", "--outtype", "q8_0", NULL};
-    pid_t pid = spawn_slm(args, errp);
-    while (!has_mapped(pid, "model.safetensors") && waitpid(pid, NULL, WNOHANG) == 0)
-        usleep(200);
-    (void)truncate(st, 8192);
-    int rc = wait_slm(pid);
-    char *e = tu_read_file(errp, NULL);
-    cr_expect(rc == 0 || rc == SLM_EIO || rc == SLM_EINPUT, "exit %d: %s", rc, e);
-    if (rc != 0)
-        cr_expect(!tu_exists(out), "a failed convert left %s", out);
-    free(e);
-    free(st);
-    free(errp);
-    free(out);
-    tu_rmtree(dir);
-    free(dir);
+    int truncated_mid_run = 0;
+    for (int attempt = 0; attempt < 5 && !truncated_mid_run; attempt++) {
+        char *dir = copy_model("stories-llama256", "hostile-conv-shrink");
+        char *out = tu_path(dir, "out.gguf");
+        char *errp = tu_path(dir, "stderr.txt");
+        char *st = tu_path(dir, "model.safetensors");
+        const int n0 = tu_count_entries(dir);
+        const char *args[] = {"convert", dir, "-o", out, "-t", "1", "--outtype", "q8_0", NULL};
+        pid_t pid = spawn_slm(args, errp);
+        while (!has_mapped(pid, "model.safetensors") && still_running(pid))
+            ;
+        kill(pid, SIGSTOP);
+        if (still_running(pid) && !tu_exists(out)) {
+            cr_assert_eq(truncate(st, 8192), 0, "truncate: %s", strerror(errno));
+            truncated_mid_run = 1;
+        }
+        kill(pid, SIGCONT);
+        int rc = wait_slm(pid);
+        char *e = tu_read_file(errp, NULL);
+        if (truncated_mid_run) {
+            cr_expect_eq(rc, SLM_EIO, "convert of a checkpoint truncated mid-run: exit %d (want 4): %s", rc, e);
+            cr_expect(e && strstr(e, "truncated or changed"), "stderr: %s", e);
+            cr_expect(!tu_exists(out), "a failed convert left %s", out);
+            /* the next run (on the intact checkpoint) removes the dead run's temp file */
+            copy_file(tu_model("stories-llama256/model.safetensors"), st);
+            char *o2 = NULL, *e2 = NULL;
+            cr_expect_eq(tu_run_slm(&o2, &e2, args), 0, "rerun: %s", e2);
+            cr_expect_eq(tu_count_entries(dir), n0 + 2, "files left besides the model, out.gguf and stderr.txt");
+            free(o2), free(e2);
+        } else {
+            cr_log_warn("convert finished before it could be stopped (attempt %d); retrying", attempt + 1);
+        }
+        free(e);
+        free(st);
+        free(errp);
+        free(out);
+        tu_rmtree(dir);
+        free(dir);
+    }
+    cr_assert(truncated_mid_run, "could not truncate the checkpoint while convert was running (5 attempts)");
 }
 
 /* ---- text that is not UTF-8 ---- */

@@ -1,11 +1,16 @@
 /* tests/test_libquant.c — libquant: half/bf16 conversions, dispatch, quant types and kernels. */
 #include <criterion/criterion.h>
+#include <criterion/logging.h>
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "formats.h"
+#include "interop.h"
 #include "libquant.h"
+#include "testutil.h"
+#include <unistd.h>
 
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
@@ -219,34 +224,73 @@ Test(libquant, dequant_known_bytes)
     cr_assert_eq(y[1], 0.25f * -3 * -32);
 }
 
-static double rmse_of(uint32_t type, const float *x, int64_t n, int ref)
+/* Our quantizers must beat llama.cpp's own blocks: every 2-D tensor of stories-llama256 (F32,
+ * rows of 256) quantized by llama.cpp's `llama-quantize --pure` (the tool itself, from
+ * SLM_LLAMA_BIN; required in CI) and by slm_quantize_rows; the summed squared error of ours
+ * is below llama.cpp's for every type. Not a comparison with an in-tree rewrite of llama.cpp. */
+static const char *const LLAMA_QNAME[] = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K"};
+Test(libquant, rmse_beats_llamacpp_quantize, .timeout = 300)
 {
-    const slm_qtraits *t = slm_qtraits_get(type);
-    size_t rb = slm_row_bytes(type, n);
-    void *q = malloc(rb);
-    float *y = malloc(n * sizeof *y);
-    if (ref) slm_quantize_rows_llama_ref(type, x, q, 1, n);
-    else slm_quantize_rows(type, x, q, 1, n, NULL);
-    t->dequantize_row(q, y, n);
-    double e = 0;
-    for (int64_t i = 0; i < n; i++) e += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
-    free(q); free(y);
-    return sqrt(e / n);
-}
-
-/* Our quantizers must beat llama.cpp's reference algorithm on Gaussian data, every type. */
-Test(libquant, rmse_beats_llama_reference)
-{
-    enum { N = 256 * 64 };
-    float *x = malloc(N * sizeof *x);
-    rng_state = 7;
-    for (int i = 0; i < N; i++) x[i] = rng_gauss() * 0.02f;
+    const char *tool = oracle_llama_tool("llama-quantize");
+    if (!tool) return;
+    char qbin[4096];
+    snprintf(qbin, sizeof qbin, "%s", tool);
+    char *dir = tu_tmpdir("lq-rmse"), *f32 = tu_path(dir, "f32.gguf"), *o = NULL, *e = NULL;
+    const char *conv[] = {"convert", tu_model("stories-llama256"), "-o", f32, "--outtype", "f32", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, conv), 0, "convert: %s", e);
+    free(o), free(e);
+    gguf_file *src = NULL;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(f32, &src, &err), 0, "%s", err.msg);
     for (size_t k = 0; k < NQTYPES; k++) {
-        double ours = rmse_of(QTYPES[k], x, N, 0), ref = rmse_of(QTYPES[k], x, N, 1);
-        cr_log_info("%-5s rmse ours %.6g  llama-ref %.6g  ratio %.3f", slm_qtraits_get(QTYPES[k])->name, ours, ref, ours / ref);
-        cr_expect(ours < ref, "%s: %g vs %g", slm_qtraits_get(QTYPES[k])->name, ours, ref);
+        const uint32_t type = QTYPES[k];
+        char *theirs = tu_path(dir, "theirs.gguf");
+        const char *qa[] = {qbin, "--pure", f32, theirs, LLAMA_QNAME[k], "2", NULL};
+        cr_assert_eq(tu_run(&o, &e, qa), 0, "llama-quantize %s: %s", LLAMA_QNAME[k], e);
+        free(o), free(e);
+        gguf_file *q = NULL;
+        cr_assert_eq(gguf_open(theirs, &q, &err), 0, "%s", err.msg);
+        const slm_qtraits *t = slm_qtraits_get(type);
+        double sse_ours = 0, sse_theirs = 0;
+        int n_tensors = 0;
+        for (uint64_t i = 0; i < q->n_tensors; i++) {
+            const gguf_tensor *qt = &q->tensors[i];
+            if (qt->type != type) continue;
+            int64_t si = gguf_find_tensor(src, qt->name);
+            cr_assert_geq(si, 0, "%s", qt->name);
+            const gguf_tensor *st = &src->tensors[si];
+            cr_assert_eq(st->type, SLM_TYPE_F32);
+            const int64_t n = st->ne[0], rows = (int64_t)(st->n_elems / (uint64_t)n);
+            const size_t rb = slm_row_bytes(type, n);
+            cr_assert_eq(qt->nbytes, rb * (size_t)rows, "%s %s", t->name, qt->name);
+            unsigned char *mine = malloc(rb * (size_t)rows);
+            cr_assert_eq(slm_quantize_rows(type, st->data, mine, rows, n, NULL), rb * (size_t)rows);
+            float *ya = malloc(sizeof(float) * (size_t)n), *yb = malloc(sizeof(float) * (size_t)n);
+            const float *x = st->data;
+            for (int64_t r = 0; r < rows; r++) {
+                t->dequantize_row(mine + (size_t)r * rb, ya, n);
+                t->dequantize_row((const unsigned char *)qt->data + (size_t)r * rb, yb, n);
+                for (int64_t j = 0; j < n; j++) {
+                    const double xv = x[r * n + j];
+                    sse_ours += (xv - ya[j]) * (xv - ya[j]);
+                    sse_theirs += (xv - yb[j]) * (xv - yb[j]);
+                }
+            }
+            free(mine), free(ya), free(yb);
+            n_tensors++;
+        }
+        gguf_close(q);
+        cr_log_info("%-5s sse ours %.6g  llama-quantize %.6g  ratio %.4f (%d tensors)", t->name, sse_ours, sse_theirs,
+                    sse_ours / sse_theirs, n_tensors);
+        cr_expect_geq(n_tensors, 7 * 2, "%s: llama-quantize --pure wrote only %d tensors of the type", t->name,
+                      n_tensors);
+        cr_expect(sse_ours < sse_theirs, "%s: squared error ours %.6g, llama.cpp's %.6g", t->name, sse_ours, sse_theirs);
+        unlink(theirs);
+        free(theirs);
     }
-    free(x);
+    gguf_close(src);
+    tu_rmtree(dir);
+    free(f32), free(dir);
 }
 
 /* imp: heavily weighted columns must come out more accurate than without imp. */
@@ -490,6 +534,9 @@ Test(libquant, x8_layouts_match_scalar)
     }
     cr_assert_eq(slm_x8_pack(3, qw, pk, 8, 256), 0u); /* q4_1: no x8 layout */
     free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
+    /* the layouts were checked; the kernels need AVX-512: say so, never a PASS for an unrun kernel */
+    if (!slm_cpu_has(SLM_KERNEL_AVX512))
+        cr_skip_test("SKIPPED: no AVX-512 on this CPU: the x8 kernels were not run (layouts checked)");
 }
 
 /* K-quant x8 layouts (decode): packing is a pure byte shuffle (the packed dequantization
@@ -588,6 +635,8 @@ Test(libquant, x8_kquants_match_scalar)
     if (slm_cpu_has(SLM_KERNEL_AVX512))
         cr_assert_eq(kernels_checked, 4 * (int)(sizeof X8K_TYPES / sizeof X8K_TYPES[0]));
     free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
+    if (!slm_cpu_has(SLM_KERNEL_AVX512))
+        cr_skip_test("SKIPPED: no AVX-512 on this CPU: the x8 k-quant kernels were not run (layouts checked)");
 }
 
 /* ---- search loops: AVX2 (two candidates per register) vs baseline, bit for bit ---- */

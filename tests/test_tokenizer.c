@@ -13,6 +13,7 @@
 
 #include "formats.h"
 #include "runtime.h"
+#include "interop.h"
 #include "testutil.h"
 
 /* Valid UTF-8 without NUL (they travel through JSON to llama.cpp). */
@@ -29,28 +30,15 @@ static const char *const TRICKY[] = {
 };
 #define N_TRICKY (sizeof TRICKY / sizeof TRICKY[0])
 
-static const char *script_path(void)
-{
-    static char buf[4096];
-    const char *d = getenv("SLM_TESTDIR");
-    snprintf(buf, sizeof buf, "%s/interop/tokenize.mjs", d ? d : "tests");
-    return buf;
-}
-
-/* Run the oracle; returns the malloc'd stdout, or NULL after cr_skip when
- * node or node-llama-cpp is missing (never a silent pass). */
+/* Run the oracle; returns the malloc'd stdout. When node or node-llama-cpp is missing,
+ * oracle_script() skips loudly (fails under SLM_REQUIRE_ORACLE=1); never a silent pass. */
 static char *run_oracle(const char *model, const char *mode, const char *file, int special)
 {
-    const char *argv[] = {"node", script_path(), model, mode, file, special ? "--special" : NULL, NULL};
+    const char *script = oracle_script("tokenize.mjs");
+    if (!script) return NULL;
+    const char *argv[] = {"node", script, model, mode, file, special ? "--special" : NULL, NULL};
     char *out = NULL, *err = NULL;
     int rc = tu_run(&out, &err, argv);
-    if (rc == -1 || rc == 127 || rc == 3) {
-        cr_log_warn("SKIPPED: node-llama-cpp not installed (node exit %d: %s)", rc, err ? err : "");
-        free(out);
-        free(err);
-        cr_skip_test("SKIPPED: node-llama-cpp not installed");
-        return NULL;
-    }
     cr_assert_eq(rc, 0, "tokenize.mjs failed (exit %d): %s", rc, err ? err : "");
     free(err);
     return out;

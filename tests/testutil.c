@@ -32,6 +32,13 @@ const char *tu_model(const char *rel) { return root_rel("SLM_MODELS", "../shared
 const char *tu_corpus(const char *rel) { return root_rel("SLM_CORPUS", "../shared/corpus", rel); }
 const char *tu_data(const char *rel) { return root_rel("SLM_TESTDATA", "tests/data", rel); }
 
+double tu_time_scale(void)
+{
+    const char *e = getenv("SLM_TEST_TIME_SCALE");
+    double f = e && *e ? strtod(e, NULL) : 1.0;
+    return f >= 1.0 && f <= 1000.0 ? f : 1.0;
+}
+
 char *tu_tmpdir(const char *tag)
 {
     const char *t = getenv("TMPDIR");

@@ -32,6 +32,10 @@ int tu_run_slm(char **out, char **err, const char *const *args);
 int tu_run(char **out, char **err, const char *const *argv);
 /* The slm binary under test ($SLM_BIN, default build/slm). */
 const char *tu_slm_bin(void);
+/* Factor for every wall-clock deadline of the tests (watchdogs, waits for a child): $SLM_TEST_TIME_SCALE
+ * (>= 1, default 1; `make asan` sets it, sanitizers and a loaded machine are slower). Deadlines only
+ * catch hangs; no test asserts a speed. */
+double tu_time_scale(void);
 /* Count lines of s (a trailing newline ends the last line). */
 int tu_count_lines(const char *s);
 
