@@ -9,8 +9,22 @@ cd "$(dirname "$0")/.."
 dir=${1:-${LLAMA_CPP_DIR:-$HOME/.cache/slmkit/llama.cpp-src}}
 bundle=$PWD/tests/interop/node_modules/node-llama-cpp/llama/gitRelease.bundle
 targets="llama-quantize llama-perplexity llama-imatrix llama-bench llama-completion llama-tokenize"
-opts="-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF \
+opts="-DCMAKE_BUILD_TYPE=Release -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DGGML_BLAS=OFF \
 -DLLAMA_BUILD_TESTS=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_UI=OFF"
+# The CPU's own ISA, as GGML_NATIVE would pick it, but without AMX on x86: ggml's AMX kernels die
+# (SIGILL / general protection fault) on the VMs these tools run on, whose CPUs report AMX without
+# the kernel granting its tile state; slmkit does not use AMX either, so the peers compare alike.
+if [ "$(uname -m)" = x86_64 ] && grep -q '^flags' /proc/cpuinfo; then
+    cpu=$(grep -m1 '^flags' /proc/cpuinfo)
+    isa="-DGGML_NATIVE=OFF"
+    for pair in sse4_2:SSE42 f16c:F16C fma:FMA bmi2:BMI2 avx:AVX avx2:AVX2 avx_vnni:AVX_VNNI avx512f:AVX512 \
+                avx512vbmi:AVX512_VBMI avx512_vnni:AVX512_VNNI avx512_bf16:AVX512_BF16; do
+        if echo " $cpu " | grep -q " ${pair%%:*} "; then isa="$isa -DGGML_${pair#*:}=ON"; else isa="$isa -DGGML_${pair#*:}=OFF"; fi
+    done
+    opts="$opts $isa -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+else
+    opts="$opts -DGGML_NATIVE=ON"
+fi
 jobs=${LLAMA_JOBS:-2}
 
 [ -f "$bundle" ] || { echo "llama-tools: $bundle missing (npm install in tests/interop first)" >&2; exit 1; }
