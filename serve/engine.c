@@ -1,0 +1,218 @@
+/* serve/engine.c — srv_engine on runtime/runtime.h: one slm_ctx per slot. */
+#include "engine.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+typedef struct srv_slot {
+    slm_ctx *ctx;
+    int32_t *cached; /* the tokens in the KV cache, in order */
+    int n_cached, cap;
+} srv_slot;
+
+struct srv_engine {
+    slm_model *model;
+    slm_tokenizer *tok;
+    int n_ctx, n_vocab, n_slots;
+    srv_slot *slots;
+};
+
+int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv_engine **out, slm_err *err)
+{
+    *out = NULL;
+    srv_engine *e = calloc(1, sizeof *e);
+    if (!e)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    int rc;
+    if ((rc = slm_model_load(path, &e->model, err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(e->model), &e->tok, err)))
+        goto fail;
+    const slm_hparams *hp = slm_model_hparams(e->model);
+    if (slm_tokenizer_n_vocab(e->tok) > hp->n_vocab) {
+        rc = slm_err_set(err, SLM_EINPUT, "%s: tokenizer has %d tokens but the embedding only %d rows", path,
+                         slm_tokenizer_n_vocab(e->tok), hp->n_vocab);
+        goto fail;
+    }
+    e->n_vocab = slm_tokenizer_n_vocab(e->tok);
+    if (n_ctx == 0)
+        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (n_ctx > hp->n_ctx_train) {
+        rc = slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+        goto fail;
+    }
+    e->n_ctx = n_ctx;
+    e->n_slots = n_slots;
+    if (!(e->slots = calloc((size_t)n_slots, sizeof *e->slots))) {
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+        goto fail;
+    }
+    for (int s = 0; s < n_slots; s++) {
+        if ((rc = slm_ctx_new(e->model, n_ctx, 0, n_threads, &e->slots[s].ctx, err)))
+            goto fail;
+        e->slots[s].cap = n_ctx;
+        if (!(e->slots[s].cached = malloc(sizeof(int32_t) * (size_t)n_ctx))) {
+            rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+            goto fail;
+        }
+    }
+    *out = e;
+    return 0;
+fail:
+    srv_engine_free(e);
+    return rc;
+}
+
+void srv_engine_free(srv_engine *e)
+{
+    if (!e)
+        return;
+    for (int s = 0; e->slots && s < e->n_slots; s++) {
+        slm_ctx_free(e->slots[s].ctx);
+        free(e->slots[s].cached);
+    }
+    free(e->slots);
+    slm_tokenizer_free(e->tok);
+    slm_model_free(e->model);
+    free(e);
+}
+
+int srv_engine_n_ctx(const srv_engine *e) { return e->n_ctx; }
+int srv_engine_n_vocab(const srv_engine *e) { return e->n_vocab; }
+const char *srv_engine_arch(const srv_engine *e) { return slm_model_hparams(e->model)->arch_name; }
+uint64_t srv_engine_weight_bytes(const srv_engine *e) { return slm_model_weight_bytes(e->model); }
+
+static int tokenize(const srv_engine *e, const char *text, int parse_special, int32_t **ids, size_t *n, slm_err *err)
+{
+    int rc = slm_tokenize(e->tok, text, strlen(text), slm_tokenizer_add_bos(e->tok), parse_special, ids, n, err);
+    if (rc)
+        return rc;
+    if (*n == 0) {
+        int32_t start = slm_tokenizer_bos(e->tok) >= 0 ? slm_tokenizer_bos(e->tok) : slm_tokenizer_eos(e->tok);
+        if (start < 0)
+            return slm_err_set(err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
+        free(*ids);
+        if (!(*ids = malloc(sizeof **ids)))
+            return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+        (*ids)[0] = start;
+        *n = 1;
+    }
+    return 0;
+}
+
+int srv_engine_tokenize_prompt(const srv_engine *e, const char *text, int32_t **ids, size_t *n, slm_err *err)
+{
+    return tokenize(e, text, 0, ids, n, err);
+}
+
+/* ChatML ("<|im_start|>role\ncontent<|im_end|>\n" ... "<|im_start|>assistant\n"): the
+ * stand-in until the runtime renders the model's own chat template. */
+int srv_engine_tokenize_chat(const srv_engine *e, const srv_message *msgs, int n_msgs, int32_t **ids, size_t *n,
+                             slm_err *err)
+{
+    size_t len = 64;
+    for (int i = 0; i < n_msgs; i++)
+        len += strlen(msgs[i].role) + strlen(msgs[i].content) + 32;
+    char *s = malloc(len);
+    if (!s)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    size_t o = 0;
+    for (int i = 0; i < n_msgs; i++)
+        o += (size_t)snprintf(s + o, len - o, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role, msgs[i].content);
+    snprintf(s + o, len - o, "<|im_start|>assistant\n");
+    int rc = tokenize(e, s, 1, ids, n, err);
+    free(s);
+    return rc;
+}
+
+size_t srv_engine_piece(const srv_engine *e, int32_t id, char *buf, size_t cap)
+{
+    return slm_token_to_piece(e->tok, id, 0, buf, cap);
+}
+
+int srv_engine_is_eog(const srv_engine *e, int32_t id) { return slm_tokenizer_is_eog(e->tok, id); }
+
+int srv_engine_prefill(srv_engine *e, int s, const int32_t *ids, int n, int *n_reused, slm_err *err)
+{
+    srv_slot *sl = &e->slots[s];
+    if (n < 1 || n > e->n_ctx)
+        return slm_err_set(err, SLM_EINPUT, "prompt of %d tokens does not fit the context of %d", n, e->n_ctx);
+    int p = 0;
+    while (p < sl->n_cached && p < n && sl->cached[p] == ids[p])
+        p++;
+    if (p == n)
+        p = n - 1; /* decode at least the last token: its logits are needed */
+    if (p > slm_ctx_n_past(sl->ctx))
+        p = slm_ctx_n_past(sl->ctx);
+    slm_ctx_rewind(sl->ctx, p);
+    sl->n_cached = p;
+    int rc = slm_decode(sl->ctx, ids + p, n - p, 0, err);
+    if (rc) {
+        srv_engine_reset(e, s);
+        return rc;
+    }
+    memcpy(sl->cached + p, ids + p, sizeof *ids * (size_t)(n - p));
+    sl->n_cached = n;
+    *n_reused = p;
+    return 0;
+}
+
+/* Today one slm_decode per slot; a batched multi-sequence decode replaces this loop. */
+int srv_engine_step(srv_engine *e, const int *slots, const int32_t *tokens, int n, slm_err *err)
+{
+    for (int i = 0; i < n; i++) {
+        srv_slot *sl = &e->slots[slots[i]];
+        int rc = slm_decode(sl->ctx, &tokens[i], 1, 0, err);
+        if (rc) {
+            srv_engine_reset(e, slots[i]);
+            return rc;
+        }
+        if (sl->n_cached < sl->cap)
+            sl->cached[sl->n_cached++] = tokens[i];
+    }
+    return 0;
+}
+
+const float *srv_engine_logits(const srv_engine *e, int s) { return slm_ctx_logits(e->slots[s].ctx, 0); }
+int srv_engine_n_past(const srv_engine *e, int s) { return slm_ctx_n_past(e->slots[s].ctx); }
+
+void srv_engine_reset(srv_engine *e, int s)
+{
+    slm_ctx_clear(e->slots[s].ctx);
+    e->slots[s].n_cached = 0;
+}
+
+void srv_logprobs(const float *logits, int n_vocab, int32_t chosen, int k, float *lp_chosen, int32_t *top,
+                  float *top_lp)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += exp((double)logits[i] - mx);
+    double lse = mx + log(sum);
+    *lp_chosen = (float)(logits[chosen] - lse);
+    if (k > 20)
+        k = 20;
+    if (k > n_vocab)
+        k = n_vocab;
+    if (k <= 0)
+        return;
+    int m = 0; /* insertion into a sorted list of k */
+    for (int i = 0; i < n_vocab; i++) {
+        float v = logits[i];
+        if (m == k && v <= logits[top[m - 1]])
+            continue;
+        int j = m < k ? m++ : k - 1;
+        while (j > 0 && logits[top[j - 1]] < v) {
+            top[j] = top[j - 1];
+            j--;
+        }
+        top[j] = i;
+    }
+    for (int i = 0; i < m; i++)
+        top_lp[i] = (float)(logits[top[i]] - lse);
+}
