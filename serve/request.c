@@ -282,6 +282,8 @@ static int parse_obj(const cJSON *j, int kind, srv_request *r, slm_err *err)
         r->logprobs = 1;
         r->top_logprobs = (int)d;
     }
+    if ((v = cJSON_GetObjectItemCaseSensitive(j, "ignore_eos")) && (rc = get_bool(v, "ignore_eos", &r->ignore_eos, err)))
+        return rc;
     if ((v = cJSON_GetObjectItemCaseSensitive(j, "private")) && (rc = get_bool(v, "private", &r->private_, err)))
         return rc;
 #undef FIELD

@@ -37,6 +37,7 @@ typedef struct srv_request {
     int include_usage;           /* stream_options.include_usage */
     int logprobs;                /* chat: bool; completions: 0..5 (number of alternatives) + 1 when given */
     int top_logprobs;            /* alternatives per token (chat: top_logprobs; completions: logprobs) */
+    int ignore_eos;              /* extension (as llama-server): generate through end-of-generation tokens */
     int private_;                /* "private": true — never leaves the device */
     char *model;                 /* as sent (echoed back), may be NULL */
 } srv_request;

@@ -239,7 +239,7 @@ static void *sched_main(void *arg)
             if (!gone && !rc) {
                 const float *logits = srv_engine_logits(s->eng, k);
                 ti.id = slm_sampler_sample(j->sampler, logits);
-                if (srv_engine_is_eog(s->eng, ti.id)) {
+                if (!j->req.ignore_eos && srv_engine_is_eog(s->eng, ti.id)) {
                     done = 1;
                 } else {
                     ti.n_top = j->req.logprobs ? j->req.top_logprobs : 0;

@@ -1,0 +1,498 @@
+/* tests/test_serve.c — `slm serve` end to end on loopback: curl, a raw-socket client (hostile
+ * HTTP) and the official `openai` npm client against a server started per test on a free port
+ * (--port 0; the bound port is read from its stderr) and stopped by pid. Every wait is bounded. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "interop.h"
+#include "testutil.h"
+
+static char *g_dir, *g_gguf;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* stories-llama256 converted to F16, once per test process */
+static void setup_model(void)
+{
+    g_dir = tu_tmpdir("serve");
+    g_gguf = tu_path(g_dir, "m.gguf");
+    const char *args[] = {"convert", tu_model("stories-llama256"), "-o", g_gguf, "--outtype", "f16", NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(tu_run_slm(&out, &err, args), 0, "convert: %s", err ? err : "");
+    free(out);
+    free(err);
+}
+static void teardown_model(void)
+{
+    tu_rmtree(g_dir);
+    free(g_dir);
+    free(g_gguf);
+}
+
+typedef struct server {
+    pid_t pid;
+    int port;
+    char errpath[4096];
+} server;
+
+/* ---- a raw HTTP/1.1 client (bounded by SO_RCVTIMEO / SO_SNDTIMEO) ---- */
+static int connect_to(int port, double timeout_s)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct timeval tv = {(time_t)timeout_s, (suseconds_t)((timeout_s - (time_t)timeout_s) * 1e6)};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Read until EOF (or timeout): malloc'd, NUL-terminated. */
+static char *recv_all(int fd, size_t *n_out)
+{
+    size_t n = 0, cap = 4096;
+    char *b = malloc(cap);
+    for (;;) {
+        if (n + 4096 > cap)
+            b = realloc(b, cap *= 2);
+        ssize_t r = recv(fd, b + n, cap - n - 1, 0);
+        if (r <= 0)
+            break;
+        n += (size_t)r;
+    }
+    b[n] = 0;
+    if (n_out)
+        *n_out = n;
+    return b;
+}
+
+typedef struct resp {
+    int status;
+    char *head; /* status line + headers */
+    char *body; /* de-chunked */
+} resp;
+
+static void resp_free(resp *r)
+{
+    free(r->head);
+    free(r->body);
+}
+
+/* A header's value (case-insensitive name), copied into buf; NULL if absent. */
+static const char *header(const resp *r, const char *name, char *buf, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *p = r->head; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (!strncasecmp(p, name, nl) && p[nl] == ':') {
+            const char *v = p + nl + 1;
+            while (*v == ' ')
+                v++;
+            size_t k = strcspn(v, "\r\n");
+            if (k >= cap)
+                k = cap - 1;
+            memcpy(buf, v, k);
+            buf[k] = 0;
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static void parse_resp(char *raw, size_t n, resp *r)
+{
+    memset(r, 0, sizeof *r);
+    char *sep = strstr(raw, "\r\n\r\n");
+    if (!sep || sscanf(raw, "HTTP/1.%*d %d", &r->status) != 1) {
+        r->status = -1;
+        r->head = strdup("");
+        r->body = strdup("");
+        return;
+    }
+    r->head = strndup(raw, (size_t)(sep - raw + 2));
+    char *body = sep + 4;
+    size_t bn = n - (size_t)(body - raw);
+    char te[64];
+    if (header(r, "Transfer-Encoding", te, sizeof te) && strstr(te, "chunked")) {
+        char *o = malloc(bn + 1);
+        size_t on = 0;
+        char *p = body;
+        while (p < body + bn) {
+            unsigned long k = strtoul(p, NULL, 16);
+            char *eol = strstr(p, "\r\n");
+            if (!eol || k == 0)
+                break;
+            p = eol + 2;
+            if (p + k > body + bn)
+                k = (unsigned long)(body + bn - p);
+            memcpy(o + on, p, k);
+            on += k;
+            p += k + 2;
+        }
+        o[on] = 0;
+        r->body = o;
+    } else {
+        r->body = strndup(body, bn);
+    }
+}
+
+/* One request on a fresh connection (Connection: close). extra_headers: "" or lines ending in \r\n. */
+static resp http(int port, const char *method, const char *path, const char *extra_headers, const char *body,
+                 size_t body_n)
+{
+    resp r;
+    int fd = connect_to(port, 60);
+    cr_assert(fd >= 0, "connect to port %d: %s", port, strerror(errno));
+    char head[4096];
+    int hn = snprintf(head, sizeof head,
+                      "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n",
+                      method, path, extra_headers ? extra_headers : "", body ? body_n : 0);
+    if (send_all(fd, head, (size_t)hn) == 0 && body)
+        send_all(fd, body, body_n);
+    size_t n = 0;
+    char *raw = recv_all(fd, &n);
+    close(fd);
+    parse_resp(raw, n, &r);
+    free(raw);
+    return r;
+}
+
+static resp post(int port, const char *path, const char *json)
+{
+    return http(port, "POST", path, "", json, strlen(json));
+}
+
+static cJSON *json_of(const resp *r)
+{
+    cJSON *j = cJSON_Parse(r->body);
+    cr_assert_not_null(j, "not JSON (status %d): %.300s", r->status, r->body);
+    return j;
+}
+
+/* An error answer: the status and a JSON body {"error": {"message": ...}}. */
+static void expect_error(resp r, int status, const char *what)
+{
+    cr_assert_eq(r.status, status, "%s: status %d, want %d: %.300s", what, r.status, status, r.body);
+    cJSON *j = json_of(&r);
+    cJSON *e = cJSON_GetObjectItem(j, "error");
+    cr_assert(cJSON_IsString(cJSON_GetObjectItem(e, "message")), "%s: no error.message in %s", what, r.body);
+    cJSON_Delete(j);
+    resp_free(&r);
+}
+
+/* ---- the server process ---- */
+static void server_up_args(server *s, const char *const *extra)
+{
+    memset(s, 0, sizeof *s);
+    static int seq;
+    snprintf(s->errpath, sizeof s->errpath, "%s/serve-%d-%d.err", g_dir, (int)getpid(), seq++);
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = tu_slm_bin();
+    argv[n++] = "serve";
+    argv[n++] = "--port";
+    argv[n++] = "0";
+    argv[n++] = "-t";
+    argv[n++] = "1";
+    int has_model = 0;
+    for (int i = 0; extra && extra[i]; i++) {
+        has_model |= !strcmp(extra[i], "--store") || !strcmp(extra[i], "-m");
+        argv[n++] = extra[i];
+    }
+    if (!has_model) {
+        argv[n++] = "-m";
+        argv[n++] = g_gguf;
+    }
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        int fd = open(s->errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int dn = open("/dev/null", O_RDWR);
+        dup2(dn, 0);
+        dup2(dn, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    s->pid = pid;
+    double t0 = now_s();
+    while (now_s() - t0 < 20) {
+        char *e = tu_read_file(s->errpath, NULL);
+        const char *p = e ? strstr(e, "listening on http://127.0.0.1:") : NULL;
+        if (p)
+            s->port = atoi(p + strlen("listening on http://127.0.0.1:"));
+        int ready = e && strstr(e, "slm serve: ready");
+        free(e);
+        if (ready)
+            break;
+        int st;
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            cr_assert_fail("slm serve exited early: %s", tu_read_file(s->errpath, NULL));
+        usleep(20000);
+    }
+    cr_assert(s->port > 0, "no port printed within 20 s: %s", tu_read_file(s->errpath, NULL));
+}
+
+static void server_up(server *s) { server_up_args(s, NULL); }
+
+/* SIGTERM and wait (bounded): the exit status. */
+static int server_down(server *s)
+{
+    kill(s->pid, SIGTERM);
+    double t0 = now_s();
+    int st = 0;
+    while (now_s() - t0 < 40) {
+        if (waitpid(s->pid, &st, WNOHANG) == s->pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(20000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, &st, 0);
+    cr_assert_fail("slm serve did not stop within 40 s of SIGTERM");
+    return -1;
+}
+
+static char *text_of(cJSON *j)
+{
+    cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+    cJSON *t = cJSON_GetObjectItem(c, "text");
+    if (!t)
+        t = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "message"), "content");
+    cr_assert(cJSON_IsString(t));
+    return t->valuestring;
+}
+
+/* `slm run --temp 0` text (without the newline it prints at the end) */
+static char *run_text(const char *prompt, int n)
+{
+    char nb[16];
+    snprintf(nb, sizeof nb, "%d", n);
+    const char *args[] = {"run", "-m", g_gguf, "-p", prompt, "-n", nb, "--temp", "0", "-t", "1", NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(tu_run_slm(&out, &err, args), 0, "slm run: %s", err ? err : "");
+    free(err);
+    size_t len = strlen(out);
+    if (len && out[len - 1] == '\n')
+        out[len - 1] = 0;
+    return out;
+}
+
+static char *curl_post(int port, const char *path, const char *json, const char *extra_header)
+{
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    const char *argv[] = {"curl", "-sS", "-N", "-m", "60", "-H", "Content-Type: application/json", "-H",
+                          extra_header ? extra_header : "X-Nothing: 1", "-d", json, url, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = tu_run(&out, &err, argv);
+    cr_assert_eq(rc, 0, "curl %s: %s", path, err ? err : "");
+    free(err);
+    return out;
+}
+
+/* The text of an SSE stream (choices[0].text or .delta.content concatenated); checks the
+ * framing: every event is "data: ...", the last one is [DONE]. *n_events gets the count. */
+static char *sse_text(const char *body, int *n_events, cJSON **usage)
+{
+    char *acc = calloc(1, strlen(body) + 1);
+    int n = 0, done = 0;
+    const char *p = body;
+    while (*p) {
+        const char *e = strstr(p, "\n\n");
+        cr_assert_not_null(e, "unterminated event: %.200s", p);
+        cr_assert(!strncmp(p, "data: ", 6), "not an SSE data line: %.100s", p);
+        cr_assert(!done, "events after [DONE]");
+        char *ev = strndup(p + 6, (size_t)(e - p - 6));
+        if (!strcmp(ev, "[DONE]")) {
+            done = 1;
+        } else {
+            cJSON *j = cJSON_Parse(ev);
+            cr_assert_not_null(j, "event is not JSON: %s", ev);
+            cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0);
+            cJSON *t = c ? cJSON_GetObjectItem(c, "text") : NULL;
+            if (c && !t)
+                t = cJSON_GetObjectItem(cJSON_GetObjectItem(c, "delta"), "content");
+            if (cJSON_IsString(t))
+                strcat(acc, t->valuestring);
+            cJSON *u = cJSON_GetObjectItem(j, "usage");
+            if (u && usage)
+                *usage = cJSON_Duplicate(u, 1);
+            cJSON_Delete(j);
+        }
+        free(ev);
+        n++;
+        p = e + 2;
+    }
+    cr_assert(done, "the stream did not end with data: [DONE]");
+    if (n_events)
+        *n_events = n;
+    return acc;
+}
+
+TestSuite(serve, .init = setup_model, .fini = teardown_model, .timeout = 240);
+
+/* curl: temperature 0 gives the text of `slm run --temp 0`, whole and streamed; /health, /v1/models,
+ * and /metrics passes promtool. */
+Test(serve, curl_temp0_equals_run_and_metrics)
+{
+    server s;
+    server_up(&s);
+    char *want = run_text("Once upon a time", 24);
+    char *out = curl_post(s.port, "/v1/completions",
+                          "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}", NULL);
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(text_of(j), want);
+    cJSON *u = cJSON_GetObjectItem(j, "usage");
+    cr_assert_eq(cJSON_GetObjectItem(u, "completion_tokens")->valueint, 24);
+    cr_assert_eq(cJSON_GetObjectItem(u, "total_tokens")->valueint,
+                 24 + cJSON_GetObjectItem(u, "prompt_tokens")->valueint);
+    cJSON_Delete(j);
+    free(out);
+
+    out = curl_post(s.port, "/v1/completions",
+                    "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stream\":true,"
+                    "\"stream_options\":{\"include_usage\":true}}", NULL);
+    int n_ev = 0;
+    cJSON *usage = NULL;
+    char *streamed = sse_text(out, &n_ev, &usage);
+    cr_assert_str_eq(streamed, want);
+    cr_assert_geq(n_ev, 4);
+    cr_assert_not_null(usage, "include_usage gave no usage chunk");
+    cr_assert_eq(cJSON_GetObjectItem(usage, "completion_tokens")->valueint, 24);
+    cJSON_Delete(usage);
+    free(streamed);
+    free(out);
+
+    resp r = http(s.port, "GET", "/health", "", NULL, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_str_eq(r.body, "{\"status\":\"ok\"}");
+    resp_free(&r);
+    r = http(s.port, "GET", "/v1/models", "", NULL, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "\"id\":\"m.gguf\""), "%s", r.body);
+    resp_free(&r);
+
+    r = http(s.port, "GET", "/metrics", "", NULL, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "slm_generated_tokens_total 48"), "%s", r.body);
+    cr_assert(strstr(r.body, "slm_route_total{route=\"local\",reason=\"ok\"} 2"), "%s", r.body);
+    char *mpath = tu_path(g_dir, "metrics.txt");
+    tu_write_file(mpath, r.body, strlen(r.body));
+    resp_free(&r);
+    const char *which[] = {"sh", "-c", "command -v promtool", NULL};
+    if (tu_run(NULL, NULL, which) != 0) {
+        server_down(&s);
+        oracle_missing("promtool (Debian package prometheus) is not installed");
+    }
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s'", mpath);
+    const char *pt[] = {"sh", "-c", cmd, NULL};
+    char *pout = NULL, *perr = NULL;
+    int prc = tu_run(&pout, &perr, pt);
+    cr_assert_eq(prc, 0, "promtool check metrics: %s %s", pout ? pout : "", perr ? perr : "");
+    free(pout);
+    free(perr);
+    free(mpath);
+    free(want);
+    cr_assert_eq(server_down(&s), 0);
+}
+
+/* The official openai npm client: chat and completions, streaming and not, logprobs, usage. */
+Test(serve, openai_client)
+{
+    const char *pkg = oracle_node_file("openai/package.json");
+    if (!pkg)
+        return;
+    char script[4096];
+    snprintf(script, sizeof script, "%s/interop/openai_client.mjs",
+             getenv("SLM_TESTDIR") && *getenv("SLM_TESTDIR") ? getenv("SLM_TESTDIR") : "tests");
+    server s;
+    server_up(&s);
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", s.port);
+    const char *argv[] = {"timeout", "120", "node", script, base, NULL};
+    char *out = NULL, *err = NULL;
+    int rc = tu_run(&out, &err, argv);
+    cr_assert_eq(rc, 0, "openai client: %s", err ? err : "");
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "models"), 0)->valuestring, "m.gguf");
+    cJSON *chat = cJSON_GetObjectItem(j, "chat"), *cs = cJSON_GetObjectItem(j, "chatStream");
+    cr_assert_str_eq(cJSON_GetObjectItem(chat, "role")->valuestring, "assistant");
+    cr_assert_str_eq(cJSON_GetObjectItem(chat, "finish")->valuestring, "length");
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(chat, "usage"), "completion_tokens")->valueint, 12);
+    cJSON *lps = cJSON_GetObjectItem(chat, "logprobs");
+    cr_assert_eq(cJSON_GetArraySize(lps), 12);
+    cJSON *t;
+    cJSON_ArrayForEach(t, lps)
+    {
+        cr_assert_leq(cJSON_GetObjectItem(t, "logprob")->valuedouble, 0);
+        cr_assert_eq(cJSON_GetObjectItem(t, "top")->valueint, 2);
+    }
+    /* streaming gives the same text; the usage chunk says the prompt came from the slot's cache */
+    cr_assert_str_eq(cJSON_GetObjectItem(cs, "text")->valuestring, cJSON_GetObjectItem(chat, "text")->valuestring);
+    cr_assert_str_eq(cJSON_GetObjectItem(cs, "finish")->valuestring, "length");
+    cJSON *su = cJSON_GetObjectItem(cs, "usage");
+    cr_assert_eq(cJSON_GetObjectItem(su, "completion_tokens")->valueint, 12);
+    cr_assert_gt(cJSON_GetObjectItem(cJSON_GetObjectItem(su, "prompt_tokens_details"), "cached_tokens")->valueint, 0);
+    /* completions: temperature 0 = slm run; greedy tokens are each the top alternative */
+    char *want = run_text("Once upon a time", 16);
+    cJSON *comp = cJSON_GetObjectItem(j, "comp");
+    cr_assert_str_eq(cJSON_GetObjectItem(comp, "text")->valuestring, want);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "compStream"), "text")->valuestring, want);
+    cJSON *toks = cJSON_GetObjectItem(comp, "tokens"), *tlp = cJSON_GetObjectItem(comp, "token_logprobs"),
+          *top = cJSON_GetObjectItem(comp, "top");
+    cr_assert_eq(cJSON_GetArraySize(toks), 16);
+    for (int i = 0; i < 16; i++) {
+        cJSON *alts = cJSON_GetArrayItem(top, i);
+        double best = -1e30;
+        cJSON *a;
+        cJSON_ArrayForEach(a, alts) if (a->valuedouble > best) best = a->valuedouble;
+        cr_assert_float_eq(cJSON_GetArrayItem(tlp, i)->valuedouble, best, 1e-6, "token %d is not the argmax", i);
+    }
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "refused"), "status")->valueint, 400);
+    cJSON_Delete(j);
+    free(want);
+    free(out);
+    free(err);
+    cr_assert_eq(server_down(&s), 0);
+}
