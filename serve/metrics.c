@@ -71,7 +71,8 @@ static void bump(srv_metrics *m, const char *name, const char *fmt, ...)
     pthread_mutex_unlock(&m->mu);
 }
 
-static const char REQ[] = "slm_http_requests_total", ROUTE[] = "slm_route_total", REJ[] = "slm_rejected_total";
+static const char REQ[] = "slm_http_requests_total", ROUTE[] = "slm_route_total", REJ[] = "slm_rejected_total",
+                  CANC[] = "slm_cancelled_total";
 
 void srv_metrics_request(srv_metrics *m, const char *endpoint, int status)
 {
@@ -82,6 +83,7 @@ void srv_metrics_route(srv_metrics *m, const char *route, const char *reason)
     bump(m, ROUTE, "route=\"%s\",reason=\"%s\"", route, reason);
 }
 void srv_metrics_rejected(srv_metrics *m, const char *reason) { bump(m, REJ, "reason=\"%s\"", reason); }
+void srv_metrics_cancelled(srv_metrics *m, const char *reason) { bump(m, CANC, "reason=\"%s\"", reason); }
 
 void srv_metrics_tokens(srv_metrics *m, int prompt, int reused, int gen)
 {
@@ -196,6 +198,7 @@ char *srv_metrics_render(srv_metrics *m, const srv_server *s)
     put_family(&b, m, REQ, "HTTP requests by endpoint and status code.");
     put_family(&b, m, ROUTE, "Completions by who answered (local, fallback) and why.");
     put_family(&b, m, REJ, "Requests refused before generation, by reason.");
+    put_family(&b, m, CANC, "Generations stopped before their end (client gone, server stopping).");
     put(&b, "# HELP slm_prompt_tokens_total Prompt tokens of finished requests.\n# TYPE slm_prompt_tokens_total counter\n"
             "slm_prompt_tokens_total %.0f\n", m->prompt_tokens);
     put(&b, "# HELP slm_prompt_tokens_cached_total Prompt tokens reused from a slot's KV cache.\n"

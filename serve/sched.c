@@ -88,6 +88,8 @@ static void finish_locked(srv_server *s, srv_job *j, int status, const char *msg
     }
     if (!j->finish)
         j->finish = status ? "error" : "stop";
+    if (j->cancelled)
+        srv_metrics_cancelled(s->m, s->stop ? "server_stopping" : "client_gone");
     j->safe = j->len;
     j->state = JOB_DONE;
     j->t_end = srv_now();

@@ -85,6 +85,7 @@ void srv_metrics_route(srv_metrics *m, const char *route, const char *reason);
 void srv_metrics_tokens(srv_metrics *m, int prompt, int reused, int gen);
 void srv_metrics_latency(srv_metrics *m, double total_s, double ttft_s);
 void srv_metrics_rejected(srv_metrics *m, const char *reason);
+void srv_metrics_cancelled(srv_metrics *m, const char *reason);
 /* The Prometheus text exposition (malloc'd). */
 char *srv_metrics_render(srv_metrics *m, const srv_server *s);
 

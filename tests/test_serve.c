@@ -496,3 +496,143 @@ Test(serve, openai_client)
     free(err);
     cr_assert_eq(server_down(&s), 0);
 }
+
+/* Hostile HTTP: each gets a 4xx with a JSON error body, and the server stays up. */
+Test(serve, hostile_requests)
+{
+    char *key = tu_path(g_dir, "key");
+    tu_write_file(key, "s3cret-key\n", 11);
+    const char *args[] = {"--api-key-file", key, "--max-body", "65536", "--timeout", "2", NULL};
+    server s;
+    server_up_args(&s, args);
+    const char *auth = "Authorization: Bearer s3cret-key\r\n";
+    const char *C = "/v1/completions", *CH = "/v1/chat/completions";
+    /* authentication */
+    expect_error(post(s.port, C, "{\"prompt\":\"x\",\"max_tokens\":1}"), 401, "no key");
+    expect_error(http(s.port, "POST", C, "Authorization: Bearer s3cret-kez\r\n", "{\"prompt\":\"x\"}", 14), 401, "wrong key");
+    expect_error(http(s.port, "POST", C, "Authorization: Bearer s3cret-key-longer\r\n", "{\"prompt\":\"x\"}", 14), 401,
+                 "longer key");
+    expect_error(http(s.port, "GET", "/v1/models", "", NULL, 0), 401, "models without key");
+    resp r = http(s.port, "GET", "/health", "", NULL, 0); /* probes need no key */
+    cr_assert_eq(r.status, 200);
+    resp_free(&r);
+#define BAD(path, body, status, what) \
+    expect_error(http(s.port, "POST", path, auth, body, sizeof(body) - 1), status, what)
+    BAD(C, "{\"prompt\": \"x\", ", 400, "truncated JSON");
+    BAD(C, "not json at all", 400, "not JSON");
+    BAD(C, "[1,2,3]", 400, "not an object");
+    BAD(C, "", 400, "empty body");
+    BAD(C, "{\"prompt\":\"x\"} trailing", 400, "trailing bytes");
+    BAD(C, "{\"prompt\":\"\xff\xfe bad utf8\"}", 400, "invalid UTF-8 (raw bytes)");
+    BAD(C, "{\"prompt\":\"\xc0\xaf overlong\"}", 400, "overlong UTF-8");
+    BAD(C, "{\"prompt\":\"\\ud800 lone surrogate\"}", 400, "lone surrogate escape");
+    BAD(C, "{\"prompt\":\"x\",\"max_tokens\":-1}", 400, "negative max_tokens");
+    BAD(C, "{\"prompt\":\"x\",\"max_tokens\":0}", 400, "zero max_tokens");
+    BAD(C, "{\"prompt\":\"x\",\"max_tokens\":1e300}", 400, "huge max_tokens");
+    BAD(C, "{\"prompt\":\"x\",\"max_tokens\":100000}", 400, "max_tokens beyond the context");
+    BAD(C, "{\"prompt\":\"x\",\"max_tokens\":2.5}", 400, "fractional max_tokens");
+    BAD(C, "{\"prompt\":\"x\",\"max_tokens\":\"10\"}", 400, "string max_tokens");
+    BAD(C, "{\"prompt\":\"x\",\"temperature\":-1}", 400, "negative temperature");
+    BAD(C, "{\"prompt\":\"x\",\"top_p\":7}", 400, "top_p > 1");
+    BAD(C, "{\"prompt\":\"x\",\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 400, "5 stop sequences");
+    BAD(C, "{\"prompt\":\"x\",\"stop\":[\"\"]}", 400, "empty stop sequence");
+    BAD(C, "{\"prompt\":\"x\",\"logprobs\":9}", 400, "logprobs > 5");
+    BAD(C, "{\"prompt\":\"x\",\"n\":3}", 400, "n > 1");
+    BAD(C, "{\"prompt\":[1,2,3]}", 400, "token-array prompt");
+    BAD(C, "{\"max_tokens\":3}", 400, "no prompt");
+    BAD(CH, "{\"messages\":[]}", 400, "no messages");
+    BAD(CH, "{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", 400, "unknown role");
+    BAD(CH, "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}", 400, "image part");
+    BAD(CH, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_logprobs\":3}", 400, "top_logprobs alone");
+    BAD(CH, "{\"messages\":\"hello\"}", 400, "messages not an array");
+    /* deep nesting is refused by the parser, not by the stack */
+    size_t dn = 60000;
+    char *deep = malloc(dn + 1);
+    memset(deep, '[', dn);
+    deep[dn] = 0;
+    expect_error(http(s.port, "POST", C, auth, deep, dn), 400, "deeply nested JSON");
+    free(deep);
+    /* a body over --max-body: 413 (announced by Content-Length, and sent) */
+    size_t big = 300000;
+    char *huge = malloc(big);
+    memset(huge, 'a', big);
+    memcpy(huge, "{\"prompt\":\"", 11);
+    r = http(s.port, "POST", C, auth, huge, big);
+    cr_assert_eq(r.status, 413, "huge body: %d %.200s", r.status, r.body);
+    cr_assert_not_null(strstr(r.body, "\"error\""));
+    resp_free(&r);
+    free(huge);
+    /* wrong method, unknown path */
+    expect_error(http(s.port, "GET", C, auth, NULL, 0), 405, "GET on completions");
+    expect_error(http(s.port, "GET", "/v2/nothing", auth, NULL, 0), 404, "unknown path");
+    /* unknown fields are ignored; a good key works */
+    r = http(s.port, "POST", C, auth, "{\"prompt\":\"Once\",\"max_tokens\":2,\"frobnicate\":{\"x\":[1]},\"user\":\"u\"}", 66);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char route[128];
+    cr_assert_not_null(header(&r, "X-Slm-Route", route, sizeof route));
+    cr_assert_str_eq(route, "local; reason=ok");
+    resp_free(&r);
+    /* slow headers: a client that never finishes its request line is dropped after --timeout */
+    int fd = connect_to(s.port, 10);
+    cr_assert(fd >= 0);
+    send_all(fd, "POST /v1/comp", 13);
+    double t0 = now_s();
+    char *rest = recv_all(fd, NULL);
+    double dt = now_s() - t0;
+    free(rest);
+    close(fd);
+    cr_assert_lt(dt, 8, "a slow-header client held its connection %.1f s (timeout 2 s)", dt);
+    /* garbage that is not HTTP at all */
+    fd = connect_to(s.port, 10);
+    send_all(fd, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03garbage\r\n\r\n", 22);
+    free(recv_all(fd, NULL));
+    close(fd);
+    r = http(s.port, "GET", "/health", "", NULL, 0);
+    cr_assert_eq(r.status, 200, "the server did not survive");
+    resp_free(&r);
+    free(key);
+    cr_assert_eq(server_down(&s), 0);
+}
+
+/* Stop sequences cut the text (never sent, even partly, when streaming); a seed repeats a
+ * sampled answer. */
+Test(serve, stop_and_seed)
+{
+    server s;
+    server_up(&s);
+    char *full = run_text("Once upon a time", 24); /* ", there was a little boy named Tim. Tim ..." */
+    const char *cut = strstr(full, " named");
+    cr_assert_not_null(cut, "%s", full);
+    char *want = strndup(full, (size_t)(cut - full));
+    for (int stream = 0; stream < 2; stream++) {
+        char body[256];
+        snprintf(body, sizeof body,
+                 "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stop\":[\"zzz\",\" named\"],"
+                 "\"stream\":%s}", stream ? "true" : "false");
+        char *out = curl_post(s.port, "/v1/completions", body, NULL);
+        if (stream) {
+            char *t = sse_text(out, NULL, NULL);
+            cr_assert_str_eq(t, want);
+            cr_assert(strstr(out, "\"finish_reason\":\"stop\""));
+            free(t);
+        } else {
+            cJSON *j = cJSON_Parse(out);
+            cr_assert_str_eq(text_of(j), want);
+            cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0),
+                                                 "finish_reason")->valuestring, "stop");
+            cJSON_Delete(j);
+        }
+        free(out);
+    }
+    const char *seeded = "{\"prompt\":\"Once upon a time\",\"max_tokens\":20,\"temperature\":1.0,\"top_p\":0.9,\"seed\":42}";
+    char *a = curl_post(s.port, "/v1/completions", seeded, NULL), *b = curl_post(s.port, "/v1/completions", seeded, NULL);
+    cJSON *ja = cJSON_Parse(a), *jb = cJSON_Parse(b);
+    cr_assert_str_eq(text_of(ja), text_of(jb));
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    free(a);
+    free(b);
+    free(want);
+    free(full);
+    cr_assert_eq(server_down(&s), 0);
+}
