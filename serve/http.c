@@ -93,8 +93,6 @@ static int authorized(const srv_server *s, struct MHD_Connection *c)
     return CRYPTO_memcmp(a, b, 32) == 0;
 }
 
-static void job_metrics(srv_server *s, const srv_job *j);
-
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
     stream *st = cls;
@@ -179,19 +177,10 @@ static void stream_free(void *cls)
     stream *st = cls;
     pthread_mutex_lock(&st->s->mu);
     st->j->cancelled = 1; /* no-op when finished; stops generation when the client left */
-    int done = st->j->state == JOB_DONE;
     pthread_mutex_unlock(&st->s->mu);
-    if (done)
-        job_metrics(st->s, st->j);
     srv_job_unref(st->s, st->j);
     free(st->pend);
     free(st);
-}
-
-static void job_metrics(srv_server *s, const srv_job *j)
-{
-    srv_metrics_tokens(s->m, j->n_ids, j->n_reused, j->n_gen);
-    srv_metrics_latency(s->m, j->t_end - j->t_enqueue, j->t_first ? j->t_first - j->t_enqueue : -1);
 }
 
 static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn *cs, int kind)
@@ -277,7 +266,6 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
         srv_metrics_route(s->m, "local", "ok");
         ret = MHD_queue_response(c, 200, r);
         MHD_destroy_response(r);
-        /* metrics of the stream's tokens are counted when it finishes: see stream_free's caller */
         return ret;
     }
     pthread_mutex_lock(&s->mu);
@@ -288,7 +276,6 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
         pthread_cond_timedwait(&j->cv, &s->mu, &ts);
     }
     pthread_mutex_unlock(&s->mu);
-    job_metrics(s, j);
     if (j->cancelled) {
         srv_metrics_request(s->m, ep, 499);
         ret = MHD_NO; /* nobody to answer */

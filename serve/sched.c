@@ -51,7 +51,7 @@ void srv_job_unref(srv_server *s, srv_job *j)
 int srv_submit(srv_server *s, srv_job *j)
 {
     pthread_mutex_lock(&s->mu);
-    if (s->stop || s->draining || s->q_len >= s->o.max_queue) {
+    if (s->stop || s->draining || s->q_len + s->n_active >= s->o.max_queue + s->o.n_parallel) {
         pthread_mutex_unlock(&s->mu);
         return -1;
     }
@@ -93,6 +93,10 @@ static void finish_locked(srv_server *s, srv_job *j, int status, const char *msg
     j->safe = j->len;
     j->state = JOB_DONE;
     j->t_end = srv_now();
+    /* counted before anyone is woken: a client that reads /metrics after its answer sees it */
+    srv_metrics_tokens(s->m, j->slot >= 0 ? j->n_ids : 0, j->n_reused, j->n_gen);
+    if (!j->cancelled && !status)
+        srv_metrics_latency(s->m, j->t_end - j->t_enqueue, j->t_first ? j->t_first - j->t_enqueue : -1);
     if (j->slot >= 0 && s->active[j->slot] == j) {
         s->active[j->slot] = NULL;
         s->n_active--;

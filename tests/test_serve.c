@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,13 +173,20 @@ static void parse_resp(char *raw, size_t n, resp *r)
     }
 }
 
-/* One request on a fresh connection (Connection: close). extra_headers: "" or lines ending in \r\n. */
-static resp http(int port, const char *method, const char *path, const char *extra_headers, const char *body,
-                 size_t body_n)
+/* One request on a fresh connection (Connection: close); no assertions (usable from threads):
+ * status -1 when the connection failed. extra_headers: "" or lines ending in \r\n. */
+static resp http_try(int port, const char *method, const char *path, const char *extra_headers, const char *body,
+                     size_t body_n)
 {
     resp r;
     int fd = connect_to(port, 60);
-    cr_assert(fd >= 0, "connect to port %d: %s", port, strerror(errno));
+    if (fd < 0) {
+        memset(&r, 0, sizeof r);
+        r.status = -1;
+        r.head = strdup("");
+        r.body = strdup("");
+        return r;
+    }
     char head[4096];
     int hn = snprintf(head, sizeof head,
                       "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Type: application/json\r\n"
@@ -191,6 +199,14 @@ static resp http(int port, const char *method, const char *path, const char *ext
     close(fd);
     parse_resp(raw, n, &r);
     free(raw);
+    return r;
+}
+
+static resp http(int port, const char *method, const char *path, const char *extra_headers, const char *body,
+                 size_t body_n)
+{
+    resp r = http_try(port, method, path, extra_headers, body, body_n);
+    cr_assert(r.status != -1 || r.body[0], "request to port %d failed: %s", port, strerror(errno));
     return r;
 }
 
@@ -635,4 +651,178 @@ Test(serve, stop_and_seed)
     free(want);
     free(full);
     cr_assert_eq(server_down(&s), 0);
+}
+
+/* ---- concurrency ---- */
+typedef struct client_arg {
+    int port, n_requests, status[64];
+    double latency[64];
+    const char *body;
+    char *first_text; /* the text of the first 200 answer (malloc'd) */
+} client_arg;
+
+static void *client_main(void *p)
+{
+    client_arg *a = p;
+    for (int i = 0; i < a->n_requests; i++) {
+        double t0 = now_s();
+        resp r = http_try(a->port, "POST", "/v1/completions", "", a->body, strlen(a->body));
+        a->latency[i] = now_s() - t0;
+        a->status[i] = r.status;
+        if (r.status == 503) {
+            char ra[32];
+            if (!header(&r, "Retry-After", ra, sizeof ra))
+                a->status[i] = -503; /* a 503 without Retry-After */
+        }
+        if (r.status == 200 && !a->first_text) {
+            cJSON *j = cJSON_Parse(r.body);
+            cJSON *c = j ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0) : NULL;
+            cJSON *t = c ? cJSON_GetObjectItem(c, "text") : NULL;
+            a->first_text = strdup(cJSON_IsString(t) ? t->valuestring : "<no text>");
+            cJSON_Delete(j);
+        }
+        resp_free(&r);
+    }
+    return NULL;
+}
+
+/* Run n_clients threads of n_requests each; counts of 200 and 503 (each 503 with Retry-After). */
+static void run_clients(int port, int n_clients, int n_requests, const char *body, client_arg *args, int *n200,
+                        int *n503)
+{
+    pthread_t th[16];
+    for (int c = 0; c < n_clients; c++) {
+        memset(&args[c], 0, sizeof args[c]);
+        args[c].port = port;
+        args[c].n_requests = n_requests;
+        args[c].body = body;
+        pthread_create(&th[c], NULL, client_main, &args[c]);
+    }
+    *n200 = *n503 = 0;
+    for (int c = 0; c < n_clients; c++) {
+        pthread_join(th[c], NULL);
+        for (int i = 0; i < n_requests; i++) {
+            int st = args[c].status[i];
+            cr_assert(st == 200 || st == 503, "client %d request %d: status %d (lost, hung or 503 without Retry-After)",
+                      c, i, st);
+            *n200 += st == 200;
+            *n503 += st == 503;
+        }
+    }
+}
+
+/* A full queue answers 503 with Retry-After; nothing is lost. */
+Test(serve, queue_full_503)
+{
+    const char *args[] = {"--max-queue", "1", "--parallel", "1", NULL};
+    server s;
+    server_up_args(&s, args);
+    client_arg ca[8];
+    int n200, n503;
+    run_clients(s.port, 8, 1, "{\"prompt\":\"Once upon a time\",\"max_tokens\":400,\"ignore_eos\":true,\"temperature\":0}",
+                ca, &n200, &n503);
+    cr_assert_eq(n200 + n503, 8);
+    cr_assert_geq(n200, 2, "the running and the queued request are answered");
+    cr_assert_geq(n503, 1, "8 at once into 1 slot + 1 queue place: some must be refused");
+    resp r = http(s.port, "GET", "/metrics", "", NULL, 0);
+    char want[128];
+    snprintf(want, sizeof want, "slm_rejected_total{reason=\"queue_full\"} %d", n503);
+    cr_assert(strstr(r.body, want), "%s not in\n%s", want, r.body);
+    resp_free(&r);
+    for (int c = 0; c < 8; c++)
+        free(ca[c].first_text);
+    cr_assert_eq(server_down(&s), 0);
+}
+
+/* --parallel 4: four requests at once all answered, each as greedy decoding alone gives it. */
+Test(serve, parallel_slots_agree)
+{
+    const char *args[] = {"--parallel", "4", NULL};
+    server s;
+    server_up_args(&s, args);
+    char *want = run_text("Once upon a time", 40);
+    client_arg ca[4];
+    int n200, n503;
+    run_clients(s.port, 4, 2, "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0}", ca, &n200, &n503);
+    cr_assert_eq(n200, 8);
+    for (int c = 0; c < 4; c++) {
+        cr_assert_str_eq(ca[c].first_text, want, "client %d", c);
+        free(ca[c].first_text);
+    }
+    resp r = http(s.port, "GET", "/metrics", "", NULL, 0);
+    cr_assert(strstr(r.body, "slm_slots 4"), "%s", r.body);
+    cr_assert(strstr(r.body, "slm_generated_tokens_total 320"), "%s", r.body);
+    resp_free(&r);
+    free(want);
+    cr_assert_eq(server_down(&s), 0);
+}
+
+static int metric_value(int port, const char *series)
+{
+    resp r = http(port, "GET", "/metrics", "", NULL, 0);
+    const char *p = strstr(r.body, series);
+    int v = p ? atoi(p + strlen(series)) : -1;
+    resp_free(&r);
+    return v;
+}
+
+/* A client that disconnects mid-stream (or while waiting) stops its generation. */
+Test(serve, disconnect_cancels)
+{
+    server s;
+    server_up(&s);
+    const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":480,\"ignore_eos\":true,\"stream\":true}";
+    for (int round = 1; round <= 2; round++) {
+        int fd = connect_to(s.port, 10);
+        char head[512];
+        int hn = snprintf(head, sizeof head,
+                          "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          "Content-Length: %zu\r\n\r\n%s", strlen(body), body);
+        send_all(fd, head, (size_t)hn);
+        char buf[256];
+        ssize_t got = recv(fd, buf, sizeof buf, 0); /* the first bytes of the stream */
+        cr_assert_gt(got, 0);
+        close(fd);
+        double t0 = now_s();
+        while (metric_value(s.port, "slm_cancelled_total{reason=\"client_gone\"} ") < round && now_s() - t0 < 10)
+            usleep(20000);
+        cr_assert_eq(metric_value(s.port, "slm_cancelled_total{reason=\"client_gone\"} "), round);
+        cr_assert_eq(metric_value(s.port, "slm_slots_busy "), 0);
+    }
+    cr_assert_lt(metric_value(s.port, "slm_generated_tokens_total "), 2 * 480, "the cancelled streams ran to the end");
+    cr_assert_eq(server_down(&s), 0);
+}
+
+typedef struct drain_arg {
+    int port;
+    resp r;
+} drain_arg;
+static void *drain_client(void *p)
+{
+    drain_arg *a = p;
+    const char *b = "{\"prompt\":\"Once upon a time\",\"max_tokens\":480,\"ignore_eos\":true}";
+    a->r = http_try(a->port, "POST", "/v1/completions", "", b, strlen(b));
+    return NULL;
+}
+
+/* SIGTERM while a request runs: it is answered in full, then the server exits 0. */
+Test(serve, sigterm_drains)
+{
+    server s;
+    server_up(&s);
+    drain_arg a = {.port = s.port};
+    pthread_t th;
+    pthread_create(&th, NULL, drain_client, &a);
+    double t0 = now_s();
+    while (metric_value(s.port, "slm_slots_busy ") != 1 && now_s() - t0 < 10)
+        usleep(5000);
+    cr_assert_eq(server_down(&s), 0);
+    pthread_join(th, NULL);
+    cr_assert_eq(a.r.status, 200, "in-flight request during SIGTERM: %d %s", a.r.status, a.r.body);
+    cJSON *j = cJSON_Parse(a.r.body);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "usage"), "completion_tokens")->valueint, 480);
+    cJSON_Delete(j);
+    resp_free(&a.r);
+    /* and nothing listens any more */
+    cr_assert_lt(connect_to(s.port, 2), 0);
 }
