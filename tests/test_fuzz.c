@@ -24,6 +24,7 @@
 #include "fuzz/fuzz_root.c"
 #include "fuzz/fuzz_bundle.c"
 #include "fuzz/fuzz_manifest.c"
+#include "fuzz/fuzz_serve_request.c"
 #include "testutil.h"
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
@@ -113,6 +114,7 @@ FUZZ_SUITE(kld_base)
 FUZZ_SUITE(root)
 FUZZ_SUITE(bundle)
 FUZZ_SUITE(manifest)
+FUZZ_SUITE(serve_request)
 
 /* The harness itself: the multi-file separator splits as documented. */
 Test(fuzz, split_parts)
