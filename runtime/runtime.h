@@ -235,4 +235,62 @@ int slm_perplexity(slm_ctx *c, const slm_tokenizer *tok, const char *text, size_
                    const slm_ppl_params *p, slm_ppl_result *res, slm_kld_result *kld,
                    slm_err *err) SLM_MUST_CHECK;
 
+/* ---- chat templates ----------------------------------------------------------
+ * A Jinja subset interpreter for the chat templates models ship
+ * (tokenizer.chat_template), rendering what transformers' apply_chat_template
+ * renders: trim_blocks + lstrip_blocks, Python semantics for strings, numbers,
+ * tests and filters. See docs/chat.md for the supported subset. Rendering is
+ * bounded (template size, nesting, loop iterations, evaluation steps, memory,
+ * output size): any template and any input give a result or one error line. */
+typedef struct slm_chat_msg {
+    const char *role;        /* "system", "user", "assistant" (NUL-terminated) */
+    const char *content;     /* content bytes (UTF-8; need not be NUL-terminated) */
+    size_t content_len;
+} slm_chat_msg;
+typedef struct slm_chat_params {
+    const slm_chat_msg *msgs;
+    size_t n_msgs;
+    int add_generation_prompt;
+    const char *bos_token;   /* NULL: the variable is undefined in the template */
+    const char *eos_token;   /* NULL: undefined */
+    /* "now" for strftime_now(): now >= 0 is a Unix time rendered in UTC; now < 0
+     * (slm_chat_params_init's default) takes SOURCE_DATE_EPOCH (UTC) when it is
+     * set, else the clock (local time, as transformers' datetime.now()). */
+    int64_t now;
+} slm_chat_params;
+void slm_chat_params_init(slm_chat_params *p);
+typedef struct slm_chat_template slm_chat_template;
+/* Parse a template once (text of len bytes). SLM_EINPUT with one line naming
+ * the problem (syntax error, unsupported tag) and its line. */
+int slm_chat_template_parse(const char *text, size_t len, slm_chat_template **out, slm_err *err) SLM_MUST_CHECK;
+void slm_chat_template_free(slm_chat_template *t);
+/* Render: *out is malloc'd, NUL-terminated, *out_len bytes. Errors: SLM_EINPUT
+ * (raise_exception's message, an unsupported filter/test/method/operation, a
+ * limit reached), SLM_EINTERNAL (out of memory). */
+int slm_chat_template_render(const slm_chat_template *t, const slm_chat_params *p, char **out, size_t *out_len,
+                             slm_err *err) SLM_MUST_CHECK;
+/* parse + render + free */
+int slm_chat_render(const char *text, size_t len, const slm_chat_params *p, char **out, size_t *out_len,
+                    slm_err *err) SLM_MUST_CHECK;
+/* Built-in named templates for models whose own template is missing or cannot
+ * be rendered: "chatml", "llama3", "gemma", "phi3" (docs/chat.md). NULL if the
+ * name is unknown. slm_chat_builtin_names: the names, comma separated. */
+const char *slm_chat_builtin(const char *name);
+const char *slm_chat_builtin_names(void);
+/* What a GGUF says about chatting: its tokenizer.chat_template (NULL when
+ * absent) and the texts of its BOS / EOS tokens (NULL when not set). All
+ * strings are malloc'd copies; free with slm_chat_info_free. Does not touch
+ * tensor data. SLM_EINPUT when a key has the wrong type or an id is out of range. */
+typedef struct slm_chat_info {
+    char *template_text;
+    char *bos_token, *eos_token;
+} slm_chat_info;
+int slm_chat_info_from_gguf(const gguf_file *f, slm_chat_info *out, slm_err *err) SLM_MUST_CHECK;
+void slm_chat_info_free(slm_chat_info *ci);
+/* Parse and validate a conversation (JSON array of {"role", "content"} objects,
+ * role one of system/user/assistant, content a string). name labels errors.
+ * *msgs (and the strings) are one malloc'd block: free(*msgs). */
+int slm_chat_messages_parse(const char *json, size_t len, const char *name, slm_chat_msg **msgs, size_t *n_msgs,
+                            slm_err *err) SLM_MUST_CHECK;
+
 #endif /* SLM_RUNTIME_H */
