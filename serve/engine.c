@@ -18,6 +18,9 @@ struct srv_engine {
     slm_tokenizer *tok;
     int n_ctx, n_vocab, n_slots;
     srv_slot *slots;
+    slm_chat_template *tmpl; /* the model's tokenizer.chat_template, else the built-in ChatML */
+    slm_chat_info chat;
+    int tmpl_builtin;         /* 1: the model has no (usable) template */
 };
 
 int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv_engine **out, slm_err *err)
@@ -44,6 +47,17 @@ int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv
     }
     e->n_ctx = n_ctx;
     e->n_slots = n_slots;
+    if ((rc = slm_chat_info_from_gguf(slm_model_gguf(e->model), &e->chat, err)))
+        goto fail;
+    slm_err terr = {0};
+    if (!e->chat.template_text ||
+        slm_chat_template_parse(e->chat.template_text, strlen(e->chat.template_text), &e->tmpl, &terr)) {
+        /* no template, or one this renderer cannot read: ChatML, said so by srv_engine_chat_template */
+        const char *cm = slm_chat_builtin("chatml");
+        e->tmpl_builtin = 1;
+        if ((rc = slm_chat_template_parse(cm, strlen(cm), &e->tmpl, err)))
+            goto fail;
+    }
     if (!(e->slots = calloc((size_t)n_slots, sizeof *e->slots))) {
         rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
         goto fail;
@@ -73,6 +87,8 @@ void srv_engine_free(srv_engine *e)
         free(e->slots[s].cached);
     }
     free(e->slots);
+    slm_chat_template_free(e->tmpl);
+    slm_chat_info_free(&e->chat);
     slm_tokenizer_free(e->tok);
     slm_model_free(e->model);
     free(e);
@@ -83,9 +99,10 @@ int srv_engine_n_vocab(const srv_engine *e) { return e->n_vocab; }
 const char *srv_engine_arch(const srv_engine *e) { return slm_model_hparams(e->model)->arch_name; }
 uint64_t srv_engine_weight_bytes(const srv_engine *e) { return slm_model_weight_bytes(e->model); }
 
-static int tokenize(const srv_engine *e, const char *text, int parse_special, int32_t **ids, size_t *n, slm_err *err)
+static int tokenize(const srv_engine *e, const char *text, int add_bos, int parse_special, int32_t **ids, size_t *n,
+                    slm_err *err)
 {
-    int rc = slm_tokenize(e->tok, text, strlen(text), slm_tokenizer_add_bos(e->tok), parse_special, ids, n, err);
+    int rc = slm_tokenize(e->tok, text, strlen(text), add_bos, parse_special, ids, n, err);
     if (rc)
         return rc;
     if (*n == 0) {
@@ -103,28 +120,44 @@ static int tokenize(const srv_engine *e, const char *text, int parse_special, in
 
 int srv_engine_tokenize_prompt(const srv_engine *e, const char *text, int32_t **ids, size_t *n, slm_err *err)
 {
-    return tokenize(e, text, 0, ids, n, err);
+    return tokenize(e, text, slm_tokenizer_add_bos(e->tok), 0, ids, n, err);
 }
 
-/* ChatML ("<|im_start|>role\ncontent<|im_end|>\n" ... "<|im_start|>assistant\n"): the
- * stand-in until the runtime renders the model's own chat template. */
+/* The messages rendered by the chat template (add_generation_prompt), tokenized with control
+ * tokens parsed; BOS added when the model adds one and the rendered text does not start with it. */
 int srv_engine_tokenize_chat(const srv_engine *e, const srv_message *msgs, int n_msgs, int32_t **ids, size_t *n,
                              slm_err *err)
 {
-    size_t len = 64;
-    for (int i = 0; i < n_msgs; i++)
-        len += strlen(msgs[i].role) + strlen(msgs[i].content) + 32;
-    char *s = malloc(len);
-    if (!s)
+    slm_chat_msg *m = calloc((size_t)n_msgs, sizeof *m);
+    if (!m)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    size_t o = 0;
-    for (int i = 0; i < n_msgs; i++)
-        o += (size_t)snprintf(s + o, len - o, "<|im_start|>%s\n%s<|im_end|>\n", msgs[i].role, msgs[i].content);
-    snprintf(s + o, len - o, "<|im_start|>assistant\n");
-    int rc = tokenize(e, s, 1, ids, n, err);
-    free(s);
+    for (int i = 0; i < n_msgs; i++) {
+        m[i].role = strcmp(msgs[i].role, "developer") ? msgs[i].role : "system";
+        m[i].content = msgs[i].content;
+        m[i].content_len = strlen(msgs[i].content);
+    }
+    slm_chat_params p;
+    slm_chat_params_init(&p);
+    p.msgs = m;
+    p.n_msgs = (size_t)n_msgs;
+    p.add_generation_prompt = 1;
+    p.bos_token = e->chat.bos_token;
+    p.eos_token = e->chat.eos_token;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = slm_chat_template_render(e->tmpl, &p, &text, &len, err);
+    free(m);
+    if (rc)
+        return rc;
+    int add_bos = slm_tokenizer_add_bos(e->tok);
+    if (add_bos && e->chat.bos_token && *e->chat.bos_token && !strncmp(text, e->chat.bos_token, strlen(e->chat.bos_token)))
+        add_bos = 0;
+    rc = tokenize(e, text, add_bos, 1, ids, n, err);
+    free(text);
     return rc;
 }
+
+int srv_engine_chat_builtin(const srv_engine *e) { return e->tmpl_builtin; }
 
 size_t srv_engine_piece(const srv_engine *e, int32_t id, char *buf, size_t cap)
 {

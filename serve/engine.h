@@ -33,6 +33,9 @@ int srv_engine_tokenize_prompt(const srv_engine *e, const char *text, int32_t **
                                slm_err *err) SLM_MUST_CHECK;
 int srv_engine_tokenize_chat(const srv_engine *e, const srv_message *msgs, int n_msgs, int32_t **ids, size_t *n,
                              slm_err *err) SLM_MUST_CHECK;
+/* 1 when chat requests use the built-in ChatML template (the model has none, or one the
+ * renderer refuses). */
+int srv_engine_chat_builtin(const srv_engine *e);
 /* Text of one token (control tokens: ""); returns the byte count, which may exceed cap. */
 size_t srv_engine_piece(const srv_engine *e, int32_t id, char *buf, size_t cap);
 int srv_engine_is_eog(const srv_engine *e, int32_t id);
