@@ -8,7 +8,7 @@ CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
            -I. -Iformats -Ilibquant -Iruntime -Isigning -Ibench -Iserve -I$(BUILD)
 LDFLAGS += -pthread $(SAN)
-LDLIBS  += -lmicrohttpd -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
+LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
@@ -105,7 +105,7 @@ fuzz-run: fuzz-build
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev \
-           libmicrohttpd-dev curl prometheus
+           libmicrohttpd-dev libcurl4-openssl-dev curl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
 deps:

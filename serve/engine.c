@@ -94,6 +94,22 @@ void srv_engine_free(srv_engine *e)
     free(e);
 }
 
+int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint64_t *bytes, slm_err *err)
+{
+    slm_model *m = NULL;
+    int rc = slm_model_load(path, &m, err);
+    if (rc)
+        return rc;
+    const slm_hparams *hp = slm_model_hparams(m);
+    if (n_ctx == 0)
+        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    /* K and V: n_layer x n_ctx x n_head_kv x head_dim floats each, per slot */
+    uint64_t kv = 2ull * (uint64_t)hp->n_layer * (uint64_t)n_ctx * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * 4;
+    *bytes = slm_model_weight_bytes(m) + (uint64_t)n_slots * kv;
+    slm_model_free(m);
+    return 0;
+}
+
 int srv_engine_n_ctx(const srv_engine *e) { return e->n_ctx; }
 int srv_engine_n_vocab(const srv_engine *e) { return e->n_vocab; }
 const char *srv_engine_arch(const srv_engine *e) { return slm_model_hparams(e->model)->arch_name; }

@@ -26,6 +26,10 @@ const char *srv_engine_arch(const srv_engine *e);
 /* Bytes of the weights (what --mem-budget is compared with). */
 uint64_t srv_engine_weight_bytes(const srv_engine *e);
 
+/* Bytes the model would need with n_slots contexts of n_ctx tokens (weights + KV caches), read
+ * from the GGUF without building contexts. */
+int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint64_t *bytes, slm_err *err) SLM_MUST_CHECK;
+
 /* Completions: the prompt as `slm run` tokenizes it (BOS when the model adds it, control
  * token texts not parsed). Chat: the messages rendered by the chat template, then tokenized
  * with control tokens parsed. An empty result starts from BOS (or EOS). *ids is malloc'd. */

@@ -15,6 +15,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "fallback.h"
 #include "openai.h"
 #include "runtime.h"
 
@@ -45,6 +46,9 @@ void srv_opts_defaults(srv_opts *o)
     o->max_body = 1 << 20;
     o->max_tokens_default = 256;
     o->conn_timeout = 10;
+    o->fallback_quantile = 0.1;
+    o->fallback_connect_ms = 2000;
+    o->fallback_timeout_ms = 30000;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *ctype, char *body, const char *route,
@@ -183,7 +187,60 @@ static void stream_free(void *cls)
     free(st);
 }
 
-static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn *cs, int kind)
+static void upstream_of(const srv_server *s, srv_upstream *u)
+{
+    u->url = s->o.fallback_url;
+    u->key = s->o.fallback_key;
+    u->connect_ms = s->o.fallback_connect_ms;
+    u->timeout_ms = s->o.fallback_timeout_ms;
+    u->max_bytes = 8u << 20;
+}
+
+/* Send the client's own body to the upstream; relay its answer, or 502. */
+static enum MHD_Result forward(srv_server *s, struct MHD_Connection *c, conn *cs, const char *ep, const char *url,
+                               int is_stream, const char *reason)
+{
+    srv_upstream u;
+    upstream_of(s, &u);
+    char *out = NULL;
+    size_t n = 0;
+    slm_err err = {0};
+    char route[96];
+    snprintf(route, sizeof route, "fallback; reason=%s", reason);
+    srv_metrics_route(s->m, "fallback", reason);
+    if (srv_fallback_post(&u, url, cs->body, cs->n, is_stream, &out, &n, &err)) {
+        srv_metrics_rejected(s->m, "upstream_failed");
+        srv_metrics_request(s->m, ep, 502);
+        char msg[1100];
+        snprintf(msg, sizeof msg, "the local model cannot answer (%s) and the fallback failed: %s", reason, err.msg);
+        return reply(c, 502, "application/json", srv_json_error(msg, "upstream_error", "upstream_failed"), route, 0);
+    }
+    srv_metrics_request(s->m, ep, 200);
+    return reply(c, 200, is_stream ? "text/event-stream" : "application/json", out, route, 0);
+}
+
+/* A request marked private (body "private": true or header X-Slm-Private: 1). */
+static int is_private(struct MHD_Connection *c, const srv_request *r)
+{
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Slm-Private");
+    return r->private_ || (h && (!strcmp(h, "1") || !strcasecmp(h, "true")));
+}
+
+static enum MHD_Result not_routable(srv_server *s, struct MHD_Connection *c, const char *ep, const char *reason,
+                                    const char *why)
+{
+    char msg[300];
+    snprintf(msg, sizeof msg, "private request: it never leaves this device, and the local model cannot answer it: %s",
+             why);
+    srv_metrics_rejected(s->m, "private");
+    char route[96];
+    snprintf(route, sizeof route, "local; reason=private_%s", reason);
+    srv_metrics_request(s->m, ep, 422);
+    return reply(c, 422, "application/json", srv_json_error(msg, "invalid_request_error", "private_not_routable"),
+                 route, 0);
+}
+
+static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn *cs, int kind, const char *url)
 {
     const char *ep = kind == SRV_KIND_CHAT ? "chat" : "completions";
     slm_err err = {0};
@@ -194,6 +251,14 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
     int rc = srv_request_parse(cs->body, cs->n, kind, &j->req, &err);
     if (rc) {
         ret = reply_error(s, c, ep, rc == SLM_EINPUT ? 400 : 500, err.msg, NULL);
+        goto out;
+    }
+    int priv = is_private(c, &j->req);
+    if (s->mem_fallback) {
+        char why[160];
+        snprintf(why, sizeof why, "the model needs %llu bytes, more than --mem-budget %llu",
+                 (unsigned long long)s->mem_need, (unsigned long long)s->o.mem_budget);
+        ret = priv ? not_routable(s, c, ep, "memory", why) : forward(s, c, cs, ep, url, j->req.stream, "memory");
         goto out;
     }
     size_t n_ids = 0;
@@ -209,8 +274,12 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
         char msg[200];
         snprintf(msg, sizeof msg, "the prompt (%zu tokens) plus max_tokens (%d) exceeds the context length %d",
                  n_ids, j->req.max_tokens, n_ctx);
-        srv_metrics_rejected(s->m, "context");
-        ret = reply_error(s, c, ep, 400, msg, "context_length_exceeded");
+        if (s->o.fallback_url && j->req.max_tokens <= SRV_MAX_TOKENS_HARD)
+            ret = priv ? not_routable(s, c, ep, "context", msg) : forward(s, c, cs, ep, url, j->req.stream, "context");
+        else {
+            srv_metrics_rejected(s->m, "context");
+            ret = reply_error(s, c, ep, 400, msg, "context_length_exceeded");
+        }
         goto out;
     }
     j->max_tokens = j->req.max_tokens > 0 ? j->req.max_tokens : s->o.max_tokens_default;
@@ -282,9 +351,34 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
     } else if (j->status) {
         ret = reply_error(s, c, ep, j->status, j->errmsg, NULL);
     } else {
+        /* after local generation: defer to the fallback when the answer's confidence is low */
+        const char *reason = "ok";
+        if (s->o.fallback_url && s->o.fallback_confidence > 0 &&
+            srv_confidence(j->toks ? &j->toks[0].lp : NULL, sizeof(srv_tokinfo), j->n_toks, s->o.fallback_quantile) <
+                s->o.fallback_confidence) {
+            if (priv)
+                reason = "private_low_confidence";
+            else {
+                srv_upstream u;
+                upstream_of(s, &u);
+                char *out = NULL;
+                size_t n = 0;
+                slm_err ferr = {0};
+                if (!srv_fallback_post(&u, url, cs->body, cs->n, 0, &out, &n, &ferr)) {
+                    srv_metrics_request(s->m, ep, 200);
+                    srv_metrics_route(s->m, "fallback", "low_confidence");
+                    ret = reply(c, 200, "application/json", out, "fallback; reason=low_confidence", 0);
+                    goto out;
+                }
+                srv_metrics_rejected(s->m, "upstream_failed");
+                reason = "low_confidence_upstream_failed";
+            }
+        }
+        char route[96];
+        snprintf(route, sizeof route, "local; reason=%s", reason);
         srv_metrics_request(s->m, ep, 200);
-        srv_metrics_route(s->m, "local", "ok");
-        ret = reply(c, 200, "application/json", srv_json_result(s, j), "local; reason=ok", 0);
+        srv_metrics_route(s->m, "local", reason);
+        ret = reply(c, 200, "application/json", srv_json_result(s, j), route, 0);
     }
 out:
     srv_job_unref(s, j);
@@ -357,7 +451,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
             return reply_error(s, c, ep, 405, "use POST", NULL);
         if (!__atomic_load_n(&s->ready, __ATOMIC_ACQUIRE))
             return reply_error(s, c, ep, 503, "the model is loading; retry later", "loading");
-        return completion(s, c, cs, kind);
+        return completion(s, c, cs, kind, url);
     }
     if (!strcmp(url, "/v1/models") || !strcmp(url, "/metrics")) {
         if (strcmp(method, "GET"))
@@ -418,6 +512,8 @@ int srv_start(const srv_opts *o, srv_server **out, slm_err *err)
     s->api_key = o->api_key ? strdup(o->api_key) : NULL;
     s->m = srv_metrics_new();
     int rc = 0;
+    if (o->fallback_url && (rc = srv_fallback_global_init(err)))
+        goto fail;
     if (!s->model_name || !s->m || (o->api_key && !s->api_key)) {
         rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
         goto fail;
@@ -458,6 +554,19 @@ fail:
 
 int srv_load(srv_server *s, slm_err *err)
 {
+    if (s->o.mem_budget) {
+        int erc = srv_engine_estimate(s->o.model_path, s->o.n_ctx, s->o.n_parallel, &s->mem_need, err);
+        if (erc)
+            return erc;
+        if (s->mem_need > s->o.mem_budget) {
+            if (!s->o.fallback_url)
+                return slm_err_set(err, SLM_EINPUT, "the model needs %llu bytes, more than --mem-budget %llu (and no --fallback)",
+                                   (unsigned long long)s->mem_need, (unsigned long long)s->o.mem_budget);
+            s->mem_fallback = 1; /* serve through the fallback only */
+            __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
+            return 0;
+        }
+    }
     int rc = srv_engine_load(s->o.model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, &s->eng, err);
     if (!rc)
         rc = srv_sched_start(s, err);

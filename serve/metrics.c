@@ -179,7 +179,7 @@ char *srv_metrics_render(srv_metrics *m, const srv_server *s)
     sbuf b = {0};
     char name[256], arch[64];
     label_escape(s->model_name, name, sizeof name);
-    label_escape(srv_engine_arch(s->eng), arch, sizeof arch);
+    label_escape(s->eng ? srv_engine_arch(s->eng) : "none", arch, sizeof arch);
     pthread_mutex_lock((pthread_mutex_t *)&s->mu);
     int q = s->q_len, busy = s->n_active;
     pthread_mutex_unlock((pthread_mutex_t *)&s->mu);

@@ -22,6 +22,14 @@ typedef struct srv_opts {
     int max_tokens_default;   /* when a request gives none (default 256) */
     const char *api_key;      /* bearer key, or NULL: no authentication */
     int conn_timeout;         /* seconds of client inactivity (slow headers) before closing (default 10) */
+    /* cloud fallback (docs/serve.md): off when fallback_url is NULL */
+    const char *fallback_url;
+    const char *fallback_key;
+    double fallback_confidence; /* route after local generation when the confidence is below this; 0: never */
+    double fallback_quantile;   /* confidence = this quantile of the per-token probabilities (default 0.1) */
+    long fallback_connect_ms;   /* default 2000 */
+    long fallback_timeout_ms;   /* default 30000 */
+    uint64_t mem_budget;        /* bytes; 0: none. A model that needs more is not loaded (all to fallback) */
 } srv_opts;
 
 typedef struct srv_server srv_server;

@@ -67,6 +67,8 @@ struct srv_server {
     pthread_t sched;
     srv_job **active;           /* n_parallel slots */
     srv_metrics *m;
+    int mem_fallback;           /* the model exceeds --mem-budget: everything goes to the fallback */
+    uint64_t mem_need;          /* its estimated bytes */
 };
 
 /* scheduler (sched.c) */

@@ -826,3 +826,169 @@ Test(serve, sigterm_drains)
     /* and nothing listens any more */
     cr_assert_lt(connect_to(s.port, 2), 0);
 }
+
+/* ---- cloud fallback: a second slm serve on another loopback port plays the cloud ---- */
+static int upstream_requests(int port)
+{
+    int a = metric_value(port, "slm_http_requests_total{endpoint=\"completions\",code=\"200\"} ");
+    int b = metric_value(port, "slm_http_requests_total{endpoint=\"chat\",code=\"200\"} ");
+    return (a < 0 ? 0 : a) + (b < 0 ? 0 : b);
+}
+
+static void expect_route(resp *r, int status, const char *route, const char *what)
+{
+    char got[128];
+    cr_assert_eq(r->status, status, "%s: status %d: %.300s", what, r->status, r->body);
+    cr_assert_not_null(header(r, "X-Slm-Route", got, sizeof got), "%s: no X-Slm-Route", what);
+    cr_assert_str_eq(got, route, "%s", what);
+}
+
+Test(serve, fallback_every_route_reason)
+{
+    server cloud, local, unsure, small;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    server_up_args(&local, (const char *[]){"-c", "32", "--fallback", url, "--fallback-confidence", "0", NULL});
+    const char *long_req = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0}";
+    const char *private_req = "{\"prompt\":\"Once upon a time CANARY-7f3a\",\"max_tokens\":40,\"private\":true}";
+    /* context: prompt + max_tokens > 32 */
+    resp r = post(local.port, "/v1/completions", long_req);
+    expect_route(&r, 200, "fallback; reason=context", "context");
+    cJSON *j = json_of(&r);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "model")->valuestring, "cloud");
+    cJSON_Delete(j);
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 1);
+    r = post(local.port, "/v1/chat/completions",
+             "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story please\"}],\"max_tokens\":30,\"stream\":true}");
+    expect_route(&r, 200, "fallback; reason=context", "streamed chat, context");
+    free(sse_text(r.body, NULL, NULL));
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 2);
+    /* private: fails closed, the upstream never sees it (body flag or header) */
+    r = post(local.port, "/v1/completions", private_req);
+    expect_route(&r, 422, "local; reason=private_context", "private, context");
+    cr_assert(strstr(r.body, "private"), "%s", r.body);
+    resp_free(&r);
+    r = http(local.port, "POST", "/v1/completions", "X-Slm-Private: 1\r\n", long_req, strlen(long_req));
+    expect_route(&r, 422, "local; reason=private_context", "X-Slm-Private header");
+    resp_free(&r);
+    /* within the context: local */
+    r = post(local.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":8}");
+    expect_route(&r, 200, "local; reason=ok", "fits");
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 2, "a private or local request reached the upstream");
+
+    /* low confidence: with P = 1 every answer defers; a private one stays local */
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", NULL});
+    r = post(unsure.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":8}");
+    expect_route(&r, 200, "fallback; reason=low_confidence", "low confidence");
+    resp_free(&r);
+    r = post(unsure.port, "/v1/completions", "{\"prompt\":\"Once upon a time CANARY-7f3a\",\"max_tokens\":8,\"private\":true}");
+    expect_route(&r, 200, "local; reason=private_low_confidence", "private, low confidence");
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 3);
+
+    /* memory: the model does not fit --mem-budget: not loaded, everything to the fallback */
+    server_up_args(&small, (const char *[]){"--fallback", url, "--mem-budget", "64K", NULL});
+    r = post(small.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":8}");
+    expect_route(&r, 200, "fallback; reason=memory", "memory");
+    resp_free(&r);
+    r = post(small.port, "/v1/completions", private_req);
+    expect_route(&r, 422, "local; reason=private_memory", "private, memory");
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 4, "exactly the non-private requests reached the upstream");
+    cr_assert_eq(metric_value(local.port, "slm_route_total{route=\"fallback\",reason=\"context\"} "), 2);
+    cr_assert_eq(metric_value(small.port, "slm_route_total{route=\"fallback\",reason=\"memory\"} "), 1);
+    cr_assert_eq(server_down(&small), 0);
+    cr_assert_eq(server_down(&unsure), 0);
+    cr_assert_eq(server_down(&local), 0);
+    cr_assert_eq(server_down(&cloud), 0);
+}
+
+/* A fake upstream: a loopback listener; mode 0 never accepts (slow), 1 answers garbage. */
+typedef struct fake_up {
+    int lfd, port, mode, served;
+    volatile int stop;
+} fake_up;
+
+static void *fake_main(void *p)
+{
+    fake_up *f = p;
+    while (!f->stop) {
+        struct pollfd pf = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        int c = accept(f->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        struct timeval tv = {2, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[8192];
+        (void)!recv(c, buf, sizeof buf, 0);
+        const char *g = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 22\r\n\r\n{\"not\": \"a completion\"";
+        send_all(c, g, strlen(g));
+        close(c);
+        f->served++;
+    }
+    return NULL;
+}
+
+static void fake_start(fake_up *f, int mode, pthread_t *th)
+{
+    memset(f, 0, sizeof *f);
+    f->mode = mode;
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(f->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(f->lfd, 8), 0);
+    socklen_t al = sizeof a;
+    getsockname(f->lfd, (struct sockaddr *)&a, &al);
+    f->port = ntohs(a.sin_port);
+    if (mode == 1)
+        pthread_create(th, NULL, fake_main, f);
+}
+
+/* Upstream down, silent or answering garbage: a bounded 502 (or the local answer), never a hang. */
+Test(serve, fallback_upstream_failures)
+{
+    fake_up slow, garbage;
+    pthread_t th;
+    fake_start(&slow, 0, NULL);
+    fake_start(&garbage, 1, &th);
+    int closed_port;
+    {
+        fake_up tmp;
+        fake_start(&tmp, 0, NULL);
+        closed_port = tmp.port;
+        close(tmp.lfd); /* nothing listens there now */
+    }
+    const int ports[3] = {closed_port, slow.port, garbage.port};
+    const char *names[3] = {"down", "slow", "garbage"};
+    for (int k = 0; k < 3; k++) {
+        char url[64];
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", ports[k]);
+        server s;
+        server_up_args(&s, (const char *[]){"-c", "32", "--fallback", url, "--fallback-timeout", "2",
+                                            "--fallback-confidence", "1", NULL});
+        double t0 = now_s();
+        resp r = post(s.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":40}");
+        double dt = now_s() - t0;
+        expect_route(&r, 502, "fallback; reason=context", names[k]);
+        cr_assert(strstr(r.body, "fallback failed"), "%s: %s", names[k], r.body);
+        cr_assert_lt(dt, 6, "%s upstream: the client waited %.1f s (timeout 2 s)", names[k], dt);
+        resp_free(&r);
+        /* after local generation: the local answer, saying the upstream failed */
+        r = post(s.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":8}");
+        expect_route(&r, 200, "local; reason=low_confidence_upstream_failed", names[k]);
+        resp_free(&r);
+        cr_assert_eq(server_down(&s), 0);
+    }
+    cr_assert_geq(garbage.served, 2);
+    garbage.stop = 1;
+    pthread_join(th, NULL);
+    close(garbage.lfd);
+    close(slow.lfd);
+}

@@ -36,13 +36,54 @@ const char help_serve[] =
     "      --timeout S         close a connection idle (e.g. slow headers) for S seconds (default 10)\n"
     "      --drain-timeout S   on SIGTERM, wait at most S seconds for running requests (default 30)\n"
     "      --api-key-file F    require 'Authorization: Bearer KEY' (KEY: F's first line) except on /health\n"
+    "\n"
+    "cloud fallback (an OpenAI-compatible upstream; every answer says who answered in X-Slm-Route):\n"
+    "      --fallback URL      route there when prompt + max_tokens exceed the context, when the model\n"
+    "                          does not fit --mem-budget, or when the local answer's confidence is low.\n"
+    "                          Private requests (\"private\": true, X-Slm-Private: 1) never leave\n"
+    "      --fallback-key-file F  bearer key sent to the upstream (F's first line)\n"
+    "      --fallback-confidence P  defer a (non-streamed) local answer whose confidence is below P;\n"
+    "                          0 = never (default 0.02, see docs/serve.md)\n"
+    "      --fallback-quantile Q  confidence = the Q-quantile of the per-token probabilities (default 0.1)\n"
+    "      --fallback-timeout S   whole upstream request bound in seconds (default 30; connect: 2)\n"
+    "      --mem-budget BYTES  the model (weights + KV caches) must fit; K/M/G suffixes (default: none)\n"
     "  -h, --help              this help\n"
     "\n"
     "exit codes: 0 stopped by SIGTERM/SIGINT after draining, 2 usage, 3 bad model, 4 I/O (cannot listen,\n"
     "            cannot read a file), 5 verification failed (--bundle/--store), 6 internal\n";
 
 enum { OPT_BUNDLE = 1000, OPT_TRUST, OPT_STORE, OPT_HOST, OPT_PORT, OPT_PAR, OPT_QUEUE, OPT_BODY, OPT_MAXTOK,
-       OPT_TIMEOUT, OPT_DRAIN, OPT_KEY, OPT_ALIAS };
+       OPT_TIMEOUT, OPT_DRAIN, OPT_KEY, OPT_ALIAS, OPT_FB, OPT_FBKEY, OPT_FBCONF, OPT_FBQ, OPT_FBTIME, OPT_MEM };
+
+/* "123", "64K", "512M", "2G" -> bytes; 0 on success */
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *s == '-')
+        return -1;
+    int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
+    if (sh < 0 || v > (~0ull >> sh) || v == 0)
+        return -1;
+    *out = (uint64_t)v << sh;
+    return 0;
+}
+
+/* First line of a key file (malloc'd), or NULL with err set. */
+static char *read_key(const char *path, slm_err *err)
+{
+    size_t n = 0;
+    char *k = cli_read_file(path, 4096, &n, err);
+    if (!k)
+        return NULL;
+    k[strcspn(k, "\r\n")] = 0;
+    if (!*k) {
+        free(k);
+        slm_err_set(err, SLM_EINPUT, "%s: the key file is empty", path);
+        return NULL;
+    }
+    return k;
+}
 
 int cmd_serve(int argc, char **argv)
 {
@@ -55,15 +96,20 @@ int cmd_serve(int argc, char **argv)
         {"max-body", required_argument, 0, OPT_BODY}, {"max-tokens", required_argument, 0, OPT_MAXTOK},
         {"timeout", required_argument, 0, OPT_TIMEOUT}, {"drain-timeout", required_argument, 0, OPT_DRAIN},
         {"api-key-file", required_argument, 0, OPT_KEY}, {"alias", required_argument, 0, OPT_ALIAS},
+        {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
+        {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-quantile", required_argument, 0, OPT_FBQ},
+        {"fallback-timeout", required_argument, 0, OPT_FBTIME}, {"mem-budget", required_argument, 0, OPT_MEM},
         {0, 0, 0, 0},
     };
     const char *C = "serve";
-    const char *model = NULL, *bundle = NULL, *store = NULL, *trust[16], *key_file = NULL;
+    const char *model = NULL, *bundle = NULL, *store = NULL, *trust[16], *key_file = NULL, *fb_key_file = NULL;
+    double d;
     int n_trust = 0, threads_set = 0;
     long long v, drain = 30;
     srv_opts so;
     srv_opts_defaults(&so);
     so.port = 8080;
+    so.fallback_confidence = -1; /* the default applies only with --fallback */
     optind = 1;
     opterr = 0;
     int o;
@@ -80,6 +126,33 @@ int cmd_serve(int argc, char **argv)
         case OPT_HOST: so.host = optarg; break;
         case OPT_ALIAS: so.model_name = optarg; break;
         case OPT_KEY: key_file = optarg; break;
+        case OPT_FB:
+            if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
+                return cli_usage(C, "--fallback wants an http:// or https:// URL, got '%s'", optarg);
+            so.fallback_url = optarg;
+            break;
+        case OPT_FBKEY: fb_key_file = optarg; break;
+        case OPT_FBCONF:
+            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
+                return cli_usage(C, "--fallback-confidence wants a probability in [0, 1], got '%s'", optarg);
+            so.fallback_confidence = d;
+            break;
+        case OPT_FBQ:
+            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
+                return cli_usage(C, "--fallback-quantile wants a number in [0, 1], got '%s'", optarg);
+            so.fallback_quantile = d;
+            break;
+        case OPT_FBTIME:
+            if (cli_parse_double(optarg, &d) || d <= 0 || d > 3600)
+                return cli_usage(C, "--fallback-timeout wants seconds in (0, 3600], got '%s'", optarg);
+            so.fallback_timeout_ms = (long)(d * 1000);
+            if (so.fallback_connect_ms > so.fallback_timeout_ms)
+                so.fallback_connect_ms = so.fallback_timeout_ms;
+            break;
+        case OPT_MEM:
+            if (parse_bytes(optarg, &so.mem_budget))
+                return cli_usage(C, "--mem-budget wants bytes (e.g. 512M), got '%s'", optarg);
+            break;
 #define INTOPT(ch, lo, hi, dst, what)                                                  \
     case ch:                                                                           \
         if (cli_parse_int(optarg, lo, hi, &v))                                         \
@@ -117,19 +190,19 @@ int cmd_serve(int argc, char **argv)
         if (so.n_threads < 1)
             so.n_threads = 1;
     }
+    if (!so.fallback_url && (fb_key_file || so.fallback_confidence >= 0))
+        return cli_usage(C, "--fallback-key-file and --fallback-confidence go with --fallback URL");
+    if (so.fallback_confidence < 0)
+        so.fallback_confidence = 0.02;
     slm_err err = {0};
-    char *key = NULL;
-    if (key_file) {
-        size_t n = 0;
-        if (!(key = cli_read_file(key_file, 4096, &n, &err)))
-            return cli_fail_err(C, &err);
-        key[strcspn(key, "\r\n")] = 0;
-        if (!*key) {
-            free(key);
-            return cli_fail(C, SLM_EINPUT, "%s: the API key file is empty", key_file);
-        }
-        so.api_key = key;
+    char *key = NULL, *fb_key = NULL;
+    if ((key_file && !(key = read_key(key_file, &err))) || (fb_key_file && !(fb_key = read_key(fb_key_file, &err)))) {
+        free(key);
+        free(fb_key);
+        return cli_fail_err(C, &err);
     }
+    so.api_key = key;
+    so.fallback_key = fb_key;
     if (!so.model_name) {
         const char *p = model ? model : bundle ? bundle : store;
         const char *b = strrchr(p, '/');
@@ -163,6 +236,7 @@ int cmd_serve(int argc, char **argv)
         slm_manifest_free(man);
         if (rc) {
             free(key);
+            free(fb_key);
             return cli_fail_err(C, &err);
         }
         snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
@@ -172,6 +246,7 @@ int cmd_serve(int argc, char **argv)
     srv_server *s = NULL;
     if ((rc = srv_start(&so, &s, &err))) {
         free(key);
+        free(fb_key);
         return cli_fail_err(C, &err);
     }
     fprintf(stderr, "slm serve: listening on http://%s%s%s:%d\n", strchr(so.host, ':') ? "[" : "", so.host,
@@ -180,6 +255,7 @@ int cmd_serve(int argc, char **argv)
     if ((rc = srv_load(s, &err))) {
         srv_drain_and_stop(s, 0);
         free(key);
+        free(fb_key);
         return cli_fail_err(C, &err);
     }
     fprintf(stderr, "slm serve: ready (%s, %d slot%s)\n", so.model_name, so.n_parallel, so.n_parallel > 1 ? "s" : "");
@@ -195,5 +271,6 @@ int cmd_serve(int argc, char **argv)
     srv_drain_and_stop(s, (double)drain);
     fprintf(stderr, "slm serve: stopped\n");
     free(key);
+    free(fb_key);
     return 0;
 }
