@@ -2,6 +2,7 @@
 #include "engine.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -114,6 +115,15 @@ int srv_engine_n_ctx(const srv_engine *e) { return e->n_ctx; }
 int srv_engine_n_vocab(const srv_engine *e) { return e->n_vocab; }
 const char *srv_engine_arch(const srv_engine *e) { return slm_model_hparams(e->model)->arch_name; }
 uint64_t srv_engine_weight_bytes(const srv_engine *e) { return slm_model_weight_bytes(e->model); }
+
+void srv_engine_describe(const srv_engine *e, char arch[16], char quant[16])
+{
+    const slm_arch_desc *d = slm_arch_find(slm_model_hparams(e->model)->arch_name);
+    snprintf(arch, 16, "%s", d && strlen(d->name) < 16 ? d->name : "other");
+    int64_t ft = -1;
+    const char *q = gguf_get_int(slm_model_gguf(e->model), "general.file_type", &ft) == 0 ? slm_recipe_name((int)ft) : NULL;
+    snprintf(quant, 16, "%s", q && strlen(q) < 16 ? q : "other");
+}
 
 static int tokenize(const srv_engine *e, const char *text, int add_bos, int parse_special, int32_t **ids, size_t *n,
                     slm_err *err)

@@ -25,6 +25,9 @@ int srv_engine_n_vocab(const srv_engine *e);   /* tokens that may be sampled */
 const char *srv_engine_arch(const srv_engine *e);
 /* Bytes of the weights (what --mem-budget is compared with). */
 uint64_t srv_engine_weight_bytes(const srv_engine *e);
+/* For telemetry, fixed words only: the architecture if the runtime knows it, the file type's
+ * recipe name (general.file_type), else "other". */
+void srv_engine_describe(const srv_engine *e, char arch[16], char quant[16]);
 
 /* Bytes the model would need with n_slots contexts of n_ctx tokens (weights + KV caches), read
  * from the GGUF without building contexts. */

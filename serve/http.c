@@ -17,6 +17,7 @@
 
 #include "fallback.h"
 #include "openai.h"
+#include "telemetry.h"
 #include "runtime.h"
 
 typedef struct conn {
@@ -512,7 +513,7 @@ int srv_start(const srv_opts *o, srv_server **out, slm_err *err)
     s->api_key = o->api_key ? strdup(o->api_key) : NULL;
     s->m = srv_metrics_new();
     int rc = 0;
-    if (o->fallback_url && (rc = srv_fallback_global_init(err)))
+    if ((o->fallback_url || o->telemetry) && (rc = srv_fallback_global_init(err)))
         goto fail;
     if (!s->model_name || !s->m || (o->api_key && !s->api_key)) {
         rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
@@ -567,12 +568,44 @@ int srv_load(srv_server *s, slm_err *err)
             return 0;
         }
     }
+    if (s->o.telemetry && tel_effective(s->o.telemetry) == TEL_ALL) {
+        slm_err derr = {0};
+        if (tel_file_digest(s->o.model_path, s->model_digest, &derr))
+            s->model_digest[0] = 0;
+    }
     int rc = srv_engine_load(s->o.model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, &s->eng, err);
-    if (!rc)
+    if (!rc) {
+        srv_engine_describe(s->eng, s->arch, s->quant);
         rc = srv_sched_start(s, err);
+    }
     if (!rc)
         __atomic_store_n(&s->ready, 1, __ATOMIC_RELEASE);
     return rc;
+}
+
+/* Telemetry at stop: one record of this run's counters to the spool, pushed when an endpoint is set. */
+static void telemetry_flush(srv_server *s)
+{
+    const tel_cfg *c = s->o.telemetry;
+    int level = c ? tel_effective(c) : TEL_OFF;
+    if (level == TEL_OFF || !s->o.telemetry_dir)
+        return;
+    tel_snapshot t;
+    memset(&t, 0, sizeof t);
+    srv_metrics_snapshot(s->m, &t);
+    memcpy(t.model_digest, s->model_digest, sizeof t.model_digest);
+    snprintf(t.arch, sizeof t.arch, "%s", s->arch[0] ? s->arch : "other");
+    snprintf(t.quant, sizeof t.quant, "%s", s->quant[0] ? s->quant : "other");
+    char *line = tel_record(&t, c, level);
+    slm_err err = {0};
+    if (line && !tel_spool_append(s->o.telemetry_dir, line, &err) && c->endpoint[0]) {
+        char *body = tel_otlp(line, strlen(line), c);
+        if (body && tel_push(c->endpoint, body, &err)) {
+            /* a failed push is not retried here: the record stays in the spool (slm telemetry push) */
+        }
+        free(body);
+    }
+    free(line);
 }
 
 int srv_port(const srv_server *s) { return s->port; }
@@ -602,6 +635,8 @@ void srv_drain_and_stop(srv_server *s, double timeout_s)
     pthread_mutex_unlock(&s->mu);
     if (s->active)
         srv_sched_stop(s); /* cancels what is left */
+    if (s->m && s->ready)
+        telemetry_flush(s);
     if (s->mhd)
         MHD_stop_daemon(s->mhd);
     srv_engine_free(s->eng);

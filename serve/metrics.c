@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "srv_internal.h"
+#include "telemetry.h"
 
 #define MAX_SERIES 64
 #define N_BUCKETS 12
@@ -30,6 +31,7 @@ struct srv_metrics {
     series s[MAX_SERIES];
     int n;
     double prompt_tokens, cached_tokens, gen_tokens;
+    double requests, errors, health, prefill_tokens, prefill_s, decode_tokens, decode_s;
     histo latency, ttft;
 };
 
@@ -77,6 +79,29 @@ static const char REQ[] = "slm_http_requests_total", ROUTE[] = "slm_route_total"
 void srv_metrics_request(srv_metrics *m, const char *endpoint, int status)
 {
     bump(m, REQ, "endpoint=\"%s\",code=\"%d\"", endpoint, status);
+    pthread_mutex_lock(&m->mu);
+    m->requests += 1;
+    m->errors += status >= 400 && status != 499;
+    m->health += !strcmp(endpoint, "health");
+    pthread_mutex_unlock(&m->mu);
+}
+
+void srv_metrics_timing(srv_metrics *m, int prefill_tokens, double prefill_s, int decode_tokens, double decode_s)
+{
+    pthread_mutex_lock(&m->mu);
+    m->prefill_tokens += prefill_tokens;
+    m->prefill_s += prefill_s;
+    m->decode_tokens += decode_tokens;
+    m->decode_s += decode_s;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static double series_value(const srv_metrics *m, const char *name, const char *labels)
+{
+    for (int i = 0; i < m->n; i++)
+        if (m->s[i].name == name && !strcmp(m->s[i].labels, labels))
+            return m->s[i].v;
+    return 0;
 }
 void srv_metrics_route(srv_metrics *m, const char *route, const char *reason)
 {
@@ -174,6 +199,31 @@ static void put_family(sbuf *b, const srv_metrics *m, const char *name, const ch
             put(b, "%s{%s} %.0f\n", name, m->s[i].labels, m->s[i].v);
 }
 
+void srv_metrics_snapshot(srv_metrics *m, tel_snapshot *t)
+{
+    pthread_mutex_lock(&m->mu);
+    t->requests = m->requests;
+    t->errors = m->errors;
+    t->health_checks = m->health;
+    t->prompt_tokens = m->prompt_tokens;
+    t->generated_tokens = m->gen_tokens;
+    t->prefill_tokens = m->prefill_tokens;
+    t->prefill_seconds = m->prefill_s;
+    t->decode_tokens = m->decode_tokens;
+    t->decode_seconds = m->decode_s;
+    t->fb_context = series_value(m, ROUTE, "route=\"fallback\",reason=\"context\"");
+    t->fb_memory = series_value(m, ROUTE, "route=\"fallback\",reason=\"memory\"");
+    t->fb_low_confidence = series_value(m, ROUTE, "route=\"fallback\",reason=\"low_confidence\"");
+    t->fb_upstream_failed = series_value(m, REJ, "reason=\"upstream_failed\"");
+    for (int i = 0; i < N_BUCKETS && i < TEL_N_BUCKETS; i++) {
+        t->ttft_le[i] = buckets[i];
+        t->ttft_counts[i] = m->ttft.b[i];
+    }
+    t->ttft_sum = m->ttft.sum;
+    t->ttft_count = m->ttft.count;
+    pthread_mutex_unlock(&m->mu);
+}
+
 char *srv_metrics_render(srv_metrics *m, const srv_server *s)
 {
     sbuf b = {0};
@@ -205,6 +255,14 @@ char *srv_metrics_render(srv_metrics *m, const srv_server *s)
             "# TYPE slm_prompt_tokens_cached_total counter\nslm_prompt_tokens_cached_total %.0f\n", m->cached_tokens);
     put(&b, "# HELP slm_generated_tokens_total Tokens generated.\n# TYPE slm_generated_tokens_total counter\n"
             "slm_generated_tokens_total %.0f\n", m->gen_tokens);
+    put(&b, "# HELP slm_prefill_tokens_total Prompt tokens decoded (not taken from a cache).\n"
+            "# TYPE slm_prefill_tokens_total counter\nslm_prefill_tokens_total %.0f\n", m->prefill_tokens);
+    put(&b, "# HELP slm_prefill_seconds_total Time spent decoding prompts.\n# TYPE slm_prefill_seconds_total counter\n"
+            "slm_prefill_seconds_total %.6f\n", m->prefill_s);
+    put(&b, "# HELP slm_decode_tokens_total Tokens decoded one step at a time.\n# TYPE slm_decode_tokens_total counter\n"
+            "slm_decode_tokens_total %.0f\n", m->decode_tokens);
+    put(&b, "# HELP slm_decode_seconds_total Time spent in decode steps.\n# TYPE slm_decode_seconds_total counter\n"
+            "slm_decode_seconds_total %.6f\n", m->decode_s);
     put_histo(&b, "slm_request_duration_seconds", "Time from queueing to the last token.", &m->latency);
     put_histo(&b, "slm_time_to_first_token_seconds", "Time from queueing to the first token.", &m->ttft);
     pthread_mutex_unlock(&m->mu);

@@ -237,8 +237,11 @@ static void *sched_main(void *arg)
             int gone = stopping || j->cancelled || client_gone(j->fd);
             int rc = 0;
             if (!gone && !prefilled[k]) {
+                double tp = srv_now();
                 rc = srv_engine_prefill(s->eng, k, j->ids, j->n_ids, &j->n_reused, &err);
                 prefilled[k] = 1;
+                if (!rc)
+                    srv_metrics_timing(s->m, j->n_ids - j->n_reused, srv_now() - tp, 0, 0);
             }
             srv_tokinfo ti = {0};
             int done = 0;
@@ -281,7 +284,10 @@ static void *sched_main(void *arg)
             }
             pthread_mutex_unlock(&s->mu);
         }
+        double ts = srv_now();
         int rc = n_step ? srv_engine_step(s->eng, step_slot, step_tok, n_step, &err) : 0;
+        if (n_step && !rc)
+            srv_metrics_timing(s->m, 0, 0, n_step, srv_now() - ts);
         pthread_mutex_lock(&s->mu);
         if (rc)
             for (int i = 0; i < n_step; i++)

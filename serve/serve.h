@@ -30,6 +30,10 @@ typedef struct srv_opts {
     long fallback_connect_ms;   /* default 2000 */
     long fallback_timeout_ms;   /* default 30000 */
     uint64_t mem_budget;        /* bytes; 0: none. A model that needs more is not loaded (all to fallback) */
+    /* telemetry (serve/telemetry.h): a record is spooled (and pushed, with an endpoint) when the
+     * server stops, only when telemetry != NULL and its level is not off */
+    const struct tel_cfg *telemetry;
+    const char *telemetry_dir;
 } srv_opts;
 
 typedef struct srv_server srv_server;

@@ -69,6 +69,8 @@ struct srv_server {
     srv_metrics *m;
     int mem_fallback;           /* the model exceeds --mem-budget: everything goes to the fallback */
     uint64_t mem_need;          /* its estimated bytes */
+    char model_digest[65];      /* for telemetry (when on) */
+    char arch[16], quant[16];
 };
 
 /* scheduler (sched.c) */
@@ -88,6 +90,9 @@ void srv_metrics_tokens(srv_metrics *m, int prompt, int reused, int gen);
 void srv_metrics_latency(srv_metrics *m, double total_s, double ttft_s);
 void srv_metrics_rejected(srv_metrics *m, const char *reason);
 void srv_metrics_cancelled(srv_metrics *m, const char *reason);
+void srv_metrics_timing(srv_metrics *m, int prefill_tokens, double prefill_s, int decode_tokens, double decode_s);
+struct tel_snapshot;
+void srv_metrics_snapshot(srv_metrics *m, struct tel_snapshot *t);
 /* The Prometheus text exposition (malloc'd). */
 char *srv_metrics_render(srv_metrics *m, const srv_server *s);
 

@@ -992,3 +992,208 @@ Test(serve, fallback_upstream_failures)
     close(garbage.lfd);
     close(slow.lfd);
 }
+
+/* ---- telemetry ---- */
+typedef struct sink {
+    int lfd, port, conns;
+    char buf[1 << 16];
+    size_t n;
+    volatile int stop;
+} sink;
+
+static void *sink_main(void *p)
+{
+    sink *s = p;
+    while (!s->stop) {
+        struct pollfd pf = {.fd = s->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 50) <= 0)
+            continue;
+        int c = accept(s->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        s->conns++;
+        struct timeval tv = {1, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        for (;;) { /* headers + body: until Content-Length is satisfied or a quiet second */
+            ssize_t r = recv(c, s->buf + s->n, sizeof s->buf - 1 - s->n, 0);
+            if (r <= 0)
+                break;
+            s->n += (size_t)r;
+            s->buf[s->n] = 0;
+            const char *h = strstr(s->buf, "\r\n\r\n"), *cl = strcasestr(s->buf, "Content-Length:");
+            if (h && cl && s->n >= (size_t)(h + 4 - s->buf) + strtoul(cl + 15, NULL, 10))
+                break;
+        }
+        const char *ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        send_all(c, ok, strlen(ok));
+        close(c);
+    }
+    return NULL;
+}
+
+static void sink_start(sink *s, pthread_t *th)
+{
+    memset(s, 0, sizeof *s);
+    s->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert_eq(bind(s->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    cr_assert_eq(listen(s->lfd, 8), 0);
+    socklen_t al = sizeof a;
+    getsockname(s->lfd, (struct sockaddr *)&a, &al);
+    s->port = ntohs(a.sin_port);
+    pthread_create(th, NULL, sink_main, s);
+}
+
+static void sink_stop(sink *s, pthread_t th)
+{
+    s->stop = 1;
+    pthread_join(th, NULL);
+    close(s->lfd);
+}
+
+static char *slm_out(const char *const *args)
+{
+    char *out = NULL, *err = NULL;
+    int rc = tu_run_slm(&out, &err, args);
+    cr_assert_eq(rc, 0, "slm %s: %s", args[0], err ? err : "");
+    free(err);
+    return out;
+}
+
+#define CANARY "CANARY-51f0c2d9"
+
+static void canary_traffic(int port)
+{
+    resp r = post(port, "/v1/completions", "{\"prompt\":\"" CANARY " Once upon a time\",\"max_tokens\":6,\"stop\":[\"" CANARY "\"]}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    r = post(port, "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"" CANARY "\"}],\"max_tokens\":4,"
+                                           "\"model\":\"" CANARY "\",\"user\":\"" CANARY "\"}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    resp_free(&r);
+    expect_error(post(port, "/v1/completions", "{\"prompt\":\"" CANARY "\",\"max_tokens\":-1}"), 400, "bad request");
+    r = http(port, "GET", "/health", "", NULL, 0);
+    resp_free(&r);
+    r = http(port, "GET", "/metrics", "", NULL, 0);
+    cr_assert_eq(r.status, 200);
+    cr_assert_null(strstr(r.body, CANARY), "the canary reached /metrics");
+    resp_free(&r);
+}
+
+/* A default install records nothing and opens no telemetry socket; SLM_TELEMETRY=0 beats "on". */
+Test(serve, telemetry_off_by_default)
+{
+    char *tdir = tu_path(g_dir, "telemetry");
+    setenv("SLM_TELEMETRY_DIR", tdir, 1);
+    sink k;
+    pthread_t th;
+    sink_start(&k, &th);
+    server s;
+    server_up(&s);
+    canary_traffic(s.port);
+    cr_assert_eq(server_down(&s), 0);
+    cr_assert(!tu_exists(tdir), "a default install created %s", tdir);
+    char *st = slm_out((const char *[]){"telemetry", "status", "--json", NULL});
+    cr_assert(strstr(st, "\"effective\":\"off\""), "%s", st);
+    free(st);
+    /* on with an endpoint, but the environment forbids it */
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", k.port);
+    free(slm_out((const char *[]){"telemetry", "on", "--endpoint", ep, NULL}));
+    setenv("SLM_TELEMETRY", "0", 1);
+    server_up(&s);
+    canary_traffic(s.port);
+    cr_assert_eq(server_down(&s), 0);
+    char *spool = tu_path(tdir, "telemetry.jsonl");
+    cr_assert(!tu_exists(spool), "SLM_TELEMETRY=0 still wrote the spool");
+    usleep(200000);
+    cr_assert_eq(k.conns, 0, "SLM_TELEMETRY=0 still connected to the endpoint");
+    sink_stop(&k, th);
+    unsetenv("SLM_TELEMETRY");
+    free(spool);
+    free(tdir);
+}
+
+/* On: one record per server run, counters only; the canary of the prompts never reaches the
+ * spool, /metrics or the pushed bytes. */
+Test(serve, telemetry_canary)
+{
+    char *tdir = tu_path(g_dir, "telemetry");
+    setenv("SLM_TELEMETRY_DIR", tdir, 1);
+    unsetenv("SLM_TELEMETRY");
+    sink k;
+    pthread_t th;
+    sink_start(&k, &th);
+    char ep[64];
+    snprintf(ep, sizeof ep, "http://127.0.0.1:%d", k.port);
+    free(slm_out((const char *[]){"telemetry", "on", "--endpoint", ep, NULL}));
+    char *st = slm_out((const char *[]){"telemetry", "status", "--json", NULL});
+    cJSON *sj = cJSON_Parse(st);
+    cr_assert_str_eq(cJSON_GetObjectItem(sj, "effective")->valuestring, "all");
+    char id[40];
+    snprintf(id, sizeof id, "%s", cJSON_GetObjectItem(sj, "install_id")->valuestring);
+    cr_assert_eq(strlen(id), 32);
+    cJSON_Delete(sj);
+    free(st);
+    server s;
+    server_up(&s);
+    canary_traffic(s.port);
+    cr_assert_eq(server_down(&s), 0);
+    char *spool_path = tu_path(tdir, "telemetry.jsonl");
+    char *spool = tu_read_file(spool_path, NULL);
+    cr_assert_not_null(spool, "no spool written");
+    cr_assert_eq(tu_count_lines(spool), 1);
+    cr_assert_null(strstr(spool, CANARY), "the canary reached the spool: %s", spool);
+    cJSON *rec = cJSON_Parse(spool);
+    cr_assert_not_null(rec, "%s", spool);
+    cr_assert_str_eq(cJSON_GetObjectItem(rec, "install_id")->valuestring, id);
+    cr_assert_eq(cJSON_GetObjectItem(rec, "requests")->valueint, 5, "%s", spool); /* 3 completions, health, metrics */
+    cr_assert_eq(cJSON_GetObjectItem(rec, "errors")->valueint, 1);
+    cr_assert_eq(cJSON_GetObjectItem(rec, "generated_tokens")->valueint, 10);
+    cr_assert_eq(strlen(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "model"), "digest")->valuestring), 64);
+    cr_assert_eq(strlen(cJSON_GetObjectItem(rec, "day")->valuestring), 10, "timestamps are days");
+    /* only known keys: nothing a client could have written */
+    static const char *keys[] = {"v", "day", "install_id", "level", "source", "requests", "errors", "fallbacks",
+                                 "health_checks", "prompt_tokens", "generated_tokens", "prefill_tps", "decode_tps",
+                                 "ttft_seconds", "model", "device"};
+    cJSON *it;
+    cJSON_ArrayForEach(it, rec)
+    {
+        int known = 0;
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            known |= !strcmp(it->string, keys[i]);
+        cr_assert(known, "unexpected field '%s' in the spool", it->string);
+    }
+    cJSON_Delete(rec);
+    char *shown = slm_out((const char *[]){"telemetry", "show", NULL});
+    cr_assert_str_eq(shown, spool);
+    free(shown);
+    /* the push: captured by the loopback sink */
+    double t0 = now_s();
+    while (!strstr(k.buf, "slm.requests") && now_s() - t0 < 5)
+        usleep(20000);
+    cr_assert(strstr(k.buf, "POST /v1/metrics"), "no push received: %s", k.buf);
+    cr_assert(strstr(k.buf, "\"slm.requests\""), "%s", k.buf);
+    cr_assert(strstr(k.buf, id), "the push does not carry the install id");
+    cr_assert_null(strstr(k.buf, CANARY), "the canary reached the pushed bytes");
+    free(slm_out((const char *[]){"telemetry", "push", NULL}));
+    cr_assert_geq(k.conns, 2);
+    cr_assert_null(strstr(k.buf, CANARY));
+    /* a new id on request; off stops recording */
+    free(slm_out((const char *[]){"telemetry", "reset-id", NULL}));
+    st = slm_out((const char *[]){"telemetry", "status", "--json", NULL});
+    cr_assert_null(strstr(st, id), "reset-id kept the id");
+    free(st);
+    free(slm_out((const char *[]){"telemetry", "off", NULL}));
+    server_up(&s);
+    canary_traffic(s.port);
+    cr_assert_eq(server_down(&s), 0);
+    char *after = tu_read_file(spool_path, NULL);
+    cr_assert_str_eq(after, spool, "off still recorded");
+    free(after);
+    sink_stop(&k, th);
+    free(spool);
+    free(spool_path);
+    free(tdir);
+}

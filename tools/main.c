@@ -24,8 +24,8 @@ int cmd_keygen(int argc, char **argv), cmd_trust(int argc, char **argv), cmd_sig
 int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_install(int argc, char **argv);
 extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_bundle[], help_install[];
 extern const char help_run[], help_perplexity[];
-int cmd_serve(int argc, char **argv);
-extern const char help_serve[];
+int cmd_serve(int argc, char **argv), cmd_telemetry(int argc, char **argv);
+extern const char help_serve[], help_telemetry[];
 extern const char help_convert[], help_inspect[], help_bench[];
 
 static const slm_cmd commands[] = {
@@ -35,6 +35,7 @@ static const slm_cmd commands[] = {
     {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)", help_serve},
+    {"telemetry", cmd_telemetry, "opt-in telemetry: on, off, status, show (counters only, never prompts)", help_telemetry},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
     {"trust", cmd_trust, "trust roots: init, rotate (N -> N+1), verify, show", help_trust},

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "serve.h"
 #include "signing.h"
+#include "telemetry.h"
 
 const char help_serve[] =
     "usage: slm serve -m MODEL.gguf [options]\n"
@@ -243,6 +244,14 @@ int cmd_serve(int argc, char **argv)
         model = fd_path;
     }
     so.model_path = model;
+    /* telemetry: only when the user turned it on (and SLM_TELEMETRY=0 is not set) */
+    char tdir[4096];
+    tel_cfg tc;
+    slm_err terr = {0};
+    if (!tel_dir(tdir, sizeof tdir) && !tel_load(tdir, &tc, &terr) && tel_effective(&tc) != TEL_OFF) {
+        so.telemetry = &tc;
+        so.telemetry_dir = tdir;
+    }
     srv_server *s = NULL;
     if ((rc = srv_start(&so, &s, &err))) {
         free(key);
