@@ -22,7 +22,21 @@ struct srv_engine {
     slm_chat_template *tmpl; /* the model's tokenizer.chat_template, else the built-in ChatML */
     slm_chat_info chat;
     int tmpl_builtin;         /* 1: the model has no (usable) template */
+    int refs;
 };
+
+srv_engine *srv_engine_ref(srv_engine *e)
+{
+    if (e)
+        __atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
+    return e;
+}
+
+void srv_engine_unref(srv_engine *e)
+{
+    if (e && __atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) == 0)
+        srv_engine_free(e);
+}
 
 int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv_engine **out, slm_err *err)
 {
@@ -72,6 +86,7 @@ int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv
             goto fail;
         }
     }
+    e->refs = 1;
     *out = e;
     return 0;
 fail:

@@ -20,6 +20,10 @@ typedef struct srv_engine srv_engine;
 int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv_engine **out,
                     slm_err *err) SLM_MUST_CHECK;
 void srv_engine_free(srv_engine *e);
+/* References (the server swaps engines on reload while requests still hold the old one):
+ * a new engine holds one; srv_engine_unref frees at zero. */
+srv_engine *srv_engine_ref(srv_engine *e);
+void srv_engine_unref(srv_engine *e);
 int srv_engine_n_ctx(const srv_engine *e);
 int srv_engine_n_vocab(const srv_engine *e);   /* tokens that may be sampled */
 const char *srv_engine_arch(const srv_engine *e);

@@ -262,46 +262,19 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
         ret = priv ? not_routable(s, c, ep, "memory", why) : forward(s, c, cs, ep, url, j->req.stream, "memory");
         goto out;
     }
-    size_t n_ids = 0;
-    rc = kind == SRV_KIND_CHAT ? srv_engine_tokenize_chat(s->eng, j->req.messages, j->req.n_messages, &j->ids, &n_ids, &err)
-                               : srv_engine_tokenize_prompt(s->eng, j->req.prompt, &j->ids, &n_ids, &err);
-    if (rc) {
-        ret = reply_error(s, c, ep, rc == SLM_EINPUT ? 400 : 500, err.msg, NULL);
-        goto out;
-    }
-    int n_ctx = srv_engine_n_ctx(s->eng);
-    j->n_ids = (int)n_ids;
-    if (n_ids >= (size_t)n_ctx || (j->req.max_tokens > 0 && (long)n_ids + j->req.max_tokens > n_ctx)) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the prompt (%zu tokens) plus max_tokens (%d) exceeds the context length %d",
-                 n_ids, j->req.max_tokens, n_ctx);
+    j->eng = srv_current_engine(s);
+    int over = 0, st_code = srv_job_prepare(s, j, &over);
+    if (st_code && over) {
         if (s->o.fallback_url && j->req.max_tokens <= SRV_MAX_TOKENS_HARD)
-            ret = priv ? not_routable(s, c, ep, "context", msg) : forward(s, c, cs, ep, url, j->req.stream, "context");
+            ret = priv ? not_routable(s, c, ep, "context", j->errmsg) : forward(s, c, cs, ep, url, j->req.stream, "context");
         else {
             srv_metrics_rejected(s->m, "context");
-            ret = reply_error(s, c, ep, 400, msg, "context_length_exceeded");
+            ret = reply_error(s, c, ep, 400, j->errmsg, "context_length_exceeded");
         }
         goto out;
     }
-    j->max_tokens = j->req.max_tokens > 0 ? j->req.max_tokens : s->o.max_tokens_default;
-    if (j->max_tokens > n_ctx - (int)n_ids)
-        j->max_tokens = n_ctx - (int)n_ids;
-    slm_sampler_params sp;
-    slm_sampler_defaults(&sp);
-    sp.temp = j->req.top_p <= 0 ? 0.0f : (float)j->req.temperature;
-    sp.top_k = 0;
-    sp.min_p = 0;
-    sp.top_p = (float)j->req.top_p;
-    sp.repeat_penalty = 1;
-    if (j->req.seed_set)
-        sp.seed = j->req.seed;
-    else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        sp.seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
-    }
-    if (!(j->sampler = slm_sampler_new(&sp, srv_engine_n_vocab(s->eng)))) {
-        ret = reply_error(s, c, ep, 500, "out of memory", NULL);
+    if (st_code) {
+        ret = reply_error(s, c, ep, st_code, j->errmsg, NULL);
         goto out;
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -574,6 +547,7 @@ int srv_load(srv_server *s, slm_err *err)
             s->model_digest[0] = 0;
     }
     int rc = srv_engine_load(s->o.model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, &s->eng, err);
+    s->o.model_path = NULL; /* the caller's buffer: not kept */
     if (!rc) {
         srv_engine_describe(s->eng, s->arch, s->quant);
         rc = srv_sched_start(s, err);
@@ -610,6 +584,39 @@ static void telemetry_flush(srv_server *s)
 
 int srv_port(const srv_server *s) { return s->port; }
 
+srv_engine *srv_current_engine(srv_server *s)
+{
+    pthread_mutex_lock(&s->mu);
+    srv_engine *e = srv_engine_ref(s->eng);
+    pthread_mutex_unlock(&s->mu);
+    return e;
+}
+
+int srv_reload(srv_server *s, const char *model_path, slm_err *err)
+{
+    if (s->mem_fallback || !s->eng)
+        return slm_err_set(err, SLM_EUSAGE, "no local model is being served: nothing to reload");
+    srv_engine *e = NULL;
+    int rc = srv_engine_load(model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, &e, err);
+    if (rc)
+        return rc; /* the old model keeps serving */
+    char digest[65] = "";
+    if (s->o.telemetry && tel_effective(s->o.telemetry) == TEL_ALL) {
+        slm_err derr = {0};
+        if (tel_file_digest(model_path, digest, &derr))
+            digest[0] = 0;
+    }
+    pthread_mutex_lock(&s->mu);
+    srv_engine *old_pending = s->pending;
+    s->pending = e; /* the scheduler swaps it in once no slot is busy */
+    memcpy(s->model_digest, digest, sizeof digest);
+    srv_engine_describe(e, s->arch, s->quant);
+    pthread_cond_signal(&s->sched_cv);
+    pthread_mutex_unlock(&s->mu);
+    srv_engine_unref(old_pending);
+    return 0;
+}
+
 void srv_drain_and_stop(srv_server *s, double timeout_s)
 {
     if (!s)
@@ -639,7 +646,8 @@ void srv_drain_and_stop(srv_server *s, double timeout_s)
         telemetry_flush(s);
     if (s->mhd)
         MHD_stop_daemon(s->mhd);
-    srv_engine_free(s->eng);
+    srv_engine_unref(s->eng);
+    srv_engine_unref(s->pending);
     srv_metrics_free(s->m);
     free(s->model_name);
     free(s->api_key);

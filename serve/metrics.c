@@ -229,9 +229,9 @@ char *srv_metrics_render(srv_metrics *m, const srv_server *s)
     sbuf b = {0};
     char name[256], arch[64];
     label_escape(s->model_name, name, sizeof name);
-    label_escape(s->eng ? srv_engine_arch(s->eng) : "none", arch, sizeof arch);
     pthread_mutex_lock((pthread_mutex_t *)&s->mu);
-    int q = s->q_len, busy = s->n_active;
+    label_escape(s->arch[0] ? s->arch : "none", arch, sizeof arch);
+    int q = s->q_len, busy = s->n_active, reloads = s->reloads;
     pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
     pthread_mutex_lock(&m->mu);
     put(&b, "# HELP slm_model_info The model being served.\n# TYPE slm_model_info gauge\n");
@@ -243,6 +243,8 @@ char *srv_metrics_render(srv_metrics *m, const srv_server *s)
         q);
     put(&b, "# HELP slm_queue_capacity Most requests that may wait (--max-queue).\n# TYPE slm_queue_capacity gauge\n"
             "slm_queue_capacity %d\n", s->o.max_queue);
+    put(&b, "# HELP slm_model_reloads_total Models switched in by SIGHUP.\n# TYPE slm_model_reloads_total counter\n"
+            "slm_model_reloads_total %d\n", reloads);
     put(&b, "# HELP slm_uptime_seconds Seconds since the server started.\n# TYPE slm_uptime_seconds gauge\n"
             "slm_uptime_seconds %.3f\n", srv_now() - s->t_start);
     put_family(&b, m, REQ, "HTTP requests by endpoint and status code.");

@@ -49,9 +49,9 @@ static void add_bytes(cJSON *obj, const char *p, size_t n)
 }
 
 /* The text of token id (for logprobs). */
-static size_t piece(const srv_server *s, int32_t id, char *buf, size_t cap)
+static size_t piece(const srv_job *j, int32_t id, char *buf, size_t cap)
 {
-    size_t n = srv_engine_piece(s->eng, id, buf, cap);
+    size_t n = srv_engine_piece(j->eng, id, buf, cap);
     return n > cap ? 0 : n;
 }
 
@@ -65,14 +65,14 @@ static cJSON *logprobs_json(const srv_server *s, const srv_job *j, int t0, int t
         for (int i = t0; i < t1; i++) {
             const srv_tokinfo *t = &j->toks[i];
             cJSON *e = cJSON_CreateObject();
-            size_t n = piece(s, t->id, buf, sizeof buf);
+            size_t n = piece(j, t->id, buf, sizeof buf);
             add_clean(e, "token", buf, n);
             cJSON_AddNumberToObject(e, "logprob", t->lp);
             add_bytes(e, buf, n);
             cJSON *tops = cJSON_AddArrayToObject(e, "top_logprobs");
             for (int k = 0; k < t->n_top; k++) {
                 cJSON *a = cJSON_CreateObject();
-                size_t m = piece(s, t->top[k], buf, sizeof buf);
+                size_t m = piece(j, t->top[k], buf, sizeof buf);
                 add_clean(a, "token", buf, m);
                 cJSON_AddNumberToObject(a, "logprob", t->top_lp[k]);
                 add_bytes(a, buf, m);
@@ -88,14 +88,14 @@ static cJSON *logprobs_json(const srv_server *s, const srv_job *j, int t0, int t
     cJSON *off = cJSON_AddArrayToObject(lp, "text_offset");
     for (int i = t0; i < t1; i++) {
         const srv_tokinfo *t = &j->toks[i];
-        size_t n = piece(s, t->id, buf, sizeof buf);
+        size_t n = piece(j, t->id, buf, sizeof buf);
         char *c = srv_utf8_clean(buf, n);
         cJSON_AddItemToArray(toks, cJSON_CreateString(c ? c : ""));
         free(c);
         cJSON_AddItemToArray(tlp, cJSON_CreateNumber(t->lp));
         cJSON *alt = cJSON_CreateObject();
         for (int k = 0; k < t->n_top; k++) {
-            size_t m = piece(s, t->top[k], buf, sizeof buf);
+            size_t m = piece(j, t->top[k], buf, sizeof buf);
             char *ck = srv_utf8_clean(buf, m);
             if (ck && !cJSON_GetObjectItemCaseSensitive(alt, ck))
                 cJSON_AddNumberToObject(alt, ck, t->top_lp[k]);

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <time.h>
 
 #include "runtime.h"
@@ -30,6 +31,7 @@ srv_job *srv_job_new(void)
 
 static void job_free(srv_job *j)
 {
+    srv_engine_unref(j->eng);
     pthread_cond_destroy(&j->cv);
     srv_request_free(&j->req);
     slm_sampler_free(j->sampler);
@@ -46,6 +48,61 @@ void srv_job_unref(srv_server *s, srv_job *j)
     pthread_mutex_unlock(&s->mu);
     if (last)
         job_free(j);
+}
+
+int srv_job_sampler(srv_job *j, srv_engine *e)
+{
+    slm_sampler_params sp;
+    slm_sampler_defaults(&sp);
+    sp.temp = j->req.top_p <= 0 ? 0.0f : (float)j->req.temperature;
+    sp.top_k = 0; /* OpenAI semantics: temperature and top_p only */
+    sp.min_p = 0;
+    sp.top_p = (float)j->req.top_p;
+    sp.repeat_penalty = 1;
+    if (j->req.seed_set)
+        sp.seed = j->req.seed;
+    else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        sp.seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
+    }
+    slm_sampler_free(j->sampler);
+    j->sampler = slm_sampler_new(&sp, srv_engine_n_vocab(e));
+    return j->sampler ? 0 : -1;
+}
+
+int srv_job_prepare(srv_server *s, srv_job *j, int *over_context)
+{
+    srv_engine *e = j->eng;
+    slm_err err = {0};
+    size_t n_ids = 0;
+    *over_context = 0;
+    free(j->ids);
+    j->ids = NULL;
+    int rc = j->req.kind == SRV_KIND_CHAT
+                 ? srv_engine_tokenize_chat(e, j->req.messages, j->req.n_messages, &j->ids, &n_ids, &err)
+                 : srv_engine_tokenize_prompt(e, j->req.prompt, &j->ids, &n_ids, &err);
+    if (rc) {
+        snprintf(j->errmsg, sizeof j->errmsg, "%.255s", err.msg);
+        return rc == SLM_EINPUT ? 400 : 500;
+    }
+    int n_ctx = srv_engine_n_ctx(e);
+    j->n_ids = (int)n_ids;
+    if (n_ids >= (size_t)n_ctx || (j->req.max_tokens > 0 && (long)n_ids + j->req.max_tokens > n_ctx)) {
+        snprintf(j->errmsg, sizeof j->errmsg,
+                 "the prompt (%zu tokens) plus max_tokens (%d) exceeds the context length %d", n_ids,
+                 j->req.max_tokens, n_ctx);
+        *over_context = 1;
+        return 400;
+    }
+    j->max_tokens = j->req.max_tokens > 0 ? j->req.max_tokens : s->o.max_tokens_default;
+    if (j->max_tokens > n_ctx - (int)n_ids)
+        j->max_tokens = n_ctx - (int)n_ids;
+    if (srv_job_sampler(j, e)) {
+        snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+        return 500;
+    }
+    return 0;
 }
 
 int srv_submit(srv_server *s, srv_job *j)
@@ -84,7 +141,8 @@ static void finish_locked(srv_server *s, srv_job *j, int status, const char *msg
 {
     if (status) {
         j->status = status;
-        snprintf(j->errmsg, sizeof j->errmsg, "%s", msg);
+        if (msg != j->errmsg)
+            snprintf(j->errmsg, sizeof j->errmsg, "%.255s", msg);
     }
     if (!j->finish)
         j->finish = status ? "error" : "stop";
@@ -129,11 +187,11 @@ static int add_token_locked(srv_server *s, srv_job *j, const srv_tokinfo *ti)
 {
     char piece[256], *big = NULL;
     const char *pp = piece;
-    size_t pn = srv_engine_piece(s->eng, ti->id, piece, sizeof piece);
+    size_t pn = srv_engine_piece(j->eng, ti->id, piece, sizeof piece);
     if (pn > sizeof piece) {
         if (!(big = malloc(pn)))
             return -1;
-        srv_engine_piece(s->eng, ti->id, big, pn);
+        srv_engine_piece(j->eng, ti->id, big, pn);
         pp = big;
     }
     size_t before = j->len;
@@ -197,7 +255,17 @@ static void *sched_main(void *arg)
     slm_err err;
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        for (int k = 0; k < N && s->q_head; k++) {
+        if (s->pending && !s->n_active) { /* reload: no slot busy, switch engines */
+            srv_engine *old = s->eng;
+            s->eng = s->pending;
+            s->pending = NULL;
+            s->reloads++;
+            pthread_mutex_unlock(&s->mu);
+            srv_engine_unref(old);
+            pthread_mutex_lock(&s->mu);
+        }
+        srv_engine *E = s->eng;
+        for (int k = 0; k < N && s->q_head && !s->pending; k++) {
             if (s->active[k])
                 continue;
             srv_job *j = s->q_head;
@@ -210,6 +278,16 @@ static void *sched_main(void *arg)
                 finish_locked(s, j, 499, "cancelled");
                 k--;
                 continue;
+            }
+            if (j->eng != E) { /* queued before a reload: tokenize again for the new model */
+                srv_engine_unref(j->eng);
+                j->eng = srv_engine_ref(E);
+                int over = 0, st = srv_job_prepare(s, j, &over);
+                if (st) {
+                    finish_locked(s, j, st, j->errmsg);
+                    k--;
+                    continue;
+                }
             }
             j->state = JOB_RUNNING;
             j->slot = k;
@@ -238,7 +316,7 @@ static void *sched_main(void *arg)
             int rc = 0;
             if (!gone && !prefilled[k]) {
                 double tp = srv_now();
-                rc = srv_engine_prefill(s->eng, k, j->ids, j->n_ids, &j->n_reused, &err);
+                rc = srv_engine_prefill(E, k, j->ids, j->n_ids, &j->n_reused, &err);
                 prefilled[k] = 1;
                 if (!rc)
                     srv_metrics_timing(s->m, j->n_ids - j->n_reused, srv_now() - tp, 0, 0);
@@ -246,13 +324,13 @@ static void *sched_main(void *arg)
             srv_tokinfo ti = {0};
             int done = 0;
             if (!gone && !rc) {
-                const float *logits = srv_engine_logits(s->eng, k);
+                const float *logits = srv_engine_logits(E, k);
                 ti.id = slm_sampler_sample(j->sampler, logits);
-                if (!j->req.ignore_eos && srv_engine_is_eog(s->eng, ti.id)) {
+                if (!j->req.ignore_eos && srv_engine_is_eog(E, ti.id)) {
                     done = 1;
                 } else {
                     ti.n_top = j->req.logprobs ? j->req.top_logprobs : 0;
-                    srv_logprobs(logits, srv_engine_n_vocab(s->eng), ti.id, ti.n_top, &ti.lp, ti.top, ti.top_lp);
+                    srv_logprobs(logits, srv_engine_n_vocab(E), ti.id, ti.n_top, &ti.lp, ti.top, ti.top_lp);
                 }
             }
             pthread_mutex_lock(&s->mu);
@@ -273,7 +351,7 @@ static void *sched_main(void *arg)
                     finish_locked(s, j, 500, "out of memory");
                 else if (r > 0)
                     finish_locked(s, j, 0, NULL);
-                else if (j->n_gen >= j->max_tokens || srv_engine_n_past(s->eng, k) >= srv_engine_n_ctx(s->eng)) {
+                else if (j->n_gen >= j->max_tokens || srv_engine_n_past(E, k) >= srv_engine_n_ctx(E)) {
                     j->finish = "length";
                     finish_locked(s, j, 0, NULL);
                 } else {
@@ -285,14 +363,14 @@ static void *sched_main(void *arg)
             pthread_mutex_unlock(&s->mu);
         }
         double ts = srv_now();
-        int rc = n_step ? srv_engine_step(s->eng, step_slot, step_tok, n_step, &err) : 0;
+        int rc = n_step ? srv_engine_step(E, step_slot, step_tok, n_step, &err) : 0;
         if (n_step && !rc)
             srv_metrics_timing(s->m, 0, 0, n_step, srv_now() - ts);
         pthread_mutex_lock(&s->mu);
         if (rc)
             for (int i = 0; i < n_step; i++)
                 if (s->active[step_slot[i]]) {
-                    srv_engine_reset(s->eng, step_slot[i]);
+                    srv_engine_reset(E, step_slot[i]);
                     finish_locked(s, s->active[step_slot[i]], 500, err.msg);
                 }
     }

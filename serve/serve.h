@@ -44,6 +44,10 @@ int srv_start(const srv_opts *o, srv_server **out, slm_err *err) SLM_MUST_CHECK;
 /* Then load the model (GET /health answers 503 until it is ready). */
 int srv_load(srv_server *s, slm_err *err) SLM_MUST_CHECK;
 int srv_port(const srv_server *s);
+/* Load another model (e.g. the store's new active slot) and switch to it without dropping a
+ * request: running ones finish on the old model, queued ones start on the new one. On error
+ * the old model keeps serving. */
+int srv_reload(srv_server *s, const char *model_path, slm_err *err) SLM_MUST_CHECK;
 /* Stop accepting connections, let queued and running requests finish (at most timeout_s
  * seconds, then cancel them), stop. Frees s. */
 void srv_drain_and_stop(srv_server *s, double timeout_s);

@@ -42,6 +42,7 @@ typedef struct srv_job {
     int n_reused, n_gen;        /* prompt tokens taken from the slot's cache; tokens generated */
     double t_enqueue, t_start, t_first, t_end;
     void *sampler;              /* slm_sampler */
+    srv_engine *eng;            /* the engine that tokenized it (a reference) */
     uint64_t id;                /* request number (the answer's id) */
     int64_t created;            /* unix seconds */
 } srv_job;
@@ -52,7 +53,9 @@ struct srv_server {
     srv_opts o;
     char *api_key;
     char *model_name;
-    srv_engine *eng;
+    srv_engine *eng;            /* the engine new jobs run on (a reference; under mu) */
+    srv_engine *pending;        /* loaded by srv_reload: swapped in when no slot is busy */
+    int reloads;
     struct MHD_Daemon *mhd;
     int port;
     double t_start;
@@ -95,6 +98,14 @@ struct tel_snapshot;
 void srv_metrics_snapshot(srv_metrics *m, struct tel_snapshot *t);
 /* The Prometheus text exposition (malloc'd). */
 char *srv_metrics_render(srv_metrics *m, const srv_server *s);
+
+/* A reference to the current engine (under no lock). */
+srv_engine *srv_current_engine(srv_server *s);
+/* Sampler for a job on engine e (from its request); 0 or -1 (out of memory). */
+int srv_job_sampler(srv_job *j, srv_engine *e);
+/* Tokenize the job's request on its engine, check the context, set max_tokens. 0, or an HTTP
+ * status (400) with j->errmsg set; *over_context 1 when it does not fit. */
+int srv_job_prepare(srv_server *s, srv_job *j, int *over_context);
 
 /* utilities */
 char *srv_utf8_clean(const char *s, size_t n);   /* invalid sequences -> U+FFFD; malloc'd */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "serve.h"
@@ -275,6 +276,30 @@ int cmd_serve(int argc, char **argv)
             continue;
         if (sig == SIGTERM || sig == SIGINT)
             break;
+        if (sig != SIGHUP)
+            continue;
+        if (!store) {
+            fprintf(stderr, "slm serve: SIGHUP ignored (only --store switches models)\n");
+            continue;
+        }
+        /* the store's active model, verified again; requests in flight finish on the old one */
+        slm_manifest *man = NULL;
+        int nfd = -1;
+        char npath[64];
+        slm_err rerr = {0};
+        if (slm_store_open_model(store, &nfd, &man, &rerr) ||
+            (snprintf(npath, sizeof npath, "/proc/self/fd/%d", nfd), srv_reload(s, npath, &rerr))) {
+            fprintf(stderr, "slm serve: reload refused, still serving the previous model: %s\n", rerr.msg);
+            if (nfd >= 0)
+                close(nfd);
+        } else {
+            fprintf(stderr, "slm serve: loaded the store's active model; it answers once the running requests end\n");
+            if (fd >= 0)
+                close(fd); /* the old model stays mapped until its last request ends */
+            fd = nfd;
+        }
+        slm_manifest_free(man);
+        fflush(stderr);
     }
     fprintf(stderr, "slm serve: draining (at most %lld s)\n", drain);
     srv_drain_and_stop(s, (double)drain);
