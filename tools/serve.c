@@ -45,7 +45,7 @@ const char help_serve[] =
     "                          Private requests (\"private\": true, X-Slm-Private: 1) never leave\n"
     "      --fallback-key-file F  bearer key sent to the upstream (F's first line)\n"
     "      --fallback-confidence P  defer a (non-streamed) local answer whose confidence is below P;\n"
-    "                          0 = never (default 0.02, see docs/serve.md)\n"
+    "                          0 = never (default 0.1, see docs/serve.md)\n"
     "      --fallback-quantile Q  confidence = the Q-quantile of the per-token probabilities (default 0.1)\n"
     "      --fallback-timeout S   whole upstream request bound in seconds (default 30; connect: 2)\n"
     "      --mem-budget BYTES  the model (weights + KV caches) must fit; K/M/G suffixes (default: none)\n"
@@ -195,7 +195,7 @@ int cmd_serve(int argc, char **argv)
     if (!so.fallback_url && (fb_key_file || so.fallback_confidence >= 0))
         return cli_usage(C, "--fallback-key-file and --fallback-confidence go with --fallback URL");
     if (so.fallback_confidence < 0)
-        so.fallback_confidence = 0.02;
+        so.fallback_confidence = 0.1;
     slm_err err = {0};
     char *key = NULL, *fb_key = NULL;
     if ((key_file && !(key = read_key(key_file, &err))) || (fb_key_file && !(fb_key = read_key(fb_key_file, &err)))) {
