@@ -1262,3 +1262,44 @@ Test(serve, store_sighup_switch)
     free(v1); free(v2); free(v1b); free(want2);
     free(key); free(pub); free(root); free(g1); free(b1); free(b2); free(store);
 }
+
+/* --help, usage errors (exit 2), a bad model (exit 3), a port already taken (exit 4). */
+Test(serve, cli_usage_and_errors)
+{
+    char *out = slm_out((const char *[]){"serve", "--help", NULL});
+    cr_assert(strstr(out, "--fallback URL") && strstr(out, "--parallel N"), "%s", out);
+    free(out);
+    out = slm_out((const char *[]){"telemetry", "--help", NULL});
+    cr_assert(strstr(out, "SLM_TELEMETRY=0"), "%s", out);
+    free(out);
+    static const char *const bad[][8] = {
+        {"serve", NULL},
+        {"serve", "-m", "x.gguf", "--port", "70000", NULL},
+        {"serve", "-m", "x.gguf", "--parallel", "0", NULL},
+        {"serve", "-m", "x.gguf", "--fallback", "ftp://x", NULL},
+        {"serve", "-m", "x.gguf", "--fallback-confidence", "0.5", NULL},
+        {"serve", "-m", "x.gguf", "--mem-budget", "lots", NULL},
+        {"serve", "-m", "x.gguf", "--store", "d", NULL},
+        {"telemetry", "sometimes", NULL},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *e = NULL;
+        cr_assert_eq(tu_run_slm(NULL, &e, (const char *const *)bad[i]), 2, "%s %s: %s", bad[i][0], bad[i][1] ? bad[i][1] : "", e);
+        free(e);
+    }
+    char *notgguf = tu_path(g_dir, "not.gguf");
+    tu_write_file(notgguf, "hello", 5);
+    char *e = NULL;
+    cr_assert_eq(tu_run_slm(NULL, &e, (const char *[]){"serve", "-m", notgguf, "--port", "0", NULL}), 3, "%s", e);
+    free(e);
+    server s;
+    server_up(&s);
+    char port[16];
+    snprintf(port, sizeof port, "%d", s.port);
+    e = NULL;
+    cr_assert_eq(tu_run_slm(NULL, &e, (const char *[]){"serve", "-m", g_gguf, "--port", port, NULL}), 4, "%s", e);
+    cr_assert(strstr(e, "cannot listen"), "%s", e);
+    free(e);
+    free(notgguf);
+    cr_assert_eq(server_down(&s), 0);
+}
