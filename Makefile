@@ -6,17 +6,17 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
-           -I. -Iformats -Ilibquant -Iruntime -Isigning -Ibench -Iserve -I$(BUILD)
+           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -I$(BUILD)
 LDFLAGS += -pthread $(SAN)
 LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
-MODULES := formats libquant runtime signing bench serve
+MODULES := formats libquant runtime signing registry bench serve
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
-LINKLIBS := $(foreach m,serve bench runtime signing libquant formats,$(BUILD)/lib$(m).a)
+LINKLIBS := $(foreach m,serve bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
 
 objs_of = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
 
@@ -104,8 +104,8 @@ fuzz-run: fuzz-build
 	done
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
-           libcriterion-dev libpcre2-dev time clang libclang-rt-dev \
-           libmicrohttpd-dev libcurl4-openssl-dev curl prometheus
+           libcriterion-dev libpcre2-dev time clang libclang-rt-dev python3-numpy python3-yaml \
+           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages, then the llama.cpp oracle for the interop tests (npm; never vendored).
 deps:

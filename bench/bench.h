@@ -22,7 +22,7 @@
  * GPT-2 byte-level BPE for GPT-2 shapes. */
 typedef struct synth_shape {
     const char *name;      /* "smollm-135m", ... (also written to the safetensors metadata) */
-    int arch;              /* SLM_ARCH_LLAMA or SLM_ARCH_GPT2 */
+    int arch;              /* enum slm_arch: llama, qwen2, qwen3, gemma3, phi3, gpt2 */
     int n_embd;            /* hidden_size / n_embd */
     int n_ff;              /* intermediate_size (llama); gpt2 uses 4 * n_embd */
     int n_layer;
@@ -33,11 +33,28 @@ typedef struct synth_shape {
     double norm_eps;       /* rms_norm_eps / layer_norm_epsilon */
     double rope_theta;     /* llama */
     int tied;              /* tie_word_embeddings: no lm_head.weight written */
+    /* ---- newer families (zero for the original shapes) ---- */
+    int head_dim;          /* 0: n_embd / n_head */
+    int decisive;          /* fan-in scaled weights, large embeddings (docs/bench-synth.md) */
+    double rope_llama3;    /* Llama 3 rope_scaling factor (0: none); low 1, high 4, original 8192 */
+    int window;            /* sliding_window (gemma3 local layers; phi3 carried) */
+    int swa_pattern;       /* gemma3: layer i is global iff (i + 1) % swa_pattern == 0 */
+    double rope_local_theta; /* gemma3: rope_local_base_freq */
+    int orig_ctx;          /* phi3: original_max_position_embeddings */
+    int bos_id, eos_id;    /* the family's real tokenizer's ids (used with synth_opts.tokenizer_dir) */
 } synth_shape;
 
-/* The built-in shapes (smollm-135m, tinyllama-1.1b, gpt2-124m). */
+/* The built-in shapes (smollm-135m, tinyllama-1.1b, gpt2-124m, llama-3.2-1b,
+ * qwen2.5-0.5b, qwen3-0.6b, gemma-3-270m, gemma-3-1b, phi-3-mini). */
 const synth_shape *synth_shapes(size_t *n);
 const synth_shape *synth_find_shape(const char *name); /* NULL if unknown */
+/* Shrink a shape for tests, keeping its family's features (GQA ratio when
+ * possible, tied embeddings, the sliding pattern: gemma3 keeps >= 2 local
+ * layers and 1 global one). Any argument <= 0 keeps the shape's value; with
+ * head_dim <= 0 a derived head size (n_embd / n_head) is re-derived and an
+ * explicit one kept. The result's name points into `name_buf`. */
+int synth_shrink(const synth_shape *base, int layers, int hidden, int ff, int heads, int kv_heads, int head_dim,
+                 int window, int vocab, synth_shape *out, char *name_buf, size_t name_cap, slm_err *err) SLM_MUST_CHECK;
 /* Checks a (custom) shape: sizes positive and bounded, heads divide n_embd,
  * kv heads divide heads, vocab large enough for the tokenizer. */
 int synth_shape_check(const synth_shape *s, slm_err *err) SLM_MUST_CHECK;
@@ -49,6 +66,10 @@ typedef struct synth_opts {
     uint32_t dtype;         /* SLM_TYPE_F32, SLM_TYPE_F16 or SLM_TYPE_BF16 */
     int n_threads;          /* generator threads; <= 0: 2. Output does not depend on it. */
     int force;              /* allow writing into a non-empty existing directory */
+    /* A directory holding a real tokenizer.json + tokenizer_config.json to
+     * copy instead of the synthetic tokenizer (NULL: synthetic). For phi3 a
+     * Llama 2 tokenizer gets Phi-3's added tokens 32000..32010. */
+    const char *tokenizer_dir;
     /* Called from the calling thread after each piece written (may be NULL). */
     void (*progress)(void *ctx, uint64_t done_bytes, uint64_t total_bytes);
     void *progress_ctx;

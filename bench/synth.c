@@ -27,11 +27,31 @@
 
 static const synth_shape builtin_shapes[] = {
     /* HuggingFaceTB/SmolLM-135M */
-    {"smollm-135m", SLM_ARCH_LLAMA, 576, 1536, 30, 9, 3, 49152, 2048, 1e-5, 10000.0, 1},
+    {"smollm-135m", SLM_ARCH_LLAMA, 576, 1536, 30, 9, 3, 49152, 2048, 1e-5, 10000.0, 1, 0, 0, 0.0, 0, 0, 0.0, 0, 1, 2},
     /* TinyLlama/TinyLlama-1.1B-Chat-v1.0 */
-    {"tinyllama-1.1b", SLM_ARCH_LLAMA, 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5, 10000.0, 0},
+    {"tinyllama-1.1b", SLM_ARCH_LLAMA, 2048, 5632, 22, 32, 4, 32000, 2048, 1e-5, 10000.0, 0, 0, 0, 0.0, 0, 0, 0.0, 0, 1, 2},
     /* openai-community/gpt2 */
-    {"gpt2-124m", SLM_ARCH_GPT2, 768, 3072, 12, 12, 12, 50257, 1024, 1e-5, 0.0, 1},
+    {"gpt2-124m", SLM_ARCH_GPT2, 768, 3072, 12, 12, 12, 50257, 1024, 1e-5, 0.0, 1, 0, 0, 0.0, 0, 0, 0.0, 0, 50256, 50256},
+    /* The edge models of today (their config.json), with decisive weights. Fields after `tied`:
+     * head_dim, decisive, rope_llama3, window, swa_pattern, rope_local_theta, orig_ctx, bos, eos. */
+    /* meta-llama/Llama-3.2-1B-Instruct: rope_scaling llama3 (factor 32, 1, 4, 8192), tied */
+    {"llama-3.2-1b", SLM_ARCH_LLAMA, 2048, 8192, 16, 32, 8, 128256, 131072, 1e-5, 500000.0, 1,
+     64, 1, 32.0, 0, 0, 0.0, 0, 128000, 128009},
+    /* Qwen/Qwen2.5-0.5B-Instruct */
+    {"qwen2.5-0.5b", SLM_ARCH_QWEN2, 896, 4864, 24, 14, 2, 151936, 32768, 1e-6, 1000000.0, 1,
+     0, 1, 0.0, 0, 0, 0.0, 0, 151643, 151645},
+    /* Qwen/Qwen3-0.6B: head_dim 128 (q is 2048 wide on a 1024 hidden size) */
+    {"qwen3-0.6b", SLM_ARCH_QWEN3, 1024, 3072, 28, 16, 8, 151936, 40960, 1e-6, 1000000.0, 1,
+     128, 1, 0.0, 0, 0, 0.0, 0, 151643, 151645},
+    /* google/gemma-3-270m-it: 5 local (window 512, base 10000) then 1 global layer (base 1e6) */
+    {"gemma-3-270m", SLM_ARCH_GEMMA3, 640, 2048, 18, 4, 1, 262144, 32768, 1e-6, 1000000.0, 1,
+     256, 1, 0.0, 512, 6, 10000.0, 0, 2, 106},
+    /* google/gemma-3-1b-it */
+    {"gemma-3-1b", SLM_ARCH_GEMMA3, 1152, 6912, 26, 4, 1, 262144, 32768, 1e-6, 1000000.0, 1,
+     256, 1, 0.0, 512, 6, 10000.0, 0, 2, 106},
+    /* microsoft/Phi-3-mini-4k-instruct: fused qkv_proj and gate_up_proj; 32011 tokens padded to 32064 */
+    {"phi-3-mini", SLM_ARCH_PHI3, 3072, 8192, 32, 32, 32, 32064, 4096, 1e-5, 10000.0, 0,
+     0, 1, 0.0, 2047, 0, 0.0, 4096, 1, 32000},
 };
 
 const synth_shape *synth_shapes(size_t *n)
@@ -58,27 +78,47 @@ const synth_shape *synth_find_shape(const char *name)
 #define SYNTH_MAX_VOCAB (1 << 20)
 #define SYNTH_MAX_DIM (1 << 16)
 
+/* SentencePiece-style synthetic vocabulary (<unk> <s> </s>, byte fallback)
+ * for these; GPT-2 byte-level BPE for gpt2 and the Qwen shapes. */
+static int spm_style(const synth_shape *s)
+{
+    return s->arch == SLM_ARCH_LLAMA || s->arch == SLM_ARCH_GEMMA3 || s->arch == SLM_ARCH_PHI3;
+}
+
+static int head_dim_of(const synth_shape *s)
+{
+    return s->head_dim > 0 ? s->head_dim : s->n_embd / s->n_head;
+}
+
 int synth_shape_check(const synth_shape *s, slm_err *err)
 {
     if (!s)
         return slm_err_set(err, SLM_EUSAGE, "synth: no shape given");
     const char *nm = s->name ? s->name : "(custom)";
-    if (s->arch != SLM_ARCH_LLAMA && s->arch != SLM_ARCH_GPT2)
+    if (s->arch < SLM_ARCH_LLAMA || s->arch > SLM_ARCH_PHI3)
         return slm_err_set(err, SLM_EUSAGE, "synth shape %s: unsupported architecture %d", nm, s->arch);
     if (s->n_embd <= 0 || s->n_embd > SYNTH_MAX_DIM || s->n_layer <= 0 || s->n_layer > 1024 ||
         s->n_head <= 0 || s->n_head > s->n_embd || s->n_ctx <= 0 || s->n_ctx > (1 << 24))
         return slm_err_set(err, SLM_EUSAGE, "synth shape %s: sizes out of range (hidden %d, layers %d, heads %d, context %d)",
                            nm, s->n_embd, s->n_layer, s->n_head, s->n_ctx);
-    if (s->n_embd % s->n_head)
+    if (s->head_dim < 0 || s->head_dim > 4096 || (s->arch == SLM_ARCH_PHI3 && s->head_dim))
+        return slm_err_set(err, SLM_EUSAGE, "synth shape %s: head size %d out of range (phi3: none)", nm, s->head_dim);
+    if (!s->head_dim && s->n_embd % s->n_head)
         return slm_err_set(err, SLM_EUSAGE, "synth shape %s: hidden size %d is not a multiple of the %d heads",
                            nm, s->n_embd, s->n_head);
-    int min_vocab = s->arch == SLM_ARCH_LLAMA ? LLAMA_MIN_VOCAB : GPT2_MIN_VOCAB;
+    if (head_dim_of(s) % 2)
+        return slm_err_set(err, SLM_EUSAGE, "synth shape %s: head size %d is odd (rope pairs)", nm, head_dim_of(s));
+    if (s->arch == SLM_ARCH_GEMMA3 && (s->window <= 0 || s->swa_pattern <= 0 || !(s->rope_local_theta > 0)))
+        return slm_err_set(err, SLM_EUSAGE, "synth shape %s: gemma3 needs a window, a layer pattern and a local rope base", nm);
+    if (s->arch == SLM_ARCH_PHI3 && s->orig_ctx <= 0)
+        return slm_err_set(err, SLM_EUSAGE, "synth shape %s: phi3 needs original_max_position_embeddings", nm);
+    int min_vocab = spm_style(s) ? LLAMA_MIN_VOCAB : GPT2_MIN_VOCAB;
     if (s->n_vocab < min_vocab || s->n_vocab > SYNTH_MAX_VOCAB)
         return slm_err_set(err, SLM_EUSAGE, "synth shape %s: vocabulary %d out of range [%d, %d]",
                            nm, s->n_vocab, min_vocab, SYNTH_MAX_VOCAB);
     if (!(s->norm_eps > 0 && s->norm_eps < 1))
         return slm_err_set(err, SLM_EUSAGE, "synth shape %s: norm epsilon %g out of range", nm, s->norm_eps);
-    if (s->arch == SLM_ARCH_LLAMA) {
+    if (s->arch != SLM_ARCH_GPT2) {
         if (s->n_ff <= 0 || s->n_ff > 4 * SYNTH_MAX_DIM)
             return slm_err_set(err, SLM_EUSAGE, "synth shape %s: intermediate size %d out of range", nm, s->n_ff);
         if (s->n_head_kv <= 0 || s->n_head % s->n_head_kv)
@@ -90,6 +130,59 @@ int synth_shape_check(const synth_shape *s, slm_err *err)
     return SLM_OK;
 }
 
+int synth_shrink(const synth_shape *base, int layers, int hidden, int ff, int heads, int kv_heads, int head_dim,
+                 int window, int vocab, synth_shape *out, char *name_buf, size_t name_cap, slm_err *err)
+{
+    int rc = synth_shape_check(base, err);
+    if (rc)
+        return rc;
+    synth_shape s = *base;
+    int derived_hd = base->head_dim == 0 || base->head_dim * base->n_head == base->n_embd;
+    if (layers > 0)
+        s.n_layer = layers;
+    if (hidden > 0)
+        s.n_embd = hidden;
+    if (ff > 0)
+        s.n_ff = ff;
+    if (heads > 0) {
+        s.n_head = heads;
+        if (kv_heads <= 0) { /* keep the family's grouping when it divides */
+            int ratio = base->n_head / base->n_head_kv;
+            s.n_head_kv = heads % ratio == 0 ? heads / ratio : 1;
+        }
+    }
+    if (kv_heads > 0)
+        s.n_head_kv = kv_heads;
+    if (head_dim > 0) {
+        if (s.arch == SLM_ARCH_PHI3 || s.arch == SLM_ARCH_GPT2)
+            return slm_err_set(err, SLM_EUSAGE, "synth shape %s: the head size is hidden / heads for this family",
+                               base->name);
+        s.head_dim = head_dim;
+    } else if (derived_hd) {
+        s.head_dim = 0;
+    }
+    if (window > 0)
+        s.window = window;
+    if (vocab > 0)
+        s.n_vocab = vocab;
+    if (s.arch == SLM_ARCH_GEMMA3 && s.n_layer < s.swa_pattern) {
+        /* keep the pattern exercised: >= 2 local layers closed by a global one */
+        if (s.n_layer < 3)
+            return slm_err_set(err, SLM_EUSAGE, "synth shape %s: gemma3 needs >= 3 layers (2 local + 1 global)",
+                               base->name);
+        s.swa_pattern = s.n_layer;
+    }
+    if (name_buf && name_cap) {
+        snprintf(name_buf, name_cap, "%s-L%d-E%d-F%d-H%d-K%d-D%d", base->name, s.n_layer, s.n_embd, s.n_ff, s.n_head,
+                 s.n_head_kv, s.head_dim > 0 ? s.head_dim : (s.n_head ? s.n_embd / s.n_head : 0));
+        s.name = name_buf;
+    }
+    rc = synth_shape_check(&s, err);
+    if (!rc)
+        *out = s;
+    return rc;
+}
+
 /* ---- tensor list ------------------------------------------------------- */
 
 typedef struct synth_tensor {
@@ -98,6 +191,7 @@ typedef struct synth_tensor {
     int64_t shape[2];
     uint64_t n;
     int kind;   /* enum synth_kind */
+    float scale, offset; /* value = offset + scale * N(0, 1) */
 } synth_tensor;
 
 typedef struct tlist {
@@ -119,6 +213,8 @@ static int tl_add(tlist *l, int kind, int64_t d0, int64_t d1, const char *fmt, i
     memset(t, 0, sizeof *t);
     snprintf(t->name, sizeof t->name, fmt, layer);
     t->kind = kind;
+    t->scale = kind == SYNTH_WEIGHT ? 0.02f : 0.01f;
+    t->offset = kind == SYNTH_NORM ? 1.0f : 0.0f;
     t->shape[0] = d0;
     t->shape[1] = d1;
     t->n_dims = d1 > 0 ? 2 : 1;
@@ -126,24 +222,78 @@ static int tl_add(tlist *l, int kind, int64_t d0, int64_t d1, const char *fmt, i
     return 0;
 }
 
+/* Decisive values (shape->decisive): a matrix keeps the scale of its input
+ * (N(0, 1/fan_in)); embeddings and lm_head are N(0, 1/hidden) (rows of norm
+ * about 1, so the input embedding does not drown the layers' contributions,
+ * nor does a tied output simply repeat the input token); the final norm's
+ * weights are 4 + N(0, 0.1), so the logits have a standard deviation near 4
+ * and the top token stands far above uniform; other norm weights are
+ * 1 + N(0, 0.1) (Gemma stores w of (1 + w): N(0, 0.1), final 3 + N(0, 0.1));
+ * biases N(0, 0.1). Applied to the tensors added after `from`. */
+static void make_decisive(const synth_shape *s, tlist *l, size_t from)
+{
+    for (size_t i = from; i < l->n; i++) {
+        synth_tensor *t = &l->t[i];
+        if (t->kind == SYNTH_WEIGHT) {
+            int embed = strstr(t->name, "embed_tokens") || !strcmp(t->name, "lm_head.weight");
+            t->scale = 1.0f / sqrtf((float)(embed ? s->n_embd : t->shape[1]));
+        } else if (t->kind == SYNTH_NORM) {
+            int final = !strcmp(t->name, "model.norm.weight");
+            t->scale = 0.1f;
+            t->offset = (final ? 4.0f : 1.0f) - (s->arch == SLM_ARCH_GEMMA3 ? 1.0f : 0.0f);
+        } else {
+            t->scale = 0.1f;
+        }
+    }
+}
+
 /* Tensor names and shapes exactly as transformers saves them (PyTorch order). */
 static int build_tensors(const synth_shape *s, tlist *l)
 {
     int64_t E = s->n_embd, V = s->n_vocab;
     int rc = 0;
-    if (s->arch == SLM_ARCH_LLAMA) {
-        int64_t hd = E / s->n_head, Q = hd * s->n_head, KV = hd * s->n_head_kv, F = s->n_ff;
+    if (s->arch == SLM_ARCH_PHI3) {
+        int64_t hd = head_dim_of(s), Q = hd * s->n_head, KV = hd * s->n_head_kv, F = s->n_ff;
+        rc |= tl_add(l, SYNTH_WEIGHT, V, E, "model.embed_tokens.weight", 0);
+        for (int i = 0; i < s->n_layer; i++) {
+            rc |= tl_add(l, SYNTH_NORM, E, 0, "model.layers.%d.input_layernorm.weight", i);
+            rc |= tl_add(l, SYNTH_WEIGHT, Q + 2 * KV, E, "model.layers.%d.self_attn.qkv_proj.weight", i);
+            rc |= tl_add(l, SYNTH_WEIGHT, E, Q, "model.layers.%d.self_attn.o_proj.weight", i);
+            rc |= tl_add(l, SYNTH_NORM, E, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+            rc |= tl_add(l, SYNTH_WEIGHT, 2 * F, E, "model.layers.%d.mlp.gate_up_proj.weight", i);
+            rc |= tl_add(l, SYNTH_WEIGHT, E, F, "model.layers.%d.mlp.down_proj.weight", i);
+        }
+        rc |= tl_add(l, SYNTH_NORM, E, 0, "model.norm.weight", 0);
+        if (!s->tied)
+            rc |= tl_add(l, SYNTH_WEIGHT, V, E, "lm_head.weight", 0);
+    } else if (s->arch != SLM_ARCH_GPT2) {
+        int64_t hd = head_dim_of(s), Q = hd * s->n_head, KV = hd * s->n_head_kv, F = s->n_ff;
+        int qk_norm = s->arch == SLM_ARCH_QWEN3 || s->arch == SLM_ARCH_GEMMA3;
         rc |= tl_add(l, SYNTH_WEIGHT, V, E, "model.embed_tokens.weight", 0);
         for (int i = 0; i < s->n_layer; i++) {
             rc |= tl_add(l, SYNTH_NORM, E, 0, "model.layers.%d.input_layernorm.weight", i);
             rc |= tl_add(l, SYNTH_WEIGHT, Q, E, "model.layers.%d.self_attn.q_proj.weight", i);
+            if (s->arch == SLM_ARCH_QWEN2)
+                rc |= tl_add(l, SYNTH_BIAS, Q, 0, "model.layers.%d.self_attn.q_proj.bias", i);
             rc |= tl_add(l, SYNTH_WEIGHT, KV, E, "model.layers.%d.self_attn.k_proj.weight", i);
+            if (s->arch == SLM_ARCH_QWEN2)
+                rc |= tl_add(l, SYNTH_BIAS, KV, 0, "model.layers.%d.self_attn.k_proj.bias", i);
             rc |= tl_add(l, SYNTH_WEIGHT, KV, E, "model.layers.%d.self_attn.v_proj.weight", i);
+            if (s->arch == SLM_ARCH_QWEN2)
+                rc |= tl_add(l, SYNTH_BIAS, KV, 0, "model.layers.%d.self_attn.v_proj.bias", i);
             rc |= tl_add(l, SYNTH_WEIGHT, E, Q, "model.layers.%d.self_attn.o_proj.weight", i);
+            if (qk_norm) {
+                rc |= tl_add(l, SYNTH_NORM, hd, 0, "model.layers.%d.self_attn.q_norm.weight", i);
+                rc |= tl_add(l, SYNTH_NORM, hd, 0, "model.layers.%d.self_attn.k_norm.weight", i);
+            }
             rc |= tl_add(l, SYNTH_NORM, E, 0, "model.layers.%d.post_attention_layernorm.weight", i);
+            if (s->arch == SLM_ARCH_GEMMA3)
+                rc |= tl_add(l, SYNTH_NORM, E, 0, "model.layers.%d.pre_feedforward_layernorm.weight", i);
             rc |= tl_add(l, SYNTH_WEIGHT, F, E, "model.layers.%d.mlp.gate_proj.weight", i);
             rc |= tl_add(l, SYNTH_WEIGHT, F, E, "model.layers.%d.mlp.up_proj.weight", i);
             rc |= tl_add(l, SYNTH_WEIGHT, E, F, "model.layers.%d.mlp.down_proj.weight", i);
+            if (s->arch == SLM_ARCH_GEMMA3)
+                rc |= tl_add(l, SYNTH_NORM, E, 0, "model.layers.%d.post_feedforward_layernorm.weight", i);
         }
         rc |= tl_add(l, SYNTH_NORM, E, 0, "model.norm.weight", 0);
         if (!s->tied)
@@ -171,6 +321,8 @@ static int build_tensors(const synth_shape *s, tlist *l)
         if (!s->tied)
             rc |= tl_add(l, SYNTH_WEIGHT, V, E, "lm_head.weight", 0);
     }
+    if (!rc && s->decisive)
+        make_decisive(s, l, 0);
     return rc;
 }
 
@@ -216,10 +368,9 @@ static inline void normal_pair(uint64_t key, uint64_t p, float *z0, float *z1)
     *z1 = rad * sinf(th);
 }
 
-void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first, uint64_t n, float *dst)
+static void values_so(uint64_t seed, uint32_t tensor_index, float scale, float offset, uint64_t first, uint64_t n,
+                      float *dst)
 {
-    const float scale = kind == SYNTH_WEIGHT ? 0.02f : 0.01f;
-    const float offset = kind == SYNTH_NORM ? 1.0f : 0.0f;
     uint64_t key = tensor_key(seed, tensor_index);
     uint64_t i = first, end = first + n;
     float z0, z1;
@@ -238,6 +389,12 @@ void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first
         normal_pair(key, i >> 1, &z0, &z1);
         *dst = offset + scale * z0;
     }
+}
+
+void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first, uint64_t n, float *dst)
+{
+    values_so(seed, tensor_index, kind == SYNTH_WEIGHT ? 0.02f : 0.01f, kind == SYNTH_NORM ? 1.0f : 0.0f, first, n,
+              dst);
 }
 
 /* float -> bfloat16 / float16, round to nearest even */
@@ -282,17 +439,18 @@ static size_t dtype_size(uint32_t dt)
 }
 
 /* Elements [first, first+n) of tensor ti, converted into out. */
-static void fill_chunk(uint64_t seed, uint32_t ti, int kind, uint32_t dtype, uint64_t first, uint64_t n, void *out)
+static void fill_chunk(uint64_t seed, uint32_t ti, const synth_tensor *t, uint32_t dtype, uint64_t first, uint64_t n,
+                       void *out)
 {
     if (dtype == SLM_TYPE_F32) {
-        synth_values(seed, ti, kind, first, n, out);
+        values_so(seed, ti, t->scale, t->offset, first, n, out);
         return;
     }
     float tmp[4096];
     uint16_t *o = out;
     for (uint64_t done = 0; done < n;) {
         uint64_t m = n - done < 4096 ? n - done : 4096;
-        synth_values(seed, ti, kind, first + done, m, tmp);
+        values_so(seed, ti, t->scale, t->offset, first + done, m, tmp);
         if (dtype == SLM_TYPE_BF16)
             for (uint64_t k = 0; k < m; k++)
                 o[done + k] = to_bf16(tmp[k]);
@@ -348,7 +506,7 @@ static void *worker(void *arg)
         p->state[s] = SLOT_FILLING;
         pthread_mutex_unlock(&p->mu);
         const job *jb = &p->jobs[j];
-        fill_chunk(p->seed, jb->t, p->ts[jb->t].kind, p->dtype, jb->first, jb->n, p->buf[s]);
+        fill_chunk(p->seed, jb->t, &p->ts[jb->t], p->dtype, jb->first, jb->n, p->buf[s]);
         pthread_mutex_lock(&p->mu);
         p->state[s] = SLOT_READY;
         pthread_cond_broadcast(&p->cv);
@@ -809,7 +967,7 @@ static cJSON *byte_level(int add_prefix_space, int trim_offsets)
 
 static cJSON *tokenizer_json(const synth_shape *s, const vocab *v)
 {
-    int llama = s->arch == SLM_ARCH_LLAMA;
+    int llama = spm_style(s);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON_AddNullToObject(root, "truncation");
@@ -906,34 +1064,103 @@ static const char *torch_dtype(uint32_t dt)
     return dt == SLM_TYPE_F32 ? "float32" : dt == SLM_TYPE_F16 ? "float16" : "bfloat16";
 }
 
-static cJSON *config_json(const synth_shape *s, uint32_t dtype)
+static const char *const hf_arch_names[] = {
+    [SLM_ARCH_LLAMA] = "LlamaForCausalLM", [SLM_ARCH_QWEN2] = "Qwen2ForCausalLM", [SLM_ARCH_GPT2] = "GPT2LMHeadModel",
+    [SLM_ARCH_QWEN3] = "Qwen3ForCausalLM", [SLM_ARCH_GEMMA3] = "Gemma3ForCausalLM", [SLM_ARCH_PHI3] = "Phi3ForCausalLM",
+};
+static const char *const model_types[] = {
+    [SLM_ARCH_LLAMA] = "llama", [SLM_ARCH_QWEN2] = "qwen2", [SLM_ARCH_GPT2] = "gpt2",
+    [SLM_ARCH_QWEN3] = "qwen3", [SLM_ARCH_GEMMA3] = "gemma3_text", [SLM_ARCH_PHI3] = "phi3",
+};
+
+/* bos / eos of the tokenizer written: the family's real ids with a real
+ * tokenizer, else the synthetic vocabulary's. */
+static void special_ids(const synth_shape *s, int real_tok, int *bos, int *eos)
+{
+    if (real_tok) {
+        *bos = s->bos_id;
+        *eos = s->eos_id;
+    } else if (spm_style(s)) {
+        *bos = 1;
+        *eos = 2;
+    } else {
+        *bos = *eos = s->n_vocab - 1;
+    }
+}
+
+static cJSON *config_json(const synth_shape *s, uint32_t dtype, int real_tok)
 {
     cJSON *c = cJSON_CreateObject();
     cJSON *a = cJSON_AddArrayToObject(c, "architectures");
-    if (s->arch == SLM_ARCH_LLAMA) {
-        cJSON_AddItemToArray(a, cJSON_CreateString("LlamaForCausalLM"));
-        cJSON_AddStringToObject(c, "model_type", "llama");
+    int bos, eos;
+    special_ids(s, real_tok, &bos, &eos);
+    if (s->arch != SLM_ARCH_GPT2) {
+        cJSON_AddItemToArray(a, cJSON_CreateString(hf_arch_names[s->arch]));
+        cJSON_AddStringToObject(c, "model_type", model_types[s->arch]);
         cJSON_AddNumberToObject(c, "hidden_size", s->n_embd);
         cJSON_AddNumberToObject(c, "intermediate_size", s->n_ff);
         cJSON_AddNumberToObject(c, "num_hidden_layers", s->n_layer);
         cJSON_AddNumberToObject(c, "num_attention_heads", s->n_head);
         cJSON_AddNumberToObject(c, "num_key_value_heads", s->n_head_kv);
-        cJSON_AddNumberToObject(c, "head_dim", s->n_embd / s->n_head);
+        if (s->arch != SLM_ARCH_QWEN2 && s->arch != SLM_ARCH_PHI3)
+            cJSON_AddNumberToObject(c, "head_dim", head_dim_of(s));
         cJSON_AddNumberToObject(c, "vocab_size", s->n_vocab);
         cJSON_AddNumberToObject(c, "max_position_embeddings", s->n_ctx);
         cJSON_AddNumberToObject(c, "rms_norm_eps", s->norm_eps);
         cJSON_AddNumberToObject(c, "rope_theta", s->rope_theta);
-        cJSON_AddNullToObject(c, "rope_scaling");
-        cJSON_AddStringToObject(c, "hidden_act", "silu");
-        cJSON_AddBoolToObject(c, "attention_bias", 0);
+        if (s->rope_llama3 > 0) {
+            cJSON *r = cJSON_AddObjectToObject(c, "rope_scaling");
+            cJSON_AddNumberToObject(r, "factor", s->rope_llama3);
+            cJSON_AddNumberToObject(r, "high_freq_factor", 4.0);
+            cJSON_AddNumberToObject(r, "low_freq_factor", 1.0);
+            cJSON_AddNumberToObject(r, "original_max_position_embeddings", 8192);
+            cJSON_AddStringToObject(r, "rope_type", "llama3");
+        } else {
+            cJSON_AddNullToObject(c, "rope_scaling");
+        }
+        if (s->arch == SLM_ARCH_GEMMA3) {
+            cJSON_AddStringToObject(c, "hidden_activation", "gelu_pytorch_tanh");
+            cJSON_AddNumberToObject(c, "query_pre_attn_scalar", head_dim_of(s));
+            cJSON_AddNumberToObject(c, "sliding_window", s->window);
+            cJSON_AddNumberToObject(c, "sliding_window_pattern", s->swa_pattern);
+            cJSON *lt = cJSON_AddArrayToObject(c, "layer_types");
+            for (int i = 0; i < s->n_layer; i++)
+                cJSON_AddItemToArray(lt, cJSON_CreateString((i + 1) % s->swa_pattern ? "sliding_attention"
+                                                                                        : "full_attention"));
+            cJSON_AddNumberToObject(c, "rope_local_base_freq", s->rope_local_theta);
+            cJSON_AddNullToObject(c, "final_logit_softcapping");
+            cJSON_AddNullToObject(c, "attn_logit_softcapping");
+            cJSON_AddBoolToObject(c, "use_bidirectional_attention", 0);
+        } else {
+            cJSON_AddStringToObject(c, "hidden_act", "silu");
+        }
+        if (s->arch == SLM_ARCH_PHI3) {
+            cJSON_AddNumberToObject(c, "original_max_position_embeddings", s->orig_ctx);
+            if (s->window > 0)
+                cJSON_AddNumberToObject(c, "sliding_window", s->window);
+            else
+                cJSON_AddNullToObject(c, "sliding_window");
+            cJSON_AddNumberToObject(c, "embd_pdrop", 0.0);
+            cJSON_AddNumberToObject(c, "resid_pdrop", 0.0);
+        } else {
+            cJSON_AddBoolToObject(c, "attention_bias", 0);
+        }
+        if (s->arch == SLM_ARCH_QWEN2 || s->arch == SLM_ARCH_QWEN3) {
+            cJSON_AddBoolToObject(c, "use_sliding_window", 0);
+            cJSON_AddNumberToObject(c, "sliding_window", s->n_ctx);
+            cJSON_AddNumberToObject(c, "max_window_layers", s->n_layer);
+        }
         cJSON_AddNumberToObject(c, "attention_dropout", 0.0);
-        cJSON_AddBoolToObject(c, "mlp_bias", 0);
+        if (s->arch == SLM_ARCH_LLAMA) {
+            cJSON_AddBoolToObject(c, "mlp_bias", 0);
+            cJSON_AddNumberToObject(c, "pretraining_tp", 1);
+        }
         cJSON_AddNumberToObject(c, "initializer_range", 0.02);
-        cJSON_AddNumberToObject(c, "pretraining_tp", 1);
         cJSON_AddBoolToObject(c, "tie_word_embeddings", s->tied);
-        cJSON_AddNumberToObject(c, "bos_token_id", 1);
-        cJSON_AddNumberToObject(c, "eos_token_id", 2);
-        cJSON_AddNullToObject(c, "pad_token_id");
+        cJSON_AddNumberToObject(c, "bos_token_id", bos);
+        cJSON_AddNumberToObject(c, "eos_token_id", eos);
+        if (s->arch == SLM_ARCH_LLAMA)
+            cJSON_AddNullToObject(c, "pad_token_id");
     } else {
         cJSON_AddItemToArray(a, cJSON_CreateString("GPT2LMHeadModel"));
         cJSON_AddStringToObject(c, "model_type", "gpt2");
@@ -962,11 +1189,11 @@ static cJSON *config_json(const synth_shape *s, uint32_t dtype)
     return c;
 }
 
-static cJSON *generation_config_json(const synth_shape *s)
+static cJSON *generation_config_json(const synth_shape *s, int real_tok)
 {
     cJSON *c = cJSON_CreateObject();
-    int bos = s->arch == SLM_ARCH_LLAMA ? 1 : s->n_vocab - 1;
-    int eos = s->arch == SLM_ARCH_LLAMA ? 2 : s->n_vocab - 1;
+    int bos, eos;
+    special_ids(s, real_tok, &bos, &eos);
     cJSON_AddBoolToObject(c, "_from_model_config", 1);
     cJSON_AddNumberToObject(c, "bos_token_id", bos);
     cJSON_AddNumberToObject(c, "eos_token_id", eos);
@@ -976,7 +1203,7 @@ static cJSON *generation_config_json(const synth_shape *s)
 static cJSON *special_tokens_map_json(const synth_shape *s)
 {
     cJSON *c = cJSON_CreateObject();
-    int llama = s->arch == SLM_ARCH_LLAMA;
+    int llama = spm_style(s);
     cJSON_AddStringToObject(c, "bos_token", llama ? "<s>" : "<|endoftext|>");
     cJSON_AddStringToObject(c, "eos_token", llama ? "</s>" : "<|endoftext|>");
     cJSON_AddStringToObject(c, "unk_token", llama ? "<unk>" : "<|endoftext|>");
@@ -998,7 +1225,7 @@ static cJSON *decoder_entry(const char *content, int normalized)
 static cJSON *tokenizer_config_json(const synth_shape *s)
 {
     cJSON *c = cJSON_CreateObject();
-    if (s->arch == SLM_ARCH_LLAMA) {
+    if (spm_style(s)) {
         cJSON_AddBoolToObject(c, "add_bos_token", 1);
         cJSON_AddBoolToObject(c, "add_eos_token", 0);
         cJSON *d = cJSON_AddObjectToObject(c, "added_tokens_decoder");
@@ -1142,12 +1369,214 @@ static int write_safetensors(const synth_shape *s, const tlist *l, const char *d
     return rc;
 }
 
-int synth_write(const synth_shape *s, const char *dir, const synth_opts *opts, synth_result *res, slm_err *err)
+/* ---- a real tokenizer (synth_opts.tokenizer_dir) ------------------------ */
+
+#define TOK_FILE_CAP ((size_t)256 << 20)
+
+static int read_all(const char *path, char **out, size_t *len, slm_err *err)
 {
-    int rc = synth_shape_check(s, err);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= TOK_FILE_CAP) {
+                free(buf);
+                fclose(f);
+                return slm_err_set(err, SLM_EINPUT, "%s: larger than %zu bytes", path, TOK_FILE_CAP);
+            }
+            cap = cap ? cap * 2 : 1 << 16;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return slm_err_set(err, SLM_EINTERNAL, "synth: out of memory");
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (!got)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(buf);
+        return slm_err_set(err, SLM_EIO, "%s: read error", path);
+    }
+    buf[n] = 0;
+    *out = buf;
+    *len = n;
+    return SLM_OK;
+}
+
+static int write_raw(const char *dir, const char *name, const char *data, size_t n, slm_err *err)
+{
+    char *path = join(dir, name);
+    if (!path)
+        return slm_err_set(err, SLM_EINTERNAL, "synth: out of memory");
+    slm_afile_clean_stale(path);
+    slm_afile *f = NULL;
+    int rc = slm_afile_open(path, &f, err);
+    if (rc == SLM_OK)
+        rc = slm_afile_write(f, data, n, err);
+    if (rc == SLM_OK)
+        rc = slm_afile_commit(f, err);
+    else if (f)
+        slm_afile_abort(f);
+    free(path);
+    return rc;
+}
+
+/* Phi-3-mini's added tokens (ids 32000..32010, all special), appended to a
+ * Llama 2 tokenizer: the Phi-3 tokenizer is Llama 2's SentencePiece model
+ * plus these. */
+static const char *const phi3_added[] = {
+    "<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>", "<|placeholder3|>", "<|placeholder4|>",
+    "<|system|>", "<|end|>", "<|placeholder5|>", "<|placeholder6|>", "<|user|>",
+};
+#define PHI3_FIRST_ADDED 32000
+/* Phi-3-mini-4k-instruct's chat template */
+static const char phi3_chat_template[] =
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{'<|system|>\n' + message['content'] + "
+    "'<|end|>\n'}}{% elif message['role'] == 'user' %}{{'<|user|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% elif message['role'] == 'assistant' %}{{'<|assistant|>\n' + message['content'] + '<|end|>\n'}}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}";
+
+static int has_added(const cJSON *tok, const char *content)
+{
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(tok, "added_tokens");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, at) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content");
+        if (cJSON_IsString(c) && !strcmp(c->valuestring, content))
+            return 1;
+    }
+    return 0;
+}
+
+/* tokenizer.json / tokenizer_config.json of opts->tokenizer_dir into dir;
+ * written[0] / written[1] record tokenizer_config.json / tokenizer.json. */
+static int copy_tokenizer(const synth_shape *s, const char *src, const char *dir, int *written, slm_err *err)
+{
+    char *tj = NULL, *tc = NULL, *pj = join(src, "tokenizer.json"), *pc = join(src, "tokenizer_config.json");
+    size_t nj = 0, nc = 0;
+    int rc = pj && pc ? SLM_OK : slm_err_set(err, SLM_EINTERNAL, "synth: out of memory");
+    if (!rc)
+        rc = read_all(pj, &tj, &nj, err);
+    if (!rc)
+        rc = read_all(pc, &tc, &nc, err);
+    cJSON *jt = NULL, *jc = NULL;
+    if (!rc && s->arch == SLM_ARCH_PHI3) {
+        jt = cJSON_ParseWithLength(tj, nj);
+        jc = cJSON_ParseWithLength(tc, nc);
+        if (!jt || !jc || !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(jt, "added_tokens")))
+            rc = slm_err_set(err, SLM_EINPUT, "%s: not a tokenizer.json / tokenizer_config.json pair", src);
+        const cJSON *vo = jt ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(jt, "model"), "vocab") : NULL;
+        if (!rc && !has_added(jt, phi3_added[0])) {
+            if (cJSON_GetArraySize(vo) != PHI3_FIRST_ADDED)
+                rc = slm_err_set(err, SLM_EINPUT, "%s: phi3 needs a 32000-token Llama 2 tokenizer (found %d tokens)",
+                                 pj, cJSON_GetArraySize(vo));
+            cJSON *at = cJSON_GetObjectItemCaseSensitive(jt, "added_tokens");
+            cJSON *dec = cJSON_GetObjectItemCaseSensitive(jc, "added_tokens_decoder");
+            if (!rc && !cJSON_IsObject(dec))
+                dec = cJSON_AddObjectToObject(jc, "added_tokens_decoder");
+            for (size_t i = 0; !rc && i < sizeof phi3_added / sizeof *phi3_added; i++) {
+                int id = PHI3_FIRST_ADDED + (int)i;
+                cJSON_AddItemToArray(at, added_token(id, phi3_added[i], 0));
+                char key[16];
+                snprintf(key, sizeof key, "%d", id);
+                cJSON_DeleteItemFromObjectCaseSensitive(dec, key);
+                cJSON_AddItemToObject(dec, key, decoder_entry(phi3_added[i], 0));
+            }
+            if (!rc) {
+                const char *repl[][2] = {{"eos_token", "<|endoftext|>"}, {"pad_token", "<|endoftext|>"},
+                                         {"chat_template", phi3_chat_template}};
+                for (size_t i = 0; i < 3; i++) {
+                    cJSON_DeleteItemFromObjectCaseSensitive(jc, repl[i][0]);
+                    cJSON_AddStringToObject(jc, repl[i][0], repl[i][1]);
+                }
+                cJSON_DeleteItemFromObjectCaseSensitive(jc, "add_eos_token");
+                cJSON_AddBoolToObject(jc, "add_eos_token", 0);
+            }
+        }
+    }
+    if (!rc) {
+        if (jt) {
+            rc = write_json(dir, "tokenizer.json", jt, 0, err);
+            jt = NULL;
+        } else {
+            rc = write_raw(dir, "tokenizer.json", tj, nj, err);
+        }
+        written[1] = rc == SLM_OK; /* out_names[5] */
+    }
+    if (!rc) {
+        if (jc) {
+            rc = write_json(dir, "tokenizer_config.json", jc, 1, err);
+            jc = NULL;
+        } else {
+            rc = write_raw(dir, "tokenizer_config.json", tc, nc, err);
+        }
+        written[0] = rc == SLM_OK; /* out_names[4] */
+    }
+    cJSON_Delete(jt);
+    cJSON_Delete(jc);
+    free(tj);
+    free(tc);
+    free(pj);
+    free(pc);
+    return rc;
+}
+
+/* Highest token id of a tokenizer.json (model vocab and added tokens) + 1,
+ * or -1 when the file cannot be read as one. */
+static int tokenizer_size(const char *tok_dir)
+{
+    char *p = join(tok_dir, "tokenizer.json"), *text = NULL;
+    size_t n = 0;
+    slm_err e;
+    int best = -1;
+    if (p && read_all(p, &text, &n, &e) == SLM_OK) {
+        cJSON *j = cJSON_ParseWithLength(text, n);
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "model"), "vocab");
+        const cJSON *it;
+        cJSON_ArrayForEach(it, v) /* BPE: {"piece": id}; Unigram: [[piece, score], ...] */
+            if (cJSON_IsNumber(it) && it->valueint >= best)
+                best = it->valueint + 1;
+        if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > best)
+            best = cJSON_GetArraySize(v);
+        cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(j, "added_tokens")) {
+            const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
+            if (cJSON_IsNumber(id) && id->valueint >= best)
+                best = id->valueint + 1;
+        }
+        cJSON_Delete(j);
+    }
+    free(text);
+    free(p);
+    return best;
+}
+
+int synth_write(const synth_shape *shape, const char *dir, const synth_opts *opts, synth_result *res, slm_err *err)
+{
+    int rc = synth_shape_check(shape, err);
     if (rc)
         return rc;
     synth_opts o = opts ? *opts : (synth_opts){.seed = 42, .dtype = SLM_TYPE_BF16};
+    /* a real tokenizer with more ids than the shape's vocabulary (Gemma 3's
+     * tokenizer.json has <image_soft_token> at 262144) widens the embedding */
+    synth_shape grown = *shape;
+    const synth_shape *s = &grown;
+    if (o.tokenizer_dir) {
+        int nt = tokenizer_size(o.tokenizer_dir);
+        if (s->arch == SLM_ARCH_PHI3 && nt == PHI3_FIRST_ADDED)
+            nt += (int)(sizeof phi3_added / sizeof *phi3_added);
+        if (nt > grown.n_vocab)
+            grown.n_vocab = nt;
+    }
     if (!dtype_size(o.dtype))
         return slm_err_set(err, SLM_EUSAGE, "synth: unsupported dtype %u (f32, f16 or bf16)", o.dtype);
     if (!dir || !*dir)
@@ -1181,16 +1610,32 @@ int synth_write(const synth_shape *s, const char *dir, const synth_opts *opts, s
         r.n_params += l.t[i].n;
     r.n_tensors = l.n;
     /* the tokenizer first: cheap, and any failure costs no disk time */
-    if ((s->arch == SLM_ARCH_LLAMA ? vocab_llama(&v, s->n_vocab) : vocab_gpt2(&v, s->n_vocab)) != 0) {
+    int real_tok = o.tokenizer_dir != NULL;
+    if (real_tok) {
+        char *pj = join(o.tokenizer_dir, "tokenizer.json"), *pc = join(o.tokenizer_dir, "tokenizer_config.json");
+        struct stat st1, st2;
+        int ok = pj && pc && stat(pj, &st1) == 0 && stat(pc, &st2) == 0;
+        free(pj);
+        free(pc);
+        if (!ok) {
+            rc = slm_err_set(err, SLM_EINPUT, "%s: needs tokenizer.json and tokenizer_config.json", o.tokenizer_dir);
+            goto fail;
+        }
+    } else if ((spm_style(s) ? vocab_llama(&v, s->n_vocab) : vocab_gpt2(&v, s->n_vocab)) != 0) {
         rc = slm_err_set(err, SLM_EINTERNAL, "synth: cannot build a %d-token vocabulary (out of memory?)", s->n_vocab);
         goto fail;
     }
     if ((rc = write_safetensors(s, &l, dir, &o, &r, err)))
         goto fail;
     written[0] = 1;
-    cJSON *js[N_OUT] = {NULL, config_json(s, o.dtype), generation_config_json(s), special_tokens_map_json(s),
-                        tokenizer_config_json(s), tokenizer_json(s, &v)};
+    cJSON *js[N_OUT] = {NULL, config_json(s, o.dtype, real_tok), generation_config_json(s, real_tok),
+                        real_tok ? NULL : special_tokens_map_json(s), real_tok ? NULL : tokenizer_config_json(s),
+                        real_tok ? NULL : tokenizer_json(s, &v)};
+    if (real_tok && rc == SLM_OK)
+        rc = copy_tokenizer(s, o.tokenizer_dir, dir, written + 4, err);
     for (size_t i = 1; i < N_OUT; i++) {
+        if (real_tok && i >= 3)
+            continue;
         if (rc == SLM_OK) {
             rc = write_json(dir, out_names[i], js[i], i != N_OUT - 1, err);
             written[i] = rc == SLM_OK;

@@ -8,9 +8,12 @@
  * produces output rows as float32 for the encoder (see tools/convert.c and
  * formats/convert_run.c).
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "formats.h"
 
@@ -52,15 +55,21 @@ static int add_spec(specs *s, const char *hf, const char *gg, int64_t rows, int6
     return 0;
 }
 
-/* Expected tensors of a Llama-family checkpoint, in the order we write them. */
+/* Expected tensors of a Llama-family checkpoint (llama, mistral, qwen2,
+ * qwen3, gemma3, phi3), in the order we write them. The names, shapes and
+ * transforms are those llama.cpp's convert_hf_to_gguf.py produces. */
 static int llama_specs(const hf_config *c, specs *s)
 {
     int64_t E = c->n_embd, hd = c->head_dim, q = (int64_t)c->n_head * hd, kv = (int64_t)c->n_head_kv * hd;
-    int permute = c->arch == SLM_ARCH_LLAMA; /* qwen2 uses NEOX rope: rows stay in HF order */
+    int gemma = c->arch == SLM_ARCH_GEMMA3, phi3 = c->arch == SLM_ARCH_PHI3;
+    int permute = c->arch == SLM_ARCH_LLAMA; /* the others use NEOX rope: rows stay in HF order */
     int px = permute ? SLM_X_PERMUTE_QK : SLM_X_COPY;
+    int nx = gemma ? SLM_X_ADD_ONE : SLM_X_COPY; /* Gemma3RMSNorm scales by (1 + w) */
     int rc = 0;
+    if (c->rope_scaling == SLM_ROPE_SCALING_LLAMA3) /* llama.cpp's extra tensors come first */
+        rc |= add_spec(s, "", "rope_freqs.weight", hd / 2, 0, SLM_X_COMPUTED, 0, REQUIRED);
     rc |= add_spec(s, "model.embed_tokens.weight", "token_embd.weight", c->n_vocab, E, SLM_X_COPY, 0, REQUIRED);
-    rc |= add_spec(s, "model.norm.weight", "output_norm.weight", E, 0, SLM_X_COPY, 0, REQUIRED);
+    rc |= add_spec(s, "model.norm.weight", "output_norm.weight", E, 0, nx, 0, REQUIRED);
     rc |= add_spec(s, "lm_head.weight", "output.weight", c->n_vocab, E, SLM_X_COPY, 0,
                    c->tie_embeddings ? OPTIONAL : REQUIRED);
     for (int l = 0; l < c->n_layer; l++) {
@@ -71,6 +80,16 @@ static int llama_specs(const hf_config *c, specs *s)
         snprintf(g, sizeof g, "blk.%d.%s", l, ggname);                                                              \
         rc |= add_spec(s, h, g, rows, cols, xf, heads, req);                                                        \
     } while (0)
+        if (phi3) {
+            L("input_layernorm.weight", "attn_norm.weight", E, 0, SLM_X_COPY, 0, REQUIRED);
+            L("self_attn.qkv_proj.weight", "attn_qkv.weight", q + 2 * kv, E, SLM_X_COPY, 0, REQUIRED);
+            L("self_attn.o_proj.weight", "attn_output.weight", E, q, SLM_X_COPY, 0, REQUIRED);
+            L("post_attention_layernorm.weight", "ffn_norm.weight", E, 0, SLM_X_COPY, 0, REQUIRED);
+            /* gate and up stay fused (gate first), as llama.cpp keeps them */
+            L("mlp.gate_up_proj.weight", "ffn_up.weight", 2LL * c->n_ff, E, SLM_X_COPY, 0, REQUIRED);
+            L("mlp.down_proj.weight", "ffn_down.weight", E, c->n_ff, SLM_X_COPY, 0, REQUIRED);
+            continue;
+        }
         L("self_attn.q_proj.weight", "attn_q.weight", q, E, px, c->n_head, REQUIRED);
         L("self_attn.k_proj.weight", "attn_k.weight", kv, E, px, c->n_head_kv, REQUIRED);
         L("self_attn.v_proj.weight", "attn_v.weight", kv, E, SLM_X_COPY, 0, REQUIRED);
@@ -83,14 +102,47 @@ static int llama_specs(const hf_config *c, specs *s)
             L("self_attn.o_proj.bias", "attn_output.bias", E, 0, SLM_X_COPY, 0,
               c->arch == SLM_ARCH_LLAMA ? REQUIRED : OPTIONAL);
         }
-        L("input_layernorm.weight", "attn_norm.weight", E, 0, SLM_X_COPY, 0, REQUIRED);
+        if (c->arch == SLM_ARCH_QWEN3 || gemma) { /* per-head RMSNorm of q and k */
+            L("self_attn.q_norm.weight", "attn_q_norm.weight", hd, 0, nx, 0, REQUIRED);
+            L("self_attn.k_norm.weight", "attn_k_norm.weight", hd, 0, nx, 0, REQUIRED);
+        }
+        L("input_layernorm.weight", "attn_norm.weight", E, 0, nx, 0, REQUIRED);
         L("mlp.gate_proj.weight", "ffn_gate.weight", c->n_ff, E, SLM_X_COPY, 0, REQUIRED);
         L("mlp.down_proj.weight", "ffn_down.weight", E, c->n_ff, SLM_X_COPY, 0, REQUIRED);
         L("mlp.up_proj.weight", "ffn_up.weight", c->n_ff, E, SLM_X_COPY, 0, REQUIRED);
-        L("post_attention_layernorm.weight", "ffn_norm.weight", E, 0, SLM_X_COPY, 0, REQUIRED);
+        if (gemma) {
+            L("post_attention_layernorm.weight", "post_attention_norm.weight", E, 0, nx, 0, REQUIRED);
+            L("pre_feedforward_layernorm.weight", "ffn_norm.weight", E, 0, nx, 0, REQUIRED);
+            L("post_feedforward_layernorm.weight", "post_ffw_norm.weight", E, 0, nx, 0, REQUIRED);
+        } else {
+            L("post_attention_layernorm.weight", "ffn_norm.weight", E, 0, SLM_X_COPY, 0, REQUIRED);
+        }
 #undef L
     }
     return rc ? -1 : 0;
+}
+
+void slm_llama3_rope_factors(const hf_config *c, float *out, int n)
+{
+    /* float32 throughout, as torch computes it in the converter */
+    /* rope_theta absent: LlamaConfig's (and the converter's) 10000 */
+    const float base = (float)(c->rope_theta > 0 ? c->rope_theta : 10000.0), dim = (float)c->head_dim;
+    const float factor = (float)c->rope_factor, lo = (float)c->rope_low_freq_factor,
+                hi = (float)c->rope_high_freq_factor, old_ctx = (float)c->rope_orig_ctx;
+    const float lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
+    for (int i = 0; i < n; i++) {
+        /* torch computes `scalar / tensor` as reciprocal(tensor) * scalar */
+        float freq = 1.0f / powf(base, (float)(2 * i) / dim);
+        float wavelen = (1.0f / freq) * (float)(2.0 * M_PI);
+        if (wavelen < hi_wavelen) {
+            out[i] = 1.0f;
+        } else if (wavelen > lo_wavelen) {
+            out[i] = factor;
+        } else {
+            float smooth = ((1.0f / wavelen) * old_ctx - lo) / (hi - lo);
+            out[i] = 1.0f / ((1.0f - smooth) / factor + smooth);
+        }
+    }
 }
 
 /* GPT-2: Conv1D weights are stored [in, out]; llama.cpp stores them [out, in]. */
@@ -178,6 +230,20 @@ int slm_plan_build(const char *dir, uint32_t out_type, slm_plan *p, slm_err *err
     int rc = hf_config_load(dir, &p->cfg, err);
     if (rc)
         return rc;
+    /* the tokenizer travels inside the GGUF: its files are part of the input
+     * (tokenizer_config.json too for the newer families: special tokens,
+     * add_bos, chat template) */
+    {
+        const char *need[2] = {"tokenizer.json", p->cfg.arch >= SLM_ARCH_QWEN3 ? "tokenizer_config.json" : NULL};
+        for (int i = 0; i < 2 && need[i]; i++) {
+            char path[4096];
+            struct stat sb;
+            snprintf(path, sizeof path, "%s/%s", dir, need[i]);
+            if (stat(path, &sb) != 0 && errno == ENOENT)
+                return slm_err_set(err, SLM_EINPUT, "%s: missing %s (a %s model directory needs it)", dir, need[i],
+                                   p->cfg.hf_arch);
+        }
+    }
     rc = st_open(dir, &p->st, err);
     if (rc)
         return rc;
@@ -215,6 +281,26 @@ int slm_plan_build(const char *dir, uint32_t out_type, slm_plan *p, slm_err *err
     size_t used = 0;
     for (size_t i = 0; i < s.n; i++) {
         const spec *e = &s.v[i];
+        if (e->xform == SLM_X_COMPUTED) {
+            slm_plan_tensor *o = &p->t[p->n++];
+            snprintf(o->name, sizeof o->name, "%s", e->gguf);
+            o->xform = SLM_X_COMPUTED;
+            o->n_dims = 1;
+            o->ne[0] = e->rows;
+            o->ne[1] = o->ne[2] = o->ne[3] = 1;
+            o->n_elems = (uint64_t)e->rows;
+            o->out_type = SLM_TYPE_F32;
+            float *g = malloc((size_t)e->rows * sizeof *g);
+            if (!g) {
+                rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+                goto fail;
+            }
+            slm_llama3_rope_factors(&p->cfg, g, (int)e->rows);
+            free(p->gen); /* one computed tensor per plan (rope_freqs) */
+            p->gen = g;
+            o->gen = g;
+            continue;
+        }
         const st_tensor *t = st_find(p->st, e->hf);
         if (!t) {
             if (e->required) {
@@ -295,6 +381,7 @@ void slm_plan_free(slm_plan *p)
     if (!p)
         return;
     free(p->t);
+    free(p->gen);
     hf_tokenizer_free(&p->tok);
     st_close(p->st);
     memset(p, 0, sizeof *p);
@@ -329,13 +416,45 @@ int slm_plan_describe(const slm_plan *p, gguf_writer *w, slm_err *err)
     rc |= gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->n_head);
     if (c->arch == SLM_ARCH_GPT2) {
         rc |= gguf_set_f32(w, KEY("attention.layer_norm_epsilon"), (float)c->norm_eps);
+    } else if (c->arch == SLM_ARCH_QWEN3 || c->arch == SLM_ARCH_GEMMA3) {
+        /* the keys llama.cpp's converter writes for these (TextModel + Gemma3Model) */
+        rc |= gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_head_kv);
+        if (c->rope_theta > 0)
+            rc |= gguf_set_f32(w, KEY("rope.freq_base"), (float)c->rope_theta);
+        if (c->arch == SLM_ARCH_GEMMA3)
+            rc |= gguf_set_f32(w, KEY("rope.freq_base_swa"), (float)c->rope_local_theta);
+        rc |= gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->norm_eps);
+        if (c->has_head_dim || c->arch == SLM_ARCH_GEMMA3) {
+            rc |= gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+            rc |= gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+        }
+        if (c->arch == SLM_ARCH_GEMMA3) {
+            if (c->final_logit_softcap > 0)
+                rc |= gguf_set_f32(w, KEY("final_logit_softcapping"), (float)c->final_logit_softcap);
+            if (c->swa_pattern != 1) /* pattern 1: every layer global, no window */
+                rc |= gguf_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
+            /* llama.cpp's gemma3 assumes 5 local layers then 1 global; any
+             * other period is stated (llama.cpp reads this key too) */
+            if (c->swa_pattern != 6 && c->swa_pattern != 1)
+                rc |= gguf_set_u32(w, KEY("attention.sliding_window_pattern"), (uint32_t)c->swa_pattern);
+        }
+    } else if (c->arch == SLM_ARCH_PHI3) {
+        /* Phi3MiniModel.set_gguf_parameters */
+        rc |= gguf_set_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)c->rope_orig_ctx);
+        rc |= gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_head_kv);
+        rc |= gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->norm_eps);
+        rc |= gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->rope_dim);
+        rc |= gguf_set_f32(w, KEY("rope.freq_base"), (float)c->rope_theta);
+        rc |= gguf_set_u32(w, KEY("attention.sliding_window"), (uint32_t)c->sliding_window);
     } else {
         rc |= gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->n_head_kv);
         if (c->rope_theta > 0)
             rc |= gguf_set_f32(w, KEY("rope.freq_base"), (float)c->rope_theta);
         rc |= gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->norm_eps);
-        rc |= gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
-        rc |= gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+        if (c->has_head_dim) { /* as llama.cpp: only when config.json states head_dim */
+            rc |= gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim);
+            rc |= gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim);
+        }
         if (c->arch == SLM_ARCH_LLAMA) {
             rc |= gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->n_vocab);
             rc |= gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim);
@@ -345,27 +464,8 @@ int slm_plan_describe(const slm_plan *p, gguf_writer *w, slm_err *err)
     rc |= gguf_set_u32(w, "general.file_type", file_type_of(p->out_type));
     rc |= gguf_set_u32(w, "general.quantization_version", 2);
 
-    const hf_tokenizer *t = &p->tok;
-    rc |= gguf_set_str(w, "tokenizer.ggml.model", t->model);
-    rc |= gguf_set_str(w, "tokenizer.ggml.pre", t->pre);
-    rc |= gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)t->tokens, t->n_tokens);
-    if (t->scores)
-        rc |= gguf_set_arr_f32(w, "tokenizer.ggml.scores", t->scores, t->n_tokens);
-    rc |= gguf_set_arr_i32(w, "tokenizer.ggml.token_type", t->types, t->n_tokens);
-    if (t->merges)
-        rc |= gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges, t->n_merges);
-    if (t->bos_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)t->bos_id);
-    if (t->eos_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)t->eos_id);
-    if (t->unk_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)t->unk_id);
-    if (t->pad_id >= 0)
-        rc |= gguf_set_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)t->pad_id);
-    if (t->add_bos >= 0)
-        rc |= gguf_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
-    if (t->add_eos >= 0)
-        rc |= gguf_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos);
+    /* tokenizer.* keys (formats/hf_tokenizer.c) */
+    rc |= hf_tokenizer_describe(&p->tok, w);
 
     for (size_t i = 0; i < p->n && !rc; i++) {
         const slm_plan_tensor *o = &p->t[i];
@@ -387,6 +487,26 @@ void slm_plan_read_rows(const slm_plan_tensor *t, int64_t r0, int64_t nr, float 
 {
     const st_tensor *s = t->src;
     int64_t cols = t->ne[0];
+    if (t->xform == SLM_X_COMPUTED) {
+        memcpy(dst, t->gen + r0 * cols, (size_t)(nr * cols) * sizeof *dst);
+        return;
+    }
+    if (t->xform == SLM_X_ADD_ONE) {
+        /* llama.cpp adds 1 in the checkpoint's dtype after widening BF16 to
+         * F32; an F16 checkpoint's sum is rounded to F16 (nearest even) */
+        st_read_f32(s, (uint64_t)(r0 * cols), (uint64_t)(nr * cols), dst);
+        for (int64_t i = 0; i < nr * cols; i++) {
+            dst[i] += 1.0f;
+            if (s->dtype == SLM_TYPE_F16 && fabsf(dst[i]) >= 6.103515625e-05f && fabsf(dst[i]) < 65504.0f) {
+                uint32_t u;
+                memcpy(&u, &dst[i], 4);
+                u += 0xfffu + ((u >> 13) & 1u);
+                u &= ~0x1fffu;
+                memcpy(&dst[i], &u, 4);
+            }
+        }
+        return;
+    }
     if (t->n_dims == 1 && t->xform == SLM_X_PERMUTE_QK) {
         /* a permuted bias: the same row mapping, one element per row */
         int64_t hd = t->ne[0] / t->perm_heads, half = hd / 2;

@@ -209,7 +209,9 @@ int slm_plan_write(const slm_plan *p, const char *path, int nthreads, slm_encode
         const chunk *c = &r.ch[i];
         rc = gguf_writer_write(w, r.slot[s], c->out_bytes, err);
         const slm_plan_tensor *t = &p->t[c->tensor];
-        if (t->xform == SLM_X_COPY) {
+        if (!t->src) {
+            /* computed tensor: nothing mapped to release */
+        } else if (t->xform == SLM_X_COPY || t->xform == SLM_X_ADD_ONE) {
             uint64_t eb = t->src->nbytes / (t->src->n_elems ? t->src->n_elems : 1);
             st_release_range(t->src, (uint64_t)c->r0 * t->ne[0] * eb, (uint64_t)c->nr * t->ne[0] * eb);
         } else if (i + 1 == r.n_chunks || r.ch[i + 1].tensor != c->tensor) {

@@ -115,8 +115,14 @@ int st_writer_finish(st_writer *w, slm_err *err) SLM_MUST_CHECK; /* frees w */
 void st_writer_free(st_writer *w);                                /* aborts if unfinished */
 
 /* ---- Hugging Face config.json ------------------------------------------ */
-enum slm_arch { SLM_ARCH_LLAMA = 1, SLM_ARCH_QWEN2 = 2, SLM_ARCH_GPT2 = 3, SLM_ARCH_QWEN3 = 4, SLM_ARCH_GEMMA3 = 5,
-                SLM_ARCH_PHI3 = 6 };
+/* One enum of architectures for the converter and the runtime; gguf names
+ * "llama", "qwen2", "gpt2", "qwen3", "gemma3", "phi3". */
+enum slm_arch {
+    SLM_ARCH_LLAMA = 1, SLM_ARCH_QWEN2 = 2, SLM_ARCH_GPT2 = 3,
+    SLM_ARCH_QWEN3 = 4, SLM_ARCH_GEMMA3 = 5, SLM_ARCH_PHI3 = 6
+};
+/* rope_scaling types the converter carries (anything else is refused by name) */
+enum slm_rope_scaling { SLM_ROPE_SCALING_NONE = 0, SLM_ROPE_SCALING_LLAMA3 = 1 };
 typedef struct hf_config {
     int arch;                 /* enum slm_arch */
     char hf_arch[64];         /* "LlamaForCausalLM", ... */
@@ -126,8 +132,19 @@ typedef struct hf_config {
     double rope_theta;        /* 0 when absent */
     int tie_embeddings;
     int attn_bias;            /* q/k/v biases (qwen2 always, llama attention_bias) */
-    int sliding_window;       /* 0 when none */
+    int sliding_window;       /* 0 when none (gemma3: local layers' window; phi3: carried, see docs) */
     int bos_id, eos_id;       /* -1 when absent */
+    /* ---- newer families (0 when not applicable) ---- */
+    int has_head_dim;         /* config.json states head_dim (llama.cpp then writes key/value_length) */
+    int rope_dim;             /* rotary dimensions (head_dim; phi3: partial_rotary_factor 1 only) */
+    int rope_scaling;         /* enum slm_rope_scaling */
+    double rope_factor;       /* llama3: factor */
+    double rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+    int rope_orig_ctx;        /* llama3 / phi3: original_max_position_embeddings */
+    double rope_local_theta;  /* gemma3: rope_local_base_freq (sliding-window layers) */
+    double query_pre_attn_scalar; /* gemma3 (must equal head_dim: llama.cpp scales by 1/sqrt(head_dim)) */
+    int swa_pattern;          /* gemma3: layer i is global iff (i + 1) % swa_pattern == 0 */
+    double final_logit_softcap; /* gemma3: final_logit_softcapping, 0 when null */
 } hf_config;
 /* dir: HF model directory holding config.json. */
 int hf_config_load(const char *dir, hf_config *cfg, slm_err *err) SLM_MUST_CHECK;
@@ -147,12 +164,20 @@ typedef struct hf_tokenizer {
     uint32_t n_merges;
     char **merges;           /* "a b" strings (gpt2), or NULL */
     int64_t bos_id, eos_id, unk_id, pad_id; /* -1 when absent */
-    int add_bos, add_eos;    /* -1 when unspecified */
+    int64_t sep_id, cls_id, mask_id;        /* -1 when absent */
+    int add_bos, add_eos, add_sep;           /* -1 when unspecified */
+    int add_space_prefix;    /* -1 unspecified (llama.cpp's default), 0 Gemma 3's SentencePiece */
+    char *chat_template;     /* tokenizer_config.json chat_template (or chat_template.jinja), or NULL */
 } hf_tokenizer;
 /* Reads tokenizer.json (+ tokenizer_config.json, special_tokens_map.json,
  * generation_config.json when present) from dir. cfg may be NULL. */
 int hf_tokenizer_load(const char *dir, const hf_config *cfg, hf_tokenizer *tok, slm_err *err) SLM_MUST_CHECK;
 void hf_tokenizer_free(hf_tokenizer *tok);
+typedef struct gguf_writer gguf_writer; /* (also below; C11 allows the repeat) */
+/* Writes the tokenizer.* keys llama.cpp's converter writes for tok (tokenizer.ggml.model, pre,
+ * tokens, scores, token_type, merges, special ids, add_* flags, tokenizer.chat_template).
+ * Returns 0, or -1 when the writer refused a key (out of memory). */
+int hf_tokenizer_describe(const hf_tokenizer *tok, gguf_writer *w);
 
 /* ---- GGUF v3 reader ------------------------------------------------------ */
 enum gguf_vtype {
@@ -259,10 +284,14 @@ void slm_afile_clean_stale(const char *path);
 
 /* ---- HF -> GGUF conversion --------------------------------------------- */
 /* One output tensor of the plan: where its rows come from and how. */
-enum slm_xform { SLM_X_COPY = 0, SLM_X_PERMUTE_QK = 1, SLM_X_TRANSPOSE = 2 };
+/* COPY, PERMUTE_QK (Llama's rotate-half rows -> interleaved pairs), TRANSPOSE
+ * (GPT-2 Conv1D), ADD_ONE (Gemma 3 norms: llama.cpp stores 1 + w), COMPUTED
+ * (no source tensor: the values are in `gen`, e.g. Llama 3's rope_freqs). */
+enum slm_xform { SLM_X_COPY = 0, SLM_X_PERMUTE_QK = 1, SLM_X_TRANSPOSE = 2, SLM_X_ADD_ONE = 3, SLM_X_COMPUTED = 4 };
 typedef struct slm_plan_tensor {
     char name[96];            /* GGUF name, e.g. "blk.0.attn_q.weight" */
-    const st_tensor *src;
+    const st_tensor *src;     /* NULL for SLM_X_COMPUTED */
+    const float *gen;         /* SLM_X_COMPUTED: n_elems values, owned by the plan */
     int xform;                /* enum slm_xform */
     int perm_heads;           /* heads for SLM_X_PERMUTE_QK */
     uint32_t out_type;        /* ggml type id chosen for the output */
@@ -278,7 +307,12 @@ typedef struct slm_plan {
     slm_plan_tensor *t;
     char name[128];           /* general.name */
     uint32_t out_type;        /* requested type of the matrices */
+    float *gen;               /* storage of the computed tensors' values */
 } slm_plan;
+/* Llama 3 rope scaling ("rope_type": "llama3"): the n = head_dim / 2
+ * frequency divisors llama.cpp's converter stores as rope_freqs.weight,
+ * computed in float32 as it computes them. */
+void slm_llama3_rope_factors(const hf_config *c, float *out, int n);
 /* Build the plan for an HF directory: every checkpoint tensor mapped to its
  * llama.cpp name (unknown or missing tensors refused by name); out_type is the
  * requested type for 2-D weights (1-D tensors and norms stay F32). */

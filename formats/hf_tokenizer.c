@@ -6,6 +6,11 @@
  *    normal pieces (what the sentencepiece .model stores for BPE models);
  *  - GPT-2 byte-level BPE: model "gpt2", merges as "a b" strings, pre chosen
  *    from the pre-tokenizer's shape (gpt-2, qwen2, llama-bpe, smollm).
+ * Per architecture, the rules of llama.cpp's converter class are followed:
+ * Gemma 3 (its SentencePiece path: added tokens of tokenizer_config.json become
+ * CONTROL/USER_DEFINED with score -1000, add_space_prefix false), Phi-3 (every
+ * added token USER_DEFINED or CONTROL by its "special" flag, score -1000),
+ * Llama (add_prefix_space of tokenizer_config.json). See docs/tokenizers.md.
  * Everything read from the files is untrusted: ids, counts and merge
  * references are validated and refused with one-line messages.
  */
@@ -15,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,9 +44,10 @@ static char *path_join(const char *dir, const char *name)
     return p;
 }
 
-/* Reads and parses a JSON file. *out = NULL (and OK) when the file is absent
- * and optional. */
-static int load_json(const char *dir, const char *name, bool optional, cJSON **out, slm_err *err)
+/* Reads a whole file (NUL-terminated). *out = NULL (and OK) when the file is
+ * absent and optional. */
+static int read_small_file(const char *dir, const char *name, bool optional, char **out, size_t *out_n,
+                           slm_err *err)
 {
     *out = NULL;
     char *path = path_join(dir, name);
@@ -92,17 +99,31 @@ static int load_json(const char *dir, const char *name, bool optional, cJSON **o
         return SLM_EIO;
     }
     buf[n] = 0;
+    free(path);
+    *out = buf;
+    *out_n = n;
+    return SLM_OK;
+}
+
+/* Reads and parses a JSON file. *out = NULL (and OK) when the file is absent
+ * and optional. */
+static int load_json(const char *dir, const char *name, bool optional, cJSON **out, slm_err *err)
+{
+    *out = NULL;
+    char *buf;
+    size_t n;
+    int rc = read_small_file(dir, name, optional, &buf, &n, err);
+    if (rc || !buf)
+        return rc;
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(buf, n, &end, 0);
     if (!j) {
         long off = end ? (long)(end - buf) : -1;
-        slm_err_set(err, SLM_EINPUT, "%s: malformed JSON near byte %ld", path, off);
+        slm_err_set(err, SLM_EINPUT, "%s/%s: malformed JSON near byte %ld", dir, name, off);
         free(buf);
-        free(path);
         return SLM_EINPUT;
     }
     free(buf);
-    free(path);
     *out = j;
     return SLM_OK;
 }
@@ -313,14 +334,21 @@ static bool is_byte_piece(const char *s)
 
 enum { ADDED_NONE = 0, ADDED_SPECIAL = 1, ADDED_PLAIN = 2 };
 
+/* Which of llama.cpp's converter paths a SentencePiece-style tokenizer takes. */
+enum { FAM_DEFAULT = 0, FAM_GEMMA3 = 1, FAM_PHI3 = 2, FAM_LLAMA = 3 };
+
 typedef struct loader {
     const char *dir;
     slm_err *err;
-    cJSON *tj, *tcfg, *stmap, *gen;
+    cJSON *tj, *tcfg, *stmap, *gen, *cfgj;
     hf_tokenizer *tok;
     str_map map;
-    uint8_t *added; /* per id: ADDED_* */
+    uint8_t *added;      /* per id: ADDED_* */
+    int32_t *first_rank; /* per id: rank of the first merge producing it, or -1 */
     bool llama;
+    int family;
+    uint32_t n_merges_seen;
+    uint32_t vocab_cap;  /* SentencePiece paths: added ids at or above config.json vocab_size are ignored */
 } loader;
 
 static int oom(loader *L) { return slm_err_set(L->err, SLM_EINTERNAL, "tokenizer.json: out of memory"); }
@@ -351,6 +379,20 @@ static int64_t pick_special(loader *L, const char *key)
     if (id < 0 && L->stmap)
         id = id_of_content(L, special_content(L->stmap, key));
     return id;
+}
+
+/* {typ}_token_id of config.json (an integer only, as llama.cpp's SpecialVocab). */
+static int64_t cfg_id(loader *L, const char *key)
+{
+    if (!L->cfgj)
+        return -1;
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(L->cfgj, key);
+    if (!v) {
+        const cJSON *tc = cJSON_GetObjectItemCaseSensitive(L->cfgj, "text_config");
+        v = cJSON_IsObject(tc) ? cJSON_GetObjectItemCaseSensitive(tc, key) : NULL;
+    }
+    int64_t id;
+    return json_id(v, L->tok->n_tokens, &id) ? id : -1;
 }
 
 /* bos_token_id / eos_token_id of generation_config.json (an int or a list). */
@@ -398,6 +440,8 @@ static int read_vocab(loader *L, const cJSON *model, const hf_config *cfg)
             return slm_err_set(L->err, SLM_EINPUT,
                                "tokenizer.json: added token '%.100s': id is not an integer in [0, %u)", c,
                                HF_TOK_MAX_TOKENS);
+        if (L->vocab_cap && id >= L->vocab_cap)
+            continue; /* llama.cpp: "ignore token: id is out of range" */
         if (id > max_id)
             max_id = id;
         n_entries++;
@@ -446,6 +490,8 @@ static int read_vocab(loader *L, const cJSON *model, const hf_config *cfg)
     {
         const char *c = json_str(it, "content");
         (void)json_id(cJSON_GetObjectItemCaseSensitive(it, "id"), HF_TOK_MAX_TOKENS, &id);
+        if (L->vocab_cap && id >= L->vocab_cap)
+            continue;
         if (L->added[id])
             return slm_err_set(L->err, SLM_EINPUT, "tokenizer.json: added token id %lld appears twice", (long long)id);
         L->added[id] = bool_or(it, "special", false) ? ADDED_SPECIAL : ADDED_PLAIN;
@@ -468,6 +514,27 @@ static int read_vocab(loader *L, const cJSON *model, const hf_config *cfg)
     return SLM_OK;
 }
 
+/* SentencePiece scores. A .model file scores its normal pieces by merge
+ * priority; tokenizer.json keeps that priority only as the order of the
+ * merges. When the ids of the merged pieces follow the merge order (the usual
+ * sentencepiece layout) the score is -(rank among normal pieces by id), which
+ * is exactly what the .model stores; otherwise (Llama 2's "▁▁" pieces, Gemma
+ * 3's whitespace runs) it is -(rank of the first merge producing the piece),
+ * which gives llama.cpp's score-driven merging the order HF's BPE uses. */
+static bool merge_order_follows_ids(const loader *L)
+{
+    const hf_tokenizer *tok = L->tok;
+    int32_t last = -1;
+    for (uint32_t i = 0; i < tok->n_tokens; i++) {
+        if (tok->types[i] != SLM_TOK_NORMAL || L->first_rank[i] < 0)
+            continue;
+        if (L->first_rank[i] < last)
+            return false;
+        last = L->first_rank[i];
+    }
+    return true;
+}
+
 /* Token types (and scores for the llama family). Ids without a token (gaps,
  * or a padded embedding) become "[PAD<id>]" UNUSED, as llama.cpp does. */
 static int assign_types(loader *L, const char *unk_text)
@@ -475,7 +542,8 @@ static int assign_types(loader *L, const char *unk_text)
     hf_tokenizer *tok = L->tok;
     if (L->llama && !(tok->scores = calloc(tok->n_tokens, sizeof *tok->scores)))
         return oom(L);
-    uint32_t normal_rank = 0;
+    /* Gemma 3 / Phi-3: llama.cpp overwrites every added token (score -1000). */
+    bool overlay = L->llama && (L->family == FAM_GEMMA3 || L->family == FAM_PHI3);
     for (uint32_t i = 0; i < tok->n_tokens; i++) {
         int32_t t;
         if (!tok->tokens[i]) {
@@ -485,10 +553,19 @@ static int assign_types(loader *L, const char *unk_text)
                 return oom(L);
             tok->types[i] = SLM_TOK_UNUSED;
             if (L->llama)
-                tok->scores[i] = -1000.0f; /* llama.cpp's score for padding pieces */
+                tok->scores[i] = -10000.0f; /* llama.cpp's score for padding pieces */
             continue;
         }
         const char *s = tok->tokens[i];
+        if (overlay && L->added[i]) {
+            if (L->family == FAM_PHI3)
+                t = L->added[i] == ADDED_SPECIAL ? SLM_TOK_CONTROL : SLM_TOK_USER_DEFINED;
+            else
+                t = L->added[i] == ADDED_SPECIAL || looks_special(s) ? SLM_TOK_CONTROL : SLM_TOK_USER_DEFINED;
+            tok->scores[i] = -1000.0f;
+            tok->types[i] = t;
+            continue;
+        }
         if (unk_text && !strcmp(s, unk_text))
             t = SLM_TOK_UNKNOWN;
         else if (L->added[i] == ADDED_SPECIAL || (L->added[i] && !L->llama && looks_special(s)))
@@ -500,8 +577,21 @@ static int assign_types(loader *L, const char *unk_text)
         else
             t = SLM_TOK_NORMAL;
         tok->types[i] = t;
-        if (L->llama && t == SLM_TOK_NORMAL)
-            tok->scores[i] = -(float)normal_rank++; /* sentencepiece BPE: score = -merge rank */
+    }
+    if (!L->llama)
+        return SLM_OK;
+    bool by_id = merge_order_follows_ids(L);
+    uint32_t normal_rank = 0;
+    for (uint32_t i = 0; i < tok->n_tokens; i++) {
+        if (tok->types[i] != SLM_TOK_NORMAL)
+            continue;
+        if (by_id)
+            tok->scores[i] = -(float)normal_rank; /* sentencepiece BPE: score = -merge rank */
+        else if (L->first_rank[i] >= 0)
+            tok->scores[i] = -(float)L->first_rank[i];
+        else
+            tok->scores[i] = -(float)(L->n_merges_seen + normal_rank); /* never a merge result */
+        normal_rank++;
     }
     return SLM_OK;
 }
@@ -543,6 +633,12 @@ static int read_merges(loader *L, const cJSON *model)
         return slm_err_set(L->err, SLM_EINPUT, "tokenizer.json: model.merges is not an array");
     int n = cJSON_GetArraySize(merges);
     bool keep = !L->llama; /* llama.cpp stores merges only for gpt2-style vocabularies */
+    L->n_merges_seen = (uint32_t)n;
+    if (L->llama) {
+        if (!(L->first_rank = malloc(tok->n_tokens * sizeof *L->first_rank)))
+            return oom(L);
+        memset(L->first_rank, 0xff, tok->n_tokens * sizeof *L->first_rank); /* -1 */
+    }
     if (keep && n > 0 && !(tok->merges = calloc((size_t)n, sizeof *tok->merges)))
         return oom(L);
     const cJSON *it;
@@ -576,8 +672,11 @@ static int read_merges(loader *L, const cJSON *model)
         memcpy(joined, a, la);
         memcpy(joined + la, b, lb);
         joined[la + lb] = 0;
-        bool ok = map_get(&L->map, joined) >= 0;
+        int32_t jid = map_get(&L->map, joined);
+        bool ok = jid >= 0;
         free(joined);
+        if (ok && L->first_rank && L->first_rank[jid] < 0)
+            L->first_rank[jid] = k;
         if (!ok)
             return slm_err_set(L->err, SLM_EINPUT,
                                "tokenizer.json: merge %d ('%.*s' '%.*s') makes a token not in the vocab", k,
@@ -607,9 +706,27 @@ static int read_merges(loader *L, const cJSON *model)
     return SLM_OK;
 }
 
-/* add_bos / add_eos from the post-processor (TemplateProcessing or
- * RobertaProcessing), like llama.cpp's SpecialVocab. */
-static void post_processor_adds(loader *L, const char *bos_text, const char *eos_text)
+static const char *special_token_id(const cJSON *item)
+{
+    return json_str(cJSON_GetObjectItemCaseSensitive(item, "SpecialToken"), "id");
+}
+
+static const char *sequence_id(const cJSON *item)
+{
+    return json_str(cJSON_GetObjectItemCaseSensitive(item, "Sequence"), "id");
+}
+
+static bool str_in2(const char *s, const char *a, const char *b)
+{
+    return s && ((a && !strcmp(s, a)) || (b && !strcmp(s, b)));
+}
+
+/* add_bos / add_eos / add_sep from the post-processor (TemplateProcessing or
+ * RobertaProcessing), like llama.cpp's SpecialVocab: the leading special token
+ * of the single template sets add_bos, the trailing one add_eos, and a pair
+ * template "A <sep-or-eos> B" sets add_sep (false for any other middle). */
+static void post_processor_adds(loader *L, const char *bos_text, const char *eos_text, const char *sep_text,
+                                const char *cls_text)
 {
     const cJSON *pp = cJSON_GetObjectItemCaseSensitive(L->tj, "post_processor");
     if (!cJSON_IsObject(pp))
@@ -621,20 +738,91 @@ static void post_processor_adds(loader *L, const char *bos_text, const char *eos
         if (is_type(p, "RobertaProcessing")) {
             L->tok->add_bos = 1;
             L->tok->add_eos = 1;
+            L->tok->add_sep = 1;
         } else if (is_type(p, "TemplateProcessing")) {
             const cJSON *single = cJSON_GetObjectItemCaseSensitive(p, "single");
+            const cJSON *pair = cJSON_GetObjectItemCaseSensitive(p, "pair");
             int ns = cJSON_GetArraySize(single);
-            if (ns < 2)
+            const char *fid = NULL, *lid = NULL;
+            if (ns > 1) {
+                fid = special_token_id(cJSON_GetArrayItem(single, 0));
+                lid = special_token_id(cJSON_GetArrayItem(single, ns - 1));
+                if (fid)
+                    L->tok->add_bos = str_in2(fid, bos_text, cls_text);
+                if (lid)
+                    L->tok->add_eos = eos_text && !strcmp(lid, eos_text);
+            }
+            int np = cJSON_GetArraySize(pair);
+            if (np <= 0)
                 continue;
-            const cJSON *first = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, 0), "SpecialToken");
-            const cJSON *last = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(single, ns - 1), "SpecialToken");
-            const char *fid = json_str(first, "id"), *lid = json_str(last, "id");
-            if (fid)
-                L->tok->add_bos = bos_text && !strcmp(fid, bos_text);
-            if (lid)
-                L->tok->add_eos = eos_text && !strcmp(lid, eos_text);
+            int a = fid && str_in2(special_token_id(cJSON_GetArrayItem(pair, 0)), fid, NULL) ? 1 : 0;
+            int b = lid && str_in2(special_token_id(cJSON_GetArrayItem(pair, np - 1)), lid, NULL) ? np - 1 : np;
+            if (b - a < 3)
+                continue; /* no middle part */
+            const char *sa = sequence_id(cJSON_GetArrayItem(pair, a));
+            const char *sb = sequence_id(cJSON_GetArrayItem(pair, b - 1));
+            if (!sa || !sb || strcmp(sa, "A") || strcmp(sb, "B"))
+                continue;
+            int add_sep = 0;
+            const char *m0 = special_token_id(cJSON_GetArrayItem(pair, a + 1));
+            if (m0 && str_in2(m0, sep_text, eos_text) && !lid)
+                add_sep = 1;
+            if (b - a - 2 == 2) {
+                const char *m1 = special_token_id(cJSON_GetArrayItem(pair, a + 2));
+                if (m1 && str_in2(m1, sep_text, eos_text))
+                    add_sep = 1;
+            }
+            L->tok->add_sep = add_sep;
         }
     }
+}
+
+/* tokenizer_config.json's chat_template (a string, or a list of named
+ * templates whose "default" is taken), else chat_template.jinja, else
+ * chat_template.json, as llama.cpp's SpecialVocab reads them. */
+static int read_chat_template(loader *L)
+{
+    const cJSON *ct = L->tcfg ? cJSON_GetObjectItemCaseSensitive(L->tcfg, "chat_template") : NULL;
+    const char *text = NULL;
+    if (cJSON_IsString(ct)) {
+        text = ct->valuestring;
+    } else if (cJSON_IsArray(ct)) {
+        const cJSON *it;
+        cJSON_ArrayForEach(it, ct)
+        {
+            const char *name = json_str(it, "name");
+            if (name && !strcmp(name, "default"))
+                text = json_str(it, "template");
+        }
+    }
+    if (text) {
+        if (!(L->tok->chat_template = strdup(text)))
+            return oom(L);
+        return SLM_OK;
+    }
+    if (ct && !cJSON_IsNull(ct))
+        return SLM_OK; /* llama.cpp ignores a chat_template of another type */
+    if (!L->tcfg)
+        return SLM_OK; /* SpecialVocab reads the alternatives only beside a tokenizer_config.json */
+    char *buf = NULL;
+    size_t n;
+    int rc = read_small_file(L->dir, "chat_template.jinja", true, &buf, &n, L->err);
+    if (rc)
+        return rc;
+    if (buf) {
+        L->tok->chat_template = buf;
+        return SLM_OK;
+    }
+    cJSON *j = NULL;
+    if ((rc = load_json(L->dir, "chat_template.json", true, &j, L->err)))
+        return rc;
+    const char *t = j ? json_str(j, "chat_template") : NULL;
+    if (t && !(L->tok->chat_template = strdup(t))) {
+        cJSON_Delete(j);
+        return oom(L);
+    }
+    cJSON_Delete(j);
+    return SLM_OK;
 }
 
 static int load(loader *L, const hf_config *cfg)
@@ -649,6 +837,13 @@ static int load(loader *L, const hf_config *cfg)
         (rc = load_json(L->dir, "special_tokens_map.json", true, &L->stmap, L->err)) ||
         (rc = load_json(L->dir, "generation_config.json", true, &L->gen, L->err)))
         return rc;
+    /* config.json is optional here (tests load bare tokenizer directories); a
+     * malformed one is reported by hf_config_load, not here */
+    slm_err cfg_err = {0};
+    if (load_json(L->dir, "config.json", true, &L->cfgj, &cfg_err) != SLM_OK || !cJSON_IsObject(L->cfgj)) {
+        cJSON_Delete(L->cfgj);
+        L->cfgj = NULL;
+    }
     if (L->tcfg && !cJSON_IsObject(L->tcfg))
         return slm_err_set(L->err, SLM_EINPUT, "tokenizer_config.json: top level is not an object");
     if (L->stmap && !cJSON_IsObject(L->stmap))
@@ -680,9 +875,20 @@ static int load(loader *L, const hf_config *cfg)
         return slm_err_set(L->err, SLM_EINPUT,
                            "tokenizer.json: BPE tokenizer is neither SentencePiece-style (byte_fallback/Metaspace) nor GPT-2 byte-level");
 
+    const char *arch = cfg ? cfg->hf_arch : "";
+    if (!strcmp(arch, "Gemma3ForCausalLM") || !strcmp(arch, "Gemma3ForConditionalGeneration"))
+        L->family = FAM_GEMMA3;
+    else if (!strcmp(arch, "Phi3ForCausalLM"))
+        L->family = FAM_PHI3;
+    else if (!strcmp(arch, "LlamaForCausalLM"))
+        L->family = FAM_LLAMA;
     if (L->llama) {
         snprintf(tok->model, sizeof tok->model, "llama");
         snprintf(tok->pre, sizeof tok->pre, "default");
+        if ((L->family == FAM_GEMMA3 || L->family == FAM_PHI3) && cfg->n_vocab > 0)
+            L->vocab_cap = (uint32_t)cfg->n_vocab;
+        if (L->family == FAM_GEMMA3)
+            tok->add_space_prefix = 0; /* Gemma3Model.set_vocab */
     } else {
         char why[320];
         const char *p = detect_pre(pre, why, sizeof why);
@@ -701,6 +907,18 @@ static int load(loader *L, const hf_config *cfg)
     tok->eos_id = pick_special(L, "eos_token");
     tok->unk_id = pick_special(L, "unk_token");
     tok->pad_id = pick_special(L, "pad_token");
+    tok->sep_id = pick_special(L, "sep_token");
+    tok->cls_id = pick_special(L, "cls_token");
+    tok->mask_id = pick_special(L, "mask_token");
+    {
+        int64_t *ids[] = {&tok->bos_id, &tok->eos_id, &tok->unk_id, &tok->sep_id,
+                          &tok->pad_id, &tok->cls_id, &tok->mask_id};
+        static const char *const keys[] = {"bos_token_id", "eos_token_id", "unk_token_id", "sep_token_id",
+                                           "pad_token_id", "cls_token_id", "mask_token_id"};
+        for (int i = 0; i < 7; i++)
+            if (*ids[i] < 0)
+                *ids[i] = cfg_id(L, keys[i]);
+    }
     if (tok->unk_id < 0) {
         const char *u = json_str(model, "unk_token");
         tok->unk_id = u ? map_get(&L->map, u) : -1;
@@ -721,16 +939,23 @@ static int load(loader *L, const hf_config *cfg)
         if (!unk_text && tok->unk_id >= 0)
             unk_text = tok->tokens[tok->unk_id];
     }
-    if ((rc = assign_types(L, unk_text)))
-        return rc;
     if ((rc = read_merges(L, model)))
         return rc;
-    if (!L->llama)
+    if (L->llama && !L->first_rank) { /* no merges at all */
+        if (!(L->first_rank = malloc(tok->n_tokens * sizeof *L->first_rank)))
+            return oom(L);
+        memset(L->first_rank, 0xff, tok->n_tokens * sizeof *L->first_rank);
+    }
+    if ((rc = assign_types(L, unk_text)))
+        return rc;
+    if (!L->llama || L->family == FAM_GEMMA3)
         unmark_user_spaces(tok);
 
     const char *bos_text = tok->bos_id >= 0 ? tok->tokens[tok->bos_id] : NULL;
     const char *eos_text = tok->eos_id >= 0 ? tok->tokens[tok->eos_id] : NULL;
-    post_processor_adds(L, bos_text, eos_text);
+    const char *sep_text = tok->sep_id >= 0 ? tok->tokens[tok->sep_id] : NULL;
+    const char *cls_text = tok->cls_id >= 0 ? tok->tokens[tok->cls_id] : NULL;
+    post_processor_adds(L, bos_text, eos_text, sep_text, cls_text);
     if (L->tcfg) {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(L->tcfg, "add_bos_token");
         if (cJSON_IsBool(v))
@@ -738,17 +963,27 @@ static int load(loader *L, const hf_config *cfg)
         v = cJSON_GetObjectItemCaseSensitive(L->tcfg, "add_eos_token");
         if (cJSON_IsBool(v))
             tok->add_eos = cJSON_IsTrue(v);
+        v = cJSON_GetObjectItemCaseSensitive(L->tcfg, "add_sep_token");
+        if (cJSON_IsBool(v))
+            tok->add_sep = cJSON_IsTrue(v);
+        /* LlamaModel.set_vocab copies add_prefix_space */
+        v = cJSON_GetObjectItemCaseSensitive(L->tcfg, "add_prefix_space");
+        if (L->family == FAM_LLAMA && cJSON_IsBool(v))
+            tok->add_space_prefix = cJSON_IsTrue(v);
     }
-    return SLM_OK;
+    return read_chat_template(L);
 }
 
 int hf_tokenizer_load(const char *dir, const hf_config *cfg, hf_tokenizer *tok, slm_err *err)
 {
     memset(tok, 0, sizeof *tok);
     tok->bos_id = tok->eos_id = tok->unk_id = tok->pad_id = -1;
-    tok->add_bos = tok->add_eos = -1;
+    tok->sep_id = tok->cls_id = tok->mask_id = -1;
+    tok->add_bos = tok->add_eos = tok->add_sep = tok->add_space_prefix = -1;
     loader L = {.dir = dir, .err = err, .tok = tok};
     int rc = load(&L, cfg);
+    cJSON_Delete(L.cfgj);
+    free(L.first_rank);
     cJSON_Delete(L.tj);
     cJSON_Delete(L.tcfg);
     cJSON_Delete(L.stmap);
@@ -774,7 +1009,47 @@ void hf_tokenizer_free(hf_tokenizer *tok)
         for (uint32_t i = 0; i < tok->n_merges; i++)
             free(tok->merges[i]);
     free(tok->merges);
+    free(tok->chat_template);
     memset(tok, 0, sizeof *tok);
     tok->bos_id = tok->eos_id = tok->unk_id = tok->pad_id = -1;
-    tok->add_bos = tok->add_eos = -1;
+    tok->sep_id = tok->cls_id = tok->mask_id = -1;
+    tok->add_bos = tok->add_eos = tok->add_sep = tok->add_space_prefix = -1;
+}
+
+int hf_tokenizer_describe(const hf_tokenizer *t, gguf_writer *w)
+{
+    int rc = 0;
+    rc |= gguf_set_str(w, "tokenizer.ggml.model", t->model);
+    rc |= gguf_set_str(w, "tokenizer.ggml.pre", t->pre);
+    rc |= gguf_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)t->tokens, t->n_tokens);
+    if (t->scores)
+        rc |= gguf_set_arr_f32(w, "tokenizer.ggml.scores", t->scores, t->n_tokens);
+    rc |= gguf_set_arr_i32(w, "tokenizer.ggml.token_type", t->types, t->n_tokens);
+    if (t->add_space_prefix >= 0)
+        rc |= gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", t->add_space_prefix);
+    if (t->merges)
+        rc |= gguf_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)t->merges, t->n_merges);
+    static const struct { size_t off; const char *key; } ids[] = {
+        {offsetof(hf_tokenizer, bos_id), "tokenizer.ggml.bos_token_id"},
+        {offsetof(hf_tokenizer, eos_id), "tokenizer.ggml.eos_token_id"},
+        {offsetof(hf_tokenizer, unk_id), "tokenizer.ggml.unknown_token_id"},
+        {offsetof(hf_tokenizer, sep_id), "tokenizer.ggml.seperator_token_id"}, /* sic, llama.cpp's key */
+        {offsetof(hf_tokenizer, pad_id), "tokenizer.ggml.padding_token_id"},
+        {offsetof(hf_tokenizer, cls_id), "tokenizer.ggml.cls_token_id"},
+        {offsetof(hf_tokenizer, mask_id), "tokenizer.ggml.mask_token_id"},
+    };
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        int64_t id = *(const int64_t *)(const void *)((const char *)t + ids[i].off);
+        if (id >= 0)
+            rc |= gguf_set_u32(w, ids[i].key, (uint32_t)id);
+    }
+    if (t->add_bos >= 0)
+        rc |= gguf_set_bool(w, "tokenizer.ggml.add_bos_token", t->add_bos);
+    if (t->add_sep >= 0)
+        rc |= gguf_set_bool(w, "tokenizer.ggml.add_sep_token", t->add_sep);
+    if (t->add_eos >= 0)
+        rc |= gguf_set_bool(w, "tokenizer.ggml.add_eos_token", t->add_eos);
+    if (t->chat_template)
+        rc |= gguf_set_str(w, "tokenizer.chat_template", t->chat_template);
+    return rc ? -1 : 0;
 }

@@ -13,6 +13,11 @@
  *  - when the row length is not a multiple of the chosen type's block, a smaller-block
  *    type: Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 if even
  *    32 does not divide the row.
+ * The same rules cover the newer families with no architecture-specific case: Phi-3's
+ * fused attn_qkv counts as attn_v, its fused ffn_up (gate+up) as ffn_up, the tied
+ * token_embd of Llama 3.2 / Qwen / Gemma 3 is the output, Gemma 3's post_attention_norm /
+ * post_ffw_norm and the q/k norms stay F32 (tests/test_quantize.c, suite quantize_family,
+ * compares every tensor's type with llama-quantize for Q4_K_M, Q6_K, Q8_0, Q4_0).
  */
 #include <stdio.h>
 #include <stdlib.h>

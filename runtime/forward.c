@@ -414,6 +414,9 @@ static void act_mul(int kind, float *a, const float *g, const float *u, size_t n
     if (kind == SLM_ACT_SILU) {
         for (size_t i = 0; i < n; i++)
             a[i] = silu(g[i]) * (u ? u[i] : 1.0f);
+    } else if (kind == SLM_ACT_GELU_TANH) {
+        for (size_t i = 0; i < n; i++)
+            a[i] = gelu_exact(g[i]) * (u ? u[i] : 1.0f);
     } else {
         for (size_t i = 0; i < n; i++)
             a[i] = gelu(g[i]) * (u ? u[i] : 1.0f);
@@ -428,7 +431,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, Q = hp->n_q, D = hp->head_dim;
     const int pos0 = c->n_past;
     float *tmp = c->proj;
-    if (d->act == SLM_ACT_GELU_TANH)
+    if (d->act == SLM_ACT_GELU_F16)
         pthread_once(&gelu_once, gelu_init);
 
     /* embeddings (or, for calibration, a given residual stream) */

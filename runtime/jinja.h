@@ -15,7 +15,7 @@
 #define JJ_MAX_STEPS      20000000L    /* evaluation steps per render */
 #define JJ_MAX_ITER       1000000L     /* loop iterations per render */
 #define JJ_MAX_OUTPUT     (64u << 20)  /* rendered bytes */
-#define JJ_MAX_ARENA      (512u << 20) /* bytes allocated while parsing or rendering */
+#define JJ_MAX_ARENA      (256u << 20) /* bytes allocated while parsing or rendering */
 
 /* ---- arena: everything of one parse or one render, freed at once --------- */
 typedef struct jj_chunk jj_chunk;
@@ -49,7 +49,7 @@ typedef struct jj_token {
 int jj_lex(jj_arena *a, const char *src, size_t len, jj_token **toks, size_t *n_toks, slm_err *err);
 
 /* ---- values ------------------------------------------------------------- */
-enum jj_vt { JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_FUNC };
+enum jj_vt { JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_FUNC, JV_MACRO };
 enum jj_fn { JF_RAISE, JF_NAMESPACE, JF_STRFTIME, JF_RANGE, JF_DICT };
 typedef struct jj_list jj_list;
 typedef struct jj_dict jj_dict;
@@ -64,6 +64,7 @@ typedef struct jj_val {
         jj_list *l;
         jj_dict *d;
         int fn;
+        const void *macro; /* JV_MACRO: the evaluator's macro record */
     } u;
 } jj_val;
 struct jj_list { jj_val *v; size_t n, cap; };
@@ -72,7 +73,7 @@ struct jj_dict { jj_val *k, *v; size_t n, cap; int ns; /* a namespace() */ };
 /* ---- AST ---------------------------------------------------------------- */
 enum jj_kind {
     /* statements */
-    JN_TEXT, JN_OUT, JN_IF, JN_FOR, JN_SET, JN_SETBLOCK, JN_BREAK, JN_CONTINUE, JN_BODY,
+    JN_TEXT, JN_OUT, JN_IF, JN_FOR, JN_SET, JN_SETBLOCK, JN_BREAK, JN_CONTINUE, JN_BODY, JN_MACRO,
     /* expressions */
     JN_CONST, JN_NAME, JN_ATTR, JN_INDEX, JN_SLICE, JN_CALL, JN_FILTER, JN_TEST, JN_KWARG,
     JN_NOT, JN_NEG, JN_POS, JN_BIN, JN_AND, JN_OR, JN_COND, JN_LIST, JN_TUPLE, JN_DICT
@@ -83,7 +84,8 @@ typedef struct jj_node jj_node;
 struct jj_node {
     int kind, op, line;
     int neg;              /* JN_TEST: "is not" */
-    jj_node *a, *b, *c, *d; /* children; JN_IF: c cond, a then, b else; JN_FOR: a iter, c filter, d body, b else */
+    jj_node *a, *b, *c, *d; /* children; JN_IF: c cond, a then, b else; JN_FOR: a iter, c filter, d body, b else;
+                             JN_MACRO: s name, kids parameters (JN_NAME, or JN_KWARG with a default), d body */
     jj_node **kids;       /* JN_BODY statements; call/filter/test arguments; list/tuple items; dict keys */
     size_t n;
     jj_node **kids2;      /* JN_DICT values */

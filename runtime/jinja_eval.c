@@ -29,6 +29,7 @@ typedef struct ev {
     int ctl; /* 1 break, 2 continue (pending loop control) */
     slm_err *err;
     const slm_chat_params *p;
+    struct scope *top; /* the template's top-level scope: macros resolve free names there */
 } ev;
 
 #define EFAIL SLM_EINPUT
@@ -153,7 +154,7 @@ static int truthy(const jj_val *v)
     case JV_STR: return v->u.s.n > 0;
     case JV_LIST: return v->u.l->n > 0;
     case JV_DICT: return v->u.d->n > 0;
-    case JV_FUNC: return 1;
+    case JV_FUNC: case JV_MACRO: return 1;
     default: return 0;
     }
 }
@@ -180,6 +181,7 @@ static int vequal_d(const jj_val *x, const jj_val *y, int depth)
     case JV_UNDEF: case JV_NONE: return 1;
     case JV_STR: return x->u.s.n == y->u.s.n && (x->u.s.n == 0 || !memcmp(x->u.s.p, y->u.s.p, x->u.s.n));
     case JV_FUNC: return x->u.fn == y->u.fn;
+    case JV_MACRO: return x->u.macro == y->u.macro;
     case JV_LIST:
         if (x->u.l->n != y->u.l->n)
             return 0;
@@ -205,12 +207,13 @@ static int vequal(const jj_val *x, const jj_val *y) { return vequal_d(x, y, 0); 
 
 static const char *type_name(const jj_val *v)
 {
-    static const char *const N[] = {"undefined", "NoneType", "bool", "int", "float", "str", "list", "dict", "function"};
+    static const char *const N[] = {"undefined", "NoneType", "bool", "int", "float", "str", "list", "dict", "function",
+                                    "macro"};
     if (v->t == JV_LIST && v->tuple)
         return "tuple";
     if (v->t == JV_DICT && v->u.d->ns)
         return "Namespace";
-    return v->t <= JV_FUNC ? N[v->t] : "?";
+    return v->t <= JV_MACRO ? N[v->t] : "?";
 }
 
 /* ---- string builder (arena) ---------------------------------------------------- */
@@ -362,6 +365,7 @@ static void to_text(sb *b, const jj_val *v, int repr, int depth)
         sb_puts(b, v->u.d->ns ? "}>" : "}");
         break;
     case JV_FUNC: sb_puts(b, "<function>"); break;
+    case JV_MACRO: sb_puts(b, "<macro>"); break;
     }
 }
 
@@ -1089,7 +1093,7 @@ static int apply_test(ev *E, int line, const char *name, const jj_val *v, args *
     else if (T("mapping")) *res = v->t == JV_DICT && !v->u.d->ns;
     else if (T("iterable")) *res = v->t == JV_STR || v->t == JV_LIST || v->t == JV_DICT || v->t == JV_UNDEF;
     else if (T("sequence")) *res = v->t == JV_STR || v->t == JV_LIST || (v->t == JV_DICT && !v->u.d->ns);
-    else if (T("callable")) *res = v->t == JV_FUNC;
+    else if (T("callable")) *res = v->t == JV_FUNC || v->t == JV_MACRO;
     else if (T("lower") || T("upper")) {
         if (v->t != JV_STR) { *res = 0; return 0; }
         jj_val m = case_map(E, v, T("upper"));
@@ -1742,6 +1746,44 @@ static int eval_args(ev *E, const jj_node *x, scope *S, args *A)
     return 0;
 }
 
+static int exec_body(ev *E, const jj_node *body, scope *S);
+
+/* A macro call: parameters bound from positional, keyword and default
+ * arguments (missing ones are undefined, as in Jinja2) in a scope whose parent
+ * is the template's top level; the body's output is the value. */
+static int call_macro(ev *E, int line, const jj_node *m, args *A, jj_val *out)
+{
+    if (A->np > (int)m->n)
+        return fail(E, line, "macro '%s' takes %zu argument%s (%d given)", m->s, m->n, m->n == 1 ? "" : "s", A->np);
+    scope ms = {.parent = E->top};
+    for (size_t i = 0; i < m->n; i++) {
+        const jj_node *prm = m->kids[i];
+        const jj_val *v = arg(A, (int)i, prm->s);
+        jj_val d = UNDEF;
+        if (!v && prm->kind == JN_KWARG) {
+            if (eval(E, prm->a, &ms, &d))
+                return EFAIL;
+            v = &d;
+        }
+        if (scope_set(E, &ms, prm->s, v ? *v : UNDEF))
+            return EFAIL;
+    }
+    if (check_args(E, line, A, (int)m->n, "macro"))
+        return EFAIL;
+    size_t mark = E->n;
+    int saved_ctl = E->ctl;
+    E->ctl = 0;
+    if (exec_body(E, m->d, &ms))
+        return EFAIL;
+    E->ctl = saved_ctl;
+    char *s = jj_strdup(&E->a, E->out ? E->out + mark : "", E->n - mark);
+    if (!s)
+        return oom(E);
+    *out = vstr(s, E->n - mark);
+    E->n = mark;
+    return 0;
+}
+
 static int eval_call(ev *E, const jj_node *x, scope *S, jj_val *out)
 {
     args A;
@@ -1768,6 +1810,11 @@ static int eval_call(ev *E, const jj_node *x, scope *S, jj_val *out)
     jj_val f;
     if (eval(E, c, S, &f))
         return EFAIL;
+    if (f.t == JV_MACRO) {
+        if (eval_args(E, x, S, &A))
+            return EFAIL;
+        return call_macro(E, x->line, f.u.macro, &A, out);
+    }
     if (f.t != JV_FUNC) {
         if (c->kind == JN_NAME && f.t == JV_UNDEF)
             return fail(E, x->line, "unsupported function '%s' (docs/chat.md lists the supported Jinja subset)", c->s);
@@ -1922,8 +1969,6 @@ static int emit(ev *E, const char *s, size_t n)
     return 0;
 }
 
-static int exec_body(ev *E, const jj_node *body, scope *S);
-
 static int bind_target(ev *E, const jj_node *x, scope *S, const jj_val *item)
 {
     if (!x->s2)
@@ -1958,9 +2003,12 @@ static int exec_for(ev *E, const jj_node *x, scope *S)
         jj_list *kept = new_list(E, items->n + 1);
         if (!kept)
             return oom(E);
+        scope fs = {.parent = S};
         for (size_t i = 0; i < items->n; i++) {
-            scope fs = {.parent = S};
             jj_val c;
+            fs.n = 0;
+            if (++E->iters > JJ_MAX_ITER)
+                return fail(E, x->line, "loop iteration limit (%ld) reached", JJ_MAX_ITER);
             if (bind_target(E, x, &fs, &items->v[i]) || eval(E, x->c, &fs, &c))
                 return EFAIL;
             if (truthy(&c) && list_push(E, kept, items->v[i]))
@@ -1968,25 +2016,26 @@ static int exec_for(ev *E, const jj_node *x, scope *S)
         }
         items = kept;
     }
+    /* One loop object and one body scope per loop, updated in place each
+     * iteration (Jinja2's LoopContext is one object too): an iteration costs
+     * no memory beyond what its body allocates. */
     size_t n = items->n;
+    static const char *const K[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length",
+                                    "depth", "depth0", "previtem", "nextitem"};
+    jj_dict *loop = new_dict(E);
+    scope is = {.parent = S};
+    if (!loop)
+        return oom(E);
     for (size_t i = 0; i < n; i++) {
         if (++E->iters > JJ_MAX_ITER)
             return fail(E, x->line, "loop iteration limit (%ld) reached", JJ_MAX_ITER);
-        scope is = {.parent = S};
-        jj_dict *loop = new_dict(E);
-        if (!loop)
-            return oom(E);
-        static const char *const K[] = {"index", "index0", "revindex", "revindex0", "first", "last", "length",
-                                        "depth", "depth0"};
         jj_val V[] = {vint((int64_t)i + 1), vint((int64_t)i), vint((int64_t)(n - i)), vint((int64_t)(n - i - 1)),
-                      vbool(i == 0), vbool(i + 1 == n), vint((int64_t)n), vint(1), vint(0)};
+                      vbool(i == 0), vbool(i + 1 == n), vint((int64_t)n), vint(1), vint(0),
+                      i > 0 ? items->v[i - 1] : UNDEF, i + 1 < n ? items->v[i + 1] : UNDEF};
         for (size_t k = 0; k < sizeof K / sizeof K[0]; k++)
             if (dict_set(E, loop, vcstr(K[k]), V[k]))
                 return EFAIL;
-        if (i > 0 && dict_set(E, loop, vcstr("previtem"), items->v[i - 1]))
-            return EFAIL;
-        if (i + 1 < n && dict_set(E, loop, vcstr("nextitem"), items->v[i + 1]))
-            return EFAIL;
+        is.n = 0; /* a fresh scope for each iteration, as Jinja2 has it */
         if (scope_set(E, &is, "loop", vdict(loop)) || bind_target(E, x, &is, &items->v[i]))
             return EFAIL;
         if (exec_body(E, x->d, &is))
@@ -2044,6 +2093,11 @@ static int exec_stmt(ev *E, const jj_node *x, scope *S)
         E->n = mark;
         return scope_set(E, S, x->s, v);
     }
+    case JN_MACRO:
+        v.t = JV_MACRO;
+        v.tuple = 0;
+        v.u.macro = x;
+        return scope_set(E, S, x->s, v);
     case JN_BREAK: E->ctl = 1; return 0;
     case JN_CONTINUE: E->ctl = 2; return 0;
     case JN_BODY: return exec_body(E, x, S);
@@ -2108,10 +2162,13 @@ int jj_render(const jj_node *root, const slm_chat_params *p, char **out, size_t 
         rc = scope_set(&E, &globals, "bos_token", vcstr(p->bos_token));
     if (!rc && p->eos_token)
         rc = scope_set(&E, &globals, "eos_token", vcstr(p->eos_token));
+    E.top = &top;
     if (!rc)
         rc = exec_body(&E, root, &top);
     if (!rc && E.ctl)
         rc = fail(&E, 0, "'break' or 'continue' outside a loop");
+    if (!rc && E.failed) /* an error inside a helper that could not return it (str(), a builder) */
+        rc = EFAIL;
     if (!rc) {
         char *o = realloc(E.out, E.n + 1);
         if (!o)

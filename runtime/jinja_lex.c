@@ -348,6 +348,17 @@ static int lex_inside(lexer *L, int stmt, int *depth, int *closed)
             while (i < left && p[i] >= '0' && p[i] <= '9')
                 i++;
         }
+        if (i < left && (p[i] == 'e' || p[i] == 'E')) { /* exponent: 1e5, 2.5E-3 */
+            size_t j = i + 1;
+            if (j < left && (p[j] == '+' || p[j] == '-'))
+                j++;
+            if (j < left && p[j] >= '0' && p[j] <= '9') {
+                while (j < left && p[j] >= '0' && p[j] <= '9')
+                    j++;
+                i = j;
+                isf = 1;
+            }
+        }
         jj_token *k = push(L, isf ? JT_FLOAT : JT_INT, p, i);
         if (!k)
             return lex_fail(L, "template too large (memory limit)");
@@ -356,9 +367,10 @@ static int lex_inside(lexer *L, int stmt, int *depth, int *closed)
         else {
             int64_t v = 0;
             for (size_t j = 0; j < i; j++) {
-                if (v > (INT64_MAX - 9) / 10)
-                    return lex_fail(L, "integer literal too large");
-                v = v * 10 + (p[j] - '0');
+                int d = p[j] - '0';
+                if (v > (INT64_MAX - d) / 10)
+                    return lex_fail(L, "integer literal larger than 64 bits");
+                v = v * 10 + d;
             }
             k->i = v;
         }

@@ -751,6 +751,59 @@ static jj_node *parse_set(parser *P, int line)
     return x;
 }
 
+static jj_node *parse_macro(parser *P, int line)
+{
+    static const char *const ENDS[] = {"endmacro"};
+    jj_node *x = mk(P, JN_MACRO, line);
+    if (!x)
+        return NULL;
+    if (cur(P)->type != JT_NAME) {
+        pfail(P, line, "expected a macro name, found %s", tok_desc(cur(P)));
+        return NULL;
+    }
+    x->s = cur(P)->s;
+    P->pos++;
+    if (expect(P, JT_LPAREN, "'(' after the macro name"))
+        return NULL;
+    size_t cap = 0;
+    while (cur(P)->type != JT_RPAREN) {
+        const jj_token *k = cur(P);
+        if (k->type != JT_NAME) {
+            pfail(P, k->line, "expected a macro parameter name, found %s", tok_desc(k));
+            return NULL;
+        }
+        jj_node *prm = mk(P, JN_NAME, k->line);
+        if (!prm)
+            return NULL;
+        prm->s = k->s;
+        prm->slen = k->n;
+        P->pos++;
+        if (cur(P)->type == JT_ASSIGN) {
+            P->pos++;
+            prm->kind = JN_KWARG;
+            if (!(prm->a = parse_cond(P)))
+                return NULL;
+        }
+        if (append(P, &x->kids, &x->n, &cap, prm))
+            return NULL;
+        if (cur(P)->type == JT_COMMA)
+            P->pos++;
+        else if (cur(P)->type != JT_RPAREN) {
+            expect(P, JT_RPAREN, "',' or ')' in the macro's parameters");
+            return NULL;
+        }
+    }
+    P->pos++;
+    if (expect(P, JT_CLOSE_STMT, "'%}' after the macro's parameters") || !(x->d = parse_body(P, ENDS, 1)))
+        return NULL;
+    P->pos++; /* endmacro [name] */
+    if (cur(P)->type == JT_NAME)
+        P->pos++;
+    if (expect(P, JT_CLOSE_STMT, "'%}' after endmacro"))
+        return NULL;
+    return x;
+}
+
 /* one {% ... %} statement; cur is the tag name. NULL with P->failed on error;
  * *skip set for statements that produce no node. */
 static jj_node *parse_stmt(parser *P, int *skip)
@@ -769,6 +822,8 @@ static jj_node *parse_stmt(parser *P, int *skip)
         return parse_for(P, line);
     if (!strcmp(k->s, "set"))
         return parse_set(P, line);
+    if (!strcmp(k->s, "macro"))
+        return parse_macro(P, line);
     if (!strcmp(k->s, "break") || !strcmp(k->s, "continue")) {
         jj_node *x = mk(P, k->s[0] == 'b' ? JN_BREAK : JN_CONTINUE, line);
         if (!x || expect(P, JT_CLOSE_STMT, "'%}'"))
@@ -781,7 +836,7 @@ static jj_node *parse_stmt(parser *P, int *skip)
             return NULL;
         return NULL;
     }
-    static const char *const KNOWN_END[] = {"endif", "endfor", "endset", "elif", "else"};
+    static const char *const KNOWN_END[] = {"endif", "endfor", "endset", "endmacro", "elif", "else"};
     for (size_t i = 0; i < sizeof KNOWN_END / sizeof KNOWN_END[0]; i++)
         if (!strcmp(k->s, KNOWN_END[i])) {
             pfail(P, line, "unexpected '%s' (no open block it could close)", k->s);

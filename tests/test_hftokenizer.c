@@ -469,3 +469,188 @@ Test(hftokenizer, gpt2_user_defined_tokens)
     cr_assert_eq(tok.types[3], SLM_TOK_CONTROL);
     hf_tokenizer_free(&tok);
 }
+
+/* ---- today's families: the tokenizer.* keys llama.cpp's converter writes ----------------
+ * Expected from convert_hf_to_gguf.py (conversion/{llama,qwen,gemma,phi}.py, base.py) and
+ * gguf-py/gguf/vocab.py (SpecialVocab): Llama 3 and Qwen take _set_vocab_gpt2 (model gpt2,
+ * tokens, token types, merges; pre from the hash table: llama-bpe, qwen2), Gemma 3 and Phi-3
+ * their SentencePiece paths (model llama, pre default, scores; Gemma 3 adds add_space_prefix
+ * false); SpecialVocab adds the special ids found in tokenizer_config.json / config.json,
+ * add_bos/add_sep/add_eos from the post-processor and tokenizer_config.json, and the chat
+ * template. */
+#include "interop.h"
+#include "tok_families.h"
+
+typedef struct want_kv { const char *key; int64_t val; } want_kv; /* val: id or bool; -1: present, any value */
+
+static const struct {
+    const want_kv kv[16];
+} WANT[4] = {
+    {{{"tokenizer.ggml.model", -1}, {"tokenizer.ggml.pre", -1}, {"tokenizer.ggml.tokens", -1},
+      {"tokenizer.ggml.token_type", -1}, {"tokenizer.ggml.merges", -1}, {"tokenizer.ggml.bos_token_id", 128000},
+      {"tokenizer.ggml.eos_token_id", 128009}, {"tokenizer.ggml.add_bos_token", 1}, {"tokenizer.ggml.add_sep_token", 0},
+      {"tokenizer.chat_template", -1}}},
+    {{{"tokenizer.ggml.model", -1}, {"tokenizer.ggml.pre", -1}, {"tokenizer.ggml.tokens", -1},
+      {"tokenizer.ggml.token_type", -1}, {"tokenizer.ggml.merges", -1}, {"tokenizer.ggml.bos_token_id", 151643},
+      {"tokenizer.ggml.eos_token_id", 151645}, {"tokenizer.ggml.padding_token_id", 151643},
+      {"tokenizer.ggml.add_bos_token", 0}, {"tokenizer.chat_template", -1}}},
+    {{{"tokenizer.ggml.model", -1}, {"tokenizer.ggml.pre", -1}, {"tokenizer.ggml.tokens", -1},
+      {"tokenizer.ggml.scores", -1}, {"tokenizer.ggml.token_type", -1}, {"tokenizer.ggml.add_space_prefix", 0},
+      {"tokenizer.ggml.bos_token_id", 2}, {"tokenizer.ggml.eos_token_id", 106}, {"tokenizer.ggml.unknown_token_id", 3},
+      {"tokenizer.ggml.padding_token_id", 0}, {"tokenizer.ggml.add_bos_token", 1}, {"tokenizer.ggml.add_sep_token", 0},
+      {"tokenizer.ggml.add_eos_token", 0}, {"tokenizer.chat_template", -1}}},
+    {{{"tokenizer.ggml.model", -1}, {"tokenizer.ggml.pre", -1}, {"tokenizer.ggml.tokens", -1},
+      {"tokenizer.ggml.scores", -1}, {"tokenizer.ggml.token_type", -1}, {"tokenizer.ggml.bos_token_id", 1},
+      {"tokenizer.ggml.eos_token_id", 32000}, {"tokenizer.ggml.unknown_token_id", 0},
+      {"tokenizer.ggml.padding_token_id", 32000}, {"tokenizer.ggml.add_bos_token", 0},
+      {"tokenizer.ggml.add_sep_token", 0}, {"tokenizer.ggml.add_eos_token", 0}, {"tokenizer.chat_template", -1}}},
+};
+
+static void check_family_keys(int fi)
+{
+    const tok_family *f = &TOK_FAMILIES[fi];
+    char *dir = tokfam_dir(f);
+    if (!dir) return;
+    char *path = tokfam_gguf(f, dir);
+    gguf_file *g;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(path, &g, &err), 0, "%s", err.msg);
+    /* exactly the expected tokenizer.* keys */
+    size_t n_want = 0;
+    while (n_want < 16 && WANT[fi].kv[n_want].key) n_want++;
+    size_t n_tok_keys = 0;
+    for (uint64_t i = 0; i < g->n_kv; i++)
+        if (!strncmp(g->kv[i].key, "tokenizer.", 10)) {
+            n_tok_keys++;
+            int found = 0;
+            for (size_t k = 0; k < n_want; k++) found |= !strcmp(WANT[fi].kv[k].key, g->kv[i].key);
+            cr_expect(found, "%s: key %s is not one llama.cpp's converter writes", f->name, g->kv[i].key);
+        }
+    cr_assert_eq(n_tok_keys, n_want, "%s: %zu tokenizer keys, llama.cpp writes %zu", f->name, n_tok_keys, n_want);
+    for (size_t k = 0; k < n_want; k++) {
+        const want_kv *w = &WANT[fi].kv[k];
+        cr_assert_geq(gguf_find_key(g, w->key), 0, "%s: %s missing", f->name, w->key);
+        const gguf_kv *kv = &g->kv[gguf_find_key(g, w->key)];
+        int64_t got = kv->type == GGUF_T_BOOL ? (int64_t)kv->raw[0] : w->val >= 0 ? kv_int(g, w->key) : -1;
+        if (w->val >= 0) cr_expect_eq(got, w->val, "%s: %s = %lld, llama.cpp writes %lld", f->name, w->key,
+                                      (long long)got, (long long)w->val);
+    }
+    gguf_str s;
+    cr_assert_eq(gguf_get_str(g, "tokenizer.ggml.model", &s), 0);
+    cr_assert(s.len == strlen(f->model) && !memcmp(s.ptr, f->model, s.len), "%s: model", f->name);
+    cr_assert_eq(gguf_get_str(g, "tokenizer.ggml.pre", &s), 0);
+    cr_assert(s.len == strlen(f->pre) && !memcmp(s.ptr, f->pre, s.len), "%s: pre '%.*s', llama.cpp writes '%s'",
+              f->name, (int)s.len, s.ptr, f->pre);
+    const gguf_kv *kt = kv_arr(g, "tokenizer.ggml.tokens", GGUF_T_STRING);
+    cr_assert_eq(kt->arr_n, (uint64_t)f->n_vocab, "%s: one token per embedding row", f->name);
+    /* the chat template is tokenizer_config.json's, byte for byte */
+    cr_assert_eq(gguf_get_str(g, "tokenizer.chat_template", &s), 0);
+    char *tcp = tu_path(dir, "tokenizer_config.json");
+    size_t n;
+    char *tc = tu_read_file(tcp, &n);
+    cJSON *j = cJSON_Parse(tc);
+    const char *ct = cJSON_GetStringValue(cJSON_GetObjectItem(j, "chat_template"));
+    cr_assert(ct && s.len == strlen(ct) && !memcmp(s.ptr, ct, s.len), "%s: chat template differs", f->name);
+    cJSON_Delete(j);
+    free(tc);
+    free(tcp);
+    gguf_close(g);
+    free(path);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void check_token(const hf_tokenizer *t, uint32_t id, const char *text, int type, float score, int check_score)
+{
+    cr_assert_str_eq(t->tokens[id], text, "token %u", id);
+    cr_assert_eq(t->types[id], type, "token %u ('%s') type %d, want %d", id, text, t->types[id], type);
+    if (check_score) cr_assert_eq(t->scores[id], score, "token %u score %g, want %g", id, t->scores[id], score);
+}
+
+static hf_tokenizer load_family(int fi, char **dir)
+{
+    const tok_family *f = &TOK_FAMILIES[fi];
+    *dir = tokfam_dir(f);
+    hf_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    snprintf(cfg.hf_arch, sizeof cfg.hf_arch, "%s", f->hf_arch);
+    cfg.n_vocab = f->n_vocab;
+    cfg.bos_id = cfg.eos_id = -1;
+    hf_tokenizer t;
+    slm_err err = {0};
+    cr_assert_eq(hf_tokenizer_load(*dir, &cfg, &t, &err), 0, "%s", err.msg);
+    return t;
+}
+
+Test(hftokenizer, llama3_keys_as_llama_cpp, .timeout = 120)
+{
+    check_family_keys(0);
+    char *dir;
+    hf_tokenizer t = load_family(0, &dir);
+    check_token(&t, 128000, "<|begin_of_text|>", SLM_TOK_CONTROL, 0, 0);
+    check_token(&t, 128009, "<|eot_id|>", SLM_TOK_CONTROL, 0, 0);
+    check_token(&t, 128255, "<|reserved_special_token_250|>", SLM_TOK_CONTROL, 0, 0);
+    check_token(&t, 220, "\xc4\xa0", SLM_TOK_NORMAL, 0, 0);
+    cr_assert_eq(t.n_merges, 280147);
+    cr_assert_str_eq(t.merges[0], "\xc4\xa0 \xc4\xa0");
+    hf_tokenizer_free(&t);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(hftokenizer, qwen3_keys_as_llama_cpp, .timeout = 120)
+{
+    check_family_keys(1);
+    char *dir;
+    hf_tokenizer t = load_family(1, &dir);
+    check_token(&t, 151645, "<|im_end|>", SLM_TOK_CONTROL, 0, 0);
+    check_token(&t, 151667, "<think>", SLM_TOK_USER_DEFINED, 0, 0); /* added, not special */
+    check_token(&t, 151669, "[PAD151669]", SLM_TOK_UNUSED, 0, 0);   /* vocab_size 151936 > 151669 tokens */
+    cr_assert_eq(t.n_merges, 151387);
+    hf_tokenizer_free(&t);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(hftokenizer, gemma3_keys_as_llama_cpp, .timeout = 120)
+{
+    check_family_keys(2);
+    char *dir;
+    hf_tokenizer t = load_family(2, &dir);
+    /* tokenizer_config.json's added tokens: special or special-looking -> CONTROL, else
+     * USER_DEFINED with "▁" pre-normalized to spaces; all score -1000 */
+    check_token(&t, 3, "<unk>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 6, "<unused0>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 106, "<end_of_turn>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 107, "\n", SLM_TOK_USER_DEFINED, -1000.0f, 1);
+    check_token(&t, 138, "  ", SLM_TOK_USER_DEFINED, -1000.0f, 1);
+    check_token(&t, 212, "</s>", SLM_TOK_USER_DEFINED, -1000.0f, 1);
+    check_token(&t, 238, "<0x00>", SLM_TOK_BYTE, 0.0f, 1);
+    cr_assert_null(t.merges);
+    cr_assert_eq(t.add_space_prefix, 0);
+    cr_assert_eq(t.n_tokens, 262144); /* <image_soft_token> (262144) is beyond vocab_size: ignored */
+    hf_tokenizer_free(&t);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(hftokenizer, phi3_keys_as_llama_cpp, .timeout = 120)
+{
+    check_family_keys(3);
+    char *dir;
+    hf_tokenizer t = load_family(3, &dir);
+    /* Phi3MiniModel.set_vocab: every added token USER_DEFINED, CONTROL when special; -1000 */
+    check_token(&t, 0, "<unk>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 1, "<s>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 32000, "<|endoftext|>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 32007, "<|end|>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 32010, "<|user|>", SLM_TOK_CONTROL, -1000.0f, 1);
+    check_token(&t, 32011, "[PAD32011]", SLM_TOK_UNUSED, -10000.0f, 1);
+    check_token(&t, 3, "<0x00>", SLM_TOK_BYTE, 0.0f, 1);
+    /* Llama 2's "▁▁" pieces merge last (HF's merge order), after "▁t" */
+    check_token(&t, 261, "\xe2\x96\x81t", SLM_TOK_NORMAL, -0.0f, 1);  /* merge 0 */
+    check_token(&t, 259, "\xe2\x96\x81\xe2\x96\x81", SLM_TOK_NORMAL, -58876.0f, 1); /* merge 58876 of 58980 */
+    hf_tokenizer_free(&t);
+    tu_rmtree(dir);
+    free(dir);
+}

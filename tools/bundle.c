@@ -13,6 +13,7 @@
 const char help_bundle[] =
     "usage: slm bundle MODEL.gguf -o B.slmb --name NAME --version V --key KEY [--key KEY2 ...]\n"
     "                  [--expires 30d] [--canary TEXT] [--meta k=v ...] [--min-runtime X.Y.Z] [--level L]\n"
+    "                  [--supersedes V]\n"
     "\n"
     "Write one bundle file: a manifest (name, version, created, expires, minimum\n"
     "runtime, each payload file's size, compressed size and SHA-256 of both, and\n"
@@ -23,6 +24,10 @@ const char help_bundle[] =
     "the manifest; installs compare against it in their health check. Metadata\n"
     "values that parse as numbers are stored as numbers. More signatures can be\n"
     "added later with `slm sign`.\n"
+    "Fleet rollback: to take devices back to an older model, bundle that model\n"
+    "again with a NEW, higher version and --supersedes V (the bad release it\n"
+    "replaces; recorded as meta.supersedes): anti-rollback stays strict, devices\n"
+    "move forward to it, and the bad version can never be installed again.\n"
     "\n"
     "options:\n"
     "  -o, --output FILE     bundle to write (temp file, fsync, rename)\n"
@@ -33,6 +38,7 @@ const char help_bundle[] =
     "      --meta k=v        metadata entry; repeatable\n"
     "      --min-runtime X   minimum runtime version (default: this build's)\n"
     "      --level L         zstd level 1..19 (default 3)\n"
+    "      --supersedes V    this release replaces version V (< --version): fleet rollback\n"
     "  -k, --key KEY         private key to sign with; repeatable\n"
     "  -h, --help            this help\n"
     "\n"
@@ -43,18 +49,19 @@ int install_canary_ppl(const char *model_path, const char *text, double *ppl, sl
 
 int cmd_bundle(int argc, char **argv)
 {
-    enum { OPT_NAME = 1000, OPT_VERSION, OPT_EXPIRES, OPT_CANARY, OPT_META, OPT_MINRT, OPT_LEVEL };
+    enum { OPT_NAME = 1000, OPT_VERSION, OPT_EXPIRES, OPT_CANARY, OPT_META, OPT_MINRT, OPT_LEVEL, OPT_SUPERSEDES };
     static const struct option opts[] = {
         {"output", required_argument, 0, 'o'},        {"name", required_argument, 0, OPT_NAME},
         {"version", required_argument, 0, OPT_VERSION}, {"expires", required_argument, 0, OPT_EXPIRES},
         {"canary", required_argument, 0, OPT_CANARY},  {"meta", required_argument, 0, OPT_META},
         {"min-runtime", required_argument, 0, OPT_MINRT}, {"level", required_argument, 0, OPT_LEVEL},
-        {"key", required_argument, 0, 'k'},            {0, 0, 0, 0},
+        {"key", required_argument, 0, 'k'},            {"supersedes", required_argument, 0, OPT_SUPERSEDES},
+        {0, 0, 0, 0},
     };
     const char *C = "bundle", *out = NULL, *name = NULL, *canary = NULL, *minrt = NULL, *model = NULL;
     const char *keys[64];
     int n_keys = 0;
-    long long version = 0, level = 3;
+    long long version = 0, level = 3, supersedes = 0;
     int64_t life = 30 * 86400LL;
     cJSON *meta = cJSON_CreateObject();
     optind = 1;
@@ -73,6 +80,10 @@ int cmd_bundle(int argc, char **argv)
                 rc = cli_usage(C, "--expires wants a duration like 30d, 12h, 90m; got '%s'", optarg);
             break;
         case OPT_CANARY: canary = optarg; break;
+        case OPT_SUPERSEDES:
+            if (cli_parse_int(optarg, 1, 1LL << 53, &supersedes))
+                rc = cli_usage(C, "--supersedes wants an integer >= 1, got '%s'", optarg);
+            break;
         case OPT_MINRT: minrt = optarg; break;
         case OPT_LEVEL:
             if (cli_parse_int(optarg, 1, 19, &level))
@@ -113,6 +124,15 @@ int cmd_bundle(int argc, char **argv)
         rc = cli_usage(C, "unexpected argument '%s'", argv[optind]);
     if (!rc && (!model || !out || !name || !version || !n_keys))
         rc = cli_usage(C, "give MODEL.gguf, -o, --name, --version and at least one --key");
+    if (!rc && supersedes && supersedes >= version)
+        rc = cli_usage(C, "--supersedes %lld must be below --version %lld (a rollback is a newer release)", supersedes,
+                       version);
+    if (!rc && supersedes) {
+        if (cJSON_GetObjectItemCaseSensitive(meta, "supersedes"))
+            rc = cli_usage(C, "give either --supersedes or --meta supersedes=");
+        else
+            cJSON_AddNumberToObject(meta, "supersedes", (double)supersedes);
+    }
     if (rc) {
         cJSON_Delete(meta);
         return rc;

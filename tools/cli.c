@@ -1,5 +1,7 @@
 /* tools/cli.c — shared helpers of the subcommands (see cli.h). */
 #include "cli.h"
+#include "runtime.h"
+#include "signing.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -242,4 +244,100 @@ char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err)
     if (len)
         *len = n;
     return b;
+}
+
+int cli_model_check(const cli_model_opts *o, slm_err *err)
+{
+    if (!!o->model + !!o->bundle + !!o->store != 1)
+        return slm_err_set(err, SLM_EUSAGE,
+                           "give exactly one model: -m MODEL.gguf, --bundle B.slmb --trust ROOT, or --store DIR");
+    if (o->bundle && !o->n_trust)
+        return slm_err_set(err, SLM_EUSAGE, "--bundle needs --trust ROOT");
+    if (o->n_trust && !o->bundle)
+        return slm_err_set(err, SLM_EUSAGE, "--trust goes with --bundle (a store uses its pinned root)");
+    return SLM_OK;
+}
+
+int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err)
+{
+    *path = o->model;
+    if (!o->bundle && !o->store)
+        return SLM_OK;
+    /* verify before anything executes; the verified bytes live in a sealed memfd */
+    int fd = -1, rc;
+    slm_manifest *man = NULL;
+    if (o->bundle) {
+        slm_root *root = NULL;
+        int64_t now = (int64_t)time(NULL);
+        slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
+        rc = slm_trust_chain(o->trust, o->n_trust, now, &root, err);
+        if (!rc)
+            rc = slm_bundle_open_model(o->bundle, root, &vo, &fd, &man, err);
+        slm_root_free(root);
+    } else {
+        rc = slm_store_open_model(o->store, &fd, &man, err);
+    }
+    slm_manifest_free(man);
+    if (rc)
+        return rc;
+    snprintf(buf, cap, "/proc/self/fd/%d", fd);
+    *path = buf;
+    return SLM_OK;
+}
+
+int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *spv, int *seed_set)
+{
+    slm_sampler_params *sp = spv;
+    double d;
+    long long ll;
+    switch (opt) {
+    case CLI_OPT_TEMP:
+        if (cli_parse_double(arg, &d) || d < 0)
+            return cli_usage(cmd, "--temp wants a number >= 0, got '%s'", arg);
+        sp->temp = (float)d;
+        return 1;
+    case CLI_OPT_TOPK:
+        if (cli_parse_int(arg, 0, 1 << 30, &ll))
+            return cli_usage(cmd, "--top-k wants an integer >= 0, got '%s'", arg);
+        sp->top_k = (int)ll;
+        return 1;
+    case CLI_OPT_TOPP:
+        if (cli_parse_double(arg, &d) || d <= 0 || d > 1)
+            return cli_usage(cmd, "--top-p wants a number in (0, 1], got '%s'", arg);
+        sp->top_p = (float)d;
+        return 1;
+    case CLI_OPT_MINP:
+        if (cli_parse_double(arg, &d) || d < 0 || d > 1)
+            return cli_usage(cmd, "--min-p wants a number in [0, 1], got '%s'", arg);
+        sp->min_p = (float)d;
+        return 1;
+    case CLI_OPT_REP:
+        if (cli_parse_double(arg, &d) || d <= 0)
+            return cli_usage(cmd, "--repeat-penalty wants a number > 0, got '%s'", arg);
+        sp->repeat_penalty = (float)d;
+        return 1;
+    case CLI_OPT_REPN:
+        if (cli_parse_int(arg, 0, 1 << 20, &ll))
+            return cli_usage(cmd, "--repeat-last-n wants an integer >= 0, got '%s'", arg);
+        sp->repeat_last_n = (int)ll;
+        return 1;
+    case CLI_OPT_SEED: {
+        char *end;
+        unsigned long long v = strtoull(arg, &end, 10);
+        if (!*arg || *end || *arg == '-')
+            return cli_usage(cmd, "--seed wants a non-negative integer, got '%s'", arg);
+        sp->seed = v;
+        *seed_set = 1;
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
+uint64_t cli_clock_seed(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
 }

@@ -47,6 +47,40 @@ void cli_progress_end(cli_progress *p);
  * returns NULL with a one-line message naming the file. */
 char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
 
+/* The model options that run, chat and serve share: -m FILE, --bundle B --trust ROOT...,
+ * --store DIR. cli_model_path gives the GGUF to load: FILE itself, or, for a bundle or a
+ * store, the verified model in sealed memory (buf receives "/proc/self/fd/N"; the fd stays
+ * open for the process's life): what is mapped is exactly what was hashed. */
+typedef struct cli_model_opts {
+    const char *model, *bundle, *store;
+    const char *trust[16];
+    int n_trust;
+} cli_model_opts;
+/* Usage errors (none or two models, --trust without --bundle): SLM_EUSAGE with the message. */
+int cli_model_check(const cli_model_opts *o, slm_err *err);
+int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err);
+
+/* Sampling options shared by run and chat: --temp, --top-k, --top-p, --min-p,
+ * --repeat-penalty, --repeat-last-n, --seed (option ids CLI_OPT_SAMPLER_FIRST..LAST). */
+enum { CLI_OPT_TEMP = 900, CLI_OPT_TOPK, CLI_OPT_TOPP, CLI_OPT_MINP, CLI_OPT_REP, CLI_OPT_REPN, CLI_OPT_SEED };
+#define CLI_SAMPLER_LONGOPTS                                                                                    \
+    {"temp", 1, 0, CLI_OPT_TEMP}, {"top-k", 1, 0, CLI_OPT_TOPK}, {"top-p", 1, 0, CLI_OPT_TOPP},                \
+        {"min-p", 1, 0, CLI_OPT_MINP}, {"repeat-penalty", 1, 0, CLI_OPT_REP},                                   \
+        {"repeat-last-n", 1, 0, CLI_OPT_REPN}, {"seed", 1, 0, CLI_OPT_SEED}
+#define CLI_SAMPLER_HELP                                                                                        \
+    "      --temp T            temperature; 0 = greedy (default 0.8)\n"                                         \
+    "      --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"                           \
+    "      --top-p P           nucleus sampling; 1 = off (default 0.95)\n"                                      \
+    "      --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"             \
+    "      --repeat-penalty R  penalise the last --repeat-last-n tokens; 1 = off (default 1)\n"                 \
+    "      --repeat-last-n N   window of the penalty (default 64)\n"                                            \
+    "      --seed S            PRNG seed (default: from the clock; printed in the stats)\n"
+/* 1 when opt is a sampler option (parsed into sp; *seed_set when --seed), 0 when it is not,
+ * or a usage error's status (message printed). */
+int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *sp, int *seed_set);
+/* A seed from the clock when none was given. */
+uint64_t cli_clock_seed(void);
+
 double cli_now(void);               /* monotonic seconds */
 long cli_peak_rss_kb(void);         /* VmHWM of this process */
 

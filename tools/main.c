@@ -26,16 +26,29 @@ extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_
 extern const char help_run[], help_perplexity[];
 int cmd_serve(int argc, char **argv), cmd_telemetry(int argc, char **argv);
 extern const char help_serve[], help_telemetry[];
+int cmd_push(int argc, char **argv), cmd_pull(int argc, char **argv), cmd_update(int argc, char **argv);
+extern const char help_push[], help_pull[], help_update[];
+int cmd_tuf(int argc, char **argv);
+extern const char help_tuf[];
 extern const char help_convert[], help_inspect[], help_bench[];
+int cmd_template(int argc, char **argv);
+int cmd_chat(int argc, char **argv);
+extern const char help_chat[];
+extern const char help_template[];
+int cmd_tokenize(int argc, char **argv);
+extern const char help_tokenize[];
 
 static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
     {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
     {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
     {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
+    {"tokenize", cmd_tokenize, "token ids of a text with a GGUF's tokenizer (llama-tokenize's role)", help_tokenize},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
     {"serve", cmd_serve, "OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)", help_serve},
     {"telemetry", cmd_telemetry, "opt-in telemetry: on, off, status, show (counters only, never prompts)", help_telemetry},
+    {"chat", cmd_chat, "talk with a chat model: multi-turn, streaming, the model's chat template", help_chat},
+    {"template", cmd_template, "the exact prompt a chat model receives for a conversation (MESSAGES.json)", help_template},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
     {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
     {"trust", cmd_trust, "trust roots: init, rotate (N -> N+1), verify, show", help_trust},
@@ -43,6 +56,10 @@ static const slm_cmd commands[] = {
     {"sign", cmd_sign, "add a signature to a bundle or trust root, in place", help_sign},
     {"verify", cmd_verify, "verify a bundle against a trust root (streaming, bounded memory)", help_verify},
     {"install", cmd_install, "A/B install store: install with health check, --status, --revert", help_install},
+    {"push", cmd_push, "upload a bundle to an OCI registry (model artifact, signatures as referrer)", help_push},
+    {"pull", cmd_pull, "download a bundle from an OCI registry, verified as it arrives, resumable", help_pull},
+    {"update", cmd_update, "pull + verify + health-checked A/B install into a store", help_update},
+    {"tuf", cmd_tuf, "TUF-compatible metadata: init a repository, add a target, fetch as a TUF client", help_tuf},
     {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", help_bench},
     {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", help_compare},
 };

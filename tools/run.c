@@ -14,8 +14,9 @@ const char help_run[] =
     "usage: slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
     "       slm run --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [-p PROMPT] [options]\n"
     "       slm run --store DIR [-p PROMPT] [options]\n"
+    "       slm run -m MODEL.gguf --chat -i MESSAGES.json [options]\n"
     "\n"
-    "Generate text with a Llama-family (llama, qwen2) or GPT-2 model stored as GGUF\n"
+    "Generate text with a GGUF model (llama incl. Llama 3, qwen2, qwen3, gemma3, phi3, gpt2)\n"
     "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
     "tokens are sampled one at a time and streamed to stdout as they are produced.\n"
     "The prompt itself is not echoed. Generation stops after N tokens, at an\n"
@@ -32,24 +33,25 @@ const char help_run[] =
     "                          the store's pinned root the same way)\n"
     "  -p, --prompt TEXT       prompt text (default: empty, i.e. BOS only)\n"
     "  -f, --file FILE         read the prompt from FILE\n"
+    "      --chat              the prompt is a conversation: -i MESSAGES.json (a JSON array of\n"
+    "                          {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": ...}) rendered\n"
+    "                          with the model's chat template (see slm template); the reply\n"
+    "                          stops at the model's end-of-turn token\n"
+    "  -i, --messages FILE     the conversation for --chat\n"
+    "      --chat-template NAME  a built-in template instead of the model's (chatml, llama3,\n"
+    "                          gemma, phi3)\n"
     "  -n, --n-predict N       tokens to generate (default 128)\n"
     "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
-    "      --temp T            temperature; 0 = greedy (default 0.8)\n"
-    "      --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"
-    "      --top-p P           nucleus sampling; 1 = off (default 0.95)\n"
-    "      --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"
-    "      --repeat-penalty R  penalise the last --repeat-last-n tokens; 1 = off (default 1)\n"
-    "      --repeat-last-n N   window of the penalty (default 64)\n"
-    "      --seed S            PRNG seed (default: from the clock; printed in the stats)\n"
+    CLI_SAMPLER_HELP
     "  -t, --threads N         threads (default: physical cores)\n"
     "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
     "  -h, --help              this help\n"
     "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large), 4 I/O,\n"
+    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
+    "            a chat template that cannot be rendered), 4 I/O,\n"
     "            5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_TEMP = 1000, OPT_TOPK, OPT_TOPP, OPT_MINP, OPT_REP, OPT_REPN, OPT_SEED, OPT_JSON, OPT_BUNDLE, OPT_TRUST,
-       OPT_STORE };
+enum { OPT_JSON = 1000, OPT_BUNDLE, OPT_TRUST, OPT_STORE, OPT_CHAT, OPT_CHAT_TEMPLATE };
 
 /* Append bytes; *buf grows. */
 static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
@@ -109,37 +111,41 @@ int cmd_run(int argc, char **argv)
         {"model", required_argument, 0, 'm'},     {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},      {"n-predict", required_argument, 0, 'n'},
         {"ctx-size", required_argument, 0, 'c'},  {"threads", required_argument, 0, 't'},
-        {"temp", required_argument, 0, OPT_TEMP}, {"top-k", required_argument, 0, OPT_TOPK},
-        {"top-p", required_argument, 0, OPT_TOPP}, {"min-p", required_argument, 0, OPT_MINP},
-        {"repeat-penalty", required_argument, 0, OPT_REP}, {"repeat-last-n", required_argument, 0, OPT_REPN},
-        {"seed", required_argument, 0, OPT_SEED}, {"json", no_argument, 0, OPT_JSON},
+        CLI_SAMPLER_LONGOPTS, {"json", no_argument, 0, OPT_JSON},
         {"bundle", required_argument, 0, OPT_BUNDLE}, {"trust", required_argument, 0, OPT_TRUST},
-        {"store", required_argument, 0, OPT_STORE},
+        {"store", required_argument, 0, OPT_STORE}, {"chat", no_argument, 0, OPT_CHAT},
+        {"messages", required_argument, 0, 'i'}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
         {0, 0, 0, 0},
     };
     const char *C = "run";
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL;
-    const char *bundle = NULL, *store = NULL, *trust[16];
-    int n_trust = 0;
+    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *messages = NULL, *chat_template = NULL;
+    cli_model_opts mo = {0};
     char fd_path[64];
-    long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads(), ll;
-    int json = 0, seed_set = 0;
-    double d;
+    long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads();
+    int json = 0, seed_set = 0, chat = 0;
     slm_sampler_params sp;
     slm_sampler_defaults(&sp);
     optind = 1;
     opterr = 0;
     int o;
-    while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:i:", opts, NULL)) != -1) {
+        int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
+        if (r == 1)
+            continue;
+        if (r)
+            return r;
         switch (o) {
-        case 'm': model_path = optarg; break;
-        case OPT_BUNDLE: bundle = optarg; break;
-        case OPT_STORE: store = optarg; break;
+        case 'm': mo.model = optarg; break;
+        case OPT_BUNDLE: mo.bundle = optarg; break;
+        case OPT_STORE: mo.store = optarg; break;
         case OPT_TRUST:
-            if (n_trust == 16)
+            if (mo.n_trust == 16)
                 return cli_usage(C, "at most 16 --trust roots");
-            trust[n_trust++] = optarg;
+            mo.trust[mo.n_trust++] = optarg;
             break;
+        case OPT_CHAT: chat = 1; break;
+        case 'i': messages = optarg; break;
+        case OPT_CHAT_TEMPLATE: chat_template = optarg; break;
         case 'p': prompt = optarg; break;
         case 'f': prompt_file = optarg; break;
         case 'n':
@@ -154,45 +160,6 @@ int cmd_run(int argc, char **argv)
             if (cli_parse_int(optarg, 1, 1024, &n_threads))
                 return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
             break;
-        case OPT_TEMP:
-            if (cli_parse_double(optarg, &d) || d < 0)
-                return cli_usage(C, "--temp wants a number >= 0, got '%s'", optarg);
-            sp.temp = (float)d;
-            break;
-        case OPT_TOPK:
-            if (cli_parse_int(optarg, 0, 1 << 30, &ll))
-                return cli_usage(C, "--top-k wants an integer >= 0, got '%s'", optarg);
-            sp.top_k = (int)ll;
-            break;
-        case OPT_TOPP:
-            if (cli_parse_double(optarg, &d) || d <= 0 || d > 1)
-                return cli_usage(C, "--top-p wants a number in (0, 1], got '%s'", optarg);
-            sp.top_p = (float)d;
-            break;
-        case OPT_MINP:
-            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
-                return cli_usage(C, "--min-p wants a number in [0, 1], got '%s'", optarg);
-            sp.min_p = (float)d;
-            break;
-        case OPT_REP:
-            if (cli_parse_double(optarg, &d) || d <= 0)
-                return cli_usage(C, "--repeat-penalty wants a number > 0, got '%s'", optarg);
-            sp.repeat_penalty = (float)d;
-            break;
-        case OPT_REPN:
-            if (cli_parse_int(optarg, 0, 1 << 20, &ll))
-                return cli_usage(C, "--repeat-last-n wants an integer >= 0, got '%s'", optarg);
-            sp.repeat_last_n = (int)ll;
-            break;
-        case OPT_SEED: {
-            char *end;
-            unsigned long long s = strtoull(optarg, &end, 10);
-            if (!*optarg || *end || *optarg == '-')
-                return cli_usage(C, "--seed wants a non-negative integer, got '%s'", optarg);
-            sp.seed = s;
-            seed_set = 1;
-            break;
-        }
         case OPT_JSON: json = 1; break;
         case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
@@ -200,27 +167,37 @@ int cmd_run(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[optind]);
-    if (!!model_path + !!bundle + !!store != 1)
-        return cli_usage(C, "give exactly one model: -m MODEL.gguf, --bundle B.slmb --trust ROOT, or --store DIR");
-    if (bundle && !n_trust)
-        return cli_usage(C, "--bundle needs --trust ROOT");
-    if (n_trust && !bundle)
-        return cli_usage(C, "--trust goes with --bundle (a store uses its pinned root)");
+    slm_err uerr = {0};
+    if (cli_model_check(&mo, &uerr))
+        return cli_usage(C, "%s", uerr.msg);
     if (prompt && prompt_file)
         return cli_usage(C, "give the prompt with -p or -f, not both");
-    if (!seed_set) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        sp.seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
-    }
+    if (chat != !!messages)
+        return cli_usage(C, chat ? "--chat needs -i MESSAGES.json" : "-i MESSAGES.json goes with --chat");
+    if (chat && (prompt || prompt_file))
+        return cli_usage(C, "--chat takes the conversation from -i, not -p or -f");
+    if (chat_template && !chat)
+        return cli_usage(C, "--chat-template goes with --chat");
+    if (!seed_set)
+        sp.seed = cli_clock_seed();
 
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
-    if (prompt_file) {
+    if (prompt_file || messages) {
         slm_err rerr = {0};
-        if (!(file_text = cli_read_file(prompt_file, (size_t)1 << 30, &prompt_len, &rerr)))
+        if (!(file_text = cli_read_file(prompt_file ? prompt_file : messages, (size_t)1 << 30, &prompt_len, &rerr)))
             return cli_fail_err(C, &rerr);
         prompt = file_text;
+    }
+    slm_chat_msg *msgs = NULL;
+    size_t n_msgs = 0;
+    if (messages) {
+        slm_err merr = {0};
+        int mrc = slm_chat_messages_parse(file_text, prompt_len, messages, &msgs, &n_msgs, &merr);
+        if (mrc) {
+            free(file_text);
+            return cli_fail_err(C, &merr);
+        }
     }
     if (!prompt)
         prompt = "";
@@ -231,6 +208,7 @@ int cmd_run(int argc, char **argv)
     slm_tokenizer *tok = NULL;
     slm_ctx *ctx = NULL;
     slm_sampler *smp = NULL;
+    slm_chat *conv = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
     char *text = NULL;
@@ -240,28 +218,8 @@ int cmd_run(int argc, char **argv)
     double t_prompt = 0, t_gen = 0;
 
     double t0 = cli_now();
-    if (bundle || store) {
-        /* verify before anything executes; the verified bytes live in a sealed
-         * memfd, so what is mapped is exactly what was hashed */
-        int fd = -1;
-        slm_manifest *man = NULL;
-        if (bundle) {
-            slm_root *root = NULL;
-            int64_t now = (int64_t)time(NULL);
-            slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
-            rc = slm_trust_chain(trust, n_trust, now, &root, &err);
-            if (!rc)
-                rc = slm_bundle_open_model(bundle, root, &vo, &fd, &man, &err);
-            slm_root_free(root);
-        } else {
-            rc = slm_store_open_model(store, &fd, &man, &err);
-        }
-        slm_manifest_free(man);
-        if (rc)
-            goto fail;
-        snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
-        model_path = fd_path;
-    }
+    if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &model_path, &err)))
+        goto fail;
     if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
         goto fail;
     const slm_hparams *hp = slm_model_hparams(m);
@@ -276,9 +234,12 @@ int cmd_run(int argc, char **argv)
         rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
         goto fail;
     }
-    if ((rc = slm_tokenize(tok, prompt, prompt_len, slm_tokenizer_add_bos(tok), 0, &ids, &n_ids, &err)))
+    if (chat) {
+        n_ids = 0;
+    } else if ((rc = slm_tokenize(tok, prompt, prompt_len, slm_tokenizer_add_bos(tok), 0, &ids, &n_ids, &err))) {
         goto fail;
-    if (n_ids == 0) {
+    }
+    if (n_ids == 0 && !chat) {
         /* nothing to condition on: start from BOS (or EOS for models without one) */
         int32_t start = slm_tokenizer_bos(tok) >= 0 ? slm_tokenizer_bos(tok) : slm_tokenizer_eos(tok);
         if (start < 0) {
@@ -309,11 +270,25 @@ int cmd_run(int argc, char **argv)
     }
     for (size_t i = 0; i < n_ids; i++)
         slm_sampler_accept(smp, ids[i]);
+    if (chat) {
+        if ((rc = slm_chat_new(m, tok, ctx, chat_template, &conv, &err)))
+            goto fail;
+        for (size_t i = 0; i < n_msgs && !rc; i++)
+            rc = slm_chat_add(conv, msgs[i].role, msgs[i].content, msgs[i].content_len, &err);
+        if (rc)
+            goto fail;
+    }
     double t_load = cli_now() - t0;
 
     double t1 = cli_now();
-    if ((rc = slm_decode(ctx, ids, (int)n_ids, 0, &err)))
+    if (chat) {
+        int np = 0;
+        if ((rc = slm_chat_prefill(conv, &np, NULL, &err)))
+            goto fail;
+        n_ids = (size_t)np;
+    } else if ((rc = slm_decode(ctx, ids, (int)n_ids, 0, &err))) {
         goto fail;
+    }
     t_prompt = cli_now() - t1;
 
     char piece[256];
@@ -366,7 +341,7 @@ int cmd_run(int argc, char **argv)
         char *clean = utf8_clean(text ? text : "", text_len);
         cJSON_AddStringToObject(j, "text", clean ? clean : "");
         free(clean);
-        cJSON_AddStringToObject(j, "model", bundle ? bundle : store ? store : model_path);
+        cJSON_AddStringToObject(j, "model", mo.bundle ? mo.bundle : mo.store ? mo.store : model_path);
         cJSON_AddStringToObject(j, "arch", hp->arch_name);
         cJSON_AddNumberToObject(j, "prompt_tokens", (double)n_ids);
         cJSON_AddNumberToObject(j, "generated_tokens", n_gen);
@@ -400,6 +375,8 @@ fail:
         fflush(stdout);
     cli_fail_err(C, &err);
 done:
+    slm_chat_free(conv);
+    free(msgs);
     slm_sampler_free(smp);
     slm_ctx_free(ctx);
     slm_tokenizer_free(tok);

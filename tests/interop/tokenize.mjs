@@ -8,6 +8,9 @@
 //       --special: parse_special = true).
 //   node tokenize.mjs MODEL.gguf --json STRINGS.json [--special]
 //       STRINGS.json holds a JSON array of strings; prints an array of id arrays.
+//   node tokenize.mjs MODEL.gguf --eog N_VOCAB
+//       prints the JSON array of every id below N_VOCAB that llama.cpp treats as
+//       end of generation (model.isEogToken).
 //   node tokenize.mjs MODEL.gguf --detok IDS.json [--special]
 //       IDS.json holds a JSON array of id arrays; prints the JSON array of
 //       llama.cpp's detokenized strings (model.detokenize(ids, special)).
@@ -43,8 +46,8 @@ async function loadNodeLlamaCpp() {
 const args = process.argv.slice(2);
 const special = args.includes("--special");
 const rest = args.filter((a) => a !== "--special");
-if (rest.length < 2) {
-    process.stderr.write("usage: tokenize.mjs MODEL.gguf (TEXTFILE | --json STRINGS.json | --detok IDS.json) [--special]\n");
+if (rest.length < 3) {
+    process.stderr.write("usage: tokenize.mjs MODEL.gguf (TEXTFILE | --json STRINGS.json | --detok IDS.json | --eog N_VOCAB) [--special]\n");
     process.exit(2);
 }
 const [modelPath, mode, file] = rest;
@@ -54,7 +57,11 @@ const llama = await getLlama({gpu: false, build: "never", usePrebuiltBinaries: t
 const model = await llama.loadModel({modelPath, vocabOnly: true});
 
 let out;
-if (mode === "--json") {
+if (mode === "--eog") {
+    out = [];
+    const n = Number(file);
+    for (let i = 0; i < n; i++) if (model.isEogToken(i)) out.push(i);
+} else if (mode === "--json") {
     const strings = JSON.parse(fs.readFileSync(file, "utf8"));
     out = strings.map((s) => Array.from(model.tokenize(s, special)));
 } else if (mode === "--detok") {

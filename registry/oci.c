@@ -1,0 +1,576 @@
+/* registry/oci.c — references, OCI manifests, push (blobs with digest check,
+ * manifest, referrer with the tag-schema fallback). */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "rg_internal.h"
+
+/* ---- references ---------------------------------------------------------------------- */
+static int is_hex64(const char *s)
+{
+    for (int i = 0; i < 64; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return 0;
+    return s[64] == 0;
+}
+
+int slm_ref_parse(const char *s, slm_ref *r, slm_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!s || !*s)
+        return slm_err_set(err, SLM_EUSAGE, "empty registry reference");
+    if (strstr(s, "://"))
+        return slm_err_set(err, SLM_EUSAGE, "reference '%s': give host/repo:tag without a scheme (--plain-http for http)", s);
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || (size_t)(slash - s) >= sizeof r->host)
+        return slm_err_set(err, SLM_EUSAGE, "reference '%s': expected HOST[:PORT]/REPO[:TAG][@sha256:...]", s);
+    memcpy(r->host, s, (size_t)(slash - s));
+    for (const char *p = r->host; *p; p++)
+        if (!(isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == ':' || *p == '[' || *p == ']'))
+            return slm_err_set(err, SLM_EUSAGE, "reference '%s': bad character in the host", s);
+    const char *rest = slash + 1;
+    const char *at = strchr(rest, '@');
+    size_t name_end = at ? (size_t)(at - rest) : strlen(rest);
+    if (at) {
+        if (strncmp(at + 1, "sha256:", 7) || !is_hex64(at + 8))
+            return slm_err_set(err, SLM_EUSAGE, "reference '%s': the digest must be sha256:<64 lowercase hex>", s);
+        snprintf(r->digest, sizeof r->digest, "%s", at + 1);
+    }
+    /* a tag is after the last ':' of the last path component */
+    const char *last = rest;
+    for (size_t i = 0; i < name_end; i++)
+        if (rest[i] == '/')
+            last = rest + i + 1;
+    const char *colon = memchr(last, ':', name_end - (size_t)(last - rest));
+    size_t repo_len = colon ? (size_t)(colon - rest) : name_end;
+    if (!repo_len || repo_len >= sizeof r->repo)
+        return slm_err_set(err, SLM_EUSAGE, "reference '%s': missing or too long repository name", s);
+    memcpy(r->repo, rest, repo_len);
+    for (const char *p = r->repo; *p; p++)
+        if (!(islower((unsigned char)*p) || isdigit((unsigned char)*p) || strchr("._-/", *p)))
+            return slm_err_set(err, SLM_EUSAGE, "reference '%s': repository names use a-z 0-9 . _ - /", s);
+    if (colon) {
+        size_t tl = name_end - (size_t)(colon + 1 - rest);
+        if (!tl || tl > 128)
+            return slm_err_set(err, SLM_EUSAGE, "reference '%s': a tag has 1..128 characters", s);
+        memcpy(r->tag, colon + 1, tl);
+        for (const char *p = r->tag; *p; p++)
+            if (!(isalnum((unsigned char)*p) || strchr("._-", *p)))
+                return slm_err_set(err, SLM_EUSAGE, "reference '%s': tags use A-Z a-z 0-9 . _ -", s);
+    }
+    if (!r->tag[0] && !r->digest[0])
+        snprintf(r->tag, sizeof r->tag, "latest");
+    return 0;
+}
+
+/* ---- manifests ------------------------------------------------------------------------- */
+static int parse_desc(const cJSON *d, slm_oci_layer *l, const char *what, slm_err *err)
+{
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(d, "mediaType");
+    const cJSON *dg = cJSON_GetObjectItemCaseSensitive(d, "digest");
+    const cJSON *sz = cJSON_GetObjectItemCaseSensitive(d, "size");
+    if (!cJSON_IsString(mt) || !cJSON_IsString(dg) || !cJSON_IsNumber(sz))
+        return slm_err_set(err, SLM_EINPUT, "registry manifest: %s lacks mediaType, digest or size", what);
+    if (strlen(mt->valuestring) >= sizeof l->media_type)
+        return slm_err_set(err, SLM_EINPUT, "registry manifest: %s media type too long", what);
+    if (strncmp(dg->valuestring, "sha256:", 7) || !is_hex64(dg->valuestring + 7))
+        return slm_err_set(err, SLM_EINPUT, "registry manifest: %s digest is not sha256:<64 hex>", what);
+    double v = sz->valuedouble;
+    if (!(v >= 0 && v <= 9007199254740992.0) || v != (double)(uint64_t)v)
+        return slm_err_set(err, SLM_EINPUT, "registry manifest: %s size is not an integer in 0..2^53", what);
+    strcpy(l->media_type, mt->valuestring);
+    strcpy(l->digest, dg->valuestring);
+    l->size = (uint64_t)v;
+    return 0;
+}
+
+int slm_oci_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, slm_err *err)
+{
+    memset(m, 0, sizeof *m);
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    int rc = 0;
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        return slm_err_set(err, SLM_EINPUT, "registry manifest is not a JSON object");
+    }
+    const cJSON *sv = cJSON_GetObjectItemCaseSensitive(j, "schemaVersion");
+    const cJSON *mt = cJSON_GetObjectItemCaseSensitive(j, "mediaType");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "artifactType");
+    const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(j, "config");
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "layers");
+    if (!cJSON_IsNumber(sv) || sv->valuedouble != 2)
+        rc = slm_err_set(err, SLM_EINPUT, "registry manifest: schemaVersion is not 2");
+    else if (cJSON_IsString(mt) && strcmp(mt->valuestring, SLM_OCI_MANIFEST_MT))
+        rc = slm_err_set(err, SLM_EINPUT, "registry manifest: media type '%.100s' is not an OCI image manifest",
+                         mt->valuestring);
+    else if (!cJSON_IsObject(cfg) || !cJSON_IsArray(ls))
+        rc = slm_err_set(err, SLM_EINPUT, "registry manifest: no config or no layers");
+    if (!rc && cJSON_IsString(at)) {
+        if (strlen(at->valuestring) >= sizeof m->artifact_type)
+            rc = slm_err_set(err, SLM_EINPUT, "registry manifest: artifactType too long");
+        else
+            strcpy(m->artifact_type, at->valuestring);
+    }
+    if (!rc)
+        rc = parse_desc(cfg, &m->config, "config", err);
+    int nl = rc ? 0 : cJSON_GetArraySize(ls);
+    if (!rc && (nl < 1 || nl > SLM_OCI_MAX_LAYERS))
+        rc = slm_err_set(err, SLM_EINPUT, "registry manifest: %d layers (1..%d allowed)", nl, SLM_OCI_MAX_LAYERS);
+    for (int i = 0; !rc && i < nl; i++) {
+        char what[32];
+        snprintf(what, sizeof what, "layer %d", i);
+        rc = parse_desc(cJSON_GetArrayItem(ls, i), &m->layers[i], what, err);
+    }
+    if (!rc)
+        m->n_layers = nl;
+    cJSON_Delete(j);
+    return rc;
+}
+
+/* ---- the bundle as layers -------------------------------------------------------------- */
+typedef struct bundle_parts {
+    int fd;
+    uint64_t head_len, total;
+    char name[129];
+    uint64_t version;
+    int n_files;
+    struct {
+        char name[65];
+        uint64_t off, zsize, size;
+        char zdigest[72], diff_id[72];
+    } f[SLM_BUNDLE_MAX_FILES];
+    char head_digest[72];
+    char *manifest;     /* signed manifest bytes (NUL-terminated) */
+    char *sigs;         /* signature block */
+} bundle_parts;
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static int read_at(int fd, void *buf, size_t n, uint64_t off)
+{
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = pread(fd, (char *)buf + got, n - got, (off_t)(off + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Structure only (the signatures are the installer's business; a publisher
+ * runs `slm verify` before pushing). */
+static int parts_open(const char *path, bundle_parts *b, slm_err *err)
+{
+    memset(b, 0, sizeof *b);
+    b->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (b->fd < 0)
+        return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat sb;
+    uint8_t h[SLM_BUNDLE_HEADER_LEN];
+    if (fstat(b->fd, &sb) || !S_ISREG(sb.st_mode))
+        return slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
+    b->total = (uint64_t)sb.st_size;
+    if (read_at(b->fd, h, sizeof h, 0) || memcmp(h, SLM_BUNDLE_MAGIC, 8) || le32(h + 8) != SLM_BUNDLE_FORMAT)
+        return slm_err_set(err, SLM_EINPUT, "%s: not a bundle (format %d)", path, SLM_BUNDLE_FORMAT);
+    uint32_t ml = le32(h + 12), sl = le32(h + 16);
+    if (ml < 2 || ml > SLM_MANIFEST_MAX || sl < 2 || sl > SLM_SIGS_MAX)
+        return slm_err_set(err, SLM_EINPUT, "%s: bad manifest/signature lengths in the header", path);
+    b->head_len = SLM_BUNDLE_HEADER_LEN + (uint64_t)ml + sl;
+    if (b->head_len > b->total)
+        return slm_err_set(err, SLM_EINPUT, "%s: truncated inside its head", path);
+    b->manifest = malloc(ml + 1);
+    b->sigs = malloc(sl + 1);
+    uint8_t *head = malloc(b->head_len);
+    if (!b->manifest || !b->sigs || !head) {
+        free(head);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
+    if (read_at(b->fd, head, b->head_len, 0)) {
+        free(head);
+        return slm_err_set(err, SLM_EIO, "%s: read failed", path);
+    }
+    memcpy(b->manifest, head + SLM_BUNDLE_HEADER_LEN, ml);
+    b->manifest[ml] = 0;
+    memcpy(b->sigs, head + SLM_BUNDLE_HEADER_LEN + ml, sl);
+    b->sigs[sl] = 0;
+    rg_digest(head, b->head_len, b->head_digest);
+    free(head);
+    cJSON *j = cJSON_ParseWithLength(b->manifest, ml);
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
+    const cJSON *files = cJSON_GetObjectItemCaseSensitive(j, "files");
+    int rc = 0;
+    if (!cJSON_IsString(nm) || strlen(nm->valuestring) >= sizeof b->name || !cJSON_IsNumber(ver) ||
+        !cJSON_IsArray(files) || cJSON_GetArraySize(files) < 1 || cJSON_GetArraySize(files) > SLM_BUNDLE_MAX_FILES)
+        rc = slm_err_set(err, SLM_EINPUT, "%s: the bundle manifest lacks name, version or files", path);
+    uint64_t off = b->head_len;
+    for (int i = 0; !rc && i < cJSON_GetArraySize(files); i++) {
+        const cJSON *f = cJSON_GetArrayItem(files, i);
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(f, "name");
+        const cJSON *zs = cJSON_GetObjectItemCaseSensitive(f, "zsize");
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(f, "size");
+        const cJSON *zh = cJSON_GetObjectItemCaseSensitive(f, "zsha256");
+        const cJSON *sh = cJSON_GetObjectItemCaseSensitive(f, "sha256");
+        if (!cJSON_IsString(fn) || strlen(fn->valuestring) > 64 || !cJSON_IsNumber(zs) || !cJSON_IsNumber(s) ||
+            !cJSON_IsString(zh) || !is_hex64(zh->valuestring) || !cJSON_IsString(sh) || !is_hex64(sh->valuestring) ||
+            zs->valuedouble < 0 || zs->valuedouble > 9007199254740992.0) {
+            rc = slm_err_set(err, SLM_EINPUT, "%s: file %d of the bundle manifest is malformed", path, i);
+            break;
+        }
+        strcpy(b->f[i].name, fn->valuestring);
+        b->f[i].zsize = (uint64_t)zs->valuedouble;
+        b->f[i].size = (uint64_t)s->valuedouble;
+        b->f[i].off = off;
+        snprintf(b->f[i].zdigest, sizeof b->f[i].zdigest, "sha256:%s", zh->valuestring);
+        snprintf(b->f[i].diff_id, sizeof b->f[i].diff_id, "sha256:%s", sh->valuestring);
+        off += b->f[i].zsize;
+        b->n_files = i + 1;
+    }
+    if (!rc && off != b->total)
+        rc = slm_err_set(err, SLM_EINPUT, "%s: the payload is %llu bytes, the manifest declares %llu", path,
+                         (unsigned long long)(b->total - b->head_len), (unsigned long long)(off - b->head_len));
+    if (!rc) {
+        strcpy(b->name, nm->valuestring);
+        b->version = (uint64_t)ver->valuedouble;
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+static void parts_close(bundle_parts *b)
+{
+    if (b->fd >= 0)
+        close(b->fd);
+    free(b->manifest);
+    free(b->sigs);
+}
+
+/* ---- push ---------------------------------------------------------------------------------- */
+#define RG_CHUNK (32ull << 20) /* blobs above this go up in PATCH chunks */
+
+static int status_err(const char *what, const rg_resp *r, slm_err *err)
+{
+    char body[200] = "";
+    if (r->body)
+        snprintf(body, sizeof body, ": %.180s", r->body);
+    for (char *p = body; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return slm_err_set(err, SLM_EIO, "%s: the registry answered %ld%s", what, r->status, body);
+}
+
+static int next_location(rg_client *c, const rg_resp *r, char *out, size_t cap, slm_err *err)
+{
+    if (!r->location[0])
+        return slm_err_set(err, SLM_EIO, "%s: upload answer without a Location", c->ref.host);
+    if (r->location[0] == '/')
+        snprintf(out, cap, "%s%s", c->base, r->location);
+    else
+        snprintf(out, cap, "%s", r->location);
+    return 0;
+}
+
+/* Upload one blob unless the registry has it. *existed = 1 when it had. */
+static int push_blob(rg_client *c, const char *digest, rg_upload *src, int *existed, slm_err *err)
+{
+    char path[1024], loc[4096], url[4200];
+    rg_resp r = {0};
+    snprintf(path, sizeof path, "/v2/%s/blobs/%s", c->ref.repo, digest);
+    int rc = rg_request(c, "HEAD", path, NULL, NULL, &r, err);
+    if (!rc && r.status == 200) {
+        *existed = 1;
+        rg_resp_free(&r);
+        return 0;
+    }
+    *existed = 0;
+    snprintf(path, sizeof path, "/v2/%s/blobs/uploads/", c->ref.repo);
+    if (!rc)
+        rc = rg_request(c, "POST", path, NULL, NULL, &r, err);
+    if (!rc && r.status != 202)
+        rc = status_err("blob upload start", &r, err);
+    if (!rc)
+        rc = next_location(c, &r, loc, sizeof loc, err);
+    uint64_t done = 0;
+    while (!rc && src->len - done > RG_CHUNK) { /* chunked: PATCH with Content-Range */
+        rg_upload part = *src;
+        part.off += done;
+        part.len = RG_CHUNK;
+        if (part.mem)
+            part.mem = (const char *)part.mem + done;
+        char cr[96];
+        snprintf(cr, sizeof cr, "Content-Range: %llu-%llu", (unsigned long long)done,
+                 (unsigned long long)(done + part.len - 1));
+        const char *hs[] = {"Content-Type: application/octet-stream", cr, NULL};
+        rc = rg_request(c, "PATCH", loc, hs, &part, &r, err);
+        if (!rc && r.status != 202)
+            rc = status_err("blob chunk upload", &r, err);
+        if (!rc)
+            rc = next_location(c, &r, loc, sizeof loc, err);
+        done += part.len;
+    }
+    rg_upload last = *src;
+    last.off += done;
+    last.len -= done;
+    if (last.mem)
+        last.mem = (const char *)last.mem + done;
+    snprintf(url, sizeof url, "%s%sdigest=%s", loc, strchr(loc, '?') ? "&" : "?", digest);
+    const char *hs[] = {"Content-Type: application/octet-stream", NULL};
+    if (!rc)
+        rc = rg_request(c, "PUT", url, hs, &last, &r, err);
+    if (!rc && r.status != 201)
+        rc = r.status == 400 ? slm_err_set(err, SLM_EVERIFY, "blob %s: the registry refused it (400: digest check "
+                                           "failed?): %.150s", digest, r.body ? r.body : "")
+                             : status_err("blob upload", &r, err);
+    if (!rc && r.digest[0] && strcmp(r.digest, digest))
+        rc = slm_err_set(err, SLM_EVERIFY, "blob upload: the registry stored %s, expected %s", r.digest, digest);
+    rg_resp_free(&r);
+    return rc;
+}
+
+static int put_manifest(rg_client *c, const char *ref, const char *mt, const char *body, char *digest_out,
+                        char *subject_out, slm_err *err)
+{
+    char path[1024], ct[200];
+    snprintf(path, sizeof path, "/v2/%s/manifests/%s", c->ref.repo, ref);
+    snprintf(ct, sizeof ct, "Content-Type: %s", mt);
+    const char *hs[] = {ct, NULL};
+    rg_upload up = {body, -1, 0, strlen(body), 0};
+    rg_resp r = {0};
+    char dg[72];
+    rg_digest(body, strlen(body), dg);
+    int rc = rg_request(c, "PUT", path, hs, &up, &r, err);
+    if (!rc && r.status != 201)
+        rc = status_err("manifest upload", &r, err);
+    if (!rc && r.digest[0] && strcmp(r.digest, dg))
+        rc = slm_err_set(err, SLM_EVERIFY, "manifest upload: the registry reports digest %s, expected %s", r.digest, dg);
+    if (!rc && digest_out)
+        strcpy(digest_out, dg);
+    if (!rc && subject_out)
+        snprintf(subject_out, 72, "%.71s", r.oci_subject);
+    rg_resp_free(&r);
+    return rc;
+}
+
+static cJSON *desc(const char *mt, const char *digest, uint64_t size)
+{
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "mediaType", mt);
+    cJSON_AddStringToObject(d, "digest", digest);
+    cJSON_AddNumberToObject(d, "size", (double)size);
+    return d;
+}
+
+/* GET a manifest or index by tag/digest into memory (bounded). 404 -> *found = 0. */
+static int get_manifest(rg_client *c, const char *ref, const char *accept, rg_resp *r, int *found, slm_err *err)
+{
+    char path[1024], acc[300];
+    snprintf(path, sizeof path, "/v2/%s/manifests/%s", c->ref.repo, ref);
+    snprintf(acc, sizeof acc, "Accept: %s", accept);
+    const char *hs[] = {acc, NULL};
+    int rc = rg_request(c, "GET", path, hs, NULL, r, err);
+    if (rc)
+        return rc;
+    *found = r->status == 200;
+    if (r->status == 404)
+        return 0;
+    if (r->status != 200)
+        return status_err("manifest fetch", r, err);
+    return 0;
+}
+
+/* The referrer: the signed manifest + signatures as an artifact whose subject
+ * is the model manifest. Referrers API when the registry has it (it answers
+ * OCI-Subject), else the tag schema: index "sha256-<hex>" listing referrers. */
+static int push_referrer(rg_client *c, const bundle_parts *b, const char *subj_digest, uint64_t subj_size,
+                         slm_push_result *res, slm_err *err)
+{
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddStringToObject(doc, "manifest", b->manifest);
+    cJSON_AddStringToObject(doc, "signatures", b->sigs);
+    char *docs = cJSON_PrintUnformatted(doc);
+    cJSON_Delete(doc);
+    if (!docs)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    char doc_dg[72], empty_dg[72];
+    rg_digest(docs, strlen(docs), doc_dg);
+    rg_digest("{}", 2, empty_dg);
+    int existed;
+    rg_upload u1 = {docs, -1, 0, strlen(docs), 0}, u2 = {"{}", -1, 0, 2, 0};
+    int rc = push_blob(c, doc_dg, &u1, &existed, err);
+    if (!rc)
+        rc = push_blob(c, empty_dg, &u2, &existed, err);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "schemaVersion", 2);
+    cJSON_AddStringToObject(m, "mediaType", SLM_OCI_MANIFEST_MT);
+    cJSON_AddStringToObject(m, "artifactType", SLM_SIGNATURE_ARTIFACT_TYPE);
+    cJSON_AddItemToObject(m, "config", desc(SLM_OCI_EMPTY_MT, empty_dg, 2));
+    cJSON *ls = cJSON_AddArrayToObject(m, "layers");
+    cJSON_AddItemToArray(ls, desc("application/vnd.slmkit.bundle.manifest.v1+json", doc_dg, strlen(docs)));
+    cJSON_AddItemToObject(m, "subject", desc(SLM_OCI_MANIFEST_MT, subj_digest, subj_size));
+    cJSON *an = cJSON_AddObjectToObject(m, "annotations");
+    cJSON_AddStringToObject(an, "org.slmkit.bundle.name", b->name);
+    char *ms = cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    free(docs);
+    if (!ms)
+        return rc ? rc : slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    char ref_dg[72], subject_hdr[72] = "";
+    rg_digest(ms, strlen(ms), ref_dg);
+    if (!rc)
+        rc = put_manifest(c, ref_dg, SLM_OCI_MANIFEST_MT, ms, NULL, subject_hdr, err);
+    if (!rc)
+        strcpy(res->referrer_digest, ref_dg);
+    uint64_t ms_len = strlen(ms);
+    free(ms);
+    if (rc)
+        return rc;
+    if (subject_hdr[0]) {
+        res->referrers_api = 1;
+        return 0;
+    }
+    /* tag-schema fallback: <alg>-<hex> tag holding an index of referrers */
+    char tag[80];
+    snprintf(tag, sizeof tag, "sha256-%s", subj_digest + 7);
+    rg_resp r = {0};
+    int found = 0;
+    rc = get_manifest(c, tag, SLM_OCI_INDEX_MT, &r, &found, err);
+    cJSON *idx = NULL;
+    if (!rc && found) {
+        idx = cJSON_ParseWithLength(r.body ? r.body : "", r.len);
+        if (!cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(idx, "manifests"))) {
+            cJSON_Delete(idx);
+            idx = NULL; /* not an index: replaced */
+        }
+    }
+    rg_resp_free(&r);
+    if (rc)
+        return rc;
+    if (!idx) {
+        idx = cJSON_CreateObject();
+        cJSON_AddNumberToObject(idx, "schemaVersion", 2);
+        cJSON_AddStringToObject(idx, "mediaType", SLM_OCI_INDEX_MT);
+        cJSON_AddArrayToObject(idx, "manifests");
+    }
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(idx, "manifests"), *e;
+    int have = 0;
+    cJSON_ArrayForEach(e, list)
+    {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(e, "digest");
+        have |= cJSON_IsString(d) && !strcmp(d->valuestring, ref_dg);
+    }
+    if (!have) {
+        cJSON *d = desc(SLM_OCI_MANIFEST_MT, ref_dg, ms_len);
+        cJSON_AddStringToObject(d, "artifactType", SLM_SIGNATURE_ARTIFACT_TYPE);
+        cJSON_AddItemToArray(list, d);
+    }
+    char *is = cJSON_PrintUnformatted(idx);
+    cJSON_Delete(idx);
+    if (!is)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    rc = put_manifest(c, tag, SLM_OCI_INDEX_MT, is, NULL, NULL, err);
+    free(is);
+    res->referrers_api = 0;
+    return rc;
+}
+
+int slm_registry_push(const char *bundle_path, const char *refs, const slm_registry_opts *o, slm_push_result *res,
+                      slm_err *err)
+{
+    slm_ref ref;
+    int rc = slm_ref_parse(refs, &ref, err);
+    if (rc)
+        return rc;
+    if (!ref.tag[0] || ref.digest[0])
+        return slm_err_set(err, SLM_EUSAGE, "push: give a tag (HOST/REPO:TAG), not a digest");
+    memset(res, 0, sizeof *res);
+    bundle_parts b;
+    rc = parts_open(bundle_path, &b, err);
+    rg_client c;
+    memset(&c, 0, sizeof c);
+    if (!rc)
+        rc = rg_client_init(&c, &ref, o, 1, err);
+    /* ModelPack config: what the model is, and the uncompressed digests (diffIds) */
+    cJSON *cfg = cJSON_CreateObject();
+    cJSON *dsc = cJSON_AddObjectToObject(cfg, "descriptor");
+    cJSON_AddStringToObject(dsc, "name", b.name);
+    char vs[32];
+    snprintf(vs, sizeof vs, "%llu", (unsigned long long)b.version);
+    cJSON_AddStringToObject(dsc, "version", vs);
+    cJSON *cc = cJSON_AddObjectToObject(cfg, "config");
+    cJSON_AddStringToObject(cc, "format", "gguf");
+    cJSON *mfs = cJSON_AddObjectToObject(cfg, "modelfs");
+    cJSON_AddStringToObject(mfs, "type", "layers");
+    cJSON *diff = cJSON_AddArrayToObject(mfs, "diffIds");
+    for (int i = 0; i < b.n_files; i++)
+        cJSON_AddItemToArray(diff, cJSON_CreateString(b.f[i].diff_id));
+    char *cfgs = cJSON_PrintUnformatted(cfg);
+    cJSON_Delete(cfg);
+    char cfg_dg[72];
+    if (!rc && !cfgs)
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    if (!rc)
+        rg_digest(cfgs, strlen(cfgs), cfg_dg);
+    int existed = 0;
+    if (!rc) {
+        rg_upload u = {cfgs, -1, 0, strlen(cfgs), 0};
+        rc = push_blob(&c, cfg_dg, &u, &existed, err);
+    }
+    if (!rc) {
+        rg_upload u = {NULL, b.fd, 0, b.head_len, 0};
+        rc = push_blob(&c, b.head_digest, &u, &existed, err);
+        existed ? res->blobs_existing++ : res->blobs_uploaded++;
+    }
+    for (int i = 0; !rc && i < b.n_files; i++) {
+        rg_upload u = {NULL, b.fd, b.f[i].off, b.f[i].zsize, 0};
+        rc = push_blob(&c, b.f[i].zdigest, &u, &existed, err);
+        existed ? res->blobs_existing++ : res->blobs_uploaded++;
+    }
+    char *ms = NULL;
+    if (!rc) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddNumberToObject(m, "schemaVersion", 2);
+        cJSON_AddStringToObject(m, "mediaType", SLM_OCI_MANIFEST_MT);
+        cJSON_AddStringToObject(m, "artifactType", SLM_MODEL_ARTIFACT_TYPE);
+        cJSON_AddItemToObject(m, "config", desc(SLM_MODEL_CONFIG_MT, cfg_dg, strlen(cfgs)));
+        cJSON *ls = cJSON_AddArrayToObject(m, "layers");
+        cJSON *hd = desc(SLM_BUNDLE_HEAD_MT, b.head_digest, b.head_len);
+        cJSON_AddItemToArray(ls, hd);
+        for (int i = 0; i < b.n_files; i++) {
+            cJSON *d = desc(SLM_BUNDLE_PAYLOAD_MT, b.f[i].zdigest, b.f[i].zsize);
+            cJSON *an = cJSON_AddObjectToObject(d, "annotations");
+            cJSON_AddStringToObject(an, "org.cncf.model.filepath", b.f[i].name);
+            cJSON_AddStringToObject(an, "org.slmkit.uncompressed.digest", b.f[i].diff_id);
+            cJSON_AddItemToArray(ls, d);
+        }
+        cJSON *an = cJSON_AddObjectToObject(m, "annotations");
+        cJSON_AddStringToObject(an, "org.opencontainers.image.title", b.name);
+        cJSON_AddStringToObject(an, "org.opencontainers.image.version", vs);
+        ms = cJSON_PrintUnformatted(m);
+        cJSON_Delete(m);
+        if (!ms)
+            rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
+    if (!rc)
+        rc = put_manifest(&c, ref.tag, SLM_OCI_MANIFEST_MT, ms, res->manifest_digest, NULL, err);
+    if (!rc) {
+        res->manifest_size = strlen(ms);
+        res->n_layers = 1 + b.n_files;
+        strcpy(res->payload_digest, b.f[0].zdigest);
+        rc = push_referrer(&c, &b, res->manifest_digest, res->manifest_size, res, err);
+    }
+    free(ms);
+    free(cfgs);
+    rg_client_free(&c);
+    parts_close(&b);
+    return rc;
+}

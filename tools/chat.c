@@ -1,0 +1,229 @@
+/* tools/chat.c — `slm chat`: a multi-turn conversation with a chat model on the terminal
+ * (or through stdin), streaming each reply; the KV cache is reused from turn to turn. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "runtime.h"
+
+const char help_chat[] =
+    "usage: slm chat -m MODEL.gguf | --bundle B.slmb --trust ROOT | --store DIR [options]\n"
+    "\n"
+    "Talk with a chat model. Each line read from stdin is a user message; the whole\n"
+    "conversation is rendered with the model's chat template (as slm template shows it)\n"
+    "and the reply streams to stdout until the model's end-of-turn token (or -n tokens).\n"
+    "Only the part of the conversation not yet in the KV cache is evaluated. On a\n"
+    "terminal a '> ' prompt is shown on stderr. Commands: /clear forgets the conversation\n"
+    "(but the system message), /exit (or end of input) quits.\n"
+    "\n"
+    "options:\n"
+    "  -m, --model FILE        GGUF model (or --bundle B --trust ROOT, or --store DIR, as slm run)\n"
+    "      --system TEXT       a system message first\n"
+    "      --chat-template NAME  a built-in template instead of the model's (chatml, llama3,\n"
+    "                          gemma, phi3)\n"
+    "  -n, --n-predict N       most tokens of one reply (default 1024)\n"
+    "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
+    CLI_SAMPLER_HELP
+    "  -t, --threads N         threads (default: physical cores)\n"
+    "  -h, --help              this help\n"
+    "\n"
+    "exit codes: 0 ok, 2 usage, 3 bad input (model, template, conversation longer than the\n"
+    "            context), 4 I/O, 5 verification failed (--bundle/--store), 6 internal\n";
+
+enum { OPT_BUNDLE = 1000, OPT_TRUST, OPT_STORE, OPT_SYSTEM, OPT_CHAT_TEMPLATE };
+
+/* One reply: sample until end of turn, -n tokens or a full context; stream it, collect it. */
+static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampler *smp, long long n_predict,
+                 char **text, size_t *len, slm_err *err)
+{
+    size_t cap = 256;
+    char *buf = malloc(cap), piece[256];
+    if (!buf)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    *len = 0;
+    int rc = 0;
+    for (long long n = 0; n < n_predict; n++) {
+        int32_t next = slm_sampler_sample(smp, slm_ctx_logits(ctx, 0));
+        if (slm_tokenizer_is_eog(tok, next))
+            break;
+        size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
+        char *big = pn > sizeof piece ? malloc(pn) : NULL;
+        if (big)
+            slm_token_to_piece(tok, next, 0, big, pn);
+        const char *pp = pn > sizeof piece ? big : piece;
+        if (pp) {
+            fwrite(pp, 1, pn, stdout);
+            fflush(stdout);
+            if (*len + pn + 1 > cap) {
+                cap = (*len + pn + 1) * 2;
+                char *nb = realloc(buf, cap);
+                if (!nb) {
+                    free(big);
+                    rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+                    break;
+                }
+                buf = nb;
+            }
+            memcpy(buf + *len, pp, pn);
+            *len += pn;
+        }
+        free(big);
+        if (n + 1 == n_predict || slm_ctx_n_past(ctx) >= slm_ctx_n_ctx(ctx))
+            break;
+        if ((rc = slm_decode(ctx, &next, 1, 0, err)))
+            break;
+        if (slm_chat_push(ch, next)) {
+            rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+            break;
+        }
+    }
+    buf[*len] = 0;
+    *text = buf;
+    return rc;
+}
+
+int cmd_chat(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"bundle", required_argument, 0, OPT_BUNDLE},
+        {"trust", required_argument, 0, OPT_TRUST}, {"store", required_argument, 0, OPT_STORE},
+        {"system", required_argument, 0, OPT_SYSTEM}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
+        {"n-predict", required_argument, 0, 'n'}, {"ctx-size", required_argument, 0, 'c'},
+        {"threads", required_argument, 0, 't'}, CLI_SAMPLER_LONGOPTS, {0, 0, 0, 0},
+    };
+    const char *C = "chat", *system_msg = NULL, *tname = NULL;
+    cli_model_opts mo = {0};
+    long long n_predict = 1024, n_ctx = 0, n_threads = cli_default_threads();
+    int seed_set = 0, o;
+    slm_sampler_params sp;
+    slm_sampler_defaults(&sp);
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":m:n:c:t:", opts, NULL)) != -1) {
+        int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
+        if (r == 1)
+            continue;
+        if (r)
+            return r;
+        switch (o) {
+        case 'm': mo.model = optarg; break;
+        case OPT_BUNDLE: mo.bundle = optarg; break;
+        case OPT_STORE: mo.store = optarg; break;
+        case OPT_TRUST:
+            if (mo.n_trust == 16)
+                return cli_usage(C, "at most 16 --trust roots");
+            mo.trust[mo.n_trust++] = optarg;
+            break;
+        case OPT_SYSTEM: system_msg = optarg; break;
+        case OPT_CHAT_TEMPLATE: tname = optarg; break;
+        case 'n':
+            if (cli_parse_int(optarg, 1, 1 << 30, &n_predict))
+                return cli_usage(C, "-n wants a token count >= 1, got '%s'", optarg);
+            break;
+        case 'c':
+            if (cli_parse_int(optarg, 1, 1 << 30, &n_ctx))
+                return cli_usage(C, "-c wants a positive context length, got '%s'", optarg);
+            break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 1024, &n_threads))
+                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
+            break;
+        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    slm_err err = {0};
+    if (cli_model_check(&mo, &err))
+        return cli_usage(C, "%s", err.msg);
+    if (tname && !slm_chat_builtin(tname))
+        return cli_usage(C, "unknown chat template '%s' (built-in: %s)", tname, slm_chat_builtin_names());
+    if (!seed_set)
+        sp.seed = cli_clock_seed();
+
+    char fd_path[64];
+    const char *path = NULL;
+    slm_model *m = NULL;
+    slm_tokenizer *tok = NULL;
+    slm_ctx *ctx = NULL;
+    slm_sampler *smp = NULL;
+    slm_chat *ch = NULL;
+    char *line = NULL, *text = NULL;
+    size_t line_cap = 0;
+    int rc;
+    if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &path, &err)) ||
+        (rc = slm_model_load(path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+        goto out;
+    const slm_hparams *hp = slm_model_hparams(m);
+    if (n_ctx == 0)
+        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+    if (n_ctx > hp->n_ctx_train) {
+        rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+        goto out;
+    }
+    int n_vocab = slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab;
+    if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)) ||
+        (rc = slm_chat_new(m, tok, ctx, tname, &ch, &err)))
+        goto out;
+    if (!(smp = slm_sampler_new(&sp, n_vocab))) {
+        rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+        goto out;
+    }
+    if (system_msg && (rc = slm_chat_add(ch, "system", system_msg, strlen(system_msg), &err)))
+        goto out;
+    const int tty = isatty(STDIN_FILENO);
+    for (;;) {
+        if (tty) {
+            fputs("> ", stderr);
+            fflush(stderr);
+        }
+        ssize_t n = getline(&line, &line_cap, stdin);
+        if (n < 0)
+            break;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = 0;
+        if (n == 0)
+            continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit"))
+            break;
+        if (!strcmp(line, "/clear")) {
+            slm_chat_reset(ch);
+            if (tty)
+                fputs("(conversation cleared)\n", stderr);
+            continue;
+        }
+        int np = 0, reused = 0;
+        size_t len = 0;
+        if ((rc = slm_chat_add(ch, "user", line, (size_t)n, &err)) ||
+            (rc = slm_chat_prefill(ch, &np, &reused, &err)))
+            goto out;
+        double t0 = cli_now();
+        rc = reply(ch, ctx, tok, smp, n_predict, &text, &len, &err);
+        double dt = cli_now() - t0;
+        fputc('\n', stdout);
+        fflush(stdout);
+        if (rc)
+            goto out;
+        if ((rc = slm_chat_add(ch, "assistant", text, len, &err)))
+            goto out;
+        if (tty)
+            fprintf(stderr, "(%d prompt tokens, %d from the cache; %.1f s)\n", np, reused, dt);
+        free(text);
+        text = NULL;
+    }
+    rc = 0;
+out:
+    if (rc)
+        cli_fail_err(C, &err);
+    free(text);
+    free(line);
+    slm_chat_free(ch);
+    slm_sampler_free(smp);
+    slm_ctx_free(ctx);
+    slm_tokenizer_free(tok);
+    slm_model_free(m);
+    return rc;
+}

@@ -1,0 +1,193 @@
+/* tools/tokenize.c — `slm tokenize`: the ids a model's tokenizer gives a text
+ * (llama-tokenize's role). Reads only the tokenizer.* metadata of the GGUF;
+ * the weights are never touched. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "formats.h"
+#include "runtime.h"
+
+const char help_tokenize[] =
+    "usage: slm tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--json] [--no-bos] [--special]\n"
+    "                    [--ids | --pieces]\n"
+    "\n"
+    "Tokenize a text with the tokenizer stored in a GGUF (tokenizer.ggml.* metadata;\n"
+    "the weights are not read) and print the token ids, as llama.cpp's llama-tokenize\n"
+    "does. The BOS token is added when the model asks for it (tokenizer.ggml.add_bos_token,\n"
+    "and EOS when add_eos_token is set), unless --no-bos. Texts of special tokens\n"
+    "(\"<|im_end|>\", \"<end_of_turn>\", ...) are ordinary text unless --special;\n"
+    "user-defined added tokens are always matched, as in llama.cpp.\n"
+    "\n"
+    "output (default): one line per token: ID, a tab, the token's text as a JSON string\n"
+    "\n"
+    "options:\n"
+    "  -m, --model FILE   GGUF file\n"
+    "  -p, --prompt TEXT  text to tokenize\n"
+    "  -f, --file FILE    read the text from FILE (bytes as they are)\n"
+    "      --no-bos       do not add BOS/EOS even if the model asks for them\n"
+    "      --special      parse special-token texts into their ids (parse_special)\n"
+    "      --ids          print only the ids, space-separated on one line\n"
+    "      --pieces       print only the token texts, one JSON string per line\n"
+    "      --json         {\"n_tokens\": N, \"ids\": [...], \"pieces\": [...]}\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "exit codes: 0 ok, 2 usage, 3 bad input (not a GGUF, no or bad tokenizer metadata),\n"
+    "            4 I/O error, 6 internal error\n";
+
+enum { OPT_NOBOS = 256, OPT_SPECIAL, OPT_IDS, OPT_PIECES, OPT_JSON };
+
+/* Text of one token (specials shown), malloc'd; *n its length. */
+static char *piece_of(const slm_tokenizer *t, int32_t id, size_t *n)
+{
+    char small[64];
+    size_t k = slm_token_to_piece(t, id, 1, small, sizeof small);
+    char *p = malloc(k + 1);
+    if (!p)
+        return NULL;
+    if (k <= sizeof small)
+        memcpy(p, small, k);
+    else
+        slm_token_to_piece(t, id, 1, p, k);
+    p[k] = 0;
+    *n = k;
+    return p;
+}
+
+/* The piece as a JSON string. cJSON copies bytes >= 0x80 as they are, so a
+ * byte token's partial UTF-8 sequence is printed raw, like llama-tokenize. */
+static char *json_piece(const char *p, size_t n)
+{
+    char *z = malloc(n + 1);
+    if (!z)
+        return NULL;
+    memcpy(z, p, n);
+    z[n] = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!z[i])
+            z[i] = ' '; /* a NUL byte token cannot travel in a C string */
+    cJSON *s = cJSON_CreateString(z);
+    free(z);
+    char *out = s ? cJSON_PrintUnformatted(s) : NULL;
+    cJSON_Delete(s);
+    return out;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
+        {"file", required_argument, 0, 'f'},  {"no-bos", no_argument, 0, OPT_NOBOS},
+        {"special", no_argument, 0, OPT_SPECIAL}, {"ids", no_argument, 0, OPT_IDS},
+        {"pieces", no_argument, 0, OPT_PIECES}, {"json", no_argument, 0, OPT_JSON},
+        {0, 0, 0, 0},
+    };
+    const char *C = "tokenize";
+    const char *model_path = NULL, *prompt = NULL, *file = NULL;
+    int no_bos = 0, special = 0, only_ids = 0, only_pieces = 0, json = 0;
+    optind = 1;
+    opterr = 0;
+    int o;
+    while ((o = getopt_long(argc, argv, ":m:p:f:", opts, NULL)) != -1) {
+        switch (o) {
+        case 'm': model_path = optarg; break;
+        case 'p': prompt = optarg; break;
+        case 'f': file = optarg; break;
+        case OPT_NOBOS: no_bos = 1; break;
+        case OPT_SPECIAL: special = 1; break;
+        case OPT_IDS: only_ids = 1; break;
+        case OPT_PIECES: only_pieces = 1; break;
+        case OPT_JSON: json = 1; break;
+        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    if (!model_path)
+        return cli_usage(C, "-m MODEL.gguf is required");
+    if (!prompt == !file)
+        return cli_usage(C, "give exactly one of -p TEXT and -f FILE");
+    if (only_ids + only_pieces + json > 1)
+        return cli_usage(C, "--ids, --pieces and --json exclude each other");
+
+    slm_err err = {0};
+    char *text = NULL;
+    size_t len;
+    if (file) {
+        if (!(text = cli_read_file(file, (size_t)1 << 30, &len, &err)))
+            return cli_fail_err(C, &err);
+    } else {
+        len = strlen(prompt);
+    }
+    gguf_file *gf = NULL;
+    slm_tokenizer *t = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = gguf_open(model_path, &gf, &err);
+    if (!rc)
+        rc = slm_tokenizer_from_gguf(gf, &t, &err);
+    if (!rc) {
+        int add_bos = !no_bos && slm_tokenizer_add_bos(t);
+        rc = slm_tokenize(t, file ? text : prompt, len, add_bos, special, &ids, &n, &err);
+    }
+    if (rc) {
+        free(text);
+        slm_tokenizer_free(t);
+        gguf_close(gf);
+        return cli_fail_err(C, &err);
+    }
+
+    rc = 0;
+    if (json) {
+        cJSON *root = cJSON_CreateObject(), *ja = cJSON_CreateArray(), *jp = cJSON_CreateArray();
+        cJSON_AddNumberToObject(root, "n_tokens", (double)n);
+        for (size_t i = 0; i < n; i++) {
+            size_t k;
+            char *p = piece_of(t, ids[i], &k);
+            for (size_t j = 0; p && j < k; j++)
+                if (!p[j])
+                    p[j] = ' ';
+            cJSON_AddItemToArray(ja, cJSON_CreateNumber(ids[i]));
+            cJSON_AddItemToArray(jp, cJSON_CreateString(p ? p : ""));
+            free(p);
+        }
+        cJSON_AddItemToObject(root, "ids", ja);
+        cJSON_AddItemToObject(root, "pieces", jp);
+        char *s = cJSON_PrintUnformatted(root);
+        if (s)
+            printf("%s\n", s);
+        else
+            rc = cli_fail(C, 6, "out of memory");
+        free(s);
+        cJSON_Delete(root);
+    } else if (only_ids) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s%d", i ? " " : "", ids[i]);
+        printf("\n");
+    } else {
+        for (size_t i = 0; i < n && !rc; i++) {
+            size_t k;
+            char *p = piece_of(t, ids[i], &k);
+            char *js = p ? json_piece(p, k) : NULL;
+            if (!js)
+                rc = cli_fail(C, 6, "out of memory");
+            else if (only_pieces)
+                printf("%s\n", js);
+            else
+                printf("%d\t%s\n", ids[i], js);
+            free(js);
+            free(p);
+        }
+    }
+    if (fflush(stdout) != 0 && !rc)
+        rc = cli_fail(C, 4, "cannot write the output");
+    free(ids);
+    free(text);
+    slm_tokenizer_free(t);
+    gguf_close(gf);
+    return rc;
+}

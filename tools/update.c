@@ -1,0 +1,149 @@
+/* tools/update.c — `slm update`: pull the newest release into an install store
+ * (verified before and while it downloads), then the health-checked A/B install. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "regcli.h"
+
+int cmd_install(int argc, char **argv);
+
+const char help_update[] =
+    "usage: slm update --store DIR --from HOST[:PORT]/REPO:TAG [--trust ROOT ...] [--ppl-tolerance F]\n"
+    "                  [--json] [registry options]\n"
+    "\n"
+    "A device's update: `slm pull` into DIR/download with the store's pinned trust\n"
+    "root and its anti-rollback floor, then `slm install` (A/B slots, health check,\n"
+    "commit or stay). The signed head is checked before any payload byte is\n"
+    "fetched: a registry serving an older release under a newer tag (rollback), an\n"
+    "expired one (freeze) or a forged one is refused before the download, and a\n"
+    "tampered blob is refused as it arrives. Network failures (registry down,\n"
+    "HTTP errors, truncation, stalls, redirects to other hosts) are one line each;\n"
+    "in every failure the active model stays as it was. An interrupted download\n"
+    "resumes at the next update (DIR/download/*.part). A new store needs --trust.\n"
+    "\n"
+    "options:\n"
+    "  -s, --store DIR          the install store\n"
+    "  -f, --from REF           where the release is published\n"
+    "  -t, --trust ROOT         trust root (first install) or newer roots of the chain\n"
+    "      --ppl-tolerance F    passed to install's health check\n"
+    "      --json               print the store status after the install\n" REGCLI_HELP
+    "  -h, --help               this help\n"
+    "\n"
+    "exit codes: 0 installed, 1 health check failed (previous model kept), 2 usage,\n"
+    "3 bad input, 4 I/O or network, 5 verification failed (nothing installed)\n";
+
+int cmd_update(int argc, char **argv)
+{
+    enum { OPT_JSON = 1000, OPT_TOL };
+    static const struct option opts[] = {{"store", required_argument, 0, 's'}, {"from", required_argument, 0, 'f'},
+                                         {"trust", required_argument, 0, 't'}, {"ppl-tolerance", required_argument, 0, OPT_TOL},
+                                         {"json", no_argument, 0, OPT_JSON}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
+    const char *C = "update", *store = NULL, *from = NULL, *trust[16], *tol = NULL;
+    regcli rg = {0};
+    int json = 0, n_trust = 0, o, rc = 0;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":s:f:t:", opts, NULL)) != -1 && !rc) {
+        if (regcli_opt(&rg, o, optarg, C, &rc))
+            continue;
+        switch (o) {
+        case 's': store = optarg; break;
+        case 'f': from = optarg; break;
+        case 't':
+            if (n_trust == 15)
+                rc = cli_usage(C, "at most 15 --trust roots");
+            else
+                trust[n_trust++] = optarg;
+            break;
+        case OPT_TOL: tol = optarg; break;
+        case OPT_JSON: json = 1; break;
+        case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
+        default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
+        }
+    }
+    if (rc)
+        return rc;
+    if (optind < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    if (!store || !from)
+        return cli_usage(C, "--store DIR and --from REF are required");
+    slm_err err = {0};
+    char pinned[4200], dl[4200], file[4300];
+    snprintf(pinned, sizeof pinned, "%s/root.json", store);
+    int has_pinned = access(pinned, F_OK) == 0;
+    if (!has_pinned && !n_trust)
+        return cli_usage(C, "a new store needs --trust ROOT");
+    /* the trust chain: the pinned root, continued by given roots above its version */
+    const char *chain[16];
+    int n_chain = 0;
+    uint64_t pinned_v = 0;
+    if (has_pinned) {
+        slm_root *pr = NULL;
+        if ((rc = slm_root_load(pinned, &pr, &err)))
+            return cli_fail_err(C, &err);
+        pinned_v = pr->version;
+        slm_root_free(pr);
+        chain[n_chain++] = pinned;
+    }
+    for (int i = 0; i < n_trust; i++) {
+        slm_root *r = NULL;
+        if ((rc = slm_root_load(trust[i], &r, &err)))
+            return cli_fail_err(C, &err);
+        if (!has_pinned || r->version > pinned_v)
+            chain[n_chain++] = trust[i];
+        slm_root_free(r);
+    }
+    int64_t now = (int64_t)time(NULL);
+    slm_root *root = NULL;
+    if ((rc = slm_trust_chain(chain, n_chain, now, &root, &err)))
+        return cli_fail_err(C, &err);
+    slm_store_status st;
+    memset(&st, 0, sizeof st);
+    if (has_pinned && (rc = slm_store_status_get(store, &st, &err))) {
+        slm_root_free(root);
+        return cli_fail_err(C, &err);
+    }
+    snprintf(dl, sizeof dl, "%s/download", store);
+    if ((mkdir(store, 0755) && errno != EEXIST) || (mkdir(dl, 0755) && errno != EEXIST)) {
+        slm_root_free(root);
+        return cli_fail(C, SLM_EIO, "%s: cannot create: %s", dl, strerror(errno));
+    }
+    snprintf(file, sizeof file, "%s/update.slmb", dl);
+    rg.o.root = root;
+    rg.o.floor = st.floor;
+    rg.o.now = now;
+    slm_pull_result res;
+    rc = slm_registry_pull(from, file, &rg.o, &res, &err);
+    slm_root_free(root);
+    if (rc)
+        return cli_fail_err(C, &err);
+    fprintf(stderr, "slm update: pulled '%s' v%llu from %s (%llu bytes%s); installing\n", res.name,
+            (unsigned long long)res.version, from, (unsigned long long)res.bytes_total,
+            res.resumes ? ", resumed" : "");
+    char *av[48];
+    int ac = 0;
+    av[ac++] = "install";
+    av[ac++] = file;
+    av[ac++] = "--store";
+    av[ac++] = (char *)store;
+    for (int i = 0; i < n_trust; i++) {
+        av[ac++] = "--trust";
+        av[ac++] = (char *)trust[i];
+    }
+    if (tol) {
+        av[ac++] = "--ppl-tolerance";
+        av[ac++] = (char *)tol;
+    }
+    if (json)
+        av[ac++] = "--json";
+    av[ac] = NULL;
+    rc = cmd_install(ac, av);
+    unlink(file); /* installed or refused: the slot holds what was kept */
+    return rc;
+}
