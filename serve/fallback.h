@@ -4,6 +4,7 @@
 #define SLM_SERVE_FALLBACK_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "formats.h"
 
@@ -23,6 +24,10 @@ int srv_fallback_global_init(slm_err *err) SLM_MUST_CHECK;
  * with one line saying which. */
 int srv_fallback_post(const srv_upstream *u, const char *path, const char *body, size_t n, int stream, char **out,
                       size_t *out_n, slm_err *err) SLM_MUST_CHECK;
+/* A whole completion from the upstream (for `slm run --fallback`): POST /v1/completions with the
+ * prompt and sampling settings; *text (malloc'd) is choices[0].text. SLM_EIO as above. */
+int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tokens, double temperature, double top_p,
+                          uint64_t seed, char **text, slm_err *err) SLM_MUST_CHECK;
 /* The q-quantile (0..1) of exp(lp[0..n)) — the per-token probabilities of an answer; 1 when n == 0. */
 double srv_confidence(const float *lp, size_t stride_bytes, int n, double q);
 

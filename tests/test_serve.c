@@ -1303,3 +1303,43 @@ Test(serve, cli_usage_and_errors)
     free(notgguf);
     cr_assert_eq(server_down(&s), 0);
 }
+
+/* slm run takes the same fallback options: context, memory and low confidence go upstream,
+ * --private never does. */
+Test(serve, run_fallback)
+{
+    char *small = tu_path(g_dir, "s260.gguf");
+    slm_ok((const char *[]){"convert", tu_model("stories260k"), "-o", small, "--outtype", "f16", NULL});
+    server cloud;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    char *want = run_text("Once upon a time", 40); /* the cloud's model, greedy */
+    char *out = slm_out((const char *[]){"run", "-m", small, "-p", "Once upon a time", "-n", "40", "-c", "32", "--temp", "0",
+                                         "--fallback", url, "--json", NULL});
+    cJSON *j = cJSON_Parse(out);
+    cr_assert_not_null(j, "%s", out);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "route_reason")->valuestring, "context");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "text")->valuestring, want);
+    cJSON_Delete(j);
+    free(out);
+    cr_assert_eq(upstream_requests(cloud.port), 1);
+    char *e = NULL;
+    cr_assert_eq(tu_run_slm(NULL, &e, (const char *[]){"run", "-m", small, "-p", "Once upon a time " CANARY, "-n", "40", "-c",
+                                                       "32", "--fallback", url, "--private", NULL}), 3, "%s", e);
+    cr_assert(strstr(e, "never leaves"), "%s", e);
+    free(e);
+    cr_assert_eq(upstream_requests(cloud.port), 1, "a --private prompt reached the upstream");
+    out = slm_out((const char *[]){"run", "-m", small, "-p", "Once upon a time", "-n", "8", "--fallback", url,
+                                   "--mem-budget", "1K", "--json", NULL});
+    cr_assert(strstr(out, "\"route_reason\":\"memory\""), "%s", out);
+    free(out);
+    out = slm_out((const char *[]){"run", "-m", small, "-p", "Once upon a time", "-n", "8", "--temp", "0", "--fallback",
+                                   url, "--fallback-confidence", "1", "--json", NULL});
+    cr_assert(strstr(out, "\"route\":\"fallback\",\"route_reason\":\"low_confidence\""), "%s", out);
+    free(out);
+    cr_assert_eq(upstream_requests(cloud.port), 3);
+    cr_assert_eq(server_down(&cloud), 0);
+    free(want);
+    free(small);
+}
