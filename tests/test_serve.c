@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -260,6 +261,10 @@ static void server_up_args(server *s, const char *const *extra)
     pid_t pid = fork();
     cr_assert(pid >= 0);
     if (pid == 0) {
+        /* a failed assertion ends the test process: the server must not outlive it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() == 1)
+            _exit(127);
         int fd = open(s->errpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         int dn = open("/dev/null", O_RDWR);
         dup2(dn, 0);
