@@ -6,17 +6,17 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
-           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -I$(BUILD)
+           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -I$(BUILD)
 LDFLAGS += -pthread $(SAN)
-LDLIBS  += -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
+LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
-MODULES := formats libquant runtime signing registry bench
+MODULES := formats libquant runtime signing registry bench serve
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
-LINKLIBS := $(foreach m,bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
+LINKLIBS := $(foreach m,serve bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
 
 objs_of = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
 
@@ -116,7 +116,7 @@ fuzz-run: fuzz-build
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
-           libcurl4-openssl-dev docker-registry
+           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages, then the oracles for the interop tests (npm: node-llama-cpp, HF tokenizers, Jinja;
 # never vendored), then llama.cpp's CLI tools built from the source node-llama-cpp ships (into

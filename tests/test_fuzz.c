@@ -24,6 +24,7 @@
 #include "fuzz/fuzz_root.c"
 #include "fuzz/fuzz_bundle.c"
 #include "fuzz/fuzz_manifest.c"
+#include "fuzz/fuzz_serve_request.c"
 #include "fuzz/fuzz_chat_template.c"
 #include "testutil.h"
 
@@ -124,6 +125,7 @@ FUZZ_SUITE(kld_base)
 FUZZ_SUITE(root)
 FUZZ_SUITE(bundle)
 FUZZ_SUITE(manifest)
+FUZZ_SUITE(serve_request)
 FUZZ_SUITE(chat_template)
 
 /* The harness itself: the multi-file separator splits as documented. */

@@ -24,6 +24,8 @@ int cmd_keygen(int argc, char **argv), cmd_trust(int argc, char **argv), cmd_sig
 int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_install(int argc, char **argv);
 extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_bundle[], help_install[];
 extern const char help_run[], help_perplexity[];
+int cmd_serve(int argc, char **argv), cmd_telemetry(int argc, char **argv);
+extern const char help_serve[], help_telemetry[];
 int cmd_push(int argc, char **argv), cmd_pull(int argc, char **argv), cmd_update(int argc, char **argv);
 extern const char help_push[], help_pull[], help_update[];
 int cmd_tuf(int argc, char **argv);
@@ -43,6 +45,8 @@ static const slm_cmd commands[] = {
     {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
     {"tokenize", cmd_tokenize, "token ids of a text with a GGUF's tokenizer (llama-tokenize's role)", help_tokenize},
     {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)", help_serve},
+    {"telemetry", cmd_telemetry, "opt-in telemetry: on, off, status, show (counters only, never prompts)", help_telemetry},
     {"chat", cmd_chat, "talk with a chat model: multi-turn, streaming, the model's chat template", help_chat},
     {"template", cmd_template, "the exact prompt a chat model receives for a conversation (MESSAGES.json)", help_template},
     {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},

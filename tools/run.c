@@ -7,6 +7,8 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "engine.h"
+#include "fallback.h"
 #include "signing.h"
 #include "runtime.h"
 
@@ -45,13 +47,21 @@ const char help_run[] =
     CLI_SAMPLER_HELP
     "  -t, --threads N         threads (default: physical cores)\n"
     "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
+    "      --fallback URL      an OpenAI-compatible upstream (e.g. slm serve) answers instead when prompt +\n"
+    "                          -n exceed the context, the model does not fit --mem-budget, or the answer's\n"
+    "                          confidence is below --fallback-confidence (then the text is printed at the\n"
+    "                          end, not streamed). Not with --chat. See docs/serve.md\n"
+    "      --fallback-key-file F  bearer key for the upstream   --fallback-timeout S (default 30)\n"
+    "      --fallback-confidence P  (default 0.1; 0 = never)   --mem-budget BYTES (K/M/G suffixes)\n"
+    "      --private           never send this prompt to the fallback (fail instead)\n"
     "  -h, --help              this help\n"
     "\n"
     "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
     "            a chat template that cannot be rendered), 4 I/O,\n"
     "            5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_JSON = 1000, OPT_BUNDLE, OPT_TRUST, OPT_STORE, OPT_CHAT, OPT_CHAT_TEMPLATE };
+enum { OPT_JSON = 1000, OPT_BUNDLE, OPT_TRUST, OPT_STORE, OPT_CHAT, OPT_CHAT_TEMPLATE, OPT_FB, OPT_FBKEY, OPT_FBCONF,
+       OPT_FBTIME, OPT_MEM, OPT_PRIVATE };
 
 /* Append bytes; *buf grows. */
 static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
@@ -115,6 +125,9 @@ int cmd_run(int argc, char **argv)
         {"bundle", required_argument, 0, OPT_BUNDLE}, {"trust", required_argument, 0, OPT_TRUST},
         {"store", required_argument, 0, OPT_STORE}, {"chat", no_argument, 0, OPT_CHAT},
         {"messages", required_argument, 0, 'i'}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
+        {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
+        {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-timeout", required_argument, 0, OPT_FBTIME},
+        {"mem-budget", required_argument, 0, OPT_MEM}, {"private", no_argument, 0, OPT_PRIVATE},
         {0, 0, 0, 0},
     };
     const char *C = "run";
@@ -122,7 +135,11 @@ int cmd_run(int argc, char **argv)
     cli_model_opts mo = {0};
     char fd_path[64];
     long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads();
-    int json = 0, seed_set = 0, chat = 0;
+    int json = 0, seed_set = 0, chat = 0, priv = 0;
+    const char *fb_key_file = NULL;
+    double fb_conf = 0.1, d;
+    unsigned long long mem_budget = 0;
+    srv_upstream up = {NULL, NULL, 2000, 30000, 8u << 20};
     slm_sampler_params sp;
     slm_sampler_defaults(&sp);
     optind = 1;
@@ -161,6 +178,33 @@ int cmd_run(int argc, char **argv)
                 return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
             break;
         case OPT_JSON: json = 1; break;
+        case OPT_FB:
+            if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
+                return cli_usage(C, "--fallback wants an http:// or https:// URL, got '%s'", optarg);
+            up.url = optarg;
+            break;
+        case OPT_FBKEY: fb_key_file = optarg; break;
+        case OPT_FBCONF:
+            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
+                return cli_usage(C, "--fallback-confidence wants a probability in [0, 1], got '%s'", optarg);
+            fb_conf = d;
+            break;
+        case OPT_FBTIME:
+            if (cli_parse_double(optarg, &d) || d <= 0 || d > 3600)
+                return cli_usage(C, "--fallback-timeout wants seconds in (0, 3600], got '%s'", optarg);
+            up.timeout_ms = (long)(d * 1000);
+            up.connect_ms = up.timeout_ms < 2000 ? up.timeout_ms : 2000;
+            break;
+        case OPT_MEM: {
+            char *end;
+            mem_budget = strtoull(optarg, &end, 10);
+            int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
+            if (end == optarg || *optarg == '-' || sh < 0 || !mem_budget || mem_budget > (~0ull >> sh))
+                return cli_usage(C, "--mem-budget wants bytes (e.g. 512M), got '%s'", optarg);
+            mem_budget <<= sh;
+            break;
+        }
+        case OPT_PRIVATE: priv = 1; break;
         case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
         }
@@ -180,6 +224,10 @@ int cmd_run(int argc, char **argv)
         return cli_usage(C, "--chat-template goes with --chat");
     if (!seed_set)
         sp.seed = cli_clock_seed();
+    if (up.url && chat)
+        return cli_usage(C, "--fallback does not take --chat yet (use slm serve for chat fallback)");
+    if (fb_key_file && !up.url)
+        return cli_usage(C, "--fallback-key-file goes with --fallback URL");
 
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
@@ -217,9 +265,36 @@ int cmd_run(int argc, char **argv)
     int n_gen = 0, n_eval = 0; /* tokens sampled; single-token decode steps run */
     double t_prompt = 0, t_gen = 0;
 
+    const char *route = "local", *route_reason = "ok";
+    float *lps = NULL; /* log-probabilities of the sampled tokens (with --fallback) */
+    char *fb_key = NULL;
     double t0 = cli_now();
     if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &model_path, &err)))
         goto fail;
+    if (fb_key_file) {
+        size_t kn = 0;
+        if (!(fb_key = cli_read_file(fb_key_file, 4096, &kn, &err))) {
+            rc = err.code ? err.code : SLM_EIO;
+            goto fail;
+        }
+        fb_key[strcspn(fb_key, "\r\n")] = 0;
+        up.key = fb_key;
+    }
+    if (mem_budget) {
+        uint64_t need = 0;
+        if ((rc = srv_engine_estimate(model_path, (int)n_ctx, 1, &need, &err)))
+            goto fail;
+        if (need > mem_budget) {
+            if (!up.url || priv) {
+                rc = slm_err_set(&err, SLM_EINPUT, "the model needs %llu bytes, more than --mem-budget %llu%s",
+                                 (unsigned long long)need, mem_budget,
+                                 up.url ? " (and --private: the prompt never leaves this device)" : "");
+                goto fail;
+            }
+            route_reason = "memory";
+            goto fallback;
+        }
+    }
     if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
         goto fail;
     const slm_hparams *hp = slm_model_hparams(m);
@@ -254,6 +329,15 @@ int cmd_run(int argc, char **argv)
         }
         ids[0] = start;
         n_ids = 1;
+    }
+    if (up.url && n_ids + (size_t)n_predict > (size_t)n_ctx) {
+        if (priv) {
+            rc = slm_err_set(&err, SLM_EINPUT, "the prompt (%zu tokens) plus -n %lld exceeds the context length %lld, "
+                             "and --private: the prompt never leaves this device", n_ids, n_predict, n_ctx);
+            goto fail;
+        }
+        route_reason = "context";
+        goto fallback;
     }
     if (n_ids > (size_t)n_ctx) {
         rc = slm_err_set(&err, SLM_EINPUT, "the prompt has %zu tokens, more than the context length %lld (use -c)",
@@ -294,10 +378,21 @@ int cmd_run(int argc, char **argv)
     char piece[256];
     double t2 = cli_now();
     while (n_gen < n_predict) {
-        int32_t next = slm_sampler_sample(smp, slm_ctx_logits(ctx, 0));
+        const float *logits = slm_ctx_logits(ctx, 0);
+        int32_t next = slm_sampler_sample(smp, logits);
         if (slm_tokenizer_is_eog(tok, next)) {
             stop = "eog";
             break;
+        }
+        if (up.url) { /* the answer's confidence: its tokens' probabilities under the model */
+            float *g = realloc(lps, sizeof *lps * (size_t)(n_gen + 1));
+            if (!g) {
+                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+                goto fail;
+            }
+            lps = g;
+            srv_logprobs(logits, slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab,
+                         next, 0, &lps[n_gen], NULL, NULL);
         }
         n_gen++;
         size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
@@ -310,7 +405,7 @@ int cmd_run(int argc, char **argv)
             pp = big;
         }
         if (pp) {
-            if (json) {
+            if (json || up.url) {
                 if (append(&text, &text_len, &text_cap, pp, pn)) {
                     free(big);
                     rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
@@ -333,6 +428,26 @@ int cmd_run(int argc, char **argv)
         n_eval++;
     }
     t_gen = cli_now() - t2;
+    if (up.url && fb_conf > 0 && srv_confidence(lps, sizeof *lps, n_gen, 0.1) < fb_conf) {
+        char *ft = NULL;
+        slm_err ferr = {0};
+        if (priv)
+            route_reason = "private_low_confidence";
+        else if (srv_fallback_complete(&up, prompt, (int)n_predict, sp.temp, sp.top_p, sp.seed, &ft, &ferr)) {
+            route_reason = "low_confidence_upstream_failed";
+            cli_warn(C, "%s; printing the local answer", ferr.msg);
+        } else {
+            free(text);
+            text = ft;
+            text_len = strlen(ft);
+            route = "fallback";
+            route_reason = "low_confidence";
+        }
+    }
+    if (up.url && !json) {
+        fwrite(text ? text : "", 1, text_len, stdout);
+        fflush(stdout);
+    }
     double pp_tps = t_prompt > 0 ? n_ids / t_prompt : 0;
     double tg_tps = t_gen > 0 && n_eval > 0 ? n_eval / t_gen : 0;
     long rss = cli_peak_rss_kb();
@@ -355,6 +470,8 @@ int cmd_run(int argc, char **argv)
         cJSON_AddNumberToObject(j, "gen_ms", t_gen * 1e3);
         cJSON_AddNumberToObject(j, "gen_tps", tg_tps);
         cJSON_AddNumberToObject(j, "peak_rss_kb", (double)rss);
+        cJSON_AddStringToObject(j, "route", route);
+        cJSON_AddStringToObject(j, "route_reason", route_reason);
         char *s = cJSON_PrintUnformatted(j);
         if (s)
             printf("%s\n", s);
@@ -365,16 +482,42 @@ int cmd_run(int argc, char **argv)
         fflush(stdout);
         fprintf(stderr,
                 "slm run: load %.1f ms | prompt %zu tokens, %.1f t/s | generation %d tokens, %.1f t/s | "
-                "peak RSS %.1f MiB | seed %llu | stop: %s\n",
-                t_load * 1e3, n_ids, pp_tps, n_gen, tg_tps, rss / 1024.0, (unsigned long long)sp.seed, stop);
+                "peak RSS %.1f MiB | seed %llu | stop: %s | route: %s (%s)\n",
+                t_load * 1e3, n_ids, pp_tps, n_gen, tg_tps, rss / 1024.0, (unsigned long long)sp.seed, stop, route,
+                route_reason);
     }
     fflush(stdout);
     goto done;
+fallback: {
+    /* the local model cannot answer: the upstream does, or a clear error */
+    char *ft = NULL;
+    if ((rc = srv_fallback_complete(&up, prompt, (int)n_predict, sp.temp, sp.top_p, sp.seed, &ft, &err)))
+        goto fail;
+    if (json) {
+        cJSON *j = cJSON_CreateObject();
+        cJSON_AddStringToObject(j, "text", ft);
+        cJSON_AddStringToObject(j, "route", "fallback");
+        cJSON_AddStringToObject(j, "route_reason", route_reason);
+        char *s = cJSON_PrintUnformatted(j);
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        cJSON_Delete(j);
+    } else {
+        printf("%s\n", ft);
+        fprintf(stderr, "slm run: route: fallback (%s)\n", route_reason);
+    }
+    fflush(stdout);
+    free(ft);
+    goto done;
+}
 fail:
     if (text_len || n_gen)
         fflush(stdout);
     cli_fail_err(C, &err);
 done:
+    free(lps);
+    free(fb_key);
     slm_chat_free(conv);
     free(msgs);
     slm_sampler_free(smp);

@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""scripts/serve_load.py — the load note of docs/serve.md: C concurrent clients x R requests each
+against `slm serve` on loopback (standard library only). Every request is bounded (timeout), so a
+hung one shows as a failure, never as a hang of this script.
+
+usage: serve_load.py SLM_BIN MODEL.gguf [--parallel N ...] [--clients 8] [--requests 50] [--max-tokens 32]
+Prints one Markdown table row per --parallel value: answered, refused (503), lost, p50/p99 latency,
+total generated tokens per second, server RSS before and after.
+"""
+import argparse, http.client, json, re, subprocess, threading, time
+
+
+def rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def start(slm, model, parallel, queue):
+    p = subprocess.Popen([slm, "serve", "-m", model, "--port", "0", "--parallel", str(parallel), "-t", "1",
+                          "--max-queue", str(queue)], stderr=subprocess.PIPE, text=True)
+    port = None
+    t0 = time.time()
+    while time.time() - t0 < 30:
+        line = p.stderr.readline()
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", line)
+        if m:
+            port = int(m.group(1))
+        if "ready" in line:
+            break
+    if port is None:
+        p.kill()
+        raise SystemExit("slm serve did not start")
+    return p, port
+
+
+def one(port, body):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    t0 = time.time()
+    try:
+        c.request("POST", "/v1/completions", body, {"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        dt = time.time() - t0
+        toks = json.loads(data)["usage"]["completion_tokens"] if r.status == 200 else 0
+        return r.status, dt, toks
+    except Exception:
+        return -1, time.time() - t0, 0
+    finally:
+        c.close()
+
+
+def run(slm, model, parallel, clients, requests, max_tokens):
+    p, port = start(slm, model, parallel, clients)
+    rss0 = rss_kb(p.pid)
+    body = json.dumps({"prompt": "Once upon a time", "max_tokens": max_tokens, "temperature": 0.8, "seed": 1,
+                       "ignore_eos": True})
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        for _ in range(requests):
+            r = one(port, body)
+            with lock:
+                results.append(r)
+
+    t0 = time.time()
+    th = [threading.Thread(target=client) for _ in range(clients)]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
+    wall = time.time() - t0
+    rss1 = rss_kb(p.pid)
+    p.terminate()
+    p.wait(timeout=60)
+    ok = [r for r in results if r[0] == 200]
+    lat = sorted(r[1] for r in ok)
+    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")
+    toks = sum(r[2] for r in ok)
+    return {"parallel": parallel, "answered": len(ok), "refused": sum(r[0] == 503 for r in results),
+            "lost": clients * requests - len(ok) - sum(r[0] == 503 for r in results),
+            "p50_ms": pct(0.5), "p99_ms": pct(0.99), "tok_s": toks / wall, "wall_s": wall,
+            "rss_before_mib": rss0 / 1024, "rss_after_mib": rss1 / 1024}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("slm")
+    ap.add_argument("model")
+    ap.add_argument("--parallel", type=int, action="append")
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--requests", type=int, default=50)
+    ap.add_argument("--max-tokens", type=int, default=32)
+    a = ap.parse_args()
+    print("| --parallel | answered | refused (503) | lost | p50 ms | p99 ms | tokens/s | wall s | RSS before -> after MiB |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for par in a.parallel or [1, 4]:
+        r = run(a.slm, a.model, par, a.clients, a.requests, a.max_tokens)
+        print(f"| {r['parallel']} | {r['answered']} | {r['refused']} | {r['lost']} | {r['p50_ms']:.1f} | "
+              f"{r['p99_ms']:.1f} | {r['tok_s']:.0f} | {r['wall_s']:.1f} | "
+              f"{r['rss_before_mib']:.1f} -> {r['rss_after_mib']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

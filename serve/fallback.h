@@ -1,0 +1,34 @@
+/* serve/fallback.h — the cloud fallback: one POST to an OpenAI-compatible upstream over libcurl,
+ * bounded in time and size, its answer checked before it is relayed. Never prints, never exits. */
+#ifndef SLM_SERVE_FALLBACK_H
+#define SLM_SERVE_FALLBACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "formats.h"
+
+typedef struct srv_upstream {
+    const char *url;        /* base, e.g. http://10.0.0.5:8080 (the request path is appended) */
+    const char *key;        /* bearer key or NULL */
+    long connect_ms;        /* connection timeout */
+    long timeout_ms;        /* whole-request timeout */
+    size_t max_bytes;       /* largest answer accepted */
+} srv_upstream;
+
+/* Call once before any thread starts (curl_global_init). */
+int srv_fallback_global_init(slm_err *err) SLM_MUST_CHECK;
+/* POST body to url + path. On 0, *out (malloc'd, *out_n bytes) is an answer that looks like
+ * one: a JSON object with "choices" (or, stream != 0, server-sent events of JSON ending in
+ * [DONE]). Else SLM_EIO (cannot connect, timeout, too big, upstream status >= 400, garbage)
+ * with one line saying which. */
+int srv_fallback_post(const srv_upstream *u, const char *path, const char *body, size_t n, int stream, char **out,
+                      size_t *out_n, slm_err *err) SLM_MUST_CHECK;
+/* A whole completion from the upstream (for `slm run --fallback`): POST /v1/completions with the
+ * prompt and sampling settings; *text (malloc'd) is choices[0].text. SLM_EIO as above. */
+int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tokens, double temperature, double top_p,
+                          uint64_t seed, char **text, slm_err *err) SLM_MUST_CHECK;
+/* The q-quantile (0..1) of exp(lp[0..n)) — the per-token probabilities of an answer; 1 when n == 0. */
+double srv_confidence(const float *lp, size_t stride_bytes, int n, double q);
+
+#endif
