@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "formats.h"
+#include "libquant.h"
 
 /* ---- synthetic models (bench/synth.c) ----------------------------------
  * Hugging Face model directories with seeded random weights in the shape of
@@ -95,8 +96,8 @@ int bench_roofline_measure(int n_threads, bench_roofline *out, slm_err *err) SLM
  * slm_matmul with `kernel` forced (SLM_KERNEL_*), or BENCH_KERNEL_BLAS: the weights
  * dequantized to F32 tile by tile, then OpenBLAS (sgemv / sgemm). Enough copies of
  * the matrix are cycled that the weights come from DRAM, not the cache. */
-enum { BENCH_KERNEL_BLAS = 3 };
-const char *bench_kernel_label(int kernel); /* "scalar", "avx2", "avx512", "blas" */
+enum { BENCH_KERNEL_BLAS = SLM_KERNEL_COUNT }; /* after every kernel set id */
+const char *bench_kernel_label(int kernel); /* "scalar", "avx2", "neon", ..., "blas" */
 typedef struct bench_kernel_result {
     uint32_t type;
     int kernel;

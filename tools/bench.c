@@ -334,9 +334,9 @@ static int bench_kernels(int argc, char **argv)
             return cli_usage(CMD, "--types: too many types");
         types[nt++] = t;
     }
-    int kernels[4], nk = 0;
+    int kernels[SLM_KERNEL_COUNT + 1], nk = 0;
     if (!kern_s) {
-        for (int k = SLM_KERNEL_SCALAR; k <= SLM_KERNEL_AVX512; k++)
+        for (int k = SLM_KERNEL_SCALAR; k < SLM_KERNEL_COUNT; k++)
             if (slm_cpu_has(k))
                 kernels[nk++] = k;
         kernels[nk++] = BENCH_KERNEL_BLAS;
@@ -348,10 +348,10 @@ static int bench_kernels(int argc, char **argv)
                 if (!strcasecmp(tok, bench_kernel_label(c)))
                     k = c;
             if (k < 0)
-                return cli_usage(CMD, "--kernel: unknown kernel '%s' (scalar, avx2, avx512, blas)", tok);
+                return cli_usage(CMD, "--kernel: unknown kernel '%s' (scalar, avx2, avx512, neon, dotprod, i8mm, sve, blas)", tok);
             if (k != BENCH_KERNEL_BLAS && !slm_cpu_has(k))
                 return cli_usage(CMD, "--kernel: this CPU has no %s kernel", tok);
-            if (nk >= 4)
+            if (nk >= SLM_KERNEL_COUNT + 1)
                 return cli_usage(CMD, "--kernel: too many kernels");
             kernels[nk++] = k;
         }
