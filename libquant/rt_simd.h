@@ -14,6 +14,10 @@ void slm_gemv_half_avx2(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, i
 void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
                           float *out);
 
+/* The same with aarch64 Advanced SIMD (matmul_neon.c). */
+void slm_gemv_half_neon(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                        float *out);
+
 /* F16 weights, activations already rounded to F16 (xh); AVX-512 only. */
 void slm_gemv_f16_f16x_avx512(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh,
                               float *out);

@@ -21,6 +21,7 @@ static const kset_filler g_fillers[SLM_KERNEL_COUNT] = {
     [SLM_KERNEL_AVX512] = slm_kset_avx512,
 #elif defined(__aarch64__)
     [SLM_KERNEL_NEON] = slm_kset_neon,
+    [SLM_KERNEL_DOTPROD] = slm_kset_dotprod,
 #endif
 };
 
