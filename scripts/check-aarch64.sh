@@ -42,7 +42,7 @@ ladder() {
 
 command -v qemu-aarch64 >/dev/null || die "qemu-aarch64 missing (make deps)"
 [ -x "$X86" ] && [ -x "$ARM" ] || die "build $X86 and $ARM first (make, make cross-aarch64)"
-file -L "$ARM" | grep -q 'ARM aarch64' || die "$ARM is not an aarch64 executable"
+[ "$(od -An -tx1 -j18 -N2 "$ARM" | tr -d ' ')" = b700 ] || die "$ARM is not an aarch64 ELF (e_machine 0xb7)"
 rm -rf "$OUT" && mkdir -p "$OUT" || die "cannot make $OUT"
 
 # reference models and outputs from the x86 build
