@@ -1,5 +1,8 @@
 # slmkit — plain Makefile. `make` builds build/slm; `make test` runs every suite.
-# Baseline x86-64 code; SIMD lives only in *_avx2.c / *_avx512.c files, chosen at run time.
+# Baseline code for the target; SIMD lives only in per-ISA files (x86-64: *_avx2.c, *_avx512.c,
+# *_x86.c; aarch64: *_neon.c, *_dotprod.c, *_i8mm.c, *_sve.c, *_arm.c), each built with its
+# flags for its target only and chosen at run time from the CPU's features. Any other 64-bit
+# little-endian Linux target builds the scalar set. `make cross-aarch64`: see docs/aarch64.md.
 
 CC      ?= gcc
 BUILD   ?= build
@@ -12,18 +15,34 @@ LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lope
 
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+NEON_FLAGS    = -march=armv8-a
+DOTPROD_FLAGS = -march=armv8.2-a+dotprod
+I8MM_FLAGS    = -march=armv8.2-a+dotprod+i8mm
+SVE_FLAGS     = -march=armv8.2-a+dotprod+sve
+
+# The target's ISA (from the compiler, so CC=aarch64-linux-gnu-gcc cross-builds) picks the files.
+TARGET_ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
+X86_SRCS := %_avx2.c %_avx512.c %_x86.c
+ARM_SRCS := %_neon.c %_dotprod.c %_i8mm.c %_sve.c %_arm.c
+ifeq ($(TARGET_ARCH),x86_64)
+NOT_TARGET_SRCS := $(ARM_SRCS)
+else ifneq ($(filter aarch64 arm64,$(TARGET_ARCH)),)
+NOT_TARGET_SRCS := $(X86_SRCS)
+else
+NOT_TARGET_SRCS := $(X86_SRCS) $(ARM_SRCS)
+endif
 
 MODULES := formats libquant runtime signing registry bench serve
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
 LINKLIBS := $(foreach m,serve bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
 
-objs_of = $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
+objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard $(1)/*.c)))
 
 TOOL_OBJS := $(call objs_of,tools)
 TEST_OBJS := $(call objs_of,tests)
 
-.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench
+.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench cross-aarch64 check-aarch64
 all: $(BUILD)/slm
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -40,6 +59,18 @@ $(BUILD)/%_avx2.o: %_avx2.c
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_neon.o: %_neon.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(NEON_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_dotprod.o: %_dotprod.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_i8mm.o: %_i8mm.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(I8MM_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_sve.o: %_sve.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SVE_FLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/%.o: %.c | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -118,12 +149,20 @@ DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev li
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
            libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# aarch64 cross build and emulation (make cross-aarch64 / check-aarch64): the cross compiler, qemu-user,
+# and the arm64 builds of the libraries we link (Debian multiarch; on an amd64 host only).
+DEPS_ARM64 = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
+             $(foreach p,libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev libpcre2-dev,$(p):arm64)
 # Debian packages, then the oracles for the interop tests (npm: node-llama-cpp, HF tokenizers, Jinja;
 # never vendored), then llama.cpp's CLI tools built from the source node-llama-cpp ships (into
 # $(LLAMA_CPP_DIR), outside the tree; a no-op when already built at that commit).
 deps:
+	[ "$$(dpkg --print-architecture)" != amd64 ] || dpkg --print-foreign-architectures | grep -qx arm64 || \
+	    $(SUDO) dpkg --add-architecture arm64
 	$(SUDO) apt-get update
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_APT)
+	[ "$$(dpkg --print-architecture)" != amd64 ] || \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_ARM64)
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nodejs npm
 	cd tests/interop && npm install --no-audit --no-fund --loglevel=error
 	./scripts/llama-tools.sh $(LLAMA_CPP_DIR)
@@ -153,7 +192,15 @@ bench: $(BUILD)/slm
 demo: $(BUILD)/slm
 	./scripts/demo.sh
 
+# aarch64 from x86-64: Debian's cross compiler against the arm64 multiarch libraries (make deps),
+# then the emulated checks (qemu-user; scripts/check-aarch64.sh, docs/aarch64.md).
+AARCH64_CC ?= aarch64-linux-gnu-gcc
+cross-aarch64:
+	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 build-aarch64/slm
+check-aarch64: cross-aarch64 $(BUILD)/slm
+	SLM_X86=$(abspath $(BUILD)/slm) SLM_ARM=$(abspath build-aarch64/slm) ./scripts/check-aarch64.sh
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-aarch64
 
 -include $(wildcard $(BUILD)/*/*.d)

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "formats.h"
+#include "libquant.h"
 
 /* ---- synthetic models (bench/synth.c) ----------------------------------
  * Hugging Face model directories with seeded random weights in the shape of
@@ -116,8 +117,8 @@ int bench_roofline_measure(int n_threads, bench_roofline *out, slm_err *err) SLM
  * slm_matmul with `kernel` forced (SLM_KERNEL_*), or BENCH_KERNEL_BLAS: the weights
  * dequantized to F32 tile by tile, then OpenBLAS (sgemv / sgemm). Enough copies of
  * the matrix are cycled that the weights come from DRAM, not the cache. */
-enum { BENCH_KERNEL_BLAS = 3 };
-const char *bench_kernel_label(int kernel); /* "scalar", "avx2", "avx512", "blas" */
+enum { BENCH_KERNEL_BLAS = SLM_KERNEL_COUNT }; /* after every kernel set id */
+const char *bench_kernel_label(int kernel); /* "scalar", "avx2", "neon", ..., "blas" */
 typedef struct bench_kernel_result {
     uint32_t type;
     int kernel;
@@ -133,6 +134,15 @@ typedef struct bench_kernel_result {
 /* min_seconds: keep repeating until this much time is spent (at least 3 samples). */
 int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int n_tokens, int n_threads,
                      double min_seconds, bench_kernel_result *res, slm_err *err) SLM_MUST_CHECK;
+
+/* Kernel self-check (check.c): every hook of kernel set `kernel` against the scalar set
+ * for every type (F16, BF16, Q4_0..Q8_0, Q2_K..Q6_K): half/bf16 converters, dequantize,
+ * activation quantizers and quantizer output bit for bit; vec_dot, row kernels, x8
+ * decode, batch GEMM and F16/BF16 products within 1e-5 of the sum of |terms|. Each check
+ * goes to report (may be NULL); the counts are added to *n_pass / *n_fail. */
+typedef void (*bench_check_report)(void *ctx, int kernel, const char *check, int ok, const char *detail);
+int bench_kernels_check(int kernel, bench_check_report report, void *ctx, int *n_pass, int *n_fail,
+                        slm_err *err) SLM_MUST_CHECK;
 
 /* End-to-end model speed, llama-bench's tests: pp (n_prompt tokens in one batch from
  * an empty cache), tg (n_gen tokens one by one from an empty cache), pg (both). One

@@ -55,16 +55,39 @@ typedef struct roof_job {
     volatile float fsink;
 } roof_job;
 
+/* The probes of a kernel set, by what it needs (the target's files: roof_<isa>.c); none
+ * for the scalar set (plain 64-bit reads, no FMA figure). */
+typedef struct {
+    uint64_t (*read)(const void *buf, size_t bytes);
+    float (*fma)(int64_t iters);
+    int lanes;
+} roof_probe;
+
+static roof_probe probe_for(int kernel)
+{
+    unsigned needs = slm_kernel_needs(kernel);
+    (void)needs;
+#if defined(__x86_64__)
+    if (needs & SLM_CAP_AVX512)
+        return (roof_probe){bench_read_avx512, bench_fma_avx512, 16};
+    if (needs & SLM_CAP_AVX2)
+        return (roof_probe){bench_read_avx2, bench_fma_avx2, 8};
+#elif defined(__aarch64__)
+    if (needs & SLM_CAP_ASIMD)
+        return (roof_probe){bench_read_neon, bench_fma_neon, 4};
+#endif
+    return (roof_probe){NULL, NULL, 0};
+}
+
 static void read_task(void *arg, int ith, int nth)
 {
     roof_job *j = arg;
     (void)nth;
     const char *p = j->buf + (size_t)ith * j->part + j->off;
     uint64_t r;
-    if (j->isa == SLM_KERNEL_AVX512)
-        r = bench_read_avx512(p, j->step);
-    else if (j->isa == SLM_KERNEL_AVX2)
-        r = bench_read_avx2(p, j->step);
+    roof_probe pr = probe_for(j->isa);
+    if (pr.read)
+        r = pr.read(p, j->step);
     else {
         const uint64_t *q = (const uint64_t *)p;
         uint64_t r0 = 0, r1 = 0, r2 = 0, r3 = 0;
@@ -80,9 +103,8 @@ static void fma_task(void *arg, int ith, int nth)
 {
     (void)nth;
     roof_job *j = arg;
-    float r = j->isa == SLM_KERNEL_AVX512 ? bench_fma_avx512(j->fma_iters)
-              : j->isa == SLM_KERNEL_AVX2 ? bench_fma_avx2(j->fma_iters)
-                                          : 0.f;
+    roof_probe pr = probe_for(j->isa);
+    float r = pr.fma ? pr.fma(j->fma_iters) : 0.f;
     if (ith == 0)
         j->fsink = r;
 }
@@ -130,8 +152,8 @@ int bench_roofline_measure(int n_threads, bench_roofline *out, slm_err *err)
     out->read_gbs = (double)(step * (size_t)n_threads) / t[ns / 2] / 1e9;
     out->read_gbs_best = (double)(step * (size_t)n_threads) / t[0] / 1e9;
     free(buf);
-    if (j.isa >= SLM_KERNEL_AVX2) {
-        int lanes = j.isa == SLM_KERNEL_AVX512 ? 16 : 8;
+    if (probe_for(j.isa).fma) {
+        int lanes = probe_for(j.isa).lanes;
         j.fma_iters = 1 << 14;
         slm_pool_run(pool, fma_task, &j);
         ns = 0;
@@ -225,7 +247,7 @@ int bench_kernel_run(uint32_t type, int kernel, int64_t rows, int64_t cols, int 
     if (!rb)
         return slm_err_set(err, SLM_EINPUT, "%s: %lld columns are not a multiple of the block size", tn,
                            (long long)cols);
-    if (kernel != BENCH_KERNEL_BLAS && (kernel < 0 || kernel > SLM_KERNEL_AVX512))
+    if (kernel != BENCH_KERNEL_BLAS && (kernel < 0 || kernel >= SLM_KERNEL_COUNT))
         return slm_err_set(err, SLM_EINPUT, "unknown kernel %d", kernel);
     if (kernel != BENCH_KERNEL_BLAS && !slm_cpu_has(kernel))
         return slm_err_set(err, SLM_EINPUT, "this CPU has no %s kernel", slm_kernel_name(kernel));

@@ -1,69 +1,99 @@
-/* libquant/cpu.c — which kernel set runs: CPU features from cpuid, OS support
- * of the vector state from xgetbv, and the SLM_KERNEL override. */
-#include <cpuid.h>
+/* libquant/cpu.c — which kernel set runs: the sets' names, needs and parents, the
+ * CPU's capabilities (cpu_x86.c / cpu_arm.c, chosen by the Makefile's ISA lists), and
+ * the SLM_KERNEL override. Nothing here compares set ids for order. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 #include "qimpl.h"
 
-static uint64_t xgetbv0(void)
+#if !defined(__x86_64__) && !defined(__aarch64__)
+/* other targets: the scalar set only */
+unsigned slm_cpu_detect(int *sve_bits)
 {
-    uint32_t eax, edx;
-    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-    return ((uint64_t)edx << 32) | eax;
+    *sve_bits = 0;
+    return 0;
 }
+#endif
 
-/* Bit mask of supported kernels (bit k = kernel k). Computed once. */
-static int detect(void)
-{
-    int mask = 1 << SLM_KERNEL_SCALAR;
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d))
-        return mask;
-    int osxsave = (c >> 27) & 1, fma = (c >> 12) & 1, f16c = (c >> 29) & 1, avx = (c >> 28) & 1;
-    if (!osxsave || !avx)
-        return mask;
-    uint64_t xcr0 = xgetbv0();
-    int ymm_ok = (xcr0 & 0x6) == 0x6;           /* SSE + AVX state */
-    int zmm_ok = ymm_ok && (xcr0 & 0xe0) == 0xe0; /* opmask + ZMM_Hi256 + Hi16_ZMM */
-    if (__get_cpuid_max(0, NULL) < 7)
-        return mask;
-    __cpuid_count(7, 0, a, b, c, d);
-    int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1,
-        avx512vl = (b >> 31) & 1, vnni = (c >> 11) & 1;
-    if (ymm_ok && avx2 && fma && f16c)
-        mask |= 1 << SLM_KERNEL_AVX2;
-    if ((mask & (1 << SLM_KERNEL_AVX2)) && zmm_ok && avx512f && avx512bw && avx512vl && avx512dq && vnni)
-        mask |= 1 << SLM_KERNEL_AVX512;
-    return mask;
-}
+static const struct {
+    const char *name;
+    unsigned needs;
+    int parent;
+} g_sets[SLM_KERNEL_COUNT] = {
+    [SLM_KERNEL_SCALAR] = {"scalar", 0, -1},
+    [SLM_KERNEL_AVX2] = {"avx2", SLM_CAP_AVX2, SLM_KERNEL_SCALAR},
+    [SLM_KERNEL_AVX512] = {"avx512", SLM_CAP_AVX2 | SLM_CAP_AVX512, SLM_KERNEL_AVX2},
+    [SLM_KERNEL_NEON] = {"neon", SLM_CAP_ASIMD, SLM_KERNEL_SCALAR},
+    [SLM_KERNEL_DOTPROD] = {"dotprod", SLM_CAP_ASIMD | SLM_CAP_DOTPROD, SLM_KERNEL_NEON},
+    [SLM_KERNEL_I8MM] = {"i8mm", SLM_CAP_ASIMD | SLM_CAP_DOTPROD | SLM_CAP_I8MM, SLM_KERNEL_DOTPROD},
+    [SLM_KERNEL_SVE] = {"sve", SLM_CAP_ASIMD | SLM_CAP_DOTPROD | SLM_CAP_SVE, SLM_KERNEL_DOTPROD},
+};
+/* Preference when nothing is forced: the first set this CPU runs. */
+static const int g_prefer[] = {SLM_KERNEL_AVX512, SLM_KERNEL_AVX2, SLM_KERNEL_SVE, SLM_KERNEL_I8MM,
+                               SLM_KERNEL_DOTPROD, SLM_KERNEL_NEON, SLM_KERNEL_SCALAR};
 
-static _Atomic int g_mask = -1;
+static _Atomic int g_caps = -1;
+static _Atomic int g_sve_bits = 0;
 static _Atomic int g_active = -1;
 
-static int cpu_mask(void)
+unsigned slm_cpu_caps(void)
 {
-    int m = atomic_load_explicit(&g_mask, memory_order_relaxed);
-    if (m < 0) {
-        m = detect();
-        atomic_store(&g_mask, m);
+    int c = atomic_load_explicit(&g_caps, memory_order_acquire);
+    if (c < 0) {
+        int bits = 0;
+        c = (int)slm_cpu_detect(&bits);
+        atomic_store(&g_sve_bits, bits);
+        atomic_store_explicit(&g_caps, c, memory_order_release);
     }
-    return m;
+    return (unsigned)c;
+}
+
+int slm_sve_bits(void)
+{
+    slm_cpu_caps();
+    return atomic_load(&g_sve_bits);
+}
+
+static int valid(int kernel) { return kernel >= 0 && kernel < SLM_KERNEL_COUNT; }
+
+unsigned slm_kernel_needs(int kernel) { return valid(kernel) ? g_sets[kernel].needs : ~0u; }
+int slm_kernel_parent(int kernel) { return valid(kernel) ? g_sets[kernel].parent : -1; }
+int slm_kernel_built(int kernel) { return valid(kernel) && slm_kset_built(kernel); }
+const char *slm_kernel_name(int kernel) { return valid(kernel) ? g_sets[kernel].name : "unknown"; }
+
+int slm_kernel_by_name(const char *name)
+{
+    for (int k = 0; name && k < SLM_KERNEL_COUNT; k++)
+        if (!strcasecmp(name, g_sets[k].name))
+            return k;
+    return -1;
 }
 
 int slm_cpu_has(int kernel)
 {
-    if (kernel < 0 || kernel > SLM_KERNEL_AVX512)
+    if (!slm_kernel_built(kernel))
         return 0;
-    return (cpu_mask() >> kernel) & 1;
+    unsigned need = g_sets[kernel].needs;
+    return (slm_cpu_caps() & need) == need;
 }
 
-static int best_upto(int kernel)
+/* the set itself or its nearest ancestor this CPU runs */
+static int runnable_from(int kernel)
 {
-    for (int k = kernel; k > 0; k--)
+    for (int k = kernel; valid(k); k = g_sets[k].parent)
         if (slm_cpu_has(k))
             return k;
+    return SLM_KERNEL_SCALAR;
+}
+
+static int best(void)
+{
+    for (size_t i = 0; i < sizeof g_prefer / sizeof g_prefer[0]; i++)
+        if (slm_cpu_has(g_prefer[i]))
+            return g_prefer[i];
     return SLM_KERNEL_SCALAR;
 }
 
@@ -72,37 +102,70 @@ int slm_kernel_active(void)
     int k = atomic_load_explicit(&g_active, memory_order_relaxed);
     if (k >= 0)
         return k;
-    k = best_upto(SLM_KERNEL_AVX512);
+    k = best();
     const char *env = getenv("SLM_KERNEL");
     if (env && *env) {
-        if (!strcasecmp(env, "scalar"))
-            k = SLM_KERNEL_SCALAR;
-        else if (!strcasecmp(env, "avx2"))
-            k = best_upto(SLM_KERNEL_AVX2);
-        else if (!strcasecmp(env, "avx512"))
-            k = best_upto(SLM_KERNEL_AVX512);
+        int f = slm_kernel_by_name(env);
+        if (f >= 0 && slm_cpu_has(f))
+            k = f;
     }
     atomic_store(&g_active, k);
     return k;
+}
+
+static void runnable_list(char *buf, size_t len)
+{
+    size_t o = 0;
+    buf[0] = 0;
+    for (int k = 0; k < SLM_KERNEL_COUNT; k++)
+        if (slm_cpu_has(k) && o < len)
+            o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? ", " : "", g_sets[k].name);
+}
+
+int slm_kernel_env_check(char *msg, size_t msg_len)
+{
+    const char *env = getenv("SLM_KERNEL");
+    if (!env || !*env)
+        return 0;
+    int f = slm_kernel_by_name(env);
+    if (f >= 0 && slm_cpu_has(f))
+        return 0;
+    char ok[128];
+    runnable_list(ok, sizeof ok);
+    if (f < 0)
+        snprintf(msg, msg_len, "SLM_KERNEL=%s: unknown kernel set (this CPU runs: %s)", env, ok);
+    else if (!slm_kernel_built(f))
+        snprintf(msg, msg_len, "SLM_KERNEL=%s: not in this build (this CPU runs: %s)", env, ok);
+    else
+        snprintf(msg, msg_len, "SLM_KERNEL=%s: this CPU lacks what it needs (has: %s; runs: %s)", env,
+                 slm_cpu_caps_text(), ok);
+    return 2;
 }
 
 int slm_kernel_force(int kernel)
 {
-    if (kernel < 0)
-        kernel = SLM_KERNEL_SCALAR;
-    if (kernel > SLM_KERNEL_AVX512)
-        kernel = SLM_KERNEL_AVX512;
-    int k = best_upto(kernel);
+    int k = runnable_from(valid(kernel) ? kernel : SLM_KERNEL_SCALAR);
     atomic_store(&g_active, k);
     return k;
 }
 
-const char *slm_kernel_name(int kernel)
+const char *slm_cpu_caps_text(void)
 {
-    switch (kernel) {
-    case SLM_KERNEL_SCALAR: return "scalar";
-    case SLM_KERNEL_AVX2: return "avx2";
-    case SLM_KERNEL_AVX512: return "avx512";
-    default: return "unknown";
-    }
+    static _Thread_local char buf[96];
+    static const struct { unsigned bit; const char *name; } names[] = {
+        {SLM_CAP_AVX2, "avx2"}, {SLM_CAP_AVX512, "avx512"}, {SLM_CAP_ASIMD, "asimd"}, {SLM_CAP_DOTPROD, "dotprod"},
+        {SLM_CAP_I8MM, "i8mm"}, {SLM_CAP_FP16, "fp16"}, {SLM_CAP_SVE, "sve"},
+    };
+    unsigned c = slm_cpu_caps();
+    size_t o = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((c & names[i].bit) && o < sizeof buf) {
+            o += (size_t)snprintf(buf + o, sizeof buf - o, "%s%s", o ? " " : "", names[i].name);
+            if (names[i].bit == SLM_CAP_SVE && o < sizeof buf)
+                o += (size_t)snprintf(buf + o, sizeof buf - o, "(%d)", slm_sve_bits());
+        }
+    if (!o)
+        snprintf(buf, sizeof buf, "none");
+    return buf;
 }

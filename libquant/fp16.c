@@ -72,15 +72,11 @@ void slm_bf16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n)
         y[i] = slm_bf16_to_fp32(x[i]);
 }
 
-/* Dispatched rows: the active kernel picks the SIMD version. */
+/* Dispatched rows: the active kernel set's converters. */
 #define ROW_DISPATCH(name, tin, tout)                                              \
     void slm_##name##_row(const tin *x, tout *y, int64_t n)                         \
     {                                                                              \
-        switch (slm_kernel_active()) {                                             \
-        case SLM_KERNEL_AVX512: slm_##name##_row_avx512(x, y, n); return;          \
-        case SLM_KERNEL_AVX2: slm_##name##_row_avx2(x, y, n); return;              \
-        default: slm_##name##_row_scalar(x, y, n); return;                         \
-        }                                                                          \
+        slm_kset_active()->name##_row(x, y, n);                                    \
     }
 ROW_DISPATCH(fp32_to_fp16, float, uint16_t)
 ROW_DISPATCH(fp16_to_fp32, uint16_t, float)

@@ -351,7 +351,8 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
      * so no configuration is evaluated twice (sums run in the same order as a fresh pass). */
     double ej[16], ej2[16];
     enum { NB2 = (2 * KQ_NB + 1) * (2 * KQ_NB + 1) - 1 };
-    const int avx2 = slm_kernel_active() >= SLM_KERNEL_AVX2;
+    void (*const err2)(int, const float *, const float *, float, float, float, float, int, float *, float *) =
+        slm_kset_active()->asym_err2;
     double best = asym_all_err(sh, x, w, D, Dm, ls, lm, L, ej);
     for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
@@ -368,9 +369,9 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
                     }
             for (int c = 0; c < nc; c++) {
                 const float da = D * ca[c], db = c + 1 < nc ? D * ca[c + 1] : 0.f;
-                if (c + 1 < nc && avx2 && sh->sub % 4 == 0 && da > 0 && db > 0) {
+                if (c + 1 < nc && err2 && sh->sub % 4 == 0 && da > 0 && db > 0) {
                     float ea, eb; /* two neighbours at once, same values as asym_sub_err */
-                    slm_asym_err2_avx2(sh->sub, xs, ws, da, Dm * cb[c], db, Dm * cb[c + 1], sh->nmax, &ea, &eb);
+                    err2(sh->sub, xs, ws, da, Dm * cb[c], db, Dm * cb[c + 1], sh->nmax, &ea, &eb);
                     ec[c] = ea; ec[c + 1] = eb; c++;
                 } else {
                     ec[c] = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, ca[c], cb[c], NULL);
@@ -467,7 +468,8 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
     D = slm_half_round(D);
     for (int j = 0; j < sh->nsub; j++) ls[j] = D != 0 ? slm_qclamp(sc[j] / D, sh->lslo, sh->lshi) : 0;
     double ej[16], ej2[16];
-    const int avx2 = slm_kernel_active() >= SLM_KERNEL_AVX2;
+    void (*const err2)(int, const float *, const float *, float, float, int, int, float *, float *) =
+        slm_kset_active()->sym_err2;
     double best = sym_all_err(sh, x, w, D, ls, L, ej);
     for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
@@ -481,9 +483,9 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
                 if (a >= sh->lslo && a <= sh->lshi && a != ls[j]) cand[nc++] = a;
             for (int c = 0; c < nc; c++) {
                 const float da = D * cand[c], db = c + 1 < nc ? D * cand[c + 1] : 0.f;
-                if (c + 1 < nc && avx2 && sh->sub % 4 == 0 && da != 0 && db != 0) {
+                if (c + 1 < nc && err2 && sh->sub % 4 == 0 && da != 0 && db != 0) {
                     float ea, eb; /* two neighbours at once, same values as sym_sub_err */
-                    slm_sym_err2_avx2(sh->sub, xs, ws, da, db, sh->qlo, sh->qhi, &ea, &eb);
+                    err2(sh->sub, xs, ws, da, db, sh->qlo, sh->qhi, &ea, &eb);
                     ec[c] = ea; ec[c + 1] = eb; c++;
                 } else {
                     ec[c] = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, cand[c], NULL);

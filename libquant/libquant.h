@@ -2,7 +2,8 @@
  *
  * ggml-compatible quant types (byte-identical block layouts), one traits row
  * per type, quantize / dequantize / vec_dot kernels with a scalar reference
- * and AVX2 / AVX-512 versions chosen at run time (cpuid), and calibration math.
+ * and SIMD kernel sets (x86: AVX2, AVX-512; aarch64: NEON, dotprod, i8mm, SVE)
+ * chosen at run time from the CPU's features, and calibration math.
  *
  * Rules: uses nothing else of slmkit; never prints, never exits.
  * Type ids are ggml's (0 = F32, 1 = F16, 8 = Q8_0, 12 = Q4_K, 30 = BF16, ...).
@@ -25,15 +26,46 @@ void slm_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n);
 void slm_fp32_to_bf16_row(const float *x, uint16_t *y, int64_t n);
 void slm_bf16_to_fp32_row(const uint16_t *x, float *y, int64_t n);
 
-/* ---- kernels and dispatch ------------------------------------------------ */
-enum slm_kernel { SLM_KERNEL_SCALAR = 0, SLM_KERNEL_AVX2 = 1, SLM_KERNEL_AVX512 = 2 };
-/* Best kernel this CPU supports, unless SLM_KERNEL=scalar|avx2|avx512 forces one
- * (a forced kernel the CPU lacks falls back to the best available). */
+/* ---- kernels and dispatch ------------------------------------------------
+ * A kernel set is a table of every dispatched hook (vec_dot, dequantize, activation
+ * quantizers, row kernels, x8 decode layouts, batch GEMM, F16/BF16 products and row
+ * converters, the quantizer's search helpers); entries a set lacks come from its
+ * parent (the next simpler set). The ids name sets, they are never ordered: what a set
+ * needs is its capability mask, and a set runs only on a CPU having all of it.
+ * x86-64: scalar <- avx2 <- avx512. aarch64: scalar <- neon <- dotprod <- i8mm <- sve. */
+enum slm_kernel {
+    SLM_KERNEL_SCALAR = 0, SLM_KERNEL_AVX2 = 1, SLM_KERNEL_AVX512 = 2,
+    SLM_KERNEL_NEON = 3, SLM_KERNEL_DOTPROD = 4, SLM_KERNEL_I8MM = 5, SLM_KERNEL_SVE = 6,
+    SLM_KERNEL_COUNT = 7
+};
+/* CPU capabilities (bits of slm_cpu_caps / slm_kernel_needs). */
+enum slm_cap {
+    SLM_CAP_AVX2 = 1u << 0,    /* AVX2 + FMA + F16C, YMM state saved by the OS */
+    SLM_CAP_AVX512 = 1u << 1,  /* AVX-512 F/BW/VL/DQ + VNNI, ZMM state saved by the OS */
+    SLM_CAP_ASIMD = 1u << 8,   /* aarch64 Advanced SIMD (NEON) */
+    SLM_CAP_DOTPROD = 1u << 9, /* SDOT/UDOT (HWCAP_ASIMDDP) */
+    SLM_CAP_I8MM = 1u << 10,   /* SMMLA/USMMLA (HWCAP2_I8MM) */
+    SLM_CAP_SVE = 1u << 11,    /* SVE (HWCAP_SVE) */
+    SLM_CAP_FP16 = 1u << 12    /* half-precision arithmetic (HWCAP_FPHP + ASIMDHP) */
+};
+unsigned slm_cpu_caps(void);            /* this CPU's capabilities (detected once) */
+unsigned slm_kernel_needs(int kernel);  /* what a set needs; 0 for scalar */
+int slm_kernel_parent(int kernel);      /* the next simpler set; -1 for scalar / unknown */
+int slm_kernel_built(int kernel);       /* 1 if this binary contains the set (target ISA) */
+int slm_kernel_by_name(const char *name); /* "scalar", "neon", ... (case-insensitive); -1 */
+int slm_sve_bits(void);                 /* SVE vector length in bits (prctl), 0 without SVE */
+/* Best set this CPU runs, unless SLM_KERNEL=<name> forces one. A forced set that is
+ * unknown, not built or not supported by the CPU is refused by slm_kernel_env_check
+ * (the CLI calls it first and exits 2); slm_kernel_active then ignores it. */
 int slm_kernel_active(void);
+/* 0, or 2 with a one-line message naming the problem and the sets that would run. */
+int slm_kernel_env_check(char *msg, size_t msg_len);
 const char *slm_kernel_name(int kernel);
-/* Force a kernel (tests, bench). Returns the kernel actually in effect. */
+/* Force a set (tests, bench): the set, or its nearest ancestor this CPU runs. Returns it. */
 int slm_kernel_force(int kernel);
-int slm_cpu_has(int kernel);
+int slm_cpu_has(int kernel);            /* built here and every capability present */
+/* The CPU's capabilities as text ("avx2 avx512" / "asimd dotprod i8mm sve(256)"). */
+const char *slm_cpu_caps_text(void);
 
 /* ---- type traits ------------------------------------------------------------ */
 typedef struct slm_qtraits {
@@ -121,6 +153,18 @@ size_t slm_gemm_act_bytes(uint32_t type, int64_t n, int ntok);
 size_t slm_gemm_scratch_bytes(uint32_t type, int64_t n); /* 0: as above */
 /* Quantize ntok rows of n floats (x, row-major) into act for the GEMM of `kernel`. 0, or -1. */
 int slm_gemm_act_prep(uint32_t type, int kernel, const float *x, int64_t n, int ntok, void *act);
+
+/* ---- F16 / BF16 single-token products (the runtime's matmul) -----------------------
+ * out[r] = dot(W row r, x) for r in [r0, r1); W holds F16 (bf16 = 0) or BF16 values,
+ * rows of n_in back to back (matmul_avx2.c, matmul_avx512.c, the NEON set). */
+typedef void (*slm_gemv_half_fn)(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                                 float *out);
+/* F16 weights, activations already rounded to F16 (xh), as llama.cpp does on AVX-512. */
+typedef void (*slm_gemv_f16x_fn)(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh,
+                                 float *out);
+/* The set's product, or NULL (none, or the CPU lacks the set): the caller widens tiles. */
+slm_gemv_half_fn slm_gemv_half_kernel(int kernel);
+slm_gemv_f16x_fn slm_gemv_f16x_kernel(int kernel);
 
 /* ---- recipes (recipe.c) -------------------------------------------------------
  * llama.cpp's quantization mixes ("Q4_K_M", ...): which type each tensor gets, with

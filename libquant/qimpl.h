@@ -1,7 +1,7 @@
 /* libquant/qimpl.h — internals shared by libquant's files (not part of the face).
  *
  * Block structs are byte-identical to ggml's (ggml-common.h); each has a
- * static_assert on its size. Kernel tables are indexed by enum slm_kernel.
+ * static_assert on its size. Kernel set tables (slm_kset) are indexed by enum slm_kernel.
  */
 #ifndef SLM_QIMPL_H
 #define SLM_QIMPL_H
@@ -85,17 +85,61 @@ typedef struct {
 } block_q8_K;
 static_assert(sizeof(block_q8_K) == 4 + QK_K + QK_K / 16 * 2, "block_q8_K size");
 
-/* ---- dispatch internals (cpu.c) ---- */
+/* ---- dispatch internals (cpu.c, table.c) ---- */
 typedef void (*slm_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
 typedef void (*slm_dequant_fn)(const void *x, float *y, int64_t n);
 typedef void (*slm_quant_fn)(const float *x, void *y, int64_t n, const float *imp);
 
-/* Per-kernel function set for one type; NULL entries fall back to scalar. */
+/* One kernel set's functions for one type; NULL entries come from the parent set. */
 typedef struct {
     slm_vec_dot_fn vec_dot;
     slm_dequant_fn dequantize;
     slm_quant_fn quantize_act; /* fast activation quantizer (Q8_0/Q8_1/Q8_K rows) */
+    slm_rows_fn rows;          /* multi-row decode kernel (not inherited from scalar: see table.c) */
+    slm_x8_fn x8;              /* x8 layout decode */
+    slm_gemm_fn gemm;          /* batch GEMM (with the set's gemm_prep) */
 } slm_kernel_fns;
+
+/* A kernel set: every dispatched hook. Fillers set what the set has; table.c fills the
+ * rest from the parent (slm_kernel_parent). A NULL search / gemv hook after that means
+ * "the baseline C code" (the scalar set has none). */
+typedef struct slm_kset {
+    slm_kernel_fns t[SLM_T_COUNT];
+    int (*gemm_prep)(uint32_t type, const float *x, int64_t n, int ntok, void *act);
+    void (*fp32_to_fp16_row)(const float *x, uint16_t *y, int64_t n);
+    void (*fp16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
+    void (*fp32_to_bf16_row)(const float *x, uint16_t *y, int64_t n);
+    void (*bf16_to_fp32_row)(const uint16_t *x, float *y, int64_t n);
+    /* quantizer search (bit-identical to the baseline loops in search.c) */
+    void (*sym_eval4)(int n4, const float *x, const float *w, int qlo, int qhi, float d, float id, double lane[4],
+                      int8_t *L);
+    void (*sym_sums_multi)(int n4, const float *x, const float *w, const float *is, int ncand, float lo, float hi,
+                           float *sxq, float *sqq);
+    void (*asym_sums_multi)(int n4, const float *x, const float *w, float xmin, const float *is, int ncand,
+                            float nmax, float *sq, float *sqq, float *sxq);
+    void (*sym_err2)(int len, const float *x, const float *w, float d1a, float d1b, int qlo, int qhi, float *ea,
+                     float *eb);
+    void (*asym_err2)(int len, const float *x, const float *w, float d1a, float m1a, float d1b, float m1b, int nmax,
+                      float *ea, float *eb);
+    /* F16 / BF16 single-token products (the runtime's matmul) */
+    slm_gemv_half_fn gemv_half;
+    slm_gemv_f16x_fn gemv_f16x;
+} slm_kset;
+
+/* The filled table of a set (an unbuilt set gives its nearest built ancestor's). */
+const slm_kset *slm_kset_get(int kernel);
+static inline const slm_kset *slm_kset_active(void) { return slm_kset_get(slm_kernel_active()); }
+int slm_kset_built(int kernel);
+/* CPU capabilities (cpu_x86.c, cpu_arm.c; cpu.c for other targets). */
+unsigned slm_cpu_detect(int *sve_bits);
+
+/* Fillers of the sets, one per set (quant_<set>.c), registered in table.c by target. */
+void slm_kset_avx2(slm_kset *k);
+void slm_kset_avx512(slm_kset *k);
+void slm_kset_neon(slm_kset *k);
+void slm_kset_dotprod(slm_kset *k);
+void slm_kset_i8mm(slm_kset *k);
+void slm_kset_sve(slm_kset *k);
 
 /* Filled by quant_avx2.c / quant_avx512.c: table indexed by type id. */
 void slm_avx2_kernels(slm_kernel_fns *tab);
@@ -110,6 +154,10 @@ void slm_fp32_to_fp16_row_avx512(const float *x, uint16_t *y, int64_t n);
 void slm_fp16_to_fp32_row_avx512(const uint16_t *x, float *y, int64_t n);
 void slm_fp32_to_bf16_row_avx512(const float *x, uint16_t *y, int64_t n);
 void slm_bf16_to_fp32_row_avx512(const uint16_t *x, float *y, int64_t n);
+void slm_fp32_to_fp16_row_neon(const float *x, uint16_t *y, int64_t n);
+void slm_fp16_to_fp32_row_neon(const uint16_t *x, float *y, int64_t n);
+void slm_fp32_to_bf16_row_neon(const float *x, uint16_t *y, int64_t n);
+void slm_bf16_to_fp32_row_neon(const uint16_t *x, float *y, int64_t n);
 
 /* Scalar row versions (fp16.c), also the tails of the SIMD ones. */
 void slm_fp32_to_fp16_row_scalar(const float *x, uint16_t *y, int64_t n);

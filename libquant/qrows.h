@@ -11,6 +11,8 @@ slm_x8_fn slm_avx2_x8(uint32_t type);
 slm_x8_fn slm_avx512_x8(uint32_t type);
 slm_gemm_fn slm_avx512_gemm(uint32_t type);
 int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, void *act);
+/* the scalar set's row kernels: vec_dot row by row (rows.c) */
+slm_rows_fn slm_scalar_rows(uint32_t type);
 /* k-quant x8 layout: one group's super-block (8 blocks interleaved) back to 8 blocks,
  * block k at dst + k * dst_stride (rows.c) */
 void slm_x8_kunshuffle(uint32_t type, const void *src, void *dst, size_t dst_stride);

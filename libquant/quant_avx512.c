@@ -7,6 +7,7 @@
 
 #include "qimpl.h"
 #include "qrows.h"
+#include "rt_simd.h"
 
 #define K(name) avx512_##name
 #define DOT_U8S8(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
@@ -19,4 +20,23 @@ slm_gemm_fn slm_avx512_gemm(uint32_t type) { return avx512_gemm_for(type); }
 int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, void *act)
 {
     return avx512_gemm_prep(type, x, n, ntok, act);
+}
+
+/* the set's table (table.c fills the rest from the parent) */
+void slm_kset_avx512(slm_kset *k)
+{
+    avx512_fill(k->t);
+    for (uint32_t t = 0; t < SLM_T_COUNT; t++) {
+        k->t[t].rows = avx512_rows_for(t);
+        k->t[t].x8 = avx512_x8_for(t);
+        k->t[t].gemm = avx512_gemm_for(t);
+    }
+    k->gemm_prep = avx512_gemm_prep;
+    k->fp32_to_fp16_row = slm_fp32_to_fp16_row_avx512;
+    k->fp16_to_fp32_row = slm_fp16_to_fp32_row_avx512;
+    k->fp32_to_bf16_row = slm_fp32_to_bf16_row_avx512;
+    k->bf16_to_fp32_row = slm_bf16_to_fp32_row_avx512;
+    k->gemv_half = slm_gemv_half_avx512;
+    k->gemv_f16x = slm_gemv_f16_f16x_avx512;
+    /* the quantizer's search helpers: the AVX2 ones (inherited) */
 }

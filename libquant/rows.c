@@ -16,7 +16,7 @@
 SCALAR_ROWS(q4_0) SCALAR_ROWS(q4_1) SCALAR_ROWS(q5_0) SCALAR_ROWS(q5_1) SCALAR_ROWS(q8_0)
 SCALAR_ROWS(q2_K) SCALAR_ROWS(q3_K) SCALAR_ROWS(q4_K) SCALAR_ROWS(q5_K) SCALAR_ROWS(q6_K)
 
-static slm_rows_fn scalar_rows(uint32_t type)
+slm_rows_fn slm_scalar_rows(uint32_t type)
 {
     switch (type) {
     case SLM_T_Q4_0: return rows_scalar_q4_0;
@@ -35,22 +35,18 @@ static slm_rows_fn scalar_rows(uint32_t type)
 
 slm_rows_fn slm_rows_kernel(uint32_t type, int kernel)
 {
-    if (kernel < 0 || kernel > SLM_KERNEL_AVX512 || !slm_cpu_has(kernel))
+    if (!slm_cpu_has(kernel) || type >= SLM_T_COUNT)
         return NULL;
-    if (kernel == SLM_KERNEL_AVX512)
-        return slm_avx512_rows(type);
-    if (kernel == SLM_KERNEL_AVX2)
-        return slm_avx2_rows(type);
-    return scalar_rows(type);
+    return slm_kset_get(kernel)->t[type].rows;
 }
 
 /* ---- x8 layouts -------------------------------------------------------------------- */
 
 slm_x8_fn slm_x8_kernel(uint32_t type, int kernel)
 {
-    if (kernel != SLM_KERNEL_AVX512 || !slm_cpu_has(kernel))
+    if (!slm_cpu_has(kernel) || type >= SLM_T_COUNT)
         return NULL;
-    return slm_avx512_x8(type);
+    return slm_kset_get(kernel)->t[type].x8;
 }
 
 /* bytes per block and where the quants start, for the types with an x8 layout */
@@ -246,9 +242,9 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
 
 slm_gemm_fn slm_gemm_kernel(uint32_t type, int kernel)
 {
-    if (kernel != SLM_KERNEL_AVX512 || !slm_cpu_has(kernel))
+    if (!slm_cpu_has(kernel) || type >= SLM_T_COUNT)
         return NULL;
-    return slm_avx512_gemm(type);
+    return slm_kset_get(kernel)->t[type].gemm;
 }
 
 /* x8_kshuffle backwards, with fixed-size moves (the GEMM runs it for every panel) */
@@ -313,5 +309,17 @@ int slm_gemm_act_prep(uint32_t type, int kernel, const float *x, int64_t n, int 
 {
     if (!slm_gemm_kernel(type, kernel) || !slm_gemm_act_bytes(type, n, ntok))
         return -1;
-    return slm_avx512_gemm_prep(type, x, n, ntok, act);
+    return slm_kset_get(kernel)->gemm_prep(type, x, n, ntok, act);
+}
+
+/* ---- F16 / BF16 single-token products ------------------------------------------------ */
+
+slm_gemv_half_fn slm_gemv_half_kernel(int kernel)
+{
+    return slm_cpu_has(kernel) ? slm_kset_get(kernel)->gemv_half : NULL;
+}
+
+slm_gemv_f16x_fn slm_gemv_f16x_kernel(int kernel)
+{
+    return slm_cpu_has(kernel) ? slm_kset_get(kernel)->gemv_f16x : NULL;
 }

@@ -84,13 +84,14 @@ double slm_sym_eval_base(int n, const float *x, const float *w, int qlo, int qhi
 
 double slm_sym_eval(int n, const float *x, const float *w, int qlo, int qhi, float d, int8_t *L)
 {
-    if (n < 8 || slm_kernel_active() < SLM_KERNEL_AVX2)
+    const slm_kset *ks = slm_kset_active();
+    if (n < 8 || !ks->sym_eval4)
         return slm_sym_eval_base(n, x, w, qlo, qhi, d, L);
     double lane[4];
     int8_t Lb[QK_K];
     const int n4 = n & ~3;
     const float id = d != 0 ? 1.0f / d : 0.0f;
-    slm_sym_eval4_avx2(n4, x, w, qlo, qhi, d, id, lane, L ? L : Lb);
+    ks->sym_eval4(n4, x, w, qlo, qhi, d, id, lane, L ? L : Lb);
     return sym_eval_lanes(n4, n, x, w, qlo, qhi, d, id, lane, L);
 }
 
@@ -327,8 +328,9 @@ void slm_sym_sums_multi_base(int n4, const float *x, const float *w, const float
 static void sym_sums_multi(int n4, const float *x, const float *w, const float *is, int ncand, float lo, float hi,
                            float *sxq, float *sqq)
 {
-    if (ncand > 1 && slm_kernel_active() >= SLM_KERNEL_AVX2)
-        slm_sym_sums_multi_avx2(n4, x, w, is, ncand, lo, hi, sxq, sqq);
+    const slm_kset *ks = slm_kset_active();
+    if (ncand > 1 && ks->sym_sums_multi)
+        ks->sym_sums_multi(n4, x, w, is, ncand, lo, hi, sxq, sqq);
     else
         slm_sym_sums_multi_base(n4, x, w, is, ncand, lo, hi, sxq, sqq);
 }
@@ -407,8 +409,9 @@ void slm_asym_sums_multi_base(int n4, const float *x, const float *w, float xmin
 static void asym_sums_multi(int n4, const float *x, const float *w, float xmin, const float *is, int ncand,
                             float nmax, float *sq, float *sqq, float *sxq)
 {
-    if (ncand > 1 && slm_kernel_active() >= SLM_KERNEL_AVX2)
-        slm_asym_sums_multi_avx2(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
+    const slm_kset *ks = slm_kset_active();
+    if (ncand > 1 && ks->asym_sums_multi)
+        ks->asym_sums_multi(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
     else
         slm_asym_sums_multi_base(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
 }

@@ -1,5 +1,6 @@
 /* libquant/table.c — the traits table (one row per type), run-time kernel
- * dispatch for dequantize / vec_dot / activation quantization, and the row API. */
+ * sets (one slm_kset per set, missing entries from the parent set), dispatch for
+ * dequantize / vec_dot / activation quantization, and the row API. */
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,34 +12,101 @@
 #define ROW(T, nm, blk, btype, isq, t, vdt)                                                  \
     [SLM_T_##T] = { SLM_T_##T, nm, blk, sizeof(btype), isq, slm_quantize_##t, dq_##t, SLM_T_##vdt, vd_##t }
 
-/* scalar rows, filled from the per-type functions */
-static slm_kernel_fns g_tab[3][SLM_T_COUNT];
+/* The kernel sets this binary holds: one filler per set, chosen by target (the
+ * Makefile builds each architecture's files only for it). */
+typedef void (*kset_filler)(slm_kset *);
+static const kset_filler g_fillers[SLM_KERNEL_COUNT] = {
+#if defined(__x86_64__)
+    [SLM_KERNEL_AVX2] = slm_kset_avx2,
+    [SLM_KERNEL_AVX512] = slm_kset_avx512,
+#elif defined(__aarch64__)
+    [SLM_KERNEL_NEON] = slm_kset_neon,
+    [SLM_KERNEL_DOTPROD] = slm_kset_dotprod,
+#endif
+};
+
+static slm_kset g_sets[SLM_KERNEL_COUNT];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static void init_tables(void)
+/* scalar row kernels: vec_dot row by row (rows.c) */
+slm_rows_fn slm_scalar_rows(uint32_t type);
+
+static void fill_scalar(slm_kset *k)
 {
-#define SC(T, t) g_tab[0][SLM_T_##T] = (slm_kernel_fns){ slm_vec_dot_##t, slm_dequantize_##t, NULL };
+#define SC(T, s) k->t[SLM_T_##T] = (slm_kernel_fns){ slm_vec_dot_##s, slm_dequantize_##s, NULL, slm_scalar_rows(SLM_T_##T), NULL, NULL };
     SC(F32, f32) SC(F16, f16) SC(BF16, bf16) SC(Q4_0, q4_0) SC(Q4_1, q4_1) SC(Q5_0, q5_0) SC(Q5_1, q5_1)
     SC(Q8_0, q8_0) SC(Q8_1, q8_1) SC(Q2_K, q2_K) SC(Q3_K, q3_K) SC(Q4_K, q4_K) SC(Q5_K, q5_K)
     SC(Q6_K, q6_K) SC(Q8_K, q8_K)
 #undef SC
-    g_tab[0][SLM_T_Q8_0].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_0;
-    g_tab[0][SLM_T_Q8_1].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_1;
-    g_tab[0][SLM_T_Q8_K].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_K;
-    slm_avx2_kernels(g_tab[1]);
-    slm_avx512_kernels(g_tab[2]);
-    for (int k = 1; k < 3; k++)
-        for (int t = 0; t < SLM_T_COUNT; t++) {
-            if (!g_tab[k][t].vec_dot) g_tab[k][t].vec_dot = g_tab[k - 1][t].vec_dot;
-            if (!g_tab[k][t].dequantize) g_tab[k][t].dequantize = g_tab[k - 1][t].dequantize;
-            if (!g_tab[k][t].quantize_act) g_tab[k][t].quantize_act = g_tab[k - 1][t].quantize_act;
+    k->t[SLM_T_Q8_0].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_0;
+    k->t[SLM_T_Q8_1].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_1;
+    k->t[SLM_T_Q8_K].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_K;
+    k->fp32_to_fp16_row = slm_fp32_to_fp16_row_scalar;
+    k->fp16_to_fp32_row = slm_fp16_to_fp32_row_scalar;
+    k->fp32_to_bf16_row = slm_fp32_to_bf16_row_scalar;
+    k->bf16_to_fp32_row = slm_bf16_to_fp32_row_scalar;
+}
+
+#define INHERIT(field) if (!k->field) k->field = p->field
+static void inherit(slm_kset *k, const slm_kset *p, int parent_is_scalar)
+{
+    for (int t = 0; t < SLM_T_COUNT; t++) {
+        INHERIT(t[t].vec_dot);
+        INHERIT(t[t].dequantize);
+        INHERIT(t[t].quantize_act);
+        /* the scalar rows call the scalar vec_dot: a SIMD set without its own row
+         * kernel leaves rows NULL, and the caller loops over the set's vec_dot */
+        if (!parent_is_scalar) INHERIT(t[t].rows);
+        INHERIT(t[t].x8);
+        INHERIT(t[t].gemm);
+    }
+    if (!k->gemm_prep) k->gemm_prep = p->gemm_prep;
+    INHERIT(fp32_to_fp16_row); INHERIT(fp16_to_fp32_row); INHERIT(fp32_to_bf16_row); INHERIT(bf16_to_fp32_row);
+    INHERIT(sym_eval4); INHERIT(sym_sums_multi); INHERIT(asym_sums_multi); INHERIT(sym_err2); INHERIT(asym_err2);
+    INHERIT(gemv_half); INHERIT(gemv_f16x);
+}
+#undef INHERIT
+
+/* a set's table: its nearest built ancestor's, then its own entries over it */
+static void build(int k, unsigned char *done)
+{
+    if (done[k]) return;
+    int p = slm_kernel_parent(k);
+    if (p < 0) {
+        fill_scalar(&g_sets[k]);
+    } else {
+        build(p, done);
+        if (g_fillers[k]) {
+            g_fillers[k](&g_sets[k]);
+            inherit(&g_sets[k], &g_sets[p], p == SLM_KERNEL_SCALAR);
+        } else {
+            g_sets[k] = g_sets[p];
         }
+    }
+    done[k] = 1;
+}
+
+static void init_tables(void)
+{
+    unsigned char done[SLM_KERNEL_COUNT] = {0};
+    for (int k = 0; k < SLM_KERNEL_COUNT; k++) build(k, done);
+}
+
+int slm_kset_built(int kernel)
+{
+    return kernel == SLM_KERNEL_SCALAR || (kernel > 0 && kernel < SLM_KERNEL_COUNT && g_fillers[kernel]);
+}
+
+const slm_kset *slm_kset_get(int kernel)
+{
+    pthread_once(&g_once, init_tables);
+    if (kernel < 0 || kernel >= SLM_KERNEL_COUNT) kernel = SLM_KERNEL_SCALAR;
+    return &g_sets[kernel];
 }
 
 static inline const slm_kernel_fns *fns(uint32_t t)
 {
-    pthread_once(&g_once, init_tables);
-    return &g_tab[slm_kernel_active()][t];
+    return &slm_kset_active()->t[t];
 }
 
 #define DISPATCH(T, t)                                                                              \
@@ -83,11 +151,11 @@ const slm_qtraits *slm_qtraits_by_name(const char *name)
 const slm_qtraits *slm_qtraits_kernel(uint32_t type, int kernel, slm_qtraits *out)
 {
     const slm_qtraits *t = slm_qtraits_get(type);
-    if (!t || kernel < 0 || kernel > SLM_KERNEL_AVX512 || !slm_cpu_has(kernel)) return NULL;
-    pthread_once(&g_once, init_tables);
+    if (!t || !slm_cpu_has(kernel)) return NULL;
+    const slm_kset *k = slm_kset_get(kernel);
     *out = *t;
-    out->vec_dot = g_tab[kernel][type].vec_dot;
-    out->dequantize_row = g_tab[kernel][type].dequantize;
+    out->vec_dot = k->t[type].vec_dot;
+    out->dequantize_row = k->t[type].dequantize;
     return out;
 }
 
@@ -126,9 +194,8 @@ int slm_quantize_act(uint32_t type, const float *x, void *y, int64_t n)
 int slm_quantize_act_kernel(uint32_t type, int kernel, const float *x, void *y, int64_t n)
 {
     if ((type != SLM_T_Q8_0 && type != SLM_T_Q8_1 && type != SLM_T_Q8_K) || !slm_row_bytes(type, n)) return -1;
-    if (kernel < 0 || kernel > SLM_KERNEL_AVX512 || !slm_cpu_has(kernel)) return -1;
-    pthread_once(&g_once, init_tables);
-    g_tab[kernel][type].quantize_act(x, y, n, NULL);
+    if (!slm_cpu_has(kernel)) return -1;
+    slm_kset_get(kernel)->t[type].quantize_act(x, y, n, NULL);
     return 0;
 }
 
@@ -150,8 +217,7 @@ void slm_keep_better_than_ref(uint32_t type, const float *x, void *y, int64_t n,
     unsigned char *ref = malloc(rb);
     if (!ref) return;
     if (!slm_llama_ref_quantize_row(type, x, ref, n)) { free(ref); return; }
-    pthread_once(&g_once, init_tables);
-    const slm_dequant_fn dq = g_tab[0][type].dequantize;
+    const slm_dequant_fn dq = slm_kset_get(SLM_KERNEL_SCALAR)->t[type].dequantize;
     float a[QK_K], b[QK_K];
     for (int64_t blk = 0; blk < n / t->blck; blk++) {
         unsigned char *yo = (unsigned char *)y + blk * t->bytes, *yr = ref + blk * t->bytes;

@@ -4,8 +4,9 @@
  * a contiguous slice of rows, so no reduction is needed) and accumulates in float.
  *   F32:        OpenBLAS on the thread's slice (sgemm for batches, sgemv for
  *               one token); OpenBLAS runs single-threaded inside our pool.
- *   F16, BF16, one token, AVX2 CPU: fused widen + FMA dot products
- *               (matmul_avx2.c): decode is memory-bound, so the weights are
+ *   F16, BF16, one token, a kernel set with gemv_half (AVX2, AVX-512, NEON):
+ *               fused widen + FMA dot products (libquant/matmul_<set>.c,
+ *               slm_gemv_half_kernel): decode is memory-bound, so the weights are
  *               read once and nothing is written. On AVX-512, F16 weights
  *               meet activations rounded once to F16 (as llama.cpp does):
  *               about 10 % faster decode than F32 activations.
@@ -26,7 +27,6 @@
  * slm_matmul_ref (tests) is the plain scalar reference for every type. */
 #include "runtime.h"
 #include "rt_internal.h"
-#include "rt_simd.h"
 
 #include <cblas.h>
 #include <pthread.h>
@@ -74,8 +74,9 @@ typedef struct mm_job {
     slm_gemm_fn gemm;        /* batch kernel (quantized activations, int8 dot products), or NULL */
     const void *act;         /* its prepared activations (slm_gemm_act_prep) */
     size_t gemm_scratch;     /* per-thread panel bytes */
-    const uint16_t *xh;      /* F16 decode on AVX-512: the activations rounded to F16 */
-    int use_avx2;            /* SIMD kernels allowed: 1 AVX2, 2 AVX-512 (slm_kernel_active) */
+    const uint16_t *xh;      /* F16 decode with gemv_f16x: the activations rounded to F16 */
+    slm_gemv_half_fn gemv_half;  /* the active set's F16/BF16 single-token product, or NULL */
+    slm_gemv_f16x_fn gemv_f16x;  /* the same on F16-rounded activations (AVX-512), or NULL */
 } mm_job;
 
 /* out[:, r0:r0+nr] = x * Wf^T where Wf holds nr F32 rows */
@@ -134,13 +135,11 @@ static void mm_task(void *arg, int ith, int nth)
         blas_block(j, (const float *)(wb + (size_t)r0 * j->row_bytes), r0, r1 - r0);
         return;
     }
-    if ((type == SLM_TYPE_F16 || type == SLM_TYPE_BF16) && j->n_tokens == 1 && j->use_avx2) {
-        if (j->use_avx2 > 1 && j->xh)
-            slm_gemv_f16_f16x_avx512(j->W->data, j->n_in, r0, r1, j->xh, j->out);
-        else if (j->use_avx2 > 1)
-            slm_gemv_half_avx512(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
+    if ((type == SLM_TYPE_F16 || type == SLM_TYPE_BF16) && j->n_tokens == 1 && j->gemv_half) {
+        if (j->gemv_f16x && j->xh)
+            j->gemv_f16x(j->W->data, j->n_in, r0, r1, j->xh, j->out);
         else
-            slm_gemv_half_avx2(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
+            j->gemv_half(j->W->data, type == SLM_TYPE_BF16, j->n_in, r0, r1, j->x, j->out);
         return;
     }
     if (j->gemm) { /* batch: int8 GEMM on 16-row panels (x8 copy or plain rows) */
@@ -257,7 +256,8 @@ static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const v
     mm_job j = {
         .out = out, .W = W, .x = x, .n_tokens = n_tokens, .n_in = W->ne[0], .n_out = W->ne[1],
         .row_bytes = slm_type_row_bytes(W->type, (uint64_t)W->ne[0]),
-        .use_avx2 = slm_kernel_active() >= SLM_KERNEL_AVX512 ? 2 : slm_kernel_active() >= SLM_KERNEL_AVX2,
+        .gemv_half = slm_gemv_half_kernel(slm_kernel_active()),
+        .gemv_f16x = slm_gemv_f16x_kernel(slm_kernel_active()),
         .packed = packed,
         .x8 = packed ? slm_x8_kernel(W->type, slm_kernel_active()) : NULL,
         .x8_gbytes = packed ? slm_x8_group_bytes(W->type, W->ne[0]) : 0,
@@ -290,7 +290,7 @@ static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const v
         j.xq = xq;
         j.rows = slm_rows_kernel(W->type, slm_kernel_active());
     }
-    if (W->type == SLM_TYPE_F16 && n_tokens == 1 && j.use_avx2 > 1 && (xq = malloc(sizeof(uint16_t) * (size_t)j.n_in))) {
+    if (W->type == SLM_TYPE_F16 && n_tokens == 1 && j.gemv_half && j.gemv_f16x && (xq = malloc(sizeof(uint16_t) * (size_t)j.n_in))) {
         slm_fp32_to_fp16_row(x, xq, j.n_in);
         j.xh = xq; /* out of memory: F32 activations */
     }

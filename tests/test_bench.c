@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "bench.h"
 #include "formats.h"
@@ -504,4 +505,43 @@ Test(bench, decode_roofline_two_threads)
     cr_assert(isfinite(r.read_gbs) && isfinite(r.read_gbs_best), "read %g, best %g", r.read_gbs, r.read_gbs_best);
     cr_assert_geq(r.read_gbs_best, r.read_gbs);
     cr_assert_neq(bench_roofline_measure(0, &r, &err), 0);
+}
+
+/* The kernel self-check (slm bench kernels --check, the harness of the emulated aarch64
+ * runs) passes for every set this CPU runs, checks something for every type, and
+ * refuses a set the CPU cannot run; SLM_KERNEL naming such a set is refused by the CLI. */
+static int g_check_failed;
+static void check_cb(void *ctx, int kernel, const char *check, int ok, const char *detail)
+{
+    (void)ctx;
+    if (!ok) {
+        g_check_failed++;
+        cr_log_error("%s %s: %s", slm_kernel_name(kernel), check, detail);
+    }
+}
+Test(bench, kernels_self_check)
+{
+    int sets = 0;
+    for (int k = 1; k < SLM_KERNEL_COUNT; k++) {
+        slm_err err = {0};
+        int pass = 0, fail = 0;
+        if (!slm_cpu_has(k)) {
+            cr_assert_neq(bench_kernels_check(k, check_cb, NULL, &pass, &fail, &err), 0);
+            cr_assert_eq(pass + fail, 0);
+            continue;
+        }
+        sets++;
+        cr_assert_eq(bench_kernels_check(k, check_cb, NULL, &pass, &fail, &err), 0, "%s", err.msg);
+        cr_assert_eq(fail, 0, "%s: %d checks failed", slm_kernel_name(k), fail);
+        cr_assert_geq(pass, 12 * 5, "%s: only %d checks", slm_kernel_name(k), pass);
+    }
+    cr_assert_eq(g_check_failed, 0);
+    if (!sets)
+        cr_log_warn("no SIMD kernel set on this CPU: only the refusal was checked");
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s bench kernels --check > /dev/null", tu_slm_bin());
+    cr_assert_eq(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "SLM_KERNEL=no-such-set %s --version > /dev/null 2>&1", tu_slm_bin());
+    int rc = system(cmd);
+    cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
 }

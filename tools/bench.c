@@ -33,13 +33,19 @@ const char help_bench[] =
     "  commit, CPU, kernel, model type / size / parameters, load time and peak RSS.\n"
     "\n"
     "slm bench kernels [--types LIST] [--shapes RxC,...] [--kernel LIST] [-t N] [-b N]\n"
-    "                  [--seconds S] [-o md|json|csv]\n"
+    "                  [--seconds S] [-o md|json|csv] [--check [-v]]\n"
     "  matrix x vector (decode) and matrix x matrix (-b tokens, default 128) per type and\n"
-    "  kernel (scalar, avx2, avx512, blas = dequantize + OpenBLAS), in GB/s of weights read\n"
+    "  kernel set (scalar, avx2, avx512, neon, dotprod, i8mm, sve; blas = dequantize +\n"
+    "  OpenBLAS), in GB/s of weights read\n"
     "  and GFLOP/s, next to the measured roofline (DRAM read bandwidth, FP32 FMA peak).\n"
     "  Defaults: --types q4_0,q8_0,q4_K,q6_K,q2_K,q3_K,q5_0,f16 --shapes 4096x4096\n"
-    "  --kernel scalar,avx2,avx512,blas (those the CPU has) -t 1 --seconds 0.5.\n"
+    "  --kernel: every set the CPU runs, and blas; -t 1 --seconds 0.5.\n"
     "  --no-matmul / --no-matvec skip one of the two.\n"
+    "  --check: no timing; the self-check of each kernel set (--kernel's, default every\n"
+    "  set the CPU runs) against the scalar set for every type: converters, dequantizers,\n"
+    "  activation and weight quantizers bit for bit; vec_dot, row, x8, GEMM and F16/BF16\n"
+    "  kernels within 1e-5 of the sum of |terms|. Prints failures (-v: every check) and\n"
+    "  'N passed, N failed'; exit 5 if any failed.\n"
     "\n"
     "slm bench synth --shape NAME -o DIR [options]\n"
     "  --shape NAME      smollm-135m | tinyllama-1.1b | gpt2-124m | llama-3.2-1b | qwen2.5-0.5b |\n"
@@ -316,11 +322,37 @@ static int print_json_and_free(cJSON *j, int formatted, const char *cmd)
 #undef CMD
 #define CMD "bench kernels"
 
+static void check_report(void *ctx, int kernel, const char *check, int ok, const char *detail)
+{
+    int verbose = *(int *)ctx;
+    if (!ok || verbose)
+        printf("%s %s: %s%s%s\n", ok ? "ok  " : "FAIL", slm_kernel_name(kernel), check, ok ? "" : ": ",
+               ok ? "" : detail);
+}
+
+/* --check: the self-check of each kernel set (those the CPU runs, or --kernel's) */
+static int kernels_check(const int *kernels, int nk, int verbose)
+{
+    int pass = 0, fail = 0;
+    printf("kernel self-check (active set: %s; cpu: %s)\n", slm_kernel_name(slm_kernel_active()), slm_cpu_caps_text());
+    for (int i = 0; i < nk; i++) {
+        if (kernels[i] == BENCH_KERNEL_BLAS || kernels[i] == SLM_KERNEL_SCALAR)
+            continue;
+        int p0 = pass, f0 = fail;
+        slm_err err = {0};
+        if (bench_kernels_check(kernels[i], check_report, &verbose, &pass, &fail, &err))
+            return cli_fail_err(CMD, &err);
+        printf("%s: %d passed, %d failed\n", slm_kernel_name(kernels[i]), pass - p0, fail - f0);
+    }
+    printf("%d passed, %d failed\n", pass, fail);
+    return fail ? SLM_EVERIFY : SLM_OK;
+}
+
 static int bench_kernels(int argc, char **argv)
 {
     const char *types_s = "q4_0,q8_0,q4_K,q6_K,q2_K,q3_K,q5_0,f16", *shapes_s = "4096x4096",
                *kern_s = NULL, *fmt = "md";
-    int threads = 1, batch = 128, do_mv = 1, do_mm = 1;
+    int threads = 1, batch = 128, do_mv = 1, do_mm = 1, check = 0, verbose = 0;
     double seconds = 0.5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
@@ -328,6 +360,10 @@ static int bench_kernels(int argc, char **argv)
         long long x;
         if (!strcmp(a, "--no-matmul"))
             do_mm = 0;
+        else if (!strcmp(a, "--check"))
+            check = 1;
+        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
+            verbose = 1;
         else if (!strcmp(a, "--no-matvec"))
             do_mv = 0;
         else if ((v = opt_value(argc, argv, &i, "--types", NULL, &missing)))
@@ -373,9 +409,9 @@ static int bench_kernels(int argc, char **argv)
             return cli_usage(CMD, "--types: too many types");
         types[nt++] = t;
     }
-    int kernels[4], nk = 0;
+    int kernels[SLM_KERNEL_COUNT + 1], nk = 0;
     if (!kern_s) {
-        for (int k = SLM_KERNEL_SCALAR; k <= SLM_KERNEL_AVX512; k++)
+        for (int k = SLM_KERNEL_SCALAR; k < SLM_KERNEL_COUNT; k++)
             if (slm_cpu_has(k))
                 kernels[nk++] = k;
         kernels[nk++] = BENCH_KERNEL_BLAS;
@@ -387,14 +423,16 @@ static int bench_kernels(int argc, char **argv)
                 if (!strcasecmp(tok, bench_kernel_label(c)))
                     k = c;
             if (k < 0)
-                return cli_usage(CMD, "--kernel: unknown kernel '%s' (scalar, avx2, avx512, blas)", tok);
+                return cli_usage(CMD, "--kernel: unknown kernel '%s' (scalar, avx2, avx512, neon, dotprod, i8mm, sve, blas)", tok);
             if (k != BENCH_KERNEL_BLAS && !slm_cpu_has(k))
                 return cli_usage(CMD, "--kernel: this CPU has no %s kernel", tok);
-            if (nk >= 4)
+            if (nk >= SLM_KERNEL_COUNT + 1)
                 return cli_usage(CMD, "--kernel: too many kernels");
             kernels[nk++] = k;
         }
     }
+    if (check)
+        return kernels_check(kernels, nk, verbose);
     int64_t shapes[16][2];
     int nsh = 0;
     snprintf(buf, sizeof buf, "%s", shapes_s);

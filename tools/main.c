@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "libquant.h"
 #include "version.h"
 
 #define SLM_VERSION "0.1.0"
@@ -119,12 +120,18 @@ int main(int argc, char **argv)
         return SLM_EUSAGE;
     }
     const char *a = argv[1];
+    char kmsg[256];
+    if (slm_kernel_env_check(kmsg, sizeof kmsg)) { /* SLM_KERNEL names a set this CPU cannot run */
+        fprintf(stderr, "slm: error: %s\n", kmsg);
+        return SLM_EUSAGE;
+    }
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
         usage(stdout);
         return 0;
     }
     if (!strcmp(a, "--version") || !strcmp(a, "version")) {
         printf("slm %s (commit %s)\n", SLM_VERSION, SLM_GIT_COMMIT);
+        printf("kernels: %s (cpu: %s)\n", slm_kernel_name(slm_kernel_active()), slm_cpu_caps_text());
         return 0;
     }
     if (!strcmp(a, "help")) {

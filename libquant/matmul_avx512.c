@@ -1,10 +1,11 @@
-/* runtime/matmul_avx512.c — single-token products with F16 / BF16 weights on
+/* libquant/matmul_avx512.c — single-token products with F16 / BF16 weights on
  * AVX-512: 16 weights widened per instruction, row by row (one sequential stream:
  * interleaving two rows, or prefetching ahead, measured slower once the weights
  * come from DRAM). Decode is memory-bound: the weights are read once and nothing
  * is written but the outputs. Rows are reduced 16 at a time (hsum16): a full
  * horizontal sum per row cost ~4 % of tg128 on SmolLM-135M's 576-column rows.
- * Chosen at run time by matmul.c when slm_kernel_active() is AVX512. */
+ * The AVX-512 set's gemv_half / gemv_f16x hooks (runtime/matmul.c calls them through
+ * slm_gemv_half_kernel / slm_gemv_f16x_kernel). */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>

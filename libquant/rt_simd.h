@@ -1,6 +1,6 @@
-/* runtime/rt_simd.h — SIMD kernels of the runtime (in *_avx2.c files, built
- * with the AVX2 flags) and their callers' contract. Call only when
- * slm_kernel_active() >= SLM_KERNEL_AVX2. */
+/* libquant/rt_simd.h — the F16 / BF16 single-token products of the kernel sets
+ * (matmul_<set>.c, built with the set's flags), reached by the runtime through
+ * slm_gemv_half_kernel / slm_gemv_f16x_kernel. Internal to libquant. */
 #ifndef SLM_RT_SIMD_H
 #define SLM_RT_SIMD_H
 
@@ -10,9 +10,13 @@
  * values, rows of n_in back to back. */
 void slm_gemv_half_avx2(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
                         float *out);
-/* The same with AVX-512 (matmul_avx512.c); call only when slm_kernel_active() is AVX512. */
+/* The same with AVX-512 (matmul_avx512.c). */
 void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
                           float *out);
+
+/* The same with aarch64 Advanced SIMD (matmul_neon.c). */
+void slm_gemv_half_neon(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                        float *out);
 
 /* F16 weights, activations already rounded to F16 (xh); AVX-512 only. */
 void slm_gemv_f16_f16x_avx512(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh,

@@ -1,8 +1,8 @@
-/* runtime/matmul_avx2.c — single-token products with F16 / BF16 weights
+/* libquant/matmul_avx2.c — single-token products with F16 / BF16 weights
  * (AVX2 + FMA + F16C). Decode is memory-bound: widening the weights in
  * registers and multiplying at once reads each weight byte once and writes
  * nothing, where the tile path (widen to a buffer, then sgemv) moves 3x the bytes.
- * Chosen at run time by matmul.c when the CPU has AVX2 (slm_kernel_active). */
+ * The AVX2 set's gemv_half hook (runtime/matmul.c calls it through slm_gemv_half_kernel). */
 #include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -1,0 +1,281 @@
+/* bench/check.c — the kernel self-check: every hook of a kernel set against the scalar
+ * set, as tests/test_libquant.c does for x86 (bit-identical converters, dequantizers,
+ * activation quantizers and quantizer output; integer dot products exact, float sums
+ * within 1e-5 of the sum of |terms|). It needs no test framework, so it runs where
+ * Criterion cannot (aarch64 under qemu-user): `slm bench kernels --check`. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+typedef struct {
+    bench_check_report report;
+    void *ctx;
+    int kernel;
+    int pass, fail;
+} chk;
+
+static void note(chk *c, int ok, const char *what, const char *detail)
+{
+    ok ? c->pass++ : c->fail++;
+    if (c->report)
+        c->report(c->ctx, c->kernel, what, ok, detail);
+}
+
+static uint64_t g_rng;
+static uint64_t rnd(void)
+{
+    uint64_t z = (g_rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static float gauss(void)
+{
+    double u = ((rnd() >> 11) + 0.5) / 9007199254740992.0, v = ((rnd() >> 11) + 0.5) / 9007199254740992.0;
+    return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
+}
+static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* half / bfloat16 row converters: bit for bit */
+static void check_half_rows(chk *c)
+{
+    enum { N = 1 << 16 };
+    uint16_t *h = malloc(N * 2), *b = malloc(N * 2), *h2 = malloc(N * 2);
+    float *f = malloc(N * 4), *g = malloc(N * 4), *x = malloc(N * 4);
+    char d[160] = "";
+    if (!h || !b || !h2 || !f || !g || !x) {
+        note(c, 0, "half rows", "out of memory");
+        goto out;
+    }
+    int bad = 0;
+    for (int i = 0; i < N; i++)
+        h[i] = (uint16_t)i;
+    slm_kernel_force(c->kernel);
+    slm_fp16_to_fp32_row(h, f, N);
+    slm_fp32_to_fp16_row(f, h2, N);
+    slm_bf16_to_fp32_row(h, g, N);
+    for (int i = 0; i < N && !bad; i++)
+        if (f2u(f[i]) != f2u(slm_fp16_to_fp32(h[i])) || h2[i] != slm_fp32_to_fp16(slm_fp16_to_fp32(h[i])) ||
+            f2u(g[i]) != (uint32_t)i << 16)
+            bad = 1, snprintf(d, sizeof d, "half %04x", i);
+    note(c, !bad, "fp16/bf16 rows: every half", d);
+    bad = 0;
+    g_rng = 42;
+    for (int round = 0; round < 3 && !bad; round++) {
+        for (int i = 0; i < N; i++) {
+            uint32_t u = (uint32_t)rnd();
+            if (round == 1) /* the half range incl. subnormals and overflow */
+                u = (u & 0x807fffffu) | ((uint32_t)(100 + rnd() % 45) << 23);
+            if (round == 2) /* halfway cases */
+                u = (u & ~0x1fffu) | 0x1000u | (uint32_t)(rnd() & 1) << 13;
+            x[i] = u2f(u);
+        }
+        slm_fp32_to_fp16_row(x, h, N - 3);
+        slm_fp32_to_bf16_row(x, b, N - 3);
+        for (int i = 0; i < N - 3 && !bad; i++)
+            if (h[i] != slm_fp32_to_fp16(x[i]) || b[i] != slm_fp32_to_bf16(x[i]))
+                bad = 1, snprintf(d, sizeof d, "round %d float %08x", round, f2u(x[i]));
+    }
+    note(c, !bad, "fp16/bf16 rows: random floats", d);
+out:
+    slm_kernel_force(SLM_KERNEL_SCALAR);
+    free(h); free(b); free(h2); free(f); free(g); free(x);
+}
+
+static const uint32_t g_types[] = {1, 30, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14}; /* F16 BF16 Q4_0.. Q6_K */
+
+static double mag_of(const slm_qtraits *t, const void *w, const float *a, int64_t n, float *tmp)
+{
+    t->dequantize_row(w, tmp, n);
+    double m = 0;
+    for (int64_t i = 0; i < n; i++)
+        m += fabs((double)tmp[i] * a[i]);
+    return m;
+}
+
+/* one type: dequantize, vec_dot, activation quantizer, quantizer output, rows, x8, GEMM */
+static void check_type(chk *c, uint32_t type)
+{
+    enum { N = 512, R = 16, T = 4 };
+    const slm_qtraits *base = slm_qtraits_get(type);
+    slm_qtraits ks, kk;
+    const slm_qtraits *s = slm_qtraits_kernel(type, SLM_KERNEL_SCALAR, &ks);
+    const slm_qtraits *v = slm_qtraits_kernel(type, c->kernel, &kk);
+    char what[96], d[200] = "";
+    const char *tn = base->name;
+    float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N * T), *y0 = malloc(sizeof(float) * N),
+          *y1 = malloc(sizeof(float) * N), *imp = malloc(sizeof(float) * N), *out = malloc(sizeof(float) * (R * T + 1));
+    size_t rb = slm_row_bytes(type, N), ab = slm_row_bytes(base->vec_dot_type, N);
+    unsigned char *w = malloc(rb * R), *w2 = malloc(rb * R), *qa = malloc(ab * T), *qb = malloc(ab * T);
+    if (!x || !a || !y0 || !y1 || !imp || !out || !w || !w2 || !qa || !qb || !s || !v) {
+        snprintf(what, sizeof what, "%s: setup", tn);
+        note(c, 0, what, "out of memory or no table");
+        goto out;
+    }
+    g_rng = 1000 + type;
+    for (int i = 0; i < N * R; i++)
+        x[i] = gauss() * (i % 7 == 0 ? 5.f : 1.f);
+    for (int i = 0; i < N * T; i++)
+        a[i] = gauss();
+    for (int i = 0; i < N; i++)
+        imp[i] = 0.1f + (float)(rnd() % 1000) / 100.f;
+
+    /* quantizer output: the set's search helpers must give the scalar bytes */
+    for (int wi = 0; wi < 2; wi++) {
+        slm_kernel_force(SLM_KERNEL_SCALAR);
+        slm_quantize_rows(type, x, w, R, N, wi ? imp : NULL);
+        slm_kernel_force(c->kernel);
+        slm_quantize_rows(type, x, w2, R, N, wi ? imp : NULL);
+        slm_kernel_force(SLM_KERNEL_SCALAR);
+        snprintf(what, sizeof what, "%s: quantize%s", tn, wi ? " (importance)" : "");
+        note(c, !memcmp(w, w2, rb * R), what, "bytes differ from the scalar set's");
+    }
+    /* activations: the same bytes on every set */
+    int act_ok = 1;
+    for (int t = 0; t < T; t++) {
+        if (base->is_quant) {
+            act_ok &= slm_quantize_act_kernel(base->vec_dot_type, SLM_KERNEL_SCALAR, a + t * N, qa + t * ab, N) == 0 &&
+                      slm_quantize_act_kernel(base->vec_dot_type, c->kernel, a + t * N, qb + t * ab, N) == 0;
+        } else {
+            slm_quantize_act(base->vec_dot_type, a + t * N, qa + t * ab, N);
+            memcpy(qb + t * ab, qa + t * ab, ab);
+        }
+    }
+    snprintf(what, sizeof what, "%s: activation quantizer", tn);
+    note(c, act_ok && !memcmp(qa, qb, ab * T), what, "bytes differ from the scalar set's");
+
+    /* dequantize and vec_dot, on quantized rows and (quant types) on random bytes */
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            if (!base->is_quant)
+                break;
+            for (size_t i = 0; i < rb * R; i++)
+                w[i] = (unsigned char)rnd();
+            /* finite fp16 scales: clear the exponent's top bit of any Inf/NaN half */
+            uint16_t *hh = (uint16_t *)w;
+            for (size_t i = 0; i < rb * R / 2; i++)
+                if ((hh[i] & 0x7c00) == 0x7c00)
+                    hh[i] &= 0xbfff;
+        }
+        int dq_ok = 1, vd_ok = 1;
+        for (int r = 0; r < R && dq_ok && vd_ok; r++) {
+            const unsigned char *wr = w + r * rb;
+            s->dequantize_row(wr, y0, N);
+            v->dequantize_row(wr, y1, N);
+            for (int i = 0; i < N && dq_ok; i++)
+                if (f2u(y0[i]) != f2u(y1[i]))
+                    dq_ok = 0, snprintf(d, sizeof d, "row %d i=%d: %.9g vs %.9g", r, i, y1[i], y0[i]);
+            float ds, dv;
+            double m = mag_of(s, wr, a, N, y0);
+            s->vec_dot(N, &ds, wr, qa);
+            v->vec_dot(N, &dv, wr, qa);
+            if (!(fabs((double)dv - ds) <= 1e-5 * m + 1e-30))
+                vd_ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g (sum |terms| %g)", r, dv, ds, m);
+        }
+        snprintf(what, sizeof what, "%s: dequantize%s", tn, round ? " (random bytes)" : "");
+        note(c, dq_ok, what, d);
+        snprintf(what, sizeof what, "%s: vec_dot%s", tn, round ? " (random bytes)" : "");
+        note(c, vd_ok, what, d);
+    }
+    slm_quantize_rows(type, x, w, R, N, NULL);
+
+    /* multi-row decode kernel: against scalar vec_dot row by row; nothing written past */
+    slm_rows_fn rows = slm_rows_kernel(type, c->kernel);
+    if (rows) {
+        int ok = 1;
+        out[R] = 12345.f;
+        rows(N, R, out, w, rb, qa);
+        ok &= out[R] == 12345.f;
+        for (int r = 0; r < R && ok; r++) {
+            float want;
+            s->vec_dot(N, &want, w + r * rb, qa);
+            double m = mag_of(s, w + r * rb, a, N, y0);
+            if (!(fabs((double)out[r] - want) <= 1e-5 * m + 1e-30))
+                ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
+        }
+        snprintf(what, sizeof what, "%s: row kernel", tn);
+        note(c, ok, what, d);
+    }
+    /* x8 layout decode */
+    slm_x8_fn x8 = slm_x8_kernel(type, c->kernel);
+    if (x8) {
+        size_t gb = slm_x8_group_bytes(type, N);
+        unsigned char *p = gb ? malloc(gb * (R / 8)) : NULL;
+        int ok = p && slm_x8_pack(type, w, p, R, N);
+        if (ok) {
+            x8(N, R / 8, out, p, qa);
+            for (int r = 0; r < R && ok; r++) {
+                float want;
+                s->vec_dot(N, &want, w + r * rb, qa);
+                double m = mag_of(s, w + r * rb, a, N, y0);
+                if (!(fabs((double)out[r] - want) <= 1e-5 * m + 1e-30))
+                    ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
+            }
+        }
+        free(p);
+        snprintf(what, sizeof what, "%s: x8 decode", tn);
+        note(c, ok, what, d);
+    }
+    /* batch GEMM on plain rows: every (row, token) against scalar vec_dot */
+    slm_gemm_fn gemm = slm_gemm_kernel(type, c->kernel);
+    if (gemm) {
+        size_t gab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N);
+        void *act = gab ? malloc(gab) : NULL, *scr = sb ? aligned_alloc(64, (sb + 63) / 64 * 64) : NULL;
+        int ok = act && scr && slm_gemm_act_prep(type, c->kernel, a, N, T, act) == 0;
+        if (ok) {
+            gemm(N, R, out, R, w, 0, act, T, scr);
+            for (int t = 0; t < T && ok; t++)
+                for (int r = 0; r < R && ok; r++) {
+                    float want;
+                    s->vec_dot(N, &want, w + r * rb, qa + t * ab);
+                    double m = mag_of(s, w + r * rb, a + t * N, N, y0);
+                    if (!(fabs((double)out[t * R + r] - want) <= 1e-5 * m + 1e-30))
+                        ok = 0, snprintf(d, sizeof d, "row %d token %d: %.9g vs %.9g", r, t, out[t * R + r], want);
+                }
+        }
+        free(act);
+        free(scr);
+        snprintf(what, sizeof what, "%s: batch GEMM", tn);
+        note(c, ok, what, d);
+    }
+    /* F16 / BF16 single-token product */
+    slm_gemv_half_fn gh = type == 1 || type == 30 ? slm_gemv_half_kernel(c->kernel) : NULL;
+    if (gh) {
+        int ok = 1;
+        gh((const uint16_t *)w, type == 30, N, 0, R, a, out);
+        for (int r = 0; r < R && ok; r++) {
+            s->dequantize_row(w + r * rb, y0, N);
+            double want = 0, m = 0;
+            for (int i = 0; i < N; i++)
+                want += (double)y0[i] * a[i], m += fabs((double)y0[i] * a[i]);
+            if (!(fabs(out[r] - want) <= 1e-5 * m + 1e-30))
+                ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
+        }
+        snprintf(what, sizeof what, "%s: gemv", tn);
+        note(c, ok, what, d);
+    }
+out:
+    slm_kernel_force(SLM_KERNEL_SCALAR);
+    free(x); free(a); free(y0); free(y1); free(imp); free(out); free(w); free(w2); free(qa); free(qb);
+}
+
+int bench_kernels_check(int kernel, bench_check_report report, void *ctx, int *n_pass, int *n_fail, slm_err *err)
+{
+    if (kernel < 0 || kernel >= SLM_KERNEL_COUNT)
+        return slm_err_set(err, SLM_EUSAGE, "unknown kernel set %d", kernel);
+    if (!slm_cpu_has(kernel))
+        return slm_err_set(err, SLM_EUSAGE, "this CPU cannot run the %s kernel set", slm_kernel_name(kernel));
+    int was = slm_kernel_active();
+    chk c = {report, ctx, kernel, 0, 0};
+    check_half_rows(&c);
+    for (size_t i = 0; i < sizeof g_types / sizeof g_types[0]; i++)
+        check_type(&c, g_types[i]);
+    slm_kernel_force(was);
+    *n_pass += c.pass;
+    *n_fail += c.fail;
+    return SLM_OK;
+}
