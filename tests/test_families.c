@@ -141,11 +141,11 @@ static void check_kld(const char *what, const char *dir, const char *gguf)
     const char *text = tu_corpus("tinystories-eval.txt");
     char *lbase = tu_path(dir, "llamacpp.kld"), *obase = tu_path(dir, "slm.kld");
     char *o = NULL, *e = NULL;
-    const char *a1[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2", "-ctk", "f32", "-ctv",
+    const char *a1[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2", "-ctk", "f32", "-ctv",
                         "f32", "-fa", "off", "--kl-divergence-base", lbase, NULL};
     cr_assert_eq(tu_run(&o, &e, a1), 0, "%s: llama-perplexity (base) failed: %s", what, e);
     free(o), free(e), o = e = NULL;
-    const char *a2[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2",
+    const char *a2[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2",
                         "--kl-divergence-base", lbase, "--kl-divergence", "--json", NULL};
     cr_assert_eq(tu_run_slm(&o, &e, a2), 0, "%s: slm perplexity --kl-divergence failed: %s", what, e);
     cJSON *j = cJSON_Parse(o), *k = cJSON_GetObjectItem(j, "kld");
@@ -153,11 +153,11 @@ static void check_kld(const char *what, const char *dir, const char *gguf)
     double kl1 = cJSON_GetObjectItem(k, "mean")->valuedouble, top1 = cJSON_GetObjectItem(k, "same_top")->valuedouble;
     cJSON_Delete(j);
     free(o), free(e), o = e = NULL;
-    const char *a3[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2",
+    const char *a3[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2",
                         "--kl-divergence-base", obase, NULL};
     cr_assert_eq(tu_run_slm(&o, &e, a3), 0, "%s: slm perplexity (base) failed: %s", what, e);
     free(o), free(e), o = e = NULL;
-    const char *a4[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "6", "-t", "2", "-ctk", "f32", "-ctv",
+    const char *a4[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2", "-ctk", "f32", "-ctv",
                         "f32", "-fa", "off", "--kl-divergence-base", obase, "--kl-divergence", NULL};
     cr_assert_eq(tu_run(&o, &e, a4), 0, "%s: llama-perplexity --kl-divergence failed: %s", what, e);
     /* llama-perplexity prints its statistics on stderr or stdout depending on the logger */
