@@ -37,6 +37,7 @@ done
 [ -d "$npm" ] || { echo "family-quality.sh: no tokenizer packages in $npm (make deps)" >&2; exit 2; }
 calib=$corpus/tinystories-calib.txt
 eval_text=$corpus/tinystories-eval.txt
+mkdir -p "${work:-.}"
 if [ -z "$work" ]; then
     work=$(mktemp -d "${TMPDIR:-/tmp}/slm-famq.XXXXXX")
     trap 'rm -rf "$work"' EXIT INT TERM
