@@ -2,7 +2,7 @@
 # scripts/family-quality.sh — quantization quality per model family (issue 14, point 5).
 #
 # For each family: a `slm bench synth` model with the family's real tokenizer and seeded
-# random weights (4 layers, width 256 so the k-quants run their real paths, a sliding
+# random weights (4 layers, width 256 so the k-quants run their real paths; Gemma 3's sliding
 # window of 64 inside the 128-token chunks), converted to F32; an importance matrix from
 # the calibration text; then every type quantized three ways (plain, --imatrix, --gptq on
 # the calibration text) and measured against F32 with `slm perplexity --kl-divergence`
@@ -53,13 +53,14 @@ kld() { # kld FILE -> "mean same_top%"
 for fam in $families; do
     shape=${fam%%:*}
     tok=${fam#*:}
-    hd="--head-dim 64"
-    [ "$shape" = phi-3-mini ] && hd=
+    hd="--head-dim 64" win="--window 64"
+    # Phi-3: its own window (2047, beyond the chunks): no head size of its own either
+    [ "$shape" = phi-3-mini ] && hd= && win=
     d=$work/$shape
     rm -rf "$d"
     # shellcheck disable=SC2086
     "$slm" bench synth --shape "$shape" -o "$d" --dtype f32 --tokenizer "$npm/tokenizer-$tok/models" \
-        --layers 4 --hidden 256 --ff 768 --heads 4 --kv-heads 2 $hd --window 64 >/dev/null
+        --layers 4 --hidden 256 --ff 768 --heads 4 --kv-heads 2 $hd $win >/dev/null
     "$slm" convert "$d" -o "$work/f32.gguf" --outtype f32 >/dev/null
     "$slm" perplexity -m "$work/f32.gguf" -f "$eval_text" -c 128 --chunks 16 -t "$threads" \
         --kl-divergence-base "$work/base.kld" >/dev/null 2>&1
