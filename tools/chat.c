@@ -32,7 +32,7 @@ const char help_chat[] =
     "exit codes: 0 ok, 2 usage, 3 bad input (model, template, conversation longer than the\n"
     "            context), 4 I/O, 5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_BUNDLE = 1000, OPT_TRUST, OPT_STORE, OPT_SYSTEM, OPT_CHAT_TEMPLATE };
+enum { OPT_SYSTEM = 1000, OPT_CHAT_TEMPLATE };
 
 /* One reply: sample until end of turn, -n tokens or a full context; stream it, collect it. */
 static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampler *smp, long long n_predict,
@@ -87,8 +87,7 @@ static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampl
 int cmd_chat(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"bundle", required_argument, 0, OPT_BUNDLE},
-        {"trust", required_argument, 0, OPT_TRUST}, {"store", required_argument, 0, OPT_STORE},
+        CLI_MODEL_LONGOPTS,
         {"system", required_argument, 0, OPT_SYSTEM}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
         {"n-predict", required_argument, 0, 'n'}, {"ctx-size", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'}, CLI_SAMPLER_LONGOPTS, {0, 0, 0, 0},
@@ -103,19 +102,13 @@ int cmd_chat(int argc, char **argv)
     opterr = 0;
     while ((o = getopt_long(argc, argv, ":m:n:c:t:", opts, NULL)) != -1) {
         int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
+        if (!r)
+            r = cli_model_opt(C, o, optarg, &mo);
         if (r == 1)
             continue;
         if (r)
             return r;
         switch (o) {
-        case 'm': mo.model = optarg; break;
-        case OPT_BUNDLE: mo.bundle = optarg; break;
-        case OPT_STORE: mo.store = optarg; break;
-        case OPT_TRUST:
-            if (mo.n_trust == 16)
-                return cli_usage(C, "at most 16 --trust roots");
-            mo.trust[mo.n_trust++] = optarg;
-            break;
         case OPT_SYSTEM: system_msg = optarg; break;
         case OPT_CHAT_TEMPLATE: tname = optarg; break;
         case 'n':

@@ -246,6 +246,27 @@ char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err)
     return b;
 }
 
+int cli_model_opt(const char *cmd, int opt, const char *arg, cli_model_opts *o)
+{
+    switch (opt) {
+    case 'm': o->model = arg; return 1;
+    case CLI_OPT_BUNDLE: o->bundle = arg; return 1;
+    case CLI_OPT_STORE: o->store = arg; return 1;
+    case CLI_OPT_TRUST:
+        if (o->n_trust == 16)
+            return cli_usage(cmd, "at most 16 --trust roots");
+        o->trust[o->n_trust++] = arg;
+        return 1;
+    default: return 0;
+    }
+}
+
+int cli_model_fd(const char *path)
+{
+    int fd = -1;
+    return path && sscanf(path, "/proc/self/fd/%d", &fd) == 1 ? fd : -1;
+}
+
 int cli_model_check(const cli_model_opts *o, slm_err *err)
 {
     if (!!o->model + !!o->bundle + !!o->store != 1)

@@ -56,8 +56,17 @@ typedef struct cli_model_opts {
     const char *trust[16];
     int n_trust;
 } cli_model_opts;
+enum { CLI_OPT_BUNDLE = 920, CLI_OPT_TRUST, CLI_OPT_STORE };
+#define CLI_MODEL_LONGOPTS                                                                                      \
+    {"model", 1, 0, 'm'}, {"bundle", 1, 0, CLI_OPT_BUNDLE}, {"trust", 1, 0, CLI_OPT_TRUST},                    \
+        {"store", 1, 0, CLI_OPT_STORE}
+/* 1 when opt is a model option ('m' or CLI_OPT_*; stored in o), 0 when it is not, or a usage
+ * error's status (message printed). */
+int cli_model_opt(const char *cmd, int opt, const char *arg, cli_model_opts *o);
 /* Usage errors (none or two models, --trust without --bundle): SLM_EUSAGE with the message. */
 int cli_model_check(const cli_model_opts *o, slm_err *err);
+/* cli_model_path's fd (-1 for a plain file), for a caller that replaces the model later. */
+int cli_model_fd(const char *path);
 int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err);
 
 /* Sampling options shared by run and chat: --temp, --top-k, --top-p, --min-p,

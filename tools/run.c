@@ -60,7 +60,7 @@ const char help_run[] =
     "            a chat template that cannot be rendered), 4 I/O,\n"
     "            5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_JSON = 1000, OPT_BUNDLE, OPT_TRUST, OPT_STORE, OPT_CHAT, OPT_CHAT_TEMPLATE, OPT_FB, OPT_FBKEY, OPT_FBCONF,
+enum { OPT_JSON = 1000, OPT_CHAT, OPT_CHAT_TEMPLATE, OPT_FB, OPT_FBKEY, OPT_FBCONF,
        OPT_FBTIME, OPT_MEM, OPT_PRIVATE };
 
 /* Append bytes; *buf grows. */
@@ -118,12 +118,11 @@ static char *utf8_clean(const char *s, size_t n)
 int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},     {"prompt", required_argument, 0, 'p'},
+        CLI_MODEL_LONGOPTS,                       {"prompt", required_argument, 0, 'p'},
         {"file", required_argument, 0, 'f'},      {"n-predict", required_argument, 0, 'n'},
         {"ctx-size", required_argument, 0, 'c'},  {"threads", required_argument, 0, 't'},
         CLI_SAMPLER_LONGOPTS, {"json", no_argument, 0, OPT_JSON},
-        {"bundle", required_argument, 0, OPT_BUNDLE}, {"trust", required_argument, 0, OPT_TRUST},
-        {"store", required_argument, 0, OPT_STORE}, {"chat", no_argument, 0, OPT_CHAT},
+        {"chat", no_argument, 0, OPT_CHAT},
         {"messages", required_argument, 0, 'i'}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
         {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
         {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-timeout", required_argument, 0, OPT_FBTIME},
@@ -147,19 +146,13 @@ int cmd_run(int argc, char **argv)
     int o;
     while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:i:", opts, NULL)) != -1) {
         int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
+        if (!r)
+            r = cli_model_opt(C, o, optarg, &mo);
         if (r == 1)
             continue;
         if (r)
             return r;
         switch (o) {
-        case 'm': mo.model = optarg; break;
-        case OPT_BUNDLE: mo.bundle = optarg; break;
-        case OPT_STORE: mo.store = optarg; break;
-        case OPT_TRUST:
-            if (mo.n_trust == 16)
-                return cli_usage(C, "at most 16 --trust roots");
-            mo.trust[mo.n_trust++] = optarg;
-            break;
         case OPT_CHAT: chat = 1; break;
         case 'i': messages = optarg; break;
         case OPT_CHAT_TEMPLATE: chat_template = optarg; break;

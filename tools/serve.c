@@ -54,7 +54,7 @@ const char help_serve[] =
     "exit codes: 0 stopped by SIGTERM/SIGINT after draining, 2 usage, 3 bad model, 4 I/O (cannot listen,\n"
     "            cannot read a file), 5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_BUNDLE = 1000, OPT_TRUST, OPT_STORE, OPT_HOST, OPT_PORT, OPT_PAR, OPT_QUEUE, OPT_BODY, OPT_MAXTOK,
+enum { OPT_HOST = 1000, OPT_PORT, OPT_PAR, OPT_QUEUE, OPT_BODY, OPT_MAXTOK,
        OPT_TIMEOUT, OPT_DRAIN, OPT_KEY, OPT_ALIAS, OPT_FB, OPT_FBKEY, OPT_FBCONF, OPT_FBQ, OPT_FBTIME, OPT_MEM };
 
 /* "123", "64K", "512M", "2G" -> bytes; 0 on success */
@@ -90,8 +90,7 @@ static char *read_key(const char *path, slm_err *err)
 int cmd_serve(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},        {"bundle", required_argument, 0, OPT_BUNDLE},
-        {"trust", required_argument, 0, OPT_TRUST},  {"store", required_argument, 0, OPT_STORE},
+        CLI_MODEL_LONGOPTS,
         {"host", required_argument, 0, OPT_HOST},    {"port", required_argument, 0, OPT_PORT},
         {"parallel", required_argument, 0, OPT_PAR}, {"ctx-size", required_argument, 0, 'c'},
         {"threads", required_argument, 0, 't'},      {"max-queue", required_argument, 0, OPT_QUEUE},
@@ -104,9 +103,10 @@ int cmd_serve(int argc, char **argv)
         {0, 0, 0, 0},
     };
     const char *C = "serve";
-    const char *model = NULL, *bundle = NULL, *store = NULL, *trust[16], *key_file = NULL, *fb_key_file = NULL;
+    const char *key_file = NULL, *fb_key_file = NULL;
+    cli_model_opts mo = {0};
     double d;
-    int n_trust = 0, threads_set = 0;
+    int threads_set = 0;
     long long v, drain = 30;
     srv_opts so;
     srv_opts_defaults(&so);
@@ -116,15 +116,12 @@ int cmd_serve(int argc, char **argv)
     opterr = 0;
     int o;
     while ((o = getopt_long(argc, argv, ":m:c:t:", opts, NULL)) != -1) {
+        int r = cli_model_opt(C, o, optarg, &mo);
+        if (r == 1)
+            continue;
+        if (r)
+            return r;
         switch (o) {
-        case 'm': model = optarg; break;
-        case OPT_BUNDLE: bundle = optarg; break;
-        case OPT_STORE: store = optarg; break;
-        case OPT_TRUST:
-            if (n_trust == 16)
-                return cli_usage(C, "at most 16 --trust roots");
-            trust[n_trust++] = optarg;
-            break;
         case OPT_HOST: so.host = optarg; break;
         case OPT_ALIAS: so.model_name = optarg; break;
         case OPT_KEY: key_file = optarg; break;
@@ -181,12 +178,9 @@ int cmd_serve(int argc, char **argv)
     }
     if (optind < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[optind]);
-    if (!!model + !!bundle + !!store != 1)
-        return cli_usage(C, "give exactly one model: -m MODEL.gguf, --bundle B.slmb --trust ROOT, or --store DIR");
-    if (bundle && !n_trust)
-        return cli_usage(C, "--bundle needs --trust ROOT");
-    if (n_trust && !bundle)
-        return cli_usage(C, "--trust goes with --bundle (a store uses its pinned root)");
+    slm_err err = {0};
+    if (cli_model_check(&mo, &err))
+        return cli_usage(C, "%s", err.msg);
     if (!threads_set) {
         so.n_threads = cli_default_threads() / so.n_parallel;
         if (so.n_threads < 1)
@@ -196,7 +190,6 @@ int cmd_serve(int argc, char **argv)
         return cli_usage(C, "--fallback-key-file and --fallback-confidence go with --fallback URL");
     if (so.fallback_confidence < 0)
         so.fallback_confidence = 0.1;
-    slm_err err = {0};
     char *key = NULL, *fb_key = NULL;
     if ((key_file && !(key = read_key(key_file, &err))) || (fb_key_file && !(fb_key = read_key(fb_key_file, &err)))) {
         free(key);
@@ -206,7 +199,7 @@ int cmd_serve(int argc, char **argv)
     so.api_key = key;
     so.fallback_key = fb_key;
     if (!so.model_name) {
-        const char *p = model ? model : bundle ? bundle : store;
+        const char *p = mo.model ? mo.model : mo.bundle ? mo.bundle : mo.store;
         const char *b = strrchr(p, '/');
         so.model_name = b && b[1] ? b + 1 : p;
     }
@@ -222,28 +215,13 @@ int cmd_serve(int argc, char **argv)
 
     int rc = 0, fd = -1;
     char fd_path[64];
-    if (bundle || store) {
-        slm_manifest *man = NULL;
-        if (bundle) {
-            slm_root *root = NULL;
-            int64_t now = (int64_t)time(NULL);
-            slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
-            rc = slm_trust_chain(trust, n_trust, now, &root, &err);
-            if (!rc)
-                rc = slm_bundle_open_model(bundle, root, &vo, &fd, &man, &err);
-            slm_root_free(root);
-        } else {
-            rc = slm_store_open_model(store, &fd, &man, &err);
-        }
-        slm_manifest_free(man);
-        if (rc) {
-            free(key);
-            free(fb_key);
-            return cli_fail_err(C, &err);
-        }
-        snprintf(fd_path, sizeof fd_path, "/proc/self/fd/%d", fd);
-        model = fd_path;
+    const char *model = NULL;
+    if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &model, &err))) {
+        free(key);
+        free(fb_key);
+        return cli_fail_err(C, &err);
     }
+    fd = cli_model_fd(model == fd_path ? model : NULL);
     so.model_path = model;
     /* telemetry: only when the user turned it on (and SLM_TELEMETRY=0 is not set) */
     char tdir[4096];
@@ -278,7 +256,7 @@ int cmd_serve(int argc, char **argv)
             break;
         if (sig != SIGHUP)
             continue;
-        if (!store) {
+        if (!mo.store) {
             fprintf(stderr, "slm serve: SIGHUP ignored (only --store switches models)\n");
             continue;
         }
@@ -287,7 +265,7 @@ int cmd_serve(int argc, char **argv)
         int nfd = -1;
         char npath[64];
         slm_err rerr = {0};
-        if (slm_store_open_model(store, &nfd, &man, &rerr) ||
+        if (slm_store_open_model(mo.store, &nfd, &man, &rerr) ||
             (snprintf(npath, sizeof npath, "/proc/self/fd/%d", nfd), srv_reload(s, npath, &rerr))) {
             fprintf(stderr, "slm serve: reload refused, still serving the previous model: %s\n", rerr.msg);
             if (nfd >= 0)
