@@ -152,7 +152,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # aarch64 cross build and emulation (make cross-aarch64 / check-aarch64): the cross compiler, qemu-user,
 # and the arm64 builds of the libraries we link (Debian multiarch; on an amd64 host only).
 DEPS_ARM64 = gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user \
-             $(foreach p,libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev libpcre2-dev,$(p):arm64)
+             $(foreach p,libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev libpcre2-dev libcurl4-openssl-dev libmicrohttpd-dev,$(p):arm64)
 # Debian packages, then the oracles for the interop tests (npm: node-llama-cpp, HF tokenizers, Jinja;
 # never vendored), then llama.cpp's CLI tools built from the source node-llama-cpp ships (into
 # $(LLAMA_CPP_DIR), outside the tree; a no-op when already built at that commit).
