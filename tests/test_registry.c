@@ -25,35 +25,6 @@ typedef struct fx {
 } fx;
 
 /* Run slm with a NULL-terminated list of args; returns the exit code. */
-static int slmv(char **out, char **err, const char *a0, ...)
-{
-    const char *args[64];
-    int n = 0;
-    va_list ap;
-    va_start(ap, a0);
-    for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    char *o = NULL, *e = NULL;
-    int rc = tu_run_slm(&o, &e, args);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    if (err)
-        *err = e;
-    else
-        free(e);
-    return rc;
-}
-#define SLM_OK(...)                                                                 \
-    do {                                                                            \
-        char *e_ = NULL;                                                            \
-        int rc_ = slmv(NULL, &e_, __VA_ARGS__, NULL);                               \
-        cr_assert_eq(rc_, 0, "slm -> %d: %s", rc_, e_ ? e_ : "");                   \
-        free(e_);                                                                   \
-    } while (0)
 
 /* stories260K with one weight scaled: a different (still healthy) model. */
 static void write_variant(const char *src, const char *dst)
@@ -90,10 +61,10 @@ static void fx_init(fx *f)
     write_variant(f->model_a, f->model_b);
     char pub[4200];
     snprintf(pub, sizeof pub, "%s.pub", f->key);
-    SLM_OK("keygen", "-o", f->key);
-    SLM_OK("trust", "init", "-o", f->root, "--key", pub, "--threshold", "1", "--expires", "30d", "--sign-with", f->key);
-    SLM_OK("bundle", f->model_a, "-o", f->v1, "--name", "stories", "--version", "1", "--key", f->key);
-    SLM_OK("bundle", f->model_b, "-o", f->v2, "--name", "stories", "--version", "2", "--key", f->key);
+    TU_SLM_OK("keygen", "-o", f->key);
+    TU_SLM_OK("trust", "init", "-o", f->root, "--key", pub, "--threshold", "1", "--expires", "30d", "--sign-with", f->key);
+    TU_SLM_OK("bundle", f->model_a, "-o", f->v1, "--name", "stories", "--version", "1", "--key", f->key);
+    TU_SLM_OK("bundle", f->model_b, "-o", f->v2, "--name", "stories", "--version", "2", "--key", f->key);
 }
 
 static void fx_fini(fx *f)
@@ -115,7 +86,7 @@ static char *ref(const char *host, const char *tag)
 static cJSON *push_json(fx *f, const char *bundle, const char *tag)
 {
     char *r = ref(f->reg.host, tag), *out = NULL, *err = NULL;
-    int rc = slmv(&out, &err, "push", bundle, r, "--plain-http", "--json", NULL);
+    int rc = tu_slmv(&out, &err, "push", bundle, r, "--plain-http", "--json", NULL);
     cr_assert_eq(rc, 0, "push %s -> %d: %s", r, rc, err);
     cJSON *j = cJSON_Parse(out);
     cr_assert_not_null(j, "push output: %s", out);
@@ -128,7 +99,7 @@ static cJSON *push_json(fx *f, const char *bundle, const char *tag)
 static int active_version(const char *store)
 {
     char *out = NULL;
-    if (slmv(&out, NULL, "install", "--status", "--store", store, "--json", NULL)) {
+    if (tu_slmv(&out, NULL, "install", "--status", "--store", store, "--json", NULL)) {
         free(out);
         return -1;
     }
@@ -144,7 +115,7 @@ static int active_version(const char *store)
 static int update(fx *f, const char *host, const char *tag, char **err, const char *x1, const char *x2, const char *x3)
 {
     char *r = ref(host, tag);
-    int rc = slmv(NULL, err, "update", "--store", f->store, "--from", r, "--trust", f->root, "--plain-http", x1, x2,
+    int rc = tu_slmv(NULL, err, "update", "--store", f->store, "--from", r, "--trust", f->root, "--plain-http", x1, x2,
                   x3, NULL);
     free(r);
     return rc;
@@ -188,7 +159,7 @@ Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
     /* pull v2 (by tag, verified) and v1 (by digest) */
     char *out = tu_path(f.dir, "pulled.slmb"), *o = NULL, *e = NULL;
     char *r2 = ref(f.reg.host, "v2");
-    int rc = slmv(&o, &e, "pull", r2, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
+    int rc = tu_slmv(&o, &e, "pull", r2, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     cJSON *pj = cJSON_Parse(o);
     cr_assert_eq(cJSON_GetObjectItem(pj, "version")->valueint, 2);
@@ -199,11 +170,11 @@ Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
     free(b);
     char r1[300];
     snprintf(r1, sizeof r1, "%s/models/stories@%s", f.reg.host, cJSON_GetObjectItem(p1, "manifest_digest")->valuestring);
-    SLM_OK("pull", r1, "-o", out, "--plain-http");
-    SLM_OK("verify", out, "--trust", f.root, "--floor", "0");
+    TU_SLM_OK("pull", r1, "-o", out, "--plain-http");
+    TU_SLM_OK("verify", out, "--trust", f.root, "--floor", "0");
     /* a digest that is not the manifest's is refused */
     snprintf(r1, sizeof r1, "%s/models/stories@sha256:%064d", f.reg.host, 0);
-    cr_assert_neq(slmv(NULL, NULL, "pull", r1, "-o", out, "--plain-http", NULL), 0);
+    cr_assert_neq(tu_slmv(NULL, NULL, "pull", r1, "-o", out, "--plain-http", NULL), 0);
     cJSON_Delete(pj);
     cJSON_Delete(p1);
     cJSON_Delete(p1b);
@@ -264,7 +235,7 @@ Test(registry, tampered_blob_is_refused_and_nothing_installed, .timeout = 120)
     cr_assert_eq(tu_count_entries(dl), 0, "the refused bytes were kept");
     /* the same with a plain pull: no output file */
     char *out = tu_path(f.dir, "p.slmb"), *r = ref(f.reg.host, "v2");
-    cr_assert_eq(slmv(NULL, NULL, "pull", r, "-o", out, "--plain-http", NULL), 5);
+    cr_assert_eq(tu_slmv(NULL, NULL, "pull", r, "-o", out, "--plain-http", NULL), 5);
     cr_assert(!tu_exists(out));
     free(e);
     free(dl);
@@ -296,7 +267,7 @@ Test(registry, interrupted_pull_resumes_from_the_byte_where_it_stopped, .timeout
     px.cut_at = 300000;
     char *r = ref(px.host, "v2"), *out = tu_path(f.dir, "p.slmb"), *o = NULL, *e = NULL;
     /* in one run: the cut connection is resumed with a Range request */
-    int rc = slmv(&o, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
+    int rc = tu_slmv(&o, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     cJSON *j = cJSON_Parse(o);
     uint64_t h = head_len(f.v2);
@@ -317,7 +288,7 @@ Test(registry, interrupted_pull_resumes_from_the_byte_where_it_stopped, .timeout
     px.mode = RT_CUT_ONCE;
     px.cut_done = 0;
     px.cut_at = 123456;
-    rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--retries", "0", NULL);
+    rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--retries", "0", NULL);
     cr_assert_eq(rc, 4, "%d %s", rc, e);
     cr_assert(strstr(e, "truncated"), "%s", e);
     cr_assert(one_line(e), "%s", e);
@@ -328,7 +299,7 @@ Test(registry, interrupted_pull_resumes_from_the_byte_where_it_stopped, .timeout
     struct stat sb;
     cr_assert_eq(stat(part, &sb), 0);
     cr_assert_eq((uint64_t)sb.st_size, h + 123456);
-    rc = slmv(&o, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
+    rc = tu_slmv(&o, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     j = cJSON_Parse(o);
     cr_assert_eq((uint64_t)cJSON_GetObjectItem(j, "resumed_from")->valuedouble, h + 123456);
@@ -366,11 +337,11 @@ Test(registry, large_bundle_pull_peak_rss_under_64_mib, .timeout = 300)
         cr_assert_eq(fwrite(blk, sizeof blk, 1, fp), 1);
     }
     fclose(fp);
-    SLM_OK("bundle", big, "-o", bb, "--name", "big", "--version", "1", "--level", "1", "--key", f.key);
+    TU_SLM_OK("bundle", big, "-o", bb, "--name", "big", "--version", "1", "--level", "1", "--key", f.key);
     unlink(big);
     char *r = ref(f.reg.host, "big"), *out = tu_path(f.dir, "p.slmb"), *o = NULL, *e = NULL;
-    SLM_OK("push", bb, r, "--plain-http");
-    int rc = slmv(&o, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
+    TU_SLM_OK("push", bb, r, "--plain-http");
+    int rc = tu_slmv(&o, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, "--json", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     cJSON *j = cJSON_Parse(o);
     double rss = cJSON_GetObjectItem(j, "peak_rss_kib")->valuedouble;
@@ -448,11 +419,11 @@ Test(registry_badnet, redirect_followed_only_when_allowed, .timeout = 120)
     rt_proxy_start(&px, f.reg.port, RT_REDIRECT);
     snprintf(px.redirect_host, sizeof px.redirect_host, "localhost:%d", f.reg.port); /* same registry, other name */
     char *r = ref(px.host, "v1"), *out = tu_path(f.dir, "p.slmb"), *e = NULL;
-    int rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", NULL);
+    int rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", NULL);
     cr_assert_eq(rc, 4, "%d %s", rc, e);
     cr_assert(strstr(e, "redirect to another host 'localhost:"), "%s", e);
     free(e);
-    rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--allow-redirect", px.redirect_host, "--trust", f.root,
+    rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--allow-redirect", px.redirect_host, "--trust", f.root,
               NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
@@ -475,7 +446,7 @@ Test(registry, referrers_api_used_when_the_registry_has_it, .timeout = 120)
     rt_proxy px;
     rt_proxy_start(&px, f.reg.port, RT_REFERRERS);
     char *r = ref(px.host, "v1"), *o = NULL, *e = NULL;
-    int rc = slmv(&o, &e, "push", f.v1, r, "--plain-http", "--json", NULL);
+    int rc = tu_slmv(&o, &e, "push", f.v1, r, "--plain-http", "--json", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     cJSON *j = cJSON_Parse(o);
     cr_assert_str_eq(cJSON_GetObjectItem(j, "referrers")->valuestring, "api");
@@ -506,22 +477,22 @@ Test(registry, bearer_token_auth_with_docker_config_credentials, .timeout = 120)
     cr_assert_eq(tu_write_file(creds, text, strlen(text)), 0);
     snprintf(text, sizeof text, "{\"auths\":{\"%s\":{\"auth\":\"dXNlcjp3cm9uZw==\"}}}", px.host); /* user:wrong */
     cr_assert_eq(tu_write_file(bad, text, strlen(text)), 0);
-    int rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--creds", bad, NULL);
+    int rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--creds", bad, NULL);
     cr_assert_eq(rc, 4, "%d %s", rc, e);
     cr_assert(strstr(e, "token request answered 401"), "%s", e);
     free(e);
-    rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--creds", creds, "--trust", f.root, NULL);
+    rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--creds", creds, "--trust", f.root, NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
     /* the default place: $DOCKER_CONFIG/config.json (else ~/.docker/config.json) */
     unlink(out);
     setenv("DOCKER_CONFIG", f.dir, 1);
-    rc = slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, NULL);
+    rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--plain-http", "--trust", f.root, NULL);
     unsetenv("DOCKER_CONFIG");
     cr_assert_eq(rc, 0, "credentials from $DOCKER_CONFIG/config.json not used: %s", e);
     free(e);
     /* without --plain-http only https is spoken: a plain registry is a clear network error */
-    rc = slmv(NULL, &e, "pull", r, "-o", out, "--creds", creds, NULL);
+    rc = tu_slmv(NULL, &e, "pull", r, "-o", out, "--creds", creds, NULL);
     cr_assert_eq(rc, 4, "%d %s", rc, e);
     cr_assert(strstr(e, "https://"), "%s", e);
     cr_assert_eq(tu_count_lines(e), 1, "%s", e);
@@ -546,17 +517,17 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     update_ok(&f, "latest", 2);
     char *e = NULL;
     char *rl = ref(f.reg.host, "latest");
-    int rc = slmv(NULL, &e, "update", "--store", store2, "--from", rl, "--trust", f.root, "--plain-http", NULL);
+    int rc = tu_slmv(NULL, &e, "update", "--store", store2, "--from", rl, "--trust", f.root, "--plain-http", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
     /* v2 is bad: the publisher signs v3 = v1's model, superseding v2 */
     char *v3 = tu_path(f.dir, "v3.slmb");
-    cr_assert_eq(slmv(NULL, NULL, "bundle", f.model_a, "-o", v3, "--name", "stories", "--version", "3",
+    cr_assert_eq(tu_slmv(NULL, NULL, "bundle", f.model_a, "-o", v3, "--name", "stories", "--version", "3",
                       "--supersedes", "3", "--key", f.key, NULL), 2);
-    SLM_OK("bundle", f.model_a, "-o", v3, "--name", "stories", "--version", "3", "--supersedes", "2", "--key", f.key);
+    TU_SLM_OK("bundle", f.model_a, "-o", v3, "--name", "stories", "--version", "3", "--supersedes", "2", "--key", f.key);
     char *o = NULL;
-    SLM_OK("verify", v3, "--trust", f.root);
-    cr_assert_eq(slmv(&o, NULL, "verify", v3, "--trust", f.root, "--json", NULL), 0);
+    TU_SLM_OK("verify", v3, "--trust", f.root);
+    cr_assert_eq(tu_slmv(&o, NULL, "verify", v3, "--trust", f.root, "--json", NULL), 0);
     cr_assert(strstr(o, "\"supersedes\":2"), "%s", o);
     free(o);
     cJSON *p3 = push_json(&f, v3, "latest");
@@ -566,7 +537,7 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     cr_assert_eq(cJSON_GetObjectItem(p3, "blobs_existing")->valueint, 1);
     /* devices move forward to v3 (running v1's model) */
     update_ok(&f, "latest", 3);
-    rc = slmv(NULL, &e, "update", "--store", store2, "--from", rl, "--trust", f.root, "--plain-http", NULL);
+    rc = tu_slmv(NULL, &e, "update", "--store", store2, "--from", rl, "--trust", f.root, "--plain-http", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
     cr_assert_eq(active_version(store2), 3);
@@ -578,10 +549,10 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     free(e);
     char r2[300];
     snprintf(r2, sizeof r2, "%s/models/stories@%s", f.reg.host, cJSON_GetObjectItem(p2, "manifest_digest")->valuestring);
-    rc = slmv(NULL, &e, "update", "--store", store2, "--from", r2, "--trust", f.root, "--plain-http", NULL);
+    rc = tu_slmv(NULL, &e, "update", "--store", store2, "--from", r2, "--trust", f.root, "--plain-http", NULL);
     cr_assert_eq(rc, 5, "%d %s", rc, e);
     free(e);
-    cr_assert_eq(slmv(NULL, NULL, "install", f.v2, "--store", f.store, "--trust", f.root, NULL), 5);
+    cr_assert_eq(tu_slmv(NULL, NULL, "install", f.v2, "--store", f.store, "--trust", f.root, NULL), 5);
     cr_assert_eq(active_version(f.store), 3);
     cr_assert_eq(active_version(store2), 3);
     /* the model the devices run is v1's, byte for byte */
@@ -626,7 +597,7 @@ Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout
     memcpy(b + off, &nv, 4);
     cr_assert_eq(tu_write_file(nan, b, n), 0);
     free(b);
-    SLM_OK("bundle", nan, "-o", bad, "--name", "stories", "--version", "2", "--key", f.key);
+    TU_SLM_OK("bundle", nan, "-o", bad, "--name", "stories", "--version", "2", "--key", f.key);
     cJSON_Delete(push_json(&f, bad, "v2"));
     char *e = NULL;
     int rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);

@@ -24,35 +24,6 @@ typedef struct tfx {
 
 static const char *ROLES[4] = {"root", "targets", "snapshot", "timestamp"};
 
-static int slmv(char **out, char **err, const char *a0, ...)
-{
-    const char *args[64];
-    int n = 0;
-    va_list ap;
-    va_start(ap, a0);
-    for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
-        args[n++] = a;
-    va_end(ap);
-    args[n] = NULL;
-    char *o = NULL, *e = NULL;
-    int rc = tu_run_slm(&o, &e, args);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    if (err)
-        *err = e;
-    else
-        free(e);
-    return rc;
-}
-#define SLM_OK(...)                                                             \
-    do {                                                                        \
-        char *e_ = NULL;                                                        \
-        int rc_ = slmv(NULL, &e_, __VA_ARGS__, NULL);                           \
-        cr_assert_eq(rc_, 0, "slm -> %d: %s", rc_, e_ ? e_ : "");               \
-        free(e_);                                                               \
-    } while (0)
 
 static char *kv(const char *role, const char *key)
 {
@@ -74,24 +45,24 @@ static void tfx_init(tfx *f, int targets_threshold)
         char n[32];
         snprintf(n, sizeof n, "%s.key", ROLES[r]);
         f->k[r] = tu_path(f->dir, n);
-        SLM_OK("keygen", "-o", f->k[r]);
+        TU_SLM_OK("keygen", "-o", f->k[r]);
     }
     f->wrong = tu_path(f->dir, "wrong.key");
     f->k2targets = tu_path(f->dir, "targets2.key");
-    SLM_OK("keygen", "-o", f->wrong);
-    SLM_OK("keygen", "-o", f->k2targets);
+    TU_SLM_OK("keygen", "-o", f->wrong);
+    TU_SLM_OK("keygen", "-o", f->k2targets);
     /* bundles: any signed bundle is a TUF target */
     char *bk = tu_path(f->dir, "bundle.key");
-    SLM_OK("keygen", "-o", bk);
-    SLM_OK("bundle", tu_model("gguf/stories260K.gguf"), "-o", f->b1, "--name", "stories", "--version", "1", "--key", bk);
-    SLM_OK("bundle", tu_model("gguf/stories260K.gguf"), "-o", f->b2, "--name", "stories", "--version", "2", "--key", bk);
+    TU_SLM_OK("keygen", "-o", bk);
+    TU_SLM_OK("bundle", tu_model("gguf/stories260K.gguf"), "-o", f->b1, "--name", "stories", "--version", "1", "--key", bk);
+    TU_SLM_OK("bundle", tu_model("gguf/stories260K.gguf"), "-o", f->b2, "--name", "stories", "--version", "2", "--key", bk);
     free(bk);
     char *a[4];
     for (int r = 0; r < 4; r++)
         a[r] = kv(ROLES[r], f->k[r]);
     char *t2 = kv("targets", f->k2targets), thr[32];
     snprintf(thr, sizeof thr, "targets=%d", targets_threshold);
-    SLM_OK("tuf", "init", f->repo, "--key", a[0], "--key", a[1], "--key", a[2], "--key", a[3], "--key", t2,
+    TU_SLM_OK("tuf", "init", f->repo, "--key", a[0], "--key", a[1], "--key", a[2], "--key", a[3], "--key", t2,
            "--threshold", thr);
     for (int r = 0; r < 4; r++)
         free(a[r]);
@@ -115,9 +86,9 @@ static int add(tfx *f, const char *bundle, const char *targets_key, const char *
     char *t = kv("targets", targets_key ? targets_key : f->k[1]);
     char *t2 = targets_key2 ? kv("targets", targets_key2) : NULL;
     char *s = kv("snapshot", f->k[2]), *ts = kv("timestamp", f->k[3]);
-    int rc = t2 ? slmv(NULL, err, "tuf", "add", f->repo, bundle, "--key", t, "--key", t2, "--key", s, "--key", ts, x1,
+    int rc = t2 ? tu_slmv(NULL, err, "tuf", "add", f->repo, bundle, "--key", t, "--key", t2, "--key", s, "--key", ts, x1,
                        x2, NULL)
-                : slmv(NULL, err, "tuf", "add", f->repo, bundle, "--key", t, "--key", s, "--key", ts, x1, x2, NULL);
+                : tu_slmv(NULL, err, "tuf", "add", f->repo, bundle, "--key", t, "--key", s, "--key", ts, x1, x2, NULL);
     free(t);
     free(t2);
     free(s);
@@ -128,9 +99,9 @@ static int add(tfx *f, const char *bundle, const char *targets_key, const char *
 static int fetch(tfx *f, const char *target, const char *now, char **err)
 {
     unlink(f->out);
-    return now ? slmv(NULL, err, "tuf", "fetch", f->repo, "--root", f->root1, "--state", f->state, "--target", target,
+    return now ? tu_slmv(NULL, err, "tuf", "fetch", f->repo, "--root", f->root1, "--state", f->state, "--target", target,
                       "-o", f->out, "--now", now, NULL)
-               : slmv(NULL, err, "tuf", "fetch", f->repo, "--root", f->root1, "--state", f->state, "--target", target,
+               : tu_slmv(NULL, err, "tuf", "fetch", f->repo, "--root", f->root1, "--state", f->state, "--target", target,
                       "-o", f->out, NULL);
 }
 

@@ -1,4 +1,5 @@
 /* tests/testutil.c — see testutil.h */
+#include <stdarg.h>
 #include "testutil.h"
 
 #include <dirent.h>
@@ -226,4 +227,27 @@ int tu_count_lines(const char *s)
         if (*s == '\n')
             n++;
     return n;
+}
+
+int tu_slmv(char **out, char **err, const char *a0, ...)
+{
+    const char *args[64];
+    int n = 0;
+    va_list ap;
+    va_start(ap, a0);
+    for (const char *a = a0; a && n < 63; a = va_arg(ap, const char *))
+        args[n++] = a;
+    va_end(ap);
+    args[n] = NULL;
+    char *o = NULL, *e = NULL;
+    int rc = tu_run_slm(&o, &e, args);
+    if (out)
+        *out = o;
+    else
+        free(o);
+    if (err)
+        *err = e;
+    else
+        free(e);
+    return rc;
 }

@@ -30,6 +30,16 @@ int tu_count_entries(const char *dir);
 int tu_run_slm(char **out, char **err, const char *const *args);
 /* Same for any program (argv[0] is looked up in PATH). */
 int tu_run(char **out, char **err, const char *const *argv);
+/* tu_run_slm with the arguments as a NULL-terminated list (out / err may be NULL: dropped). */
+int tu_slmv(char **out, char **err, const char *a0, ...);
+/* `slm ARGS...` must exit 0 (the test fails with its stderr otherwise). */
+#define TU_SLM_OK(...)                                                                                          \
+    do {                                                                                                        \
+        char *e_ = NULL;                                                                                        \
+        int rc_ = tu_slmv(NULL, &e_, __VA_ARGS__, NULL);                                                        \
+        cr_assert_eq(rc_, 0, "slm -> %d: %s", rc_, e_ ? e_ : "");                                               \
+        free(e_);                                                                                               \
+    } while (0)
 /* The slm binary under test ($SLM_BIN, default build/slm). */
 const char *tu_slm_bin(void);
 /* Factor for every wall-clock deadline of the tests (watchdogs, waits for a child): $SLM_TEST_TIME_SCALE
