@@ -1375,42 +1375,7 @@ static int write_safetensors(const synth_shape *s, const tlist *l, const char *d
 
 static int read_all(const char *path, char **out, size_t *len, slm_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= TOK_FILE_CAP) {
-                free(buf);
-                fclose(f);
-                return slm_err_set(err, SLM_EINPUT, "%s: larger than %zu bytes", path, TOK_FILE_CAP);
-            }
-            cap = cap ? cap * 2 : 1 << 16;
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return slm_err_set(err, SLM_EINTERNAL, "synth: out of memory");
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (!got)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(buf);
-        return slm_err_set(err, SLM_EIO, "%s: read error", path);
-    }
-    buf[n] = 0;
-    *out = buf;
-    *len = n;
-    return SLM_OK;
+    return slm_read_text_file(path, TOK_FILE_CAP, out, len, err);
 }
 
 static int write_raw(const char *dir, const char *name, const char *data, size_t n, slm_err *err)

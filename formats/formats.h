@@ -114,6 +114,10 @@ int st_writer_write(st_writer *w, const void *data, size_t n, slm_err *err) SLM_
 int st_writer_finish(st_writer *w, slm_err *err) SLM_MUST_CHECK; /* frees w */
 void st_writer_free(st_writer *w);                                /* aborts if unfinished */
 
+/* A whole regular file (a FIFO, device or directory is refused, never waited on), at most
+ * cap bytes, NUL-terminated and malloc'd; errors name the file. */
+int slm_read_text_file(const char *path, size_t cap, char **out, size_t *len, slm_err *err) SLM_MUST_CHECK;
+
 /* ---- Hugging Face config.json ------------------------------------------ */
 /* One enum of architectures for the converter and the runtime; gguf names
  * "llama", "qwen2", "gpt2", "qwen3", "gemma3", "phi3". */

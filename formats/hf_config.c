@@ -466,7 +466,7 @@ static const struct {
 };
 #define N_ARCHS (sizeof k_archs / sizeof k_archs[0])
 
-static int read_file_text(const char *path, char **out, size_t *len, slm_err *err)
+int slm_read_text_file(const char *path, size_t cap_bytes, char **out, size_t *len, slm_err *err)
 {
     /* O_NONBLOCK + S_ISREG: a FIFO, device or directory is refused, never waited on */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -486,10 +486,10 @@ static int read_file_text(const char *path, char **out, size_t *len, slm_err *er
     size_t n = 0, cap = 0;
     for (;;) {
         if (n == cap) {
-            if (cap >= CFG_FILE_CAP) {
+            if (cap >= cap_bytes) {
                 free(buf);
                 fclose(f);
-                return slm_err_set(err, SLM_EINPUT, "%s: larger than the %u-byte cap", path, CFG_FILE_CAP);
+                return slm_err_set(err, SLM_EINPUT, "%s: larger than the %zu-byte cap", path, cap_bytes);
             }
             cap = cap ? cap * 2 : 8192;
             char *nb = realloc(buf, cap + 1);
@@ -532,7 +532,7 @@ int hf_config_load(const char *dir, hf_config *cfg, slm_err *err)
 
     char *text = NULL;
     size_t len = 0;
-    int rc = read_file_text(path, &text, &len, err);
+    int rc = slm_read_text_file(path, CFG_FILE_CAP, &text, &len, err);
     if (rc) {
         free(path);
         return rc;
