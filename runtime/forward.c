@@ -297,9 +297,7 @@ static float silu(float x) { return x / (1.0f + expf(-x)); }
 static void rope(float *v, int n_heads, int head_dim, int n_rot, int neox, float base, const float *ff, int pos)
 {
     const float theta_scale = powf(base, -2.0f / n_rot);
-    float cs[1024]; /* cos, sin per pair: the same for every head */
-    if (n_rot > 1024)
-        return; /* model.c bounds n_rot by the head size (<= 4096 / 4 pairs checked there) */
+    float cs[4096]; /* cos, sin per pair, the same for every head: n_rot <= head size <= 4096 (model.c) */
     float theta = (float)pos;
     for (int i0 = 0; i0 < n_rot; i0 += 2) {
         const float th = ff ? theta / ff[i0 / 2] : theta;

@@ -142,6 +142,9 @@ static int read_hparams(loader *L)
                                hp->n_embd, hp->n_head);
         hp->head_dim = hp->n_embd / hp->n_head;
     }
+    if (hp->head_dim > 4096)
+        return slm_err_set(L->err, SLM_EINPUT, "%s: head size %d is out of range (at most 4096)", L->path,
+                           hp->head_dim);
     if (!get_i(f, a, "attention.value_length", &v) && v != hp->head_dim)
         return slm_err_set(L->err, SLM_EINPUT, "%s: %s.attention.value_length %lld != key_length %d is not supported",
                            L->path, a, (long long)v, hp->head_dim);
