@@ -280,6 +280,7 @@ Test(registry, interrupted_pull_resumes_from_the_byte_where_it_stopped, .timeout
     size_t n1, n2;
     char *a = tu_read_file(f.v2, &n1), *b = tu_read_file(out, &n2);
     cr_assert(n1 == n2 && !memcmp(a, b, n1));
+    free(b);
     cJSON_Delete(j);
     free(o);
     free(e);
