@@ -18,7 +18,7 @@ AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -m
 NEON_FLAGS    = -march=armv8-a
 DOTPROD_FLAGS = -march=armv8.2-a+dotprod
 I8MM_FLAGS    = -march=armv8.2-a+dotprod+i8mm
-SVE_FLAGS     = -march=armv8.2-a+dotprod+sve
+SVE_FLAGS     = -march=armv8.2-a+dotprod+i8mm+sve
 
 # The target's ISA (from the compiler, so CC=aarch64-linux-gnu-gcc cross-builds) picks the files.
 TARGET_ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))

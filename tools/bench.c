@@ -342,7 +342,11 @@ static int kernels_check(const int *kernels, int nk, int verbose)
         slm_err err = {0};
         if (bench_kernels_check(kernels[i], check_report, &verbose, &pass, &fail, &err))
             return cli_fail_err(CMD, &err);
-        printf("%s: %d passed, %d failed\n", slm_kernel_name(kernels[i]), pass - p0, fail - f0);
+        if (kernels[i] == SLM_KERNEL_SVE) /* vector-length agnostic: say at which length it ran */
+            printf("%s (%d-bit vectors): %d passed, %d failed\n", slm_kernel_name(kernels[i]), slm_sve_bits(), pass - p0,
+                   fail - f0);
+        else
+            printf("%s: %d passed, %d failed\n", slm_kernel_name(kernels[i]), pass - p0, fail - f0);
     }
     printf("%d passed, %d failed\n", pass, fail);
     return fail ? SLM_EVERIFY : SLM_OK;

@@ -131,7 +131,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(a, "--version") || !strcmp(a, "version")) {
         printf("slm %s (commit %s)\n", SLM_VERSION, SLM_GIT_COMMIT);
-        printf("kernels: %s (cpu: %s)\n", slm_kernel_name(slm_kernel_active()), slm_cpu_caps_text());
+        if (slm_kernel_active() == SLM_KERNEL_SVE)
+            printf("kernels: sve (%d-bit vectors; cpu: %s)\n", slm_sve_bits(), slm_cpu_caps_text());
+        else
+            printf("kernels: %s (cpu: %s)\n", slm_kernel_name(slm_kernel_active()), slm_cpu_caps_text());
         return 0;
     }
     if (!strcmp(a, "help")) {
