@@ -19,11 +19,12 @@ NEON_FLAGS    = -march=armv8-a
 DOTPROD_FLAGS = -march=armv8.2-a+dotprod
 I8MM_FLAGS    = -march=armv8.2-a+dotprod+i8mm
 SVE_FLAGS     = -march=armv8.2-a+dotprod+i8mm+sve
+FHM_FLAGS     = -march=armv8.2-a+dotprod+fp16fml
 
 # The target's ISA (from the compiler, so CC=aarch64-linux-gnu-gcc cross-builds) picks the files.
 TARGET_ARCH := $(firstword $(subst -, ,$(shell $(CC) -dumpmachine 2>/dev/null)))
 X86_SRCS := %_avx2.c %_avx512.c %_x86.c
-ARM_SRCS := %_neon.c %_dotprod.c %_i8mm.c %_sve.c %_arm.c
+ARM_SRCS := %_neon.c %_dotprod.c %_i8mm.c %_sve.c %_fhm.c %_arm.c
 ifeq ($(TARGET_ARCH),x86_64)
 NOT_TARGET_SRCS := $(ARM_SRCS)
 else ifneq ($(filter aarch64 arm64,$(TARGET_ARCH)),)
@@ -71,6 +72,9 @@ $(BUILD)/%_i8mm.o: %_i8mm.c
 $(BUILD)/%_sve.o: %_sve.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SVE_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_fhm.o: %_fhm.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(FHM_FLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/%.o: %.c | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@

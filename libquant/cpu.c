@@ -29,11 +29,12 @@ static const struct {
     [SLM_KERNEL_NEON] = {"neon", SLM_CAP_ASIMD, SLM_KERNEL_SCALAR},
     [SLM_KERNEL_DOTPROD] = {"dotprod", SLM_CAP_ASIMD | SLM_CAP_DOTPROD, SLM_KERNEL_NEON},
     [SLM_KERNEL_I8MM] = {"i8mm", SLM_CAP_ASIMD | SLM_CAP_DOTPROD | SLM_CAP_I8MM, SLM_KERNEL_DOTPROD},
+    [SLM_KERNEL_FHM] = {"fhm", SLM_CAP_ASIMD | SLM_CAP_DOTPROD | SLM_CAP_FP16 | SLM_CAP_FHM, SLM_KERNEL_DOTPROD},
     [SLM_KERNEL_SVE] = {"sve", SLM_CAP_ASIMD | SLM_CAP_DOTPROD | SLM_CAP_I8MM | SLM_CAP_SVE, SLM_KERNEL_I8MM},
 };
 /* Preference when nothing is forced: the first set this CPU runs. */
 static const int g_prefer[] = {SLM_KERNEL_AVX512, SLM_KERNEL_AVX2, SLM_KERNEL_SVE, SLM_KERNEL_I8MM,
-                               SLM_KERNEL_DOTPROD, SLM_KERNEL_NEON, SLM_KERNEL_SCALAR};
+                               SLM_KERNEL_FHM, SLM_KERNEL_DOTPROD, SLM_KERNEL_NEON, SLM_KERNEL_SCALAR};
 
 static _Atomic int g_caps = -1;
 static _Atomic int g_sve_bits = 0;
@@ -154,7 +155,7 @@ const char *slm_cpu_caps_text(void)
     static _Thread_local char buf[96];
     static const struct { unsigned bit; const char *name; } names[] = {
         {SLM_CAP_AVX2, "avx2"}, {SLM_CAP_AVX512, "avx512"}, {SLM_CAP_ASIMD, "asimd"}, {SLM_CAP_DOTPROD, "dotprod"},
-        {SLM_CAP_I8MM, "i8mm"}, {SLM_CAP_FP16, "fp16"}, {SLM_CAP_SVE, "sve"},
+        {SLM_CAP_I8MM, "i8mm"}, {SLM_CAP_FP16, "fp16"}, {SLM_CAP_FHM, "fhm"}, {SLM_CAP_SVE, "sve"},
     };
     unsigned c = slm_cpu_caps();
     size_t o = 0;

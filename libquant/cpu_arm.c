@@ -13,6 +13,7 @@
 #define HW_ASIMDHP (1ul << 10)
 #define HW_ASIMDDP (1ul << 20)
 #define HW_SVE (1ul << 22)
+#define HW_ASIMDFHM (1ul << 23)
 #define HW2_I8MM (1ul << 13)
 #ifndef PR_SVE_GET_VL
 #define PR_SVE_GET_VL 51
@@ -34,6 +35,8 @@ unsigned slm_cpu_detect(int *sve_bits)
         caps |= SLM_CAP_I8MM;
     if ((caps & SLM_CAP_ASIMD) && (hw & HW_FPHP) && (hw & HW_ASIMDHP))
         caps |= SLM_CAP_FP16;
+    if ((caps & SLM_CAP_FP16) && (hw & HW_ASIMDFHM))
+        caps |= SLM_CAP_FHM;
     if (hw & HW_SVE) {
         int vl = prctl(PR_SVE_GET_VL);
         if (vl > 0) {

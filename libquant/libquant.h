@@ -36,7 +36,8 @@ void slm_bf16_to_fp32_row(const uint16_t *x, float *y, int64_t n);
 enum slm_kernel {
     SLM_KERNEL_SCALAR = 0, SLM_KERNEL_AVX2 = 1, SLM_KERNEL_AVX512 = 2,
     SLM_KERNEL_NEON = 3, SLM_KERNEL_DOTPROD = 4, SLM_KERNEL_I8MM = 5, SLM_KERNEL_SVE = 6,
-    SLM_KERNEL_COUNT = 7
+    SLM_KERNEL_FHM = 7, /* FMLAL F16 products (a feature set beside i8mm / sve: docs/aarch64.md) */
+    SLM_KERNEL_COUNT = 8
 };
 /* CPU capabilities (bits of slm_cpu_caps / slm_kernel_needs). */
 enum slm_cap {
@@ -46,7 +47,8 @@ enum slm_cap {
     SLM_CAP_DOTPROD = 1u << 9, /* SDOT/UDOT (HWCAP_ASIMDDP) */
     SLM_CAP_I8MM = 1u << 10,   /* SMMLA/USMMLA (HWCAP2_I8MM) */
     SLM_CAP_SVE = 1u << 11,    /* SVE (HWCAP_SVE) */
-    SLM_CAP_FP16 = 1u << 12    /* half-precision arithmetic (HWCAP_FPHP + ASIMDHP) */
+    SLM_CAP_FP16 = 1u << 12,   /* half-precision arithmetic (HWCAP_FPHP + ASIMDHP) */
+    SLM_CAP_FHM = 1u << 13     /* FMLAL/FMLAL2 widening half products (HWCAP_ASIMDFHM) */
 };
 unsigned slm_cpu_caps(void);            /* this CPU's capabilities (detected once) */
 unsigned slm_kernel_needs(int kernel);  /* what a set needs; 0 for scalar */

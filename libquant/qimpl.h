@@ -140,6 +140,7 @@ void slm_kset_neon(slm_kset *k);
 void slm_kset_dotprod(slm_kset *k);
 void slm_kset_i8mm(slm_kset *k);
 void slm_kset_sve(slm_kset *k);
+void slm_kset_fhm(slm_kset *k);
 
 /* Filled by quant_avx2.c / quant_avx512.c: table indexed by type id. */
 void slm_avx2_kernels(slm_kernel_fns *tab);

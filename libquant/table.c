@@ -23,6 +23,7 @@ static const kset_filler g_fillers[SLM_KERNEL_COUNT] = {
     [SLM_KERNEL_NEON] = slm_kset_neon,
     [SLM_KERNEL_DOTPROD] = slm_kset_dotprod,
     [SLM_KERNEL_SVE] = slm_kset_sve,
+    [SLM_KERNEL_FHM] = slm_kset_fhm,
 #endif
 };
 
