@@ -246,44 +246,41 @@ static void check_type(chk *c, uint32_t type)
         snprintf(what, sizeof what, "%s: batch GEMM", tn);
         note(c, ok, what, d);
     }
-    /* F16 / BF16 single-token product */
+    /* F16 / BF16 single-token products (gemv_half on F32 activations; gemv_f16x: F16 weights
+     * times activations rounded to F16), at the block length and at a length that leaves a
+     * tail after every vector step (the same bytes read as rows of n_in halves) */
     slm_gemv_half_fn gh = type == 1 || type == 30 ? slm_gemv_half_kernel(c->kernel) : NULL;
-    if (gh) {
-        int ok = 1;
-        gh((const uint16_t *)w, type == 30, N, 0, R, a, out);
-        for (int r = 0; r < R && ok; r++) {
-            s->dequantize_row(w + r * rb, y0, N);
-            double want = 0, m = 0;
-            for (int i = 0; i < N; i++)
-                want += (double)y0[i] * a[i], m += fabs((double)y0[i] * a[i]);
-            if (!(fabs(out[r] - want) <= 1e-5 * m + 1e-30))
-                ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
-        }
-        snprintf(what, sizeof what, "%s: gemv", tn);
-        note(c, ok, what, d);
-    }
-    /* F16 weights times activations rounded to F16 (gemv_f16x) */
     slm_gemv_f16x_fn gx = type == 1 ? slm_gemv_f16x_kernel(c->kernel) : NULL;
-    uint16_t *ah = gx ? malloc(sizeof(uint16_t) * N) : NULL;
-    if (ah) {
-        int ok = 1;
+    uint16_t *ah = gh || gx ? malloc(sizeof(uint16_t) * N) : NULL;
+    for (int f16x = 0; ah && f16x < 2; f16x++) {
+        if (f16x ? !gx : !gh)
+            continue;
         for (int i = 0; i < N; i++)
             ah[i] = slm_fp32_to_fp16(a[i]);
-        gx((const uint16_t *)w, N, 0, R, ah, out);
-        for (int r = 0; r < R && ok; r++) {
-            s->dequantize_row(w + r * rb, y0, N);
-            double want = 0, m = 0;
-            for (int i = 0; i < N; i++) {
-                double p = (double)y0[i] * slm_fp16_to_fp32(ah[i]);
-                want += p, m += fabs(p);
+        int ok = 1;
+        for (int tail = 0; tail < 2 && ok; tail++) {
+            const int n_in = tail ? N - 23 : N;
+            const uint16_t *hw = (const uint16_t *)w;
+            if (f16x)
+                gx(hw, n_in, 0, R, ah, out);
+            else
+                gh(hw, type == 30, n_in, 0, R, a, out);
+            for (int r = 0; r < R && ok; r++) {
+                double want = 0, m = 0;
+                for (int i = 0; i < n_in; i++) {
+                    uint16_t h = hw[(size_t)r * n_in + i];
+                    double p = (double)(type == 30 ? slm_bf16_to_fp32(h) : slm_fp16_to_fp32(h)) *
+                               (f16x ? slm_fp16_to_fp32(ah[i]) : a[i]);
+                    want += p, m += fabs(p);
+                }
+                if (!(fabs(out[r] - want) <= 1e-5 * m + 1e-30))
+                    ok = 0, snprintf(d, sizeof d, "n %d row %d: %.9g vs %.9g", n_in, r, out[r], want);
             }
-            if (!(fabs(out[r] - want) <= 1e-5 * m + 1e-30))
-                ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
         }
-        free(ah);
-        snprintf(what, sizeof what, "%s: gemv on F16 activations", tn);
+        snprintf(what, sizeof what, "%s: gemv%s", tn, f16x ? " on F16 activations" : "");
         note(c, ok, what, d);
     }
+    free(ah);
 out:
     slm_kernel_force(SLM_KERNEL_SCALAR);
     free(x); free(a); free(y0); free(y1); free(imp); free(out); free(w); free(w2); free(qa); free(qb);
