@@ -3,10 +3,10 @@
  * Built with +sve (SVE_FLAGS), selected only when HWCAP_SVE is set and the CPU also runs
  * the parent set (i8mm), whose batch GEMM / decode layouts this set keeps.
  *
- * Each block is walked in segments of 16 or 32 levels (one scale each); a segment is
- * loaded in svcntb()-byte pieces under a whilelt predicate (one piece at 256 bits and
- * more, two at 128), the levels are unpacked in registers and multiplied with SDOT on
- * the SVE registers. Lanes past the segment load as zero from the activations, so they
+ * Each block is walked in segments of 16 (Q4_0..Q5_1) or 32 levels (the rest; per-lane
+ * scales where a scale covers 16); a segment is loaded in svcntb()-byte pieces under a
+ * whilelt predicate (one piece at 256 bits and more, two at 128), the levels are
+ * unpacked in registers and multiplied with SDOT on the SVE registers. Lanes past the segment load as zero from the activations, so they
  * add nothing. The integer block sums are exact, and the float part of each block is the
  * scalar kernel's expression in the scalar order (as kernels_arm.inc), so vec_dot equals
  * the scalar set bit for bit at every vector length. F16 / BF16 products widen to F32
@@ -121,42 +121,51 @@ static void sve_vec_dot_q5_1(int64_t n, float *s, const void *vx, const void *vy
     *s = sumf;
 }
 
-/* ---- k-quants against Q8_K ---- */
-
-/* a segment of 16 two-bit levels: (qs[l] >> shift) & 3, less 4 where the hmask bit is
- * clear (Q3_K; hm NULL for Q2_K), dotted with yq[0..15] */
-static inline svint32_t dot_q2_seg(const uint8_t *qs, const uint8_t *hm, uint8_t bit, int shift, const int8_t *yq)
+/* ---- k-quants against Q8_K ----
+ * Q2_K, Q3_K and Q6_K have a scale per 16 levels but their bytes run in 32s: a segment of
+ * 32 levels is dotted in pieces, and each int32 lane of SDOT's result (four levels) is
+ * scaled by its own sub-block's scale, loaded from ls[] (one entry per four levels) under
+ * a predicate that stops at the segment's end. */
+static inline svint32_t scale_lanes(svint32_t isum, svint32_t t, const int32_t *ls, int k, int len)
 {
-    svint32_t t = svdup_n_s32(0);
-    for (int k = 0; k < 16; k += VB) {
-        const svbool_t pg = piece(k, 16);
+    const svbool_t p32 = svwhilelt_b32_s32(k / 4, len / 4);
+    return svmla_s32_m(p32, isum, t, svld1_s32(p32, ls + k / 4));
+}
+
+/* a segment of 32 two-bit levels: (qs[l] >> shift) & 3, less 4 where bit `bit` of hm[l]
+ * is clear (Q3_K; hm NULL for Q2_K), times yq[l], scaled per lane from ls */
+static inline svint32_t dot_q2_seg(svint32_t isum, const uint8_t *qs, const uint8_t *hm, uint8_t bit, int shift,
+                                   const int8_t *yq, const int32_t *ls)
+{
+    for (int k = 0; k < 32; k += VB) {
+        const svbool_t pg = piece(k, 32);
         svuint8_t a = svand_n_u8_x(pg, svlsr_n_u8_x(pg, svld1_u8(pg, qs + k), (uint8_t)shift), 3);
         if (hm) {
             const svbool_t clear = svcmpeq_n_u8(pg, svand_n_u8_x(pg, svld1_u8(pg, hm + k), bit), 0);
             a = svsub_n_u8_m(clear, a, 4);
         }
-        t = svdot_s32(t, svreinterpret_s8_u8(a), svld1_s8(pg, yq + k));
+        isum = scale_lanes(isum, svdot_s32(svdup_n_s32(0), svreinterpret_s8_u8(a), svld1_s8(pg, yq + k)), ls, k, 32);
     }
-    return t;
+    return isum;
 }
 
 static void sve_vec_dot_q2_K(int64_t n, float *s, const void *vx, const void *vy)
 {
     const block_q2_K *x = vx;
     const block_q8_K *y = vy;
-    const svbool_t all = svptrue_b32();
     float sumf = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         int summs = 0;
         for (int j = 0; j < 16; j++)
             summs += y[i].bsums[j] * (x[i].scales[j] >> 4);
+        int32_t ls[QK_K / 4];
+        for (int g = 0; g < QK_K / 4; g++)
+            ls[g] = x[i].scales[g / 4] & 0xF;
         svint32_t isum = svdup_n_s32(0);
         for (int h = 0; h < 2; h++)
-            for (int j = 0; j < 4; j++)
-                for (int c = 0; c < 2; c++) { /* elements 128h + 32j + 16c + (0..15): sub-block 8h + 2j + c */
-                    svint32_t t = dot_q2_seg(x[i].qs + 32 * h + 16 * c, NULL, 0, 2 * j, y[i].qs + 128 * h + 32 * j + 16 * c);
-                    isum = svmla_n_s32_x(all, isum, t, x[i].scales[8 * h + 2 * j + c] & 0xF);
-                }
+            for (int j = 0; j < 4; j++) /* levels 128h + 32j + (0..31) from qs[32h + (0..31)] */
+                isum = dot_q2_seg(isum, x[i].qs + 32 * h, NULL, 0, 2 * j, y[i].qs + 128 * h + 32 * j,
+                                  ls + 32 * h + 8 * j);
         const float dall = y[i].d * slm_h2f(x[i].d), dmin = y[i].d * slm_h2f(x[i].dmin);
         sumf += dall * hsum(isum) - dmin * summs;
     }
@@ -167,7 +176,6 @@ static void sve_vec_dot_q3_K(int64_t n, float *s, const void *vx, const void *vy
 {
     const block_q3_K *x = vx;
     const block_q8_K *y = vy;
-    const svbool_t all = svptrue_b32();
     float sumf = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
         int sc[16];
@@ -176,14 +184,14 @@ static void sve_vec_dot_q3_K(int64_t n, float *s, const void *vx, const void *vy
             int lo = j < 8 ? ss[j] & 0xF : ss[j - 8] >> 4;
             sc[j] = (lo | (((ss[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
         }
+        int32_t ls[QK_K / 4];
+        for (int g = 0; g < QK_K / 4; g++)
+            ls[g] = sc[g / 4];
         svint32_t isum = svdup_n_s32(0);
         for (int h = 0; h < 2; h++)
             for (int j = 0; j < 4; j++)
-                for (int c = 0; c < 2; c++) {
-                    svint32_t t = dot_q2_seg(x[i].qs + 32 * h + 16 * c, x[i].hmask + 16 * c, (uint8_t)(1u << (4 * h + j)),
-                                             2 * j, y[i].qs + 128 * h + 32 * j + 16 * c);
-                    isum = svmla_n_s32_x(all, isum, t, sc[8 * h + 2 * j + c]);
-                }
+                isum = dot_q2_seg(isum, x[i].qs + 32 * h, x[i].hmask, (uint8_t)(1u << (4 * h + j)), 2 * j,
+                                  y[i].qs + 128 * h + 32 * j, ls + 32 * h + 8 * j);
         sumf += slm_h2f(x[i].d) * y[i].d * hsum(isum);
     }
     *s = sumf;
@@ -257,26 +265,25 @@ static void sve_vec_dot_q6_K(int64_t n, float *s, const void *vx, const void *vy
 {
     const block_q6_K *x = vx;
     const block_q8_K *y = vy;
-    const svbool_t all = svptrue_b32();
     float sumf = 0;
     for (int64_t i = 0; i < n / QK_K; i++) {
+        int32_t ls[QK_K / 4];
+        for (int g = 0; g < QK_K / 4; g++)
+            ls[g] = x[i].scales[g / 4];
         svint32_t isum = svdup_n_s32(0);
         for (int h = 0; h < 2; h++)
-            for (int m = 0; m < 4; m++)
-                for (int c = 0; c < 2; c++) {
-                    const uint8_t *ql = x[i].ql + 64 * h + 32 * (m & 1) + 16 * c, *qh = x[i].qh + 32 * h + 16 * c;
-                    const int8_t *yq = y[i].qs + 128 * h + 32 * m + 16 * c;
-                    svint32_t t = svdup_n_s32(0);
-                    for (int k = 0; k < 16; k += VB) {
-                        const svbool_t pg = piece(k, 16);
-                        const svuint8_t l = svld1_u8(pg, ql + k);
-                        const svuint8_t lo = m >= 2 ? svlsr_n_u8_x(pg, l, 4) : svand_n_u8_x(pg, l, 0x0F);
-                        const svuint8_t hb = svand_n_u8_x(pg, svlsr_n_u8_x(pg, svld1_u8(pg, qh + k), (uint8_t)(2 * m)), 3);
-                        const svint8_t q = svsub_n_s8_x(pg, svreinterpret_s8_u8(svorr_u8_x(pg, lo, svlsl_n_u8_x(pg, hb, 4))), 32);
-                        t = svdot_s32(t, q, svld1_s8(pg, yq + k));
-                    }
-                    isum = svmla_n_s32_x(all, isum, t, x[i].scales[8 * h + 2 * m + c]);
+            for (int m = 0; m < 4; m++) { /* levels 128h + 32m + (0..31) */
+                const uint8_t *ql = x[i].ql + 64 * h + 32 * (m & 1), *qh = x[i].qh + 32 * h;
+                const int8_t *yq = y[i].qs + 128 * h + 32 * m;
+                for (int k = 0; k < 32; k += VB) {
+                    const svbool_t pg = piece(k, 32);
+                    const svuint8_t l = svld1_u8(pg, ql + k);
+                    const svuint8_t lo = m >= 2 ? svlsr_n_u8_x(pg, l, 4) : svand_n_u8_x(pg, l, 0x0F);
+                    const svuint8_t hb = svand_n_u8_x(pg, svlsr_n_u8_x(pg, svld1_u8(pg, qh + k), (uint8_t)(2 * m)), 3);
+                    const svint8_t q = svsub_n_s8_x(pg, svreinterpret_s8_u8(svorr_u8_x(pg, lo, svlsl_n_u8_x(pg, hb, 4))), 32);
+                    isum = scale_lanes(isum, svdot_s32(svdup_n_s32(0), q, svld1_s8(pg, yq + k)), ls + 32 * h + 8 * m, k, 32);
                 }
+            }
         sumf += slm_h2f(x[i].d) * y[i].d * hsum(isum);
     }
     *s = sumf;
