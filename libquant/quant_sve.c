@@ -321,11 +321,23 @@ static void sve_gemv_half(const uint16_t *W, int bf16, int64_t n_in, int64_t r0,
 }
 
 /* F16 weights times activations already rounded to F16 (the runtime's F16 decode, as
- * llama.cpp does on ARM): each product of two halves is exact in F32 */
+ * llama.cpp does on ARM): each product of two halves is exact in F32. The activations
+ * are widened once per column chunk (not once per row), then the F32 path runs. */
 static void sve_gemv_f16x(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh, float *out)
 {
-    for (int64_t r = r0; r < r1; r++)
-        out[r] = gemv_row(W + (size_t)r * (size_t)n_in, 0, n_in, NULL, xh);
+    enum { CHUNK = 256 }; /* small enough that the self-check (rows of 512 and 489) crosses chunks */
+    float xf[CHUNK];
+    for (int64_t c = 0; c < n_in; c += CHUNK) {
+        const int64_t len = n_in - c < CHUNK ? n_in - c : CHUNK;
+        for (int64_t i = 0; i < len; i += (int64_t)svcntw()) {
+            const svbool_t pg = svwhilelt_b32_s64(i, len);
+            svst1_f32(pg, xf + i, widen(pg, xh + c + i, 0));
+        }
+        for (int64_t r = r0; r < r1; r++) {
+            const float p = gemv_row(W + (size_t)r * (size_t)n_in + c, 0, len, xf, NULL);
+            out[r] = c ? out[r] + p : p;
+        }
+    }
 }
 
 /* row kernels: this set's vec_dot row by row (the parent's rows would call its own vec_dot) */
