@@ -10,8 +10,9 @@
 #include <stdint.h>
 
 #include "qimpl.h"
+#include "rt_simd.h"
 
-static void fhm_gemv_f16x(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh, float *out)
+void slm_gemv_f16x_fhm(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh, float *out)
 {
     for (int64_t r = r0; r < r1; r++) {
         const uint16_t *w = W + (size_t)r * (size_t)n_in;
@@ -33,4 +34,4 @@ static void fhm_gemv_f16x(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r
 }
 
 /* the set's table (table.c fills the rest from the parent: dotprod, neon) */
-void slm_kset_fhm(slm_kset *k) { k->gemv_f16x = fhm_gemv_f16x; }
+void slm_kset_fhm(slm_kset *k) { k->gemv_f16x = slm_gemv_f16x_fhm; }

@@ -18,8 +18,10 @@ void slm_gemv_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0,
 void slm_gemv_half_neon(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
                         float *out);
 
-/* F16 weights, activations already rounded to F16 (xh); AVX-512 only. */
+/* F16 weights, activations already rounded to F16 (xh): AVX-512; aarch64 FMLAL
+ * (matmul_fhm.c, needs FEAT_FHM: a set may take it only if it needs SLM_CAP_FHM). */
 void slm_gemv_f16_f16x_avx512(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh,
                               float *out);
+void slm_gemv_f16x_fhm(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh, float *out);
 
 #endif
