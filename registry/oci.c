@@ -137,15 +137,17 @@ int slm_oci_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, slm_
 /* ---- the bundle as layers -------------------------------------------------------------- */
 typedef struct bundle_parts {
     int fd;
+    int stored;         /* the file is format 2 (payload stored uncompressed) */
     uint64_t head_len, total;
     char name[129];
     uint64_t version;
     int n_files;
     struct {
         char name[65];
-        uint64_t off, zsize, size;
-        char zdigest[72], diff_id[72];
+        uint64_t off, zsize, size; /* off: where the file's bytes start in the bundle file */
+        char diff_id[72];          /* sha256:<hex> of the plain file = its layer digest */
     } f[SLM_BUNDLE_MAX_FILES];
+    uint8_t *head;      /* the head as layer 0 carries it: header (format 2), manifest, signatures */
     char head_digest[72];
     char *manifest;     /* signed manifest bytes (NUL-terminated) */
     char *sigs;         /* signature block */
@@ -168,7 +170,7 @@ static int read_at(int fd, void *buf, size_t n, uint64_t off)
 }
 
 /* Structure only (the signatures are the installer's business; a publisher
- * runs `slm verify` before pushing). */
+ * runs `slm verify` before pushing). Reads format 1 (zstd payload) and 2. */
 static int parts_open(const char *path, bundle_parts *b, slm_err *err)
 {
     memset(b, 0, sizeof *b);
@@ -180,8 +182,11 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
     if (fstat(b->fd, &sb) || !S_ISREG(sb.st_mode))
         return slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
     b->total = (uint64_t)sb.st_size;
-    if (read_at(b->fd, h, sizeof h, 0) || memcmp(h, SLM_BUNDLE_MAGIC, 8) || le32(h + 8) != SLM_BUNDLE_FORMAT)
-        return slm_err_set(err, SLM_EINPUT, "%s: not a bundle (format %d)", path, SLM_BUNDLE_FORMAT);
+    if (read_at(b->fd, h, sizeof h, 0) || memcmp(h, SLM_BUNDLE_MAGIC, 8) ||
+        (le32(h + 8) != SLM_BUNDLE_FORMAT && le32(h + 8) != SLM_BUNDLE_FORMAT_STORED))
+        return slm_err_set(err, SLM_EINPUT, "%s: not a bundle (format %d or %d)", path, SLM_BUNDLE_FORMAT,
+                           SLM_BUNDLE_FORMAT_STORED);
+    b->stored = le32(h + 8) == SLM_BUNDLE_FORMAT_STORED;
     uint32_t ml = le32(h + 12), sl = le32(h + 16);
     if (ml < 2 || ml > SLM_MANIFEST_MAX || sl < 2 || sl > SLM_SIGS_MAX)
         return slm_err_set(err, SLM_EINPUT, "%s: bad manifest/signature lengths in the header", path);
@@ -190,21 +195,18 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
         return slm_err_set(err, SLM_EINPUT, "%s: truncated inside its head", path);
     b->manifest = malloc(ml + 1);
     b->sigs = malloc(sl + 1);
-    uint8_t *head = malloc(b->head_len);
-    if (!b->manifest || !b->sigs || !head) {
-        free(head);
+    b->head = malloc(b->head_len);
+    if (!b->manifest || !b->sigs || !b->head)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    }
-    if (read_at(b->fd, head, b->head_len, 0)) {
-        free(head);
+    if (read_at(b->fd, b->head, b->head_len, 0))
         return slm_err_set(err, SLM_EIO, "%s: read failed", path);
-    }
-    memcpy(b->manifest, head + SLM_BUNDLE_HEADER_LEN, ml);
+    memcpy(b->manifest, b->head + SLM_BUNDLE_HEADER_LEN, ml);
     b->manifest[ml] = 0;
-    memcpy(b->sigs, head + SLM_BUNDLE_HEADER_LEN + ml, sl);
+    memcpy(b->sigs, b->head + SLM_BUNDLE_HEADER_LEN + ml, sl);
     b->sigs[sl] = 0;
-    rg_digest(head, b->head_len, b->head_digest);
-    free(head);
+    /* the registry keeps the payload stored: layer 0 is a format-2 head (the header is not signed) */
+    b->head[8] = SLM_BUNDLE_FORMAT_STORED, b->head[9] = b->head[10] = b->head[11] = 0;
+    rg_digest(b->head, b->head_len, b->head_digest);
     cJSON *j = cJSON_ParseWithLength(b->manifest, ml);
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
@@ -219,11 +221,10 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(f, "name");
         const cJSON *zs = cJSON_GetObjectItemCaseSensitive(f, "zsize");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(f, "size");
-        const cJSON *zh = cJSON_GetObjectItemCaseSensitive(f, "zsha256");
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(f, "sha256");
         if (!cJSON_IsString(fn) || strlen(fn->valuestring) > 64 || !cJSON_IsNumber(zs) || !cJSON_IsNumber(s) ||
-            !cJSON_IsString(zh) || !is_hex64(zh->valuestring) || !cJSON_IsString(sh) || !is_hex64(sh->valuestring) ||
-            zs->valuedouble < 0 || zs->valuedouble > 9007199254740992.0) {
+            !cJSON_IsString(sh) || !is_hex64(sh->valuestring) || zs->valuedouble < 0 ||
+            zs->valuedouble > 9007199254740992.0 || s->valuedouble < 0 || s->valuedouble > 9007199254740992.0) {
             rc = slm_err_set(err, SLM_EINPUT, "%s: file %d of the bundle manifest is malformed", path, i);
             break;
         }
@@ -231,9 +232,8 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
         b->f[i].zsize = (uint64_t)zs->valuedouble;
         b->f[i].size = (uint64_t)s->valuedouble;
         b->f[i].off = off;
-        snprintf(b->f[i].zdigest, sizeof b->f[i].zdigest, "sha256:%s", zh->valuestring);
         snprintf(b->f[i].diff_id, sizeof b->f[i].diff_id, "sha256:%s", sh->valuestring);
-        off += b->f[i].zsize;
+        off += b->stored ? b->f[i].size : b->f[i].zsize;
         b->n_files = i + 1;
     }
     if (!rc && off != b->total)
@@ -251,6 +251,7 @@ static void parts_close(bundle_parts *b)
 {
     if (b->fd >= 0)
         close(b->fd);
+    free(b->head);
     free(b->manifest);
     free(b->sigs);
 }
@@ -280,19 +281,26 @@ static int next_location(rg_client *c, const rg_resp *r, char *out, size_t cap, 
     return 0;
 }
 
+/* Does the registry have this blob? (HEAD) */
+static int blob_exists(rg_client *c, const char *digest, int *exists, slm_err *err)
+{
+    char path[1024];
+    rg_resp r = {0};
+    snprintf(path, sizeof path, "/v2/%s/blobs/%s", c->ref.repo, digest);
+    int rc = rg_request(c, "HEAD", path, NULL, NULL, &r, err);
+    *exists = !rc && r.status == 200;
+    rg_resp_free(&r);
+    return rc;
+}
+
 /* Upload one blob unless the registry has it. *existed = 1 when it had. */
 static int push_blob(rg_client *c, const char *digest, rg_upload *src, int *existed, slm_err *err)
 {
     char path[1024], loc[4096], url[4200];
     rg_resp r = {0};
-    snprintf(path, sizeof path, "/v2/%s/blobs/%s", c->ref.repo, digest);
-    int rc = rg_request(c, "HEAD", path, NULL, NULL, &r, err);
-    if (!rc && r.status == 200) {
-        *existed = 1;
-        rg_resp_free(&r);
-        return 0;
-    }
-    *existed = 0;
+    int rc = blob_exists(c, digest, existed, err);
+    if (rc || *existed)
+        return rc;
     snprintf(path, sizeof path, "/v2/%s/blobs/uploads/", c->ref.repo);
     if (!rc)
         rc = rg_request(c, "POST", path, NULL, NULL, &r, err);
@@ -483,6 +491,74 @@ static int push_referrer(rg_client *c, const bundle_parts *b, const char *subj_d
     return rc;
 }
 
+/* Decompress the payload files the registry lacks (have[i] == 0) into one
+ * unlinked temp file beside the bundle (else in $TMPDIR), every byte checked
+ * against the manifest's size and SHA-256 (slm_bundle_unpack). */
+typedef struct extract_sink {
+    int fd, on;
+    const int *have;
+    uint64_t *off, pos;
+} extract_sink;
+
+static int ex_begin(void *u, int i, const slm_bundle_file *f, slm_err *err)
+{
+    extract_sink *s = u;
+    s->on = !s->have[i];
+    s->off[i] = s->pos;
+    (void)f, (void)err;
+    return 0;
+}
+
+static int ex_write(void *u, const void *p, size_t n, slm_err *err)
+{
+    extract_sink *s = u;
+    if (!s->on)
+        return 0;
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(s->fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return slm_err_set(err, SLM_EIO, "cannot write the unpacked payload: %s", w < 0 ? strerror(errno) : "disk full");
+        c += w, n -= (size_t)w, s->pos += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int temp_beside(const char *path)
+{
+    char t[4200];
+    const char *sl = strrchr(path, '/'), *td = getenv("TMPDIR");
+    snprintf(t, sizeof t, "%.*s/.slm-push.XXXXXX", sl ? (int)(sl - path) : 1, sl ? path : ".");
+    if (sl == path)
+        snprintf(t, sizeof t, "/.slm-push.XXXXXX");
+    int fd = mkstemp(t);
+    if (fd < 0) {
+        snprintf(t, sizeof t, "%s/.slm-push.XXXXXX", td && *td ? td : "/tmp");
+        fd = mkstemp(t);
+    }
+    if (fd >= 0)
+        unlink(t);
+    return fd;
+}
+
+static int extract_missing(const char *bundle_path, const bundle_parts *b, const int *have, int *tfd, uint64_t *toff,
+                           slm_err *err)
+{
+    if ((*tfd = temp_beside(bundle_path)) < 0)
+        return slm_err_set(err, SLM_EIO, "%s: cannot create a temp file to unpack the model: %s", bundle_path,
+                           strerror(errno));
+    extract_sink es = {*tfd, 0, have, toff, 0};
+    slm_bundle_sink sink = {ex_begin, ex_write, NULL, &es};
+    slm_manifest *m = NULL;
+    int rc = slm_bundle_unpack(bundle_path, &sink, &m, err);
+    if (!rc && m->n_files != b->n_files)
+        rc = slm_err_set(err, SLM_EINPUT, "%s: inconsistent manifest", bundle_path);
+    slm_manifest_free(m);
+    return rc;
+}
+
 int slm_registry_push(const char *bundle_path, const char *refs, const slm_registry_opts *o, slm_push_result *res,
                       slm_err *err)
 {
@@ -526,15 +602,27 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
         rc = push_blob(&c, cfg_dg, &u, &existed, err);
     }
     if (!rc) {
-        rg_upload u = {NULL, b.fd, 0, b.head_len, 0};
+        rg_upload u = {b.head, -1, 0, b.head_len, 0};
         rc = push_blob(&c, b.head_digest, &u, &existed, err);
         existed ? res->blobs_existing++ : res->blobs_uploaded++;
     }
+    /* the payload layers are the plain files: the ones the registry lacks come from
+     * the bundle as they are (format 2) or decompressed into a temp file first */
+    int have[SLM_BUNDLE_MAX_FILES] = {0}, missing = 0, tfd = -1;
+    uint64_t toff[SLM_BUNDLE_MAX_FILES] = {0};
     for (int i = 0; !rc && i < b.n_files; i++) {
-        rg_upload u = {NULL, b.fd, b.f[i].off, b.f[i].zsize, 0};
-        rc = push_blob(&c, b.f[i].zdigest, &u, &existed, err);
-        existed ? res->blobs_existing++ : res->blobs_uploaded++;
+        rc = blob_exists(&c, b.f[i].diff_id, &have[i], err);
+        missing += !have[i];
     }
+    if (!rc && missing && !b.stored)
+        rc = extract_missing(bundle_path, &b, have, &tfd, toff, err);
+    for (int i = 0; !rc && i < b.n_files; i++) {
+        rg_upload u = {NULL, b.stored ? b.fd : tfd, b.stored ? b.f[i].off : toff[i], b.f[i].size, 0};
+        rc = have[i] ? 0 : push_blob(&c, b.f[i].diff_id, &u, &existed, err);
+        have[i] || existed ? res->blobs_existing++ : res->blobs_uploaded++;
+    }
+    if (tfd >= 0)
+        close(tfd);
     char *ms = NULL;
     if (!rc) {
         cJSON *m = cJSON_CreateObject();
@@ -546,10 +634,9 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
         cJSON *hd = desc(SLM_BUNDLE_HEAD_MT, b.head_digest, b.head_len);
         cJSON_AddItemToArray(ls, hd);
         for (int i = 0; i < b.n_files; i++) {
-            cJSON *d = desc(SLM_BUNDLE_PAYLOAD_MT, b.f[i].zdigest, b.f[i].zsize);
+            cJSON *d = desc(i == 0 ? SLM_MODEL_WEIGHT_RAW_MT : SLM_MODEL_FILE_RAW_MT, b.f[i].diff_id, b.f[i].size);
             cJSON *an = cJSON_AddObjectToObject(d, "annotations");
             cJSON_AddStringToObject(an, "org.cncf.model.filepath", b.f[i].name);
-            cJSON_AddStringToObject(an, "org.slmkit.uncompressed.digest", b.f[i].diff_id);
             cJSON_AddItemToArray(ls, d);
         }
         cJSON *an = cJSON_AddObjectToObject(m, "annotations");
@@ -565,7 +652,7 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
     if (!rc) {
         res->manifest_size = strlen(ms);
         res->n_layers = 1 + b.n_files;
-        strcpy(res->payload_digest, b.f[0].zdigest);
+        strcpy(res->payload_digest, b.f[0].diff_id);
         rc = push_referrer(&c, &b, res->manifest_digest, res->manifest_size, res, err);
     }
     free(ms);

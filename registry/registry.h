@@ -9,11 +9,13 @@
  *
  * Layout of a pushed bundle (docs/registry.md): an OCI image manifest with
  * artifactType "application/vnd.cncf.model.manifest.v1+json" (CNCF ModelPack),
- * a ModelPack config, layer 0 = the bundle head (header + signed manifest +
- * signatures), layers 1.. = each payload file's zstd stream exactly as it is in
- * the bundle (no further compression: identical models give identical blobs,
- * which registries store once). Concatenating the layers gives back the bundle
- * byte for byte. The signed manifest and signatures are also attached as a
+ * a ModelPack config, layer 0 = the bundle head (header with format 2, signed
+ * manifest, signatures), layers 1.. = each payload file uncompressed (the GGUF
+ * itself: its digest is the sha256 the signed manifest carries, and identical
+ * models give one blob across releases, which registries store once).
+ * Concatenating the layers gives a format-2 bundle ("stored": the same signed
+ * head, the payload uncompressed), which verifies and installs as the zstd
+ * bundle does. The signed manifest and signatures are also attached as a
  * referrer artifact (subject = the model manifest).
  *
  * Rules: uses signing/ only; never prints, never exits; returns slm status
@@ -35,7 +37,10 @@
 #define SLM_MODEL_ARTIFACT_TYPE "application/vnd.cncf.model.manifest.v1+json" /* ModelPack */
 #define SLM_MODEL_CONFIG_MT "application/vnd.cncf.model.config.v1+json"       /* ModelPack */
 #define SLM_BUNDLE_HEAD_MT "application/vnd.slmkit.bundle.head.v1"
-#define SLM_BUNDLE_PAYLOAD_MT "application/vnd.slmkit.bundle.payload.v1.zstd"
+/* ModelPack: an unarchived, uncompressed weights file (config.format says gguf) */
+#define SLM_MODEL_WEIGHT_RAW_MT "application/vnd.cncf.model.weight.v1.raw"
+/* ModelPack: any further file of the bundle, unarchived and uncompressed */
+#define SLM_MODEL_FILE_RAW_MT "application/vnd.cncf.model.weight.config.v1.raw"
 #define SLM_SIGNATURE_ARTIFACT_TYPE "application/vnd.slmkit.bundle.signature.v1+json"
 
 /* host[:port]/repo/path[:tag][@sha256:<64 hex>] (no host part: refused). */
@@ -69,7 +74,7 @@ typedef struct slm_push_result {
     int n_layers;
     int blobs_uploaded;         /* blobs the registry did not have yet */
     int blobs_existing;         /* blobs already there (deduplicated) */
-    char payload_digest[72];    /* layer 1 (the model) */
+    char payload_digest[72];    /* layer 1 (the model: sha256 of the GGUF) */
     int referrers_api;          /* 1: the registry answered the referrers API; 0: tag-schema fallback used */
     char referrer_digest[72];
 } slm_push_result;

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ftw.h>
+
 #include <cjson/cJSON.h>
 
 #include "formats.h"
@@ -135,6 +137,37 @@ static int one_line(const char *s)
     return s && tu_count_lines(s) == 1;
 }
 
+/* What a pull lands for `bundle` packing `gguf`: the same head with header
+ * format 2, then the GGUF uncompressed (malloc'd, *n its size). */
+static char *stored_of(const char *bundle, const char *gguf, size_t *n)
+{
+    size_t bn, gn;
+    unsigned char *b = (unsigned char *)tu_read_file(bundle, &bn);
+    char *g = tu_read_file(gguf, &gn);
+    cr_assert(b && g);
+    uint32_t m = b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24;
+    uint32_t sg = b[16] | b[17] << 8 | b[18] << 16 | (uint32_t)b[19] << 24;
+    size_t hl = 24 + (size_t)m + sg;
+    char *out = malloc(hl + gn);
+    memcpy(out, b, hl);
+    out[8] = 2;
+    memcpy(out + hl, g, gn);
+    *n = hl + gn;
+    free(b);
+    free(g);
+    return out;
+}
+
+static int same_as_stored(const char *pulled, const char *bundle, const char *gguf)
+{
+    size_t n1, n2;
+    char *a = stored_of(bundle, gguf, &n1), *b = tu_read_file(pulled, &n2);
+    int same = a && b && n1 == n2 && !memcmp(a, b, n1);
+    free(a);
+    free(b);
+    return same;
+}
+
 /* ---- the happy path ---------------------------------------------------------------- */
 Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
 {
@@ -163,11 +196,8 @@ Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
     cr_assert_eq(rc, 0, "%s", e);
     cJSON *pj = cJSON_Parse(o);
     cr_assert_eq(cJSON_GetObjectItem(pj, "version")->valueint, 2);
-    size_t n1, n2;
-    char *a = tu_read_file(f.v2, &n1), *b = tu_read_file(out, &n2);
-    cr_assert(n1 == n2 && !memcmp(a, b, n1), "pulled bundle differs from the pushed one");
-    free(a);
-    free(b);
+    /* the pulled bundle is the pushed one with its payload stored: the same signed head, the GGUF as is */
+    cr_assert(same_as_stored(out, f.v2, f.model_b), "pulled bundle is not v2's head + model");
     char r1[300];
     snprintf(r1, sizeof r1, "%s/models/stories@%s", f.reg.host, cJSON_GetObjectItem(p1, "manifest_digest")->valuestring);
     TU_SLM_OK("pull", r1, "-o", out, "--plain-http");
@@ -183,6 +213,91 @@ Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
     free(e);
     free(r2);
     free(out);
+    fx_fini(&f);
+}
+
+/* ---- the GGUF layer is the plain file: one blob across releases --------------------------- */
+static uint64_t blob_total, blob_count_of_size, blob_size_wanted;
+static int blob_walk(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    size_t l = strlen(p);
+    if (type == FTW_F && l > 5 && !strcmp(p + l - 5, "/data") && strstr(p, "/blobs/sha256/")) {
+        blob_total += (uint64_t)sb->st_size;
+        blob_count_of_size += (uint64_t)sb->st_size == blob_size_wanted;
+    }
+    return 0;
+}
+
+Test(registry, same_gguf_in_two_releases_is_stored_and_uploaded_once, .timeout = 120)
+{
+    fx f;
+    fx_init(&f);
+    /* v1 and a v2 that packs the very same GGUF (other version, other signature, zstd level 19) */
+    char *v2same = tu_path(f.dir, "v2same.slmb");
+    TU_SLM_OK("bundle", f.model_a, "-o", v2same, "--name", "stories", "--version", "2", "--level", "19", "--key", f.key);
+    size_t gn;
+    char *g = tu_read_file(f.model_a, &gn);
+    uint8_t h[32];
+    char want[72] = "sha256:";
+    cr_assert_eq(slm_sha256(g, gn, h), 0);
+    slm_hex(h, 32, want + 7);
+    free(g);
+    rt_proxy px;
+    rt_proxy_start(&px, f.reg.port, RT_PASS);
+    char *r1 = ref(px.host, "v1"), *r2 = ref(px.host, "v2"), *o = NULL, *e = NULL;
+    int rc = tu_slmv(&o, &e, "push", f.v1, r1, "--plain-http", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cJSON *p1 = cJSON_Parse(o);
+    free(o);
+    free(e);
+    int up1 = px.n_uploads;
+    long bytes1 = px.upload_bytes;
+    rc = tu_slmv(&o, &e, "push", v2same, r2, "--plain-http", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cJSON *p2 = cJSON_Parse(o);
+    int up2 = px.n_uploads - up1;
+    long bytes2 = px.upload_bytes - bytes1;
+    fprintf(stderr, "registry dedup: push v1: %d blob upload requests, %ld bytes; push v2 (same GGUF): %d requests, "
+            "%ld bytes (GGUF %zu bytes)\n", up1, bytes1, up2, bytes2, gn);
+    /* the model layer is the GGUF itself: its digest is the file's SHA-256, in both releases */
+    cr_assert_str_eq(cJSON_GetObjectItem(p1, "payload_digest")->valuestring, want);
+    cr_assert_str_eq(cJSON_GetObjectItem(p2, "payload_digest")->valuestring, want);
+    cr_assert_str_neq(cJSON_GetObjectItem(p1, "manifest_digest")->valuestring,
+                      cJSON_GetObjectItem(p2, "manifest_digest")->valuestring);
+    /* the second push found the GGUF there (HEAD) and sent only the small head layer */
+    cr_assert_eq(cJSON_GetObjectItem(p2, "blobs_existing")->valueint, 1);
+    cr_assert_eq(cJSON_GetObjectItem(p2, "blobs_uploaded")->valueint, 1);
+    cr_assert_geq(bytes1, (long)gn, "the first push did not send the GGUF (%ld bytes)", bytes1);
+    cr_assert_lt(bytes2, (long)gn / 4, "the second push sent %ld bytes: the GGUF again?", bytes2);
+    cr_assert_lt(up2, up1);
+    /* the registry's storage holds the GGUF once */
+    char blobs[4400];
+    snprintf(blobs, sizeof blobs, "%s/storage/docker/registry/v2/blobs", f.reg.dir);
+    blob_total = blob_count_of_size = 0;
+    blob_size_wanted = gn;
+    cr_assert_eq(nftw(blobs, blob_walk, 16, FTW_PHYS), 0);
+    cr_assert_eq(blob_count_of_size, 1, "%llu blobs of the GGUF's size", (unsigned long long)blob_count_of_size);
+    cr_assert_lt(blob_total, gn + gn / 4, "storage holds %llu bytes for one %zu-byte GGUF",
+                 (unsigned long long)blob_total, gn);
+    /* and both releases pull, verify and install from it */
+    update_ok(&f, "v1", 1);
+    update_ok(&f, "v2", 2);
+    char slot[4400];
+    snprintf(slot, sizeof slot, "%s/slot-b/model.gguf", f.store);
+    size_t n1, n2;
+    char *a = tu_read_file(slot, &n1), *b = tu_read_file(f.model_a, &n2);
+    cr_assert(a && b && n1 == n2 && !memcmp(a, b, n1), "slot b does not hold the GGUF");
+    free(a);
+    free(b);
+    rt_proxy_stop(&px);
+    cJSON_Delete(p1);
+    cJSON_Delete(p2);
+    free(o);
+    free(e);
+    free(r1);
+    free(r2);
+    free(v2same);
     fx_fini(&f);
 }
 
@@ -278,7 +393,7 @@ Test(registry, interrupted_pull_resumes_from_the_byte_where_it_stopped, .timeout
         found |= !strcmp(px.ranges[i], "bytes=300000-");
     cr_assert(found, "the proxy saw no 'Range: bytes=300000-' (first: %s)", px.ranges[0]);
     size_t n1, n2;
-    char *a = tu_read_file(f.v2, &n1), *b = tu_read_file(out, &n2);
+    char *a = stored_of(f.v2, f.model_b, &n1), *b = tu_read_file(out, &n2);
     cr_assert(n1 == n2 && !memcmp(a, b, n1));
     free(b);
     cJSON_Delete(j);
@@ -428,11 +543,7 @@ Test(registry_badnet, redirect_followed_only_when_allowed, .timeout = 120)
               NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
-    size_t n1, n2;
-    char *a = tu_read_file(f.v1, &n1), *b = tu_read_file(out, &n2);
-    cr_assert(a && b && n1 == n2 && !memcmp(a, b, n1));
-    free(a);
-    free(b);
+    cr_assert(same_as_stored(out, f.v1, f.model_a));
     rt_proxy_stop(&px);
     free(r);
     free(out);
