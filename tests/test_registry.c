@@ -711,15 +711,65 @@ Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout
     free(b);
     TU_SLM_OK("bundle", nan, "-o", bad, "--name", "stories", "--version", "2", "--key", f.key);
     cJSON_Delete(push_json(&f, bad, "v2"));
+    /* telemetry off (the default): the failed update writes nothing */
+    char *tdir = tu_path(f.dir, "telemetry"), *spool = tu_path(tdir, "telemetry.jsonl");
+    setenv("SLM_TELEMETRY_DIR", tdir, 1);
     char *e = NULL;
     int rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
     cr_assert_eq(rc, 1, "an unhealthy release must fail the health check (1), got %d: %s", rc, e);
     cr_assert(strstr(e, "not finite"), "%s", e);
     free(e);
     cr_assert_eq(active_version(f.store), 1);
-    /* the floor did not move: a fixed v2 still installs */
+    cr_assert(!tu_exists(tdir), "telemetry off, yet %s was created", tdir);
+    /* telemetry on: the same failure is one record with a health_check failure counter */
+    TU_SLM_OK("telemetry", "on");
+    rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 1, "%d %s", rc, e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 1);
+    size_t sn;
+    char *sp = tu_read_file(spool, &sn);
+    cr_assert_not_null(sp, "no spool after a failed health check with telemetry on");
+    cr_assert_eq(tu_count_lines(sp), 1, "%s", sp);
+    cJSON *rec = cJSON_Parse(sp);
+    cr_assert_str_eq(cJSON_GetObjectItem(rec, "source")->valuestring, "install");
+    const cJSON *hc = cJSON_GetObjectItem(rec, "health_check");
+    cr_assert_eq(cJSON_GetObjectItem(hc, "fail")->valueint, 1, "%s", sp);
+    cr_assert_eq(cJSON_GetObjectItem(hc, "pass")->valueint, 0, "%s", sp);
+    cr_assert_eq(cJSON_GetObjectItem(rec, "installs")->valueint, 0, "%s", sp);
+    char dg[65];
+    uint8_t h[32];
+    char *nb = tu_read_file(nan, &n);
+    cr_assert_eq(slm_sha256(nb, n, h), 0);
+    free(nb);
+    slm_hex(h, 32, dg);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "model"), "digest")->valuestring, dg);
+    cr_assert(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "device"), "cpu")), "%s", sp);
+    /* counters and fixed words only: no path, no message, no name */
+    cr_assert(!strstr(sp, f.dir) && !strstr(sp, "finite") && !strstr(sp, "stories") && !strstr(sp, "/"), "%s", sp);
+    cJSON_Delete(rec);
+    free(sp);
+    /* SLM_TELEMETRY=0 overrides: nothing more is written */
+    setenv("SLM_TELEMETRY", "0", 1);
+    rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 1, "%d %s", rc, e);
+    free(e);
+    unsetenv("SLM_TELEMETRY");
+    sp = tu_read_file(spool, &sn);
+    cr_assert_eq(tu_count_lines(sp), 1, "SLM_TELEMETRY=0 did not stop the spool: %s", sp);
+    free(sp);
+    /* the floor did not move: a fixed v2 still installs (a pass and an install), then a revert (a rollback) */
     cJSON_Delete(push_json(&f, f.v2, "v2"));
     update_ok(&f, "v2", 2);
+    TU_SLM_OK("install", "--revert", "--store", f.store);
+    sp = tu_read_file(spool, &sn);
+    cr_assert_eq(tu_count_lines(sp), 3, "%s", sp);
+    cr_assert(strstr(sp, "\"health_check\":{\"fail\":0,\"pass\":1},\"installs\":1"), "%s", sp);
+    cr_assert(strstr(sp, "\"rollbacks\":{\"revert\":1,\"supersedes\":0}"), "%s", sp);
+    free(sp);
+    unsetenv("SLM_TELEMETRY_DIR");
+    free(tdir);
+    free(spool);
     free(nan);
     free(bad);
     fx_fini(&f);
