@@ -661,3 +661,170 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
     parts_close(&b);
     return rc;
 }
+
+/* ---- TUF metadata through the registry ------------------------------------------------------- */
+/* A TUF metadata file name the client reads: N.root.json, targets/snapshot/timestamp.json. */
+static int tuf_name_ok(const char *s)
+{
+    if (!strcmp(s, "targets.json") || !strcmp(s, "snapshot.json") || !strcmp(s, "timestamp.json"))
+        return 1;
+    size_t d = strspn(s, "0123456789");
+    return d >= 1 && d <= 9 && s[0] != '0' && !strcmp(s + d, ".root.json");
+}
+
+int slm_registry_push_tuf(const char *repo_dir, const char *refs, const slm_registry_opts *o, char digest_out[72],
+                          slm_err *err)
+{
+    slm_ref ref;
+    int rc = slm_ref_parse(refs, &ref, err);
+    if (rc)
+        return rc;
+    if (!ref.tag[0] || ref.digest[0])
+        return slm_err_set(err, SLM_EUSAGE, "TUF metadata: give a tag (HOST/REPO:TAG), not a digest");
+    /* the files: 1.root.json .. N.root.json (the rotation chain), then the three top-level roles */
+    char names[SLM_OCI_MAX_LAYERS][32];
+    int n = 0;
+    char path[4400];
+    for (int v = 1; n < SLM_OCI_MAX_LAYERS - 3; v++) {
+        snprintf(path, sizeof path, "%s/metadata/%d.root.json", repo_dir, v);
+        if (access(path, F_OK))
+            break;
+        snprintf(names[n++], sizeof names[0], "%d.root.json", v);
+    }
+    if (!n)
+        return slm_err_set(err, SLM_EINPUT, "%s: no metadata/1.root.json (run slm tuf init)", repo_dir);
+    snprintf(path, sizeof path, "%s/metadata/%d.root.json", repo_dir, n + 1);
+    if (!access(path, F_OK))
+        return slm_err_set(err, SLM_EINPUT, "%s: more than %d root versions", repo_dir, SLM_OCI_MAX_LAYERS - 3);
+    const char *roles[] = {"targets.json", "snapshot.json", "timestamp.json"};
+    for (int i = 0; i < 3; i++)
+        snprintf(names[n++], sizeof names[0], "%s", roles[i]);
+    rg_client c;
+    if ((rc = rg_client_init(&c, &ref, o, 1, err))) {
+        rg_client_free(&c);
+        return rc;
+    }
+    char empty_dg[72];
+    rg_digest("{}", 2, empty_dg);
+    int existed;
+    rg_upload ue = {"{}", -1, 0, 2, 0};
+    rc = push_blob(&c, empty_dg, &ue, &existed, err);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "schemaVersion", 2);
+    cJSON_AddStringToObject(m, "mediaType", SLM_OCI_MANIFEST_MT);
+    cJSON_AddStringToObject(m, "artifactType", SLM_TUF_ARTIFACT_TYPE);
+    cJSON_AddItemToObject(m, "config", desc(SLM_OCI_EMPTY_MT, empty_dg, 2));
+    cJSON *ls = cJSON_AddArrayToObject(m, "layers");
+    for (int i = 0; !rc && i < n; i++) {
+        snprintf(path, sizeof path, "%s/metadata/%s", repo_dir, names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        if (fd < 0 || fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size > (off_t)RG_BODY_MAX) {
+            rc = slm_err_set(err, SLM_EINPUT, "%s: missing, not a file or over %u bytes", path, RG_BODY_MAX);
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        char *buf = malloc((size_t)sb.st_size + 1);
+        if (!buf || read_at(fd, buf, (size_t)sb.st_size, 0))
+            rc = slm_err_set(err, SLM_EIO, "%s: cannot read", path);
+        close(fd);
+        char dg[72];
+        if (!rc) {
+            rg_digest(buf, (size_t)sb.st_size, dg);
+            rg_upload u = {buf, -1, 0, (uint64_t)sb.st_size, 0};
+            rc = push_blob(&c, dg, &u, &existed, err);
+        }
+        if (!rc) {
+            cJSON *d = desc(SLM_TUF_METADATA_MT, dg, (uint64_t)sb.st_size);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "annotations"), "org.opencontainers.image.title",
+                                    names[i]);
+            cJSON_AddItemToArray(ls, d);
+        }
+        free(buf);
+    }
+    char *ms = rc ? NULL : cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    if (!rc && !ms)
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    if (!rc)
+        rc = put_manifest(&c, ref.tag, SLM_OCI_MANIFEST_MT, ms, digest_out, NULL, err);
+    free(ms);
+    rg_client_free(&c);
+    return rc;
+}
+
+int slm_registry_pull_tuf(const char *refs, const char *dir, const slm_registry_opts *o, int *found, slm_err *err)
+{
+    slm_ref ref;
+    *found = 0;
+    int rc = slm_ref_parse(refs, &ref, err);
+    if (rc)
+        return rc;
+    rg_client c;
+    if ((rc = rg_client_init(&c, &ref, o, 0, err))) {
+        rg_client_free(&c);
+        return rc;
+    }
+    rg_resp r = {0};
+    rc = get_manifest(&c, ref.digest[0] ? ref.digest : ref.tag, SLM_OCI_MANIFEST_MT, &r, found, err);
+    cJSON *j = NULL;
+    if (!rc && *found) {
+        char dg[72];
+        rg_digest(r.body ? r.body : "", r.len, dg);
+        if (ref.digest[0] && strcmp(dg, ref.digest))
+            rc = slm_err_set(err, SLM_EVERIFY, "%s: the registry's manifest hashes to %s, not the requested digest", refs, dg);
+        j = rc ? NULL : cJSON_ParseWithLength(r.body ? r.body : "", r.len);
+        const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "artifactType");
+        if (!rc && (!cJSON_IsString(at) || strcmp(at->valuestring, SLM_TUF_ARTIFACT_TYPE)))
+            rc = slm_err_set(err, SLM_EINPUT, "%s: not TUF metadata (artifactType is not %s)", refs, SLM_TUF_ARTIFACT_TYPE);
+    }
+    slm_oci_manifest m;
+    if (!rc && *found)
+        rc = slm_oci_manifest_parse(r.body ? r.body : "", r.len, &m, err);
+    rg_resp_free(&r);
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "layers");
+    char md[4200];
+    snprintf(md, sizeof md, "%s/metadata", dir);
+    if (!rc && *found && ((mkdir(dir, 0755) && errno != EEXIST) || (mkdir(md, 0755) && errno != EEXIST)))
+        rc = slm_err_set(err, SLM_EIO, "%s: cannot create: %s", md, strerror(errno));
+    for (int i = 0; !rc && *found && i < m.n_layers; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ls, i), "annotations"), "org.opencontainers.image.title");
+        if (strcmp(m.layers[i].media_type, SLM_TUF_METADATA_MT) || !cJSON_IsString(t) || !tuf_name_ok(t->valuestring)) {
+            rc = slm_err_set(err, SLM_EINPUT, "%s: layer %d is not a TUF metadata file (N.root.json, targets.json, "
+                             "snapshot.json or timestamp.json)", refs, i);
+            break;
+        }
+        if (m.layers[i].size > RG_BODY_MAX) {
+            rc = slm_err_set(err, SLM_EVERIFY, "%s: %s declares %llu bytes (over %u: endless data refused)", refs,
+                             t->valuestring, (unsigned long long)m.layers[i].size, RG_BODY_MAX);
+            break;
+        }
+        char path[4400];
+        snprintf(path, sizeof path, "/v2/%s/blobs/%s", ref.repo, m.layers[i].digest);
+        rg_resp b = {0};
+        rc = rg_request(&c, "GET", path, NULL, NULL, &b, err);
+        char dg[72];
+        if (!rc && b.status != 200)
+            rc = status_err(t->valuestring, &b, err);
+        if (!rc) {
+            rg_digest(b.body ? b.body : "", b.len, dg);
+            if (strcmp(dg, m.layers[i].digest) || b.len != m.layers[i].size)
+                rc = slm_err_set(err, SLM_EVERIFY, "%s: %s does not match its digest", refs, t->valuestring);
+        }
+        if (!rc) {
+            snprintf(path, sizeof path, "%s/%s", md, t->valuestring);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            ssize_t w = fd < 0 ? -1 : write(fd, b.body ? b.body : "", b.len);
+            if (fd < 0 || w != (ssize_t)b.len || fsync(fd))
+                rc = slm_err_set(err, SLM_EIO, "%s: cannot write: %s", path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+        }
+        rg_resp_free(&b);
+    }
+    cJSON_Delete(j);
+    rg_client_free(&c);
+    return rc;
+}

@@ -42,6 +42,8 @@
 /* ModelPack: any further file of the bundle, unarchived and uncompressed */
 #define SLM_MODEL_FILE_RAW_MT "application/vnd.cncf.model.weight.config.v1.raw"
 #define SLM_SIGNATURE_ARTIFACT_TYPE "application/vnd.slmkit.bundle.signature.v1+json"
+#define SLM_TUF_ARTIFACT_TYPE "application/vnd.slmkit.tuf.metadata.v1+json"
+#define SLM_TUF_METADATA_MT "application/vnd.tuf.metadata.v1+json" /* one TUF role file */
 
 /* host[:port]/repo/path[:tag][@sha256:<64 hex>] (no host part: refused). */
 typedef struct slm_ref {
@@ -98,6 +100,17 @@ int slm_registry_push(const char *bundle_path, const char *ref, const slm_regist
  * every layer digest matched and, with o->root, slm_bundle_verify passed. */
 int slm_registry_pull(const char *ref, const char *out_path, const slm_registry_opts *o, slm_pull_result *res,
                       slm_err *err) SLM_SG_CHECK;
+
+/* TUF metadata through the registry (docs/registry.md): push REPO/metadata's
+ * N.root.json chain, targets, snapshot and timestamp as one artifact under ref's
+ * tag (overwritten by every publish: the timestamp must stay fresh); pull them
+ * into dir/metadata/ (each layer's digest checked, at most 4 MiB each, names
+ * limited to those). *found = 0 when the tag does not exist (nothing written).
+ * The files prove nothing by themselves: slm_tuf_check_file verifies them. */
+int slm_registry_push_tuf(const char *repo_dir, const char *ref, const slm_registry_opts *o, char digest_out[72],
+                          slm_err *err) SLM_SG_CHECK;
+int slm_registry_pull_tuf(const char *ref, const char *dir, const slm_registry_opts *o, int *found,
+                          slm_err *err) SLM_SG_CHECK;
 
 /* For fuzzing and tests: parse a registry's image manifest / token answer /
  * WWW-Authenticate header. 0 on success. */

@@ -595,6 +595,42 @@ int slm_bundle_unpack(const char *path, const slm_bundle_sink *sink, slm_manifes
     return rc;
 }
 
+static int af_write(void *u, const void *p, size_t n, slm_err *err) { return sg_afile_write(u, p, n, err); }
+
+int slm_bundle_store(const char *in, const char *out, slm_err *err)
+{
+    int fd, rc = open_ro(in, &fd, err);
+    if (rc)
+        return rc;
+    slm_manifest *m = calloc(1, sizeof *m);
+    head h;
+    memset(&h, 0, sizeof h);
+    sg_afile f;
+    int opened = 0;
+    if (!m)
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    if (!rc)
+        rc = read_head(fd, in, &h, m, err);
+    if (!rc)
+        rc = manifest_parse(in, m, h.payload_start, h.stored, err);
+    if (!rc)
+        opened = !(rc = sg_afile_open(&f, out, 0644, NULL, err));
+    put_u32(h.hdr + 8, SLM_BUNDLE_FORMAT_STORED);
+    if (!rc && !(rc = sg_afile_write(&f, h.hdr, sizeof h.hdr, err)) && !(rc = sg_afile_write(&f, m->bytes, m->len, err)))
+        rc = sg_afile_write(&f, h.sigs_text, h.slen, err);
+    slm_bundle_sink sink = {NULL, af_write, NULL, &f};
+    if (!rc)
+        rc = verify_payload(fd, in, m, &sink, err);
+    if (!rc)
+        rc = sg_afile_commit(&f, err);
+    else if (opened)
+        sg_afile_abort(&f);
+    free(h.sigs_text);
+    slm_manifest_free(m);
+    close(fd);
+    return rc;
+}
+
 /* ---- sealed memfd sink (run --bundle / --store) ------------------------------ */
 typedef struct memfd_sink {
     int fd;

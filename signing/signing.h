@@ -215,6 +215,10 @@ int slm_bundle_verify(const char *path, const slm_root *root, const slm_verify_o
  * head is parsed, then every payload byte goes to sink and is checked against
  * the manifest's sizes and hashes exactly as slm_bundle_verify does. */
 int slm_bundle_unpack(const char *path, const slm_bundle_sink *sink, slm_manifest **out, slm_err *err) SLM_SG_CHECK;
+/* Write the format-2 (stored) form of a bundle: the same head, each payload
+ * file uncompressed (checked as slm_bundle_unpack does); temp, fsync, rename.
+ * It is byte for byte what `slm pull` lands for that bundle. */
+int slm_bundle_store(const char *in, const char *out, slm_err *err) SLM_SG_CHECK;
 /* Only header + signatures + manifest checks (no payload), from the first bytes. */
 int slm_bundle_verify_head(const char *path, const slm_root *root, const slm_verify_opts *o, slm_manifest **out,
                            slm_err *err) SLM_SG_CHECK;
@@ -309,6 +313,13 @@ typedef struct slm_tuf_result {
  * SHA-256 compared, written to out_path atomically. Refusals: SLM_EVERIFY. */
 int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, const char *target,
                   const char *out_path, int64_t now, slm_tuf_result *res, slm_err *err) SLM_SG_CHECK;
+
+/* The same workflow (steps up to targets, state updated alike), then `file`
+ * (a target obtained elsewhere, e.g. pulled from an OCI registry) must have
+ * exactly the length and SHA-256 that targets.json signs for `target`.
+ * file NULL: the metadata only (the target must be listed; res->length). */
+int slm_tuf_check_file(const char *repo, const char *root_path, const char *state, const char *target,
+                       const char *file, int64_t now, slm_tuf_result *res, slm_err *err) SLM_SG_CHECK;
 
 /* ---- helpers for the tools ---------------------------------------------- */
 /* "30d", "12h", "90m", "45s", "365d" -> seconds. 0 on success. */

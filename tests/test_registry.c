@@ -688,6 +688,121 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     fx_fini(&f);
 }
 
+/* ---- TUF metadata through the registry ------------------------------------------------------------ */
+static void tuf_add(fx *f, const char *repo, const char *bundle, const char *now)
+{
+    char k[4300];
+    snprintf(k, sizeof k, "%s", f->key);
+    char kr[4400], kt[4400], ks[4400], kts[4400];
+    snprintf(kr, sizeof kr, "targets=%s", k);
+    snprintf(ks, sizeof ks, "snapshot=%s", k);
+    snprintf(kts, sizeof kts, "timestamp=%s", k);
+    (void)kt;
+    char *e = NULL;
+    int rc = now ? tu_slmv(NULL, &e, "tuf", "add", repo, bundle, "--stored", "--name", "stories", "--key", kr, "--key",
+                           ks, "--key", kts, "--now", now, NULL)
+                 : tu_slmv(NULL, &e, "tuf", "add", repo, bundle, "--stored", "--name", "stories", "--key", kr, "--key",
+                           ks, "--key", kts, NULL);
+    cr_assert_eq(rc, 0, "tuf add: %s", e);
+    free(e);
+}
+
+static void push_tuf(fx *f, const char *repo)
+{
+    char *r = ref(f->reg.host, "x"), *e = NULL;
+    r[strlen(r) - 2] = 0; /* host/models/stories */
+    int rc = tu_slmv(NULL, &e, "push", "--tuf", repo, r, "--plain-http", NULL);
+    cr_assert_eq(rc, 0, "push --tuf: %s", e);
+    free(e);
+    free(r);
+}
+
+Test(registry, tuf_metadata_through_the_registry_refuses_rollback_freeze_and_other_targets, .timeout = 180)
+{
+    fx f;
+    fx_init(&f);
+    char *repo = tu_path(f.dir, "tufrepo"), *old = tu_path(f.dir, "tufold"), *root1 = tu_path(repo, "metadata/1.root.json");
+    char kr[4400], kt[4400], ks[4400], kts[4400];
+    snprintf(kr, sizeof kr, "root=%s", f.key);
+    snprintf(kt, sizeof kt, "targets=%s", f.key);
+    snprintf(ks, sizeof ks, "snapshot=%s", f.key);
+    snprintf(kts, sizeof kts, "timestamp=%s", f.key);
+    TU_SLM_OK("tuf", "init", repo, "--key", kr, "--key", kt, "--key", ks, "--key", kts);
+    /* release 1: the bundle, then the TUF metadata naming its pulled form */
+    tuf_add(&f, repo, f.v1, NULL);
+    cJSON_Delete(push_json(&f, f.v1, "latest"));
+    push_tuf(&f, repo);
+    char *rl = ref(f.reg.host, "latest"), *e = NULL;
+    int rc = tu_slmv(NULL, &e, "update", "--store", f.store, "--from", rl, "--trust", f.root, "--plain-http",
+                     "--tuf-root", root1, NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cr_assert(strstr(e, "TUF target 'stories' matches"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 1);
+    char *pinned = tu_path(f.store, "tuf/timestamp.json");
+    cr_assert(tu_exists(pinned), "no TUF client state in the store");
+    /* keep release 1's metadata (what a malicious mirror could replay later) */
+    char *cp[] = {"cp", "-r", repo, old, NULL};
+    cr_assert_eq(tu_run(NULL, NULL, (const char *const *)cp), 0);
+    /* release 2: the store now requires TUF (no --tuf-root given) */
+    tuf_add(&f, repo, f.v2, NULL);
+    cJSON_Delete(push_json(&f, f.v2, "latest"));
+    push_tuf(&f, repo);
+    update_ok(&f, "latest", 2);
+    /* rollback: the registry serves release 1's metadata again */
+    push_tuf(&f, old);
+    rc = update(&f, f.reg.host, "latest", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "rollback attack"), "%s", e);
+    cr_assert(one_line(e), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 2);
+    char *dl = tu_path(f.store, "download");
+    cr_assert_eq(tu_count_entries(dl), 0);
+    /* freeze: newer metadata whose timestamp has expired (published as if 10 days ago) */
+    char then[32];
+    snprintf(then, sizeof then, "%lld", (long long)time(NULL) - 10 * 86400);
+    tuf_add(&f, repo, f.v2, then);
+    push_tuf(&f, repo);
+    rc = update(&f, f.reg.host, "latest", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "timestamp.json") && strstr(e, "expired"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 2);
+    /* TUF names release 1's bundle while the registry serves a signed v3 under the tag: refused after the pull */
+    char *v3 = tu_path(f.dir, "v3.slmb");
+    TU_SLM_OK("bundle", f.model_a, "-o", v3, "--name", "stories", "--version", "3", "--key", f.key);
+    tuf_add(&f, repo, f.v1, NULL);
+    push_tuf(&f, repo);
+    cJSON_Delete(push_json(&f, v3, "latest"));
+    rc = update(&f, f.reg.host, "latest", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "targets.json"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 2);
+    cr_assert_eq(tu_count_entries(dl), 0);
+    /* the registry without TUF metadata: a store that requires it refuses */
+    char *r2 = tu_path(f.reg.host, "models/other:v3");
+    cr_assert_eq(tu_slmv(NULL, NULL, "push", v3, r2, "--plain-http", NULL), 0);
+    rc = tu_slmv(NULL, &e, "update", "--store", f.store, "--from", r2, "--trust", f.root, "--plain-http", NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "no TUF metadata"), "%s", e);
+    free(e);
+    /* properly published: v3 installs */
+    tuf_add(&f, repo, v3, NULL);
+    push_tuf(&f, repo);
+    update_ok(&f, "latest", 3);
+    free(r2);
+    free(v3);
+    free(dl);
+    free(pinned);
+    free(rl);
+    free(repo);
+    free(old);
+    free(root1);
+    fx_fini(&f);
+}
+
 /* a device whose health check fails stays on its previous slot */
 Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout = 120)
 {
