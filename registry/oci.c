@@ -754,6 +754,34 @@ int slm_registry_push_tuf(const char *repo_dir, const char *refs, const slm_regi
     return rc;
 }
 
+int slm_oci_tuf_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, char names[][32], slm_err *err)
+{
+    int rc = slm_oci_manifest_parse(json, n, m, err);
+    if (rc)
+        return rc;
+    if (strcmp(m->artifact_type, SLM_TUF_ARTIFACT_TYPE))
+        return slm_err_set(err, SLM_EINPUT, "not TUF metadata (artifactType is not %s)", SLM_TUF_ARTIFACT_TYPE);
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "layers");
+    for (int i = 0; !rc && i < m->n_layers; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ls, i), "annotations"), "org.opencontainers.image.title");
+        if (strcmp(m->layers[i].media_type, SLM_TUF_METADATA_MT) || !cJSON_IsString(t) || !tuf_name_ok(t->valuestring))
+            rc = slm_err_set(err, SLM_EINPUT, "layer %d is not a TUF metadata file (N.root.json, targets.json, "
+                             "snapshot.json or timestamp.json)", i);
+        else if (m->layers[i].size > RG_BODY_MAX)
+            rc = slm_err_set(err, SLM_EVERIFY, "%s declares %llu bytes (over %u: endless data refused)", t->valuestring,
+                             (unsigned long long)m->layers[i].size, RG_BODY_MAX);
+        else
+            snprintf(names[i], 32, "%s", t->valuestring);
+        for (int k = 0; !rc && k < i; k++)
+            if (!strcmp(names[k], names[i]))
+                rc = slm_err_set(err, SLM_EINPUT, "%s is listed twice", names[i]);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
 int slm_registry_pull_tuf(const char *refs, const char *dir, const slm_registry_opts *o, int *found, slm_err *err)
 {
     slm_ref ref;
@@ -768,53 +796,37 @@ int slm_registry_pull_tuf(const char *refs, const char *dir, const slm_registry_
     }
     rg_resp r = {0};
     rc = get_manifest(&c, ref.digest[0] ? ref.digest : ref.tag, SLM_OCI_MANIFEST_MT, &r, found, err);
-    cJSON *j = NULL;
+    slm_oci_manifest m;
+    char names[SLM_OCI_MAX_LAYERS][32];
     if (!rc && *found) {
         char dg[72];
         rg_digest(r.body ? r.body : "", r.len, dg);
         if (ref.digest[0] && strcmp(dg, ref.digest))
             rc = slm_err_set(err, SLM_EVERIFY, "%s: the registry's manifest hashes to %s, not the requested digest", refs, dg);
-        j = rc ? NULL : cJSON_ParseWithLength(r.body ? r.body : "", r.len);
-        const cJSON *at = cJSON_GetObjectItemCaseSensitive(j, "artifactType");
-        if (!rc && (!cJSON_IsString(at) || strcmp(at->valuestring, SLM_TUF_ARTIFACT_TYPE)))
-            rc = slm_err_set(err, SLM_EINPUT, "%s: not TUF metadata (artifactType is not %s)", refs, SLM_TUF_ARTIFACT_TYPE);
+        slm_err pe = {0};
+        if (!rc && (rc = slm_oci_tuf_manifest_parse(r.body ? r.body : "", r.len, &m, names, &pe)))
+            slm_err_set(err, rc, "%s: %s", refs, pe.msg);
     }
-    slm_oci_manifest m;
-    if (!rc && *found)
-        rc = slm_oci_manifest_parse(r.body ? r.body : "", r.len, &m, err);
     rg_resp_free(&r);
-    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "layers");
     char md[4200];
     snprintf(md, sizeof md, "%s/metadata", dir);
     if (!rc && *found && ((mkdir(dir, 0755) && errno != EEXIST) || (mkdir(md, 0755) && errno != EEXIST)))
         rc = slm_err_set(err, SLM_EIO, "%s: cannot create: %s", md, strerror(errno));
     for (int i = 0; !rc && *found && i < m.n_layers; i++) {
-        const cJSON *t = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ls, i), "annotations"), "org.opencontainers.image.title");
-        if (strcmp(m.layers[i].media_type, SLM_TUF_METADATA_MT) || !cJSON_IsString(t) || !tuf_name_ok(t->valuestring)) {
-            rc = slm_err_set(err, SLM_EINPUT, "%s: layer %d is not a TUF metadata file (N.root.json, targets.json, "
-                             "snapshot.json or timestamp.json)", refs, i);
-            break;
-        }
-        if (m.layers[i].size > RG_BODY_MAX) {
-            rc = slm_err_set(err, SLM_EVERIFY, "%s: %s declares %llu bytes (over %u: endless data refused)", refs,
-                             t->valuestring, (unsigned long long)m.layers[i].size, RG_BODY_MAX);
-            break;
-        }
         char path[4400];
         snprintf(path, sizeof path, "/v2/%s/blobs/%s", ref.repo, m.layers[i].digest);
         rg_resp b = {0};
         rc = rg_request(&c, "GET", path, NULL, NULL, &b, err);
         char dg[72];
         if (!rc && b.status != 200)
-            rc = status_err(t->valuestring, &b, err);
+            rc = status_err(names[i], &b, err);
         if (!rc) {
             rg_digest(b.body ? b.body : "", b.len, dg);
             if (strcmp(dg, m.layers[i].digest) || b.len != m.layers[i].size)
-                rc = slm_err_set(err, SLM_EVERIFY, "%s: %s does not match its digest", refs, t->valuestring);
+                rc = slm_err_set(err, SLM_EVERIFY, "%s: %s does not match its digest", refs, names[i]);
         }
         if (!rc) {
-            snprintf(path, sizeof path, "%s/%s", md, t->valuestring);
+            snprintf(path, sizeof path, "%s/%s", md, names[i]);
             int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             ssize_t w = fd < 0 ? -1 : write(fd, b.body ? b.body : "", b.len);
             if (fd < 0 || w != (ssize_t)b.len || fsync(fd))
@@ -824,7 +836,6 @@ int slm_registry_pull_tuf(const char *refs, const char *dir, const slm_registry_
         }
         rg_resp_free(&b);
     }
-    cJSON_Delete(j);
     rg_client_free(&c);
     return rc;
 }

@@ -127,6 +127,10 @@ typedef struct slm_oci_manifest {
     slm_oci_layer layers[SLM_OCI_MAX_LAYERS];
 } slm_oci_manifest;
 int slm_oci_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, slm_err *err);
+/* The TUF metadata artifact: an OCI manifest with artifactType SLM_TUF_ARTIFACT_TYPE whose
+ * layers are SLM_TUF_METADATA_MT, each titled (org.opencontainers.image.title) N.root.json,
+ * targets.json, snapshot.json or timestamp.json (no name twice), each at most 4 MiB. */
+int slm_oci_tuf_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, char names[][32], slm_err *err);
 int slm_oci_token_parse(const char *json, size_t n, char *token, size_t cap, slm_err *err);
 typedef struct slm_auth_challenge {
     char scheme[16];
