@@ -647,8 +647,17 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     cr_assert_str_eq(cJSON_GetObjectItem(p3, "payload_digest")->valuestring,
                      cJSON_GetObjectItem(p1, "payload_digest")->valuestring);
     cr_assert_eq(cJSON_GetObjectItem(p3, "blobs_existing")->valueint, 1);
-    /* devices move forward to v3 (running v1's model) */
+    /* devices move forward to v3 (running v1's model); the first one, telemetry on, counts a supersedes move */
+    char *tdir = tu_path(f.dir, "telemetry"), *spool = tu_path(tdir, "telemetry.jsonl");
+    setenv("SLM_TELEMETRY_DIR", tdir, 1);
+    TU_SLM_OK("telemetry", "on");
     update_ok(&f, "latest", 3);
+    unsetenv("SLM_TELEMETRY_DIR");
+    char *sp = tu_read_file(spool, NULL);
+    cr_assert(sp && strstr(sp, "\"installs\":1,\"rollbacks\":{\"revert\":0,\"supersedes\":1}"), "%s", sp ? sp : "no spool");
+    free(sp);
+    free(spool);
+    free(tdir);
     rc = tu_slmv(NULL, &e, "update", "--store", store2, "--from", rl, "--trust", f.root, "--plain-http", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
@@ -938,6 +947,58 @@ Test(registry_parse, manifest_token_and_challenge)
     cr_assert_str_eq(c.service, "reg");
     cr_assert_str_eq(c.scope, "repository:a:pull");
     cr_assert_neq(slm_auth_challenge_parse("Bearer realm=\"unterminated", &c), 0);
+}
+
+/* ---- the in-toto statement (OpenSSF model-signing predicate v1.0), no network ---------------------- */
+Test(registry_parse, intoto_statement_of_a_verified_bundle)
+{
+    char *dir = tu_tmpdir("intoto"), *key = tu_path(dir, "k.key"), *root = tu_path(dir, "root.json");
+    char *b = tu_path(dir, "b.slmb"), *st = tu_path(dir, "st.json"), *other = tu_path(dir, "o.key");
+    char *oroot = tu_path(dir, "oroot.json"), pub[4200], opub[4200];
+    snprintf(pub, sizeof pub, "%s.pub", key);
+    snprintf(opub, sizeof opub, "%s.pub", other);
+    const char *model = tu_model("gguf/stories260K.gguf");
+    TU_SLM_OK("keygen", "-o", key);
+    TU_SLM_OK("keygen", "-o", other);
+    TU_SLM_OK("trust", "init", "-o", root, "--key", pub, "--threshold", "1", "--expires", "30d", "--sign-with", key);
+    TU_SLM_OK("trust", "init", "-o", oroot, "--key", opub, "--threshold", "1", "--expires", "30d", "--sign-with", other);
+    TU_SLM_OK("bundle", model, "-o", b, "--name", "stories", "--version", "4", "--key", key);
+    /* another publisher's root: refused, nothing written */
+    cr_assert_eq(tu_slmv(NULL, NULL, "intoto", b, "--trust", oroot, "-o", st, NULL), 5);
+    cr_assert(!tu_exists(st));
+    TU_SLM_OK("intoto", b, "--trust", root, "-o", st);
+    size_t n;
+    char *t = tu_read_file(st, &n), *g = tu_read_file(model, &n);
+    cJSON *j = cJSON_Parse(t);
+    cr_assert_not_null(j, "%s", t);
+    uint8_t h[32], root_h[32];
+    char gh[65], rh[65];
+    cr_assert_eq(slm_sha256(g, n, h), 0);
+    slm_hex(h, 32, gh);
+    cr_assert_eq(slm_sha256(h, 32, root_h), 0); /* one resource: the subject is SHA-256 of its raw digest */
+    slm_hex(root_h, 32, rh);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "_type")->valuestring, "https://in-toto.io/Statement/v1");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "predicateType")->valuestring, "https://model_signing/signature/v1.0");
+    const cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "subject"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(s0, "name")->valuestring, "stories");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(s0, "digest"), "sha256")->valuestring, rh);
+    const cJSON *pr = cJSON_GetObjectItem(j, "predicate");
+    const cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(pr, "resources"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(r0, "name")->valuestring, "model.gguf");
+    cr_assert_str_eq(cJSON_GetObjectItem(r0, "algorithm")->valuestring, "sha256");
+    cr_assert_str_eq(cJSON_GetObjectItem(r0, "digest")->valuestring, gh);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(pr, "serialization"), "method")->valuestring, "files");
+    cJSON_Delete(j);
+    free(t);
+    free(g);
+    tu_rmtree(dir);
+    free(dir);
+    free(key);
+    free(root);
+    free(b);
+    free(st);
+    free(other);
+    free(oroot);
 }
 
 /* ---- the fuzz target's seeds and past findings (fuzz/fuzz_registry.c) ------------------------------ */
