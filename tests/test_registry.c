@@ -819,16 +819,18 @@ Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout
     fx_init(&f);
     cJSON_Delete(push_json(&f, f.v1, "v1"));
     update_ok(&f, "v1", 1);
-    /* v2 is properly signed but its model has a NaN weight */
-    char *nan = tu_path(f.dir, "nan.gguf"), *bad = tu_path(f.dir, "bad.slmb");
+    /* v2 is properly signed but its model (a Q8_0 quantization: it has a general.file_type) has a NaN weight */
+    char *nan = tu_path(f.dir, "nan.gguf"), *bad = tu_path(f.dir, "bad.slmb"), *q8 = tu_path(f.dir, "q8.gguf");
+    TU_SLM_OK("quantize", f.model_a, q8, "Q8_0");
     gguf_file *g;
     slm_err err = {0};
-    cr_assert_eq(gguf_open(f.model_a, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(gguf_open(q8, &g, &err), 0, "%s", err.msg);
     int64_t ti = gguf_find_tensor(g, "output_norm.weight");
     uint64_t off = g->data_offset + g->tensors[ti].offset;
     gguf_close(g);
     size_t n;
-    char *b = tu_read_file(f.model_a, &n);
+    char *b = tu_read_file(q8, &n);
+    free(q8);
     float nv = NAN;
     memcpy(b + off, &nv, 4);
     cr_assert_eq(tu_write_file(nan, b, n), 0);
@@ -869,6 +871,8 @@ Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout
     slm_hex(h, 32, dg);
     cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "model"), "digest")->valuestring, dg);
     cr_assert(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "device"), "cpu")), "%s", sp);
+    fprintf(stderr, "registry telemetry record: %s", sp);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "model"), "quant")->valuestring, "Q8_0", "%s", sp);
     /* counters and fixed words only: no path, no message, no name */
     cr_assert(!strstr(sp, f.dir) && !strstr(sp, "finite") && !strstr(sp, "stories") && !strstr(sp, "/"), "%s", sp);
     cJSON_Delete(rec);

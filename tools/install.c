@@ -180,25 +180,31 @@ static int health_check(void *user, const char *path, const slm_manifest *man, s
  * verdict through a pipe. */
 static long child_peak_kb;
 
-static int health_check_child(void *user, const char *path, const slm_manifest *man, slm_err *err);
+static int health_check_child(void *user, const char *path, const slm_manifest *man, char quant[16], slm_err *err);
+
+/* The GGUF's file type as a recipe name, else "other" (read in the health check's child:
+ * the trial model is parsed only there). */
+static void model_quant(const char *path, char quant[16])
+{
+    gguf_file *g = NULL;
+    slm_err ge = {0};
+    int64_t ft = -1;
+    snprintf(quant, 16, "other");
+    if (!gguf_open(path, &g, &ge) && !gguf_get_int(g, "general.file_type", &ft) && slm_recipe_name((int)ft) &&
+        strlen(slm_recipe_name((int)ft)) < 16)
+        snprintf(quant, 16, "%s", slm_recipe_name((int)ft));
+    if (g)
+        gguf_close(g);
+}
 
 /* The parent's view: the verdict plus what telemetry may record of the trial model. */
 static int health_check_forked(void *user, const char *path, const slm_manifest *man, slm_err *err)
 {
     health_cfg *cfg = user;
-    int rc = health_check_child(user, path, man, err);
+    int rc = health_check_child(user, path, man, cfg->quant, err);
     cfg->ran = 1;
     cfg->ok = rc == 0;
     slm_hex(man->files[0].sha256, SLM_SHA256_LEN, cfg->digest);
-    snprintf(cfg->quant, sizeof cfg->quant, "other");
-    gguf_file *g = NULL;
-    slm_err ge = {0};
-    int64_t ft = -1;
-    if (!gguf_open(path, &g, &ge) && !gguf_get_int(g, "general.file_type", &ft) && slm_recipe_name((int)ft) &&
-        strlen(slm_recipe_name((int)ft)) < sizeof cfg->quant)
-        snprintf(cfg->quant, sizeof cfg->quant, "%s", slm_recipe_name((int)ft));
-    if (g)
-        gguf_close(g);
     cJSON *meta = cJSON_Parse(man->meta_json ? man->meta_json : "{}");
     cfg->supersedes = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(meta, "supersedes"));
     cJSON_Delete(meta);
@@ -221,9 +227,10 @@ static void telemetry_note(const tel_install_event *ev)
     free(line);
 }
 
-static int health_check_child(void *user, const char *path, const slm_manifest *man, slm_err *err)
+static int health_check_child(void *user, const char *path, const slm_manifest *man, char quant[16], slm_err *err)
 {
     int fds[2];
+    snprintf(quant, 16, "other");
     if (pipe(fds) != 0)
         return slm_err_set(err, SLM_EIO, "pipe: cannot start the health check");
     fflush(NULL);
@@ -236,21 +243,32 @@ static int health_check_child(void *user, const char *path, const slm_manifest *
     if (pid == 0) {
         close(fds[0]);
         slm_err e = {0};
+        char q[16], line[sizeof e.msg + 20];
+        model_quant(path, q); /* first line: the quant word; then the verdict's message */
         int rc = health_check(user, path, man, &e);
-        if (rc && write(fds[1], e.msg, strlen(e.msg)) < 0)
+        snprintf(line, sizeof line, "%s\n%s", q, rc ? e.msg : "");
+        if (write(fds[1], line, strlen(line)) < 0)
             rc = SLM_EFAIL;
         close(fds[1]);
         _exit(rc ? 1 : 0);
     }
     close(fds[1]);
-    char msg[sizeof err->msg];
+    char buf[sizeof err->msg + 20], *msg = buf;
     size_t n = 0;
     ssize_t r;
-    while (n < sizeof msg - 1 && ((r = read(fds[0], msg + n, sizeof msg - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+    while (n < sizeof buf - 1 && ((r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
         if (r > 0)
             n += (size_t)r;
-    msg[n] = 0;
+    buf[n] = 0;
     close(fds[0]);
+    char *nl = strchr(buf, '\n');
+    if (nl) {
+        *nl = 0;
+        if (strlen(buf) < 16)
+            snprintf(quant, 16, "%s", buf);
+        msg = nl + 1;
+    }
+    n = strlen(msg);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -389,13 +407,7 @@ int cmd_install(int argc, char **argv)
         slm_err pe = {0};
         snprintf(ev.quant, sizeof ev.quant, "other");
         if (!slm_store_active_path(store, mp, sizeof mp, &pe)) {
-            gguf_file *g = NULL;
-            int64_t ft = -1;
-            if (!gguf_open(mp, &g, &pe) && !gguf_get_int(g, "general.file_type", &ft) && slm_recipe_name((int)ft) &&
-                strlen(slm_recipe_name((int)ft)) < sizeof ev.quant)
-                snprintf(ev.quant, sizeof ev.quant, "%s", slm_recipe_name((int)ft));
-            if (g)
-                gguf_close(g);
+            model_quant(mp, ev.quant); /* a committed model: it passed its health check */
             char dir[4096];
             tel_cfg tc;
             if (!tel_dir(dir, sizeof dir) && !tel_load(dir, &tc, &pe) && tel_effective(&tc) == TEL_ALL &&
