@@ -94,7 +94,7 @@ typedef struct slm_pull_result {
 /* Push a bundle file under ref (a tag is required). */
 int slm_registry_push(const char *bundle_path, const char *ref, const slm_registry_opts *o, slm_push_result *res,
                       slm_err *err) SLM_SG_CHECK;
-/* Pull ref into out_path (the bundle, byte for byte). Bytes arrive in
+/* Pull ref into out_path (the bundle in its stored form, format 2). Bytes arrive in
  * out_path.part (kept on failure; the next pull of the same manifest resumes
  * from it) and are hashed as they arrive; out_path appears (rename) only when
  * every layer digest matched and, with o->root, slm_bundle_verify passed. */

@@ -169,7 +169,7 @@ static int same_as_stored(const char *pulled, const char *bundle, const char *gg
 }
 
 /* ---- the happy path ---------------------------------------------------------------- */
-Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
+Test(registry, push_v1_v2_pull_lands_the_stored_form_with_referrers, .timeout = 120)
 {
     fx f;
     fx_init(&f);
