@@ -826,11 +826,12 @@ int slm_registry_pull_tuf(const char *refs, const char *dir, const slm_registry_
                 rc = slm_err_set(err, SLM_EVERIFY, "%s: %s does not match its digest", refs, names[i]);
         }
         if (!rc) {
-            snprintf(path, sizeof path, "%s/%s", md, names[i]);
-            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            char fp[4300];
+            snprintf(fp, sizeof fp, "%s/%.31s", md, names[i]);
+            int fd = open(fp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
             ssize_t w = fd < 0 ? -1 : write(fd, b.body ? b.body : "", b.len);
             if (fd < 0 || w != (ssize_t)b.len || fsync(fd))
-                rc = slm_err_set(err, SLM_EIO, "%s: cannot write: %s", path, strerror(errno));
+                rc = slm_err_set(err, SLM_EIO, "%.300s: cannot write: %s", fp, strerror(errno));
             if (fd >= 0)
                 close(fd);
         }
