@@ -313,6 +313,10 @@ static void check_type(chk *c, uint32_t type)
         size_t gb = slm_x8_group_bytes(type, N);
         unsigned char *p = gb ? malloc(gb * (R / 8)) : NULL;
         int ok = p && slm_x8_pack(type, w, p, R, N);
+        /* the aarch64 sets' x8 products are the scalar vec_dot's bits (gemm_arm.inc) */
+        const int bits = c->kernel == SLM_KERNEL_NEON || c->kernel == SLM_KERNEL_DOTPROD || c->kernel == SLM_KERNEL_I8MM;
+        int exact = ok;
+        char d2[200] = "";
         if (ok) {
             x8(N, R / 8, out, p, qa);
             for (int r = 0; r < R && ok; r++) {
@@ -321,18 +325,33 @@ static void check_type(chk *c, uint32_t type)
                 double m = mag_of(s, w + r * rb, a, N, y0);
                 if (!(fabs((double)out[r] - want) <= 1e-5 * m + 1e-30))
                     ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
+                if (exact && f2u(out[r]) != f2u(want))
+                    exact = 0, snprintf(d2, sizeof d2, "row %d: %.9g vs %.9g", r, out[r], want);
             }
         }
         free(p);
         snprintf(what, sizeof what, "%s: x8 decode", tn);
         note(c, ok, what, d);
+        if (bits) {
+            snprintf(what, sizeof what, "%s: x8 decode = scalar vec_dot (bits)", tn);
+            note(c, exact, what, d2);
+        }
     }
     /* batch GEMM: every (row, token) against scalar vec_dot (1e-5 of the sum of |terms|) and,
      * bit for bit, against the int8 GEMM's arithmetic (ref_gemm: what x86 and ARM both
      * compute); on the x8 layout the same bits as on the plain rows; a partial panel (13
      * rows) gives the same bits and writes nothing past its rows */
     slm_gemm_fn gemm = slm_gemm_kernel(type, c->kernel);
-    if (gemm) {
+    for (int round = 0; gemm && round < 2; round++) {
+        const char *rn = round ? " (random bytes)" : "";
+        if (round) { /* every level, finite scales (as for vec_dot above) */
+            for (size_t i = 0; i < rb * R; i++)
+                w[i] = (unsigned char)rnd();
+            uint16_t *hh = (uint16_t *)w;
+            for (size_t i = 0; i < rb * R / 2; i++)
+                if ((hh[i] & 0x7c00) == 0x7c00)
+                    hh[i] &= 0xbfff;
+        }
         size_t gab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N), gb = slm_x8_group_bytes(type, N);
         void *act = gab ? malloc(gab) : NULL, *scr = sb ? aligned_alloc(64, (sb + 63) / 64 * 64) : NULL;
         float *o2 = malloc(sizeof(float) * R * T);
@@ -371,15 +390,15 @@ static void check_type(chk *c, uint32_t type)
         free(scr);
         free(o2);
         free(p);
-        snprintf(what, sizeof what, "%s: batch GEMM", tn);
+        snprintf(what, sizeof what, "%s: batch GEMM%s", tn, rn);
         note(c, ok, what, d);
-        snprintf(what, sizeof what, "%s: batch GEMM = int8 reference (bits)", tn);
+        snprintf(what, sizeof what, "%s: batch GEMM = int8 reference (bits)%s", tn, rn);
         note(c, exact, what, d2);
         if (gb) {
-            snprintf(what, sizeof what, "%s: batch GEMM on x8 = plain rows (bits)", tn);
+            snprintf(what, sizeof what, "%s: batch GEMM on x8 = plain rows (bits)%s", tn, rn);
             note(c, x8ok, what, d3);
         }
-        snprintf(what, sizeof what, "%s: batch GEMM, 13 rows", tn);
+        snprintf(what, sizeof what, "%s: batch GEMM, 13 rows%s", tn, rn);
         note(c, part, what, d4);
     }
     /* F16 / BF16 single-token product */
