@@ -85,7 +85,7 @@ for cpu in "${CPUS[@]}"; do
     done
     [ -n "$picked" ] && [ "$picked" = "$want" ] && ok "$cpu picks $picked ($(sed -n 's/^kernels: //p' "$OUT/version.txt"))" ||
         bad "$cpu picks '$picked', expected $want"
-    for s in avx2 sve; do  # a set the CPU cannot run is refused, not run (no SIGILL)
+    for s in avx2 i8mm sve; do  # a set the CPU cannot run is refused, not run (no SIGILL)
         case " $(ladder "$cpu") " in *" $s "*) continue ;; esac
         SLM_KERNEL=$s emu "$cpu" --version >/dev/null 2>"$OUT/refuse.txt"
         rc=$?
