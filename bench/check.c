@@ -309,7 +309,16 @@ static void check_type(chk *c, uint32_t type)
     }
     /* x8 layout decode */
     slm_x8_fn x8 = slm_x8_kernel(type, c->kernel);
-    if (x8) {
+    for (int round = 0; x8 && round < 2; round++) {
+        const char *rn = round ? " (random bytes)" : "";
+        if (round) { /* every level, finite scales */
+            for (size_t i = 0; i < rb * R; i++)
+                w[i] = (unsigned char)rnd();
+            uint16_t *hh = (uint16_t *)w;
+            for (size_t i = 0; i < rb * R / 2; i++)
+                if ((hh[i] & 0x7c00) == 0x7c00)
+                    hh[i] &= 0xbfff;
+        }
         size_t gb = slm_x8_group_bytes(type, N);
         unsigned char *p = gb ? malloc(gb * (R / 8)) : NULL;
         int ok = p && slm_x8_pack(type, w, p, R, N);
@@ -330,13 +339,14 @@ static void check_type(chk *c, uint32_t type)
             }
         }
         free(p);
-        snprintf(what, sizeof what, "%s: x8 decode", tn);
+        snprintf(what, sizeof what, "%s: x8 decode%s", tn, rn);
         note(c, ok, what, d);
         if (bits) {
-            snprintf(what, sizeof what, "%s: x8 decode = scalar vec_dot (bits)", tn);
+            snprintf(what, sizeof what, "%s: x8 decode = scalar vec_dot (bits)%s", tn, rn);
             note(c, exact, what, d2);
         }
     }
+    slm_quantize_rows(type, x, w, R, N, NULL);
     /* batch GEMM: every (row, token) against scalar vec_dot (1e-5 of the sum of |terms|) and,
      * bit for bit, against the int8 GEMM's arithmetic (ref_gemm: what x86 and ARM both
      * compute); on the x8 layout the same bits as on the plain rows; a partial panel (13
