@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "qimpl.h"
 
 typedef struct {
     bench_check_report report;
@@ -37,7 +38,10 @@ static float gauss(void)
     double u = ((rnd() >> 11) + 0.5) / 9007199254740992.0, v = ((rnd() >> 11) + 0.5) / 9007199254740992.0;
     return (float)(sqrt(-2 * log(u)) * cos(6.283185307179586 * v));
 }
-static int exact_vec_dot(int k) { return k == SLM_KERNEL_NEON || k == SLM_KERNEL_DOTPROD || k == SLM_KERNEL_SVE; }
+static int exact_vec_dot(int k)
+{
+    return k == SLM_KERNEL_NEON || k == SLM_KERNEL_DOTPROD || k == SLM_KERNEL_I8MM || k == SLM_KERNEL_SVE || k == SLM_KERNEL_FHM;
+}
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
@@ -98,10 +102,116 @@ static double mag_of(const slm_qtraits *t, const void *w, const float *a, int64_
     return m;
 }
 
+/* ---- the int8 batch GEMM's arithmetic in plain C (gemm_x86.inc, gemm_arm.inc), written per
+ * element from the block formats: every set's GEMM must give these bits, so a GEMM on one
+ * architecture equals the other's. Per (row, token): legacy types acc = fma(isum, d_w * d_a,
+ * acc) per 32-block (isum = sum of signed level x activation); k-quants per super-block
+ * acc = fma(ai, d * d_a, acc), then acc = fma(-mn, dm * d_a, acc), with u the unsigned level,
+ * ai = sum over 16-element groups g of sc(g) * sum(u y), mn = sum_g m(g) * bsum(g). */
+static void ref_legacy(uint32_t type, const uint8_t *x, int8_t lv[32], float *d)
+{
+    *d = slm_h2f((uint16_t)(x[0] | x[1] << 8));
+    for (int i = 0; i < 32; i++) {
+        if (type == SLM_T_Q8_0) {
+            lv[i] = (int8_t)x[2 + i];
+        } else if (type == SLM_T_Q4_0) {
+            lv[i] = (int8_t)((i < 16 ? x[2 + i] & 15 : x[2 + i - 16] >> 4) - 8);
+        } else {
+            uint32_t qh = (uint32_t)x[2] | (uint32_t)x[3] << 8 | (uint32_t)x[4] << 16 | (uint32_t)x[5] << 24;
+            int nib = i < 16 ? x[6 + i] & 15 : x[6 + i - 16] >> 4;
+            lv[i] = (int8_t)((nib | (int)((qh >> i) & 1) << 4) - 16);
+        }
+    }
+}
+
+/* u[i], and per 16-element group g the scale sc[g] and min factor m[g] */
+static void ref_kq(uint32_t type, const void *vx, int u[256], int sc[16], int m[16], float *d, float *dm)
+{
+    for (int i = 0; i < 256; i++) {
+        const int h = i / 128, j = (i % 128) / 32, l = i % 32;
+        if (type == SLM_T_Q2_K) {
+            const block_q2_K *x = vx;
+            u[i] = (x->qs[32 * h + l] >> (2 * j)) & 3;
+        } else if (type == SLM_T_Q3_K) {
+            const block_q3_K *x = vx;
+            u[i] = ((x->qs[32 * h + l] >> (2 * j)) & 3) + ((x->hmask[l] >> (4 * h + j)) & 1) * 4;
+        } else if (type == SLM_T_Q4_K || type == SLM_T_Q5_K) {
+            const int q = i / 64, hi = (i % 64) / 32;
+            const uint8_t *qs = type == SLM_T_Q4_K ? ((const block_q4_K *)vx)->qs : ((const block_q5_K *)vx)->qs;
+            u[i] = hi ? qs[32 * q + l] >> 4 : qs[32 * q + l] & 15;
+            if (type == SLM_T_Q5_K)
+                u[i] |= ((((const block_q5_K *)vx)->qh[l] >> (2 * q + hi)) & 1) << 4;
+        } else {
+            const block_q6_K *x = vx;
+            const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+            const int lo = j & 1 ? ql[32 + l] : ql[l];
+            u[i] = (j < 2 ? lo & 15 : lo >> 4) | ((qh[l] >> (2 * j)) & 3) << 4;
+        }
+    }
+    for (int g = 0; g < 16; g++) {
+        if (type == SLM_T_Q2_K) {
+            const block_q2_K *x = vx;
+            sc[g] = x->scales[g] & 15, m[g] = x->scales[g] >> 4, *d = slm_h2f(x->d), *dm = slm_h2f(x->dmin);
+        } else if (type == SLM_T_Q3_K) {
+            const block_q3_K *x = vx;
+            int lo = g < 8 ? x->scales[g] & 15 : x->scales[g - 8] >> 4;
+            sc[g] = (lo | ((x->scales[8 + g % 4] >> (2 * (g / 4))) & 3) << 4) - 32;
+            m[g] = 4 * sc[g], *d = *dm = slm_h2f(x->d);
+        } else if (type == SLM_T_Q4_K || type == SLM_T_Q5_K) {
+            const block_q4_K *x4 = vx;
+            const block_q5_K *x5 = vx;
+            const uint8_t *scales = type == SLM_T_Q4_K ? x4->scales : x5->scales;
+            uint8_t s, mm;
+            slm_get_scale_min_k4(g / 2, scales, &s, &mm);
+            sc[g] = s, m[g] = mm;
+            *d = slm_h2f(type == SLM_T_Q4_K ? x4->d : x5->d), *dm = slm_h2f(type == SLM_T_Q4_K ? x4->dmin : x5->dmin);
+        } else {
+            const block_q6_K *x = vx;
+            sc[g] = x->scales[g], m[g] = 32 * x->scales[g], *d = *dm = slm_h2f(x->d);
+        }
+    }
+}
+
+/* one (row, token): w a plain row, y its activations as the type's vec_dot_type row */
+static float ref_gemm(uint32_t type, int64_t n, const uint8_t *w, const void *y)
+{
+    float acc = 0;
+    if (type == SLM_T_Q4_0 || type == SLM_T_Q5_0 || type == SLM_T_Q8_0) {
+        const size_t bs = slm_qtraits_get(type)->bytes;
+        const block_q8_0 *a = y;
+        for (int64_t b = 0; b < n / 32; b++) {
+            int8_t lv[32];
+            float d;
+            ref_legacy(type, w + (size_t)b * bs, lv, &d);
+            int32_t isum = 0;
+            for (int i = 0; i < 32; i++) isum += lv[i] * a[b].qs[i];
+            acc = fmaf((float)isum, d * slm_h2f(a[b].d), acc);
+        }
+        return acc;
+    }
+    const size_t bs = slm_qtraits_get(type)->bytes;
+    const block_q8_K *a = y;
+    for (int64_t B = 0; B < n / QK_K; B++) {
+        int u[256], sc[16], m[16];
+        float d, dm;
+        ref_kq(type, w + (size_t)B * bs, u, sc, m, &d, &dm);
+        int64_t ai = 0, mn = 0;
+        for (int g = 0; g < 16; g++) {
+            int64_t s = 0;
+            for (int i = 16 * g; i < 16 * g + 16; i++) s += (int64_t)u[i] * a[B].qs[i];
+            ai += sc[g] * s;
+            mn += (int64_t)m[g] * a[B].bsums[g];
+        }
+        acc = fmaf((float)(int32_t)ai, d * a[B].d, acc);
+        acc = fmaf(-(float)(int32_t)mn, dm * a[B].d, acc);
+    }
+    return acc;
+}
+
 /* one type: dequantize, vec_dot, activation quantizer, quantizer output, rows, x8, GEMM */
 static void check_type(chk *c, uint32_t type)
 {
-    enum { N = 512, R = 16, T = 4 };
+    enum { N = 512, R = 16, T = 5 }; /* T odd: SMMLA's token pairs have a tail */
     const slm_qtraits *base = slm_qtraits_get(type);
     slm_qtraits ks, kk;
     const slm_qtraits *s = slm_qtraits_kernel(type, SLM_KERNEL_SCALAR, &ks);
@@ -176,7 +286,7 @@ static void check_type(chk *c, uint32_t type)
             v->vec_dot(N, &dv, wr, qa);
             if (!(fabs((double)dv - ds) <= 1e-5 * m + 1e-30))
                 vd_ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g (sum |terms| %g)", r, dv, ds, m);
-            /* the aarch64 sets' quantized vec_dot: exact integer sums, the scalar float order */
+            /* the aarch64 sets' quantized vec_dot (and x8 decode, below): exact integer sums, the scalar float order */
             if (vd_ok && base->is_quant && exact_vec_dot(c->kernel) && f2u(dv) != f2u(ds))
                 vd_ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g (not bit-identical)", r, dv, ds);
         }
@@ -206,10 +316,23 @@ static void check_type(chk *c, uint32_t type)
     }
     /* x8 layout decode */
     slm_x8_fn x8 = slm_x8_kernel(type, c->kernel);
-    if (x8) {
+    for (int round = 0; x8 && round < 2; round++) {
+        const char *rn = round ? " (random bytes)" : "";
+        if (round) { /* every level, finite scales */
+            for (size_t i = 0; i < rb * R; i++)
+                w[i] = (unsigned char)rnd();
+            uint16_t *hh = (uint16_t *)w;
+            for (size_t i = 0; i < rb * R / 2; i++)
+                if ((hh[i] & 0x7c00) == 0x7c00)
+                    hh[i] &= 0xbfff;
+        }
         size_t gb = slm_x8_group_bytes(type, N);
         unsigned char *p = gb ? malloc(gb * (R / 8)) : NULL;
         int ok = p && slm_x8_pack(type, w, p, R, N);
+        /* the aarch64 sets' x8 products are the scalar vec_dot's bits (gemm_arm.inc) */
+        const int bits = exact_vec_dot(c->kernel);
+        int exact = ok;
+        char d2[200] = "";
         if (ok) {
             x8(N, R / 8, out, p, qa);
             for (int r = 0; r < R && ok; r++) {
@@ -218,33 +341,82 @@ static void check_type(chk *c, uint32_t type)
                 double m = mag_of(s, w + r * rb, a, N, y0);
                 if (!(fabs((double)out[r] - want) <= 1e-5 * m + 1e-30))
                     ok = 0, snprintf(d, sizeof d, "row %d: %.9g vs %.9g", r, out[r], want);
+                if (exact && f2u(out[r]) != f2u(want))
+                    exact = 0, snprintf(d2, sizeof d2, "row %d: %.9g vs %.9g", r, out[r], want);
             }
         }
         free(p);
-        snprintf(what, sizeof what, "%s: x8 decode", tn);
+        snprintf(what, sizeof what, "%s: x8 decode%s", tn, rn);
         note(c, ok, what, d);
+        if (bits) {
+            snprintf(what, sizeof what, "%s: x8 decode = scalar vec_dot (bits)%s", tn, rn);
+            note(c, exact, what, d2);
+        }
     }
-    /* batch GEMM on plain rows: every (row, token) against scalar vec_dot */
+    slm_quantize_rows(type, x, w, R, N, NULL);
+    /* batch GEMM: every (row, token) against scalar vec_dot (1e-5 of the sum of |terms|) and,
+     * bit for bit, against the int8 GEMM's arithmetic (ref_gemm: what x86 and ARM both
+     * compute); on the x8 layout the same bits as on the plain rows; a partial panel (13
+     * rows) gives the same bits and writes nothing past its rows */
     slm_gemm_fn gemm = slm_gemm_kernel(type, c->kernel);
-    if (gemm) {
-        size_t gab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N);
+    for (int round = 0; gemm && round < 2; round++) {
+        const char *rn = round ? " (random bytes)" : "";
+        if (round) { /* every level, finite scales (as for vec_dot above) */
+            for (size_t i = 0; i < rb * R; i++)
+                w[i] = (unsigned char)rnd();
+            uint16_t *hh = (uint16_t *)w;
+            for (size_t i = 0; i < rb * R / 2; i++)
+                if ((hh[i] & 0x7c00) == 0x7c00)
+                    hh[i] &= 0xbfff;
+        }
+        size_t gab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N), gb = slm_x8_group_bytes(type, N);
         void *act = gab ? malloc(gab) : NULL, *scr = sb ? aligned_alloc(64, (sb + 63) / 64 * 64) : NULL;
-        int ok = act && scr && slm_gemm_act_prep(type, c->kernel, a, N, T, act) == 0;
+        float *o2 = malloc(sizeof(float) * R * T);
+        unsigned char *p = gb ? malloc(gb * (R / 8)) : NULL;
+        int ok = act && scr && o2 && (!gb || p) && slm_gemm_act_prep(type, c->kernel, a, N, T, act) == 0;
+        int exact = ok, x8ok = ok, part = ok;
+        char d2[200] = "", d3[200] = "", d4[200] = "";
         if (ok) {
             gemm(N, R, out, R, w, 0, act, T, scr);
-            for (int t = 0; t < T && ok; t++)
-                for (int r = 0; r < R && ok; r++) {
-                    float want;
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < R; r++) {
+                    float want, ref = ref_gemm(type, N, w + r * rb, qa + t * ab);
                     s->vec_dot(N, &want, w + r * rb, qa + t * ab);
                     double m = mag_of(s, w + r * rb, a + t * N, N, y0);
-                    if (!(fabs((double)out[t * R + r] - want) <= 1e-5 * m + 1e-30))
+                    if (ok && !(fabs((double)out[t * R + r] - want) <= 1e-5 * m + 1e-30))
                         ok = 0, snprintf(d, sizeof d, "row %d token %d: %.9g vs %.9g", r, t, out[t * R + r], want);
+                    if (exact && f2u(out[t * R + r]) != f2u(ref))
+                        exact = 0, snprintf(d2, sizeof d2, "row %d token %d: %.9g vs %.9g", r, t, out[t * R + r], ref);
                 }
+            if (gb && slm_x8_pack(type, w, p, R, N) == gb * (R / 8)) {
+                gemm(N, R, o2, R, p, 1, act, T, scr);
+                for (int i = 0; i < R * T && x8ok; i++)
+                    if (f2u(o2[i]) != f2u(out[i]))
+                        x8ok = 0, snprintf(d3, sizeof d3, "row %d token %d: %.9g vs %.9g", i % R, i / R, o2[i], out[i]);
+            } else if (gb) {
+                x8ok = 0, snprintf(d3, sizeof d3, "slm_x8_pack failed");
+            }
+            for (int i = 0; i < R * T; i++)
+                o2[i] = 12345.f;
+            gemm(N, 13, o2, R, w, 0, act, T, scr);
+            for (int i = 0; i < R * T && part; i++)
+                if (i % R < 13 ? f2u(o2[i]) != f2u(out[i]) : o2[i] != 12345.f)
+                    part = 0, snprintf(d4, sizeof d4, "row %d token %d: %.9g (plain: %.9g)", i % R, i / R, o2[i], out[i]);
         }
         free(act);
         free(scr);
-        snprintf(what, sizeof what, "%s: batch GEMM", tn);
+        free(o2);
+        free(p);
+        snprintf(what, sizeof what, "%s: batch GEMM%s", tn, rn);
         note(c, ok, what, d);
+        snprintf(what, sizeof what, "%s: batch GEMM = int8 reference (bits)%s", tn, rn);
+        note(c, exact, what, d2);
+        if (gb) {
+            snprintf(what, sizeof what, "%s: batch GEMM on x8 = plain rows (bits)%s", tn, rn);
+            note(c, x8ok, what, d3);
+        }
+        snprintf(what, sizeof what, "%s: batch GEMM, 13 rows%s", tn, rn);
+        note(c, part, what, d4);
     }
     /* F16 / BF16 single-token products (gemv_half on F32 activations; gemv_f16x: F16 weights
      * times activations rounded to F16), at the block length and at a length that leaves a

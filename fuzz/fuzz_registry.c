@@ -4,7 +4,8 @@
  *   'M' an OCI image manifest (slm_oci_manifest_parse)
  *   'T' a token endpoint answer (slm_oci_token_parse)
  *   'C' a WWW-Authenticate challenge (slm_auth_challenge_parse)
- *   'R' a reference as a user or a config file gives it (slm_ref_parse) */
+ *   'R' a reference as a user or a config file gives it (slm_ref_parse)
+ *   'U' the TUF metadata artifact's manifest (slm_oci_tuf_manifest_parse) */
 #include "fuzz_common.h"
 #include "registry.h"
 
@@ -35,6 +36,15 @@ int fuzz_registry(const uint8_t *data, size_t size)
         rc = slm_auth_challenge_parse(s, &c) ? SLM_EINPUT : 0;
         if (!rc && (strlen(c.realm) >= sizeof c.realm || strlen(c.scope) >= sizeof c.scope))
             abort();
+    } else if (sel == 'U') {
+        slm_oci_manifest m;
+        char names[SLM_OCI_MAX_LAYERS][32];
+        rc = slm_oci_tuf_manifest_parse(s, size - 1, &m, names, &err);
+        if (rc == SLM_EVERIFY)
+            rc = SLM_EINPUT;
+        for (int i = 0; !rc && i < m.n_layers; i++)
+            if (strchr(names[i], '/') || names[i][0] == '.' || !strstr(names[i], ".json"))
+                abort();
     } else if (sel == 'R') {
         slm_ref r;
         rc = slm_ref_parse(s, &r, &err);

@@ -25,6 +25,32 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.msg);
         return 1;
     }
+    /* the stored seed (header format 2, what `slm pull` lands): the head, then the files uncompressed */
+    snprintf(q, sizeof q, "%s/bundle/small-stored", c);
+    FILE *st = fopen(q, "wb"), *sb = fopen(p, "rb");
+    uint8_t sh[SLM_BUNDLE_HEADER_LEN];
+    if (!st || !sb || fread(sh, 1, sizeof sh, sb) != sizeof sh)
+        return 1;
+    uint32_t hl = SLM_BUNDLE_HEADER_LEN + (sh[12] | sh[13] << 8 | sh[14] << 16 | (uint32_t)sh[15] << 24) +
+                  (sh[16] | sh[17] << 8 | sh[18] << 16 | (uint32_t)sh[19] << 24);
+    sh[8] = SLM_BUNDLE_FORMAT_STORED;
+    fwrite(sh, 1, sizeof sh, st);
+    for (uint32_t k = SLM_BUNDLE_HEADER_LEN; k < hl; k++)
+        fputc(fgetc(sb), st);
+    fclose(sb);
+    fclose(st);
+    st = fopen(q, "ab");
+    for (int k = 2; st && k < argc; k++) {
+        FILE *in = fopen(argv[k], "rb");
+        char cb[65536];
+        size_t cn;
+        while (in && (cn = fread(cb, 1, sizeof cb, in)) > 0)
+            fwrite(cb, 1, cn, st);
+        if (in)
+            fclose(in);
+    }
+    if (!st || fclose(st))
+        return 1;
     /* the manifest seed: the bundle's manifest bytes, FZ_SEP, its payload */
     FILE *f = fopen(p, "rb");
     uint8_t hdr[SLM_BUNDLE_HEADER_LEN];

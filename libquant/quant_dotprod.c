@@ -10,7 +10,14 @@
 
 #define K(name) dotprod_##name
 #define DOT16(acc, a, b) vdotq_s32((acc), (a), (b))
+#define DOT4L(acc, w, a, lane) vdotq_laneq_s32((acc), (w), (a), (lane))
+#define GEMM_MMLA 0
 #include "kernels_arm.inc"
+#include "gemm_arm.inc"
 
 /* the set's table (table.c fills the rest from the parent: neon) */
-void slm_kset_dotprod(slm_kset *k) { dotprod_fill(k->t); }
+void slm_kset_dotprod(slm_kset *k)
+{
+    dotprod_fill(k->t);
+    dotprod_gemm_fill(k);
+}

@@ -22,6 +22,7 @@ static const kset_filler g_fillers[SLM_KERNEL_COUNT] = {
 #elif defined(__aarch64__)
     [SLM_KERNEL_NEON] = slm_kset_neon,
     [SLM_KERNEL_DOTPROD] = slm_kset_dotprod,
+    [SLM_KERNEL_I8MM] = slm_kset_i8mm,
     [SLM_KERNEL_SVE] = slm_kset_sve,
     [SLM_KERNEL_FHM] = slm_kset_fhm,
 #endif

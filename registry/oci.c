@@ -137,15 +137,17 @@ int slm_oci_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, slm_
 /* ---- the bundle as layers -------------------------------------------------------------- */
 typedef struct bundle_parts {
     int fd;
+    int stored;         /* the file is format 2 (payload stored uncompressed) */
     uint64_t head_len, total;
     char name[129];
     uint64_t version;
     int n_files;
     struct {
         char name[65];
-        uint64_t off, zsize, size;
-        char zdigest[72], diff_id[72];
+        uint64_t off, zsize, size; /* off: where the file's bytes start in the bundle file */
+        char diff_id[72];          /* sha256:<hex> of the plain file = its layer digest */
     } f[SLM_BUNDLE_MAX_FILES];
+    uint8_t *head;      /* the head as layer 0 carries it: header (format 2), manifest, signatures */
     char head_digest[72];
     char *manifest;     /* signed manifest bytes (NUL-terminated) */
     char *sigs;         /* signature block */
@@ -168,7 +170,7 @@ static int read_at(int fd, void *buf, size_t n, uint64_t off)
 }
 
 /* Structure only (the signatures are the installer's business; a publisher
- * runs `slm verify` before pushing). */
+ * runs `slm verify` before pushing). Reads format 1 (zstd payload) and 2. */
 static int parts_open(const char *path, bundle_parts *b, slm_err *err)
 {
     memset(b, 0, sizeof *b);
@@ -180,8 +182,11 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
     if (fstat(b->fd, &sb) || !S_ISREG(sb.st_mode))
         return slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
     b->total = (uint64_t)sb.st_size;
-    if (read_at(b->fd, h, sizeof h, 0) || memcmp(h, SLM_BUNDLE_MAGIC, 8) || le32(h + 8) != SLM_BUNDLE_FORMAT)
-        return slm_err_set(err, SLM_EINPUT, "%s: not a bundle (format %d)", path, SLM_BUNDLE_FORMAT);
+    if (read_at(b->fd, h, sizeof h, 0) || memcmp(h, SLM_BUNDLE_MAGIC, 8) ||
+        (le32(h + 8) != SLM_BUNDLE_FORMAT && le32(h + 8) != SLM_BUNDLE_FORMAT_STORED))
+        return slm_err_set(err, SLM_EINPUT, "%s: not a bundle (format %d or %d)", path, SLM_BUNDLE_FORMAT,
+                           SLM_BUNDLE_FORMAT_STORED);
+    b->stored = le32(h + 8) == SLM_BUNDLE_FORMAT_STORED;
     uint32_t ml = le32(h + 12), sl = le32(h + 16);
     if (ml < 2 || ml > SLM_MANIFEST_MAX || sl < 2 || sl > SLM_SIGS_MAX)
         return slm_err_set(err, SLM_EINPUT, "%s: bad manifest/signature lengths in the header", path);
@@ -190,21 +195,18 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
         return slm_err_set(err, SLM_EINPUT, "%s: truncated inside its head", path);
     b->manifest = malloc(ml + 1);
     b->sigs = malloc(sl + 1);
-    uint8_t *head = malloc(b->head_len);
-    if (!b->manifest || !b->sigs || !head) {
-        free(head);
+    b->head = malloc(b->head_len);
+    if (!b->manifest || !b->sigs || !b->head)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    }
-    if (read_at(b->fd, head, b->head_len, 0)) {
-        free(head);
+    if (read_at(b->fd, b->head, b->head_len, 0))
         return slm_err_set(err, SLM_EIO, "%s: read failed", path);
-    }
-    memcpy(b->manifest, head + SLM_BUNDLE_HEADER_LEN, ml);
+    memcpy(b->manifest, b->head + SLM_BUNDLE_HEADER_LEN, ml);
     b->manifest[ml] = 0;
-    memcpy(b->sigs, head + SLM_BUNDLE_HEADER_LEN + ml, sl);
+    memcpy(b->sigs, b->head + SLM_BUNDLE_HEADER_LEN + ml, sl);
     b->sigs[sl] = 0;
-    rg_digest(head, b->head_len, b->head_digest);
-    free(head);
+    /* the registry keeps the payload stored: layer 0 is a format-2 head (the header is not signed) */
+    b->head[8] = SLM_BUNDLE_FORMAT_STORED, b->head[9] = b->head[10] = b->head[11] = 0;
+    rg_digest(b->head, b->head_len, b->head_digest);
     cJSON *j = cJSON_ParseWithLength(b->manifest, ml);
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(j, "name");
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(j, "version");
@@ -219,11 +221,10 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(f, "name");
         const cJSON *zs = cJSON_GetObjectItemCaseSensitive(f, "zsize");
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(f, "size");
-        const cJSON *zh = cJSON_GetObjectItemCaseSensitive(f, "zsha256");
         const cJSON *sh = cJSON_GetObjectItemCaseSensitive(f, "sha256");
         if (!cJSON_IsString(fn) || strlen(fn->valuestring) > 64 || !cJSON_IsNumber(zs) || !cJSON_IsNumber(s) ||
-            !cJSON_IsString(zh) || !is_hex64(zh->valuestring) || !cJSON_IsString(sh) || !is_hex64(sh->valuestring) ||
-            zs->valuedouble < 0 || zs->valuedouble > 9007199254740992.0) {
+            !cJSON_IsString(sh) || !is_hex64(sh->valuestring) || zs->valuedouble < 0 ||
+            zs->valuedouble > 9007199254740992.0 || s->valuedouble < 0 || s->valuedouble > 9007199254740992.0) {
             rc = slm_err_set(err, SLM_EINPUT, "%s: file %d of the bundle manifest is malformed", path, i);
             break;
         }
@@ -231,9 +232,8 @@ static int parts_open(const char *path, bundle_parts *b, slm_err *err)
         b->f[i].zsize = (uint64_t)zs->valuedouble;
         b->f[i].size = (uint64_t)s->valuedouble;
         b->f[i].off = off;
-        snprintf(b->f[i].zdigest, sizeof b->f[i].zdigest, "sha256:%s", zh->valuestring);
         snprintf(b->f[i].diff_id, sizeof b->f[i].diff_id, "sha256:%s", sh->valuestring);
-        off += b->f[i].zsize;
+        off += b->stored ? b->f[i].size : b->f[i].zsize;
         b->n_files = i + 1;
     }
     if (!rc && off != b->total)
@@ -251,6 +251,7 @@ static void parts_close(bundle_parts *b)
 {
     if (b->fd >= 0)
         close(b->fd);
+    free(b->head);
     free(b->manifest);
     free(b->sigs);
 }
@@ -280,19 +281,26 @@ static int next_location(rg_client *c, const rg_resp *r, char *out, size_t cap, 
     return 0;
 }
 
+/* Does the registry have this blob? (HEAD) */
+static int blob_exists(rg_client *c, const char *digest, int *exists, slm_err *err)
+{
+    char path[1024];
+    rg_resp r = {0};
+    snprintf(path, sizeof path, "/v2/%s/blobs/%s", c->ref.repo, digest);
+    int rc = rg_request(c, "HEAD", path, NULL, NULL, &r, err);
+    *exists = !rc && r.status == 200;
+    rg_resp_free(&r);
+    return rc;
+}
+
 /* Upload one blob unless the registry has it. *existed = 1 when it had. */
 static int push_blob(rg_client *c, const char *digest, rg_upload *src, int *existed, slm_err *err)
 {
     char path[1024], loc[4096], url[4200];
     rg_resp r = {0};
-    snprintf(path, sizeof path, "/v2/%s/blobs/%s", c->ref.repo, digest);
-    int rc = rg_request(c, "HEAD", path, NULL, NULL, &r, err);
-    if (!rc && r.status == 200) {
-        *existed = 1;
-        rg_resp_free(&r);
-        return 0;
-    }
-    *existed = 0;
+    int rc = blob_exists(c, digest, existed, err);
+    if (rc || *existed)
+        return rc;
     snprintf(path, sizeof path, "/v2/%s/blobs/uploads/", c->ref.repo);
     if (!rc)
         rc = rg_request(c, "POST", path, NULL, NULL, &r, err);
@@ -483,6 +491,74 @@ static int push_referrer(rg_client *c, const bundle_parts *b, const char *subj_d
     return rc;
 }
 
+/* Decompress the payload files the registry lacks (have[i] == 0) into one
+ * unlinked temp file beside the bundle (else in $TMPDIR), every byte checked
+ * against the manifest's size and SHA-256 (slm_bundle_unpack). */
+typedef struct extract_sink {
+    int fd, on;
+    const int *have;
+    uint64_t *off, pos;
+} extract_sink;
+
+static int ex_begin(void *u, int i, const slm_bundle_file *f, slm_err *err)
+{
+    extract_sink *s = u;
+    s->on = !s->have[i];
+    s->off[i] = s->pos;
+    (void)f, (void)err;
+    return 0;
+}
+
+static int ex_write(void *u, const void *p, size_t n, slm_err *err)
+{
+    extract_sink *s = u;
+    if (!s->on)
+        return 0;
+    const char *c = p;
+    while (n) {
+        ssize_t w = write(s->fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return slm_err_set(err, SLM_EIO, "cannot write the unpacked payload: %s", w < 0 ? strerror(errno) : "disk full");
+        c += w, n -= (size_t)w, s->pos += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int temp_beside(const char *path)
+{
+    char t[4200];
+    const char *sl = strrchr(path, '/'), *td = getenv("TMPDIR");
+    snprintf(t, sizeof t, "%.*s/.slm-push.XXXXXX", sl ? (int)(sl - path) : 1, sl ? path : ".");
+    if (sl == path)
+        snprintf(t, sizeof t, "/.slm-push.XXXXXX");
+    int fd = mkstemp(t);
+    if (fd < 0) {
+        snprintf(t, sizeof t, "%s/.slm-push.XXXXXX", td && *td ? td : "/tmp");
+        fd = mkstemp(t);
+    }
+    if (fd >= 0)
+        unlink(t);
+    return fd;
+}
+
+static int extract_missing(const char *bundle_path, const bundle_parts *b, const int *have, int *tfd, uint64_t *toff,
+                           slm_err *err)
+{
+    if ((*tfd = temp_beside(bundle_path)) < 0)
+        return slm_err_set(err, SLM_EIO, "%s: cannot create a temp file to unpack the model: %s", bundle_path,
+                           strerror(errno));
+    extract_sink es = {*tfd, 0, have, toff, 0};
+    slm_bundle_sink sink = {ex_begin, ex_write, NULL, &es};
+    slm_manifest *m = NULL;
+    int rc = slm_bundle_unpack(bundle_path, &sink, &m, err);
+    if (!rc && m->n_files != b->n_files)
+        rc = slm_err_set(err, SLM_EINPUT, "%s: inconsistent manifest", bundle_path);
+    slm_manifest_free(m);
+    return rc;
+}
+
 int slm_registry_push(const char *bundle_path, const char *refs, const slm_registry_opts *o, slm_push_result *res,
                       slm_err *err)
 {
@@ -526,15 +602,27 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
         rc = push_blob(&c, cfg_dg, &u, &existed, err);
     }
     if (!rc) {
-        rg_upload u = {NULL, b.fd, 0, b.head_len, 0};
+        rg_upload u = {b.head, -1, 0, b.head_len, 0};
         rc = push_blob(&c, b.head_digest, &u, &existed, err);
         existed ? res->blobs_existing++ : res->blobs_uploaded++;
     }
+    /* the payload layers are the plain files: the ones the registry lacks come from
+     * the bundle as they are (format 2) or decompressed into a temp file first */
+    int have[SLM_BUNDLE_MAX_FILES] = {0}, missing = 0, tfd = -1;
+    uint64_t toff[SLM_BUNDLE_MAX_FILES] = {0};
     for (int i = 0; !rc && i < b.n_files; i++) {
-        rg_upload u = {NULL, b.fd, b.f[i].off, b.f[i].zsize, 0};
-        rc = push_blob(&c, b.f[i].zdigest, &u, &existed, err);
-        existed ? res->blobs_existing++ : res->blobs_uploaded++;
+        rc = blob_exists(&c, b.f[i].diff_id, &have[i], err);
+        missing += !have[i];
     }
+    if (!rc && missing && !b.stored)
+        rc = extract_missing(bundle_path, &b, have, &tfd, toff, err);
+    for (int i = 0; !rc && i < b.n_files; i++) {
+        rg_upload u = {NULL, b.stored ? b.fd : tfd, b.stored ? b.f[i].off : toff[i], b.f[i].size, 0};
+        rc = have[i] ? 0 : push_blob(&c, b.f[i].diff_id, &u, &existed, err);
+        have[i] || existed ? res->blobs_existing++ : res->blobs_uploaded++;
+    }
+    if (tfd >= 0)
+        close(tfd);
     char *ms = NULL;
     if (!rc) {
         cJSON *m = cJSON_CreateObject();
@@ -546,10 +634,9 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
         cJSON *hd = desc(SLM_BUNDLE_HEAD_MT, b.head_digest, b.head_len);
         cJSON_AddItemToArray(ls, hd);
         for (int i = 0; i < b.n_files; i++) {
-            cJSON *d = desc(SLM_BUNDLE_PAYLOAD_MT, b.f[i].zdigest, b.f[i].zsize);
+            cJSON *d = desc(i == 0 ? SLM_MODEL_WEIGHT_RAW_MT : SLM_MODEL_FILE_RAW_MT, b.f[i].diff_id, b.f[i].size);
             cJSON *an = cJSON_AddObjectToObject(d, "annotations");
             cJSON_AddStringToObject(an, "org.cncf.model.filepath", b.f[i].name);
-            cJSON_AddStringToObject(an, "org.slmkit.uncompressed.digest", b.f[i].diff_id);
             cJSON_AddItemToArray(ls, d);
         }
         cJSON *an = cJSON_AddObjectToObject(m, "annotations");
@@ -565,12 +652,191 @@ int slm_registry_push(const char *bundle_path, const char *refs, const slm_regis
     if (!rc) {
         res->manifest_size = strlen(ms);
         res->n_layers = 1 + b.n_files;
-        strcpy(res->payload_digest, b.f[0].zdigest);
+        strcpy(res->payload_digest, b.f[0].diff_id);
         rc = push_referrer(&c, &b, res->manifest_digest, res->manifest_size, res, err);
     }
     free(ms);
     free(cfgs);
     rg_client_free(&c);
     parts_close(&b);
+    return rc;
+}
+
+/* ---- TUF metadata through the registry ------------------------------------------------------- */
+/* A TUF metadata file name the client reads: N.root.json, targets/snapshot/timestamp.json. */
+static int tuf_name_ok(const char *s)
+{
+    if (!strcmp(s, "targets.json") || !strcmp(s, "snapshot.json") || !strcmp(s, "timestamp.json"))
+        return 1;
+    size_t d = strspn(s, "0123456789");
+    return d >= 1 && d <= 9 && s[0] != '0' && !strcmp(s + d, ".root.json");
+}
+
+int slm_registry_push_tuf(const char *repo_dir, const char *refs, const slm_registry_opts *o, char digest_out[72],
+                          slm_err *err)
+{
+    slm_ref ref;
+    int rc = slm_ref_parse(refs, &ref, err);
+    if (rc)
+        return rc;
+    if (!ref.tag[0] || ref.digest[0])
+        return slm_err_set(err, SLM_EUSAGE, "TUF metadata: give a tag (HOST/REPO:TAG), not a digest");
+    /* the files: 1.root.json .. N.root.json (the rotation chain), then the three top-level roles */
+    char names[SLM_OCI_MAX_LAYERS][32];
+    int n = 0;
+    char path[4400];
+    for (int v = 1; n < SLM_OCI_MAX_LAYERS - 3; v++) {
+        snprintf(path, sizeof path, "%s/metadata/%d.root.json", repo_dir, v);
+        if (access(path, F_OK))
+            break;
+        snprintf(names[n++], sizeof names[0], "%d.root.json", v);
+    }
+    if (!n)
+        return slm_err_set(err, SLM_EINPUT, "%s: no metadata/1.root.json (run slm tuf init)", repo_dir);
+    snprintf(path, sizeof path, "%s/metadata/%d.root.json", repo_dir, n + 1);
+    if (!access(path, F_OK))
+        return slm_err_set(err, SLM_EINPUT, "%s: more than %d root versions", repo_dir, SLM_OCI_MAX_LAYERS - 3);
+    const char *roles[] = {"targets.json", "snapshot.json", "timestamp.json"};
+    for (int i = 0; i < 3; i++)
+        snprintf(names[n++], sizeof names[0], "%s", roles[i]);
+    rg_client c;
+    if ((rc = rg_client_init(&c, &ref, o, 1, err))) {
+        rg_client_free(&c);
+        return rc;
+    }
+    char empty_dg[72];
+    rg_digest("{}", 2, empty_dg);
+    int existed;
+    rg_upload ue = {"{}", -1, 0, 2, 0};
+    rc = push_blob(&c, empty_dg, &ue, &existed, err);
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddNumberToObject(m, "schemaVersion", 2);
+    cJSON_AddStringToObject(m, "mediaType", SLM_OCI_MANIFEST_MT);
+    cJSON_AddStringToObject(m, "artifactType", SLM_TUF_ARTIFACT_TYPE);
+    cJSON_AddItemToObject(m, "config", desc(SLM_OCI_EMPTY_MT, empty_dg, 2));
+    cJSON *ls = cJSON_AddArrayToObject(m, "layers");
+    for (int i = 0; !rc && i < n; i++) {
+        snprintf(path, sizeof path, "%s/metadata/%s", repo_dir, names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        if (fd < 0 || fstat(fd, &sb) || !S_ISREG(sb.st_mode) || sb.st_size > (off_t)RG_BODY_MAX) {
+            rc = slm_err_set(err, SLM_EINPUT, "%s: missing, not a file or over %u bytes", path, RG_BODY_MAX);
+            if (fd >= 0)
+                close(fd);
+            break;
+        }
+        char *buf = malloc((size_t)sb.st_size + 1);
+        if (!buf || read_at(fd, buf, (size_t)sb.st_size, 0))
+            rc = slm_err_set(err, SLM_EIO, "%s: cannot read", path);
+        close(fd);
+        char dg[72];
+        if (!rc) {
+            rg_digest(buf, (size_t)sb.st_size, dg);
+            rg_upload u = {buf, -1, 0, (uint64_t)sb.st_size, 0};
+            rc = push_blob(&c, dg, &u, &existed, err);
+        }
+        if (!rc) {
+            cJSON *d = desc(SLM_TUF_METADATA_MT, dg, (uint64_t)sb.st_size);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(d, "annotations"), "org.opencontainers.image.title",
+                                    names[i]);
+            cJSON_AddItemToArray(ls, d);
+        }
+        free(buf);
+    }
+    char *ms = rc ? NULL : cJSON_PrintUnformatted(m);
+    cJSON_Delete(m);
+    if (!rc && !ms)
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    if (!rc)
+        rc = put_manifest(&c, ref.tag, SLM_OCI_MANIFEST_MT, ms, digest_out, NULL, err);
+    free(ms);
+    rg_client_free(&c);
+    return rc;
+}
+
+int slm_oci_tuf_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, char names[][32], slm_err *err)
+{
+    int rc = slm_oci_manifest_parse(json, n, m, err);
+    if (rc)
+        return rc;
+    if (strcmp(m->artifact_type, SLM_TUF_ARTIFACT_TYPE))
+        return slm_err_set(err, SLM_EINPUT, "not TUF metadata (artifactType is not %s)", SLM_TUF_ARTIFACT_TYPE);
+    cJSON *j = cJSON_ParseWithLength(json, n);
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(j, "layers");
+    for (int i = 0; !rc && i < m->n_layers; i++) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ls, i), "annotations"), "org.opencontainers.image.title");
+        if (strcmp(m->layers[i].media_type, SLM_TUF_METADATA_MT) || !cJSON_IsString(t) || !tuf_name_ok(t->valuestring))
+            rc = slm_err_set(err, SLM_EINPUT, "layer %d is not a TUF metadata file (N.root.json, targets.json, "
+                             "snapshot.json or timestamp.json)", i);
+        else if (m->layers[i].size > RG_BODY_MAX)
+            rc = slm_err_set(err, SLM_EVERIFY, "%s declares %llu bytes (over %u: endless data refused)", t->valuestring,
+                             (unsigned long long)m->layers[i].size, RG_BODY_MAX);
+        else
+            snprintf(names[i], 32, "%s", t->valuestring);
+        for (int k = 0; !rc && k < i; k++)
+            if (!strcmp(names[k], names[i]))
+                rc = slm_err_set(err, SLM_EINPUT, "%s is listed twice", names[i]);
+    }
+    cJSON_Delete(j);
+    return rc;
+}
+
+int slm_registry_pull_tuf(const char *refs, const char *dir, const slm_registry_opts *o, int *found, slm_err *err)
+{
+    slm_ref ref;
+    *found = 0;
+    int rc = slm_ref_parse(refs, &ref, err);
+    if (rc)
+        return rc;
+    rg_client c;
+    if ((rc = rg_client_init(&c, &ref, o, 0, err))) {
+        rg_client_free(&c);
+        return rc;
+    }
+    rg_resp r = {0};
+    rc = get_manifest(&c, ref.digest[0] ? ref.digest : ref.tag, SLM_OCI_MANIFEST_MT, &r, found, err);
+    slm_oci_manifest m;
+    char names[SLM_OCI_MAX_LAYERS][32];
+    if (!rc && *found) {
+        char dg[72];
+        rg_digest(r.body ? r.body : "", r.len, dg);
+        if (ref.digest[0] && strcmp(dg, ref.digest))
+            rc = slm_err_set(err, SLM_EVERIFY, "%s: the registry's manifest hashes to %s, not the requested digest", refs, dg);
+        slm_err pe = {0};
+        if (!rc && (rc = slm_oci_tuf_manifest_parse(r.body ? r.body : "", r.len, &m, names, &pe)))
+            slm_err_set(err, rc, "%s: %s", refs, pe.msg);
+    }
+    rg_resp_free(&r);
+    char md[4200];
+    snprintf(md, sizeof md, "%s/metadata", dir);
+    if (!rc && *found && ((mkdir(dir, 0755) && errno != EEXIST) || (mkdir(md, 0755) && errno != EEXIST)))
+        rc = slm_err_set(err, SLM_EIO, "%s: cannot create: %s", md, strerror(errno));
+    for (int i = 0; !rc && *found && i < m.n_layers; i++) {
+        char path[4400];
+        snprintf(path, sizeof path, "/v2/%s/blobs/%s", ref.repo, m.layers[i].digest);
+        rg_resp b = {0};
+        rc = rg_request(&c, "GET", path, NULL, NULL, &b, err);
+        char dg[72];
+        if (!rc && b.status != 200)
+            rc = status_err(names[i], &b, err);
+        if (!rc) {
+            rg_digest(b.body ? b.body : "", b.len, dg);
+            if (strcmp(dg, m.layers[i].digest) || b.len != m.layers[i].size)
+                rc = slm_err_set(err, SLM_EVERIFY, "%s: %s does not match its digest", refs, names[i]);
+        }
+        if (!rc) {
+            char fp[4300];
+            snprintf(fp, sizeof fp, "%s/%.31s", md, names[i]);
+            int fd = open(fp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+            ssize_t w = fd < 0 ? -1 : write(fd, b.body ? b.body : "", b.len);
+            if (fd < 0 || w != (ssize_t)b.len || fsync(fd))
+                rc = slm_err_set(err, SLM_EIO, "%.300s: cannot write: %s", fp, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+        }
+        rg_resp_free(&b);
+    }
+    rg_client_free(&c);
     return rc;
 }

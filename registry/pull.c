@@ -251,7 +251,7 @@ int slm_registry_pull(const char *refs, const char *out_path, const slm_registry
         rc = slm_err_set(err, SLM_EINPUT, "%s: not an slmkit model bundle (artifactType '%s', layer 0 '%s')", refs,
                          m.artifact_type, m.layers[0].media_type);
     for (int i = 1; !rc && i < m.n_layers; i++)
-        if (strcmp(m.layers[i].media_type, SLM_BUNDLE_PAYLOAD_MT))
+        if (strcmp(m.layers[i].media_type, i == 1 ? SLM_MODEL_WEIGHT_RAW_MT : SLM_MODEL_FILE_RAW_MT))
             rc = slm_err_set(err, SLM_EINPUT, "%s: layer %d has media type '%s'", refs, i, m.layers[i].media_type);
     if (!rc && (m.layers[0].size < SLM_BUNDLE_HEADER_LEN || m.layers[0].size > SLM_BUNDLE_HEADER_LEN + SLM_MANIFEST_MAX + SLM_SIGS_MAX))
         rc = slm_err_set(err, SLM_EINPUT, "%s: the head layer declares %llu bytes", refs,
@@ -302,13 +302,16 @@ int slm_registry_pull(const char *refs, const char *out_path, const slm_registry
             /* the signed head before any payload byte: signatures, expiry, version above the floor */
             slm_manifest *sm = NULL;
             rc = slm_bundle_verify_head(part, o->root, &vo, &sm, err);
+            if (!rc && !sm->stored)
+                rc = slm_err_set(err, SLM_EINPUT, "%s: the head layer is not a format-%d (stored payload) head", refs,
+                                 SLM_BUNDLE_FORMAT_STORED);
             if (!rc && sm->n_files != m.n_layers - 1)
                 rc = slm_err_set(err, SLM_EVERIFY, "%s: the signed manifest names %d files, the registry manifest has "
                                  "%d payload layers (mix-and-match)", refs, sm->n_files, m.n_layers - 1);
             for (int k = 0; !rc && k < sm->n_files; k++) {
-                char hex[72] = "sha256:";
-                slm_hex(sm->files[k].zsha256, SLM_SHA256_LEN, hex + 7);
-                if (strcmp(hex, m.layers[k + 1].digest) || sm->files[k].zsize != m.layers[k + 1].size)
+                char hex[72] = "sha256:"; /* the layer is the plain file: the signed sha256 binds it */
+                slm_hex(sm->files[k].sha256, SLM_SHA256_LEN, hex + 7);
+                if (strcmp(hex, m.layers[k + 1].digest) || sm->files[k].size != m.layers[k + 1].size)
                     rc = slm_err_set(err, SLM_EVERIFY, "%s: payload layer %d (%s) is not the file the signed manifest "
                                      "names (mix-and-match)", refs, k + 1, m.layers[k + 1].digest);
             }

@@ -9,11 +9,13 @@
  *
  * Layout of a pushed bundle (docs/registry.md): an OCI image manifest with
  * artifactType "application/vnd.cncf.model.manifest.v1+json" (CNCF ModelPack),
- * a ModelPack config, layer 0 = the bundle head (header + signed manifest +
- * signatures), layers 1.. = each payload file's zstd stream exactly as it is in
- * the bundle (no further compression: identical models give identical blobs,
- * which registries store once). Concatenating the layers gives back the bundle
- * byte for byte. The signed manifest and signatures are also attached as a
+ * a ModelPack config, layer 0 = the bundle head (header with format 2, signed
+ * manifest, signatures), layers 1.. = each payload file uncompressed (the GGUF
+ * itself: its digest is the sha256 the signed manifest carries, and identical
+ * models give one blob across releases, which registries store once).
+ * Concatenating the layers gives a format-2 bundle ("stored": the same signed
+ * head, the payload uncompressed), which verifies and installs as the zstd
+ * bundle does. The signed manifest and signatures are also attached as a
  * referrer artifact (subject = the model manifest).
  *
  * Rules: uses signing/ only; never prints, never exits; returns slm status
@@ -35,8 +37,13 @@
 #define SLM_MODEL_ARTIFACT_TYPE "application/vnd.cncf.model.manifest.v1+json" /* ModelPack */
 #define SLM_MODEL_CONFIG_MT "application/vnd.cncf.model.config.v1+json"       /* ModelPack */
 #define SLM_BUNDLE_HEAD_MT "application/vnd.slmkit.bundle.head.v1"
-#define SLM_BUNDLE_PAYLOAD_MT "application/vnd.slmkit.bundle.payload.v1.zstd"
+/* ModelPack: an unarchived, uncompressed weights file (config.format says gguf) */
+#define SLM_MODEL_WEIGHT_RAW_MT "application/vnd.cncf.model.weight.v1.raw"
+/* ModelPack: any further file of the bundle, unarchived and uncompressed */
+#define SLM_MODEL_FILE_RAW_MT "application/vnd.cncf.model.weight.config.v1.raw"
 #define SLM_SIGNATURE_ARTIFACT_TYPE "application/vnd.slmkit.bundle.signature.v1+json"
+#define SLM_TUF_ARTIFACT_TYPE "application/vnd.slmkit.tuf.metadata.v1+json"
+#define SLM_TUF_METADATA_MT "application/vnd.tuf.metadata.v1+json" /* one TUF role file */
 
 /* host[:port]/repo/path[:tag][@sha256:<64 hex>] (no host part: refused). */
 typedef struct slm_ref {
@@ -69,7 +76,7 @@ typedef struct slm_push_result {
     int n_layers;
     int blobs_uploaded;         /* blobs the registry did not have yet */
     int blobs_existing;         /* blobs already there (deduplicated) */
-    char payload_digest[72];    /* layer 1 (the model) */
+    char payload_digest[72];    /* layer 1 (the model: sha256 of the GGUF) */
     int referrers_api;          /* 1: the registry answered the referrers API; 0: tag-schema fallback used */
     char referrer_digest[72];
 } slm_push_result;
@@ -87,12 +94,23 @@ typedef struct slm_pull_result {
 /* Push a bundle file under ref (a tag is required). */
 int slm_registry_push(const char *bundle_path, const char *ref, const slm_registry_opts *o, slm_push_result *res,
                       slm_err *err) SLM_SG_CHECK;
-/* Pull ref into out_path (the bundle, byte for byte). Bytes arrive in
+/* Pull ref into out_path (the bundle in its stored form, format 2). Bytes arrive in
  * out_path.part (kept on failure; the next pull of the same manifest resumes
  * from it) and are hashed as they arrive; out_path appears (rename) only when
  * every layer digest matched and, with o->root, slm_bundle_verify passed. */
 int slm_registry_pull(const char *ref, const char *out_path, const slm_registry_opts *o, slm_pull_result *res,
                       slm_err *err) SLM_SG_CHECK;
+
+/* TUF metadata through the registry (docs/registry.md): push REPO/metadata's
+ * N.root.json chain, targets, snapshot and timestamp as one artifact under ref's
+ * tag (overwritten by every publish: the timestamp must stay fresh); pull them
+ * into dir/metadata/ (each layer's digest checked, at most 4 MiB each, names
+ * limited to those). *found = 0 when the tag does not exist (nothing written).
+ * The files prove nothing by themselves: slm_tuf_check_file verifies them. */
+int slm_registry_push_tuf(const char *repo_dir, const char *ref, const slm_registry_opts *o, char digest_out[72],
+                          slm_err *err) SLM_SG_CHECK;
+int slm_registry_pull_tuf(const char *ref, const char *dir, const slm_registry_opts *o, int *found,
+                          slm_err *err) SLM_SG_CHECK;
 
 /* For fuzzing and tests: parse a registry's image manifest / token answer /
  * WWW-Authenticate header. 0 on success. */
@@ -109,6 +127,10 @@ typedef struct slm_oci_manifest {
     slm_oci_layer layers[SLM_OCI_MAX_LAYERS];
 } slm_oci_manifest;
 int slm_oci_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, slm_err *err);
+/* The TUF metadata artifact: an OCI manifest with artifactType SLM_TUF_ARTIFACT_TYPE whose
+ * layers are SLM_TUF_METADATA_MT, each titled (org.opencontainers.image.title) N.root.json,
+ * targets.json, snapshot.json or timestamp.json (no name twice), each at most 4 MiB. */
+int slm_oci_tuf_manifest_parse(const char *json, size_t n, slm_oci_manifest *m, char names[][32], slm_err *err);
 int slm_oci_token_parse(const char *json, size_t n, char *token, size_t cap, slm_err *err);
 typedef struct slm_auth_challenge {
     char scheme[16];

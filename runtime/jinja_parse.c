@@ -98,6 +98,21 @@ static int expect(parser *P, int type, const char *what)
     return 0;
 }
 
+/* the NAME token at the cursor, consumed; NULL (and the error "expected WHAT, found ...",
+ * reported at `line`) when the cursor holds something else */
+static const char *take_name(parser *P, int line, const char *what)
+{
+    const jj_token *k = cur(P);
+    if (k->type != JT_NAME) {
+        char m[160];
+        snprintf(m, sizeof m, "expected %s, found %s", what, tok_desc(k));
+        pfail(P, line, "%s", m);
+        return NULL;
+    }
+    P->pos++;
+    return k->s;
+}
+
 static jj_node *parse_cond(parser *P);
 static jj_node *parse_or(parser *P);
 static jj_node *parse_unary(parser *P, int with_filter);
@@ -649,20 +664,12 @@ static jj_node *parse_for(parser *P, int line)
     jj_node *x = mk(P, JN_FOR, line);
     if (!x)
         return NULL;
-    if (cur(P)->type != JT_NAME) {
-        pfail(P, line, "expected a loop variable after 'for', found %s", tok_desc(cur(P)));
+    if (!(x->s = take_name(P, line, "a loop variable after 'for'")))
         return NULL;
-    }
-    x->s = cur(P)->s;
-    P->pos++;
     if (cur(P)->type == JT_COMMA) {
         P->pos++;
-        if (cur(P)->type != JT_NAME) {
-            pfail(P, line, "expected a second loop variable, found %s", tok_desc(cur(P)));
+        if (!(x->s2 = take_name(P, line, "a second loop variable")))
             return NULL;
-        }
-        x->s2 = cur(P)->s;
-        P->pos++;
         if (cur(P)->type == JT_COMMA) {
             pfail(P, line, "unsupported: more than two loop variables%s", NULL);
             return NULL;
@@ -702,20 +709,12 @@ static jj_node *parse_set(parser *P, int line)
     jj_node *x = mk(P, JN_SET, line);
     if (!x)
         return NULL;
-    if (cur(P)->type != JT_NAME) {
-        pfail(P, line, "expected a variable name after 'set', found %s", tok_desc(cur(P)));
+    if (!(x->s = take_name(P, line, "a variable name after 'set'")))
         return NULL;
-    }
-    x->s = cur(P)->s;
-    P->pos++;
     if (cur(P)->type == JT_DOT) {
         P->pos++;
-        if (cur(P)->type != JT_NAME) {
-            pfail(P, line, "expected an attribute name in 'set', found %s", tok_desc(cur(P)));
+        if (!(x->s2 = take_name(P, line, "an attribute name in 'set'")))
             return NULL;
-        }
-        x->s2 = cur(P)->s;
-        P->pos++;
     }
     if (cur(P)->type == JT_COMMA) {
         pfail(P, line, "unsupported: 'set' of several variables at once%s", NULL);
@@ -757,12 +756,8 @@ static jj_node *parse_macro(parser *P, int line)
     jj_node *x = mk(P, JN_MACRO, line);
     if (!x)
         return NULL;
-    if (cur(P)->type != JT_NAME) {
-        pfail(P, line, "expected a macro name, found %s", tok_desc(cur(P)));
+    if (!(x->s = take_name(P, line, "a macro name")))
         return NULL;
-    }
-    x->s = cur(P)->s;
-    P->pos++;
     if (expect(P, JT_LPAREN, "'(' after the macro name"))
         return NULL;
     size_t cap = 0;

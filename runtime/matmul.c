@@ -16,8 +16,8 @@
  *   other, one token (decode): libquant's traits, as llama.cpp: the
  *               activations are converted once to the type's vec_dot_type, then
  *               one vec_dot per row (reads the compact weights once).
- *   other, batches of >= BATCH_DEQUANT tokens, AVX-512 VNNI (Q4_0, Q5_0, Q8_0,
- *               Q2_K..Q6_K): libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp:
+ *   other, batches of >= BATCH_DEQUANT tokens, AVX-512 VNNI or aarch64 (Q4_0, Q5_0,
+ *               Q8_0, Q2_K..Q6_K): libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp:
  *               the activations are quantized once to vec_dot_type, each thread
  *               unpacks 16 rows at a time (from the x8 copy, or the plain rows)
  *               into a panel of 8-bit levels and runs every token over it.

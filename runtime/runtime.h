@@ -67,11 +67,11 @@ void slm_pool_run(slm_pool *p, slm_task_fn fn, void *arg);
 int slm_matmul_supported(uint32_t type);
 void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens);
 /* Repacked copy of W for fast decode (libquant's interleaved 8-row "x8" layouts:
- * Q4_0, Q5_0, Q8_0, Q2_K..Q6_K on AVX-512 VNNI): malloc'd (free() it), or NULL when W's type,
+ * Q4_0, Q5_0, Q8_0, Q2_K..Q6_K on AVX-512 VNNI and aarch64): malloc'd (free() it), or NULL when W's type,
  * shape or this CPU has none. slm_matmul_packed is the runtime's product, on W or its
  * packed copy (packed may be NULL): as slm_matmul, except that batches (>= 8 tokens) of
  * the types with an int8 GEMM (slm_gemm_kernel: Q4_0, Q5_0, Q8_0, Q2_K..Q6_K on AVX-512
- * VNNI) quantize the activations once to the type's vec_dot_type, as llama.cpp does,
+ * VNNI and aarch64) quantize the activations once to the type's vec_dot_type, as llama.cpp does,
  * where slm_matmul keeps them in F32. Contexts repack their model's matrices at
  * creation (slm_ctx_new). */
 void *slm_matmul_pack(const gguf_tensor *W);

@@ -176,6 +176,15 @@ static void mem_bucket(char *buf, size_t cap)
     snprintf(buf, cap, "<=%dGiB", hi);
 }
 
+/* only a known recipe name passes (the quant word comes from a file) */
+static int known_recipe(const char *q)
+{
+    for (const char *const *n = slm_recipe_names(); n && *n; n++)
+        if (!strcmp(*n, q))
+            return 1;
+    return 0;
+}
+
 char *tel_record(const tel_snapshot *s, const tel_cfg *c, int level)
 {
     cJSON *j = cJSON_CreateObject();
@@ -211,6 +220,44 @@ char *tel_record(const tel_snapshot *s, const tel_cfg *c, int level)
         cJSON_AddStringToObject(m, "digest", s->model_digest);
         cJSON_AddStringToObject(m, "arch", s->arch);
         cJSON_AddStringToObject(m, "quant", s->quant);
+        cJSON *d = cJSON_AddObjectToObject(j, "device");
+        cJSON_AddStringToObject(d, "cpu", cpu_arch());
+        cJSON_AddStringToObject(d, "kernels", slm_kernel_name(slm_kernel_active()));
+        mem_bucket(mem, sizeof mem);
+        cJSON_AddStringToObject(d, "memory", mem);
+    }
+    char *out = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return out;
+}
+
+char *tel_install_record(const tel_install_event *e, const tel_cfg *c, int level)
+{
+    if (level < TEL_ERROR || (level < TEL_ALL && !e->health_fail))
+        return NULL;
+    cJSON *j = cJSON_CreateObject();
+    char day[16], mem[32];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof day, "%Y-%m-%d", &tm);
+    cJSON_AddNumberToObject(j, "v", 1);
+    cJSON_AddStringToObject(j, "day", day);
+    cJSON_AddStringToObject(j, "install_id", c->install_id);
+    cJSON_AddStringToObject(j, "level", tel_level_name(level));
+    cJSON_AddStringToObject(j, "source", "install");
+    cJSON *h = cJSON_AddObjectToObject(j, "health_check");
+    cJSON_AddNumberToObject(h, "fail", e->health_fail);
+    if (level >= TEL_ALL) {
+        cJSON_AddNumberToObject(h, "pass", e->health_pass);
+        cJSON_AddNumberToObject(j, "installs", e->installs);
+        cJSON *r = cJSON_AddObjectToObject(j, "rollbacks");
+        cJSON_AddNumberToObject(r, "revert", e->rollback_revert);
+        cJSON_AddNumberToObject(r, "supersedes", e->rollback_supersedes);
+        int hex = strlen(e->model_digest) == 64 && strspn(e->model_digest, "0123456789abcdef") == 64;
+        cJSON *m = cJSON_AddObjectToObject(j, "model");
+        cJSON_AddStringToObject(m, "digest", hex ? e->model_digest : "");
+        cJSON_AddStringToObject(m, "quant", known_recipe(e->quant) ? e->quant : "other");
         cJSON *d = cJSON_AddObjectToObject(j, "device");
         cJSON_AddStringToObject(d, "cpu", cpu_arch());
         cJSON_AddStringToObject(d, "kernels", slm_kernel_name(slm_kernel_active()));

@@ -50,6 +50,20 @@ typedef struct tel_snapshot {
 char *tel_record(const tel_snapshot *s, const tel_cfg *c, int level);
 /* Append a line to the spool (creates it). */
 int tel_spool_append(const char *dir, const char *line, slm_err *err) SLM_MUST_CHECK;
+/* What one `slm install` / `slm update` / `slm install --revert` hands to telemetry:
+ * counters of this run and fixed words (docs/serve.md, "Installs and rollbacks"). */
+typedef struct tel_install_event {
+    int installs;             /* 1: a bundle was committed */
+    int health_pass, health_fail;
+    int rollback_revert;      /* 1: install --revert */
+    int rollback_supersedes;  /* 1: the committed bundle supersedes a release (fleet rollback) */
+    char model_digest[65];    /* hex SHA-256 of the model, or "" */
+    char quant[16];           /* a recipe name or "other" */
+} tel_install_event;
+/* One JSONL record, source "install" (malloc'd). Level error: only the failure
+ * counter (NULL when there is none to report). */
+char *tel_install_record(const tel_install_event *e, const tel_cfg *c, int level);
+
 /* OTLP/HTTP JSON (ExportMetricsServiceRequest) of spool records (JSONL text). malloc'd. */
 char *tel_otlp(const char *jsonl, size_t n, const tel_cfg *c);
 /* POST an OTLP body to <endpoint>/v1/metrics: 2 s to connect, 5 s in all. */

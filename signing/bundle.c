@@ -128,7 +128,7 @@ static char *manifest_canonical(const slm_bundle_spec *s, const slm_bundle_file 
 }
 
 /* Parse authenticated manifest bytes. */
-static int manifest_parse(const char *path, slm_manifest *m, uint64_t payload_start, slm_err *err)
+static int manifest_parse(const char *path, slm_manifest *m, uint64_t payload_start, int stored, slm_err *err)
 {
     cJSON *o = cJSON_ParseWithLength((const char *)m->bytes, m->len);
     int rc = SLM_OK;
@@ -174,10 +174,11 @@ static int manifest_parse(const char *path, slm_manifest *m, uint64_t payload_st
             slm_unhex(zh->valuestring, bf->zsha256, 32))
             BAD("%s: manifest file '%s': size, zsize, sha256, zsha256 missing or malformed", path, bf->name);
         bf->zoffset = off;
-        off += bf->zsize; /* each zsize <= 2^53: no overflow over 16 files */
+        off += stored ? bf->size : bf->zsize; /* each <= 2^53: no overflow over 16 files */
         i++;
     }
     m->n_files = i;
+    m->stored = stored;
     if (meta && !cJSON_IsObject(meta))
         BAD("%s: manifest meta must be an object", path);
     m->meta_json = meta ? cJSON_PrintUnformatted(meta) : strdup("{}");
@@ -205,6 +206,7 @@ typedef struct head {
     uint32_t mlen, slen;
     char *sigs_text;
     uint64_t payload_start;
+    int stored; /* header format 2 */
 } head;
 
 static int read_head(int fd, const char *path, head *h, slm_manifest *m, slm_err *err)
@@ -221,9 +223,10 @@ static int read_head(int fd, const char *path, head *h, slm_manifest *m, slm_err
     uint32_t fmt = get_u32(h->hdr + 8);
     h->mlen = get_u32(h->hdr + 12);
     h->slen = get_u32(h->hdr + 16);
-    if (fmt != SLM_BUNDLE_FORMAT)
-        return slm_err_set(err, SLM_EVERIFY, "%s: unsupported bundle format %u (this build reads %d)", path, fmt,
-                           SLM_BUNDLE_FORMAT);
+    if (fmt != SLM_BUNDLE_FORMAT && fmt != SLM_BUNDLE_FORMAT_STORED)
+        return slm_err_set(err, SLM_EVERIFY, "%s: unsupported bundle format %u (this build reads %d and %d)", path, fmt,
+                           SLM_BUNDLE_FORMAT, SLM_BUNDLE_FORMAT_STORED);
+    h->stored = fmt == SLM_BUNDLE_FORMAT_STORED;
     if (get_u32(h->hdr + 20) != 0)
         return slm_err_set(err, SLM_EVERIFY, "%s: header reserved field is not zero (altered header)", path);
     if (h->mlen < 2 || h->mlen > SLM_MANIFEST_MAX)
@@ -273,7 +276,7 @@ static int check_head(const char *path, head *h, slm_manifest *m, const slm_root
     snprintf(what, sizeof what, "%s: manifest", path);
     if ((rc = sg_check_sigs(what, m->bytes, m->len, m->sigs, m->n_sigs, root, NULL, err)))
         return rc;
-    if ((rc = manifest_parse(path, m, h->payload_start, err)))
+    if ((rc = manifest_parse(path, m, h->payload_start, h->stored, err)))
         return rc;
     if (o->check_expiry && o->now >= m->expires) {
         char t[64];
@@ -293,8 +296,77 @@ static int check_head(const char *path, head *h, slm_manifest *m, const slm_root
 }
 
 /* ---- streaming payload verification ------------------------------------------ */
+static int check_trailing(int fd, const char *path, slm_err *err)
+{
+    uint8_t extra;
+    ssize_t r;
+    do
+        r = read(fd, &extra, 1);
+    while (r < 0 && errno == EINTR);
+    if (r < 0)
+        return slm_err_set(err, SLM_EIO, "%s: read error: %s", path, strerror(errno));
+    if (r > 0)
+        return slm_err_set(err, SLM_EVERIFY, "%s: trailing bytes after the last payload file (refused)", path);
+    return SLM_OK;
+}
+
+/* Format 2: each file is its `size` bytes as they are, hashed against `sha256`. */
+static int verify_stored(int fd, const char *path, slm_manifest *m, const slm_bundle_sink *sink, slm_err *err)
+{
+    size_t cap = 128u << 10;
+    uint8_t *buf = malloc(cap);
+    slm_sha256_ctx *h = NULL;
+    int rc = buf ? SLM_OK : slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    for (int i = 0; i < m->n_files && !rc; i++) {
+        const slm_bundle_file *f = &m->files[i];
+        if (!(h = slm_sha256_new())) {
+            rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+            break;
+        }
+        if (sink && sink->begin && (rc = sink->begin(sink->user, i, f, err)))
+            break;
+        uint64_t left = f->size;
+        while (left > 0 && !rc) {
+            ssize_t r = read(fd, buf, left < cap ? (size_t)left : cap);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0)
+                rc = slm_err_set(err, SLM_EIO, "%s: read error: %s", path, strerror(errno));
+            else if (r == 0 && left == f->size)
+                rc = slm_err_set(err, SLM_EVERIFY,
+                                 "%s: the manifest names file '%s' (%d of %d) but the payload ends before it "
+                                 "(missing file or truncated bundle)", path, f->name, i + 1, m->n_files);
+            else if (r == 0)
+                rc = slm_err_set(err, SLM_EVERIFY, "%s: truncated: payload file '%s' ends after %llu of its %llu bytes",
+                                 path, f->name, (unsigned long long)(f->size - left), (unsigned long long)f->size);
+            else if (slm_sha256_update(h, buf, (size_t)r))
+                rc = slm_err_set(err, SLM_EINTERNAL, "SHA-256 failed");
+            else if (sink && sink->write)
+                rc = sink->write(sink->user, buf, (size_t)r, err);
+            if (!rc)
+                left -= (uint64_t)r;
+        }
+        uint8_t d[32];
+        if (!rc && slm_sha256_final(h, d))
+            rc = slm_err_set(err, SLM_EINTERNAL, "SHA-256 failed");
+        if (!rc && memcmp(d, f->sha256, 32))
+            rc = slm_err_set(err, SLM_EVERIFY,
+                             "%s: payload file '%s': SHA-256 does not match the manifest (payload altered or from "
+                             "another bundle)", path, f->name);
+        if (!rc && sink && sink->end)
+            rc = sink->end(sink->user, i, err);
+        slm_sha256_free(h);
+        h = NULL;
+    }
+    slm_sha256_free(h);
+    free(buf);
+    return rc ? rc : check_trailing(fd, path, err);
+}
+
 static int verify_payload(int fd, const char *path, slm_manifest *m, const slm_bundle_sink *sink, slm_err *err)
 {
+    if (m->stored)
+        return verify_stored(fd, path, m, sink, err);
     size_t in_cap = ZSTD_DStreamInSize(), out_cap = ZSTD_DStreamOutSize();
     uint8_t *in = malloc(in_cap), *outb = malloc(out_cap);
     ZSTD_DStream *ds = ZSTD_createDStream();
@@ -401,17 +473,8 @@ static int verify_payload(int fd, const char *path, slm_manifest *m, const slm_b
         slm_sha256_free(h);
         zh = h = NULL;
     }
-    if (!rc) {
-        uint8_t extra;
-        ssize_t r;
-        do
-            r = read(fd, &extra, 1);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-            rc = slm_err_set(err, SLM_EIO, "%s: read error: %s", path, strerror(errno));
-        else if (r > 0)
-            rc = slm_err_set(err, SLM_EVERIFY, "%s: trailing bytes after the last payload file (refused)", path);
-    }
+    if (!rc)
+        rc = check_trailing(fd, path, err);
 done:
     slm_sha256_free(zh);
     slm_sha256_free(h);
@@ -503,6 +566,67 @@ int slm_bundle_verify_head(const char *path, const slm_root *root, const slm_ver
     if (rc)
         return rc;
     rc = verify_fd(fd, path, root, o, NULL, 1, out, err);
+    close(fd);
+    return rc;
+}
+
+int slm_bundle_unpack(const char *path, const slm_bundle_sink *sink, slm_manifest **out, slm_err *err)
+{
+    int fd, rc = open_ro(path, &fd, err);
+    if (rc)
+        return rc;
+    slm_manifest *m = calloc(1, sizeof *m);
+    head h;
+    memset(&h, 0, sizeof h);
+    if (!m)
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    if (!rc)
+        rc = read_head(fd, path, &h, m, err);
+    if (!rc)
+        rc = manifest_parse(path, m, h.payload_start, h.stored, err);
+    free(h.sigs_text);
+    if (!rc)
+        rc = verify_payload(fd, path, m, sink, err);
+    close(fd);
+    if (rc || !out)
+        slm_manifest_free(m);
+    else
+        *out = m;
+    return rc;
+}
+
+static int af_write(void *u, const void *p, size_t n, slm_err *err) { return sg_afile_write(u, p, n, err); }
+
+int slm_bundle_store(const char *in, const char *out, slm_err *err)
+{
+    int fd, rc = open_ro(in, &fd, err);
+    if (rc)
+        return rc;
+    slm_manifest *m = calloc(1, sizeof *m);
+    head h;
+    memset(&h, 0, sizeof h);
+    sg_afile f;
+    int opened = 0;
+    if (!m)
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    if (!rc)
+        rc = read_head(fd, in, &h, m, err);
+    if (!rc)
+        rc = manifest_parse(in, m, h.payload_start, h.stored, err);
+    if (!rc)
+        opened = !(rc = sg_afile_open(&f, out, 0644, NULL, err));
+    put_u32(h.hdr + 8, SLM_BUNDLE_FORMAT_STORED);
+    if (!rc && !(rc = sg_afile_write(&f, h.hdr, sizeof h.hdr, err)) && !(rc = sg_afile_write(&f, m->bytes, m->len, err)))
+        rc = sg_afile_write(&f, h.sigs_text, h.slen, err);
+    slm_bundle_sink sink = {NULL, af_write, NULL, &f};
+    if (!rc)
+        rc = verify_payload(fd, in, m, &sink, err);
+    if (!rc)
+        rc = sg_afile_commit(&f, err);
+    else if (opened)
+        sg_afile_abort(&f);
+    free(h.sigs_text);
+    slm_manifest_free(m);
     close(fd);
     return rc;
 }
@@ -682,14 +806,14 @@ static int copy_fd(int from, sg_afile *to, uint64_t n, slm_err *err)
     return rc;
 }
 
-static int write_bundle(const char *out_path, const char *manifest, size_t mlen, const char *sigs, size_t slen,
-                        int payload_fd, uint64_t payload_len, int mode, slm_err *err)
+static int write_bundle(const char *out_path, uint32_t format, const char *manifest, size_t mlen, const char *sigs,
+                        size_t slen, int payload_fd, uint64_t payload_len, int mode, slm_err *err)
 {
     if (mlen > SLM_MANIFEST_MAX || slen > SLM_SIGS_MAX)
         return slm_err_set(err, SLM_EINPUT, "%s: manifest or signature block too large", out_path);
     uint8_t hdr[SLM_BUNDLE_HEADER_LEN];
     memcpy(hdr, SLM_BUNDLE_MAGIC, 8);
-    put_u32(hdr + 8, SLM_BUNDLE_FORMAT);
+    put_u32(hdr + 8, format);
     put_u32(hdr + 12, (uint32_t)mlen);
     put_u32(hdr + 16, (uint32_t)slen);
     put_u32(hdr + 20, 0);
@@ -799,7 +923,7 @@ int slm_bundle_create(const char *out_path, const slm_bundle_spec *s, const slm_
     if (!rc && lseek(pfd, 0, SEEK_SET) != 0)
         rc = slm_err_set(err, SLM_EIO, "lseek failed: %s", strerror(errno));
     if (!rc)
-        rc = write_bundle(out_path, manifest, strlen(manifest), sj, strlen(sj), pfd, plen, 0644, err);
+        rc = write_bundle(out_path, SLM_BUNDLE_FORMAT, manifest, strlen(manifest), sj, strlen(sj), pfd, plen, 0644, err);
     close(pfd);
     free(sj);
     free(sigs);
@@ -904,7 +1028,7 @@ int slm_sign_file(const char *path, const slm_key *k, slm_err *err)
             rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
     }
     if (!rc)
-        rc = write_bundle(path, (const char *)m->bytes, m->len, sj, strlen(sj), fd,
+        rc = write_bundle(path, h.stored ? SLM_BUNDLE_FORMAT_STORED : SLM_BUNDLE_FORMAT, (const char *)m->bytes, m->len, sj, strlen(sj), fd,
                           (uint64_t)st.st_size - h.payload_start, st.st_mode & 0777, err);
     free(sj);
     free(h.sigs_text);

@@ -139,6 +139,10 @@ int slm_trust_chain(const char *const *paths, int n, int64_t now, slm_root **out
 /* ---- bundle ----------------------------------------------------------------- */
 #define SLM_BUNDLE_MAGIC "SLMBNDL\n"      /* 8 bytes */
 #define SLM_BUNDLE_FORMAT 1
+/* Header format 2: the same head, then each payload file stored uncompressed
+ * (exactly `size` bytes, checked against `sha256`; zsize/zsha256 are not
+ * used). What `slm pull` lands: registries keep the model as a plain blob. */
+#define SLM_BUNDLE_FORMAT_STORED 2
 #define SLM_BUNDLE_HEADER_LEN 24          /* magic, u32 format, u32 manifest len, u32 sigs len, u32 reserved */
 #define SLM_MANIFEST_MAX (1u << 20)
 #define SLM_SIGS_MAX (64u << 10)
@@ -155,6 +159,7 @@ typedef struct slm_manifest {
     int64_t created, expires;
     char min_runtime[32];
     int n_files;
+    int stored;               /* 1: header format 2 (payload files stored uncompressed) */
     slm_bundle_file files[SLM_BUNDLE_MAX_FILES];
     char *meta_json;          /* the "meta" object, compact JSON ("{}" when none) */
     int has_canary;
@@ -206,6 +211,14 @@ typedef struct slm_bundle_sink {
  * by the declared sizes, trailing bytes refused. Memory: a few fixed buffers. */
 int slm_bundle_verify(const char *path, const slm_root *root, const slm_verify_opts *o, const slm_bundle_sink *sink,
                       slm_manifest **out, slm_err *err) SLM_SG_CHECK;
+/* No signature, expiry or floor check (for repackaging, e.g. `slm push`): the
+ * head is parsed, then every payload byte goes to sink and is checked against
+ * the manifest's sizes and hashes exactly as slm_bundle_verify does. */
+int slm_bundle_unpack(const char *path, const slm_bundle_sink *sink, slm_manifest **out, slm_err *err) SLM_SG_CHECK;
+/* Write the format-2 (stored) form of a bundle: the same head, each payload
+ * file uncompressed (checked as slm_bundle_unpack does); temp, fsync, rename.
+ * It is byte for byte what `slm pull` lands for that bundle. */
+int slm_bundle_store(const char *in, const char *out, slm_err *err) SLM_SG_CHECK;
 /* Only header + signatures + manifest checks (no payload), from the first bytes. */
 int slm_bundle_verify_head(const char *path, const slm_root *root, const slm_verify_opts *o, slm_manifest **out,
                            slm_err *err) SLM_SG_CHECK;
@@ -300,6 +313,13 @@ typedef struct slm_tuf_result {
  * SHA-256 compared, written to out_path atomically. Refusals: SLM_EVERIFY. */
 int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, const char *target,
                   const char *out_path, int64_t now, slm_tuf_result *res, slm_err *err) SLM_SG_CHECK;
+
+/* The same workflow (steps up to targets, state updated alike), then `file`
+ * (a target obtained elsewhere, e.g. pulled from an OCI registry) must have
+ * exactly the length and SHA-256 that targets.json signs for `target`.
+ * file NULL: the metadata only (the target must be listed; res->length). */
+int slm_tuf_check_file(const char *repo, const char *root_path, const char *state, const char *target,
+                       const char *file, int64_t now, slm_tuf_result *res, slm_err *err) SLM_SG_CHECK;
 
 /* ---- helpers for the tools ---------------------------------------------- */
 /* "30d", "12h", "90m", "45s", "365d" -> seconds. 0 on success. */

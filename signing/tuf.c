@@ -588,8 +588,10 @@ static int trusted(const char *state, const char *file, const char *type, tuf_do
     return rc;
 }
 
-int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, const char *target,
-                  const char *out_path, int64_t now, slm_tuf_result *res, slm_err *err)
+/* Steps 1-5, then the target: read from REPO/targets/<target> and written to
+ * out_path, or (check_path) a file already here compared with it. */
+static int tuf_client(const char *repo, const char *root_path, const char *state, const char *target,
+                      const char *out_path, const char *check_path, int64_t now, slm_tuf_result *res, slm_err *err)
 {
     memset(res, 0, sizeof *res);
     tuf_doc root = {0}, next = {0}, ts = {0}, old_ts = {0}, snap = {0}, old_snap = {0}, tg = {0};
@@ -707,8 +709,13 @@ int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, co
     uint8_t want[32];
     if (!rc && (!t || sg_json_uint(t, "length", &tlen) || !cJSON_IsString(th) || slm_unhex(th->valuestring, want, 32)))
         rc = slm_err_set(err, SLM_EVERIFY, "%s: no target '%s' with a length and a sha256", path, target);
-    if (!rc) {
-        snprintf(path, sizeof path, "%s/targets/%s", repo, target);
+    if (!rc)
+        res->length = tlen;
+    if (!rc && (out_path || check_path)) {
+        if (check_path)
+            snprintf(path, sizeof path, "%s", check_path);
+        else
+            snprintf(path, sizeof path, "%s/targets/%s", repo, target);
         FILE *in = fopen(path, "rb");
         sg_afile f;
         memset(&f, 0, sizeof f);
@@ -719,7 +726,7 @@ int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, co
             rc = slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
         if (!rc && (!c || !buf))
             rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
-        if (!rc)
+        if (!rc && out_path)
             opened = !(rc = sg_afile_open(&f, out_path, 0644, NULL, err));
         uint64_t got = 0;
         size_t r;
@@ -732,7 +739,7 @@ int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, co
             got += r;
             if (slm_sha256_update(c, buf, r))
                 rc = slm_err_set(err, SLM_EINTERNAL, "sha256");
-            else
+            else if (opened)
                 rc = sg_afile_write(&f, buf, r, err);
         }
         uint8_t dg[32];
@@ -741,7 +748,7 @@ int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, co
                              (unsigned long long)got, (unsigned long long)tlen);
         if (!rc && (slm_sha256_final(c, dg) || memcmp(dg, want, 32)))
             rc = slm_err_set(err, SLM_EVERIFY, "%s: SHA-256 does not match targets.json (tampered target)", path);
-        if (!rc)
+        if (!rc && opened)
             rc = sg_afile_commit(&f, err);
         else if (opened)
             sg_afile_abort(&f);
@@ -766,4 +773,16 @@ int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, co
     doc_free(&tg);
     free(md);
     return rc;
+}
+
+int slm_tuf_fetch(const char *repo, const char *root_path, const char *state, const char *target,
+                  const char *out_path, int64_t now, slm_tuf_result *res, slm_err *err)
+{
+    return tuf_client(repo, root_path, state, target, out_path, NULL, now, res, err);
+}
+
+int slm_tuf_check_file(const char *repo, const char *root_path, const char *state, const char *target,
+                       const char *file, int64_t now, slm_tuf_result *res, slm_err *err)
+{
+    return tuf_client(repo, root_path, state, target, NULL, file, now, res, err);
 }

@@ -212,6 +212,10 @@ static void handle(rt_proxy *p, int cfd)
     p->n_requests++;
     if (is_blob && p->n_ranges < 8)
         snprintf(p->ranges[p->n_ranges++], 64, "%.63s", hdr(req, "Range", v, sizeof v) ? v : "-");
+    if ((!strcmp(method, "PUT") || !strcmp(method, "PATCH")) && strstr(path, "/blobs/uploads/")) {
+        p->n_uploads++;
+        p->upload_bytes += hdr(req, "Content-Length", v, sizeof v) ? atol(v) : 0;
+    }
     pthread_mutex_unlock(&p->mu);
     int mode = p->mode;
     if (mode == RT_E500) {
@@ -264,13 +268,12 @@ static void handle(rt_proxy *p, int cfd)
     send_all(ufd, req, (size_t)(eol - req) + 2);
     for (char *l = eol + 2; l < req + hl - 2;) {
         char *e = strstr(l, "\r\n");
-        if (strncasecmp(l, "Connection:", 11) && strncasecmp(l, "Host:", 5))
+        /* Host is kept (the proxy's): upload Locations then point back through the proxy */
+        if (strncasecmp(l, "Connection:", 11))
             send_all(ufd, l, (size_t)(e - l) + 2);
         l = e + 2;
     }
-    char hosth[128];
-    snprintf(hosth, sizeof hosth, "Host: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", p->upstream_port);
-    send_all(ufd, hosth, strlen(hosth));
+    send_all(ufd, "Connection: close\r\n\r\n", 21);
     if (got > hl)
         send_all(ufd, req + hl, (size_t)(got - hl));
     long clen = hdr(req, "Content-Length", v, sizeof v) ? atol(v) : 0;

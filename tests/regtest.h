@@ -39,6 +39,8 @@ typedef struct rt_proxy {
     char ranges[8][64];  /* Range headers of blob GETs, in order */
     int n_ranges;
     int n_requests;
+    int n_uploads;       /* blob upload requests (PATCH or PUT to /blobs/uploads/) */
+    long upload_bytes;   /* their Content-Length, summed */
     pthread_t th;
     pthread_mutex_t mu;
     char host[64];

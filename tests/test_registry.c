@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ftw.h>
+
 #include <cjson/cJSON.h>
 
 #include "formats.h"
@@ -135,8 +137,39 @@ static int one_line(const char *s)
     return s && tu_count_lines(s) == 1;
 }
 
+/* What a pull lands for `bundle` packing `gguf`: the same head with header
+ * format 2, then the GGUF uncompressed (malloc'd, *n its size). */
+static char *stored_of(const char *bundle, const char *gguf, size_t *n)
+{
+    size_t bn, gn;
+    unsigned char *b = (unsigned char *)tu_read_file(bundle, &bn);
+    char *g = tu_read_file(gguf, &gn);
+    cr_assert(b && g);
+    uint32_t m = b[12] | b[13] << 8 | b[14] << 16 | (uint32_t)b[15] << 24;
+    uint32_t sg = b[16] | b[17] << 8 | b[18] << 16 | (uint32_t)b[19] << 24;
+    size_t hl = 24 + (size_t)m + sg;
+    char *out = malloc(hl + gn);
+    memcpy(out, b, hl);
+    out[8] = 2;
+    memcpy(out + hl, g, gn);
+    *n = hl + gn;
+    free(b);
+    free(g);
+    return out;
+}
+
+static int same_as_stored(const char *pulled, const char *bundle, const char *gguf)
+{
+    size_t n1, n2;
+    char *a = stored_of(bundle, gguf, &n1), *b = tu_read_file(pulled, &n2);
+    int same = a && b && n1 == n2 && !memcmp(a, b, n1);
+    free(a);
+    free(b);
+    return same;
+}
+
 /* ---- the happy path ---------------------------------------------------------------- */
-Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
+Test(registry, push_v1_v2_pull_lands_the_stored_form_with_referrers, .timeout = 120)
 {
     fx f;
     fx_init(&f);
@@ -163,11 +196,8 @@ Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
     cr_assert_eq(rc, 0, "%s", e);
     cJSON *pj = cJSON_Parse(o);
     cr_assert_eq(cJSON_GetObjectItem(pj, "version")->valueint, 2);
-    size_t n1, n2;
-    char *a = tu_read_file(f.v2, &n1), *b = tu_read_file(out, &n2);
-    cr_assert(n1 == n2 && !memcmp(a, b, n1), "pulled bundle differs from the pushed one");
-    free(a);
-    free(b);
+    /* the pulled bundle is the pushed one with its payload stored: the same signed head, the GGUF as is */
+    cr_assert(same_as_stored(out, f.v2, f.model_b), "pulled bundle is not v2's head + model");
     char r1[300];
     snprintf(r1, sizeof r1, "%s/models/stories@%s", f.reg.host, cJSON_GetObjectItem(p1, "manifest_digest")->valuestring);
     TU_SLM_OK("pull", r1, "-o", out, "--plain-http");
@@ -183,6 +213,91 @@ Test(registry, push_v1_v2_pull_is_byte_identical_with_referrers, .timeout = 120)
     free(e);
     free(r2);
     free(out);
+    fx_fini(&f);
+}
+
+/* ---- the GGUF layer is the plain file: one blob across releases --------------------------- */
+static uint64_t blob_total, blob_count_of_size, blob_size_wanted;
+static int blob_walk(const char *p, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)ftw;
+    size_t l = strlen(p);
+    if (type == FTW_F && l > 5 && !strcmp(p + l - 5, "/data") && strstr(p, "/blobs/sha256/")) {
+        blob_total += (uint64_t)sb->st_size;
+        blob_count_of_size += (uint64_t)sb->st_size == blob_size_wanted;
+    }
+    return 0;
+}
+
+Test(registry, same_gguf_in_two_releases_is_stored_and_uploaded_once, .timeout = 120)
+{
+    fx f;
+    fx_init(&f);
+    /* v1 and a v2 that packs the very same GGUF (other version, other signature, zstd level 19) */
+    char *v2same = tu_path(f.dir, "v2same.slmb");
+    TU_SLM_OK("bundle", f.model_a, "-o", v2same, "--name", "stories", "--version", "2", "--level", "19", "--key", f.key);
+    size_t gn;
+    char *g = tu_read_file(f.model_a, &gn);
+    uint8_t h[32];
+    char want[72] = "sha256:";
+    cr_assert_eq(slm_sha256(g, gn, h), 0);
+    slm_hex(h, 32, want + 7);
+    free(g);
+    rt_proxy px;
+    rt_proxy_start(&px, f.reg.port, RT_PASS);
+    char *r1 = ref(px.host, "v1"), *r2 = ref(px.host, "v2"), *o = NULL, *e = NULL;
+    int rc = tu_slmv(&o, &e, "push", f.v1, r1, "--plain-http", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cJSON *p1 = cJSON_Parse(o);
+    free(o);
+    free(e);
+    int up1 = px.n_uploads;
+    long bytes1 = px.upload_bytes;
+    rc = tu_slmv(&o, &e, "push", v2same, r2, "--plain-http", "--json", NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cJSON *p2 = cJSON_Parse(o);
+    int up2 = px.n_uploads - up1;
+    long bytes2 = px.upload_bytes - bytes1;
+    fprintf(stderr, "registry dedup: push v1: %d blob upload requests, %ld bytes; push v2 (same GGUF): %d requests, "
+            "%ld bytes (GGUF %zu bytes)\n", up1, bytes1, up2, bytes2, gn);
+    /* the model layer is the GGUF itself: its digest is the file's SHA-256, in both releases */
+    cr_assert_str_eq(cJSON_GetObjectItem(p1, "payload_digest")->valuestring, want);
+    cr_assert_str_eq(cJSON_GetObjectItem(p2, "payload_digest")->valuestring, want);
+    cr_assert_str_neq(cJSON_GetObjectItem(p1, "manifest_digest")->valuestring,
+                      cJSON_GetObjectItem(p2, "manifest_digest")->valuestring);
+    /* the second push found the GGUF there (HEAD) and sent only the small head layer */
+    cr_assert_eq(cJSON_GetObjectItem(p2, "blobs_existing")->valueint, 1);
+    cr_assert_eq(cJSON_GetObjectItem(p2, "blobs_uploaded")->valueint, 1);
+    cr_assert_geq(bytes1, (long)gn, "the first push did not send the GGUF (%ld bytes)", bytes1);
+    cr_assert_lt(bytes2, (long)gn / 4, "the second push sent %ld bytes: the GGUF again?", bytes2);
+    cr_assert_lt(up2, up1);
+    /* the registry's storage holds the GGUF once */
+    char blobs[4400];
+    snprintf(blobs, sizeof blobs, "%s/storage/docker/registry/v2/blobs", f.reg.dir);
+    blob_total = blob_count_of_size = 0;
+    blob_size_wanted = gn;
+    cr_assert_eq(nftw(blobs, blob_walk, 16, FTW_PHYS), 0);
+    cr_assert_eq(blob_count_of_size, 1, "%llu blobs of the GGUF's size", (unsigned long long)blob_count_of_size);
+    cr_assert_lt(blob_total, gn + gn / 4, "storage holds %llu bytes for one %zu-byte GGUF",
+                 (unsigned long long)blob_total, gn);
+    /* and both releases pull, verify and install from it */
+    update_ok(&f, "v1", 1);
+    update_ok(&f, "v2", 2);
+    char slot[4400];
+    snprintf(slot, sizeof slot, "%s/slot-b/model.gguf", f.store);
+    size_t n1, n2;
+    char *a = tu_read_file(slot, &n1), *b = tu_read_file(f.model_a, &n2);
+    cr_assert(a && b && n1 == n2 && !memcmp(a, b, n1), "slot b does not hold the GGUF");
+    free(a);
+    free(b);
+    rt_proxy_stop(&px);
+    cJSON_Delete(p1);
+    cJSON_Delete(p2);
+    free(o);
+    free(e);
+    free(r1);
+    free(r2);
+    free(v2same);
     fx_fini(&f);
 }
 
@@ -278,7 +393,7 @@ Test(registry, interrupted_pull_resumes_from_the_byte_where_it_stopped, .timeout
         found |= !strcmp(px.ranges[i], "bytes=300000-");
     cr_assert(found, "the proxy saw no 'Range: bytes=300000-' (first: %s)", px.ranges[0]);
     size_t n1, n2;
-    char *a = tu_read_file(f.v2, &n1), *b = tu_read_file(out, &n2);
+    char *a = stored_of(f.v2, f.model_b, &n1), *b = tu_read_file(out, &n2);
     cr_assert(n1 == n2 && !memcmp(a, b, n1));
     free(b);
     cJSON_Delete(j);
@@ -428,11 +543,7 @@ Test(registry_badnet, redirect_followed_only_when_allowed, .timeout = 120)
               NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
-    size_t n1, n2;
-    char *a = tu_read_file(f.v1, &n1), *b = tu_read_file(out, &n2);
-    cr_assert(a && b && n1 == n2 && !memcmp(a, b, n1));
-    free(a);
-    free(b);
+    cr_assert(same_as_stored(out, f.v1, f.model_a));
     rt_proxy_stop(&px);
     free(r);
     free(out);
@@ -536,8 +647,17 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     cr_assert_str_eq(cJSON_GetObjectItem(p3, "payload_digest")->valuestring,
                      cJSON_GetObjectItem(p1, "payload_digest")->valuestring);
     cr_assert_eq(cJSON_GetObjectItem(p3, "blobs_existing")->valueint, 1);
-    /* devices move forward to v3 (running v1's model) */
+    /* devices move forward to v3 (running v1's model); the first one, telemetry on, counts a supersedes move */
+    char *tdir = tu_path(f.dir, "telemetry"), *spool = tu_path(tdir, "telemetry.jsonl");
+    setenv("SLM_TELEMETRY_DIR", tdir, 1);
+    TU_SLM_OK("telemetry", "on");
     update_ok(&f, "latest", 3);
+    unsetenv("SLM_TELEMETRY_DIR");
+    char *sp = tu_read_file(spool, NULL);
+    cr_assert(sp && strstr(sp, "\"installs\":1,\"rollbacks\":{\"revert\":0,\"supersedes\":1}"), "%s", sp ? sp : "no spool");
+    free(sp);
+    free(spool);
+    free(tdir);
     rc = tu_slmv(NULL, &e, "update", "--store", store2, "--from", rl, "--trust", f.root, "--plain-http", NULL);
     cr_assert_eq(rc, 0, "%s", e);
     free(e);
@@ -577,6 +697,121 @@ Test(registry, fleet_rollback_v3_supersedes_v2_with_v1_payload, .timeout = 180)
     fx_fini(&f);
 }
 
+/* ---- TUF metadata through the registry ------------------------------------------------------------ */
+static void tuf_add(fx *f, const char *repo, const char *bundle, const char *now)
+{
+    char k[4300];
+    snprintf(k, sizeof k, "%s", f->key);
+    char kr[4400], kt[4400], ks[4400], kts[4400];
+    snprintf(kr, sizeof kr, "targets=%s", k);
+    snprintf(ks, sizeof ks, "snapshot=%s", k);
+    snprintf(kts, sizeof kts, "timestamp=%s", k);
+    (void)kt;
+    char *e = NULL;
+    int rc = now ? tu_slmv(NULL, &e, "tuf", "add", repo, bundle, "--stored", "--name", "stories", "--key", kr, "--key",
+                           ks, "--key", kts, "--now", now, NULL)
+                 : tu_slmv(NULL, &e, "tuf", "add", repo, bundle, "--stored", "--name", "stories", "--key", kr, "--key",
+                           ks, "--key", kts, NULL);
+    cr_assert_eq(rc, 0, "tuf add: %s", e);
+    free(e);
+}
+
+static void push_tuf(fx *f, const char *repo)
+{
+    char *r = ref(f->reg.host, "x"), *e = NULL;
+    r[strlen(r) - 2] = 0; /* host/models/stories */
+    int rc = tu_slmv(NULL, &e, "push", "--tuf", repo, r, "--plain-http", NULL);
+    cr_assert_eq(rc, 0, "push --tuf: %s", e);
+    free(e);
+    free(r);
+}
+
+Test(registry, tuf_metadata_through_the_registry_refuses_rollback_freeze_and_other_targets, .timeout = 180)
+{
+    fx f;
+    fx_init(&f);
+    char *repo = tu_path(f.dir, "tufrepo"), *old = tu_path(f.dir, "tufold"), *root1 = tu_path(repo, "metadata/1.root.json");
+    char kr[4400], kt[4400], ks[4400], kts[4400];
+    snprintf(kr, sizeof kr, "root=%s", f.key);
+    snprintf(kt, sizeof kt, "targets=%s", f.key);
+    snprintf(ks, sizeof ks, "snapshot=%s", f.key);
+    snprintf(kts, sizeof kts, "timestamp=%s", f.key);
+    TU_SLM_OK("tuf", "init", repo, "--key", kr, "--key", kt, "--key", ks, "--key", kts);
+    /* release 1: the bundle, then the TUF metadata naming its pulled form */
+    tuf_add(&f, repo, f.v1, NULL);
+    cJSON_Delete(push_json(&f, f.v1, "latest"));
+    push_tuf(&f, repo);
+    char *rl = ref(f.reg.host, "latest"), *e = NULL;
+    int rc = tu_slmv(NULL, &e, "update", "--store", f.store, "--from", rl, "--trust", f.root, "--plain-http",
+                     "--tuf-root", root1, NULL);
+    cr_assert_eq(rc, 0, "%s", e);
+    cr_assert(strstr(e, "TUF target 'stories' matches"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 1);
+    char *pinned = tu_path(f.store, "tuf/timestamp.json");
+    cr_assert(tu_exists(pinned), "no TUF client state in the store");
+    /* keep release 1's metadata (what a malicious mirror could replay later) */
+    char *cp[] = {"cp", "-r", repo, old, NULL};
+    cr_assert_eq(tu_run(NULL, NULL, (const char *const *)cp), 0);
+    /* release 2: the store now requires TUF (no --tuf-root given) */
+    tuf_add(&f, repo, f.v2, NULL);
+    cJSON_Delete(push_json(&f, f.v2, "latest"));
+    push_tuf(&f, repo);
+    update_ok(&f, "latest", 2);
+    /* rollback: the registry serves release 1's metadata again */
+    push_tuf(&f, old);
+    rc = update(&f, f.reg.host, "latest", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "rollback attack"), "%s", e);
+    cr_assert(one_line(e), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 2);
+    char *dl = tu_path(f.store, "download");
+    cr_assert_eq(tu_count_entries(dl), 0);
+    /* freeze: newer metadata whose timestamp has expired (published as if 10 days ago) */
+    char then[32];
+    snprintf(then, sizeof then, "%lld", (long long)time(NULL) - 10 * 86400);
+    tuf_add(&f, repo, f.v2, then);
+    push_tuf(&f, repo);
+    rc = update(&f, f.reg.host, "latest", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "timestamp.json") && strstr(e, "expired"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 2);
+    /* TUF names release 1's bundle while the registry serves a signed v3 under the tag: refused after the pull */
+    char *v3 = tu_path(f.dir, "v3.slmb");
+    TU_SLM_OK("bundle", f.model_a, "-o", v3, "--name", "stories", "--version", "3", "--key", f.key);
+    tuf_add(&f, repo, f.v1, NULL);
+    push_tuf(&f, repo);
+    cJSON_Delete(push_json(&f, v3, "latest"));
+    rc = update(&f, f.reg.host, "latest", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "targets.json"), "%s", e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 2);
+    cr_assert_eq(tu_count_entries(dl), 0);
+    /* the registry without TUF metadata: a store that requires it refuses */
+    char *r2 = tu_path(f.reg.host, "models/other:v3");
+    cr_assert_eq(tu_slmv(NULL, NULL, "push", v3, r2, "--plain-http", NULL), 0);
+    rc = tu_slmv(NULL, &e, "update", "--store", f.store, "--from", r2, "--trust", f.root, "--plain-http", NULL);
+    cr_assert_eq(rc, 5, "%d %s", rc, e);
+    cr_assert(strstr(e, "no TUF metadata"), "%s", e);
+    free(e);
+    /* properly published: v3 installs */
+    tuf_add(&f, repo, v3, NULL);
+    push_tuf(&f, repo);
+    update_ok(&f, "latest", 3);
+    free(r2);
+    free(v3);
+    free(dl);
+    free(pinned);
+    free(rl);
+    free(repo);
+    free(old);
+    free(root1);
+    fx_fini(&f);
+}
+
 /* a device whose health check fails stays on its previous slot */
 Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout = 120)
 {
@@ -584,31 +819,85 @@ Test(registry, update_to_an_unhealthy_release_keeps_the_previous_model, .timeout
     fx_init(&f);
     cJSON_Delete(push_json(&f, f.v1, "v1"));
     update_ok(&f, "v1", 1);
-    /* v2 is properly signed but its model has a NaN weight */
-    char *nan = tu_path(f.dir, "nan.gguf"), *bad = tu_path(f.dir, "bad.slmb");
+    /* v2 is properly signed but its model (a Q8_0 quantization: it has a general.file_type) has a NaN weight */
+    char *nan = tu_path(f.dir, "nan.gguf"), *bad = tu_path(f.dir, "bad.slmb"), *q8 = tu_path(f.dir, "q8.gguf");
+    TU_SLM_OK("quantize", f.model_a, q8, "Q8_0");
     gguf_file *g;
     slm_err err = {0};
-    cr_assert_eq(gguf_open(f.model_a, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(gguf_open(q8, &g, &err), 0, "%s", err.msg);
     int64_t ti = gguf_find_tensor(g, "output_norm.weight");
     uint64_t off = g->data_offset + g->tensors[ti].offset;
     gguf_close(g);
     size_t n;
-    char *b = tu_read_file(f.model_a, &n);
+    char *b = tu_read_file(q8, &n);
+    free(q8);
     float nv = NAN;
     memcpy(b + off, &nv, 4);
     cr_assert_eq(tu_write_file(nan, b, n), 0);
     free(b);
     TU_SLM_OK("bundle", nan, "-o", bad, "--name", "stories", "--version", "2", "--key", f.key);
     cJSON_Delete(push_json(&f, bad, "v2"));
+    /* telemetry off (the default): the failed update writes nothing */
+    char *tdir = tu_path(f.dir, "telemetry"), *spool = tu_path(tdir, "telemetry.jsonl");
+    setenv("SLM_TELEMETRY_DIR", tdir, 1);
     char *e = NULL;
     int rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
     cr_assert_eq(rc, 1, "an unhealthy release must fail the health check (1), got %d: %s", rc, e);
     cr_assert(strstr(e, "not finite"), "%s", e);
     free(e);
     cr_assert_eq(active_version(f.store), 1);
-    /* the floor did not move: a fixed v2 still installs */
+    cr_assert(!tu_exists(tdir), "telemetry off, yet %s was created", tdir);
+    /* telemetry on: the same failure is one record with a health_check failure counter */
+    TU_SLM_OK("telemetry", "on");
+    rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 1, "%d %s", rc, e);
+    free(e);
+    cr_assert_eq(active_version(f.store), 1);
+    size_t sn;
+    char *sp = tu_read_file(spool, &sn);
+    cr_assert_not_null(sp, "no spool after a failed health check with telemetry on");
+    cr_assert_eq(tu_count_lines(sp), 1, "%s", sp);
+    cJSON *rec = cJSON_Parse(sp);
+    cr_assert_str_eq(cJSON_GetObjectItem(rec, "source")->valuestring, "install");
+    const cJSON *hc = cJSON_GetObjectItem(rec, "health_check");
+    cr_assert_eq(cJSON_GetObjectItem(hc, "fail")->valueint, 1, "%s", sp);
+    cr_assert_eq(cJSON_GetObjectItem(hc, "pass")->valueint, 0, "%s", sp);
+    cr_assert_eq(cJSON_GetObjectItem(rec, "installs")->valueint, 0, "%s", sp);
+    char dg[65];
+    uint8_t h[32];
+    char *nb = tu_read_file(nan, &n);
+    cr_assert_eq(slm_sha256(nb, n, h), 0);
+    free(nb);
+    slm_hex(h, 32, dg);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "model"), "digest")->valuestring, dg);
+    cr_assert(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "device"), "cpu")), "%s", sp);
+    fprintf(stderr, "registry telemetry record: %s", sp);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(rec, "model"), "quant")->valuestring, "Q8_0", "%s", sp);
+    /* counters and fixed words only: no path, no message, no name */
+    cr_assert(!strstr(sp, f.dir) && !strstr(sp, "finite") && !strstr(sp, "stories") && !strstr(sp, "/"), "%s", sp);
+    cJSON_Delete(rec);
+    free(sp);
+    /* SLM_TELEMETRY=0 overrides: nothing more is written */
+    setenv("SLM_TELEMETRY", "0", 1);
+    rc = update(&f, f.reg.host, "v2", &e, NULL, NULL, NULL);
+    cr_assert_eq(rc, 1, "%d %s", rc, e);
+    free(e);
+    unsetenv("SLM_TELEMETRY");
+    sp = tu_read_file(spool, &sn);
+    cr_assert_eq(tu_count_lines(sp), 1, "SLM_TELEMETRY=0 did not stop the spool: %s", sp);
+    free(sp);
+    /* the floor did not move: a fixed v2 still installs (a pass and an install), then a revert (a rollback) */
     cJSON_Delete(push_json(&f, f.v2, "v2"));
     update_ok(&f, "v2", 2);
+    TU_SLM_OK("install", "--revert", "--store", f.store);
+    sp = tu_read_file(spool, &sn);
+    cr_assert_eq(tu_count_lines(sp), 3, "%s", sp);
+    cr_assert(strstr(sp, "\"health_check\":{\"fail\":0,\"pass\":1},\"installs\":1"), "%s", sp);
+    cr_assert(strstr(sp, "\"rollbacks\":{\"revert\":1,\"supersedes\":0}"), "%s", sp);
+    free(sp);
+    unsetenv("SLM_TELEMETRY_DIR");
+    free(tdir);
+    free(spool);
     free(nan);
     free(bad);
     fx_fini(&f);
@@ -662,6 +951,58 @@ Test(registry_parse, manifest_token_and_challenge)
     cr_assert_str_eq(c.service, "reg");
     cr_assert_str_eq(c.scope, "repository:a:pull");
     cr_assert_neq(slm_auth_challenge_parse("Bearer realm=\"unterminated", &c), 0);
+}
+
+/* ---- the in-toto statement (OpenSSF model-signing predicate v1.0), no network ---------------------- */
+Test(registry_parse, intoto_statement_of_a_verified_bundle)
+{
+    char *dir = tu_tmpdir("intoto"), *key = tu_path(dir, "k.key"), *root = tu_path(dir, "root.json");
+    char *b = tu_path(dir, "b.slmb"), *st = tu_path(dir, "st.json"), *other = tu_path(dir, "o.key");
+    char *oroot = tu_path(dir, "oroot.json"), pub[4200], opub[4200];
+    snprintf(pub, sizeof pub, "%s.pub", key);
+    snprintf(opub, sizeof opub, "%s.pub", other);
+    const char *model = tu_model("gguf/stories260K.gguf");
+    TU_SLM_OK("keygen", "-o", key);
+    TU_SLM_OK("keygen", "-o", other);
+    TU_SLM_OK("trust", "init", "-o", root, "--key", pub, "--threshold", "1", "--expires", "30d", "--sign-with", key);
+    TU_SLM_OK("trust", "init", "-o", oroot, "--key", opub, "--threshold", "1", "--expires", "30d", "--sign-with", other);
+    TU_SLM_OK("bundle", model, "-o", b, "--name", "stories", "--version", "4", "--key", key);
+    /* another publisher's root: refused, nothing written */
+    cr_assert_eq(tu_slmv(NULL, NULL, "intoto", b, "--trust", oroot, "-o", st, NULL), 5);
+    cr_assert(!tu_exists(st));
+    TU_SLM_OK("intoto", b, "--trust", root, "-o", st);
+    size_t n;
+    char *t = tu_read_file(st, &n), *g = tu_read_file(model, &n);
+    cJSON *j = cJSON_Parse(t);
+    cr_assert_not_null(j, "%s", t);
+    uint8_t h[32], root_h[32];
+    char gh[65], rh[65];
+    cr_assert_eq(slm_sha256(g, n, h), 0);
+    slm_hex(h, 32, gh);
+    cr_assert_eq(slm_sha256(h, 32, root_h), 0); /* one resource: the subject is SHA-256 of its raw digest */
+    slm_hex(root_h, 32, rh);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "_type")->valuestring, "https://in-toto.io/Statement/v1");
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "predicateType")->valuestring, "https://model_signing/signature/v1.0");
+    const cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "subject"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(s0, "name")->valuestring, "stories");
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(s0, "digest"), "sha256")->valuestring, rh);
+    const cJSON *pr = cJSON_GetObjectItem(j, "predicate");
+    const cJSON *r0 = cJSON_GetArrayItem(cJSON_GetObjectItem(pr, "resources"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(r0, "name")->valuestring, "model.gguf");
+    cr_assert_str_eq(cJSON_GetObjectItem(r0, "algorithm")->valuestring, "sha256");
+    cr_assert_str_eq(cJSON_GetObjectItem(r0, "digest")->valuestring, gh);
+    cr_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(pr, "serialization"), "method")->valuestring, "files");
+    cJSON_Delete(j);
+    free(t);
+    free(g);
+    tu_rmtree(dir);
+    free(dir);
+    free(key);
+    free(root);
+    free(b);
+    free(st);
+    free(other);
+    free(oroot);
 }
 
 /* ---- the fuzz target's seeds and past findings (fuzz/fuzz_registry.c) ------------------------------ */

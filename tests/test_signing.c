@@ -381,6 +381,82 @@ Test(signing, truncation_at_any_length_and_trailing_bytes_refused)
     fx_fini(&f);
 }
 
+/* header format 2 (what `slm pull` lands): the same signed head, the payload uncompressed */
+Test(signing, stored_form_verifies_and_refuses_every_change)
+{
+    fx f;
+    fx_init(&f);
+    slm_root *r = load_root(f.root, f.now);
+    slm_err err = {0};
+    char *st = tu_path(f.dir, "stored.slmb"), *st2 = tu_path(f.dir, "stored2.slmb"), *mut = tu_path(f.dir, "m.slmb");
+    cr_assert_eq(slm_bundle_store(f.bundle, st, &err), 0, "%s", err.msg);
+    size_t n, pn, bn;
+    char *b = tu_read_file(st, &n), *pl = tu_read_file(f.payload, &pn), *ob = tu_read_file(f.bundle, &bn);
+    uint32_t mlen = (uint8_t)b[12] | (uint8_t)b[13] << 8 | (uint8_t)b[14] << 16;
+    uint32_t slen = (uint8_t)b[16] | (uint8_t)b[17] << 8 | (uint8_t)b[18] << 16;
+    size_t hl = 24 + mlen + slen;
+    cr_assert_eq(b[8], 2);
+    cr_assert_eq(n, hl + pn);
+    cr_assert(!memcmp(b + 12, ob + 12, hl - 12), "the head changed");
+    cr_assert(!memcmp(b + hl, pl, pn), "the payload is not the file");
+    slm_verify_opts o = {f.now, NULL, 0, 1};
+    slm_manifest *m = NULL;
+    cr_assert_eq(slm_bundle_verify(st, r, &o, NULL, &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(m->stored, 1);
+    slm_manifest_free(m);
+    /* storing a stored bundle changes nothing */
+    cr_assert_eq(slm_bundle_store(st, st2, &err), 0, "%s", err.msg);
+    size_t n2;
+    char *b2 = tu_read_file(st2, &n2);
+    cr_assert(n2 == n && !memcmp(b, b2, n));
+    free(b2);
+    /* every byte, two flips each; every truncation; a trailing byte */
+    for (size_t off = 0; off < n; off++)
+        for (int k = 0; k < 2; k++) {
+            b[off] ^= k ? 0x80 : 0x01;
+            cr_assert_eq(tu_write_file(mut, b, n), 0);
+            int rc = verify_at(mut, r, f.now, 0, &err);
+            b[off] ^= k ? 0x80 : 0x01;
+            cr_assert_eq(rc, SLM_EVERIFY, "offset %zu: rc %d (%s)", off, rc, err.msg);
+        }
+    for (size_t len = 0; len < n; len += 7) {
+        cr_assert_eq(tu_write_file(mut, b, len), 0);
+        cr_assert_eq(verify_at(mut, r, f.now, 0, &err), SLM_EVERIFY, "truncated at %zu: %s", len, err.msg);
+    }
+    char *longer = malloc(n + 1);
+    memcpy(longer, b, n);
+    longer[n] = 'x';
+    cr_assert_eq(tu_write_file(mut, longer, n + 1), 0);
+    EXPECT_REFUSED(verify_at(mut, r, f.now, 0, &err), err, "trailing bytes");
+    free(longer);
+    /* another payload under the same head: refused */
+    b[hl + pn / 2] ^= 0x10;
+    cr_assert_eq(tu_write_file(mut, b, n), 0);
+    EXPECT_REFUSED(verify_at(mut, r, f.now, 0, &err), err, "SHA-256 does not match the manifest");
+    b[hl + pn / 2] ^= 0x10;
+    /* signing in place keeps the format */
+    int a[] = {0};
+    char *one = mk_bundle(&f, "one.slmb", 2, f.now, f.now + 60, f.payload, a, 1), *one_st = tu_path(f.dir, "one-st.slmb");
+    cr_assert_eq(slm_bundle_store(one, one_st, &err), 0, "%s", err.msg);
+    EXPECT_REFUSED(verify_at(one_st, r, f.now, 0, &err), err, "below the threshold 2");
+    cr_assert_eq(slm_sign_file(one_st, f.k[1], &err), 0, "%s", err.msg);
+    cr_assert_eq(verify_at(one_st, r, f.now, 0, &err), 0, "%s", err.msg);
+    size_t on;
+    char *ob2 = tu_read_file(one_st, &on);
+    cr_assert_eq(ob2[8], 2);
+    free(ob2);
+    free(one);
+    free(one_st);
+    free(b);
+    free(pl);
+    free(ob);
+    free(st);
+    free(st2);
+    free(mut);
+    slm_root_free(r);
+    fx_fini(&f);
+}
+
 Test(signing, expiry_rollback_and_runtime_refused)
 {
     fx f;

@@ -17,6 +17,7 @@
 #include "cli.h"
 #include "runtime.h"
 #include "signing.h"
+#include "telemetry.h"
 
 const char help_install[] =
     "usage: slm install BUNDLE.slmb --store DIR --trust ROOT [--trust NEXT ...] [--ppl-tolerance F]\n"
@@ -126,6 +127,9 @@ static int f16_finite(uint16_t h) { return (h & 0x7c00) != 0x7c00; }
 
 typedef struct health_cfg {
     double tolerance;
+    /* what the parent learns for telemetry (fixed words and numbers only) */
+    int ran, ok, supersedes;
+    char digest[65], quant[16];
 } health_cfg;
 
 static int health_check(void *user, const char *path, const slm_manifest *man, slm_err *err)
@@ -176,9 +180,57 @@ static int health_check(void *user, const char *path, const slm_manifest *man, s
  * verdict through a pipe. */
 static long child_peak_kb;
 
+static int health_check_child(void *user, const char *path, const slm_manifest *man, char quant[16], slm_err *err);
+
+/* The GGUF's file type as a recipe name, else "other" (read in the health check's child:
+ * the trial model is parsed only there). */
+static void model_quant(const char *path, char quant[16])
+{
+    gguf_file *g = NULL;
+    slm_err ge = {0};
+    int64_t ft = -1;
+    snprintf(quant, 16, "other");
+    if (!gguf_open(path, &g, &ge) && !gguf_get_int(g, "general.file_type", &ft) && slm_recipe_name((int)ft) &&
+        strlen(slm_recipe_name((int)ft)) < 16)
+        snprintf(quant, 16, "%s", slm_recipe_name((int)ft));
+    if (g)
+        gguf_close(g);
+}
+
+/* The parent's view: the verdict plus what telemetry may record of the trial model. */
 static int health_check_forked(void *user, const char *path, const slm_manifest *man, slm_err *err)
 {
+    health_cfg *cfg = user;
+    int rc = health_check_child(user, path, man, cfg->quant, err);
+    cfg->ran = 1;
+    cfg->ok = rc == 0;
+    slm_hex(man->files[0].sha256, SLM_SHA256_LEN, cfg->digest);
+    cJSON *meta = cJSON_Parse(man->meta_json ? man->meta_json : "{}");
+    cfg->supersedes = cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(meta, "supersedes"));
+    cJSON_Delete(meta);
+    return rc;
+}
+
+/* Opt-in telemetry of installs, rollbacks and health checks: only when the user
+ * turned it on (`slm telemetry on`) and SLM_TELEMETRY=0 is not set; a record of
+ * counters and fixed words (serve/telemetry.h), never a path or a message. */
+static void telemetry_note(const tel_install_event *ev)
+{
+    char dir[4096];
+    tel_cfg tc;
+    slm_err e = {0};
+    if (tel_dir(dir, sizeof dir) || tel_load(dir, &tc, &e) || tel_effective(&tc) == TEL_OFF)
+        return;
+    char *line = tel_install_record(ev, &tc, tel_effective(&tc));
+    if (line && tel_spool_append(dir, line, &e))
+        fprintf(stderr, "slm install: telemetry not recorded: %s\n", e.msg);
+    free(line);
+}
+
+static int health_check_child(void *user, const char *path, const slm_manifest *man, char quant[16], slm_err *err)
+{
     int fds[2];
+    snprintf(quant, 16, "other");
     if (pipe(fds) != 0)
         return slm_err_set(err, SLM_EIO, "pipe: cannot start the health check");
     fflush(NULL);
@@ -191,21 +243,32 @@ static int health_check_forked(void *user, const char *path, const slm_manifest 
     if (pid == 0) {
         close(fds[0]);
         slm_err e = {0};
+        char q[16], line[sizeof e.msg + 20];
+        model_quant(path, q); /* first line: the quant word; then the verdict's message */
         int rc = health_check(user, path, man, &e);
-        if (rc && write(fds[1], e.msg, strlen(e.msg)) < 0)
+        snprintf(line, sizeof line, "%s\n%s", q, rc ? e.msg : "");
+        if (write(fds[1], line, strlen(line)) < 0)
             rc = SLM_EFAIL;
         close(fds[1]);
         _exit(rc ? 1 : 0);
     }
     close(fds[1]);
-    char msg[sizeof err->msg];
+    char buf[sizeof err->msg + 20], *msg = buf;
     size_t n = 0;
     ssize_t r;
-    while (n < sizeof msg - 1 && ((r = read(fds[0], msg + n, sizeof msg - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
+    while (n < sizeof buf - 1 && ((r = read(fds[0], buf + n, sizeof buf - 1 - n)) > 0 || (r < 0 && errno == EINTR)))
         if (r > 0)
             n += (size_t)r;
-    msg[n] = 0;
+    buf[n] = 0;
     close(fds[0]);
+    char *nl = strchr(buf, '\n');
+    if (nl) {
+        *nl = 0;
+        if (strlen(buf) < 16)
+            snprintf(quant, 16, "%s", buf);
+        msg = nl + 1;
+    }
+    n = strlen(msg);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
@@ -290,7 +353,7 @@ int cmd_install(int argc, char **argv)
     };
     const char *C = "install", *store = NULL, *bundle = NULL, *trust[16];
     int n_trust = 0, status = 0, revert = 0, json = 0, wait = 0;
-    health_cfg hc = {0.05};
+    health_cfg hc = {.tolerance = 0.05};
     optind = 1;
     opterr = 0;
     int o;
@@ -339,13 +402,34 @@ int cmd_install(int argc, char **argv)
     if (revert) {
         if ((rc = slm_store_revert(store, &io, &st, &err)))
             return cli_fail_err(C, &err);
+        tel_install_event ev = {.rollback_revert = 1};
+        char mp[4200];
+        slm_err pe = {0};
+        snprintf(ev.quant, sizeof ev.quant, "other");
+        if (!slm_store_active_path(store, mp, sizeof mp, &pe)) {
+            model_quant(mp, ev.quant); /* a committed model: it passed its health check */
+            char dir[4096];
+            tel_cfg tc;
+            if (!tel_dir(dir, sizeof dir) && !tel_load(dir, &tc, &pe) && tel_effective(&tc) == TEL_ALL &&
+                tel_file_digest(mp, ev.model_digest, &pe))
+                ev.model_digest[0] = 0;
+        }
+        telemetry_note(&ev);
         fprintf(stderr, "slm install: reverted: slot %c '%s' v%llu is active again (floor stays %llu)\n",
                 st.active.slot, st.active.name, (unsigned long long)st.active.version, (unsigned long long)st.floor);
         return 0;
     }
     if (!n_trust && access(store, F_OK) != 0)
         return cli_usage(C, "a new store needs --trust ROOT");
-    if ((rc = slm_store_install(store, bundle, trust, n_trust, &io, &st, &err)))
+    rc = slm_store_install(store, bundle, trust, n_trust, &io, &st, &err);
+    if (hc.ran) { /* the bundle verified and reached the health check */
+        tel_install_event ev = {.installs = rc == 0, .health_pass = hc.ok, .health_fail = !hc.ok,
+                                .rollback_supersedes = rc == 0 && hc.supersedes};
+        memcpy(ev.model_digest, hc.digest, sizeof ev.model_digest);
+        memcpy(ev.quant, hc.quant, sizeof ev.quant);
+        telemetry_note(&ev);
+    }
+    if (rc)
         return cli_fail_err(C, &err);
     fprintf(stderr,
             "slm install: '%s' v%llu committed in slot %c (floor %llu) | peak RSS: installer %.1f MiB, health "

@@ -29,8 +29,8 @@ int cmd_serve(int argc, char **argv), cmd_telemetry(int argc, char **argv);
 extern const char help_serve[], help_telemetry[];
 int cmd_push(int argc, char **argv), cmd_pull(int argc, char **argv), cmd_update(int argc, char **argv);
 extern const char help_push[], help_pull[], help_update[];
-int cmd_tuf(int argc, char **argv);
-extern const char help_tuf[];
+int cmd_tuf(int argc, char **argv), cmd_intoto(int argc, char **argv);
+extern const char help_tuf[], help_intoto[];
 extern const char help_convert[], help_inspect[], help_bench[];
 int cmd_template(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
@@ -61,6 +61,7 @@ static const slm_cmd commands[] = {
     {"pull", cmd_pull, "download a bundle from an OCI registry, verified as it arrives, resumable", help_pull},
     {"update", cmd_update, "pull + verify + health-checked A/B install into a store", help_update},
     {"tuf", cmd_tuf, "TUF-compatible metadata: init a repository, add a target, fetch as a TUF client", help_tuf},
+    {"intoto", cmd_intoto, "in-toto statement of a verified bundle's files (OpenSSF model-signing format)", help_intoto},
     {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", help_bench},
     {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", help_compare},
 };

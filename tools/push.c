@@ -9,14 +9,18 @@
 #include "regcli.h"
 
 const char help_push[] =
-    "usage: slm push BUNDLE.slmb HOST[:PORT]/REPO:TAG [--json] [registry options]\n"
+    "usage: slm push BUNDLE.slmb HOST[:PORT]/REPO:TAG [--tuf REPO [--tuf-tag T]] [--json] [registry options]\n"
+    "       slm push --tuf REPO HOST[:PORT]/REPO [--tuf-tag T]   (TUF metadata only)\n"
     "\n"
     "Upload a bundle to an OCI registry (CNCF Distribution, zot, Harbor, GHCR, ...)\n"
     "as a model artifact (artifactType application/vnd.cncf.model.manifest.v1+json,\n"
     "a CNCF ModelPack config): layer 0 is the bundle head (header, signed manifest,\n"
-    "signatures), then each payload file's zstd stream exactly as in the bundle, so\n"
-    "identical models are one blob in the registry. Blobs the registry already has\n"
-    "are not sent again; each upload is checked against its SHA-256 digest (blobs\n"
+    "signatures), then each payload file uncompressed (the GGUF itself, media type\n"
+    "application/vnd.cncf.model.weight.v1.raw: its digest is the SHA-256 the signed\n"
+    "manifest carries), so releases with the same model share one blob. Blobs the\n"
+    "registry already has are not sent again (a zstd bundle's files are decompressed,\n"
+    "hash-checked, into a temp file beside it only when the registry lacks them);\n"
+    "each upload is checked against its SHA-256 digest (blobs\n"
     "over 32 MiB go up in chunks). The signed manifest and signatures are also\n"
     "attached as a referrer (subject = the model manifest), through the referrers\n"
     "API or, where the registry lacks it, the sha256-<hex> tag schema. Token auth\n"
@@ -24,6 +28,10 @@ const char help_push[] =
     "Run `slm verify` before pushing: push checks the bundle's structure only.\n"
     "\n"
     "options:\n"
+    "      --tuf REPO           also attach the TUF metadata of REPO (slm tuf init/add):\n"
+    "                           N.root.json, targets, snapshot, timestamp as one artifact\n"
+    "                           tagged T (default tuf) in the same repository\n"
+    "      --tuf-tag T          the tag of that artifact\n"
     "      --json               print the result as one JSON object\n" REGCLI_HELP
     "  -h, --help               this help\n"
     "\n"
@@ -32,9 +40,10 @@ const char help_push[] =
 
 int cmd_push(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000 };
-    static const struct option opts[] = {{"json", no_argument, 0, OPT_JSON}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
-    const char *C = "push";
+    enum { OPT_JSON = 1000, OPT_TUF, OPT_TUF_TAG };
+    static const struct option opts[] = {{"json", no_argument, 0, OPT_JSON}, {"tuf", required_argument, 0, OPT_TUF},
+                                         {"tuf-tag", required_argument, 0, OPT_TUF_TAG}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
+    const char *C = "push", *tuf = NULL, *tuf_tag = "tuf";
     regcli rc_ = {0};
     int json = 0, o, rc = 0;
     optind = 1;
@@ -44,19 +53,41 @@ int cmd_push(int argc, char **argv)
             continue;
         switch (o) {
         case OPT_JSON: json = 1; break;
+        case OPT_TUF: tuf = optarg; break;
+        case OPT_TUF_TAG: tuf_tag = optarg; break;
         case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
         default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
         }
     }
     if (rc)
         return rc;
-    if (argc - optind != 2)
-        return cli_usage(C, "give BUNDLE.slmb and HOST/REPO:TAG");
-    const char *bundle = argv[optind], *ref = argv[optind + 1];
+    if (argc - optind != 2 && !(tuf && argc - optind == 1))
+        return cli_usage(C, "give BUNDLE.slmb and HOST/REPO:TAG (or --tuf REPO and HOST/REPO)");
+    const char *bundle = argc - optind == 2 ? argv[optind] : NULL, *ref = argv[argc - 1];
     slm_push_result res;
+    memset(&res, 0, sizeof res);
     slm_err err = {0};
-    if ((rc = slm_registry_push(bundle, ref, &rc_.o, &res, &err)))
+    char tref[600], tdg[72] = "";
+    if (tuf && (rc = regcli_tuf_ref(ref, tuf_tag, tref, sizeof tref, &err)))
         return cli_fail_err(C, &err);
+    if (bundle && (rc = slm_registry_push(bundle, ref, &rc_.o, &res, &err)))
+        return cli_fail_err(C, &err);
+    /* the TUF metadata after the bundle: a device that sees the new targets finds the release there */
+    if (tuf && (rc = slm_registry_push_tuf(tuf, tref, &rc_.o, tdg, &err)))
+        return cli_fail_err(C, &err);
+    if (!bundle) {
+        if (json) {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "tuf_ref", tref);
+            cJSON_AddStringToObject(j, "tuf_digest", tdg);
+            char *s = cJSON_PrintUnformatted(j);
+            printf("%s\n", s ? s : "{}");
+            free(s);
+            cJSON_Delete(j);
+        } else
+            printf("pushed the TUF metadata of %s -> %s@%s\n", tuf, tref, tdg);
+        return 0;
+    }
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddStringToObject(j, "ref", ref);
@@ -68,6 +99,10 @@ int cmd_push(int argc, char **argv)
         cJSON_AddStringToObject(j, "payload_digest", res.payload_digest);
         cJSON_AddStringToObject(j, "referrer_digest", res.referrer_digest);
         cJSON_AddStringToObject(j, "referrers", res.referrers_api ? "api" : "tag-schema");
+        if (tuf) {
+            cJSON_AddStringToObject(j, "tuf_ref", tref);
+            cJSON_AddStringToObject(j, "tuf_digest", tdg);
+        }
         char *s = cJSON_PrintUnformatted(j);
         printf("%s\n", s ? s : "{}");
         free(s);

@@ -35,3 +35,12 @@ int regcli_opt(regcli *r, int opt, const char *arg, const char *cmd, int *rc)
     }
     return 0;
 }
+
+int regcli_tuf_ref(const char *ref, const char *tag, char *out, size_t cap, slm_err *err)
+{
+    slm_ref r;
+    int rc = slm_ref_parse(ref, &r, err);
+    if (!rc && (size_t)snprintf(out, cap, "%s/%s:%s", r.host, r.repo, tag && *tag ? tag : "tuf") >= cap)
+        rc = slm_err_set(err, SLM_EUSAGE, "reference '%s' is too long", ref);
+    return rc;
+}

@@ -29,5 +29,7 @@ typedef struct regcli {
 /* 1 when opt was a registry option (handled; *rc set on a usage error), else 0. */
 int regcli_opt(regcli *r, int opt, const char *arg, const char *cmd, int *rc);
 /* -1 for "--retries 0" (none), else the count (0 = default). */
+/* HOST/REPO:TAG of the TUF metadata beside ref (same repository; tag default "tuf"). */
+int regcli_tuf_ref(const char *ref, const char *tag, char *out, size_t cap, slm_err *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -12,7 +13,7 @@
 
 const char help_tuf[] =
     "usage: slm tuf init REPO --key ROLE=KEY ... [--threshold ROLE=N ...] [--expires D]\n"
-    "       slm tuf add REPO FILE [--name NAME] --key ROLE=KEY ... [--expires ROLE=D ...]\n"
+    "       slm tuf add REPO FILE [--name NAME] [--stored] --key ROLE=KEY ... [--expires ROLE=D ...]\n"
     "       slm tuf fetch REPO --root ROOT.json --state DIR --target NAME -o FILE [--now T] [--json]\n"
     "\n"
     "TUF-compatible repository metadata beside the bundles, so that any TUF\n"
@@ -28,6 +29,9 @@ const char help_tuf[] =
     "signatures, thresholds, versions (no rollback against DIR), expiries, then\n"
     "the target checked against its signed length and SHA-256; FILE appears\n"
     "only when all passed. --now T (unix seconds) evaluates expiry at T.\n"
+    "add --stored publishes a bundle in the form `slm pull` lands it (header\n"
+    "format 2, payload uncompressed): the target that `slm update --tuf-root`\n"
+    "compares with what it pulled from a registry (`slm push --tuf REPO`).\n"
     "\n"
     "exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O, 5 refused (freeze, rollback,\n"
     "mix-and-match, endless data, wrong key, below threshold, expired)\n";
@@ -49,7 +53,7 @@ int cmd_tuf(int argc, char **argv)
     const char *sub = argv[1], *repo = argv[2], *file = NULL, *name = NULL, *root = NULL, *state = NULL;
     const char *target = NULL, *out = NULL;
     slm_key *keys[SLM_TUF_NROLES][16] = {{0}};
-    int nk[SLM_TUF_NROLES] = {0}, thr[SLM_TUF_NROLES] = {1, 1, 1, 1}, json = 0, rc = 0;
+    int nk[SLM_TUF_NROLES] = {0}, thr[SLM_TUF_NROLES] = {1, 1, 1, 1}, json = 0, stored = 0, rc = 0;
     int64_t now = (int64_t)time(NULL), life[SLM_TUF_NROLES] = {365 * 86400LL, 30 * 86400LL, 7 * 86400LL, 86400LL};
     slm_err err = {0};
     int i = 3;
@@ -59,6 +63,10 @@ int cmd_tuf(int argc, char **argv)
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
             json = 1;
+            continue;
+        }
+        if (!strcmp(a, "--stored")) {
+            stored = 1;
             continue;
         }
         if (!v) {
@@ -124,7 +132,15 @@ int cmd_tuf(int argc, char **argv)
                 for (int r = 0; r < SLM_TUF_NROLES; r++)
                     ex[r] = now + life[r];
                 const char *nm = name ? name : base ? base + 1 : file;
-                rc = slm_tuf_add(repo, file, nm, roles, now, ex, NULL, &err) ? cli_fail_err(C, &err) : 0;
+                /* --stored: the target is the bundle as `slm pull` lands it (payload uncompressed) */
+                char tmp[4200];
+                snprintf(tmp, sizeof tmp, "%s/.slm-stored-%ld.slmb", repo, (long)getpid());
+                if (stored && slm_bundle_store(file, tmp, &err))
+                    rc = cli_fail_err(C, &err);
+                else
+                    rc = slm_tuf_add(repo, stored ? tmp : file, nm, roles, now, ex, NULL, &err) ? cli_fail_err(C, &err) : 0;
+                if (stored)
+                    unlink(tmp);
                 if (!rc)
                     fprintf(stderr, "slm tuf: published %s as target '%s'\n", file, nm);
             }

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include "cli.h"
 #include "regcli.h"
 
@@ -15,7 +17,7 @@ int cmd_install(int argc, char **argv);
 
 const char help_update[] =
     "usage: slm update --store DIR --from HOST[:PORT]/REPO:TAG [--trust ROOT ...] [--ppl-tolerance F]\n"
-    "                  [--json] [registry options]\n"
+    "                  [--tuf-root ROOT.json] [--tuf-target NAME] [--tuf-tag T] [--json] [registry options]\n"
     "\n"
     "A device's update: `slm pull` into DIR/download with the store's pinned trust\n"
     "root and its anti-rollback floor, then `slm install` (A/B slots, health check,\n"
@@ -32,19 +34,47 @@ const char help_update[] =
     "  -f, --from REF           where the release is published\n"
     "  -t, --trust ROOT         trust root (first install) or newer roots of the chain\n"
     "      --ppl-tolerance F    passed to install's health check\n"
+    "      --tuf-root ROOT      require TUF metadata (pushed by `slm push --tuf`): its\n"
+    "                           1.root.json; kept in DIR/tuf, after which every update\n"
+    "                           requires TUF. Timestamp, snapshot and targets are checked\n"
+    "                           before the download; the pulled bundle must then have the\n"
+    "                           length and SHA-256 that targets names\n"
+    "      --tuf-target NAME    the target (default: the repository's last path part)\n"
+    "      --tuf-tag T          the tag of the metadata artifact (default tuf)\n"
     "      --json               print the store status after the install\n" REGCLI_HELP
     "  -h, --help               this help\n"
     "\n"
     "exit codes: 0 installed, 1 health check failed (previous model kept), 2 usage,\n"
     "3 bad input, 4 I/O or network, 5 verification failed (nothing installed)\n";
 
+/* DIR/download/tuf: the fetched metadata, removed after each update */
+static void rm_meta(const char *dir)
+{
+    char md[4400], p[4700];
+    snprintf(md, sizeof md, "%s/metadata", dir);
+    DIR *d = opendir(md);
+    for (struct dirent *e; d && (e = readdir(d));)
+        if (e->d_name[0] != '.') {
+            snprintf(p, sizeof p, "%s/%s", md, e->d_name);
+            unlink(p);
+        }
+    if (d)
+        closedir(d);
+    rmdir(md);
+    rmdir(dir);
+}
+
 int cmd_update(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000, OPT_TOL };
+    enum { OPT_JSON = 1000, OPT_TOL, OPT_TUF_ROOT, OPT_TUF_TARGET, OPT_TUF_TAG };
     static const struct option opts[] = {{"store", required_argument, 0, 's'}, {"from", required_argument, 0, 'f'},
                                          {"trust", required_argument, 0, 't'}, {"ppl-tolerance", required_argument, 0, OPT_TOL},
+                                         {"tuf-root", required_argument, 0, OPT_TUF_ROOT},
+                                         {"tuf-target", required_argument, 0, OPT_TUF_TARGET},
+                                         {"tuf-tag", required_argument, 0, OPT_TUF_TAG},
                                          {"json", no_argument, 0, OPT_JSON}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "update", *store = NULL, *from = NULL, *trust[16], *tol = NULL;
+    const char *tuf_root = NULL, *tuf_target = NULL, *tuf_tag = "tuf";
     regcli rg = {0};
     int json = 0, n_trust = 0, o, rc = 0;
     optind = 1;
@@ -62,6 +92,9 @@ int cmd_update(int argc, char **argv)
                 trust[n_trust++] = optarg;
             break;
         case OPT_TOL: tol = optarg; break;
+        case OPT_TUF_ROOT: tuf_root = optarg; break;
+        case OPT_TUF_TARGET: tuf_target = optarg; break;
+        case OPT_TUF_TAG: tuf_tag = optarg; break;
         case OPT_JSON: json = 1; break;
         case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
         default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
@@ -118,11 +151,50 @@ int cmd_update(int argc, char **argv)
     rg.o.root = root;
     rg.o.floor = st.floor;
     rg.o.now = now;
+    /* TUF: on when asked (--tuf-root) or once the store has a TUF state (DIR/tuf/root.json) */
+    char tstate[4200], tpinned[4300], tmeta[4300], tname[260] = "";
+    snprintf(tstate, sizeof tstate, "%s/tuf", store);
+    snprintf(tpinned, sizeof tpinned, "%s/root.json", tstate);
+    snprintf(tmeta, sizeof tmeta, "%s/tuf", dl);
+    int tuf_on = tuf_root || access(tpinned, F_OK) == 0;
+    slm_tuf_result tres;
+    if (tuf_on) {
+        char tref[600];
+        slm_ref fr;
+        int found = 0;
+        rm_meta(tmeta);
+        if (!(rc = regcli_tuf_ref(from, tuf_tag, tref, sizeof tref, &err)) && !(rc = slm_ref_parse(from, &fr, &err))) {
+            const char *b = strrchr(fr.repo, '/');
+            snprintf(tname, sizeof tname, "%s", tuf_target ? tuf_target : b ? b + 1 : fr.repo);
+            rc = slm_registry_pull_tuf(tref, tmeta, &rg.o, &found, &err);
+        }
+        if (!rc && !found)
+            rc = slm_err_set(&err, SLM_EVERIFY, "%s: no TUF metadata in the registry, and this store requires it (%s)",
+                             tref, tuf_root ? "--tuf-root" : tpinned);
+        /* the roles before any bundle byte: freeze, rollback, mix-and-match, keys, thresholds, expiry */
+        if (!rc)
+            rc = slm_tuf_check_file(tmeta, tuf_root ? tuf_root : tpinned, tstate, tname, NULL, now, &tres, &err);
+        if (rc) {
+            rm_meta(tmeta);
+            slm_root_free(root);
+            return cli_fail_err(C, &err);
+        }
+    }
     slm_pull_result res;
     rc = slm_registry_pull(from, file, &rg.o, &res, &err);
     slm_root_free(root);
+    /* the pulled bundle must be exactly the target TUF names (length and SHA-256) */
+    if (!rc && tuf_on && (rc = slm_tuf_check_file(tmeta, tuf_root ? tuf_root : tpinned, tstate, tname, file, now, &tres,
+                                                  &err)))
+        unlink(file);
+    if (tuf_on)
+        rm_meta(tmeta);
     if (rc)
         return cli_fail_err(C, &err);
+    if (tuf_on)
+        fprintf(stderr, "slm update: TUF target '%s' matches (timestamp v%llu, snapshot v%llu, targets v%llu)\n", tname,
+                (unsigned long long)tres.timestamp_version, (unsigned long long)tres.snapshot_version,
+                (unsigned long long)tres.targets_version);
     fprintf(stderr, "slm update: pulled '%s' v%llu from %s (%llu bytes%s); installing\n", res.name,
             (unsigned long long)res.version, from, (unsigned long long)res.bytes_total,
             res.resumes ? ", resumed" : "");

@@ -1,0 +1,128 @@
+/* tools/intoto.c — `slm intoto`: an in-toto statement in the shape of the OpenSSF
+ * model-signing format (sigstore/model-transparency, predicate v1.0) for a bundle's
+ * payload files, from its verified signed manifest. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "formats.h"
+#include "signing.h"
+
+const char help_intoto[] =
+    "usage: slm intoto BUNDLE.slmb --trust ROOT [--trust NEXT ...] -o STATEMENT.json\n"
+    "\n"
+    "Write an in-toto Statement v1 for the model files of a bundle, in the form the\n"
+    "OpenSSF model-signing tools (sigstore/model-transparency) sign and verify:\n"
+    "predicateType https://model_signing/signature/v1.0, one resource per payload\n"
+    "file (name, algorithm sha256, digest), serialization method \"files\", and a\n"
+    "subject named after the bundle whose sha256 is the SHA-256 of the resource\n"
+    "digests (raw bytes) in name order. The digests are the ones the bundle's\n"
+    "publishers signed: the signatures, expiry and minimum runtime are verified\n"
+    "against ROOT first (no payload byte is read). The statement itself is not\n"
+    "signed: wrap it in a DSSE envelope with the signing tool of your choice.\n"
+    "\n"
+    "options:\n"
+    "  -t, --trust ROOT   trust root; repeat for a rotation chain (required)\n"
+    "  -o, --output FILE  where the statement goes (written atomically)\n"
+    "  -h, --help         this help\n"
+    "\n"
+    "exit codes: 0 written, 2 usage, 3 bad input, 4 I/O, 5 verification failed\n";
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp((*(const slm_bundle_file *const *)a)->name, (*(const slm_bundle_file *const *)b)->name);
+}
+
+int cmd_intoto(int argc, char **argv)
+{
+    static const struct option opts[] = {{"trust", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
+                                         {0, 0, 0, 0}};
+    const char *C = "intoto", *out = NULL, *trust[16];
+    int n_trust = 0, o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, ":t:o:", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            if (n_trust == 16)
+                return cli_usage(C, "at most 16 --trust roots");
+            trust[n_trust++] = optarg;
+            break;
+        case 'o': out = optarg; break;
+        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (argc - optind != 1 || !out || !n_trust)
+        return cli_usage(C, "give BUNDLE, --trust ROOT and -o FILE");
+    const char *bundle = argv[optind];
+    slm_err err = {0};
+    int64_t now = (int64_t)time(NULL);
+    slm_root *root = NULL;
+    slm_manifest *m = NULL;
+    if (slm_trust_chain(trust, n_trust, now, &root, &err))
+        return cli_fail_err(C, &err);
+    slm_verify_opts vo = {now, NULL, 0, 1};
+    int rc = slm_bundle_verify_head(bundle, root, &vo, &m, &err);
+    slm_root_free(root);
+    if (rc)
+        return cli_fail_err(C, &err);
+    /* resources in name order; the subject digest is SHA-256 over their raw digests */
+    const slm_bundle_file *files[SLM_BUNDLE_MAX_FILES];
+    for (int i = 0; i < m->n_files; i++)
+        files[i] = &m->files[i];
+    qsort(files, (size_t)m->n_files, sizeof files[0], by_name);
+    slm_sha256_ctx *h = slm_sha256_new();
+    cJSON *st = cJSON_CreateObject();
+    cJSON_AddStringToObject(st, "_type", "https://in-toto.io/Statement/v1");
+    cJSON *pred = cJSON_CreateObject(), *ser = cJSON_AddObjectToObject(pred, "serialization");
+    cJSON_AddStringToObject(ser, "method", "files");
+    cJSON_AddStringToObject(ser, "hash_type", "sha256");
+    cJSON_AddFalseToObject(ser, "allow_symlinks");
+    cJSON_AddArrayToObject(ser, "ignore_paths");
+    cJSON *res = cJSON_AddArrayToObject(pred, "resources");
+    for (int i = 0; h && i < m->n_files; i++) {
+        char hex[2 * SLM_SHA256_LEN + 1];
+        slm_hex(files[i]->sha256, SLM_SHA256_LEN, hex);
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "name", files[i]->name);
+        cJSON_AddStringToObject(r, "algorithm", "sha256");
+        cJSON_AddStringToObject(r, "digest", hex);
+        cJSON_AddItemToArray(res, r);
+        if (slm_sha256_update(h, files[i]->sha256, SLM_SHA256_LEN))
+            rc = SLM_EINTERNAL;
+    }
+    uint8_t sd[SLM_SHA256_LEN];
+    char shex[2 * SLM_SHA256_LEN + 1];
+    if (!h || rc || slm_sha256_final(h, sd))
+        rc = SLM_EINTERNAL;
+    slm_sha256_free(h);
+    slm_hex(sd, SLM_SHA256_LEN, shex);
+    cJSON *subj = cJSON_AddArrayToObject(st, "subject"), *s0 = cJSON_CreateObject();
+    cJSON_AddStringToObject(s0, "name", m->name);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(s0, "digest"), "sha256", shex);
+    cJSON_AddItemToArray(subj, s0);
+    cJSON_AddStringToObject(st, "predicateType", "https://model_signing/signature/v1.0");
+    cJSON_AddItemToObject(st, "predicate", pred);
+    char *text = rc ? NULL : cJSON_Print(st);
+    cJSON_Delete(st);
+    slm_manifest_free(m);
+    if (!text)
+        return cli_fail(C, SLM_EINTERNAL, "out of memory");
+    slm_afile *f = NULL;
+    if (!(rc = slm_afile_open(out, &f, &err)) && !(rc = slm_afile_write(f, text, strlen(text), &err)) &&
+        !(rc = slm_afile_write(f, "\n", 1, &err)))
+        rc = slm_afile_commit(f, &err);
+    else if (f)
+        slm_afile_abort(f);
+    free(text);
+    if (rc)
+        return cli_fail_err(C, &err);
+    printf("wrote %s: in-toto statement, subject sha256:%s\n", out, shex);
+    return 0;
+}
