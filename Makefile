@@ -9,7 +9,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
-           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -I$(BUILD)
+           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -Isweep -I$(BUILD)
 LDFLAGS += -pthread $(SAN)
 LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
@@ -32,10 +32,10 @@ else
 NOT_TARGET_SRCS := $(X86_SRCS) $(ARM_SRCS)
 endif
 
-MODULES := formats libquant runtime signing registry bench serve
+MODULES := formats libquant runtime signing registry bench serve sweep
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
-LINKLIBS := $(foreach m,serve bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
+LINKLIBS := $(foreach m,serve sweep bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
 
 objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard $(1)/*.c)))
 
