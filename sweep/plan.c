@@ -224,6 +224,12 @@ static void calib_label(sweep_calib *c, const char *cname)
         snprintf(c->label, sizeof c->label, "%s", kind);
 }
 
+/* cJSON turns \u0000 into a NUL that silently ends the string: refused before parsing. */
+static int has_nul_escape(const char *json, size_t len)
+{
+    return memmem(json, len, "\\u0000", 6) != NULL || memchr(json, 0, len) != NULL;
+}
+
 /* ---- SWEEP.json ------------------------------------------------------------------------------ */
 
 static int parse_calib(const fctx *f, const cJSON *o, const char *field, sweep_calib *c)
@@ -266,6 +272,8 @@ int sweep_spec_parse(const char *json, size_t len, const char *name, sweep_plan 
                                        "threads", "pp", "tg", NULL};
     fctx f = {name, err};
     memset(p, 0, sizeof *p);
+    if (has_nul_escape(json, len))
+        return slm_err_set(err, SLM_EINPUT, "%s: a NUL byte (or \\u0000) in the text", name);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) {
         const char *at = cJSON_GetErrorPtr();
@@ -981,6 +989,8 @@ int sweep_plan_parse(const char *json, size_t len, const char *name, sweep_plan 
                                        "calibrations", "threads", "tasks", NULL};
     fctx f = {name, err};
     memset(p, 0, sizeof *p);
+    if (has_nul_escape(json, len))
+        return slm_err_set(err, SLM_EINPUT, "%s: a NUL byte (or \\u0000) in the text", name);
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root)
         return slm_err_set(err, SLM_EINPUT, "%s: not valid JSON", name);

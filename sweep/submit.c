@@ -65,13 +65,14 @@ static int max_threads(const sweep_plan *p)
     return m;
 }
 
-static char *finish(FILE *f, char *out)
+/* open_memstream's buffer is final only after fclose */
+static char *finish(FILE *f, char **out)
 {
     if (fclose(f) != 0) {
-        free(out);
+        free(*out);
         return NULL;
     }
-    return out;
+    return *out;
 }
 
 char *sweep_slurm_script(const sweep_plan *p, const char *abs_plan_dir, const char *slm, const int *idx, int n,
@@ -100,7 +101,7 @@ char *sweep_slurm_script(const sweep_plan *p, const char *abs_plan_dir, const ch
     sh_quote(f, abs_plan_dir);
     fputc('\n', f);
     free(spec);
-    return finish(f, out);
+    return finish(f, &out);
 }
 
 char *sweep_k8s_manifest(const sweep_plan *p, const sweep_k8s_opts *o)
@@ -133,7 +134,7 @@ char *sweep_k8s_manifest(const sweep_plan *p, const sweep_k8s_opts *o)
     fputs("\n      volumes:\n        - name: sweep\n          persistentVolumeClaim:\n            claimName: ", f);
     y_quote(f, o->claim);
     fputc('\n', f);
-    return finish(f, out);
+    return finish(f, &out);
 }
 
 char *sweep_github_workflow(const sweep_plan *p, const sweep_github_opts *o)
@@ -143,10 +144,11 @@ char *sweep_github_workflow(const sweep_plan *p, const sweep_github_opts *o)
     FILE *f = open_memstream(&out, &len);
     if (!f)
         return NULL;
-    fprintf(f, "# slm sweep submit --github: commit as .github/workflows/%s.yml with the plan directory; run it\n"
-               "# from the Actions tab (workflow_dispatch). One matrix job per task (`slm sweep run PLAN_DIR\n"
-               "# --task N`), its result uploaded as an artifact; the merge job downloads them all into\n"
-               "# PLAN_DIR/results and runs `slm sweep merge`, whose report is uploaded too.\n",
+    fprintf(f, "# slm sweep submit --github: commit as .github/workflows/%s.yml; run it from the Actions tab\n"
+               "# (workflow_dispatch). Every job builds slm from the checkout and plans again from SWEEP.json\n"
+               "# (the same plan everywhere); one matrix job per task (`slm sweep run PLAN_DIR --task N`), its\n"
+               "# result uploaded as an artifact; the merge job downloads them all into PLAN_DIR/results and\n"
+               "# runs `slm sweep merge`, whose report is uploaded too.\n",
             p->name);
     fprintf(f, "name: %s\n\"on\":\n  workflow_dispatch: {}\npermissions:\n  contents: read\njobs:\n", p->name);
     fprintf(f, "  sweep:\n    runs-on: %s\n    strategy:\n      fail-fast: false\n", o->runs_on);
@@ -157,8 +159,11 @@ char *sweep_github_workflow(const sweep_plan *p, const sweep_github_opts *o)
         fprintf(f, "%s%d", i ? ", " : "", i);
     fputs("]\n    steps:\n      - uses: actions/checkout@v4\n      - name: setup\n        run: ", f);
     y_quote(f, o->setup);
-    fputs("\n      - name: task ${{ matrix.task }}\n        run: ", f);
     char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s sweep plan %s -o %s", o->slm, o->spec, o->plan_path);
+    fputs("\n      - name: plan\n        run: ", f);
+    y_quote(f, cmd);
+    fputs("\n      - name: task ${{ matrix.task }}\n        run: ", f);
     snprintf(cmd, sizeof cmd, "%s sweep run %s --task ${{ matrix.task }}", o->slm, o->plan_path);
     y_quote(f, cmd);
     fprintf(f, "\n      - uses: actions/upload-artifact@v4\n        with:\n"
@@ -169,6 +174,9 @@ char *sweep_github_workflow(const sweep_plan *p, const sweep_github_opts *o)
                "      - uses: actions/checkout@v4\n      - name: setup\n        run: ",
             o->runs_on);
     y_quote(f, o->setup);
+    snprintf(cmd, sizeof cmd, "%s sweep plan %s -o %s", o->slm, o->spec, o->plan_path);
+    fputs("\n      - name: plan\n        run: ", f);
+    y_quote(f, cmd);
     fputs("\n      - uses: actions/download-artifact@v4\n        with:\n          pattern: sweep-result-*\n"
           "          merge-multiple: true\n          path: ", f);
     snprintf(cmd, sizeof cmd, "%s/results", o->plan_path);
@@ -178,5 +186,5 @@ char *sweep_github_workflow(const sweep_plan *p, const sweep_github_opts *o)
     y_quote(f, cmd);
     fputs("\n      - uses: actions/upload-artifact@v4\n        if: ${{ always() }}\n        with:\n"
           "          name: sweep-report\n          path: sweep-report/\n", f);
-    return finish(f, out);
+    return finish(f, &out);
 }

@@ -22,7 +22,7 @@
 #define SWEEP_MAX_TYPES 32
 #define SWEEP_MAX_CALIBS 8
 #define SWEEP_MAX_THREADS 16
-#define SWEEP_MAX_TASKS 100000
+#define SWEEP_MAX_TASKS 10000
 
 typedef struct sweep_calib {
     char label[64];     /* "none", "imatrix", "gptq", "imatrix+gptq" (+ "@name" when named) */
@@ -146,7 +146,11 @@ typedef struct sweep_k8s_opts {
     int max_parallel;       /* parallelism (<= 0: all tasks at once) */
 } sweep_k8s_opts;
 char *sweep_k8s_manifest(const sweep_plan *p, const sweep_k8s_opts *o);
+/* A runner builds slm from the checkout, so its build is the commit that holds the plan, never
+ * the build that planned: each job plans again from SWEEP.json (deterministic: the same plan on
+ * every runner), then runs its task; the merge job plans, downloads the results, merges. */
 typedef struct sweep_github_opts {
+    const char *spec;       /* SWEEP.json relative to the repository root */
     const char *plan_path;  /* PLAN_DIR relative to the repository root */
     const char *setup;      /* shell command that builds or installs slm */
     const char *slm;        /* the slm command after setup */

@@ -23,8 +23,8 @@ const char help_sweep[] =
     "       slm sweep submit PLAN_DIR --slurm [--partition P] [--max-parallel K] [--slm PATH] [--dry-run]\n"
     "       slm sweep submit PLAN_DIR --k8s [-o FILE] [--image I] [--claim PVC] [--mount DIR] [--plan-path P]\n"
     "                                       [--max-parallel K]\n"
-    "       slm sweep submit PLAN_DIR --github [-o FILE] [--plan-path P] [--setup CMD] [--slm CMD]\n"
-    "                                          [--runs-on LABEL] [--max-parallel K]\n"
+    "       slm sweep submit PLAN_DIR --github --spec SWEEP.json [-o FILE] [--plan-path P] [--setup CMD]\n"
+    "                                          [--slm CMD] [--runs-on LABEL] [--max-parallel K]\n"
     "\n"
     "slm compare's grid (models x types x calibration x threads) as independent tasks for a\n"
     "cluster scheduler: Slurm job arrays, Kubernetes Indexed Jobs, GitHub Actions matrices.\n"
@@ -40,7 +40,8 @@ const char help_sweep[] =
     "  submit  --slurm writes PLAN_DIR/sweep.sbatch (sbatch --array over the tasks without a result,\n"
     "          %K with --max-parallel) and submits it (--dry-run: write only); --k8s writes an\n"
     "          Indexed Job (default PLAN_DIR/sweep-job.yaml); --github a workflow with a matrix job\n"
-    "          and a merge job (default PLAN_DIR/sweep-workflow.yml).\n"
+    "          and a merge job (default PLAN_DIR/sweep-workflow.yml), each job planning again from\n"
+    "          --spec (paths relative to the repository root).\n"
     "\n"
     "Exit codes: 0 ok, 1 merge: tasks missing, 2 usage, 3 bad input (a bad SWEEP.json or plan, a\n"
     "result of another plan or build, a failed step), 4 I/O, 6 internal.\n";
@@ -82,7 +83,7 @@ static void stall_hook(void *ctx, int index, const char *point)
     char want[64];
     if (!s || snprintf(want, sizeof want, "%d:%s", index, point) <= 0 || strcmp(s, want))
         return;
-    fprintf(stderr, "slm sweep: task %d stalled at %s (SLM_SWEEP_STALL)\n", index, point);
+    fprintf(stderr, "slm sweep: task %d (pid %ld) stalled at %s (SLM_SWEEP_STALL)\n", index, (long)getpid(), point);
     for (;;)
         pause();
 }
@@ -261,7 +262,7 @@ static int run_sbatch(const char *script, char *jobid, size_t cap)
 typedef struct submit_args {
     int slurm, k8s, github, dry_run, json;
     long long max_par;
-    const char *out, *partition, *slm, *image, *claim, *mount, *plan_path, *setup, *runs_on;
+    const char *out, *partition, *slm, *image, *claim, *mount, *plan_path, *setup, *runs_on, *spec;
 } submit_args;
 
 static int do_submit(const char *dir, const submit_args *a)
@@ -327,9 +328,11 @@ static int do_submit(const char *dir, const submit_args *a)
                                  a->plan_path ? a->plan_path : pp, a->slm ? a->slm : "slm", (int)a->max_par};
             text = sweep_k8s_manifest(&p, &ko);
         } else {
-            if (!a->plan_path && dir[0] == '/')
+            if (!a->spec)
+                rc = cli_usage(CMD, "submit --github: give --spec SWEEP.json (relative to the repository root)");
+            else if (!a->plan_path && dir[0] == '/')
                 rc = cli_usage(CMD, "submit --github: PLAN_DIR is absolute; give --plan-path (relative to the repository)");
-            sweep_github_opts go = {a->plan_path ? a->plan_path : dir,
+            sweep_github_opts go = {a->spec, a->plan_path ? a->plan_path : dir,
                                     a->setup ? a->setup : "sudo make deps-build && make -j2",
                                     a->slm ? a->slm : "./build/slm", a->runs_on ? a->runs_on : "ubuntu-latest",
                                     (int)a->max_par};
@@ -379,7 +382,7 @@ int cmd_sweep(int argc, char **argv)
                         : !strcmp(o, "--slm") ? &a.slm : !strcmp(o, "--image") ? &a.image
                         : !strcmp(o, "--claim") ? &a.claim : !strcmp(o, "--mount") ? &a.mount
                         : !strcmp(o, "--plan-path") ? &a.plan_path : !strcmp(o, "--setup") ? &a.setup
-                        : !strcmp(o, "--runs-on") ? &a.runs_on : NULL;
+                        : !strcmp(o, "--runs-on") ? &a.runs_on : !strcmp(o, "--spec") ? &a.spec : NULL;
         if (!sv && strcmp(o, "--task") && strcmp(o, "--max-parallel"))
             return cli_usage(CMD, "unknown option '%s'", o);
         if (!v)
