@@ -369,7 +369,16 @@ Test(sweep, run_is_idempotent_and_merge_checks_plan_and_build, .timeout = 120)
 
 /* A task killed at any point leaves no result; here at the worst one: its result written to the
  * temp file, not yet renamed. The next run removes the temp file and finishes the task. */
-Test(sweep, killed_task_leaves_no_partial_result, .timeout = 120)
+static pid_t stalled_run; /* killed in .fini too: a failed assertion must not leave it behind */
+static void kill_stalled_run(void)
+{
+    if (stalled_run > 0) {
+        kill(stalled_run, SIGKILL);
+        waitpid(stalled_run, NULL, 0);
+    }
+}
+
+Test(sweep, killed_task_leaves_no_partial_result, .timeout = 120, .fini = kill_stalled_run)
 {
     char *d = tu_tmpdir("sweep-kill");
     write_eval(d);
@@ -386,6 +395,7 @@ Test(sweep, killed_task_leaves_no_partial_result, .timeout = 120)
         execl(tu_slm_bin(), "slm", "sweep", "run", plan, "--task", "1", (char *)NULL);
         _exit(127);
     }
+    stalled_run = pid;
     char *r1 = result_path(plan, 1), pfx[64];
     snprintf(pfx, sizeof pfx, ".%s.json.tmp.", task_id(plan, 1));
     double t0 = now_s();
@@ -401,6 +411,7 @@ Test(sweep, killed_task_leaves_no_partial_result, .timeout = 120)
     cr_assert_eq(count_prefixed(results, pfx), 1, "the result is not half-way (no temp file)");
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
+    stalled_run = 0;
     cr_assert(!tu_exists(r1), "a killed task left a result");
     char *e = NULL;
     cr_assert_eq(tu_slmv(NULL, &e, "sweep", "merge", plan, "-o", d, NULL), 1, "%s", e);
