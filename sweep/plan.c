@@ -788,6 +788,11 @@ static int task_id(const sweep_plan *p, const sweep_task *t, char id[17])
     return 0;
 }
 
+static int cmp_task_id(const void *a, const void *b)
+{
+    return strcmp((*(const sweep_task *const *)a)->id, (*(const sweep_task *const *)b)->id);
+}
+
 /* Base tasks (model x threads) first, so the shared artifacts are made early; then model x
  * calibration x type x threads. */
 static int list_tasks(sweep_plan *p, slm_err *err)
@@ -808,15 +813,23 @@ static int list_tasks(sweep_plan *p, slm_err *err)
                     k++;
                 }
     p->n_tasks = n;
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n; i++)
         if (task_id(p, &p->tasks[i], p->tasks[i].id))
             return slm_err_set(err, SLM_EINTERNAL, "SHA-256 failed");
-        for (int j = 0; j < i; j++)
-            if (!strcmp(p->tasks[i].id, p->tasks[j].id))
-                return slm_err_set(err, SLM_EINPUT, "tasks %d and %d have the same content (models[%d] and "
-                                   "models[%d] hold the same model?)", j, i, p->tasks[j].model, p->tasks[i].model);
-    }
-    return SLM_OK;
+    /* two tasks with one content address: the same model listed under two paths */
+    const sweep_task **by_id = malloc(sizeof *by_id * (size_t)n);
+    if (!by_id)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    for (int i = 0; i < n; i++)
+        by_id[i] = &p->tasks[i];
+    qsort(by_id, (size_t)n, sizeof *by_id, cmp_task_id);
+    int rc = SLM_OK;
+    for (int i = 1; i < n && rc == SLM_OK; i++)
+        if (!strcmp(by_id[i - 1]->id, by_id[i]->id))
+            rc = slm_err_set(err, SLM_EINPUT, "models[%d] and models[%d] hold the same model (same content)",
+                             by_id[i - 1]->model, by_id[i]->model);
+    free(by_id);
+    return rc;
 }
 
 /* A spec path -> (resolved, relative to the plan dir) with its SHA-256. */
@@ -1109,6 +1122,10 @@ int sweep_plan_parse(const char *json, size_t len, const char *name, sweep_plan 
     }
     /* the tasks must be exactly the grid this plan describes, with the ids its content gives */
     int n_expect = p->n_models * p->n_threads * (1 + p->n_types * p->n_calibs);
+    if (n_expect > SWEEP_MAX_TASKS) {
+        rc = bad(&f, "tasks", "%d tasks; at most %d", n_expect, SWEEP_MAX_TASKS);
+        goto done;
+    }
     if (!(a = get_array(&f, root, "tasks", n_expect, n_expect, &rc)))
         goto done;
     if ((rc = list_tasks(p, err)))

@@ -316,7 +316,7 @@ static int do_submit(const char *dir, const submit_args *a)
         snprintf(path, sizeof path, "%s/%s", dir, a->k8s ? "sweep-job.yaml" : "sweep-workflow.yml");
         const char *out = a->out ? a->out : path;
         if (a->k8s) {
-            const char *b = strrchr(dir, '/');
+            const char *b;
             size_t l = strlen(dir);
             while (l > 1 && dir[l - 1] == '/')
                 l--;
