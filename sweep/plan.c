@@ -801,8 +801,10 @@ static int list_tasks(sweep_plan *p, slm_err *err)
     if (!(p->tasks = calloc((size_t)n, sizeof *p->tasks)))
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     for (int m = 0; m < p->n_models; m++)
-        for (int t = 0; t < p->n_threads; t++)
-            p->tasks[k++] = (sweep_task){k, "", m, -1, p->threads[t], "base"};
+        for (int t = 0; t < p->n_threads; t++) {
+            p->tasks[k] = (sweep_task){k, "", m, -1, p->threads[t], "base"};
+            k++;
+        }
     for (int m = 0; m < p->n_models; m++)
         for (int c = 0; c < p->n_calibs; c++)
             for (int y = 0; y < p->n_types; y++)
