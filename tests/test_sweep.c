@@ -668,6 +668,8 @@ Test(sweep, slurm_array_matches_local_compare, .timeout = 300, .fini = cluster_s
     snprintf(pfx, sizeof pfx, "slurm-%s_", job);
     char *logs = tu_path(plan, "logs");
     cr_assert_eq(count_prefixed(logs, pfx), 10);
+    free(e);
+    e = NULL;
     char *merged = mask_timings(o);
     static const char *const models[] = {"stories-llama256", "gguf/stories260K.gguf"};
     for (int m = 0; m < 2; m++) {
@@ -676,6 +678,8 @@ Test(sweep, slurm_array_matches_local_compare, .timeout = 300, .fini = cluster_s
         char *cd = tu_path(d, dir), *evp = tu_path(d, "eval.txt"), *co = NULL;
         cr_assert_eq(tu_slmv(&co, &e, "compare", tu_model(models[m]), "-f", evp, "-c", "64", "--types",
                              "Q8_0,Q4_0,Q4_K_M,Q6_K", "-t", "1", "-d", cd, NULL), 0, "compare: %s", e);
+        free(e);
+        e = NULL;
         char *table = table_of(co), *masked = mask_timings(table);
         cr_assert_eq(tu_count_lines(masked), 2 + 5, "%s", co);
         cr_assert(strstr(merged, masked) != NULL, "the merged report lacks compare's table of %s:\n%s\nmerged:\n%s",
