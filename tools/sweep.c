@@ -162,8 +162,7 @@ static int do_run(const char *dir, long long task, int all, int json)
         return rc;
     sweep_run_opts o = {exec_step, stall_hook, NULL, SLM_GIT_COMMIT};
     int first = all ? 0 : (int)task, last = all ? p.n_tasks - 1 : (int)task;
-    if (json)
-        printf("[");
+    cJSON *out = cJSON_CreateArray();
     for (int i = first; i <= last && !rc; i++) {
         int outcome = 0;
         slm_err err = {0};
@@ -180,12 +179,17 @@ static int do_run(const char *dir, long long task, int all, int json)
                 outcome == SWEEP_SKIPPED ? "already done (skipped)\n" : "done");
         if (outcome != SWEEP_SKIPPED)
             fprintf(stderr, " in %.1f s\n", cli_now() - t0);
-        if (json)
-            printf("%s{\"task\": %d, \"id\": \"%s\", \"outcome\": \"%s\"}", i > first ? ", " : "", i, t->id,
-                   outcome == SWEEP_SKIPPED ? "skipped" : "ran");
+        cJSON *o1 = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o1, "task", i);
+        cJSON_AddStringToObject(o1, "id", t->id);
+        cJSON_AddStringToObject(o1, "outcome", outcome == SWEEP_SKIPPED ? "skipped" : "ran");
+        cJSON_AddItemToArray(out, o1);
     }
-    if (json)
-        printf("]\n");
+    char *js = json && !rc ? cJSON_Print(out) : NULL;
+    if (js)
+        printf("%s\n", js);
+    free(js);
+    cJSON_Delete(out);
     sweep_plan_free(&p);
     return rc;
 }
