@@ -70,7 +70,10 @@ static char *write_spec(const char *dir, const char *name, const char *models, c
     char *m = strdup(models);
     for (char *sv = NULL, *tok = strtok_r(m, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
         size_t l = strlen(list);
-        snprintf(list + l, sizeof list - l, "%s\"%s\"", l ? ", " : "", tu_model(tok));
+        char *abs = realpath(tu_model(tok), NULL); /* SWEEP.json's relative paths start at its directory */
+        cr_assert_not_null(abs, "model %s: %s", tu_model(tok), strerror(errno));
+        snprintf(list + l, sizeof list - l, "%s\"%s\"", l ? ", " : "", abs);
+        free(abs);
     }
     free(m);
     snprintf(buf, sizeof buf, "{\"name\": \"test-sweep\", \"models\": [%s], \"types\": [%s], \"text\": \"eval.txt\", "
