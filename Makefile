@@ -9,7 +9,7 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
-           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -I$(BUILD)
+           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -Isweep -I$(BUILD)
 LDFLAGS += -pthread $(SAN)
 LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
@@ -33,17 +33,17 @@ else
 NOT_TARGET_SRCS := $(X86_SRCS) $(ARM_SRCS)
 endif
 
-MODULES := formats libquant runtime signing registry bench serve
+MODULES := formats libquant runtime signing registry bench serve sweep
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
-LINKLIBS := $(foreach m,serve bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
+LINKLIBS := $(foreach m,serve sweep bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
 
 objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard $(1)/*.c)))
 
 TOOL_OBJS := $(call objs_of,tools)
 TEST_OBJS := $(call objs_of,tests)
 
-.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench cross-aarch64 check-aarch64
+.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps deps-build demo bench cross-aarch64 check-aarch64
 all: $(BUILD)/slm
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -151,7 +151,10 @@ fuzz-run: fuzz-build
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
-           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus
+           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus slurm-wlm munge
+# What building slm needs and no more (`make deps-build`; the workflow `slm sweep submit --github` writes).
+DEPS_BUILD = build-essential pkg-config libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
+             libpcre2-dev libcurl4-openssl-dev libmicrohttpd-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # aarch64 cross build and emulation (make cross-aarch64 / check-aarch64): the cross compiler, qemu-user,
 # and the arm64 builds of the libraries we link (Debian multiarch; on an amd64 host only).
@@ -170,6 +173,10 @@ deps:
 	command -v npm >/dev/null || DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y nodejs npm
 	cd tests/interop && npm install --no-audit --no-fund --loglevel=error
 	./scripts/llama-tools.sh $(LLAMA_CPP_DIR)
+
+deps-build:
+	$(SUDO) apt-get update
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y $(DEPS_BUILD)
 
 # Speed records: the kernel bench (matrix x vector / matrix x matrix per type and kernel next to
 # the measured roofline) and an end-to-end bench (llama-bench's pp512 / tg128 at 1 and 2 threads)

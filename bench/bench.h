@@ -178,4 +178,18 @@ char *bench_svg_bars(const char *title, const char *y_label, const bench_point *
 /* Indices of the Pareto-optimal points (no other point has x <= and y <= with one <). */
 int bench_pareto(const bench_point *pts, int n, int *idx_out);
 
+/* ---- `slm compare`'s rows and report (bench/report.c; also `slm sweep merge`) ----------
+ * A row is a cJSON object: "type" ("base" or the recipe), "path", "file_bytes" (set by the
+ * caller), the quality figures of `slm perplexity --json` (bench_compare_quality: ppl,
+ * ppl_stderr, kld_mean, kld_p99, same_top, ppl_ratio) and size and speed
+ * (bench_compare_speed: weight_bytes, n_params, bpw, pp_ts, tg_ts; llama-bench's pp/tg
+ * tests, 3 repetitions). */
+struct cJSON;
+void bench_compare_quality(struct cJSON *row, const struct cJSON *perplexity_json);
+int bench_compare_speed(const char *path, int n_threads, int pp, int tg, struct cJSON *row, slm_err *err) SLM_MUST_CHECK;
+/* The report of rows (base first, then the types in order) as fmt "md" (the table), "csv",
+ * "json" (the rows without "key", each with "pareto") or "svg" (quality vs size, Pareto front;
+ * svg_title NULL: compare's title). malloc'd; NULL when out of memory. */
+char *bench_compare_format(const struct cJSON *rows, const char *fmt, int pp, int tg, const char *svg_title);
+
 #endif /* SLM_BENCH_H */

@@ -87,12 +87,6 @@ static cJSON *read_json_file(const char *path)
     return cJSON_Parse(buf);
 }
 
-static double jnum(const cJSON *o, const char *k)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : NAN;
-}
-
 static const char *jstr(const cJSON *o, const char *k)
 {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -114,36 +108,11 @@ static int fail_step(const char *what, const char *log)
     return cli_fail(CMD, SLM_EINPUT, "%s failed (details in %s)", what, log);
 }
 
-/* Measure one model file: speed and size (in process). */
+/* Measure one model file: speed and size (in process; bench/report.c). */
 static int measure_speed(const char *path, int threads, int pp, int tg, cJSON *row)
 {
     slm_err err = {0};
-    slm_model *m;
-    double t0 = cli_now();
-    int rc = slm_model_load(path, &m, &err);
-    if (rc)
-        return cli_fail_err(CMD, &err);
-    bench_model_info info;
-    bench_model_info_get(m, (cli_now() - t0) * 1e3, &info);
-    cJSON_AddNumberToObject(row, "weight_bytes", (double)info.size_bytes);
-    cJSON_AddNumberToObject(row, "n_params", (double)info.n_params);
-    cJSON_AddNumberToObject(row, "bpw", info.n_params ? info.size_bytes * 8.0 / info.n_params : 0);
-    for (int k = 0; k < 2 && rc == SLM_OK; k++) {
-        bench_e2e_test t = {k == 0 ? pp : 0, k == 1 ? tg : 0};
-        if (t.n_prompt + t.n_gen == 0)
-            continue;
-        if (t.n_prompt + t.n_gen > slm_model_hparams(m)->n_ctx_train)
-            continue;
-        bench_e2e_result r;
-        rc = bench_e2e_run(m, t, threads, 3, &r, &err);
-        if (rc)
-            rc = cli_fail_err(CMD, &err);
-        else
-            cJSON_AddNumberToObject(row, k == 0 ? "pp_ts" : "tg_ts", r.avg_ts);
-        bench_e2e_result_free(&r);
-    }
-    slm_model_free(m);
-    return rc;
+    return bench_compare_speed(path, threads, pp, tg, row, &err) ? cli_fail_err(CMD, &err) : SLM_OK;
 }
 
 int cmd_compare(int argc, char **argv)
@@ -332,13 +301,7 @@ int cmd_compare(int argc, char **argv)
         cJSON_AddStringToObject(row, "path", path);
         struct stat fst;
         cJSON_AddNumberToObject(row, "file_bytes", stat(path, &fst) == 0 ? (double)fst.st_size : 0);
-        cJSON_AddNumberToObject(row, "ppl", jnum(pj, "ppl"));
-        cJSON_AddNumberToObject(row, "ppl_stderr", jnum(pj, "ppl_stderr"));
-        const cJSON *kj = cJSON_GetObjectItemCaseSensitive(pj, "kld");
-        cJSON_AddNumberToObject(row, "kld_mean", kj ? jnum(kj, "mean") : 0);
-        cJSON_AddNumberToObject(row, "kld_p99", kj ? jnum(kj, "p99") : 0);
-        cJSON_AddNumberToObject(row, "same_top", kj ? jnum(kj, "same_top") : 1);
-        cJSON_AddNumberToObject(row, "ppl_ratio", kj ? jnum(kj, "ppl_ratio") : 1);
+        bench_compare_quality(row, pj);
         cJSON_Delete(pj);
         fprintf(stderr, "compare: %s: speed\n", label);
         rc = measure_speed(path, (int)threads, (int)pp, (int)tg, row);
@@ -387,30 +350,8 @@ int cmd_compare(int argc, char **argv)
         }
     }
     cJSON_Delete(rows);
-    int n = cJSON_GetArraySize(ordered);
-    bench_point *pts = calloc((size_t)n + 1, sizeof *pts);
-    char (*labels)[64] = calloc((size_t)n + 1, sizeof *labels);
-    int np = 0;
-    cJSON *o;
-    cJSON_ArrayForEach(o, ordered) {
-        if (!strcmp(jstr(o, "type"), "base") || !pts || !labels)
-            continue;
-        pts[np].x = jnum(o, "bpw");
-        pts[np].y = jnum(o, "kld_mean");
-        /* the speed next to the name: the chart shows quality, size and speed */
-        double tg_ts = jnum(o, "tg_ts");
-        if (tg_ts > 0)
-            snprintf(labels[np], sizeof labels[np], "%s (tg %.0f t/s)", jstr(o, "type"), tg_ts);
-        else
-            snprintf(labels[np], sizeof labels[np], "%s", jstr(o, "type"));
-        pts[np].label = labels[np];
-        np++;
-    }
-    char *svg = pts && labels ? bench_svg_scatter("slm compare: quality vs size (and generation speed)",
-                                                  "bits per weight", "mean KL-divergence vs base (log scale)", pts,
-                                                  np, 1, 1)
-                              : NULL;
-    int front[64], nf = np <= 64 ? bench_pareto(pts, np, front) : 0;
+    /* the table, JSON, CSV and chart: bench/report.c (the same writers as slm sweep merge) */
+    char *svg = svg_path || !strcmp(fmt, "svg") ? bench_compare_format(ordered, "svg", (int)pp, (int)tg, NULL) : NULL;
     if (svg_path && svg) { /* temp file, fsync, rename: never a partial chart */
         slm_afile *af;
         slm_err err = {0};
@@ -422,61 +363,17 @@ int cmd_compare(int argc, char **argv)
         } else if (slm_afile_commit(af, &err))
             rc = cli_fail_err(CMD, &err);
     }
-    if (rc == SLM_OK && !strcmp(fmt, "svg")) {
-        if (svg)
-            fputs(svg, stdout);
-        else
-            rc = cli_fail(CMD, SLM_EINTERNAL, "out of memory");
-    } else if (rc == SLM_OK && !strcmp(fmt, "json")) {
-        int k = 0;
-        cJSON_ArrayForEach(o, ordered) {
-            cJSON_DeleteItemFromObject(o, "key");
-            int on = 0;
-            if (strcmp(jstr(o, "type"), "base")) {
-                for (int f = 0; f < nf; f++)
-                    on |= front[f] == k;
-                k++;
-            }
-            cJSON_AddBoolToObject(o, "pareto", on);
-        }
-        char *s = cJSON_Print(ordered);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-    } else if (rc == SLM_OK) {
-        int csv = !strcmp(fmt, "csv");
-        if (csv)
-            printf("type,file_bytes,bpw,ppl,ppl_stderr,ppl_ratio,kld_mean,kld_p99,same_top,pp_ts,tg_ts,pareto\n");
-        else
-            printf("| type | size MiB | bits/weight | PPL | PPL ratio | mean KLD | KLD p99 | same top | pp%lld t/s | "
-                   "tg%lld t/s | Pareto |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|\n",
-                   pp, tg);
-        int k = 0;
-        cJSON_ArrayForEach(o, ordered) {
-            int is_base = !strcmp(jstr(o, "type"), "base"), on = 0;
-            if (!is_base) {
-                for (int f = 0; f < nf; f++)
-                    on |= front[f] == k;
-                k++;
-            }
-            if (csv)
-                printf("%s,%.0f,%.4f,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%.2f,%.2f,%d\n", jstr(o, "type"),
-                       jnum(o, "file_bytes"), jnum(o, "bpw"), jnum(o, "ppl"), jnum(o, "ppl_stderr"),
-                       jnum(o, "ppl_ratio"), jnum(o, "kld_mean"), jnum(o, "kld_p99"), jnum(o, "same_top"),
-                       jnum(o, "pp_ts"), jnum(o, "tg_ts"), on);
-            else
-                printf("| %s | %.2f | %.3f | %.4f ± %.4f | %.4f | %.5f | %.4f | %.1f %% | %.1f | %.1f | %s |\n",
-                       jstr(o, "type"), jnum(o, "file_bytes") / 1048576.0, jnum(o, "bpw"), jnum(o, "ppl"),
-                       jnum(o, "ppl_stderr"), jnum(o, "ppl_ratio"), jnum(o, "kld_mean"), jnum(o, "kld_p99"),
-                       100 * jnum(o, "same_top"), jnum(o, "pp_ts"), jnum(o, "tg_ts"), is_base ? "" : on ? "yes" : "");
-        }
-        if (!csv)
+    char *text = rc == SLM_OK && strcmp(fmt, "svg") ? bench_compare_format(ordered, fmt, (int)pp, (int)tg, NULL) : NULL;
+    if (rc == SLM_OK && !(strcmp(fmt, "svg") ? text : svg))
+        rc = cli_fail(CMD, SLM_EINTERNAL, "out of memory");
+    else if (rc == SLM_OK) {
+        fputs(strcmp(fmt, "svg") ? text : svg, stdout);
+        if (!strcmp(fmt, "md"))
             printf("\nbase: %s; eval: %s, -c %lld%s; files and results.jsonl in %s\n", base, eval, ctx,
                    chunks ? ", chunks limited" : "", dir);
     }
+    free(text);
     free(svg);
-    free(pts);
-    free(labels);
     cJSON_Delete(ordered);
     return rc;
 }

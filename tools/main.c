@@ -38,6 +38,8 @@ extern const char help_chat[];
 extern const char help_template[];
 int cmd_tokenize(int argc, char **argv);
 extern const char help_tokenize[];
+int cmd_sweep(int argc, char **argv);
+extern const char help_sweep[];
 
 static const slm_cmd commands[] = {
     {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
@@ -64,6 +66,7 @@ static const slm_cmd commands[] = {
     {"intoto", cmd_intoto, "in-toto statement of a verified bundle's files (OpenSSF model-signing format)", help_intoto},
     {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", help_bench},
     {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", help_compare},
+    {"sweep", cmd_sweep, "compare's grid on a cluster: plan, run, merge; Slurm arrays, k8s Indexed Jobs, Actions", help_sweep},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
