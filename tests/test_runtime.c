@@ -97,9 +97,10 @@ static void check_matmul(uint32_t type, int n_in, int n_out, int n_tokens, int t
                   i, low[i], want[i]);
     free(low);
     /* quantized types with few tokens quantize the activations too (vec_dot_type);
-     * F16 decode on AVX-512 rounds them to F16 (error <= 2^-11 of sum |w x| per row) */
+     * F16 decode with a set that has an F16-activation product (AVX-512, SVE, fhm) rounds
+     * them to F16 (error <= 2^-11 of sum |w x| per row) */
     float tol = quant && n_tokens < 8 ? 0.05f : 1e-4f;
-    int f16x = type == SLM_TYPE_F16 && n_tokens == 1 && slm_kernel_active() >= SLM_KERNEL_AVX512;
+    int f16x = type == SLM_TYPE_F16 && n_tokens == 1 && slm_gemv_f16x_kernel(slm_kernel_active()) != NULL;
     for (size_t i = 0; i < (size_t)n_out * n_tokens; i++) {
         float bound = tol * (1 + fabsf(want[i]));
         if (f16x) {
