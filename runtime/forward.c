@@ -49,6 +49,7 @@ struct slm_ctx {
      * open addressing on the tensor pointer; NULL data where there is none */
     struct { const gguf_tensor *W; void *data; } *packs;
     size_t packs_cap;
+    slm_ctx *const *multi;       /* during slm_decode_multi: the sequence of each token, else NULL */
 };
 
 /* ---- repacked weights (performance) --------------------------------------------- */
@@ -327,6 +328,30 @@ typedef struct att_job {
     int64_t q_stride;
 } att_job;
 
+/* Causal softmax of one row of NK scores: keys [k0, n_keys) visible (k0 > 0 with a
+ * sliding window of win), the others 0. */
+static void softmax_row(float *row, int n_keys, int NK, int win)
+{
+    const int k0 = win && n_keys > win ? n_keys - win : 0;
+    float mx = -INFINITY;
+    for (int p = k0; p < n_keys; p++)
+        if (row[p] > mx)
+            mx = row[p];
+    double sum = 0;
+    for (int p = k0; p < n_keys; p++) {
+        float e = expf(row[p] - mx);
+        row[p] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int p = 0; p < k0; p++)
+        row[p] = 0;
+    for (int p = k0; p < n_keys; p++)
+        row[p] *= inv;
+    for (int p = n_keys; p < NK; p++)
+        row[p] = 0;
+}
+
 /* Per head: S = Q_h K_h^T (sgemm over the cached keys), causal mask, softmax
  * per row, O_h = P V_h (sgemm). Heads are spread over the threads. */
 static void att_task(void *arg, int ith, int nth)
@@ -346,30 +371,42 @@ static void att_task(void *arg, int ith, int nth)
         const int kvh = h / group;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, NK, D, scale, j->q + (size_t)h * D, (int)j->q_stride,
                     kc + (size_t)kvh * D, (int)KV, 0.0f, S, NK);
-        for (int t = 0; t < n; t++) {
-            float *row = S + (size_t)t * NK;
-            const int n_keys = j->pos0 + t + 1;
-            const int k0 = win && n_keys > win ? n_keys - win : 0;
-            float mx = -INFINITY;
-            for (int p = k0; p < n_keys; p++)
-                if (row[p] > mx)
-                    mx = row[p];
-            double sum = 0;
-            for (int p = k0; p < n_keys; p++) {
-                float e = expf(row[p] - mx);
-                row[p] = e;
-                sum += e;
-            }
-            const float inv = (float)(1.0 / sum);
-            for (int p = 0; p < k0; p++)
-                row[p] = 0;
-            for (int p = k0; p < n_keys; p++)
-                row[p] *= inv;
-            for (int p = n_keys; p < NK; p++)
-                row[p] = 0;
-        }
+        for (int t = 0; t < n; t++)
+            softmax_row(S + (size_t)t * NK, j->pos0 + t + 1, NK, win);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
                     0.0f, c->att + (size_t)h * D, (int)Q);
+    }
+}
+
+/* Multi-sequence decode: token t of the batch belongs to sequence seqs[t] (its own cache,
+ * position n_past); one task per (token, head), each the one-token case of att_task. */
+typedef struct att_multi_job {
+    slm_ctx *c;                /* scratch owner */
+    slm_ctx *const *seqs;
+    int layer, n_tokens;
+} att_multi_job;
+
+static void att_multi_task(void *arg, int ith, int nth)
+{
+    const att_multi_job *j = arg;
+    slm_ctx *c = j->c;
+    const slm_hparams *hp = &c->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int64_t KV = c->kv_dim, Q = hp->n_q;
+    const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0;
+    float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx;
+    for (int i = ith; i < j->n_tokens * H; i += nth) {
+        const int t = i / H, h = i % H, kvh = h / group;
+        const slm_ctx *sq = j->seqs[t];
+        const int NK = sq->n_past + 1;
+        const float *kc = sq->k_cache + (size_t)j->layer * sq->n_ctx * KV;
+        const float *vc = sq->v_cache + (size_t)j->layer * sq->n_ctx * KV;
+        const float *q = c->q + (size_t)t * Q + (size_t)h * D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, NK, D, hp->attn_scale, q, (int)Q, kc + (size_t)kvh * D,
+                    (int)KV, 0.0f, S, NK);
+        softmax_row(S, NK, NK, win);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
+                    0.0f, c->att + (size_t)t * Q + (size_t)h * D, (int)Q);
     }
 }
 
@@ -381,6 +418,10 @@ const gguf_tensor slm_act_skip;
 
 static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int n)
 {
+    if (c->multi) {
+        slm_matmul_decode(c->pool, out, W, packed_of(c, W), x, n);
+        return;
+    }
     if (c->obs) {
         const gguf_tensor *sub = c->obs(c->obs_user, W, x, n);
         if (sub == SLM_ACT_SKIP) {
@@ -428,6 +469,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     const slm_arch_desc *d = hp->desc;
     const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, Q = hp->n_q, D = hp->head_dim;
     const int pos0 = c->n_past;
+    slm_ctx *const *ms = c->multi; /* multi-sequence step: token t at seqs[t]'s position */
     float *tmp = c->proj;
     if (d->act == SLM_ACT_GELU_F16)
         pthread_once(&gelu_once, gelu_init);
@@ -439,7 +481,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         float *xt = c->x + (size_t)t * E;
         slm_tensor_row_f32(m->tok_embd, tok[t], xt);
         if (m->pos_embd) {
-            slm_tensor_row_f32(m->pos_embd, pos0 + t, tmp);
+            slm_tensor_row_f32(m->pos_embd, ms ? ms[t]->n_past : pos0 + t, tmp);
             for (int64_t i = 0; i < E; i++)
                 xt[i] += tmp[i];
         }
@@ -484,14 +526,25 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         if (d->rope != SLM_ROPE_NONE) {
             const float base = ly->swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
             for (int t = 0; t < n; t++) {
-                rope(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos0 + t);
-                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos0 + t);
+                const int pos = ms ? ms[t]->n_past : pos0 + t;
+                rope(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
+                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
             }
         }
-        memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
-        memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
-        att_job aj = {c, l, n, pos0, c->q, Q};
-        slm_pool_run(c->pool, att_task, &aj);
+        if (ms) { /* each token's k and v into its own sequence's cache, then attention per sequence */
+            for (int t = 0; t < n; t++) {
+                size_t off = ((size_t)l * ms[t]->n_ctx + (size_t)ms[t]->n_past) * KV;
+                memcpy(ms[t]->k_cache + off, kb + (size_t)t * KV, sizeof(float) * KV);
+                memcpy(ms[t]->v_cache + off, vb + (size_t)t * KV, sizeof(float) * KV);
+            }
+            att_multi_job amj = {c, ms, l, n};
+            slm_pool_run(c->pool, att_multi_task, &amj);
+        } else {
+            memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
+            memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
+            att_job aj = {c, l, n, pos0, c->q, Q};
+            slm_pool_run(c->pool, att_task, &aj);
+        }
         mm(c, c->proj, ly->wo, c->att, n);
         add_bias(c->proj, ly->bo, n, E);
         if (ly->attn_post_norm)
@@ -542,6 +595,26 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         for (size_t i = 0; i < (size_t)n_out * hp->n_vocab; i++)
             c->logits[i] = cap * tanhf(c->logits[i] / cap);
     }
+    if (ms) { /* row t to sequence t's logits (work's own row, if it is one, last: row 0 may be another's) */
+        const size_t V = (size_t)hp->n_vocab;
+        int self = -1;
+        c->n_logits = 0;
+        for (int t = 0; t < n; t++) {
+            if (ms[t] == c) {
+                self = t;
+                continue;
+            }
+            memcpy(ms[t]->logits, c->logits + (size_t)t * V, sizeof(float) * V);
+            ms[t]->n_logits = 1;
+            ms[t]->n_past++;
+        }
+        if (self >= 0) {
+            memmove(c->logits, c->logits + (size_t)self * V, sizeof(float) * V);
+            c->n_logits = 1;
+            c->n_past++;
+        }
+        return;
+    }
     c->n_logits = n_out;
     c->n_past += n;
 }
@@ -568,5 +641,36 @@ int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err
         forward_batch(c, tokens + done, b, all_logits);
         done += b;
     }
+    return SLM_OK;
+}
+
+int slm_decode_multi(slm_ctx *work, slm_ctx *const *seqs, const int32_t *tokens, int n, slm_err *err)
+{
+    if (n < 1)
+        return slm_err_set(err, SLM_EINPUT, "nothing to decode (0 sequences)");
+    if (n > work->n_batch)
+        return slm_err_set(err, SLM_EINPUT, "%d sequences in one step, more than the batch size %d", n, work->n_batch);
+    if (work->lr_on)
+        return slm_err_set(err, SLM_EINPUT, "a multi-sequence step cannot run with a calibration layer range");
+    for (int i = 0; i < n; i++) {
+        const slm_ctx *s = seqs[i];
+        if (s->m != work->m)
+            return slm_err_set(err, SLM_EINPUT, "sequence %d belongs to another model", i);
+        for (int k = 0; k < i; k++)
+            if (seqs[k] == s)
+                return slm_err_set(err, SLM_EINPUT, "sequence %d is sequence %d again", i, k);
+        if (s->n_past >= s->n_ctx)
+            return slm_err_set(err, SLM_EINPUT, "sequence %d is full: %d of %d positions are used", i, s->n_past,
+                               s->n_ctx);
+        if ((int64_t)s->n_past + 1 > (int64_t)work->n_batch * work->n_ctx)
+            return slm_err_set(err, SLM_EINPUT, "sequence %d (%d tokens) is longer than the work context's scratch", i,
+                               s->n_past + 1);
+        if (tokens[i] < 0 || tokens[i] >= work->m->hp.n_vocab)
+            return slm_err_set(err, SLM_EINPUT, "token id %d of sequence %d is outside the vocabulary (%d tokens)",
+                               tokens[i], i, work->m->hp.n_vocab);
+    }
+    work->multi = seqs;
+    forward_batch(work, tokens, n, 1);
+    work->multi = NULL;
     return SLM_OK;
 }
