@@ -762,6 +762,64 @@ Test(serve, parallel_slots_agree)
     cr_assert_eq(server_down(&s), 0);
 }
 
+/* --parallel 4 with eight different prompts and lengths at once: the slots run batched steps
+ * (slm_decode_multi) of 2-4 sequences of different lengths that join and leave, and every
+ * temperature-0 answer is the text of `slm run --temp 0` for its own prompt. */
+static int metric_value(int port, const char *series);
+
+typedef struct batched_req {
+    int port, max_tokens;
+    const char *prompt;
+    int status;
+    char *text;
+} batched_req;
+
+static void *batched_main(void *arg)
+{
+    batched_req *q = arg;
+    char body[512];
+    snprintf(body, sizeof body, "{\"prompt\":\"%s\",\"max_tokens\":%d,\"temperature\":0}", q->prompt, q->max_tokens);
+    resp r = http_try(q->port, "POST", "/v1/completions", "", body, strlen(body));
+    q->status = r.status;
+    cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    cJSON *c = j ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0) : NULL;
+    cJSON *t = c ? cJSON_GetObjectItem(c, "text") : NULL;
+    q->text = strdup(cJSON_IsString(t) ? t->valuestring : "<no text>");
+    cJSON_Delete(j);
+    resp_free(&r);
+    return NULL;
+}
+
+Test(serve, parallel_batched_equals_run)
+{
+    static const char *prompts[8] = {"Once upon a time", "The little dog", "One day, a girl named Lily went",
+                                     "Tom had a red ball", "The sun was", "In a small house near the big forest there lived",
+                                     "Sam", "Mom said"};
+    const char *args[] = {"--parallel", "4", "--max-queue", "8", NULL};
+    server s;
+    server_up_args(&s, args);
+    batched_req q[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        q[i] = (batched_req){.port = s.port, .max_tokens = 12 + 5 * i, .prompt = prompts[i]};
+        pthread_create(&th[i], NULL, batched_main, &q[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    int tokens = metric_value(s.port, "\nslm_decode_tokens_total "),
+        steps = metric_value(s.port, "\nslm_decode_steps_total ");
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(q[i].status, 200, "request %d: status %d", i, q[i].status);
+        char *want = run_text(prompts[i], q[i].max_tokens);
+        cr_assert_str_eq(q[i].text, want, "request %d (%s): served text differs from slm run --temp 0", i, prompts[i]);
+        free(want);
+        free(q[i].text);
+    }
+    cr_assert_gt(steps, 0);
+    cr_assert_gt(tokens, steps, "decode steps ran more than one slot at a time (%d tokens in %d steps)", tokens, steps);
+    cr_assert_eq(server_down(&s), 0);
+}
+
 static int metric_value(int port, const char *series)
 {
     resp r = http(port, "GET", "/metrics", "", NULL, 0);
