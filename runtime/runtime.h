@@ -336,6 +336,9 @@ void slm_chat_reset(slm_chat *ch);
  * distribution of the reply's first token. SLM_EINPUT when it does not fit the context.
  * n_prompt / n_reused (may be NULL): tokens of the prompt and how many came from the cache. */
 int slm_chat_prefill(slm_chat *ch, int *n_prompt, int *n_reused, slm_err *err) SLM_MUST_CHECK;
+/* Tokens of the prompt slm_chat_prefill would decode now (rendered and tokenized, nothing
+ * decoded), e.g. to route a conversation that does not fit elsewhere. */
+int slm_chat_count(const slm_chat *ch, int *n_prompt, slm_err *err) SLM_MUST_CHECK;
 /* A sampled token was decoded into the context: it is cached now (SLM_EINTERNAL: no memory). */
 int slm_chat_push(slm_chat *ch, int32_t tok) SLM_MUST_CHECK;
 

@@ -265,7 +265,7 @@ int srv_engine_step(srv_engine *e, const int *slots, const int32_t *tokens, int 
 {
     if (n > SRV_MAX_STEP)
         return step_each(e, slots, tokens, n, err);
-    slm_ctx *seqs[SRV_MAX_STEP];
+    slm_ctx *seqs[SRV_MAX_STEP] = {0};
     for (int i = 0; i < n; i++)
         seqs[i] = e->slots[slots[i]].ctx;
     slm_err merr = {0};

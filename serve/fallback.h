@@ -28,6 +28,11 @@ int srv_fallback_post(const srv_upstream *u, const char *path, const char *body,
  * prompt and sampling settings; *text (malloc'd) is choices[0].text. SLM_EIO as above. */
 int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tokens, double temperature, double top_p,
                           uint64_t seed, char **text, slm_err *err) SLM_MUST_CHECK;
+/* The same for a conversation (for `slm chat --fallback`): POST /v1/chat/completions with the
+ * messages (roles[i], contents[i]); *text (malloc'd) is choices[0].message.content. */
+int srv_fallback_chat(const srv_upstream *u, const char *const *roles, const char *const *contents, int n_msgs,
+                      int max_tokens, double temperature, double top_p, uint64_t seed, char **text,
+                      slm_err *err) SLM_MUST_CHECK;
 /* The q-quantile (0..1) of exp(lp[0..n)) — the per-token probabilities of an answer; 1 when n == 0. */
 double srv_confidence(const float *lp, size_t stride_bytes, int n, double q);
 

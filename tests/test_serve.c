@@ -1367,6 +1367,89 @@ Test(serve, cli_usage_and_errors)
     cr_assert_eq(server_down(&s), 0);
 }
 
+/* `slm chat ARGS` with the lines of `input` on stdin; its status, stdout and stderr */
+static int chat_run(const char *input, const char *const *args, char **out, char **err)
+{
+    char *in = tu_path(g_dir, "chat-input.txt");
+    cr_assert_eq(tu_write_file(in, input, strlen(input)), 0);
+    const char *argv[48] = {"sh", "-c", "f=$1; shift; exec \"$0\" chat \"$@\" < \"$f\"", tu_slm_bin(), in};
+    int k = 5;
+    for (int i = 0; args[i] && k < 47; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    int rc = tu_run(out, err, argv);
+    free(in);
+    return rc;
+}
+
+/* slm chat takes the fallback options too (parsed by the same code as slm run's): a conversation
+ * over the context goes to the upstream's /v1/chat/completions and its answer is printed; a
+ * --private one fails with exit 3 and never reaches it; --mem-budget and low confidence route
+ * there; every turn says its route on stderr. */
+Test(serve, chat_fallback)
+{
+    char *small = tu_path(g_dir, "s260c.gguf");
+    slm_ok((const char *[]){"convert", tu_model("stories260k"), "-o", small, "--outtype", "f16", NULL});
+    server cloud;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    /* what the cloud answers for this conversation, asked directly */
+    resp r = post(cloud.port, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":40,\"temperature\":0}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cJSON *j = json_of(&r);
+    char *want = strdup(text_of(j));
+    cJSON_Delete(j);
+    resp_free(&r);
+    int before = upstream_requests(cloud.port);
+
+    char *out = NULL, *e = NULL;
+    const char *ctx_args[] = {"-m", small, "--chat-template", "chatml", "-n", "40", "-c", "32", "--temp", "0",
+                              "--fallback", url, NULL};
+    cr_assert_eq(chat_run("Tell me a story\n", ctx_args, &out, &e), 0, "%s", e);
+    cr_assert(strstr(e, "slm chat: route: fallback (context)"), "%s", e);
+    char *wantnl = malloc(strlen(want) + 2);
+    sprintf(wantnl, "%s\n", want);
+    cr_assert_str_eq(out, wantnl, "the upstream's answer is printed");
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 1);
+
+    const char *priv_args[] = {"-m", small, "--chat-template", "chatml", "-n", "40", "-c", "32", "--fallback", url,
+                               "--private", NULL};
+    cr_assert_eq(chat_run("Tell me a story " CANARY "\n", priv_args, &out, &e), 3, "%s", e);
+    cr_assert(strstr(e, "never leaves"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 1, "a --private conversation reached the upstream");
+
+    /* two turns: --mem-budget sends both (the second with the first's answer in its history) */
+    const char *mem_args[] = {"-m", small, "--chat-template", "chatml", "-n", "8", "--fallback", url,
+                              "--mem-budget", "1K", NULL};
+    cr_assert_eq(chat_run("Hello\nTell me more\n", mem_args, &out, &e), 0, "%s", e);
+    cr_assert_eq(tu_count_lines(e), 2, "%s", e);
+    cr_assert(strstr(e, "route: fallback (memory)"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 3);
+
+    const char *conf_args[] = {"-m", small, "--chat-template", "chatml", "-n", "8", "--temp", "0", "--fallback", url,
+                               "--fallback-confidence", "1", NULL};
+    cr_assert_eq(chat_run("Hello\n", conf_args, &out, &e), 0, "%s", e);
+    cr_assert(strstr(e, "route: fallback (low_confidence)"), "%s", e);
+    free(out), free(e);
+    const char *ok_args[] = {"-m", small, "--chat-template", "chatml", "-n", "8", "--temp", "0", "--fallback", url,
+                             "--fallback-confidence", "0", NULL};
+    cr_assert_eq(chat_run("Hello\n", ok_args, &out, &e), 0, "%s", e);
+    cr_assert(strstr(e, "route: local (ok)"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 4);
+    const char *bad_args[] = {"-m", small, "--fallback-key-file", "k", NULL};
+    cr_assert_eq(chat_run("", bad_args, &out, &e), 2, "%s", e);
+    cr_assert(strstr(e, "goes with --fallback"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(server_down(&cloud), 0);
+    free(want), free(wantnl), free(small);
+}
+
 /* slm run takes the same fallback options: context, memory and low confidence go upstream,
  * --private never does. */
 Test(serve, run_fallback)
