@@ -2,6 +2,8 @@
 #include "fallback.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,4 +243,288 @@ double srv_confidence(const float *lp, size_t stride_bytes, int n, double q)
     double v = p[k < 0 ? 0 : k >= n ? n - 1 : k];
     free(p);
     return v;
+}
+
+/* ---- a streamed answer relayed event by event (srv_relay_*) ------------------------------- */
+
+typedef struct relay_ev {
+    char *data;
+    struct relay_ev *next;
+} relay_ev;
+
+struct srv_relay {
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    relay_ev *head, *tail;   /* validated events not yet taken */
+    int finished;            /* the transfer is over */
+    int done;                /* [DONE] was seen */
+    int abort;               /* srv_relay_free: stop the transfer */
+    slm_err err;             /* why it failed (finished && !done) */
+    /* owned by the transfer thread */
+    srv_upstream u;
+    char *url, *auth, *body;
+    size_t body_n, total;
+    char *line;              /* the incomplete line so far */
+    size_t line_n, line_cap;
+    int checked_status, bad;
+    CURL *c;
+};
+
+static void relay_push(srv_relay *r, char *data)
+{
+    relay_ev *e = malloc(sizeof *e);
+    if (!e) {
+        free(data);
+        r->bad = 1;
+        slm_err_set(&r->err, SLM_EINTERNAL, "out of memory");
+        return;
+    }
+    e->data = data;
+    e->next = NULL;
+    pthread_mutex_lock(&r->mu);
+    if (r->tail)
+        r->tail->next = e;
+    else
+        r->head = e;
+    r->tail = e;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+/* One complete line of the event stream: "data: <JSON object>" or "data: [DONE]" become events;
+ * blank lines and ":" comments are skipped; anything else (or anything after [DONE]) is garbage. */
+static void relay_line(srv_relay *r, const char *p, size_t n)
+{
+    if (n && p[n - 1] == '\r')
+        n--;
+    if (n == 0 || p[0] == ':')
+        return;
+    if (n < 6 || strncmp(p, "data: ", 6) || r->done) {
+        r->bad = 1;
+        slm_err_set(&r->err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
+        return;
+    }
+    const char *d = p + 6;
+    size_t dn = n - 6;
+    if (dn == 6 && !strncmp(d, "[DONE]", 6)) {
+        pthread_mutex_lock(&r->mu);
+        r->done = 1;
+        pthread_mutex_unlock(&r->mu);
+    } else {
+        cJSON *j = cJSON_ParseWithLength(d, dn);
+        int ok = cJSON_IsObject(j);
+        cJSON_Delete(j);
+        if (!ok) {
+            r->bad = 1;
+            slm_err_set(&r->err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
+            return;
+        }
+    }
+    char *copy = strndup(d, dn);
+    if (!copy) {
+        r->bad = 1;
+        slm_err_set(&r->err, SLM_EINTERNAL, "out of memory");
+        return;
+    }
+    relay_push(r, copy);
+}
+
+static size_t relay_data(char *ptr, size_t size, size_t nmemb, void *user)
+{
+    srv_relay *r = user;
+    size_t k = size * nmemb;
+    if (!r->checked_status) {
+        long status = 0;
+        curl_easy_getinfo(r->c, CURLINFO_RESPONSE_CODE, &status);
+        r->checked_status = 1;
+        if (status != 200) {
+            r->bad = 1;
+            slm_err_set(&r->err, SLM_EIO, "upstream answered HTTP %ld", status);
+            return 0;
+        }
+    }
+    if (r->total + k > r->u.max_bytes) {
+        r->bad = 1;
+        slm_err_set(&r->err, SLM_EIO, "upstream answer larger than %zu bytes", r->u.max_bytes);
+        return 0;
+    }
+    r->total += k;
+    for (size_t i = 0; i < k && !r->bad; i++) {
+        if (ptr[i] == '\n') {
+            relay_line(r, r->line ? r->line : "", r->line_n);
+            r->line_n = 0;
+            continue;
+        }
+        if (r->line_n + 1 >= r->line_cap) {
+            size_t nc = r->line_cap ? r->line_cap * 2 : 4096;
+            char *t = realloc(r->line, nc);
+            if (!t) {
+                r->bad = 1;
+                slm_err_set(&r->err, SLM_EINTERNAL, "out of memory");
+                break;
+            }
+            r->line = t;
+            r->line_cap = nc;
+        }
+        r->line[r->line_n++] = ptr[i];
+    }
+    return r->bad ? 0 : k;
+}
+
+static int relay_progress(void *user, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    srv_relay *r = user;
+    pthread_mutex_lock(&r->mu);
+    int stop = r->abort;
+    pthread_mutex_unlock(&r->mu);
+    return stop; /* non-zero aborts the transfer */
+}
+
+static void *relay_main(void *arg)
+{
+    srv_relay *r = arg;
+    struct curl_slist *h = NULL;
+    h = curl_slist_append(h, "Content-Type: application/json");
+    h = curl_slist_append(h, "Expect:");
+    if (r->auth)
+        h = curl_slist_append(h, r->auth);
+    CURL *c = r->c;
+    curl_easy_setopt(c, CURLOPT_URL, r->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_POST, 1L);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->body_n);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, relay_data);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, relay_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, r);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, r->u.connect_ms);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, r->u.timeout_ms);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    CURLcode cr = curl_easy_perform(c);
+    if (!r->bad && cr == CURLE_OK && r->line_n) /* a last line without its newline */
+        relay_line(r, r->line, r->line_n);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    pthread_mutex_lock(&r->mu);
+    if (r->bad)
+        ; /* r->err says why */
+    else if (cr != CURLE_OK)
+        slm_err_set(&r->err, SLM_EIO, "upstream %s: %s", cr == CURLE_OPERATION_TIMEDOUT ? "timed out" : "failed",
+                    curl_easy_strerror(cr));
+    else if (status != 200)
+        slm_err_set(&r->err, SLM_EIO, "upstream answered HTTP %ld", status);
+    else if (!r->done)
+        slm_err_set(&r->err, SLM_EIO, "upstream event stream ended without data: [DONE]");
+    if (r->bad || cr != CURLE_OK || status != 200)
+        r->done = 0; /* a failure, even after [DONE] (e.g. garbage behind it) */
+    r->finished = 1;
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+void srv_relay_free(srv_relay *r)
+{
+    if (!r)
+        return;
+    if (r->started) {
+        pthread_mutex_lock(&r->mu);
+        r->abort = 1;
+        pthread_mutex_unlock(&r->mu);
+        pthread_join(r->th, NULL);
+    }
+    for (relay_ev *e = r->head, *nx; e; e = nx) {
+        nx = e->next;
+        free(e->data);
+        free(e);
+    }
+    if (r->c)
+        curl_easy_cleanup(r->c);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->cv);
+    free(r->url);
+    free(r->auth);
+    free(r->body);
+    free(r->line);
+    free(r);
+}
+
+int srv_relay_start(const srv_upstream *u, const char *path, const char *body, size_t n, srv_relay **out, slm_err *err)
+{
+    *out = NULL;
+    srv_relay *r = calloc(1, sizeof *r);
+    if (!r)
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    pthread_mutex_init(&r->mu, NULL);
+    pthread_cond_init(&r->cv, NULL);
+    r->u = *u;
+    size_t ul = strlen(u->url);
+    while (ul && u->url[ul - 1] == '/')
+        ul--;
+    r->url = malloc(ul + strlen(path) + 1);
+    r->body = malloc(n + 1);
+    r->c = curl_easy_init();
+    if (u->key) {
+        size_t kn = strlen(u->key) + 32;
+        if ((r->auth = malloc(kn)))
+            snprintf(r->auth, kn, "Authorization: Bearer %s", u->key);
+    }
+    if (!r->url || !r->body || !r->c || (u->key && !r->auth)) {
+        srv_relay_free(r);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
+    memcpy(r->url, u->url, ul);
+    strcpy(r->url + ul, path);
+    memcpy(r->body, body, n);
+    r->body[n] = 0;
+    r->body_n = n;
+    if (pthread_create(&r->th, NULL, relay_main, r)) {
+        srv_relay_free(r);
+        return slm_err_set(err, SLM_EINTERNAL, "cannot start the fallback relay thread");
+    }
+    r->started = 1;
+    *out = r;
+    return 0;
+}
+
+int srv_relay_next(srv_relay *r, int wait_ms, char **ev, slm_err *err)
+{
+    *ev = NULL;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&r->mu);
+    while (!r->head && !r->finished)
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &until))
+            break;
+    int rc;
+    if (r->head) {
+        relay_ev *e = r->head;
+        r->head = e->next;
+        if (!r->head)
+            r->tail = NULL;
+        *ev = e->data;
+        free(e);
+        rc = SRV_RELAY_EVENT;
+    } else if (r->finished) {
+        rc = r->done ? SRV_RELAY_END : SRV_RELAY_FAILED;
+        if (!r->done)
+            *err = r->err;
+    } else {
+        rc = SRV_RELAY_WAIT;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return rc;
 }

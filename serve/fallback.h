@@ -33,6 +33,20 @@ int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tok
 int srv_fallback_chat(const srv_upstream *u, const char *const *roles, const char *const *contents, int n_msgs,
                       int max_tokens, double temperature, double top_p, uint64_t seed, char **text,
                       slm_err *err) SLM_MUST_CHECK;
+/* A streamed answer relayed as it arrives: srv_relay_start POSTs body to url + path from a
+ * thread of its own (the connect and whole-request timeouts of u bound it, u->max_bytes its
+ * size); srv_relay_next hands out each event's payload (after "data: ", malloc'd; a JSON object,
+ * or "[DONE]" last) once the upstream has sent it and it was checked. It waits at most wait_ms:
+ * SRV_RELAY_EVENT (*ev set), SRV_RELAY_WAIT (nothing yet), SRV_RELAY_END (after [DONE] and a clean
+ * end) or SRV_RELAY_FAILED (err says why: cannot connect, timeout, status >= 400, too big, a line
+ * that is not a data: event of JSON, no [DONE]). srv_relay_free stops the transfer (within about
+ * a second) and frees everything. */
+typedef struct srv_relay srv_relay;
+enum { SRV_RELAY_EVENT = 1, SRV_RELAY_WAIT = 2, SRV_RELAY_END = 0, SRV_RELAY_FAILED = -1 };
+int srv_relay_start(const srv_upstream *u, const char *path, const char *body, size_t n, srv_relay **out,
+                    slm_err *err) SLM_MUST_CHECK;
+int srv_relay_next(srv_relay *r, int wait_ms, char **ev, slm_err *err);
+void srv_relay_free(srv_relay *r);
 /* The q-quantile (0..1) of exp(lp[0..n)) — the per-token probabilities of an answer; 1 when n == 0. */
 double srv_confidence(const float *lp, size_t stride_bytes, int n, double q);
 

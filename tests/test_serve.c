@@ -1014,6 +1014,143 @@ static void fake_start(fake_up *f, int mode, pthread_t *th)
         pthread_create(th, NULL, fake_main, f);
 }
 
+/* A fake upstream that answers a stream's headers and one event, then stalls (holds the
+ * connection open, silent, until stop). */
+static void *stall_main(void *p)
+{
+    fake_up *f = p;
+    int held[8], nh = 0;
+    while (!f->stop) {
+        struct pollfd pf = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        int c = accept(f->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        struct timeval tv = {2, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[8192];
+        (void)!recv(c, buf, sizeof buf, 0);
+        const char *g = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+                        "data: {\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"Once\"}]}\n\n";
+        send_all(c, g, strlen(g));
+        f->served++;
+        if (nh < 8)
+            held[nh++] = c;
+        else
+            close(c);
+    }
+    for (int i = 0; i < nh; i++)
+        close(held[i]);
+    return NULL;
+}
+
+/* POST a streamed request on a raw connection and read until its first event is complete:
+ * returns the fd (still open) and the bytes so far. */
+static int stream_first_event(int port, const char *path, const char *json, char **raw, size_t *n)
+{
+    int fd = connect_to(port, 60);
+    cr_assert(fd >= 0);
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n", path, strlen(json));
+    cr_assert_eq(send_all(fd, head, (size_t)hn), 0);
+    cr_assert_eq(send_all(fd, json, strlen(json)), 0);
+    size_t cap = 1 << 16, k = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        b[k] = 0;
+        const char *d = strstr(b, "data: ");
+        if (d && strstr(d, "\n\n"))
+            break;
+        cr_assert(k + 1 < cap, "no complete event in %zu bytes", k);
+        ssize_t r = recv(fd, b + k, cap - k - 1, 0);
+        cr_assert_gt(r, 0, "the stream ended (or timed out) before its first event: %s", b);
+        k += (size_t)r;
+    }
+    *raw = b;
+    *n = k;
+    return fd;
+}
+
+/* The rest of the stream after stream_first_event, to the end; parsed. */
+static resp stream_rest(int fd, char *raw, size_t n)
+{
+    size_t m = 0;
+    char *rest = recv_all(fd, &m);
+    close(fd);
+    char *all = malloc(n + m + 1);
+    memcpy(all, raw, n);
+    memcpy(all + n, rest, m);
+    all[n + m] = 0;
+    resp r;
+    parse_resp(all, n + m, &r);
+    free(all), free(rest), free(raw);
+    return r;
+}
+
+/* A stream routed upstream is relayed event by event: the client holds the first event while
+ * the upstream (a second slm serve, 480 tokens on one thread) is still generating; then the
+ * whole stream arrives, ending with [DONE]. A stalled upstream ends the stream with an error
+ * event and [DONE]; a silent one gives 502. */
+Test(serve, fallback_stream_relayed_incrementally)
+{
+    server cloud, front;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", "-t", "1", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    server_up_args(&front, (const char *[]){"-c", "32", "--fallback", url, "--fallback-confidence", "0", NULL});
+    const char *req = "{\"prompt\":\"Once upon a time\",\"max_tokens\":480,\"ignore_eos\":true,\"stream\":true}";
+    char *raw = NULL;
+    size_t n = 0;
+    int fd = stream_first_event(front.port, "/v1/completions", req, &raw, &n);
+    cr_assert(strstr(raw, "X-Slm-Route: fallback; reason=context"), "%s", raw);
+    /* the first event is here, the upstream has not finished its answer */
+    cr_assert_eq(metric_value(cloud.port, "\nslm_slots_busy "), 1,
+                 "the first relayed event reached the client only after the upstream finished");
+    cr_assert_eq(metric_value(cloud.port, "\nslm_generated_tokens_total "), 0);
+    resp r = stream_rest(fd, raw, n);
+    cr_assert_eq(r.status, 200);
+    int events = 0;
+    free(sse_text(r.body, &events, NULL));
+    cr_assert_geq(events, 100, "%d events", events);
+    resp_free(&r);
+    cr_assert_eq(metric_value(cloud.port, "\nslm_generated_tokens_total "), 480);
+    cr_assert_eq(server_down(&front), 0);
+
+    /* stalled after one event: that event, then an error event, then [DONE] (bounded by
+     * --fallback-timeout 2; the client's own timeout, 60 s, would leave [DONE] missing) */
+    fake_up stall, silent;
+    pthread_t th;
+    fake_start(&stall, 2, NULL);
+    pthread_create(&th, NULL, stall_main, &stall);
+    fake_start(&silent, 0, NULL);
+    const int ports[2] = {stall.port, silent.port};
+    for (int k = 0; k < 2; k++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", ports[k]);
+        server_up_args(&front, (const char *[]){"-c", "32", "--fallback", url, "--fallback-timeout", "2",
+                                                "--fallback-confidence", "0", NULL});
+        r = post(front.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"stream\":true}");
+        if (k == 0) {
+            expect_route(&r, 200, "fallback; reason=context", "stalled upstream");
+            cr_assert(strstr(r.body, "data: {\"object\":\"text_completion\""), "%s", r.body);
+            cr_assert(strstr(r.body, "\"code\":\"upstream_failed\""), "%s", r.body);
+            free(sse_text(r.body, NULL, NULL)); /* well framed, ends with [DONE] */
+        } else {
+            expect_route(&r, 502, "fallback; reason=context", "silent upstream");
+        }
+        resp_free(&r);
+        cr_assert_eq(metric_value(front.port, "slm_rejected_total{reason=\"upstream_failed\"} "), 1);
+        cr_assert_eq(server_down(&front), 0);
+    }
+    stall.stop = 1;
+    pthread_join(th, NULL);
+    close(stall.lfd);
+    close(silent.lfd);
+    cr_assert_eq(server_down(&cloud), 0);
+}
+
 /* Upstream down, silent or answering garbage: a bounded 502 (or the local answer), never a hang. */
 Test(serve, fallback_upstream_failures)
 {
