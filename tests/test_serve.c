@@ -1153,6 +1153,65 @@ Test(serve, fallback_stream_relayed_incrementally)
     cr_assert_eq(server_down(&cloud), 0);
 }
 
+/* Low confidence for streams: nothing is sent until the first K (16) tokens are generated; their
+ * confidence below P relays the upstream's stream (route in the headers), a private request
+ * streams locally, a silent upstream leaves the local stream (low_confidence_upstream_failed),
+ * --fallback-stream-tokens 0 streams at once and never defers. */
+Test(serve, fallback_low_confidence_stream)
+{
+    server cloud, unsure;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    const char *req = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stream\":true}";
+    resp r = post(cloud.port, "/v1/completions", req);
+    cr_assert_eq(r.status, 200);
+    char *want = sse_text(r.body, NULL, NULL);
+    resp_free(&r);
+    char *local = run_text("Once upon a time", 40);
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", NULL});
+    r = post(unsure.port, "/v1/completions", req);
+    expect_route(&r, 200, "fallback; reason=low_confidence", "stream, low confidence");
+    char *got = sse_text(r.body, NULL, NULL);
+    cr_assert_str_eq(got, want);
+    free(got);
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 2);
+    const char *preq = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stream\":true,\"private\":true}";
+    r = post(unsure.port, "/v1/completions", preq);
+    expect_route(&r, 200, "local; reason=private_low_confidence", "private stream, low confidence");
+    got = sse_text(r.body, NULL, NULL);
+    cr_assert_str_eq(got, local);
+    free(got);
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 2, "a private stream reached the upstream");
+    cr_assert_eq(metric_value(unsure.port, "slm_route_total{route=\"fallback\",reason=\"low_confidence\"} "), 1);
+    cr_assert_eq(server_down(&unsure), 0);
+
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", "--fallback-stream-tokens",
+                                             "0", NULL});
+    r = post(unsure.port, "/v1/completions", req);
+    expect_route(&r, 200, "local; reason=ok", "stream, K = 0");
+    resp_free(&r);
+    cr_assert_eq(server_down(&unsure), 0);
+    cr_assert_eq(upstream_requests(cloud.port), 2);
+
+    fake_up silent;
+    fake_start(&silent, 0, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", silent.port);
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", "--fallback-timeout", "2", NULL});
+    r = post(unsure.port, "/v1/completions", req);
+    expect_route(&r, 200, "local; reason=low_confidence_upstream_failed", "stream, silent upstream");
+    got = sse_text(r.body, NULL, NULL);
+    cr_assert_str_eq(got, local);
+    free(got);
+    resp_free(&r);
+    cr_assert_eq(server_down(&unsure), 0);
+    close(silent.lfd);
+    cr_assert_eq(server_down(&cloud), 0);
+    free(want), free(local);
+}
+
 /* Upstream down, silent or answering garbage: a bounded 502 (or the local answer), never a hang. */
 Test(serve, fallback_upstream_failures)
 {
