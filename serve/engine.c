@@ -26,6 +26,7 @@ struct srv_engine {
     slm_chat_info chat;
     int tmpl_builtin;         /* 1: the model has no (usable) template */
     int refs;
+    int one_by_one;           /* SLM_SERVE_BATCH=0 (benchmarks' baseline): slots decoded one after another */
 };
 
 srv_engine *srv_engine_ref(srv_engine *e)
@@ -95,6 +96,8 @@ int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv
             goto fail;
         }
     }
+    const char *sb = getenv("SLM_SERVE_BATCH");
+    e->one_by_one = sb && !strcmp(sb, "0");
     e->refs = 1;
     *out = e;
     return 0;
@@ -263,7 +266,7 @@ static int step_each(srv_engine *e, const int *slots, const int32_t *tokens, int
  * logits of one slm_decode per slot. */
 int srv_engine_step(srv_engine *e, const int *slots, const int32_t *tokens, int n, slm_err *err)
 {
-    if (n > SRV_MAX_STEP)
+    if (n > SRV_MAX_STEP || e->one_by_one)
         return step_each(e, slots, tokens, n, err);
     slm_ctx *seqs[SRV_MAX_STEP] = {0};
     for (int i = 0; i < n; i++)

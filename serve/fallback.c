@@ -1,5 +1,6 @@
 /* serve/fallback.c — see fallback.h. */
 #include "fallback.h"
+#include "request.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -54,37 +55,113 @@ static int plausible(const char *b, size_t n, int stream)
         cJSON_Delete(j);
         return ok;
     }
-    const char *p = b, *end = b + n;
-    int done = 0, events = 0;
-    while (p < end) {
-        while (p < end && (*p == '\n' || *p == '\r'))
-            p++;
-        if (p >= end)
-            break;
-        const char *e = memchr(p, '\n', (size_t)(end - p));
-        if (!e)
-            e = end;
-        if ((size_t)(e - p) < 6 || strncmp(p, "data: ", 6) || done)
-            return 0;
-        const char *d = p + 6;
-        size_t dn = (size_t)(e - d);
-        if (dn && d[dn - 1] == '\r')
-            dn--;
-        if (dn == 6 && !strncmp(d, "[DONE]", 6))
-            done = 1;
-        else {
-            cJSON *j = cJSON_ParseWithLength(d, dn);
-            int ok = cJSON_IsObject(j);
-            cJSON_Delete(j);
-            if (!ok)
-                return 0;
-            events++;
-        }
-        p = e;
-    }
-    return done && events > 0;
+    srv_sse p = {0};
+    slm_err err = {0};
+    int ok = srv_sse_feed(&p, b, n, &err) == 0 && srv_sse_finish(&p, &err) == 0;
+    srv_sse_free(&p);
+    return ok;
 }
 
+/* ---- the event-stream parser (srv_sse_*) --------------------------------------------------- */
+
+static int sse_fail(srv_sse *p, slm_err *err, int code, const char *msg)
+{
+    p->failed = 1;
+    return slm_err_set(err, code, "%s", msg);
+}
+
+static int sse_line(srv_sse *p, const char *l, size_t n, slm_err *err)
+{
+    if (n && l[n - 1] == '\r')
+        n--;
+    if (n == 0 || l[0] == ':')
+        return 0;
+    if (n < 6 || strncmp(l, "data: ", 6) || p->done)
+        return sse_fail(p, err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
+    const char *d = l + 6;
+    size_t dn = n - 6;
+    if (dn == 6 && !strncmp(d, "[DONE]", 6)) {
+        p->done = 1;
+    } else {
+        /* JSON text relayed as it is: valid UTF-8, no control bytes (JSON escapes them in strings) */
+        for (size_t i = 0; i < dn; i++)
+            if ((unsigned char)d[i] < 0x20 && d[i] != '\t')
+                return sse_fail(p, err, SLM_EIO, "upstream event has a control byte");
+        if (!srv_utf8_valid(d, dn))
+            return sse_fail(p, err, SLM_EIO, "upstream event is not valid UTF-8");
+        cJSON *j = cJSON_ParseWithLength(d, dn);
+        int ok = cJSON_IsObject(j);
+        cJSON_Delete(j);
+        if (!ok)
+            return sse_fail(p, err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
+        p->events++;
+    }
+    if (p->fn && p->fn(p->user, d, dn))
+        return sse_fail(p, err, SLM_EINTERNAL, "out of memory");
+    return 0;
+}
+
+int srv_sse_feed(srv_sse *p, const char *b, size_t n, slm_err *err)
+{
+    if (p->failed)
+        return slm_err_set(err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(b + i, '\n', n - i);
+        size_t k = nl ? (size_t)(nl - (b + i)) : n - i;
+        if (p->n + k > SRV_SSE_MAX_LINE)
+            return sse_fail(p, err, SLM_EIO, "upstream event stream has a line over 1 MiB");
+        if (nl && p->n == 0) { /* a whole line in the buffer: no copy */
+            int rc = sse_line(p, b + i, k, err);
+            if (rc)
+                return rc;
+        } else {
+            if (p->n + k + 1 > p->cap) {
+                size_t nc = (p->n + k + 1) * 2;
+                char *t = realloc(p->line, nc);
+                if (!t)
+                    return sse_fail(p, err, SLM_EINTERNAL, "out of memory");
+                p->line = t;
+                p->cap = nc;
+            }
+            memcpy(p->line + p->n, b + i, k);
+            p->n += k;
+            if (nl) {
+                size_t ln = p->n;
+                p->n = 0;
+                int rc = sse_line(p, p->line, ln, err);
+                if (rc)
+                    return rc;
+            }
+        }
+        i += k + (nl ? 1 : 0);
+    }
+    return 0;
+}
+
+int srv_sse_finish(srv_sse *p, slm_err *err)
+{
+    if (p->failed)
+        return slm_err_set(err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
+    if (p->n) {
+        size_t ln = p->n;
+        p->n = 0;
+        int rc = sse_line(p, p->line, ln, err);
+        if (rc)
+            return rc;
+    }
+    if (!p->done)
+        return sse_fail(p, err, SLM_EIO, "upstream event stream ended without data: [DONE]");
+    if (!p->events)
+        return sse_fail(p, err, SLM_EIO, "upstream event stream is empty");
+    return 0;
+}
+
+void srv_sse_free(srv_sse *p)
+{
+    free(p->line);
+    p->line = NULL;
+    p->n = p->cap = 0;
+}
 int srv_fallback_post(const srv_upstream *u, const char *path, const char *body, size_t n, int stream, char **out,
                       size_t *out_n, slm_err *err)
 {
@@ -266,20 +343,17 @@ struct srv_relay {
     srv_upstream u;
     char *url, *auth, *body;
     size_t body_n, total;
-    char *line;              /* the incomplete line so far */
-    size_t line_n, line_cap;
+    srv_sse sse;             /* the upstream's events, checked */
     int checked_status, bad;
     CURL *c;
 };
 
-static void relay_push(srv_relay *r, char *data)
+static int relay_push(srv_relay *r, char *data)
 {
     relay_ev *e = malloc(sizeof *e);
     if (!e) {
         free(data);
-        r->bad = 1;
-        slm_err_set(&r->err, SLM_EINTERNAL, "out of memory");
-        return;
+        return -1;
     }
     e->data = data;
     e->next = NULL;
@@ -291,44 +365,14 @@ static void relay_push(srv_relay *r, char *data)
     r->tail = e;
     pthread_cond_broadcast(&r->cv);
     pthread_mutex_unlock(&r->mu);
+    return 0;
 }
 
-/* One complete line of the event stream: "data: <JSON object>" or "data: [DONE]" become events;
- * blank lines and ":" comments are skipped; anything else (or anything after [DONE]) is garbage. */
-static void relay_line(srv_relay *r, const char *p, size_t n)
+static int relay_event(void *user, const char *d, size_t n)
 {
-    if (n && p[n - 1] == '\r')
-        n--;
-    if (n == 0 || p[0] == ':')
-        return;
-    if (n < 6 || strncmp(p, "data: ", 6) || r->done) {
-        r->bad = 1;
-        slm_err_set(&r->err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
-        return;
-    }
-    const char *d = p + 6;
-    size_t dn = n - 6;
-    if (dn == 6 && !strncmp(d, "[DONE]", 6)) {
-        pthread_mutex_lock(&r->mu);
-        r->done = 1;
-        pthread_mutex_unlock(&r->mu);
-    } else {
-        cJSON *j = cJSON_ParseWithLength(d, dn);
-        int ok = cJSON_IsObject(j);
-        cJSON_Delete(j);
-        if (!ok) {
-            r->bad = 1;
-            slm_err_set(&r->err, SLM_EIO, "upstream answer is not an OpenAI-style event stream");
-            return;
-        }
-    }
-    char *copy = strndup(d, dn);
-    if (!copy) {
-        r->bad = 1;
-        slm_err_set(&r->err, SLM_EINTERNAL, "out of memory");
-        return;
-    }
-    relay_push(r, copy);
+    srv_relay *r = user;
+    char *copy = strndup(d, n);
+    return !copy || relay_push(r, copy);
 }
 
 static size_t relay_data(char *ptr, size_t size, size_t nmemb, void *user)
@@ -351,26 +395,11 @@ static size_t relay_data(char *ptr, size_t size, size_t nmemb, void *user)
         return 0;
     }
     r->total += k;
-    for (size_t i = 0; i < k && !r->bad; i++) {
-        if (ptr[i] == '\n') {
-            relay_line(r, r->line ? r->line : "", r->line_n);
-            r->line_n = 0;
-            continue;
-        }
-        if (r->line_n + 1 >= r->line_cap) {
-            size_t nc = r->line_cap ? r->line_cap * 2 : 4096;
-            char *t = realloc(r->line, nc);
-            if (!t) {
-                r->bad = 1;
-                slm_err_set(&r->err, SLM_EINTERNAL, "out of memory");
-                break;
-            }
-            r->line = t;
-            r->line_cap = nc;
-        }
-        r->line[r->line_n++] = ptr[i];
+    if (srv_sse_feed(&r->sse, ptr, k, &r->err)) {
+        r->bad = 1;
+        return 0;
     }
-    return r->bad ? 0 : k;
+    return k;
 }
 
 static int relay_progress(void *user, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
@@ -407,21 +436,19 @@ static void *relay_main(void *arg)
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     CURLcode cr = curl_easy_perform(c);
-    if (!r->bad && cr == CURLE_OK && r->line_n) /* a last line without its newline */
-        relay_line(r, r->line, r->line_n);
+    int sse_rc = !r->bad && cr == CURLE_OK ? srv_sse_finish(&r->sse, &r->err) : 0;
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
     pthread_mutex_lock(&r->mu);
-    if (r->bad)
-        ; /* r->err says why */
+    r->done = r->sse.done;
+    if (r->bad || sse_rc)
+        r->bad = 1; /* r->err says why */
     else if (cr != CURLE_OK)
         slm_err_set(&r->err, SLM_EIO, "upstream %s: %s", cr == CURLE_OPERATION_TIMEDOUT ? "timed out" : "failed",
                     curl_easy_strerror(cr));
     else if (status != 200)
         slm_err_set(&r->err, SLM_EIO, "upstream answered HTTP %ld", status);
-    else if (!r->done)
-        slm_err_set(&r->err, SLM_EIO, "upstream event stream ended without data: [DONE]");
     if (r->bad || cr != CURLE_OK || status != 200)
         r->done = 0; /* a failure, even after [DONE] (e.g. garbage behind it) */
     r->finished = 1;
@@ -452,7 +479,7 @@ void srv_relay_free(srv_relay *r)
     free(r->url);
     free(r->auth);
     free(r->body);
-    free(r->line);
+    srv_sse_free(&r->sse);
     free(r);
 }
 
@@ -485,6 +512,8 @@ int srv_relay_start(const srv_upstream *u, const char *path, const char *body, s
     memcpy(r->body, body, n);
     r->body[n] = 0;
     r->body_n = n;
+    r->sse.fn = relay_event;
+    r->sse.user = r;
     if (pthread_create(&r->th, NULL, relay_main, r)) {
         srv_relay_free(r);
         return slm_err_set(err, SLM_EINTERNAL, "cannot start the fallback relay thread");

@@ -246,6 +246,8 @@ static ssize_t relay_read(void *cls, uint64_t pos, char *buf, size_t max)
                 continue;
             if (rc == SRV_RELAY_END)
                 return MHD_CONTENT_READER_END_OF_STREAM;
+            if (rc == SRV_RELAY_EVENT && !strcmp(ev, "[DONE]"))
+                rs->phase = 2; /* nothing after it, whatever follows upstream */
             if (rc == SRV_RELAY_FAILED) {
                 char msg[1100];
                 snprintf(msg, sizeof msg, "the fallback's stream failed: %s", err.msg);
