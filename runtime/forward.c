@@ -45,45 +45,44 @@ struct slm_ctx {
     int lr_on, lr0, lr1;         /* calibration: blocks [lr0, lr1) only (slm_ctx_set_layer_range) */
     const float *lr_in;          /* residual stream before block lr0, or NULL: embeddings */
     float *lr_out;               /* residual stream after block lr1 - 1, or NULL */
-    /* x8 copies of the weight matrices for decode (slm_matmul_pack), by tensor:
-     * open addressing on the tensor pointer; NULL data where there is none */
-    struct { const gguf_tensor *W; void *data; } *packs;
-    size_t packs_cap;
+    int packs_held;              /* holds the model's x8 copies (slm_packs, shared by its contexts) */
     slm_ctx *const *multi;       /* during slm_decode_multi: the sequence of each token, else NULL */
 };
 
 /* ---- repacked weights (performance) --------------------------------------------- */
 
-static size_t pack_slot(const slm_ctx *c, const gguf_tensor *W)
+static size_t pack_slot(const slm_packs *p, const gguf_tensor *W)
 {
     size_t h = ((uintptr_t)W >> 4) * 0x9E3779B97F4A7C15ull;
-    size_t i = h & (c->packs_cap - 1);
-    while (c->packs[i].W && c->packs[i].W != W)
-        i = (i + 1) & (c->packs_cap - 1);
+    size_t i = h & (p->cap - 1);
+    while (p->slot[i].W && p->slot[i].W != W)
+        i = (i + 1) & (p->cap - 1);
     return i;
 }
 
 static const void *packed_of(const slm_ctx *c, const gguf_tensor *W)
 {
-    if (!c->packs)
+    const slm_packs *p = &c->m->packs;
+    if (!p->slot)
         return NULL;
-    return c->packs[pack_slot(c, W)].data;
+    return p->slot[pack_slot(p, W)].data;
 }
 
 /* Repack every matrix that has an x8 layout, one at a time, and let the kernel drop
  * the original pages from memory (MADV_DONTNEED on the read-only file mapping: they
  * are read back from the file if ever touched again, e.g. an embedding row), so the
- * resident weights stay at one copy. Out of memory: the plain layout is used. */
-static void pack_weights(slm_ctx *c)
+ * resident weights stay at one copy. Out of memory: the plain layout is used. Once per
+ * model: every context of the model shares them (slm_ctx_new / slm_ctx_free count). */
+static void pack_weights(slm_model *m)
 {
-    const slm_model *m = c->m;
+    slm_packs *pk = &m->packs;
     size_t n = 1 + (size_t)m->hp.n_layer * 8, cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    c->packs = calloc(cap, sizeof *c->packs);
-    if (!c->packs)
+    pk->slot = calloc(cap, sizeof *pk->slot);
+    if (!pk->slot)
         return;
-    c->packs_cap = cap;
+    pk->cap = cap;
     long page = sysconf(_SC_PAGESIZE);
     for (int l = -1; l < m->hp.n_layer; l++) {
         const gguf_tensor *ws[8] = {0};
@@ -96,12 +95,12 @@ static void pack_weights(slm_ctx *c)
         }
         for (int k = 0; k < 8; k++) {
             const gguf_tensor *W = ws[k];
-            if (!W || c->packs[pack_slot(c, W)].W)
+            if (!W || pk->slot[pack_slot(pk, W)].W)
                 continue;
             void *p = slm_matmul_pack(W);
-            size_t i = pack_slot(c, W);
-            c->packs[i].W = W;
-            c->packs[i].data = p;
+            size_t i = pack_slot(pk, W);
+            pk->slot[i].W = W;
+            pk->slot[i].data = p;
             if (p && page > 0) {
                 uintptr_t a = ((uintptr_t)W->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
                 uintptr_t b = ((uintptr_t)W->data + W->nbytes) / (uintptr_t)page * (uintptr_t)page;
@@ -112,12 +111,32 @@ static void pack_weights(slm_ctx *c)
     }
 }
 
-static void free_packs(slm_ctx *c)
+static void free_packs(slm_packs *pk)
 {
-    for (size_t i = 0; c->packs && i < c->packs_cap; i++)
-        free(c->packs[i].data);
-    free(c->packs);
-    c->packs = NULL;
+    for (size_t i = 0; pk->slot && i < pk->cap; i++)
+        free(pk->slot[i].data);
+    free(pk->slot);
+    pk->slot = NULL;
+    pk->cap = 0;
+}
+
+/* The model's packs are a cache of the (const) model, shared by its contexts. */
+static void packs_hold(const slm_model *cm)
+{
+    slm_model *m = (slm_model *)cm;
+    pthread_mutex_lock(&m->packs_mu);
+    if (m->packs.users++ == 0)
+        pack_weights(m);
+    pthread_mutex_unlock(&m->packs_mu);
+}
+
+static void packs_release(const slm_model *cm)
+{
+    slm_model *m = (slm_model *)cm;
+    pthread_mutex_lock(&m->packs_mu);
+    if (--m->packs.users == 0)
+        free_packs(&m->packs);
+    pthread_mutex_unlock(&m->packs_mu);
 }
 
 static void *xcalloc(size_t n, size_t sz, int *fail)
@@ -170,8 +189,10 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
     c->scores = xcalloc((size_t)slm_pool_size(c->pool) * B * (size_t)n_ctx, sizeof(float), &fail);
     c->logits = xcalloc(B * (size_t)hp->n_vocab, sizeof(float), &fail);
     c->all_logits_cap = n_batch;
-    if (!fail)
-        pack_weights(c);
+    if (!fail) {
+        packs_hold(m);
+        c->packs_held = 1;
+    }
     if (fail) {
         slm_ctx_free(c);
         return slm_err_set(err, SLM_EINTERNAL, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
@@ -186,7 +207,8 @@ void slm_ctx_free(slm_ctx *c)
     if (!c)
         return;
     slm_pool_free(c->pool);
-    free_packs(c);
+    if (c->packs_held)
+        packs_release(c->m);
     float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->kv, c->att, c->proj,
                      c->ff_a, c->ff_b, c->scores, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
