@@ -134,7 +134,8 @@ int slm_chat_push(slm_chat *ch, int32_t tok)
     return SLM_OK;
 }
 
-int slm_chat_prefill(slm_chat *ch, int *n_prompt, int *n_reused, slm_err *err)
+/* the conversation rendered with the generation prompt and tokenized (*ids malloc'd) */
+static int render_ids(const slm_chat *ch, int32_t **out, size_t *n_out, slm_err *err)
 {
     slm_chat_params p;
     slm_chat_params_init(&p);
@@ -151,16 +152,38 @@ int slm_chat_prefill(slm_chat *ch, int *n_prompt, int *n_reused, slm_err *err)
     /* a template that writes the BOS text itself gets no second BOS */
     const char *bos = ch->info.bos_token;
     int add_bos = slm_tokenizer_add_bos(ch->tok) && !(bos && *bos && !strncmp(text, bos, strlen(bos)));
-    int32_t *ids = NULL;
-    size_t n = 0;
-    rc = slm_tokenize(ch->tok, text, len, add_bos, 1, &ids, &n, err);
+    *out = NULL;
+    *n_out = 0;
+    rc = slm_tokenize(ch->tok, text, len, add_bos, 1, out, n_out, err);
     free(text);
     if (rc)
         return rc;
-    if (n == 0) {
-        free(ids);
+    if (*n_out == 0) {
+        free(*out);
+        *out = NULL;
         return slm_err_set(err, SLM_EINPUT, "chat: the rendered conversation is empty");
     }
+    return SLM_OK;
+}
+
+int slm_chat_count(const slm_chat *ch, int *n_prompt, slm_err *err)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = render_ids(ch, &ids, &n, err);
+    free(ids);
+    if (!rc)
+        *n_prompt = n > (size_t)INT32_MAX ? INT32_MAX : (int)n;
+    return rc;
+}
+
+int slm_chat_prefill(slm_chat *ch, int *n_prompt, int *n_reused, slm_err *err)
+{
+    int32_t *ids = NULL;
+    size_t n = 0;
+    int rc = render_ids(ch, &ids, &n, err);
+    if (rc)
+        return rc;
     if (n > (size_t)slm_ctx_n_ctx(ch->ctx)) {
         free(ids);
         return slm_err_set(err, SLM_EINPUT, "chat: the conversation has %zu tokens, more than the context of %d "

@@ -45,44 +45,44 @@ struct slm_ctx {
     int lr_on, lr0, lr1;         /* calibration: blocks [lr0, lr1) only (slm_ctx_set_layer_range) */
     const float *lr_in;          /* residual stream before block lr0, or NULL: embeddings */
     float *lr_out;               /* residual stream after block lr1 - 1, or NULL */
-    /* x8 copies of the weight matrices for decode (slm_matmul_pack), by tensor:
-     * open addressing on the tensor pointer; NULL data where there is none */
-    struct { const gguf_tensor *W; void *data; } *packs;
-    size_t packs_cap;
+    int packs_held;              /* holds the model's x8 copies (slm_packs, shared by its contexts) */
+    slm_ctx *const *multi;       /* during slm_decode_multi: the sequence of each token, else NULL */
 };
 
 /* ---- repacked weights (performance) --------------------------------------------- */
 
-static size_t pack_slot(const slm_ctx *c, const gguf_tensor *W)
+static size_t pack_slot(const slm_packs *p, const gguf_tensor *W)
 {
     size_t h = ((uintptr_t)W >> 4) * 0x9E3779B97F4A7C15ull;
-    size_t i = h & (c->packs_cap - 1);
-    while (c->packs[i].W && c->packs[i].W != W)
-        i = (i + 1) & (c->packs_cap - 1);
+    size_t i = h & (p->cap - 1);
+    while (p->slot[i].W && p->slot[i].W != W)
+        i = (i + 1) & (p->cap - 1);
     return i;
 }
 
 static const void *packed_of(const slm_ctx *c, const gguf_tensor *W)
 {
-    if (!c->packs)
+    const slm_packs *p = &c->m->packs;
+    if (!p->slot)
         return NULL;
-    return c->packs[pack_slot(c, W)].data;
+    return p->slot[pack_slot(p, W)].data;
 }
 
 /* Repack every matrix that has an x8 layout, one at a time, and let the kernel drop
  * the original pages from memory (MADV_DONTNEED on the read-only file mapping: they
  * are read back from the file if ever touched again, e.g. an embedding row), so the
- * resident weights stay at one copy. Out of memory: the plain layout is used. */
-static void pack_weights(slm_ctx *c)
+ * resident weights stay at one copy. Out of memory: the plain layout is used. Once per
+ * model: every context of the model shares them (slm_ctx_new / slm_ctx_free count). */
+static void pack_weights(slm_model *m)
 {
-    const slm_model *m = c->m;
+    slm_packs *pk = &m->packs;
     size_t n = 1 + (size_t)m->hp.n_layer * 8, cap = 16;
     while (cap < 2 * n)
         cap *= 2;
-    c->packs = calloc(cap, sizeof *c->packs);
-    if (!c->packs)
+    pk->slot = calloc(cap, sizeof *pk->slot);
+    if (!pk->slot)
         return;
-    c->packs_cap = cap;
+    pk->cap = cap;
     long page = sysconf(_SC_PAGESIZE);
     for (int l = -1; l < m->hp.n_layer; l++) {
         const gguf_tensor *ws[8] = {0};
@@ -95,12 +95,12 @@ static void pack_weights(slm_ctx *c)
         }
         for (int k = 0; k < 8; k++) {
             const gguf_tensor *W = ws[k];
-            if (!W || c->packs[pack_slot(c, W)].W)
+            if (!W || pk->slot[pack_slot(pk, W)].W)
                 continue;
             void *p = slm_matmul_pack(W);
-            size_t i = pack_slot(c, W);
-            c->packs[i].W = W;
-            c->packs[i].data = p;
+            size_t i = pack_slot(pk, W);
+            pk->slot[i].W = W;
+            pk->slot[i].data = p;
             if (p && page > 0) {
                 uintptr_t a = ((uintptr_t)W->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
                 uintptr_t b = ((uintptr_t)W->data + W->nbytes) / (uintptr_t)page * (uintptr_t)page;
@@ -111,12 +111,32 @@ static void pack_weights(slm_ctx *c)
     }
 }
 
-static void free_packs(slm_ctx *c)
+static void free_packs(slm_packs *pk)
 {
-    for (size_t i = 0; c->packs && i < c->packs_cap; i++)
-        free(c->packs[i].data);
-    free(c->packs);
-    c->packs = NULL;
+    for (size_t i = 0; pk->slot && i < pk->cap; i++)
+        free(pk->slot[i].data);
+    free(pk->slot);
+    pk->slot = NULL;
+    pk->cap = 0;
+}
+
+/* The model's packs are a cache of the (const) model, shared by its contexts. */
+static void packs_hold(const slm_model *cm)
+{
+    slm_model *m = (slm_model *)cm;
+    pthread_mutex_lock(&m->packs_mu);
+    if (m->packs.users++ == 0)
+        pack_weights(m);
+    pthread_mutex_unlock(&m->packs_mu);
+}
+
+static void packs_release(const slm_model *cm)
+{
+    slm_model *m = (slm_model *)cm;
+    pthread_mutex_lock(&m->packs_mu);
+    if (--m->packs.users == 0)
+        free_packs(&m->packs);
+    pthread_mutex_unlock(&m->packs_mu);
 }
 
 static void *xcalloc(size_t n, size_t sz, int *fail)
@@ -169,8 +189,10 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
     c->scores = xcalloc((size_t)slm_pool_size(c->pool) * B * (size_t)n_ctx, sizeof(float), &fail);
     c->logits = xcalloc(B * (size_t)hp->n_vocab, sizeof(float), &fail);
     c->all_logits_cap = n_batch;
-    if (!fail)
-        pack_weights(c);
+    if (!fail) {
+        packs_hold(m);
+        c->packs_held = 1;
+    }
     if (fail) {
         slm_ctx_free(c);
         return slm_err_set(err, SLM_EINTERNAL, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
@@ -185,7 +207,8 @@ void slm_ctx_free(slm_ctx *c)
     if (!c)
         return;
     slm_pool_free(c->pool);
-    free_packs(c);
+    if (c->packs_held)
+        packs_release(c->m);
     float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->kv, c->att, c->proj,
                      c->ff_a, c->ff_b, c->scores, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -327,6 +350,30 @@ typedef struct att_job {
     int64_t q_stride;
 } att_job;
 
+/* Causal softmax of one row of NK scores: keys [k0, n_keys) visible (k0 > 0 with a
+ * sliding window of win), the others 0. */
+static void softmax_row(float *row, int n_keys, int NK, int win)
+{
+    const int k0 = win && n_keys > win ? n_keys - win : 0;
+    float mx = -INFINITY;
+    for (int p = k0; p < n_keys; p++)
+        if (row[p] > mx)
+            mx = row[p];
+    double sum = 0;
+    for (int p = k0; p < n_keys; p++) {
+        float e = expf(row[p] - mx);
+        row[p] = e;
+        sum += e;
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int p = 0; p < k0; p++)
+        row[p] = 0;
+    for (int p = k0; p < n_keys; p++)
+        row[p] *= inv;
+    for (int p = n_keys; p < NK; p++)
+        row[p] = 0;
+}
+
 /* Per head: S = Q_h K_h^T (sgemm over the cached keys), causal mask, softmax
  * per row, O_h = P V_h (sgemm). Heads are spread over the threads. */
 static void att_task(void *arg, int ith, int nth)
@@ -346,30 +393,42 @@ static void att_task(void *arg, int ith, int nth)
         const int kvh = h / group;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, NK, D, scale, j->q + (size_t)h * D, (int)j->q_stride,
                     kc + (size_t)kvh * D, (int)KV, 0.0f, S, NK);
-        for (int t = 0; t < n; t++) {
-            float *row = S + (size_t)t * NK;
-            const int n_keys = j->pos0 + t + 1;
-            const int k0 = win && n_keys > win ? n_keys - win : 0;
-            float mx = -INFINITY;
-            for (int p = k0; p < n_keys; p++)
-                if (row[p] > mx)
-                    mx = row[p];
-            double sum = 0;
-            for (int p = k0; p < n_keys; p++) {
-                float e = expf(row[p] - mx);
-                row[p] = e;
-                sum += e;
-            }
-            const float inv = (float)(1.0 / sum);
-            for (int p = 0; p < k0; p++)
-                row[p] = 0;
-            for (int p = k0; p < n_keys; p++)
-                row[p] *= inv;
-            for (int p = n_keys; p < NK; p++)
-                row[p] = 0;
-        }
+        for (int t = 0; t < n; t++)
+            softmax_row(S + (size_t)t * NK, j->pos0 + t + 1, NK, win);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
                     0.0f, c->att + (size_t)h * D, (int)Q);
+    }
+}
+
+/* Multi-sequence decode: token t of the batch belongs to sequence seqs[t] (its own cache,
+ * position n_past); one task per (token, head), each the one-token case of att_task. */
+typedef struct att_multi_job {
+    slm_ctx *c;                /* scratch owner */
+    slm_ctx *const *seqs;
+    int layer, n_tokens;
+} att_multi_job;
+
+static void att_multi_task(void *arg, int ith, int nth)
+{
+    const att_multi_job *j = arg;
+    slm_ctx *c = j->c;
+    const slm_hparams *hp = &c->m->hp;
+    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
+    const int64_t KV = c->kv_dim, Q = hp->n_q;
+    const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0;
+    float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx;
+    for (int i = ith; i < j->n_tokens * H; i += nth) {
+        const int t = i / H, h = i % H, kvh = h / group;
+        const slm_ctx *sq = j->seqs[t];
+        const int NK = sq->n_past + 1;
+        const float *kc = sq->k_cache + (size_t)j->layer * sq->n_ctx * KV;
+        const float *vc = sq->v_cache + (size_t)j->layer * sq->n_ctx * KV;
+        const float *q = c->q + (size_t)t * Q + (size_t)h * D;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, NK, D, hp->attn_scale, q, (int)Q, kc + (size_t)kvh * D,
+                    (int)KV, 0.0f, S, NK);
+        softmax_row(S, NK, NK, win);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
+                    0.0f, c->att + (size_t)t * Q + (size_t)h * D, (int)Q);
     }
 }
 
@@ -381,6 +440,10 @@ const gguf_tensor slm_act_skip;
 
 static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int n)
 {
+    if (c->multi) {
+        slm_matmul_decode(c->pool, out, W, packed_of(c, W), x, n);
+        return;
+    }
     if (c->obs) {
         const gguf_tensor *sub = c->obs(c->obs_user, W, x, n);
         if (sub == SLM_ACT_SKIP) {
@@ -428,6 +491,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     const slm_arch_desc *d = hp->desc;
     const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, Q = hp->n_q, D = hp->head_dim;
     const int pos0 = c->n_past;
+    slm_ctx *const *ms = c->multi; /* multi-sequence step: token t at seqs[t]'s position */
     float *tmp = c->proj;
     if (d->act == SLM_ACT_GELU_F16)
         pthread_once(&gelu_once, gelu_init);
@@ -439,7 +503,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         float *xt = c->x + (size_t)t * E;
         slm_tensor_row_f32(m->tok_embd, tok[t], xt);
         if (m->pos_embd) {
-            slm_tensor_row_f32(m->pos_embd, pos0 + t, tmp);
+            slm_tensor_row_f32(m->pos_embd, ms ? ms[t]->n_past : pos0 + t, tmp);
             for (int64_t i = 0; i < E; i++)
                 xt[i] += tmp[i];
         }
@@ -484,14 +548,25 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         if (d->rope != SLM_ROPE_NONE) {
             const float base = ly->swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
             for (int t = 0; t < n; t++) {
-                rope(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos0 + t);
-                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos0 + t);
+                const int pos = ms ? ms[t]->n_past : pos0 + t;
+                rope(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
+                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
             }
         }
-        memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
-        memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
-        att_job aj = {c, l, n, pos0, c->q, Q};
-        slm_pool_run(c->pool, att_task, &aj);
+        if (ms) { /* each token's k and v into its own sequence's cache, then attention per sequence */
+            for (int t = 0; t < n; t++) {
+                size_t off = ((size_t)l * ms[t]->n_ctx + (size_t)ms[t]->n_past) * KV;
+                memcpy(ms[t]->k_cache + off, kb + (size_t)t * KV, sizeof(float) * KV);
+                memcpy(ms[t]->v_cache + off, vb + (size_t)t * KV, sizeof(float) * KV);
+            }
+            att_multi_job amj = {c, ms, l, n};
+            slm_pool_run(c->pool, att_multi_task, &amj);
+        } else {
+            memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
+            memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
+            att_job aj = {c, l, n, pos0, c->q, Q};
+            slm_pool_run(c->pool, att_task, &aj);
+        }
         mm(c, c->proj, ly->wo, c->att, n);
         add_bias(c->proj, ly->bo, n, E);
         if (ly->attn_post_norm)
@@ -542,6 +617,26 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
         for (size_t i = 0; i < (size_t)n_out * hp->n_vocab; i++)
             c->logits[i] = cap * tanhf(c->logits[i] / cap);
     }
+    if (ms) { /* row t to sequence t's logits (work's own row, if it is one, last: row 0 may be another's) */
+        const size_t V = (size_t)hp->n_vocab;
+        int self = -1;
+        c->n_logits = 0;
+        for (int t = 0; t < n; t++) {
+            if (ms[t] == c) {
+                self = t;
+                continue;
+            }
+            memcpy(ms[t]->logits, c->logits + (size_t)t * V, sizeof(float) * V);
+            ms[t]->n_logits = 1;
+            ms[t]->n_past++;
+        }
+        if (self >= 0) {
+            memmove(c->logits, c->logits + (size_t)self * V, sizeof(float) * V);
+            c->n_logits = 1;
+            c->n_past++;
+        }
+        return;
+    }
     c->n_logits = n_out;
     c->n_past += n;
 }
@@ -568,5 +663,36 @@ int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err
         forward_batch(c, tokens + done, b, all_logits);
         done += b;
     }
+    return SLM_OK;
+}
+
+int slm_decode_multi(slm_ctx *work, slm_ctx *const *seqs, const int32_t *tokens, int n, slm_err *err)
+{
+    if (n < 1)
+        return slm_err_set(err, SLM_EINPUT, "nothing to decode (0 sequences)");
+    if (n > work->n_batch)
+        return slm_err_set(err, SLM_EINPUT, "%d sequences in one step, more than the batch size %d", n, work->n_batch);
+    if (work->lr_on)
+        return slm_err_set(err, SLM_EINPUT, "a multi-sequence step cannot run with a calibration layer range");
+    for (int i = 0; i < n; i++) {
+        const slm_ctx *s = seqs[i];
+        if (s->m != work->m)
+            return slm_err_set(err, SLM_EINPUT, "sequence %d belongs to another model", i);
+        for (int k = 0; k < i; k++)
+            if (seqs[k] == s)
+                return slm_err_set(err, SLM_EINPUT, "sequence %d is sequence %d again", i, k);
+        if (s->n_past >= s->n_ctx)
+            return slm_err_set(err, SLM_EINPUT, "sequence %d is full: %d of %d positions are used", i, s->n_past,
+                               s->n_ctx);
+        if ((int64_t)s->n_past + 1 > (int64_t)work->n_batch * work->n_ctx)
+            return slm_err_set(err, SLM_EINPUT, "sequence %d (%d tokens) is longer than the work context's scratch", i,
+                               s->n_past + 1);
+        if (tokens[i] < 0 || tokens[i] >= work->m->hp.n_vocab)
+            return slm_err_set(err, SLM_EINPUT, "token id %d of sequence %d is outside the vocabulary (%d tokens)",
+                               tokens[i], i, work->m->hp.n_vocab);
+    }
+    work->multi = seqs;
+    forward_batch(work, tokens, n, 1);
+    work->multi = NULL;
     return SLM_OK;
 }

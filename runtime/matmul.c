@@ -77,6 +77,7 @@ typedef struct mm_job {
     const uint16_t *xh;      /* F16 decode with gemv_f16x: the activations rounded to F16 */
     slm_gemv_half_fn gemv_half;  /* the active set's F16/BF16 single-token product, or NULL */
     slm_gemv_f16x_fn gemv_f16x;  /* the same on F16-rounded activations (AVX-512), or NULL */
+    int per_token;           /* slm_matmul_decode: tokens of different sequences, each as a one-token product */
 } mm_job;
 
 /* out[:, r0:r0+nr] = x * Wf^T where Wf holds nr F32 rows */
@@ -122,6 +123,61 @@ static void slow_rows(const mm_job *j, int64_t r0, int64_t r1)
     }
 }
 
+/* slm_matmul_decode, one thread's rows: blocks of rows small enough to stay in cache, and
+ * over each block every token with the kernel a one-token product uses, so each token's
+ * outputs are bit for bit those of slm_matmul_packed(.., 1) while the weights are read from
+ * memory once for all tokens. */
+enum { DECODE_BLOCK_BYTES = 64 << 10 };
+
+static void decode_rows(const mm_job *j, int64_t r0, int64_t r1)
+{
+    const uint8_t *wb = j->W->data;
+    uint32_t type = j->W->type;
+    size_t blk_bytes = j->packed ? j->x8_gbytes / 8 : j->row_bytes;
+    int64_t blk = blk_bytes ? (int64_t)(DECODE_BLOCK_BYTES / blk_bytes) / ROW_ALIGN * ROW_ALIGN : ROW_ALIGN;
+    if (blk < ROW_ALIGN)
+        blk = ROW_ALIGN;
+    int half = type == SLM_TYPE_F16 || type == SLM_TYPE_BF16;
+    float *tile = NULL;
+    if (half && !j->gemv_half && !(tile = malloc(sizeof(float) * (size_t)blk * (size_t)j->n_in))) {
+        slow_rows(j, r0, r1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r += blk) {
+        int64_t nr = r1 - r < blk ? r1 - r : blk;
+        if (tile) { /* F16/BF16 without a gemv kernel: widen once, sgemv per token */
+            if (type == SLM_TYPE_F16)
+                slm_fp16_to_fp32_row((const uint16_t *)(wb + (size_t)r * j->row_bytes), tile, nr * j->n_in);
+            else
+                slm_bf16_to_fp32_row((const uint16_t *)(wb + (size_t)r * j->row_bytes), tile, nr * j->n_in);
+        }
+        for (int t = 0; t < j->n_tokens; t++) {
+            float *out = j->out + (size_t)t * j->n_out;
+            const float *x = j->x + (size_t)t * j->n_in;
+            if (type == SLM_TYPE_F32 || tile) {
+                const float *Wf = tile ? tile : (const float *)(wb + (size_t)r * j->row_bytes);
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)nr, (int)j->n_in, 1.0f, Wf, (int)j->n_in, x, 1, 0.0f,
+                            out + r, 1);
+            } else if (half) {
+                if (j->gemv_f16x && j->xh)
+                    j->gemv_f16x(j->W->data, j->n_in, r, r + nr, j->xh + (size_t)t * j->n_in, out);
+                else
+                    j->gemv_half(j->W->data, type == SLM_TYPE_BF16, j->n_in, r, r + nr, x, out);
+            } else {
+                const uint8_t *xq = (const uint8_t *)j->xq + (size_t)t * j->xq_row_bytes;
+                if (j->packed && j->x8)
+                    j->x8(j->n_in, nr / 8, out + r, j->packed + (size_t)(r / 8) * j->x8_gbytes, xq);
+                else if (j->rows)
+                    j->rows(j->n_in, nr, out + r, wb + (size_t)r * j->row_bytes, j->row_bytes, xq);
+                else
+                    for (int64_t i = r; i < r + nr; i++)
+                        j->qt->vec_dot(j->n_in, &out[i], wb + (size_t)i * j->row_bytes, xq);
+            }
+        }
+    }
+    free(tile);
+}
+
 static void mm_task(void *arg, int ith, int nth)
 {
     const mm_job *j = arg;
@@ -131,6 +187,10 @@ static void mm_task(void *arg, int ith, int nth)
         return;
     const uint8_t *wb = j->W->data;
     uint32_t type = j->W->type;
+    if (j->per_token && (j->qt == NULL || j->xq)) {
+        decode_rows(j, r0, r1);
+        return;
+    }
     if (type == SLM_TYPE_F32) {
         blas_block(j, (const float *)(wb + (size_t)r0 * j->row_bytes), r0, r1 - r0);
         return;
@@ -235,6 +295,8 @@ void *slm_matmul_pack(const gguf_tensor *W)
 
 static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
                        int n_tokens, int int8_batches);
+static void matmul_tokens(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                          int n_tokens, int per_token);
 
 /* F32 activations for batches (the reference-accuracy path) */
 void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x, int n_tokens)
@@ -249,9 +311,24 @@ void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const v
     matmul_run(pool, out, W, packed, x, n_tokens, 1);
 }
 
+/* n tokens of n different sequences (multi-sequence decode) */
+void slm_matmul_decode(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                       int n_tokens)
+{
+    matmul_tokens(pool, out, W, packed, x, n_tokens, 1);
+}
+
 static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
                        int n_tokens, int int8_batches)
 {
+    matmul_tokens(pool, out, W, packed, x, n_tokens, int8_batches ? 2 : 0);
+}
+
+/* mode 0: slm_matmul; 2: slm_matmul_packed; 1: slm_matmul_decode */
+static void matmul_tokens(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                          int n_tokens, int mode)
+{
+    const int int8_batches = mode == 2, per_token = mode == 1;
     pthread_once(&blas_once, blas_init);
     mm_job j = {
         .out = out, .W = W, .x = x, .n_tokens = n_tokens, .n_in = W->ne[0], .n_out = W->ne[1],
@@ -261,12 +338,13 @@ static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const v
         .packed = packed,
         .x8 = packed ? slm_x8_kernel(W->type, slm_kernel_active()) : NULL,
         .x8_gbytes = packed ? slm_x8_group_bytes(W->type, W->ne[0]) : 0,
+        .per_token = per_token,
     };
-    void *xq = NULL;
+    void *xq = NULL, *xh = NULL;
     if (W->type != SLM_TYPE_F32 && W->type != SLM_TYPE_F16 && W->type != SLM_TYPE_BF16) {
         j.qt = slm_qtraits_get(W->type);
     }
-    if (j.qt && n_tokens >= BATCH_DEQUANT && int8_batches)
+    if (j.qt && n_tokens >= BATCH_DEQUANT && int8_batches && !per_token)
         j.gemm = slm_gemm_kernel(W->type, slm_kernel_active());
     if (j.gemm) {
         /* batch: activations quantized once (as llama.cpp does), then the int8 GEMM */
@@ -280,7 +358,7 @@ static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const v
             xq = NULL;
             j.gemm = NULL;
         }
-    } else if (j.qt && n_tokens < BATCH_DEQUANT) {
+    } else if (j.qt && (n_tokens < BATCH_DEQUANT || per_token)) {
         j.xq_row_bytes = slm_row_bytes(j.qt->vec_dot_type, j.n_in);
         xq = malloc(j.xq_row_bytes * (size_t)n_tokens);
         /* out of memory: fall back to the dequantizing path (no xq) */
@@ -290,12 +368,15 @@ static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const v
         j.xq = xq;
         j.rows = slm_rows_kernel(W->type, slm_kernel_active());
     }
-    if (W->type == SLM_TYPE_F16 && n_tokens == 1 && j.gemv_half && j.gemv_f16x && (xq = malloc(sizeof(uint16_t) * (size_t)j.n_in))) {
-        slm_fp32_to_fp16_row(x, xq, j.n_in);
-        j.xh = xq; /* out of memory: F32 activations */
+    if (W->type == SLM_TYPE_F16 && (n_tokens == 1 || per_token) && j.gemv_half && j.gemv_f16x &&
+        (xh = malloc(sizeof(uint16_t) * (size_t)j.n_in * (size_t)n_tokens))) {
+        for (int t = 0; t < n_tokens; t++) /* row by row, as one token at a time rounds it */
+            slm_fp32_to_fp16_row(x + (size_t)t * j.n_in, (uint16_t *)xh + (size_t)t * j.n_in, j.n_in);
+        j.xh = xh; /* out of memory: F32 activations */
     }
     slm_pool_run(pool, mm_task, &j);
     free(xq);
+    free(xh);
 }
 
 void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst)

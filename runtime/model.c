@@ -351,8 +351,10 @@ int slm_model_load(const char *path, slm_model **out, slm_err *err)
     slm_model *m = calloc(1, sizeof *m);
     if (!m)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    pthread_mutex_init(&m->packs_mu, NULL);
     int rc = gguf_open(path, &m->f, err);
     if (rc) {
+        pthread_mutex_destroy(&m->packs_mu);
         free(m);
         return rc;
     }
@@ -384,6 +386,7 @@ void slm_model_free(slm_model *m)
     free(m->output_norm_b);
     free(m->rope_freqs);
     gguf_close(m->f);
+    pthread_mutex_destroy(&m->packs_mu);
     free(m);
 }
 

@@ -4,6 +4,8 @@
 
 #include "runtime.h"
 
+#include <pthread.h>
+
 /* One transformer block. Matrices point into the mapping; vectors (norms,
  * biases) are float copies owned by the model (NULL when absent). */
 typedef struct slm_layer {
@@ -20,6 +22,15 @@ typedef struct slm_layer {
     int swa;                                       /* local layer: sliding-window attention */
 } slm_layer;
 
+/* x8 copies of a model's weight matrices for decode (slm_matmul_pack), by tensor: open addressing
+ * on the tensor pointer, NULL data where there is none. Built by the model's first context,
+ * shared read-only by all its contexts, freed with the last one (forward.c). */
+typedef struct slm_packs {
+    struct { const gguf_tensor *W; void *data; } *slot;
+    size_t cap;
+    int users;                                     /* contexts holding them */
+} slm_packs;
+
 struct slm_model {
     gguf_file *f;
     slm_hparams hp;
@@ -28,6 +39,8 @@ struct slm_model {
     float *rope_freqs;                             /* [n_rot / 2] frequency divisors, or NULL */
     slm_layer *layers;
     uint64_t weight_bytes;
+    pthread_mutex_t packs_mu;                      /* guards packs.users and their building */
+    slm_packs packs;
 };
 
 /* Scalar reference of slm_matmul (tests). */

@@ -77,6 +77,12 @@ void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x
 void *slm_matmul_pack(const gguf_tensor *W);
 void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
                        int n_tokens);
+/* One token of each of n_tokens different sequences (multi-sequence decode): token t's
+ * outputs are bit for bit those of slm_matmul_packed(pool, .., W, packed, x_t, 1), while
+ * the weights are read from memory once for all tokens (row blocks that stay in cache, each
+ * multiplied by every token with the one-token kernel). */
+void slm_matmul_decode(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
+                       int n_tokens);
 /* Row `row` of a 2-D tensor (e.g. a token embedding) as float32 (n = ne[0] values). */
 void slm_tensor_row_f32(const gguf_tensor *W, int64_t row, float *dst);
 
@@ -162,6 +168,15 @@ int slm_decode(slm_ctx *c, const int32_t *tokens, int n, int all_logits, slm_err
 /* Logits (n_vocab floats) of token i of the last slm_decode (i = 0 when only
  * the last token's logits were kept). */
 const float *slm_ctx_logits(const slm_ctx *c, int i);
+/* Multi-sequence decode step: token tokens[i] appended to sequence seqs[i] (its own KV cache
+ * and position), for n distinct contexts of one model. Every weight matrix runs once for all
+ * n tokens (slm_matmul_decode), attention runs per sequence; afterwards slm_ctx_logits(seqs[i], 0)
+ * holds sequence i's logits, bit for bit those n separate slm_decode(seqs[i], &tokens[i], 1, 0)
+ * calls would give. `work` (one of seqs or another context of the model) lends its threads,
+ * scratch and repacked weights; n <= slm_ctx_n_batch(work), and no sequence may be longer than
+ * n_batch x n_ctx of work. work's observer and layer range are not used. Fails (SLM_EINPUT,
+ * nothing decoded) on a full cache, an id out of range, another model or a repeated context. */
+int slm_decode_multi(slm_ctx *work, slm_ctx *const *seqs, const int32_t *tokens, int n, slm_err *err) SLM_MUST_CHECK;
 
 /* ---- activation observer (calibration: slm imatrix, GPTQ) ------------------ */
 /* Called (on the decoding thread) before each weight matrix product with the
@@ -321,6 +336,9 @@ void slm_chat_reset(slm_chat *ch);
  * distribution of the reply's first token. SLM_EINPUT when it does not fit the context.
  * n_prompt / n_reused (may be NULL): tokens of the prompt and how many came from the cache. */
 int slm_chat_prefill(slm_chat *ch, int *n_prompt, int *n_reused, slm_err *err) SLM_MUST_CHECK;
+/* Tokens of the prompt slm_chat_prefill would decode now (rendered and tokenized, nothing
+ * decoded), e.g. to route a conversation that does not fit elsewhere. */
+int slm_chat_count(const slm_chat *ch, int *n_prompt, slm_err *err) SLM_MUST_CHECK;
 /* A sampled token was decoded into the context: it is cached now (SLM_EINTERNAL: no memory). */
 int slm_chat_push(slm_chat *ch, int32_t tok) SLM_MUST_CHECK;
 

@@ -5,8 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime.h"
+
+enum { SRV_MAX_STEP = 256 }; /* slots in one batched step (more: one by one) */
 
 typedef struct srv_slot {
     slm_ctx *ctx;
@@ -23,6 +26,7 @@ struct srv_engine {
     slm_chat_info chat;
     int tmpl_builtin;         /* 1: the model has no (usable) template */
     int refs;
+    int one_by_one;           /* SLM_SERVE_BATCH=0 (benchmarks' baseline): slots decoded one after another */
 };
 
 srv_engine *srv_engine_ref(srv_engine *e)
@@ -77,8 +81,14 @@ int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv
         rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
         goto fail;
     }
+    /* Slot 0 also runs the batched steps of every slot (srv_engine_step), all model work being on
+     * the scheduler thread: it gets the threads of all slots, up to the CPUs online. */
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int work_threads = n_threads * n_slots;
+    if (ncpu > 0 && work_threads > ncpu)
+        work_threads = ncpu > n_threads ? (int)ncpu : n_threads;
     for (int s = 0; s < n_slots; s++) {
-        if ((rc = slm_ctx_new(e->model, n_ctx, 0, n_threads, &e->slots[s].ctx, err)))
+        if ((rc = slm_ctx_new(e->model, n_ctx, 0, s == 0 ? work_threads : n_threads, &e->slots[s].ctx, err)))
             goto fail;
         e->slots[s].cap = n_ctx;
         if (!(e->slots[s].cached = malloc(sizeof(int32_t) * (size_t)n_ctx))) {
@@ -86,6 +96,8 @@ int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv
             goto fail;
         }
     }
+    const char *sb = getenv("SLM_SERVE_BATCH");
+    e->one_by_one = sb && !strcmp(sb, "0");
     e->refs = 1;
     *out = e;
     return 0;
@@ -232,8 +244,9 @@ int srv_engine_prefill(srv_engine *e, int s, const int32_t *ids, int n, int *n_r
     return 0;
 }
 
-/* Today one slm_decode per slot; a batched multi-sequence decode replaces this loop. */
-int srv_engine_step(srv_engine *e, const int *slots, const int32_t *tokens, int n, slm_err *err)
+/* One slm_decode per slot: a step the batched path refuses (it decodes nothing then), so the
+ * failing slot is found and reset as before. */
+static int step_each(srv_engine *e, const int *slots, const int32_t *tokens, int n, slm_err *err)
 {
     for (int i = 0; i < n; i++) {
         srv_slot *sl = &e->slots[slots[i]];
@@ -242,6 +255,27 @@ int srv_engine_step(srv_engine *e, const int *slots, const int32_t *tokens, int 
             srv_engine_reset(e, slots[i]);
             return rc;
         }
+        if (sl->n_cached < sl->cap)
+            sl->cached[sl->n_cached++] = tokens[i];
+    }
+    return 0;
+}
+
+/* The slots' next tokens in one multi-sequence step (slm_decode_multi): every weight matrix is
+ * read once for all of them; slot 0's context lends its threads and scratch. Bit for bit the
+ * logits of one slm_decode per slot. */
+int srv_engine_step(srv_engine *e, const int *slots, const int32_t *tokens, int n, slm_err *err)
+{
+    if (n > SRV_MAX_STEP || e->one_by_one)
+        return step_each(e, slots, tokens, n, err);
+    slm_ctx *seqs[SRV_MAX_STEP] = {0};
+    for (int i = 0; i < n; i++)
+        seqs[i] = e->slots[slots[i]].ctx;
+    slm_err merr = {0};
+    if (slm_decode_multi(e->slots[0].ctx, seqs, tokens, n, &merr))
+        return step_each(e, slots, tokens, n, err);
+    for (int i = 0; i < n; i++) {
+        srv_slot *sl = &e->slots[slots[i]];
         if (sl->n_cached < sl->cap)
             sl->cached[sl->n_cached++] = tokens[i];
     }

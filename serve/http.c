@@ -50,6 +50,7 @@ void srv_opts_defaults(srv_opts *o)
     o->fallback_quantile = 0.1;
     o->fallback_connect_ms = 2000;
     o->fallback_timeout_ms = 30000;
+    o->fallback_stream_tokens = 16;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, int status, const char *ctype, char *body, const char *route,
@@ -197,7 +198,131 @@ static void upstream_of(const srv_server *s, srv_upstream *u)
     u->max_bytes = 8u << 20;
 }
 
-/* Send the client's own body to the upstream; relay its answer, or 502. */
+/* A stream relayed from the upstream, event by event as they arrive. */
+typedef struct relay_stream {
+    srv_server *s;
+    srv_relay *r;
+    int phase; /* 0 relaying, 1 [DONE] after an error event, 2 end */
+    char *pend;
+    size_t pend_n, pend_off;
+} relay_stream;
+
+static int frame_event(char **pend, size_t *pend_n, size_t *pend_off, char *ev)
+{
+    size_t n = strlen(ev);
+    *pend = malloc(n + 9);
+    if (!*pend) {
+        free(ev);
+        return -1;
+    }
+    memcpy(*pend, "data: ", 6);
+    memcpy(*pend + 6, ev, n);
+    memcpy(*pend + 6 + n, "\n\n", 3);
+    *pend_n = n + 8;
+    *pend_off = 0;
+    free(ev);
+    return 0;
+}
+
+/* Every wait is bounded: srv_relay_next returns within a second, and the transfer itself ends
+ * within the fallback's timeout, so a stalled upstream ends the stream with an error event. */
+static ssize_t relay_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    relay_stream *rs = cls;
+    while (rs->pend_off == rs->pend_n) {
+        free(rs->pend);
+        rs->pend = NULL;
+        rs->pend_n = rs->pend_off = 0;
+        if (rs->phase == 2)
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        char *ev = NULL;
+        if (rs->phase == 1) {
+            ev = strdup("[DONE]");
+            rs->phase = 2;
+        } else {
+            slm_err err = {0};
+            int rc = srv_relay_next(rs->r, 1000, &ev, &err);
+            if (rc == SRV_RELAY_WAIT)
+                continue;
+            if (rc == SRV_RELAY_END)
+                return MHD_CONTENT_READER_END_OF_STREAM;
+            if (rc == SRV_RELAY_EVENT && !strcmp(ev, "[DONE]"))
+                rs->phase = 2; /* nothing after it, whatever follows upstream */
+            if (rc == SRV_RELAY_FAILED) {
+                char msg[1100];
+                snprintf(msg, sizeof msg, "the fallback's stream failed: %s", err.msg);
+                srv_metrics_rejected(rs->s->m, "upstream_failed");
+                ev = srv_json_error(msg, "upstream_error", "upstream_failed");
+                rs->phase = 1;
+            }
+        }
+        if (!ev || frame_event(&rs->pend, &rs->pend_n, &rs->pend_off, ev))
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    size_t k = rs->pend_n - rs->pend_off < max ? rs->pend_n - rs->pend_off : max;
+    memcpy(buf, rs->pend + rs->pend_off, k);
+    rs->pend_off += k;
+    return (ssize_t)k;
+}
+
+static void relay_stream_free(void *cls)
+{
+    relay_stream *rs = cls;
+    srv_relay_free(rs->r);
+    free(rs->pend);
+    free(rs);
+}
+
+/* Start relaying the client's own body as a stream: 0 with *out once the upstream's first
+ * event arrived (within the fallback's timeouts), else SLM_EIO with err saying why. */
+static int relay_open(srv_server *s, conn *cs, const char *url, relay_stream **out, slm_err *err)
+{
+    *out = NULL;
+    srv_upstream u;
+    upstream_of(s, &u);
+    srv_relay *r = NULL;
+    int rc = srv_relay_start(&u, url, cs->body, cs->n, &r, err);
+    if (rc)
+        return rc;
+    char *ev = NULL;
+    while ((rc = srv_relay_next(r, 1000, &ev, err)) == SRV_RELAY_WAIT)
+        ;
+    relay_stream *rs = rc == SRV_RELAY_EVENT ? calloc(1, sizeof *rs) : NULL;
+    if (!rs || frame_event(&rs->pend, &rs->pend_n, &rs->pend_off, ev)) {
+        if (rc == SRV_RELAY_END)
+            slm_err_set(err, SLM_EIO, "upstream event stream is empty");
+        else if (rc == SRV_RELAY_EVENT)
+            slm_err_set(err, SLM_EINTERNAL, "out of memory");
+        if (rc == SRV_RELAY_EVENT && !rs)
+            free(ev);
+        free(rs);
+        srv_relay_free(r);
+        return err->code ? err->code : SLM_EIO;
+    }
+    rs->s = s;
+    rs->r = r;
+    *out = rs;
+    return 0;
+}
+
+static enum MHD_Result relay_reply(srv_server *s, struct MHD_Connection *c, const char *ep, relay_stream *rs,
+                                   const char *route)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, relay_read, rs, relay_stream_free);
+    if (!r) {
+        relay_stream_free(rs);
+        return reply_error(s, c, ep, 500, "out of memory", NULL);
+    }
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    MHD_add_response_header(r, "X-Slm-Route", route);
+    srv_metrics_request(s->m, ep, 200);
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Send the client's own body to the upstream; relay its answer (a stream event by event), or 502. */
 static enum MHD_Result forward(srv_server *s, struct MHD_Connection *c, conn *cs, const char *ep, const char *url,
                                int is_stream, const char *reason)
 {
@@ -209,15 +334,18 @@ static enum MHD_Result forward(srv_server *s, struct MHD_Connection *c, conn *cs
     char route[96];
     snprintf(route, sizeof route, "fallback; reason=%s", reason);
     srv_metrics_route(s->m, "fallback", reason);
-    if (srv_fallback_post(&u, url, cs->body, cs->n, is_stream, &out, &n, &err)) {
+    relay_stream *rs = NULL;
+    if (is_stream ? relay_open(s, cs, url, &rs, &err) : srv_fallback_post(&u, url, cs->body, cs->n, 0, &out, &n, &err)) {
         srv_metrics_rejected(s->m, "upstream_failed");
         srv_metrics_request(s->m, ep, 502);
         char msg[1100];
         snprintf(msg, sizeof msg, "the local model cannot answer (%s) and the fallback failed: %s", reason, err.msg);
         return reply(c, 502, "application/json", srv_json_error(msg, "upstream_error", "upstream_failed"), route, 0);
     }
+    if (rs)
+        return relay_reply(s, c, ep, rs, route);
     srv_metrics_request(s->m, ep, 200);
-    return reply(c, 200, is_stream ? "text/event-stream" : "application/json", out, route, 0);
+    return reply(c, 200, "application/json", out, route, 0);
 }
 
 /* A request marked private (body "private": true or header X-Slm-Private: 1). */
@@ -289,6 +417,51 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
         goto out;
     }
     if (j->req.stream) {
+        /* Low confidence for a stream: nothing is sent before the first K tokens (or the whole
+         * answer, if shorter) are generated; their confidence decides. Below the threshold the
+         * upstream's stream is relayed (the local generation goes on until its first event
+         * arrives and is cancelled then), else, or when the upstream fails, the local stream. */
+        const char *reason = "ok";
+        const int K = s->o.fallback_stream_tokens;
+        if (s->o.fallback_url && s->o.fallback_confidence > 0 && K > 0) {
+            pthread_mutex_lock(&s->mu);
+            while (j->state != JOB_DONE && j->n_toks < K) {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += 1;
+                pthread_cond_timedwait(&j->cv, &s->mu, &ts);
+            }
+            int gone = j->cancelled, failed = j->state == JOB_DONE && j->status;
+            int nk = j->n_toks < K ? j->n_toks : K;
+            double conf = srv_confidence(j->toks ? &j->toks[0].lp : NULL, sizeof(srv_tokinfo), nk, s->o.fallback_quantile);
+            pthread_mutex_unlock(&s->mu);
+            if (gone) {
+                srv_metrics_request(s->m, ep, 499);
+                ret = MHD_NO;
+                goto out;
+            }
+            if (!failed && conf < s->o.fallback_confidence) {
+                if (priv) {
+                    reason = "private_low_confidence";
+                } else {
+                    relay_stream *rs = NULL;
+                    slm_err ferr = {0};
+                    if (!relay_open(s, cs, url, &rs, &ferr)) {
+                        pthread_mutex_lock(&s->mu);
+                        j->deferred = 1;
+                        j->cancelled = 1; /* the scheduler frees the slot at its next step */
+                        pthread_mutex_unlock(&s->mu);
+                        srv_metrics_route(s->m, "fallback", "low_confidence");
+                        ret = relay_reply(s, c, ep, rs, "fallback; reason=low_confidence");
+                        goto out;
+                    }
+                    srv_metrics_rejected(s->m, "upstream_failed");
+                    reason = "low_confidence_upstream_failed";
+                }
+            }
+        }
+        char route[96];
+        snprintf(route, sizeof route, "local; reason=%s", reason);
         stream *st = calloc(1, sizeof *st);
         struct MHD_Response *r = st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st,
                                                                         stream_free) : NULL;
@@ -304,9 +477,9 @@ static enum MHD_Result completion(srv_server *s, struct MHD_Connection *c, conn 
         st->j = j; /* the stream owns our reference now */
         MHD_add_response_header(r, "Content-Type", "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
-        MHD_add_response_header(r, "X-Slm-Route", "local; reason=ok");
+        MHD_add_response_header(r, "X-Slm-Route", route);
         srv_metrics_request(s->m, ep, 200);
-        srv_metrics_route(s->m, "local", "ok");
+        srv_metrics_route(s->m, "local", reason);
         ret = MHD_queue_response(c, 200, r);
         MHD_destroy_response(r);
         return ret;

@@ -31,7 +31,7 @@ struct srv_metrics {
     series s[MAX_SERIES];
     int n;
     double prompt_tokens, cached_tokens, gen_tokens;
-    double requests, errors, health, prefill_tokens, prefill_s, decode_tokens, decode_s;
+    double requests, errors, health, prefill_tokens, prefill_s, decode_tokens, decode_s, decode_steps;
     histo latency, ttft;
 };
 
@@ -92,6 +92,7 @@ void srv_metrics_timing(srv_metrics *m, int prefill_tokens, double prefill_s, in
     m->prefill_tokens += prefill_tokens;
     m->prefill_s += prefill_s;
     m->decode_tokens += decode_tokens;
+    m->decode_steps += decode_tokens > 0;
     m->decode_s += decode_s;
     pthread_mutex_unlock(&m->mu);
 }
@@ -263,6 +264,8 @@ char *srv_metrics_render(srv_metrics *m, const srv_server *s)
             "slm_prefill_seconds_total %.6f\n", m->prefill_s);
     put(&b, "# HELP slm_decode_tokens_total Tokens decoded one step at a time.\n# TYPE slm_decode_tokens_total counter\n"
             "slm_decode_tokens_total %.0f\n", m->decode_tokens);
+    put(&b, "# HELP slm_decode_steps_total Decode steps, each one batched step for every busy slot.\n"
+            "# TYPE slm_decode_steps_total counter\nslm_decode_steps_total %.0f\n", m->decode_steps);
     put(&b, "# HELP slm_decode_seconds_total Time spent in decode steps.\n# TYPE slm_decode_seconds_total counter\n"
             "slm_decode_seconds_total %.6f\n", m->decode_s);
     put_histo(&b, "slm_request_duration_seconds", "Time from queueing to the last token.", &m->latency);

@@ -147,7 +147,7 @@ static void finish_locked(srv_server *s, srv_job *j, int status, const char *msg
     if (!j->finish)
         j->finish = status ? "error" : "stop";
     if (j->cancelled)
-        srv_metrics_cancelled(s->m, s->stop ? "server_stopping" : "client_gone");
+        srv_metrics_cancelled(s->m, s->stop ? "server_stopping" : j->deferred ? "deferred_to_fallback" : "client_gone");
     j->safe = j->len;
     j->state = JOB_DONE;
     j->t_end = srv_now();

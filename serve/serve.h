@@ -29,6 +29,7 @@ typedef struct srv_opts {
     double fallback_quantile;   /* confidence = this quantile of the per-token probabilities (default 0.1) */
     long fallback_connect_ms;   /* default 2000 */
     long fallback_timeout_ms;   /* default 30000 */
+    int fallback_stream_tokens; /* streams: judge the confidence on the first K tokens before sending any (default 16) */
     uint64_t mem_budget;        /* bytes; 0: none. A model that needs more is not loaded (all to fallback) */
     /* telemetry (serve/telemetry.h): a record is spooled (and pushed, with an endpoint) when the
      * server stops, only when telemetry != NULL and its level is not off */

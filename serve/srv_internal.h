@@ -29,6 +29,7 @@ typedef struct srv_job {
     int n_ids, max_tokens;
     int fd;                     /* the client's socket: polled for hang-ups while generating */
     int cancelled;              /* client gone or server stopping */
+    int deferred;               /* cancelled because the fallback answers instead (a low-confidence stream) */
     int slot;
     struct srv_job *next;       /* queue link */
     /* output (written by the scheduler under srv->mu) */

@@ -25,6 +25,7 @@
 #include "fuzz/fuzz_bundle.c"
 #include "fuzz/fuzz_manifest.c"
 #include "fuzz/fuzz_serve_request.c"
+#include "fuzz/fuzz_serve_sse.c"
 #include "fuzz/fuzz_chat_template.c"
 #include "testutil.h"
 
@@ -126,6 +127,7 @@ FUZZ_SUITE(root)
 FUZZ_SUITE(bundle)
 FUZZ_SUITE(manifest)
 FUZZ_SUITE(serve_request)
+FUZZ_SUITE(serve_sse)
 FUZZ_SUITE(chat_template)
 
 /* The harness itself: the multi-file separator splits as documented. */

@@ -762,6 +762,64 @@ Test(serve, parallel_slots_agree)
     cr_assert_eq(server_down(&s), 0);
 }
 
+/* --parallel 4 with eight different prompts and lengths at once: the slots run batched steps
+ * (slm_decode_multi) of 2-4 sequences of different lengths that join and leave, and every
+ * temperature-0 answer is the text of `slm run --temp 0` for its own prompt. */
+static int metric_value(int port, const char *series);
+
+typedef struct batched_req {
+    int port, max_tokens;
+    const char *prompt;
+    int status;
+    char *text;
+} batched_req;
+
+static void *batched_main(void *arg)
+{
+    batched_req *q = arg;
+    char body[512];
+    snprintf(body, sizeof body, "{\"prompt\":\"%s\",\"max_tokens\":%d,\"temperature\":0}", q->prompt, q->max_tokens);
+    resp r = http_try(q->port, "POST", "/v1/completions", "", body, strlen(body));
+    q->status = r.status;
+    cJSON *j = r.status == 200 ? cJSON_Parse(r.body) : NULL;
+    cJSON *c = j ? cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0) : NULL;
+    cJSON *t = c ? cJSON_GetObjectItem(c, "text") : NULL;
+    q->text = strdup(cJSON_IsString(t) ? t->valuestring : "<no text>");
+    cJSON_Delete(j);
+    resp_free(&r);
+    return NULL;
+}
+
+Test(serve, parallel_batched_equals_run)
+{
+    static const char *prompts[8] = {"Once upon a time", "The little dog", "One day, a girl named Lily went",
+                                     "Tom had a red ball", "The sun was", "In a small house near the big forest there lived",
+                                     "Sam", "Mom said"};
+    const char *args[] = {"--parallel", "4", "--max-queue", "8", NULL};
+    server s;
+    server_up_args(&s, args);
+    batched_req q[8];
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++) {
+        q[i] = (batched_req){.port = s.port, .max_tokens = 12 + 5 * i, .prompt = prompts[i]};
+        pthread_create(&th[i], NULL, batched_main, &q[i]);
+    }
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    int tokens = metric_value(s.port, "\nslm_decode_tokens_total "),
+        steps = metric_value(s.port, "\nslm_decode_steps_total ");
+    for (int i = 0; i < 8; i++) {
+        cr_assert_eq(q[i].status, 200, "request %d: status %d", i, q[i].status);
+        char *want = run_text(prompts[i], q[i].max_tokens);
+        cr_assert_str_eq(q[i].text, want, "request %d (%s): served text differs from slm run --temp 0", i, prompts[i]);
+        free(want);
+        free(q[i].text);
+    }
+    cr_assert_gt(steps, 0);
+    cr_assert_gt(tokens, steps, "decode steps ran more than one slot at a time (%d tokens in %d steps)", tokens, steps);
+    cr_assert_eq(server_down(&s), 0);
+}
+
 static int metric_value(int port, const char *series)
 {
     resp r = http(port, "GET", "/metrics", "", NULL, 0);
@@ -954,6 +1012,204 @@ static void fake_start(fake_up *f, int mode, pthread_t *th)
     f->port = ntohs(a.sin_port);
     if (mode == 1)
         pthread_create(th, NULL, fake_main, f);
+}
+
+/* A fake upstream that answers a stream's headers and one event, then stalls (holds the
+ * connection open, silent, until stop). */
+static void *stall_main(void *p)
+{
+    fake_up *f = p;
+    int held[8], nh = 0;
+    while (!f->stop) {
+        struct pollfd pf = {.fd = f->lfd, .events = POLLIN};
+        if (poll(&pf, 1, 100) <= 0)
+            continue;
+        int c = accept(f->lfd, NULL, NULL);
+        if (c < 0)
+            continue;
+        struct timeval tv = {2, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        char buf[8192];
+        (void)!recv(c, buf, sizeof buf, 0);
+        const char *g = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+                        "data: {\"object\":\"text_completion\",\"choices\":[{\"index\":0,\"text\":\"Once\"}]}\n\n";
+        send_all(c, g, strlen(g));
+        f->served++;
+        if (nh < 8)
+            held[nh++] = c;
+        else
+            close(c);
+    }
+    for (int i = 0; i < nh; i++)
+        close(held[i]);
+    return NULL;
+}
+
+/* POST a streamed request on a raw connection and read until its first two events (the first
+ * carrying text) are complete: returns the fd (still open) and the bytes so far. */
+static int stream_first_event(int port, const char *path, const char *json, char **raw, size_t *n)
+{
+    int fd = connect_to(port, 60);
+    cr_assert(fd >= 0);
+    char head[512];
+    int hn = snprintf(head, sizeof head,
+                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                      "Content-Length: %zu\r\n\r\n", path, strlen(json));
+    cr_assert_eq(send_all(fd, head, (size_t)hn), 0);
+    cr_assert_eq(send_all(fd, json, strlen(json)), 0);
+    size_t cap = 1 << 16, k = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        b[k] = 0;
+        int events = 0; /* complete events so far; the first one may be a role chunk without text */
+        for (const char *d = strstr(b, "data: "); d && strstr(d, "\n\n"); d = strstr(strstr(d, "\n\n"), "data: "))
+            events++;
+        if (events >= 2)
+            break;
+        cr_assert(k + 1 < cap, "no complete event in %zu bytes", k);
+        ssize_t r = recv(fd, b + k, cap - k - 1, 0);
+        cr_assert_gt(r, 0, "the stream ended (or timed out) before its first event: %s", b);
+        k += (size_t)r;
+    }
+    *raw = b;
+    *n = k;
+    return fd;
+}
+
+/* The rest of the stream after stream_first_event, to the end; parsed. */
+static resp stream_rest(int fd, char *raw, size_t n)
+{
+    size_t m = 0;
+    char *rest = recv_all(fd, &m);
+    close(fd);
+    char *all = malloc(n + m + 1);
+    memcpy(all, raw, n);
+    memcpy(all + n, rest, m);
+    all[n + m] = 0;
+    resp r;
+    parse_resp(all, n + m, &r);
+    free(all), free(rest), free(raw);
+    return r;
+}
+
+/* A stream routed upstream is relayed event by event: the client holds the first event while
+ * the upstream (a second slm serve, 480 tokens on one thread) is still generating; then the
+ * whole stream arrives, ending with [DONE]. A stalled upstream ends the stream with an error
+ * event and [DONE]; a silent one gives 502. */
+Test(serve, fallback_stream_relayed_incrementally)
+{
+    server cloud, front;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", "-t", "1", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    server_up_args(&front, (const char *[]){"-c", "32", "--fallback", url, "--fallback-confidence", "0", NULL});
+    const char *req = "{\"prompt\":\"Once upon a time\",\"max_tokens\":480,\"ignore_eos\":true,\"stream\":true}";
+    char *raw = NULL;
+    size_t n = 0;
+    int fd = stream_first_event(front.port, "/v1/completions", req, &raw, &n);
+    cr_assert(strstr(raw, "X-Slm-Route: fallback; reason=context"), "%s", raw);
+    /* the first text is here, the upstream has not finished its answer (it counts its tokens
+     * when it finishes) */
+    cr_assert_eq(metric_value(cloud.port, "\nslm_generated_tokens_total "), 0,
+                 "the first relayed events reached the client only after the upstream finished");
+    resp r = stream_rest(fd, raw, n);
+    cr_assert_eq(r.status, 200);
+    int events = 0;
+    free(sse_text(r.body, &events, NULL));
+    cr_assert_geq(events, 100, "%d events", events);
+    resp_free(&r);
+    cr_assert_eq(metric_value(cloud.port, "\nslm_generated_tokens_total "), 480);
+    cr_assert_eq(server_down(&front), 0);
+
+    /* stalled after one event: that event, then an error event, then [DONE] (bounded by
+     * --fallback-timeout 2; the client's own timeout, 60 s, would leave [DONE] missing) */
+    fake_up stall, silent;
+    pthread_t th;
+    fake_start(&stall, 2, NULL);
+    pthread_create(&th, NULL, stall_main, &stall);
+    fake_start(&silent, 0, NULL);
+    const int ports[2] = {stall.port, silent.port};
+    for (int k = 0; k < 2; k++) {
+        snprintf(url, sizeof url, "http://127.0.0.1:%d", ports[k]);
+        server_up_args(&front, (const char *[]){"-c", "32", "--fallback", url, "--fallback-timeout", "2",
+                                                "--fallback-confidence", "0", NULL});
+        r = post(front.port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"stream\":true}");
+        if (k == 0) {
+            expect_route(&r, 200, "fallback; reason=context", "stalled upstream");
+            cr_assert(strstr(r.body, "data: {\"object\":\"text_completion\""), "%s", r.body);
+            cr_assert(strstr(r.body, "\"code\":\"upstream_failed\""), "%s", r.body);
+            free(sse_text(r.body, NULL, NULL)); /* well framed, ends with [DONE] */
+        } else {
+            expect_route(&r, 502, "fallback; reason=context", "silent upstream");
+        }
+        resp_free(&r);
+        cr_assert_eq(metric_value(front.port, "slm_rejected_total{reason=\"upstream_failed\"} "), 1);
+        cr_assert_eq(server_down(&front), 0);
+    }
+    stall.stop = 1;
+    pthread_join(th, NULL);
+    close(stall.lfd);
+    close(silent.lfd);
+    cr_assert_eq(server_down(&cloud), 0);
+}
+
+/* Low confidence for streams: nothing is sent until the first K (16) tokens are generated; their
+ * confidence below P relays the upstream's stream (route in the headers), a private request
+ * streams locally, a silent upstream leaves the local stream (low_confidence_upstream_failed),
+ * --fallback-stream-tokens 0 streams at once and never defers. */
+Test(serve, fallback_low_confidence_stream)
+{
+    server cloud, unsure;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    const char *req = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stream\":true}";
+    resp r = post(cloud.port, "/v1/completions", req);
+    cr_assert_eq(r.status, 200);
+    char *want = sse_text(r.body, NULL, NULL);
+    resp_free(&r);
+    char *local = run_text("Once upon a time", 40);
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", NULL});
+    r = post(unsure.port, "/v1/completions", req);
+    expect_route(&r, 200, "fallback; reason=low_confidence", "stream, low confidence");
+    char *got = sse_text(r.body, NULL, NULL);
+    cr_assert_str_eq(got, want);
+    free(got);
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 2);
+    const char *preq = "{\"prompt\":\"Once upon a time\",\"max_tokens\":40,\"temperature\":0,\"stream\":true,\"private\":true}";
+    r = post(unsure.port, "/v1/completions", preq);
+    expect_route(&r, 200, "local; reason=private_low_confidence", "private stream, low confidence");
+    got = sse_text(r.body, NULL, NULL);
+    cr_assert_str_eq(got, local);
+    free(got);
+    resp_free(&r);
+    cr_assert_eq(upstream_requests(cloud.port), 2, "a private stream reached the upstream");
+    cr_assert_eq(metric_value(unsure.port, "slm_route_total{route=\"fallback\",reason=\"low_confidence\"} "), 1);
+    cr_assert_eq(server_down(&unsure), 0);
+
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", "--fallback-stream-tokens",
+                                             "0", NULL});
+    r = post(unsure.port, "/v1/completions", req);
+    expect_route(&r, 200, "local; reason=ok", "stream, K = 0");
+    resp_free(&r);
+    cr_assert_eq(server_down(&unsure), 0);
+    cr_assert_eq(upstream_requests(cloud.port), 2);
+
+    fake_up silent;
+    fake_start(&silent, 0, NULL);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", silent.port);
+    server_up_args(&unsure, (const char *[]){"--fallback", url, "--fallback-confidence", "1", "--fallback-timeout", "2", NULL});
+    r = post(unsure.port, "/v1/completions", req);
+    expect_route(&r, 200, "local; reason=low_confidence_upstream_failed", "stream, silent upstream");
+    got = sse_text(r.body, NULL, NULL);
+    cr_assert_str_eq(got, local);
+    free(got);
+    resp_free(&r);
+    cr_assert_eq(server_down(&unsure), 0);
+    close(silent.lfd);
+    cr_assert_eq(server_down(&cloud), 0);
+    free(want), free(local);
 }
 
 /* Upstream down, silent or answering garbage: a bounded 502 (or the local answer), never a hang. */
@@ -1307,6 +1563,89 @@ Test(serve, cli_usage_and_errors)
     free(e);
     free(notgguf);
     cr_assert_eq(server_down(&s), 0);
+}
+
+/* `slm chat ARGS` with the lines of `input` on stdin; its status, stdout and stderr */
+static int chat_run(const char *input, const char *const *args, char **out, char **err)
+{
+    char *in = tu_path(g_dir, "chat-input.txt");
+    cr_assert_eq(tu_write_file(in, input, strlen(input)), 0);
+    const char *argv[48] = {"sh", "-c", "f=$1; shift; exec \"$0\" chat \"$@\" < \"$f\"", tu_slm_bin(), in};
+    int k = 5;
+    for (int i = 0; args[i] && k < 47; i++)
+        argv[k++] = args[i];
+    argv[k] = NULL;
+    int rc = tu_run(out, err, argv);
+    free(in);
+    return rc;
+}
+
+/* slm chat takes the fallback options too (parsed by the same code as slm run's): a conversation
+ * over the context goes to the upstream's /v1/chat/completions and its answer is printed; a
+ * --private one fails with exit 3 and never reaches it; --mem-budget and low confidence route
+ * there; every turn says its route on stderr. */
+Test(serve, chat_fallback)
+{
+    char *small = tu_path(g_dir, "s260c.gguf");
+    slm_ok((const char *[]){"convert", tu_model("stories260k"), "-o", small, "--outtype", "f16", NULL});
+    server cloud;
+    server_up_args(&cloud, (const char *[]){"--alias", "cloud", NULL});
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", cloud.port);
+    /* what the cloud answers for this conversation, asked directly */
+    resp r = post(cloud.port, "/v1/chat/completions",
+                  "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a story\"}],\"max_tokens\":40,\"temperature\":0}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    cJSON *j = json_of(&r);
+    char *want = strdup(text_of(j));
+    cJSON_Delete(j);
+    resp_free(&r);
+    int before = upstream_requests(cloud.port);
+
+    char *out = NULL, *e = NULL;
+    const char *ctx_args[] = {"-m", small, "--chat-template", "chatml", "-n", "40", "-c", "32", "--temp", "0",
+                              "--fallback", url, NULL};
+    cr_assert_eq(chat_run("Tell me a story\n", ctx_args, &out, &e), 0, "%s", e);
+    cr_assert(strstr(e, "slm chat: route: fallback (context)"), "%s", e);
+    char *wantnl = malloc(strlen(want) + 2);
+    sprintf(wantnl, "%s\n", want);
+    cr_assert_str_eq(out, wantnl, "the upstream's answer is printed");
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 1);
+
+    const char *priv_args[] = {"-m", small, "--chat-template", "chatml", "-n", "40", "-c", "32", "--fallback", url,
+                               "--private", NULL};
+    cr_assert_eq(chat_run("Tell me a story " CANARY "\n", priv_args, &out, &e), 3, "%s", e);
+    cr_assert(strstr(e, "never leaves"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 1, "a --private conversation reached the upstream");
+
+    /* two turns: --mem-budget sends both (the second with the first's answer in its history) */
+    const char *mem_args[] = {"-m", small, "--chat-template", "chatml", "-n", "8", "--fallback", url,
+                              "--mem-budget", "1K", NULL};
+    cr_assert_eq(chat_run("Hello\nTell me more\n", mem_args, &out, &e), 0, "%s", e);
+    cr_assert_eq(tu_count_lines(e), 2, "%s", e);
+    cr_assert(strstr(e, "route: fallback (memory)"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 3);
+
+    const char *conf_args[] = {"-m", small, "--chat-template", "chatml", "-n", "8", "--temp", "0", "--fallback", url,
+                               "--fallback-confidence", "1", NULL};
+    cr_assert_eq(chat_run("Hello\n", conf_args, &out, &e), 0, "%s", e);
+    cr_assert(strstr(e, "route: fallback (low_confidence)"), "%s", e);
+    free(out), free(e);
+    const char *ok_args[] = {"-m", small, "--chat-template", "chatml", "-n", "8", "--temp", "0", "--fallback", url,
+                             "--fallback-confidence", "0", NULL};
+    cr_assert_eq(chat_run("Hello\n", ok_args, &out, &e), 0, "%s", e);
+    cr_assert(strstr(e, "route: local (ok)"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(upstream_requests(cloud.port), before + 4);
+    const char *bad_args[] = {"-m", small, "--fallback-key-file", "k", NULL};
+    cr_assert_eq(chat_run("", bad_args, &out, &e), 2, "%s", e);
+    cr_assert(strstr(e, "goes with --fallback"), "%s", e);
+    free(out), free(e);
+    cr_assert_eq(server_down(&cloud), 0);
+    free(want), free(wantnl), free(small);
 }
 
 /* slm run takes the same fallback options: context, memory and low confidence go upstream,

@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "engine.h"
+#include "fallback.h"
 #include "runtime.h"
 
 const char help_chat[] =
@@ -27,16 +29,22 @@ const char help_chat[] =
     "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
     CLI_SAMPLER_HELP
     "  -t, --threads N         threads (default: physical cores)\n"
+    CLI_FALLBACK_HELP
+    "                          (chat: the whole conversation goes to URL/v1/chat/completions; each\n"
+    "                          turn's route is printed on stderr: slm chat: route: local (ok))\n"
     "  -h, --help              this help\n"
     "\n"
     "exit codes: 0 ok, 2 usage, 3 bad input (model, template, conversation longer than the\n"
-    "            context), 4 I/O, 5 verification failed (--bundle/--store), 6 internal\n";
+    "            context, or --private and only the fallback could answer), 4 I/O (the\n"
+    "            fallback failed), 5 verification failed (--bundle/--store), 6 internal\n";
 
 enum { OPT_SYSTEM = 1000, OPT_CHAT_TEMPLATE };
 
-/* One reply: sample until end of turn, -n tokens or a full context; stream it, collect it. */
+/* One reply: sample until end of turn, -n tokens or a full context; stream it (lps NULL) or
+ * collect the log-probabilities of its tokens under the model in *lps (for the fallback's
+ * confidence, then nothing is printed here); collect the text. */
 static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampler *smp, long long n_predict,
-                 char **text, size_t *len, slm_err *err)
+                 int n_vocab, float **lps, int *n_lps, char **text, size_t *len, slm_err *err)
 {
     size_t cap = 256;
     char *buf = malloc(cap), piece[256];
@@ -45,17 +53,29 @@ static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampl
     *len = 0;
     int rc = 0;
     for (long long n = 0; n < n_predict; n++) {
-        int32_t next = slm_sampler_sample(smp, slm_ctx_logits(ctx, 0));
+        const float *logits = slm_ctx_logits(ctx, 0);
+        int32_t next = slm_sampler_sample(smp, logits);
         if (slm_tokenizer_is_eog(tok, next))
             break;
+        if (lps) {
+            float *g = realloc(*lps, sizeof **lps * (size_t)(*n_lps + 1));
+            if (!g) {
+                rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
+                break;
+            }
+            *lps = g;
+            srv_logprobs(logits, n_vocab, next, 0, &g[(*n_lps)++], NULL, NULL);
+        }
         size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
         char *big = pn > sizeof piece ? malloc(pn) : NULL;
         if (big)
             slm_token_to_piece(tok, next, 0, big, pn);
         const char *pp = pn > sizeof piece ? big : piece;
         if (pp) {
-            fwrite(pp, 1, pn, stdout);
-            fflush(stdout);
+            if (!lps) {
+                fwrite(pp, 1, pn, stdout);
+                fflush(stdout);
+            }
             if (*len + pn + 1 > cap) {
                 cap = (*len + pn + 1) * 2;
                 char *nb = realloc(buf, cap);
@@ -90,7 +110,7 @@ int cmd_chat(int argc, char **argv)
         CLI_MODEL_LONGOPTS,
         {"system", required_argument, 0, OPT_SYSTEM}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
         {"n-predict", required_argument, 0, 'n'}, {"ctx-size", required_argument, 0, 'c'},
-        {"threads", required_argument, 0, 't'}, CLI_SAMPLER_LONGOPTS, {0, 0, 0, 0},
+        {"threads", required_argument, 0, 't'}, CLI_SAMPLER_LONGOPTS, CLI_FALLBACK_LONGOPTS, {0, 0, 0, 0},
     };
     const char *C = "chat", *system_msg = NULL, *tname = NULL;
     cli_model_opts mo = {0};
@@ -98,12 +118,16 @@ int cmd_chat(int argc, char **argv)
     int seed_set = 0, o;
     slm_sampler_params sp;
     slm_sampler_defaults(&sp);
+    cli_fallback_opts fo;
+    cli_fallback_defaults(&fo);
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, ":m:n:c:t:", opts, NULL)) != -1) {
         int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
         if (!r)
             r = cli_model_opt(C, o, optarg, &mo);
+        if (!r)
+            r = cli_fallback_opt(C, o, optarg, &fo);
         if (r == 1)
             continue;
         if (r)
@@ -130,7 +154,7 @@ int cmd_chat(int argc, char **argv)
     if (optind < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[optind]);
     slm_err err = {0};
-    if (cli_model_check(&mo, &err))
+    if (cli_model_check(&mo, &err) || cli_fallback_check(&fo, &err))
         return cli_usage(C, "%s", err.msg);
     if (tname && !slm_chat_builtin(tname))
         return cli_usage(C, "unknown chat template '%s' (built-in: %s)", tname, slm_chat_builtin_names());
@@ -144,29 +168,53 @@ int cmd_chat(int argc, char **argv)
     slm_ctx *ctx = NULL;
     slm_sampler *smp = NULL;
     slm_chat *ch = NULL;
-    char *line = NULL, *text = NULL;
+    char *line = NULL, *text = NULL, *fb_key = NULL;
     size_t line_cap = 0;
+    float *lps = NULL;
+    /* the conversation as the fallback gets it (with --fallback) */
+    const char **roles = NULL;
+    char **contents = NULL;
+    int n_hist = 0, remote_only = 0, n_vocab = 0;
+    srv_upstream up = {fo.url, NULL, fo.connect_ms, fo.timeout_ms, 8u << 20};
     int rc;
-    if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &path, &err)) ||
-        (rc = slm_model_load(path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+    if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &path, &err)) || (rc = cli_fallback_key(&fo, &fb_key, &err)))
         goto out;
-    const slm_hparams *hp = slm_model_hparams(m);
-    if (n_ctx == 0)
-        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (n_ctx > hp->n_ctx_train) {
-        rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
-        goto out;
+    up.key = fb_key;
+    if (fo.mem_budget) { /* as slm run: a model over the budget is not loaded; the fallback answers */
+        uint64_t need = 0;
+        if ((rc = srv_engine_estimate(path, (int)n_ctx, 1, &need, &err)))
+            goto out;
+        if (need > fo.mem_budget) {
+            if (!fo.url || fo.priv) {
+                rc = slm_err_set(&err, SLM_EINPUT, "the model needs %llu bytes, more than --mem-budget %llu%s",
+                                 (unsigned long long)need, fo.mem_budget,
+                                 fo.url ? " (and --private: the conversation never leaves this device)" : "");
+                goto out;
+            }
+            remote_only = 1;
+        }
     }
-    int n_vocab = slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab;
-    if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)) ||
-        (rc = slm_chat_new(m, tok, ctx, tname, &ch, &err)))
-        goto out;
-    if (!(smp = slm_sampler_new(&sp, n_vocab))) {
-        rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-        goto out;
+    if (!remote_only) {
+        if ((rc = slm_model_load(path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+            goto out;
+        const slm_hparams *hp = slm_model_hparams(m);
+        if (n_ctx == 0)
+            n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
+        if (n_ctx > hp->n_ctx_train) {
+            rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+            goto out;
+        }
+        n_vocab = slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab;
+        if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)) ||
+            (rc = slm_chat_new(m, tok, ctx, tname, &ch, &err)))
+            goto out;
+        if (!(smp = slm_sampler_new(&sp, n_vocab))) {
+            rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+            goto out;
+        }
+        if (system_msg && (rc = slm_chat_add(ch, "system", system_msg, strlen(system_msg), &err)))
+            goto out;
     }
-    if (system_msg && (rc = slm_chat_add(ch, "system", system_msg, strlen(system_msg), &err)))
-        goto out;
     const int tty = isatty(STDIN_FILENO);
     for (;;) {
         if (tty) {
@@ -183,26 +231,100 @@ int cmd_chat(int argc, char **argv)
         if (!strcmp(line, "/exit") || !strcmp(line, "/quit"))
             break;
         if (!strcmp(line, "/clear")) {
-            slm_chat_reset(ch);
+            if (ch)
+                slm_chat_reset(ch);
+            for (int i = 0; i < n_hist; i++)
+                free(contents[i]);
+            n_hist = 0;
             if (tty)
                 fputs("(conversation cleared)\n", stderr);
             continue;
         }
+        if (fo.url) { /* the history, with the system message first */
+            const char **nr = realloc(roles, sizeof *roles * (size_t)(n_hist + 3));
+            char **nc = nr ? realloc(contents, sizeof *contents * (size_t)(n_hist + 3)) : NULL;
+            if (nr)
+                roles = nr;
+            if (!nc) {
+                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+                goto out;
+            }
+            contents = nc;
+            if (n_hist == 0 && system_msg) {
+                roles[n_hist] = "system";
+                contents[n_hist++] = strdup(system_msg);
+            }
+            roles[n_hist] = "user";
+            contents[n_hist++] = strdup(line);
+        }
         int np = 0, reused = 0;
         size_t len = 0;
-        if ((rc = slm_chat_add(ch, "user", line, (size_t)n, &err)) ||
-            (rc = slm_chat_prefill(ch, &np, &reused, &err)))
+        const char *route = "local", *why = "ok";
+        if (ch && (rc = slm_chat_add(ch, "user", line, (size_t)n, &err)))
             goto out;
+        if (remote_only) {
+            route = "fallback", why = "memory";
+        } else if (fo.url) { /* prompt + -n over the context: the fallback, as slm run */
+            if ((rc = slm_chat_count(ch, &np, &err)))
+                goto out;
+            if ((long long)np + n_predict > n_ctx) {
+                if (fo.priv) {
+                    rc = slm_err_set(&err, SLM_EINPUT, "the conversation (%d tokens) plus -n %lld exceeds the context "
+                                     "length %lld, and --private: it never leaves this device", np, n_predict, n_ctx);
+                    goto out;
+                }
+                route = "fallback", why = "context";
+            }
+        }
         double t0 = cli_now();
-        rc = reply(ch, ctx, tok, smp, n_predict, &text, &len, &err);
+        if (!strcmp(route, "local")) {
+            int n_lps = 0;
+            if ((rc = slm_chat_prefill(ch, &np, &reused, &err)))
+                goto out;
+            rc = reply(ch, ctx, tok, smp, n_predict, n_vocab, fo.url ? &lps : NULL, &n_lps, &text, &len, &err);
+            if (rc)
+                goto out;
+            if (fo.url && fo.confidence > 0 && srv_confidence(lps, sizeof *lps, n_lps, 0.1) < fo.confidence) {
+                if (fo.priv)
+                    why = "private_low_confidence";
+                else
+                    route = "fallback", why = "low_confidence";
+            }
+        }
+        if (!strcmp(route, "fallback")) {
+            char *ft = NULL;
+            slm_err ferr = {0};
+            int frc = srv_fallback_chat(&up, roles, (const char *const *)contents, n_hist, (int)n_predict, sp.temp,
+                                        sp.top_p, sp.seed, &ft, &ferr);
+            if (frc && !strcmp(why, "low_confidence")) { /* the local answer stands */
+                cli_warn(C, "%s; printing the local answer", ferr.msg);
+                route = "local", why = "low_confidence_upstream_failed";
+            } else if (frc) {
+                err = ferr;
+                rc = frc;
+                goto out;
+            } else {
+                free(text);
+                text = ft;
+                len = strlen(ft);
+            }
+        }
+        if (fo.url)
+            fwrite(text, 1, len, stdout);
         double dt = cli_now() - t0;
         fputc('\n', stdout);
         fflush(stdout);
-        if (rc)
+        if (fo.url) {
+            fprintf(stderr, "slm chat: route: %s (%s)\n", route, why);
+            roles[n_hist] = "assistant";
+            if (!(contents[n_hist++] = strdup(text))) {
+                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+                goto out;
+            }
+        }
+        if (ch && (rc = slm_chat_add(ch, "assistant", text, len, &err)))
             goto out;
-        if ((rc = slm_chat_add(ch, "assistant", text, len, &err)))
-            goto out;
-        if (tty)
+        if (tty && !remote_only)
             fprintf(stderr, "(%d prompt tokens, %d from the cache; %.1f s)\n", np, reused, dt);
         free(text);
         text = NULL;
@@ -211,6 +333,12 @@ int cmd_chat(int argc, char **argv)
 out:
     if (rc)
         cli_fail_err(C, &err);
+    for (int i = 0; i < n_hist; i++)
+        free(contents[i]);
+    free(contents);
+    free(roles);
+    free(lps);
+    free(fb_key);
     free(text);
     free(line);
     slm_chat_free(ch);

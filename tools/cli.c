@@ -356,6 +356,68 @@ int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *spv, int *s
     }
 }
 
+void cli_fallback_defaults(cli_fallback_opts *f)
+{
+    memset(f, 0, sizeof *f);
+    f->confidence = 0.1;
+    f->connect_ms = 2000;
+    f->timeout_ms = 30000;
+}
+
+int cli_fallback_opt(const char *cmd, int opt, const char *arg, cli_fallback_opts *f)
+{
+    double d;
+    switch (opt) {
+    case CLI_OPT_FB:
+        if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8))
+            return cli_usage(cmd, "--fallback wants an http:// or https:// URL, got '%s'", arg);
+        f->url = arg;
+        return 1;
+    case CLI_OPT_FBKEY: f->key_file = arg; return 1;
+    case CLI_OPT_FBCONF:
+        if (cli_parse_double(arg, &d) || d < 0 || d > 1)
+            return cli_usage(cmd, "--fallback-confidence wants a probability in [0, 1], got '%s'", arg);
+        f->confidence = d;
+        return 1;
+    case CLI_OPT_FBTIME:
+        if (cli_parse_double(arg, &d) || d <= 0 || d > 3600)
+            return cli_usage(cmd, "--fallback-timeout wants seconds in (0, 3600], got '%s'", arg);
+        f->timeout_ms = (long)(d * 1000);
+        f->connect_ms = f->timeout_ms < 2000 ? f->timeout_ms : 2000;
+        return 1;
+    case CLI_OPT_MEM: {
+        char *end;
+        unsigned long long v = strtoull(arg, &end, 10);
+        int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
+        if (end == arg || *arg == '-' || sh < 0 || !v || v > (~0ull >> sh))
+            return cli_usage(cmd, "--mem-budget wants bytes (e.g. 512M), got '%s'", arg);
+        f->mem_budget = v << sh;
+        return 1;
+    }
+    case CLI_OPT_PRIVATE: f->priv = 1; return 1;
+    default: return 0;
+    }
+}
+
+int cli_fallback_check(const cli_fallback_opts *f, slm_err *err)
+{
+    if (f->key_file && !f->url)
+        return slm_err_set(err, SLM_EUSAGE, "--fallback-key-file goes with --fallback URL");
+    return SLM_OK;
+}
+
+int cli_fallback_key(const cli_fallback_opts *f, char **key, slm_err *err)
+{
+    *key = NULL;
+    if (!f->key_file)
+        return SLM_OK;
+    size_t kn = 0;
+    if (!(*key = cli_read_file(f->key_file, 4096, &kn, err)))
+        return err->code ? err->code : SLM_EIO;
+    (*key)[strcspn(*key, "\r\n")] = 0;
+    return SLM_OK;
+}
+
 uint64_t cli_clock_seed(void)
 {
     struct timespec ts;

@@ -90,6 +90,38 @@ int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *sp, int *se
 /* A seed from the clock when none was given. */
 uint64_t cli_clock_seed(void);
 
+/* Cloud-fallback options shared by run and chat (docs/serve.md): --fallback URL,
+ * --fallback-key-file F, --fallback-confidence P, --fallback-timeout S, --mem-budget BYTES,
+ * --private (option ids CLI_OPT_FB..CLI_OPT_PRIVATE). */
+typedef struct cli_fallback_opts {
+    const char *url, *key_file;
+    double confidence;            /* low-confidence threshold (0: never) */
+    long connect_ms, timeout_ms;
+    unsigned long long mem_budget; /* 0: none */
+    int priv;                     /* never send anything upstream */
+} cli_fallback_opts;
+enum { CLI_OPT_FB = 940, CLI_OPT_FBKEY, CLI_OPT_FBCONF, CLI_OPT_FBTIME, CLI_OPT_MEM, CLI_OPT_PRIVATE };
+#define CLI_FALLBACK_LONGOPTS                                                                                   \
+    {"fallback", 1, 0, CLI_OPT_FB}, {"fallback-key-file", 1, 0, CLI_OPT_FBKEY},                                \
+        {"fallback-confidence", 1, 0, CLI_OPT_FBCONF}, {"fallback-timeout", 1, 0, CLI_OPT_FBTIME},             \
+        {"mem-budget", 1, 0, CLI_OPT_MEM}, {"private", 0, 0, CLI_OPT_PRIVATE}
+#define CLI_FALLBACK_HELP                                                                                       \
+    "      --fallback URL      an OpenAI-compatible upstream (e.g. slm serve) answers instead when prompt +\n"  \
+    "                          -n exceed the context, the model does not fit --mem-budget, or the answer's\n"   \
+    "                          confidence is below --fallback-confidence (then the text is printed at the\n"   \
+    "                          end, not streamed). See docs/serve.md\n"                                          \
+    "      --fallback-key-file F  bearer key for the upstream   --fallback-timeout S (default 30)\n"           \
+    "      --fallback-confidence P  (default 0.1; 0 = never)   --mem-budget BYTES (K/M/G suffixes)\n"         \
+    "      --private           never send this prompt to the fallback (fail instead)\n"
+void cli_fallback_defaults(cli_fallback_opts *f);
+/* 1 when opt is a fallback option (parsed into f), 0 when it is not, or a usage error's status
+ * (message printed). */
+int cli_fallback_opt(const char *cmd, int opt, const char *arg, cli_fallback_opts *f);
+/* Usage errors (--fallback-key-file without --fallback): SLM_EUSAGE with the message. */
+int cli_fallback_check(const cli_fallback_opts *f, slm_err *err);
+/* The key file's first line (malloc'd) in *key, NULL without a key file; SLM_EIO naming the file. */
+int cli_fallback_key(const cli_fallback_opts *f, char **key, slm_err *err);
+
 double cli_now(void);               /* monotonic seconds */
 long cli_peak_rss_kb(void);         /* VmHWM of this process */
 

@@ -47,21 +47,15 @@ const char help_run[] =
     CLI_SAMPLER_HELP
     "  -t, --threads N         threads (default: physical cores)\n"
     "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
-    "      --fallback URL      an OpenAI-compatible upstream (e.g. slm serve) answers instead when prompt +\n"
-    "                          -n exceed the context, the model does not fit --mem-budget, or the answer's\n"
-    "                          confidence is below --fallback-confidence (then the text is printed at the\n"
-    "                          end, not streamed). Not with --chat. See docs/serve.md\n"
-    "      --fallback-key-file F  bearer key for the upstream   --fallback-timeout S (default 30)\n"
-    "      --fallback-confidence P  (default 0.1; 0 = never)   --mem-budget BYTES (K/M/G suffixes)\n"
-    "      --private           never send this prompt to the fallback (fail instead)\n"
+    CLI_FALLBACK_HELP
+    "                          (not with --chat: slm chat takes them)\n"
     "  -h, --help              this help\n"
     "\n"
     "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
     "            a chat template that cannot be rendered), 4 I/O,\n"
     "            5 verification failed (--bundle/--store), 6 internal\n";
 
-enum { OPT_JSON = 1000, OPT_CHAT, OPT_CHAT_TEMPLATE, OPT_FB, OPT_FBKEY, OPT_FBCONF,
-       OPT_FBTIME, OPT_MEM, OPT_PRIVATE };
+enum { OPT_JSON = 1000, OPT_CHAT, OPT_CHAT_TEMPLATE };
 
 /* Append bytes; *buf grows. */
 static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
@@ -124,9 +118,7 @@ int cmd_run(int argc, char **argv)
         CLI_SAMPLER_LONGOPTS, {"json", no_argument, 0, OPT_JSON},
         {"chat", no_argument, 0, OPT_CHAT},
         {"messages", required_argument, 0, 'i'}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
-        {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
-        {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-timeout", required_argument, 0, OPT_FBTIME},
-        {"mem-budget", required_argument, 0, OPT_MEM}, {"private", no_argument, 0, OPT_PRIVATE},
+        CLI_FALLBACK_LONGOPTS,
         {0, 0, 0, 0},
     };
     const char *C = "run";
@@ -134,11 +126,9 @@ int cmd_run(int argc, char **argv)
     cli_model_opts mo = {0};
     char fd_path[64];
     long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads();
-    int json = 0, seed_set = 0, chat = 0, priv = 0;
-    const char *fb_key_file = NULL;
-    double fb_conf = 0.1, d;
-    unsigned long long mem_budget = 0;
-    srv_upstream up = {NULL, NULL, 2000, 30000, 8u << 20};
+    int json = 0, seed_set = 0, chat = 0;
+    cli_fallback_opts fo;
+    cli_fallback_defaults(&fo);
     slm_sampler_params sp;
     slm_sampler_defaults(&sp);
     optind = 1;
@@ -148,6 +138,8 @@ int cmd_run(int argc, char **argv)
         int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
         if (!r)
             r = cli_model_opt(C, o, optarg, &mo);
+        if (!r)
+            r = cli_fallback_opt(C, o, optarg, &fo);
         if (r == 1)
             continue;
         if (r)
@@ -171,33 +163,6 @@ int cmd_run(int argc, char **argv)
                 return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
             break;
         case OPT_JSON: json = 1; break;
-        case OPT_FB:
-            if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
-                return cli_usage(C, "--fallback wants an http:// or https:// URL, got '%s'", optarg);
-            up.url = optarg;
-            break;
-        case OPT_FBKEY: fb_key_file = optarg; break;
-        case OPT_FBCONF:
-            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
-                return cli_usage(C, "--fallback-confidence wants a probability in [0, 1], got '%s'", optarg);
-            fb_conf = d;
-            break;
-        case OPT_FBTIME:
-            if (cli_parse_double(optarg, &d) || d <= 0 || d > 3600)
-                return cli_usage(C, "--fallback-timeout wants seconds in (0, 3600], got '%s'", optarg);
-            up.timeout_ms = (long)(d * 1000);
-            up.connect_ms = up.timeout_ms < 2000 ? up.timeout_ms : 2000;
-            break;
-        case OPT_MEM: {
-            char *end;
-            mem_budget = strtoull(optarg, &end, 10);
-            int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
-            if (end == optarg || *optarg == '-' || sh < 0 || !mem_budget || mem_budget > (~0ull >> sh))
-                return cli_usage(C, "--mem-budget wants bytes (e.g. 512M), got '%s'", optarg);
-            mem_budget <<= sh;
-            break;
-        }
-        case OPT_PRIVATE: priv = 1; break;
         case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
         default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
         }
@@ -217,10 +182,14 @@ int cmd_run(int argc, char **argv)
         return cli_usage(C, "--chat-template goes with --chat");
     if (!seed_set)
         sp.seed = cli_clock_seed();
-    if (up.url && chat)
-        return cli_usage(C, "--fallback does not take --chat yet (use slm serve for chat fallback)");
-    if (fb_key_file && !up.url)
-        return cli_usage(C, "--fallback-key-file goes with --fallback URL");
+    if (fo.url && chat)
+        return cli_usage(C, "--fallback does not take --chat (slm chat and slm serve do)");
+    if (cli_fallback_check(&fo, &uerr))
+        return cli_usage(C, "%s", uerr.msg);
+    srv_upstream up = {fo.url, NULL, fo.connect_ms, fo.timeout_ms, 8u << 20};
+    const double fb_conf = fo.confidence;
+    const unsigned long long mem_budget = fo.mem_budget;
+    const int priv = fo.priv;
 
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
@@ -264,15 +233,9 @@ int cmd_run(int argc, char **argv)
     double t0 = cli_now();
     if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &model_path, &err)))
         goto fail;
-    if (fb_key_file) {
-        size_t kn = 0;
-        if (!(fb_key = cli_read_file(fb_key_file, 4096, &kn, &err))) {
-            rc = err.code ? err.code : SLM_EIO;
-            goto fail;
-        }
-        fb_key[strcspn(fb_key, "\r\n")] = 0;
-        up.key = fb_key;
-    }
+    if ((rc = cli_fallback_key(&fo, &fb_key, &err)))
+        goto fail;
+    up.key = fb_key;
     if (mem_budget) {
         uint64_t need = 0;
         if ((rc = srv_engine_estimate(model_path, (int)n_ctx, 1, &need, &err)))

@@ -44,8 +44,10 @@ const char help_serve[] =
     "                          does not fit --mem-budget, or when the local answer's confidence is low.\n"
     "                          Private requests (\"private\": true, X-Slm-Private: 1) never leave\n"
     "      --fallback-key-file F  bearer key sent to the upstream (F's first line)\n"
-    "      --fallback-confidence P  defer a (non-streamed) local answer whose confidence is below P;\n"
+    "      --fallback-confidence P  defer a local answer whose confidence is below P;\n"
     "                          0 = never (default 0.1, see docs/serve.md)\n"
+    "      --fallback-stream-tokens K  a stream is judged on its first K tokens, held back until\n"
+    "                          then (default 16; 0 = streams never defer for low confidence)\n"
     "      --fallback-quantile Q  confidence = the Q-quantile of the per-token probabilities (default 0.1)\n"
     "      --fallback-timeout S   whole upstream request bound in seconds (default 30; connect: 2)\n"
     "      --mem-budget BYTES  the model (weights + KV caches) must fit; K/M/G suffixes (default: none)\n"
@@ -55,7 +57,8 @@ const char help_serve[] =
     "            cannot read a file), 5 verification failed (--bundle/--store), 6 internal\n";
 
 enum { OPT_HOST = 1000, OPT_PORT, OPT_PAR, OPT_QUEUE, OPT_BODY, OPT_MAXTOK,
-       OPT_TIMEOUT, OPT_DRAIN, OPT_KEY, OPT_ALIAS, OPT_FB, OPT_FBKEY, OPT_FBCONF, OPT_FBQ, OPT_FBTIME, OPT_MEM };
+       OPT_TIMEOUT, OPT_DRAIN, OPT_KEY, OPT_ALIAS, OPT_FB, OPT_FBKEY, OPT_FBCONF, OPT_FBQ, OPT_FBTIME, OPT_MEM,
+       OPT_FBSTREAM };
 
 /* "123", "64K", "512M", "2G" -> bytes; 0 on success */
 static int parse_bytes(const char *s, uint64_t *out)
@@ -99,6 +102,7 @@ int cmd_serve(int argc, char **argv)
         {"api-key-file", required_argument, 0, OPT_KEY}, {"alias", required_argument, 0, OPT_ALIAS},
         {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
         {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-quantile", required_argument, 0, OPT_FBQ},
+        {"fallback-stream-tokens", required_argument, 0, OPT_FBSTREAM},
         {"fallback-timeout", required_argument, 0, OPT_FBTIME}, {"mem-budget", required_argument, 0, OPT_MEM},
         {0, 0, 0, 0},
     };
@@ -160,6 +164,7 @@ int cmd_serve(int argc, char **argv)
         break;
         INTOPT(OPT_PORT, 0, 65535, so.port, "--port")
         INTOPT(OPT_PAR, 1, 64, so.n_parallel, "--parallel")
+        INTOPT(OPT_FBSTREAM, 0, 4096, so.fallback_stream_tokens, "--fallback-stream-tokens")
         INTOPT('c', 1, 1 << 20, so.n_ctx, "-c")
         INTOPT(OPT_QUEUE, 0, 100000, so.max_queue, "--max-queue")
         INTOPT(OPT_BODY, 1024, 1LL << 30, so.max_body, "--max-body")
