@@ -8,8 +8,27 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
+# Position-independent objects (the same ones go into build/slm, the static archives and libslm.so.0);
+# hidden visibility: only what include/slm.h marks SLM_API leaves libslm.so.0 (see LIBSLM below).
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
-           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -I$(BUILD)
+           -fPIC -fvisibility=hidden -I$(BUILD)
+# Per-module include paths: a room sees only the faces ARCHITECTURE.md lets it use, so a forbidden
+# #include fails to compile. (-I. is for tests/ and fuzz/, which include fuzz/*.c.)
+INC_base     := -Ibase -Iinclude
+INC_formats  := -Iformats $(INC_base)
+INC_libquant := -Ilibquant $(INC_base)
+INC_signing  := -Isigning $(INC_base)
+INC_runtime  := -Iruntime -Iformats -Ilibquant $(INC_base)
+INC_bench    := -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
+INC_api      := -Iapi -Iruntime -Iformats -Ilibquant -Isigning $(INC_base)
+INC_registry := -Iregistry -Isigning -Iapi $(INC_base)
+INC_serve    := -Iserve -Iapi -Iruntime -Iformats -Ilibquant -Isigning -Iregistry $(INC_base)
+INC_ALL      := -I. -Itools -Iapi -Iserve -Iregistry -Ibench -Iruntime -Isigning -Iformats -Ilibquant $(INC_base)
+INC_tools    := $(INC_ALL)
+INC_tests    := $(INC_ALL)
+INC_fuzz     := $(INC_ALL)
+# the include path of an object: its module's (build/<module>/x.o)
+inc_of = $(or $(INC_$(firstword $(subst /, ,$(patsubst $(BUILD)/%,%,$(1))))),$(INC_ALL))
 LDFLAGS += -pthread $(SAN)
 LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
@@ -32,10 +51,10 @@ else
 NOT_TARGET_SRCS := $(X86_SRCS) $(ARM_SRCS)
 endif
 
-MODULES := formats libquant runtime signing registry bench serve
+MODULES := base formats libquant runtime signing registry bench serve api
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
-LINKLIBS := $(foreach m,serve bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
+LINKLIBS := $(foreach m,serve bench registry api runtime signing libquant formats base,$(BUILD)/lib$(m).a)
 
 objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard $(1)/*.c)))
 
@@ -55,25 +74,25 @@ FORCE:
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_neon.o: %_neon.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(NEON_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(NEON_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_dotprod.o: %_dotprod.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_i8mm.o: %_i8mm.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(I8MM_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(I8MM_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_sve.o: %_sve.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SVE_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(SVE_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%.o: %.c | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 
 define LIB_RULE
 $(BUILD)/lib$(1).a: $(call objs_of,$(1))
@@ -131,7 +150,7 @@ fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-run
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_fuzz) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
 fuzz-run: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -397,16 +397,6 @@ void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first
               dst);
 }
 
-/* float -> bfloat16 / float16, round to nearest even */
-static inline uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
 
 static inline uint16_t to_f16(float f)
 {
@@ -453,7 +443,7 @@ static void fill_chunk(uint64_t seed, uint32_t ti, const synth_tensor *t, uint32
         values_so(seed, ti, t->scale, t->offset, first + done, m, tmp);
         if (dtype == SLM_TYPE_BF16)
             for (uint64_t k = 0; k < m; k++)
-                o[done + k] = to_bf16(tmp[k]);
+                o[done + k] = slm_fp32_to_bf16(tmp[k]);
         else
             for (uint64_t k = 0; k < m; k++)
                 o[done + k] = to_f16(tmp[k]);

@@ -6,8 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "formats.h"
-#include "libquant.h"
+#include "pipeline.h"
 
 const char help_convert[] =
     "usage: slm convert MODEL_DIR -o OUT.gguf [--outtype f32|f16|bf16|q8_0] [-t N] [--json]\n"
@@ -35,21 +34,6 @@ const char help_convert[] =
     "  -h, --help          this help\n"
     "\n"
     "exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O error, 6 internal error\n";
-
-static size_t encode(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols, void *ctx)
-{
-    (void)ctx;
-    switch (type) {
-    case SLM_TYPE_F16:
-        slm_fp32_to_fp16_row(src, dst, nrows * ncols);
-        return (size_t)(nrows * ncols) * 2;
-    case SLM_TYPE_BF16:
-        slm_fp32_to_bf16_row(src, dst, nrows * ncols);
-        return (size_t)(nrows * ncols) * 2;
-    default:
-        return slm_quantize_rows(type, src, dst, nrows, ncols, NULL);
-    }
-}
 
 static void progress(uint64_t done, uint64_t total, void *ctx)
 {
@@ -89,54 +73,30 @@ int cmd_convert(int argc, char **argv)
         return cli_usage("convert", "missing -o OUT.gguf");
     const char *dir = argv[optind];
 
-    uint32_t type;
-    if (!strcmp(outtype, "f32"))
-        type = SLM_TYPE_F32;
-    else if (!strcmp(outtype, "f16"))
-        type = SLM_TYPE_F16;
-    else if (!strcmp(outtype, "bf16"))
-        type = SLM_TYPE_BF16;
-    else if (!strcmp(outtype, "q8_0") && slm_qtraits_get(SLM_TYPE_Q8_0))
-        type = SLM_TYPE_Q8_0;
-    else
+    uint32_t type = slm_pl_outtype(outtype);
+    if (type == UINT32_MAX)
         return cli_usage("convert", "unknown --outtype '%s' (f32, f16, bf16, q8_0)", outtype);
 
     double t0 = cli_now();
     slm_err err = {0};
-    slm_plan plan;
-    int rc = slm_plan_build(dir, type, &plan, &err);
-    if (rc)
-        return cli_fail_err("convert", &err);
-
-    slm_afile_clean_stale(out);
+    slm_pl_convert_info info;
     cli_progress bar;
     cli_progress_start(&bar, "convert", 1);
-    rc = slm_plan_write(&plan, out, threads, encode, NULL, progress, &bar, &err);
+    int rc = slm_pl_convert(dir, out, type, threads, progress, &bar, &info, &err);
     cli_progress_end(&bar);
-    if (rc) {
-        slm_plan_free(&plan);
+    if (rc)
         return cli_fail_err("convert", &err);
-    }
     double secs = cli_now() - t0;
 
-    uint64_t params = 0;
-    for (size_t i = 0; i < plan.n; i++)
-        params += plan.t[i].n_elems;
-    gguf_file *g = NULL;
-    uint64_t bytes = 0;
-    if (gguf_open(out, &g, &err) == SLM_OK) {
-        bytes = g->size;
-        gguf_close(g);
-    }
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "input", dir);
         cJSON_AddStringToObject(o, "output", out);
-        cJSON_AddStringToObject(o, "architecture", plan.cfg.gguf_arch);
+        cJSON_AddStringToObject(o, "architecture", info.arch);
         cJSON_AddStringToObject(o, "outtype", outtype);
-        cJSON_AddNumberToObject(o, "tensors", (double)plan.n);
-        cJSON_AddNumberToObject(o, "parameters", (double)params);
-        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+        cJSON_AddNumberToObject(o, "tensors", (double)info.tensors);
+        cJSON_AddNumberToObject(o, "parameters", (double)info.params);
+        cJSON_AddNumberToObject(o, "bytes", (double)info.bytes);
         cJSON_AddNumberToObject(o, "seconds", secs);
         cJSON_AddNumberToObject(o, "threads", threads);
         cJSON_AddNumberToObject(o, "peak_rss_kb", (double)cli_peak_rss_kb());
@@ -145,9 +105,8 @@ int cmd_convert(int argc, char **argv)
         free(s);
         cJSON_Delete(o);
     } else {
-        printf("%s: %s, %zu tensors, %.2fM parameters, %s -> %s (%llu bytes) in %.2f s\n", dir, plan.cfg.gguf_arch,
-               plan.n, params / 1e6, outtype, out, (unsigned long long)bytes, secs);
+        printf("%s: %s, %zu tensors, %.2fM parameters, %s -> %s (%llu bytes) in %.2f s\n", dir, info.arch,
+               info.tensors, info.params / 1e6, outtype, out, (unsigned long long)info.bytes, secs);
     }
-    slm_plan_free(&plan);
     return 0;
 }

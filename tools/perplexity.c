@@ -6,7 +6,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "runtime.h"
+#include "pipeline.h"
 
 const char help_perplexity[] =
     "usage: slm perplexity -m MODEL.gguf -f TEXT [-c N] [--chunks N] [-b N] [-t N] [--json]\n"
@@ -107,30 +107,15 @@ int cmd_perplexity(int argc, char **argv)
     int rc;
     size_t len = 0;
     char *text = NULL;
-    slm_model *m = NULL;
-    slm_tokenizer *tok = NULL;
-    slm_ctx *ctx = NULL;
+    slm_lm *m = NULL;
     double t0 = cli_now();
     if (!(text = cli_read_file(text_path, (size_t)1 << 30, &len, &err))) {
         rc = err.code;
         goto fail;
     }
-    if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+    if ((rc = slm_pl_load(model_path, &m, &err)))
         goto fail;
-    const slm_hparams *hp = slm_model_hparams(m);
-    if (n_ctx > hp->n_ctx_train) {
-        rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
-        goto fail;
-    }
-    if (slm_tokenizer_n_vocab(tok) > hp->n_vocab) {
-        rc = slm_err_set(&err, SLM_EINPUT, "%s: tokenizer has %d tokens but the embedding only %d rows", model_path,
-                         slm_tokenizer_n_vocab(tok), hp->n_vocab);
-        goto fail;
-    }
-    if (n_batch == 0 || n_batch > n_ctx)
-        n_batch = n_ctx;
-    if ((rc = slm_ctx_new(m, (int)n_ctx, (int)n_batch, (int)n_threads, &ctx, &err)))
-        goto fail;
+    m->n_threads = (int)n_threads;
     slm_ppl_params pp = {
         .n_ctx = (int)n_ctx, .n_chunks = (int)n_chunks, .progress = progress,
         .kld_base_out = kld_base && !kld ? kld_base : NULL, .kld_base_in = kld ? kld_base : NULL,
@@ -138,7 +123,7 @@ int cmd_perplexity(int argc, char **argv)
     slm_ppl_result r;
     slm_kld_result kr;
     memset(&kr, 0, sizeof kr);
-    if ((rc = slm_perplexity(ctx, tok, text, len, &pp, &r, kld ? &kr : NULL, &err)))
+    if ((rc = slm_pl_perplexity(m, text, len, &pp, (int)n_batch, &r, kld ? &kr : NULL, &err)))
         goto fail;
     double secs = cli_now() - t0;
     if (json) {
@@ -191,9 +176,7 @@ int cmd_perplexity(int argc, char **argv)
 fail:
     cli_fail_err(C, &err);
 done:
-    slm_ctx_free(ctx);
-    slm_tokenizer_free(tok);
-    slm_model_free(m);
+    slm_lm_close(m);
     free(text);
     return rc;
 }

@@ -10,7 +10,7 @@
 #include "engine.h"
 #include "fallback.h"
 #include "signing.h"
-#include "runtime.h"
+#include "pipeline.h"
 
 const char help_run[] =
     "usage: slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
@@ -63,20 +63,31 @@ const char help_run[] =
 enum { OPT_JSON = 1000, OPT_CHAT, OPT_CHAT_TEMPLATE, OPT_FB, OPT_FBKEY, OPT_FBCONF,
        OPT_FBTIME, OPT_MEM, OPT_PRIVATE };
 
-/* Append bytes; *buf grows. */
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* What the generation callback streams to, or collects (--json, --fallback). */
+typedef struct run_out {
+    int json, fallback, oom;
+    int n_vocab;       /* tokens the sampler chooses from (for the log-probabilities) */
+    slm_buf text;
+    float *lps;        /* log-probabilities of the sampled tokens (with --fallback) */
+    size_t n_lps, cap_lps;
+} run_out;
+
+static int run_token(void *user, const char *piece, size_t len, int32_t tok, const float *logits)
 {
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*len + n + 1) * 2;
-        char *b = realloc(*buf, nc);
-        if (!b)
-            return -1;
-        *buf = b;
-        *cap = nc;
+    run_out *o = user;
+    if (o->fallback) { /* the answer's confidence: its tokens' probabilities under the model */
+        float lp = 0;
+        srv_logprobs(logits, o->n_vocab, tok, 0, &lp, NULL, NULL);
+        if (SLM_PUSH(o->lps, o->n_lps, o->cap_lps, lp))
+            return o->oom = 1;
     }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
+    if (o->json || o->fallback) {
+        if (slm_buf_append(&o->text, piece, len))
+            return o->oom = 1;
+    } else {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
     return 0;
 }
 
@@ -245,18 +256,16 @@ int cmd_run(int argc, char **argv)
 
     int rc = 0;
     slm_err err = {0};
-    slm_model *m = NULL;
-    slm_tokenizer *tok = NULL;
-    slm_ctx *ctx = NULL;
-    slm_sampler *smp = NULL;
-    slm_chat *conv = NULL;
+    slm_lm *m = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
+    run_out ro = {.json = json, .fallback = !!up.url};
     char *text = NULL;
-    size_t text_len = 0, text_cap = 0;
+    size_t text_len = 0;
     const char *stop = "length";
     int n_gen = 0, n_eval = 0; /* tokens sampled; single-token decode steps run */
     double t_prompt = 0, t_gen = 0;
+    const slm_hparams *hp = NULL;
 
     const char *route = "local", *route_reason = "ok";
     float *lps = NULL; /* log-probabilities of the sampled tokens (with --fallback) */
@@ -288,41 +297,17 @@ int cmd_run(int argc, char **argv)
             goto fallback;
         }
     }
-    if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+    if ((rc = slm_pl_load(model_path, &m, &err)))
         goto fail;
-    const slm_hparams *hp = slm_model_hparams(m);
-    if (slm_tokenizer_n_vocab(tok) > hp->n_vocab) {
-        rc = slm_err_set(&err, SLM_EINPUT, "%s: tokenizer has %d tokens but the embedding only %d rows", model_path,
-                         slm_tokenizer_n_vocab(tok), hp->n_vocab);
-        goto fail;
-    }
+    hp = slm_model_hparams(m->model);
     if (n_ctx == 0)
         n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (n_ctx > hp->n_ctx_train) {
         rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
         goto fail;
     }
-    if (chat) {
-        n_ids = 0;
-    } else if ((rc = slm_tokenize(tok, prompt, prompt_len, slm_tokenizer_add_bos(tok), 0, &ids, &n_ids, &err))) {
+    if (!chat && (rc = slm_pl_prompt_ids(m, prompt, prompt_len, &ids, &n_ids, &err)))
         goto fail;
-    }
-    if (n_ids == 0 && !chat) {
-        /* nothing to condition on: start from BOS (or EOS for models without one) */
-        int32_t start = slm_tokenizer_bos(tok) >= 0 ? slm_tokenizer_bos(tok) : slm_tokenizer_eos(tok);
-        if (start < 0) {
-            rc = slm_err_set(&err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
-            goto fail;
-        }
-        free(ids);
-        ids = malloc(sizeof *ids);
-        if (!ids) {
-            rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-            goto fail;
-        }
-        ids[0] = start;
-        n_ids = 1;
-    }
     if (up.url && n_ids + (size_t)n_predict > (size_t)n_ctx) {
         if (priv) {
             rc = slm_err_set(&err, SLM_EINPUT, "the prompt (%zu tokens) plus -n %lld exceeds the context length %lld, "
@@ -337,90 +322,28 @@ int cmd_run(int argc, char **argv)
                          n_ids, n_ctx);
         goto fail;
     }
-    if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)))
+    if ((rc = slm_ctx_new(m->model, (int)n_ctx, 0, (int)n_threads, &m->ctx, &err)))
         goto fail;
-    /* embeddings may have padding rows beyond the tokenizer's vocabulary: never sample them */
-    smp = slm_sampler_new(&sp, slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab);
-    if (!smp) {
+    slm_pl_gen g = {.sp = sp, .max_tokens = (int)n_predict, .ids = ids, .n_ids = n_ids, .msgs = msgs,
+                    .n_msgs = n_msgs, .chat_template = chat_template};
+    ro.n_vocab = m->n_sample;
+    rc = slm_pl_generate(m, &g, run_token, &ro, &err);
+    double t_load = cli_now() - t0 - g.t_prompt - g.t_gen;
+    n_ids = (size_t)g.prompt_tokens;
+    n_gen = g.generated;
+    n_eval = g.n_eval;
+    t_prompt = g.t_prompt;
+    t_gen = g.t_gen;
+    stop = g.stop == SLM_STOP_EOG ? "eog" : g.stop == SLM_STOP_CONTEXT ? "context" : "length";
+    if (!rc && ro.oom)
         rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+    if (rc)
         goto fail;
-    }
-    for (size_t i = 0; i < n_ids; i++)
-        slm_sampler_accept(smp, ids[i]);
-    if (chat) {
-        if ((rc = slm_chat_new(m, tok, ctx, chat_template, &conv, &err)))
-            goto fail;
-        for (size_t i = 0; i < n_msgs && !rc; i++)
-            rc = slm_chat_add(conv, msgs[i].role, msgs[i].content, msgs[i].content_len, &err);
-        if (rc)
-            goto fail;
-    }
-    double t_load = cli_now() - t0;
-
-    double t1 = cli_now();
-    if (chat) {
-        int np = 0;
-        if ((rc = slm_chat_prefill(conv, &np, NULL, &err)))
-            goto fail;
-        n_ids = (size_t)np;
-    } else if ((rc = slm_decode(ctx, ids, (int)n_ids, 0, &err))) {
-        goto fail;
-    }
-    t_prompt = cli_now() - t1;
-
-    char piece[256];
-    double t2 = cli_now();
-    while (n_gen < n_predict) {
-        const float *logits = slm_ctx_logits(ctx, 0);
-        int32_t next = slm_sampler_sample(smp, logits);
-        if (slm_tokenizer_is_eog(tok, next)) {
-            stop = "eog";
-            break;
-        }
-        if (up.url) { /* the answer's confidence: its tokens' probabilities under the model */
-            float *g = realloc(lps, sizeof *lps * (size_t)(n_gen + 1));
-            if (!g) {
-                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-                goto fail;
-            }
-            lps = g;
-            srv_logprobs(logits, slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab,
-                         next, 0, &lps[n_gen], NULL, NULL);
-        }
-        n_gen++;
-        size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
-        char *big = NULL;
-        const char *pp = piece;
-        if (pn > sizeof piece) {
-            big = malloc(pn);
-            if (big)
-                slm_token_to_piece(tok, next, 0, big, pn);
-            pp = big;
-        }
-        if (pp) {
-            if (json || up.url) {
-                if (append(&text, &text_len, &text_cap, pp, pn)) {
-                    free(big);
-                    rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-                    goto fail;
-                }
-            } else {
-                fwrite(pp, 1, pn, stdout);
-                fflush(stdout);
-            }
-        }
-        free(big);
-        if (n_gen == n_predict)
-            break;
-        if (slm_ctx_n_past(ctx) >= slm_ctx_n_ctx(ctx)) {
-            stop = "context";
-            break;
-        }
-        if ((rc = slm_decode(ctx, &next, 1, 0, &err)))
-            goto fail;
-        n_eval++;
-    }
-    t_gen = cli_now() - t2;
+    text = ro.text.p;
+    text_len = ro.text.len;
+    lps = ro.lps;
+    ro.text.p = NULL;
+    ro.lps = NULL;
     if (up.url && fb_conf > 0 && srv_confidence(lps, sizeof *lps, n_gen, 0.1) < fb_conf) {
         char *ft = NULL;
         slm_err ferr = {0};
@@ -510,13 +433,11 @@ fail:
     cli_fail_err(C, &err);
 done:
     free(lps);
+    free(ro.lps);
+    slm_buf_free(&ro.text);
     free(fb_key);
-    slm_chat_free(conv);
     free(msgs);
-    slm_sampler_free(smp);
-    slm_ctx_free(ctx);
-    slm_tokenizer_free(tok);
-    slm_model_free(m);
+    slm_lm_close(m);
     free(ids);
     free(text);
     free(file_text);

@@ -1,0 +1,87 @@
+/* api/pipeline.h — the API layer's face for slmkit's own callers (tools/, serve/).
+ *
+ * include/slm.h is the public face (opaque handles, thread-local last error). These are the
+ * same pipelines with an slm_err per call, so a tool prints one line naming the problem:
+ * each `cmd_*` is option parsing, one or two calls here, and printing.
+ * Uses runtime/, formats/, libquant/, signing/. Never prints, never exits.
+ */
+#ifndef SLM_PIPELINE_H
+#define SLM_PIPELINE_H
+
+#include <stdatomic.h>
+
+#include "slm.h"
+#include "runtime.h"
+
+/* The handle behind slm_lm. */
+struct slm_lm {
+    slm_model *model;
+    slm_tokenizer *tok;
+    slm_ctx *ctx;
+    int n_threads;
+    int n_sample;            /* tokens the sampler may choose: min(tokenizer, embedding rows) */
+    atomic_int cancel;
+    char fd_path[64];        /* "/proc/self/fd/N" of a verified bundle / store model */
+    int fd;                  /* its sealed memfd, or -1 */
+};
+
+/* The GGUF to load for a model given as a file, a bundle + trust roots, or a store:
+ * the file itself, or the verified model in sealed memory (buf receives
+ * "/proc/self/fd/N"; *fd the descriptor, -1 for a plain file; the caller owns it). */
+int slm_pl_model_path(const char *file, const char *bundle, const char *const *trust, int n_trust,
+                      const char *store, char *buf, size_t cap, const char **path, int *fd,
+                      slm_err *err) SLM_MUST_CHECK;
+
+/* Load model + tokenizer (tokenizer no larger than the embedding), then a context of
+ * n_ctx (0: the model's, at most 4096; more than the model's is refused naming "-c"),
+ * n_batch (0: default), n_threads (>= 1). *out: slm_lm_close. */
+int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, slm_lm **out,
+                slm_err *err) SLM_MUST_CHECK;
+/* Load model + tokenizer only (ctx NULL): slm_pl_open's checks but the context's. */
+int slm_pl_load(const char *path, slm_lm **out, slm_err *err) SLM_MUST_CHECK;
+/* The token ids `slm run` conditions on: the prompt tokenized (BOS as the model adds it);
+ * an empty result starts from BOS (or EOS for models without one). *ids malloc'd. */
+int slm_pl_prompt_ids(slm_lm *m, const char *prompt, size_t len, int32_t **ids, size_t *n_ids,
+                      slm_err *err) SLM_MUST_CHECK;
+
+/* Called with each sampled token: its text (pieces longer than 256 bytes included) and the
+ * logits it was sampled from. Non-zero: stop (SLM_STOP_CANCEL). */
+typedef int (*slm_pl_token_fn)(void *user, const char *piece, size_t len, int32_t tok, const float *logits);
+typedef struct slm_pl_gen {
+    slm_sampler_params sp;
+    int max_tokens;
+    const int32_t *ids; size_t n_ids;        /* the prompt (slm_pl_prompt_ids), or: */
+    const slm_chat_msg *msgs; size_t n_msgs; /* a conversation (chat template) */
+    const char *chat_template;               /* with msgs: a built-in template, or NULL */
+    /* filled in: */
+    int prompt_tokens, generated, n_eval;    /* n_eval: single-token decode steps run */
+    int stop;                                /* enum slm_stop */
+    double t_setup, t_prompt, t_gen;         /* seconds: chat setup, prompt batch, generation */
+} slm_pl_gen;
+/* Generate from an empty cache as `slm run` does: prompt (or rendered chat) as one batch,
+ * then sample / emit / decode until max_tokens, end of generation, a full context, the
+ * callback's stop or slm_lm_cancel. */
+int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, slm_err *err) SLM_MUST_CHECK;
+
+/* Perplexity / KLD of an open model over text (len bytes), on the model's context (its n_ctx
+ * at least p->n_ctx) or, when m->ctx is NULL, a context of p->n_ctx tokens and n_batch
+ * (0: n_ctx) made for the call. kld may be NULL unless p->kld_base_in is set. */
+int slm_pl_perplexity(slm_lm *m, const char *text, size_t len, const slm_ppl_params *p, int n_batch,
+                      slm_ppl_result *res, slm_kld_result *kld, slm_err *err) SLM_MUST_CHECK;
+
+/* ---- convert (api/convert.c) ---- */
+/* --outtype names: "f32", "f16", "bf16", "q8_0" -> type id; UINT32_MAX if unknown. */
+uint32_t slm_pl_outtype(const char *name);
+typedef struct slm_pl_convert_info {
+    char arch[32];           /* general.architecture written */
+    size_t tensors;
+    uint64_t params, bytes;  /* parameters; bytes of the output file (0 if it cannot be reopened) */
+} slm_pl_convert_info;
+/* Plan, then write out (temp file, fsync, rename) on `threads` threads. */
+int slm_pl_convert(const char *dir, const char *out, uint32_t type, int threads, slm_progress_fn progress,
+                   void *progress_ctx, slm_pl_convert_info *info, slm_err *err) SLM_MUST_CHECK;
+
+/* Seconds on a monotonic clock. */
+double slm_pl_now(void);
+
+#endif /* SLM_PIPELINE_H */
