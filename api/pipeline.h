@@ -12,6 +12,7 @@
 
 #include "slm.h"
 #include "runtime.h"
+#include "signing.h"
 
 /* The handle behind slm_lm. */
 struct slm_lm {
@@ -80,6 +81,20 @@ typedef struct slm_pl_convert_info {
 /* Plan, then write out (temp file, fsync, rename) on `threads` threads. */
 int slm_pl_convert(const char *dir, const char *out, uint32_t type, int threads, slm_progress_fn progress,
                    void *progress_ctx, slm_pl_convert_info *info, slm_err *err) SLM_MUST_CHECK;
+
+/* ---- install (api/install.c) ---- */
+/* Mean next-token perplexity of text under the model, one forward pass over
+ * min(tokens, context, 1024) tokens; also fails (SLM_EFAIL) when any logit is not finite. */
+int slm_pl_canary_ppl(const char *model_path, const char *text, double *ppl, slm_err *err) SLM_MUST_CHECK;
+/* The store's health check (an slm_health_fn; user: slm_pl_health): the model loads, every
+ * F32/F16 weight is finite, the canary's logits are finite and its perplexity is within
+ * tolerance of the manifest's. Runs in a child process (a crash cannot take the installer
+ * and its lock down); slm_pl_health_peak_kb: that child's peak RSS. */
+typedef struct slm_pl_health {
+    double tolerance;        /* relative, e.g. 0.05 */
+} slm_pl_health;
+int slm_pl_health_forked(void *user, const char *path, const slm_manifest *man, slm_err *err);
+long slm_pl_health_peak_kb(void);
 
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);

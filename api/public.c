@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "pipeline.h"
@@ -421,4 +422,47 @@ SLM_API int slm_lm_perplexity(slm_lm *m, const char *text_path, const slm_ppl_op
         out->same_top_stderr = k.same_top_stderr;
     }
     return ret(rc, &err);
+}
+
+/* ---- pipelines ---- */
+SLM_API int slm_convert(const char *hf_dir, const char *out_gguf, const char *outtype, int n_threads)
+{
+    slm_err err = {0};
+    if (!hf_dir || !out_gguf || !outtype || n_threads < 0)
+        return usage("slm_convert: NULL argument or negative thread count");
+    uint32_t type = slm_pl_outtype(outtype);
+    if (type == UINT32_MAX)
+        return ret(slm_err_set(&err, SLM_EUSAGE, "unknown outtype '%s' (f32, f16, bf16, q8_0)", outtype), &err);
+    slm_pl_convert_info info;
+    return ret(slm_pl_convert(hf_dir, out_gguf, type, n_threads ? n_threads : default_threads(), NULL, NULL,
+                              &info, &err), &err);
+}
+
+SLM_API int slm_verify_bundle(const char *bundle_path, const char *const *trust_roots, int n_roots)
+{
+    slm_err err = {0};
+    if (!bundle_path || !trust_roots || n_roots < 1)
+        return usage("slm_verify_bundle: a bundle and at least one trust root are needed");
+    int64_t now = (int64_t)time(NULL);
+    slm_root *root = NULL;
+    slm_manifest *man = NULL;
+    slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
+    int rc = slm_trust_chain(trust_roots, n_roots, now, &root, &err);
+    if (!rc)
+        rc = slm_bundle_verify(bundle_path, root, &vo, NULL, &man, &err);
+    slm_manifest_free(man);
+    slm_root_free(root);
+    return ret(rc, &err);
+}
+
+SLM_API int slm_install_bundle(const char *store_dir, const char *bundle_path, const char *trust_root)
+{
+    slm_err err = {0};
+    if (!store_dir || !bundle_path || !trust_root)
+        return usage("slm_install_bundle: NULL argument");
+    slm_pl_health hc = {0.05};
+    slm_install_opts io = {(int64_t)time(NULL), SLM_SIGNING_RUNTIME_VERSION, slm_pl_health_forked, &hc, NULL, NULL, 1};
+    slm_store_status st;
+    const char *trust[1] = {trust_root};
+    return ret(slm_store_install(store_dir, bundle_path, trust, 1, &io, &st, &err), &err);
 }

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "pipeline.h"
 #include "signing.h"
 
 const char help_bundle[] =
@@ -44,7 +45,6 @@ const char help_bundle[] =
     "\n"
     "exit codes: 0 ok, 2 usage, 3 bad input (model, canary), 4 I/O, 6 internal\n";
 
-int install_canary_ppl(const char *model_path, const char *text, double *ppl, slm_err *err);
 
 
 int cmd_bundle(int argc, char **argv)
@@ -147,7 +147,7 @@ int cmd_bundle(int argc, char **argv)
             return canary[0] == '@' ? cli_fail_err(C, &err) : cli_fail(C, SLM_EINTERNAL, "out of memory");
         }
         double ppl = 0;
-        if ((rc = install_canary_ppl(model, canary_text, &ppl, &err))) {
+        if ((rc = slm_pl_canary_ppl(model, canary_text, &ppl, &err))) {
             free(canary_text);
             cJSON_Delete(meta);
             return cli_fail_err(C, &err);

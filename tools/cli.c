@@ -1,5 +1,6 @@
 /* tools/cli.c — shared helpers of the subcommands (see cli.h). */
 #include "cli.h"
+#include "pipeline.h"
 #include "runtime.h"
 #include "signing.h"
 
@@ -281,29 +282,8 @@ int cli_model_check(const cli_model_opts *o, slm_err *err)
 
 int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err)
 {
-    *path = o->model;
-    if (!o->bundle && !o->store)
-        return SLM_OK;
-    /* verify before anything executes; the verified bytes live in a sealed memfd */
-    int fd = -1, rc;
-    slm_manifest *man = NULL;
-    if (o->bundle) {
-        slm_root *root = NULL;
-        int64_t now = (int64_t)time(NULL);
-        slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
-        rc = slm_trust_chain(o->trust, o->n_trust, now, &root, err);
-        if (!rc)
-            rc = slm_bundle_open_model(o->bundle, root, &vo, &fd, &man, err);
-        slm_root_free(root);
-    } else {
-        rc = slm_store_open_model(o->store, &fd, &man, err);
-    }
-    slm_manifest_free(man);
-    if (rc)
-        return rc;
-    snprintf(buf, cap, "/proc/self/fd/%d", fd);
-    *path = buf;
-    return SLM_OK;
+    int fd;
+    return slm_pl_model_path(o->model, o->bundle, o->trust, o->n_trust, o->store, buf, cap, path, &fd, err);
 }
 
 int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *spv, int *seed_set)
