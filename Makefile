@@ -61,7 +61,8 @@ objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard
 TOOL_OBJS := $(call objs_of,tools)
 TEST_OBJS := $(call objs_of,tests)
 
-.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench cross-aarch64 check-aarch64
+.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench cross-aarch64 check-aarch64 lib install uninstall \
+        install-bin install-lib install-python uninstall-bin uninstall-lib uninstall-python
 all: $(BUILD)/slm
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -218,6 +219,79 @@ cross-aarch64:
 	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 build-aarch64/slm
 check-aarch64: cross-aarch64 $(BUILD)/slm
 	SLM_X86=$(abspath $(BUILD)/slm) SLM_ARM=$(abspath build-aarch64/slm) ./scripts/check-aarch64.sh
+
+# ---- libslm: the embeddable library (include/slm.h), its pkg-config file, install ---------------------
+# libslm holds the API layer and every library under it (not serve/registry/bench: the tools' own).
+# Objects are built with -fvisibility=hidden; libslm.so.0 exports exactly the SLM_API functions of
+# include/slm.h (a version script made from the header), and libslm.a is one relocatable object whose
+# hidden symbols are made local (objcopy --localize-hidden), so neither leaks gguf_* or any internal
+# name into an application that also links ggml.
+SLM_VERSION_STR := $(shell sed -n 's/^\#define SLM_VERSION_STRING "\(.*\)"/\1/p' include/slm.h)
+LIBSLM_MODULES := api runtime signing libquant formats base
+LIBSLM_OBJS := $(foreach m,$(LIBSLM_MODULES),$(call objs_of,$(m)))
+LIBSLM_LIBS := -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm -pthread
+OBJCOPY ?= objcopy
+$(BUILD)/libslm.map: include/slm.h Makefile
+	@mkdir -p $(dir $@)
+	{ echo '{'; echo '  global:'; \
+	  sed -n 's/^SLM_API[^(]*[ *]\(slm_[a-z0-9_]*\)(.*/    \1;/p' include/slm.h; \
+	  echo '  local: *;'; echo '};'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/libslm.so.$(SLM_VERSION_STR): $(LIBSLM_OBJS) $(BUILD)/libslm.map
+	$(CC) -shared -Wl,-soname,libslm.so.0 -Wl,--version-script=$(BUILD)/libslm.map -Wl,--no-undefined \
+	    $(LDFLAGS) -o $@ $(LIBSLM_OBJS) $(LIBSLM_LIBS)
+$(BUILD)/libslm.so.0: $(BUILD)/libslm.so.$(SLM_VERSION_STR)
+	ln -sf $(notdir $<) $@
+$(BUILD)/libslm.a: $(LIBSLM_OBJS)
+	$(CC) -r -nostdlib -o $(BUILD)/libslm.o $(LIBSLM_OBJS)
+	$(OBJCOPY) --localize-hidden $(BUILD)/libslm.o
+	rm -f $@ && ar rcs $@ $(BUILD)/libslm.o
+# remade whenever PREFIX / LIBDIR / INCLUDEDIR change (FORCE, replaced only when it differs)
+$(BUILD)/slm.pc: FORCE
+	@mkdir -p $(dir $@)
+	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+	    'Name: slm' 'Description: slmkit: run, measure, convert and verify small language models (libslm)' \
+	    'Version: $(SLM_VERSION_STR)' 'Libs: -L$${libdir} -lslm' 'Libs.private: $(LIBSLM_LIBS)' \
+	    'Cflags: -I$${includedir}' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+lib: $(BUILD)/libslm.so.0 $(BUILD)/libslm.a $(BUILD)/slm.pc
+
+# make install PREFIX=/usr DESTDIR=/tmp/stage: bin/slm, libslm (.so.0, .so, .a), slm.h, slm.pc and the
+# Python binding. Each part is an install-* target listed in INSTALL_TARGETS (and uninstall-* in
+# UNINSTALL_TARGETS): man pages, completion or others add theirs there (e.g. INSTALL_TARGETS +=
+# install-man), and `make deb` builds on `make install DESTDIR=...`.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# Debian's python3 reads /usr/lib/python3/dist-packages and /usr/local/lib/python3.N/dist-packages
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python3)/dist-packages)
+INSTALL_TARGETS   := install-bin install-lib install-python
+UNINSTALL_TARGETS := uninstall-bin uninstall-lib uninstall-python
+install: $(INSTALL_TARGETS)
+uninstall: $(UNINSTALL_TARGETS)
+install-bin: $(BUILD)/slm
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BUILD)/slm $(DESTDIR)$(BINDIR)/slm
+install-lib: lib
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(BUILD)/libslm.so.$(SLM_VERSION_STR) $(BUILD)/libslm.a $(DESTDIR)$(LIBDIR)/
+	ln -sf libslm.so.$(SLM_VERSION_STR) $(DESTDIR)$(LIBDIR)/libslm.so.0
+	ln -sf libslm.so.0 $(DESTDIR)$(LIBDIR)/libslm.so
+	install -m 644 include/slm.h $(DESTDIR)$(INCLUDEDIR)/slm.h
+	install -m 644 $(BUILD)/slm.pc $(DESTDIR)$(PKGCONFIGDIR)/slm.pc
+install-python:
+	install -d $(DESTDIR)$(PYTHONDIR)
+	install -m 644 bindings/python/slmkit.py $(DESTDIR)$(PYTHONDIR)/slmkit.py
+uninstall-bin:
+	rm -f $(DESTDIR)$(BINDIR)/slm
+uninstall-lib:
+	rm -f $(DESTDIR)$(LIBDIR)/libslm.so.$(SLM_VERSION_STR) $(DESTDIR)$(LIBDIR)/libslm.so.0 \
+	    $(DESTDIR)$(LIBDIR)/libslm.so $(DESTDIR)$(LIBDIR)/libslm.a $(DESTDIR)$(INCLUDEDIR)/slm.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/slm.pc
+uninstall-python:
+	rm -f $(DESTDIR)$(PYTHONDIR)/slmkit.py
+	rm -rf $(DESTDIR)$(PYTHONDIR)/__pycache__/slmkit.*
 
 clean:
 	rm -rf build build-asan build-fuzz build-aarch64
