@@ -119,8 +119,11 @@ SLM_LLAMA_BIN ?= $(LLAMA_CPP_DIR)/build/bin
 export SLM_MODELS SLM_CORPUS SLM_LLAMA_BIN
 
 # make test: the whole suite. The tests run the freshly built binary.
-test: $(BUILD)/slm $(BUILD)/slm_tests
-	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
+# (suite lib installs the tree into a scratch DESTDIR and builds examples/ against it: SLM_BUILD;
+# SLM_SAN tells it the objects are instrumented.)
+test: $(BUILD)/slm $(BUILD)/slm_tests lib
+	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) SLM_BUILD=$(abspath $(BUILD)) SLM_SAN='$(SAN)' \
+	    ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir. GCC leaves
 # float-cast-overflow out of -fsanitize=undefined (clang does not): a NaN cast to int is a bug we want to see.
