@@ -96,6 +96,42 @@ typedef struct slm_pl_health {
 int slm_pl_health_forked(void *user, const char *path, const slm_manifest *man, slm_err *err);
 long slm_pl_health_peak_kb(void);
 
+/* ---- quantize (api/quantize.c, api/gptq.c) ---- */
+#include "calib.h"
+typedef struct slm_pl_quant_opts {
+    const char *in, *out;
+    int ftype;                     /* enum slm_ftype (slm_recipe_by_name) */
+    int threads, pure, requant, dry, stats;
+    slm_recipe_opts ro;            /* --tensor-type rules, output / token-embedding types (pure: from above) */
+    const char *imatrix;           /* or NULL */
+    const char *const *incw, *const *excw; /* --include-weights / --exclude-weights substrings */
+    int n_incw, n_excw;
+    int gptq;                      /* GPTQ with go (calibration text, chunks, params) */
+    gptq_opts go;
+    /* a note (warning 0: e.g. a block-size fallback) or a warning (1) line, without "slm quantize: " */
+    void (*note)(void *user, int warning, const char *msg);
+    void *note_user;
+    /* phase 0: start, v = total elements; 1: v elements done; 2: end */
+    void (*progress)(void *user, int phase, uint64_t v);
+    void *progress_user;
+} slm_pl_quant_opts;
+typedef struct slm_pl_quant_tensor {
+    const gguf_tensor *src;
+    uint32_t type;                 /* chosen type */
+    int flags, rule;               /* SLM_RECIPE_* flags; index of the matching rule or -1 */
+    uint64_t new_bytes;
+    float *imp;                    /* importance from --imatrix, or NULL */
+    unsigned char *pre;            /* bytes already quantized (GPTQ), or NULL */
+    double rmse, maxerr, werr;     /* with stats */
+} slm_pl_quant_tensor;
+typedef struct slm_pl_quant_result {
+    gguf_file *g;                  /* the input (tensor names, shapes, types) */
+    slm_pl_quant_tensor *t;        /* one per input tensor, in file order */
+    uint64_t out_size, total_old, total_new, n_quant;
+} slm_pl_quant_result;
+int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_quant_result_free(slm_pl_quant_result *r);
+
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);
 
