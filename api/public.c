@@ -466,3 +466,28 @@ SLM_API int slm_install_bundle(const char *store_dir, const char *bundle_path, c
     const char *trust[1] = {trust_root};
     return ret(slm_store_install(store_dir, bundle_path, trust, 1, &io, &st, &err), &err);
 }
+
+SLM_API int slm_quantize(const char *in_gguf, const char *out_gguf, const char *recipe,
+                         const slm_quantize_options *o)
+{
+    slm_err err = {0};
+    if (!in_gguf || !out_gguf || !recipe)
+        return usage("slm_quantize: NULL argument");
+    slm_quantize_options d = {0};
+    if (!o)
+        o = &d;
+    int ftype = slm_recipe_by_name(recipe);
+    if (ftype < 0)
+        return ret(slm_err_set(&err, SLM_EUSAGE, "unknown quantization type '%s'", recipe), &err);
+    int threads = o->n_threads > 0 ? o->n_threads : default_threads();
+    slm_pl_quant_opts qo = {
+        .in = in_gguf, .out = out_gguf, .ftype = ftype, .threads = threads, .pure = o->pure,
+        .requant = o->allow_requantize, .ro = {0, -1, -1, NULL, 0}, .imatrix = o->imatrix,
+        .go = {NULL, 512, 0, threads, 0, {0.01f, 128, 0}, 0, NULL, NULL},
+    };
+    slm_pl_quant_result res;
+    int rc = slm_pl_quantize(&qo, &res, &err);
+    if (!rc)
+        slm_pl_quant_result_free(&res);
+    return ret(rc, &err);
+}

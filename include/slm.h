@@ -181,6 +181,16 @@ SLM_API int slm_lm_perplexity(slm_lm *m, const char *text_path, const slm_ppl_op
 /* A Hugging Face directory to GGUF: outtype "f32", "f16", "bf16" or "q8_0"; written to a temp
  * file, synced, renamed (nothing partial is left on failure). n_threads 0: physical cores. */
 SLM_API int slm_convert(const char *hf_dir, const char *out_gguf, const char *outtype, int n_threads);
+typedef struct slm_quantize_options {
+    int n_threads;            /* 0: the machine's cores */
+    const char *imatrix;      /* importance matrix file (slm imatrix / llama-imatrix), or NULL */
+    int pure;                 /* every quantizable tensor gets the recipe's base type */
+    int allow_requantize;     /* accept an already quantized input */
+} slm_quantize_options;
+/* Quantize a GGUF with a llama.cpp recipe ("Q4_K_M", "Q8_0", "Q6_K", ...), as `slm quantize IN OUT
+ * TYPE`: written to a temp file, synced, renamed. o may be NULL (defaults). */
+SLM_API int slm_quantize(const char *in_gguf, const char *out_gguf, const char *recipe,
+                         const slm_quantize_options *o);
 /* Verify a bundle against trust root(s) (a rotation chain, oldest first): signatures,
  * threshold, expiry, every payload byte. SLM_EVERIFY when it does not verify. */
 SLM_API int slm_verify_bundle(const char *bundle_path, const char *const *trust_roots, int n_roots);

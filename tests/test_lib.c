@@ -376,3 +376,67 @@ Test(lib, python_binding)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* the pipelines as calls: convert and quantize give the files the tools give; a bundle made
+ * by the tools verifies, opens, installs and runs from the store; a changed byte does not */
+Test(lib, pipelines_convert_quantize_verify_install)
+{
+    char *d = tu_tmpdir("lib-pipe");
+    char *f32 = tu_path(d, "f32.gguf"), *q = tu_path(d, "q.gguf"), *q_cli = tu_path(d, "q-cli.gguf");
+    cr_assert_eq(slm_convert(tu_model("stories260k"), f32, "f32", 1), SLM_OK, "%s", slm_last_error());
+    cr_expect_eq(slm_convert(tu_model("stories260k"), f32, "q9_9", 1), SLM_EUSAGE);
+    slm_quantize_options qo = {.n_threads = 2};
+    cr_assert_eq(slm_quantize(f32, q, "Q4_K_M", &qo), SLM_OK, "%s", slm_last_error());
+    TU_SLM_OK("quantize", f32, q_cli, "Q4_K_M", "-t", "1");
+    size_t na = 0, nb = 0;
+    char *a = tu_read_file(q, &na), *b = tu_read_file(q_cli, &nb);
+    cr_assert(a && b);
+    cr_expect(na == nb && !memcmp(a, b, na), "slm_quantize and slm quantize wrote different files");
+    free(a);
+    free(b);
+    cr_expect_eq(slm_quantize(q, f32, "Q8_0", NULL), SLM_EINPUT, "requantizing is refused");
+    cr_expect(strstr(slm_last_error(), "already quantized") != NULL, "%s", slm_last_error());
+
+    char *key = tu_path(d, "k.key"), *pub = tu_path(d, "k.key.pub"), *root = tu_path(d, "root.json");
+    char *bundle = tu_path(d, "m.slmb"), *store = tu_path(d, "store");
+    TU_SLM_OK("keygen", "-o", key);
+    TU_SLM_OK("trust", "init", "-o", root, "--key", pub, "--threshold", "1", "--sign-with", key);
+    TU_SLM_OK("bundle", q, "-o", bundle, "--name", "stories", "--version", "1", "--expires", "30d", "--canary",
+              "Once upon a time, there was a girl.", "--key", key);
+    const char *roots[] = {root};
+    cr_expect_eq(slm_verify_bundle(bundle, roots, 1), SLM_OK, "%s", slm_last_error());
+    slm_gen_params gp;
+    slm_gen_params_init(&gp);
+    gp.max_tokens = 20;
+    gp.temperature = 0;
+    char *want = NULL, *got = NULL;
+    slm_lm *m = NULL;
+    cr_assert_eq(slm_lm_open(q, NULL, &m), SLM_OK);
+    cr_assert_eq(slm_lm_generate_text(m, PROMPT, strlen(PROMPT), &gp, &want, NULL), SLM_OK);
+    slm_lm_close(m);
+    cr_assert_eq(slm_lm_open_bundle(bundle, roots, 1, NULL, &m), SLM_OK, "%s", slm_last_error());
+    cr_assert_eq(slm_lm_generate_text(m, PROMPT, strlen(PROMPT), &gp, &got, NULL), SLM_OK);
+    cr_expect_str_eq(got, want);
+    slm_free(got);
+    slm_lm_close(m);
+    cr_assert_eq(slm_install_bundle(store, bundle, root), SLM_OK, "%s", slm_last_error());
+    cr_assert_eq(slm_lm_open_store(store, NULL, &m), SLM_OK, "%s", slm_last_error());
+    cr_assert_eq(slm_lm_generate_text(m, PROMPT, strlen(PROMPT), &gp, &got, NULL), SLM_OK);
+    cr_expect_str_eq(got, want);
+    slm_free(got);
+    slm_lm_close(m);
+    /* one byte changed near the end (payload): verification fails, nothing opens */
+    size_t n = 0;
+    char *bytes = tu_read_file(bundle, &n);
+    cr_assert(bytes && n > 100);
+    bytes[n - 50] ^= 1;
+    cr_assert_eq(tu_write_file(bundle, bytes, n), 0);
+    free(bytes);
+    cr_expect_eq(slm_verify_bundle(bundle, roots, 1), SLM_EVERIFY, "%s", slm_last_error());
+    m = (slm_lm *)1;
+    cr_expect_eq(slm_lm_open_bundle(bundle, roots, 1, NULL, &m), SLM_EVERIFY);
+    cr_expect_null(m);
+    slm_free(want);
+    tu_rmtree(d);
+    free(d); free(f32); free(q); free(q_cli); free(key); free(pub); free(root); free(bundle); free(store);
+}
