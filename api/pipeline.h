@@ -132,6 +132,18 @@ typedef struct slm_pl_quant_result {
 int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_err *err) SLM_MUST_CHECK;
 void slm_pl_quant_result_free(slm_pl_quant_result *r);
 
+/* ---- imatrix (api/imatrix.c) ---- */
+typedef struct slm_pl_imatrix_info {
+    size_t entries;          /* tensors with an entry */
+    int chunks;
+    double run_secs;         /* time in the forward passes */
+} slm_pl_imatrix_info;
+/* Run the model over the calibration text in chunks of n_ctx (at most max_chunks; 0: all) and
+ * write the importance matrix to out_path. progress: phase 0 start (v = chunks), 1 (v done), 2 end. */
+int slm_pl_imatrix(const char *model_path, const char *text_path, const char *out_path, int n_ctx, int n_threads,
+                   int max_chunks, int process_output, void (*progress)(void *user, int phase, uint64_t v),
+                   void *progress_user, slm_pl_imatrix_info *info, slm_err *err) SLM_MUST_CHECK;
+
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);
 
