@@ -342,3 +342,14 @@ uint64_t cli_clock_seed(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
 }
+
+void cli_progress_phase(void *user, int phase, uint64_t v)
+{
+    cli_progress *bar = user;
+    if (phase == 0)
+        cli_progress_start(bar, bar->label, v);
+    else if (phase == 1)
+        cli_progress_update(bar, v);
+    else
+        cli_progress_end(bar);
+}

@@ -41,6 +41,9 @@ typedef struct cli_progress {
 void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
 void cli_progress_update(cli_progress *p, uint64_t done);
 void cli_progress_end(cli_progress *p);
+/* The same as a pipeline's progress callback (user: a cli_progress whose label is set):
+ * phase 0 starts with total v, 1 updates to v done, 2 ends. */
+void cli_progress_phase(void *user, int phase, uint64_t v);
 
 /* Read a whole text file (NUL-terminated, malloc'd). Refuses what is not a
  * regular file (a FIFO would block) and files over max bytes; on failure

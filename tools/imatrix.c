@@ -42,17 +42,6 @@ const char help_imatrix[] =
     "exit codes: 0 ok, 2 usage, 3 bad input (text shorter than one chunk, -c too large),\n"
     "            4 I/O error, 6 internal error\n";
 
-static void im_progress(void *user, int phase, uint64_t v)
-{
-    cli_progress *bar = user;
-    if (phase == 0)
-        cli_progress_start(bar, C, v);
-    else if (phase == 1)
-        cli_progress_update(bar, v);
-    else
-        cli_progress_end(bar);
-}
-
 int cmd_imatrix(int argc, char **argv)
 {
     enum { O_CHUNKS = 256, O_JSON, O_POUT };
@@ -96,10 +85,10 @@ int cmd_imatrix(int argc, char **argv)
 
     slm_err err = {0};
     slm_pl_imatrix_info info;
-    cli_progress bar;
+    cli_progress bar = {.label = C};
     double t0 = cli_now();
     int rc = slm_pl_imatrix(model_path, text_path, out_path, (int)n_ctx, (int)n_threads, (int)max_chunks, pout,
-                            im_progress, &bar, &info, &err);
+                            cli_progress_phase, &bar, &info, &err);
     if (rc)
         return cli_fail_err(C, &err);
     const double secs = cli_now() - t0;

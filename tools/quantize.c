@@ -96,17 +96,6 @@ static void q_note(void *user, int warning, const char *msg)
         fprintf(stderr, "slm quantize: note: %s\n", msg);
 }
 
-static void q_progress(void *user, int phase, uint64_t v)
-{
-    cli_progress *bar = user;
-    if (phase == 0)
-        cli_progress_start(bar, C, v);
-    else if (phase == 1)
-        cli_progress_update(bar, v);
-    else
-        cli_progress_end(bar);
-}
-
 static void q_log(void *user, const char *line)
 {
     fprintf(stderr, "slm quantize: %s", line);
@@ -242,12 +231,12 @@ int cmd_quantize(int argc, char **argv)
     go.log = q_log;
     double t0 = cli_now();
     slm_err err = {0};
-    cli_progress bar;
+    cli_progress bar = {.label = C};
     slm_pl_quant_opts qo = {
         .in = in, .out = out, .ftype = ftype, .threads = threads, .pure = pure, .requant = requant, .dry = dry,
         .stats = stats, .ro = ro, .imatrix = imatrix_path, .incw = incw, .excw = excw, .n_incw = n_incw,
         .n_excw = n_excw, .gptq = use_gptq, .go = go, .note = q_note, .note_user = &json,
-        .progress = q_progress, .progress_user = &bar,
+        .progress = cli_progress_phase, .progress_user = &bar,
     };
     slm_pl_quant_result res;
     if ((rc = slm_pl_quantize(&qo, &res, &err))) {
