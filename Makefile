@@ -248,13 +248,15 @@ $(BUILD)/libslm.a: $(LIBSLM_OBJS)
 	$(CC) -r -nostdlib -o $(BUILD)/libslm.o $(LIBSLM_OBJS)
 	$(OBJCOPY) --localize-hidden $(BUILD)/libslm.o
 	rm -f $@ && ar rcs $@ $(BUILD)/libslm.o
-# remade whenever PREFIX / LIBDIR / INCLUDEDIR change (FORCE, replaced only when it differs)
+# slm.pc for PREFIX / LIBDIR / INCLUDEDIR: written by install-lib straight into DESTDIR, and by
+# `make lib` into build/ (FORCE: replaced only when it differs)
+slm_pc = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+    'Name: slm' 'Description: slmkit: run, measure, convert and verify small language models (libslm)' \
+    'Version: $(SLM_VERSION_STR)' 'Libs: -L$${libdir} -lslm' 'Libs.private: $(LIBSLM_LIBS)' \
+    'Cflags: -I$${includedir}' > $(1)
 $(BUILD)/slm.pc: FORCE
 	@mkdir -p $(dir $@)
-	@printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
-	    'Name: slm' 'Description: slmkit: run, measure, convert and verify small language models (libslm)' \
-	    'Version: $(SLM_VERSION_STR)' 'Libs: -L$${libdir} -lslm' 'Libs.private: $(LIBSLM_LIBS)' \
-	    'Cflags: -I$${includedir}' > $@.tmp
+	@$(call slm_pc,$@.tmp)
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 lib: $(BUILD)/libslm.so.0 $(BUILD)/libslm.a $(BUILD)/slm.pc
 
@@ -276,13 +278,13 @@ uninstall: $(UNINSTALL_TARGETS)
 install-bin: $(BUILD)/slm
 	install -d $(DESTDIR)$(BINDIR)
 	install -m 755 $(BUILD)/slm $(DESTDIR)$(BINDIR)/slm
-install-lib: lib
+install-lib: $(BUILD)/libslm.so.0 $(BUILD)/libslm.a
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 644 $(BUILD)/libslm.so.$(SLM_VERSION_STR) $(BUILD)/libslm.a $(DESTDIR)$(LIBDIR)/
 	ln -sf libslm.so.$(SLM_VERSION_STR) $(DESTDIR)$(LIBDIR)/libslm.so.0
 	ln -sf libslm.so.0 $(DESTDIR)$(LIBDIR)/libslm.so
 	install -m 644 include/slm.h $(DESTDIR)$(INCLUDEDIR)/slm.h
-	install -m 644 $(BUILD)/slm.pc $(DESTDIR)$(PKGCONFIGDIR)/slm.pc
+	$(call slm_pc,$(DESTDIR)$(PKGCONFIGDIR)/slm.pc)
 install-python:
 	install -d $(DESTDIR)$(PYTHONDIR)
 	install -m 644 bindings/python/slmkit.py $(DESTDIR)$(PYTHONDIR)/slmkit.py
