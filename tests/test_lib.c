@@ -259,8 +259,11 @@ static void install_into(const char *dir)
 {
     char cmd[4096];
     const char *tests = env_or("SLM_TESTDIR", "tests");
-    snprintf(cmd, sizeof cmd, "MAKEFLAGS= make -s -C '%s/..' BUILD='%s' install DESTDIR='%s/stage' PREFIX=/usr",
-             tests, env_or("SLM_BUILD", "build"), dir);
+    const char *b = env_or("SLM_BUILD", "build");
+    /* -o: never relink the slm binary the other suites are running (make test built it) */
+    snprintf(cmd, sizeof cmd,
+             "MAKEFLAGS= make -s -C '%s/..' BUILD='%s' -o '%s/slm' install DESTDIR='%s/stage' PREFIX=/usr", tests,
+             b, b, dir);
     const char *argv[] = {"sh", "-c", cmd, NULL};
     char *e = NULL;
     int rc = tu_run(NULL, &e, argv);
