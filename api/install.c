@@ -174,3 +174,23 @@ int slm_pl_health_forked(void *user, const char *path, const slm_manifest *man, 
     return 0;
 }
 
+int slm_pl_verify(const char *bundle, const char *const *trust, int n_trust, uint64_t floor, slm_root **root,
+                  slm_manifest **man, slm_err *err)
+{
+    slm_root *r = NULL;
+    slm_manifest *m = NULL;
+    int64_t now = (int64_t)time(NULL);
+    int rc = slm_trust_chain(trust, n_trust, now, &r, err);
+    slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, floor, 1};
+    if (!rc)
+        rc = slm_bundle_verify(bundle, r, &vo, NULL, &m, err);
+    if (rc || !man)
+        slm_manifest_free(m);
+    else
+        *man = m;
+    if (rc || !root)
+        slm_root_free(r);
+    else
+        *root = r;
+    return rc;
+}

@@ -82,6 +82,13 @@ typedef struct slm_pl_convert_info {
 int slm_pl_convert(const char *dir, const char *out, uint32_t type, int threads, slm_progress_fn progress,
                    void *progress_ctx, slm_pl_convert_info *info, slm_err *err) SLM_MUST_CHECK;
 
+/* ---- verify (api/install.c) ---- */
+/* The trust chain (roots oldest first) at the current time, then the whole bundle against it
+ * (signatures, threshold, expiry, runtime version, version above floor, every payload byte).
+ * root, man (may be NULL): the root and the manifest verified, for the caller to free. */
+int slm_pl_verify(const char *bundle, const char *const *trust, int n_trust, uint64_t floor, slm_root **root,
+                  slm_manifest **man, slm_err *err) SLM_MUST_CHECK;
+
 /* ---- install (api/install.c) ---- */
 /* Mean next-token perplexity of text under the model, one forward pass over
  * min(tokens, context, 1024) tokens; also fails (SLM_EFAIL) when any logit is not finite. */

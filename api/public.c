@@ -443,15 +443,7 @@ SLM_API int slm_verify_bundle(const char *bundle_path, const char *const *trust_
     slm_err err = {0};
     if (!bundle_path || !trust_roots || n_roots < 1)
         return usage("slm_verify_bundle: a bundle and at least one trust root are needed");
-    int64_t now = (int64_t)time(NULL);
-    slm_root *root = NULL;
-    slm_manifest *man = NULL;
-    slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
-    int rc = slm_trust_chain(trust_roots, n_roots, now, &root, &err);
-    if (!rc)
-        rc = slm_bundle_verify(bundle_path, root, &vo, NULL, &man, &err);
-    slm_manifest_free(man);
-    slm_root_free(root);
+    int rc = slm_pl_verify(bundle_path, trust_roots, n_roots, 0, NULL, NULL, &err);
     return ret(rc, &err);
 }
 

@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "pipeline.h"
 #include "signing.h"
 
 const char help_verify[] =
@@ -67,15 +68,8 @@ int cmd_verify(int argc, char **argv)
     slm_err err = {0};
     slm_root *root = NULL;
     slm_manifest *m = NULL;
-    int64_t now = (int64_t)time(NULL);
-    int rc = slm_trust_chain(trust, n_trust, now, &root, &err);
-    slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, (uint64_t)floor_v, 1};
-    if (!rc)
-        rc = slm_bundle_verify(bundle, root, &vo, NULL, &m, &err);
-    if (rc) {
-        slm_root_free(root);
+    if (slm_pl_verify(bundle, trust, n_trust, (uint64_t)floor_v, &root, &m, &err))
         return cli_fail_err(C, &err);
-    }
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "ok", 1);
