@@ -6,13 +6,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "formats.h"
+#include "opt.h"
 
-typedef struct slm_cmd {
+struct slm_cmd {
     const char *name;
     int (*fn)(int argc, char **argv);   /* argv[0] is the subcommand name */
     const char *summary;                /* one line for `slm --help` */
-    const char *help;                   /* full text for `slm help CMD` / `slm CMD --help` */
-} slm_cmd;
+    const slm_cmd_doc *doc;             /* usage, text and option table: --help, man page, completion */
+};
 
 const slm_cmd *cli_find(const char *name);
 void cli_print_help(const slm_cmd *c, FILE *out);
@@ -50,6 +51,27 @@ void cli_progress_phase(void *user, int phase, uint64_t v);
  * returns NULL with a one-line message naming the file. */
 char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
 
+/* Shared option groups (opt.h), defined once in cli.c and included by reference:
+ * OPT_INCLUDE(cli_model_table, struct my_args, model) where model is a cli_model_opts;
+ * cli_sampler_table over a slm_sampler_params; cli_json_table and cli_threads_table over an int
+ * (--json; -t/--threads 1..1024). */
+extern const slm_opt cli_model_table[], cli_sampler_table[], cli_json_table[], cli_threads_table[];
+
+/* The cloud-fallback options of run and serve (cli_fallback_table): --fallback URL (http/https),
+ * --fallback-key-file F, --fallback-confidence P in [0, 1], --fallback-timeout S in (0, 3600],
+ * --mem-budget BYTES (K/M/G). The caller presets confidence (its default); timeout 0 and
+ * mem_budget 0 mean "not given". */
+typedef struct cli_fallback_opts {
+    const char *url, *key_file;
+    double confidence, timeout;
+    uint64_t mem_budget;
+} cli_fallback_opts;
+extern const slm_opt cli_fallback_table[];
+/* an OPT_CALLBACK for a lifetime (365d, 12h, 30m, 45s) into an int64_t of seconds */
+int cli_opt_duration(const char *cmd, const char *arg, void *field, void *base);
+/* "123", "64K", "512M", "2G" -> bytes (not 0); 0 on success */
+int cli_parse_bytes(const char *s, uint64_t *out);
+
 /* The model options that run, chat and serve share: -m FILE, --bundle B --trust ROOT...,
  * --store DIR. cli_model_path gives the GGUF to load: FILE itself, or, for a bundle or a
  * store, the verified model in sealed memory (buf receives "/proc/self/fd/N"; the fd stays
@@ -59,37 +81,12 @@ typedef struct cli_model_opts {
     const char *trust[16];
     int n_trust;
 } cli_model_opts;
-enum { CLI_OPT_BUNDLE = 920, CLI_OPT_TRUST, CLI_OPT_STORE };
-#define CLI_MODEL_LONGOPTS                                                                                      \
-    {"model", 1, 0, 'm'}, {"bundle", 1, 0, CLI_OPT_BUNDLE}, {"trust", 1, 0, CLI_OPT_TRUST},                    \
-        {"store", 1, 0, CLI_OPT_STORE}
-/* 1 when opt is a model option ('m' or CLI_OPT_*; stored in o), 0 when it is not, or a usage
- * error's status (message printed). */
-int cli_model_opt(const char *cmd, int opt, const char *arg, cli_model_opts *o);
 /* Usage errors (none or two models, --trust without --bundle): SLM_EUSAGE with the message. */
 int cli_model_check(const cli_model_opts *o, slm_err *err);
 /* cli_model_path's fd (-1 for a plain file), for a caller that replaces the model later. */
 int cli_model_fd(const char *path);
 int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err);
 
-/* Sampling options shared by run and chat: --temp, --top-k, --top-p, --min-p,
- * --repeat-penalty, --repeat-last-n, --seed (option ids CLI_OPT_SAMPLER_FIRST..LAST). */
-enum { CLI_OPT_TEMP = 900, CLI_OPT_TOPK, CLI_OPT_TOPP, CLI_OPT_MINP, CLI_OPT_REP, CLI_OPT_REPN, CLI_OPT_SEED };
-#define CLI_SAMPLER_LONGOPTS                                                                                    \
-    {"temp", 1, 0, CLI_OPT_TEMP}, {"top-k", 1, 0, CLI_OPT_TOPK}, {"top-p", 1, 0, CLI_OPT_TOPP},                \
-        {"min-p", 1, 0, CLI_OPT_MINP}, {"repeat-penalty", 1, 0, CLI_OPT_REP},                                   \
-        {"repeat-last-n", 1, 0, CLI_OPT_REPN}, {"seed", 1, 0, CLI_OPT_SEED}
-#define CLI_SAMPLER_HELP                                                                                        \
-    "      --temp T            temperature; 0 = greedy (default 0.8)\n"                                         \
-    "      --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"                           \
-    "      --top-p P           nucleus sampling; 1 = off (default 0.95)\n"                                      \
-    "      --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"             \
-    "      --repeat-penalty R  penalise the last --repeat-last-n tokens; 1 = off (default 1)\n"                 \
-    "      --repeat-last-n N   window of the penalty (default 64)\n"                                            \
-    "      --seed S            PRNG seed (default: from the clock; printed in the stats)\n"
-/* 1 when opt is a sampler option (parsed into sp; *seed_set when --seed), 0 when it is not,
- * or a usage error's status (message printed). */
-int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *sp, int *seed_set);
 /* A seed from the clock when none was given. */
 uint64_t cli_clock_seed(void);
 

@@ -25,29 +25,44 @@
 
 #define CMD "compare"
 
-const char help_compare[] =
-    "usage: slm compare MODEL_DIR_OR_GGUF -f EVAL.txt [options]\n"
-    "\n"
-    "Quantize a model to each type and measure, side by side: file size, bits per weight,\n"
-    "perplexity, KL-divergence against the base (mean, 99th percentile, same top token),\n"
-    "prompt (pp) and generation (tg) speed. A Hugging Face directory is first converted to\n"
-    "an F32 GGUF, which is the base; a GGUF input is the base itself.\n"
-    "\n"
-    "options:\n"
-    "  -f, --file EVAL.txt   evaluation text (required)\n"
-    "      --types LIST      default Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K\n"
-    "      --imatrix FILE    importance matrix passed to slm quantize\n"
-    "  -c, --ctx N           perplexity chunk length (default 128)\n"
-    "      --chunks N        perplexity chunks (default: all)\n"
-    "  -t, --threads N       threads (default: physical cores)\n"
-    "  -p N, -n N            speed tests: pp N and tg N tokens (default 64 and 32; 0 skips)\n"
-    "  -d, --dir DIR         work directory for the files and results (default compare-<model>)\n"
-    "  -o, --output FMT      md (default) | json | csv | svg\n"
-    "      --svg FILE        also write the chart (quality vs size, Pareto front) to FILE\n"
-    "\n"
-    "Quality numbers are deterministic (same input, same numbers); speeds are measured.\n"
-    "Rows already in DIR/results.jsonl with the same settings are not measured again.\n"
-    "Exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O, 6 internal.\n";
+typedef struct compare_args {
+    const char *eval, *types, *imatrix, *dir, *svg;
+    int fmt, ctx, chunks, threads, pp, tg;
+} compare_args;
+
+static const char *const compare_fmts[] = {"md", "json", "csv", "svg", NULL};
+
+static const slm_opt compare_opts[] = {
+    OPT_PATH('f', "file", compare_args, eval, "EVAL.txt", "evaluation text (required)"),
+    OPT_STRING(0, "types", compare_args, types, "LIST", "default Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K"),
+    OPT_PATH(0, "imatrix", compare_args, imatrix, "FILE", "importance matrix passed to slm quantize"),
+    OPT_INT('c', "ctx", compare_args, ctx, "N", 8, 1 << 20, "perplexity chunk length (default 128)"),
+    OPT_INT(0, "chunks", compare_args, chunks, "N", 1, 1 << 20, "perplexity chunks (default: all)"),
+    OPT_INCLUDE(cli_threads_table, compare_args, threads),
+    OPT_INT('p', "n-prompt", compare_args, pp, "N", 0, 1 << 16, "speed test: pp N tokens (default 64; 0 skips)"),
+    OPT_INT('n', "n-gen", compare_args, tg, "N", 0, 1 << 16, "speed test: tg N tokens (default 32; 0 skips)"),
+    OPT_DIR('d', "dir", compare_args, dir, "DIR", "work directory for the files and results (default compare-<model>)"),
+    OPT_ENUM('o', "output", compare_args, fmt, "FMT", compare_fmts, "md (default) | json | csv | svg"),
+    OPT_PATH(0, "svg", compare_args, svg, "FILE", "also write the chart (quality vs size, Pareto front) to FILE"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_compare = {
+    .usage =
+        "slm compare MODEL_DIR_OR_GGUF -f EVAL.txt [options]",
+    .description =
+        "Quantize a model to each type and measure, side by side: file size, bits per weight,\n"
+        "perplexity, KL-divergence against the base (mean, 99th percentile, same top token),\n"
+        "prompt (pp) and generation (tg) speed. A Hugging Face directory is first converted to\n"
+        "an F32 GGUF, which is the base; a GGUF input is the base itself.\n",
+    .opts = compare_opts,
+    .notes =
+        "Quality numbers are deterministic (same input, same numbers); speeds are measured.\n"
+        "Rows already in DIR/results.jsonl with the same settings are not measured again.\n",
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input, 4 I/O, 6 internal.",
+    .examples = "slm compare ./SmolLM-135M -f wiki.test.txt --types Q8_0,Q4_K_M,Q4_0 --svg chart.svg",
+};
 
 /* Append "slm CMD: KIND: MSG" to the log (what the step would have printed on stderr). */
 static void log_line(const char *log, const char *cmd, const char *kind, const char *msg)
@@ -169,59 +184,20 @@ static int measure_speed(const char *path, int threads, int pp, int tg, cJSON *r
 
 int cmd_compare(int argc, char **argv)
 {
-    const char *model = NULL, *eval = NULL, *types_s = "Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K", *imatrix = NULL,
-               *dir = NULL, *fmt = "md", *svg_path = NULL;
-    long long ctx = 128, chunks = 0, threads = cli_default_threads(), pp = 64, tg = 32;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
-        if (a[0] != '-') {
-            if (model)
-                return cli_usage(CMD, "unexpected argument '%s' (one model)", a);
-            model = a;
-            continue;
-        }
-        if (!v)
-            return cli_usage(CMD, "option '%s' needs a value (or is unknown)", a);
-        i++;
-        if (OPT("-f", "--file"))
-            eval = v;
-        else if (OPT("--types", "--types"))
-            types_s = v;
-        else if (OPT("--imatrix", "--imatrix"))
-            imatrix = v;
-        else if (OPT("-d", "--dir"))
-            dir = v;
-        else if (OPT("-o", "--output"))
-            fmt = v;
-        else if (OPT("--svg", "--svg"))
-            svg_path = v;
-        else if (OPT("-c", "--ctx")) {
-            if (cli_parse_int(v, 8, 1 << 20, &ctx))
-                return cli_usage(CMD, "-c: '%s' is not a context length (8..)", v);
-        } else if (OPT("--chunks", "--chunks")) {
-            if (cli_parse_int(v, 1, 1 << 20, &chunks))
-                return cli_usage(CMD, "--chunks: '%s' is not a count", v);
-        } else if (OPT("-t", "--threads")) {
-            if (cli_parse_int(v, 1, 1024, &threads))
-                return cli_usage(CMD, "-t: '%s' is not a thread count (1..1024)", v);
-        } else if (OPT("-p", "--n-prompt")) {
-            if (cli_parse_int(v, 0, 1 << 16, &pp))
-                return cli_usage(CMD, "-p: '%s' is not a token count", v);
-        } else if (OPT("-n", "--n-gen")) {
-            if (cli_parse_int(v, 0, 1 << 16, &tg))
-                return cli_usage(CMD, "-n: '%s' is not a token count", v);
-        } else
-            return cli_usage(CMD, "unknown option '%s'", a);
-#undef OPT
-    }
+    compare_args a = {.types = "Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K", .ctx = 128,
+                      .threads = cli_default_threads(), .pp = 64, .tg = 32};
+    int ai = slm_opt_parse(CMD, compare_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (argc - ai > 1)
+        return cli_usage(CMD, "unexpected argument '%s' (one model)", argv[ai + 1]);
+    const char *model = ai < argc ? argv[ai] : NULL, *eval = a.eval, *types_s = a.types, *imatrix = a.imatrix,
+               *dir = a.dir, *fmt = compare_fmts[a.fmt], *svg_path = a.svg;
+    long long ctx = a.ctx, chunks = a.chunks, threads = a.threads, pp = a.pp, tg = a.tg;
     if (!model)
         return cli_usage(CMD, "MODEL_DIR_OR_GGUF is required");
     if (!eval)
         return cli_usage(CMD, "-f EVAL.txt is required");
-    if (strcmp(fmt, "md") && strcmp(fmt, "json") && strcmp(fmt, "csv") && strcmp(fmt, "svg"))
-        return cli_usage(CMD, "-o: unknown format '%s' (md, json, csv, svg)", fmt);
     struct stat st;
     if (stat(model, &st) != 0)
         return cli_fail(CMD, SLM_EIO, "%s: %s", model, strerror(errno));

@@ -2,7 +2,6 @@
  * commit (raising the anti-rollback floor), status, revert. Also holds the
  * runtime-backed health check and canary perplexity shared with `slm bundle`. */
 #include <errno.h>
-#include <getopt.h>
 #include <math.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -18,38 +17,49 @@
 #include "pipeline.h"
 #include "signing.h"
 
-const char help_install[] =
-    "usage: slm install BUNDLE.slmb --store DIR --trust ROOT [--trust NEXT ...] [--ppl-tolerance F]\n"
-    "       slm install --status --store DIR [--json]\n"
-    "       slm install --revert --store DIR\n"
-    "\n"
-    "An install store keeps two slots, A and B. A new bundle is verified (same\n"
-    "checks as `slm verify`, and its version must be above the store's floor),\n"
-    "written to the inactive slot as a trial, then health-checked: every F32/F16\n"
-    "weight finite, the model loads, its logits are finite, and when the manifest\n"
-    "carries a canary, the canary perplexity is within --ppl-tolerance (relative,\n"
-    "default 0.05) of the manifest's figure. Healthy: the slot is committed and\n"
-    "the anti-rollback floor rises to its version. Unhealthy: the trial is\n"
-    "dropped at once and the active model stays. On its first install a store\n"
-    "pins the trust root; later --trust files continue its rotation chain.\n"
-    "--revert goes back to the previous committed slot (re-verified first); the\n"
-    "floor does not go down, so old bundles still cannot be replayed.\n"
-    "Every state change is a temp file, fsync, rename, fsync of the directory;\n"
-    "a lock keeps two installs from interleaving. Testing hook: SLM_FAULT_STEP=N\n"
-    "kills the process (SIGKILL) just before its N-th durable step.\n"
-    "\n"
-    "options:\n"
-    "  -s, --store DIR          the install store (created if missing)\n"
-    "  -t, --trust ROOT         trust root; repeat for a rotation chain\n"
-    "      --ppl-tolerance F    allowed relative canary perplexity change (default 0.05)\n"
-    "      --status             show the store (active, previous, floor)\n"
-    "      --revert             make the previous committed slot active again\n"
-    "      --json               (--status) one JSON object\n"
-    "      --wait               wait for the store lock instead of failing at once\n"
-    "  -h, --help               this help\n"
-    "\n"
-    "exit codes: 0 ok, 1 health check failed (previous model kept) or nothing to\n"
-    "revert to, 2 usage, 3 bad input, 4 I/O (or store locked), 5 verification failed\n";
+typedef struct install_args {
+    const char *store, *trust[16];
+    int n_trust, status, revert, json, wait;
+    double tolerance;
+} install_args;
+
+static const slm_opt install_opts[] = {
+    OPT_DIR('s', "store", install_args, store, "DIR", "the install store (created if missing)"),
+    OPT_LIST('t', "trust", install_args, trust, n_trust, "ROOT", "trust root; repeat for a rotation chain"),
+    OPT_DOUBLE(0, "ppl-tolerance", install_args, tolerance, "F", 0, 0, SLM_OPT_NO_HI,
+               "allowed relative canary perplexity change (default 0.05)"),
+    OPT_FLAG(0, "status", install_args, status, "show the store (active, previous, floor)"),
+    OPT_FLAG(0, "revert", install_args, revert, "make the previous committed slot active again"),
+    OPT_INCLUDE_AS(cli_json_table, install_args, json, "(--status) one JSON object"),
+    OPT_FLAG(0, "wait", install_args, wait, "wait for the store lock instead of failing at once"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_install = {
+    .usage =
+        "slm install BUNDLE.slmb --store DIR --trust ROOT [--trust NEXT ...] [--ppl-tolerance F]\n"
+        "slm install --status --store DIR [--json]\n"
+        "slm install --revert --store DIR",
+    .description =
+        "An install store keeps two slots, A and B. A new bundle is verified (same\n"
+        "checks as `slm verify`, and its version must be above the store's floor),\n"
+        "written to the inactive slot as a trial, then health-checked: every F32/F16\n"
+        "weight finite, the model loads, its logits are finite, and when the manifest\n"
+        "carries a canary, the canary perplexity is within --ppl-tolerance (relative,\n"
+        "default 0.05) of the manifest's figure. Healthy: the slot is committed and\n"
+        "the anti-rollback floor rises to its version. Unhealthy: the trial is\n"
+        "dropped at once and the active model stays. On its first install a store\n"
+        "pins the trust root; later --trust files continue its rotation chain.\n"
+        "--revert goes back to the previous committed slot (re-verified first); the\n"
+        "floor does not go down, so old bundles still cannot be replayed.\n"
+        "Every state change is a temp file, fsync, rename, fsync of the directory;\n"
+        "a lock keeps two installs from interleaving. Testing hook: SLM_FAULT_STEP=N\n"
+        "kills the process (SIGKILL) just before its N-th durable step.\n",
+    .opts = install_opts,
+    .exit_codes =
+        "0 ok, 1 health check failed (previous model kept) or nothing to\n"
+        "revert to, 2 usage, 3 bad input, 4 I/O (or store locked), 5 verification failed",
+};
 
 /* ---- fault injection -------------------------------------------------------------- */
 typedef struct fault_cfg {
@@ -113,39 +123,15 @@ static void print_status(const char *dir, const slm_store_status *st, int json)
 
 int cmd_install(int argc, char **argv)
 {
-    enum { OPT_STATUS = 1000, OPT_REVERT, OPT_JSON, OPT_TOL, OPT_WAIT };
-    static const struct option opts[] = {
-        {"store", required_argument, 0, 's'},       {"trust", required_argument, 0, 't'},
-        {"status", no_argument, 0, OPT_STATUS},     {"revert", no_argument, 0, OPT_REVERT},
-        {"json", no_argument, 0, OPT_JSON},         {"ppl-tolerance", required_argument, 0, OPT_TOL},
-        {"wait", no_argument, 0, OPT_WAIT},         {0, 0, 0, 0},
-    };
-    const char *C = "install", *store = NULL, *bundle = NULL, *trust[16];
-    int n_trust = 0, status = 0, revert = 0, json = 0, wait = 0;
-    slm_pl_health hc = {0.05};
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":s:t:", opts, NULL)) != -1) {
-        switch (o) {
-        case 's': store = optarg; break;
-        case 't':
-            if (n_trust == 16)
-                return cli_usage(C, "at most 16 --trust roots");
-            trust[n_trust++] = optarg;
-            break;
-        case OPT_STATUS: status = 1; break;
-        case OPT_REVERT: revert = 1; break;
-        case OPT_JSON: json = 1; break;
-        case OPT_WAIT: wait = 1; break;
-        case OPT_TOL:
-            if (cli_parse_double(optarg, &hc.tolerance) || !(hc.tolerance >= 0))
-                return cli_usage(C, "--ppl-tolerance wants a number >= 0, got '%s'", optarg);
-            break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    const char *C = "install", *bundle = NULL;
+    install_args a = {.tolerance = 0.05};
+    int optind = slm_opt_parse(C, install_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    const char *store = a.store;
+    const char *const *trust = a.trust;
+    int n_trust = a.n_trust, status = a.status, revert = a.revert, json = a.json, wait = a.wait;
+    slm_pl_health hc = {a.tolerance};
     if (optind < argc)
         bundle = argv[optind++];
     if (optind < argc)

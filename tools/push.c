@@ -8,48 +8,49 @@
 #include "cli.h"
 #include "regcli.h"
 
-const char help_push[] =
-    "usage: slm push BUNDLE.slmb HOST[:PORT]/REPO:TAG [--json] [registry options]\n"
-    "\n"
-    "Upload a bundle to an OCI registry (CNCF Distribution, zot, Harbor, GHCR, ...)\n"
-    "as a model artifact (artifactType application/vnd.cncf.model.manifest.v1+json,\n"
-    "a CNCF ModelPack config): layer 0 is the bundle head (header, signed manifest,\n"
-    "signatures), then each payload file's zstd stream exactly as in the bundle, so\n"
-    "identical models are one blob in the registry. Blobs the registry already has\n"
-    "are not sent again; each upload is checked against its SHA-256 digest (blobs\n"
-    "over 32 MiB go up in chunks). The signed manifest and signatures are also\n"
-    "attached as a referrer (subject = the model manifest), through the referrers\n"
-    "API or, where the registry lacks it, the sha256-<hex> tag schema. Token auth\n"
-    "(Bearer challenge) with credentials from --creds or ~/.docker/config.json.\n"
-    "Run `slm verify` before pushing: push checks the bundle's structure only.\n"
-    "\n"
-    "options:\n"
-    "      --json               print the result as one JSON object\n" REGCLI_HELP
-    "  -h, --help               this help\n"
-    "\n"
-    "exit codes: 0 pushed, 2 usage, 3 not a bundle, 4 I/O or network (one line says\n"
-    "which), 5 the registry's digest differs from ours\n";
+typedef struct push_args {
+    int json;
+    regcli rg;
+} push_args;
+
+static const slm_opt push_opts[] = {
+    OPT_INCLUDE_AS(cli_json_table, push_args, json, "print the result as one JSON object"),
+    OPT_INCLUDE(regcli_table, push_args, rg),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_push = {
+    .usage =
+        "slm push BUNDLE.slmb HOST[:PORT]/REPO:TAG [--json] [registry options]",
+    .description =
+        "Upload a bundle to an OCI registry (CNCF Distribution, zot, Harbor, GHCR, ...)\n"
+        "as a model artifact (artifactType application/vnd.cncf.model.manifest.v1+json,\n"
+        "a CNCF ModelPack config): layer 0 is the bundle head (header, signed manifest,\n"
+        "signatures), then each payload file's zstd stream exactly as in the bundle, so\n"
+        "identical models are one blob in the registry. Blobs the registry already has\n"
+        "are not sent again; each upload is checked against its SHA-256 digest (blobs\n"
+        "over 32 MiB go up in chunks). The signed manifest and signatures are also\n"
+        "attached as a referrer (subject = the model manifest), through the referrers\n"
+        "API or, where the registry lacks it, the sha256-<hex> tag schema. Token auth\n"
+        "(Bearer challenge) with credentials from --creds or ~/.docker/config.json.\n"
+        "Run `slm verify` before pushing: push checks the bundle's structure only.\n",
+    .opts = push_opts,
+    .exit_codes =
+        "0 pushed, 2 usage, 3 not a bundle, 4 I/O or network (one line says\n"
+        "which), 5 the registry's digest differs from ours",
+};
 
 int cmd_push(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000 };
-    static const struct option opts[] = {{"json", no_argument, 0, OPT_JSON}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
     const char *C = "push";
-    regcli rc_ = {0};
-    int json = 0, o, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1 && !rc) {
-        if (regcli_opt(&rc_, o, optarg, C, &rc))
-            continue;
-        switch (o) {
-        case OPT_JSON: json = 1; break;
-        case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
-        }
-    }
-    if (rc)
-        return rc;
+    push_args a = {0};
+    int optind = slm_opt_parse(C, push_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    regcli rc_ = a.rg;
+    int json = a.json, rc = 0;
+    if (rc_.n_allow)
+        rc_.o.allow_hosts = rc_.allow; /* the copy's own array */
     if (argc - optind != 2)
         return cli_usage(C, "give BUNDLE.slmb and HOST/REPO:TAG");
     const char *bundle = argv[optind], *ref = argv[optind + 1];

@@ -1,5 +1,4 @@
 /* tools/quantize.c — `slm quantize`: GGUF -> GGUF with a llama.cpp recipe (Q4_K_M, ...). */
-#include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
@@ -15,60 +14,6 @@
 
 #define C "quantize"
 
-const char help_quantize[] =
-    "usage: slm quantize IN.gguf OUT.gguf TYPE [options]\n"
-    "\n"
-    "Quantize a GGUF model with one of llama.cpp's recipes; every tensor gets the type\n"
-    "llama-quantize would give it (output.weight Q6_K for k-quant recipes, attn_v and\n"
-    "ffn_down bumped by layer position, 1-D tensors and norms kept), so sizes compare.\n"
-    "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
-    "      Q5_0 Q5_1 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K = the _M recipes).\n"
-    "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
-    "Rows are quantized independently, so the output bytes are the same for any -t.\n"
-    "The output is written to a temp file, synced and renamed: never a partial OUT.\n"
-    "\n"
-    "options:\n"
-    "  -t, --threads N              threads (default: physical cores)\n"
-    "      --pure                   every quantizable tensor gets TYPE's base type (no mix);\n"
-    "                               refuse a tensor whose row length does not fit it\n"
-    "      --tensor-type PAT=T      tensors whose name matches the regular expression PAT\n"
-    "                               get type T (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K\n"
-    "                               q3_K q4_K q5_K q6_K); first match wins; repeatable\n"
-    "      --output-tensor-type T   type of output.weight\n"
-    "      --token-embedding-type T type of token_embd.weight\n"
-    "      --allow-requantize       accept already-quantized input (dequantized, then\n"
-    "                               quantized again: errors add up)\n"
-    "      --dry-run                print the types and the resulting size; write nothing\n"
-    "      --stats                  per-tensor RMSE and max |error| of the round trip\n"
-    "      --json                   JSON summary on stdout instead of the table\n"
-    "\n"
-    "calibration (see docs/calibration.md):\n"
-    "      --imatrix FILE           importance matrix (slm imatrix or llama-imatrix: GGUF or\n"
-    "                               legacy .dat) weighting every quantized tensor's error\n"
-    "      --include-weights NAME   use calibration only for tensors whose name contains NAME\n"
-    "                               (repeatable)\n"
-    "      --exclude-weights NAME   no calibration for tensors whose name contains NAME (repeatable)\n"
-    "      --gptq                   GPTQ error compensation for the weights of every product\n"
-    "                               (blk.* and output.weight), layer by layer; needs -f\n"
-    "  -f, --file FILE              calibration text for --gptq\n"
-    "  -c, --ctx-size N             calibration chunk length in tokens (default 512, at most the\n"
-    "                               model's context)\n"
-    "      --chunks N               use at most N calibration chunks (default: all)\n"
-    "      --gptq-damp X            damping: X * mean(diag H) added to H's diagonal (default 0.01)\n"
-    "      --gptq-block N           lazy-update block in columns (default 128)\n"
-    "      --act-order              quantize blocks (and columns inside them) by decreasing\n"
-    "                               activation energy (diag H)\n"
-    "      --gptq-exact-pass1       the first pass of each block on the original weights\n"
-    "                               (default: their Q8_0 copies: faster, KLD within noise)\n"
-    "  -h, --help                   this help\n"
-    "\n"
-    "A row length that is not a multiple of the chosen type's block falls back to a\n"
-    "smaller-block type as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,\n"
-    "q2_K/q3_K -> q4_0, F16 when even 32 does not fit), with a note on stderr.\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage (bad option, unknown type name, bad pattern),\n"
-    "            3 bad input (corrupt file, quantized input without --allow-requantize,\n"
-    "            --pure with an incompatible row length), 4 I/O error, 6 internal error\n";
 
 /* Storage types accepted by --tensor-type and friends. */
 static int parse_type(const char *s, uint32_t *out)
@@ -101,111 +46,140 @@ static void q_log(void *user, const char *line)
     fprintf(stderr, "slm quantize: %s", line);
 }
 
+typedef struct quantize_args {
+    int threads, pure, requant, dry, stats, json, gptq, act_order, exact1;
+    int out_type, emb_type, n_ctx, chunks, block;
+    double damp;
+    const char *imatrix, *calib;
+    const char *incw[64], *excw[64];
+    int n_incw, n_excw;
+    slm_tensor_rule rules[256];
+    int n_rules;
+} quantize_args;
+
+/* --output-tensor-type / --token-embedding-type T */
+static int opt_type(const char *cmd, const char *arg, void *field, void *base)
+{
+    uint32_t ty;
+    quantize_args *a = base;
+    (void)a;
+    if (parse_type(arg, &ty))
+        return cli_usage(cmd, "unknown tensor type '%s' for %s", arg,
+                         field == &a->out_type ? "--output-tensor-type" : "--token-embedding-type");
+    *(int *)field = (int)ty;
+    return 0;
+}
+
+/* --tensor-type PATTERN=TYPE, in order (first match wins) */
+static int opt_tensor_type(const char *cmd, const char *arg, void *field, void *base)
+{
+    quantize_args *a = base;
+    char *eq = strrchr(arg, '='), msg[256];
+    uint32_t ty;
+    (void)field;
+    if (!eq || eq == arg)
+        return cli_usage(cmd, "--tensor-type needs PATTERN=TYPE, got '%s'", arg);
+    if (parse_type(eq + 1, &ty))
+        return cli_usage(cmd, "unknown tensor type '%s' in --tensor-type %s", eq + 1, arg);
+    *eq = 0; /* the pattern is the argument's head (argv stays alive) */
+    if (slm_recipe_check_pattern(arg, msg, sizeof msg))
+        return cli_usage(cmd, "bad --tensor-type pattern '%s': %s", arg, msg);
+    if (a->n_rules == 256)
+        return cli_usage(cmd, "at most 256 --tensor-type rules");
+    a->rules[a->n_rules++] = (slm_tensor_rule){arg, ty};
+    return 0;
+}
+
+static const slm_opt quantize_opts[] = {
+    OPT_INCLUDE(cli_threads_table, quantize_args, threads),
+    OPT_FLAG(0, "pure", quantize_args, pure,
+             "every quantizable tensor gets TYPE's base type (no mix);\n"
+             "refuse a tensor whose row length does not fit it"),
+    OPT_CALLBACK(0, "tensor-type", quantize_args, rules, "PAT=T", opt_tensor_type,
+                 "tensors whose name matches the regular expression PAT\n"
+                 "get type T (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K\n"
+                 "q3_K q4_K q5_K q6_K); first match wins; repeatable"),
+    OPT_CALLBACK(0, "output-tensor-type", quantize_args, out_type, "T", opt_type, "type of output.weight"),
+    OPT_CALLBACK(0, "token-embedding-type", quantize_args, emb_type, "T", opt_type, "type of token_embd.weight"),
+    OPT_FLAG(0, "allow-requantize", quantize_args, requant,
+             "accept already-quantized input (dequantized, then\nquantized again: errors add up)"),
+    OPT_FLAG(0, "dry-run", quantize_args, dry, "print the types and the resulting size; write nothing"),
+    OPT_FLAG(0, "stats", quantize_args, stats, "per-tensor RMSE and max |error| of the round trip"),
+    OPT_INCLUDE_AS(cli_json_table, quantize_args, json, "JSON summary on stdout instead of the table"),
+    OPT_GROUP("calibration (see docs/calibration.md):"),
+    OPT_PATH(0, "imatrix", quantize_args, imatrix, "FILE",
+             "importance matrix (slm imatrix or llama-imatrix: GGUF or\n"
+             "legacy .dat) weighting every quantized tensor's error"),
+    OPT_LIST(0, "include-weights", quantize_args, incw, n_incw, "NAME",
+             "use calibration only for tensors whose name contains NAME\n(repeatable)"),
+    OPT_LIST(0, "exclude-weights", quantize_args, excw, n_excw, "NAME",
+             "no calibration for tensors whose name contains NAME (repeatable)"),
+    OPT_FLAG(0, "gptq", quantize_args, gptq,
+             "GPTQ error compensation for the weights of every product\n"
+             "(blk.* and output.weight), layer by layer; needs -f"),
+    OPT_PATH('f', "file", quantize_args, calib, "FILE", "calibration text for --gptq"),
+    OPT_INT('c', "ctx-size", quantize_args, n_ctx, "N", 16, 1 << 20,
+            "calibration chunk length in tokens (default 512, at most the\nmodel's context)"),
+    OPT_INT(0, "chunks", quantize_args, chunks, "N", 1, 1 << 30, "use at most N calibration chunks (default: all)"),
+    OPT_DOUBLE(0, "gptq-damp", quantize_args, damp, "X", 0, 10, SLM_OPT_LO_OPEN,
+               "damping: X * mean(diag H) added to H's diagonal (default 0.01)"),
+    OPT_INT(0, "gptq-block", quantize_args, block, "N", 1, 1 << 16, "lazy-update block in columns (default 128)"),
+    OPT_FLAG(0, "act-order", quantize_args, act_order,
+             "quantize blocks (and columns inside them) by decreasing\nactivation energy (diag H)"),
+    OPT_FLAG(0, "gptq-exact-pass1", quantize_args, exact1,
+             "the first pass of each block on the original weights\n"
+             "(default: their Q8_0 copies: faster, KLD within noise)"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_quantize = {
+    .usage =
+        "slm quantize IN.gguf OUT.gguf TYPE [options]",
+    .description =
+        "Quantize a GGUF model with one of llama.cpp's recipes; every tensor gets the type\n"
+        "llama-quantize would give it (output.weight Q6_K for k-quant recipes, attn_v and\n"
+        "ffn_down bumped by layer position, 1-D tensors and norms kept), so sizes compare.\n"
+        "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
+        "      Q5_0 Q5_1 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K = the _M recipes).\n"
+        "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
+        "Rows are quantized independently, so the output bytes are the same for any -t.\n"
+        "The output is written to a temp file, synced and renamed: never a partial OUT.\n",
+    .opts = quantize_opts,
+    .notes =
+        "A row length that is not a multiple of the chosen type's block falls back to a\n"
+        "smaller-block type as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,\n"
+        "q2_K/q3_K -> q4_0, F16 when even 32 does not fit), with a note on stderr.\n",
+    .exit_codes =
+        "0 ok, 2 usage (bad option, unknown type name, bad pattern),\n"
+        "3 bad input (corrupt file, quantized input without --allow-requantize,\n"
+        "--pure with an incompatible row length), 4 I/O error, 6 internal error",
+    .examples = "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M\n"
+                "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M --imatrix smol.imatrix --dry-run",
+};
+
 int cmd_quantize(int argc, char **argv)
 {
-    enum { O_PURE = 256, O_TT, O_OUT, O_EMB, O_REQ, O_DRY, O_STATS, O_JSON, O_IMAT, O_INCW, O_EXCW, O_GPTQ, O_DAMP,
-           O_GBLK, O_ACT, O_CHUNKS, O_EXACT1 };
-    static const struct option opts[] = {
-        {"threads", required_argument, 0, 't'}, {"pure", no_argument, 0, O_PURE},
-        {"tensor-type", required_argument, 0, O_TT}, {"output-tensor-type", required_argument, 0, O_OUT},
-        {"token-embedding-type", required_argument, 0, O_EMB}, {"allow-requantize", no_argument, 0, O_REQ},
-        {"dry-run", no_argument, 0, O_DRY}, {"stats", no_argument, 0, O_STATS}, {"json", no_argument, 0, O_JSON},
-        {"imatrix", required_argument, 0, O_IMAT}, {"include-weights", required_argument, 0, O_INCW},
-        {"exclude-weights", required_argument, 0, O_EXCW}, {"gptq", no_argument, 0, O_GPTQ},
-        {"file", required_argument, 0, 'f'}, {"ctx-size", required_argument, 0, 'c'},
-        {"chunks", required_argument, 0, O_CHUNKS}, {"gptq-damp", required_argument, 0, O_DAMP},
-        {"gptq-block", required_argument, 0, O_GBLK}, {"act-order", no_argument, 0, O_ACT},
-        {"gptq-exact-pass1", no_argument, 0, O_EXACT1},
-        {0, 0, 0, 0}};
-    const char *imatrix_path = NULL;
-    const char *incw[64], *excw[64];
-    int n_incw = 0, n_excw = 0, use_gptq = 0;
-    gptq_opts go = { NULL, 512, 0, 1, 0, { 0.01f, 128, 0 }, 0, NULL, NULL };
-    int threads = cli_default_threads(), pure = 0, requant = 0, dry = 0, stats = 0, json = 0, c;
+    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 512, .damp = 0.01,
+                       .block = 128};
+    int optind = slm_opt_parse(C, quantize_opts, argc, argv, &qa);
+    if (optind < 0)
+        return -optind;
+    const char *imatrix_path = qa.imatrix;
+    const char *const *incw = qa.incw, *const *excw = qa.excw;
+    int n_incw = qa.n_incw, n_excw = qa.n_excw, use_gptq = qa.gptq;
+    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, qa.exact1, NULL, NULL };
+    int threads = qa.threads, pure = qa.pure, requant = qa.requant, dry = qa.dry, stats = qa.stats, json = qa.json;
     slm_recipe_opts ro = { 0, -1, -1, NULL, 0 };
-    slm_tensor_rule *rules = NULL;
-    int n_rules = 0, rc = 0;
-    long long v;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":t:f:c:", opts, NULL)) != -1) {
-        uint32_t ty;
-        switch (c) {
-        case 't':
-            if (cli_parse_int(optarg, 1, 256, &v)) {
-                free(rules);
-                return cli_usage(C, "-t needs a thread count from 1 to 256, got '%s'", optarg);
-            }
-            threads = (int)v;
-            break;
-        case O_PURE: pure = 1; break;
-        case O_IMAT: imatrix_path = optarg; break;
-        case O_INCW:
-        case O_EXCW:
-            if ((c == O_INCW ? n_incw : n_excw) == 64) { free(rules); return cli_usage(C, "at most 64 --include-weights / --exclude-weights"); }
-            if (c == O_INCW) incw[n_incw++] = optarg; else excw[n_excw++] = optarg;
-            break;
-        case O_GPTQ: use_gptq = 1; break;
-        case O_ACT: go.p.act_order = 1; break;
-        case O_EXACT1: go.exact_pass1 = 1; break;
-        case 'f': go.calib = optarg; break;
-        case 'c':
-            if (cli_parse_int(optarg, 16, 1 << 20, &v)) { free(rules); return cli_usage(C, "-c wants a chunk length from 16 to 1048576, got '%s'", optarg); }
-            go.n_ctx = (int)v;
-            break;
-        case O_CHUNKS:
-            if (cli_parse_int(optarg, 1, 1 << 30, &v)) { free(rules); return cli_usage(C, "--chunks wants a positive count, got '%s'", optarg); }
-            go.max_chunks = (int)v;
-            break;
-        case O_GBLK:
-            if (cli_parse_int(optarg, 1, 1 << 16, &v)) { free(rules); return cli_usage(C, "--gptq-block wants a column count from 1 to 65536, got '%s'", optarg); }
-            go.p.block = (int)v;
-            break;
-        case O_DAMP: {
-            double dv;
-            if (cli_parse_double(optarg, &dv) || !(dv > 0) || dv > 10) { free(rules); return cli_usage(C, "--gptq-damp wants a number in (0, 10], got '%s'", optarg); }
-            go.p.damp = (float)dv;
-            break;
-        }
-        case O_REQ: requant = 1; break;
-        case O_DRY: dry = 1; break;
-        case O_STATS: stats = 1; break;
-        case O_JSON: json = 1; break;
-        case O_OUT:
-        case O_EMB:
-            if (parse_type(optarg, &ty)) {
-                free(rules);
-                return cli_usage(C, "unknown tensor type '%s' for %s", optarg,
-                                 c == O_OUT ? "--output-tensor-type" : "--token-embedding-type");
-            }
-            if (c == O_OUT) ro.output_type = ty; else ro.token_embd_type = ty;
-            break;
-        case O_TT: {
-            char *eq = strrchr(optarg, '=');
-            char msg[256];
-            if (!eq || eq == optarg) {
-                free(rules);
-                return cli_usage(C, "--tensor-type needs PATTERN=TYPE, got '%s'", optarg);
-            }
-            *eq = 0;
-            if (parse_type(eq + 1, &ty)) {
-                free(rules);
-                return cli_usage(C, "unknown tensor type '%s' in --tensor-type %s=%s", eq + 1, optarg, eq + 1);
-            }
-            if (slm_recipe_check_pattern(optarg, msg, sizeof msg)) {
-                free(rules);
-                return cli_usage(C, "bad --tensor-type pattern '%s': %s", optarg, msg);
-            }
-            slm_tensor_rule *nr = realloc(rules, sizeof *rules * (n_rules + 1));
-            if (!nr) { free(rules); return cli_fail(C, SLM_EINTERNAL, "out of memory"); }
-            rules = nr;
-            rules[n_rules++] = (slm_tensor_rule){ optarg, ty };
-            break;
-        }
-        case ':': free(rules); return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: free(rules); return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    if (qa.out_type >= 0)
+        ro.output_type = (uint32_t)qa.out_type;
+    if (qa.emb_type >= 0)
+        ro.token_embd_type = (uint32_t)qa.emb_type;
+    int n_rules = qa.n_rules, rc = 0;
+    slm_tensor_rule *rules = n_rules ? malloc(sizeof *rules * (size_t)n_rules) : NULL;
+    if (n_rules && !rules)
+        return cli_fail(C, SLM_EINTERNAL, "out of memory");
+    if (n_rules)
+        memcpy(rules, qa.rules, sizeof *rules * (size_t)n_rules);
     if (argc - optind != 3) {
         free(rules);
         return cli_usage(C, argc - optind < 3 ? "expected IN.gguf OUT.gguf TYPE" : "too many arguments (expected IN.gguf OUT.gguf TYPE)");

@@ -1,5 +1,4 @@
 /* tools/run.c — `slm run`: generate text from a GGUF model, streaming. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,56 +11,56 @@
 #include "signing.h"
 #include "pipeline.h"
 
-const char help_run[] =
-    "usage: slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
-    "       slm run --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [-p PROMPT] [options]\n"
-    "       slm run --store DIR [-p PROMPT] [options]\n"
-    "       slm run -m MODEL.gguf --chat -i MESSAGES.json [options]\n"
-    "\n"
-    "Generate text with a GGUF model (llama incl. Llama 3, qwen2, qwen3, gemma3, phi3, gpt2)\n"
-    "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
-    "tokens are sampled one at a time and streamed to stdout as they are produced.\n"
-    "The prompt itself is not echoed. Generation stops after N tokens, at an\n"
-    "end-of-generation token, or when the context is full. Statistics (load time,\n"
-    "prompt and generation tokens/s, peak memory) go to stderr.\n"
-    "\n"
-    "options:\n"
-    "  -m, --model FILE        GGUF model\n"
-    "      --bundle B.slmb     run the model of a signed bundle: signatures, expiry and every\n"
-    "                          payload byte are verified first, into sealed memory that is\n"
-    "                          then mapped (what runs is exactly what was hashed)\n"
-    "      --trust ROOT        trust root for --bundle; repeat to walk a rotation chain\n"
-    "      --store DIR         run the active model of an install store (re-verified against\n"
-    "                          the store's pinned root the same way)\n"
-    "  -p, --prompt TEXT       prompt text (default: empty, i.e. BOS only)\n"
-    "  -f, --file FILE         read the prompt from FILE\n"
-    "      --chat              the prompt is a conversation: -i MESSAGES.json (a JSON array of\n"
-    "                          {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": ...}) rendered\n"
-    "                          with the model's chat template (see slm template); the reply\n"
-    "                          stops at the model's end-of-turn token\n"
-    "  -i, --messages FILE     the conversation for --chat\n"
-    "      --chat-template NAME  a built-in template instead of the model's (chatml, llama3,\n"
-    "                          gemma, phi3)\n"
-    "  -n, --n-predict N       tokens to generate (default 128)\n"
-    "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
-    CLI_SAMPLER_HELP
-    "  -t, --threads N         threads (default: physical cores)\n"
-    "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
-    "      --fallback URL      an OpenAI-compatible upstream (e.g. slm serve) answers instead when prompt +\n"
-    "                          -n exceed the context, the model does not fit --mem-budget, or the answer's\n"
-    "                          confidence is below --fallback-confidence (then the text is printed at the\n"
-    "                          end, not streamed). Not with --chat. See docs/serve.md\n"
-    "      --fallback-key-file F  bearer key for the upstream   --fallback-timeout S (default 30)\n"
-    "      --fallback-confidence P  (default 0.1; 0 = never)   --mem-budget BYTES (K/M/G suffixes)\n"
-    "      --private           never send this prompt to the fallback (fail instead)\n"
-    "  -h, --help              this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
-    "            a chat template that cannot be rendered), 4 I/O,\n"
-    "            5 verification failed (--bundle/--store), 6 internal\n";
+typedef struct run_args {
+    cli_model_opts mo;
+    const char *prompt, *prompt_file, *messages, *chat_template;
+    int n_predict, n_ctx, n_threads, json, chat, priv;
+    slm_sampler_params sp;
+    cli_fallback_opts fb;
+} run_args;
 
-enum { OPT_JSON = 1000, OPT_CHAT, OPT_CHAT_TEMPLATE, OPT_FB, OPT_FBKEY, OPT_FBCONF,
-       OPT_FBTIME, OPT_MEM, OPT_PRIVATE };
+static const slm_opt run_opts[] = {
+    OPT_INCLUDE(cli_model_table, run_args, mo),
+    OPT_STRING('p', "prompt", run_args, prompt, "TEXT", "prompt text (default: empty, i.e. BOS only)"),
+    OPT_PATH('f', "file", run_args, prompt_file, "FILE", "read the prompt from FILE"),
+    OPT_FLAG(0, "chat", run_args, chat,
+             "the prompt is a conversation: -i MESSAGES.json (a JSON array of\n"
+             "{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": ...}) rendered\n"
+             "with the model's chat template (see slm template); the reply\n"
+             "stops at the model's end-of-turn token"),
+    OPT_PATH('i', "messages", run_args, messages, "FILE", "the conversation for --chat"),
+    OPT_STRING(0, "chat-template", run_args, chat_template, "NAME",
+               "a built-in template instead of the model's (chatml, llama3,\ngemma, phi3)"),
+    OPT_INT('n', "n-predict", run_args, n_predict, "N", 0, 1 << 30, "tokens to generate (default 128)"),
+    OPT_INT('c', "ctx-size", run_args, n_ctx, "N", 1, 1 << 30, "context length (default: the model's, at most 4096)"),
+    OPT_INCLUDE(cli_sampler_table, run_args, sp),
+    OPT_INCLUDE(cli_threads_table, run_args, n_threads),
+    OPT_INCLUDE_AS(cli_json_table, run_args, json, "print one JSON object instead of streaming: {\"text\", stats...}"),
+    OPT_GROUP("cloud fallback (then the text is printed at the end, not streamed; not with --chat):"),
+    OPT_INCLUDE(cli_fallback_table, run_args, fb),
+    OPT_FLAG(0, "private", run_args, priv, "never send this prompt to the fallback (fail instead)"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_run = {
+    .usage = "slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
+             "slm run --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [-p PROMPT] [options]\n"
+             "slm run --store DIR [-p PROMPT] [options]\n"
+             "slm run -m MODEL.gguf --chat -i MESSAGES.json [options]",
+    .description =
+        "Generate text with a GGUF model (llama incl. Llama 3, qwen2, qwen3, gemma3, phi3, gpt2)\n"
+        "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
+        "tokens are sampled one at a time and streamed to stdout as they are produced.\n"
+        "The prompt itself is not echoed. Generation stops after N tokens, at an\n"
+        "end-of-generation token, or when the context is full. Statistics (load time,\n"
+        "prompt and generation tokens/s, peak memory) go to stderr.\n",
+    .opts = run_opts,
+    .exit_codes = "0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
+                  "a chat template that cannot be rendered), 4 I/O,\n"
+                  "5 verification failed (--bundle/--store), 6 internal",
+    .examples = "slm run -m smol-q4_k_m.gguf -p 'Once upon a time' -n 64 --temp 0\n"
+                "slm run --bundle smol.slmb --trust root.json -p 'Hello' --json",
+};
 
 /* What the generation callback streams to, or collects (--json, --fallback). */
 typedef struct run_out {
@@ -128,93 +127,30 @@ static char *utf8_clean(const char *s, size_t n)
 
 int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_MODEL_LONGOPTS,                       {"prompt", required_argument, 0, 'p'},
-        {"file", required_argument, 0, 'f'},      {"n-predict", required_argument, 0, 'n'},
-        {"ctx-size", required_argument, 0, 'c'},  {"threads", required_argument, 0, 't'},
-        CLI_SAMPLER_LONGOPTS, {"json", no_argument, 0, OPT_JSON},
-        {"chat", no_argument, 0, OPT_CHAT},
-        {"messages", required_argument, 0, 'i'}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
-        {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
-        {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-timeout", required_argument, 0, OPT_FBTIME},
-        {"mem-budget", required_argument, 0, OPT_MEM}, {"private", no_argument, 0, OPT_PRIVATE},
-        {0, 0, 0, 0},
-    };
     const char *C = "run";
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *messages = NULL, *chat_template = NULL;
-    cli_model_opts mo = {0};
     char fd_path[64];
-    long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads();
-    int json = 0, seed_set = 0, chat = 0, priv = 0;
-    const char *fb_key_file = NULL;
-    double fb_conf = 0.1, d;
-    unsigned long long mem_budget = 0;
-    srv_upstream up = {NULL, NULL, 2000, 30000, 8u << 20};
-    slm_sampler_params sp;
-    slm_sampler_defaults(&sp);
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:i:", opts, NULL)) != -1) {
-        int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
-        if (!r)
-            r = cli_model_opt(C, o, optarg, &mo);
-        if (r == 1)
-            continue;
-        if (r)
-            return r;
-        switch (o) {
-        case OPT_CHAT: chat = 1; break;
-        case 'i': messages = optarg; break;
-        case OPT_CHAT_TEMPLATE: chat_template = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'f': prompt_file = optarg; break;
-        case 'n':
-            if (cli_parse_int(optarg, 0, 1 << 30, &n_predict))
-                return cli_usage(C, "-n wants a token count >= 0, got '%s'", optarg);
-            break;
-        case 'c':
-            if (cli_parse_int(optarg, 1, 1 << 30, &n_ctx))
-                return cli_usage(C, "-c wants a positive context length, got '%s'", optarg);
-            break;
-        case 't':
-            if (cli_parse_int(optarg, 1, 1024, &n_threads))
-                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
-            break;
-        case OPT_JSON: json = 1; break;
-        case OPT_FB:
-            if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
-                return cli_usage(C, "--fallback wants an http:// or https:// URL, got '%s'", optarg);
-            up.url = optarg;
-            break;
-        case OPT_FBKEY: fb_key_file = optarg; break;
-        case OPT_FBCONF:
-            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
-                return cli_usage(C, "--fallback-confidence wants a probability in [0, 1], got '%s'", optarg);
-            fb_conf = d;
-            break;
-        case OPT_FBTIME:
-            if (cli_parse_double(optarg, &d) || d <= 0 || d > 3600)
-                return cli_usage(C, "--fallback-timeout wants seconds in (0, 3600], got '%s'", optarg);
-            up.timeout_ms = (long)(d * 1000);
-            up.connect_ms = up.timeout_ms < 2000 ? up.timeout_ms : 2000;
-            break;
-        case OPT_MEM: {
-            char *end;
-            mem_budget = strtoull(optarg, &end, 10);
-            int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
-            if (end == optarg || *optarg == '-' || sh < 0 || !mem_budget || mem_budget > (~0ull >> sh))
-                return cli_usage(C, "--mem-budget wants bytes (e.g. 512M), got '%s'", optarg);
-            mem_budget <<= sh;
-            break;
-        }
-        case OPT_PRIVATE: priv = 1; break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
+    run_args a = {.n_predict = 128, .n_threads = cli_default_threads(), .fb = {.confidence = 0.1}};
+    slm_sampler_defaults(&a.sp);
+    a.sp.seed = cli_clock_seed(); /* --seed replaces it */
+    int ai = slm_opt_parse(C, run_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[ai]);
+    const char *model_path = NULL, *prompt = a.prompt, *prompt_file = a.prompt_file, *messages = a.messages,
+               *chat_template = a.chat_template;
+    cli_model_opts mo = a.mo;
+    long long n_predict = a.n_predict, n_ctx = a.n_ctx, n_threads = a.n_threads;
+    int json = a.json, chat = a.chat, priv = a.priv;
+    const char *fb_key_file = a.fb.key_file;
+    double fb_conf = a.fb.confidence;
+    unsigned long long mem_budget = a.fb.mem_budget;
+    srv_upstream up = {a.fb.url, NULL, 2000, 30000, 8u << 20};
+    if (a.fb.timeout > 0) {
+        up.timeout_ms = (long)(a.fb.timeout * 1000);
+        up.connect_ms = up.timeout_ms < 2000 ? up.timeout_ms : 2000;
     }
-    if (optind < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    slm_sampler_params sp = a.sp;
     slm_err uerr = {0};
     if (cli_model_check(&mo, &uerr))
         return cli_usage(C, "%s", uerr.msg);
@@ -226,8 +162,6 @@ int cmd_run(int argc, char **argv)
         return cli_usage(C, "--chat takes the conversation from -i, not -p or -f");
     if (chat_template && !chat)
         return cli_usage(C, "--chat-template goes with --chat");
-    if (!seed_set)
-        sp.seed = cli_clock_seed();
     if (up.url && chat)
         return cli_usage(C, "--fallback does not take --chat yet (use slm serve for chat fallback)");
     if (fb_key_file && !up.url)
