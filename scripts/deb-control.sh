@@ -26,7 +26,10 @@ while IFS= read -r -d '' f; do
 done < <(find "$stage" -type f -print0)
 deps=()
 for p in $(printf '%s\n' "${!pkgs[@]}" | sort); do
-    v=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null) || die "dpkg-query: $p is not installed"
+    # this architecture's copy (multiarch systems also hold e.g. the arm64 one)
+    v=$(dpkg-query -W -f='${Version}\n' "$p:$arch" 2>/dev/null | head -n1) || true
+    [ -n "$v" ] || v=$(dpkg-query -W -f='${Version}\n' "$p" 2>/dev/null | head -n1) || true
+    [ -n "$v" ] || die "dpkg-query: $p is not installed"
     deps+=("$p (>= $v)")
 done
 size=$(du -sk --exclude=DEBIAN "$stage" | cut -f1)
@@ -41,7 +44,6 @@ Depends: $dep_line
 Recommends: python3
 Section: utils
 Priority: optional
-Homepage: https://github.com/slmkit/slmkit
 Description: small language models: convert, quantize, measure, sign and run
  slm converts Hugging Face checkpoints (safetensors) to GGUF, quantizes them
  with llama.cpp's recipes (with importance matrices and GPTQ), measures
