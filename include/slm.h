@@ -68,7 +68,7 @@ SLM_API void slm_free(void *p);
 typedef struct slm_lm slm_lm; /* a loaded model, its tokenizer and one inference context */
 typedef struct slm_lm_params {
     int n_ctx;      /* context length; 0: the model's, at most 4096 */
-    int n_threads;  /* 0: the machine's physical cores */
+    int n_threads;  /* 0: the online CPUs (at most 64) */
     int n_batch;    /* most tokens per forward call; 0: min(512, n_ctx) */
 } slm_lm_params;
 SLM_API void slm_lm_params_init(slm_lm_params *p);
@@ -179,10 +179,10 @@ SLM_API int slm_lm_perplexity(slm_lm *m, const char *text_path, const slm_ppl_op
 
 /* ---- pipelines ------------------------------------------------------------------------------- */
 /* A Hugging Face directory to GGUF: outtype "f32", "f16", "bf16" or "q8_0"; written to a temp
- * file, synced, renamed (nothing partial is left on failure). n_threads 0: physical cores. */
+ * file, synced, renamed (nothing partial is left on failure). n_threads 0: the online CPUs. */
 SLM_API int slm_convert(const char *hf_dir, const char *out_gguf, const char *outtype, int n_threads);
 typedef struct slm_quantize_options {
-    int n_threads;            /* 0: the machine's cores */
+    int n_threads;            /* 0: the online CPUs (at most 64) */
     const char *imatrix;      /* importance matrix file (slm imatrix / llama-imatrix), or NULL */
     int pure;                 /* every quantizable tensor gets the recipe's base type */
     int allow_requantize;     /* accept an already quantized input */
