@@ -72,10 +72,32 @@ int cli_parse_bytes(const char *s, uint64_t *out)
 
 static int mem_budget(const char *cmd, const char *arg, void *field, void *base)
 {
+    uint64_t v;
     (void)base;
-    if (cli_parse_bytes(arg, field))
+    if (cli_parse_bytes(arg, &v))
         return cli_usage(cmd, "--mem-budget wants bytes (e.g. 512M), got '%s'", arg);
+    *(unsigned long long *)field = v;
     return 0;
+}
+
+static int fallback_timeout(const char *cmd, const char *arg, void *field, void *base)
+{
+    cli_fallback_opts *f = base;
+    double d;
+    (void)field;
+    if (cli_parse_double(arg, &d) || d <= 0 || d > 3600)
+        return cli_usage(cmd, "--fallback-timeout wants seconds in (0, 3600], got '%s'", arg);
+    f->timeout_ms = (long)(d * 1000);
+    f->connect_ms = f->timeout_ms < 2000 ? f->timeout_ms : 2000;
+    return 0;
+}
+
+void cli_fallback_defaults(cli_fallback_opts *f)
+{
+    memset(f, 0, sizeof *f);
+    f->confidence = 0.1;
+    f->connect_ms = 2000;
+    f->timeout_ms = 30000;
 }
 
 const slm_opt cli_fallback_table[] = {
@@ -87,8 +109,8 @@ const slm_opt cli_fallback_table[] = {
     OPT_PATH(0, "fallback-key-file", cli_fallback_opts, key_file, "F", "bearer key sent to the upstream (F's first line)"),
     OPT_DOUBLE(0, "fallback-confidence", cli_fallback_opts, confidence, "P", 0, 1, 0,
                "defer a (non-streamed) local answer whose confidence is below P;\n0 = never (default 0.1)"),
-    OPT_DOUBLE(0, "fallback-timeout", cli_fallback_opts, timeout, "S", 0, 3600, SLM_OPT_LO_OPEN,
-               "whole upstream request bound in seconds (default 30; connect: 2)"),
+    OPT_CALLBACK(0, "fallback-timeout", cli_fallback_opts, timeout_ms, "S", fallback_timeout,
+                 "whole upstream request bound in seconds (default 30; connect: 2)"),
     OPT_CALLBACK(0, "mem-budget", cli_fallback_opts, mem_budget, "BYTES", mem_budget,
                  "the model (weights + KV caches) must fit; K/M/G suffixes (default: none)"),
     OPT_END(),

@@ -57,15 +57,18 @@ char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
  * (--json; -t/--threads 1..1024). */
 extern const slm_opt cli_model_table[], cli_sampler_table[], cli_json_table[], cli_threads_table[];
 
-/* The cloud-fallback options of run and serve (cli_fallback_table): --fallback URL (http/https),
- * --fallback-key-file F, --fallback-confidence P in [0, 1], --fallback-timeout S in (0, 3600],
- * --mem-budget BYTES (K/M/G). The caller presets confidence (its default); timeout 0 and
- * mem_budget 0 mean "not given". */
+/* The cloud-fallback options of run and serve (cli_fallback_table, docs/serve.md): --fallback URL
+ * (http/https), --fallback-key-file F, --fallback-confidence P in [0, 1], --fallback-timeout S in
+ * (0, 3600] (connect: at most 2 s), --mem-budget BYTES (K/M/G). cli_fallback_defaults first; a
+ * command that has --private adds its own row for priv (serve's private requests come per request). */
 typedef struct cli_fallback_opts {
     const char *url, *key_file;
-    double confidence, timeout;
-    uint64_t mem_budget;
+    double confidence;             /* low-confidence threshold (0: never) */
+    long connect_ms, timeout_ms;
+    unsigned long long mem_budget; /* 0: none */
+    int priv;                      /* never send anything upstream */
 } cli_fallback_opts;
+void cli_fallback_defaults(cli_fallback_opts *f);
 extern const slm_opt cli_fallback_table[];
 /* an OPT_CALLBACK for a lifetime (365d, 12h, 30m, 45s) into an int64_t of seconds */
 int cli_opt_duration(const char *cmd, const char *arg, void *field, void *base);

@@ -14,7 +14,7 @@
 typedef struct run_args {
     cli_model_opts mo;
     const char *prompt, *prompt_file, *messages, *chat_template;
-    int n_predict, n_ctx, n_threads, json, chat, priv;
+    int n_predict, n_ctx, n_threads, json, chat;
     slm_sampler_params sp;
     cli_fallback_opts fb;
 } run_args;
@@ -38,7 +38,7 @@ static const slm_opt run_opts[] = {
     OPT_INCLUDE_AS(cli_json_table, run_args, json, "print one JSON object instead of streaming: {\"text\", stats...}"),
     OPT_GROUP("cloud fallback (then the text is printed at the end, not streamed; not with --chat):"),
     OPT_INCLUDE(cli_fallback_table, run_args, fb),
-    OPT_FLAG(0, "private", run_args, priv, "never send this prompt to the fallback (fail instead)"),
+    OPT_FLAG(0, "private", run_args, fb.priv, "never send this prompt to the fallback (fail instead)"),
     OPT_END(),
 };
 
@@ -129,7 +129,8 @@ int cmd_run(int argc, char **argv)
 {
     const char *C = "run";
     char fd_path[64];
-    run_args a = {.n_predict = 128, .n_threads = cli_default_threads(), .fb = {.confidence = 0.1}};
+    run_args a = {.n_predict = 128, .n_threads = cli_default_threads()};
+    cli_fallback_defaults(&a.fb);
     slm_sampler_defaults(&a.sp);
     a.sp.seed = cli_clock_seed(); /* --seed replaces it */
     int ai = slm_opt_parse(C, run_opts, argc, argv, &a);
@@ -141,15 +142,11 @@ int cmd_run(int argc, char **argv)
                *chat_template = a.chat_template;
     cli_model_opts mo = a.mo;
     long long n_predict = a.n_predict, n_ctx = a.n_ctx, n_threads = a.n_threads;
-    int json = a.json, chat = a.chat, priv = a.priv;
+    int json = a.json, chat = a.chat, priv = a.fb.priv;
     const char *fb_key_file = a.fb.key_file;
     double fb_conf = a.fb.confidence;
     unsigned long long mem_budget = a.fb.mem_budget;
-    srv_upstream up = {a.fb.url, NULL, 2000, 30000, 8u << 20};
-    if (a.fb.timeout > 0) {
-        up.timeout_ms = (long)(a.fb.timeout * 1000);
-        up.connect_ms = up.timeout_ms < 2000 ? up.timeout_ms : 2000;
-    }
+    srv_upstream up = {a.fb.url, NULL, a.fb.connect_ms, a.fb.timeout_ms, 8u << 20};
     slm_sampler_params sp = a.sp;
     slm_err uerr = {0};
     if (cli_model_check(&mo, &uerr))

@@ -87,7 +87,10 @@ int cmd_serve(int argc, char **argv)
     srv_opts_defaults(&a.so);
     a.so.port = 8080;
     a.so.n_threads = 0;             /* default below, from --parallel */
+    cli_fallback_defaults(&a.fb);
     a.fb.confidence = -1;           /* the default applies only with --fallback */
+    a.fb.connect_ms = a.so.fallback_connect_ms;
+    a.fb.timeout_ms = a.so.fallback_timeout_ms;
     int ai = slm_opt_parse(C, serve_opts, argc, argv, &a);
     if (ai < 0)
         return -ai;
@@ -102,11 +105,9 @@ int cmd_serve(int argc, char **argv)
         so.max_body = (size_t)a.max_body;
     so.fallback_url = a.fb.url;
     so.fallback_confidence = a.fb.confidence;
-    if (a.fb.timeout > 0) {
-        so.fallback_timeout_ms = (long)(a.fb.timeout * 1000);
-        if (so.fallback_connect_ms > so.fallback_timeout_ms)
-            so.fallback_connect_ms = so.fallback_timeout_ms;
-    }
+    so.fallback_timeout_ms = a.fb.timeout_ms;
+    if (so.fallback_connect_ms > so.fallback_timeout_ms)
+        so.fallback_connect_ms = so.fallback_timeout_ms;
     if (a.fb.mem_budget)
         so.mem_budget = a.fb.mem_budget;
     slm_err err = {0};
