@@ -61,6 +61,7 @@ objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard
 TOOL_OBJS := $(call objs_of,tools)
 TEST_OBJS := $(call objs_of,tests)
 
+.PHONY: man completion install-man install-completion uninstall-man uninstall-completion deb deb-check
 .PHONY: all clean test asan fuzz fuzz-build fuzz-run deps demo bench cross-aarch64 check-aarch64 lib install uninstall \
         install-bin install-lib install-python uninstall-bin uninstall-lib uninstall-python
 all: $(BUILD)/slm
@@ -170,7 +171,8 @@ fuzz-run: fuzz-build
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
-           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus
+           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus \
+           man-db zsh file
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # aarch64 cross build and emulation (make cross-aarch64 / check-aarch64): the cross compiler, qemu-user,
 # and the arm64 builds of the libraries we link (Debian multiarch; on an amd64 host only).
@@ -271,8 +273,11 @@ INCLUDEDIR ?= $(PREFIX)/include
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # Debian's python3 reads /usr/lib/python3/dist-packages and /usr/local/lib/python3.N/dist-packages
 PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python3)/dist-packages)
-INSTALL_TARGETS   := install-bin install-lib install-python
-UNINSTALL_TARGETS := uninstall-bin uninstall-lib uninstall-python
+INSTALL_TARGETS   := install-bin install-lib install-python install-man install-completion
+UNINSTALL_TARGETS := uninstall-bin uninstall-lib uninstall-python uninstall-man uninstall-completion
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
 install: $(INSTALL_TARGETS)
 uninstall: $(UNINSTALL_TARGETS)
 install-bin: $(BUILD)/slm
@@ -297,6 +302,56 @@ uninstall-lib:
 uninstall-python:
 	rm -f $(DESTDIR)$(PYTHONDIR)/slmkit.py
 	rm -rf $(DESTDIR)$(PYTHONDIR)/__pycache__/slmkit.*
+
+# ---- man pages and shell completion, generated from the option tables (tools/opt.h) -----------------
+# `make man`: build/man/slm.1 and slm-CMD.1 for every command of `slm --help` (slm help --man [CMD]);
+# `make completion`: build/completion/slm (bash) and _slm (zsh) (slm completion bash|zsh). Both are
+# written by the built binary, so they always say what it parses. Suite clidoc checks them (man -l
+# --warnings, bash compgen, zsh -n).
+SLM_COMMANDS = $$(./$(BUILD)/slm --help | awk '/^Commands:/ {f = 1; next} f && /^  [a-z]/ {print $$1}')
+man: $(BUILD)/man/slm.1
+$(BUILD)/man/slm.1: $(BUILD)/slm
+	rm -rf $(BUILD)/man && mkdir -p $(BUILD)/man
+	set -e; for c in $(SLM_COMMANDS); do ./$(BUILD)/slm help --man $$c > $(BUILD)/man/slm-$$c.1; done
+	./$(BUILD)/slm help --man > $@.tmp && mv $@.tmp $@
+completion: $(BUILD)/completion/slm $(BUILD)/completion/_slm
+$(BUILD)/completion/slm: $(BUILD)/slm
+	@mkdir -p $(dir $@)
+	./$(BUILD)/slm completion bash > $@.tmp && mv $@.tmp $@
+$(BUILD)/completion/_slm: $(BUILD)/slm
+	@mkdir -p $(dir $@)
+	./$(BUILD)/slm completion zsh > $@.tmp && mv $@.tmp $@
+install-man: $(BUILD)/man/slm.1
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+install-completion: $(BUILD)/completion/slm $(BUILD)/completion/_slm
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 644 $(BUILD)/completion/slm $(DESTDIR)$(BASHCOMPDIR)/slm
+	install -m 644 $(BUILD)/completion/_slm $(DESTDIR)$(ZSHCOMPDIR)/_slm
+uninstall-man:
+	rm -f $(DESTDIR)$(MANDIR)/man1/slm.1 $(DESTDIR)$(MANDIR)/man1/slm-*.1
+uninstall-completion:
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/slm $(DESTDIR)$(ZSHCOMPDIR)/_slm
+
+# ---- make deb: a Debian package of `make install PREFIX=/usr` (dpkg-deb) ----------------------------
+# The staged tree (build/deb) gets DEBIAN/control from scripts/deb-control.sh: Depends lists the
+# Debian packages of the shared libraries slm and libslm.so load, each at least the version built
+# against. `make deb-check` (root; CI) installs it with dpkg -i, runs slm --version and man -w, removes
+# it with dpkg -r and checks that no file of its dpkg -L list is left (scripts/deb-check.sh).
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo unknown)
+DEB_VERSION ?= $(SLM_VERSION_STR)
+DEB         := $(BUILD)/slmkit_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb: $(DEB)
+$(DEB): $(BUILD)/slm $(BUILD)/libslm.so.0 $(BUILD)/libslm.a $(BUILD)/man/slm.1 $(BUILD)/completion/slm \
+        $(BUILD)/completion/_slm scripts/deb-control.sh include/slm.h bindings/python/slmkit.py
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory -o $(BUILD)/slm install PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) >/dev/null
+	mkdir -p $(BUILD)/deb/DEBIAN
+	scripts/deb-control.sh $(BUILD)/deb $(DEB_VERSION) $(DEB_ARCH) > $(BUILD)/deb/DEBIAN/control
+	dpkg-deb --root-owner-group -Zxz --build $(BUILD)/deb $@.tmp >/dev/null && mv $@.tmp $@
+	@echo "make deb: $@"
+deb-check: $(DEB)
+	scripts/deb-check.sh $(DEB)
 
 clean:
 	rm -rf build build-asan build-fuzz build-aarch64

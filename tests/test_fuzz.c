@@ -26,6 +26,7 @@
 #include "fuzz/fuzz_manifest.c"
 #include "fuzz/fuzz_serve_request.c"
 #include "fuzz/fuzz_chat_template.c"
+#include "fuzz/fuzz_optparse.c"
 #include "testutil.h"
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
@@ -114,6 +115,7 @@ static int replay(const char *sub, fuzz_fn fn, int mode)
     }
 
 FUZZ_SUITE(gguf)
+FUZZ_SUITE(optparse)
 FUZZ_SUITE(gguf_model)
 FUZZ_SUITE(gguf_vocab)
 FUZZ_SUITE(safetensors)
