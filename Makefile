@@ -121,8 +121,9 @@ export SLM_MODELS SLM_CORPUS SLM_LLAMA_BIN
 
 # make test: the whole suite. The tests run the freshly built binary.
 # (suite lib installs the tree into a scratch DESTDIR and builds examples/ against it: SLM_BUILD;
-# SLM_SAN tells it the objects are instrumented.)
-test: $(BUILD)/slm $(BUILD)/slm_tests lib
+# SLM_SAN tells it the objects are instrumented, and then skips that. Everything the install copies
+# is built first, so the suite's concurrent installs only copy.)
+test: $(BUILD)/slm $(BUILD)/slm_tests lib $(if $(SAN),,man completion)
 	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) SLM_BUILD=$(abspath $(BUILD)) SLM_SAN='$(SAN)' \
 	    ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
 

@@ -343,7 +343,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
             obuf = malloc(obuf_cap);
             if (!obuf) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto abort; }
         }
-        double se = 0, sx = 0, we = 0, wsum = 0, maxe = 0;
+        double se = 0, we = 0, wsum = 0, maxe = 0;
         for (int64_t r0 = 0; r0 < nrows; r0 += rows_per) {
             const int64_t nr = nrows - r0 < rows_per ? nrows - r0 : rows_per;
             int nt = 0;
@@ -373,7 +373,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
                                   jobs[k].rc == SLM_EINPUT ? "cannot decode the source type" : "out of memory");
                     goto abort;
                 }
-                se += jobs[k].se; sx += jobs[k].sx; we += jobs[k].we; wsum += jobs[k].wsum;
+                se += jobs[k].se; we += jobs[k].we; wsum += jobs[k].wsum;
                 if (jobs[k].maxe > maxe) maxe = jobs[k].maxe;
             }
             if (gguf_writer_write(w, obuf, (size_t)nr * rb, err)) { rc = err->code ? err->code : SLM_EIO; goto abort; }
