@@ -262,11 +262,33 @@ typedef struct words {
     FILE *out;
     const char *cmd;
     int zsh;
+    struct {
+        const char *name; /* the rows' strings are static; a row itself may be a copy (OPT_INCLUDE_AS) */
+        char shrt;
+    } seen[128];          /* a table of several modes (bench) names -t more than once */
+    int n_seen;
 } words;
+
+/* 1 the first time an option with o's names is visited */
+static int first_time(words *w, const slm_opt *o)
+{
+    for (int i = 0; i < w->n_seen; i++) {
+        const char *nm = w->seen[i].name;
+        if (w->seen[i].shrt == o->shrt && ((!nm && !o->name) || (nm && o->name && !strcmp(nm, o->name))))
+            return 0;
+    }
+    if (w->n_seen < 128) {
+        w->seen[w->n_seen].name = o->name;
+        w->seen[w->n_seen++].shrt = o->shrt;
+    }
+    return 1;
+}
 
 static void bash_optword(const slm_opt *o, void *ctx)
 {
     words *w = ctx;
+    if (!first_time(w, o))
+        return;
     if (o->name)
         fprintf(w->out, " %s%s", o->flags & SLM_OPT_DASH1 ? "-" : "--", o->name);
     if (o->shrt)
@@ -278,6 +300,8 @@ static void bash_valuearm(const slm_opt *o, void *ctx)
 {
     words *w = ctx;
     if (o->kind != SLM_OPT_ENUM && o->kind != SLM_OPT_PATH && o->kind != SLM_OPT_DIR)
+        return;
+    if (!first_time(w, o))
         return;
     fputs("        ", w->out);
     if (o->name)
@@ -313,7 +337,7 @@ static void bash(FILE *out, const slm_cmd *cmds, size_t n)
           "    case \"$cmd\" in\n",
           out);
     for (size_t i = 0; i < n; i++) {
-        words w = {out, cmds[i].name, 0};
+        words w = {.out = out, .cmd = cmds[i].name};
         fprintf(out, "    %s)\n        opts=\"--help -h", cmds[i].name);
         if (cmds[i].doc)
             slm_opt_each(cmds[i].doc->opts, bash_optword, &w);
@@ -333,7 +357,7 @@ static void bash(FILE *out, const slm_cmd *cmds, size_t n)
           "    case \"$cmd:$prev\" in\n",
           out);
     for (size_t i = 0; i < n; i++) {
-        words w = {out, cmds[i].name, 0};
+        words w = {.out = out, .cmd = cmds[i].name};
         if (cmds[i].doc)
             slm_opt_each(cmds[i].doc->opts, bash_valuearm, &w);
     }
@@ -374,6 +398,8 @@ static void zsh_opt(const slm_opt *o, void *ctx)
 {
     words *w = ctx;
     FILE *out = w->out;
+    if (!first_time(w, o))
+        return;
     int takes = o->kind != SLM_OPT_FLAG && !(o->kind == SLM_OPT_CALLBACK && (o->flags & SLM_OPT_NOARG));
     int rep = o->kind == SLM_OPT_LIST;
     const char *pre = o->flags & SLM_OPT_DASH1 ? "-" : "--";
@@ -434,7 +460,7 @@ static void zsh(FILE *out, const slm_cmd *cmds, size_t n)
           "    case $cmd in\n",
           out);
     for (size_t i = 0; i < n; i++) {
-        words w = {out, cmds[i].name, 1};
+        words w = {.out = out, .cmd = cmds[i].name, .zsh = 1};
         fprintf(out, "    %s)\n        _arguments -s '(- *)'{-h,--help}'[print the help]'", cmds[i].name);
         if (cmds[i].doc)
             slm_opt_each(cmds[i].doc->opts, zsh_opt, &w);
