@@ -349,7 +349,7 @@ $(DEB): $(BUILD)/slm $(BUILD)/libslm.so.0 $(BUILD)/libslm.a $(BUILD)/man/slm.1 $
 	$(MAKE) --no-print-directory -o $(BUILD)/slm install PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) >/dev/null
 	mkdir -p $(BUILD)/deb/DEBIAN
 	scripts/deb-control.sh $(BUILD)/deb $(DEB_VERSION) $(DEB_ARCH) > $(BUILD)/deb/DEBIAN/control
-	dpkg-deb --root-owner-group -Zxz --build $(BUILD)/deb $@.tmp >/dev/null && mv $@.tmp $@
+	dpkg-deb --root-owner-group -Zgzip --build $(BUILD)/deb $@.tmp >/dev/null && mv $@.tmp $@
 	@echo "make deb: $@"
 deb-check: $(DEB)
 	scripts/deb-check.sh $(DEB)

@@ -10,7 +10,8 @@ deb=$1
 die() { echo "deb-check: $*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (dpkg -i)"
 [ -f "$deb" ] || die "$deb: no such file"
-if dpkg-query -W -f='${Status}' slmkit 2>/dev/null | grep -q 'install ok'; then
+installed() { [[ $(dpkg-query -W -f='${Status}' slmkit 2>/dev/null) == *"install ok"* ]]; }
+if installed; then
     die "slmkit is already installed here; not replacing it"
 fi
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\):/deb-check: \1:/p'
@@ -38,7 +39,7 @@ while IFS= read -r p; do
         left=1
     fi
 done < "$list"
-dpkg-query -W -f='${Status}' slmkit 2>/dev/null | grep -q 'install ok' && { echo "deb-check: still installed" >&2; rc=1; }
+installed && { echo "deb-check: still installed" >&2; rc=1; }
 [ $left = 0 ] || rc=1
 [ "${SLM_DEB_TRIGGERS:-0}" = 1 ] && dpkg --triggers-only --pending
 [ $rc = 0 ] && echo "deb-check: ok: $n paths installed, slm ran, all removed"

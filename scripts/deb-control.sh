@@ -9,11 +9,12 @@ die() { echo "deb-control: $*" >&2; exit 1; }
 [ -d "$stage" ] || die "$stage: no staged tree"
 declare -A pkgs=()
 while IFS= read -r -d '' f; do
-    file -b "$f" 2>/dev/null | grep -q '^ELF' || continue
+    [[ $(file -b "$f" 2>/dev/null) == ELF* ]] || continue
     for lib in $(objdump -p "$f" | awk '$1 == "NEEDED" {print $2}'); do
         case $lib in libslm.so*) continue ;; esac      # our own, in this package
-        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|AArch64|64bit/ {print $NF; exit}')
-        [ -n "$path" ] || path=$(ldconfig -p | awk -v l="$lib" '$1 == l {print $NF; exit}')
+        # (awk reads to the end: an early exit would SIGPIPE ldconfig, fatal under pipefail)
+        path=$(ldconfig -p | awk -v l="$lib" '$1 == l && /x86-64|AArch64|64bit/ && !p {p = $NF} END {print p}')
+        [ -n "$path" ] || path=$(ldconfig -p | awk -v l="$lib" '$1 == l && !p {p = $NF} END {print p}')
         [ -n "$path" ] || die "$f needs $lib, which ldconfig does not know"
         real=$(readlink -f "$path")
         owner=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$real" 2>/dev/null || true)
@@ -27,8 +28,8 @@ done < <(find "$stage" -type f -print0)
 deps=()
 for p in $(printf '%s\n' "${!pkgs[@]}" | sort); do
     # this architecture's copy (multiarch systems also hold e.g. the arm64 one)
-    v=$(dpkg-query -W -f='${Version}\n' "$p:$arch" 2>/dev/null | head -n1) || true
-    [ -n "$v" ] || v=$(dpkg-query -W -f='${Version}\n' "$p" 2>/dev/null | head -n1) || true
+    v=$(dpkg-query -W -f='${Version}\n' "$p:$arch" 2>/dev/null | sed -n 1p) || true
+    [ -n "$v" ] || v=$(dpkg-query -W -f='${Version}\n' "$p" 2>/dev/null | sed -n 1p) || true
     [ -n "$v" ] || die "dpkg-query: $p is not installed"
     deps+=("$p (>= $v)")
 done
