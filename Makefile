@@ -8,8 +8,28 @@ CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
+# Position-independent objects (the same ones go into build/slm, the static archives and libslm.so.0);
+# hidden visibility: only what include/slm.h marks SLM_API leaves libslm.so.0 (see LIBSLM below).
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wshadow -pthread $(SAN) \
-           -I. -Iformats -Ilibquant -Iruntime -Isigning -Iregistry -Ibench -Iserve -Isweep -I$(BUILD)
+           -fPIC -fvisibility=hidden -I$(BUILD)
+# Per-module include paths: a room sees only the faces ARCHITECTURE.md lets it use, so a forbidden
+# #include fails to compile. (-I. is for tests/ and fuzz/, which include fuzz/*.c.)
+INC_base     := -Ibase -Iinclude
+INC_formats  := -Iformats $(INC_base)
+INC_libquant := -Ilibquant $(INC_base)
+INC_signing  := -Isigning $(INC_base)
+INC_runtime  := -Iruntime -Iformats -Ilibquant $(INC_base)
+INC_bench    := -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
+INC_api      := -Iapi -Iruntime -Iformats -Ilibquant -Isigning $(INC_base)
+INC_registry := -Iregistry -Isigning -Iapi $(INC_base)
+INC_sweep    := -Isweep -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
+INC_serve    := -Iserve -Iapi -Iruntime -Iformats -Ilibquant -Isigning -Iregistry $(INC_base)
+INC_ALL      := -I. -Itools -Iapi -Iserve -Isweep -Iregistry -Ibench -Iruntime -Isigning -Iformats -Ilibquant $(INC_base)
+INC_tools    := $(INC_ALL)
+INC_tests    := $(INC_ALL)
+INC_fuzz     := $(INC_ALL)
+# the include path of an object: its module's (build/<module>/x.o)
+inc_of = $(or $(INC_$(firstword $(subst /, ,$(patsubst $(BUILD)/%,%,$(1))))),$(INC_ALL))
 LDFLAGS += -pthread $(SAN)
 LDLIBS  += -lmicrohttpd -lcurl -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm
 
@@ -33,17 +53,19 @@ else
 NOT_TARGET_SRCS := $(X86_SRCS) $(ARM_SRCS)
 endif
 
-MODULES := formats libquant runtime signing registry bench serve sweep
+MODULES := base formats libquant runtime signing registry bench serve sweep api
 LIBS    := $(foreach m,$(MODULES),$(BUILD)/lib$(m).a)
 # link order: users before what they use
-LINKLIBS := $(foreach m,serve sweep bench registry runtime signing libquant formats,$(BUILD)/lib$(m).a)
+LINKLIBS := $(foreach m,serve sweep bench registry api runtime signing libquant formats base,$(BUILD)/lib$(m).a)
 
 objs_of = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(NOT_TARGET_SRCS),$(wildcard $(1)/*.c)))
 
 TOOL_OBJS := $(call objs_of,tools)
 TEST_OBJS := $(call objs_of,tests)
 
-.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps deps-build demo bench cross-aarch64 check-aarch64
+.PHONY: man completion install-man install-completion uninstall-man uninstall-completion deb deb-check
+.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps deps-build demo bench cross-aarch64 check-aarch64 lib install uninstall \
+        install-bin install-lib install-python uninstall-bin uninstall-lib uninstall-python
 all: $(BUILD)/slm
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -56,28 +78,28 @@ FORCE:
 
 $(BUILD)/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_avx512.o: %_avx512.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_neon.o: %_neon.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(NEON_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(NEON_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_dotprod.o: %_dotprod.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_i8mm.o: %_i8mm.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(I8MM_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(I8MM_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_sve.o: %_sve.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SVE_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(SVE_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%_fhm.o: %_fhm.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(FHM_FLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(FHM_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 $(BUILD)/%.o: %.c | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CFLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 
 define LIB_RULE
 $(BUILD)/lib$(1).a: $(call objs_of,$(1))
@@ -103,8 +125,12 @@ SLM_LLAMA_BIN ?= $(LLAMA_CPP_DIR)/build/bin
 export SLM_MODELS SLM_CORPUS SLM_LLAMA_BIN
 
 # make test: the whole suite. The tests run the freshly built binary.
-test: $(BUILD)/slm $(BUILD)/slm_tests
-	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
+# (suite lib installs the tree into a scratch DESTDIR and builds examples/ against it: SLM_BUILD;
+# SLM_SAN tells it the objects are instrumented, and then skips that. Everything the install copies
+# is built first, so the suite's concurrent installs only copy.)
+test: $(BUILD)/slm $(BUILD)/slm_tests lib $(if $(SAN),,man completion)
+	SLM_BIN=$(abspath $(BUILD)/slm) SLM_TESTDIR=$(abspath tests) SLM_BUILD=$(abspath $(BUILD)) SLM_SAN='$(SAN)' \
+	    ./$(BUILD)/slm_tests -j2 --short-filename $(TEST_ARGS)
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer, in its own build dir. GCC leaves
 # float-cast-overflow out of -fsanitize=undefined (clang does not): a NaN cast to int is a bug we want to see.
@@ -135,7 +161,7 @@ fuzz:
 	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-run
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(INC_fuzz) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
 fuzz-run: fuzz-build
 	@set -e; for t in $(FUZZ_TARGETS); do \
@@ -151,7 +177,8 @@ fuzz-run: fuzz-build
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
-           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus slurm-wlm munge
+           libcurl4-openssl-dev docker-registry libmicrohttpd-dev curl prometheus slurm-wlm munge \
+           man-db zsh file
 # What building slm needs and no more (`make deps-build`; the workflow `slm sweep submit --github` writes).
 DEPS_BUILD = build-essential pkg-config libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
              libpcre2-dev libcurl4-openssl-dev libmicrohttpd-dev
@@ -210,6 +237,134 @@ cross-aarch64:
 	$(MAKE) CC=$(AARCH64_CC) BUILD=build-aarch64 build-aarch64/slm
 check-aarch64: cross-aarch64 $(BUILD)/slm
 	SLM_X86=$(abspath $(BUILD)/slm) SLM_ARM=$(abspath build-aarch64/slm) ./scripts/check-aarch64.sh
+
+# ---- libslm: the embeddable library (include/slm.h), its pkg-config file, install ---------------------
+# libslm holds the API layer and every library under it (not serve/registry/bench: the tools' own).
+# Objects are built with -fvisibility=hidden; libslm.so.0 exports exactly the SLM_API functions of
+# include/slm.h (a version script made from the header), and libslm.a is one relocatable object whose
+# hidden symbols are made local (objcopy --localize-hidden), so neither leaks gguf_* or any internal
+# name into an application that also links ggml.
+SLM_VERSION_STR := $(shell sed -n 's/^\#define SLM_VERSION_STRING "\(.*\)"/\1/p' include/slm.h)
+LIBSLM_MODULES := api runtime signing libquant formats base
+LIBSLM_OBJS := $(foreach m,$(LIBSLM_MODULES),$(call objs_of,$(m)))
+LIBSLM_LIBS := -lcjson -lzstd -lcrypto -lpcre2-8 -llapacke -lopenblas -lm -pthread
+OBJCOPY ?= objcopy
+$(BUILD)/libslm.map: include/slm.h Makefile
+	@mkdir -p $(dir $@)
+	{ echo '{'; echo '  global:'; \
+	  sed -n 's/^SLM_API[^(]*[ *]\(slm_[a-z0-9_]*\)(.*/    \1;/p' include/slm.h; \
+	  echo '  local: *;'; echo '};'; } > $@.tmp && mv $@.tmp $@
+$(BUILD)/libslm.so.$(SLM_VERSION_STR): $(LIBSLM_OBJS) $(BUILD)/libslm.map
+	$(CC) -shared -Wl,-soname,libslm.so.0 -Wl,--version-script=$(BUILD)/libslm.map -Wl,--no-undefined \
+	    $(LDFLAGS) -o $@ $(LIBSLM_OBJS) $(LIBSLM_LIBS)
+$(BUILD)/libslm.so.0: $(BUILD)/libslm.so.$(SLM_VERSION_STR)
+	ln -sf $(notdir $<) $@
+$(BUILD)/libslm.a: $(LIBSLM_OBJS)
+	$(CC) -r -nostdlib -o $(BUILD)/libslm.o $(LIBSLM_OBJS)
+	$(OBJCOPY) --localize-hidden $(BUILD)/libslm.o
+	rm -f $@ && ar rcs $@ $(BUILD)/libslm.o
+# slm.pc for PREFIX / LIBDIR / INCLUDEDIR: written by install-lib straight into DESTDIR, and by
+# `make lib` into build/ (FORCE: replaced only when it differs)
+slm_pc = printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$(LIBDIR)' 'includedir=$(INCLUDEDIR)' '' \
+    'Name: slm' 'Description: slmkit: run, measure, convert and verify small language models (libslm)' \
+    'Version: $(SLM_VERSION_STR)' 'Libs: -L$${libdir} -lslm' 'Libs.private: $(LIBSLM_LIBS)' \
+    'Cflags: -I$${includedir}' > $(1)
+$(BUILD)/slm.pc: FORCE
+	@mkdir -p $(dir $@)
+	@$(call slm_pc,$@.tmp)
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+lib: $(BUILD)/libslm.so.0 $(BUILD)/libslm.a $(BUILD)/slm.pc
+
+# make install PREFIX=/usr DESTDIR=/tmp/stage: bin/slm, libslm (.so.0, .so, .a), slm.h, slm.pc and the
+# Python binding. Each part is an install-* target listed in INSTALL_TARGETS (and uninstall-* in
+# UNINSTALL_TARGETS): man pages, completion or others add theirs there (e.g. INSTALL_TARGETS +=
+# install-man), and `make deb` builds on `make install DESTDIR=...`.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+# Debian's python3 reads /usr/lib/python3/dist-packages and /usr/local/lib/python3.N/dist-packages
+PYTHONDIR  ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/python3/dist-packages,$(PREFIX)/lib/$(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python3)/dist-packages)
+INSTALL_TARGETS   := install-bin install-lib install-python install-man install-completion
+UNINSTALL_TARGETS := uninstall-bin uninstall-lib uninstall-python uninstall-man uninstall-completion
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR  ?= $(PREFIX)/share/zsh/vendor-completions
+install: $(INSTALL_TARGETS)
+uninstall: $(UNINSTALL_TARGETS)
+install-bin: $(BUILD)/slm
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 755 $(BUILD)/slm $(DESTDIR)$(BINDIR)/slm
+install-lib: $(BUILD)/libslm.so.0 $(BUILD)/libslm.a
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 $(BUILD)/libslm.so.$(SLM_VERSION_STR) $(BUILD)/libslm.a $(DESTDIR)$(LIBDIR)/
+	ln -sf libslm.so.$(SLM_VERSION_STR) $(DESTDIR)$(LIBDIR)/libslm.so.0
+	ln -sf libslm.so.0 $(DESTDIR)$(LIBDIR)/libslm.so
+	install -m 644 include/slm.h $(DESTDIR)$(INCLUDEDIR)/slm.h
+	$(call slm_pc,$(DESTDIR)$(PKGCONFIGDIR)/slm.pc)
+install-python:
+	install -d $(DESTDIR)$(PYTHONDIR)
+	install -m 644 bindings/python/slmkit.py $(DESTDIR)$(PYTHONDIR)/slmkit.py
+uninstall-bin:
+	rm -f $(DESTDIR)$(BINDIR)/slm
+uninstall-lib:
+	rm -f $(DESTDIR)$(LIBDIR)/libslm.so.$(SLM_VERSION_STR) $(DESTDIR)$(LIBDIR)/libslm.so.0 \
+	    $(DESTDIR)$(LIBDIR)/libslm.so $(DESTDIR)$(LIBDIR)/libslm.a $(DESTDIR)$(INCLUDEDIR)/slm.h \
+	    $(DESTDIR)$(PKGCONFIGDIR)/slm.pc
+uninstall-python:
+	rm -f $(DESTDIR)$(PYTHONDIR)/slmkit.py
+	rm -rf $(DESTDIR)$(PYTHONDIR)/__pycache__/slmkit.*
+
+# ---- man pages and shell completion, generated from the option tables (tools/opt.h) -----------------
+# `make man`: build/man/slm.1 and slm-CMD.1 for every command of `slm --help` (slm help --man [CMD]);
+# `make completion`: build/completion/slm (bash) and _slm (zsh) (slm completion bash|zsh). Both are
+# written by the built binary, so they always say what it parses. Suite clidoc checks them (man -l
+# --warnings, bash compgen, zsh -n).
+SLM_COMMANDS = $$(./$(BUILD)/slm --help | awk '/^Commands:/ {f = 1; next} f && /^  [a-z]/ {print $$1}')
+man: $(BUILD)/man/slm.1
+$(BUILD)/man/slm.1: $(BUILD)/slm
+	rm -rf $(BUILD)/man && mkdir -p $(BUILD)/man
+	set -e; for c in $(SLM_COMMANDS); do ./$(BUILD)/slm help --man $$c > $(BUILD)/man/slm-$$c.1; done
+	./$(BUILD)/slm help --man > $@.tmp && mv $@.tmp $@
+completion: $(BUILD)/completion/slm $(BUILD)/completion/_slm
+$(BUILD)/completion/slm: $(BUILD)/slm
+	@mkdir -p $(dir $@)
+	./$(BUILD)/slm completion bash > $@.tmp && mv $@.tmp $@
+$(BUILD)/completion/_slm: $(BUILD)/slm
+	@mkdir -p $(dir $@)
+	./$(BUILD)/slm completion zsh > $@.tmp && mv $@.tmp $@
+install-man: $(BUILD)/man/slm.1
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(BUILD)/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+install-completion: $(BUILD)/completion/slm $(BUILD)/completion/_slm
+	install -d $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR)
+	install -m 644 $(BUILD)/completion/slm $(DESTDIR)$(BASHCOMPDIR)/slm
+	install -m 644 $(BUILD)/completion/_slm $(DESTDIR)$(ZSHCOMPDIR)/_slm
+uninstall-man:
+	rm -f $(DESTDIR)$(MANDIR)/man1/slm.1 $(DESTDIR)$(MANDIR)/man1/slm-*.1
+uninstall-completion:
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/slm $(DESTDIR)$(ZSHCOMPDIR)/_slm
+
+# ---- make deb: a Debian package of `make install PREFIX=/usr` (dpkg-deb) ----------------------------
+# The staged tree (build/deb) gets DEBIAN/control from scripts/deb-control.sh: Depends lists the
+# Debian packages of the shared libraries slm and libslm.so load, each at least the version built
+# against. `make deb-check` (root; CI) installs it with dpkg -i, runs slm --version and man -w, removes
+# it with dpkg -r and checks that no file of its dpkg -L list is left (scripts/deb-check.sh).
+DEB_ARCH    := $(shell dpkg --print-architecture 2>/dev/null || echo unknown)
+DEB_VERSION ?= $(SLM_VERSION_STR)
+DEB         := $(BUILD)/slmkit_$(DEB_VERSION)_$(DEB_ARCH).deb
+deb: $(DEB)
+$(DEB): $(BUILD)/slm $(BUILD)/libslm.so.0 $(BUILD)/libslm.a $(BUILD)/man/slm.1 $(BUILD)/completion/slm \
+        $(BUILD)/completion/_slm scripts/deb-control.sh include/slm.h bindings/python/slmkit.py
+	rm -rf $(BUILD)/deb
+	$(MAKE) --no-print-directory -o $(BUILD)/slm install PREFIX=/usr DESTDIR=$(abspath $(BUILD)/deb) >/dev/null
+	mkdir -p $(BUILD)/deb/DEBIAN
+	scripts/deb-control.sh $(BUILD)/deb $(DEB_VERSION) $(DEB_ARCH) > $(BUILD)/deb/DEBIAN/control
+	dpkg-deb --root-owner-group -Zgzip --build $(BUILD)/deb $@.tmp >/dev/null && mv $@.tmp $@
+	@echo "make deb: $@"
+deb-check: $(DEB)
+	scripts/deb-check.sh $(DEB)
 
 clean:
 	rm -rf build build-asan build-fuzz build-aarch64

@@ -397,41 +397,6 @@ void synth_values(uint64_t seed, uint32_t tensor_index, int kind, uint64_t first
               dst);
 }
 
-/* float -> bfloat16 / float16, round to nearest even */
-static inline uint16_t to_bf16(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u)
-        return (uint16_t)((u >> 16) | 0x40);
-    u += 0x7fffu + ((u >> 16) & 1);
-    return (uint16_t)(u >> 16);
-}
-
-static inline uint16_t to_f16(float f)
-{
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
-    if (ax >= 0x7f800000u)
-        return (uint16_t)(sign | 0x7c00u | (ax > 0x7f800000u ? 0x200u : 0));
-    if (ax >= 0x477ff000u) /* rounds to 65520 or more: infinity */
-        return (uint16_t)(sign | 0x7c00u);
-    if (ax < 0x38800000u) { /* below 2^-14: subnormal half or zero */
-        if (ax < 0x33000000u)
-            return (uint16_t)sign;
-        uint32_t m = (ax & 0x7fffffu) | 0x800000u;
-        int shift = 126 - (int)(ax >> 23);
-        uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (r & 1)))
-            r++;
-        return (uint16_t)(sign | r);
-    }
-    uint32_t h = (ax - 0x38000000u) >> 13, rem = ax & 0x1fffu;
-    if (rem > 0x1000u || (rem == 0x1000u && (h & 1)))
-        h++;
-    return (uint16_t)(sign | h);
-}
 
 static size_t dtype_size(uint32_t dt)
 {
@@ -453,10 +418,10 @@ static void fill_chunk(uint64_t seed, uint32_t ti, const synth_tensor *t, uint32
         values_so(seed, ti, t->scale, t->offset, first + done, m, tmp);
         if (dtype == SLM_TYPE_BF16)
             for (uint64_t k = 0; k < m; k++)
-                o[done + k] = to_bf16(tmp[k]);
+                o[done + k] = slm_fp32_to_bf16(tmp[k]);
         else
             for (uint64_t k = 0; k < m; k++)
-                o[done + k] = to_f16(tmp[k]);
+                o[done + k] = slm_fp32_to_fp16(tmp[k]);
         done += m;
     }
 }

@@ -16,61 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* ---- errors (shared convention of every slmkit library face) ---------- */
-#ifndef SLM_ERR_DEFINED
-#define SLM_ERR_DEFINED
-/* The status codes are also the process exit codes of the `slm` tools. */
-enum slm_status {
-    SLM_OK = 0,
-    SLM_EFAIL = 1,      /* the operation ran but its answer is "no" (e.g. a check failed) */
-    SLM_EUSAGE = 2,     /* bad command line */
-    SLM_EINPUT = 3,     /* bad input: malformed, unsupported or inconsistent file */
-    SLM_EIO = 4,        /* I/O: cannot open/read/write/sync/rename, disk full */
-    SLM_EVERIFY = 5,    /* verification failed: signature, hash, expiry, rollback */
-    SLM_EINTERNAL = 6,  /* out of memory or a bug */
-};
-typedef struct slm_err {
-    int code;
-    char msg[768];
-} slm_err;
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static inline int slm_err_set(slm_err *e, int code, const char *fmt, ...)
-{
-    if (e) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
-        e->code = code;
-    }
-    return code;
-}
-#endif /* SLM_ERR_DEFINED */
-
-#if defined(__GNUC__)
-#define SLM_MUST_CHECK __attribute__((warn_unused_result))
-#else
-#define SLM_MUST_CHECK
-#endif
-
-/* ---- ggml tensor types (ids as in ggml.h; sizes needed to validate GGUF) */
-enum slm_ggml_type {
-    SLM_TYPE_F32 = 0, SLM_TYPE_F16 = 1, SLM_TYPE_Q4_0 = 2, SLM_TYPE_Q4_1 = 3,
-    SLM_TYPE_Q5_0 = 6, SLM_TYPE_Q5_1 = 7, SLM_TYPE_Q8_0 = 8, SLM_TYPE_Q8_1 = 9,
-    SLM_TYPE_Q2_K = 10, SLM_TYPE_Q3_K = 11, SLM_TYPE_Q4_K = 12, SLM_TYPE_Q5_K = 13,
-    SLM_TYPE_Q6_K = 14, SLM_TYPE_Q8_K = 15, SLM_TYPE_I8 = 24, SLM_TYPE_I16 = 25,
-    SLM_TYPE_I32 = 26, SLM_TYPE_I64 = 27, SLM_TYPE_F64 = 28, SLM_TYPE_BF16 = 30,
-    SLM_TYPE_COUNT = 40
-};
-/* Block size (elements) and bytes per block of a ggml type id; 0 when the id
- * is unknown or retired. Names are ggml's ("f32", "q4_K", ...). */
-int slm_type_block_size(uint32_t type);
-size_t slm_type_block_bytes(uint32_t type);
-const char *slm_type_name(uint32_t type); /* NULL if unknown */
-/* Bytes of a row of n elements, or 0 when n is not a multiple of the block. */
-size_t slm_type_row_bytes(uint32_t type, uint64_t n);
+#include "base.h" /* slm_err, status codes, type ids and geometry, slm_arch, slm_read_text_file */
 
 /* ---- safetensors ------------------------------------------------------ */
 #define SLM_MAX_DIMS 8
@@ -114,17 +60,7 @@ int st_writer_write(st_writer *w, const void *data, size_t n, slm_err *err) SLM_
 int st_writer_finish(st_writer *w, slm_err *err) SLM_MUST_CHECK; /* frees w */
 void st_writer_free(st_writer *w);                                /* aborts if unfinished */
 
-/* A whole regular file (a FIFO, device or directory is refused, never waited on), at most
- * cap bytes, NUL-terminated and malloc'd; errors name the file. */
-int slm_read_text_file(const char *path, size_t cap, char **out, size_t *len, slm_err *err) SLM_MUST_CHECK;
-
 /* ---- Hugging Face config.json ------------------------------------------ */
-/* One enum of architectures for the converter and the runtime; gguf names
- * "llama", "qwen2", "gpt2", "qwen3", "gemma3", "phi3". */
-enum slm_arch {
-    SLM_ARCH_LLAMA = 1, SLM_ARCH_QWEN2 = 2, SLM_ARCH_GPT2 = 3,
-    SLM_ARCH_QWEN3 = 4, SLM_ARCH_GEMMA3 = 5, SLM_ARCH_PHI3 = 6
-};
 /* rope_scaling types the converter carries (anything else is refused by name) */
 enum slm_rope_scaling { SLM_ROPE_SCALING_NONE = 0, SLM_ROPE_SCALING_LLAMA3 = 1 };
 typedef struct hf_config {

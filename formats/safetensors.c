@@ -746,30 +746,13 @@ static float bits_to_float(uint32_t u)
     return f;
 }
 
-/* IEEE binary16 -> binary32, exact for every input (subnormals, inf, NaN
- * payloads kept). */
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
-    uint32_t exp = (h >> 10) & 0x1fu;
-    uint32_t man = h & 0x3ffu;
-    if (exp == 0x1f)
-        return bits_to_float(sign | 0x7f800000u | (man << 13));
-    if (exp == 0) {
-        /* zero or subnormal: man * 2^-24, exact in float */
-        float v = (float)man * 0x1p-24f;
-        return sign ? -v : v;
-    }
-    return bits_to_float(sign | ((exp + 112u) << 23) | (man << 13));
-}
-
 static float g_half_table[65536];
 static pthread_once_t g_half_once = PTHREAD_ONCE_INIT;
 
 static void build_half_table(void)
 {
     for (uint32_t i = 0; i < 65536; i++)
-        g_half_table[i] = half_to_float((uint16_t)i);
+        g_half_table[i] = slm_h2f((uint16_t)i);
 }
 
 void st_read_f32(const st_tensor *t, uint64_t first, uint64_t n, float *dst)

@@ -14,13 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base.h" /* type ids, scalar fp16/bf16 */
+
 /* ---- half precision ------------------------------------------------------ */
 /* Round-to-nearest-even conversions, identical to ggml's (F16C semantics;
  * BF16 from float rounds to nearest even and keeps NaN quiet). */
-uint16_t slm_fp32_to_fp16(float f);
-float slm_fp16_to_fp32(uint16_t h);
-uint16_t slm_fp32_to_bf16(float f);
-float slm_bf16_to_fp32(uint16_t h);
+/* Scalar conversions: base.h (slm_fp32_to_fp16, slm_fp16_to_fp32, slm_fp32_to_bf16,
+ * slm_bf16_to_fp32, slm_h2f); the rows below use the active kernel set. */
 void slm_fp32_to_fp16_row(const float *x, uint16_t *y, int64_t n);
 void slm_fp16_to_fp32_row(const uint16_t *x, float *y, int64_t n);
 void slm_fp32_to_bf16_row(const float *x, uint16_t *y, int64_t n);

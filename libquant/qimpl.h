@@ -12,12 +12,12 @@
 
 #include "libquant.h"
 
-/* ggml type ids */
+/* ggml type ids: short names for base.h's SLM_TYPE_* (one list of values) */
 enum {
-    SLM_T_F32 = 0, SLM_T_F16 = 1, SLM_T_Q4_0 = 2, SLM_T_Q4_1 = 3, SLM_T_Q5_0 = 6, SLM_T_Q5_1 = 7,
-    SLM_T_Q8_0 = 8, SLM_T_Q8_1 = 9, SLM_T_Q2_K = 10, SLM_T_Q3_K = 11, SLM_T_Q4_K = 12,
-    SLM_T_Q5_K = 13, SLM_T_Q6_K = 14, SLM_T_Q8_K = 15, SLM_T_BF16 = 30,
-    SLM_T_COUNT = 40
+    SLM_T_F32 = SLM_TYPE_F32, SLM_T_F16 = SLM_TYPE_F16, SLM_T_Q4_0 = SLM_TYPE_Q4_0, SLM_T_Q4_1 = SLM_TYPE_Q4_1,
+    SLM_T_Q5_0 = SLM_TYPE_Q5_0, SLM_T_Q5_1 = SLM_TYPE_Q5_1, SLM_T_Q8_0 = SLM_TYPE_Q8_0, SLM_T_Q8_1 = SLM_TYPE_Q8_1,
+    SLM_T_Q2_K = SLM_TYPE_Q2_K, SLM_T_Q3_K = SLM_TYPE_Q3_K, SLM_T_Q4_K = SLM_TYPE_Q4_K, SLM_T_Q5_K = SLM_TYPE_Q5_K,
+    SLM_T_Q6_K = SLM_TYPE_Q6_K, SLM_T_Q8_K = SLM_TYPE_Q8_K, SLM_T_BF16 = SLM_TYPE_BF16, SLM_T_COUNT = SLM_TYPE_COUNT
 };
 
 #define QK4_0 32
@@ -166,23 +166,7 @@ void slm_fp16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n);
 void slm_fp32_to_bf16_row_scalar(const float *x, uint16_t *y, int64_t n);
 void slm_bf16_to_fp32_row_scalar(const uint16_t *x, float *y, int64_t n);
 
-/* Inline half -> float (exact; NaN quietened like F16C's vcvtph2ps). */
-static inline float slm_h2f(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
-    uint32_t e = (h >> 10) & 0x1f, m = h & 0x3ff, bits;
-    if (e == 0x1f) {
-        bits = sign | 0x7f800000u | (m << 13) | (m ? 0x400000u : 0);
-    } else if (e == 0) {
-        /* zero or subnormal: m * 2^-24 is exact in float */
-        union { float f; uint32_t u; } v = { .f = (float)m * 0x1p-24f };
-        bits = sign | v.u;
-    } else {
-        bits = sign | ((e + 112) << 23) | (m << 13);
-    }
-    union { uint32_t u; float f; } r = { .u = bits };
-    return r.f;
-}
+/* slm_h2f (inline half -> float) is base.h's. */
 #define SLM_H2F(h) slm_h2f(h)
 #define SLM_F2H(f) slm_fp32_to_fp16(f)
 

@@ -20,38 +20,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* ---- errors (shared convention of every slmkit library face) ---------- */
-#ifndef SLM_ERR_DEFINED
-#define SLM_ERR_DEFINED
-/* The status codes are also the process exit codes of the `slm` tools. */
-enum slm_status {
-    SLM_OK = 0,
-    SLM_EFAIL = 1,      /* the operation ran but its answer is "no" (e.g. a check failed) */
-    SLM_EUSAGE = 2,     /* bad command line */
-    SLM_EINPUT = 3,     /* bad input: malformed, unsupported or inconsistent file */
-    SLM_EIO = 4,        /* I/O: cannot open/read/write/sync/rename, disk full */
-    SLM_EVERIFY = 5,    /* verification failed: signature, hash, expiry, rollback */
-    SLM_EINTERNAL = 6,  /* out of memory or a bug */
-};
-typedef struct slm_err {
-    int code;
-    char msg[768];
-} slm_err;
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static inline int slm_err_set(slm_err *e, int code, const char *fmt, ...)
-{
-    if (e) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
-        va_end(ap);
-        e->code = code;
-    }
-    return code;
-}
-#endif /* SLM_ERR_DEFINED */
+#include "base.h" /* slm_err and the status codes */
 
 #if defined(__GNUC__)
 #define SLM_SG_CHECK __attribute__((warn_unused_result))

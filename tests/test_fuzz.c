@@ -27,6 +27,7 @@
 #include "fuzz/fuzz_serve_request.c"
 #include "fuzz/fuzz_serve_sse.c"
 #include "fuzz/fuzz_chat_template.c"
+#include "fuzz/fuzz_optparse.c"
 #include "testutil.h"
 
 typedef int (*fuzz_fn)(const uint8_t *data, size_t size);
@@ -115,6 +116,7 @@ static int replay(const char *sub, fuzz_fn fn, int mode)
     }
 
 FUZZ_SUITE(gguf)
+FUZZ_SUITE(optparse)
 FUZZ_SUITE(gguf_model)
 FUZZ_SUITE(gguf_vocab)
 FUZZ_SUITE(safetensors)

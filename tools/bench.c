@@ -14,64 +14,6 @@
 #include "runtime.h"
 #include "version.h"
 
-const char help_bench[] =
-    "usage: slm bench -m MODEL.gguf[,...] [options]     model speed (llama-bench's tests)\n"
-    "       slm bench kernels [options]                  kernel speed next to the roofline\n"
-    "       slm bench synth --shape NAME -o DIR          seeded random model directory\n"
-    "\n"
-    "slm bench -m MODEL.gguf[,MODEL2.gguf...] [options]\n"
-    "  -m, --model LIST    GGUF files (comma-separated; -m may repeat)\n"
-    "  -p, --n-prompt LIST prompt lengths (pp tests; default 512; 0 = none)\n"
-    "  -n, --n-gen LIST    generated tokens (tg tests; default 128; 0 = none)\n"
-    "  -pg P,N             a prompt of P then N generated tokens (pg test; may repeat)\n"
-    "  -t, --threads LIST  thread counts (default: physical cores)\n"
-    "  -r, --repetitions N timed runs per test (default 5), after one warm-up run\n"
-    "  -o, --output FMT    md (default) | json | jsonl | csv | sql | svg\n"
-    "      --progress      progress lines on stderr\n"
-    "  Lists are comma-separated. t/s is the mean over the runs of tokens / second\n"
-    "  (stddev too), as llama-bench reports it; JSON also has samples_ns, the build\n"
-    "  commit, CPU, kernel, model type / size / parameters, load time and peak RSS.\n"
-    "\n"
-    "slm bench kernels [--types LIST] [--shapes RxC,...] [--kernel LIST] [-t N] [-b N]\n"
-    "                  [--seconds S] [-o md|json|csv] [--check [-v]]\n"
-    "  matrix x vector (decode) and matrix x matrix (-b tokens, default 128) per type and\n"
-    "  kernel set (scalar, avx2, avx512, neon, dotprod, i8mm, sve; blas = dequantize +\n"
-    "  OpenBLAS), in GB/s of weights read\n"
-    "  and GFLOP/s, next to the measured roofline (DRAM read bandwidth, FP32 FMA peak).\n"
-    "  Defaults: --types q4_0,q8_0,q4_K,q6_K,q2_K,q3_K,q5_0,f16 --shapes 4096x4096\n"
-    "  --kernel: every set the CPU runs, and blas; -t 1 --seconds 0.5.\n"
-    "  --no-matmul / --no-matvec skip one of the two.\n"
-    "  --check: no timing; the self-check of each kernel set (--kernel's, default every\n"
-    "  set the CPU runs) against the scalar set for every type: converters, dequantizers,\n"
-    "  activation and weight quantizers bit for bit; vec_dot, row, x8, GEMM and F16/BF16\n"
-    "  kernels within 1e-5 of the sum of |terms|. Prints failures (-v: every check) and\n"
-    "  'N passed, N failed'; exit 5 if any failed.\n"
-    "\n"
-    "slm bench synth --shape NAME -o DIR [options]\n"
-    "  --shape NAME      smollm-135m | tinyllama-1.1b | gpt2-124m | llama-3.2-1b | qwen2.5-0.5b |\n"
-    "                    qwen3-0.6b | gemma-3-270m | gemma-3-1b | phi-3-mini\n"
-    "  -o, --output DIR  output directory (created; must be empty unless --force)\n"
-    "  --seed S          random seed (default 42); the same seed gives identical files\n"
-    "  --dtype T         f32 | f16 | bf16 (default bf16)\n"
-    "  -t, --threads N   generator threads (default: all cores); output does not depend on it\n"
-    "  --force           write into a non-empty existing directory\n"
-    "  --json            print a one-line JSON summary on stdout\n"
-    "  --tokenizer DIR   copy DIR's real tokenizer.json + tokenizer_config.json instead of the\n"
-    "                    synthetic tokenizer (phi3: a Llama 2 tokenizer gets Phi-3's added tokens)\n"
-    "  --layers N --hidden N --ff N --heads N --kv-heads N --head-dim N --window N --vocab N\n"
-    "                    shrink the shape for tests, keeping the family's features (GQA,\n"
-    "                    tied embeddings; gemma3 keeps >= 2 local layers and a global one)\n"
-    "\n"
-    "Writes config.json, model.safetensors, tokenizer.json, tokenizer_config.json,\n"
-    "special_tokens_map.json and generation_config.json. Weights are N(0, 0.02),\n"
-    "norm weights 1 + N(0, 0.01), biases N(0, 0.01); the newer families' shapes are\n"
-    "decisive instead (matrices N(0, 1/fan_in), embeddings N(0, 16/hidden), norms\n"
-    "1 + N(0, 0.1); docs/bench-synth.md). The tokenizer is synthetic but valid:\n"
-    "SentencePiece-style BPE with byte fallback for the Llama, Gemma and Phi shapes,\n"
-    "GPT-2 byte-level BPE for gpt2 and Qwen (or --tokenizer).\n"
-    "\n"
-    "Exit codes: 0 ok, 2 usage (unknown shape, non-empty directory), 4 I/O, 6 internal.\n";
-
 #define CMD "bench synth"
 
 static void on_progress(void *ctx, uint64_t done, uint64_t total)
@@ -96,83 +38,211 @@ static void shape_names(char *buf, size_t n)
     }
 }
 
-/* "--opt value" or "--opt=value"; returns the value or NULL (not this option). */
-static const char *opt_value(int argc, char **argv, int *i, const char *lng, const char *shrt, int *missing)
+/* ---- option tables: `slm bench -m`, `slm bench kernels`, `slm bench synth` ---- */
+
+enum { MAXL = 32 };
+
+typedef struct synth_args {
+    const char *shape, *out, *tok_dir;
+    uint64_t seed;
+    int dtype, threads, force, json;
+    int dims[8]; /* layers hidden ff heads kv-heads head-dim window vocab */
+} synth_args;
+
+static const char *const synth_dtypes[] = {"f32", "f16", "bf16", NULL};
+static const uint32_t synth_dtype_ids[] = {SLM_TYPE_F32, SLM_TYPE_F16, SLM_TYPE_BF16};
+
+#define DIM_OPT(nm, k) OPT_INT(0, nm, synth_args, dims[k], "N", 1, 1 << 24, "")
+static const slm_opt synth_table[] = {
+    OPT_STRING(0, "shape", synth_args, shape, "NAME",
+               "smollm-135m | tinyllama-1.1b | gpt2-124m | llama-3.2-1b | qwen2.5-0.5b |\n"
+               "qwen3-0.6b | gemma-3-270m | gemma-3-1b | phi-3-mini"),
+    OPT_DIR('o', "output", synth_args, out, "DIR", "output directory (created; must be empty unless --force)"),
+    OPT_U64(0, "seed", synth_args, seed, "S", "random seed (default 42); the same seed gives identical files"),
+    OPT_ENUM(0, "dtype", synth_args, dtype, "T", synth_dtypes, "f32 | f16 | bf16 (default bf16)"),
+    OPT_INCLUDE_AS(cli_threads_table, synth_args, threads, "generator threads (default: all cores); output does not depend on it"),
+    OPT_FLAG(0, "force", synth_args, force, "write into a non-empty existing directory"),
+    OPT_INCLUDE_AS(cli_json_table, synth_args, json, "print a one-line JSON summary on stdout"),
+    OPT_DIR(0, "tokenizer", synth_args, tok_dir, "DIR",
+            "copy DIR's real tokenizer.json + tokenizer_config.json instead of the\n"
+            "synthetic tokenizer (phi3: a Llama 2 tokenizer gets Phi-3's added tokens)"),
+    OPT_INT(0, "layers", synth_args, dims[0], "N", 1, 1 << 24,
+            "shrink the shape for tests, keeping the family's features (GQA, tied\n"
+            "embeddings; gemma3 keeps >= 2 local layers and a global one); so do:"),
+    OPT_INT(0, "hidden", synth_args, dims[1], "N", 1, 1 << 24, "hidden size"),
+    OPT_INT(0, "ff", synth_args, dims[2], "N", 1, 1 << 24, "feed-forward size"),
+    OPT_INT(0, "heads", synth_args, dims[3], "N", 1, 1 << 24, "attention heads"),
+    OPT_INT(0, "kv-heads", synth_args, dims[4], "N", 1, 1 << 24, "key/value heads"),
+    OPT_INT(0, "head-dim", synth_args, dims[5], "N", 1, 1 << 24, "head size"),
+    OPT_INT(0, "window", synth_args, dims[6], "N", 1, 1 << 24, "sliding window"),
+    OPT_INT(0, "vocab", synth_args, dims[7], "N", 1, 1 << 24, "vocabulary size"),
+    OPT_END(),
+};
+#undef DIM_OPT
+
+typedef struct kernels_args {
+    const char *types, *shapes, *kern;
+    int fmt, threads, batch, no_mv, no_mm, check, verbose;
+    double seconds;
+} kernels_args;
+
+static const char *const kernels_fmts[] = {"md", "json", "csv", NULL};
+
+static const slm_opt kernels_opts[] = {
+    OPT_STRING(0, "types", kernels_args, types, "LIST", "types (default q4_0,q8_0,q4_K,q6_K,q2_K,q3_K,q5_0,f16)"),
+    OPT_STRING(0, "shapes", kernels_args, shapes, "RxC,...", "matrix shapes (default 4096x4096)"),
+    OPT_STRING(0, "kernel", kernels_args, kern, "LIST",
+               "kernel sets: scalar, avx2, avx512, neon, dotprod, i8mm, sve; blas =\n"
+               "dequantize + OpenBLAS (default: every set the CPU runs, and blas)"),
+    OPT_INT('t', "threads", kernels_args, threads, "N", 1, 1024, "threads (default 1)"),
+    OPT_INT('b', "batch", kernels_args, batch, "N", 2, 4096, "tokens of the matrix x matrix test (default 128)"),
+    OPT_DOUBLE(0, "seconds", kernels_args, seconds, "S", 0, 600, 0, "time per measurement (default 0.5)"),
+    OPT_ENUM('o', "output", kernels_args, fmt, "FMT", kernels_fmts, "md (default) | json | csv"),
+    OPT_FLAG(0, "no-matmul", kernels_args, no_mm, "skip matrix x matrix"),
+    OPT_FLAG(0, "no-matvec", kernels_args, no_mv, "skip matrix x vector"),
+    OPT_FLAG(0, "check", kernels_args, check,
+             "no timing; the self-check of each kernel set (--kernel's, default every\n"
+             "set the CPU runs) against the scalar set for every type: converters,\n"
+             "dequantizers, activation and weight quantizers bit for bit; vec_dot, row,\n"
+             "x8, GEMM and F16/BF16 kernels within 1e-5 of the sum of |terms|. Prints\n"
+             "failures and 'N passed, N failed'; exit 5 if any failed"),
+    OPT_FLAG('v', "verbose", kernels_args, verbose, "(--check) print every check"),
+    OPT_END(),
+};
+
+typedef struct models_args {
+    const char *models[MAXL];
+    char *model_buf[MAXL];
+    int nm, nbuf, pp[MAXL], np, tg[MAXL], ng, th[MAXL], nth, reps, progress, npg, pp_set, tg_set, fmt;
+    bench_e2e_test pgs[MAXL];
+} models_args;
+
+static int parse_int_list(const char *s, long long lo, long long hi, int *out, int cap);
+
+static int opt_models(const char *cmd, const char *v, void *field, void *base)
 {
-    const char *a = argv[*i];
-    size_t ll = strlen(lng);
-    if (!strncmp(a, lng, ll) && a[ll] == '=')
-        return a + ll + 1;
-    if (!strcmp(a, lng) || (shrt && !strcmp(a, shrt))) {
-        if (*i + 1 >= argc) {
-            *missing = 1;
-            return NULL;
-        }
-        return argv[++*i];
+    models_args *a = base;
+    (void)field;
+    if (a->nbuf >= MAXL || !(a->model_buf[a->nbuf] = strdup(v)))
+        return cli_usage(cmd, "too many -m options");
+    char *save = NULL;
+    for (char *tok = strtok_r(a->model_buf[a->nbuf++], ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (a->nm >= MAXL)
+            return cli_usage(cmd, "too many models (at most %d)", MAXL);
+        a->models[a->nm++] = tok;
     }
-    return NULL;
+    return 0;
 }
+
+static int opt_pp(const char *cmd, const char *v, void *field, void *base)
+{
+    models_args *a = base;
+    (void)field;
+    if ((a->np = parse_int_list(v, 0, 1 << 16, a->pp, MAXL)) < 0)
+        return cli_usage(cmd, "-p: '%s' is not a list of token counts", v);
+    a->pp_set = 1;
+    return 0;
+}
+
+static int opt_tg(const char *cmd, const char *v, void *field, void *base)
+{
+    models_args *a = base;
+    (void)field;
+    if ((a->ng = parse_int_list(v, 0, 1 << 16, a->tg, MAXL)) < 0)
+        return cli_usage(cmd, "-n: '%s' is not a list of token counts", v);
+    a->tg_set = 1;
+    return 0;
+}
+
+static int opt_pg(const char *cmd, const char *v, void *field, void *base)
+{
+    models_args *a = base;
+    int two[2];
+    (void)field;
+    if (a->npg >= MAXL || parse_int_list(v, 0, 1 << 16, two, 2) != 2 || two[0] + two[1] < 1)
+        return cli_usage(cmd, "-pg: '%s' is not P,N", v);
+    a->pgs[a->npg].n_prompt = two[0];
+    a->pgs[a->npg++].n_gen = two[1];
+    return 0;
+}
+
+static int opt_threads_list(const char *cmd, const char *v, void *field, void *base)
+{
+    models_args *a = base;
+    (void)field;
+    if ((a->nth = parse_int_list(v, 1, 1024, a->th, MAXL)) <= 0)
+        return cli_usage(cmd, "-t: '%s' is not a list of thread counts (1..1024)", v);
+    return 0;
+}
+
+static const char *const models_fmts[] = {"md", "json", "jsonl", "csv", "sql", "svg", NULL};
+
+static const slm_opt models_opts[] = {
+    OPT_CALLBACK('m', "model", models_args, models, "LIST", opt_models, "GGUF files (comma-separated; -m may repeat)"),
+    OPT_CALLBACK('p', "n-prompt", models_args, pp, "LIST", opt_pp, "prompt lengths (pp tests; default 512; 0 = none)"),
+    OPT_CALLBACK('n', "n-gen", models_args, tg, "LIST", opt_tg, "generated tokens (tg tests; default 128; 0 = none)"),
+    {.kind = SLM_OPT_CALLBACK, .name = "pg", .argname = "P,N", .off = offsetof(models_args, pgs), .cb = opt_pg,
+     .flags = SLM_OPT_DASH1, .help = "a prompt of P then N generated tokens (pg test; may repeat)"},
+    OPT_CALLBACK(0, "n-prompt-gen", models_args, pgs, "P,N", opt_pg, "the same as -pg"),
+    OPT_CALLBACK('t', "threads", models_args, th, "LIST", opt_threads_list, "thread counts (default: physical cores)"),
+    OPT_INT('r', "repetitions", models_args, reps, "N", 1, 1000, "timed runs per test (default 5), after one warm-up run"),
+    OPT_ENUM('o', "output", models_args, fmt, "FMT", models_fmts, "md (default) | json | jsonl | csv | sql | svg"),
+    OPT_FLAG(0, "progress", models_args, progress, "progress lines on stderr"),
+    OPT_END(),
+};
+
+/* documentation only: the three tables one after the other */
+static const slm_opt bench_doc_opts[] = {
+    OPT_GROUP("slm bench -m MODEL.gguf[,MODEL2.gguf...] [options]:"),
+    OPT_INCLUDE(models_opts, models_args, models),
+    OPT_TEXT("Lists are comma-separated. t/s is the mean over the runs of tokens / second\n"
+             "(stddev too), as llama-bench reports it; JSON also has samples_ns, the build\n"
+             "commit, CPU, kernel, model type / size / parameters, load time and peak RSS."),
+    OPT_GROUP("slm bench kernels [options]:"),
+    OPT_TEXT("matrix x vector (decode) and matrix x matrix (-b tokens) per type and kernel\n"
+             "set, in GB/s of weights read and GFLOP/s, next to the measured roofline (DRAM\n"
+             "read bandwidth, FP32 FMA peak)."),
+    OPT_INCLUDE(kernels_opts, kernels_args, types),
+    OPT_GROUP("slm bench synth --shape NAME -o DIR [options]:"),
+    OPT_INCLUDE(synth_table, synth_args, shape),
+    OPT_END(),
+};
+
+static const char *const bench_subs[] = {"kernels", "synth", NULL};
+
+const slm_cmd_doc doc_bench = {
+    .usage = "slm bench -m MODEL.gguf[,...] [options]     model speed (llama-bench's tests)\n"
+             "slm bench kernels [options]                  kernel speed next to the roofline\n"
+             "slm bench synth --shape NAME -o DIR          seeded random model directory",
+    .opts = bench_doc_opts,
+    .notes = "bench synth writes config.json, model.safetensors, tokenizer.json, tokenizer_config.json,\n"
+             "special_tokens_map.json and generation_config.json. Weights are N(0, 0.02),\n"
+             "norm weights 1 + N(0, 0.01), biases N(0, 0.01); the newer families' shapes are\n"
+             "decisive instead (matrices N(0, 1/fan_in), embeddings N(0, 16/hidden), norms\n"
+             "1 + N(0, 0.1); docs/bench-synth.md). The tokenizer is synthetic but valid:\n"
+             "SentencePiece-style BPE with byte fallback for the Llama, Gemma and Phi shapes,\n"
+             "GPT-2 byte-level BPE for gpt2 and Qwen (or --tokenizer).\n",
+    .exit_codes = "0 ok, 2 usage (unknown shape, non-empty directory), 4 I/O,\n"
+                  "5 (kernels --check) a kernel disagrees with the scalar one, 6 internal.",
+    .examples = "slm bench -m smol-q4_0.gguf,smol-q8_0.gguf -p 512 -n 128 -t 1,2\n"
+                "slm bench kernels --types q4_K,q8_0 -t 1\n"
+                "slm bench synth --shape smollm-135m -o ./smol --dtype f16",
+    .subcommands = bench_subs,
+};
 
 static int bench_synth(int argc, char **argv)
 {
-    const char *shape_name = NULL, *out = NULL;
-    unsigned long long seed = 42;
-    uint32_t dtype = SLM_TYPE_BF16;
-    int threads = cli_default_threads(), force = 0, json = 0;
-    const char *tok_dir = NULL;
-    int dims[8] = {0}; /* layers hidden ff heads kv-heads head-dim window vocab */
-    static const char *const dim_opts[8] = {"--layers", "--hidden", "--ff", "--heads",
-                                            "--kv-heads", "--head-dim", "--window", "--vocab"};
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int missing = 0;
-        if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--shape", NULL, &missing))) {
-            shape_name = v;
-        } else if ((v = opt_value(argc, argv, &i, "--tokenizer", NULL, &missing))) {
-            tok_dir = v;
-        } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
-            out = v;
-        } else if ((v = opt_value(argc, argv, &i, "--seed", NULL, &missing))) {
-            long long x;
-            if (cli_parse_int(v, 0, INT64_MAX, &x))
-                return cli_usage(CMD, "--seed: '%s' is not a non-negative integer", v);
-            seed = (unsigned long long)x;
-        } else if ((v = opt_value(argc, argv, &i, "--dtype", NULL, &missing))) {
-            if (!strcmp(v, "f32"))
-                dtype = SLM_TYPE_F32;
-            else if (!strcmp(v, "f16"))
-                dtype = SLM_TYPE_F16;
-            else if (!strcmp(v, "bf16"))
-                dtype = SLM_TYPE_BF16;
-            else
-                return cli_usage(CMD, "--dtype: unknown type '%s' (f32, f16 or bf16)", v);
-        } else if ((v = opt_value(argc, argv, &i, "--threads", "-t", &missing))) {
-            long long x;
-            if (cli_parse_int(v, 1, 1024, &x))
-                return cli_usage(CMD, "--threads: '%s' is not a thread count (1..1024)", v);
-            threads = (int)x;
-        } else if (missing) {
-            return cli_usage(CMD, "option '%s' needs a value", a);
-        } else {
-            int k = 0;
-            for (; k < 8; k++)
-                if ((v = opt_value(argc, argv, &i, dim_opts[k], NULL, &missing)))
-                    break;
-            if (missing)
-                return cli_usage(CMD, "option '%s' needs a value", a);
-            if (k == 8)
-                return cli_usage(CMD, "unknown argument '%s'", a);
-            long long x;
-            if (cli_parse_int(v, 1, 1 << 24, &x))
-                return cli_usage(CMD, "%s: '%s' is not a positive size", dim_opts[k], v);
-            dims[k] = (int)x;
-        }
-    }
+    synth_args a = {.seed = 42, .dtype = 2, .threads = cli_default_threads()};
+    int ai = slm_opt_parse(CMD, synth_table, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc)
+        return cli_usage(CMD, "unknown argument '%s'", argv[ai]);
+    const char *shape_name = a.shape, *out = a.out, *tok_dir = a.tok_dir;
+    unsigned long long seed = a.seed;
+    uint32_t dtype = synth_dtype_ids[a.dtype];
+    int threads = a.threads, force = a.force, json = a.json;
+    const int *dims = a.dims;
     char names[512];
     shape_names(names, sizeof names);
     if (!shape_name)
@@ -354,46 +424,17 @@ static int kernels_check(const int *kernels, int nk, int verbose)
 
 static int bench_kernels(int argc, char **argv)
 {
-    const char *types_s = "q4_0,q8_0,q4_K,q6_K,q2_K,q3_K,q5_0,f16", *shapes_s = "4096x4096",
-               *kern_s = NULL, *fmt = "md";
-    int threads = 1, batch = 128, do_mv = 1, do_mm = 1, check = 0, verbose = 0;
-    double seconds = 0.5;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int missing = 0;
-        long long x;
-        if (!strcmp(a, "--no-matmul"))
-            do_mm = 0;
-        else if (!strcmp(a, "--check"))
-            check = 1;
-        else if (!strcmp(a, "--verbose") || !strcmp(a, "-v"))
-            verbose = 1;
-        else if (!strcmp(a, "--no-matvec"))
-            do_mv = 0;
-        else if ((v = opt_value(argc, argv, &i, "--types", NULL, &missing)))
-            types_s = v;
-        else if ((v = opt_value(argc, argv, &i, "--shapes", NULL, &missing)))
-            shapes_s = v;
-        else if ((v = opt_value(argc, argv, &i, "--kernel", NULL, &missing)))
-            kern_s = v;
-        else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing)))
-            fmt = v;
-        else if ((v = opt_value(argc, argv, &i, "--threads", "-t", &missing))) {
-            if (cli_parse_int(v, 1, 1024, &x))
-                return cli_usage(CMD, "--threads: '%s' is not a thread count (1..1024)", v);
-            threads = (int)x;
-        } else if ((v = opt_value(argc, argv, &i, "--batch", "-b", &missing))) {
-            if (cli_parse_int(v, 2, 4096, &x))
-                return cli_usage(CMD, "--batch: '%s' is not a token count (2..4096)", v);
-            batch = (int)x;
-        } else if ((v = opt_value(argc, argv, &i, "--seconds", NULL, &missing))) {
-            if (cli_parse_double(v, &seconds) || !(seconds >= 0 && seconds <= 600))
-                return cli_usage(CMD, "--seconds: '%s' is not a duration (0..600)", v);
-        } else if (missing)
-            return cli_usage(CMD, "option '%s' needs a value", a);
-        else
-            return cli_usage(CMD, "unknown argument '%s'", a);
-    }
+    kernels_args ka = {.types = "q4_0,q8_0,q4_K,q6_K,q2_K,q3_K,q5_0,f16", .shapes = "4096x4096", .threads = 1,
+                       .batch = 128, .seconds = 0.5};
+    int ai = slm_opt_parse(CMD, kernels_opts, argc, argv, &ka);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc)
+        return cli_usage(CMD, "unknown argument '%s'", argv[ai]);
+    const char *types_s = ka.types, *shapes_s = ka.shapes, *kern_s = ka.kern, *fmt = kernels_fmts[ka.fmt];
+    int threads = ka.threads, batch = ka.batch, do_mv = !ka.no_mv, do_mm = !ka.no_mm, check = ka.check,
+        verbose = ka.verbose;
+    double seconds = ka.seconds;
     int out_md = !strcmp(fmt, "md"), out_json = !strcmp(fmt, "json"), out_csv = !strcmp(fmt, "csv");
     if (!out_md && !out_json && !out_csv)
         return cli_usage(CMD, "--output: unknown format '%s' (md, json, csv)", fmt);
@@ -663,81 +704,24 @@ static void print_row(const row_out *r, const char *fmt, const char *cpu, int fi
 
 static int bench_models(int argc, char **argv)
 {
-    enum { MAXL = 32 };
-    const char *models[MAXL];
-    int nm = 0, pp[MAXL], np = 0, tg[MAXL], ng = 0, th[MAXL], nth = 0, reps = 5, progress = 0;
-    bench_e2e_test pgs[MAXL];
-    int npg = 0, pp_set = 0, tg_set = 0;
-    const char *fmt = "md";
-    char *model_buf[MAXL];
-    int nbuf = 0;
+    models_args *ma = calloc(1, sizeof *ma);
+    if (!ma)
+        return cli_fail(CMD, SLM_EINTERNAL, "out of memory");
+    ma->reps = 5;
     int rc = SLM_OK;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v;
-        int missing = 0;
-        long long x;
-        if (!strcmp(a, "--progress")) {
-            progress = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--model", "-m", &missing))) {
-            if (nbuf >= MAXL || !(model_buf[nbuf] = strdup(v))) {
-                rc = cli_usage(CMD, "too many -m options");
-                goto out;
-            }
-            char *save = NULL;
-            for (char *tok = strtok_r(model_buf[nbuf++], ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-                if (nm >= MAXL) {
-                    rc = cli_usage(CMD, "too many models (at most %d)", MAXL);
-                    goto out;
-                }
-                models[nm++] = tok;
-            }
-        } else if ((v = opt_value(argc, argv, &i, "--n-prompt", "-p", &missing))) {
-            if ((np = parse_int_list(v, 0, 1 << 16, pp, MAXL)) < 0) {
-                rc = cli_usage(CMD, "-p: '%s' is not a list of token counts", v);
-                goto out;
-            }
-            pp_set = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--n-gen", "-n", &missing))) {
-            if ((ng = parse_int_list(v, 0, 1 << 16, tg, MAXL)) < 0) {
-                rc = cli_usage(CMD, "-n: '%s' is not a list of token counts", v);
-                goto out;
-            }
-            tg_set = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--n-prompt-gen", "-pg", &missing))) {
-            int two[2];
-            if (npg >= MAXL || parse_int_list(v, 0, 1 << 16, two, 2) != 2 || two[0] + two[1] < 1) {
-                rc = cli_usage(CMD, "-pg: '%s' is not P,N", v);
-                goto out;
-            }
-            pgs[npg].n_prompt = two[0];
-            pgs[npg++].n_gen = two[1];
-        } else if ((v = opt_value(argc, argv, &i, "--threads", "-t", &missing))) {
-            if ((nth = parse_int_list(v, 1, 1024, th, MAXL)) <= 0) {
-                rc = cli_usage(CMD, "-t: '%s' is not a list of thread counts (1..1024)", v);
-                goto out;
-            }
-        } else if ((v = opt_value(argc, argv, &i, "--repetitions", "-r", &missing))) {
-            if (cli_parse_int(v, 1, 1000, &x)) {
-                rc = cli_usage(CMD, "-r: '%s' is not a repetition count (1..1000)", v);
-                goto out;
-            }
-            reps = (int)x;
-        } else if ((v = opt_value(argc, argv, &i, "--output", "-o", &missing))) {
-            fmt = v;
-        } else if (missing) {
-            rc = cli_usage(CMD, "option '%s' needs a value", a);
-            goto out;
-        } else {
-            rc = cli_usage(CMD, "unknown argument '%s'", a);
-            goto out;
-        }
+    int ai = slm_opt_parse(CMD, models_opts, argc, argv, ma);
+    const char **models = ma->models, *fmt = models_fmts[ma->fmt];
+    char **model_buf = ma->model_buf;
+    int nm = ma->nm, *pp = ma->pp, np = ma->np, *tg = ma->tg, ng = ma->ng, *th = ma->th, nth = ma->nth,
+        reps = ma->reps, progress = ma->progress, npg = ma->npg, pp_set = ma->pp_set, tg_set = ma->tg_set,
+        nbuf = ma->nbuf;
+    bench_e2e_test *pgs = ma->pgs;
+    if (ai < 0) {
+        rc = -ai;
+        goto out;
     }
-    static const char *fmts[] = {"md", "json", "jsonl", "csv", "sql", "svg"};
-    int fmt_ok = 0;
-    for (size_t k = 0; k < sizeof fmts / sizeof fmts[0]; k++)
-        fmt_ok |= !strcmp(fmt, fmts[k]);
-    if (!fmt_ok) {
-        rc = cli_usage(CMD, "-o: unknown format '%s' (md, json, jsonl, csv, sql, svg)", fmt);
+    if (ai < argc) {
+        rc = cli_usage(CMD, "unknown argument '%s'", argv[ai]);
         goto out;
     }
     if (nm == 0) {
@@ -833,5 +817,6 @@ static int bench_models(int argc, char **argv)
 out:
     for (int k = 0; k < nbuf; k++)
         free(model_buf[k]);
+    free(ma);
     return rc;
 }

@@ -1,5 +1,4 @@
 /* tools/bundle.c — `slm bundle`: pack a model into a signed, expiring bundle. */
-#include <getopt.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,116 +7,98 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "pipeline.h"
 #include "signing.h"
 
-const char help_bundle[] =
-    "usage: slm bundle MODEL.gguf -o B.slmb --name NAME --version V --key KEY [--key KEY2 ...]\n"
-    "                  [--expires 30d] [--canary TEXT] [--meta k=v ...] [--min-runtime X.Y.Z] [--level L]\n"
-    "                  [--supersedes V]\n"
-    "\n"
-    "Write one bundle file: a manifest (name, version, created, expires, minimum\n"
-    "runtime, each payload file's size, compressed size and SHA-256 of both, and\n"
-    "metadata), signatures by each --key over the exact manifest bytes, and the\n"
-    "zstd-compressed payload. Versions are integers and must rise with every\n"
-    "release: install stores refuse anything not above what they committed.\n"
-    "With --canary, the model's perplexity on TEXT is measured now and stored in\n"
-    "the manifest; installs compare against it in their health check. Metadata\n"
-    "values that parse as numbers are stored as numbers. More signatures can be\n"
-    "added later with `slm sign`.\n"
-    "Fleet rollback: to take devices back to an older model, bundle that model\n"
-    "again with a NEW, higher version and --supersedes V (the bad release it\n"
-    "replaces; recorded as meta.supersedes): anti-rollback stays strict, devices\n"
-    "move forward to it, and the bad version can never be installed again.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE     bundle to write (temp file, fsync, rename)\n"
-    "      --name NAME       model name (1..128 bytes)\n"
-    "      --version V       integer >= 1\n"
-    "      --expires D       lifetime: 30d, 12h, 90m, 45s (default 30d)\n"
-    "      --canary TEXT     canary text (or @FILE to read it from a file)\n"
-    "      --meta k=v        metadata entry; repeatable\n"
-    "      --min-runtime X   minimum runtime version (default: this build's)\n"
-    "      --level L         zstd level 1..19 (default 3)\n"
-    "      --supersedes V    this release replaces version V (< --version): fleet rollback\n"
-    "  -k, --key KEY         private key to sign with; repeatable\n"
-    "  -h, --help            this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (model, canary), 4 I/O, 6 internal\n";
+typedef struct bundle_args {
+    const char *out, *name, *canary, *minrt;
+    const char *keys[64];
+    int n_keys;
+    long long version, level, supersedes;
+    int64_t life;
+    cJSON *meta;
+} bundle_args;
 
-int install_canary_ppl(const char *model_path, const char *text, double *ppl, slm_err *err);
+static int opt_meta(const char *cmd, const char *arg, void *field, void *base)
+{
+    (void)base;
+    cJSON *meta = *(cJSON **)field;
+    const char *eq = strchr(arg, '=');
+    if (!eq || eq == arg)
+        return cli_usage(cmd, "--meta wants key=value, got '%s'", arg);
+    char *k = strndup(arg, (size_t)(eq - arg));
+    double d;
+    int rc = 0;
+    if (!k)
+        rc = cli_fail(cmd, SLM_EINTERNAL, "out of memory");
+    else if (!strcmp(k, "canary"))
+        rc = cli_usage(cmd, "--meta canary is reserved (use --canary)");
+    else if (cJSON_GetObjectItemCaseSensitive(meta, k))
+        rc = cli_usage(cmd, "--meta key '%s' given twice", k);
+    else if (!cli_parse_double(eq + 1, &d) && isfinite(d))
+        cJSON_AddNumberToObject(meta, k, d);
+    else
+        cJSON_AddStringToObject(meta, k, eq + 1);
+    free(k);
+    return rc;
+}
+
+static const slm_opt bundle_opts[] = {
+    OPT_PATH('o', "output", bundle_args, out, "FILE", "bundle to write (temp file, fsync, rename)"),
+    OPT_STRING(0, "name", bundle_args, name, "NAME", "model name (1..128 bytes)"),
+    OPT_I64(0, "version", bundle_args, version, "V", 1, 1LL << 53, "integer >= 1"),
+    OPT_CALLBACK(0, "expires", bundle_args, life, "D", cli_opt_duration, "lifetime: 30d, 12h, 90m, 45s (default 30d)"),
+    OPT_STRING(0, "canary", bundle_args, canary, "TEXT", "canary text (or @FILE to read it from a file)"),
+    OPT_CALLBACK(0, "meta", bundle_args, meta, "k=v", opt_meta, "metadata entry; repeatable"),
+    OPT_STRING(0, "min-runtime", bundle_args, minrt, "X", "minimum runtime version (default: this build's)"),
+    OPT_I64(0, "level", bundle_args, level, "L", 1, 19, "zstd level 1..19 (default 3)"),
+    OPT_I64(0, "supersedes", bundle_args, supersedes, "V", 1, 1LL << 53,
+            "this release replaces version V (< --version): fleet rollback"),
+    OPT_LIST('k', "key", bundle_args, keys, n_keys, "KEY", "private key to sign with; repeatable"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_bundle = {
+    .usage =
+        "slm bundle MODEL.gguf -o B.slmb --name NAME --version V --key KEY [--key KEY2 ...]\n"
+        "           [--expires 30d] [--canary TEXT] [--meta k=v ...] [--min-runtime X.Y.Z] [--level L]\n"
+        "           [--supersedes V]",
+    .description =
+        "Write one bundle file: a manifest (name, version, created, expires, minimum\n"
+        "runtime, each payload file's size, compressed size and SHA-256 of both, and\n"
+        "metadata), signatures by each --key over the exact manifest bytes, and the\n"
+        "zstd-compressed payload. Versions are integers and must rise with every\n"
+        "release: install stores refuse anything not above what they committed.\n"
+        "With --canary, the model's perplexity on TEXT is measured now and stored in\n"
+        "the manifest; installs compare against it in their health check. Metadata\n"
+        "values that parse as numbers are stored as numbers. More signatures can be\n"
+        "added later with `slm sign`.\n"
+        "Fleet rollback: to take devices back to an older model, bundle that model\n"
+        "again with a NEW, higher version and --supersedes V (the bad release it\n"
+        "replaces; recorded as meta.supersedes): anti-rollback stays strict, devices\n"
+        "move forward to it, and the bad version can never be installed again.\n",
+    .opts = bundle_opts,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input (model, canary), 4 I/O, 6 internal",
+};
+
 
 
 int cmd_bundle(int argc, char **argv)
 {
-    enum { OPT_NAME = 1000, OPT_VERSION, OPT_EXPIRES, OPT_CANARY, OPT_META, OPT_MINRT, OPT_LEVEL, OPT_SUPERSEDES };
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'},        {"name", required_argument, 0, OPT_NAME},
-        {"version", required_argument, 0, OPT_VERSION}, {"expires", required_argument, 0, OPT_EXPIRES},
-        {"canary", required_argument, 0, OPT_CANARY},  {"meta", required_argument, 0, OPT_META},
-        {"min-runtime", required_argument, 0, OPT_MINRT}, {"level", required_argument, 0, OPT_LEVEL},
-        {"key", required_argument, 0, 'k'},            {"supersedes", required_argument, 0, OPT_SUPERSEDES},
-        {0, 0, 0, 0},
-    };
-    const char *C = "bundle", *out = NULL, *name = NULL, *canary = NULL, *minrt = NULL, *model = NULL;
-    const char *keys[64];
-    int n_keys = 0;
-    long long version = 0, level = 3, supersedes = 0;
-    int64_t life = 30 * 86400LL;
-    cJSON *meta = cJSON_CreateObject();
-    optind = 1;
-    opterr = 0;
-    int o, rc = 0;
-    while ((o = getopt_long(argc, argv, ":o:k:", opts, NULL)) != -1 && !rc) {
-        switch (o) {
-        case 'o': out = optarg; break;
-        case OPT_NAME: name = optarg; break;
-        case OPT_VERSION:
-            if (cli_parse_int(optarg, 1, 1LL << 53, &version))
-                rc = cli_usage(C, "--version wants an integer >= 1, got '%s'", optarg);
-            break;
-        case OPT_EXPIRES:
-            if (slm_parse_duration(optarg, &life) || life <= 0)
-                rc = cli_usage(C, "--expires wants a duration like 30d, 12h, 90m; got '%s'", optarg);
-            break;
-        case OPT_CANARY: canary = optarg; break;
-        case OPT_SUPERSEDES:
-            if (cli_parse_int(optarg, 1, 1LL << 53, &supersedes))
-                rc = cli_usage(C, "--supersedes wants an integer >= 1, got '%s'", optarg);
-            break;
-        case OPT_MINRT: minrt = optarg; break;
-        case OPT_LEVEL:
-            if (cli_parse_int(optarg, 1, 19, &level))
-                rc = cli_usage(C, "--level wants 1..19, got '%s'", optarg);
-            break;
-        case OPT_META: {
-            const char *eq = strchr(optarg, '=');
-            if (!eq || eq == optarg) {
-                rc = cli_usage(C, "--meta wants key=value, got '%s'", optarg);
-                break;
-            }
-            char *k = strndup(optarg, (size_t)(eq - optarg));
-            double d;
-            if (!strcmp(k, "canary"))
-                rc = cli_usage(C, "--meta canary is reserved (use --canary)");
-            else if (cJSON_GetObjectItemCaseSensitive(meta, k))
-                rc = cli_usage(C, "--meta key '%s' given twice", k);
-            else if (!cli_parse_double(eq + 1, &d) && isfinite(d))
-                cJSON_AddNumberToObject(meta, k, d);
-            else
-                cJSON_AddStringToObject(meta, k, eq + 1);
-            free(k);
-            break;
-        }
-        case 'k':
-            if (n_keys == 64)
-                rc = cli_usage(C, "at most 64 keys");
-            else
-                keys[n_keys++] = optarg;
-            break;
-        case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
-        }
-    }
+    bundle_args a = {.level = 3, .life = 30 * 86400LL, .meta = cJSON_CreateObject()};
+    const char *C = "bundle", *model = NULL;
+    int rc = 0;
+    int ai = a.meta ? slm_opt_parse(C, bundle_opts, argc, argv, &a) : -cli_fail(C, SLM_EINTERNAL, "out of memory");
+    if (ai < 0)
+        rc = -ai;
+    const char *out = a.out, *name = a.name, *canary = a.canary, *minrt = a.minrt;
+    const char *const *keys = a.keys;
+    int n_keys = a.n_keys;
+    long long version = a.version, level = a.level, supersedes = a.supersedes;
+    int64_t life = a.life;
+    cJSON *meta = a.meta;
+    int optind = ai;
     if (!rc && optind < argc)
         model = argv[optind++];
     if (!rc && optind < argc)
@@ -147,7 +128,7 @@ int cmd_bundle(int argc, char **argv)
             return canary[0] == '@' ? cli_fail_err(C, &err) : cli_fail(C, SLM_EINTERNAL, "out of memory");
         }
         double ppl = 0;
-        if ((rc = install_canary_ppl(model, canary_text, &ppl, &err))) {
+        if ((rc = slm_pl_canary_ppl(model, canary_text, &ppl, &err))) {
             free(canary_text);
             cJSON_Delete(meta);
             return cli_fail_err(C, &err);

@@ -1,6 +1,5 @@
 /* tools/chat.c — `slm chat`: a multi-turn conversation with a chat model on the terminal
  * (or through stdin), streaming each reply; the KV cache is reused from turn to turn. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -10,35 +9,45 @@
 #include "fallback.h"
 #include "runtime.h"
 
-const char help_chat[] =
-    "usage: slm chat -m MODEL.gguf | --bundle B.slmb --trust ROOT | --store DIR [options]\n"
-    "\n"
-    "Talk with a chat model. Each line read from stdin is a user message; the whole\n"
-    "conversation is rendered with the model's chat template (as slm template shows it)\n"
-    "and the reply streams to stdout until the model's end-of-turn token (or -n tokens).\n"
-    "Only the part of the conversation not yet in the KV cache is evaluated. On a\n"
-    "terminal a '> ' prompt is shown on stderr. Commands: /clear forgets the conversation\n"
-    "(but the system message), /exit (or end of input) quits.\n"
-    "\n"
-    "options:\n"
-    "  -m, --model FILE        GGUF model (or --bundle B --trust ROOT, or --store DIR, as slm run)\n"
-    "      --system TEXT       a system message first\n"
-    "      --chat-template NAME  a built-in template instead of the model's (chatml, llama3,\n"
-    "                          gemma, phi3)\n"
-    "  -n, --n-predict N       most tokens of one reply (default 1024)\n"
-    "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
-    CLI_SAMPLER_HELP
-    "  -t, --threads N         threads (default: physical cores)\n"
-    CLI_FALLBACK_HELP
-    "                          (chat: the whole conversation goes to URL/v1/chat/completions; each\n"
-    "                          turn's route is printed on stderr: slm chat: route: local (ok))\n"
-    "  -h, --help              this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (model, template, conversation longer than the\n"
-    "            context, or --private and only the fallback could answer), 4 I/O (the\n"
-    "            fallback failed), 5 verification failed (--bundle/--store), 6 internal\n";
+typedef struct chat_args {
+    cli_model_opts mo;
+    const char *system_msg, *tname;
+    int n_predict, n_ctx, n_threads;
+    slm_sampler_params sp;
+    cli_fallback_opts fb;
+} chat_args;
 
-enum { OPT_SYSTEM = 1000, OPT_CHAT_TEMPLATE };
+static const slm_opt chat_opts[] = {
+    OPT_INCLUDE(cli_model_table, chat_args, mo),
+    OPT_STRING(0, "system", chat_args, system_msg, "TEXT", "a system message first"),
+    OPT_STRING(0, "chat-template", chat_args, tname, "NAME", "a built-in template instead of the model's (chatml, llama3,\ngemma, phi3)"),
+    OPT_INT('n', "n-predict", chat_args, n_predict, "N", 1, 1 << 30, "most tokens of one reply (default 1024)"),
+    OPT_INT('c', "ctx-size", chat_args, n_ctx, "N", 1, 1 << 30, "context length (default: the model's, at most 4096)"),
+    OPT_INCLUDE(cli_sampler_table, chat_args, sp),
+    OPT_INCLUDE(cli_threads_table, chat_args, n_threads),
+    OPT_GROUP("cloud fallback (the whole conversation goes to URL/v1/chat/completions; each turn's\n"
+              "route is printed on stderr: slm chat: route: local (ok)):"),
+    OPT_INCLUDE(cli_fallback_table, chat_args, fb),
+    OPT_FLAG(0, "private", chat_args, fb.priv, "never send the conversation to the fallback (fail instead)"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_chat = {
+    .usage = "slm chat -m MODEL.gguf | --bundle B.slmb --trust ROOT | --store DIR [options]",
+    .description =
+        "Talk with a chat model. Each line read from stdin is a user message; the whole\n"
+        "conversation is rendered with the model's chat template (as slm template shows it)\n"
+        "and the reply streams to stdout until the model's end-of-turn token (or -n tokens).\n"
+        "Only the part of the conversation not yet in the KV cache is evaluated. On a\n"
+        "terminal a '> ' prompt is shown on stderr. Commands: /clear forgets the conversation\n"
+        "(but the system message), /exit (or end of input) quits.\n",
+    .opts = chat_opts,
+    .exit_codes = "0 ok, 2 usage, 3 bad input (model, template, conversation longer than the\n"
+                  "context, or --private and only the fallback could answer), 4 I/O (the\n"
+                  "fallback failed), 5 verification failed (--bundle/--store), 6 internal",
+    .examples = "slm chat -m qwen2.5-0.5b-instruct-q4_k_m.gguf --system 'Answer briefly.' --temp 0",
+};
+
 
 /* One reply: sample until end of turn, -n tokens or a full context; stream it (lps NULL) or
  * collect the log-probabilities of its tokens under the model in *lps (for the fallback's
@@ -106,60 +115,26 @@ static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampl
 
 int cmd_chat(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_MODEL_LONGOPTS,
-        {"system", required_argument, 0, OPT_SYSTEM}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
-        {"n-predict", required_argument, 0, 'n'}, {"ctx-size", required_argument, 0, 'c'},
-        {"threads", required_argument, 0, 't'}, CLI_SAMPLER_LONGOPTS, CLI_FALLBACK_LONGOPTS, {0, 0, 0, 0},
-    };
-    const char *C = "chat", *system_msg = NULL, *tname = NULL;
-    cli_model_opts mo = {0};
-    long long n_predict = 1024, n_ctx = 0, n_threads = cli_default_threads();
-    int seed_set = 0, o;
-    slm_sampler_params sp;
-    slm_sampler_defaults(&sp);
-    cli_fallback_opts fo;
-    cli_fallback_defaults(&fo);
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":m:n:c:t:", opts, NULL)) != -1) {
-        int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
-        if (!r)
-            r = cli_model_opt(C, o, optarg, &mo);
-        if (!r)
-            r = cli_fallback_opt(C, o, optarg, &fo);
-        if (r == 1)
-            continue;
-        if (r)
-            return r;
-        switch (o) {
-        case OPT_SYSTEM: system_msg = optarg; break;
-        case OPT_CHAT_TEMPLATE: tname = optarg; break;
-        case 'n':
-            if (cli_parse_int(optarg, 1, 1 << 30, &n_predict))
-                return cli_usage(C, "-n wants a token count >= 1, got '%s'", optarg);
-            break;
-        case 'c':
-            if (cli_parse_int(optarg, 1, 1 << 30, &n_ctx))
-                return cli_usage(C, "-c wants a positive context length, got '%s'", optarg);
-            break;
-        case 't':
-            if (cli_parse_int(optarg, 1, 1024, &n_threads))
-                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
-            break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    const char *C = "chat";
+    chat_args a = {.n_predict = 1024, .n_threads = cli_default_threads()};
+    slm_sampler_defaults(&a.sp);
+    cli_fallback_defaults(&a.fb);
+    a.sp.seed = cli_clock_seed(); /* --seed replaces it */
+    int ai = slm_opt_parse(C, chat_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[ai]);
+    const char *system_msg = a.system_msg, *tname = a.tname;
+    cli_model_opts mo = a.mo;
+    long long n_predict = a.n_predict, n_ctx = a.n_ctx, n_threads = a.n_threads;
+    slm_sampler_params sp = a.sp;
+    cli_fallback_opts fo = a.fb;
     slm_err err = {0};
     if (cli_model_check(&mo, &err) || cli_fallback_check(&fo, &err))
         return cli_usage(C, "%s", err.msg);
     if (tname && !slm_chat_builtin(tname))
         return cli_usage(C, "unknown chat template '%s' (built-in: %s)", tname, slm_chat_builtin_names());
-    if (!seed_set)
-        sp.seed = cli_clock_seed();
 
     char fd_path[64];
     const char *path = NULL;

@@ -1,5 +1,6 @@
 /* tools/cli.c — shared helpers of the subcommands (see cli.h). */
 #include "cli.h"
+#include "pipeline.h"
 #include "runtime.h"
 #include "signing.h"
 
@@ -15,8 +16,129 @@
 
 void cli_print_help(const slm_cmd *c, FILE *out)
 {
-    fputs(c->help, out);
+    slm_opt_help(out, c->name, c->doc);
 }
+
+/* ---- shared option groups ---- */
+
+const slm_opt cli_model_table[] = {
+    OPT_PATH('m', "model", cli_model_opts, model, "FILE", "GGUF model"),
+    OPT_PATH(0, "bundle", cli_model_opts, bundle, "B.slmb",
+             "use the model of a signed bundle: signatures, expiry and every\n"
+             "payload byte are verified first, into sealed memory that is\n"
+             "then mapped (what runs is exactly what was hashed)"),
+    OPT_LIST(0, "trust", cli_model_opts, trust, n_trust, "ROOT", "trust root for --bundle; repeat to walk a rotation chain"),
+    OPT_DIR(0, "store", cli_model_opts, store, "DIR",
+            "use the active model of an install store (re-verified against\n"
+            "the store's pinned root the same way)"),
+    OPT_END(),
+};
+
+const slm_opt cli_sampler_table[] = {
+    OPT_FLOAT(0, "temp", slm_sampler_params, temp, "T", 0, 0, SLM_OPT_NO_HI, "temperature; 0 = greedy (default 0.8)"),
+    OPT_INT(0, "top-k", slm_sampler_params, top_k, "K", 0, 1 << 30, "keep the K most likely tokens; 0 = off (default 40)"),
+    OPT_FLOAT(0, "top-p", slm_sampler_params, top_p, "P", 0, 1, SLM_OPT_LO_OPEN, "nucleus sampling; 1 = off (default 0.95)"),
+    OPT_FLOAT(0, "min-p", slm_sampler_params, min_p, "P", 0, 1, 0,
+              "drop tokens below P x the top probability; 0 = off (default 0.05)"),
+    OPT_FLOAT(0, "repeat-penalty", slm_sampler_params, repeat_penalty, "R", 0, 0, SLM_OPT_LO_OPEN | SLM_OPT_NO_HI,
+              "penalise the last --repeat-last-n tokens; 1 = off (default 1)"),
+    OPT_INT(0, "repeat-last-n", slm_sampler_params, repeat_last_n, "N", 0, 1 << 20, "window of the penalty (default 64)"),
+    OPT_U64(0, "seed", slm_sampler_params, seed, "S", "PRNG seed (default: from the clock; printed in the stats)"),
+    OPT_END(),
+};
+
+static int fallback_url(const char *cmd, const char *arg, void *field, void *base)
+{
+    (void)base;
+    if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8))
+        return cli_usage(cmd, "--fallback wants an http:// or https:// URL, got '%s'", arg);
+    *(const char **)field = arg;
+    return 0;
+}
+
+int cli_parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || *s == '-' || errno)
+        return -1;
+    int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
+    if (sh < 0 || v > (~0ull >> sh) || v == 0)
+        return -1;
+    *out = (uint64_t)v << sh;
+    return 0;
+}
+
+static int mem_budget(const char *cmd, const char *arg, void *field, void *base)
+{
+    uint64_t v;
+    (void)base;
+    if (cli_parse_bytes(arg, &v))
+        return cli_usage(cmd, "--mem-budget wants bytes (e.g. 512M), got '%s'", arg);
+    *(unsigned long long *)field = v;
+    return 0;
+}
+
+static int fallback_timeout(const char *cmd, const char *arg, void *field, void *base)
+{
+    cli_fallback_opts *f = base;
+    double d;
+    (void)field;
+    if (cli_parse_double(arg, &d) || d <= 0 || d > 3600)
+        return cli_usage(cmd, "--fallback-timeout wants seconds in (0, 3600], got '%s'", arg);
+    f->timeout_ms = (long)(d * 1000);
+    f->connect_ms = f->timeout_ms < 2000 ? f->timeout_ms : 2000;
+    return 0;
+}
+
+void cli_fallback_defaults(cli_fallback_opts *f)
+{
+    memset(f, 0, sizeof *f);
+    f->confidence = 0.1;
+    f->connect_ms = 2000;
+    f->timeout_ms = 30000;
+}
+
+const slm_opt cli_fallback_table[] = {
+    OPT_CALLBACK(0, "fallback", cli_fallback_opts, url, "URL", fallback_url,
+                 "an OpenAI-compatible upstream (e.g. slm serve) answers instead when the\n"
+                 "prompt + tokens to generate exceed the context, when the model does not fit\n"
+                 "--mem-budget, or when the local answer's confidence is below\n"
+                 "--fallback-confidence. See docs/serve.md"),
+    OPT_PATH(0, "fallback-key-file", cli_fallback_opts, key_file, "F", "bearer key sent to the upstream (F's first line)"),
+    OPT_DOUBLE(0, "fallback-confidence", cli_fallback_opts, confidence, "P", 0, 1, 0,
+               "defer a (non-streamed) local answer whose confidence is below P;\n0 = never (default 0.1)"),
+    OPT_CALLBACK(0, "fallback-timeout", cli_fallback_opts, timeout_ms, "S", fallback_timeout,
+                 "whole upstream request bound in seconds (default 30; connect: 2)"),
+    OPT_CALLBACK(0, "mem-budget", cli_fallback_opts, mem_budget, "BYTES", mem_budget,
+                 "the model (weights + KV caches) must fit; K/M/G suffixes (default: none)"),
+    OPT_END(),
+};
+
+int cli_opt_duration(const char *cmd, const char *arg, void *field, void *base)
+{
+    (void)base;
+    int64_t v;
+    if (slm_parse_duration(arg, &v) || v <= 0)
+        return cli_usage(cmd, "--expires wants a duration like 365d, 30d, 12h, 90m, 45s; got '%s'", arg);
+    *(int64_t *)field = v;
+    return 0;
+}
+
+typedef struct one_int {
+    int v;
+} one_int;
+
+const slm_opt cli_json_table[] = {
+    OPT_FLAG(0, "json", one_int, v, "print one JSON object on stdout"),
+    OPT_END(),
+};
+
+const slm_opt cli_threads_table[] = {
+    OPT_INT('t', "threads", one_int, v, "N", 1, 1024, "threads (default: physical cores)"),
+    OPT_END(),
+};
 
 int cli_wants_help(const slm_cmd *c, int argc, char **argv)
 {
@@ -246,21 +368,6 @@ char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err)
     return b;
 }
 
-int cli_model_opt(const char *cmd, int opt, const char *arg, cli_model_opts *o)
-{
-    switch (opt) {
-    case 'm': o->model = arg; return 1;
-    case CLI_OPT_BUNDLE: o->bundle = arg; return 1;
-    case CLI_OPT_STORE: o->store = arg; return 1;
-    case CLI_OPT_TRUST:
-        if (o->n_trust == 16)
-            return cli_usage(cmd, "at most 16 --trust roots");
-        o->trust[o->n_trust++] = arg;
-        return 1;
-    default: return 0;
-    }
-}
-
 int cli_model_fd(const char *path)
 {
     int fd = -1;
@@ -281,122 +388,8 @@ int cli_model_check(const cli_model_opts *o, slm_err *err)
 
 int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err)
 {
-    *path = o->model;
-    if (!o->bundle && !o->store)
-        return SLM_OK;
-    /* verify before anything executes; the verified bytes live in a sealed memfd */
-    int fd = -1, rc;
-    slm_manifest *man = NULL;
-    if (o->bundle) {
-        slm_root *root = NULL;
-        int64_t now = (int64_t)time(NULL);
-        slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, 0, 1};
-        rc = slm_trust_chain(o->trust, o->n_trust, now, &root, err);
-        if (!rc)
-            rc = slm_bundle_open_model(o->bundle, root, &vo, &fd, &man, err);
-        slm_root_free(root);
-    } else {
-        rc = slm_store_open_model(o->store, &fd, &man, err);
-    }
-    slm_manifest_free(man);
-    if (rc)
-        return rc;
-    snprintf(buf, cap, "/proc/self/fd/%d", fd);
-    *path = buf;
-    return SLM_OK;
-}
-
-int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *spv, int *seed_set)
-{
-    slm_sampler_params *sp = spv;
-    double d;
-    long long ll;
-    switch (opt) {
-    case CLI_OPT_TEMP:
-        if (cli_parse_double(arg, &d) || d < 0)
-            return cli_usage(cmd, "--temp wants a number >= 0, got '%s'", arg);
-        sp->temp = (float)d;
-        return 1;
-    case CLI_OPT_TOPK:
-        if (cli_parse_int(arg, 0, 1 << 30, &ll))
-            return cli_usage(cmd, "--top-k wants an integer >= 0, got '%s'", arg);
-        sp->top_k = (int)ll;
-        return 1;
-    case CLI_OPT_TOPP:
-        if (cli_parse_double(arg, &d) || d <= 0 || d > 1)
-            return cli_usage(cmd, "--top-p wants a number in (0, 1], got '%s'", arg);
-        sp->top_p = (float)d;
-        return 1;
-    case CLI_OPT_MINP:
-        if (cli_parse_double(arg, &d) || d < 0 || d > 1)
-            return cli_usage(cmd, "--min-p wants a number in [0, 1], got '%s'", arg);
-        sp->min_p = (float)d;
-        return 1;
-    case CLI_OPT_REP:
-        if (cli_parse_double(arg, &d) || d <= 0)
-            return cli_usage(cmd, "--repeat-penalty wants a number > 0, got '%s'", arg);
-        sp->repeat_penalty = (float)d;
-        return 1;
-    case CLI_OPT_REPN:
-        if (cli_parse_int(arg, 0, 1 << 20, &ll))
-            return cli_usage(cmd, "--repeat-last-n wants an integer >= 0, got '%s'", arg);
-        sp->repeat_last_n = (int)ll;
-        return 1;
-    case CLI_OPT_SEED: {
-        char *end;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (!*arg || *end || *arg == '-')
-            return cli_usage(cmd, "--seed wants a non-negative integer, got '%s'", arg);
-        sp->seed = v;
-        *seed_set = 1;
-        return 1;
-    }
-    default:
-        return 0;
-    }
-}
-
-void cli_fallback_defaults(cli_fallback_opts *f)
-{
-    memset(f, 0, sizeof *f);
-    f->confidence = 0.1;
-    f->connect_ms = 2000;
-    f->timeout_ms = 30000;
-}
-
-int cli_fallback_opt(const char *cmd, int opt, const char *arg, cli_fallback_opts *f)
-{
-    double d;
-    switch (opt) {
-    case CLI_OPT_FB:
-        if (strncmp(arg, "http://", 7) && strncmp(arg, "https://", 8))
-            return cli_usage(cmd, "--fallback wants an http:// or https:// URL, got '%s'", arg);
-        f->url = arg;
-        return 1;
-    case CLI_OPT_FBKEY: f->key_file = arg; return 1;
-    case CLI_OPT_FBCONF:
-        if (cli_parse_double(arg, &d) || d < 0 || d > 1)
-            return cli_usage(cmd, "--fallback-confidence wants a probability in [0, 1], got '%s'", arg);
-        f->confidence = d;
-        return 1;
-    case CLI_OPT_FBTIME:
-        if (cli_parse_double(arg, &d) || d <= 0 || d > 3600)
-            return cli_usage(cmd, "--fallback-timeout wants seconds in (0, 3600], got '%s'", arg);
-        f->timeout_ms = (long)(d * 1000);
-        f->connect_ms = f->timeout_ms < 2000 ? f->timeout_ms : 2000;
-        return 1;
-    case CLI_OPT_MEM: {
-        char *end;
-        unsigned long long v = strtoull(arg, &end, 10);
-        int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
-        if (end == arg || *arg == '-' || sh < 0 || !v || v > (~0ull >> sh))
-            return cli_usage(cmd, "--mem-budget wants bytes (e.g. 512M), got '%s'", arg);
-        f->mem_budget = v << sh;
-        return 1;
-    }
-    case CLI_OPT_PRIVATE: f->priv = 1; return 1;
-    default: return 0;
-    }
+    int fd;
+    return slm_pl_model_path(o->model, o->bundle, o->trust, o->n_trust, o->store, buf, cap, path, &fd, err);
 }
 
 int cli_fallback_check(const cli_fallback_opts *f, slm_err *err)
@@ -423,4 +416,15 @@ uint64_t cli_clock_seed(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
+}
+
+void cli_progress_phase(void *user, int phase, uint64_t v)
+{
+    cli_progress *bar = user;
+    if (phase == 0)
+        cli_progress_start(bar, bar->label, v);
+    else if (phase == 1)
+        cli_progress_update(bar, v);
+    else
+        cli_progress_end(bar);
 }

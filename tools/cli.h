@@ -6,13 +6,14 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "formats.h"
+#include "opt.h"
 
-typedef struct slm_cmd {
+struct slm_cmd {
     const char *name;
     int (*fn)(int argc, char **argv);   /* argv[0] is the subcommand name */
     const char *summary;                /* one line for `slm --help` */
-    const char *help;                   /* full text for `slm help CMD` / `slm CMD --help` */
-} slm_cmd;
+    const slm_cmd_doc *doc;             /* usage, text and option table: --help, man page, completion */
+};
 
 const slm_cmd *cli_find(const char *name);
 void cli_print_help(const slm_cmd *c, FILE *out);
@@ -41,11 +42,38 @@ typedef struct cli_progress {
 void cli_progress_start(cli_progress *p, const char *label, uint64_t total);
 void cli_progress_update(cli_progress *p, uint64_t done);
 void cli_progress_end(cli_progress *p);
+/* The same as a pipeline's progress callback (user: a cli_progress whose label is set):
+ * phase 0 starts with total v, 1 updates to v done, 2 ends. */
+void cli_progress_phase(void *user, int phase, uint64_t v);
 
 /* Read a whole text file (NUL-terminated, malloc'd). Refuses what is not a
  * regular file (a FIFO would block) and files over max bytes; on failure
  * returns NULL with a one-line message naming the file. */
 char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
+
+/* Shared option groups (opt.h), defined once in cli.c and included by reference:
+ * OPT_INCLUDE(cli_model_table, struct my_args, model) where model is a cli_model_opts;
+ * cli_sampler_table over a slm_sampler_params; cli_json_table and cli_threads_table over an int
+ * (--json; -t/--threads 1..1024). */
+extern const slm_opt cli_model_table[], cli_sampler_table[], cli_json_table[], cli_threads_table[];
+
+/* The cloud-fallback options of run and serve (cli_fallback_table, docs/serve.md): --fallback URL
+ * (http/https), --fallback-key-file F, --fallback-confidence P in [0, 1], --fallback-timeout S in
+ * (0, 3600] (connect: at most 2 s), --mem-budget BYTES (K/M/G). cli_fallback_defaults first; a
+ * command that has --private adds its own row for priv (serve's private requests come per request). */
+typedef struct cli_fallback_opts {
+    const char *url, *key_file;
+    double confidence;             /* low-confidence threshold (0: never) */
+    long connect_ms, timeout_ms;
+    unsigned long long mem_budget; /* 0: none */
+    int priv;                      /* never send anything upstream */
+} cli_fallback_opts;
+void cli_fallback_defaults(cli_fallback_opts *f);
+extern const slm_opt cli_fallback_table[];
+/* an OPT_CALLBACK for a lifetime (365d, 12h, 30m, 45s) into an int64_t of seconds */
+int cli_opt_duration(const char *cmd, const char *arg, void *field, void *base);
+/* "123", "64K", "512M", "2G" -> bytes (not 0); 0 on success */
+int cli_parse_bytes(const char *s, uint64_t *out);
 
 /* The model options that run, chat and serve share: -m FILE, --bundle B --trust ROOT...,
  * --store DIR. cli_model_path gives the GGUF to load: FILE itself, or, for a bundle or a
@@ -56,67 +84,15 @@ typedef struct cli_model_opts {
     const char *trust[16];
     int n_trust;
 } cli_model_opts;
-enum { CLI_OPT_BUNDLE = 920, CLI_OPT_TRUST, CLI_OPT_STORE };
-#define CLI_MODEL_LONGOPTS                                                                                      \
-    {"model", 1, 0, 'm'}, {"bundle", 1, 0, CLI_OPT_BUNDLE}, {"trust", 1, 0, CLI_OPT_TRUST},                    \
-        {"store", 1, 0, CLI_OPT_STORE}
-/* 1 when opt is a model option ('m' or CLI_OPT_*; stored in o), 0 when it is not, or a usage
- * error's status (message printed). */
-int cli_model_opt(const char *cmd, int opt, const char *arg, cli_model_opts *o);
 /* Usage errors (none or two models, --trust without --bundle): SLM_EUSAGE with the message. */
 int cli_model_check(const cli_model_opts *o, slm_err *err);
 /* cli_model_path's fd (-1 for a plain file), for a caller that replaces the model later. */
 int cli_model_fd(const char *path);
 int cli_model_path(const cli_model_opts *o, char *buf, size_t cap, const char **path, slm_err *err);
 
-/* Sampling options shared by run and chat: --temp, --top-k, --top-p, --min-p,
- * --repeat-penalty, --repeat-last-n, --seed (option ids CLI_OPT_SAMPLER_FIRST..LAST). */
-enum { CLI_OPT_TEMP = 900, CLI_OPT_TOPK, CLI_OPT_TOPP, CLI_OPT_MINP, CLI_OPT_REP, CLI_OPT_REPN, CLI_OPT_SEED };
-#define CLI_SAMPLER_LONGOPTS                                                                                    \
-    {"temp", 1, 0, CLI_OPT_TEMP}, {"top-k", 1, 0, CLI_OPT_TOPK}, {"top-p", 1, 0, CLI_OPT_TOPP},                \
-        {"min-p", 1, 0, CLI_OPT_MINP}, {"repeat-penalty", 1, 0, CLI_OPT_REP},                                   \
-        {"repeat-last-n", 1, 0, CLI_OPT_REPN}, {"seed", 1, 0, CLI_OPT_SEED}
-#define CLI_SAMPLER_HELP                                                                                        \
-    "      --temp T            temperature; 0 = greedy (default 0.8)\n"                                         \
-    "      --top-k K           keep the K most likely tokens; 0 = off (default 40)\n"                           \
-    "      --top-p P           nucleus sampling; 1 = off (default 0.95)\n"                                      \
-    "      --min-p P           drop tokens below P x the top probability; 0 = off (default 0.05)\n"             \
-    "      --repeat-penalty R  penalise the last --repeat-last-n tokens; 1 = off (default 1)\n"                 \
-    "      --repeat-last-n N   window of the penalty (default 64)\n"                                            \
-    "      --seed S            PRNG seed (default: from the clock; printed in the stats)\n"
-/* 1 when opt is a sampler option (parsed into sp; *seed_set when --seed), 0 when it is not,
- * or a usage error's status (message printed). */
-int cli_sampler_opt(const char *cmd, int opt, const char *arg, void *sp, int *seed_set);
 /* A seed from the clock when none was given. */
 uint64_t cli_clock_seed(void);
 
-/* Cloud-fallback options shared by run and chat (docs/serve.md): --fallback URL,
- * --fallback-key-file F, --fallback-confidence P, --fallback-timeout S, --mem-budget BYTES,
- * --private (option ids CLI_OPT_FB..CLI_OPT_PRIVATE). */
-typedef struct cli_fallback_opts {
-    const char *url, *key_file;
-    double confidence;            /* low-confidence threshold (0: never) */
-    long connect_ms, timeout_ms;
-    unsigned long long mem_budget; /* 0: none */
-    int priv;                     /* never send anything upstream */
-} cli_fallback_opts;
-enum { CLI_OPT_FB = 940, CLI_OPT_FBKEY, CLI_OPT_FBCONF, CLI_OPT_FBTIME, CLI_OPT_MEM, CLI_OPT_PRIVATE };
-#define CLI_FALLBACK_LONGOPTS                                                                                   \
-    {"fallback", 1, 0, CLI_OPT_FB}, {"fallback-key-file", 1, 0, CLI_OPT_FBKEY},                                \
-        {"fallback-confidence", 1, 0, CLI_OPT_FBCONF}, {"fallback-timeout", 1, 0, CLI_OPT_FBTIME},             \
-        {"mem-budget", 1, 0, CLI_OPT_MEM}, {"private", 0, 0, CLI_OPT_PRIVATE}
-#define CLI_FALLBACK_HELP                                                                                       \
-    "      --fallback URL      an OpenAI-compatible upstream (e.g. slm serve) answers instead when prompt +\n"  \
-    "                          -n exceed the context, the model does not fit --mem-budget, or the answer's\n"   \
-    "                          confidence is below --fallback-confidence (then the text is printed at the\n"   \
-    "                          end, not streamed). See docs/serve.md\n"                                          \
-    "      --fallback-key-file F  bearer key for the upstream   --fallback-timeout S (default 30)\n"           \
-    "      --fallback-confidence P  (default 0.1; 0 = never)   --mem-budget BYTES (K/M/G suffixes)\n"         \
-    "      --private           never send this prompt to the fallback (fail instead)\n"
-void cli_fallback_defaults(cli_fallback_opts *f);
-/* 1 when opt is a fallback option (parsed into f), 0 when it is not, or a usage error's status
- * (message printed). */
-int cli_fallback_opt(const char *cmd, int opt, const char *arg, cli_fallback_opts *f);
 /* Usage errors (--fallback-key-file without --fallback): SLM_EUSAGE with the message. */
 int cli_fallback_check(const cli_fallback_opts *f, slm_err *err);
 /* The key file's first line (malloc'd) in *key, NULL without a key file; SLM_EIO naming the file. */

@@ -17,74 +17,110 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bench.h"
 #include "cli.h"
-#include "runtime.h"
+#include "pipeline.h"
 
 #define CMD "compare"
 
-const char help_compare[] =
-    "usage: slm compare MODEL_DIR_OR_GGUF -f EVAL.txt [options]\n"
-    "\n"
-    "Quantize a model to each type and measure, side by side: file size, bits per weight,\n"
-    "perplexity, KL-divergence against the base (mean, 99th percentile, same top token),\n"
-    "prompt (pp) and generation (tg) speed. A Hugging Face directory is first converted to\n"
-    "an F32 GGUF, which is the base; a GGUF input is the base itself.\n"
-    "\n"
-    "options:\n"
-    "  -f, --file EVAL.txt   evaluation text (required)\n"
-    "      --types LIST      default Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K\n"
-    "      --imatrix FILE    importance matrix passed to slm quantize\n"
-    "  -c, --ctx N           perplexity chunk length (default 128)\n"
-    "      --chunks N        perplexity chunks (default: all)\n"
-    "  -t, --threads N       threads (default: physical cores)\n"
-    "  -p N, -n N            speed tests: pp N and tg N tokens (default 64 and 32; 0 skips)\n"
-    "  -d, --dir DIR         work directory for the files and results (default compare-<model>)\n"
-    "  -o, --output FMT      md (default) | json | csv | svg\n"
-    "      --svg FILE        also write the chart (quality vs size, Pareto front) to FILE\n"
-    "\n"
-    "Quality numbers are deterministic (same input, same numbers); speeds are measured.\n"
-    "Rows already in DIR/results.jsonl with the same settings are not measured again.\n"
-    "Exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O, 6 internal.\n";
+typedef struct compare_args {
+    const char *eval, *types, *imatrix, *dir, *svg;
+    int fmt, ctx, chunks, threads, pp, tg;
+} compare_args;
 
-/* Run this binary with args; stdout to out_path (or /dev/null), stderr appended to log_path. */
-static int run_self(char *const *args, const char *out_path, const char *log_path)
+static const char *const compare_fmts[] = {"md", "json", "csv", "svg", NULL};
+
+static const slm_opt compare_opts[] = {
+    OPT_PATH('f', "file", compare_args, eval, "EVAL.txt", "evaluation text (required)"),
+    OPT_STRING(0, "types", compare_args, types, "LIST", "default Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K"),
+    OPT_PATH(0, "imatrix", compare_args, imatrix, "FILE", "importance matrix passed to slm quantize"),
+    OPT_INT('c', "ctx", compare_args, ctx, "N", 8, 1 << 20, "perplexity chunk length (default 128)"),
+    OPT_INT(0, "chunks", compare_args, chunks, "N", 1, 1 << 20, "perplexity chunks (default: all)"),
+    OPT_INCLUDE(cli_threads_table, compare_args, threads),
+    OPT_INT('p', "n-prompt", compare_args, pp, "N", 0, 1 << 16, "speed test: pp N tokens (default 64; 0 skips)"),
+    OPT_INT('n', "n-gen", compare_args, tg, "N", 0, 1 << 16, "speed test: tg N tokens (default 32; 0 skips)"),
+    OPT_DIR('d', "dir", compare_args, dir, "DIR", "work directory for the files and results (default compare-<model>)"),
+    OPT_ENUM('o', "output", compare_args, fmt, "FMT", compare_fmts, "md (default) | json | csv | svg"),
+    OPT_PATH(0, "svg", compare_args, svg, "FILE", "also write the chart (quality vs size, Pareto front) to FILE"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_compare = {
+    .usage =
+        "slm compare MODEL_DIR_OR_GGUF -f EVAL.txt [options]",
+    .description =
+        "Quantize a model to each type and measure, side by side: file size, bits per weight,\n"
+        "perplexity, KL-divergence against the base (mean, 99th percentile, same top token),\n"
+        "prompt (pp) and generation (tg) speed. A Hugging Face directory is first converted to\n"
+        "an F32 GGUF, which is the base; a GGUF input is the base itself.\n",
+    .opts = compare_opts,
+    .notes =
+        "Quality numbers are deterministic (same input, same numbers); speeds are measured.\n"
+        "Rows already in DIR/results.jsonl with the same settings are not measured again.\n",
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input, 4 I/O, 6 internal.",
+    .examples = "slm compare ./SmolLM-135M -f wiki.test.txt --types Q8_0,Q4_K_M,Q4_0 --svg chart.svg",
+};
+
+/* Append "slm CMD: KIND: MSG" to the log (what the step would have printed on stderr). */
+static void log_line(const char *log, const char *cmd, const char *kind, const char *msg)
 {
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int o = open(out_path ? out_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int l = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (o < 0 || l < 0)
-            _exit(127);
-        dup2(o, 1);
-        dup2(l, 2);
-        execv("/proc/self/exe", args);
-        _exit(127);
+    FILE *f = fopen(log, "a");
+    if (f) {
+        fprintf(f, "slm %s: %s: %s\n", cmd, kind, msg);
+        fclose(f);
     }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-static cJSON *read_json_file(const char *path)
+static void quant_note(void *user, int warning, const char *msg)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    char buf[65536];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    return cJSON_Parse(buf);
+    log_line(user, "quantize", warning ? "warning" : "note", msg);
+}
+
+/* slm quantize BASE PATH TYPE -t THREADS [--imatrix FILE], as a call */
+static int step_quantize(const char *base, const char *path, const char *type, int threads, const char *imatrix,
+                         const char *log)
+{
+    slm_err err = {0};
+    int ftype = slm_recipe_by_name(type);
+    if (ftype < 0) {
+        slm_err_set(&err, SLM_EUSAGE, "unknown quantization type '%s'", type);
+        log_line(log, "quantize", "error", err.msg);
+        return err.code;
+    }
+    slm_pl_quant_opts qo = {
+        .in = base, .out = path, .ftype = ftype, .threads = threads, .ro = {0, -1, -1, NULL, 0}, .imatrix = imatrix,
+        .go = {NULL, 512, 0, threads, 0, {0.01f, 128, 0}, 0, NULL, NULL}, .note = quant_note, .note_user = (void *)log,
+    };
+    slm_pl_quant_result res;
+    int rc = slm_pl_quantize(&qo, &res, &err);
+    if (rc)
+        log_line(log, "quantize", "error", err.msg);
+    else
+        slm_pl_quant_result_free(&res);
+    return rc;
+}
+
+/* slm perplexity -m PATH -c CTX [--chunks N] -t THREADS --kl-divergence-base KLD [--kl-divergence], as a call */
+static int step_perplexity(const char *path, const char *text, size_t len, int ctx, int chunks, int threads,
+                           const char *kld, int compare, slm_ppl_result *r, slm_kld_result *kr, const char *log)
+{
+    slm_err err = {0};
+    slm_lm *m = NULL;
+    int rc = slm_pl_load(path, &m, &err);
+    if (!rc) {
+        m->n_threads = threads;
+        slm_ppl_params pp = {.n_ctx = ctx, .n_chunks = chunks, .kld_base_out = compare ? NULL : kld,
+                             .kld_base_in = compare ? kld : NULL};
+        memset(kr, 0, sizeof *kr);
+        rc = slm_pl_perplexity(m, text, len, &pp, 0, r, compare ? kr : NULL, &err);
+    }
+    slm_lm_close(m);
+    if (rc)
+        log_line(log, "perplexity", "error", err.msg);
+    return rc;
 }
 
 static const char *jstr(const cJSON *o, const char *k)
@@ -117,59 +153,20 @@ static int measure_speed(const char *path, int threads, int pp, int tg, cJSON *r
 
 int cmd_compare(int argc, char **argv)
 {
-    const char *model = NULL, *eval = NULL, *types_s = "Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K", *imatrix = NULL,
-               *dir = NULL, *fmt = "md", *svg_path = NULL;
-    long long ctx = 128, chunks = 0, threads = cli_default_threads(), pp = 64, tg = 32;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(s, l) (!strcmp(a, s) || !strcmp(a, l))
-        if (a[0] != '-') {
-            if (model)
-                return cli_usage(CMD, "unexpected argument '%s' (one model)", a);
-            model = a;
-            continue;
-        }
-        if (!v)
-            return cli_usage(CMD, "option '%s' needs a value (or is unknown)", a);
-        i++;
-        if (OPT("-f", "--file"))
-            eval = v;
-        else if (OPT("--types", "--types"))
-            types_s = v;
-        else if (OPT("--imatrix", "--imatrix"))
-            imatrix = v;
-        else if (OPT("-d", "--dir"))
-            dir = v;
-        else if (OPT("-o", "--output"))
-            fmt = v;
-        else if (OPT("--svg", "--svg"))
-            svg_path = v;
-        else if (OPT("-c", "--ctx")) {
-            if (cli_parse_int(v, 8, 1 << 20, &ctx))
-                return cli_usage(CMD, "-c: '%s' is not a context length (8..)", v);
-        } else if (OPT("--chunks", "--chunks")) {
-            if (cli_parse_int(v, 1, 1 << 20, &chunks))
-                return cli_usage(CMD, "--chunks: '%s' is not a count", v);
-        } else if (OPT("-t", "--threads")) {
-            if (cli_parse_int(v, 1, 1024, &threads))
-                return cli_usage(CMD, "-t: '%s' is not a thread count (1..1024)", v);
-        } else if (OPT("-p", "--n-prompt")) {
-            if (cli_parse_int(v, 0, 1 << 16, &pp))
-                return cli_usage(CMD, "-p: '%s' is not a token count", v);
-        } else if (OPT("-n", "--n-gen")) {
-            if (cli_parse_int(v, 0, 1 << 16, &tg))
-                return cli_usage(CMD, "-n: '%s' is not a token count", v);
-        } else
-            return cli_usage(CMD, "unknown option '%s'", a);
-#undef OPT
-    }
+    compare_args a = {.types = "Q8_0,Q6_K,Q5_K_M,Q4_K_M,Q4_0,Q3_K_M,Q2_K", .ctx = 128,
+                      .threads = cli_default_threads(), .pp = 64, .tg = 32};
+    int ai = slm_opt_parse(CMD, compare_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (argc - ai > 1)
+        return cli_usage(CMD, "unexpected argument '%s' (one model)", argv[ai + 1]);
+    const char *model = ai < argc ? argv[ai] : NULL, *eval = a.eval, *types_s = a.types, *imatrix = a.imatrix,
+               *dir = a.dir, *fmt = compare_fmts[a.fmt], *svg_path = a.svg;
+    long long ctx = a.ctx, chunks = a.chunks, threads = a.threads, pp = a.pp, tg = a.tg;
     if (!model)
         return cli_usage(CMD, "MODEL_DIR_OR_GGUF is required");
     if (!eval)
         return cli_usage(CMD, "-f EVAL.txt is required");
-    if (strcmp(fmt, "md") && strcmp(fmt, "json") && strcmp(fmt, "csv") && strcmp(fmt, "svg"))
-        return cli_usage(CMD, "-o: unknown format '%s' (md, json, csv, svg)", fmt);
     struct stat st;
     if (stat(model, &st) != 0)
         return cli_fail(CMD, SLM_EIO, "%s: %s", model, strerror(errno));
@@ -239,15 +236,20 @@ int cmd_compare(int argc, char **argv)
         snprintf(base, sizeof base, "%s/base-f32.gguf", dir);
         if (!file_exists(base)) {
             fprintf(stderr, "compare: converting %s to F32\n", model);
-            char *args[] = {"slm", "convert", (char *)model, "-o", base, "--outtype", "f32", "-t", thr_s, NULL};
-            if (run_self(args, NULL, log))
+            slm_err cerr = {0};
+            slm_pl_convert_info ci;
+            if (slm_pl_convert(model, base, SLM_TYPE_F32, (int)threads, NULL, NULL, &ci, &cerr)) {
+                log_line(log, "convert", "error", cerr.msg);
                 return fail_step("slm convert", log);
+            }
         }
     } else {
         snprintf(base, sizeof base, "%s", model);
     }
 
     int n_total = nt + 1, rc = SLM_OK;
+    char *eval_text = NULL;
+    size_t eval_len = 0;
     for (int i = 0; i < n_total && rc == SLM_OK; i++) {
         const char *label = i == 0 ? "base" : types[i - 1];
         int have = 0;
@@ -263,36 +265,25 @@ int cmd_compare(int argc, char **argv)
         } else {
             snprintf(path, sizeof path, "%s/model-%s.gguf", dir, label);
             fprintf(stderr, "compare: quantizing to %s\n", label);
-            char *qargs[12] = {"slm", "quantize", base, path, (char *)label, "-t", thr_s};
-            int na = 7;
-            if (imatrix) {
-                qargs[na++] = "--imatrix";
-                qargs[na++] = (char *)imatrix;
-            }
-            qargs[na] = NULL;
-            if (run_self(qargs, NULL, log)) {
+            if (step_quantize(base, path, label, (int)threads, imatrix, log)) {
                 rc = fail_step("slm quantize", log);
                 break;
             }
         }
         fprintf(stderr, "compare: %s: perplexity%s\n", label, i ? " and KL-divergence" : " (base log-probabilities)");
-        char *pargs[20] = {"slm", "perplexity", "-m", path, "-f", (char *)eval, "-c", ctx_s, "-t", thr_s,
-                           "--json", "--kl-divergence-base", kld};
-        int na = 13;
-        if (chunks > 0) {
-            pargs[na++] = "--chunks";
-            pargs[na++] = chunks_s;
+        slm_ppl_result pr;
+        slm_kld_result kr;
+        if (!eval_text) {
+            slm_err rerr = {0};
+            if (slm_read_text_file(eval, (size_t)1 << 30, &eval_text, &eval_len, &rerr)) {
+                log_line(log, "perplexity", "error", rerr.msg);
+                rc = fail_step("slm perplexity", log);
+                break;
+            }
         }
-        if (i > 0)
-            pargs[na++] = "--kl-divergence";
-        pargs[na] = NULL;
-        if (run_self(pargs, out, log)) {
+        if (step_perplexity(path, eval_text, eval_len, (int)ctx, (int)chunks, (int)threads, kld, i > 0, &pr, &kr,
+                            log)) {
             rc = fail_step("slm perplexity", log);
-            break;
-        }
-        cJSON *pj = read_json_file(out);
-        if (!pj) {
-            rc = fail_step("reading slm perplexity's JSON", log);
             break;
         }
         cJSON *row = cJSON_CreateObject();
@@ -301,8 +292,12 @@ int cmd_compare(int argc, char **argv)
         cJSON_AddStringToObject(row, "path", path);
         struct stat fst;
         cJSON_AddNumberToObject(row, "file_bytes", stat(path, &fst) == 0 ? (double)fst.st_size : 0);
-        bench_compare_quality(row, pj);
-        cJSON_Delete(pj);
+        cJSON_AddNumberToObject(row, "ppl", pr.ppl);
+        cJSON_AddNumberToObject(row, "ppl_stderr", pr.ppl_stderr);
+        cJSON_AddNumberToObject(row, "kld_mean", i > 0 ? kr.kld_mean : 0);
+        cJSON_AddNumberToObject(row, "kld_p99", i > 0 ? kr.kld_p99 : 0);
+        cJSON_AddNumberToObject(row, "same_top", i > 0 ? kr.same_top : 1);
+        cJSON_AddNumberToObject(row, "ppl_ratio", i > 0 ? kr.ppl_ratio : 1);
         fprintf(stderr, "compare: %s: speed\n", label);
         rc = measure_speed(path, (int)threads, (int)pp, (int)tg, row);
         if (rc) {
@@ -332,7 +327,7 @@ int cmd_compare(int argc, char **argv)
             cJSON_DeleteItemFromArray(rows, del);
         cJSON_AddItemToArray(rows, row);
     }
-    unlink(out);
+    free(eval_text);
     if (rc) {
         cJSON_Delete(rows);
         return rc;

@@ -1,7 +1,6 @@
 /* tools/inspect.c — `slm inspect`: what is inside a GGUF, a safetensors file
  * or a Hugging Face model directory. */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,22 +11,31 @@
 #include "cli.h"
 #include "formats.h"
 
-const char help_inspect[] =
-    "usage: slm inspect FILE [--json] [--all]\n"
-    "\n"
-    "Show what a model file holds. FILE is a GGUF file, a .safetensors file (or a\n"
-    "sharded model.safetensors.index.json), or a Hugging Face model directory.\n"
-    "Prints the metadata (long arrays abbreviated unless --all), the tensor table\n"
-    "(name, shape, type, bytes) and totals (parameters, bits per weight).\n"
-    "Every structure is validated first: a truncated or corrupt file is refused\n"
-    "with one line naming the problem.\n"
-    "\n"
-    "options:\n"
-    "      --json   machine-readable output (one JSON object)\n"
-    "      --all    print every array element\n"
-    "  -h, --help   this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O error, 6 internal error\n";
+typedef struct inspect_args {
+    int json, all;
+} inspect_args;
+
+static const slm_opt inspect_opts[] = {
+    OPT_INCLUDE_AS(cli_json_table, inspect_args, json, "machine-readable output (one JSON object)"),
+    OPT_FLAG(0, "all", inspect_args, all, "print every array element"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_inspect = {
+    .usage =
+        "slm inspect FILE [--json] [--all]",
+    .description =
+        "Show what a model file holds. FILE is a GGUF file, a .safetensors file (or a\n"
+        "sharded model.safetensors.index.json), or a Hugging Face model directory.\n"
+        "Prints the metadata (long arrays abbreviated unless --all), the tensor table\n"
+        "(name, shape, type, bytes) and totals (parameters, bits per weight).\n"
+        "Every structure is validated first: a truncated or corrupt file is refused\n"
+        "with one line naming the problem.\n",
+    .opts = inspect_opts,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input, 4 I/O error, 6 internal error",
+    .examples = "slm inspect model.gguf\nslm inspect --json ./SmolLM-135M",
+};
 
 #define ABBREV 8
 
@@ -261,20 +269,14 @@ static int inspect_safetensors(const char *path, int json, const hf_config *cfg)
 
 int cmd_inspect(int argc, char **argv)
 {
-    static const struct option opts[] = {{"json", no_argument, 0, 'J'}, {"all", no_argument, 0, 'A'}, {0, 0, 0, 0}};
-    int json = 0, all = 0, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 'J': json = 1; break;
-        case 'A': all = 1; break;
-        default: return cli_usage("inspect", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind != argc - 1)
-        return cli_usage("inspect", optind >= argc ? "missing FILE" : "expected one FILE");
-    const char *path = argv[optind];
+    inspect_args a = {0};
+    int ai = slm_opt_parse("inspect", inspect_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai != argc - 1)
+        return cli_usage("inspect", ai >= argc ? "missing FILE" : "expected one FILE");
+    const char *path = argv[ai];
+    int json = a.json, all = a.all;
     struct stat st;
     if (stat(path, &st) != 0)
         return cli_fail("inspect", SLM_EIO, "%s: cannot open: %s", path, strerror(errno));

@@ -1,7 +1,6 @@
 /* tools/intoto.c — `slm intoto`: an in-toto statement in the shape of the OpenSSF
  * model-signing format (sigstore/model-transparency, predicate v1.0) for a bundle's
  * payload files, from its verified signed manifest. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,25 +12,32 @@
 #include "formats.h"
 #include "signing.h"
 
-const char help_intoto[] =
-    "usage: slm intoto BUNDLE.slmb --trust ROOT [--trust NEXT ...] -o STATEMENT.json\n"
-    "\n"
-    "Write an in-toto Statement v1 for the model files of a bundle, in the form the\n"
-    "OpenSSF model-signing tools (sigstore/model-transparency) sign and verify:\n"
-    "predicateType https://model_signing/signature/v1.0, one resource per payload\n"
-    "file (name, algorithm sha256, digest), serialization method \"files\", and a\n"
-    "subject named after the bundle whose sha256 is the SHA-256 of the resource\n"
-    "digests (raw bytes) in name order. The digests are the ones the bundle's\n"
-    "publishers signed: the signatures, expiry and minimum runtime are verified\n"
-    "against ROOT first (no payload byte is read). The statement itself is not\n"
-    "signed: wrap it in a DSSE envelope with the signing tool of your choice.\n"
-    "\n"
-    "options:\n"
-    "  -t, --trust ROOT   trust root; repeat for a rotation chain (required)\n"
-    "  -o, --output FILE  where the statement goes (written atomically)\n"
-    "  -h, --help         this help\n"
-    "\n"
-    "exit codes: 0 written, 2 usage, 3 bad input, 4 I/O, 5 verification failed\n";
+typedef struct intoto_args {
+    const char *trust[16], *out;
+    int n_trust;
+} intoto_args;
+
+static const slm_opt intoto_opts[] = {
+    OPT_LIST('t', "trust", intoto_args, trust, n_trust, "ROOT", "trust root; repeat for a rotation chain (required)"),
+    OPT_PATH('o', "output", intoto_args, out, "FILE", "where the statement goes (written atomically; required)"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_intoto = {
+    .usage = "slm intoto BUNDLE.slmb --trust ROOT [--trust NEXT ...] -o STATEMENT.json",
+    .description =
+        "Write an in-toto Statement v1 for the model files of a bundle, in the form the\n"
+        "OpenSSF model-signing tools (sigstore/model-transparency) sign and verify:\n"
+        "predicateType https://model_signing/signature/v1.0, one resource per payload\n"
+        "file (name, algorithm sha256, digest), serialization method \"files\", and a\n"
+        "subject named after the bundle whose sha256 is the SHA-256 of the resource\n"
+        "digests (raw bytes) in name order. The digests are the ones the bundle's\n"
+        "publishers signed: the signatures, expiry and minimum runtime are verified\n"
+        "against ROOT first (no payload byte is read). The statement itself is not\n"
+        "signed: wrap it in a DSSE envelope with the signing tool of your choice.\n",
+    .opts = intoto_opts,
+    .exit_codes = "0 written, 2 usage, 3 bad input, 4 I/O, 5 verification failed",
+};
 
 static int by_name(const void *a, const void *b)
 {
@@ -40,24 +46,13 @@ static int by_name(const void *a, const void *b)
 
 int cmd_intoto(int argc, char **argv)
 {
-    static const struct option opts[] = {{"trust", required_argument, 0, 't'}, {"output", required_argument, 0, 'o'},
-                                         {0, 0, 0, 0}};
-    const char *C = "intoto", *out = NULL, *trust[16];
-    int n_trust = 0, o;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":t:o:", opts, NULL)) != -1) {
-        switch (o) {
-        case 't':
-            if (n_trust == 16)
-                return cli_usage(C, "at most 16 --trust roots");
-            trust[n_trust++] = optarg;
-            break;
-        case 'o': out = optarg; break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    const char *C = "intoto";
+    intoto_args a = {0};
+    int optind = slm_opt_parse(C, intoto_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    const char *const *trust = a.trust, *out = a.out;
+    int n_trust = a.n_trust;
     if (argc - optind != 1 || !out || !n_trust)
         return cli_usage(C, "give BUNDLE, --trust ROOT and -o FILE");
     const char *bundle = argv[optind];

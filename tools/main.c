@@ -10,65 +10,101 @@
 
 #define SLM_VERSION "0.1.0"
 
-int cmd_convert(int argc, char **argv);
-int cmd_inspect(int argc, char **argv);
-int cmd_bench(int argc, char **argv);
-int cmd_compare(int argc, char **argv);
-extern const char help_compare[];
-int cmd_run(int argc, char **argv);
-int cmd_perplexity(int argc, char **argv);
-int cmd_quantize(int argc, char **argv);
-int cmd_imatrix(int argc, char **argv);
-extern const char help_imatrix[];
-extern const char help_quantize[];
-int cmd_keygen(int argc, char **argv), cmd_trust(int argc, char **argv), cmd_sign(int argc, char **argv);
-int cmd_verify(int argc, char **argv), cmd_bundle(int argc, char **argv), cmd_install(int argc, char **argv);
-extern const char help_keygen[], help_trust[], help_sign[], help_verify[], help_bundle[], help_install[];
-extern const char help_run[], help_perplexity[];
-int cmd_serve(int argc, char **argv), cmd_telemetry(int argc, char **argv);
-extern const char help_serve[], help_telemetry[];
-int cmd_push(int argc, char **argv), cmd_pull(int argc, char **argv), cmd_update(int argc, char **argv);
-extern const char help_push[], help_pull[], help_update[];
-int cmd_tuf(int argc, char **argv), cmd_intoto(int argc, char **argv);
-extern const char help_tuf[], help_intoto[];
-extern const char help_convert[], help_inspect[], help_bench[];
-int cmd_template(int argc, char **argv);
-int cmd_chat(int argc, char **argv);
-extern const char help_chat[];
-extern const char help_template[];
-int cmd_tokenize(int argc, char **argv);
-extern const char help_tokenize[];
-int cmd_sweep(int argc, char **argv);
-extern const char help_sweep[];
+/* each tools/NAME.c: cmd_NAME and doc_NAME (usage, text, option table) */
+#define SLM_COMMAND(n) int cmd_##n(int argc, char **argv); extern const slm_cmd_doc doc_##n;
+SLM_COMMAND(convert)
+SLM_COMMAND(inspect)
+SLM_COMMAND(quantize)
+SLM_COMMAND(imatrix)
+SLM_COMMAND(tokenize)
+SLM_COMMAND(run)
+SLM_COMMAND(serve)
+SLM_COMMAND(telemetry)
+SLM_COMMAND(chat)
+SLM_COMMAND(template)
+SLM_COMMAND(perplexity)
+SLM_COMMAND(keygen)
+SLM_COMMAND(trust)
+SLM_COMMAND(bundle)
+SLM_COMMAND(sign)
+SLM_COMMAND(verify)
+SLM_COMMAND(install)
+SLM_COMMAND(push)
+SLM_COMMAND(pull)
+SLM_COMMAND(update)
+SLM_COMMAND(tuf)
+SLM_COMMAND(intoto)
+SLM_COMMAND(bench)
+SLM_COMMAND(compare)
+SLM_COMMAND(sweep)
+int cmd_completion(int argc, char **argv);
+extern const slm_cmd_doc doc_completion;
 
 static const slm_cmd commands[] = {
-    {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", help_convert},
-    {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", help_inspect},
-    {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", help_quantize},
-    {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", help_imatrix},
-    {"tokenize", cmd_tokenize, "token ids of a text with a GGUF's tokenizer (llama-tokenize's role)", help_tokenize},
-    {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", help_run},
-    {"serve", cmd_serve, "OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)", help_serve},
-    {"telemetry", cmd_telemetry, "opt-in telemetry: on, off, status, show (counters only, never prompts)", help_telemetry},
-    {"chat", cmd_chat, "talk with a chat model: multi-turn, streaming, the model's chat template", help_chat},
-    {"template", cmd_template, "the exact prompt a chat model receives for a conversation (MESSAGES.json)", help_template},
-    {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", help_perplexity},
-    {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", help_keygen},
-    {"trust", cmd_trust, "trust roots: init, rotate (N -> N+1), verify, show", help_trust},
-    {"bundle", cmd_bundle, "pack a GGUF into a signed, versioned, expiring bundle", help_bundle},
-    {"sign", cmd_sign, "add a signature to a bundle or trust root, in place", help_sign},
-    {"verify", cmd_verify, "verify a bundle against a trust root (streaming, bounded memory)", help_verify},
-    {"install", cmd_install, "A/B install store: install with health check, --status, --revert", help_install},
-    {"push", cmd_push, "upload a bundle to an OCI registry (model artifact, signatures as referrer)", help_push},
-    {"pull", cmd_pull, "download a bundle from an OCI registry, verified as it arrives, resumable", help_pull},
-    {"update", cmd_update, "pull + verify + health-checked A/B install into a store", help_update},
-    {"tuf", cmd_tuf, "TUF-compatible metadata: init a repository, add a target, fetch as a TUF client", help_tuf},
-    {"intoto", cmd_intoto, "in-toto statement of a verified bundle's files (OpenSSF model-signing format)", help_intoto},
-    {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", help_bench},
-    {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", help_compare},
-    {"sweep", cmd_sweep, "compare's grid on a cluster: plan, run, merge; Slurm arrays, k8s Indexed Jobs, Actions", help_sweep},
+    {"convert", cmd_convert, "convert a Hugging Face checkpoint (safetensors) to GGUF", &doc_convert},
+    {"inspect", cmd_inspect, "show metadata and tensors of a GGUF, safetensors file or HF directory", &doc_inspect},
+    {"quantize", cmd_quantize, "quantize a GGUF with a llama.cpp recipe (Q4_K_M, Q6_K, ...)", &doc_quantize},
+    {"imatrix", cmd_imatrix, "importance matrix over a calibration text (llama-imatrix's GGUF format)", &doc_imatrix},
+    {"tokenize", cmd_tokenize, "token ids of a text with a GGUF's tokenizer (llama-tokenize's role)", &doc_tokenize},
+    {"run", cmd_run, "generate text from a GGUF model (streams tokens; --json for stats)", &doc_run},
+    {"serve", cmd_serve, "OpenAI-compatible HTTP server (completions, chat, streaming, /metrics)", &doc_serve},
+    {"telemetry", cmd_telemetry, "opt-in telemetry: on, off, status, show (counters only, never prompts)", &doc_telemetry},
+    {"chat", cmd_chat, "talk with a chat model: multi-turn, streaming, the model's chat template", &doc_chat},
+    {"template", cmd_template, "the exact prompt a chat model receives for a conversation (MESSAGES.json)", &doc_template},
+    {"perplexity", cmd_perplexity, "perplexity / KL-divergence of a GGUF model on a text (llama.cpp's method)", &doc_perplexity},
+    {"keygen", cmd_keygen, "new Ed25519 signing key pair (KEY, KEY.pub)", &doc_keygen},
+    {"trust", cmd_trust, "trust roots: init, rotate (N -> N+1), verify, show", &doc_trust},
+    {"bundle", cmd_bundle, "pack a GGUF into a signed, versioned, expiring bundle", &doc_bundle},
+    {"sign", cmd_sign, "add a signature to a bundle or trust root, in place", &doc_sign},
+    {"verify", cmd_verify, "verify a bundle against a trust root (streaming, bounded memory)", &doc_verify},
+    {"install", cmd_install, "A/B install store: install with health check, --status, --revert", &doc_install},
+    {"push", cmd_push, "upload a bundle to an OCI registry (model artifact, signatures as referrer)", &doc_push},
+    {"pull", cmd_pull, "download a bundle from an OCI registry, verified as it arrives, resumable", &doc_pull},
+    {"update", cmd_update, "pull + verify + health-checked A/B install into a store", &doc_update},
+    {"tuf", cmd_tuf, "TUF-compatible metadata: init a repository, add a target, fetch as a TUF client", &doc_tuf},
+    {"intoto", cmd_intoto, "in-toto statement of a verified bundle's files (OpenSSF model-signing format)", &doc_intoto},
+    {"bench", cmd_bench, "speed like llama-bench (-m MODEL), kernels vs roofline, synthetic models", &doc_bench},
+    {"compare", cmd_compare, "quantize to each type: size, PPL, KLD, speed in one table + SVG", &doc_compare},
+    {"sweep", cmd_sweep, "compare's grid on a cluster: plan, run, merge; Slurm arrays, k8s Indexed Jobs, Actions", &doc_sweep},
+    {"completion", cmd_completion, "bash or zsh completion script for slm, from the option tables", &doc_completion},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static const char *const completion_shells[] = {"bash", "zsh", NULL};
+const slm_cmd_doc doc_completion = {
+    .usage = "slm completion bash|zsh",
+    .description = "Print a completion script for bash or zsh on stdout, generated from the same option\n"
+                   "tables that drive each command's parser and --help: every command, its options and,\n"
+                   "where an option takes a file, a directory or one of a set of words, those.\n"
+                   "  bash: source <(slm completion bash), or save it as\n"
+                   "        /usr/share/bash-completion/completions/slm\n"
+                   "  zsh:  slm completion zsh > \"${fpath[1]}/_slm\"\n",
+    .opts = (const slm_opt[]){OPT_END()},
+    .exit_codes = "0 ok, 2 usage (no or an unknown shell)",
+    .examples = "source <(slm completion bash)",
+    .subcommands = completion_shells,
+};
+
+int cmd_completion(int argc, char **argv)
+{
+    int ai = slm_opt_parse("completion", doc_completion.opts, argc, argv, NULL);
+    if (ai < 0)
+        return -ai;
+    if (argc - ai != 1)
+        return cli_usage("completion", "expected one shell: bash or zsh");
+    if (slm_opt_completion(stdout, commands, N_COMMANDS, argv[ai]))
+        return cli_usage("completion", "unknown shell '%s' (bash, zsh)", argv[ai]);
+    return fflush(stdout) ? cli_fail("completion", SLM_EIO, "cannot write the script") : 0;
+}
+
+/* Hidden: `slm help --man` writes slm(1), `slm help --man CMD` writes slm-CMD(1) (make man). */
+static int man_page(const char *cmd)
+{
+    if (cmd && !cli_find(cmd))
+        return cli_usage(NULL, "unknown command '%s'", cmd);
+    slm_opt_man(stdout, commands, N_COMMANDS, cmd, SLM_VERSION);
+    return fflush(stdout) ? cli_fail(NULL, SLM_EIO, "cannot write the page") : 0;
+}
 
 const slm_cmd *cli_find(const char *name)
 {
@@ -146,6 +182,8 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         }
+        if (!strcmp(argv[2], "--man"))
+            return man_page(argc > 3 ? argv[3] : NULL);
         const slm_cmd *c = cli_find(argv[2]);
         if (!c)
             return cli_usage(NULL, "unknown command '%s'", argv[2]);

@@ -1,48 +1,56 @@
 /* tools/perplexity.c — `slm perplexity`: llama.cpp's perplexity and KL-divergence. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "runtime.h"
+#include "pipeline.h"
 
-const char help_perplexity[] =
-    "usage: slm perplexity -m MODEL.gguf -f TEXT [-c N] [--chunks N] [-b N] [-t N] [--json]\n"
-    "       slm perplexity -m MODEL.gguf -f TEXT [-c N] --kl-divergence-base BASE [--kl-divergence]\n"
-    "\n"
-    "Perplexity computed exactly as llama.cpp's llama-perplexity does: the text is\n"
-    "tokenized once (BOS first when the model adds BOS) and cut into non-overlapping\n"
-    "chunks of N tokens (the text must hold at least 2N tokens); each chunk is\n"
-    "evaluated from an empty cache with its first token replaced by BOS (when the\n"
-    "model adds BOS), and only its second half is scored. Prints the running\n"
-    "estimate per chunk ([1]x,[2]y,...) on stderr and 'Final estimate: PPL = x +/- y'\n"
-    "(standard error) on stdout.\n"
-    "\n"
-    "KL-divergence (against a base model, usually the F32 one):\n"
-    "  --kl-divergence-base FILE alone   run the base model and save its log-probabilities\n"
-    "                                    (llama.cpp's file format, interchangeable with it)\n"
-    "  --kl-divergence-base FILE --kl-divergence\n"
-    "                                    compare this model with the saved base: PPL ratio,\n"
-    "                                    delta PPL, mean/median/99%/max KLD, RMS delta p,\n"
-    "                                    same top token. A base file made from other text,\n"
-    "                                    another -c, --chunks or vocabulary is refused.\n"
-    "\n"
-    "options:\n"
-    "  -m, --model FILE      GGUF model (required)\n"
-    "  -f, --file FILE       text to score (required)\n"
-    "  -c, --ctx-size N      chunk length in tokens (default 512, at most the model's context)\n"
-    "      --chunks N        score at most N chunks (default: all)\n"
-    "  -b, --batch-size N    tokens per forward call (default: N of -c)\n"
-    "  -t, --threads N       threads (default: physical cores)\n"
-    "      --json            print one JSON object on stdout: ppl, ppl_stderr, tokens, chunks,\n"
-    "                        n_ctx, seconds (and a \"kld\" object when comparing)\n"
-    "  -h, --help            this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (text too short, -c too large, base mismatch), 4 I/O, 6 internal\n";
+typedef struct perplexity_args {
+    const char *model, *text, *kld_base;
+    int n_ctx, n_batch, n_threads, n_chunks, json, kld;
+} perplexity_args;
 
-enum { OPT_CHUNKS = 1000, OPT_JSON, OPT_KLD_BASE, OPT_KLD };
+static const slm_opt perplexity_opts[] = {
+    OPT_PATH('m', "model", perplexity_args, model, "FILE", "GGUF model (required)"),
+    OPT_PATH('f', "file", perplexity_args, text, "FILE", "text to score (required)"),
+    OPT_INT('c', "ctx-size", perplexity_args, n_ctx, "N", 4, 1 << 24, "chunk length in tokens (default 512, at most the model's context)"),
+    OPT_INT(0, "chunks", perplexity_args, n_chunks, "N", 1, 1 << 30, "score at most N chunks (default: all)"),
+    OPT_INT('b', "batch-size", perplexity_args, n_batch, "N", 1, 1 << 24, "tokens per forward call (default: N of -c)"),
+    OPT_INCLUDE(cli_threads_table, perplexity_args, n_threads),
+    OPT_INCLUDE_AS(cli_json_table, perplexity_args, json,
+                   "print one JSON object on stdout: ppl, ppl_stderr, tokens, chunks,\n"
+                   "n_ctx, seconds (and a \"kld\" object when comparing)"),
+    OPT_GROUP("KL-divergence (against a base model, usually the F32 one):"),
+    OPT_PATH(0, "kl-divergence-base", perplexity_args, kld_base, "FILE",
+             "alone: run the base model and save its log-probabilities\n"
+             "(llama.cpp's file format, interchangeable with it)"),
+    OPT_FLAG(0, "kl-divergence", perplexity_args, kld,
+             "with --kl-divergence-base: compare this model with the saved base:\n"
+             "PPL ratio, delta PPL, mean/median/99%/max KLD, RMS delta p, same top\n"
+             "token. A base file made from other text, another -c, --chunks or\n"
+             "vocabulary is refused."),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_perplexity = {
+    .usage =
+        "slm perplexity -m MODEL.gguf -f TEXT [-c N] [--chunks N] [-b N] [-t N] [--json]\n"
+        "slm perplexity -m MODEL.gguf -f TEXT [-c N] --kl-divergence-base BASE [--kl-divergence]",
+    .description =
+        "Perplexity computed exactly as llama.cpp's llama-perplexity does: the text is\n"
+        "tokenized once (BOS first when the model adds BOS) and cut into non-overlapping\n"
+        "chunks of N tokens (the text must hold at least 2N tokens); each chunk is\n"
+        "evaluated from an empty cache with its first token replaced by BOS (when the\n"
+        "model adds BOS), and only its second half is scored. Prints the running\n"
+        "estimate per chunk ([1]x,[2]y,...) on stderr and 'Final estimate: PPL = x +/- y'\n"
+        "(standard error) on stdout.\n",
+    .opts = perplexity_opts,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input (text too short, -c too large, base mismatch), 4 I/O, 6 internal",
+};
+
 
 static void progress(void *user, int chunk, int n_chunks, double ppl)
 {
@@ -55,49 +63,16 @@ static void progress(void *user, int chunk, int n_chunks, double ppl)
 
 int cmd_perplexity(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},       {"file", required_argument, 0, 'f'},
-        {"ctx-size", required_argument, 0, 'c'},    {"batch-size", required_argument, 0, 'b'},
-        {"threads", required_argument, 0, 't'},     {"chunks", required_argument, 0, OPT_CHUNKS},
-        {"json", no_argument, 0, OPT_JSON},         {"kl-divergence-base", required_argument, 0, OPT_KLD_BASE},
-        {"kl-divergence", no_argument, 0, OPT_KLD}, {0, 0, 0, 0},
-    };
     const char *C = "perplexity";
-    const char *model_path = NULL, *text_path = NULL, *kld_base = NULL;
-    long long n_ctx = 512, n_batch = 0, n_threads = cli_default_threads(), n_chunks = 0;
-    int json = 0, kld = 0;
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":m:f:c:b:t:", opts, NULL)) != -1) {
-        switch (o) {
-        case 'm': model_path = optarg; break;
-        case 'f': text_path = optarg; break;
-        case 'c':
-            if (cli_parse_int(optarg, 4, 1 << 24, &n_ctx))
-                return cli_usage(C, "-c wants a chunk length >= 4, got '%s'", optarg);
-            break;
-        case 'b':
-            if (cli_parse_int(optarg, 1, 1 << 24, &n_batch))
-                return cli_usage(C, "-b wants a positive batch size, got '%s'", optarg);
-            break;
-        case 't':
-            if (cli_parse_int(optarg, 1, 1024, &n_threads))
-                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
-            break;
-        case OPT_CHUNKS:
-            if (cli_parse_int(optarg, 1, 1 << 30, &n_chunks))
-                return cli_usage(C, "--chunks wants a positive count, got '%s'", optarg);
-            break;
-        case OPT_JSON: json = 1; break;
-        case OPT_KLD_BASE: kld_base = optarg; break;
-        case OPT_KLD: kld = 1; break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    perplexity_args a = {.n_ctx = 512, .n_threads = cli_default_threads()};
+    int ai = slm_opt_parse(C, perplexity_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    const char *model_path = a.model, *text_path = a.text, *kld_base = a.kld_base;
+    long long n_ctx = a.n_ctx, n_batch = a.n_batch, n_threads = a.n_threads, n_chunks = a.n_chunks;
+    int json = a.json, kld = a.kld;
+    if (ai < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[ai]);
     if (!model_path || !text_path)
         return cli_usage(C, "both a model (-m) and a text file (-f) are required");
     if (kld && !kld_base)
@@ -107,30 +82,15 @@ int cmd_perplexity(int argc, char **argv)
     int rc;
     size_t len = 0;
     char *text = NULL;
-    slm_model *m = NULL;
-    slm_tokenizer *tok = NULL;
-    slm_ctx *ctx = NULL;
+    slm_lm *m = NULL;
     double t0 = cli_now();
     if (!(text = cli_read_file(text_path, (size_t)1 << 30, &len, &err))) {
         rc = err.code;
         goto fail;
     }
-    if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+    if ((rc = slm_pl_load(model_path, &m, &err)))
         goto fail;
-    const slm_hparams *hp = slm_model_hparams(m);
-    if (n_ctx > hp->n_ctx_train) {
-        rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
-        goto fail;
-    }
-    if (slm_tokenizer_n_vocab(tok) > hp->n_vocab) {
-        rc = slm_err_set(&err, SLM_EINPUT, "%s: tokenizer has %d tokens but the embedding only %d rows", model_path,
-                         slm_tokenizer_n_vocab(tok), hp->n_vocab);
-        goto fail;
-    }
-    if (n_batch == 0 || n_batch > n_ctx)
-        n_batch = n_ctx;
-    if ((rc = slm_ctx_new(m, (int)n_ctx, (int)n_batch, (int)n_threads, &ctx, &err)))
-        goto fail;
+    m->n_threads = (int)n_threads;
     slm_ppl_params pp = {
         .n_ctx = (int)n_ctx, .n_chunks = (int)n_chunks, .progress = progress,
         .kld_base_out = kld_base && !kld ? kld_base : NULL, .kld_base_in = kld ? kld_base : NULL,
@@ -138,7 +98,7 @@ int cmd_perplexity(int argc, char **argv)
     slm_ppl_result r;
     slm_kld_result kr;
     memset(&kr, 0, sizeof kr);
-    if ((rc = slm_perplexity(ctx, tok, text, len, &pp, &r, kld ? &kr : NULL, &err)))
+    if ((rc = slm_pl_perplexity(m, text, len, &pp, (int)n_batch, &r, kld ? &kr : NULL, &err)))
         goto fail;
     double secs = cli_now() - t0;
     if (json) {
@@ -191,9 +151,7 @@ int cmd_perplexity(int argc, char **argv)
 fail:
     cli_fail_err(C, &err);
 done:
-    slm_ctx_free(ctx);
-    slm_tokenizer_free(tok);
-    slm_model_free(m);
+    slm_lm_close(m);
     free(text);
     return rc;
 }

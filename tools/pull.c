@@ -9,69 +9,61 @@
 #include "cli.h"
 #include "regcli.h"
 
-const char help_pull[] =
-    "usage: slm pull HOST[:PORT]/REPO[:TAG][@sha256:DIGEST] -o FILE [--trust ROOT ...] [--floor V]\n"
-    "                [--json] [registry options]\n"
-    "\n"
-    "Download a bundle pushed by `slm push`. Every byte is hashed as it arrives and\n"
-    "checked against its layer digest (and a @sha256 reference pins the manifest).\n"
-    "Bytes go to FILE.part; after a cut connection the download resumes with an\n"
-    "HTTP Range request from the byte where it stopped (--retries), and a later\n"
-    "pull of the same manifest resumes from FILE.part. With --trust, the signed\n"
-    "head (signatures, expiry, version above --floor) is verified before any\n"
-    "payload byte is fetched, the signed manifest must name exactly the payload\n"
-    "layers, and the whole bundle is verified before it lands. FILE appears\n"
-    "(fsync, rename) only when everything matched; refused downloads are deleted.\n"
-    "FILE is the bundle in its stored form (header format 2: the publisher's head,\n"
-    "then the GGUF uncompressed); verify, install and run take it as they take the\n"
-    "zstd form.\n"
-    "Memory stays bounded (a 256 KiB buffer) whatever the bundle size.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE        where the bundle lands\n"
-    "  -t, --trust ROOT         verify against this trust root; repeat for a rotation chain\n"
-    "      --floor V            refuse versions <= V (rollback), with --trust\n"
-    "      --json               print the result as one JSON object\n" REGCLI_HELP
-    "  -h, --help               this help\n"
-    "\n"
-    "exit codes: 0 pulled, 2 usage, 3 not an slmkit bundle, 4 I/O or network\n"
-    "(registry down, HTTP errors, truncation, timeouts, refused redirects),\n"
-    "5 verification failed (digest, signature, expiry, rollback)\n";
+typedef struct pull_args {
+    const char *out, *trust[16];
+    int n_trust, json;
+    long long floor_v;
+    regcli rg;
+} pull_args;
+
+static const slm_opt pull_opts[] = {
+    OPT_PATH('o', "output", pull_args, out, "FILE", "where the bundle lands"),
+    OPT_LIST('t', "trust", pull_args, trust, n_trust, "ROOT", "verify against this trust root; repeat for a rotation chain"),
+    OPT_I64(0, "floor", pull_args, floor_v, "V", 0, 1LL << 53, "refuse versions <= V (rollback), with --trust"),
+    OPT_INCLUDE_AS(cli_json_table, pull_args, json, "print the result as one JSON object"),
+    OPT_GROUP("registry options:"),
+    OPT_INCLUDE(regcli_table, pull_args, rg),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_pull = {
+    .usage =
+        "slm pull HOST[:PORT]/REPO[:TAG][@sha256:DIGEST] -o FILE [--trust ROOT ...] [--floor V]\n"
+        "         [--json] [registry options]",
+    .description =
+        "Download a bundle pushed by `slm push`. Every byte is hashed as it arrives and\n"
+        "checked against its layer digest (and a @sha256 reference pins the manifest).\n"
+        "Bytes go to FILE.part; after a cut connection the download resumes with an\n"
+        "HTTP Range request from the byte where it stopped (--retries), and a later\n"
+        "pull of the same manifest resumes from FILE.part. With --trust, the signed\n"
+        "head (signatures, expiry, version above --floor) is verified before any\n"
+        "payload byte is fetched, the signed manifest must name exactly the payload\n"
+        "layers, and the whole bundle is verified before it lands. FILE appears\n"
+        "(fsync, rename) only when everything matched; refused downloads are deleted.\n"
+        "FILE is the bundle in its stored form (header format 2: the publisher's head,\n"
+        "then the GGUF uncompressed); verify, install and run take it as they take the\n"
+        "zstd form.\n"
+        "Memory stays bounded (a 256 KiB buffer) whatever the bundle size.\n",
+    .opts = pull_opts,
+    .exit_codes =
+        "0 pulled, 2 usage, 3 not an slmkit bundle, 4 I/O or network\n"
+        "(registry down, HTTP errors, truncation, timeouts, refused redirects),\n"
+        "5 verification failed (digest, signature, expiry, rollback)",
+};
 
 int cmd_pull(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000, OPT_FLOOR };
-    static const struct option opts[] = {{"output", required_argument, 0, 'o'}, {"trust", required_argument, 0, 't'},
-                                         {"floor", required_argument, 0, OPT_FLOOR}, {"json", no_argument, 0, OPT_JSON},
-                                         REGCLI_LONGOPTS, {0, 0, 0, 0}};
-    const char *C = "pull", *out = NULL, *trust[16];
-    regcli rg = {0};
-    int json = 0, n_trust = 0, o, rc = 0;
-    long long floor_v = 0;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":o:t:", opts, NULL)) != -1 && !rc) {
-        if (regcli_opt(&rg, o, optarg, C, &rc))
-            continue;
-        switch (o) {
-        case 'o': out = optarg; break;
-        case 't':
-            if (n_trust == 16)
-                rc = cli_usage(C, "at most 16 --trust roots");
-            else
-                trust[n_trust++] = optarg;
-            break;
-        case OPT_FLOOR:
-            if (cli_parse_int(optarg, 0, 1LL << 53, &floor_v))
-                rc = cli_usage(C, "--floor wants an integer >= 0, got '%s'", optarg);
-            break;
-        case OPT_JSON: json = 1; break;
-        case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
-        }
-    }
-    if (rc)
-        return rc;
+    const char *C = "pull";
+    pull_args a = {0};
+    int optind = slm_opt_parse(C, pull_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    regcli rg = a.rg;
+    if (rg.n_allow)
+        rg.o.allow_hosts = rg.allow; /* the copy's own array */
+    const char *out = a.out, *const *trust = a.trust;
+    int json = a.json, n_trust = a.n_trust, rc = 0;
+    long long floor_v = a.floor_v;
     if (argc - optind != 1 || !out)
         return cli_usage(C, "give REF and -o FILE");
     if (floor_v && !n_trust)

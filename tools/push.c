@@ -8,59 +8,62 @@
 #include "cli.h"
 #include "regcli.h"
 
-const char help_push[] =
-    "usage: slm push BUNDLE.slmb HOST[:PORT]/REPO:TAG [--tuf REPO [--tuf-tag T]] [--json] [registry options]\n"
-    "       slm push --tuf REPO HOST[:PORT]/REPO [--tuf-tag T]   (TUF metadata only)\n"
-    "\n"
-    "Upload a bundle to an OCI registry (CNCF Distribution, zot, Harbor, GHCR, ...)\n"
-    "as a model artifact (artifactType application/vnd.cncf.model.manifest.v1+json,\n"
-    "a CNCF ModelPack config): layer 0 is the bundle head (header, signed manifest,\n"
-    "signatures), then each payload file uncompressed (the GGUF itself, media type\n"
-    "application/vnd.cncf.model.weight.v1.raw: its digest is the SHA-256 the signed\n"
-    "manifest carries), so releases with the same model share one blob. Blobs the\n"
-    "registry already has are not sent again (a zstd bundle's files are decompressed,\n"
-    "hash-checked, into a temp file beside it only when the registry lacks them);\n"
-    "each upload is checked against its SHA-256 digest (blobs\n"
-    "over 32 MiB go up in chunks). The signed manifest and signatures are also\n"
-    "attached as a referrer (subject = the model manifest), through the referrers\n"
-    "API or, where the registry lacks it, the sha256-<hex> tag schema. Token auth\n"
-    "(Bearer challenge) with credentials from --creds or ~/.docker/config.json.\n"
-    "Run `slm verify` before pushing: push checks the bundle's structure only.\n"
-    "\n"
-    "options:\n"
-    "      --tuf REPO           also attach the TUF metadata of REPO (slm tuf init/add):\n"
-    "                           N.root.json, targets, snapshot, timestamp as one artifact\n"
-    "                           tagged T (default tuf) in the same repository\n"
-    "      --tuf-tag T          the tag of that artifact\n"
-    "      --json               print the result as one JSON object\n" REGCLI_HELP
-    "  -h, --help               this help\n"
-    "\n"
-    "exit codes: 0 pushed, 2 usage, 3 not a bundle, 4 I/O or network (one line says\n"
-    "which), 5 the registry's digest differs from ours\n";
+typedef struct push_args {
+    int json;
+    const char *tuf, *tuf_tag;
+    regcli rg;
+} push_args;
+
+static const slm_opt push_opts[] = {
+    OPT_DIR(0, "tuf", push_args, tuf, "REPO",
+            "also attach the TUF metadata of REPO (slm tuf init/add):\n"
+            "N.root.json, targets, snapshot, timestamp as one artifact\n"
+            "tagged T (default tuf) in the same repository"),
+    OPT_STRING(0, "tuf-tag", push_args, tuf_tag, "T", "the tag of that artifact"),
+    OPT_INCLUDE_AS(cli_json_table, push_args, json, "print the result as one JSON object"),
+    OPT_GROUP("registry options:"),
+    OPT_INCLUDE(regcli_table, push_args, rg),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_push = {
+    .usage =
+        "slm push BUNDLE.slmb HOST[:PORT]/REPO:TAG [--tuf REPO [--tuf-tag T]] [--json] [registry options]\n"
+        "slm push --tuf REPO HOST[:PORT]/REPO [--tuf-tag T]",
+    .description =
+        "Upload a bundle to an OCI registry (CNCF Distribution, zot, Harbor, GHCR, ...)\n"
+        "as a model artifact (artifactType application/vnd.cncf.model.manifest.v1+json,\n"
+        "a CNCF ModelPack config): layer 0 is the bundle head (header, signed manifest,\n"
+        "signatures), then each payload file uncompressed (the GGUF itself, media type\n"
+        "application/vnd.cncf.model.weight.v1.raw: its digest is the SHA-256 the signed\n"
+        "manifest carries), so releases with the same model share one blob. Blobs the\n"
+        "registry already has are not sent again (a zstd bundle's files are decompressed,\n"
+        "hash-checked, into a temp file beside it only when the registry lacks them);\n"
+        "each upload is checked against its SHA-256 digest (blobs\n"
+        "over 32 MiB go up in chunks). The signed manifest and signatures are also\n"
+        "attached as a referrer (subject = the model manifest), through the referrers\n"
+        "API or, where the registry lacks it, the sha256-<hex> tag schema. Token auth\n"
+        "(Bearer challenge) with credentials from --creds or ~/.docker/config.json.\n"
+        "Run `slm verify` before pushing: push checks the bundle's structure only.\n"
+        "The second form pushes the TUF metadata alone.\n",
+    .opts = push_opts,
+    .exit_codes =
+        "0 pushed, 2 usage, 3 not a bundle, 4 I/O or network (one line says\n"
+        "which), 5 the registry's digest differs from ours",
+};
 
 int cmd_push(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000, OPT_TUF, OPT_TUF_TAG };
-    static const struct option opts[] = {{"json", no_argument, 0, OPT_JSON}, {"tuf", required_argument, 0, OPT_TUF},
-                                         {"tuf-tag", required_argument, 0, OPT_TUF_TAG}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
-    const char *C = "push", *tuf = NULL, *tuf_tag = "tuf";
-    regcli rc_ = {0};
-    int json = 0, o, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1 && !rc) {
-        if (regcli_opt(&rc_, o, optarg, C, &rc))
-            continue;
-        switch (o) {
-        case OPT_JSON: json = 1; break;
-        case OPT_TUF: tuf = optarg; break;
-        case OPT_TUF_TAG: tuf_tag = optarg; break;
-        case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
-        }
-    }
-    if (rc)
-        return rc;
+    const char *C = "push";
+    push_args a = {.tuf_tag = "tuf"};
+    int optind = slm_opt_parse(C, push_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    regcli rc_ = a.rg;
+    const char *tuf = a.tuf, *tuf_tag = a.tuf_tag;
+    int json = a.json, rc = 0;
+    if (rc_.n_allow)
+        rc_.o.allow_hosts = rc_.allow; /* the copy's own array */
     if (argc - optind != 2 && !(tuf && argc - optind == 1))
         return cli_usage(C, "give BUNDLE.slmb and HOST/REPO:TAG (or --tuf REPO and HOST/REPO)");
     const char *bundle = argc - optind == 2 ? argv[optind] : NULL, *ref = argv[argc - 1];

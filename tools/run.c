@@ -1,5 +1,4 @@
 /* tools/run.c — `slm run`: generate text from a GGUF model, streaming. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,67 +9,84 @@
 #include "engine.h"
 #include "fallback.h"
 #include "signing.h"
-#include "runtime.h"
+#include "pipeline.h"
 
-const char help_run[] =
-    "usage: slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
-    "       slm run --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [-p PROMPT] [options]\n"
-    "       slm run --store DIR [-p PROMPT] [options]\n"
-    "       slm run -m MODEL.gguf --chat -i MESSAGES.json [options]\n"
-    "\n"
-    "Generate text with a GGUF model (llama incl. Llama 3, qwen2, qwen3, gemma3, phi3, gpt2)\n"
-    "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
-    "tokens are sampled one at a time and streamed to stdout as they are produced.\n"
-    "The prompt itself is not echoed. Generation stops after N tokens, at an\n"
-    "end-of-generation token, or when the context is full. Statistics (load time,\n"
-    "prompt and generation tokens/s, peak memory) go to stderr.\n"
-    "\n"
-    "options:\n"
-    "  -m, --model FILE        GGUF model\n"
-    "      --bundle B.slmb     run the model of a signed bundle: signatures, expiry and every\n"
-    "                          payload byte are verified first, into sealed memory that is\n"
-    "                          then mapped (what runs is exactly what was hashed)\n"
-    "      --trust ROOT        trust root for --bundle; repeat to walk a rotation chain\n"
-    "      --store DIR         run the active model of an install store (re-verified against\n"
-    "                          the store's pinned root the same way)\n"
-    "  -p, --prompt TEXT       prompt text (default: empty, i.e. BOS only)\n"
-    "  -f, --file FILE         read the prompt from FILE\n"
-    "      --chat              the prompt is a conversation: -i MESSAGES.json (a JSON array of\n"
-    "                          {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": ...}) rendered\n"
-    "                          with the model's chat template (see slm template); the reply\n"
-    "                          stops at the model's end-of-turn token\n"
-    "  -i, --messages FILE     the conversation for --chat\n"
-    "      --chat-template NAME  a built-in template instead of the model's (chatml, llama3,\n"
-    "                          gemma, phi3)\n"
-    "  -n, --n-predict N       tokens to generate (default 128)\n"
-    "  -c, --ctx-size N        context length (default: the model's, at most 4096)\n"
-    CLI_SAMPLER_HELP
-    "  -t, --threads N         threads (default: physical cores)\n"
-    "      --json              print one JSON object instead of streaming: {\"text\", stats...}\n"
-    CLI_FALLBACK_HELP
-    "                          (not with --chat: slm chat takes them)\n"
-    "  -h, --help              this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
-    "            a chat template that cannot be rendered), 4 I/O,\n"
-    "            5 verification failed (--bundle/--store), 6 internal\n";
+typedef struct run_args {
+    cli_model_opts mo;
+    const char *prompt, *prompt_file, *messages, *chat_template;
+    int n_predict, n_ctx, n_threads, json, chat;
+    slm_sampler_params sp;
+    cli_fallback_opts fb;
+} run_args;
 
-enum { OPT_JSON = 1000, OPT_CHAT, OPT_CHAT_TEMPLATE };
+static const slm_opt run_opts[] = {
+    OPT_INCLUDE(cli_model_table, run_args, mo),
+    OPT_STRING('p', "prompt", run_args, prompt, "TEXT", "prompt text (default: empty, i.e. BOS only)"),
+    OPT_PATH('f', "file", run_args, prompt_file, "FILE", "read the prompt from FILE"),
+    OPT_FLAG(0, "chat", run_args, chat,
+             "the prompt is a conversation: -i MESSAGES.json (a JSON array of\n"
+             "{\"role\": \"system\"|\"user\"|\"assistant\", \"content\": ...}) rendered\n"
+             "with the model's chat template (see slm template); the reply\n"
+             "stops at the model's end-of-turn token"),
+    OPT_PATH('i', "messages", run_args, messages, "FILE", "the conversation for --chat"),
+    OPT_STRING(0, "chat-template", run_args, chat_template, "NAME",
+               "a built-in template instead of the model's (chatml, llama3,\ngemma, phi3)"),
+    OPT_INT('n', "n-predict", run_args, n_predict, "N", 0, 1 << 30, "tokens to generate (default 128)"),
+    OPT_INT('c', "ctx-size", run_args, n_ctx, "N", 1, 1 << 30, "context length (default: the model's, at most 4096)"),
+    OPT_INCLUDE(cli_sampler_table, run_args, sp),
+    OPT_INCLUDE(cli_threads_table, run_args, n_threads),
+    OPT_INCLUDE_AS(cli_json_table, run_args, json, "print one JSON object instead of streaming: {\"text\", stats...}"),
+    OPT_GROUP("cloud fallback (then the text is printed at the end, not streamed; not with --chat:\nslm chat takes them):"),
+    OPT_INCLUDE(cli_fallback_table, run_args, fb),
+    OPT_FLAG(0, "private", run_args, fb.priv, "never send this prompt to the fallback (fail instead)"),
+    OPT_END(),
+};
 
-/* Append bytes; *buf grows. */
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+const slm_cmd_doc doc_run = {
+    .usage = "slm run -m MODEL.gguf [-p PROMPT | -f PROMPT_FILE] [-n N] [options]\n"
+             "slm run --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [-p PROMPT] [options]\n"
+             "slm run --store DIR [-p PROMPT] [options]\n"
+             "slm run -m MODEL.gguf --chat -i MESSAGES.json [options]",
+    .description =
+        "Generate text with a GGUF model (llama incl. Llama 3, qwen2, qwen3, gemma3, phi3, gpt2)\n"
+        "(written by slm or by llama.cpp). The prompt is processed as one batch, then\n"
+        "tokens are sampled one at a time and streamed to stdout as they are produced.\n"
+        "The prompt itself is not echoed. Generation stops after N tokens, at an\n"
+        "end-of-generation token, or when the context is full. Statistics (load time,\n"
+        "prompt and generation tokens/s, peak memory) go to stderr.\n",
+    .opts = run_opts,
+    .exit_codes = "0 ok, 2 usage, 3 bad input (model, prompt too long, -c too large, messages,\n"
+                  "a chat template that cannot be rendered), 4 I/O,\n"
+                  "5 verification failed (--bundle/--store), 6 internal",
+    .examples = "slm run -m smol-q4_k_m.gguf -p 'Once upon a time' -n 64 --temp 0\n"
+                "slm run --bundle smol.slmb --trust root.json -p 'Hello' --json",
+};
+
+/* What the generation callback streams to, or collects (--json, --fallback). */
+typedef struct run_out {
+    int json, fallback, oom;
+    int n_vocab;       /* tokens the sampler chooses from (for the log-probabilities) */
+    slm_buf text;
+    float *lps;        /* log-probabilities of the sampled tokens (with --fallback) */
+    size_t n_lps, cap_lps;
+} run_out;
+
+static int run_token(void *user, const char *piece, size_t len, int32_t tok, const float *logits)
 {
-    if (*len + n + 1 > *cap) {
-        size_t nc = (*len + n + 1) * 2;
-        char *b = realloc(*buf, nc);
-        if (!b)
-            return -1;
-        *buf = b;
-        *cap = nc;
+    run_out *o = user;
+    if (o->fallback) { /* the answer's confidence: its tokens' probabilities under the model */
+        float lp = 0;
+        srv_logprobs(logits, o->n_vocab, tok, 0, &lp, NULL, NULL);
+        if (SLM_PUSH(o->lps, o->n_lps, o->cap_lps, lp))
+            return o->oom = 1;
     }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    (*buf)[*len] = 0;
+    if (o->json || o->fallback) {
+        if (slm_buf_append(&o->text, piece, len))
+            return o->oom = 1;
+    } else {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
     return 0;
 }
 
@@ -111,64 +127,27 @@ static char *utf8_clean(const char *s, size_t n)
 
 int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_MODEL_LONGOPTS,                       {"prompt", required_argument, 0, 'p'},
-        {"file", required_argument, 0, 'f'},      {"n-predict", required_argument, 0, 'n'},
-        {"ctx-size", required_argument, 0, 'c'},  {"threads", required_argument, 0, 't'},
-        CLI_SAMPLER_LONGOPTS, {"json", no_argument, 0, OPT_JSON},
-        {"chat", no_argument, 0, OPT_CHAT},
-        {"messages", required_argument, 0, 'i'}, {"chat-template", required_argument, 0, OPT_CHAT_TEMPLATE},
-        CLI_FALLBACK_LONGOPTS,
-        {0, 0, 0, 0},
-    };
     const char *C = "run";
-    const char *model_path = NULL, *prompt = NULL, *prompt_file = NULL, *messages = NULL, *chat_template = NULL;
-    cli_model_opts mo = {0};
     char fd_path[64];
-    long long n_predict = 128, n_ctx = 0, n_threads = cli_default_threads();
-    int json = 0, seed_set = 0, chat = 0;
-    cli_fallback_opts fo;
-    cli_fallback_defaults(&fo);
-    slm_sampler_params sp;
-    slm_sampler_defaults(&sp);
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":m:p:f:n:c:t:i:", opts, NULL)) != -1) {
-        int r = cli_sampler_opt(C, o, optarg, &sp, &seed_set);
-        if (!r)
-            r = cli_model_opt(C, o, optarg, &mo);
-        if (!r)
-            r = cli_fallback_opt(C, o, optarg, &fo);
-        if (r == 1)
-            continue;
-        if (r)
-            return r;
-        switch (o) {
-        case OPT_CHAT: chat = 1; break;
-        case 'i': messages = optarg; break;
-        case OPT_CHAT_TEMPLATE: chat_template = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'f': prompt_file = optarg; break;
-        case 'n':
-            if (cli_parse_int(optarg, 0, 1 << 30, &n_predict))
-                return cli_usage(C, "-n wants a token count >= 0, got '%s'", optarg);
-            break;
-        case 'c':
-            if (cli_parse_int(optarg, 1, 1 << 30, &n_ctx))
-                return cli_usage(C, "-c wants a positive context length, got '%s'", optarg);
-            break;
-        case 't':
-            if (cli_parse_int(optarg, 1, 1024, &n_threads))
-                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
-            break;
-        case OPT_JSON: json = 1; break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    run_args a = {.n_predict = 128, .n_threads = cli_default_threads()};
+    cli_fallback_defaults(&a.fb);
+    slm_sampler_defaults(&a.sp);
+    a.sp.seed = cli_clock_seed(); /* --seed replaces it */
+    int ai = slm_opt_parse(C, run_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[ai]);
+    const char *model_path = NULL, *prompt = a.prompt, *prompt_file = a.prompt_file, *messages = a.messages,
+               *chat_template = a.chat_template;
+    cli_model_opts mo = a.mo;
+    long long n_predict = a.n_predict, n_ctx = a.n_ctx, n_threads = a.n_threads;
+    int json = a.json, chat = a.chat, priv = a.fb.priv;
+    const char *fb_key_file = a.fb.key_file;
+    double fb_conf = a.fb.confidence;
+    unsigned long long mem_budget = a.fb.mem_budget;
+    srv_upstream up = {a.fb.url, NULL, a.fb.connect_ms, a.fb.timeout_ms, 8u << 20};
+    slm_sampler_params sp = a.sp;
     slm_err uerr = {0};
     if (cli_model_check(&mo, &uerr))
         return cli_usage(C, "%s", uerr.msg);
@@ -180,16 +159,10 @@ int cmd_run(int argc, char **argv)
         return cli_usage(C, "--chat takes the conversation from -i, not -p or -f");
     if (chat_template && !chat)
         return cli_usage(C, "--chat-template goes with --chat");
-    if (!seed_set)
-        sp.seed = cli_clock_seed();
-    if (fo.url && chat)
+    if (up.url && chat)
         return cli_usage(C, "--fallback does not take --chat (slm chat and slm serve do)");
-    if (cli_fallback_check(&fo, &uerr))
-        return cli_usage(C, "%s", uerr.msg);
-    srv_upstream up = {fo.url, NULL, fo.connect_ms, fo.timeout_ms, 8u << 20};
-    const double fb_conf = fo.confidence;
-    const unsigned long long mem_budget = fo.mem_budget;
-    const int priv = fo.priv;
+    if (fb_key_file && !up.url)
+        return cli_usage(C, "--fallback-key-file goes with --fallback URL");
 
     char *file_text = NULL;
     size_t prompt_len = prompt ? strlen(prompt) : 0;
@@ -214,18 +187,16 @@ int cmd_run(int argc, char **argv)
 
     int rc = 0;
     slm_err err = {0};
-    slm_model *m = NULL;
-    slm_tokenizer *tok = NULL;
-    slm_ctx *ctx = NULL;
-    slm_sampler *smp = NULL;
-    slm_chat *conv = NULL;
+    slm_lm *m = NULL;
     int32_t *ids = NULL;
     size_t n_ids = 0;
+    run_out ro = {.json = json, .fallback = !!up.url};
     char *text = NULL;
-    size_t text_len = 0, text_cap = 0;
+    size_t text_len = 0;
     const char *stop = "length";
     int n_gen = 0, n_eval = 0; /* tokens sampled; single-token decode steps run */
     double t_prompt = 0, t_gen = 0;
+    const slm_hparams *hp = NULL;
 
     const char *route = "local", *route_reason = "ok";
     float *lps = NULL; /* log-probabilities of the sampled tokens (with --fallback) */
@@ -251,41 +222,17 @@ int cmd_run(int argc, char **argv)
             goto fallback;
         }
     }
-    if ((rc = slm_model_load(model_path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
+    if ((rc = slm_pl_load(model_path, &m, &err)))
         goto fail;
-    const slm_hparams *hp = slm_model_hparams(m);
-    if (slm_tokenizer_n_vocab(tok) > hp->n_vocab) {
-        rc = slm_err_set(&err, SLM_EINPUT, "%s: tokenizer has %d tokens but the embedding only %d rows", model_path,
-                         slm_tokenizer_n_vocab(tok), hp->n_vocab);
-        goto fail;
-    }
+    hp = slm_model_hparams(m->model);
     if (n_ctx == 0)
         n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
     if (n_ctx > hp->n_ctx_train) {
         rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
         goto fail;
     }
-    if (chat) {
-        n_ids = 0;
-    } else if ((rc = slm_tokenize(tok, prompt, prompt_len, slm_tokenizer_add_bos(tok), 0, &ids, &n_ids, &err))) {
+    if (!chat && (rc = slm_pl_prompt_ids(m, prompt, prompt_len, &ids, &n_ids, &err)))
         goto fail;
-    }
-    if (n_ids == 0 && !chat) {
-        /* nothing to condition on: start from BOS (or EOS for models without one) */
-        int32_t start = slm_tokenizer_bos(tok) >= 0 ? slm_tokenizer_bos(tok) : slm_tokenizer_eos(tok);
-        if (start < 0) {
-            rc = slm_err_set(&err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
-            goto fail;
-        }
-        free(ids);
-        ids = malloc(sizeof *ids);
-        if (!ids) {
-            rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-            goto fail;
-        }
-        ids[0] = start;
-        n_ids = 1;
-    }
     if (up.url && n_ids + (size_t)n_predict > (size_t)n_ctx) {
         if (priv) {
             rc = slm_err_set(&err, SLM_EINPUT, "the prompt (%zu tokens) plus -n %lld exceeds the context length %lld, "
@@ -300,90 +247,28 @@ int cmd_run(int argc, char **argv)
                          n_ids, n_ctx);
         goto fail;
     }
-    if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)))
+    if ((rc = slm_ctx_new(m->model, (int)n_ctx, 0, (int)n_threads, &m->ctx, &err)))
         goto fail;
-    /* embeddings may have padding rows beyond the tokenizer's vocabulary: never sample them */
-    smp = slm_sampler_new(&sp, slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab);
-    if (!smp) {
+    slm_pl_gen g = {.sp = sp, .max_tokens = (int)n_predict, .ids = ids, .n_ids = n_ids, .msgs = msgs,
+                    .n_msgs = n_msgs, .chat_template = chat_template};
+    ro.n_vocab = m->n_sample;
+    rc = slm_pl_generate(m, &g, run_token, &ro, &err);
+    double t_load = cli_now() - t0 - g.t_prompt - g.t_gen;
+    n_ids = (size_t)g.prompt_tokens;
+    n_gen = g.generated;
+    n_eval = g.n_eval;
+    t_prompt = g.t_prompt;
+    t_gen = g.t_gen;
+    stop = g.stop == SLM_STOP_EOG ? "eog" : g.stop == SLM_STOP_CONTEXT ? "context" : "length";
+    if (!rc && ro.oom)
         rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
+    if (rc)
         goto fail;
-    }
-    for (size_t i = 0; i < n_ids; i++)
-        slm_sampler_accept(smp, ids[i]);
-    if (chat) {
-        if ((rc = slm_chat_new(m, tok, ctx, chat_template, &conv, &err)))
-            goto fail;
-        for (size_t i = 0; i < n_msgs && !rc; i++)
-            rc = slm_chat_add(conv, msgs[i].role, msgs[i].content, msgs[i].content_len, &err);
-        if (rc)
-            goto fail;
-    }
-    double t_load = cli_now() - t0;
-
-    double t1 = cli_now();
-    if (chat) {
-        int np = 0;
-        if ((rc = slm_chat_prefill(conv, &np, NULL, &err)))
-            goto fail;
-        n_ids = (size_t)np;
-    } else if ((rc = slm_decode(ctx, ids, (int)n_ids, 0, &err))) {
-        goto fail;
-    }
-    t_prompt = cli_now() - t1;
-
-    char piece[256];
-    double t2 = cli_now();
-    while (n_gen < n_predict) {
-        const float *logits = slm_ctx_logits(ctx, 0);
-        int32_t next = slm_sampler_sample(smp, logits);
-        if (slm_tokenizer_is_eog(tok, next)) {
-            stop = "eog";
-            break;
-        }
-        if (up.url) { /* the answer's confidence: its tokens' probabilities under the model */
-            float *g = realloc(lps, sizeof *lps * (size_t)(n_gen + 1));
-            if (!g) {
-                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-                goto fail;
-            }
-            lps = g;
-            srv_logprobs(logits, slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab,
-                         next, 0, &lps[n_gen], NULL, NULL);
-        }
-        n_gen++;
-        size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
-        char *big = NULL;
-        const char *pp = piece;
-        if (pn > sizeof piece) {
-            big = malloc(pn);
-            if (big)
-                slm_token_to_piece(tok, next, 0, big, pn);
-            pp = big;
-        }
-        if (pp) {
-            if (json || up.url) {
-                if (append(&text, &text_len, &text_cap, pp, pn)) {
-                    free(big);
-                    rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-                    goto fail;
-                }
-            } else {
-                fwrite(pp, 1, pn, stdout);
-                fflush(stdout);
-            }
-        }
-        free(big);
-        if (n_gen == n_predict)
-            break;
-        if (slm_ctx_n_past(ctx) >= slm_ctx_n_ctx(ctx)) {
-            stop = "context";
-            break;
-        }
-        if ((rc = slm_decode(ctx, &next, 1, 0, &err)))
-            goto fail;
-        n_eval++;
-    }
-    t_gen = cli_now() - t2;
+    text = ro.text.p;
+    text_len = ro.text.len;
+    lps = ro.lps;
+    ro.text.p = NULL;
+    ro.lps = NULL;
     if (up.url && fb_conf > 0 && srv_confidence(lps, sizeof *lps, n_gen, 0.1) < fb_conf) {
         char *ft = NULL;
         slm_err ferr = {0};
@@ -473,13 +358,11 @@ fail:
     cli_fail_err(C, &err);
 done:
     free(lps);
+    free(ro.lps);
+    slm_buf_free(&ro.text);
     free(fb_key);
-    slm_chat_free(conv);
     free(msgs);
-    slm_sampler_free(smp);
-    slm_ctx_free(ctx);
-    slm_tokenizer_free(tok);
-    slm_model_free(m);
+    slm_lm_close(m);
     free(ids);
     free(text);
     free(file_text);

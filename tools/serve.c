@@ -1,6 +1,5 @@
 /* tools/serve.c — `slm serve`: the OpenAI-compatible server (serve/serve.h). Options,
  * model opening (plain, verified bundle, install store), signals: SIGTERM/SIGINT drain. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,66 +12,60 @@
 #include "signing.h"
 #include "telemetry.h"
 
-const char help_serve[] =
-    "usage: slm serve -m MODEL.gguf [options]\n"
-    "       slm serve --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [options]\n"
-    "       slm serve --store DIR [options]\n"
-    "\n"
-    "An OpenAI-compatible HTTP server: GET /health, GET /v1/models, POST /v1/completions,\n"
-    "POST /v1/chat/completions (each also with \"stream\": true, server-sent events), GET /metrics\n"
-    "(Prometheus text). See docs/serve.md.\n"
-    "\n"
-    "  -m, --model PATH        GGUF model\n"
-    "      --bundle B          signed bundle, verified against --trust before anything runs\n"
-    "      --store DIR         the active model of an install store (slm install)\n"
-    "      --alias NAME        model id shown by /v1/models (default: the file name)\n"
-    "      --host ADDR         numeric address to listen on (default 127.0.0.1: loopback only)\n"
-    "      --port N            TCP port; 0 = any free port (default 8080). The bound port is\n"
-    "                          printed on stderr: 'slm serve: listening on http://ADDR:PORT'\n"
-    "      --parallel N        slots generating together (default 1)\n"
-    "  -c, --ctx-size N        context length of each slot (default: the model's, at most 4096)\n"
-    "  -t, --threads N         threads per slot (default: physical cores / parallel, at least 1)\n"
-    "      --max-queue N       requests that may wait for a slot; beyond it 503 + Retry-After (default 16)\n"
-    "      --max-body BYTES    largest request body; beyond it 413 (default 1048576)\n"
-    "      --max-tokens N      tokens generated when a request sets no max_tokens (default 256)\n"
-    "      --timeout S         close a connection idle (e.g. slow headers) for S seconds (default 10)\n"
-    "      --drain-timeout S   on SIGTERM, wait at most S seconds for running requests (default 30)\n"
-    "      --api-key-file F    require 'Authorization: Bearer KEY' (KEY: F's first line) except on /health\n"
-    "\n"
-    "cloud fallback (an OpenAI-compatible upstream; every answer says who answered in X-Slm-Route):\n"
-    "      --fallback URL      route there when prompt + max_tokens exceed the context, when the model\n"
-    "                          does not fit --mem-budget, or when the local answer's confidence is low.\n"
-    "                          Private requests (\"private\": true, X-Slm-Private: 1) never leave\n"
-    "      --fallback-key-file F  bearer key sent to the upstream (F's first line)\n"
-    "      --fallback-confidence P  defer a local answer whose confidence is below P;\n"
-    "                          0 = never (default 0.1, see docs/serve.md)\n"
-    "      --fallback-stream-tokens K  a stream is judged on its first K tokens, held back until\n"
-    "                          then (default 16; 0 = streams never defer for low confidence)\n"
-    "      --fallback-quantile Q  confidence = the Q-quantile of the per-token probabilities (default 0.1)\n"
-    "      --fallback-timeout S   whole upstream request bound in seconds (default 30; connect: 2)\n"
-    "      --mem-budget BYTES  the model (weights + KV caches) must fit; K/M/G suffixes (default: none)\n"
-    "  -h, --help              this help\n"
-    "\n"
-    "exit codes: 0 stopped by SIGTERM/SIGINT after draining, 2 usage, 3 bad model, 4 I/O (cannot listen,\n"
-    "            cannot read a file), 5 verification failed (--bundle/--store), 6 internal\n";
+typedef struct serve_args {
+    cli_model_opts mo;
+    srv_opts so;
+    const char *key_file;
+    long long max_body, drain;
+    cli_fallback_opts fb;
+} serve_args;
 
-enum { OPT_HOST = 1000, OPT_PORT, OPT_PAR, OPT_QUEUE, OPT_BODY, OPT_MAXTOK,
-       OPT_TIMEOUT, OPT_DRAIN, OPT_KEY, OPT_ALIAS, OPT_FB, OPT_FBKEY, OPT_FBCONF, OPT_FBQ, OPT_FBTIME, OPT_MEM,
-       OPT_FBSTREAM };
+static const slm_opt serve_opts[] = {
+    OPT_INCLUDE(cli_model_table, serve_args, mo),
+    OPT_STRING(0, "alias", serve_args, so.model_name, "NAME", "model id shown by /v1/models (default: the file name)"),
+    OPT_STRING(0, "host", serve_args, so.host, "ADDR", "numeric address to listen on (default 127.0.0.1: loopback only)"),
+    OPT_INT(0, "port", serve_args, so.port, "N", 0, 65535,
+            "TCP port; 0 = any free port (default 8080). The bound port is\n"
+            "printed on stderr: 'slm serve: listening on http://ADDR:PORT'"),
+    OPT_INT(0, "parallel", serve_args, so.n_parallel, "N", 1, 64, "slots generating together (default 1)"),
+    OPT_INT('c', "ctx-size", serve_args, so.n_ctx, "N", 1, 1 << 20, "context length of each slot (default: the model's, at most 4096)"),
+    OPT_INCLUDE_AS(cli_threads_table, serve_args, so.n_threads, "threads per slot (default: physical cores / parallel, at least 1)"),
+    OPT_INT(0, "max-queue", serve_args, so.max_queue, "N", 0, 100000,
+            "requests that may wait for a slot; beyond it 503 + Retry-After (default 16)"),
+    OPT_I64(0, "max-body", serve_args, max_body, "BYTES", 1024, 1LL << 30, "largest request body; beyond it 413 (default 1048576)"),
+    OPT_INT(0, "max-tokens", serve_args, so.max_tokens_default, "N", 1, 1 << 20,
+            "tokens generated when a request sets no max_tokens (default 256)"),
+    OPT_INT(0, "timeout", serve_args, so.conn_timeout, "S", 1, 3600,
+            "close a connection idle (e.g. slow headers) for S seconds (default 10)"),
+    OPT_I64(0, "drain-timeout", serve_args, drain, "S", 0, 86400,
+            "on SIGTERM, wait at most S seconds for running requests (default 30)"),
+    OPT_PATH(0, "api-key-file", serve_args, key_file, "F",
+             "require 'Authorization: Bearer KEY' (KEY: F's first line) except on /health"),
+    OPT_GROUP("cloud fallback (an OpenAI-compatible upstream; every answer says who answered in X-Slm-Route;\n"
+              "private requests (\"private\": true, X-Slm-Private: 1) never leave):"),
+    OPT_INCLUDE(cli_fallback_table, serve_args, fb),
+    OPT_INT(0, "fallback-stream-tokens", serve_args, so.fallback_stream_tokens, "K", 0, 4096,
+            "a stream is judged on its first K tokens, held back until\n"
+            "then (default 16; 0 = streams never defer for low confidence)"),
+    OPT_DOUBLE(0, "fallback-quantile", serve_args, so.fallback_quantile, "Q", 0, 1, 0,
+               "confidence = the Q-quantile of the per-token probabilities (default 0.1)"),
+    OPT_END(),
+};
 
-/* "123", "64K", "512M", "2G" -> bytes; 0 on success */
-static int parse_bytes(const char *s, uint64_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s || *s == '-')
-        return -1;
-    int sh = !*end ? 0 : !strcmp(end, "K") ? 10 : !strcmp(end, "M") ? 20 : !strcmp(end, "G") ? 30 : -1;
-    if (sh < 0 || v > (~0ull >> sh) || v == 0)
-        return -1;
-    *out = (uint64_t)v << sh;
-    return 0;
-}
+const slm_cmd_doc doc_serve = {
+    .usage = "slm serve -m MODEL.gguf [options]\n"
+             "slm serve --bundle B.slmb --trust ROOT [--trust NEXT_ROOT ...] [options]\n"
+             "slm serve --store DIR [options]",
+    .description =
+        "An OpenAI-compatible HTTP server: GET /health, GET /v1/models, POST /v1/completions,\n"
+        "POST /v1/chat/completions (each also with \"stream\": true, server-sent events), GET /metrics\n"
+        "(Prometheus text). See docs/serve.md.\n",
+    .opts = serve_opts,
+    .exit_codes = "0 stopped by SIGTERM/SIGINT after draining, 2 usage, 3 bad model, 4 I/O (cannot listen,\n"
+                  "cannot read a file), 5 verification failed (--bundle/--store), 6 internal",
+    .examples = "slm serve -m smol-q4_k_m.gguf --port 8080 --parallel 2\n"
+                "curl -s localhost:8080/v1/completions -d '{\"prompt\": \"Hello\", \"max_tokens\": 16}'",
+};
 
 /* First line of a key file (malloc'd), or NULL with err set. */
 static char *read_key(const char *path, slm_err *err)
@@ -92,97 +85,34 @@ static char *read_key(const char *path, slm_err *err)
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        CLI_MODEL_LONGOPTS,
-        {"host", required_argument, 0, OPT_HOST},    {"port", required_argument, 0, OPT_PORT},
-        {"parallel", required_argument, 0, OPT_PAR}, {"ctx-size", required_argument, 0, 'c'},
-        {"threads", required_argument, 0, 't'},      {"max-queue", required_argument, 0, OPT_QUEUE},
-        {"max-body", required_argument, 0, OPT_BODY}, {"max-tokens", required_argument, 0, OPT_MAXTOK},
-        {"timeout", required_argument, 0, OPT_TIMEOUT}, {"drain-timeout", required_argument, 0, OPT_DRAIN},
-        {"api-key-file", required_argument, 0, OPT_KEY}, {"alias", required_argument, 0, OPT_ALIAS},
-        {"fallback", required_argument, 0, OPT_FB}, {"fallback-key-file", required_argument, 0, OPT_FBKEY},
-        {"fallback-confidence", required_argument, 0, OPT_FBCONF}, {"fallback-quantile", required_argument, 0, OPT_FBQ},
-        {"fallback-stream-tokens", required_argument, 0, OPT_FBSTREAM},
-        {"fallback-timeout", required_argument, 0, OPT_FBTIME}, {"mem-budget", required_argument, 0, OPT_MEM},
-        {0, 0, 0, 0},
-    };
     const char *C = "serve";
-    const char *key_file = NULL, *fb_key_file = NULL;
-    cli_model_opts mo = {0};
-    double d;
-    int threads_set = 0;
-    long long v, drain = 30;
-    srv_opts so;
-    srv_opts_defaults(&so);
-    so.port = 8080;
-    so.fallback_confidence = -1; /* the default applies only with --fallback */
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":m:c:t:", opts, NULL)) != -1) {
-        int r = cli_model_opt(C, o, optarg, &mo);
-        if (r == 1)
-            continue;
-        if (r)
-            return r;
-        switch (o) {
-        case OPT_HOST: so.host = optarg; break;
-        case OPT_ALIAS: so.model_name = optarg; break;
-        case OPT_KEY: key_file = optarg; break;
-        case OPT_FB:
-            if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8))
-                return cli_usage(C, "--fallback wants an http:// or https:// URL, got '%s'", optarg);
-            so.fallback_url = optarg;
-            break;
-        case OPT_FBKEY: fb_key_file = optarg; break;
-        case OPT_FBCONF:
-            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
-                return cli_usage(C, "--fallback-confidence wants a probability in [0, 1], got '%s'", optarg);
-            so.fallback_confidence = d;
-            break;
-        case OPT_FBQ:
-            if (cli_parse_double(optarg, &d) || d < 0 || d > 1)
-                return cli_usage(C, "--fallback-quantile wants a number in [0, 1], got '%s'", optarg);
-            so.fallback_quantile = d;
-            break;
-        case OPT_FBTIME:
-            if (cli_parse_double(optarg, &d) || d <= 0 || d > 3600)
-                return cli_usage(C, "--fallback-timeout wants seconds in (0, 3600], got '%s'", optarg);
-            so.fallback_timeout_ms = (long)(d * 1000);
-            if (so.fallback_connect_ms > so.fallback_timeout_ms)
-                so.fallback_connect_ms = so.fallback_timeout_ms;
-            break;
-        case OPT_MEM:
-            if (parse_bytes(optarg, &so.mem_budget))
-                return cli_usage(C, "--mem-budget wants bytes (e.g. 512M), got '%s'", optarg);
-            break;
-#define INTOPT(ch, lo, hi, dst, what)                                                  \
-    case ch:                                                                           \
-        if (cli_parse_int(optarg, lo, hi, &v))                                         \
-            return cli_usage(C, what " wants an integer in %lld..%lld, got '%s'", (long long)(lo), (long long)(hi), optarg); \
-        dst = v;                                                                       \
-        break;
-        INTOPT(OPT_PORT, 0, 65535, so.port, "--port")
-        INTOPT(OPT_PAR, 1, 64, so.n_parallel, "--parallel")
-        INTOPT(OPT_FBSTREAM, 0, 4096, so.fallback_stream_tokens, "--fallback-stream-tokens")
-        INTOPT('c', 1, 1 << 20, so.n_ctx, "-c")
-        INTOPT(OPT_QUEUE, 0, 100000, so.max_queue, "--max-queue")
-        INTOPT(OPT_BODY, 1024, 1LL << 30, so.max_body, "--max-body")
-        INTOPT(OPT_MAXTOK, 1, 1 << 20, so.max_tokens_default, "--max-tokens")
-        INTOPT(OPT_TIMEOUT, 1, 3600, so.conn_timeout, "--timeout")
-        INTOPT(OPT_DRAIN, 0, 86400, drain, "--drain-timeout")
-        case 't':
-            if (cli_parse_int(optarg, 1, 1024, &v))
-                return cli_usage(C, "-t wants a thread count in 1..1024, got '%s'", optarg);
-            so.n_threads = (int)v;
-            threads_set = 1;
-            break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    serve_args a = {.max_body = -1, .drain = 30};
+    srv_opts_defaults(&a.so);
+    a.so.port = 8080;
+    a.so.n_threads = 0;             /* default below, from --parallel */
+    cli_fallback_defaults(&a.fb);
+    a.fb.confidence = -1;           /* the default applies only with --fallback */
+    a.fb.connect_ms = a.so.fallback_connect_ms;
+    a.fb.timeout_ms = a.so.fallback_timeout_ms;
+    int ai = slm_opt_parse(C, serve_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[ai]);
+    srv_opts so = a.so;
+    cli_model_opts mo = a.mo;
+    const char *key_file = a.key_file, *fb_key_file = a.fb.key_file;
+    long long drain = a.drain;
+    int threads_set = so.n_threads > 0;
+    if (a.max_body >= 0)
+        so.max_body = (size_t)a.max_body;
+    so.fallback_url = a.fb.url;
+    so.fallback_confidence = a.fb.confidence;
+    so.fallback_timeout_ms = a.fb.timeout_ms;
+    if (so.fallback_connect_ms > so.fallback_timeout_ms)
+        so.fallback_connect_ms = so.fallback_timeout_ms;
+    if (a.fb.mem_budget)
+        so.mem_budget = a.fb.mem_budget;
     slm_err err = {0};
     if (cli_model_check(&mo, &err))
         return cli_usage(C, "%s", err.msg);

@@ -16,36 +16,6 @@
 
 #define CMD "sweep"
 
-const char help_sweep[] =
-    "usage: slm sweep plan SWEEP.json -o PLAN_DIR [--json]\n"
-    "       slm sweep run PLAN_DIR [--task I | --all] [--json]\n"
-    "       slm sweep merge PLAN_DIR -o REPORT_DIR [--json]\n"
-    "       slm sweep submit PLAN_DIR --slurm [--partition P] [--max-parallel K] [--slm PATH] [--dry-run]\n"
-    "       slm sweep submit PLAN_DIR --k8s [-o FILE] [--image I] [--claim PVC] [--mount DIR] [--plan-path P]\n"
-    "                                       [--max-parallel K]\n"
-    "       slm sweep submit PLAN_DIR --github --spec SWEEP.json [-o FILE] [--plan-path P] [--setup CMD]\n"
-    "                                          [--slm CMD] [--runs-on LABEL] [--max-parallel K]\n"
-    "\n"
-    "slm compare's grid (models x types x calibration x threads) as independent tasks for a\n"
-    "cluster scheduler: Slurm job arrays, Kubernetes Indexed Jobs, GitHub Actions matrices.\n"
-    "  plan    SWEEP.json (fields in docs/sweep.md) -> PLAN_DIR/plan.json: the tasks, each with a\n"
-    "          content-addressed id and its exact commands; deterministic. PLAN_DIR must be on\n"
-    "          storage every worker sees.\n"
-    "  run     one task; the index is --task I, else $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX\n"
-    "          (--all: every task, one after the other). A task with a result is skipped; results\n"
-    "          and artifacts land by atomic rename: a killed task leaves no partial result.\n"
-    "  merge   every result into slm compare's table, JSON and chart (one per model x calibration x\n"
-    "          threads): REPORT_DIR/report.md, report.json, group-N.svg. Refuses results of another\n"
-    "          plan or another slmkit build; lists the tasks without a result (exit 1).\n"
-    "  submit  --slurm writes PLAN_DIR/sweep.sbatch (sbatch --array over the tasks without a result,\n"
-    "          %K with --max-parallel) and submits it (--dry-run: write only); --k8s writes an\n"
-    "          Indexed Job (default PLAN_DIR/sweep-job.yaml); --github a workflow with a matrix job\n"
-    "          and a merge job (default PLAN_DIR/sweep-workflow.yml), each job planning again from\n"
-    "          --spec (paths relative to the repository root).\n"
-    "\n"
-    "Exit codes: 0 ok, 1 merge: tasks missing, 2 usage, 3 bad input (a bad SWEEP.json or plan, a\n"
-    "result of another plan or build, a failed step), 4 I/O, 6 internal.\n";
-
 /* ---- child steps: this binary, in PLAN_DIR ---------------------------------------------- */
 
 static int exec_step(void *ctx, const char *step, char *const *argv, const char *cwd, const char *out,
@@ -269,6 +239,68 @@ typedef struct submit_args {
     const char *out, *partition, *slm, *image, *claim, *mount, *plan_path, *setup, *runs_on, *spec;
 } submit_args;
 
+typedef struct sweep_args {
+    submit_args s;
+    long long task;
+    int all;
+} sweep_args;
+
+static const char *const sweep_subs[] = {"plan", "run", "merge", "submit", NULL};
+
+static const slm_opt sweep_opts[] = {
+    OPT_PATH('o', "output", sweep_args, s.out, "PATH", "plan: PLAN_DIR; merge: REPORT_DIR; submit --k8s/--github: the file written"),
+    OPT_I64(0, "task", sweep_args, task, "I", 0, INT_MAX, "run: the task index (else $SLURM_ARRAY_TASK_ID, $JOB_COMPLETION_INDEX)"),
+    OPT_FLAG(0, "all", sweep_args, all, "run: every task, one after the other"),
+    OPT_FLAG(0, "slurm", sweep_args, s.slurm, "submit: write PLAN_DIR/sweep.sbatch and submit it with sbatch"),
+    OPT_FLAG(0, "k8s", sweep_args, s.k8s, "submit: write a Kubernetes Indexed Job"),
+    OPT_FLAG(0, "github", sweep_args, s.github, "submit: write a GitHub Actions workflow (matrix job + merge job)"),
+    OPT_STRING(0, "partition", sweep_args, s.partition, "P", "submit --slurm: the partition"),
+    OPT_I64(0, "max-parallel", sweep_args, s.max_par, "K", 1, 1 << 20, "submit: at most K tasks at once"),
+    OPT_STRING(0, "slm", sweep_args, s.slm, "PATH", "submit: the slm the jobs run (default: this binary)"),
+    OPT_FLAG(0, "dry-run", sweep_args, s.dry_run, "submit --slurm: write the script, do not submit"),
+    OPT_STRING(0, "image", sweep_args, s.image, "I", "submit --k8s: the container image"),
+    OPT_STRING(0, "claim", sweep_args, s.claim, "PVC", "submit --k8s: the shared volume's claim"),
+    OPT_STRING(0, "mount", sweep_args, s.mount, "DIR", "submit --k8s: where the volume is mounted"),
+    OPT_STRING(0, "plan-path", sweep_args, s.plan_path, "P", "submit --k8s/--github: PLAN_DIR as the jobs see it"),
+    OPT_PATH(0, "spec", sweep_args, s.spec, "SWEEP.json", "submit --github: the spec each job plans from (relative to the repository)"),
+    OPT_STRING(0, "setup", sweep_args, s.setup, "CMD", "submit --github: the command that builds slm"),
+    OPT_STRING(0, "runs-on", sweep_args, s.runs_on, "LABEL", "submit --github: the runner label"),
+    OPT_INCLUDE_AS(cli_json_table, sweep_args, s.json, "print the result as one JSON object"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_sweep = {
+    .usage =
+        "slm sweep plan SWEEP.json -o PLAN_DIR [--json]\n"
+        "slm sweep run PLAN_DIR [--task I | --all] [--json]\n"
+        "slm sweep merge PLAN_DIR -o REPORT_DIR [--json]\n"
+        "slm sweep submit PLAN_DIR --slurm [--partition P] [--max-parallel K] [--slm PATH] [--dry-run]\n"
+        "slm sweep submit PLAN_DIR --k8s [-o FILE] [--image I] [--claim PVC] [--mount DIR] [--plan-path P] [--max-parallel K]\n"
+        "slm sweep submit PLAN_DIR --github --spec SWEEP.json [-o FILE] [--plan-path P] [--setup CMD] [--slm CMD] [--runs-on LABEL] [--max-parallel K]",
+    .description =
+        "slm compare's grid (models x types x calibration x threads) as independent tasks for a\n"
+        "cluster scheduler: Slurm job arrays, Kubernetes Indexed Jobs, GitHub Actions matrices.\n"
+        "  plan    SWEEP.json (fields in docs/sweep.md) -> PLAN_DIR/plan.json: the tasks, each with a\n"
+        "          content-addressed id and its exact commands; deterministic. PLAN_DIR must be on\n"
+        "          storage every worker sees.\n"
+        "  run     one task; the index is --task I, else $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX\n"
+        "          (--all: every task, one after the other). A task with a result is skipped; results\n"
+        "          and artifacts land by atomic rename: a killed task leaves no partial result.\n"
+        "  merge   every result into slm compare's table, JSON and chart (one per model x calibration x\n"
+        "          threads): REPORT_DIR/report.md, report.json, group-N.svg. Refuses results of another\n"
+        "          plan or another slmkit build; lists the tasks without a result (exit 1).\n"
+        "  submit  --slurm writes PLAN_DIR/sweep.sbatch (sbatch --array over the tasks without a result,\n"
+        "          %K with --max-parallel) and submits it (--dry-run: write only); --k8s writes an\n"
+        "          Indexed Job (default PLAN_DIR/sweep-job.yaml); --github a workflow with a matrix job\n"
+        "          and a merge job (default PLAN_DIR/sweep-workflow.yml), each job planning again from\n"
+        "          --spec (paths relative to the repository root).\n",
+    .opts = sweep_opts,
+    .subcommands = sweep_subs,
+    .exit_codes =
+        "0 ok, 1 merge: tasks missing, 2 usage, 3 bad input (a bad SWEEP.json or plan, a\n"
+        "result of another plan or build, a failed step), 4 I/O, 6 internal",
+};
+
 static int do_submit(const char *dir, const submit_args *a)
 {
     if (a->slurm + a->k8s + a->github != 1)
@@ -364,48 +396,25 @@ int cmd_sweep(int argc, char **argv)
     if (argc < 2)
         return cli_usage(CMD, "give a subcommand: plan, run, merge or submit (slm sweep --help)");
     const char *sub = argv[1], *pos = NULL;
-    long long task = -1;
-    int all = 0;
-    submit_args a = {0};
-    for (int i = 2; i < argc; i++) {
-        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (o[0] != '-') {
-            if (pos)
-                return cli_usage(CMD, "unexpected argument '%s'", o);
-            pos = o;
-            continue;
-        }
-        int *flag = !strcmp(o, "--json") ? &a.json : !strcmp(o, "--all") ? &all : !strcmp(o, "--slurm") ? &a.slurm
-                  : !strcmp(o, "--k8s") ? &a.k8s : !strcmp(o, "--github") ? &a.github
-                  : !strcmp(o, "--dry-run") ? &a.dry_run : NULL;
-        if (flag) {
-            *flag = 1;
-            continue;
-        }
-        const char **sv = !strcmp(o, "-o") || !strcmp(o, "--output") ? &a.out : !strcmp(o, "--partition") ? &a.partition
-                        : !strcmp(o, "--slm") ? &a.slm : !strcmp(o, "--image") ? &a.image
-                        : !strcmp(o, "--claim") ? &a.claim : !strcmp(o, "--mount") ? &a.mount
-                        : !strcmp(o, "--plan-path") ? &a.plan_path : !strcmp(o, "--setup") ? &a.setup
-                        : !strcmp(o, "--runs-on") ? &a.runs_on : !strcmp(o, "--spec") ? &a.spec : NULL;
-        if (!sv && strcmp(o, "--task") && strcmp(o, "--max-parallel"))
-            return cli_usage(CMD, "unknown option '%s'", o);
-        if (!v)
-            return cli_usage(CMD, "option '%s' needs a value", o);
-        i++;
-        if (sv)
-            *sv = v;
-        else if (!strcmp(o, "--task") ? cli_parse_int(v, 0, INT_MAX, &task) : cli_parse_int(v, 1, 1 << 20, &a.max_par))
-            return cli_usage(CMD, "%s: '%s' is not a %s", o, v, !strcmp(o, "--task") ? "task index" : "count (1..)");
-    }
+    sweep_args sa = {.task = -1};
+    int ai = slm_opt_parse(CMD, sweep_opts, argc - 1, argv + 1, &sa);
+    if (ai < 0)
+        return -ai;
+    ai += 1; /* operands: argv[ai..argc) */
+    if (ai < argc)
+        pos = argv[ai++];
+    if (ai < argc)
+        return cli_usage(CMD, "unexpected argument '%s'", argv[ai]);
+    const submit_args *a = &sa.s;
     if (!pos)
         return cli_usage(CMD, "%s: %s is required", sub, !strcmp(sub, "plan") ? "SWEEP.json" : "PLAN_DIR");
     if (!strcmp(sub, "plan"))
-        return a.out ? do_plan(pos, a.out, a.json) : cli_usage(CMD, "plan: -o PLAN_DIR is required");
+        return a->out ? do_plan(pos, a->out, a->json) : cli_usage(CMD, "plan: -o PLAN_DIR is required");
     if (!strcmp(sub, "run"))
-        return do_run(pos, task, all, a.json);
+        return do_run(pos, sa.task, sa.all, a->json);
     if (!strcmp(sub, "merge"))
-        return a.out ? do_merge(pos, a.out, a.json) : cli_usage(CMD, "merge: -o REPORT_DIR is required");
+        return a->out ? do_merge(pos, a->out, a->json) : cli_usage(CMD, "merge: -o REPORT_DIR is required");
     if (!strcmp(sub, "submit"))
-        return do_submit(pos, &a);
+        return do_submit(pos, a);
     return cli_usage(CMD, "unknown subcommand '%s' (plan, run, merge, submit)", sub);
 }

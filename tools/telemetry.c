@@ -1,6 +1,5 @@
 /* tools/telemetry.c — `slm telemetry on|off|status|show|reset-id|push`: the opt-in switch and
  * the user's view of the local spool (serve/telemetry.h). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,52 +9,57 @@
 #include "cli.h"
 #include "telemetry.h"
 
-const char help_telemetry[] =
-    "usage: slm telemetry on [--level error|all] [--endpoint URL]\n"
-    "       slm telemetry off | status [--json] | show | reset-id | push\n"
-    "\n"
-    "Telemetry is off unless turned on here; SLM_TELEMETRY=0 in the environment overrides\n"
-    "everything. When on, `slm serve` appends one record of counters and histograms to a local\n"
-    "spool when it stops (requests, errors, tokens, time to first token, prefill/decode tokens per\n"
-    "second, fallbacks by reason, health checks, model SHA-256, architecture and quant type, device\n"
-    "class); never a prompt, an output or any free text. Dates are days; the install id is random.\n"
-    "See docs/serve.md for every field.\n"
-    "\n"
-    "  on                 start recording (a new random install id on the first use)\n"
-    "      --level L      error: error counters only; all: every field (default all)\n"
-    "      --endpoint URL also push each record as OTLP/HTTP JSON to URL/v1/metrics\n"
-    "  off                stop recording and pushing (the spool stays until you delete it)\n"
-    "  status             level, install id, spool path and size, endpoint, environment override\n"
-    "  show               print the spool (JSONL) exactly as stored\n"
-    "  reset-id           a new random install id\n"
-    "  push               push the whole spool now (needs on and an endpoint)\n"
-    "\n"
-    "The settings and spool live in $SLM_TELEMETRY_DIR, else $XDG_STATE_HOME/slmkit, else\n"
-    "~/.local/state/slmkit (telemetry.json, telemetry.jsonl).\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad settings file, 4 I/O (push failed, cannot write)\n";
+typedef struct telemetry_args {
+    const char *level, *endpoint;
+    int json;
+} telemetry_args;
+
+static const char *const telemetry_verbs[] = {"on", "off", "status", "show", "reset-id", "push", NULL};
+
+static const slm_opt telemetry_opts[] = {
+    OPT_STRING(0, "level", telemetry_args, level, "L", "(on) error: error counters only; all: every field (default all)"),
+    OPT_STRING(0, "endpoint", telemetry_args, endpoint, "URL", "(on) also push each record as OTLP/HTTP JSON to URL/v1/metrics"),
+    OPT_INCLUDE_AS(cli_json_table, telemetry_args, json, "(status) one JSON object"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_telemetry = {
+    .usage =
+        "slm telemetry on [--level error|all] [--endpoint URL]\n"
+        "slm telemetry off | status [--json] | show | reset-id | push",
+    .description =
+        "Telemetry is off unless turned on here; SLM_TELEMETRY=0 in the environment overrides\n"
+        "everything. When on, `slm serve` appends one record of counters and histograms to a local\n"
+        "spool when it stops (requests, errors, tokens, time to first token, prefill/decode tokens per\n"
+        "second, fallbacks by reason, health checks, model SHA-256, architecture and quant type, device\n"
+        "class); never a prompt, an output or any free text. Dates are days; the install id is random.\n"
+        "See docs/serve.md for every field.\n"
+        "\n"
+        "  on                 start recording (a new random install id on the first use)\n"
+        "  off                stop recording and pushing (the spool stays until you delete it)\n"
+        "  status             level, install id, spool path and size, endpoint, environment override\n"
+        "  show               print the spool (JSONL) exactly as stored\n"
+        "  reset-id           a new random install id\n"
+        "  push               push the whole spool now (needs on and an endpoint)\n"
+        "\n"
+        "The settings and spool live in $SLM_TELEMETRY_DIR, else $XDG_STATE_HOME/slmkit, else\n"
+        "~/.local/state/slmkit (telemetry.json, telemetry.jsonl).\n",
+    .opts = telemetry_opts,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad settings file, 4 I/O (push failed, cannot write)",
+    .examples = "slm telemetry on --level error\nslm telemetry status --json",
+    .subcommands = telemetry_verbs,
+};
 
 int cmd_telemetry(int argc, char **argv)
 {
     const char *C = "telemetry";
-    static const struct option opts[] = {
-        {"level", required_argument, 0, 'l'}, {"endpoint", required_argument, 0, 'e'}, {"json", no_argument, 0, 'j'},
-        {0, 0, 0, 0},
-    };
-    const char *level_s = NULL, *endpoint = NULL;
-    int json = 0;
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
-        switch (o) {
-        case 'l': level_s = optarg; break;
-        case 'e': endpoint = optarg; break;
-        case 'j': json = 1; break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    telemetry_args a = {0};
+    int optind = slm_opt_parse(C, telemetry_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    const char *level_s = a.level, *endpoint = a.endpoint;
+    int json = a.json;
     if (optind != argc - 1)
         return cli_usage(C, "give one of on, off, status, show, reset-id, push");
     const char *verb = argv[optind];

@@ -1,7 +1,6 @@
 /* tools/template.c — `slm template`: the exact prompt a chat model receives for
  * a conversation, rendered with the model's own chat template (GGUF metadata
  * only; no tensor data is read). */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,58 +10,54 @@
 #include "formats.h"
 #include "runtime.h"
 
-const char help_template[] =
-    "usage: slm template -m MODEL.gguf MESSAGES.json [--no-generation-prompt]\n"
-    "                    [--chat-template NAME] [--json]\n"
-    "\n"
-    "Print the exact prompt MODEL receives for the conversation in MESSAGES.json\n"
-    "(a JSON array of {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}),\n"
-    "rendered with the model's chat template (GGUF key tokenizer.chat_template) as\n"
-    "transformers' apply_chat_template does, with bos_token / eos_token taken from\n"
-    "the model's vocabulary. Only the GGUF metadata is read. The prompt is written\n"
-    "as is (no newline added). Templates that print today's date take \"now\" from\n"
-    "SOURCE_DATE_EPOCH (UTC) when it is set. See docs/chat.md.\n"
-    "\n"
-    "options:\n"
-    "  -m, --model FILE          the GGUF model\n"
-    "      --no-generation-prompt  do not open the assistant's turn at the end\n"
-    "                            (add_generation_prompt = false)\n"
-    "      --chat-template NAME  render with a built-in template instead of the\n"
-    "                            model's: chatml, llama3, gemma, phi3\n"
-    "      --json                one JSON object: prompt, template, bos/eos tokens\n"
-    "  -h, --help                this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (malformed MESSAGES.json, no or\n"
-    "unrenderable template), 4 I/O error, 6 internal error\n";
+typedef struct template_args {
+    const char *model, *tname;
+    int no_gen, json;
+} template_args;
+
+static const slm_opt template_opts[] = {
+    OPT_PATH('m', "model", template_args, model, "FILE", "the GGUF model"),
+    OPT_FLAG(0, "no-generation-prompt", template_args, no_gen,
+             "do not open the assistant's turn at the end\n(add_generation_prompt = false)"),
+    OPT_STRING(0, "chat-template", template_args, tname, "NAME",
+               "render with a built-in template instead of the\nmodel's: chatml, llama3, gemma, phi3"),
+    OPT_INCLUDE_AS(cli_json_table, template_args, json, "one JSON object: prompt, template, bos/eos tokens"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_template = {
+    .usage =
+        "slm template -m MODEL.gguf MESSAGES.json [--no-generation-prompt]\n"
+        "             [--chat-template NAME] [--json]",
+    .description =
+        "Print the exact prompt MODEL receives for the conversation in MESSAGES.json\n"
+        "(a JSON array of {\"role\": \"system\"|\"user\"|\"assistant\", \"content\": \"...\"}),\n"
+        "rendered with the model's chat template (GGUF key tokenizer.chat_template) as\n"
+        "transformers' apply_chat_template does, with bos_token / eos_token taken from\n"
+        "the model's vocabulary. Only the GGUF metadata is read. The prompt is written\n"
+        "as is (no newline added). Templates that print today's date take \"now\" from\n"
+        "SOURCE_DATE_EPOCH (UTC) when it is set. See docs/chat.md.\n",
+    .opts = template_opts,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input (malformed MESSAGES.json, no or\n"
+        "unrenderable template), 4 I/O error, 6 internal error",
+};
 
 #define MAX_MESSAGES_BYTES (64u << 20)
 
 int cmd_template(int argc, char **argv)
 {
-    static const struct option opts[] = {{"model", required_argument, 0, 'm'},
-                                         {"no-generation-prompt", no_argument, 0, 'G'},
-                                         {"chat-template", required_argument, 0, 'T'},
-                                         {"json", no_argument, 0, 'J'},
-                                         {0, 0, 0, 0}};
-    const char *model = NULL, *tname = NULL;
-    int json = 0, gen = 1, c;
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, "m:", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm': model = optarg; break;
-        case 'G': gen = 0; break;
-        case 'T': tname = optarg; break;
-        case 'J': json = 1; break;
-        case ':': return cli_usage("template", "option '%s' needs an argument", argv[optind - 1]);
-        default: return cli_usage("template", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    template_args a = {0};
+    int ai = slm_opt_parse("template", template_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    const char *model = a.model, *tname = a.tname;
+    int json = a.json, gen = !a.no_gen;
     if (!model)
         return cli_usage("template", "missing -m MODEL.gguf");
-    if (optind != argc - 1)
-        return cli_usage("template", optind >= argc ? "missing MESSAGES.json" : "expected one MESSAGES.json");
-    const char *mpath = argv[optind];
+    if (ai != argc - 1)
+        return cli_usage("template", ai >= argc ? "missing MESSAGES.json" : "expected one MESSAGES.json");
+    const char *mpath = argv[ai];
     const char *builtin = NULL;
     if (tname && !(builtin = slm_chat_builtin(tname)))
         return cli_usage("template", "unknown chat template '%s' (built-in: %s)", tname, slm_chat_builtin_names());

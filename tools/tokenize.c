@@ -1,7 +1,6 @@
 /* tools/tokenize.c — `slm tokenize`: the ids a model's tokenizer gives a text
  * (llama-tokenize's role). Reads only the tokenizer.* metadata of the GGUF;
  * the weights are never touched. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,34 +10,42 @@
 #include "formats.h"
 #include "runtime.h"
 
-const char help_tokenize[] =
-    "usage: slm tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--json] [--no-bos] [--special]\n"
-    "                    [--ids | --pieces]\n"
-    "\n"
-    "Tokenize a text with the tokenizer stored in a GGUF (tokenizer.ggml.* metadata;\n"
-    "the weights are not read) and print the token ids, as llama.cpp's llama-tokenize\n"
-    "does. The BOS token is added when the model asks for it (tokenizer.ggml.add_bos_token,\n"
-    "and EOS when add_eos_token is set), unless --no-bos. Texts of special tokens\n"
-    "(\"<|im_end|>\", \"<end_of_turn>\", ...) are ordinary text unless --special;\n"
-    "user-defined added tokens are always matched, as in llama.cpp.\n"
-    "\n"
-    "output (default): one line per token: ID, a tab, the token's text as a JSON string\n"
-    "\n"
-    "options:\n"
-    "  -m, --model FILE   GGUF file\n"
-    "  -p, --prompt TEXT  text to tokenize\n"
-    "  -f, --file FILE    read the text from FILE (bytes as they are)\n"
-    "      --no-bos       do not add BOS/EOS even if the model asks for them\n"
-    "      --special      parse special-token texts into their ids (parse_special)\n"
-    "      --ids          print only the ids, space-separated on one line\n"
-    "      --pieces       print only the token texts, one JSON string per line\n"
-    "      --json         {\"n_tokens\": N, \"ids\": [...], \"pieces\": [...]}\n"
-    "  -h, --help         this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input (not a GGUF, no or bad tokenizer metadata),\n"
-    "            4 I/O error, 6 internal error\n";
+typedef struct tokenize_args {
+    const char *model, *prompt, *file;
+    int no_bos, special, ids, pieces, json;
+} tokenize_args;
 
-enum { OPT_NOBOS = 256, OPT_SPECIAL, OPT_IDS, OPT_PIECES, OPT_JSON };
+static const slm_opt tokenize_opts[] = {
+    OPT_PATH('m', "model", tokenize_args, model, "FILE", "GGUF file"),
+    OPT_STRING('p', "prompt", tokenize_args, prompt, "TEXT", "text to tokenize"),
+    OPT_PATH('f', "file", tokenize_args, file, "FILE", "read the text from FILE (bytes as they are)"),
+    OPT_FLAG(0, "no-bos", tokenize_args, no_bos, "do not add BOS/EOS even if the model asks for them"),
+    OPT_FLAG(0, "special", tokenize_args, special, "parse special-token texts into their ids (parse_special)"),
+    OPT_FLAG(0, "ids", tokenize_args, ids, "print only the ids, space-separated on one line"),
+    OPT_FLAG(0, "pieces", tokenize_args, pieces, "print only the token texts, one JSON string per line"),
+    OPT_INCLUDE_AS(cli_json_table, tokenize_args, json, "{\"n_tokens\": N, \"ids\": [...], \"pieces\": [...]}"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_tokenize = {
+    .usage =
+        "slm tokenize -m MODEL.gguf (-p TEXT | -f FILE) [--json] [--no-bos] [--special]\n"
+        "             [--ids | --pieces]",
+    .description =
+        "Tokenize a text with the tokenizer stored in a GGUF (tokenizer.ggml.* metadata;\n"
+        "the weights are not read) and print the token ids, as llama.cpp's llama-tokenize\n"
+        "does. The BOS token is added when the model asks for it (tokenizer.ggml.add_bos_token,\n"
+        "and EOS when add_eos_token is set), unless --no-bos. Texts of special tokens\n"
+        "(\"<|im_end|>\", \"<end_of_turn>\", ...) are ordinary text unless --special;\n"
+        "user-defined added tokens are always matched, as in llama.cpp.\n"
+        "\n"
+        "output (default): one line per token: ID, a tab, the token's text as a JSON string\n",
+    .opts = tokenize_opts,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input (not a GGUF, no or bad tokenizer metadata),\n"
+        "4 I/O error, 6 internal error",
+};
+
 
 /* Text of one token (specials shown), malloc'd; *n its length. */
 static char *piece_of(const slm_tokenizer *t, int32_t id, size_t *n)
@@ -78,35 +85,15 @@ static char *json_piece(const char *p, size_t n)
 
 int cmd_tokenize(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"prompt", required_argument, 0, 'p'},
-        {"file", required_argument, 0, 'f'},  {"no-bos", no_argument, 0, OPT_NOBOS},
-        {"special", no_argument, 0, OPT_SPECIAL}, {"ids", no_argument, 0, OPT_IDS},
-        {"pieces", no_argument, 0, OPT_PIECES}, {"json", no_argument, 0, OPT_JSON},
-        {0, 0, 0, 0},
-    };
     const char *C = "tokenize";
-    const char *model_path = NULL, *prompt = NULL, *file = NULL;
-    int no_bos = 0, special = 0, only_ids = 0, only_pieces = 0, json = 0;
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":m:p:f:", opts, NULL)) != -1) {
-        switch (o) {
-        case 'm': model_path = optarg; break;
-        case 'p': prompt = optarg; break;
-        case 'f': file = optarg; break;
-        case OPT_NOBOS: no_bos = 1; break;
-        case OPT_SPECIAL: special = 1; break;
-        case OPT_IDS: only_ids = 1; break;
-        case OPT_PIECES: only_pieces = 1; break;
-        case OPT_JSON: json = 1; break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind]);
+    tokenize_args a = {0};
+    int ai = slm_opt_parse(C, tokenize_opts, argc, argv, &a);
+    if (ai < 0)
+        return -ai;
+    const char *model_path = a.model, *prompt = a.prompt, *file = a.file;
+    int no_bos = a.no_bos, special = a.special, only_ids = a.ids, only_pieces = a.pieces, json = a.json;
+    if (ai < argc)
+        return cli_usage(C, "unexpected argument '%s'", argv[ai]);
     if (!model_path)
         return cli_usage(C, "-m MODEL.gguf is required");
     if (!prompt == !file)

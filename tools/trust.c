@@ -1,5 +1,4 @@
 /* tools/trust.c — `slm trust`: create, rotate, check and show trust roots. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,33 +6,46 @@
 #include "cli.h"
 #include "signing.h"
 
-const char help_trust[] =
-    "usage: slm trust init   -o ROOT --key A.pub [--key B.pub ...] --threshold K --expires 365d\n"
-    "                        [--sign-with A.key ...]\n"
-    "       slm trust rotate --from OLD -o NEW --key X.pub ... --threshold K --expires 365d\n"
-    "                        --sign-with KEY ...\n"
-    "       slm trust verify ROOT [NEXT ...]\n"
-    "       slm trust show ROOT\n"
-    "\n"
-    "A trust root (JSON) lists the keys allowed to sign bundles, a threshold k of n,\n"
-    "a version and an expiry, and is itself signed by k of its keys. `rotate` makes\n"
-    "root N+1 from root N: it must be signed by a threshold of the OLD root's keys\n"
-    "AND a threshold of its own (sign with both sets, or collect signatures later\n"
-    "with `slm sign`). Verifiers walk the chain N -> N+1 only, one version at a time.\n"
-    "`verify` checks a chain: the first root is trusted as given (its own threshold\n"
-    "is checked), each next one must be its successor, and the last must not be\n"
-    "expired. See docs/bundles.md.\n"
-    "\n"
-    "options:\n"
-    "  -o, --output FILE     root to write\n"
-    "      --from ROOT       (rotate) the current root N\n"
-    "  -k, --key PUB         a public key of the new root; repeatable\n"
-    "      --threshold K     signatures needed (1..number of keys)\n"
-    "      --expires D       lifetime: 365d, 12h, 30m, 45s (default 365d)\n"
-    "  -s, --sign-with KEY   private key to sign with now; repeatable\n"
-    "  -h, --help            this help\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O, 5 verification failed (chain, threshold, expiry)\n";
+typedef struct trust_args {
+    const char *out, *from, *pubs[SLM_ROOT_MAX_KEYS], *privs[SLM_ROOT_MAX_KEYS];
+    int n_pub, n_priv, thr;
+    int64_t life;
+} trust_args;
+
+static const char *const trust_subs[] = {"init", "rotate", "verify", "show", NULL};
+
+static const slm_opt trust_opts[] = {
+    OPT_PATH('o', "output", trust_args, out, "FILE", "root to write"),
+    OPT_PATH(0, "from", trust_args, from, "ROOT", "(rotate) the current root N"),
+    OPT_LIST('k', "key", trust_args, pubs, n_pub, "PUB", "a public key of the new root; repeatable"),
+    OPT_INT(0, "threshold", trust_args, thr, "K", 1, SLM_ROOT_MAX_KEYS, "signatures needed (1..number of keys)"),
+    OPT_CALLBACK(0, "expires", trust_args, life, "D", cli_opt_duration, "lifetime: 365d, 12h, 30m, 45s (default 365d)"),
+    OPT_LIST('s', "sign-with", trust_args, privs, n_priv, "KEY", "private key to sign with now; repeatable"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_trust = {
+    .usage =
+        "slm trust init   -o ROOT --key A.pub [--key B.pub ...] --threshold K --expires 365d\n"
+        "                 [--sign-with A.key ...]\n"
+        "slm trust rotate --from OLD -o NEW --key X.pub ... --threshold K --expires 365d\n"
+        "                 --sign-with KEY ...\n"
+        "slm trust verify ROOT [NEXT ...]\n"
+        "slm trust show ROOT",
+    .description =
+        "A trust root (JSON) lists the keys allowed to sign bundles, a threshold k of n,\n"
+        "a version and an expiry, and is itself signed by k of its keys. `rotate` makes\n"
+        "root N+1 from root N: it must be signed by a threshold of the OLD root's keys\n"
+        "AND a threshold of its own (sign with both sets, or collect signatures later\n"
+        "with `slm sign`). Verifiers walk the chain N -> N+1 only, one version at a time.\n"
+        "`verify` checks a chain: the first root is trusted as given (its own threshold\n"
+        "is checked), each next one must be its successor, and the last must not be\n"
+        "expired. See docs/bundles.md.\n",
+    .opts = trust_opts,
+    .subcommands = trust_subs,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input, 4 I/O, 5 verification failed (chain, threshold, expiry)",
+};
 
 static void print_root(const slm_root *r)
 {
@@ -78,48 +90,16 @@ int cmd_trust(int argc, char **argv)
     int rotate = !strcmp(sub, "rotate");
     if (!rotate && strcmp(sub, "init"))
         return cli_usage(C, "unknown subcommand '%s' (init, rotate, verify, show)", sub);
-    enum { OPT_FROM = 1000, OPT_THR, OPT_EXP };
-    static const struct option opts[] = {
-        {"output", required_argument, 0, 'o'},   {"from", required_argument, 0, OPT_FROM},
-        {"key", required_argument, 0, 'k'},      {"threshold", required_argument, 0, OPT_THR},
-        {"expires", required_argument, 0, OPT_EXP}, {"sign-with", required_argument, 0, 's'},
-        {0, 0, 0, 0},
-    };
-    const char *out = NULL, *from = NULL, *pubs[SLM_ROOT_MAX_KEYS], *privs[SLM_ROOT_MAX_KEYS];
-    int n_pub = 0, n_priv = 0;
-    long long thr = 0;
-    int64_t life = 365 * 86400LL;
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc - 1, argv + 1, ":o:k:s:", opts, NULL)) != -1) {
-        switch (o) {
-        case 'o': out = optarg; break;
-        case OPT_FROM: from = optarg; break;
-        case 'k':
-            if (n_pub == SLM_ROOT_MAX_KEYS)
-                return cli_usage(C, "at most %d keys", SLM_ROOT_MAX_KEYS);
-            pubs[n_pub++] = optarg;
-            break;
-        case 's':
-            if (n_priv == SLM_ROOT_MAX_KEYS)
-                return cli_usage(C, "at most %d signing keys", SLM_ROOT_MAX_KEYS);
-            privs[n_priv++] = optarg;
-            break;
-        case OPT_THR:
-            if (cli_parse_int(optarg, 1, SLM_ROOT_MAX_KEYS, &thr))
-                return cli_usage(C, "--threshold wants 1..%d, got '%s'", SLM_ROOT_MAX_KEYS, optarg);
-            break;
-        case OPT_EXP:
-            if (slm_parse_duration(optarg, &life) || life <= 0)
-                return cli_usage(C, "--expires wants a duration like 365d, 12h, 30m; got '%s'", optarg);
-            break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind]);
-        }
-    }
-    if (optind + 1 < argc)
-        return cli_usage(C, "unexpected argument '%s'", argv[optind + 1]);
+    trust_args a = {.life = 365 * 86400LL};
+    int ai = slm_opt_parse(C, trust_opts, argc - 1, argv + 1, &a);
+    if (ai < 0)
+        return -ai;
+    if (ai < argc - 1)
+        return cli_usage(C, "unexpected argument '%s'", argv[1 + ai]);
+    const char *out = a.out, *from = a.from, *const *pubs = a.pubs, *const *privs = a.privs;
+    int n_pub = a.n_pub, n_priv = a.n_priv;
+    long long thr = a.thr;
+    int64_t life = a.life;
     if (!out || !n_pub || !thr)
         return cli_usage(C, "%s needs -o ROOT, at least one --key and --threshold", sub);
     if (rotate && !from)

@@ -11,30 +11,6 @@
 #include "cli.h"
 #include "signing.h"
 
-const char help_tuf[] =
-    "usage: slm tuf init REPO --key ROLE=KEY ... [--threshold ROLE=N ...] [--expires D]\n"
-    "       slm tuf add REPO FILE [--name NAME] [--stored] --key ROLE=KEY ... [--expires ROLE=D ...]\n"
-    "       slm tuf fetch REPO --root ROOT.json --state DIR --target NAME -o FILE [--now T] [--json]\n"
-    "\n"
-    "TUF-compatible repository metadata beside the bundles, so that any TUF\n"
-    "client (python-tuf, tuf-js, go-tuf) can check a release independently.\n"
-    "ROLE is root, targets, snapshot or timestamp; KEY an Ed25519 private key of\n"
-    "`slm keygen`. init writes REPO/metadata/1.root.json (= root.json): every\n"
-    "role's keys and threshold (default 1), signed by the root keys. add copies\n"
-    "FILE to REPO/targets/NAME (default: its basename) and publishes targets,\n"
-    "snapshot and timestamp, each one version up, signed by the given keys\n"
-    "(default lifetimes: targets 30d, snapshot 7d, timestamp 1d). fetch is the TUF\n"
-    "client workflow over a repository directory: trusted root from DIR (else\n"
-    "--root), rotation via N+1.root.json, timestamp, snapshot, targets with\n"
-    "signatures, thresholds, versions (no rollback against DIR), expiries, then\n"
-    "the target checked against its signed length and SHA-256; FILE appears\n"
-    "only when all passed. --now T (unix seconds) evaluates expiry at T.\n"
-    "add --stored publishes a bundle in the form `slm pull` lands it (header\n"
-    "format 2, payload uncompressed): the target that `slm update --tuf-root`\n"
-    "compares with what it pulled from a registry (`slm push --tuf REPO`).\n"
-    "\n"
-    "exit codes: 0 ok, 2 usage, 3 bad input, 4 I/O, 5 refused (freeze, rollback,\n"
-    "mix-and-match, endless data, wrong key, below threshold, expired)\n";
 
 static int role_of(const char *s, size_t n)
 {
@@ -45,76 +21,128 @@ static int role_of(const char *s, size_t n)
     return -1;
 }
 
+typedef struct tuf_args {
+    slm_key *keys[SLM_TUF_NROLES][16];
+    int nk[SLM_TUF_NROLES], thr[SLM_TUF_NROLES], json, stored;
+    int64_t now, life[SLM_TUF_NROLES];
+    long long now_arg;
+    const char *name, *root, *state, *target, *out;
+} tuf_args;
+
+static int opt_key(const char *cmd, const char *v, void *field, void *base)
+{
+    tuf_args *a = base;
+    const char *eq = strchr(v, '=');
+    int role = eq ? role_of(v, (size_t)(eq - v)) : -1;
+    (void)field;
+    if (role < 0 || a->nk[role] == 16)
+        return cli_usage(cmd, "--key wants ROLE=KEYFILE (root, targets, snapshot, timestamp), got '%s'", v);
+    slm_err err = {0};
+    if (slm_key_load_private(eq + 1, &a->keys[role][a->nk[role]], &err))
+        return cli_fail_err(cmd, &err);
+    a->nk[role]++;
+    return 0;
+}
+
+static int opt_threshold(const char *cmd, const char *v, void *field, void *base)
+{
+    tuf_args *a = base;
+    const char *eq = strchr(v, '=');
+    int role = eq ? role_of(v, (size_t)(eq - v)) : -1;
+    long long x;
+    (void)field;
+    if (role < 0 || cli_parse_int(eq + 1, 1, 16, &x))
+        return cli_usage(cmd, "--threshold wants ROLE=N, got '%s'", v);
+    a->thr[role] = (int)x;
+    return 0;
+}
+
+static int opt_expires(const char *cmd, const char *v, void *field, void *base)
+{
+    tuf_args *a = base;
+    const char *eq = strchr(v, '=');
+    int role = eq ? role_of(v, (size_t)(eq - v)) : -1;
+    int64_t d;
+    (void)field;
+    if (slm_parse_duration(role >= 0 ? eq + 1 : v, &d) || d <= 0)
+        return cli_usage(cmd, "--expires wants [ROLE=]DURATION like 30d, got '%s'", v);
+    a->life[role >= 0 ? role : SLM_TUF_ROOT] = d;
+    return 0;
+}
+
+static const char *const tuf_subs[] = {"init", "add", "fetch", NULL};
+
+static const slm_opt tuf_opts[] = {
+    OPT_CALLBACK(0, "key", tuf_args, keys, "ROLE=KEY", opt_key,
+                 "(init, add) an Ed25519 private key of a role (root, targets, snapshot,\ntimestamp); repeatable"),
+    OPT_CALLBACK(0, "threshold", tuf_args, thr, "ROLE=N", opt_threshold, "(init) signatures a role needs (default 1); repeatable"),
+    OPT_CALLBACK(0, "expires", tuf_args, life, "[ROLE=]D", opt_expires,
+                 "lifetime of the root (init) or of ROLE's metadata (add): 30d, 12h, ..."),
+    OPT_STRING(0, "name", tuf_args, name, "NAME", "(add) target name (default: FILE's basename)"),
+    OPT_FLAG(0, "stored", tuf_args, stored,
+             "(add) publish the bundle in the form `slm pull` lands it (header\n"
+             "format 2, payload uncompressed): the target that `slm update --tuf-root`\n"
+             "compares with what it pulled from a registry (`slm push --tuf REPO`)"),
+    OPT_PATH(0, "root", tuf_args, root, "ROOT.json", "(fetch) the trusted root when DIR holds none"),
+    OPT_DIR(0, "state", tuf_args, state, "DIR", "(fetch) the client's trusted metadata (no rollback against it)"),
+    OPT_STRING(0, "target", tuf_args, target, "NAME", "(fetch) the target to download"),
+    OPT_PATH('o', "output", tuf_args, out, "FILE", "(fetch) where the verified target lands"),
+    OPT_I64(0, "now", tuf_args, now_arg, "T", 0, 1LL << 40, "(fetch) evaluate expiry at unix time T"),
+    OPT_INCLUDE_AS(cli_json_table, tuf_args, json, "(fetch) print the result as one JSON object"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_tuf = {
+    .usage =
+        "slm tuf init REPO --key ROLE=KEY ... [--threshold ROLE=N ...] [--expires D]\n"
+        "slm tuf add REPO FILE [--name NAME] [--stored] --key ROLE=KEY ... [--expires ROLE=D ...]\n"
+        "slm tuf fetch REPO --root ROOT.json --state DIR --target NAME -o FILE [--now T] [--json]",
+    .description =
+        "TUF-compatible repository metadata beside the bundles, so that any TUF\n"
+        "client (python-tuf, tuf-js, go-tuf) can check a release independently.\n"
+        "ROLE is root, targets, snapshot or timestamp; KEY an Ed25519 private key of\n"
+        "`slm keygen`. init writes REPO/metadata/1.root.json (= root.json): every\n"
+        "role's keys and threshold (default 1), signed by the root keys. add copies\n"
+        "FILE to REPO/targets/NAME (default: its basename) and publishes targets,\n"
+        "snapshot and timestamp, each one version up, signed by the given keys\n"
+        "(default lifetimes: targets 30d, snapshot 7d, timestamp 1d). fetch is the TUF\n"
+        "client workflow over a repository directory: trusted root from DIR (else\n"
+        "--root), rotation via N+1.root.json, timestamp, snapshot, targets with\n"
+        "signatures, thresholds, versions (no rollback against DIR), expiries, then\n"
+        "the target checked against its signed length and SHA-256; FILE appears\n"
+        "only when all passed. --now T (unix seconds) evaluates expiry at T.\n",
+    .opts = tuf_opts,
+    .subcommands = tuf_subs,
+    .exit_codes =
+        "0 ok, 2 usage, 3 bad input, 4 I/O, 5 refused (freeze, rollback,\n"
+        "mix-and-match, endless data, wrong key, below threshold, expired)",
+};
+
 int cmd_tuf(int argc, char **argv)
 {
     const char *C = "tuf";
     if (argc < 3)
         return cli_usage(C, "give init, add or fetch, and REPO");
-    const char *sub = argv[1], *repo = argv[2], *file = NULL, *name = NULL, *root = NULL, *state = NULL;
-    const char *target = NULL, *out = NULL;
-    slm_key *keys[SLM_TUF_NROLES][16] = {{0}};
-    int nk[SLM_TUF_NROLES] = {0}, thr[SLM_TUF_NROLES] = {1, 1, 1, 1}, json = 0, stored = 0, rc = 0;
-    int64_t now = (int64_t)time(NULL), life[SLM_TUF_NROLES] = {365 * 86400LL, 30 * 86400LL, 7 * 86400LL, 86400LL};
+    const char *sub = argv[1];
+    tuf_args a = {.thr = {1, 1, 1, 1}, .now_arg = -1,
+                  .life = {365 * 86400LL, 30 * 86400LL, 7 * 86400LL, 86400LL}};
     slm_err err = {0};
-    int i = 3;
-    if (!strcmp(sub, "add") && argc > 3 && argv[3][0] != '-')
-        file = argv[i++];
-    for (; i < argc && !rc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) {
-            json = 1;
-            continue;
-        }
-        if (!strcmp(a, "--stored")) {
-            stored = 1;
-            continue;
-        }
-        if (!v) {
-            rc = cli_usage(C, "'%s' needs a value (or is unknown)", a);
-            break;
-        }
-        i++;
-        const char *eq = strchr(v, '=');
-        int role = eq ? role_of(v, (size_t)(eq - v)) : -1;
-        long long x;
-        if (!strcmp(a, "--key")) {
-            if (role < 0 || nk[role] == 16)
-                rc = cli_usage(C, "--key wants ROLE=KEYFILE (root, targets, snapshot, timestamp), got '%s'", v);
-            else
-                rc = slm_key_load_private(eq + 1, &keys[role][nk[role]++], &err) ? cli_fail_err(C, &err) : 0;
-        } else if (!strcmp(a, "--threshold")) {
-            if (role < 0 || cli_parse_int(eq + 1, 1, 16, &x))
-                rc = cli_usage(C, "--threshold wants ROLE=N, got '%s'", v);
-            else
-                thr[role] = (int)x;
-        } else if (!strcmp(a, "--expires")) {
-            int64_t d;
-            const char *dv = role >= 0 ? eq + 1 : v;
-            if (slm_parse_duration(dv, &d) || d <= 0)
-                rc = cli_usage(C, "--expires wants [ROLE=]DURATION like 30d, got '%s'", v);
-            else if (role >= 0)
-                life[role] = d;
-            else
-                life[SLM_TUF_ROOT] = d;
-        } else if (!strcmp(a, "--name")) {
-            name = v;
-        } else if (!strcmp(a, "--root")) {
-            root = v;
-        } else if (!strcmp(a, "--state")) {
-            state = v;
-        } else if (!strcmp(a, "--target")) {
-            target = v;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out = v;
-        } else if (!strcmp(a, "--now")) {
-            if (cli_parse_int(v, 0, 1LL << 40, &x))
-                rc = cli_usage(C, "--now wants unix seconds, got '%s'", v);
-            else
-                now = x;
-        } else {
-            rc = cli_usage(C, "unknown option '%s'", a);
-        }
+    int ai = slm_opt_parse(C, tuf_opts, argc - 1, argv + 1, &a), rc = ai < 0 ? -ai : 0;
+    ai += 1; /* operands: argv[ai..argc) */
+    const char *repo = NULL, *file = NULL;
+    if (!rc && ai >= argc)
+        rc = cli_usage(C, "give init, add or fetch, and REPO");
+    if (!rc) {
+        repo = argv[ai++];
+        if (!strcmp(sub, "add") && ai < argc)
+            file = argv[ai++];
+        if (ai < argc)
+            rc = cli_usage(C, "unexpected argument '%s'", argv[ai]);
     }
+    slm_key *(*keys)[16] = a.keys;
+    int *nk = a.nk, *thr = a.thr, json = a.json, stored = a.stored;
+    int64_t now = a.now_arg >= 0 ? a.now_arg : (int64_t)time(NULL), *life = a.life;
+    const char *name = a.name, *root = a.root, *state = a.state, *target = a.target, *out = a.out;
     slm_tuf_role_keys roles[SLM_TUF_NROLES];
     for (int r = 0; r < SLM_TUF_NROLES; r++)
         roles[r] = (slm_tuf_role_keys){(const slm_key *const *)keys[r], nk[r], thr[r]};

@@ -15,37 +15,50 @@
 
 int cmd_install(int argc, char **argv);
 
-const char help_update[] =
-    "usage: slm update --store DIR --from HOST[:PORT]/REPO:TAG [--trust ROOT ...] [--ppl-tolerance F]\n"
-    "                  [--tuf-root ROOT.json] [--tuf-target NAME] [--tuf-tag T] [--json] [registry options]\n"
-    "\n"
-    "A device's update: `slm pull` into DIR/download with the store's pinned trust\n"
-    "root and its anti-rollback floor, then `slm install` (A/B slots, health check,\n"
-    "commit or stay). The signed head is checked before any payload byte is\n"
-    "fetched: a registry serving an older release under a newer tag (rollback), an\n"
-    "expired one (freeze) or a forged one is refused before the download, and a\n"
-    "tampered blob is refused as it arrives. Network failures (registry down,\n"
-    "HTTP errors, truncation, stalls, redirects to other hosts) are one line each;\n"
-    "in every failure the active model stays as it was. An interrupted download\n"
-    "resumes at the next update (DIR/download/*.part). A new store needs --trust.\n"
-    "\n"
-    "options:\n"
-    "  -s, --store DIR          the install store\n"
-    "  -f, --from REF           where the release is published\n"
-    "  -t, --trust ROOT         trust root (first install) or newer roots of the chain\n"
-    "      --ppl-tolerance F    passed to install's health check\n"
-    "      --tuf-root ROOT      require TUF metadata (pushed by `slm push --tuf`): its\n"
-    "                           1.root.json; kept in DIR/tuf, after which every update\n"
-    "                           requires TUF. Timestamp, snapshot and targets are checked\n"
-    "                           before the download; the pulled bundle must then have the\n"
-    "                           length and SHA-256 that targets names\n"
-    "      --tuf-target NAME    the target (default: the repository's last path part)\n"
-    "      --tuf-tag T          the tag of the metadata artifact (default tuf)\n"
-    "      --json               print the store status after the install\n" REGCLI_HELP
-    "  -h, --help               this help\n"
-    "\n"
-    "exit codes: 0 installed, 1 health check failed (previous model kept), 2 usage,\n"
-    "3 bad input, 4 I/O or network, 5 verification failed (nothing installed)\n";
+typedef struct update_args {
+    const char *store, *from, *trust[15], *tol, *tuf_root, *tuf_target, *tuf_tag;
+    int n_trust, json;
+    regcli rg;
+} update_args;
+
+static const slm_opt update_opts[] = {
+    OPT_DIR('s', "store", update_args, store, "DIR", "the install store"),
+    OPT_STRING('f', "from", update_args, from, "REF", "where the release is published"),
+    OPT_LIST('t', "trust", update_args, trust, n_trust, "ROOT", "trust root (first install) or newer roots of the chain"),
+    OPT_STRING(0, "ppl-tolerance", update_args, tol, "F", "passed to install's health check"),
+    OPT_PATH(0, "tuf-root", update_args, tuf_root, "ROOT",
+             "require TUF metadata (pushed by `slm push --tuf`): its\n"
+             "1.root.json; kept in DIR/tuf, after which every update\n"
+             "requires TUF. Timestamp, snapshot and targets are checked\n"
+             "before the download; the pulled bundle must then have the\n"
+             "length and SHA-256 that targets names"),
+    OPT_STRING(0, "tuf-target", update_args, tuf_target, "NAME", "the target (default: the repository's last path part)"),
+    OPT_STRING(0, "tuf-tag", update_args, tuf_tag, "T", "the tag of the metadata artifact (default tuf)"),
+    OPT_INCLUDE_AS(cli_json_table, update_args, json, "print the store status after the install"),
+    OPT_GROUP("registry options:"),
+    OPT_INCLUDE(regcli_table, update_args, rg),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_update = {
+    .usage =
+        "slm update --store DIR --from HOST[:PORT]/REPO:TAG [--trust ROOT ...] [--ppl-tolerance F]\n"
+        "           [--tuf-root ROOT.json] [--tuf-target NAME] [--tuf-tag T] [--json] [registry options]",
+    .description =
+        "A device's update: `slm pull` into DIR/download with the store's pinned trust\n"
+        "root and its anti-rollback floor, then `slm install` (A/B slots, health check,\n"
+        "commit or stay). The signed head is checked before any payload byte is\n"
+        "fetched: a registry serving an older release under a newer tag (rollback), an\n"
+        "expired one (freeze) or a forged one is refused before the download, and a\n"
+        "tampered blob is refused as it arrives. Network failures (registry down,\n"
+        "HTTP errors, truncation, stalls, redirects to other hosts) are one line each;\n"
+        "in every failure the active model stays as it was. An interrupted download\n"
+        "resumes at the next update (DIR/download/*.part). A new store needs --trust.\n",
+    .opts = update_opts,
+    .exit_codes =
+        "0 installed, 1 health check failed (previous model kept), 2 usage,\n"
+        "3 bad input, 4 I/O or network, 5 verification failed (nothing installed)",
+};
 
 /* DIR/download/tuf: the fetched metadata, removed after each update */
 static void rm_meta(const char *dir)
@@ -66,42 +79,17 @@ static void rm_meta(const char *dir)
 
 int cmd_update(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000, OPT_TOL, OPT_TUF_ROOT, OPT_TUF_TARGET, OPT_TUF_TAG };
-    static const struct option opts[] = {{"store", required_argument, 0, 's'}, {"from", required_argument, 0, 'f'},
-                                         {"trust", required_argument, 0, 't'}, {"ppl-tolerance", required_argument, 0, OPT_TOL},
-                                         {"tuf-root", required_argument, 0, OPT_TUF_ROOT},
-                                         {"tuf-target", required_argument, 0, OPT_TUF_TARGET},
-                                         {"tuf-tag", required_argument, 0, OPT_TUF_TAG},
-                                         {"json", no_argument, 0, OPT_JSON}, REGCLI_LONGOPTS, {0, 0, 0, 0}};
-    const char *C = "update", *store = NULL, *from = NULL, *trust[16], *tol = NULL;
-    const char *tuf_root = NULL, *tuf_target = NULL, *tuf_tag = "tuf";
-    regcli rg = {0};
-    int json = 0, n_trust = 0, o, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, ":s:f:t:", opts, NULL)) != -1 && !rc) {
-        if (regcli_opt(&rg, o, optarg, C, &rc))
-            continue;
-        switch (o) {
-        case 's': store = optarg; break;
-        case 'f': from = optarg; break;
-        case 't':
-            if (n_trust == 15)
-                rc = cli_usage(C, "at most 15 --trust roots");
-            else
-                trust[n_trust++] = optarg;
-            break;
-        case OPT_TOL: tol = optarg; break;
-        case OPT_TUF_ROOT: tuf_root = optarg; break;
-        case OPT_TUF_TARGET: tuf_target = optarg; break;
-        case OPT_TUF_TAG: tuf_tag = optarg; break;
-        case OPT_JSON: json = 1; break;
-        case ':': rc = cli_usage(C, "option '%s' needs a value", argv[optind - 1]); break;
-        default: rc = cli_usage(C, "unknown option '%s'", argv[optind - 1]); break;
-        }
-    }
-    if (rc)
-        return rc;
+    const char *C = "update";
+    update_args a = {.tuf_tag = "tuf"};
+    int optind = slm_opt_parse(C, update_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    regcli rg = a.rg;
+    if (rg.n_allow)
+        rg.o.allow_hosts = rg.allow; /* the copy's own array */
+    const char *store = a.store, *from = a.from, *const *trust = a.trust, *tol = a.tol;
+    const char *tuf_root = a.tuf_root, *tuf_target = a.tuf_target, *tuf_tag = a.tuf_tag;
+    int json = a.json, n_trust = a.n_trust, rc = 0;
     if (optind < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[optind]);
     if (!store || !from)

@@ -1,5 +1,4 @@
 /* tools/verify.c — `slm verify`: check a bundle against a trust root, streaming. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -7,57 +6,49 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
+#include "pipeline.h"
 #include "signing.h"
 
-const char help_verify[] =
-    "usage: slm verify BUNDLE.slmb --trust ROOT [--trust NEXT_ROOT ...] [--json] [--floor V]\n"
-    "\n"
-    "Verify a bundle without installing it: header, then the signatures over the\n"
-    "exact manifest bytes (every signature by a key of the root and valid, at least\n"
-    "the root's threshold), then expiry, minimum runtime and --floor, then every\n"
-    "payload byte hashed while it is decompressed (reads capped by the declared\n"
-    "sizes, trailing bytes refused). Memory stays bounded whatever the size.\n"
-    "Several --trust files form a rotation chain: the first is trusted as given,\n"
-    "each next one must be its successor (version + 1, signed by both thresholds).\n"
-    "\n"
-    "options:\n"
-    "  -t, --trust ROOT   trust root; repeat to walk a rotation chain (required)\n"
-    "      --floor V      refuse versions <= V (what an install store would do)\n"
-    "      --json         print the verified manifest summary as one JSON object\n"
-    "  -h, --help         this help\n"
-    "\n"
-    "exit codes: 0 verified, 2 usage, 3 bad input, 4 I/O, 5 verification failed\n"
-    "(one line says which check; the list is in docs/bundles.md)\n";
+typedef struct verify_args {
+    const char *trust[16];
+    int n_trust, json;
+    long long floor_v;
+} verify_args;
+
+static const slm_opt verify_opts[] = {
+    OPT_LIST('t', "trust", verify_args, trust, n_trust, "ROOT", "trust root; repeat to walk a rotation chain (required)"),
+    OPT_I64(0, "floor", verify_args, floor_v, "V", 0, 1LL << 53, "refuse versions <= V (what an install store would do)"),
+    OPT_INCLUDE_AS(cli_json_table, verify_args, json, "print the verified manifest summary as one JSON object"),
+    OPT_END(),
+};
+
+const slm_cmd_doc doc_verify = {
+    .usage =
+        "slm verify BUNDLE.slmb --trust ROOT [--trust NEXT_ROOT ...] [--json] [--floor V]",
+    .description =
+        "Verify a bundle without installing it: header, then the signatures over the\n"
+        "exact manifest bytes (every signature by a key of the root and valid, at least\n"
+        "the root's threshold), then expiry, minimum runtime and --floor, then every\n"
+        "payload byte hashed while it is decompressed (reads capped by the declared\n"
+        "sizes, trailing bytes refused). Memory stays bounded whatever the size.\n"
+        "Several --trust files form a rotation chain: the first is trusted as given,\n"
+        "each next one must be its successor (version + 1, signed by both thresholds).\n",
+    .opts = verify_opts,
+    .exit_codes =
+        "0 verified, 2 usage, 3 bad input, 4 I/O, 5 verification failed\n"
+        "(one line says which check; the list is in docs/bundles.md)",
+};
 
 int cmd_verify(int argc, char **argv)
 {
-    enum { OPT_JSON = 1000, OPT_FLOOR };
-    static const struct option opts[] = {{"trust", required_argument, 0, 't'},
-                                         {"json", no_argument, 0, OPT_JSON},
-                                         {"floor", required_argument, 0, OPT_FLOOR},
-                                         {0, 0, 0, 0}};
-    const char *C = "verify", *trust[16], *bundle = NULL;
-    int n_trust = 0, json = 0;
-    long long floor_v = 0;
-    optind = 1;
-    opterr = 0;
-    int o;
-    while ((o = getopt_long(argc, argv, ":t:", opts, NULL)) != -1) {
-        switch (o) {
-        case 't':
-            if (n_trust == 16)
-                return cli_usage(C, "at most 16 --trust roots");
-            trust[n_trust++] = optarg;
-            break;
-        case OPT_JSON: json = 1; break;
-        case OPT_FLOOR:
-            if (cli_parse_int(optarg, 0, 1LL << 53, &floor_v))
-                return cli_usage(C, "--floor wants an integer >= 0, got '%s'", optarg);
-            break;
-        case ':': return cli_usage(C, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage(C, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    const char *C = "verify", *bundle = NULL;
+    verify_args a = {0};
+    int optind = slm_opt_parse(C, verify_opts, argc, argv, &a);
+    if (optind < 0)
+        return -optind;
+    const char *const *trust = a.trust;
+    int n_trust = a.n_trust, json = a.json;
+    long long floor_v = a.floor_v;
     if (optind < argc)
         bundle = argv[optind++];
     if (optind < argc)
@@ -67,15 +58,8 @@ int cmd_verify(int argc, char **argv)
     slm_err err = {0};
     slm_root *root = NULL;
     slm_manifest *m = NULL;
-    int64_t now = (int64_t)time(NULL);
-    int rc = slm_trust_chain(trust, n_trust, now, &root, &err);
-    slm_verify_opts vo = {now, SLM_SIGNING_RUNTIME_VERSION, (uint64_t)floor_v, 1};
-    if (!rc)
-        rc = slm_bundle_verify(bundle, root, &vo, NULL, &m, &err);
-    if (rc) {
-        slm_root_free(root);
+    if (slm_pl_verify(bundle, trust, n_trust, (uint64_t)floor_v, &root, &m, &err))
         return cli_fail_err(C, &err);
-    }
     if (json) {
         cJSON *j = cJSON_CreateObject();
         cJSON_AddBoolToObject(j, "ok", 1);

@@ -1,4 +1,4 @@
-/* tools/quantize_gptq.c — `slm quantize --gptq`: the layer-by-layer driver.
+/* api/gptq.c — `slm quantize --gptq`: the layer-by-layer driver.
  *
  * The residual stream of every calibration chunk entering block N is kept (R:
  * chunks x n_ctx x n_embd floats). For block N = 0, 1, ...:
@@ -29,7 +29,7 @@
 #include <time.h>
 
 #include "calib.h"
-#include "cli.h"
+#include "pipeline.h"
 #include "formats.h"
 #include "libquant.h"
 #include "runtime.h"
@@ -45,10 +45,10 @@ static double cpu_now(void)
 /* wall and CPU seconds spent in each phase, for the verbose report */
 enum { PH_PASS1, PH_GPTQ, PH_PASS2, PH_DOWN, PH_N };
 typedef struct { double wall[PH_N], cpu[PH_N], w0, c0; } phase_clock;
-static void ph_start(phase_clock *pc) { pc->w0 = cli_now(); pc->c0 = cpu_now(); }
+static void ph_start(phase_clock *pc) { pc->w0 = slm_pl_now(); pc->c0 = cpu_now(); }
 static void ph_stop(phase_clock *pc, int ph)
 {
-    pc->wall[ph] += cli_now() - pc->w0;
+    pc->wall[ph] += slm_pl_now() - pc->w0;
     pc->cpu[ph] += cpu_now() - pc->c0;
 }
 
@@ -113,9 +113,9 @@ static int is_ffn(const char *name) { return strstr(name, ".ffn_") != NULL; }
 /* H += x^T x for n_tokens rows, timed for the verbose report */
 static void h_accumulate(driver *d, hgroup *g, const float *x, int64_t n_tokens)
 {
-    const double w0 = cli_now(), c0 = cpu_now();
+    const double w0 = slm_pl_now(), c0 = cpu_now();
     slm_gptq_accumulate(g->H, x, n_tokens, g->n, d->threads);
-    d->h_wall += cli_now() - w0;
+    d->h_wall += slm_pl_now() - w0;
     d->h_cpu += cpu_now() - c0;
 }
 
@@ -282,7 +282,7 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
     int last_layer = -1;
     for (size_t i = 0; i < d.n; i++)
         if (d.s[i].layer > last_layer) last_layer = d.s[i].layer;
-    double t0 = cli_now();
+    double t0 = slm_pl_now();
     phase_clock pc = {0};
     const int pass1_exact = o->exact_pass1; /* --gptq-exact-pass1 */
     for (int L = 0; L <= last_layer; L++) {
@@ -376,13 +376,16 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
             ph_stop(&pc, PH_DOWN);
         }
         free_groups(&d);
-        if (o->verbose)
-            fprintf(stderr,
-                    "slm quantize: GPTQ layer %d/%d done (%d chunks of %d tokens), %.1f s; so far wall/CPU s: "
+        if (o->verbose && o->log) {
+            char line[512];
+            snprintf(line, sizeof line,
+                    "GPTQ layer %d/%d done (%d chunks of %d tokens), %.1f s; so far wall/CPU s: "
                     "pass 1 %.1f/%.1f, GPTQ %.1f/%.1f, pass 2 %.1f/%.1f, ffn_down %.1f/%.1f (H in all: %.1f/%.1f)\n",
-                    L, hp->n_layer, ct.n_chunks, ct.n_ctx, cli_now() - t0, pc.wall[PH_PASS1], pc.cpu[PH_PASS1],
+                    L, hp->n_layer, ct.n_chunks, ct.n_ctx, slm_pl_now() - t0, pc.wall[PH_PASS1], pc.cpu[PH_PASS1],
                     pc.wall[PH_GPTQ], pc.cpu[PH_GPTQ], pc.wall[PH_PASS2], pc.cpu[PH_PASS2], pc.wall[PH_DOWN],
                     pc.cpu[PH_DOWN], d.h_wall, d.h_cpu);
+            o->log(o->log_user, line);
+        }
     }
     rc = SLM_OK;
 out:

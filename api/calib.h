@@ -1,8 +1,8 @@
-/* tools/calib.h — calibration text shared by `slm imatrix` and `slm quantize --gptq`:
+/* api/calib.h — calibration text shared by `slm imatrix` and `slm quantize --gptq`:
  * the text tokenized once (BOS first when the model adds one) and cut into chunks of
  * n_ctx tokens whose first token is BOS, exactly as llama-imatrix and llama-perplexity do. */
-#ifndef SLM_TOOLS_CALIB_H
-#define SLM_TOOLS_CALIB_H
+#ifndef SLM_API_CALIB_H
+#define SLM_API_CALIB_H
 
 #include "runtime.h"
 
@@ -19,10 +19,8 @@ int calib_prepare(const char *path, const slm_model *m, const slm_tokenizer *tok
 void calib_free(calib_text *ct);
 /* Evaluate chunk i from an empty cache (the context's observer sees every product). */
 int calib_run_chunk(slm_ctx *ctx, const calib_text *ct, int i, int all_logits, slm_err *err);
-/* Whole file as a NUL-terminated string. */
-char *calib_read_file(const char *path, size_t *n, slm_err *err);
 
-/* ---- GPTQ driver (tools/quantize_gptq.c) ---- */
+/* ---- GPTQ driver (api/gptq.c) ---- */
 typedef struct gptq_tensor {
     const gguf_tensor *src;   /* in the input file */
     uint32_t type;            /* target type (a legacy or k-quant type) */
@@ -34,6 +32,8 @@ typedef struct gptq_opts {
     int n_ctx, max_chunks, threads, verbose;
     slm_gptq_params p;
     int exact_pass1;          /* pass 1 on the original weights, not their Q8_0 copies */
+    void (*log)(void *user, const char *line); /* with verbose: a progress line per layer */
+    void *log_user;
 } gptq_opts;
 /* Quantize ts[] (weights of products: blk.N.* and output.weight) with GPTQ, layer by
  * layer: H of layer N's inputs is accumulated with layers < N already quantized. */

@@ -1,10 +1,10 @@
-/* formats/types.c — block geometry and names of ggml tensor type ids.
+/* base/types.c — block geometry and names of ggml tensor type ids.
  *
  * Facts (ids, elements per block, bytes per block, names) match ggml's
  * ggml.h enum and its type_traits table; block byte counts follow from the
  * block structs in ggml-common.h. Retired ids (4, 5, 31..33, 36..38) are
  * unknown here, as they are to current llama.cpp. */
-#include "formats.h"
+#include "base.h"
 
 typedef struct type_info {
     const char *name;
