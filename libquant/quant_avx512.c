@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "iquants.h"
 #include "qrows.h"
 #include "rt_simd.h"
 
@@ -26,6 +27,7 @@ int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, voi
 void slm_kset_avx512(slm_kset *k)
 {
     avx512_fill(k->t);
+    slm_iq_kernels_avx512(k->t); /* i-quants, ternary (iquants_avx512.c) */
     for (uint32_t t = 0; t < SLM_T_COUNT; t++) {
         k->t[t].rows = avx512_rows_for(t);
         k->t[t].x8 = avx512_x8_for(t);
