@@ -478,3 +478,85 @@ void slm_vec_dot_tq1_0(int64_t n, float *s, const void *vx, const void *vy)
     }
     *s = sumf;
 }
+
+/* ---------------- level grids for GPTQ (calib.c) ----------------
+ * Element j of a block dequantizes to a[j] * levels[L] (IQ4: the 16 non-linear levels;
+ * ternary: a[j] * (L - 1)). */
+int slm_iq_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax)
+{
+    switch (type) {
+    case SLM_T_IQ4_NL: {
+        const float d = slm_h2f(((const block_iq4_nl *)blk)->d);
+        for (int j = 0; j < QK4_NL; j++) { a[j] = d; b[j] = 0; }
+        *zero = 0; *qmax = 15;
+        return QK4_NL;
+    }
+    case SLM_T_IQ4_XS: {
+        const block_iq4_xs *x = blk;
+        const float d = slm_h2f(x->d);
+        for (int j = 0; j < QK_K; j++) { a[j] = d * (float)(slm_iq4xs_ls(x, j / 32) - 32); b[j] = 0; }
+        *zero = 0; *qmax = 15;
+        return QK_K;
+    }
+    case SLM_T_TQ1_0: case SLM_T_TQ2_0: {
+        const float d = slm_h2f(type == SLM_T_TQ1_0 ? ((const block_tq1_0 *)blk)->d : ((const block_tq2_0 *)blk)->d);
+        for (int j = 0; j < QK_K; j++) { a[j] = d; b[j] = 0; }
+        *zero = 1; *qmax = 2;
+        return QK_K;
+    }
+    default:
+        return 0;
+    }
+}
+
+int slm_iq_grid_pack(uint32_t type, void *blk, const uint8_t *L)
+{
+    switch (type) {
+    case SLM_T_IQ4_NL:
+        pack_nibbles(L, ((block_iq4_nl *)blk)->qs);
+        return 0;
+    case SLM_T_IQ4_XS:
+        for (int ib = 0; ib < 8; ib++) pack_nibbles(L + 32 * ib, ((block_iq4_xs *)blk)->qs + 16 * ib);
+        return 0;
+    case SLM_T_TQ2_0: {
+        block_tq2_0 *y = blk;
+        memset(y->qs, 0, sizeof y->qs);
+        for (int e = 0; e < QK_K; e++) y->qs[32 * (e / 128) + e % 32] |= (uint8_t)((L[e] & 3) << 2 * ((e % 128) / 32));
+        return 0;
+    }
+    case SLM_T_TQ1_0: {
+        block_tq1_0 *y = blk;
+        uint8_t t[5];
+        for (int m = 0; m < 32; m++) {
+            for (int k = 0; k < 5; k++) t[k] = L[32 * k + m] % 3;
+            y->qs[m] = trits_byte(t, 5);
+        }
+        for (int m = 0; m < 16; m++) {
+            for (int k = 0; k < 5; k++) t[k] = L[160 + 16 * k + m] % 3;
+            y->qs[32 + m] = trits_byte(t, 5);
+        }
+        for (int j = 0; j < 4; j++) {
+            for (int k = 0; k < 4; k++) t[k] = L[240 + 4 * k + j] % 3;
+            y->qh[j] = trits_byte(t, 4);
+        }
+        return 0;
+    }
+    default:
+        return -1;
+    }
+}
+
+const int8_t *slm_qgrid_levels(uint32_t type, int *nlevels)
+{
+    if (type == SLM_T_IQ4_NL || type == SLM_T_IQ4_XS) {
+        if (nlevels) *nlevels = 16;
+        return slm_kvalues_iq4nl;
+    }
+    return NULL;
+}
+
+int slm_qgrid_nearest(const int8_t *levels, int nlevels, float v)
+{
+    (void)nlevels; /* the IQ4 table: 16 levels */
+    return nl_index(v);
+}

@@ -64,5 +64,10 @@ void slm_iq_kernels_avx512(slm_kernel_fns *tab);
 /* GPTQ on a non-linear grid (calib.c): the level values of `type` (16 for IQ4), NULL
  * for types whose levels are uniform (slm_qgrid_decode's a * (L - zero) + b). */
 const int8_t *slm_qgrid_levels(uint32_t type, int *nlevels);
+/* index of the level nearest to v */
+int slm_qgrid_nearest(const int8_t *levels, int nlevels, float v);
+/* slm_qgrid_decode / slm_qgrid_pack for these types (0 / -1 when not one of them) */
+int slm_iq_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax);
+int slm_iq_grid_pack(uint32_t type, void *blk, const uint8_t *L);
 
 #endif

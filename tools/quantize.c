@@ -22,7 +22,8 @@ const char help_quantize[] =
     "llama-quantize would give it (output.weight Q6_K for k-quant recipes, attn_v and\n"
     "ffn_down bumped by layer position, 1-D tensors and norms kept), so sizes compare.\n"
     "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
-    "      Q5_0 Q5_1 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K = the _M recipes).\n"
+    "      Q5_0 Q5_1 IQ4_NL IQ4_XS TQ1_0 TQ2_0 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K =\n"
+    "      the _M recipes).\n"
     "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
     "Rows are quantized independently, so the output bytes are the same for any -t.\n"
     "The output is written to a temp file, synced and renamed: never a partial OUT.\n"
@@ -33,7 +34,8 @@ const char help_quantize[] =
     "                               refuse a tensor whose row length does not fit it\n"
     "      --tensor-type PAT=T      tensors whose name matches the regular expression PAT\n"
     "                               get type T (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K\n"
-    "                               q3_K q4_K q5_K q6_K); first match wins; repeatable\n"
+    "                               q3_K q4_K q5_K q6_K iq4_nl iq4_xs tq1_0 tq2_0); first\n"
+    "                               match wins; repeatable\n"
     "      --output-tensor-type T   type of output.weight\n"
     "      --token-embedding-type T type of token_embd.weight\n"
     "      --allow-requantize       accept already-quantized input (dequantized, then\n"
@@ -64,7 +66,8 @@ const char help_quantize[] =
     "\n"
     "A row length that is not a multiple of the chosen type's block falls back to a\n"
     "smaller-block type as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,\n"
-    "q2_K/q3_K -> q4_0, F16 when even 32 does not fit), with a note on stderr.\n"
+    "q2_K/q3_K/tq1_0/tq2_0 -> q4_0, iq4_xs -> iq4_nl, F16 when even 32 does not fit),\n"
+    "with a note on stderr.\n"
     "\n"
     "exit codes: 0 ok, 2 usage (bad option, unknown type name, bad pattern),\n"
     "            3 bad input (corrupt file, quantized input without --allow-requantize,\n"
@@ -325,7 +328,7 @@ int cmd_quantize(int argc, char **argv)
     if (gguf_open(in, &g, &err)) { free(rules); return cli_fail_err(C, &err); }
 
     /* model facts the rules depend on */
-    slm_recipe_model m = { "", 0, 1, 0, 0 };
+    slm_recipe_model m = { "", 0, 1, 0, 0, 0 };
     char archbuf[64] = "", key[128];
     gguf_str s;
     if (!gguf_get_str(g, "general.architecture", &s) && s.len < sizeof archbuf) {
@@ -333,6 +336,7 @@ int cmd_quantize(int argc, char **argv)
         archbuf[s.len] = 0;
     }
     m.arch = archbuf;
+    m.has_imatrix = imatrix_path != NULL; /* llama-quantize's has_imatrix (IQ4, Q4_0/Q5_0 ffn_down) */
     int64_t iv;
     snprintf(key, sizeof key, "%s.block_count", archbuf);
     if (!gguf_get_int(g, key, &iv) && iv > 0 && iv < 100000) m.n_layers = (int)iv;
