@@ -27,12 +27,12 @@ int slm_avx512_gemm_prep(uint32_t type, const float *x, int64_t n, int ntok, voi
 void slm_kset_avx512(slm_kset *k)
 {
     avx512_fill(k->t);
-    slm_iq_kernels_avx512(k->t); /* i-quants, ternary (iquants_avx512.c) */
     for (uint32_t t = 0; t < SLM_T_COUNT; t++) {
         k->t[t].rows = avx512_rows_for(t);
         k->t[t].x8 = avx512_x8_for(t);
         k->t[t].gemm = avx512_gemm_for(t);
     }
+    slm_iq_kernels_avx512(k->t); /* i-quants, ternary (iquants_avx512.c), after the rows loop */
     k->gemm_prep = avx512_gemm_prep;
     k->fp32_to_fp16_row = slm_fp32_to_fp16_row_avx512;
     k->fp16_to_fp32_row = slm_fp16_to_fp32_row_avx512;
