@@ -462,3 +462,98 @@ Test(iquants, perplexity_agrees_with_llamacpp, .timeout = 240)
     tu_rmtree(dir);
     free(f32); free(dir);
 }
+
+/* ---- GPTQ on these grids ---------------------------------------------------------------- */
+
+/* decode -> the level of every dequantized value -> re-pack gives the same block */
+Test(iquants, qgrid_pack_reproduces_quantizer_blocks)
+{
+    enum { N = 1024 };
+    float x[N], imp[N], y0[N], y1[N], a[256], b[256];
+    rng_state = 21;
+    for (int i = 0; i < N; i++) { x[i] = rng_gauss() * (i % 97 == 0 ? 8.0f : 1.0f); imp[i] = (float)rng_unif() + 0.01f; }
+    for (size_t k = 0; k < NIQT; k++) {
+        const slm_qtraits *q = slm_qtraits_get(IQT[k]);
+        cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
+        unsigned char buf[2048], rep[2048];
+        for (int pass = 0; pass < 2; pass++) {
+            q->quantize_row(x, buf, N, pass ? imp : NULL);
+            q->dequantize_row(buf, y0, N);
+            memcpy(rep, buf, slm_row_bytes(q->type, N));
+            for (int blk = 0; blk < N / q->blck; blk++) {
+                unsigned char *bp = rep + (size_t)blk * q->bytes;
+                int zero, qmax;
+                cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), q->blck);
+                uint8_t L[256];
+                for (int j = 0; j < q->blck; j++) {
+                    const float v = y0[blk * q->blck + j];
+                    int l = zero;
+                    if (a[j] != 0) { /* the level whose value is v */
+                        l = -1;
+                        for (int c = 0; c <= qmax; c++) {
+                            const float lv = q->blck == 32 || q->type == T_IQ4_XS ? (float)KV[c] : (float)(c - zero);
+                            if (a[j] * lv + b[j] == v) { l = c; break; }
+                        }
+                    }
+                    cr_assert_geq(l, 0, "%s: %g is on no level of the grid", q->name, v);
+                    L[j] = (uint8_t)l;
+                }
+                /* scramble the levels first: pack must write every one */
+                memset(bp + (q->type == T_TQ1_0 || q->type == T_TQ2_0 ? 0 : q->type == T_IQ4_NL ? 2 : 8), 0x5a,
+                       q->type == T_TQ1_0 ? 52 : q->type == T_TQ2_0 ? 64 : q->type == T_IQ4_NL ? 16 : 128);
+                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
+            }
+            q->dequantize_row(rep, y1, N);
+            cr_expect(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed block dequantizes differently", q->name);
+        }
+    }
+}
+
+/* GPTQ lowers the output error ||X (W - Wq)^T||^2 against the type's own importance-weighted
+ * rounding, on activations with correlated columns (a low-rank mix plus noise). */
+Test(iquants, gptq_lowers_output_error_vs_rounding, .timeout = 60)
+{
+    enum { T = 512, n = 512, rows = 32, R = 8 };
+    float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n), *mix = malloc(sizeof(float) * R * n);
+    unsigned char *buf = malloc((size_t)rows * n);
+    rng_state = 5;
+    for (int i = 0; i < R * n; i++) mix[i] = rng_gauss();
+    for (int t = 0; t < T; t++) {
+        float z[R];
+        for (int r = 0; r < R; r++) z[r] = rng_gauss();
+        for (int c = 0; c < n; c++) {
+            float v = 0.3f * rng_gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
+            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
+            X[(size_t)t * n + c] = v;
+        }
+    }
+    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * rng_gauss();
+    slm_gptq_accumulate(H, X, T, n, 2);
+    slm_gptq_symmetrize(H, n);
+    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    for (size_t k = 0; k < NIQT; k++) {
+        const slm_qtraits *q = slm_qtraits_get(IQT[k]);
+        const size_t rb = slm_row_bytes(q->type, n);
+        double e[2];
+        for (int g = 0; g < 2; g++) {
+            if (g) {
+                slm_gptq_params p = {0.01f, 128, 0};
+                cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0, "%s", q->name);
+            } else {
+                slm_quantize_rows(q->type, W, buf, rows, n, imp);
+            }
+            for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+            e[g] = 0;
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < rows; r++) {
+                    double d = 0;
+                    for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
+                    e[g] += d * d;
+                }
+        }
+        cr_log_info("%s: output error GPTQ %.4g, rounding %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
+        cr_expect(e[1] < 0.8 * e[0], "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e[1], e[0]);
+    }
+    free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf);
+}
