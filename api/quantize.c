@@ -137,7 +137,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
         return rc;
 
     /* model facts the rules depend on */
-    slm_recipe_model m = { "", 0, 1, 0, 0 };
+    slm_recipe_model m = { "", 0, 1, 0, 0, 0 };
     char archbuf[64] = "", key[128];
     gguf_str s;
     if (!gguf_get_str(g, "general.architecture", &s) && s.len < sizeof archbuf) {
@@ -145,6 +145,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
         archbuf[s.len] = 0;
     }
     m.arch = archbuf;
+    m.has_imatrix = imatrix_path != NULL; /* llama-quantize's has_imatrix (IQ4, Q4_0/Q5_0 ffn_down) */
     int64_t iv;
     snprintf(key, sizeof key, "%s.block_count", archbuf);
     if (!gguf_get_int(g, key, &iv) && iv > 0 && iv < 100000) m.n_layers = (int)iv;

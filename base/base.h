@@ -50,8 +50,10 @@ enum slm_ggml_type {
     SLM_TYPE_F32 = 0, SLM_TYPE_F16 = 1, SLM_TYPE_Q4_0 = 2, SLM_TYPE_Q4_1 = 3,
     SLM_TYPE_Q5_0 = 6, SLM_TYPE_Q5_1 = 7, SLM_TYPE_Q8_0 = 8, SLM_TYPE_Q8_1 = 9,
     SLM_TYPE_Q2_K = 10, SLM_TYPE_Q3_K = 11, SLM_TYPE_Q4_K = 12, SLM_TYPE_Q5_K = 13,
-    SLM_TYPE_Q6_K = 14, SLM_TYPE_Q8_K = 15, SLM_TYPE_I8 = 24, SLM_TYPE_I16 = 25,
+    SLM_TYPE_Q6_K = 14, SLM_TYPE_Q8_K = 15, SLM_TYPE_IQ3_XXS = 18, SLM_TYPE_IQ4_NL = 20,
+    SLM_TYPE_IQ3_S = 21, SLM_TYPE_IQ4_XS = 23, SLM_TYPE_I8 = 24, SLM_TYPE_I16 = 25,
     SLM_TYPE_I32 = 26, SLM_TYPE_I64 = 27, SLM_TYPE_F64 = 28, SLM_TYPE_BF16 = 30,
+    SLM_TYPE_TQ1_0 = 34, SLM_TYPE_TQ2_0 = 35,
     SLM_TYPE_COUNT = 40
 };
 /* Block size (elements) and bytes per block of a ggml type id; 0 when the id

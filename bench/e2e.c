@@ -32,6 +32,10 @@ static const char *ftype_label(int64_t ft)
     case 17: return "Q5_K - Medium";
     case 18: return "Q6_K";
     case 32: return "BF16";
+    case 25: return "IQ4_NL - 4.5 bpw";
+    case 30: return "IQ4_XS - 4.25 bpw";
+    case 36: return "TQ1_0 - 1.69 bpw ternary";
+    case 37: return "TQ2_0 - 2.06 bpw ternary";
     default: return "?";
     }
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "iquants.h"
 
 void slm_imatrix_accumulate(double *sum2, const float *x, int64_t n_tokens, int64_t n_in)
 {
@@ -100,6 +101,7 @@ int slm_qgrid_supported(uint32_t type)
     switch (type) {
     case SLM_T_Q4_0: case SLM_T_Q4_1: case SLM_T_Q5_0: case SLM_T_Q5_1: case SLM_T_Q8_0:
     case SLM_T_Q2_K: case SLM_T_Q3_K: case SLM_T_Q4_K: case SLM_T_Q5_K: case SLM_T_Q6_K:
+    case SLM_T_IQ4_NL: case SLM_T_IQ4_XS: case SLM_T_TQ1_0: case SLM_T_TQ2_0: /* iquants.c */
         return 1;
     default:
         return 0;
@@ -173,7 +175,7 @@ int slm_qgrid_decode(uint32_t type, const void *blk, float *a, float *b, int *ze
         return QK_K;
     }
     default:
-        return 0;
+        return slm_iq_grid_decode(type, blk, a, b, zero, qmax);
     }
 }
 
@@ -263,6 +265,6 @@ int slm_qgrid_pack(uint32_t type, void *blk, const uint8_t *L)
         return 0;
     }
     default:
-        return -1;
+        return slm_iq_grid_pack(type, blk, L);
     }
 }

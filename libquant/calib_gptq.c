@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "iquants.h"
 
 #define TILE 64
 #define SUB 32 /* columns updated one by one before an sgemm carries their errors on */
@@ -67,6 +68,8 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
     for (int64_t r = 0; r < R; r++)
         for (int64_t c = 0; c < n; c++) Wt[r * n + c] = j->W[(r0 + r) * n + j->perm[c]];
     const size_t bb = j->qt->bytes;
+    int nlev = 0;
+    const int8_t *lev = slm_qgrid_levels(j->type, &nlev);
     float wseg2[QK_K];
     for (int64_t i1 = 0; i1 < n; i1 += lazy) {
         const int64_t i2 = i1 + lazy < n ? i1 + lazy : n, B = i2 - i1;
@@ -104,7 +107,10 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     const float w = wr[i], a = ga[r * blck + t], b = gb[r * blck + t];
                     int q;
                     float v;
-                    if (a != 0.0f && isfinite(a)) {
+                    if (a != 0.0f && isfinite(a) && lev) { /* non-linear levels (IQ4) */
+                        q = slm_qgrid_nearest(lev, nlev, (w - b) / a);
+                        v = a * (float)lev[q] + b;
+                    } else if (a != 0.0f && isfinite(a)) {
                         q = slm_qclamp((w - b) / a + (float)zero, 0, qmax);
                         v = a * (float)(q - zero) + b;
                     } else {

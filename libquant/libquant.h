@@ -176,7 +176,8 @@ enum slm_ftype {
     SLM_FTYPE_F32 = 0, SLM_FTYPE_F16 = 1, SLM_FTYPE_Q4_0 = 2, SLM_FTYPE_Q4_1 = 3, SLM_FTYPE_Q8_0 = 7,
     SLM_FTYPE_Q5_0 = 8, SLM_FTYPE_Q5_1 = 9, SLM_FTYPE_Q2_K = 10, SLM_FTYPE_Q3_K_S = 11, SLM_FTYPE_Q3_K_M = 12,
     SLM_FTYPE_Q3_K_L = 13, SLM_FTYPE_Q4_K_S = 14, SLM_FTYPE_Q4_K_M = 15, SLM_FTYPE_Q5_K_S = 16,
-    SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32
+    SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32,
+    SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37
 };
 /* Recipe by name (case-insensitive: "Q4_K_M", "q4_k", "f16", ...; llama-quantize's
  * names and aliases). Returns the ftype, or -1 if unknown. */
@@ -196,6 +197,8 @@ typedef struct slm_recipe_model {
     int n_gqa;            /* head_count / head_count_kv (1 when unknown) */
     int n_attn_v;         /* tensors named *attn_v.weight / attn_qkv / attn_kv_b */
     int has_output;       /* 0: output.weight absent (tied): token_embd follows the output rule */
+    int has_imatrix;      /* quantizing with importance data (llama-quantize's has_imatrix: IQ4 ffn_down,
+                             Q4_0/Q5_0 ffn_down depend on it) */
 } slm_recipe_model;
 typedef struct slm_recipe_opts {
     int pure;                         /* no per-tensor mix: every quantizable tensor gets the base type */

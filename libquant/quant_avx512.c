@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "iquants.h"
 #include "qrows.h"
 #include "rt_simd.h"
 
@@ -31,6 +32,7 @@ void slm_kset_avx512(slm_kset *k)
         k->t[t].x8 = avx512_x8_for(t);
         k->t[t].gemm = avx512_gemm_for(t);
     }
+    slm_iq_kernels_avx512(k->t); /* i-quants, ternary (iquants_avx512.c), after the rows loop */
     k->gemm_prep = avx512_gemm_prep;
     k->fp32_to_fp16_row = slm_fp32_to_fp16_row_avx512;
     k->fp16_to_fp32_row = slm_fp16_to_fp32_row_avx512;

@@ -11,8 +11,11 @@
  *  - attn_v and ffn_down get more bits by position (use_more_bits: first and last
  *    eighth of the layers and every third in between), attn_output for Q2_K/Q3_K_M/L;
  *  - when the row length is not a multiple of the chosen type's block, a smaller-block
- *    type: Q2_K/Q3_K -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, and F16 if even
- *    32 does not divide the row.
+ *    type: Q2_K/Q3_K/TQ1_0/TQ2_0 -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
+ *    IQ4_XS -> IQ4_NL, and F16 if even 32 does not divide the row;
+ *  - IQ4_NL / IQ4_XS: attn_v Q5_K when n_gqa >= 4, ffn_down of the first eighth of the
+ *    layers Q5_K without an imatrix; TQ1_0 / TQ2_0: token_embd Q4_K; with an imatrix,
+ *    Q4_0 / Q5_0 give the first eighth's ffn_down Q4_1 / Q5_1 (llama.cpp's guard).
  * The same rules cover the newer families with no architecture-specific case: Phi-3's
  * fused attn_qkv counts as attn_v, its fused ffn_up (gate+up) as ffn_up, the tied
  * token_embd of Llama 3.2 / Qwen / Gemma 3 is the output, Gemma 3's post_attention_norm /
@@ -28,6 +31,7 @@
 #include <pcre2.h>
 
 #include "qimpl.h"
+#include "iquants.h"
 
 typedef struct { const char *name; int ftype; uint32_t base; } recipe_row;
 
@@ -41,6 +45,8 @@ static const recipe_row g_recipes[] = {
     { "Q6_K", SLM_FTYPE_Q6_K, SLM_T_Q6_K },     { "Q8_0", SLM_FTYPE_Q8_0, SLM_T_Q8_0 },
     { "F16", SLM_FTYPE_F16, SLM_T_F16 },        { "BF16", SLM_FTYPE_BF16, SLM_T_BF16 },
     { "F32", SLM_FTYPE_F32, SLM_T_F32 },
+    { "IQ4_NL", SLM_FTYPE_IQ4_NL, SLM_T_IQ4_NL }, { "IQ4_XS", SLM_FTYPE_IQ4_XS, SLM_T_IQ4_XS },
+    { "TQ1_0", SLM_FTYPE_TQ1_0, SLM_T_TQ1_0 },   { "TQ2_0", SLM_FTYPE_TQ2_0, SLM_T_TQ2_0 },
 };
 #define N_RECIPES (int)(sizeof g_recipes / sizeof g_recipes[0])
 
@@ -146,11 +152,13 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
         if (falcon || nx % blck(t) != 0) return SLM_T_Q8_0;
         return t != SLM_T_Q8_0 ? SLM_T_Q6_K : t;
     }
-    if (c == C_TOKEN_EMBD) return t;
+    if (c == C_TOKEN_EMBD) return ftype == SLM_FTYPE_TQ1_0 || ftype == SLM_FTYPE_TQ2_0 ? SLM_T_Q4_K : t;
+    const int iq4 = ftype == SLM_FTYPE_IQ4_NL || ftype == SLM_FTYPE_IQ4_XS;
     if (c == C_ATTN_V || c == C_ATTN_QKV || c == C_ATTN_KV_B) {
         if (ftype == SLM_FTYPE_Q2_K) t = m->n_gqa >= 4 ? SLM_T_Q4_K : SLM_T_Q3_K;
         else if (ftype == SLM_FTYPE_Q3_K_M) t = iv < 2 ? SLM_T_Q5_K : SLM_T_Q4_K;
         else if (ftype == SLM_FTYPE_Q3_K_L) t = SLM_T_Q5_K;
+        else if (iq4 && m->n_gqa >= 4) t = SLM_T_Q5_K;
         else if ((ftype == SLM_FTYPE_Q4_K_M || ftype == SLM_FTYPE_Q5_K_M) && use_more_bits(iv, m->n_attn_v))
             t = SLM_T_Q6_K;
         else if (ftype == SLM_FTYPE_Q4_K_S && iv < 4) t = SLM_T_Q5_K;
@@ -165,8 +173,11 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
         else if (ftype == SLM_FTYPE_Q4_K_M) {
             if (falcon) t = il < nl / 16 ? SLM_T_Q6_K : use_more_bits(il, nl) ? SLM_T_Q5_K : SLM_T_Q4_K;
             else if (use_more_bits(il, nl)) t = SLM_T_Q6_K;
-        } else if (ftype == SLM_FTYPE_Q5_K_M && use_more_bits(il, nl)) t = SLM_T_Q6_K;
+        } else if (iq4 && il < nl / 8 && !m->has_imatrix) t = SLM_T_Q5_K;
+        else if (ftype == SLM_FTYPE_Q5_K_M && use_more_bits(il, nl)) t = SLM_T_Q6_K;
         else if (ftype == SLM_FTYPE_Q4_K_S && !falcon && il < nl / 8) t = SLM_T_Q5_K;
+        else if ((ftype == SLM_FTYPE_Q4_0 || ftype == SLM_FTYPE_Q5_0) && m->has_imatrix && il < nl / 8)
+            t = ftype == SLM_FTYPE_Q4_0 ? SLM_T_Q4_1 : SLM_T_Q5_1; /* llama.cpp's guard for early ffn_down */
         return t;
     }
     if (c == C_ATTN_OUT) {
@@ -191,6 +202,8 @@ static uint32_t fallback(uint32_t t, int64_t nx, int *flags)
     case SLM_T_Q4_K: r = SLM_T_Q5_0; break;
     case SLM_T_Q5_K: r = SLM_T_Q5_1; break;
     case SLM_T_Q6_K: r = SLM_T_Q8_0; break;
+    case SLM_T_IQ4_XS: r = SLM_T_IQ4_NL; break;
+    case SLM_T_TQ1_0: case SLM_T_TQ2_0: r = SLM_T_Q4_0; break;
     default: break;
     }
     *flags |= SLM_RECIPE_FALLBACK;

@@ -66,7 +66,7 @@ Test(quantize, recipe_sizes_equal_llama_quantize, .timeout = 120)
 /* llama.cpp's rules, checked on hand cases (facts from llama-quant.cpp) */
 Test(quantize, recipe_rules_match_llama_cpp)
 {
-    const slm_recipe_model m32 = {"llama", 32, 4, 32, 1};
+    const slm_recipe_model m32 = {"llama", 32, 4, 32, 1, 0};
     const int64_t ne[2] = {4096, 4096}, ne1[1] = {4096};
     int ftype = slm_recipe_by_name("q4_k_m"), fl, rule;
     cr_assert_eq(ftype, SLM_FTYPE_Q4_K_M);
@@ -98,7 +98,7 @@ Test(quantize, recipe_rules_match_llama_cpp)
     cr_expect_eq(slm_recipe_tensor_type(&m32, "output.weight", 2, ne, 1, -1, SLM_FTYPE_Q8_0, NULL, NULL, &fl, &rule),
                  SLM_TYPE_Q8_0);
     /* token_embd keeps the base type unless tied (no output.weight): then the output rule */
-    const slm_recipe_model tied = {"llama", 32, 4, 32, 0};
+    const slm_recipe_model tied = {"llama", 32, 4, 32, 0, 0};
     cr_expect_eq(slm_recipe_tensor_type(&m32, "token_embd.weight", 2, ne, 1, -1, ftype, NULL, NULL, &fl, &rule),
                  SLM_TYPE_Q4_K);
     cr_expect_eq(slm_recipe_tensor_type(&tied, "token_embd.weight", 2, ne, 1, -1, ftype, NULL, NULL, &fl, &rule),
