@@ -452,7 +452,7 @@ SLM_API int slm_install_bundle(const char *store_dir, const char *bundle_path, c
     slm_err err = {0};
     if (!store_dir || !bundle_path || !trust_root)
         return usage("slm_install_bundle: NULL argument");
-    slm_pl_health hc = {0.05};
+    slm_pl_health hc = {.tolerance = 0.05};
     slm_install_opts io = {(int64_t)time(NULL), SLM_SIGNING_RUNTIME_VERSION, slm_pl_health_forked, &hc, NULL, NULL, 1};
     slm_store_status st;
     const char *trust[1] = {trust_root};

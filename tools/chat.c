@@ -235,6 +235,7 @@ int cmd_chat(int argc, char **argv)
         int np = 0, reused = 0;
         size_t len = 0;
         const char *route = "local", *why = "ok";
+        int low_conf = 0; /* the fallback was asked because the local reply's confidence was low */
         if (ch && (rc = slm_chat_add(ch, "user", line, (size_t)n, &err)))
             goto out;
         if (remote_only) {
@@ -263,7 +264,7 @@ int cmd_chat(int argc, char **argv)
                 if (fo.priv)
                     why = "private_low_confidence";
                 else
-                    route = "fallback", why = "low_confidence";
+                    route = "fallback", why = "low_confidence", low_conf = 1;
             }
         }
         if (!strcmp(route, "fallback")) {
@@ -271,7 +272,7 @@ int cmd_chat(int argc, char **argv)
             slm_err ferr = {0};
             int frc = srv_fallback_chat(&up, roles, (const char *const *)contents, n_hist, (int)n_predict, sp.temp,
                                         sp.top_p, sp.seed, &ft, &ferr);
-            if (frc && !strcmp(why, "low_confidence")) { /* the local answer stands */
+            if (frc && low_conf) { /* the local answer stands */
                 cli_warn(C, "%s; printing the local answer", ferr.msg);
                 route = "local", why = "low_confidence_upstream_failed";
             } else if (frc) {

@@ -148,7 +148,7 @@ int cmd_install(int argc, char **argv)
     const char *store = a.store;
     const char *const *trust = a.trust;
     int n_trust = a.n_trust, status = a.status, revert = a.revert, json = a.json, wait = a.wait;
-    slm_pl_health hc = {a.tolerance};
+    slm_pl_health hc = {.tolerance = a.tolerance};
     if (optind < argc)
         bundle = argv[optind++];
     if (optind < argc)

@@ -204,7 +204,7 @@ int cmd_run(int argc, char **argv)
     double t0 = cli_now();
     if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &model_path, &err)))
         goto fail;
-    if ((rc = cli_fallback_key(&fo, &fb_key, &err)))
+    if ((rc = cli_fallback_key(&a.fb, &fb_key, &err)))
         goto fail;
     up.key = fb_key;
     if (mem_budget) {
