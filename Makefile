@@ -75,29 +75,35 @@ $(BUILD)/version.h: FORCE
 	@echo '#define SLM_GIT_COMMIT "$(GIT_COMMIT)$(GIT_DIRTY)"' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
+# The compiler and flags the objects were built with: a change (SAN, OPT, -fvisibility, a new
+# include path) rebuilds every object instead of linking stale ones.
+$(BUILD)/cflags.txt: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(CFLAGS)' > $@.tmp
+	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
-$(BUILD)/%_avx2.o: %_avx2.c
+$(BUILD)/%_avx2.o: %_avx2.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX2_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%_avx512.o: %_avx512.c
+$(BUILD)/%_avx512.o: %_avx512.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%_neon.o: %_neon.c
+$(BUILD)/%_neon.o: %_neon.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(NEON_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%_dotprod.o: %_dotprod.c
+$(BUILD)/%_dotprod.o: %_dotprod.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%_i8mm.o: %_i8mm.c
+$(BUILD)/%_i8mm.o: %_i8mm.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(I8MM_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%_sve.o: %_sve.c
+$(BUILD)/%_sve.o: %_sve.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SVE_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%_fhm.o: %_fhm.c
+$(BUILD)/%_fhm.o: %_fhm.c $(BUILD)/cflags.txt
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(FHM_FLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
-$(BUILD)/%.o: %.c | $(BUILD)/version.h
+$(BUILD)/%.o: %.c $(BUILD)/cflags.txt | $(BUILD)/version.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(call inc_of,$@) -MMD -MP -c $< -o $@
 
