@@ -232,12 +232,12 @@ done:
     return 0;
 }
 
-int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tokens, double temperature, double top_p,
-                          uint64_t seed, char **text, slm_err *err)
+/* One non-streamed request: req (taken over) gets the sampling fields, goes to path, and the
+ * answer's choices[0].text (chat: choices[0].message.content) comes back malloc'd in *text. */
+static int ask_upstream(const srv_upstream *u, const char *path, cJSON *req, int chat, int max_tokens,
+                        double temperature, double top_p, uint64_t seed, char **text, slm_err *err)
 {
     *text = NULL;
-    cJSON *req = cJSON_CreateObject();
-    cJSON_AddStringToObject(req, "prompt", prompt);
     cJSON_AddNumberToObject(req, "max_tokens", max_tokens > 0 ? max_tokens : 1);
     cJSON_AddNumberToObject(req, "temperature", temperature);
     cJSON_AddNumberToObject(req, "top_p", top_p);
@@ -248,25 +248,34 @@ int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tok
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     char *out = NULL;
     size_t n = 0;
-    int rc = srv_fallback_post(u, "/v1/completions", body, strlen(body), 0, &out, &n, err);
+    int rc = srv_fallback_post(u, path, body, strlen(body), 0, &out, &n, err);
     free(body);
     if (rc)
         return rc;
     cJSON *j = cJSON_ParseWithLength(out, n);
     free(out);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0), "text");
+    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
+    const cJSON *t = chat ? cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "message"), "content")
+                          : cJSON_GetObjectItemCaseSensitive(c, "text");
     if (cJSON_IsString(t))
         *text = strdup(t->valuestring);
     cJSON_Delete(j);
     if (!*text)
-        return slm_err_set(err, SLM_EIO, "upstream answer has no choices[0].text");
+        return slm_err_set(err, SLM_EIO, "upstream answer has no choices[0].%s", chat ? "message.content" : "text");
     return 0;
+}
+
+int srv_fallback_complete(const srv_upstream *u, const char *prompt, int max_tokens, double temperature, double top_p,
+                          uint64_t seed, char **text, slm_err *err)
+{
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "prompt", prompt);
+    return ask_upstream(u, "/v1/completions", req, 0, max_tokens, temperature, top_p, seed, text, err);
 }
 
 int srv_fallback_chat(const srv_upstream *u, const char *const *roles, const char *const *contents, int n_msgs,
                       int max_tokens, double temperature, double top_p, uint64_t seed, char **text, slm_err *err)
 {
-    *text = NULL;
     cJSON *req = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(req, "messages");
     for (int i = 0; msgs && i < n_msgs; i++) {
         cJSON *m = cJSON_CreateObject();
@@ -274,30 +283,7 @@ int srv_fallback_chat(const srv_upstream *u, const char *const *roles, const cha
         cJSON_AddStringToObject(m, "content", contents[i]);
         cJSON_AddItemToArray(msgs, m);
     }
-    cJSON_AddNumberToObject(req, "max_tokens", max_tokens > 0 ? max_tokens : 1);
-    cJSON_AddNumberToObject(req, "temperature", temperature);
-    cJSON_AddNumberToObject(req, "top_p", top_p);
-    cJSON_AddNumberToObject(req, "seed", (double)(seed & ((1ull << 53) - 1)));
-    char *body = cJSON_PrintUnformatted(req);
-    cJSON_Delete(req);
-    if (!body)
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    char *out = NULL;
-    size_t n = 0;
-    int rc = srv_fallback_post(u, "/v1/chat/completions", body, strlen(body), 0, &out, &n, err);
-    free(body);
-    if (rc)
-        return rc;
-    cJSON *j = cJSON_ParseWithLength(out, n);
-    free(out);
-    const cJSON *c = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "choices"), 0);
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(c, "message"), "content");
-    if (cJSON_IsString(t))
-        *text = strdup(t->valuestring);
-    cJSON_Delete(j);
-    if (!*text)
-        return slm_err_set(err, SLM_EIO, "upstream answer has no choices[0].message.content");
-    return 0;
+    return ask_upstream(u, "/v1/chat/completions", req, 1, max_tokens, temperature, top_p, seed, text, err);
 }
 
 static int cmp_d(const void *a, const void *b)
