@@ -438,50 +438,6 @@ static int build_index(st_model *m, slm_err *err)
     return SLM_OK;
 }
 
-/* Read a small text file whole (NUL-terminated). */
-static int read_text(const char *path, size_t cap, char **out, size_t *len, slm_err *err)
-{
-    /* O_NONBLOCK + S_ISREG: a FIFO or device is refused, never waited on */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        close(fd);
-        return slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
-    }
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    }
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return slm_err_set(err, SLM_EIO, "%s: cannot seek", path);
-    }
-    long sz = ftell(f);
-    if (sz < 0 || (unsigned long)sz > cap) {
-        fclose(f);
-        return slm_err_set(err, SLM_EINPUT, "%s: size %ld is over the %zu-byte cap", path, sz, cap);
-    }
-    rewind(f);
-    char *buf = malloc((size_t)sz + 1);
-    if (!buf) {
-        fclose(f);
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    }
-    size_t got = fread(buf, 1, (size_t)sz, f);
-    int rerr = ferror(f);
-    fclose(f);
-    if (got != (size_t)sz || rerr) {
-        free(buf);
-        return slm_err_set(err, SLM_EIO, "%s: read error", path);
-    }
-    buf[sz] = '\0';
-    *out = buf;
-    *len = (size_t)sz;
-    return SLM_OK;
-}
 
 /* Shard names in an index must stay inside the index's directory. */
 static int safe_shard_name(const char *s)
@@ -502,7 +458,7 @@ static int open_index(st_model *m, const char *index_path, slm_err *err)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = read_text(index_path, ST_INDEX_CAP, &text, &len, err);
+    int rc = slm_read_text_file(index_path, ST_INDEX_CAP, &text, &len, err);
     if (rc)
         return rc;
     size_t bad_at = 0;

@@ -307,62 +307,10 @@ void cli_progress_end(cli_progress *p)
 
 char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err)
 {
-    /* O_NONBLOCK: opening a FIFO must not wait for a writer */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0) {
-        slm_err_set(err, SLM_EIO, "%s: cannot open: %s", path, strerror(errno));
+    char *b = NULL;
+    size_t n = 0;
+    if (slm_read_text_file(path, max, &b, &n, err))
         return NULL;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        slm_err_set(err, SLM_EIO, "%s: not a regular file", path);
-        return NULL;
-    }
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    FILE *f = fdopen(fd, "rb");
-    if (!f) {
-        close(fd);
-        slm_err_set(err, SLM_EINTERNAL, "out of memory reading %s", path);
-        return NULL;
-    }
-    if ((uint64_t)st.st_size > max) {
-        fclose(f);
-        slm_err_set(err, SLM_EINPUT, "%s: %lld bytes is more than the %zu this command reads", path,
-                    (long long)st.st_size, max);
-        return NULL;
-    }
-    /* the size may change while we read: read until EOF, never past max */
-    size_t cap = (size_t)st.st_size + 1, n = 0, r;
-    char *b = malloc(cap + 1);
-    while (b && (r = fread(b + n, 1, cap - n, f)) > 0) {
-        n += r;
-        if (n == cap) {
-            if (cap > max) {
-                free(b);
-                fclose(f);
-                slm_err_set(err, SLM_EINPUT, "%s: grew past %zu bytes while being read", path, max);
-                return NULL;
-            }
-            char *nb = realloc(b, cap * 2 + 1);
-            if (!nb)
-                free(b);
-            b = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!b) {
-        slm_err_set(err, SLM_EINTERNAL, "out of memory reading %s", path);
-        return NULL;
-    }
-    if (bad) {
-        free(b);
-        slm_err_set(err, SLM_EIO, "%s: read error", path);
-        return NULL;
-    }
-    b[n] = 0;
     if (len)
         *len = n;
     return b;

@@ -46,8 +46,8 @@ void cli_progress_end(cli_progress *p);
  * phase 0 starts with total v, 1 updates to v done, 2 ends. */
 void cli_progress_phase(void *user, int phase, uint64_t v);
 
-/* Read a whole text file (NUL-terminated, malloc'd). Refuses what is not a
- * regular file (a FIFO would block) and files over max bytes; on failure
+/* base's slm_read_text_file as a returned buffer (NUL-terminated, malloc'd): refuses
+ * what is not a regular file (a FIFO would block) and files over max bytes; on failure
  * returns NULL with a one-line message naming the file. */
 char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
 
