@@ -97,19 +97,7 @@ int slm_pl_prompt_ids(slm_lm *m, const char *prompt, size_t len, int32_t **ids, 
 {
     *ids = NULL;
     *n_ids = 0;
-    int rc = slm_tokenize(m->tok, prompt, len, slm_tokenizer_add_bos(m->tok), 0, ids, n_ids, err);
-    if (rc || *n_ids)
-        return rc;
-    /* nothing to condition on: start from BOS (or EOS for models without one) */
-    int32_t start = slm_tokenizer_bos(m->tok) >= 0 ? slm_tokenizer_bos(m->tok) : slm_tokenizer_eos(m->tok);
-    if (start < 0)
-        return slm_err_set(err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
-    free(*ids);
-    if (!(*ids = malloc(sizeof **ids)))
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    (*ids)[0] = start;
-    *n_ids = 1;
-    return SLM_OK;
+    return slm_tokenize_prompt(m->tok, prompt, len, slm_tokenizer_add_bos(m->tok), 0, ids, n_ids, err);
 }
 
 int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, slm_err *err)

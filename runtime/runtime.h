@@ -28,6 +28,10 @@ void slm_tokenizer_free(slm_tokenizer *t);
  * text (user-defined tokens are always recognised). *ids is malloc'd. */
 int slm_tokenize(const slm_tokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
                  int32_t **ids, size_t *n_ids, slm_err *err) SLM_MUST_CHECK;
+/* slm_tokenize for a prompt to generate from: an empty result becomes one BOS token (EOS
+ * for models without one), since generation needs something to condition on. */
+int slm_tokenize_prompt(const slm_tokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                        int32_t **ids, size_t *n_ids, slm_err *err) SLM_MUST_CHECK;
 /* Bytes of one token as it appears in text (SPM: "▁" -> " ", <0xNN> -> byte;
  * GPT-2: byte-level mapped back). Control tokens give "" unless special != 0.
  * Returns the byte count (may exceed cap: then nothing is truncated silently,

@@ -650,3 +650,20 @@ oom:
     free(out.p);
     return NULL;
 }
+
+int slm_tokenize_prompt(const slm_tokenizer *t, const char *text, size_t len, int add_bos, int parse_special,
+                        int32_t **ids, size_t *n_ids, slm_err *err)
+{
+    int rc = slm_tokenize(t, text, len, add_bos, parse_special, ids, n_ids, err);
+    if (rc || *n_ids)
+        return rc;
+    int32_t start = slm_tokenizer_bos(t) >= 0 ? slm_tokenizer_bos(t) : slm_tokenizer_eos(t);
+    if (start < 0)
+        return slm_err_set(err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
+    free(*ids);
+    if (!(*ids = malloc(sizeof **ids)))
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    (*ids)[0] = start;
+    *n_ids = 1;
+    return SLM_OK;
+}

@@ -155,20 +155,7 @@ void srv_engine_describe(const srv_engine *e, char arch[16], char quant[16])
 static int tokenize(const srv_engine *e, const char *text, int add_bos, int parse_special, int32_t **ids, size_t *n,
                     slm_err *err)
 {
-    int rc = slm_tokenize(e->tok, text, strlen(text), add_bos, parse_special, ids, n, err);
-    if (rc)
-        return rc;
-    if (*n == 0) {
-        int32_t start = slm_tokenizer_bos(e->tok) >= 0 ? slm_tokenizer_bos(e->tok) : slm_tokenizer_eos(e->tok);
-        if (start < 0)
-            return slm_err_set(err, SLM_EINPUT, "empty prompt and the model has no BOS/EOS token to start from");
-        free(*ids);
-        if (!(*ids = malloc(sizeof **ids)))
-            return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-        (*ids)[0] = start;
-        *n = 1;
-    }
-    return 0;
+    return slm_tokenize_prompt(e->tok, text, strlen(text), add_bos, parse_special, ids, n, err);
 }
 
 int srv_engine_tokenize_prompt(const srv_engine *e, const char *text, int32_t **ids, size_t *n, slm_err *err)
