@@ -195,7 +195,9 @@ SLM_API int slm_quantize(const char *in_gguf, const char *out_gguf, const char *
  * threshold, expiry, every payload byte. SLM_EVERIFY when it does not verify. */
 SLM_API int slm_verify_bundle(const char *bundle_path, const char *const *trust_roots, int n_roots);
 /* Install a bundle into an A/B store (created with its trust root on first use): trial in
- * the inactive slot, health check (finite logits of the model), commit or revert. */
+ * the inactive slot, health check (finite logits of the model), commit or revert. The health
+ * check runs in a forked child process (a model that crashes cannot take the caller or the
+ * store's lock down): call it where fork() is safe for your process. */
 SLM_API int slm_install_bundle(const char *store_dir, const char *bundle_path, const char *trust_root);
 
 #ifdef __cplusplus
