@@ -76,10 +76,11 @@ $(BUILD)/version.h: FORCE
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 FORCE:
 # The compiler and flags the objects were built with: a change (SAN, OPT, -fvisibility, a new
-# include path) rebuilds every object instead of linking stale ones.
+# include path) rebuilds every object instead of linking stale ones. -I$(BUILD) is left out: the
+# same tree named by an absolute path (the lib suite's `make install BUILD=/abs/build`) is no change.
 $(BUILD)/cflags.txt: FORCE
 	@mkdir -p $(BUILD)
-	@echo '$(CC) $(CFLAGS)' > $@.tmp
+	@echo '$(CC) $(filter-out -I$(BUILD),$(CFLAGS))' > $@.tmp
 	@cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
 
 $(BUILD)/%_avx2.o: %_avx2.c $(BUILD)/cflags.txt
