@@ -178,6 +178,67 @@ char *bench_svg_bars(const char *title, const char *y_label, const bench_point *
 /* Indices of the Pareto-optimal points (no other point has x <= and y <= with one <). */
 int bench_pareto(const bench_point *pts, int n, int *idx_out);
 
+/* ---- the runs behind `slm bench` (bench/run.c) -------------------------------------------
+ * Each writes its output text, piece by piece as it is measured, through emit (the caller
+ * prints it); a failure part-way returns its status after the pieces already emitted. */
+typedef void (*bench_emit_fn)(void *user, const char *text);
+/* /proc/cpuinfo's "model name", else "unknown". */
+void bench_cpu_name(char *buf, size_t n);
+/* llama-bench's test names: "pp512", "tg128", "pp512+tg128". */
+void bench_test_name(bench_e2e_test t, char *buf, size_t n);
+
+/* `slm bench -m`: each model (loaded once) x thread count x test, one warm-up and `reps` timed
+ * runs each, one row per test with llama-bench's fields (build_commit, cpu_info, kernel,
+ * model_*, n_*, test, avg/stddev ns and t/s, samples, load_ms, peak_rss_kb). fmt: "md" (the
+ * table, then "build: ...; cpu: ..."), "csv", "sql", "jsonl" (a row as it is measured), "json"
+ * (one array at the end), "svg" (t/s bars at the end). */
+typedef struct bench_models_opts {
+    const char *const *models;
+    int n_models;
+    const bench_e2e_test *tests;
+    int n_tests;
+    const int *threads;
+    int n_threads;
+    int reps;
+    const char *fmt;
+    const char *build;       /* the rows' build_commit */
+    bench_emit_fn emit;
+    /* before each test (may be NULL): the model, thread count, test name and runs */
+    void (*start)(void *user, const char *model, int n_threads, const char *test, int reps);
+    void *user;
+} bench_models_opts;
+int bench_models_run(const bench_models_opts *o, slm_err *err) SLM_MUST_CHECK;
+
+/* `slm bench kernels`' lists: types (names; those slm_matmul runs), kernel sets (labels as
+ * bench_kernel_label; NULL: every set the CPU runs, then blas), shapes "RxC,..." (NULL: not
+ * parsed). SLM_EUSAGE with a message naming the option (--types, --kernel, --shapes). */
+enum { BENCH_MAX_TYPES = 32, BENCH_MAX_SHAPES = 16 };
+typedef struct bench_kernels_spec {
+    uint32_t types[BENCH_MAX_TYPES];
+    int n_types;
+    int kernels[SLM_KERNEL_COUNT + 1];
+    int n_kernels;
+    int64_t shapes[BENCH_MAX_SHAPES][2];
+    int n_shapes;
+} bench_kernels_spec;
+int bench_kernels_parse(const char *types, const char *kernels, const char *shapes, bench_kernels_spec *out,
+                        slm_err *err) SLM_MUST_CHECK;
+/* The self-check (bench_kernels_check) of each of the spec's sets but scalar and blas: failures
+ * (every check when verbose), a count per set, then "N passed, N failed". *n_fail: failures. */
+int bench_kernels_selfcheck(const bench_kernels_spec *s, int verbose, bench_emit_fn emit, void *user, int *n_fail,
+                            slm_err *err) SLM_MUST_CHECK;
+/* The kernel table: the roofline, then every shape x type x op (matvec, matmul of `batch`
+ * tokens) x kernel set, timed by bench_kernel_run, as fmt "md" (rows as measured), "csv" or
+ * "json" (at the end). */
+typedef struct bench_kernels_opts {
+    int threads, batch, matvec, matmul;
+    double seconds;
+    const char *fmt;
+    const char *build;       /* build_commit */
+} bench_kernels_opts;
+int bench_kernels_table(const bench_kernels_spec *s, const bench_kernels_opts *o, bench_emit_fn emit, void *user,
+                        slm_err *err) SLM_MUST_CHECK;
+
 /* ---- `slm compare`'s rows and report (bench/report.c; also `slm sweep merge`) ----------
  * A row is a cJSON object: "type" ("base" or the recipe), "path", "file_bytes" (set by the
  * caller), the quality figures of `slm perplexity --json` (bench_compare_quality: ppl,

@@ -2,16 +2,12 @@
  * kernel speed next to the measured roofline (`slm bench kernels`), and seeded
  * random HF models in real shapes (`slm bench synth`). */
 #include <cjson/cJSON.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/utsname.h>
 
 #include "bench.h"
 #include "cli.h"
-#include "runtime.h"
 #include "version.h"
 
 #define CMD "bench synth"
@@ -353,74 +349,24 @@ static int parse_int_list(const char *s, long long lo, long long hi, int *out, i
     return n;
 }
 
-static void cpu_name(char *buf, size_t n)
+/* bench/'s output pieces go straight to stdout (rows appear as they are measured) */
+static void emit_stdout(void *user, const char *text)
 {
-    snprintf(buf, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            if (c) {
-                c++;
-                while (*c == ' ')
-                    c++;
-                c[strcspn(c, "\n")] = 0;
-                snprintf(buf, n, "%s", c);
-            }
-            break;
-        }
-    }
-    fclose(f);
+    (void)user;
+    fputs(text, stdout);
+    fflush(stdout);
 }
 
-static int print_json_and_free(cJSON *j, int formatted, const char *cmd)
+/* a library status: usage errors with the usage hint, the rest as one error line */
+static int fail_lib(const char *cmd, const slm_err *err)
 {
-    char *s = formatted ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
-    cJSON_Delete(j);
-    if (!s)
-        return cli_fail(cmd, SLM_EINTERNAL, "out of memory");
-    printf("%s\n", s);
-    free(s);
-    return SLM_OK;
+    return err->code == SLM_EUSAGE ? cli_usage(cmd, "%s", err->msg) : cli_fail_err(cmd, err);
 }
 
 /* ---- slm bench kernels ---------------------------------------------------------------- */
 
 #undef CMD
 #define CMD "bench kernels"
-
-static void check_report(void *ctx, int kernel, const char *check, int ok, const char *detail)
-{
-    int verbose = *(int *)ctx;
-    if (!ok || verbose)
-        printf("%s %s: %s%s%s\n", ok ? "ok  " : "FAIL", slm_kernel_name(kernel), check, ok ? "" : ": ",
-               ok ? "" : detail);
-}
-
-/* --check: the self-check of each kernel set (those the CPU runs, or --kernel's) */
-static int kernels_check(const int *kernels, int nk, int verbose)
-{
-    int pass = 0, fail = 0;
-    printf("kernel self-check (active set: %s; cpu: %s)\n", slm_kernel_name(slm_kernel_active()), slm_cpu_caps_text());
-    for (int i = 0; i < nk; i++) {
-        if (kernels[i] == BENCH_KERNEL_BLAS || kernels[i] == SLM_KERNEL_SCALAR)
-            continue;
-        int p0 = pass, f0 = fail;
-        slm_err err = {0};
-        if (bench_kernels_check(kernels[i], check_report, &verbose, &pass, &fail, &err))
-            return cli_fail_err(CMD, &err);
-        if (kernels[i] == SLM_KERNEL_SVE) /* vector-length agnostic: say at which length it ran */
-            printf("%s (%d-bit vectors): %d passed, %d failed\n", slm_kernel_name(kernels[i]), slm_sve_bits(), pass - p0,
-                   fail - f0);
-        else
-            printf("%s: %d passed, %d failed\n", slm_kernel_name(kernels[i]), pass - p0, fail - f0);
-    }
-    printf("%d passed, %d failed\n", pass, fail);
-    return fail ? SLM_EVERIFY : SLM_OK;
-}
 
 static int bench_kernels(int argc, char **argv)
 {
@@ -431,155 +377,20 @@ static int bench_kernels(int argc, char **argv)
         return -ai;
     if (ai < argc)
         return cli_usage(CMD, "unknown argument '%s'", argv[ai]);
-    const char *types_s = ka.types, *shapes_s = ka.shapes, *kern_s = ka.kern, *fmt = kernels_fmts[ka.fmt];
-    int threads = ka.threads, batch = ka.batch, do_mv = !ka.no_mv, do_mm = !ka.no_mm, check = ka.check,
-        verbose = ka.verbose;
-    double seconds = ka.seconds;
-    int out_md = !strcmp(fmt, "md"), out_json = !strcmp(fmt, "json"), out_csv = !strcmp(fmt, "csv");
-    if (!out_md && !out_json && !out_csv)
-        return cli_usage(CMD, "--output: unknown format '%s' (md, json, csv)", fmt);
-
-    uint32_t types[32];
-    int nt = 0;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s", types_s);
-    for (char *sv = NULL, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-        uint32_t t = UINT32_MAX;
-        for (uint32_t k = 0; k < SLM_TYPE_COUNT; k++)
-            if (slm_type_name(k) && !strcasecmp(slm_type_name(k), tok))
-                t = k;
-        if (t == UINT32_MAX || !slm_matmul_supported(t) || t == SLM_TYPE_Q8_K || t == SLM_TYPE_Q8_1)
-            return cli_usage(CMD, "--types: unknown or unsupported type '%s'", tok);
-        if (nt >= 32)
-            return cli_usage(CMD, "--types: too many types");
-        types[nt++] = t;
-    }
-    int kernels[SLM_KERNEL_COUNT + 1], nk = 0;
-    if (!kern_s) {
-        for (int k = SLM_KERNEL_SCALAR; k < SLM_KERNEL_COUNT; k++)
-            if (slm_cpu_has(k))
-                kernels[nk++] = k;
-        kernels[nk++] = BENCH_KERNEL_BLAS;
-    } else {
-        snprintf(buf, sizeof buf, "%s", kern_s);
-        for (char *sv = NULL, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-            int k = -1;
-            for (int c = 0; c <= BENCH_KERNEL_BLAS; c++)
-                if (!strcasecmp(tok, bench_kernel_label(c)))
-                    k = c;
-            if (k < 0)
-                return cli_usage(CMD, "--kernel: unknown kernel '%s' (scalar, avx2, avx512, neon, dotprod, i8mm, sve, blas)", tok);
-            if (k != BENCH_KERNEL_BLAS && !slm_cpu_has(k))
-                return cli_usage(CMD, "--kernel: this CPU has no %s kernel", tok);
-            if (nk >= SLM_KERNEL_COUNT + 1)
-                return cli_usage(CMD, "--kernel: too many kernels");
-            kernels[nk++] = k;
-        }
-    }
-    if (check)
-        return kernels_check(kernels, nk, verbose);
-    int64_t shapes[16][2];
-    int nsh = 0;
-    snprintf(buf, sizeof buf, "%s", shapes_s);
-    for (char *sv = NULL, *tok = strtok_r(buf, ",", &sv); tok; tok = strtok_r(NULL, ",", &sv)) {
-        long long r, c;
-        char tail;
-        if (nsh >= 16 || sscanf(tok, "%lldx%lld%c", &r, &c, &tail) != 2 || r < 1 || c < 1 || r > (1 << 20) ||
-            c > (1 << 20))
-            return cli_usage(CMD, "--shapes: '%s' is not ROWSxCOLS", tok);
-        shapes[nsh][0] = r;
-        shapes[nsh][1] = c;
-        nsh++;
-    }
-
+    bench_kernels_spec spec;
     slm_err err = {0};
-    bench_roofline roof;
-    int rc = bench_roofline_measure(threads, &roof, &err);
-    if (rc)
-        return cli_fail_err(CMD, &err);
-    char cpu[256];
-    cpu_name(cpu, sizeof cpu);
-    cJSON *jroot = cJSON_CreateObject(), *jres = cJSON_AddArrayToObject(jroot, "results");
-    cJSON_AddStringToObject(jroot, "build_commit", SLM_GIT_COMMIT);
-    cJSON_AddStringToObject(jroot, "cpu_info", cpu);
-    cJSON_AddNumberToObject(jroot, "n_threads", threads);
-    cJSON *jr = cJSON_AddObjectToObject(jroot, "roofline");
-    cJSON_AddNumberToObject(jr, "read_gbs", roof.read_gbs);
-    cJSON_AddNumberToObject(jr, "read_gbs_best", roof.read_gbs_best);
-    cJSON_AddNumberToObject(jr, "fma_gflops", roof.fma_gflops);
-    cJSON_AddStringToObject(jr, "isa", roof.isa);
-    if (out_md) {
-        printf("roofline (%d thread%s, %s): DRAM read %.1f GB/s (median step; best %.1f), FP32 FMA peak %.1f "
-               "GFLOP/s\n", threads, threads > 1 ? "s" : "", roof.isa, roof.read_gbs, roof.read_gbs_best,
-               roof.fma_gflops);
-        printf("cpu: %s; build %s\n\n", cpu, SLM_GIT_COMMIT);
-        printf("| type | shape | op | kernel | ms | GB/s | %% of DRAM | GFLOP/s | %% of FMA | speed-up vs scalar | "
-               "max rel err |\n|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
-    } else if (out_csv) {
-        printf("type,rows,cols,n_tokens,kernel,threads,ms,gbs,pct_dram,gflops,pct_fma,speedup_vs_scalar,"
-               "max_rel_err,read_gbs,fma_gflops\n");
+    /* --check times nothing: --shapes is not read */
+    if (bench_kernels_parse(ka.types, ka.kern, ka.check ? NULL : ka.shapes, &spec, &err))
+        return fail_lib(CMD, &err);
+    if (ka.check) {
+        int n_fail = 0;
+        if (bench_kernels_selfcheck(&spec, ka.verbose, emit_stdout, NULL, &n_fail, &err))
+            return fail_lib(CMD, &err);
+        return n_fail ? SLM_EVERIFY : SLM_OK;
     }
-    fflush(stdout);
-    for (int si = 0; si < nsh; si++)
-        for (int ti = 0; ti < nt; ti++)
-            for (int op = 0; op < 2; op++) {
-                if ((op == 0 && !do_mv) || (op == 1 && !do_mm))
-                    continue;
-                int ntok = op == 0 ? 1 : batch;
-                double scalar_t = 0;
-                for (int ki = 0; ki < nk; ki++) {
-                    bench_kernel_result r;
-                    rc = bench_kernel_run(types[ti], kernels[ki], shapes[si][0], shapes[si][1], ntok, threads,
-                                          seconds, &r, &err);
-                    if (rc) {
-                        cJSON_Delete(jroot);
-                        return cli_fail_err(CMD, &err);
-                    }
-                    if (kernels[ki] == SLM_KERNEL_SCALAR)
-                        scalar_t = r.sec_median;
-                    double sp = scalar_t > 0 ? scalar_t / r.sec_median : NAN;
-                    double pd = 100 * r.gbs / roof.read_gbs, pf = roof.fma_gflops > 0 ? 100 * r.gflops / roof.fma_gflops : NAN;
-                    const char *tn = slm_type_name(types[ti]), *kn = bench_kernel_label(kernels[ki]);
-                    if (out_md) {
-                        printf("| %s | %lldx%lld | %s | %s | %.3f | %.1f | %.0f%% | %.1f | %.0f%% | ", tn,
-                               (long long)r.rows, (long long)r.cols, op == 0 ? "matvec" : "matmul", kn,
-                               r.sec_median * 1e3, r.gbs, pd, r.gflops, pf);
-                        if (isnan(sp))
-                            printf("- | %.1e |\n", r.max_rel_err);
-                        else
-                            printf("%.1fx | %.1e |\n", sp, r.max_rel_err);
-                        fflush(stdout);
-                    } else if (out_csv) {
-                        printf("%s,%lld,%lld,%d,%s,%d,%.6f,%.3f,%.1f,%.3f,%.1f,%.3f,%.3e,%.3f,%.3f\n", tn,
-                               (long long)r.rows, (long long)r.cols, ntok, kn, threads, r.sec_median * 1e3, r.gbs, pd,
-                               r.gflops, pf, isnan(sp) ? 0.0 : sp, r.max_rel_err, roof.read_gbs, roof.fma_gflops);
-                    }
-                    cJSON *o = cJSON_CreateObject();
-                    cJSON_AddStringToObject(o, "type", tn);
-                    cJSON_AddNumberToObject(o, "rows", (double)r.rows);
-                    cJSON_AddNumberToObject(o, "cols", (double)r.cols);
-                    cJSON_AddNumberToObject(o, "n_tokens", ntok);
-                    cJSON_AddStringToObject(o, "op", op == 0 ? "matvec" : "matmul");
-                    cJSON_AddStringToObject(o, "kernel", kn);
-                    cJSON_AddNumberToObject(o, "ms_median", r.sec_median * 1e3);
-                    cJSON_AddNumberToObject(o, "ms_best", r.sec_best * 1e3);
-                    cJSON_AddNumberToObject(o, "samples", r.samples);
-                    cJSON_AddNumberToObject(o, "weight_bytes", (double)r.weight_bytes);
-                    cJSON_AddNumberToObject(o, "gbs", r.gbs);
-                    cJSON_AddNumberToObject(o, "gflops", r.gflops);
-                    cJSON_AddNumberToObject(o, "pct_dram", pd);
-                    if (!isnan(pf))
-                        cJSON_AddNumberToObject(o, "pct_fma", pf);
-                    if (!isnan(sp))
-                        cJSON_AddNumberToObject(o, "speedup_vs_scalar", sp);
-                    cJSON_AddNumberToObject(o, "max_rel_err", r.max_rel_err);
-                    cJSON_AddItemToArray(jres, o);
-                }
-            }
-    if (out_json)
-        return print_json_and_free(jroot, 1, CMD);
-    cJSON_Delete(jroot);
-    return SLM_OK;
+    bench_kernels_opts o = {ka.threads, ka.batch, !ka.no_mv, !ka.no_mm, ka.seconds, kernels_fmts[ka.fmt],
+                            SLM_GIT_COMMIT};
+    return bench_kernels_table(&spec, &o, emit_stdout, NULL, &err) ? fail_lib(CMD, &err) : SLM_OK;
 }
 
 
@@ -588,118 +399,11 @@ static int bench_kernels(int argc, char **argv)
 #undef CMD
 #define CMD "bench"
 
-typedef struct row_out {
-    const char *model_path;
-    bench_model_info info;
-    bench_e2e_result res;
-    long peak_rss_kb;
-} row_out;
-
-static void test_name(const bench_e2e_test *t, char *buf, size_t n)
+static void on_test_start(void *user, const char *model, int n_threads, const char *test, int reps)
 {
-    if (t->n_prompt > 0 && t->n_gen > 0)
-        snprintf(buf, n, "pp%d+tg%d", t->n_prompt, t->n_gen);
-    else if (t->n_prompt > 0)
-        snprintf(buf, n, "pp%d", t->n_prompt);
-    else
-        snprintf(buf, n, "tg%d", t->n_gen);
-}
-
-static cJSON *row_json(const row_out *r, const char *cpu)
-{
-    char tn[64];
-    test_name(&r->res.test, tn, sizeof tn);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "build_commit", SLM_GIT_COMMIT);
-    cJSON_AddStringToObject(o, "cpu_info", cpu);
-    cJSON_AddStringToObject(o, "backends", "CPU");
-    cJSON_AddStringToObject(o, "kernel", slm_kernel_name(slm_kernel_active()));
-    cJSON_AddStringToObject(o, "model_filename", r->model_path);
-    cJSON_AddStringToObject(o, "model_type", r->info.type_label);
-    cJSON_AddNumberToObject(o, "model_size", (double)r->info.size_bytes);
-    cJSON_AddNumberToObject(o, "model_n_params", (double)r->info.n_params);
-    cJSON_AddNumberToObject(o, "n_threads", r->res.n_threads);
-    cJSON_AddNumberToObject(o, "n_prompt", r->res.test.n_prompt);
-    cJSON_AddNumberToObject(o, "n_gen", r->res.test.n_gen);
-    cJSON_AddStringToObject(o, "test", tn);
-    cJSON_AddNumberToObject(o, "avg_ns", r->res.avg_ns);
-    cJSON_AddNumberToObject(o, "stddev_ns", r->res.stddev_ns);
-    cJSON_AddNumberToObject(o, "avg_ts", r->res.avg_ts);
-    cJSON_AddNumberToObject(o, "stddev_ts", r->res.stddev_ts);
-    cJSON *sn = cJSON_AddArrayToObject(o, "samples_ns"), *st = cJSON_AddArrayToObject(o, "samples_ts");
-    for (int i = 0; i < r->res.reps; i++) {
-        cJSON_AddItemToArray(sn, cJSON_CreateNumber(round(r->res.samples_ns[i])));
-        cJSON_AddItemToArray(st, cJSON_CreateNumber((r->res.test.n_prompt + r->res.test.n_gen) * 1e9 /
-                                                    r->res.samples_ns[i]));
-    }
-    cJSON_AddNumberToObject(o, "load_ms", r->info.load_ms);
-    cJSON_AddNumberToObject(o, "peak_rss_kb", (double)r->peak_rss_kb);
-    return o;
-}
-
-static void fmt_size(uint64_t b, char *buf, size_t n)
-{
-    if (b >= (1ull << 30))
-        snprintf(buf, n, "%.2f GiB", b / 1073741824.0);
-    else
-        snprintf(buf, n, "%.2f MiB", b / 1048576.0);
-}
-
-static void print_row(const row_out *r, const char *fmt, const char *cpu, int first)
-{
-    char tn[64], sz[32];
-    test_name(&r->res.test, tn, sizeof tn);
-    if (!strcmp(fmt, "md")) {
-        if (first)
-            printf("| model | size | params | backend | kernel | threads | test | t/s | load ms | peak RSS MiB |\n"
-                   "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
-        fmt_size(r->info.size_bytes, sz, sizeof sz);
-        printf("| %s | %s | %.2f M | CPU | %s | %d | %s | %.2f ± %.2f | %.0f | %.1f |\n", r->info.type_label, sz,
-               r->info.n_params / 1e6, slm_kernel_name(slm_kernel_active()), r->res.n_threads, tn, r->res.avg_ts,
-               r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb / 1024.0);
-    } else if (!strcmp(fmt, "csv")) {
-        if (first)
-            printf("build_commit,cpu_info,kernel,model_filename,model_type,model_size,model_n_params,n_threads,"
-                   "n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,load_ms,peak_rss_kb\n");
-        printf("\"%s\",\"%s\",%s,\"%s\",\"%s\",%llu,%llu,%d,%d,%d,%s,%.0f,%.0f,%.6f,%.6f,%.1f,%ld\n", SLM_GIT_COMMIT,
-               cpu, slm_kernel_name(slm_kernel_active()), r->model_path, r->info.type_label,
-               (unsigned long long)r->info.size_bytes, (unsigned long long)r->info.n_params, r->res.n_threads,
-               r->res.test.n_prompt, r->res.test.n_gen, tn, r->res.avg_ns, r->res.stddev_ns, r->res.avg_ts,
-               r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb);
-    } else if (!strcmp(fmt, "sql")) {
-        if (first)
-            printf("CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, cpu_info TEXT, kernel TEXT, "
-                   "model_filename TEXT, model_type TEXT, model_size INTEGER, model_n_params INTEGER,\n"
-                   "  n_threads INTEGER, n_prompt INTEGER, n_gen INTEGER, test TEXT, avg_ns INTEGER, stddev_ns "
-                   "INTEGER,\n  avg_ts REAL, stddev_ts REAL, load_ms REAL, peak_rss_kb INTEGER\n);\n");
-        /* single quotes doubled for SQL strings */
-        const char *strs[4] = {cpu, r->model_path, r->info.type_label, SLM_GIT_COMMIT};
-        char q[4][600];
-        for (int k = 0; k < 4; k++) {
-            size_t o = 0;
-            for (const char *c = strs[k]; *c && o + 3 < sizeof q[k]; c++) {
-                if (*c == '\'')
-                    q[k][o++] = '\'';
-                q[k][o++] = *c;
-            }
-            q[k][o] = 0;
-        }
-        printf("INSERT INTO test (build_commit, cpu_info, kernel, model_filename, model_type, model_size, "
-               "model_n_params, n_threads, n_prompt, n_gen, test, avg_ns, stddev_ns, avg_ts, stddev_ts, load_ms, "
-               "peak_rss_kb) VALUES ('%s', '%s', '%s', '%s', '%s', %llu, %llu, %d, %d, %d, '%s', %.0f, %.0f, %.6f, "
-               "%.6f, %.1f, %ld);\n",
-               q[3], q[0], slm_kernel_name(slm_kernel_active()), q[1], q[2], (unsigned long long)r->info.size_bytes,
-               (unsigned long long)r->info.n_params, r->res.n_threads, r->res.test.n_prompt, r->res.test.n_gen, tn,
-               r->res.avg_ns, r->res.stddev_ns, r->res.avg_ts, r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb);
-    } else if (!strcmp(fmt, "jsonl")) {
-        cJSON *o = row_json(r, cpu);
-        char *s = cJSON_PrintUnformatted(o);
-        cJSON_Delete(o);
-        if (s)
-            printf("%s\n", s);
-        free(s);
-    }
-    fflush(stdout);
+    if (*(const int *)user)
+        fprintf(stderr, "bench: %s, %d thread%s, %s (%d runs)\n", model, n_threads, n_threads > 1 ? "s" : "", test,
+                reps);
 }
 
 static int bench_models(int argc, char **argv)
@@ -710,12 +414,6 @@ static int bench_models(int argc, char **argv)
     ma->reps = 5;
     int rc = SLM_OK;
     int ai = slm_opt_parse(CMD, models_opts, argc, argv, ma);
-    const char **models = ma->models, *fmt = models_fmts[ma->fmt];
-    char **model_buf = ma->model_buf;
-    int nm = ma->nm, *pp = ma->pp, np = ma->np, *tg = ma->tg, ng = ma->ng, *th = ma->th, nth = ma->nth,
-        reps = ma->reps, progress = ma->progress, npg = ma->npg, pp_set = ma->pp_set, tg_set = ma->tg_set,
-        nbuf = ma->nbuf;
-    bench_e2e_test *pgs = ma->pgs;
     if (ai < 0) {
         rc = -ai;
         goto out;
@@ -724,99 +422,41 @@ static int bench_models(int argc, char **argv)
         rc = cli_usage(CMD, "unknown argument '%s'", argv[ai]);
         goto out;
     }
-    if (nm == 0) {
+    if (ma->nm == 0) {
         rc = cli_usage(CMD, "-m MODEL.gguf is required");
         goto out;
     }
-    if (!pp_set)
-        pp[np++] = 512;
-    if (!tg_set)
-        tg[ng++] = 128;
-    if (nth == 0)
-        th[nth++] = cli_default_threads();
+    if (!ma->pp_set)
+        ma->pp[ma->np++] = 512;
+    if (!ma->tg_set)
+        ma->tg[ma->ng++] = 128;
+    if (ma->nth == 0)
+        ma->th[ma->nth++] = cli_default_threads();
+    /* the tests: each pp, each tg, each pg */
     bench_e2e_test tests[3 * MAXL];
     int ntests = 0;
-    for (int k = 0; k < np; k++)
-        if (pp[k] > 0)
-            tests[ntests++] = (bench_e2e_test){pp[k], 0};
-    for (int k = 0; k < ng; k++)
-        if (tg[k] > 0)
-            tests[ntests++] = (bench_e2e_test){0, tg[k]};
-    for (int k = 0; k < npg; k++)
-        tests[ntests++] = pgs[k];
+    for (int k = 0; k < ma->np; k++)
+        if (ma->pp[k] > 0)
+            tests[ntests++] = (bench_e2e_test){ma->pp[k], 0};
+    for (int k = 0; k < ma->ng; k++)
+        if (ma->tg[k] > 0)
+            tests[ntests++] = (bench_e2e_test){0, ma->tg[k]};
+    for (int k = 0; k < ma->npg; k++)
+        tests[ntests++] = ma->pgs[k];
     if (ntests == 0) {
         rc = cli_usage(CMD, "no tests (all of -p, -n are 0 and no -pg)");
         goto out;
     }
-
-    char cpu[256];
-    cpu_name(cpu, sizeof cpu);
-    cJSON *jall = cJSON_CreateArray();
-    bench_point *bars = calloc((size_t)nm * nth * ntests, sizeof *bars);
-    char (*labels)[160] = calloc((size_t)nm * nth * ntests, sizeof *labels);
-    int nbars = 0, first = 1;
-    if (!jall || !bars || !labels) {
-        cJSON_Delete(jall);
-        free(bars);
-        free(labels);
-        rc = cli_fail(CMD, SLM_EINTERNAL, "out of memory");
-        goto out;
-    }
-    for (int mi = 0; mi < nm && rc == SLM_OK; mi++) {
-        slm_err err = {0};
-        slm_model *m;
-        double t0 = cli_now();
-        rc = slm_model_load(models[mi], &m, &err);
-        if (rc) {
-            rc = cli_fail_err(CMD, &err);
-            break;
-        }
-        double load_ms = (cli_now() - t0) * 1e3;
-        row_out r = {.model_path = models[mi]};
-        bench_model_info_get(m, load_ms, &r.info);
-        for (int ti = 0; ti < nth && rc == SLM_OK; ti++)
-            for (int k = 0; k < ntests && rc == SLM_OK; k++) {
-                char tn[64];
-                test_name(&tests[k], tn, sizeof tn);
-                if (progress)
-                    fprintf(stderr, "bench: %s, %d thread%s, %s (%d runs)\n", models[mi], th[ti], th[ti] > 1 ? "s" : "",
-                            tn, reps);
-                rc = bench_e2e_run(m, tests[k], th[ti], reps, &r.res, &err);
-                if (rc) {
-                    rc = cli_fail_err(CMD, &err);
-                    break;
-                }
-                r.peak_rss_kb = cli_peak_rss_kb();
-                print_row(&r, fmt, cpu, first);
-                first = 0;
-                cJSON_AddItemToArray(jall, row_json(&r, cpu));
-                snprintf(labels[nbars], sizeof labels[nbars], "%s t%d %s", r.info.ftype, th[ti], tn);
-                bars[nbars].label = labels[nbars];
-                bars[nbars].y = r.res.avg_ts;
-                nbars++;
-                bench_e2e_result_free(&r.res);
-            }
-        slm_model_free(m);
-    }
-    if (rc == SLM_OK && !strcmp(fmt, "md"))
-        printf("\nbuild: %s; cpu: %s\n", SLM_GIT_COMMIT, cpu);
-    if (rc == SLM_OK && !strcmp(fmt, "json")) {
-        rc = print_json_and_free(jall, 1, CMD);
-        jall = NULL;
-    } else if (rc == SLM_OK && !strcmp(fmt, "svg")) {
-        char *svg = bench_svg_bars("slm bench: tokens per second", "t/s", bars, nbars);
-        if (!svg)
-            rc = cli_fail(CMD, SLM_EINTERNAL, "out of memory");
-        else
-            fputs(svg, stdout);
-        free(svg);
-    }
-    cJSON_Delete(jall);
-    free(bars);
-    free(labels);
+    slm_err err = {0};
+    bench_models_opts o = {.models = ma->models, .n_models = ma->nm, .tests = tests, .n_tests = ntests,
+                           .threads = ma->th, .n_threads = ma->nth, .reps = ma->reps, .fmt = models_fmts[ma->fmt],
+                           .build = SLM_GIT_COMMIT, .emit = emit_stdout, .start = on_test_start,
+                           .user = &ma->progress};
+    if (bench_models_run(&o, &err))
+        rc = fail_lib(CMD, &err);
 out:
-    for (int k = 0; k < nbuf; k++)
-        free(model_buf[k]);
+    for (int k = 0; k < ma->nbuf; k++)
+        free(ma->model_buf[k]);
     free(ma);
     return rc;
 }
