@@ -159,6 +159,40 @@ int slm_pl_imatrix(const char *model_path, const char *text_path, const char *ou
                    int max_chunks, int process_output, void (*progress)(void *user, int phase, uint64_t v),
                    void *progress_user, slm_pl_imatrix_info *info, slm_err *err) SLM_MUST_CHECK;
 
+/* ---- compare (api/compare.c) ---- */
+/* `slm compare`: quantize the base to each type and measure file size, bits per weight,
+ * perplexity, KL-divergence against the base, prompt and generation speed. A directory model
+ * is first converted to DIR/base-f32.gguf (the base); a GGUF is the base itself. Resumable:
+ * each row is appended to DIR/results.jsonl with a key of everything it depends on (model and
+ * text with their mtimes, ctx, chunks, imatrix, pp, tg; not threads), and a rerun skips the
+ * rows it finds (the base row only while DIR/base.kld exists). Step failures are logged to
+ * DIR/log.txt (SLM_EINPUT "slm quantize failed (details in DIR/log.txt)"); --types names
+ * unknown to the recipes are SLM_EUSAGE. api/ does not link bench/ (libslm leaves it out), so
+ * the caller hands in bench's speed test and report writer. */
+struct cJSON;
+typedef struct slm_pl_compare_opts {
+    const char *model, *eval;      /* HF directory or GGUF; evaluation text */
+    const char *types;             /* comma-separated recipe names (at most 32) */
+    const char *imatrix;           /* passed to each quantization, or NULL */
+    const char *dir;               /* work directory; NULL: compare-<model's base name> */
+    int ctx, chunks, threads, pp, tg;
+    const char *fmt;               /* the report: "md", "json", "csv" or "svg" */
+    const char *svg_path;          /* also the chart, written atomically, or NULL */
+    /* bench_compare_speed and bench_compare_format (bench/bench.h) */
+    int (*speed)(const char *path, int n_threads, int pp, int tg, struct cJSON *row, slm_err *err);
+    char *(*format)(const struct cJSON *rows, const char *fmt, int pp, int tg, const char *svg_title);
+    /* each step as it starts: "quantizing to Q4_0", "Q4_0: speed", ... (may be NULL) */
+    void (*step)(void *user, const char *msg);
+    void *user;
+} slm_pl_compare_opts;
+typedef struct slm_pl_compare_result {
+    char dir[1024];                /* the work directory */
+    char base[1200];               /* the base GGUF */
+    char *report;                  /* the report in fmt (malloc'd) */
+} slm_pl_compare_result;
+int slm_pl_compare(const slm_pl_compare_opts *o, slm_pl_compare_result *res, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_compare_result_free(slm_pl_compare_result *r);
+
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);
 
