@@ -115,6 +115,30 @@ enum { SWEEP_RAN = 0, SWEEP_SKIPPED = 1 };
 int sweep_run_task(const sweep_plan *p, const char *plan_dir, int index, const sweep_run_opts *o, int *outcome,
                    slm_err *err) SLM_MUST_CHECK;
 
+/* ---- running tasks on this machine (sweep/exec.c) ------------------------------------------
+ * The exec of sweep_run_opts that runs each step as a child of this very binary
+ * (/proc/self/exe) in cwd, stdout to stdout_path (NULL: /dev/null), stderr appended to
+ * log_path; the exit status (128 + signal; -1 when it could not fork). */
+int sweep_exec_self(void *ctx, const char *step, char *const *argv, const char *cwd, const char *stdout_path,
+                    const char *log_path);
+/* The task index a scheduler gives: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX; SLM_EUSAGE
+ * when neither is set or the value is not a number in 0..INT_MAX. */
+int sweep_env_task(int *index, slm_err *err) SLM_MUST_CHECK;
+typedef struct sweep_local_opts {
+    const char *build;  /* this binary's build (sweep_run_opts) */
+    /* after each task: SWEEP_RAN or SWEEP_SKIPPED and its seconds (may be NULL) */
+    void (*done)(void *user, int index, int outcome, double seconds);
+    /* Fault injection for the tests (docs/sweep.md): with SLM_SWEEP_STALL=INDEX:POINT, task INDEX
+     * stops at POINT (a step name, or "commit": its result written but not yet renamed): this is
+     * called (may be NULL), then the process waits until it is killed. */
+    void (*stalled)(void *user, int index, const char *point);
+    void *user;
+} sweep_local_opts;
+/* Tasks first..last one after the other (sweep_run_task with sweep_exec_self); the first failure
+ * stops. */
+int sweep_run_local(const sweep_plan *p, const char *plan_dir, int first, int last, const sweep_local_opts *o,
+                    slm_err *err) SLM_MUST_CHECK;
+
 /* Task indices without a result (malloc'd into *idx; *n of them). */
 int sweep_missing(const sweep_plan *p, const char *plan_dir, int **idx, int *n, slm_err *err) SLM_MUST_CHECK;
 
@@ -158,5 +182,31 @@ typedef struct sweep_github_opts {
     int max_parallel;
 } sweep_github_opts;
 char *sweep_github_workflow(const sweep_plan *p, const sweep_github_opts *o);
+
+/* ---- submitting (sweep/exec.c) --------------------------------------------------------------
+ * SLURM: PLAN_DIR/sweep.sbatch (absolute paths) over the tasks without a result, written
+ * atomically, then `sbatch --parsable` unless dry_run (nothing is written when every task has a
+ * result: submitted 0). K8S and GITHUB: the Indexed Job (default PLAN_DIR/sweep-job.yaml) or the
+ * workflow (default PLAN_DIR/sweep-workflow.yml) written to out. NULL options take the defaults:
+ * slm this binary (slurm), "slm" (k8s), "./build/slm" (github); image "slmkit:latest", claim
+ * "slm-sweep", mount "/sweep", plan_path MOUNT/<PLAN_DIR's last component> (k8s) or PLAN_DIR
+ * (github, which needs spec and a relative PLAN_DIR or plan_path: SLM_EUSAGE); setup
+ * "sudo make deps-build && make -j2", runs_on "ubuntu-latest". */
+enum { SWEEP_SUBMIT_SLURM, SWEEP_SUBMIT_K8S, SWEEP_SUBMIT_GITHUB };
+typedef struct sweep_submit_opts {
+    int mode;
+    const char *out, *partition, *slm, *image, *claim, *mount, *plan_path, *setup, *runs_on, *spec;
+    int max_parallel, dry_run;
+} sweep_submit_opts;
+typedef struct sweep_submit_result {
+    char path[4200];    /* the file written (slurm: the script) */
+    char *array;        /* slurm: the array spec, "0-3,5%K" (malloc'd; sweep_submit_result_free) */
+    int submitted;      /* slurm: tasks in the array */
+    char job[128];      /* slurm, submitted: the job id sbatch printed */
+    int exec_errno;     /* slurm: sbatch could not be started (errno; the status is then 127) */
+} sweep_submit_result;
+int sweep_submit(const sweep_plan *p, const char *plan_dir, const sweep_submit_opts *o, sweep_submit_result *r,
+                 slm_err *err) SLM_MUST_CHECK;
+void sweep_submit_result_free(sweep_submit_result *r);
 
 #endif /* SLM_SWEEP_H */

@@ -1,13 +1,10 @@
 /* tools/sweep.c — `slm sweep`: compare's grid as tasks for a cluster scheduler (sweep/ does the
- * work; this file parses options, runs child steps, prints). */
+ * work: plans, runs the child steps, merges, submits; this file parses options and prints). */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -16,67 +13,10 @@
 
 #define CMD "sweep"
 
-/* ---- child steps: this binary, in PLAN_DIR ---------------------------------------------- */
-
-static int exec_step(void *ctx, const char *step, char *const *argv, const char *cwd, const char *out,
-                     const char *log)
-{
-    (void)ctx, (void)step;
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        int o = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int l = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (o < 0 || l < 0 || chdir(cwd) != 0)
-            _exit(127);
-        dup2(o, 1);
-        dup2(l, 2);
-        execv("/proc/self/exe", argv);
-        _exit(127);
-    }
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
-
-/* Fault injection for the tests (docs/sweep.md): SLM_SWEEP_STALL=INDEX:POINT stops task INDEX
- * at POINT (a step name, or "commit": its result written but not yet renamed) until killed. */
-static void stall_hook(void *ctx, int index, const char *point)
-{
-    (void)ctx;
-    const char *s = getenv("SLM_SWEEP_STALL");
-    char want[64];
-    if (!s || snprintf(want, sizeof want, "%d:%s", index, point) <= 0 || strcmp(s, want))
-        return;
-    fprintf(stderr, "slm sweep: task %d (pid %ld) stalled at %s (SLM_SWEEP_STALL)\n", index, (long)getpid(), point);
-    for (;;)
-        pause();
-}
-
 static int load(const char *dir, sweep_plan *p)
 {
     slm_err err = {0};
     return sweep_plan_read(dir, p, &err) ? cli_fail_err(CMD, &err) : 0;
-}
-
-static int write_text(const char *path, const char *text)
-{
-    slm_afile *f;
-    slm_err err = {0};
-    if (!text)
-        return cli_fail(CMD, SLM_EINTERNAL, "out of memory");
-    if (slm_afile_open(path, &f, &err))
-        return cli_fail_err(CMD, &err);
-    if (slm_afile_write(f, text, strlen(text), &err)) {
-        slm_afile_abort(f);
-        return cli_fail_err(CMD, &err);
-    }
-    return slm_afile_commit(f, &err) ? cli_fail_err(CMD, &err) : 0;
 }
 
 static int do_plan(const char *spec, const char *out, int json)
@@ -115,51 +55,60 @@ static int do_plan(const char *spec, const char *out, int json)
     return 0;
 }
 
+/* a library status: usage errors with the usage hint, the rest as one error line */
+static int fail_lib(const slm_err *err)
+{
+    return err->code == SLM_EUSAGE ? cli_usage(CMD, "%s", err->msg) : cli_fail_err(CMD, err);
+}
+
+typedef struct run_report {
+    const sweep_plan *p;
+    cJSON *out;
+} run_report;
+
+static void on_task_done(void *user, int i, int outcome, double secs)
+{
+    run_report *r = user;
+    const sweep_plan *p = r->p;
+    const sweep_task *t = &p->tasks[i];
+    fprintf(stderr, "slm sweep: task %d (%s): %s of %s%s%s, %d thread(s): %s", i, t->id, t->type,
+            p->models[t->model].name, t->calib >= 0 ? ", calibration " : "",
+            t->calib >= 0 ? p->calibs[t->calib].label : "", t->threads,
+            outcome == SWEEP_SKIPPED ? "already done (skipped)\n" : "done");
+    if (outcome != SWEEP_SKIPPED)
+        fprintf(stderr, " in %.1f s\n", secs);
+    cJSON *o1 = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o1, "task", i);
+    cJSON_AddStringToObject(o1, "id", t->id);
+    cJSON_AddStringToObject(o1, "outcome", outcome == SWEEP_SKIPPED ? "skipped" : "ran");
+    cJSON_AddItemToArray(r->out, o1);
+}
+
+static void on_stalled(void *user, int index, const char *point)
+{
+    (void)user;
+    fprintf(stderr, "slm sweep: task %d (pid %ld) stalled at %s (SLM_SWEEP_STALL)\n", index, (long)getpid(), point);
+}
+
 static int do_run(const char *dir, long long task, int all, int json)
 {
-    if (task < 0 && !all) {
-        const char *e = getenv("SLURM_ARRAY_TASK_ID");
-        if (!e || !*e)
-            e = getenv("JOB_COMPLETION_INDEX");
-        if (!e || !*e)
-            return cli_usage(CMD, "run: give --task I (or run under Slurm / an Indexed Job), or --all");
-        if (cli_parse_int(e, 0, INT_MAX, &task))
-            return cli_usage(CMD, "run: task index '%s' from the environment is not a number", e);
-    }
+    slm_err err = {0};
+    int index = (int)task;
+    if (task < 0 && !all && sweep_env_task(&index, &err))
+        return fail_lib(&err);
     sweep_plan p;
     int rc = load(dir, &p);
     if (rc)
         return rc;
-    sweep_run_opts o = {exec_step, stall_hook, NULL, SLM_GIT_COMMIT};
-    int first = all ? 0 : (int)task, last = all ? p.n_tasks - 1 : (int)task;
-    cJSON *out = cJSON_CreateArray();
-    for (int i = first; i <= last && !rc; i++) {
-        int outcome = 0;
-        slm_err err = {0};
-        double t0 = cli_now();
-        rc = sweep_run_task(&p, dir, i, &o, &outcome, &err);
-        if (rc) {
-            rc = cli_fail_err(CMD, &err);
-            break;
-        }
-        const sweep_task *t = i < p.n_tasks ? &p.tasks[i] : NULL;
-        fprintf(stderr, "slm sweep: task %d (%s): %s of %s%s%s, %d thread(s): %s", i, t->id, t->type,
-                p.models[t->model].name, t->calib >= 0 ? ", calibration " : "",
-                t->calib >= 0 ? p.calibs[t->calib].label : "", t->threads,
-                outcome == SWEEP_SKIPPED ? "already done (skipped)\n" : "done");
-        if (outcome != SWEEP_SKIPPED)
-            fprintf(stderr, " in %.1f s\n", cli_now() - t0);
-        cJSON *o1 = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o1, "task", i);
-        cJSON_AddStringToObject(o1, "id", t->id);
-        cJSON_AddStringToObject(o1, "outcome", outcome == SWEEP_SKIPPED ? "skipped" : "ran");
-        cJSON_AddItemToArray(out, o1);
-    }
-    char *js = json && !rc ? cJSON_Print(out) : NULL;
+    run_report rep = {&p, cJSON_CreateArray()};
+    sweep_local_opts o = {SLM_GIT_COMMIT, on_task_done, on_stalled, &rep};
+    if (sweep_run_local(&p, dir, all ? 0 : index, all ? p.n_tasks - 1 : index, &o, &err))
+        rc = cli_fail_err(CMD, &err);
+    char *js = json && !rc ? cJSON_Print(rep.out) : NULL;
     if (js)
         printf("%s\n", js);
     free(js);
-    cJSON_Delete(out);
+    cJSON_Delete(rep.out);
     sweep_plan_free(&p);
     return rc;
 }
@@ -197,40 +146,6 @@ static int do_merge(const char *dir, const char *out, int json)
     cJSON_Delete(report);
     sweep_plan_free(&p);
     return rc;
-}
-
-/* sbatch --parsable SCRIPT: the job id on stdout. */
-static int run_sbatch(const char *script, char *jobid, size_t cap)
-{
-    int pfd[2];
-    if (pipe(pfd) != 0)
-        return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(pfd[1], 1);
-        close(pfd[0]);
-        execlp("sbatch", "sbatch", "--parsable", script, (char *)NULL);
-        fprintf(stderr, "slm sweep: error: sbatch: %s (is Slurm's client installed?)\n", strerror(errno));
-        _exit(127);
-    }
-    close(pfd[1]);
-    size_t n = 0;
-    for (ssize_t r; n + 1 < cap && (r = read(pfd[0], jobid + n, cap - 1 - n)) != 0;)
-        if (r > 0)
-            n += (size_t)r;
-        else if (errno != EINTR)
-            break;
-    close(pfd[0]);
-    jobid[n] = 0;
-    jobid[strcspn(jobid, ";\n")] = 0;
-    int st;
-    while (waitpid(pid, &st, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
 typedef struct submit_args {
@@ -309,75 +224,35 @@ static int do_submit(const char *dir, const submit_args *a)
     int rc = load(dir, &p);
     if (rc)
         return rc;
-    char path[PATH_MAX + 64], pp[PATH_MAX + 64];
-    char *text = NULL;
+    sweep_submit_opts so = {a->slurm ? SWEEP_SUBMIT_SLURM : a->k8s ? SWEEP_SUBMIT_K8S : SWEEP_SUBMIT_GITHUB,
+                            a->out, a->partition, a->slm, a->image, a->claim, a->mount, a->plan_path, a->setup,
+                            a->runs_on, a->spec, (int)a->max_par, a->dry_run};
+    sweep_submit_result r;
+    slm_err err = {0};
+    rc = sweep_submit(&p, dir, &so, &r, &err);
+    if (r.exec_errno)
+        fprintf(stderr, "slm sweep: error: sbatch: %s (is Slurm's client installed?)\n", strerror(r.exec_errno));
+    if (rc)
+        rc = fail_lib(&err);
     cJSON *j = cJSON_CreateObject();
-    if (a->slurm) {
-        int *idx = NULL, n = 0;
-        slm_err err = {0};
-        char *abs = realpath(dir, NULL), self[PATH_MAX];
-        ssize_t sl = readlink("/proc/self/exe", self, sizeof self - 1);
-        self[sl > 0 ? sl : 0] = 0;
-        if (!abs)
-            rc = cli_fail(CMD, SLM_EIO, "%s: %s", dir, strerror(errno));
-        else if (sweep_missing(&p, dir, &idx, &n, &err))
-            rc = cli_fail_err(CMD, &err);
-        else if (n == 0) {
-            fprintf(stderr, "slm sweep: all %d tasks have a result: nothing to submit\n", p.n_tasks);
-            cJSON_AddNumberToObject(j, "submitted", 0);
-        } else {
-            snprintf(path, sizeof path, "%s/sweep.sbatch", abs);
-            text = sweep_slurm_script(&p, abs, a->slm ? a->slm : self, idx, n, a->partition, (int)a->max_par);
-            char *spec = sweep_array_spec(idx, n, (int)a->max_par);
-            rc = write_text(path, text);
-            cJSON_AddStringToObject(j, "script", path);
-            cJSON_AddStringToObject(j, "array", spec ? spec : "");
-            cJSON_AddNumberToObject(j, "submitted", n);
-            char jobid[128] = "";
-            if (!rc && !a->dry_run) {
-                int st = run_sbatch(path, jobid, sizeof jobid);
-                if (st != 0)
-                    rc = cli_fail(CMD, SLM_EIO, "sbatch %s failed (exit %d)", path, st);
-                else
-                    fprintf(stderr, "slm sweep: submitted batch job %s: array %s, %d of %d tasks\n", jobid, spec, n,
-                            p.n_tasks);
-                cJSON_AddStringToObject(j, "job", jobid);
-            } else if (!rc)
-                fprintf(stderr, "slm sweep: wrote %s (array %s; --dry-run: not submitted)\n", path, spec);
-            free(spec);
-        }
-        free(idx);
-        free(abs);
-    } else {
-        snprintf(path, sizeof path, "%s/%s", dir, a->k8s ? "sweep-job.yaml" : "sweep-workflow.yml");
-        const char *out = a->out ? a->out : path;
-        if (a->k8s) {
-            const char *b;
-            size_t l = strlen(dir);
-            while (l > 1 && dir[l - 1] == '/')
-                l--;
-            for (b = dir + l; b > dir && b[-1] != '/'; b--)
-                ;
-            const char *mount = a->mount ? a->mount : "/sweep";
-            snprintf(pp, sizeof pp, "%s/%.*s", mount, (int)(dir + l - b), b);
-            sweep_k8s_opts ko = {a->image ? a->image : "slmkit:latest", a->claim ? a->claim : "slm-sweep", mount,
-                                 a->plan_path ? a->plan_path : pp, a->slm ? a->slm : "slm", (int)a->max_par};
-            text = sweep_k8s_manifest(&p, &ko);
-        } else {
-            if (!a->spec)
-                rc = cli_usage(CMD, "submit --github: give --spec SWEEP.json (relative to the repository root)");
-            else if (!a->plan_path && dir[0] == '/')
-                rc = cli_usage(CMD, "submit --github: PLAN_DIR is absolute; give --plan-path (relative to the repository)");
-            sweep_github_opts go = {a->spec, a->plan_path ? a->plan_path : dir,
-                                    a->setup ? a->setup : "sudo make deps-build && make -j2",
-                                    a->slm ? a->slm : "./build/slm", a->runs_on ? a->runs_on : "ubuntu-latest",
-                                    (int)a->max_par};
-            text = rc ? NULL : sweep_github_workflow(&p, &go);
-        }
-        if (!rc && !(rc = write_text(out, text)))
-            fprintf(stderr, "slm sweep: wrote %s (%d tasks)\n", out, p.n_tasks);
-        cJSON_AddStringToObject(j, "file", out);
+    if (!a->slurm) {
+        if (!rc)
+            fprintf(stderr, "slm sweep: wrote %s (%d tasks)\n", r.path, p.n_tasks);
+        cJSON_AddStringToObject(j, "file", r.path);
         cJSON_AddNumberToObject(j, "tasks", p.n_tasks);
+    } else if (!rc && r.submitted == 0) {
+        fprintf(stderr, "slm sweep: all %d tasks have a result: nothing to submit\n", p.n_tasks);
+        cJSON_AddNumberToObject(j, "submitted", 0);
+    } else if (!rc) {
+        cJSON_AddStringToObject(j, "script", r.path);
+        cJSON_AddStringToObject(j, "array", r.array ? r.array : "");
+        cJSON_AddNumberToObject(j, "submitted", r.submitted);
+        if (!a->dry_run) {
+            fprintf(stderr, "slm sweep: submitted batch job %s: array %s, %d of %d tasks\n", r.job, r.array,
+                    r.submitted, p.n_tasks);
+            cJSON_AddStringToObject(j, "job", r.job);
+        } else
+            fprintf(stderr, "slm sweep: wrote %s (array %s; --dry-run: not submitted)\n", r.path, r.array);
     }
     if (!rc && a->json) {
         char *s = cJSON_Print(j);
@@ -386,7 +261,7 @@ static int do_submit(const char *dir, const submit_args *a)
         free(s);
     }
     cJSON_Delete(j);
-    free(text);
+    sweep_submit_result_free(&r);
     sweep_plan_free(&p);
     return rc;
 }
