@@ -7,7 +7,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "bench.h"
 #include "formats.h"
@@ -544,4 +546,120 @@ Test(bench, kernels_self_check)
     snprintf(cmd, sizeof cmd, "SLM_KERNEL=no-such-set %s --version > /dev/null 2>&1", tu_slm_bin());
     int rc = system(cmd);
     cr_assert(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+}
+
+/* ---- bench/run.c as a library: its output only through the emit callback -------------------- */
+
+typedef struct emit_buf {
+    char s[65536];
+    size_t n;
+    int starts;
+} emit_buf;
+
+static void emit_collect(void *user, const char *text)
+{
+    emit_buf *b = user;
+    size_t l = strlen(text);
+    cr_assert_lt(b->n + l, sizeof b->s, "more output than expected");
+    memcpy(b->s + b->n, text, l + 1);
+    b->n += l;
+}
+
+static void on_start(void *user, const char *model, int n_threads, const char *test, int reps)
+{
+    emit_buf *b = user;
+    cr_assert_str_eq(model, g_gguf);
+    cr_assert_eq(n_threads, 1);
+    cr_assert_str_eq(test, "tg2");
+    cr_assert_eq(reps, 1);
+    b->starts++;
+}
+
+/* Run fn with this process's stdout and stderr going to a file; returns what was written there. */
+static char *captured(void (*fn)(void *), void *arg)
+{
+    char *p = tu_path(g_dir, "captured.txt");
+    fflush(stdout), fflush(stderr);
+    int o = dup(1), e = dup(2), f = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    cr_assert(o >= 0 && e >= 0 && f >= 0);
+    dup2(f, 1), dup2(f, 2);
+    fn(arg);
+    fflush(stdout), fflush(stderr);
+    dup2(o, 1), dup2(e, 2);
+    close(o), close(e), close(f);
+    char *s = tu_read_file(p, NULL);
+    free(p);
+    return s;
+}
+
+typedef struct lib_calls {
+    int rc_lists[3], rc_table, rc_models, rc_missing, rc_check, n_fail;
+    slm_err err_lists[3], err_missing;
+    bench_kernels_spec spec;
+    emit_buf table, models, missing, check;
+} lib_calls;
+
+static void call_bench_library(void *arg)
+{
+    lib_calls *c = arg;
+    bench_kernels_spec bad;
+    c->rc_lists[0] = bench_kernels_parse("q4_0,q9_9", NULL, NULL, &bad, &c->err_lists[0]);
+    c->rc_lists[1] = bench_kernels_parse("q4_0", "gpu", NULL, &bad, &c->err_lists[1]);
+    c->rc_lists[2] = bench_kernels_parse("q4_0", "scalar", "64y256", &bad, &c->err_lists[2]);
+    slm_err err = {0};
+    cr_assert_eq(bench_kernels_parse("q4_0,f16", "scalar,blas", "64x256", &c->spec, &err), 0, "%s", err.msg);
+    bench_kernels_opts ko = {.threads = 1, .batch = 4, .matvec = 1, .matmul = 0, .seconds = 0, .fmt = "csv",
+                             .build = "test-build"};
+    c->rc_table = bench_kernels_table(&c->spec, &ko, emit_collect, &c->table, &err);
+    c->rc_check = bench_kernels_selfcheck(&c->spec, 0, emit_collect, &c->check, &c->n_fail, &err);
+    const char *models[] = {g_gguf}, *missing[] = {"/nonexistent.gguf"};
+    bench_e2e_test tests[] = {{0, 2}};
+    int threads[] = {1};
+    bench_models_opts mo = {.models = models, .n_models = 1, .tests = tests, .n_tests = 1, .threads = threads,
+                            .n_threads = 1, .reps = 1, .fmt = "md", .build = "test-build", .emit = emit_collect,
+                            .start = on_start, .user = &c->models};
+    c->rc_models = bench_models_run(&mo, &err);
+    mo.models = missing;
+    mo.start = NULL;
+    mo.user = &c->missing;
+    c->rc_missing = bench_models_run(&mo, &c->err_missing);
+}
+
+Test(bench, run_library_emits_only_through_its_callback)
+{
+    lib_calls *c = calloc(1, sizeof *c);
+    cr_assert_not_null(c);
+    char *printed = captured(call_bench_library, c);
+    cr_assert(printed && !*printed, "bench/ printed: %s", printed ? printed : "(nothing readable)");
+    free(printed);
+    /* the lists: usage errors naming the option and the value */
+    static const char *const names[3][2] = {{"--types", "q9_9"}, {"--kernel", "gpu"}, {"--shapes", "64y256"}};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(c->rc_lists[k], SLM_EUSAGE);
+        cr_assert(strstr(c->err_lists[k].msg, names[k][0]) && strstr(c->err_lists[k].msg, names[k][1]), "%s",
+                  c->err_lists[k].msg);
+    }
+    cr_assert(c->spec.n_types == 2 && c->spec.n_kernels == 2 && c->spec.kernels[1] == BENCH_KERNEL_BLAS);
+    cr_assert(c->spec.n_shapes == 1 && c->spec.shapes[0][0] == 64 && c->spec.shapes[0][1] == 256);
+    /* the table: the CSV header, then 2 types x matvec x 2 kernels */
+    cr_assert_eq(c->rc_table, 0);
+    cr_assert_eq(tu_count_lines(c->table.s), 5, "%s", c->table.s);
+    cr_assert_not_null(strstr(c->table.s, "\nq4_0,64,256,1,scalar,1,"), "%s", c->table.s);
+    cr_assert_not_null(strstr(c->table.s, "\nf16,64,256,1,blas,1,"), "%s", c->table.s);
+    /* the self-check of scalar and blas: nothing to compare, only the header and the total */
+    cr_assert_eq(c->rc_check, 0);
+    cr_assert_eq(c->n_fail, 0);
+    cr_assert_eq(tu_count_lines(c->check.s), 2, "%s", c->check.s);
+    cr_assert_not_null(strstr(c->check.s, "\n0 passed, 0 failed\n"), "%s", c->check.s);
+    /* the model test: the start callback, the table row, the footer with the build */
+    cr_assert_eq(c->rc_models, 0);
+    cr_assert_eq(c->models.starts, 1);
+    cr_assert(!strncmp(c->models.s, "| model |", 9), "%s", c->models.s);
+    cr_assert_not_null(strstr(c->models.s, "| tg2 |"), "%s", c->models.s);
+    cr_assert_not_null(strstr(c->models.s, "\nbuild: test-build; cpu: "), "%s", c->models.s);
+    /* a model that cannot be loaded: its status and message, nothing emitted */
+    cr_assert_eq(c->rc_missing, SLM_EIO);
+    cr_assert_not_null(strstr(c->err_missing.msg, "/nonexistent.gguf"), "%s", c->err_missing.msg);
+    cr_assert_eq(c->missing.n, 0, "%s", c->missing.s);
+    free(c);
 }

@@ -33,6 +33,7 @@
 
 #include "formats.h"
 #include "interop.h"
+#include "sweep.h"
 #include "testutil.h"
 
 #define TYPES "\"Q8_0\", \"Q4_0\", \"Q4_K_M\", \"Q6_K\""
@@ -816,6 +817,67 @@ Test(sweep, k8s_and_github_files_match_golden_and_parse_as_yaml, .timeout = 60)
     cr_assert(tu_exists(def) && strstr(o, def), "%s", o);
     yaml_check("k8s", def, "10", "10");
     free(o), free(def), free(k8s), free(gh), free(plan), free(spec);
+    tu_rmtree(d);
+    free(d);
+}
+
+/* sweep/exec.c as a library: the scheduler's task index, and sweep_submit's defaults and usage
+ * errors (each file written where the command writes it, with what it writes). */
+Test(sweep, library_env_index_and_submit_defaults, .timeout = 60)
+{
+    slm_err err = {0};
+    int i = -1;
+    unsetenv("SLURM_ARRAY_TASK_ID");
+    unsetenv("JOB_COMPLETION_INDEX");
+    cr_assert_eq(sweep_env_task(&i, &err), SLM_EUSAGE);
+    cr_assert(strstr(err.msg, "--task"), "%s", err.msg);
+    setenv("JOB_COMPLETION_INDEX", "3", 1);
+    cr_assert_eq(sweep_env_task(&i, &err), 0);
+    cr_assert_eq(i, 3);
+    setenv("SLURM_ARRAY_TASK_ID", "5", 1); /* Slurm's comes first */
+    cr_assert_eq(sweep_env_task(&i, &err), 0);
+    cr_assert_eq(i, 5);
+    setenv("SLURM_ARRAY_TASK_ID", "5x", 1);
+    cr_assert_eq(sweep_env_task(&i, &err), SLM_EUSAGE);
+    cr_assert(strstr(err.msg, "'5x'"), "%s", err.msg);
+
+    char *d = tu_tmpdir("sweep-lib");
+    write_eval(d);
+    char *spec = write_spec(d, "sweep.json", "gguf/stories260K.gguf", "\"Q8_0\", \"Q4_0\"", NULL);
+    char *plan = tu_path(d, "plan");
+    TU_SLM_OK("sweep", "plan", spec, "-o", plan);
+    sweep_plan p;
+    cr_assert_eq(sweep_plan_read(plan, &p, &err), 0, "%s", err.msg);
+    sweep_submit_result r;
+    /* github: --spec, and a relative PLAN_DIR (or --plan-path) */
+    sweep_submit_opts o = {.mode = SWEEP_SUBMIT_GITHUB};
+    cr_assert_eq(sweep_submit(&p, plan, &o, &r, &err), SLM_EUSAGE);
+    cr_assert(strstr(err.msg, "--spec"), "%s", err.msg);
+    o.spec = "sweep.json";
+    cr_assert_eq(sweep_submit(&p, plan, &o, &r, &err), SLM_EUSAGE);
+    cr_assert(strstr(err.msg, "--plan-path"), "%s", err.msg);
+    /* k8s: PLAN_DIR/sweep-job.yaml, the plan under the default mount */
+    o = (sweep_submit_opts){.mode = SWEEP_SUBMIT_K8S};
+    cr_assert_eq(sweep_submit(&p, plan, &o, &r, &err), 0, "%s", err.msg);
+    char *job = tu_path(plan, "sweep-job.yaml");
+    cr_assert_str_eq(r.path, job);
+    char *text = tu_read_file(job, NULL);
+    cr_assert(text && strstr(text, "'/sweep/plan'") && strstr(text, "'slm', 'sweep', 'run'"), "%s", text ? text : "");
+    free(text);
+    sweep_submit_result_free(&r);
+    /* slurm, dry run: the script over every task (none has a result), nothing submitted */
+    o = (sweep_submit_opts){.mode = SWEEP_SUBMIT_SLURM, .slm = "/opt/slm", .dry_run = 1, .max_parallel = 2};
+    cr_assert_eq(sweep_submit(&p, plan, &o, &r, &err), 0, "%s", err.msg);
+    cr_assert_eq(r.submitted, p.n_tasks);
+    cr_assert_str_eq(r.array, "0-2%2");
+    cr_assert_str_eq(r.job, "");
+    cr_assert_eq(r.exec_errno, 0);
+    text = tu_read_file(r.path, NULL);
+    cr_assert(text && strstr(text, "/opt/slm"), "%s: %s", r.path, text ? text : "not written");
+    free(text);
+    sweep_submit_result_free(&r);
+    sweep_plan_free(&p);
+    free(job), free(plan), free(spec);
     tu_rmtree(d);
     free(d);
 }
