@@ -115,6 +115,7 @@ typedef struct models_args {
     char *model_buf[MAXL];
     int nm, nbuf, pp[MAXL], np, tg[MAXL], ng, th[MAXL], nth, reps, progress, npg, pp_set, tg_set, fmt;
     bench_e2e_test pgs[MAXL];
+    cli_cache_opts kv;
 } models_args;
 
 static int parse_int_list(const char *s, long long lo, long long hi, int *out, int cap);
@@ -188,6 +189,7 @@ static const slm_opt models_opts[] = {
     OPT_INT('r', "repetitions", models_args, reps, "N", 1, 1000, "timed runs per test (default 5), after one warm-up run"),
     OPT_ENUM('o', "output", models_args, fmt, "FMT", models_fmts, "md (default) | json | jsonl | csv | sql | svg"),
     OPT_FLAG(0, "progress", models_args, progress, "progress lines on stderr"),
+    OPT_INCLUDE(cli_cache_table, models_args, kv),
     OPT_END(),
 };
 
@@ -619,6 +621,8 @@ static cJSON *row_json(const row_out *r, const char *cpu)
     cJSON_AddNumberToObject(o, "model_size", (double)r->info.size_bytes);
     cJSON_AddNumberToObject(o, "model_n_params", (double)r->info.n_params);
     cJSON_AddNumberToObject(o, "n_threads", r->res.n_threads);
+    cJSON_AddStringToObject(o, "type_k", slm_kv_type_name(r->res.test.type_k));
+    cJSON_AddStringToObject(o, "type_v", slm_kv_type_name(r->res.test.type_v));
     cJSON_AddNumberToObject(o, "n_prompt", r->res.test.n_prompt);
     cJSON_AddNumberToObject(o, "n_gen", r->res.test.n_gen);
     cJSON_AddStringToObject(o, "test", tn);
@@ -650,12 +654,19 @@ static void print_row(const row_out *r, const char *fmt, const char *cpu, int fi
     char tn[64], sz[32];
     test_name(&r->res.test, tn, sizeof tn);
     if (!strcmp(fmt, "md")) {
+        /* llama-bench's columns type_k / type_v appear when a cache type is not the default */
+        const bench_e2e_test *t = &r->res.test;
+        int kv = t->type_k != SLM_TYPE_F32 || t->type_v != SLM_TYPE_F32;
         if (first)
-            printf("| model | size | params | backend | kernel | threads | test | t/s | load ms | peak RSS MiB |\n"
-                   "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+            printf("| model | size | params | backend | kernel | threads |%s test | t/s | load ms | peak RSS MiB |\n"
+                   "| --- | ---: | ---: | --- | --- | ---: |%s ---: | ---: | ---: | ---: |\n",
+                   kv ? " type_k | type_v |" : "", kv ? " --- | --- |" : "");
         fmt_size(r->info.size_bytes, sz, sizeof sz);
-        printf("| %s | %s | %.2f M | CPU | %s | %d | %s | %.2f ± %.2f | %.0f | %.1f |\n", r->info.type_label, sz,
-               r->info.n_params / 1e6, slm_kernel_name(slm_kernel_active()), r->res.n_threads, tn, r->res.avg_ts,
+        char kvc[64] = "";
+        if (kv)
+            snprintf(kvc, sizeof kvc, " %s | %s |", slm_kv_type_name(t->type_k), slm_kv_type_name(t->type_v));
+        printf("| %s | %s | %.2f M | CPU | %s | %d |%s %s | %.2f ± %.2f | %.0f | %.1f |\n", r->info.type_label, sz,
+               r->info.n_params / 1e6, slm_kernel_name(slm_kernel_active()), r->res.n_threads, kvc, tn, r->res.avg_ts,
                r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb / 1024.0);
     } else if (!strcmp(fmt, "csv")) {
         if (first)
@@ -738,15 +749,19 @@ static int bench_models(int argc, char **argv)
     int ntests = 0;
     for (int k = 0; k < np; k++)
         if (pp[k] > 0)
-            tests[ntests++] = (bench_e2e_test){pp[k], 0};
+            tests[ntests++] = (bench_e2e_test){.n_prompt = pp[k]};
     for (int k = 0; k < ng; k++)
         if (tg[k] > 0)
-            tests[ntests++] = (bench_e2e_test){0, tg[k]};
+            tests[ntests++] = (bench_e2e_test){.n_gen = tg[k]};
     for (int k = 0; k < npg; k++)
         tests[ntests++] = pgs[k];
     if (ntests == 0) {
         rc = cli_usage(CMD, "no tests (all of -p, -n are 0 and no -pg)");
         goto out;
+    }
+    for (int k = 0; k < ntests; k++) {
+        tests[k].type_k = cli_cache_type(ma->kv.k);
+        tests[k].type_v = cli_cache_type(ma->kv.v);
     }
 
     char cpu[256];
