@@ -36,7 +36,8 @@ struct slm_ctx {
     size_t k_row, v_row;         /* bytes of one position's row (kv_dim values) */
     size_t k_head, v_head;       /* bytes of one head's part of a row (head_dim values) */
     unsigned char *k_cache, *v_cache; /* [n_layer][n_ctx][k_row / v_row bytes] */
-    float *att_tmp;              /* [n_threads][head_dim + KV_VB * head_dim]: q converted, V rows */
+    float *att_tmp;              /* [n_threads][att_tmp_n]: q converted, K / V rows widened (attend) */
+    size_t att_tmp_n;            /* head_dim * (1 + KV_VB + n_batch) */
     /* scratch for one batch of up to n_batch tokens */
     float *x;                    /* [B][E] residual stream */
     float *xn;                   /* [B][E] normalised input of a sub-block */
@@ -267,7 +268,8 @@ int slm_ctx_new_kv(const slm_model *m, int n_ctx, int n_batch, int n_threads, ui
     int fail = 0;
     c->k_cache = xcalloc(kv_pos, c->k_row, &fail);
     c->v_cache = xcalloc(kv_pos, c->v_row, &fail);
-    c->att_tmp = xcalloc((size_t)slm_pool_size(c->pool) * (size_t)hp->head_dim * (1 + KV_VB), sizeof(float), &fail);
+    c->att_tmp_n = (size_t)hp->head_dim * (1 + KV_VB + B);
+    c->att_tmp = xcalloc((size_t)slm_pool_size(c->pool) * c->att_tmp_n, sizeof(float), &fail);
     c->x = xcalloc(B * E, sizeof(float), &fail);
     c->xn = xcalloc(B * E, sizeof(float), &fail);
     c->q = xcalloc(B * Q, sizeof(float), &fail);
@@ -469,11 +471,14 @@ static void softmax_row(float *row, int n_keys, int NK, int win)
 
 /* Attention of one query head h over the cache of sequence sq at layer l: n query rows
  * (q, q_stride apart) at positions pos0 .. pos0+n-1 against keys 0 .. pos0+n-1, the output
- * rows (out, out_stride apart). S: [n][pos0+n] scores, tmp: head_dim * (1 + KV_VB) floats,
- * both the calling thread's. The one path for every cache type:
- *   scores: F32 keys, one sgemm over the cached rows (scale as alpha); other types, each
+ * rows (out, out_stride apart). S: [n][pos0+n] scores, tmp: head_dim * (1 + KV_VB + n)
+ * floats, both the calling thread's. The one path for every cache type:
+ *   scores: F32 keys, one sgemm over the cached rows (scale as alpha); quantized keys, each
  *           visible key by the type's vec_dot against q converted once per row to its
- *           vec_dot_type (F16 / BF16 / Q8_0), times the scale;
+ *           vec_dot_type (Q8_0: integer dot products), times the scale; F16 / BF16 keys, q
+ *           rounded through the type, KV_VB key rows widened to float at a time, one sgemm
+ *           each (the products of two halves are exact in float: the type's dot product,
+ *           summed in float);
  *   softmax per row with the causal mask and the layer's window;
  *   output: F32 values, one sgemm; other types, KV_VB rows at a time dequantized into tmp,
  *           accumulated by sgemm (beta 1), from the first key any row can see. */
@@ -487,6 +492,19 @@ static void attend(const slm_ctx *sq, const slm_hparams *hp, int l, int win, int
     if (sq->type_k == SLM_TYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, NK, D, scale, q, (int)q_stride, (const float *)kc,
                     (int)sq->kv_dim, 0.0f, S, NK);
+    } else if (!slm_qtraits_get(sq->type_k)->is_quant) {
+        const slm_qtraits *tk = slm_qtraits_get(sq->type_k);
+        float *kb = tmp + D, *qf = tmp + (size_t)D * (1 + KV_VB);
+        for (int t = 0; t < n; t++) {
+            slm_quantize_act(sq->type_k, q + (size_t)t * q_stride, tmp, D);
+            tk->dequantize_row(tmp, qf + (size_t)t * D, D);
+        }
+        for (int p0 = win && pos0 + 1 > win ? pos0 + 1 - win : 0; p0 < NK; p0 += KV_VB) {
+            const int nb = NK - p0 < KV_VB ? NK - p0 : KV_VB;
+            for (int i = 0; i < nb; i++)
+                tk->dequantize_row(kc + (size_t)(p0 + i) * sq->k_row, kb + (size_t)i * D, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nb, D, scale, qf, D, kb, D, 0.0f, S + p0, NK);
+        }
     } else {
         const slm_qtraits *tk = slm_qtraits_get(sq->type_k);
         for (int t = 0; t < n; t++) {
@@ -528,7 +546,7 @@ static void att_task(void *arg, int ith, int nth)
     const slm_hparams *hp = &c->m->hp;
     const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0; /* key p visible from pos when pos - p < win */
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx; /* [n][NK] */
-    float *tmp = c->att_tmp + (size_t)ith * hp->head_dim * (1 + KV_VB);
+    float *tmp = c->att_tmp + (size_t)ith * c->att_tmp_n;
     for (int h = ith; h < hp->n_head; h += nth)
         attend(c, hp, j->layer, win, h, j->q + (size_t)h * hp->head_dim, j->q_stride, j->n_tokens, j->pos0,
                c->att + (size_t)h * hp->head_dim, hp->n_q, S, tmp);
@@ -551,7 +569,7 @@ static void att_multi_task(void *arg, int ith, int nth)
     const int64_t Q = hp->n_q;
     const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0;
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx;
-    float *tmp = c->att_tmp + (size_t)ith * D * (1 + KV_VB);
+    float *tmp = c->att_tmp + (size_t)ith * c->att_tmp_n;
     for (int i = ith; i < j->n_tokens * H; i += nth) {
         const int t = i / H, h = i % H;
         const slm_ctx *sq = j->seqs[t];

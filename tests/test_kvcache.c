@@ -75,12 +75,14 @@ static void eff_row(eff *e, const float *q, const float *f32, const double *rq, 
 static double eff_ratio(const eff *e) { return e->den > 0 ? sqrt(e->num / e->den) : INFINITY; }
 
 /* 0.1 of the effect; f16 / bf16 round so finely that float-vs-double differences upstream
- * decide many ties the other way (stories-llama256: ~0.25 of their small effect), so for them
- * the bar is 0.4: still far from 1 (no rounding) and from the q-not-converted error. */
+ * decide some ties the other way (0.04-0.08 of their small effect on the synth models), so for
+ * them 0.15: still far from 1 (no rounding at all). On stories-llama256, whose f16 effect is
+ * smaller still (rms 6e-4 of the logits), ties make up 0.25-0.4 of it: that model is checked
+ * with the block types (where its permuted q/k rows matter), the synth ones with all. */
 static double eff_tol(uint32_t tk, uint32_t tv)
 {
     int half = tk == SLM_TYPE_F16 || tk == SLM_TYPE_BF16 || tv == SLM_TYPE_F16 || tv == SLM_TYPE_BF16;
-    return half ? 0.4 : 0.1;
+    return half ? 0.15 : 0.1;
 }
 
 /* One model (HF dir + our F32 GGUF), one pair of cache types: a prompt batch, single-token
@@ -175,6 +177,11 @@ static const uint32_t g_types[][2] = {
     {SLM_TYPE_Q4_0, SLM_TYPE_Q4_0}, {SLM_TYPE_Q8_0, SLM_TYPE_F16},  {SLM_TYPE_F32, SLM_TYPE_Q4_0},
 };
 
+static const uint32_t g_block_types[][2] = {
+    {SLM_TYPE_Q8_0, SLM_TYPE_Q8_0}, {SLM_TYPE_Q4_0, SLM_TYPE_Q4_0}, {SLM_TYPE_Q8_0, SLM_TYPE_F16},
+    {SLM_TYPE_F32, SLM_TYPE_Q4_0},  {SLM_TYPE_Q4_0, SLM_TYPE_F32},
+};
+
 static char *convert_f32(const char *dir, const char *hfdir, const char *name)
 {
     char *out = tu_path(dir, name);
@@ -189,12 +196,14 @@ static char *convert_f32(const char *dir, const char *hfdir, const char *name)
     "Once upon a time, there was a little dog named Max. He liked to run in the park with his friends. The sun "   \
     "was warm and the grass was green."
 
-Test(kvcache, llama_every_type_matches_rounded_reference, .timeout = 600)
+/* Llama's permuted q/k rows: the blocks of a head hold pairs (2i, 2i + 1) */
+Test(kvcache, llama_block_types_match_rounded_reference, .timeout = 600)
 {
     char *dir = tu_tmpdir("kvc");
     char *g = convert_f32(dir, tu_model("stories-llama256"), "l256.gguf");
-    for (size_t i = 0; i < sizeof g_types / sizeof g_types[0]; i++)
-        check_types("llama (stories-llama256)", tu_model("stories-llama256"), g, PROMPT, g_types[i][0], g_types[i][1]);
+    for (size_t i = 0; i < sizeof g_block_types / sizeof g_block_types[0]; i++)
+        check_types("llama (stories-llama256)", tu_model("stories-llama256"), g, PROMPT, g_block_types[i][0],
+                    g_block_types[i][1]);
     free(g);
     tu_rmtree(dir);
     free(dir);
