@@ -35,6 +35,8 @@ struct slm_ctx {
     uint32_t type_k, type_v;     /* cache element types (SLM_TYPE_F32: plain floats) */
     size_t k_row, v_row;         /* bytes of one position's row (kv_dim values) */
     size_t k_head, v_head;       /* bytes of one head's part of a row (head_dim values) */
+    int rot_k, rot_v;            /* Walsh-Hadamard rotation of q/k (v and the output) in chunks of this
+                                    many values before a quantized cache, as llama.cpp; 0: none */
     unsigned char *k_cache, *v_cache; /* [n_layer][n_ctx][k_row / v_row bytes] */
     float *att_tmp;              /* [n_threads][att_tmp_n]: q converted, K / V rows widened (attend) */
     size_t att_tmp_n;            /* head_dim * (1 + KV_VB + n_batch) */
@@ -221,6 +223,41 @@ static void kv_put(uint32_t type, const float *x, void *dst, int64_t n)
         slm_quantize_rows_llama_ref(type, x, dst, 1, n);
 }
 
+/* llama.cpp rotates what goes into a quantized cache by an orthonormal Walsh-Hadamard matrix (a
+ * rotation spreads an outlier over the block, so the block's scale fits the rest better), when
+ * the head size is a multiple of 64: q and k in chunks of the largest power of two dividing the
+ * head size, v in chunks of 64, and the attention output back (H is its own inverse). q.k is
+ * unchanged by the rotation; only the rounding sees it. */
+static int rot_chunk(uint32_t type, int head_dim, int is_k)
+{
+    const slm_qtraits *t = slm_qtraits_get(type);
+    if (!t || !t->is_quant || head_dim % 64)
+        return 0;
+    int n = 64;
+    while (is_k && head_dim % (2 * n) == 0)
+        n *= 2;
+    return n;
+}
+
+/* x <- H x in chunks of n values (n a power of two), H the Sylvester-ordered Hadamard
+ * matrix scaled by 1/sqrt(n): butterflies (x_i, x_j) -> (x_i + x_j, x_i - x_j). */
+static void hadamard(float *x, int64_t len, int n)
+{
+    const float s = 1.0f / sqrtf((float)n);
+    for (int64_t c = 0; c + n <= len; c += n) {
+        float *v = x + c;
+        for (int h = 1; h < n; h *= 2)
+            for (int i = 0; i < n; i += 2 * h)
+                for (int j = i; j < i + h; j++) {
+                    const float a = v[j], b = v[j + h];
+                    v[j] = a + b;
+                    v[j + h] = a - b;
+                }
+        for (int i = 0; i < n; i++)
+            v[i] *= s;
+    }
+}
+
 uint32_t slm_ctx_type_k(const slm_ctx *c) { return c->type_k; }
 uint32_t slm_ctx_type_v(const slm_ctx *c) { return c->type_v; }
 uint64_t slm_ctx_kv_bytes(const slm_ctx *c) { return slm_kv_cache_bytes(&c->m->hp, c->n_ctx, c->type_k, c->type_v); }
@@ -258,6 +295,8 @@ int slm_ctx_new_kv(const slm_model *m, int n_ctx, int n_batch, int n_threads, ui
     c->v_row = slm_row_bytes(type_v, c->kv_dim);
     c->k_head = slm_row_bytes(type_k, hp->head_dim);
     c->v_head = slm_row_bytes(type_v, hp->head_dim);
+    c->rot_k = rot_chunk(type_k, hp->head_dim, 1);
+    c->rot_v = rot_chunk(type_v, hp->head_dim, 0);
     int rc = slm_pool_new(n_threads, &c->pool, err);
     if (rc) {
         free(c);
@@ -699,6 +738,15 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
                 rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
             }
         }
+        for (int t = 0; t < n; t++) { /* a quantized cache's rotation (rot_chunk), per token's sequence */
+            const slm_ctx *st = ms ? ms[t] : c;
+            if (st->rot_k) {
+                hadamard(c->q + (size_t)t * Q, Q, st->rot_k);
+                hadamard(kb + (size_t)t * KV, KV, st->rot_k);
+            }
+            if (st->rot_v)
+                hadamard(vb + (size_t)t * KV, KV, st->rot_v);
+        }
         if (ms) { /* each token's k and v into its own sequence's cache, then attention per sequence */
             for (int t = 0; t < n; t++) {
                 slm_ctx *st = ms[t];
@@ -715,6 +763,11 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
             }
             att_job aj = {c, l, n, pos0, c->q, Q};
             slm_pool_run(c->pool, att_task, &aj);
+        }
+        for (int t = 0; t < n; t++) {
+            const slm_ctx *st = ms ? ms[t] : c;
+            if (st->rot_v)
+                hadamard(c->att + (size_t)t * Q, Q, st->rot_v);
         }
         mm(c, c->proj, ly->wo, c->att, n);
         add_bias(c->proj, ly->bo, n, E);

@@ -27,27 +27,65 @@ typedef struct rnd {
     uint32_t tk, tv;
 } rnd;
 
+/* y = H x in chunks of n, H[i][j] = (-1)^popcount(i & j) / sqrt(n) (Sylvester's Hadamard
+ * matrix, orthonormal and symmetric: its own inverse) */
+static void hadamard_ref(double *x, int D, int n)
+{
+    double y[512];
+    for (int c = 0; c + n <= D; c += n) {
+        for (int i = 0; i < n; i++) {
+            double a = 0;
+            for (int j = 0; j < n; j++)
+                a += (__builtin_popcount((unsigned)(i & j)) & 1 ? -x[c + j] : x[c + j]);
+            y[i] = a / sqrt((double)n);
+        }
+        memcpy(x + c, y, sizeof(double) * (size_t)n);
+    }
+}
+
+/* llama.cpp's rotation before a quantized cache (head size a multiple of 64): q and k in chunks
+ * of the largest power of two dividing the head size, v in chunks of 64; 0: none */
+static int rot_of(uint32_t type, int D, int is_k)
+{
+    if (!slm_qtraits_get(type)->is_quant || D % 64)
+        return 0;
+    int n = 64;
+    while (is_k && D % (2 * n) == 0)
+        n *= 2;
+    return n;
+}
+
 static void round_vec(void *user, int what, double *vec, int D, int llama_perm)
 {
     const rnd *r = user;
     uint32_t type = what == 2 ? r->tv : r->tk;
+    const int rot = rot_of(type, D, what != 2);
     if (what == 0 && type != SLM_TYPE_F32)
         type = slm_qtraits_get(type)->vec_dot_type; /* q as the K type's dot product takes it */
     if (type == SLM_TYPE_F32)
         return;
     const int perm = llama_perm && what != 2, h = D / 2;
+    double x[512];
     float f[512], g[512];
     unsigned char buf[2048];
     cr_assert(D <= 512);
     for (int i = 0; i < D; i++) /* GGUF order: element 2i + s is HF element s * D/2 + i */
-        f[i] = (float)(perm ? vec[(i & 1) * h + i / 2] : vec[i]);
+        x[i] = perm ? vec[(i & 1) * h + i / 2] : vec[i];
+    if (rot)
+        hadamard_ref(x, D, rot);
+    for (int i = 0; i < D; i++)
+        f[i] = (float)x[i];
     if (type == SLM_TYPE_Q4_0)
         cr_assert(slm_quantize_rows_llama_ref(type, f, buf, 1, D) > 0);
     else
         cr_assert_eq(slm_quantize_act(type, f, buf, D), 0);
     slm_qtraits_get(type)->dequantize_row(buf, g, D);
     for (int i = 0; i < D; i++)
-        vec[perm ? (i & 1) * h + i / 2 : i] = g[i];
+        x[i] = g[i];
+    if (rot) /* back: q.k and p.v are the same in either basis */
+        hadamard_ref(x, D, rot);
+    for (int i = 0; i < D; i++)
+        vec[perm ? (i & 1) * h + i / 2 : i] = x[i];
 }
 
 /* What the cache type changes, slm against the reference: over the rows checked,
