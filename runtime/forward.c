@@ -11,10 +11,11 @@
  * double-precision sum. The KV cache is float32 by default (llama.cpp defaults to f16;
  * its interop test runs it with f32 caches to compare like with like); f16, bf16, q8_0 and
  * q4_0 caches (slm_ctx_new_kv, llama.cpp's --cache-type-k/-v) store each position's row
- * in that type, quantized as it is written (blocks never cross a head), and attention
- * reads it the way llama.cpp's flash-attention path does: K.q by the type's vec_dot
- * with q converted to its vec_dot_type (Q8_0 for the quantized types), V rows
- * dequantized and accumulated in float (attend()). */
+ * in that type, quantized as it is written (blocks never cross a head; before a quantized
+ * cache q/k/v are rotated by a Walsh-Hadamard transform as llama.cpp does, rot_chunk), and
+ * attention reads it the way llama.cpp's flash-attention path does: K.q by the type's
+ * dot product with q converted to its vec_dot_type (Q8_0 for the quantized types), V
+ * rows dequantized and accumulated in float (attend()). docs/kvcache.md. */
 #include "runtime.h"
 #include "rt_internal.h"
 
@@ -164,7 +165,7 @@ static void *xcalloc(size_t n, size_t sz, int *fail)
 
 /* ---- KV cache types ------------------------------------------------------------------ */
 
-enum { KV_VB = 32 }; /* V rows dequantized per product (attend) */
+enum { KV_VB = 32 }; /* K (f16/bf16) or V rows widened to float per product (attend) */
 
 static const struct { const char *name; uint32_t type; } g_kv_types[] = {
     {"f32", SLM_TYPE_F32}, {"f16", SLM_TYPE_F16}, {"bf16", SLM_TYPE_BF16}, {"q8_0", SLM_TYPE_Q8_0}, {"q4_0", SLM_TYPE_Q4_0},
