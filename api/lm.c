@@ -72,7 +72,8 @@ int slm_pl_load(const char *path, slm_lm **out, slm_err *err)
     return SLM_OK;
 }
 
-int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, slm_lm **out, slm_err *err)
+int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, uint32_t type_k, uint32_t type_v, slm_lm **out,
+                slm_err *err)
 {
     int rc = slm_pl_load(path, out, err);
     if (rc)
@@ -84,8 +85,10 @@ int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, slm_lm 
     if (n_ctx > hp->n_ctx_train)
         rc = slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
     m->n_threads = n_threads;
+    m->type_k = type_k;
+    m->type_v = type_v;
     if (!rc)
-        rc = slm_ctx_new(m->model, n_ctx, n_batch, n_threads, &m->ctx, err);
+        rc = slm_ctx_new_kv(m->model, n_ctx, n_batch, n_threads, type_k, type_v, &m->ctx, err);
     if (rc) {
         slm_lm_close(m);
         *out = NULL;
@@ -196,7 +199,8 @@ int slm_pl_perplexity(slm_lm *m, const char *text, size_t len, const slm_ppl_par
     if (!ctx || slm_ctx_n_ctx(ctx) < p->n_ctx) {
         if (n_batch <= 0 || n_batch > p->n_ctx)
             n_batch = p->n_ctx;
-        int rc = slm_ctx_new(m->model, p->n_ctx, n_batch, m->n_threads > 0 ? m->n_threads : 1, &own, err);
+        int rc = slm_ctx_new_kv(m->model, p->n_ctx, n_batch, m->n_threads > 0 ? m->n_threads : 1, m->type_k,
+                                m->type_v, &own, err);
         if (rc)
             return rc;
         ctx = own;

@@ -20,6 +20,7 @@ struct slm_lm {
     slm_tokenizer *tok;
     slm_ctx *ctx;
     int n_threads;
+    uint32_t type_k, type_v;  /* KV cache types of the contexts made for it (0: SLM_TYPE_F32) */
     int n_sample;            /* tokens the sampler may choose: min(tokenizer, embedding rows) */
     atomic_int cancel;
     char fd_path[64];        /* "/proc/self/fd/N" of a verified bundle / store model */
@@ -35,9 +36,10 @@ int slm_pl_model_path(const char *file, const char *bundle, const char *const *t
 
 /* Load model + tokenizer (tokenizer no larger than the embedding), then a context of
  * n_ctx (0: the model's, at most 4096; more than the model's is refused naming "-c"),
- * n_batch (0: default), n_threads (>= 1). *out: slm_lm_close. */
-int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, slm_lm **out,
-                slm_err *err) SLM_MUST_CHECK;
+ * n_batch (0: default), n_threads (>= 1), KV cache types type_k / type_v (slm_ctx_new_kv;
+ * kept in the handle for the contexts slm_pl_perplexity makes). *out: slm_lm_close. */
+int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, uint32_t type_k, uint32_t type_v,
+                slm_lm **out, slm_err *err) SLM_MUST_CHECK;
 /* Load model + tokenizer only (ctx NULL): slm_pl_open's checks but the context's. */
 int slm_pl_load(const char *path, slm_lm **out, slm_err *err) SLM_MUST_CHECK;
 /* The token ids `slm run` conditions on: the prompt tokenized (BOS as the model adds it);
@@ -66,7 +68,7 @@ int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, sl
 
 /* Perplexity / KLD of an open model over text (len bytes), on the model's context (its n_ctx
  * at least p->n_ctx) or, when m->ctx is NULL, a context of p->n_ctx tokens and n_batch
- * (0: n_ctx) made for the call. kld may be NULL unless p->kld_base_in is set. */
+ * (0: n_ctx) made for the call, with m->type_k / m->type_v caches. kld may be NULL unless p->kld_base_in is set. */
 int slm_pl_perplexity(slm_lm *m, const char *text, size_t len, const slm_ppl_params *p, int n_batch,
                       slm_ppl_result *res, slm_kld_result *kld, slm_err *err) SLM_MUST_CHECK;
 

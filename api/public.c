@@ -61,7 +61,16 @@ static int open_path(const char *path, int fd, const slm_lm_params *p, slm_lm **
             close(fd);
         return slm_err_set(err, SLM_EUSAGE, "slm_lm_params: negative n_ctx, n_threads or n_batch");
     }
-    int rc = slm_pl_open(path, p->n_ctx, p->n_batch, p->n_threads ? p->n_threads : default_threads(), out, err);
+    uint32_t tk = p->cache_type_k ? slm_kv_type_by_name(p->cache_type_k) : SLM_TYPE_F32;
+    uint32_t tv = p->cache_type_v ? slm_kv_type_by_name(p->cache_type_v) : SLM_TYPE_F32;
+    if (tk == UINT32_MAX || tv == UINT32_MAX) {
+        if (fd >= 0)
+            close(fd);
+        return slm_err_set(err, SLM_EUSAGE, "slm_lm_params: cache type '%s' is not one of %s",
+                           tk == UINT32_MAX ? p->cache_type_k : p->cache_type_v, slm_kv_type_names());
+    }
+    int rc = slm_pl_open(path, p->n_ctx, p->n_batch, p->n_threads ? p->n_threads : default_threads(), tk, tv, out,
+                         err);
     if (rc) {
         if (fd >= 0)
             close(fd);

@@ -146,8 +146,9 @@ int bench_kernels_check(int kernel, bench_check_report report, void *ctx, int *n
 
 /* End-to-end model speed, llama-bench's tests: pp (n_prompt tokens in one batch from
  * an empty cache), tg (n_gen tokens one by one from an empty cache), pg (both). One
- * warm-up run per test, then `reps` timed runs. Token ids are seeded random. */
-typedef struct bench_e2e_test { int n_prompt, n_gen; } bench_e2e_test;
+ * warm-up run per test, then `reps` timed runs. Token ids are seeded random. type_k / type_v:
+ * the KV cache types (slm_ctx_new_kv; 0 is F32, llama-bench's -ctk / -ctv). */
+typedef struct bench_e2e_test { int n_prompt, n_gen; uint32_t type_k, type_v; } bench_e2e_test;
 typedef struct bench_e2e_result {
     bench_e2e_test test;
     int n_threads, reps;

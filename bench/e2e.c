@@ -99,7 +99,7 @@ int bench_e2e_run(const slm_model *m, bench_e2e_test t, int n_threads, int reps,
     int n_batch = t.n_prompt > 0 ? t.n_prompt : 1;
     if (n_batch > 512)
         n_batch = 512;
-    int rc = slm_ctx_new(m, n_ctx, n_batch, n_threads, &c, err);
+    int rc = slm_ctx_new_kv(m, n_ctx, n_batch, n_threads, t.type_k, t.type_v, &c, err);
     if (rc)
         return rc;
     int32_t *toks = malloc(sizeof(int32_t) * (size_t)n_ctx);
@@ -116,7 +116,7 @@ int bench_e2e_run(const slm_model *m, bench_e2e_test t, int n_threads, int reps,
         toks[i] = (int32_t)((s >> 33) % (uint64_t)hp->n_vocab);
     }
     /* warm-up, as llama-bench: a prompt batch and/or one generated token */
-    bench_e2e_test warm = {t.n_prompt, t.n_gen > 0 ? 1 : 0};
+    bench_e2e_test warm = {t.n_prompt, t.n_gen > 0 ? 1 : 0, t.type_k, t.type_v};
     rc = run_once(c, toks, warm, err);
     double sum_ts = 0, sum_ts2 = 0, sum_ns = 0, sum_ns2 = 0;
     for (int r = 0; rc == SLM_OK && r < reps; r++) {

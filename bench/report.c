@@ -56,7 +56,7 @@ int bench_compare_speed(const char *path, int threads, int pp, int tg, cJSON *ro
     cJSON_AddNumberToObject(row, "n_params", (double)info.n_params);
     cJSON_AddNumberToObject(row, "bpw", info.n_params ? info.size_bytes * 8.0 / info.n_params : 0);
     for (int k = 0; k < 2 && rc == SLM_OK; k++) {
-        bench_e2e_test t = {k == 0 ? pp : 0, k == 1 ? tg : 0};
+        bench_e2e_test t = {.n_prompt = k == 0 ? pp : 0, .n_gen = k == 1 ? tg : 0};
         if (t.n_prompt + t.n_gen == 0)
             continue;
         if (t.n_prompt + t.n_gen > slm_model_hparams(m)->n_ctx_train)

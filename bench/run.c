@@ -107,6 +107,8 @@ static cJSON *row_json(const row_out *r)
     cJSON_AddNumberToObject(o, "model_size", (double)r->info.size_bytes);
     cJSON_AddNumberToObject(o, "model_n_params", (double)r->info.n_params);
     cJSON_AddNumberToObject(o, "n_threads", r->res.n_threads);
+    cJSON_AddStringToObject(o, "type_k", slm_kv_type_name(r->res.test.type_k));
+    cJSON_AddStringToObject(o, "type_v", slm_kv_type_name(r->res.test.type_v));
     cJSON_AddNumberToObject(o, "n_prompt", r->res.test.n_prompt);
     cJSON_AddNumberToObject(o, "n_gen", r->res.test.n_gen);
     cJSON_AddStringToObject(o, "test", tn);
@@ -140,13 +142,21 @@ static void emit_row(const row_out *r, const char *fmt, int first, bench_emit_fn
     const char *kernel = slm_kernel_name(slm_kernel_active());
     bench_test_name(r->res.test, tn, sizeof tn);
     if (!strcmp(fmt, "md")) {
+        /* llama-bench's columns type_k / type_v appear when a cache type is not the default */
+        const bench_e2e_test *t = &r->res.test;
+        int kv = t->type_k != SLM_TYPE_F32 || t->type_v != SLM_TYPE_F32;
         if (first)
-            emit(user, "| model | size | params | backend | kernel | threads | test | t/s | load ms | peak RSS MiB |\n"
-                       "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+            emitf(emit, user,
+                  "| model | size | params | backend | kernel | threads |%s test | t/s | load ms | peak RSS MiB |\n"
+                  "| --- | ---: | ---: | --- | --- | ---: |%s ---: | ---: | ---: | ---: |\n",
+                  kv ? " type_k | type_v |" : "", kv ? " --- | --- |" : "");
         fmt_size(r->info.size_bytes, sz, sizeof sz);
-        emitf(emit, user, "| %s | %s | %.2f M | CPU | %s | %d | %s | %.2f ± %.2f | %.0f | %.1f |\n", r->info.type_label,
-              sz, r->info.n_params / 1e6, kernel, r->res.n_threads, tn, r->res.avg_ts, r->res.stddev_ts,
-              r->info.load_ms, r->peak_rss_kb / 1024.0);
+        char kvc[64] = "";
+        if (kv)
+            snprintf(kvc, sizeof kvc, " %s | %s |", slm_kv_type_name(t->type_k), slm_kv_type_name(t->type_v));
+        emitf(emit, user, "| %s | %s | %.2f M | CPU | %s | %d |%s %s | %.2f ± %.2f | %.0f | %.1f |\n",
+              r->info.type_label, sz, r->info.n_params / 1e6, kernel, r->res.n_threads, kvc, tn, r->res.avg_ts,
+              r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb / 1024.0);
     } else if (!strcmp(fmt, "csv")) {
         if (first)
             emit(user, "build_commit,cpu_info,kernel,model_filename,model_type,model_size,model_n_params,n_threads,"

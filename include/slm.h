@@ -70,6 +70,9 @@ typedef struct slm_lm_params {
     int n_ctx;      /* context length; 0: the model's, at most 4096 */
     int n_threads;  /* 0: the online CPUs (at most 64) */
     int n_batch;    /* most tokens per forward call; 0: min(512, n_ctx) */
+    /* KV cache types, as llama.cpp's --cache-type-k/-v: "f32" (NULL: the default), "f16", "bf16",
+     * "q8_0", "q4_0" (quantized: the head size must be a multiple of 32). Another name: SLM_EUSAGE. */
+    const char *cache_type_k, *cache_type_v;
 } slm_lm_params;
 SLM_API void slm_lm_params_init(slm_lm_params *p);
 /* A GGUF file (written by slm or llama.cpp). p may be NULL (defaults). */

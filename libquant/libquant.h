@@ -99,8 +99,9 @@ const slm_qtraits *slm_qtraits_kernel(uint32_t type, int kernel, slm_qtraits *ou
  * Returns 0, or -1 for an unsupported type / n not a multiple of the block. */
 int slm_quantize_act(uint32_t type, const float *x, void *y, int64_t n);
 int slm_quantize_act_kernel(uint32_t type, int kernel, const float *x, void *y, int64_t n);
-/* For comparison only: llama.cpp's published reference quantizers (quantize_row_*_ref,
- * the no-imatrix path), re-implemented from the algorithm. Returns bytes, 0 if unsupported. */
+/* llama.cpp's published reference quantizers (quantize_row_*_ref, the no-imatrix path),
+ * re-implemented from the algorithm: for comparison, and for what llama.cpp itself writes
+ * with them (the runtime's q4_0 KV cache rows). Returns bytes, 0 if unsupported. */
 size_t slm_quantize_rows_llama_ref(uint32_t type, const float *src, void *dst, int64_t nrows, int64_t ncols);
 
 /* ---- multi-row decode kernels (rows.c; the bench/perf area) ----------------

@@ -8,8 +8,14 @@
  * Numerics follow llama.cpp's CPU graph: float activations, norms with a
  * double-precision sum, RoPE angles built by repeated multiplication as ggml
  * does, KQ scaled by 1/sqrt(head_dim), softmax with max subtraction and a
- * double-precision sum. The KV cache is float32 (llama.cpp defaults to f16;
- * its interop test runs it with f32 caches to compare like with like). */
+ * double-precision sum. The KV cache is float32 by default (llama.cpp defaults to f16;
+ * its interop test runs it with f32 caches to compare like with like); f16, bf16, q8_0 and
+ * q4_0 caches (slm_ctx_new_kv, llama.cpp's --cache-type-k/-v) store each position's row
+ * in that type, quantized as it is written (blocks never cross a head; before a quantized
+ * cache q/k/v are rotated by a Walsh-Hadamard transform as llama.cpp does, rot_chunk), and
+ * attention reads it the way llama.cpp's flash-attention path does: K.q by the type's
+ * dot product with q converted to its vec_dot_type (Q8_0 for the quantized types), V
+ * rows dequantized and accumulated in float (attend()). docs/kvcache.md. */
 #include "runtime.h"
 #include "rt_internal.h"
 
@@ -18,6 +24,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -26,7 +33,14 @@ struct slm_ctx {
     slm_pool *pool;
     int n_ctx, n_batch, n_past;
     int64_t kv_dim;              /* n_head_kv * head_dim */
-    float *k_cache, *v_cache;    /* [n_layer][n_ctx][kv_dim] */
+    uint32_t type_k, type_v;     /* cache element types (SLM_TYPE_F32: plain floats) */
+    size_t k_row, v_row;         /* bytes of one position's row (kv_dim values) */
+    size_t k_head, v_head;       /* bytes of one head's part of a row (head_dim values) */
+    int rot_k, rot_v;            /* Walsh-Hadamard rotation of q/k (v and the output) in chunks of this
+                                    many values before a quantized cache, as llama.cpp; 0: none */
+    unsigned char *k_cache, *v_cache; /* [n_layer][n_ctx][k_row / v_row bytes] */
+    float *att_tmp;              /* [n_threads][att_tmp_n]: q converted, K / V rows widened (attend) */
+    size_t att_tmp_n;            /* head_dim * (1 + KV_VB + n_batch) */
     /* scratch for one batch of up to n_batch tokens */
     float *x;                    /* [B][E] residual stream */
     float *xn;                   /* [B][E] normalised input of a sub-block */
@@ -149,13 +163,122 @@ static void *xcalloc(size_t n, size_t sz, int *fail)
     return p;
 }
 
+/* ---- KV cache types ------------------------------------------------------------------ */
+
+enum { KV_VB = 32 }; /* K (f16/bf16) or V rows widened to float per product (attend) */
+
+static const struct { const char *name; uint32_t type; } g_kv_types[] = {
+    {"f32", SLM_TYPE_F32}, {"f16", SLM_TYPE_F16}, {"bf16", SLM_TYPE_BF16}, {"q8_0", SLM_TYPE_Q8_0}, {"q4_0", SLM_TYPE_Q4_0},
+};
+
+uint32_t slm_kv_type_by_name(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof g_kv_types / sizeof g_kv_types[0]; i++)
+        if (!strcasecmp(name, g_kv_types[i].name))
+            return g_kv_types[i].type;
+    return UINT32_MAX;
+}
+
+const char *slm_kv_type_name(uint32_t type)
+{
+    for (size_t i = 0; i < sizeof g_kv_types / sizeof g_kv_types[0]; i++)
+        if (g_kv_types[i].type == type)
+            return g_kv_types[i].name;
+    return NULL;
+}
+
+const char *slm_kv_type_names(void) { return "f32, f16, bf16, q8_0, q4_0"; }
+
+static int kv_type_check(const slm_hparams *hp, const char *which, uint32_t type, slm_err *err)
+{
+    const char *nm = slm_kv_type_name(type);
+    if (!nm)
+        return slm_err_set(err, SLM_EUSAGE, "%s cache type %u is not one of %s", which, (unsigned)type,
+                           slm_kv_type_names());
+    const slm_qtraits *t = slm_qtraits_get(type);
+    if (!t || hp->head_dim % t->blck)
+        return slm_err_set(err, SLM_EINPUT,
+                           "%s cache type %s stores blocks of %d values per head, which do not divide this model's "
+                           "head size %d (use f32, f16 or bf16)",
+                           which, nm, t ? t->blck : 0, hp->head_dim);
+    return SLM_OK;
+}
+
+uint64_t slm_kv_cache_bytes(const slm_hparams *hp, int n_ctx, uint32_t type_k, uint32_t type_v)
+{
+    if (!slm_kv_type_name(type_k) || !slm_kv_type_name(type_v) || n_ctx < 0)
+        return 0;
+    int64_t kv = (int64_t)hp->n_head_kv * hp->head_dim;
+    size_t k = slm_row_bytes(type_k, kv), v = slm_row_bytes(type_v, kv);
+    return (uint64_t)hp->n_layer * (uint64_t)n_ctx * ((uint64_t)k + (uint64_t)v);
+}
+
+/* One position's row of n values into the cache as `type` writes it in llama.cpp (ggml's
+ * from_float): plain copy (F32), round to nearest even (F16, BF16, and Q8_0 through the
+ * activation quantizer), llama.cpp's reference quantizer for Q4_0. */
+static void kv_put(uint32_t type, const float *x, void *dst, int64_t n)
+{
+    if (type == SLM_TYPE_F32)
+        memcpy(dst, x, sizeof(float) * (size_t)n);
+    else if (slm_quantize_act(type, x, dst, n) != 0)
+        slm_quantize_rows_llama_ref(type, x, dst, 1, n);
+}
+
+/* llama.cpp rotates what goes into a quantized cache by an orthonormal Walsh-Hadamard matrix (a
+ * rotation spreads an outlier over the block, so the block's scale fits the rest better), when
+ * the head size is a multiple of 64: q and k in chunks of the largest power of two dividing the
+ * head size, v in chunks of 64, and the attention output back (H is its own inverse). q.k is
+ * unchanged by the rotation; only the rounding sees it. */
+static int rot_chunk(uint32_t type, int head_dim, int is_k)
+{
+    const slm_qtraits *t = slm_qtraits_get(type);
+    if (!t || !t->is_quant || head_dim % 64)
+        return 0;
+    int n = 64;
+    while (is_k && head_dim % (2 * n) == 0)
+        n *= 2;
+    return n;
+}
+
+/* x <- H x in chunks of n values (n a power of two), H the Sylvester-ordered Hadamard
+ * matrix scaled by 1/sqrt(n): butterflies (x_i, x_j) -> (x_i + x_j, x_i - x_j). */
+static void hadamard(float *x, int64_t len, int n)
+{
+    const float s = 1.0f / sqrtf((float)n);
+    for (int64_t c = 0; c + n <= len; c += n) {
+        float *v = x + c;
+        for (int h = 1; h < n; h *= 2)
+            for (int i = 0; i < n; i += 2 * h)
+                for (int j = i; j < i + h; j++) {
+                    const float a = v[j], b = v[j + h];
+                    v[j] = a + b;
+                    v[j + h] = a - b;
+                }
+        for (int i = 0; i < n; i++)
+            v[i] *= s;
+    }
+}
+
+uint32_t slm_ctx_type_k(const slm_ctx *c) { return c->type_k; }
+uint32_t slm_ctx_type_v(const slm_ctx *c) { return c->type_v; }
+uint64_t slm_ctx_kv_bytes(const slm_ctx *c) { return slm_kv_cache_bytes(&c->m->hp, c->n_ctx, c->type_k, c->type_v); }
+
 int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_ctx **out, slm_err *err)
+{
+    return slm_ctx_new_kv(m, n_ctx, n_batch, n_threads, SLM_TYPE_F32, SLM_TYPE_F32, out, err);
+}
+
+int slm_ctx_new_kv(const slm_model *m, int n_ctx, int n_batch, int n_threads, uint32_t type_k, uint32_t type_v,
+                   slm_ctx **out, slm_err *err)
 {
     *out = NULL;
     const slm_hparams *hp = &m->hp;
     if (n_ctx < 1 || n_ctx > hp->n_ctx_train)
         return slm_err_set(err, SLM_EINPUT, "context size %d is out of range: the model supports 1..%d tokens",
                            n_ctx, hp->n_ctx_train);
+    int rc0;
+    if ((rc0 = kv_type_check(hp, "K", type_k, err)) || (rc0 = kv_type_check(hp, "V", type_v, err)))
+        return rc0;
     if (n_batch <= 0)
         n_batch = n_ctx < 512 ? n_ctx : 512;
     if (n_batch > n_ctx)
@@ -167,16 +290,26 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
     c->n_ctx = n_ctx;
     c->n_batch = n_batch;
     c->kv_dim = (int64_t)hp->n_head_kv * hp->head_dim;
+    c->type_k = type_k;
+    c->type_v = type_v;
+    c->k_row = slm_row_bytes(type_k, c->kv_dim);
+    c->v_row = slm_row_bytes(type_v, c->kv_dim);
+    c->k_head = slm_row_bytes(type_k, hp->head_dim);
+    c->v_head = slm_row_bytes(type_v, hp->head_dim);
+    c->rot_k = rot_chunk(type_k, hp->head_dim, 1);
+    c->rot_v = rot_chunk(type_v, hp->head_dim, 0);
     int rc = slm_pool_new(n_threads, &c->pool, err);
     if (rc) {
         free(c);
         return rc;
     }
     size_t B = (size_t)n_batch, E = (size_t)hp->n_embd, KV = (size_t)c->kv_dim, Q = (size_t)hp->n_q;
-    size_t kv_elems = (size_t)hp->n_layer * (size_t)n_ctx * KV;
+    size_t kv_pos = (size_t)hp->n_layer * (size_t)n_ctx;
     int fail = 0;
-    c->k_cache = xcalloc(kv_elems, sizeof(float), &fail);
-    c->v_cache = xcalloc(kv_elems, sizeof(float), &fail);
+    c->k_cache = xcalloc(kv_pos, c->k_row, &fail);
+    c->v_cache = xcalloc(kv_pos, c->v_row, &fail);
+    c->att_tmp_n = (size_t)hp->head_dim * (1 + KV_VB + B);
+    c->att_tmp = xcalloc((size_t)slm_pool_size(c->pool) * c->att_tmp_n, sizeof(float), &fail);
     c->x = xcalloc(B * E, sizeof(float), &fail);
     c->xn = xcalloc(B * E, sizeof(float), &fail);
     c->q = xcalloc(B * Q, sizeof(float), &fail);
@@ -196,7 +329,7 @@ int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_c
     if (fail) {
         slm_ctx_free(c);
         return slm_err_set(err, SLM_EINTERNAL, "out of memory for a context of %d tokens (KV cache %.1f MiB)", n_ctx,
-                           2.0 * kv_elems * sizeof(float) / (1 << 20));
+                           (double)kv_pos * (double)(c->k_row + c->v_row) / (1 << 20));
     }
     *out = c;
     return SLM_OK;
@@ -209,7 +342,9 @@ void slm_ctx_free(slm_ctx *c)
     slm_pool_free(c->pool);
     if (c->packs_held)
         packs_release(c->m);
-    float *bufs[] = {c->k_cache, c->v_cache, c->x, c->xn, c->q, c->qkv, c->kv, c->att, c->proj,
+    free(c->k_cache);
+    free(c->v_cache);
+    float *bufs[] = {c->att_tmp, c->x, c->xn, c->q, c->qkv, c->kv, c->att, c->proj,
                      c->ff_a, c->ff_b, c->scores, c->logits};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         free(bufs[i]);
@@ -374,30 +509,87 @@ static void softmax_row(float *row, int n_keys, int NK, int win)
         row[p] = 0;
 }
 
-/* Per head: S = Q_h K_h^T (sgemm over the cached keys), causal mask, softmax
- * per row, O_h = P V_h (sgemm). Heads are spread over the threads. */
+/* Attention of one query head h over the cache of sequence sq at layer l: n query rows
+ * (q, q_stride apart) at positions pos0 .. pos0+n-1 against keys 0 .. pos0+n-1, the output
+ * rows (out, out_stride apart). S: [n][pos0+n] scores, tmp: head_dim * (1 + KV_VB + n)
+ * floats, both the calling thread's. The one path for every cache type:
+ *   scores: F32 keys, one sgemm over the cached rows (scale as alpha); quantized keys, each
+ *           visible key by the type's vec_dot against q converted once per row to its
+ *           vec_dot_type (Q8_0: integer dot products), times the scale; F16 / BF16 keys, q
+ *           rounded through the type, KV_VB key rows widened to float at a time, one sgemm
+ *           each (the products of two halves are exact in float: the type's dot product,
+ *           summed in float);
+ *   softmax per row with the causal mask and the layer's window;
+ *   output: F32 values, one sgemm; other types, KV_VB rows at a time dequantized into tmp,
+ *           accumulated by sgemm (beta 1), from the first key any row can see. */
+static void attend(const slm_ctx *sq, const slm_hparams *hp, int l, int win, int h, const float *q, int64_t q_stride,
+                   int n, int pos0, float *out, int64_t out_stride, float *S, float *tmp)
+{
+    const int D = hp->head_dim, kvh = h / (hp->n_head / hp->n_head_kv), NK = pos0 + n;
+    const float scale = hp->attn_scale;
+    const unsigned char *kc = sq->k_cache + (size_t)l * sq->n_ctx * sq->k_row + (size_t)kvh * sq->k_head;
+    const unsigned char *vc = sq->v_cache + (size_t)l * sq->n_ctx * sq->v_row + (size_t)kvh * sq->v_head;
+    if (sq->type_k == SLM_TYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, NK, D, scale, q, (int)q_stride, (const float *)kc,
+                    (int)sq->kv_dim, 0.0f, S, NK);
+    } else if (!slm_qtraits_get(sq->type_k)->is_quant) {
+        const slm_qtraits *tk = slm_qtraits_get(sq->type_k);
+        float *kb = tmp + D, *qf = tmp + (size_t)D * (1 + KV_VB);
+        for (int t = 0; t < n; t++) {
+            slm_quantize_act(sq->type_k, q + (size_t)t * q_stride, tmp, D);
+            tk->dequantize_row(tmp, qf + (size_t)t * D, D);
+        }
+        for (int p0 = win && pos0 + 1 > win ? pos0 + 1 - win : 0; p0 < NK; p0 += KV_VB) {
+            const int nb = NK - p0 < KV_VB ? NK - p0 : KV_VB;
+            for (int i = 0; i < nb; i++)
+                tk->dequantize_row(kc + (size_t)(p0 + i) * sq->k_row, kb + (size_t)i * D, D);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, nb, D, scale, qf, D, kb, D, 0.0f, S + p0, NK);
+        }
+    } else {
+        const slm_qtraits *tk = slm_qtraits_get(sq->type_k);
+        for (int t = 0; t < n; t++) {
+            const int last = pos0 + t, k0 = win && last + 1 > win ? last + 1 - win : 0;
+            float *row = S + (size_t)t * NK;
+            slm_quantize_act(tk->vec_dot_type, q + (size_t)t * q_stride, tmp, D);
+            for (int p = k0; p <= last; p++) {
+                float s;
+                tk->vec_dot(D, &s, kc + (size_t)p * sq->k_row, tmp);
+                row[p] = s * scale;
+            }
+        }
+    }
+    for (int t = 0; t < n; t++)
+        softmax_row(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+    if (sq->type_v == SLM_TYPE_F32) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, (const float *)vc,
+                    (int)sq->kv_dim, 0.0f, out, (int)out_stride);
+        return;
+    }
+    const slm_qtraits *tv = slm_qtraits_get(sq->type_v);
+    float *vb = tmp + D;
+    for (int t = 0; t < n; t++)
+        memset(out + (size_t)t * out_stride, 0, sizeof(float) * (size_t)D);
+    for (int p0 = win && pos0 + 1 > win ? pos0 + 1 - win : 0; p0 < NK; p0 += KV_VB) {
+        const int nb = NK - p0 < KV_VB ? NK - p0 : KV_VB;
+        for (int i = 0; i < nb; i++)
+            tv->dequantize_row(vc + (size_t)(p0 + i) * sq->v_row, vb + (size_t)i * D, D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, nb, 1.0f, S + p0, NK, vb, D, 1.0f, out,
+                    (int)out_stride);
+    }
+}
+
+/* One batch of one sequence: heads spread over the threads. */
 static void att_task(void *arg, int ith, int nth)
 {
     const att_job *j = arg;
     slm_ctx *c = j->c;
     const slm_hparams *hp = &c->m->hp;
-    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int64_t KV = c->kv_dim, Q = hp->n_q;
-    const int n = j->n_tokens, NK = j->pos0 + n; /* keys 0 .. pos0+n-1 */
     const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0; /* key p visible from pos when pos - p < win */
-    const float scale = hp->attn_scale;
-    const float *kc = c->k_cache + (size_t)j->layer * c->n_ctx * KV;
-    const float *vc = c->v_cache + (size_t)j->layer * c->n_ctx * KV;
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx; /* [n][NK] */
-    for (int h = ith; h < H; h += nth) {
-        const int kvh = h / group;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, NK, D, scale, j->q + (size_t)h * D, (int)j->q_stride,
-                    kc + (size_t)kvh * D, (int)KV, 0.0f, S, NK);
-        for (int t = 0; t < n; t++)
-            softmax_row(S + (size_t)t * NK, j->pos0 + t + 1, NK, win);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
-                    0.0f, c->att + (size_t)h * D, (int)Q);
-    }
+    float *tmp = c->att_tmp + (size_t)ith * c->att_tmp_n;
+    for (int h = ith; h < hp->n_head; h += nth)
+        attend(c, hp, j->layer, win, h, j->q + (size_t)h * hp->head_dim, j->q_stride, j->n_tokens, j->pos0,
+               c->att + (size_t)h * hp->head_dim, hp->n_q, S, tmp);
 }
 
 /* Multi-sequence decode: token t of the batch belongs to sequence seqs[t] (its own cache,
@@ -413,22 +605,16 @@ static void att_multi_task(void *arg, int ith, int nth)
     const att_multi_job *j = arg;
     slm_ctx *c = j->c;
     const slm_hparams *hp = &c->m->hp;
-    const int H = hp->n_head, D = hp->head_dim, group = hp->n_head / hp->n_head_kv;
-    const int64_t KV = c->kv_dim, Q = hp->n_q;
+    const int H = hp->n_head, D = hp->head_dim;
+    const int64_t Q = hp->n_q;
     const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0;
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx;
+    float *tmp = c->att_tmp + (size_t)ith * c->att_tmp_n;
     for (int i = ith; i < j->n_tokens * H; i += nth) {
-        const int t = i / H, h = i % H, kvh = h / group;
+        const int t = i / H, h = i % H;
         const slm_ctx *sq = j->seqs[t];
-        const int NK = sq->n_past + 1;
-        const float *kc = sq->k_cache + (size_t)j->layer * sq->n_ctx * KV;
-        const float *vc = sq->v_cache + (size_t)j->layer * sq->n_ctx * KV;
-        const float *q = c->q + (size_t)t * Q + (size_t)h * D;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 1, NK, D, hp->attn_scale, q, (int)Q, kc + (size_t)kvh * D,
-                    (int)KV, 0.0f, S, NK);
-        softmax_row(S, NK, NK, win);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, 1, D, NK, 1.0f, S, NK, vc + (size_t)kvh * D, (int)KV,
-                    0.0f, c->att + (size_t)t * Q + (size_t)h * D, (int)Q);
+        attend(sq, hp, j->layer, win, h, c->q + (size_t)t * Q + (size_t)h * D, Q, 1, sq->n_past,
+               c->att + (size_t)t * Q + (size_t)h * D, Q, S, tmp);
     }
 }
 
@@ -515,8 +701,8 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     const int l_end = c->lr_on ? c->lr1 : hp->n_layer;
     for (int l = c->lr_on ? c->lr0 : 0; l < l_end; l++) {
         const slm_layer *ly = &m->layers[l];
-        float *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * KV;
-        float *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * KV;
+        unsigned char *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * c->k_row;
+        unsigned char *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * c->v_row;
         norm_rows(hp, c->xn, c->x, ly->attn_norm, ly->attn_norm_b, n, E);
 
         /* q [n][Q], k and v [n][KV], then k and v into the cache */
@@ -553,19 +739,36 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
                 rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
             }
         }
+        for (int t = 0; t < n; t++) { /* a quantized cache's rotation (rot_chunk), per token's sequence */
+            const slm_ctx *st = ms ? ms[t] : c;
+            if (st->rot_k) {
+                hadamard(c->q + (size_t)t * Q, Q, st->rot_k);
+                hadamard(kb + (size_t)t * KV, KV, st->rot_k);
+            }
+            if (st->rot_v)
+                hadamard(vb + (size_t)t * KV, KV, st->rot_v);
+        }
         if (ms) { /* each token's k and v into its own sequence's cache, then attention per sequence */
             for (int t = 0; t < n; t++) {
-                size_t off = ((size_t)l * ms[t]->n_ctx + (size_t)ms[t]->n_past) * KV;
-                memcpy(ms[t]->k_cache + off, kb + (size_t)t * KV, sizeof(float) * KV);
-                memcpy(ms[t]->v_cache + off, vb + (size_t)t * KV, sizeof(float) * KV);
+                slm_ctx *st = ms[t];
+                size_t pos = (size_t)l * st->n_ctx + (size_t)st->n_past;
+                kv_put(st->type_k, kb + (size_t)t * KV, st->k_cache + pos * st->k_row, KV);
+                kv_put(st->type_v, vb + (size_t)t * KV, st->v_cache + pos * st->v_row, KV);
             }
             att_multi_job amj = {c, ms, l, n};
             slm_pool_run(c->pool, att_multi_task, &amj);
         } else {
-            memcpy(kc, kb, sizeof(float) * (size_t)n * KV);
-            memcpy(vc, vb, sizeof(float) * (size_t)n * KV);
+            for (int t = 0; t < n; t++) {
+                kv_put(c->type_k, kb + (size_t)t * KV, kc + (size_t)t * c->k_row, KV);
+                kv_put(c->type_v, vb + (size_t)t * KV, vc + (size_t)t * c->v_row, KV);
+            }
             att_job aj = {c, l, n, pos0, c->q, Q};
             slm_pool_run(c->pool, att_task, &aj);
+        }
+        for (int t = 0; t < n; t++) {
+            const slm_ctx *st = ms ? ms[t] : c;
+            if (st->rot_v)
+                hadamard(c->att + (size_t)t * Q, Q, st->rot_v);
         }
         mm(c, c->proj, ly->wo, c->att, n);
         add_bias(c->proj, ly->bo, n, E);

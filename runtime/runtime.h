@@ -155,6 +155,24 @@ typedef struct slm_ctx slm_ctx;
  * call (0 = min(512, n_ctx)); n_threads >= 1. */
 int slm_ctx_new(const slm_model *m, int n_ctx, int n_batch, int n_threads, slm_ctx **out,
                 slm_err *err) SLM_MUST_CHECK;
+/* The same with the KV cache's element types (llama.cpp's --cache-type-k / --cache-type-v):
+ * SLM_TYPE_F32 (slm_ctx_new's), SLM_TYPE_F16, SLM_TYPE_BF16, SLM_TYPE_Q8_0 or SLM_TYPE_Q4_0. Each position's
+ * K and V rows are converted as they are written, one block per 32 values of a head (a
+ * quantized type needs head_dim % 32 == 0, as llama.cpp: else SLM_EINPUT); attention takes
+ * K.q with the type's dot product (q converted to its vec_dot_type, Q8_0 for q8_0/q4_0) and
+ * accumulates dequantized V rows in float (docs/kvcache.md). SLM_EUSAGE: another type. */
+int slm_ctx_new_kv(const slm_model *m, int n_ctx, int n_batch, int n_threads, uint32_t type_k, uint32_t type_v,
+                   slm_ctx **out, slm_err *err) SLM_MUST_CHECK;
+/* Cache type names "f32", "f16", "bf16", "q8_0", "q4_0" (case-insensitive) -> type id,
+ * UINT32_MAX if not one of them; the name of a cache type (NULL if not one); the list for messages. */
+uint32_t slm_kv_type_by_name(const char *name);
+const char *slm_kv_type_name(uint32_t type);
+const char *slm_kv_type_names(void);
+/* Bytes of the K and V caches of n_ctx positions (all layers); 0 for a type that is not a cache type. */
+uint64_t slm_kv_cache_bytes(const slm_hparams *hp, int n_ctx, uint32_t type_k, uint32_t type_v);
+uint32_t slm_ctx_type_k(const slm_ctx *c);
+uint32_t slm_ctx_type_v(const slm_ctx *c);
+uint64_t slm_ctx_kv_bytes(const slm_ctx *c);
 void slm_ctx_free(slm_ctx *c);
 void slm_ctx_clear(slm_ctx *c);            /* empty the KV cache */
 /* Keep only the first n_past tokens of the cache (0 <= n_past <= slm_ctx_n_past), e.g. the
@@ -178,7 +196,8 @@ const float *slm_ctx_logits(const slm_ctx *c, int i);
  * holds sequence i's logits, bit for bit those n separate slm_decode(seqs[i], &tokens[i], 1, 0)
  * calls would give. `work` (one of seqs or another context of the model) lends its threads,
  * scratch and repacked weights; n <= slm_ctx_n_batch(work), and no sequence may be longer than
- * n_batch x n_ctx of work. work's observer and layer range are not used. Fails (SLM_EINPUT,
+ * n_batch x n_ctx of work. Each sequence's cache keeps its own types (slm_ctx_new_kv).
+ * work's observer and layer range are not used. Fails (SLM_EINPUT,
  * nothing decoded) on a full cache, an id out of range, another model or a repeated context. */
 int slm_decode_multi(slm_ctx *work, slm_ctx *const *seqs, const int32_t *tokens, int n, slm_err *err) SLM_MUST_CHECK;
 

@@ -42,7 +42,8 @@ void srv_engine_unref(srv_engine *e)
         srv_engine_free(e);
 }
 
-int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv_engine **out, slm_err *err)
+int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, uint32_t type_k, uint32_t type_v,
+                    srv_engine **out, slm_err *err)
 {
     *out = NULL;
     srv_engine *e = calloc(1, sizeof *e);
@@ -88,7 +89,8 @@ int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv
     if (ncpu > 0 && work_threads > ncpu)
         work_threads = ncpu > n_threads ? (int)ncpu : n_threads;
     for (int s = 0; s < n_slots; s++) {
-        if ((rc = slm_ctx_new(e->model, n_ctx, 0, s == 0 ? work_threads : n_threads, &e->slots[s].ctx, err)))
+        if ((rc = slm_ctx_new_kv(e->model, n_ctx, 0, s == 0 ? work_threads : n_threads, type_k, type_v,
+                                 &e->slots[s].ctx, err)))
             goto fail;
         e->slots[s].cap = n_ctx;
         if (!(e->slots[s].cached = malloc(sizeof(int32_t) * (size_t)n_ctx))) {
@@ -122,7 +124,8 @@ void srv_engine_free(srv_engine *e)
     free(e);
 }
 
-int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint64_t *bytes, slm_err *err)
+int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint32_t type_k, uint32_t type_v, uint64_t *bytes,
+                        slm_err *err)
 {
     slm_model *m = NULL;
     int rc = slm_model_load(path, &m, err);
@@ -131,8 +134,8 @@ int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint64_t *byte
     const slm_hparams *hp = slm_model_hparams(m);
     if (n_ctx == 0)
         n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    /* K and V: n_layer x n_ctx x n_head_kv x head_dim floats each, per slot */
-    uint64_t kv = 2ull * (uint64_t)hp->n_layer * (uint64_t)n_ctx * (uint64_t)hp->n_head_kv * (uint64_t)hp->head_dim * 4;
+    /* K and V: n_layer x n_ctx rows of n_head_kv x head_dim values each, per slot */
+    uint64_t kv = slm_kv_cache_bytes(hp, n_ctx, type_k, type_v);
     *bytes = slm_model_weight_bytes(m) + (uint64_t)n_slots * kv;
     slm_model_free(m);
     return 0;

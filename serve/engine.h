@@ -16,9 +16,10 @@
 typedef struct srv_engine srv_engine;
 
 /* Load the GGUF at path, with n_slots sequences of n_ctx tokens each (n_ctx 0: the
- * model's training context, at most 4096), n_threads threads per slot. */
-int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, srv_engine **out,
-                    slm_err *err) SLM_MUST_CHECK;
+ * model's training context, at most 4096), n_threads threads per slot, KV caches of
+ * type_k / type_v (slm_ctx_new_kv; 0 is F32). */
+int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, uint32_t type_k, uint32_t type_v,
+                    srv_engine **out, slm_err *err) SLM_MUST_CHECK;
 void srv_engine_free(srv_engine *e);
 /* References (the server swaps engines on reload while requests still hold the old one):
  * a new engine holds one; srv_engine_unref frees at zero. */
@@ -33,9 +34,10 @@ uint64_t srv_engine_weight_bytes(const srv_engine *e);
  * recipe name (general.file_type), else "other". */
 void srv_engine_describe(const srv_engine *e, char arch[16], char quant[16]);
 
-/* Bytes the model would need with n_slots contexts of n_ctx tokens (weights + KV caches), read
- * from the GGUF without building contexts. */
-int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint64_t *bytes, slm_err *err) SLM_MUST_CHECK;
+/* Bytes the model would need with n_slots contexts of n_ctx tokens (weights + KV caches of
+ * type_k / type_v), read from the GGUF without building contexts. */
+int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint32_t type_k, uint32_t type_v, uint64_t *bytes,
+                        slm_err *err) SLM_MUST_CHECK;
 
 /* Completions: the prompt as `slm run` tokenizes it (BOS when the model adds it, control
  * token texts not parsed). Chat: the messages rendered by the chat template, then tokenized

@@ -702,7 +702,7 @@ fail:
 int srv_load(srv_server *s, slm_err *err)
 {
     if (s->o.mem_budget) {
-        int erc = srv_engine_estimate(s->o.model_path, s->o.n_ctx, s->o.n_parallel, &s->mem_need, err);
+        int erc = srv_engine_estimate(s->o.model_path, s->o.n_ctx, s->o.n_parallel, s->o.type_k, s->o.type_v, &s->mem_need, err);
         if (erc)
             return erc;
         if (s->mem_need > s->o.mem_budget) {
@@ -719,7 +719,8 @@ int srv_load(srv_server *s, slm_err *err)
         if (tel_file_digest(s->o.model_path, s->model_digest, &derr))
             s->model_digest[0] = 0;
     }
-    int rc = srv_engine_load(s->o.model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, &s->eng, err);
+    int rc = srv_engine_load(s->o.model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, s->o.type_k, s->o.type_v, &s->eng,
+                             err);
     s->o.model_path = NULL; /* the caller's buffer: not kept */
     if (!rc) {
         srv_engine_describe(s->eng, s->arch, s->quant);
@@ -770,7 +771,7 @@ int srv_reload(srv_server *s, const char *model_path, slm_err *err)
     if (s->mem_fallback || !s->eng)
         return slm_err_set(err, SLM_EUSAGE, "no local model is being served: nothing to reload");
     srv_engine *e = NULL;
-    int rc = srv_engine_load(model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, &e, err);
+    int rc = srv_engine_load(model_path, s->o.n_ctx, s->o.n_threads, s->o.n_parallel, s->o.type_k, s->o.type_v, &e, err);
     if (rc)
         return rc; /* the old model keeps serving */
     char digest[65] = "";

@@ -146,6 +146,12 @@ enum { F_LLAMA, F_QWEN2, F_QWEN3, F_GEMMA3, F_PHI3 };
 
 double *ref_forward(const char *dir, const int32_t *ids, int n, int *n_vocab, char *msg, size_t msg_cap)
 {
+    return ref_forward_round(dir, ids, n, n_vocab, NULL, NULL, msg, msg_cap);
+}
+
+double *ref_forward_round(const char *dir, const int32_t *ids, int n, int *n_vocab, ref_round_fn round, void *user,
+                          char *msg, size_t msg_cap)
+{
     ref R = {.msg = msg, .cap = msg_cap}, *r = &R;
     char *cfgpath = tu_path(dir, "config.json");
     char *text = tu_read_file(cfgpath, NULL);
@@ -251,6 +257,12 @@ double *ref_forward(const char *dir, const int32_t *ids, int n, int *n_vocab, ch
                 rope_half(q + (size_t)t * Q + (size_t)hh * D, D, inv, t);
             for (int hh = 0; hh < HKV; hh++)
                 rope_half(k + (size_t)t * KV + (size_t)hh * D, D, inv, t);
+        }
+        for (int i = 0; round && i < n * H; i++)
+            round(user, 0, q + (size_t)i * D, D, fam == F_LLAMA);
+        for (int i = 0; round && i < n * HKV; i++) {
+            round(user, 1, k + (size_t)i * D, D, fam == F_LLAMA);
+            round(user, 2, v + (size_t)i * D, D, fam == F_LLAMA);
         }
         for (int hh = 0; hh < H; hh++) {
             int kh = hh / (H / HKV);

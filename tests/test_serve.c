@@ -820,6 +820,40 @@ Test(serve, parallel_batched_equals_run)
     cr_assert_eq(server_down(&s), 0);
 }
 
+/* --cache-type-k q8_0 --cache-type-v q8_0 (docs/kvcache.md): four requests on two slots (the
+ * batched multi-sequence decode) answer what `slm run --temp 0` with the same caches prints */
+Test(serve, cache_type_q8_0_answers)
+{
+    static const char *prompts[4] = {"Once upon a time", "The little dog", "Tom had a red ball", "Mom said"};
+    const char *args[] = {"--parallel", "2", "--cache-type-k", "q8_0", "-ctv", "q8_0", NULL};
+    server s;
+    server_up_args(&s, args);
+    batched_req q[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        q[i] = (batched_req){.port = s.port, .max_tokens = 16 + 4 * i, .prompt = prompts[i]};
+        pthread_create(&th[i], NULL, batched_main, &q[i]);
+    }
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        cr_assert_eq(q[i].status, 200, "request %d: status %d", i, q[i].status);
+        char nb[16];
+        snprintf(nb, sizeof nb, "%d", q[i].max_tokens);
+        const char *ra[] = {"run", "-m", g_gguf, "-p", prompts[i], "-n", nb, "--temp", "0", "-t", "1", "-ctk", "q8_0",
+                            "-ctv", "q8_0", NULL};
+        char *want = NULL, *err = NULL;
+        cr_assert_eq(tu_run_slm(&want, &err, ra), 0, "slm run: %s", err ? err : "");
+        size_t len = strlen(want);
+        if (len && want[len - 1] == '\n')
+            want[len - 1] = 0;
+        cr_assert(strlen(q[i].text) > 10, "request %d: a short answer '%s'", i, q[i].text);
+        cr_assert_str_eq(q[i].text, want, "request %d (%s): served text differs from slm run -ctk q8_0", i, prompts[i]);
+        free(want), free(err), free(q[i].text);
+    }
+    cr_assert_eq(server_down(&s), 0);
+}
+
 static int metric_value(int port, const char *series)
 {
     resp r = http(port, "GET", "/metrics", "", NULL, 0);

@@ -110,6 +110,7 @@ typedef struct models_args {
     const char *models[MAXL];
     char *model_buf[MAXL];
     int nm, nbuf, pp[MAXL], np, tg[MAXL], ng, th[MAXL], nth, reps, progress, npg, pp_set, tg_set, fmt;
+    cli_cache_opts kv;
     bench_e2e_test pgs[MAXL];
 } models_args;
 
@@ -184,6 +185,7 @@ static const slm_opt models_opts[] = {
     OPT_INT('r', "repetitions", models_args, reps, "N", 1, 1000, "timed runs per test (default 5), after one warm-up run"),
     OPT_ENUM('o', "output", models_args, fmt, "FMT", models_fmts, "md (default) | json | jsonl | csv | sql | svg"),
     OPT_FLAG(0, "progress", models_args, progress, "progress lines on stderr"),
+    OPT_INCLUDE(cli_cache_table, models_args, kv),
     OPT_END(),
 };
 
@@ -437,15 +439,19 @@ static int bench_models(int argc, char **argv)
     int ntests = 0;
     for (int k = 0; k < ma->np; k++)
         if (ma->pp[k] > 0)
-            tests[ntests++] = (bench_e2e_test){ma->pp[k], 0};
+            tests[ntests++] = (bench_e2e_test){.n_prompt = ma->pp[k]};
     for (int k = 0; k < ma->ng; k++)
         if (ma->tg[k] > 0)
-            tests[ntests++] = (bench_e2e_test){0, ma->tg[k]};
+            tests[ntests++] = (bench_e2e_test){.n_gen = ma->tg[k]};
     for (int k = 0; k < ma->npg; k++)
         tests[ntests++] = ma->pgs[k];
     if (ntests == 0) {
         rc = cli_usage(CMD, "no tests (all of -p, -n are 0 and no -pg)");
         goto out;
+    }
+    for (int k = 0; k < ntests; k++) {
+        tests[k].type_k = cli_cache_type(ma->kv.k);
+        tests[k].type_v = cli_cache_type(ma->kv.v);
     }
     slm_err err = {0};
     bench_models_opts o = {.models = ma->models, .n_models = ma->nm, .tests = tests, .n_tests = ntests,

@@ -157,7 +157,7 @@ int cmd_chat(int argc, char **argv)
     up.key = fb_key;
     if (fo.mem_budget) { /* as slm run: a model over the budget is not loaded; the fallback answers */
         uint64_t need = 0;
-        if ((rc = srv_engine_estimate(path, (int)n_ctx, 1, &need, &err)))
+        if ((rc = srv_engine_estimate(path, (int)n_ctx, 1, SLM_TYPE_F32, SLM_TYPE_F32, &need, &err)))
             goto out;
         if (need > fo.mem_budget) {
             if (!fo.url || fo.priv) {

@@ -140,6 +140,29 @@ const slm_opt cli_threads_table[] = {
     OPT_END(),
 };
 
+/* index order of cli_cache_opts' fields: f32 (0, the default) first */
+static const char *const cache_type_names[] = {"f32", "f16", "bf16", "q8_0", "q4_0", NULL};
+
+const slm_opt cli_cache_table[] = {
+    OPT_ENUM(0, "cache-type-k", cli_cache_opts, k, "TYPE", cache_type_names,
+             "KV cache type of the keys: f32 (default), f16, bf16, q8_0, q4_0\n"
+             "(quantized types need a head size that is a multiple of 32; docs/kvcache.md)"),
+    {.kind = SLM_OPT_ENUM, .name = "ctk", .argname = "TYPE", .off = SLM_OPT_OFF(cli_cache_opts, k, int),
+     .choices = cache_type_names, .flags = SLM_OPT_DASH1, .help = "the same as --cache-type-k"},
+    OPT_ENUM(0, "cache-type-v", cli_cache_opts, v, "TYPE", cache_type_names,
+             "KV cache type of the values: f32 (default), f16, bf16, q8_0, q4_0"),
+    {.kind = SLM_OPT_ENUM, .name = "ctv", .argname = "TYPE", .off = SLM_OPT_OFF(cli_cache_opts, v, int),
+     .choices = cache_type_names, .flags = SLM_OPT_DASH1, .help = "the same as --cache-type-v"},
+    OPT_END(),
+};
+
+uint32_t cli_cache_type(int idx)
+{
+    return idx > 0 && idx < (int)(sizeof cache_type_names / sizeof cache_type_names[0]) - 1
+               ? slm_kv_type_by_name(cache_type_names[idx])
+               : SLM_TYPE_F32;
+}
+
 int cli_wants_help(const slm_cmd *c, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {

@@ -57,6 +57,16 @@ char *cli_read_file(const char *path, size_t max, size_t *len, slm_err *err);
  * (--json; -t/--threads 1..1024). */
 extern const slm_opt cli_model_table[], cli_sampler_table[], cli_json_table[], cli_threads_table[];
 
+/* KV cache types of run, perplexity, bench and serve (llama.cpp's spelling): --cache-type-k /
+ * -ctk TYPE, --cache-type-v / -ctv TYPE, TYPE one of f32 (default), f16, bf16, q8_0, q4_0
+ * (anything else: exit 2). The fields hold the index of the name; cli_cache_type gives the
+ * type id (slm_ctx_new_kv). */
+typedef struct cli_cache_opts {
+    int k, v;
+} cli_cache_opts;
+extern const slm_opt cli_cache_table[];
+uint32_t cli_cache_type(int idx);
+
 /* The cloud-fallback options of run and serve (cli_fallback_table, docs/serve.md): --fallback URL
  * (http/https), --fallback-key-file F, --fallback-confidence P in [0, 1], --fallback-timeout S in
  * (0, 3600] (connect: at most 2 s), --mem-budget BYTES (K/M/G). cli_fallback_defaults first; a

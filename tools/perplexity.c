@@ -10,6 +10,7 @@
 typedef struct perplexity_args {
     const char *model, *text, *kld_base;
     int n_ctx, n_batch, n_threads, n_chunks, json, kld;
+    cli_cache_opts kv;
 } perplexity_args;
 
 static const slm_opt perplexity_opts[] = {
@@ -19,6 +20,7 @@ static const slm_opt perplexity_opts[] = {
     OPT_INT(0, "chunks", perplexity_args, n_chunks, "N", 1, 1 << 30, "score at most N chunks (default: all)"),
     OPT_INT('b', "batch-size", perplexity_args, n_batch, "N", 1, 1 << 24, "tokens per forward call (default: N of -c)"),
     OPT_INCLUDE(cli_threads_table, perplexity_args, n_threads),
+    OPT_INCLUDE(cli_cache_table, perplexity_args, kv),
     OPT_INCLUDE_AS(cli_json_table, perplexity_args, json,
                    "print one JSON object on stdout: ppl, ppl_stderr, tokens, chunks,\n"
                    "n_ctx, seconds (and a \"kld\" object when comparing)"),
@@ -91,6 +93,8 @@ int cmd_perplexity(int argc, char **argv)
     if ((rc = slm_pl_load(model_path, &m, &err)))
         goto fail;
     m->n_threads = (int)n_threads;
+    m->type_k = cli_cache_type(a.kv.k);
+    m->type_v = cli_cache_type(a.kv.v);
     slm_ppl_params pp = {
         .n_ctx = (int)n_ctx, .n_chunks = (int)n_chunks, .progress = progress,
         .kld_base_out = kld_base && !kld ? kld_base : NULL, .kld_base_in = kld ? kld_base : NULL,
@@ -110,6 +114,10 @@ int cmd_perplexity(int argc, char **argv)
         cJSON_AddNumberToObject(j, "chunks", r.chunks);
         cJSON_AddNumberToObject(j, "n_ctx", r.n_ctx);
         cJSON_AddNumberToObject(j, "seconds", secs);
+        cJSON_AddStringToObject(j, "cache_type_k", slm_kv_type_name(m->type_k));
+        cJSON_AddStringToObject(j, "cache_type_v", slm_kv_type_name(m->type_v));
+        cJSON_AddNumberToObject(j, "kv_bytes", (double)slm_kv_cache_bytes(slm_model_hparams(m->model), r.n_ctx,
+                                                                          m->type_k, m->type_v));
         if (kld) {
             cJSON *k = cJSON_AddObjectToObject(j, "kld");
             cJSON_AddNumberToObject(k, "ppl_base", kr.ppl_base);

@@ -16,6 +16,7 @@ typedef struct run_args {
     const char *prompt, *prompt_file, *messages, *chat_template;
     int n_predict, n_ctx, n_threads, json, chat;
     slm_sampler_params sp;
+    cli_cache_opts kv;
     cli_fallback_opts fb;
 } run_args;
 
@@ -35,6 +36,7 @@ static const slm_opt run_opts[] = {
     OPT_INT('c', "ctx-size", run_args, n_ctx, "N", 1, 1 << 30, "context length (default: the model's, at most 4096)"),
     OPT_INCLUDE(cli_sampler_table, run_args, sp),
     OPT_INCLUDE(cli_threads_table, run_args, n_threads),
+    OPT_INCLUDE(cli_cache_table, run_args, kv),
     OPT_INCLUDE_AS(cli_json_table, run_args, json, "print one JSON object instead of streaming: {\"text\", stats...}"),
     OPT_GROUP("cloud fallback (then the text is printed at the end, not streamed; not with --chat:\nslm chat takes them):"),
     OPT_INCLUDE(cli_fallback_table, run_args, fb),
@@ -148,6 +150,7 @@ int cmd_run(int argc, char **argv)
     unsigned long long mem_budget = a.fb.mem_budget;
     srv_upstream up = {a.fb.url, NULL, a.fb.connect_ms, a.fb.timeout_ms, 8u << 20};
     slm_sampler_params sp = a.sp;
+    uint32_t type_k = cli_cache_type(a.kv.k), type_v = cli_cache_type(a.kv.v);
     slm_err uerr = {0};
     if (cli_model_check(&mo, &uerr))
         return cli_usage(C, "%s", uerr.msg);
@@ -209,7 +212,7 @@ int cmd_run(int argc, char **argv)
     up.key = fb_key;
     if (mem_budget) {
         uint64_t need = 0;
-        if ((rc = srv_engine_estimate(model_path, (int)n_ctx, 1, &need, &err)))
+        if ((rc = srv_engine_estimate(model_path, (int)n_ctx, 1, type_k, type_v, &need, &err)))
             goto fail;
         if (need > mem_budget) {
             if (!up.url || priv) {
@@ -247,7 +250,7 @@ int cmd_run(int argc, char **argv)
                          n_ids, n_ctx);
         goto fail;
     }
-    if ((rc = slm_ctx_new(m->model, (int)n_ctx, 0, (int)n_threads, &m->ctx, &err)))
+    if ((rc = slm_ctx_new_kv(m->model, (int)n_ctx, 0, (int)n_threads, type_k, type_v, &m->ctx, &err)))
         goto fail;
     slm_pl_gen g = {.sp = sp, .max_tokens = (int)n_predict, .ids = ids, .n_ids = n_ids, .msgs = msgs,
                     .n_msgs = n_msgs, .chat_template = chat_template};
@@ -304,6 +307,9 @@ int cmd_run(int argc, char **argv)
         cJSON_AddStringToObject(j, "stop", stop);
         cJSON_AddNumberToObject(j, "n_ctx", (double)n_ctx);
         cJSON_AddNumberToObject(j, "threads", (double)n_threads);
+        cJSON_AddStringToObject(j, "cache_type_k", slm_kv_type_name(type_k));
+        cJSON_AddStringToObject(j, "cache_type_v", slm_kv_type_name(type_v));
+        cJSON_AddNumberToObject(j, "kv_bytes", (double)slm_ctx_kv_bytes(m->ctx));
         cJSON_AddNumberToObject(j, "seed", (double)sp.seed);
         cJSON_AddNumberToObject(j, "load_ms", t_load * 1e3);
         cJSON_AddNumberToObject(j, "prompt_ms", t_prompt * 1e3);

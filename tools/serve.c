@@ -17,6 +17,7 @@ typedef struct serve_args {
     srv_opts so;
     const char *key_file;
     long long max_body, drain;
+    cli_cache_opts kv;
     cli_fallback_opts fb;
 } serve_args;
 
@@ -30,6 +31,7 @@ static const slm_opt serve_opts[] = {
     OPT_INT(0, "parallel", serve_args, so.n_parallel, "N", 1, 64, "slots generating together (default 1)"),
     OPT_INT('c', "ctx-size", serve_args, so.n_ctx, "N", 1, 1 << 20, "context length of each slot (default: the model's, at most 4096)"),
     OPT_INCLUDE_AS(cli_threads_table, serve_args, so.n_threads, "threads per slot (default: physical cores / parallel, at least 1)"),
+    OPT_INCLUDE(cli_cache_table, serve_args, kv),
     OPT_INT(0, "max-queue", serve_args, so.max_queue, "N", 0, 100000,
             "requests that may wait for a slot; beyond it 503 + Retry-After (default 16)"),
     OPT_I64(0, "max-body", serve_args, max_body, "BYTES", 1024, 1LL << 30, "largest request body; beyond it 413 (default 1048576)"),
@@ -100,6 +102,8 @@ int cmd_serve(int argc, char **argv)
     if (ai < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[ai]);
     srv_opts so = a.so;
+    so.type_k = cli_cache_type(a.kv.k);
+    so.type_v = cli_cache_type(a.kv.v);
     cli_model_opts mo = a.mo;
     const char *key_file = a.key_file, *fb_key_file = a.fb.key_file;
     long long drain = a.drain;

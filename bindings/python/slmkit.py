@@ -32,7 +32,8 @@ class Error(Exception):
 
 
 class _LmParams(ctypes.Structure):
-    _fields_ = [("n_ctx", ctypes.c_int), ("n_threads", ctypes.c_int), ("n_batch", ctypes.c_int)]
+    _fields_ = [("n_ctx", ctypes.c_int), ("n_threads", ctypes.c_int), ("n_batch", ctypes.c_int),
+                ("cache_type_k", ctypes.c_char_p), ("cache_type_v", ctypes.c_char_p)]
 
 
 class _GenParams(ctypes.Structure):
@@ -155,7 +156,7 @@ class Model:
     """A GGUF model with its tokenizer and one context (use from one thread at a time)."""
 
     def __init__(self, path, n_ctx=0, n_threads=0):
-        p = _LmParams(n_ctx, n_threads, 0)
+        p = _LmParams(n_ctx, n_threads, 0, None, None)
         h = ctypes.c_void_p()
         _check(_open(_bytes(os.fspath(path)), ctypes.byref(p), ctypes.byref(h)))
         self._h = h
