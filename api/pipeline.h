@@ -64,6 +64,42 @@ typedef struct slm_pl_gen {
  * callback's stop or slm_lm_cancel. */
 int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, slm_err *err) SLM_MUST_CHECK;
 
+/* The sampling loop of slm_pl_generate from logits already computed (prompt decoded): sample,
+ * stop at end of generation, hand the piece to fn, decode it, until g->max_tokens, a full
+ * context (g->stop SLM_STOP_CONTEXT), fn's stop or slm_lm_cancel. Counts into g->generated /
+ * g->n_eval; conv (may be NULL): each token decoded is pushed to that conversation's cache. */
+int slm_pl_sample_loop(slm_lm *m, slm_sampler *smp, slm_chat *conv, slm_pl_gen *g, slm_pl_token_fn fn, void *user,
+                       slm_err *err) SLM_MUST_CHECK;
+
+/* ---- chat sessions (api/chat.c) ---- */
+/* A conversation on one context of the model at path (n_ctx as slm_pl_open), rendered with
+ * its chat template or the built-in template_name, sampled with sp; the system message (or
+ * NULL) first. Each turn decodes only what is not cached yet. */
+typedef struct slm_pl_chat slm_pl_chat;
+int slm_pl_chat_open(const char *path, int n_ctx, int n_threads, const char *template_name,
+                     const slm_sampler_params *sp, const char *system_msg, slm_pl_chat **out,
+                     slm_err *err) SLM_MUST_CHECK;
+void slm_pl_chat_free(slm_pl_chat *c);
+int slm_pl_chat_n_ctx(const slm_pl_chat *c);
+int slm_pl_chat_n_vocab(const slm_pl_chat *c);   /* tokens the sampler chooses from */
+/* Append a message (role system, user or assistant; text copied). */
+int slm_pl_chat_add(slm_pl_chat *c, const char *role, const char *text, size_t len, slm_err *err) SLM_MUST_CHECK;
+/* Tokens of the prompt the next reply would start from (nothing decoded). */
+int slm_pl_chat_count(const slm_pl_chat *c, int *n_prompt, slm_err *err) SLM_MUST_CHECK;
+/* Forget every message but the system one(s), and the cache. */
+void slm_pl_chat_clear(slm_pl_chat *c);
+typedef struct slm_pl_turn {
+    int n_prompt, n_reused;  /* the prompt's tokens; how many came from the cache */
+    char *text;              /* the reply (malloc'd, NUL-terminated), len bytes */
+    size_t len;
+    int stop;                /* enum slm_stop */
+} slm_pl_turn;
+/* The assistant's reply to the conversation so far: at most max_tokens, until the end-of-turn
+ * token or a full context; each piece goes to fn (may be NULL; non-zero stops) as it is
+ * sampled. The reply is not added to the conversation (slm_pl_chat_add). */
+int slm_pl_chat_reply(slm_pl_chat *c, int max_tokens, slm_pl_token_fn fn, void *user, slm_pl_turn *t,
+                      slm_err *err) SLM_MUST_CHECK;
+
 /* Perplexity / KLD of an open model over text (len bytes), on the model's context (its n_ctx
  * at least p->n_ctx) or, when m->ctx is NULL, a context of p->n_ctx tokens and n_batch
  * (0: n_ctx) made for the call. kld may be NULL unless p->kld_base_in is set. */
@@ -158,6 +194,46 @@ typedef struct slm_pl_imatrix_info {
 int slm_pl_imatrix(const char *model_path, const char *text_path, const char *out_path, int n_ctx, int n_threads,
                    int max_chunks, int process_output, void (*progress)(void *user, int phase, uint64_t v),
                    void *progress_user, slm_pl_imatrix_info *info, slm_err *err) SLM_MUST_CHECK;
+
+/* ---- tokenizer and chat template from GGUF metadata (api/text.c) ---- */
+/* The tokens of text under the GGUF's tokenizer (tokenizer.* metadata only): BOS/EOS as the
+ * model asks unless no_bos; special: parse special-token texts. pieces[i]: each token's text
+ * with specials shown and NUL bytes as spaces (NUL-terminated). slm_pl_tokens_free. */
+typedef struct slm_pl_tokens {
+    int32_t *ids;
+    char **pieces;
+    size_t n;
+} slm_pl_tokens;
+int slm_pl_tokenize_gguf(const char *path, const char *text, size_t len, int no_bos, int special,
+                         slm_pl_tokens *out, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_tokens_free(slm_pl_tokens *t);
+/* NULL or a built-in template's name (chatml, llama3, gemma, phi3); else SLM_EUSAGE naming them. */
+int slm_pl_template_name_check(const char *name, slm_err *err) SLM_MUST_CHECK;
+/* A conversation file (JSON array of {"role", "content"}; at most max bytes) parsed;
+ * *msgs is one malloc'd block (free(*msgs)); errors name the file. */
+#define SLM_PL_MAX_MESSAGES_BYTES ((size_t)64 << 20)
+int slm_pl_messages_load(const char *path, size_t max, slm_chat_msg **msgs, size_t *n_msgs,
+                         slm_err *err) SLM_MUST_CHECK;
+/* The prompt a chat model receives for the conversation in messages_path (at most
+ * SLM_PL_MAX_MESSAGES_BYTES), rendered with the GGUF's tokenizer.chat_template, or the
+ * built-in template name (not NULL), with the model's BOS/EOS texts. slm_pl_prompt_free. */
+typedef struct slm_pl_prompt {
+    char *text;
+    size_t len;
+    size_t n_msgs;
+    int builtin;                   /* rendered with a built-in template */
+    char *bos_token, *eos_token;   /* the model's, or NULL */
+} slm_pl_prompt;
+int slm_pl_template(const char *path, const char *messages_path, const char *name, int add_gen,
+                    slm_pl_prompt *out, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_prompt_free(slm_pl_prompt *p);
+
+/* ---- inspect (api/inspect.c) ---- */
+/* What FILE holds (a GGUF, a .safetensors file or index .json, or an HF model directory):
+ * metadata (arrays abbreviated to 8 elements unless all), tensor table and totals, as text
+ * or (json) one JSON object and a newline; *out malloc'd, *len bytes. Structures are
+ * validated first: a bad file gives one line naming the problem. */
+int slm_pl_inspect(const char *path, int all, int json, char **out, size_t *len, slm_err *err) SLM_MUST_CHECK;
 
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);
