@@ -25,7 +25,12 @@ INC_registry := -Iregistry -Isigning -Iapi $(INC_base)
 INC_sweep    := -Isweep -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
 INC_serve    := -Iserve -Iapi -Iruntime -Iformats -Ilibquant -Isigning -Iregistry $(INC_base)
 INC_ALL      := -I. -Itools -Iapi -Iserve -Isweep -Iregistry -Ibench -Iruntime -Isigning -Iformats -Ilibquant $(INC_base)
-INC_tools    := $(INC_ALL)
+# tools/ sees the API layer and the rooms above it, never runtime/, formats/ or libquant/: a command
+# is option parsing, an API call and printing (api/pipeline.h reaches the types below by path).
+INC_tools    := -Itools -Iapi -Iserve -Isweep -Iregistry -Isigning $(INC_base)
+# Until the bench/compare/sweep commands move onto the API layer (branch thin2), their objects keep
+# the lower rooms' headers. Remove this line when they no longer need it.
+$(BUILD)/tools/bench.o $(BUILD)/tools/compare.o $(BUILD)/tools/sweep.o: INC_tools += -Ibench -Iruntime -Iformats -Ilibquant
 INC_tests    := $(INC_ALL)
 INC_fuzz     := $(INC_ALL)
 # the include path of an object: its module's (build/<module>/x.o)

@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 
 #include "slm.h"
-#include "runtime.h"
+#include "../runtime/runtime.h" /* by path: tools/ has no -Iruntime (see the Makefile) */
 #include "signing.h"
 
 /* The handle behind slm_lm. */
@@ -234,6 +234,23 @@ void slm_pl_prompt_free(slm_pl_prompt *p);
  * or (json) one JSON object and a newline; *out malloc'd, *len bytes. Structures are
  * validated first: a bad file gives one line naming the problem. */
 int slm_pl_inspect(const char *path, int all, int json, char **out, size_t *len, slm_err *err) SLM_MUST_CHECK;
+
+/* ---- names and facts for the tools (api/names.c) ---- */
+void slm_pl_sampler_defaults(slm_sampler_params *p);
+/* SLM_KERNEL names a kernel set this CPU cannot run: 2 with a one-line message, else 0. */
+int slm_pl_kernel_env_check(char *msg, size_t cap);
+/* The kernel set in use and the CPU's features: "avx2 (cpu: ...)", "sve (256-bit vectors; cpu: ...)". */
+void slm_pl_kernels_text(char *buf, size_t cap);
+/* A storage type name (case-insensitive; not the q8_1 / q8_K dot-product helpers) -> *out; -1 if unknown. */
+int slm_pl_tensor_type(const char *name, uint32_t *out);
+/* Recipes (enum slm_ftype): by name (-1 if unknown), canonical name (NULL), all names (NULL-ended),
+ * a --tensor-type pattern's syntax (0, or non-zero with msg). */
+int slm_pl_recipe_by_name(const char *name);
+const char *slm_pl_recipe_name(int ftype);
+const char *const *slm_pl_recipe_names(void);
+int slm_pl_recipe_check_pattern(const char *pattern, char *msg, size_t cap);
+/* text and a newline written to path atomically (temp file, fsync, rename). */
+int slm_pl_write_line(const char *path, const char *text, slm_err *err) SLM_MUST_CHECK;
 
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);

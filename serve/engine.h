@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 #include "request.h"
 
 typedef struct srv_engine srv_engine;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 
 typedef struct srv_opts {
     const char *model_path;   /* a GGUF path (a verified memfd's /proc/self/fd/N for --bundle/--store) */

@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 
 #include "libquant.h"
+#include "pipeline.h"
 
 int tel_dir(char *buf, size_t cap)
 {
@@ -109,12 +110,7 @@ int tel_save(const char *dir, const tel_cfg *c, slm_err *err)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     char path[4200];
     snprintf(path, sizeof path, "%s/telemetry.json", dir);
-    slm_afile *f = NULL;
-    if (!(rc = slm_afile_open(path, &f, err)) && !(rc = slm_afile_write(f, s, strlen(s), err)) &&
-        !(rc = slm_afile_write(f, "\n", 1, err)))
-        rc = slm_afile_commit(f, err);
-    else if (f)
-        slm_afile_abort(f);
+    rc = slm_pl_write_line(path, s, err);
     free(s);
     return rc;
 }

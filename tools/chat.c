@@ -69,7 +69,7 @@ int cmd_chat(int argc, char **argv)
 {
     const char *C = "chat";
     chat_args a = {.n_predict = 1024, .n_threads = cli_default_threads()};
-    slm_sampler_defaults(&a.sp);
+    slm_pl_sampler_defaults(&a.sp);
     cli_fallback_defaults(&a.fb);
     a.sp.seed = cli_clock_seed(); /* --seed replaces it */
     int ai = slm_opt_parse(C, chat_opts, argc, argv, &a);

@@ -1,7 +1,6 @@
 /* tools/cli.c — shared helpers of the subcommands (see cli.h). */
 #include "cli.h"
 #include "pipeline.h"
-#include "runtime.h"
 #include "signing.h"
 
 #include <errno.h>

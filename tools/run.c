@@ -193,7 +193,7 @@ int cmd_run(int argc, char **argv)
     char fd_path[64];
     run_args a = {.n_predict = 128, .n_threads = cli_default_threads()};
     cli_fallback_defaults(&a.fb);
-    slm_sampler_defaults(&a.sp);
+    slm_pl_sampler_defaults(&a.sp);
     a.sp.seed = cli_clock_seed(); /* --seed replaces it */
     int ai = slm_opt_parse(C, run_opts, argc, argv, &a);
     if (ai < 0)
