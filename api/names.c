@@ -10,6 +10,8 @@ void slm_pl_sampler_defaults(slm_sampler_params *p) { slm_sampler_defaults(p); }
 
 int slm_pl_kernel_env_check(char *msg, size_t cap) { return slm_kernel_env_check(msg, cap); }
 
+const char *slm_pl_kernel_name(void) { return slm_kernel_name(slm_kernel_active()); }
+
 void slm_pl_kernels_text(char *buf, size_t cap)
 {
     if (slm_kernel_active() == SLM_KERNEL_SVE)

@@ -239,6 +239,8 @@ int slm_pl_inspect(const char *path, int all, int json, char **out, size_t *len,
 void slm_pl_sampler_defaults(slm_sampler_params *p);
 /* SLM_KERNEL names a kernel set this CPU cannot run: 2 with a one-line message, else 0. */
 int slm_pl_kernel_env_check(char *msg, size_t cap);
+/* The kernel set in use: "scalar", "avx2", "avx512", "neon", ... */
+const char *slm_pl_kernel_name(void);
 /* The kernel set in use and the CPU's features: "avx2 (cpu: ...)", "sve (256-bit vectors; cpu: ...)". */
 void slm_pl_kernels_text(char *buf, size_t cap);
 /* A storage type name (case-insensitive; not the q8_1 / q8_K dot-product helpers) -> *out; -1 if unknown. */

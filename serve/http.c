@@ -19,7 +19,6 @@
 #include "openai.h"
 #include "pipeline.h"
 #include "telemetry.h"
-#include "runtime.h"
 
 typedef struct conn {
     char *body;

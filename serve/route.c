@@ -83,19 +83,15 @@ static int ask_completion(const void *ctx, char **out, slm_err *err)
     return srv_fallback_complete(&q->ro.up, q->prompt, q->n_predict, q->sp.temp, q->sp.top_p, q->sp.seed, out, err);
 }
 
-/* Load, check the context; *route_reason set when the fallback must answer instead. */
+/* Open the model, tokenize the prompt; *fallback set when the fallback must answer instead. */
 static int run_prepare(const srv_run_req *q, srv_run_res *r, slm_lm **m, int32_t **ids, size_t *n_ids,
                        const char **fallback, slm_err *err)
 {
-    int rc = slm_pl_load(q->model_path, m, err);
+    int rc = slm_pl_open(q->model_path, q->n_ctx, 0, q->n_threads, m, err);
     if (rc)
         return rc;
-    const slm_hparams *hp = slm_model_hparams((*m)->model);
-    snprintf(r->arch, sizeof r->arch, "%s", hp->arch_name);
-    int n_ctx = q->n_ctx ? q->n_ctx : hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    r->n_ctx = n_ctx;
-    if (n_ctx > hp->n_ctx_train)
-        return slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+    snprintf(r->arch, sizeof r->arch, "%s", slm_lm_arch(*m));
+    int n_ctx = r->n_ctx = slm_lm_n_ctx(*m);
     if (!q->msgs && (rc = slm_pl_prompt_ids(*m, q->prompt, q->prompt_len, ids, n_ids, err)))
         return rc;
     if (q->ro.up.url && *n_ids + (size_t)q->n_predict > (size_t)n_ctx) {
@@ -105,10 +101,7 @@ static int run_prepare(const srv_run_req *q, srv_run_res *r, slm_lm **m, int32_t
         *fallback = "context";
         return SLM_OK;
     }
-    if (*n_ids > (size_t)n_ctx)
-        return slm_err_set(err, SLM_EINPUT, "the prompt has %zu tokens, more than the context length %d (use -c)",
-                           *n_ids, n_ctx);
-    return slm_ctx_new((*m)->model, n_ctx, 0, q->n_threads, &(*m)->ctx, err);
+    return SLM_OK; /* a prompt longer than the context: slm_pl_generate says so */
 }
 
 /* The model generates; then the fallback may replace a low-confidence answer. */

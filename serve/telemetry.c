@@ -16,7 +16,6 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "libquant.h"
 #include "pipeline.h"
 
 int tel_dir(char *buf, size_t cap)
@@ -175,7 +174,7 @@ static void mem_bucket(char *buf, size_t cap)
 /* only a known recipe name passes (the quant word comes from a file) */
 static int known_recipe(const char *q)
 {
-    for (const char *const *n = slm_recipe_names(); n && *n; n++)
+    for (const char *const *n = slm_pl_recipe_names(); n && *n; n++)
         if (!strcmp(*n, q))
             return 1;
     return 0;
@@ -218,7 +217,7 @@ char *tel_record(const tel_snapshot *s, const tel_cfg *c, int level)
         cJSON_AddStringToObject(m, "quant", s->quant);
         cJSON *d = cJSON_AddObjectToObject(j, "device");
         cJSON_AddStringToObject(d, "cpu", cpu_arch());
-        cJSON_AddStringToObject(d, "kernels", slm_kernel_name(slm_kernel_active()));
+        cJSON_AddStringToObject(d, "kernels", slm_pl_kernel_name());
         mem_bucket(mem, sizeof mem);
         cJSON_AddStringToObject(d, "memory", mem);
     }
@@ -256,7 +255,7 @@ char *tel_install_record(const tel_install_event *e, const tel_cfg *c, int level
         cJSON_AddStringToObject(m, "quant", known_recipe(e->quant) ? e->quant : "other");
         cJSON *d = cJSON_AddObjectToObject(j, "device");
         cJSON_AddStringToObject(d, "cpu", cpu_arch());
-        cJSON_AddStringToObject(d, "kernels", slm_kernel_name(slm_kernel_active()));
+        cJSON_AddStringToObject(d, "kernels", slm_pl_kernel_name());
         mem_bucket(mem, sizeof mem);
         cJSON_AddStringToObject(d, "memory", mem);
     }
