@@ -23,9 +23,15 @@ INC_bench    := -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
 INC_api      := -Iapi -Iruntime -Iformats -Ilibquant -Isigning $(INC_base)
 INC_registry := -Iregistry -Isigning -Iapi $(INC_base)
 INC_sweep    := -Isweep -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
-INC_serve    := -Iserve -Iapi -Iruntime -Iformats -Ilibquant -Isigning -Iregistry $(INC_base)
+INC_serve    := -Iserve -Iapi -Isigning -Iregistry $(INC_base)
+# serve/engine.c is every model call of the server (engine.h) and still calls runtime/ itself.
+$(BUILD)/serve/engine.o: INC_serve += -Iruntime -Iformats -Ilibquant
 INC_ALL      := -I. -Itools -Iapi -Iserve -Isweep -Iregistry -Ibench -Iruntime -Isigning -Iformats -Ilibquant $(INC_base)
-INC_tools    := $(INC_ALL)
+# tools/ sees the API layer and the rooms above it, never runtime/, formats/ or libquant/: a command
+# is option parsing, an API call and printing (api/pipeline.h reaches the types below by path).
+INC_tools    := -Itools -Iapi -Iserve -Isweep -Iregistry -Isigning $(INC_base)
+# bench and compare print rows of bench/'s report face (bench.h: functions of the bench room only).
+$(BUILD)/tools/bench.o $(BUILD)/tools/compare.o: INC_tools += -Ibench
 INC_tests    := $(INC_ALL)
 INC_fuzz     := $(INC_ALL)
 # the include path of an object: its module's (build/<module>/x.o)

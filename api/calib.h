@@ -4,7 +4,7 @@
 #ifndef SLM_API_CALIB_H
 #define SLM_API_CALIB_H
 
-#include "runtime.h"
+#include "../runtime/runtime.h"
 
 typedef struct calib_text {
     int32_t *tokens;

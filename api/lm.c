@@ -72,6 +72,11 @@ int slm_pl_load(const char *path, slm_lm **out, slm_err *err)
     return SLM_OK;
 }
 
+uint64_t slm_pl_kv_bytes(const slm_lm *m, int n_ctx)
+{
+    return slm_kv_cache_bytes(slm_model_hparams(m->model), n_ctx, m->type_k, m->type_v);
+}
+
 int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, uint32_t type_k, uint32_t type_v, slm_lm **out,
                 slm_err *err)
 {
@@ -101,6 +106,49 @@ int slm_pl_prompt_ids(slm_lm *m, const char *prompt, size_t len, int32_t **ids, 
     *ids = NULL;
     *n_ids = 0;
     return slm_tokenize_prompt(m->tok, prompt, len, slm_tokenizer_add_bos(m->tok), 0, ids, n_ids, err);
+}
+
+int slm_pl_sample_loop(slm_lm *m, slm_sampler *smp, slm_chat *conv, slm_pl_gen *g, slm_pl_token_fn fn, void *user,
+                       slm_err *err)
+{
+    char piece[256];
+    while (g->generated < g->max_tokens) {
+        const float *logits = slm_ctx_logits(m->ctx, 0);
+        int32_t next = slm_sampler_sample(smp, logits);
+        if (slm_tokenizer_is_eog(m->tok, next)) {
+            g->stop = SLM_STOP_EOG;
+            break;
+        }
+        g->generated++;
+        size_t pn = slm_token_to_piece(m->tok, next, 0, piece, sizeof piece);
+        char *big = NULL;
+        const char *pp = piece;
+        if (pn > sizeof piece) {
+            if (!(big = malloc(pn)))
+                return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+            slm_token_to_piece(m->tok, next, 0, big, pn);
+            pp = big;
+        }
+        int stop = fn ? fn(user, pp, pn, next, logits) : 0;
+        free(big);
+        if (stop || atomic_load(&m->cancel)) {
+            g->stop = SLM_STOP_CANCEL;
+            break;
+        }
+        if (g->generated == g->max_tokens)
+            break;
+        if (slm_ctx_n_past(m->ctx) >= slm_ctx_n_ctx(m->ctx)) {
+            g->stop = SLM_STOP_CONTEXT;
+            break;
+        }
+        int rc = slm_decode(m->ctx, &next, 1, 0, err);
+        if (rc)
+            return rc;
+        g->n_eval++;
+        if (conv && slm_chat_push(conv, next))
+            return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
+    return SLM_OK;
 }
 
 int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, slm_err *err)
@@ -144,43 +192,8 @@ int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, sl
     }
     g->t_prompt = slm_pl_now() - t1;
 
-    char piece[256];
     double t2 = slm_pl_now();
-    while (g->generated < g->max_tokens) {
-        const float *logits = slm_ctx_logits(m->ctx, 0);
-        int32_t next = slm_sampler_sample(smp, logits);
-        if (slm_tokenizer_is_eog(m->tok, next)) {
-            g->stop = SLM_STOP_EOG;
-            break;
-        }
-        g->generated++;
-        size_t pn = slm_token_to_piece(m->tok, next, 0, piece, sizeof piece);
-        char *big = NULL;
-        const char *pp = piece;
-        if (pn > sizeof piece) {
-            if (!(big = malloc(pn))) {
-                rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
-                goto done;
-            }
-            slm_token_to_piece(m->tok, next, 0, big, pn);
-            pp = big;
-        }
-        int stop = fn ? fn(user, pp, pn, next, logits) : 0;
-        free(big);
-        if (stop || atomic_load(&m->cancel)) {
-            g->stop = SLM_STOP_CANCEL;
-            break;
-        }
-        if (g->generated == g->max_tokens)
-            break;
-        if (slm_ctx_n_past(m->ctx) >= slm_ctx_n_ctx(m->ctx)) {
-            g->stop = SLM_STOP_CONTEXT;
-            break;
-        }
-        if ((rc = slm_decode(m->ctx, &next, 1, 0, err)))
-            goto done;
-        g->n_eval++;
-    }
+    rc = slm_pl_sample_loop(m, smp, NULL, g, fn, user, err);
     g->t_gen = slm_pl_now() - t2;
 done:
     slm_chat_free(conv);

@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 
 #include "slm.h"
-#include "runtime.h"
+#include "../runtime/runtime.h" /* by path: tools/ has no -Iruntime (see the Makefile) */
 #include "signing.h"
 
 /* The handle behind slm_lm. */
@@ -40,6 +40,8 @@ int slm_pl_model_path(const char *file, const char *bundle, const char *const *t
  * kept in the handle for the contexts slm_pl_perplexity makes). *out: slm_lm_close. */
 int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, uint32_t type_k, uint32_t type_v,
                 slm_lm **out, slm_err *err) SLM_MUST_CHECK;
+/* Bytes of a KV cache of n_ctx positions with the model's cache types (m->type_k / type_v). */
+uint64_t slm_pl_kv_bytes(const slm_lm *m, int n_ctx);
 /* Load model + tokenizer only (ctx NULL): slm_pl_open's checks but the context's. */
 int slm_pl_load(const char *path, slm_lm **out, slm_err *err) SLM_MUST_CHECK;
 /* The token ids `slm run` conditions on: the prompt tokenized (BOS as the model adds it);
@@ -65,6 +67,42 @@ typedef struct slm_pl_gen {
  * then sample / emit / decode until max_tokens, end of generation, a full context, the
  * callback's stop or slm_lm_cancel. */
 int slm_pl_generate(slm_lm *m, slm_pl_gen *g, slm_pl_token_fn fn, void *user, slm_err *err) SLM_MUST_CHECK;
+
+/* The sampling loop of slm_pl_generate from logits already computed (prompt decoded): sample,
+ * stop at end of generation, hand the piece to fn, decode it, until g->max_tokens, a full
+ * context (g->stop SLM_STOP_CONTEXT), fn's stop or slm_lm_cancel. Counts into g->generated /
+ * g->n_eval; conv (may be NULL): each token decoded is pushed to that conversation's cache. */
+int slm_pl_sample_loop(slm_lm *m, slm_sampler *smp, slm_chat *conv, slm_pl_gen *g, slm_pl_token_fn fn, void *user,
+                       slm_err *err) SLM_MUST_CHECK;
+
+/* ---- chat sessions (api/chat.c) ---- */
+/* A conversation on one context of the model at path (n_ctx as slm_pl_open), rendered with
+ * its chat template or the built-in template_name, sampled with sp; the system message (or
+ * NULL) first. Each turn decodes only what is not cached yet. */
+typedef struct slm_pl_chat slm_pl_chat;
+int slm_pl_chat_open(const char *path, int n_ctx, int n_threads, const char *template_name,
+                     const slm_sampler_params *sp, const char *system_msg, slm_pl_chat **out,
+                     slm_err *err) SLM_MUST_CHECK;
+void slm_pl_chat_free(slm_pl_chat *c);
+int slm_pl_chat_n_ctx(const slm_pl_chat *c);
+int slm_pl_chat_n_vocab(const slm_pl_chat *c);   /* tokens the sampler chooses from */
+/* Append a message (role system, user or assistant; text copied). */
+int slm_pl_chat_add(slm_pl_chat *c, const char *role, const char *text, size_t len, slm_err *err) SLM_MUST_CHECK;
+/* Tokens of the prompt the next reply would start from (nothing decoded). */
+int slm_pl_chat_count(const slm_pl_chat *c, int *n_prompt, slm_err *err) SLM_MUST_CHECK;
+/* Forget every message but the system one(s), and the cache. */
+void slm_pl_chat_clear(slm_pl_chat *c);
+typedef struct slm_pl_turn {
+    int n_prompt, n_reused;  /* the prompt's tokens; how many came from the cache */
+    char *text;              /* the reply (malloc'd, NUL-terminated), len bytes */
+    size_t len;
+    int stop;                /* enum slm_stop */
+} slm_pl_turn;
+/* The assistant's reply to the conversation so far: at most max_tokens, until the end-of-turn
+ * token or a full context; each piece goes to fn (may be NULL; non-zero stops) as it is
+ * sampled. The reply is not added to the conversation (slm_pl_chat_add). */
+int slm_pl_chat_reply(slm_pl_chat *c, int max_tokens, slm_pl_token_fn fn, void *user, slm_pl_turn *t,
+                      slm_err *err) SLM_MUST_CHECK;
 
 /* Perplexity / KLD of an open model over text (len bytes), on the model's context (its n_ctx
  * at least p->n_ctx) or, when m->ctx is NULL, a context of p->n_ctx tokens and n_batch
@@ -194,6 +232,67 @@ typedef struct slm_pl_compare_result {
 } slm_pl_compare_result;
 int slm_pl_compare(const slm_pl_compare_opts *o, slm_pl_compare_result *res, slm_err *err) SLM_MUST_CHECK;
 void slm_pl_compare_result_free(slm_pl_compare_result *r);
+/* ---- tokenizer and chat template from GGUF metadata (api/text.c) ---- */
+/* The tokens of text under the GGUF's tokenizer (tokenizer.* metadata only): BOS/EOS as the
+ * model asks unless no_bos; special: parse special-token texts. pieces[i]: each token's text
+ * with specials shown and NUL bytes as spaces (NUL-terminated). slm_pl_tokens_free. */
+typedef struct slm_pl_tokens {
+    int32_t *ids;
+    char **pieces;
+    size_t n;
+} slm_pl_tokens;
+int slm_pl_tokenize_gguf(const char *path, const char *text, size_t len, int no_bos, int special,
+                         slm_pl_tokens *out, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_tokens_free(slm_pl_tokens *t);
+/* NULL or a built-in template's name (chatml, llama3, gemma, phi3); else SLM_EUSAGE naming them. */
+int slm_pl_template_name_check(const char *name, slm_err *err) SLM_MUST_CHECK;
+/* A conversation file (JSON array of {"role", "content"}; at most max bytes) parsed;
+ * *msgs is one malloc'd block (free(*msgs)); errors name the file. */
+#define SLM_PL_MAX_MESSAGES_BYTES ((size_t)64 << 20)
+int slm_pl_messages_load(const char *path, size_t max, slm_chat_msg **msgs, size_t *n_msgs,
+                         slm_err *err) SLM_MUST_CHECK;
+/* The prompt a chat model receives for the conversation in messages_path (at most
+ * SLM_PL_MAX_MESSAGES_BYTES), rendered with the GGUF's tokenizer.chat_template, or the
+ * built-in template name (not NULL), with the model's BOS/EOS texts. slm_pl_prompt_free. */
+typedef struct slm_pl_prompt {
+    char *text;
+    size_t len;
+    size_t n_msgs;
+    int builtin;                   /* rendered with a built-in template */
+    char *bos_token, *eos_token;   /* the model's, or NULL */
+} slm_pl_prompt;
+int slm_pl_template(const char *path, const char *messages_path, const char *name, int add_gen,
+                    slm_pl_prompt *out, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_prompt_free(slm_pl_prompt *p);
+
+/* ---- inspect (api/inspect.c) ---- */
+/* What FILE holds (a GGUF, a .safetensors file or index .json, or an HF model directory):
+ * metadata (arrays abbreviated to 8 elements unless all), tensor table and totals, as text
+ * or (json) one JSON object and a newline; *out malloc'd, *len bytes. Structures are
+ * validated first: a bad file gives one line naming the problem. */
+int slm_pl_inspect(const char *path, int all, int json, char **out, size_t *len, slm_err *err) SLM_MUST_CHECK;
+
+/* ---- names and facts for the tools (api/names.c) ---- */
+void slm_pl_sampler_defaults(slm_sampler_params *p);
+/* SLM_KERNEL names a kernel set this CPU cannot run: 2 with a one-line message, else 0. */
+int slm_pl_kernel_env_check(char *msg, size_t cap);
+/* The kernel set in use: "scalar", "avx2", "avx512", "neon", ... */
+const char *slm_pl_kernel_name(void);
+/* The kernel set in use and the CPU's features: "avx2 (cpu: ...)", "sve (256-bit vectors; cpu: ...)". */
+void slm_pl_kernels_text(char *buf, size_t cap);
+/* KV cache type ids by llama.cpp's names (f32, f16, bf16, q8_0, q4_0) and back (slm_kv_type_*). */
+uint32_t slm_pl_kv_type_by_name(const char *name);
+const char *slm_pl_kv_type_name(uint32_t type);
+/* A storage type name (case-insensitive; not the q8_1 / q8_K dot-product helpers) -> *out; -1 if unknown. */
+int slm_pl_tensor_type(const char *name, uint32_t *out);
+/* Recipes (enum slm_ftype): by name (-1 if unknown), canonical name (NULL), all names (NULL-ended),
+ * a --tensor-type pattern's syntax (0, or non-zero with msg). */
+int slm_pl_recipe_by_name(const char *name);
+const char *slm_pl_recipe_name(int ftype);
+const char *const *slm_pl_recipe_names(void);
+int slm_pl_recipe_check_pattern(const char *pattern, char *msg, size_t cap);
+/* text and a newline written to path atomically (temp file, fsync, rename). */
+int slm_pl_write_line(const char *path, const char *text, slm_err *err) SLM_MUST_CHECK;
 
 /* Seconds on a monotonic clock. */
 double slm_pl_now(void);

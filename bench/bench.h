@@ -10,8 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
-#include "libquant.h"
+#include "base.h"
+#include "../libquant/libquant.h" /* the kernel set ids (by path: tools include this face) */
 
 /* ---- synthetic models (bench/synth.c) ----------------------------------
  * Hugging Face model directories with seeded random weights in the shape of

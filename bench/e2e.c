@@ -3,6 +3,7 @@
  * t/s statistics are llama-bench's: the mean and standard deviation of the
  * per-run tokens / second. */
 #include "bench.h"
+#include "formats.h"
 #include "bench_internal.h"
 #include "runtime.h"
 

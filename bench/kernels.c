@@ -7,6 +7,7 @@
  * reported in GFLOP/s next to the FMA peak. The weights are cycled over enough
  * copies to exceed the last-level cache, as a model's weights do. */
 #include "bench.h"
+#include "formats.h"
 #include "bench_internal.h"
 #include "libquant.h"
 #include "runtime.h"

@@ -12,6 +12,7 @@
  * plus one character), with merges whose parts and results are all in the
  * vocabulary. */
 #include "bench.h"
+#include "formats.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

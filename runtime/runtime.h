@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
-#include "libquant.h"
+#include "../formats/formats.h"
+#include "../libquant/libquant.h"
 
 /* ---- tokenizer ------------------------------------------------------------ */
 typedef struct slm_tokenizer slm_tokenizer;

@@ -141,6 +141,23 @@ int srv_engine_estimate(const char *path, int n_ctx, int n_slots, uint32_t type_
     return 0;
 }
 
+/* srv_sampler is runtime's slm_sampler under the engine's name. */
+srv_sampler *srv_engine_sampler(const srv_engine *e, double temperature, double top_p, uint64_t seed)
+{
+    slm_sampler_params sp;
+    slm_sampler_defaults(&sp);
+    sp.temp = top_p <= 0 ? 0.0f : (float)temperature;
+    sp.top_k = 0;
+    sp.min_p = 0;
+    sp.top_p = (float)top_p;
+    sp.repeat_penalty = 1;
+    sp.seed = seed;
+    return (srv_sampler *)slm_sampler_new(&sp, e->n_vocab);
+}
+
+int32_t srv_sampler_sample(srv_sampler *s, const float *logits) { return slm_sampler_sample((slm_sampler *)s, logits); }
+void srv_sampler_free(srv_sampler *s) { slm_sampler_free((slm_sampler *)s); }
+
 int srv_engine_n_ctx(const srv_engine *e) { return e->n_ctx; }
 int srv_engine_n_vocab(const srv_engine *e) { return e->n_vocab; }
 const char *srv_engine_arch(const srv_engine *e) { return slm_model_hparams(e->model)->arch_name; }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 #include "request.h"
 
 typedef struct srv_engine srv_engine;
@@ -63,6 +63,14 @@ const float *srv_engine_logits(const srv_engine *e, int s);
 int srv_engine_n_past(const srv_engine *e, int s);
 /* Forget what slot s holds (after an error). */
 void srv_engine_reset(srv_engine *e, int s);
+
+/* A sampler for one request over the tokens the engine may sample: temperature and top_p only
+ * (OpenAI semantics; top-k, min-p and repeat penalty off), temperature 0 or top_p <= 0: greedy.
+ * NULL when out of memory. */
+typedef struct srv_sampler srv_sampler;
+srv_sampler *srv_engine_sampler(const srv_engine *e, double temperature, double top_p, uint64_t seed);
+int32_t srv_sampler_sample(srv_sampler *s, const float *logits);
+void srv_sampler_free(srv_sampler *s);
 
 /* Log-softmax over the first n_vocab logits: *lp_chosen gets chosen's log-probability and
  * top[0..k) / top_lp[0..k) the k most likely tokens (descending), k <= 20. */

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 
 typedef struct srv_upstream {
     const char *url;        /* base, e.g. http://10.0.0.5:8080 (the request path is appended) */

@@ -17,8 +17,8 @@
 
 #include "fallback.h"
 #include "openai.h"
+#include "pipeline.h"
 #include "telemetry.h"
-#include "runtime.h"
 
 typedef struct conn {
     char *body;
@@ -789,6 +789,25 @@ int srv_reload(srv_server *s, const char *model_path, slm_err *err)
     pthread_mutex_unlock(&s->mu);
     srv_engine_unref(old_pending);
     return 0;
+}
+
+int srv_reload_store(srv_server *s, const char *store, int *fd, slm_err *err)
+{
+    char buf[64];
+    const char *path = NULL;
+    int nfd = -1;
+    int rc = slm_pl_model_path(NULL, NULL, NULL, 0, store, buf, sizeof buf, &path, &nfd, err);
+    if (!rc)
+        rc = srv_reload(s, path, err);
+    if (rc) {
+        if (nfd >= 0)
+            close(nfd);
+        return rc;
+    }
+    if (*fd >= 0)
+        close(*fd); /* the old model stays mapped until its last request ends */
+    *fd = nfd;
+    return SLM_OK;
 }
 
 void srv_drain_and_stop(srv_server *s, double timeout_s)

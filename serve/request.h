@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 
 enum { SRV_KIND_COMPLETION = 0, SRV_KIND_CHAT = 1 };
 #define SRV_MAX_STOP 4           /* OpenAI: up to 4 stop sequences */

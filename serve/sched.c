@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "runtime.h"
 #include "srv_internal.h"
 
 double srv_now(void)
@@ -34,7 +33,7 @@ static void job_free(srv_job *j)
     srv_engine_unref(j->eng);
     pthread_cond_destroy(&j->cv);
     srv_request_free(&j->req);
-    slm_sampler_free(j->sampler);
+    srv_sampler_free(j->sampler);
     free(j->ids);
     free(j->text);
     free(j->toks);
@@ -52,22 +51,14 @@ void srv_job_unref(srv_server *s, srv_job *j)
 
 int srv_job_sampler(srv_job *j, srv_engine *e)
 {
-    slm_sampler_params sp;
-    slm_sampler_defaults(&sp);
-    sp.temp = j->req.top_p <= 0 ? 0.0f : (float)j->req.temperature;
-    sp.top_k = 0; /* OpenAI semantics: temperature and top_p only */
-    sp.min_p = 0;
-    sp.top_p = (float)j->req.top_p;
-    sp.repeat_penalty = 1;
-    if (j->req.seed_set)
-        sp.seed = j->req.seed;
-    else {
+    uint64_t seed = j->req.seed;
+    if (!j->req.seed_set) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        sp.seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
+        seed = (uint64_t)ts.tv_sec * 1000000007ULL ^ (uint64_t)ts.tv_nsec;
     }
-    slm_sampler_free(j->sampler);
-    j->sampler = slm_sampler_new(&sp, srv_engine_n_vocab(e));
+    srv_sampler_free(j->sampler);
+    j->sampler = srv_engine_sampler(e, j->req.temperature, j->req.top_p, seed);
     return j->sampler ? 0 : -1;
 }
 
@@ -325,7 +316,7 @@ static void *sched_main(void *arg)
             int done = 0;
             if (!gone && !rc) {
                 const float *logits = srv_engine_logits(E, k);
-                ti.id = slm_sampler_sample(j->sampler, logits);
+                ti.id = srv_sampler_sample(j->sampler, logits);
                 if (!j->req.ignore_eos && srv_engine_is_eog(E, ti.id)) {
                     done = 1;
                 } else {

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 
 typedef struct srv_opts {
     const char *model_path;   /* a GGUF path (a verified memfd's /proc/self/fd/N for --bundle/--store) */
@@ -50,6 +50,10 @@ int srv_port(const srv_server *s);
  * request: running ones finish on the old model, queued ones start on the new one. On error
  * the old model keeps serving. */
 int srv_reload(srv_server *s, const char *model_path, slm_err *err) SLM_MUST_CHECK;
+/* srv_reload with the active model of an install store, verified again into sealed memory:
+ * on success *fd (the descriptor of the model served so far, or -1) is closed and replaced
+ * by the new model's; on error nothing changes. */
+int srv_reload_store(srv_server *s, const char *store, int *fd, slm_err *err) SLM_MUST_CHECK;
 /* Stop accepting connections, let queued and running requests finish (at most timeout_s
  * seconds, then cancel them), stop. Frees s. */
 void srv_drain_and_stop(srv_server *s, double timeout_s);

@@ -42,7 +42,7 @@ typedef struct srv_job {
     char errmsg[256];
     int n_reused, n_gen;        /* prompt tokens taken from the slot's cache; tokens generated */
     double t_enqueue, t_start, t_first, t_end;
-    void *sampler;              /* slm_sampler */
+    srv_sampler *sampler;
     srv_engine *eng;            /* the engine that tokenized it (a reference) */
     uint64_t id;                /* request number (the answer's id) */
     int64_t created;            /* unix seconds */

@@ -16,7 +16,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "libquant.h"
+#include "pipeline.h"
 
 int tel_dir(char *buf, size_t cap)
 {
@@ -109,12 +109,7 @@ int tel_save(const char *dir, const tel_cfg *c, slm_err *err)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     char path[4200];
     snprintf(path, sizeof path, "%s/telemetry.json", dir);
-    slm_afile *f = NULL;
-    if (!(rc = slm_afile_open(path, &f, err)) && !(rc = slm_afile_write(f, s, strlen(s), err)) &&
-        !(rc = slm_afile_write(f, "\n", 1, err)))
-        rc = slm_afile_commit(f, err);
-    else if (f)
-        slm_afile_abort(f);
+    rc = slm_pl_write_line(path, s, err);
     free(s);
     return rc;
 }
@@ -179,7 +174,7 @@ static void mem_bucket(char *buf, size_t cap)
 /* only a known recipe name passes (the quant word comes from a file) */
 static int known_recipe(const char *q)
 {
-    for (const char *const *n = slm_recipe_names(); n && *n; n++)
+    for (const char *const *n = slm_pl_recipe_names(); n && *n; n++)
         if (!strcmp(*n, q))
             return 1;
     return 0;
@@ -222,7 +217,7 @@ char *tel_record(const tel_snapshot *s, const tel_cfg *c, int level)
         cJSON_AddStringToObject(m, "quant", s->quant);
         cJSON *d = cJSON_AddObjectToObject(j, "device");
         cJSON_AddStringToObject(d, "cpu", cpu_arch());
-        cJSON_AddStringToObject(d, "kernels", slm_kernel_name(slm_kernel_active()));
+        cJSON_AddStringToObject(d, "kernels", slm_pl_kernel_name());
         mem_bucket(mem, sizeof mem);
         cJSON_AddStringToObject(d, "memory", mem);
     }
@@ -260,7 +255,7 @@ char *tel_install_record(const tel_install_event *e, const tel_cfg *c, int level
         cJSON_AddStringToObject(m, "quant", known_recipe(e->quant) ? e->quant : "other");
         cJSON *d = cJSON_AddObjectToObject(j, "device");
         cJSON_AddStringToObject(d, "cpu", cpu_arch());
-        cJSON_AddStringToObject(d, "kernels", slm_kernel_name(slm_kernel_active()));
+        cJSON_AddStringToObject(d, "kernels", slm_pl_kernel_name());
         mem_bucket(mem, sizeof mem);
         cJSON_AddStringToObject(d, "memory", mem);
     }

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "formats.h"
+#include "base.h"
 
 enum { TEL_OFF = 0, TEL_ERROR = 1, TEL_ALL = 2 };
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "libquant.h"
+#include "formats.h"
 #include "sweep_internal.h"
 
 #define SPEC_MAX_BYTES (1u << 20)

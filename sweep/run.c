@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "formats.h"
 #include "sweep_internal.h"
 
 #define RESULT_MAX_BYTES (1u << 20)

@@ -16,7 +16,7 @@
 #ifndef SLM_SWEEP_H
 #define SLM_SWEEP_H
 
-#include "formats.h"
+#include "base.h"
 
 #define SWEEP_MAX_MODELS 64
 #define SWEEP_MAX_TYPES 32

@@ -5,9 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "engine.h"
-#include "fallback.h"
-#include "runtime.h"
+#include "route.h"
 
 typedef struct chat_args {
     cli_model_opts mo;
@@ -49,75 +47,29 @@ const slm_cmd_doc doc_chat = {
 };
 
 
-/* One reply: sample until end of turn, -n tokens or a full context; stream it (lps NULL) or
- * collect the log-probabilities of its tokens under the model in *lps (for the fallback's
- * confidence, then nothing is printed here); collect the text. */
-static int reply(slm_chat *ch, slm_ctx *ctx, const slm_tokenizer *tok, slm_sampler *smp, long long n_predict,
-                 int n_vocab, float **lps, int *n_lps, char **text, size_t *len, slm_err *err)
+static void stream_piece(void *user, const char *piece, size_t len)
 {
-    size_t cap = 256;
-    char *buf = malloc(cap), piece[256];
-    if (!buf)
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    *len = 0;
-    int rc = 0;
-    for (long long n = 0; n < n_predict; n++) {
-        const float *logits = slm_ctx_logits(ctx, 0);
-        int32_t next = slm_sampler_sample(smp, logits);
-        if (slm_tokenizer_is_eog(tok, next))
-            break;
-        if (lps) {
-            float *g = realloc(*lps, sizeof **lps * (size_t)(*n_lps + 1));
-            if (!g) {
-                rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
-                break;
-            }
-            *lps = g;
-            srv_logprobs(logits, n_vocab, next, 0, &g[(*n_lps)++], NULL, NULL);
-        }
-        size_t pn = slm_token_to_piece(tok, next, 0, piece, sizeof piece);
-        char *big = pn > sizeof piece ? malloc(pn) : NULL;
-        if (big)
-            slm_token_to_piece(tok, next, 0, big, pn);
-        const char *pp = pn > sizeof piece ? big : piece;
-        if (pp) {
-            if (!lps) {
-                fwrite(pp, 1, pn, stdout);
-                fflush(stdout);
-            }
-            if (*len + pn + 1 > cap) {
-                cap = (*len + pn + 1) * 2;
-                char *nb = realloc(buf, cap);
-                if (!nb) {
-                    free(big);
-                    rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
-                    break;
-                }
-                buf = nb;
-            }
-            memcpy(buf + *len, pp, pn);
-            *len += pn;
-        }
-        free(big);
-        if (n + 1 == n_predict || slm_ctx_n_past(ctx) >= slm_ctx_n_ctx(ctx))
-            break;
-        if ((rc = slm_decode(ctx, &next, 1, 0, err)))
-            break;
-        if (slm_chat_push(ch, next)) {
-            rc = slm_err_set(err, SLM_EINTERNAL, "out of memory");
-            break;
-        }
-    }
-    buf[*len] = 0;
-    *text = buf;
-    return rc;
+    fwrite(piece, 1, len, stdout);
+    fflush(stdout);
+}
+
+/* One line of input without its line end; 0 at the end of input. */
+static int read_line(char **line, size_t *cap, size_t *n)
+{
+    ssize_t k = getline(line, cap, stdin);
+    if (k < 0)
+        return 0;
+    while (k > 0 && ((*line)[k - 1] == '\n' || (*line)[k - 1] == '\r'))
+        (*line)[--k] = 0;
+    *n = (size_t)k;
+    return 1;
 }
 
 int cmd_chat(int argc, char **argv)
 {
     const char *C = "chat";
     chat_args a = {.n_predict = 1024, .n_threads = cli_default_threads()};
-    slm_sampler_defaults(&a.sp);
+    slm_pl_sampler_defaults(&a.sp);
     cli_fallback_defaults(&a.fb);
     a.sp.seed = cli_clock_seed(); /* --seed replaces it */
     int ai = slm_opt_parse(C, chat_opts, argc, argv, &a);
@@ -125,202 +77,66 @@ int cmd_chat(int argc, char **argv)
         return -ai;
     if (ai < argc)
         return cli_usage(C, "unexpected argument '%s'", argv[ai]);
-    const char *system_msg = a.system_msg, *tname = a.tname;
-    cli_model_opts mo = a.mo;
-    long long n_predict = a.n_predict, n_ctx = a.n_ctx, n_threads = a.n_threads;
-    slm_sampler_params sp = a.sp;
-    cli_fallback_opts fo = a.fb;
     slm_err err = {0};
-    if (cli_model_check(&mo, &err) || cli_fallback_check(&fo, &err))
+    if (cli_model_check(&a.mo, &err) || cli_fallback_check(&a.fb, &err) ||
+        slm_pl_template_name_check(a.tname, &err))
         return cli_usage(C, "%s", err.msg);
-    if (tname && !slm_chat_builtin(tname))
-        return cli_usage(C, "unknown chat template '%s' (built-in: %s)", tname, slm_chat_builtin_names());
 
     char fd_path[64];
     const char *path = NULL;
-    slm_model *m = NULL;
-    slm_tokenizer *tok = NULL;
-    slm_ctx *ctx = NULL;
-    slm_sampler *smp = NULL;
-    slm_chat *ch = NULL;
-    char *line = NULL, *text = NULL, *fb_key = NULL;
-    size_t line_cap = 0;
-    float *lps = NULL;
-    /* the conversation as the fallback gets it (with --fallback) */
-    const char **roles = NULL;
-    char **contents = NULL;
-    int n_hist = 0, remote_only = 0, n_vocab = 0;
-    srv_upstream up = {fo.url, NULL, fo.connect_ms, fo.timeout_ms, 8u << 20};
+    char *line = NULL, *fb_key = NULL;
+    size_t line_cap = 0, n = 0;
+    srv_route_opts ro = {{a.fb.url, NULL, a.fb.connect_ms, a.fb.timeout_ms, 8u << 20}, a.fb.confidence,
+                         a.fb.mem_budget, a.fb.priv};
+    srv_chat *ch = NULL;
+    srv_chat_turn t = {0};
     int rc;
-    if ((rc = cli_model_path(&mo, fd_path, sizeof fd_path, &path, &err)) || (rc = cli_fallback_key(&fo, &fb_key, &err)))
+    if ((rc = cli_model_path(&a.mo, fd_path, sizeof fd_path, &path, &err)) || (rc = cli_fallback_key(&a.fb, &fb_key, &err)))
         goto out;
-    up.key = fb_key;
-    if (fo.mem_budget) { /* as slm run: a model over the budget is not loaded; the fallback answers */
-        uint64_t need = 0;
-        if ((rc = srv_engine_estimate(path, (int)n_ctx, 1, SLM_TYPE_F32, SLM_TYPE_F32, &need, &err)))
-            goto out;
-        if (need > fo.mem_budget) {
-            if (!fo.url || fo.priv) {
-                rc = slm_err_set(&err, SLM_EINPUT, "the model needs %llu bytes, more than --mem-budget %llu%s",
-                                 (unsigned long long)need, fo.mem_budget,
-                                 fo.url ? " (and --private: the conversation never leaves this device)" : "");
-                goto out;
-            }
-            remote_only = 1;
-        }
-    }
-    if (!remote_only) {
-        if ((rc = slm_model_load(path, &m, &err)) || (rc = slm_tokenizer_from_gguf(slm_model_gguf(m), &tok, &err)))
-            goto out;
-        const slm_hparams *hp = slm_model_hparams(m);
-        if (n_ctx == 0)
-            n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-        if (n_ctx > hp->n_ctx_train) {
-            rc = slm_err_set(&err, SLM_EINPUT, "-c %lld exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
-            goto out;
-        }
-        n_vocab = slm_tokenizer_n_vocab(tok) < hp->n_vocab ? slm_tokenizer_n_vocab(tok) : hp->n_vocab;
-        if ((rc = slm_ctx_new(m, (int)n_ctx, 0, (int)n_threads, &ctx, &err)) ||
-            (rc = slm_chat_new(m, tok, ctx, tname, &ch, &err)))
-            goto out;
-        if (!(smp = slm_sampler_new(&sp, n_vocab))) {
-            rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-            goto out;
-        }
-        if (system_msg && (rc = slm_chat_add(ch, "system", system_msg, strlen(system_msg), &err)))
-            goto out;
-    }
+    ro.up.key = fb_key;
+    if ((rc = srv_chat_open(path, a.n_ctx, a.n_threads, a.tname, &a.sp, a.system_msg, &ro, &ch, &err)))
+        goto out;
     const int tty = isatty(STDIN_FILENO);
     for (;;) {
         if (tty) {
             fputs("> ", stderr);
             fflush(stderr);
         }
-        ssize_t n = getline(&line, &line_cap, stdin);
-        if (n < 0)
+        if (!read_line(&line, &line_cap, &n))
             break;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = 0;
         if (n == 0)
             continue;
         if (!strcmp(line, "/exit") || !strcmp(line, "/quit"))
             break;
         if (!strcmp(line, "/clear")) {
-            if (ch)
-                slm_chat_reset(ch);
-            for (int i = 0; i < n_hist; i++)
-                free(contents[i]);
-            n_hist = 0;
+            srv_chat_clear(ch);
             if (tty)
                 fputs("(conversation cleared)\n", stderr);
             continue;
         }
-        if (fo.url) { /* the history, with the system message first */
-            const char **nr = realloc(roles, sizeof *roles * (size_t)(n_hist + 3));
-            char **nc = nr ? realloc(contents, sizeof *contents * (size_t)(n_hist + 3)) : NULL;
-            if (nr)
-                roles = nr;
-            if (!nc) {
-                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-                goto out;
-            }
-            contents = nc;
-            if (n_hist == 0 && system_msg) {
-                roles[n_hist] = "system";
-                contents[n_hist++] = strdup(system_msg);
-            }
-            roles[n_hist] = "user";
-            contents[n_hist++] = strdup(line);
-        }
-        int np = 0, reused = 0;
-        size_t len = 0;
-        const char *route = "local", *why = "ok";
-        int low_conf = 0; /* the fallback was asked because the local reply's confidence was low */
-        if (ch && (rc = slm_chat_add(ch, "user", line, (size_t)n, &err)))
-            goto out;
-        if (remote_only) {
-            route = "fallback", why = "memory";
-        } else if (fo.url) { /* prompt + -n over the context: the fallback, as slm run */
-            if ((rc = slm_chat_count(ch, &np, &err)))
-                goto out;
-            if ((long long)np + n_predict > n_ctx) {
-                if (fo.priv) {
-                    rc = slm_err_set(&err, SLM_EINPUT, "the conversation (%d tokens) plus -n %lld exceeds the context "
-                                     "length %lld, and --private: it never leaves this device", np, n_predict, n_ctx);
-                    goto out;
-                }
-                route = "fallback", why = "context";
-            }
-        }
         double t0 = cli_now();
-        if (!strcmp(route, "local")) {
-            int n_lps = 0;
-            if ((rc = slm_chat_prefill(ch, &np, &reused, &err)))
-                goto out;
-            rc = reply(ch, ctx, tok, smp, n_predict, n_vocab, fo.url ? &lps : NULL, &n_lps, &text, &len, &err);
-            if (rc)
-                goto out;
-            if (fo.url && fo.confidence > 0 && srv_confidence(lps, sizeof *lps, n_lps, 0.1) < fo.confidence) {
-                if (fo.priv)
-                    why = "private_low_confidence";
-                else
-                    route = "fallback", why = "low_confidence", low_conf = 1;
-            }
-        }
-        if (!strcmp(route, "fallback")) {
-            char *ft = NULL;
-            slm_err ferr = {0};
-            int frc = srv_fallback_chat(&up, roles, (const char *const *)contents, n_hist, (int)n_predict, sp.temp,
-                                        sp.top_p, sp.seed, &ft, &ferr);
-            if (frc && low_conf) { /* the local answer stands */
-                cli_warn(C, "%s; printing the local answer", ferr.msg);
-                route = "local", why = "low_confidence_upstream_failed";
-            } else if (frc) {
-                err = ferr;
-                rc = frc;
-                goto out;
-            } else {
-                free(text);
-                text = ft;
-                len = strlen(ft);
-            }
-        }
-        if (fo.url)
-            fwrite(text, 1, len, stdout);
+        if ((rc = srv_chat_say(ch, line, n, a.n_predict, stream_piece, NULL, &t, &err)))
+            goto out;
+        if (t.upstream.code)
+            cli_warn(C, "%s; printing the local answer", t.upstream.msg);
+        if (a.fb.url)
+            fwrite(t.text, 1, t.len, stdout);
         double dt = cli_now() - t0;
         fputc('\n', stdout);
         fflush(stdout);
-        if (fo.url) {
-            fprintf(stderr, "slm chat: route: %s (%s)\n", route, why);
-            roles[n_hist] = "assistant";
-            if (!(contents[n_hist++] = strdup(text))) {
-                rc = slm_err_set(&err, SLM_EINTERNAL, "out of memory");
-                goto out;
-            }
-        }
-        if (ch && (rc = slm_chat_add(ch, "assistant", text, len, &err)))
-            goto out;
-        if (tty && !remote_only)
-            fprintf(stderr, "(%d prompt tokens, %d from the cache; %.1f s)\n", np, reused, dt);
-        free(text);
-        text = NULL;
+        if (a.fb.url)
+            fprintf(stderr, "slm chat: route: %s (%s)\n", t.route, t.reason);
+        if (tty && !srv_chat_remote(ch))
+            fprintf(stderr, "(%d prompt tokens, %d from the cache; %.1f s)\n", t.n_prompt, t.n_reused, dt);
+        srv_chat_turn_free(&t);
     }
     rc = 0;
 out:
     if (rc)
         cli_fail_err(C, &err);
-    for (int i = 0; i < n_hist; i++)
-        free(contents[i]);
-    free(contents);
-    free(roles);
-    free(lps);
+    srv_chat_turn_free(&t);
+    srv_chat_free(ch);
     free(fb_key);
-    free(text);
     free(line);
-    slm_chat_free(ch);
-    slm_sampler_free(smp);
-    slm_ctx_free(ctx);
-    slm_tokenizer_free(tok);
-    slm_model_free(m);
     return rc;
 }

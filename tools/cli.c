@@ -1,7 +1,6 @@
 /* tools/cli.c — shared helpers of the subcommands (see cli.h). */
 #include "cli.h"
 #include "pipeline.h"
-#include "runtime.h"
 #include "signing.h"
 
 #include <errno.h>
@@ -159,7 +158,7 @@ const slm_opt cli_cache_table[] = {
 uint32_t cli_cache_type(int idx)
 {
     return idx > 0 && idx < (int)(sizeof cache_type_names / sizeof cache_type_names[0]) - 1
-               ? slm_kv_type_by_name(cache_type_names[idx])
+               ? slm_pl_kv_type_by_name(cache_type_names[idx])
                : SLM_TYPE_F32;
 }
 

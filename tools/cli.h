@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 #include <stdio.h>
-#include "formats.h"
+#include "base.h"
 #include "opt.h"
 
 struct slm_cmd {

@@ -67,7 +67,7 @@ int cmd_convert(int argc, char **argv)
     const char *dir = argv[ai], *out = a.out, *outtype = outtypes[a.outtype];
     int threads = a.threads, json = a.json;
     uint32_t type = outtype_ids[a.outtype];
-    if (type == SLM_TYPE_Q8_0 && !slm_qtraits_get(SLM_TYPE_Q8_0))
+    if (slm_pl_outtype(outtype) == UINT32_MAX)
         return cli_usage("convert", "unknown --outtype '%s' (f32, f16, bf16, q8_0)", outtype);
 
     double t0 = cli_now();

@@ -8,9 +8,6 @@
 
 #include "pipeline.h"
 #include "cli.h"
-#include "formats.h"
-#include "libquant.h"
-#include "runtime.h"
 
 #define C "imatrix"
 

@@ -9,7 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "formats.h"
+#include "pipeline.h"
 #include "signing.h"
 
 typedef struct intoto_args {
@@ -109,12 +109,7 @@ int cmd_intoto(int argc, char **argv)
     slm_manifest_free(m);
     if (!text)
         return cli_fail(C, SLM_EINTERNAL, "out of memory");
-    slm_afile *f = NULL;
-    if (!(rc = slm_afile_open(out, &f, &err)) && !(rc = slm_afile_write(f, text, strlen(text), &err)) &&
-        !(rc = slm_afile_write(f, "\n", 1, &err)))
-        rc = slm_afile_commit(f, &err);
-    else if (f)
-        slm_afile_abort(f);
+    rc = slm_pl_write_line(out, text, &err);
     free(text);
     if (rc)
         return cli_fail_err(C, &err);

@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "libquant.h"
+#include "pipeline.h"
 #include "version.h"
 
 #define SLM_VERSION "0.1.0"
@@ -161,7 +161,7 @@ int main(int argc, char **argv)
     }
     const char *a = argv[1];
     char kmsg[256];
-    if (slm_kernel_env_check(kmsg, sizeof kmsg)) { /* SLM_KERNEL names a set this CPU cannot run */
+    if (slm_pl_kernel_env_check(kmsg, sizeof kmsg)) { /* SLM_KERNEL names a set this CPU cannot run */
         fprintf(stderr, "slm: error: %s\n", kmsg);
         return SLM_EUSAGE;
     }
@@ -171,10 +171,9 @@ int main(int argc, char **argv)
     }
     if (!strcmp(a, "--version") || !strcmp(a, "version")) {
         printf("slm %s (commit %s)\n", SLM_VERSION, SLM_GIT_COMMIT);
-        if (slm_kernel_active() == SLM_KERNEL_SVE)
-            printf("kernels: sve (%d-bit vectors; cpu: %s)\n", slm_sve_bits(), slm_cpu_caps_text());
-        else
-            printf("kernels: %s (cpu: %s)\n", slm_kernel_name(slm_kernel_active()), slm_cpu_caps_text());
+        char kernels[512];
+        slm_pl_kernels_text(kernels, sizeof kernels);
+        printf("kernels: %s\n", kernels);
         return 0;
     }
     if (!strcmp(a, "help")) {

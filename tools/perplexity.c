@@ -114,10 +114,9 @@ int cmd_perplexity(int argc, char **argv)
         cJSON_AddNumberToObject(j, "chunks", r.chunks);
         cJSON_AddNumberToObject(j, "n_ctx", r.n_ctx);
         cJSON_AddNumberToObject(j, "seconds", secs);
-        cJSON_AddStringToObject(j, "cache_type_k", slm_kv_type_name(m->type_k));
-        cJSON_AddStringToObject(j, "cache_type_v", slm_kv_type_name(m->type_v));
-        cJSON_AddNumberToObject(j, "kv_bytes", (double)slm_kv_cache_bytes(slm_model_hparams(m->model), r.n_ctx,
-                                                                          m->type_k, m->type_v));
+        cJSON_AddStringToObject(j, "cache_type_k", slm_pl_kv_type_name(m->type_k));
+        cJSON_AddStringToObject(j, "cache_type_v", slm_pl_kv_type_name(m->type_v));
+        cJSON_AddNumberToObject(j, "kv_bytes", (double)slm_pl_kv_bytes(m, r.n_ctx));
         if (kld) {
             cJSON *k = cJSON_AddObjectToObject(j, "kld");
             cJSON_AddNumberToObject(k, "ppl_base", kr.ppl_base);

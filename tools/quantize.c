@@ -9,20 +9,9 @@
 
 #include "pipeline.h"
 #include "cli.h"
-#include "formats.h"
-#include "libquant.h"
 
 #define C "quantize"
 
-
-/* Storage types accepted by --tensor-type and friends. */
-static int parse_type(const char *s, uint32_t *out)
-{
-    const slm_qtraits *t = slm_qtraits_by_name(s);
-    if (!t || t->type == 9 /* q8_1 */ || t->type == 15 /* q8_K */) return -1;
-    *out = t->type;
-    return 0;
-}
 
 static void fmt_shape(const gguf_tensor *t, char *buf, size_t n)
 {
@@ -63,7 +52,7 @@ static int opt_type(const char *cmd, const char *arg, void *field, void *base)
     uint32_t ty;
     quantize_args *a = base;
     (void)a;
-    if (parse_type(arg, &ty))
+    if (slm_pl_tensor_type(arg, &ty))
         return cli_usage(cmd, "unknown tensor type '%s' for %s", arg,
                          field == &a->out_type ? "--output-tensor-type" : "--token-embedding-type");
     *(int *)field = (int)ty;
@@ -79,10 +68,10 @@ static int opt_tensor_type(const char *cmd, const char *arg, void *field, void *
     (void)field;
     if (!eq || eq == arg)
         return cli_usage(cmd, "--tensor-type needs PATTERN=TYPE, got '%s'", arg);
-    if (parse_type(eq + 1, &ty))
+    if (slm_pl_tensor_type(eq + 1, &ty))
         return cli_usage(cmd, "unknown tensor type '%s' in --tensor-type %s", eq + 1, arg);
     *eq = 0; /* the pattern is the argument's head (argv stays alive) */
-    if (slm_recipe_check_pattern(arg, msg, sizeof msg))
+    if (slm_pl_recipe_check_pattern(arg, msg, sizeof msg))
         return cli_usage(cmd, "bad --tensor-type pattern '%s': %s", arg, msg);
     if (a->n_rules == 256)
         return cli_usage(cmd, "at most 256 --tensor-type rules");
@@ -188,10 +177,10 @@ int cmd_quantize(int argc, char **argv)
         return cli_usage(C, argc - optind < 3 ? "expected IN.gguf OUT.gguf TYPE" : "too many arguments (expected IN.gguf OUT.gguf TYPE)");
     }
     const char *in = argv[optind], *out = argv[optind + 1], *tname = argv[optind + 2];
-    int ftype = slm_recipe_by_name(tname);
+    int ftype = slm_pl_recipe_by_name(tname);
     if (ftype < 0) {
         char names[256] = "";
-        for (const char *const *n = slm_recipe_names(); *n; n++)
+        for (const char *const *n = slm_pl_recipe_names(); *n; n++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s", names[0] ? " " : "", *n);
         free(rules);
         return cli_usage(C, "unknown quantization type '%s' (one of: %s)", tname, names);
@@ -231,7 +220,7 @@ int cmd_quantize(int argc, char **argv)
         cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "tensors");
         cJSON_AddStringToObject(o, "input", in);
         cJSON_AddStringToObject(o, "output", out);
-        cJSON_AddStringToObject(o, "type", slm_recipe_name(ftype));
+        cJSON_AddStringToObject(o, "type", slm_pl_recipe_name(ftype));
         cJSON_AddNumberToObject(o, "file_type", ftype);
         cJSON_AddBoolToObject(o, "dry_run", dry);
         cJSON_AddNumberToObject(o, "input_bytes", (double)g->size);
@@ -278,7 +267,7 @@ int cmd_quantize(int argc, char **argv)
             putchar('\n');
         }
         printf("%s: %s %s: %.2f MiB -> %.2f MiB (%" PRIu64 " bytes), %" PRIu64 " tensors converted, %.2f s\n",
-               dry ? "dry run (nothing written)" : out, in, slm_recipe_name(ftype), g->size / 1048576.0,
+               dry ? "dry run (nothing written)" : out, in, slm_pl_recipe_name(ftype), g->size / 1048576.0,
                out_size / 1048576.0, out_size, n_quant, secs);
     }
     slm_pl_quant_result_free(&res);

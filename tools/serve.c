@@ -9,7 +9,6 @@
 
 #include "cli.h"
 #include "serve.h"
-#include "signing.h"
 #include "telemetry.h"
 
 typedef struct serve_args {
@@ -200,22 +199,11 @@ int cmd_serve(int argc, char **argv)
             continue;
         }
         /* the store's active model, verified again; requests in flight finish on the old one */
-        slm_manifest *man = NULL;
-        int nfd = -1;
-        char npath[64];
         slm_err rerr = {0};
-        if (slm_store_open_model(mo.store, &nfd, &man, &rerr) ||
-            (snprintf(npath, sizeof npath, "/proc/self/fd/%d", nfd), srv_reload(s, npath, &rerr))) {
+        if (srv_reload_store(s, mo.store, &fd, &rerr))
             fprintf(stderr, "slm serve: reload refused, still serving the previous model: %s\n", rerr.msg);
-            if (nfd >= 0)
-                close(nfd);
-        } else {
+        else
             fprintf(stderr, "slm serve: loaded the store's active model; it answers once the running requests end\n");
-            if (fd >= 0)
-                close(fd); /* the old model stays mapped until its last request ends */
-            fd = nfd;
-        }
-        slm_manifest_free(man);
         fflush(stderr);
     }
     fprintf(stderr, "slm serve: draining (at most %lld s)\n", drain);

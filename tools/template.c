@@ -7,8 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "formats.h"
-#include "runtime.h"
+#include "pipeline.h"
 
 typedef struct template_args {
     const char *model, *tname;
@@ -43,8 +42,6 @@ const slm_cmd_doc doc_template = {
         "unrenderable template), 4 I/O error, 6 internal error",
 };
 
-#define MAX_MESSAGES_BYTES (64u << 20)
-
 int cmd_template(int argc, char **argv)
 {
     template_args a = {0};
@@ -57,62 +54,23 @@ int cmd_template(int argc, char **argv)
         return cli_usage("template", "missing -m MODEL.gguf");
     if (ai != argc - 1)
         return cli_usage("template", ai >= argc ? "missing MESSAGES.json" : "expected one MESSAGES.json");
-    const char *mpath = argv[ai];
-    const char *builtin = NULL;
-    if (tname && !(builtin = slm_chat_builtin(tname)))
-        return cli_usage("template", "unknown chat template '%s' (built-in: %s)", tname, slm_chat_builtin_names());
-
     slm_err err = {0};
-    size_t mlen;
-    char *mtext = cli_read_file(mpath, MAX_MESSAGES_BYTES, &mlen, &err);
-    if (!mtext)
-        return cli_fail_err("template", &err);
-    slm_chat_msg *msgs = NULL;
-    size_t n_msgs = 0;
-    int rc = slm_chat_messages_parse(mtext, mlen, mpath, &msgs, &n_msgs, &err);
-    free(mtext);
+    if (slm_pl_template_name_check(tname, &err))
+        return cli_usage("template", "%s", err.msg);
+    slm_pl_prompt pr;
+    int rc = slm_pl_template(model, argv[ai], tname, gen, &pr, &err);
     if (rc)
         return cli_fail_err("template", &err);
-
-    gguf_file *f = NULL;
-    slm_chat_info ci = {0};
-    char *out = NULL;
-    size_t out_len = 0;
-    if ((rc = gguf_open(model, &f, &err)) || (rc = slm_chat_info_from_gguf(f, &ci, &err))) {
-        rc = cli_fail_err("template", &err);
-        goto done;
-    }
-    const char *text = builtin ? builtin : ci.template_text;
-    if (!text) {
-        rc = cli_fail("template", SLM_EINPUT, "%s: no tokenizer.chat_template in the model; choose one with "
-                      "--chat-template NAME (%s)", model, slm_chat_builtin_names());
-        goto done;
-    }
-    slm_chat_params p;
-    slm_chat_params_init(&p);
-    p.msgs = msgs;
-    p.n_msgs = n_msgs;
-    p.add_generation_prompt = gen;
-    p.bos_token = ci.bos_token;
-    p.eos_token = ci.eos_token;
-    if ((rc = slm_chat_render(text, strlen(text), &p, &out, &out_len, &err))) {
-        if (!builtin && rc == SLM_EINPUT)
-            rc = cli_fail("template", rc, "%s: %s (--chat-template NAME renders with a built-in template: %s)",
-                          model, err.msg, slm_chat_builtin_names());
-        else
-            rc = cli_fail("template", rc, "%s: %s", model, err.msg);
-        goto done;
-    }
     if (json) {
         cJSON *o = cJSON_CreateObject();
         char tdesc[64];
-        snprintf(tdesc, sizeof tdesc, "%s%s", builtin ? "builtin:" : "gguf", builtin ? tname : "");
+        snprintf(tdesc, sizeof tdesc, "%s%s", pr.builtin ? "builtin:" : "gguf", pr.builtin ? tname : "");
         /* the prompt may hold NUL-free UTF-8 only: content strings come from JSON */
-        if (!o || !cJSON_AddStringToObject(o, "prompt", out) || !cJSON_AddStringToObject(o, "template", tdesc) ||
+        if (!o || !cJSON_AddStringToObject(o, "prompt", pr.text) || !cJSON_AddStringToObject(o, "template", tdesc) ||
             !cJSON_AddBoolToObject(o, "add_generation_prompt", gen) ||
-            !cJSON_AddNumberToObject(o, "messages", (double)n_msgs) ||
-            !(ci.bos_token ? cJSON_AddStringToObject(o, "bos_token", ci.bos_token) : cJSON_AddNullToObject(o, "bos_token")) ||
-            !(ci.eos_token ? cJSON_AddStringToObject(o, "eos_token", ci.eos_token) : cJSON_AddNullToObject(o, "eos_token"))) {
+            !cJSON_AddNumberToObject(o, "messages", (double)pr.n_msgs) ||
+            !(pr.bos_token ? cJSON_AddStringToObject(o, "bos_token", pr.bos_token) : cJSON_AddNullToObject(o, "bos_token")) ||
+            !(pr.eos_token ? cJSON_AddStringToObject(o, "eos_token", pr.eos_token) : cJSON_AddNullToObject(o, "eos_token"))) {
             cJSON_Delete(o);
             rc = cli_fail("template", SLM_EINTERNAL, "out of memory");
             goto done;
@@ -126,14 +84,10 @@ int cmd_template(int argc, char **argv)
         printf("%s\n", s);
         free(s);
     } else
-        fwrite(out, 1, out_len, stdout);
+        fwrite(pr.text, 1, pr.len, stdout);
     if (fflush(stdout) != 0 || ferror(stdout))
         rc = cli_fail("template", SLM_EIO, "cannot write the prompt to stdout");
 done:
-    free(out);
-    slm_chat_info_free(&ci);
-    if (f)
-        gguf_close(f);
-    free(msgs);
+    slm_pl_prompt_free(&pr);
     return rc;
 }

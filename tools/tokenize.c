@@ -7,8 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "cli.h"
-#include "formats.h"
-#include "runtime.h"
+#include "pipeline.h"
 
 typedef struct tokenize_args {
     const char *model, *prompt, *file;
@@ -47,37 +46,11 @@ const slm_cmd_doc doc_tokenize = {
 };
 
 
-/* Text of one token (specials shown), malloc'd; *n its length. */
-static char *piece_of(const slm_tokenizer *t, int32_t id, size_t *n)
-{
-    char small[64];
-    size_t k = slm_token_to_piece(t, id, 1, small, sizeof small);
-    char *p = malloc(k + 1);
-    if (!p)
-        return NULL;
-    if (k <= sizeof small)
-        memcpy(p, small, k);
-    else
-        slm_token_to_piece(t, id, 1, p, k);
-    p[k] = 0;
-    *n = k;
-    return p;
-}
-
-/* The piece as a JSON string. cJSON copies bytes >= 0x80 as they are, so a
+/* A token's text as a JSON string. cJSON copies bytes >= 0x80 as they are, so a
  * byte token's partial UTF-8 sequence is printed raw, like llama-tokenize. */
-static char *json_piece(const char *p, size_t n)
+static char *json_piece(const char *p)
 {
-    char *z = malloc(n + 1);
-    if (!z)
-        return NULL;
-    memcpy(z, p, n);
-    z[n] = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!z[i])
-            z[i] = ' '; /* a NUL byte token cannot travel in a C string */
-    cJSON *s = cJSON_CreateString(z);
-    free(z);
+    cJSON *s = cJSON_CreateString(p);
     char *out = s ? cJSON_PrintUnformatted(s) : NULL;
     cJSON_Delete(s);
     return out;
@@ -110,37 +83,18 @@ int cmd_tokenize(int argc, char **argv)
     } else {
         len = strlen(prompt);
     }
-    gguf_file *gf = NULL;
-    slm_tokenizer *t = NULL;
-    int32_t *ids = NULL;
-    size_t n = 0;
-    int rc = gguf_open(model_path, &gf, &err);
-    if (!rc)
-        rc = slm_tokenizer_from_gguf(gf, &t, &err);
-    if (!rc) {
-        int add_bos = !no_bos && slm_tokenizer_add_bos(t);
-        rc = slm_tokenize(t, file ? text : prompt, len, add_bos, special, &ids, &n, &err);
-    }
-    if (rc) {
-        free(text);
-        slm_tokenizer_free(t);
-        gguf_close(gf);
+    slm_pl_tokens tk;
+    int rc = slm_pl_tokenize_gguf(model_path, file ? text : prompt, len, no_bos, special, &tk, &err);
+    free(text);
+    if (rc)
         return cli_fail_err(C, &err);
-    }
 
-    rc = 0;
     if (json) {
         cJSON *root = cJSON_CreateObject(), *ja = cJSON_CreateArray(), *jp = cJSON_CreateArray();
-        cJSON_AddNumberToObject(root, "n_tokens", (double)n);
-        for (size_t i = 0; i < n; i++) {
-            size_t k;
-            char *p = piece_of(t, ids[i], &k);
-            for (size_t j = 0; p && j < k; j++)
-                if (!p[j])
-                    p[j] = ' ';
-            cJSON_AddItemToArray(ja, cJSON_CreateNumber(ids[i]));
-            cJSON_AddItemToArray(jp, cJSON_CreateString(p ? p : ""));
-            free(p);
+        cJSON_AddNumberToObject(root, "n_tokens", (double)tk.n);
+        for (size_t i = 0; i < tk.n; i++) {
+            cJSON_AddItemToArray(ja, cJSON_CreateNumber(tk.ids[i]));
+            cJSON_AddItemToArray(jp, cJSON_CreateString(tk.pieces[i]));
         }
         cJSON_AddItemToObject(root, "ids", ja);
         cJSON_AddItemToObject(root, "pieces", jp);
@@ -152,29 +106,23 @@ int cmd_tokenize(int argc, char **argv)
         free(s);
         cJSON_Delete(root);
     } else if (only_ids) {
-        for (size_t i = 0; i < n; i++)
-            printf("%s%d", i ? " " : "", ids[i]);
+        for (size_t i = 0; i < tk.n; i++)
+            printf("%s%d", i ? " " : "", tk.ids[i]);
         printf("\n");
     } else {
-        for (size_t i = 0; i < n && !rc; i++) {
-            size_t k;
-            char *p = piece_of(t, ids[i], &k);
-            char *js = p ? json_piece(p, k) : NULL;
+        for (size_t i = 0; i < tk.n && !rc; i++) {
+            char *js = json_piece(tk.pieces[i]);
             if (!js)
                 rc = cli_fail(C, 6, "out of memory");
             else if (only_pieces)
                 printf("%s\n", js);
             else
-                printf("%d\t%s\n", ids[i], js);
+                printf("%d\t%s\n", tk.ids[i], js);
             free(js);
-            free(p);
         }
     }
     if (fflush(stdout) != 0 && !rc)
         rc = cli_fail(C, 4, "cannot write the output");
-    free(ids);
-    free(text);
-    slm_tokenizer_free(t);
-    gguf_close(gf);
+    slm_pl_tokens_free(&tk);
     return rc;
 }
