@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "qimpl.h"
+#ifdef __SSE2__
+#include <xmmintrin.h>
+#endif
 
 float slm_half_round(float d)
 {
@@ -292,6 +295,12 @@ VINL float hsum8(v8f v)
 VINL v8f vclamp_round(v8f v, float lo, float hi)
 {
     const v8f vlo = { lo, lo, lo, lo }, vhi = { hi, hi, hi, hi };
+#ifdef __SSE2__
+    /* maxps(lo, v) = lo > v ? lo : v, minps(hi, v) = hi < v ? hi : v: the same values as the
+     * selects below (NaN and -0 included), two instructions instead of eight */
+    v = (v8f)_mm_min_ps((__m128)vhi, _mm_max_ps((__m128)vlo, (__m128)v));
+    return (v + RND_MAGIC) - RND_MAGIC;
+#endif
     v8i m = v < vlo;
     v = (v8f)(((v8i)vlo & m) | ((v8i)v & ~m));
     m = v > vhi;
@@ -416,17 +425,20 @@ static void asym_sums_multi(int n4, const float *x, const float *w, float xmin, 
         slm_asym_sums_multi_base(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
 }
 
+/* The weighted least-squares (d, m) for fixed levels (m = 0 when mneg and it would be
+ * positive), and its error. At the least-squares point the normal equations give
+ * sum w (x - d q - m)^2 = sxx - d sxq - m sx (with m = 0: sxx - d sxq). */
 static inline int asym_fit(double sw, double sx, double sxx, double sq, double sqq, double sxq, int mneg, float *d,
                            float *m, double *err)
 {
     double D = sw * sqq - sq * sq, dd, mm;
     if (!(D > 1e-20 * sw * sqq)) return 0;
-    dd = (sw * sxq - sq * sx) / D;
-    mm = (sqq * sx - sq * sxq) / D;
+    const double iD = 1.0 / D;
+    mm = (sqq * sx - sq * sxq) * iD;
     if (mneg && mm > 0) { mm = 0; dd = sxq / sqq; }
+    else dd = (sw * sxq - sq * sx) * iD;
     if (!(dd > 0)) return 0;
-    /* sum w (x - d q - m)^2 expanded */
-    *err = sxx - 2 * dd * sxq - 2 * mm * sx + dd * dd * sqq + 2 * dd * mm * sq + mm * mm * sw;
+    *err = sxx - dd * sxq - mm * sx;
     *d = (float)dd; *m = (float)mm;
     return 1;
 }
@@ -435,7 +447,20 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
                             float *mout, uint8_t *L)
 {
     float xmin = x[0], xmax = x[0];
-    for (int i = 1; i < n; i++) { xmin = x[i] < xmin ? x[i] : xmin; xmax = x[i] > xmax ? x[i] : xmax; }
+    if (n % 4 == 0 && n <= QK_K) { /* min and max on 4 lanes (exact, any order) */
+        v8f lo, hi;
+        memcpy(&lo, x, sizeof lo);
+        hi = lo;
+        for (int k = 4; k < n; k += 4) {
+            v8f v;
+            memcpy(&v, x + k, sizeof v);
+            lo = (v8f)(((v8i)v & (v < lo)) | ((v8i)lo & ~(v < lo)));
+            hi = (v8f)(((v8i)v & (v > hi)) | ((v8i)hi & ~(v > hi)));
+        }
+        for (int i = 0; i < 4; i++) { xmin = lo[i] < xmin ? lo[i] : xmin; xmax = hi[i] > xmax ? hi[i] : xmax; }
+    } else {
+        for (int i = 1; i < n; i++) { xmin = x[i] < xmin ? x[i] : xmin; xmax = x[i] > xmax ? x[i] : xmax; }
+    }
     if (mneg && xmin > 0) xmin = 0;
     float span = xmax - xmin;
     if (!(span > 1e-30f * fmaxf(fabsf(xmax), fabsf(xmin))) || !isfinite(span) || n > QK_K)
@@ -444,11 +469,17 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     const int n8 = PADN(n) / 4;
     float *xs = (float *)xv, *ws = (float *)wv;
     const float inv = 1.0f / span;
-    double sw = 0, sx = 0, sxx = 0;
-    for (int i = 0; i < n8 * 4; i++) {
-        xs[i] = i < n ? x[i] * inv : 0.f;
-        ws[i] = i < n ? w[i] : 0.f;
-        sw += ws[i]; sx += (double)ws[i] * xs[i]; sxx += (double)ws[i] * xs[i] * xs[i];
+    for (int i = 0; i < n; i++) { xs[i] = x[i] * inv; ws[i] = w[i]; }
+    for (int i = n; i < n8 * 4; i++) { xs[i] = 0.f; ws[i] = 0.f; }
+    /* sums of w, w x, w x^2 on the 4 lanes (x is scaled to span 1: float is ample) */
+    double sw, sx, sxx;
+    {
+        v8f a = { 0 }, b = { 0 }, c = { 0 };
+        for (int k = 0; k < n8; k++) {
+            v8f wx = wv[k] * xv[k];
+            a += wv[k]; b += wx; c += wx * xv[k];
+        }
+        sw = hsum8(a); sx = hsum8(b); sxx = hsum8(c);
     }
     const float mn = xmin * inv;
     double best = INFINITY;
@@ -472,7 +503,13 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     }
     *dout = bd * span;
     *mout = bm * span;
-    return asym_eval(n, x, w, nmax, *dout, *mout, L);
+    /* the levels of the winner, rounded as its fit was scored */
+    const float id = 1.0f / bd;
+    for (int k = 0; k < n8; k++) {
+        v8f q = vclamp_round((xv[k] - bm) * id, 0.f, (float)nmax);
+        for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (uint8_t)(int)q[i];
+    }
+    return isfinite(best) ? best * (double)span * span : asym_eval(n, x, w, nmax, *dout, *mout, NULL);
 }
 
 /* Errors of one sub-block at a fixed scale (len a multiple of 4), for the refinement
