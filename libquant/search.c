@@ -454,8 +454,13 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
         for (int k = 4; k < n; k += 4) {
             v8f v;
             memcpy(&v, x + k, sizeof v);
+#ifdef __SSE2__
+            lo = (v8f)_mm_min_ps((__m128)v, (__m128)lo);
+            hi = (v8f)_mm_max_ps((__m128)v, (__m128)hi);
+#else
             lo = (v8f)(((v8i)v & (v < lo)) | ((v8i)lo & ~(v < lo)));
             hi = (v8f)(((v8i)v & (v > hi)) | ((v8i)hi & ~(v > hi)));
+#endif
         }
         for (int i = 0; i < 4; i++) { xmin = lo[i] < xmin ? lo[i] : xmin; xmax = hi[i] > xmax ? hi[i] : xmax; }
     } else {
@@ -488,10 +493,35 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     if (ncand > SEARCH_MAXC) ncand = SEARCH_MAXC;
     for (int k = 0; k < ncand; k++) isv[k] = (float)nmax - 1.0f + 1.4f * (float)k / (float)(ncand > 1 ? ncand - 1 : 1);
     asym_sums_multi(n8, xs, ws, mn, isv, ncand, (float)nmax, sqv, sqqv, sxqv);
-    for (int k = 0; k < ncand; k++) {
-        float d, m;
-        double e;
-        if (asym_fit(sw, sx, sxx, sqv[k], sqqv[k], sxqv[k], mneg, &d, &m, &e) && e < best) { best = e; bd = d; bm = m; }
+    {
+        /* asym_fit of every candidate, two at a time and without branches (the same values
+         * as asym_fit), then the first candidate of least error */
+        typedef double v2d __attribute__((vector_size(16)));
+        typedef int64_t v2l __attribute__((vector_size(16)));
+        double ev[SEARCH_MAXC + 1], dv[SEARCH_MAXC + 1], mv[SEARCH_MAXC + 1];
+        const v2d vsw = { sw, sw }, vsx = { sx, sx }, vsxx = { sxx, sxx }, one = { 1.0, 1.0 }, zero = { 0, 0 },
+                  tiny = { 1e-20 * sw, 1e-20 * sw }, inf = { INFINITY, INFINITY };
+        const v2l vmneg = { mneg ? -1 : 0, mneg ? -1 : 0 };
+        for (int k = 0; k < ncand; k += 2) {
+            const int k2 = k + 1 < ncand ? k + 1 : k;
+            const v2d sq = { sqv[k], sqv[k2] }, sqq = { sqqv[k], sqqv[k2] }, sxq = { sxqv[k], sxqv[k2] };
+            const v2d D = vsw * sqq - sq * sq;
+            const v2l okD = D > tiny * sqq;
+            const v2d iD = one / (v2d)(((v2l)D & okD) | ((v2l)one & ~okD));
+            v2d mm = (sqq * vsx - sq * sxq) * iD, dd = (vsw * sxq - sq * vsx) * iD;
+            const v2l clip = vmneg & (mm > zero);
+            const v2d dc = sxq / (v2d)(((v2l)sqq & (sqq > zero)) | ((v2l)one & ~(sqq > zero)));
+            mm = (v2d)((v2l)mm & ~clip);
+            dd = (v2d)(((v2l)dc & clip) | ((v2l)dd & ~clip));
+            const v2l ok = okD & (dd > zero);
+            const v2d e = (v2d)(((v2l)(vsxx - dd * sxq - mm * vsx) & ok) | ((v2l)inf & ~ok));
+            ev[k] = e[0]; dv[k] = dd[0]; mv[k] = mm[0];
+            ev[k + 1] = e[1]; dv[k + 1] = dd[1]; mv[k + 1] = mm[1];
+        }
+        int kb = -1;
+        for (int k = 0; k < ncand; k++)
+            if (ev[k] < best) { best = ev[k]; kb = k; }
+        if (kb >= 0) { bd = (float)dv[kb]; bm = (float)mv[kb]; }
     }
     /* Lloyd: re-round at the fitted (d, m), refit */
     for (int it = 0; it < 3 && isfinite(best); it++) {
