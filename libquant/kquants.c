@@ -276,16 +276,10 @@ void slm_vec_dot_q8_K(int64_t n, float *s, const void *vx, const void *vy)
 
 /* Search effort (speed vs error; see docs/quantization.md). */
 #define KQ_SCALE_CAND 12 /* candidate scales for the scale-of-scales */
-#ifndef KQ_ASYM_CAND
-#define KQ_ASYM_CAND 16
-#endif
-#define KQ_ASYM_CAND_  /* candidate scales per d*q+m sub-block */
+#define KQ_ASYM_CAND 16  /* candidate scales per d*q+m sub-block */
 #define KQ_SYM_CAND 8    /* candidate scales per side per symmetric sub-block */
 #define KQ_SYM6_CAND 6   /* same for Q6_K: with 64 levels more candidates gain little */
-#ifndef KQ_ROUNDS
-#define KQ_ROUNDS 2
-#endif
-#define KQ_ROUNDS_      /* refinement rounds (neighbouring integer scales + super-scale refit) */
+#define KQ_ROUNDS 2      /* refinement rounds (neighbouring integer scales + super-scale refit) */
 #define KQ_NB 1          /* neighbourhood of integer scales tried per round */
 
 /* ---------- quantizer: asymmetric types (value = (D*ls)*q - Dm*lm) ---------- */
@@ -491,6 +485,21 @@ static double sym_all_err(const sym_shape *sh, const float *x, const float *w, f
     return err;
 }
 
+/* Per sub-block sums of w L^2 and w x L for signed levels, as sub_sums. len % 4 == 0. */
+static void sub_sums_s(int len, const float *x, const float *w, const int8_t *L, float *swll, float *swxl)
+{
+    v4f a = { 0 }, c = { 0 };
+    for (int k = 0; k < len; k += 4) {
+        v4f xv, wv, lv = { L[k], L[k + 1], L[k + 2], L[k + 3] };
+        memcpy(&xv, x + k, sizeof xv);
+        memcpy(&wv, w + k, sizeof wv);
+        v4f wl = wv * lv;
+        a += wl * lv; c += wl * xv;
+    }
+    *swll = (a[0] + a[2]) + (a[1] + a[3]);
+    *swxl = (c[0] + c[2]) + (c[1] + c[3]);
+}
+
 /* Invariant through the rounds: L and ej hold the levels and errors of (D, ls), so no
  * configuration is evaluated twice (the sums run in the same order as a fresh pass). */
 static float sym_super(const sym_shape *sh, const float *x, const float *w, int *ls, int8_t *L)
@@ -499,9 +508,9 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
     for (int j = 0; j < sh->nsub; j++) {
         const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
         sc[j] = slm_sym_search_fast(sh->sub, xs, ws, sh->qlo, sh->qhi, sh->ncand, L + j * sh->sub);
-        double a = 0;
-        for (int i = 0; i < sh->sub; i++) { int q = L[j * sh->sub + i]; a += ws[i] * q * q; }
-        wsc[j] = (float)(a > 0 ? a : 1e-30);
+        float a, b_;
+        sub_sums_s(sh->sub, xs, ws, L + j * sh->sub, &a, &b_);
+        wsc[j] = a > 0 ? a : 1e-30f;
     }
     int8_t Ls[16];
     float D = slm_sym_search_fast(sh->nsub, sc, wsc, sh->lslo, sh->lshi, KQ_SCALE_CAND, Ls);
@@ -547,12 +556,11 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
         for (int j = 0; j < sh->nsub; j++) best += ej[j];
         /* (b) least-squares refit of D with levels and integer scales fixed */
         double s_aa = 0, s_xa = 0;
-        for (int j = 0; j < sh->nsub; j++)
-            for (int i = 0; i < sh->sub; i++) {
-                int e = j * sh->sub + i;
-                double a = (double)ls[j] * L[e];
-                s_aa += w[e] * a * a; s_xa += w[e] * x[e] * a;
-            }
+        for (int j = 0; j < sh->nsub; j++) {
+            float wll, wxl;
+            sub_sums_s(sh->sub, x + j * sh->sub, w + j * sh->sub, L + j * sh->sub, &wll, &wxl);
+            s_aa += (double)ls[j] * ls[j] * wll; s_xa += (double)ls[j] * wxl;
+        }
         if (s_aa > 0) {
             float nD = slm_half_round((float)(s_xa / s_aa));
             int8_t L2[QK_K];

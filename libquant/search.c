@@ -25,6 +25,10 @@ float slm_half_round(float d)
 
 void slm_block_weights(int n, const float *imp, float *w)
 {
+    if (!imp) {
+        for (int i = 0; i < n; i++) w[i] = 1.f;
+        return;
+    }
     double s = 0;
     for (int i = 0; i < n; i++) {
         w[i] = imp ? (imp[i] > 0 && isfinite(imp[i]) ? imp[i] : 0.f) : 1.f;
@@ -347,6 +351,23 @@ static void sym_sums_multi(int n4, const float *x, const float *w, const float *
 float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qhi, int ncand, int8_t *L)
 {
     float amax = 0, max = 0;
+#ifdef __SSE2__
+    if (n % 4 == 0) {
+        /* the largest |x| on 4 lanes, then the first element that has it (as the loop below) */
+        const v8i absmask = { 0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff };
+        v8f m = { 0, 0, 0, 0 };
+        for (int k = 0; k < n; k += 4) {
+            v8f v;
+            memcpy(&v, x + k, sizeof v);
+            m = (v8f)_mm_max_ps((__m128)(v8f)((v8i)v & absmask), (__m128)m);
+        }
+        float a = m[0] > m[1] ? m[0] : m[1], b = m[2] > m[3] ? m[2] : m[3];
+        const float am = a > b ? a : b;
+        if (am > 0)
+            for (int i = 0; i < n; i++)
+                if (fabsf(x[i]) == am) { amax = am; max = x[i]; break; }
+    } else
+#endif
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
     if (!(amax > 1e-30f) || !isfinite(amax) || n > QK_K) {
@@ -388,7 +409,10 @@ float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qh
         best_d = sxq / sqq;
     }
     const float id = 1.0f / best_d;
-    for (int i = 0; i < n; i++) L[i] = (int8_t)slm_qclamp(xs[i] * id, qlo, qhi);
+    for (int k = 0; k < n8; k++) { /* slm_qclamp(xs * id) four at a time (same values) */
+        v8f q = vclamp_round(xv[k] * id, (float)qlo, (float)qhi);
+        for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (int8_t)(int)q[i];
+    }
     return best_d * amax;
 }
 
