@@ -164,21 +164,22 @@ Test(quality, q4_K_M_kld_below_llamacpp, .timeout = 120)
 
 Test(quality, q2_K_kld_below_llamacpp, .timeout = 120)
 {
-    kld_below("Q2_K", 0.06251, 0.0600);
+    kld_below("Q2_K", 0.06251, 0.0592);
 }
 
 /* Without calibration data, --self-calibrate N (GPTQ on N chunks the model samples itself)
- * must reach <= 0.90x llama-quantize's KLD (issue 19); same 40 eval chunks as above. */
+ * must reach <= 0.90x llama-quantize's KLD (issue 19: 0.00353 / 0.0563); same 40 eval chunks
+ * as above. Ours gave 0.002938 / 0.04636 (0.75x / 0.74x) when the bounds were set. */
 static const char *const self16[] = {"--self-calibrate", "16", NULL};
 
 Test(quality, q4_K_M_self_calibrated_kld_090x_llamacpp, .timeout = 180)
 {
-    kld_below_x("Q4_K_M", 0.003923, 0.90 * 0.003923, self16);
+    kld_below_x("Q4_K_M", 0.003923, 0.00310, self16);
 }
 
 Test(quality, q2_K_self_calibrated_kld_090x_llamacpp, .timeout = 180)
 {
-    kld_below_x("Q2_K", 0.06251, 0.90 * 0.06251, self16);
+    kld_below_x("Q2_K", 0.06251, 0.0488, self16);
 }
 
 /* The generated text is seeded: the same bytes for any thread count, other bytes for another seed. */
