@@ -124,8 +124,8 @@ Test(quality, llamacpp_perplexity_agrees_on_our_quants, .timeout = 240)
  * llama-quantize (de3ff81) files give 0.003923 (Q4_K_M) and 0.06251 (Q2_K) on these chunks,
  * measured with the same `slm perplexity` (since its batches of k-quants run on the int8
  * GEMM with quantized activations, as llama.cpp's do); ours gave 0.003849 and 0.05787 when
- * the bounds were set. A bound at 0.5x llama.cpp's catches a broken measurement (e.g. no
- * quantization). */
+ * the bounds were set (0.003845 / 0.05810 after issue 19's search changes). A bound at 0.5x
+ * llama.cpp's catches a broken measurement (e.g. no quantization). */
 static void kld_below_x(const char *type, double llama, double bound, const char *const *extra)
 {
     char *dir = tu_tmpdir("quality");
@@ -164,22 +164,22 @@ Test(quality, q4_K_M_kld_below_llamacpp, .timeout = 120)
 
 Test(quality, q2_K_kld_below_llamacpp, .timeout = 120)
 {
-    kld_below("Q2_K", 0.06251, 0.0592);
+    kld_below("Q2_K", 0.06251, 0.0595);
 }
 
 /* Without calibration data, --self-calibrate N (GPTQ on N chunks the model samples itself)
  * must reach <= 0.90x llama-quantize's KLD (issue 19: 0.00353 / 0.0563); same 40 eval chunks
- * as above. Ours gave 0.002938 / 0.04636 (0.75x / 0.74x) when the bounds were set. */
+ * as above. Ours gave 0.002977 / 0.04746 (0.76x / 0.76x) when the bounds were set. */
 static const char *const self16[] = {"--self-calibrate", "16", NULL};
 
 Test(quality, q4_K_M_self_calibrated_kld_090x_llamacpp, .timeout = 180)
 {
-    kld_below_x("Q4_K_M", 0.003923, 0.00310, self16);
+    kld_below_x("Q4_K_M", 0.003923, 0.00315, self16);
 }
 
 Test(quality, q2_K_self_calibrated_kld_090x_llamacpp, .timeout = 180)
 {
-    kld_below_x("Q2_K", 0.06251, 0.0488, self16);
+    kld_below_x("Q2_K", 0.06251, 0.0495, self16);
 }
 
 /* The generated text is seeded: the same bytes for any thread count, other bytes for another seed. */
