@@ -56,3 +56,68 @@ int calib_run_chunk(slm_ctx *ctx, const calib_text *ct, int i, int all_logits, s
     return rc;
 }
 
+
+/* Self-calibration: the chunks are sampled from the model itself. Each chunk starts with
+ * BOS (when the tokenizer adds one) and continues with tokens drawn at temperature 1
+ * (min-p 0.02 drops the noise tail) from the model's own distribution; an end-of-generation
+ * token is followed by BOS, as stories are concatenated in training text. Chunk i has its
+ * own sampler seeded with seed + i, and slm_decode_multi gives each sequence the logits
+ * separate decodes would, so the tokens do not depend on the group size or thread count. */
+#define GEN_GROUP 16
+
+int calib_generate(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_chunks, uint64_t seed, int threads,
+                   calib_text *ct, slm_err *err)
+{
+    memset(ct, 0, sizeof *ct);
+    const slm_hparams *hp = slm_model_hparams(m);
+    if (n_ctx > hp->n_ctx_train)
+        return slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+    if (n_chunks < 1 || n_ctx < 2) return slm_err_set(err, SLM_EUSAGE, "self-calibration needs at least one chunk of 2 tokens");
+    ct->add_bos = slm_tokenizer_add_bos(tok);
+    ct->bos = slm_tokenizer_bos(tok);
+    const int32_t start = ct->bos >= 0 ? ct->bos : slm_tokenizer_eos(tok);
+    if (start < 0)
+        return slm_err_set(err, SLM_EINPUT, "self-calibration: the tokenizer defines neither BOS nor EOS to start from");
+    ct->n_ctx = n_ctx;
+    ct->n_chunks = n_chunks;
+    ct->n_tokens = (size_t)n_ctx * (size_t)n_chunks;
+    ct->tokens = malloc(sizeof(int32_t) * ct->n_tokens);
+    slm_ctx *work = NULL, *seqs[GEN_GROUP] = {0};
+    slm_sampler *smp[GEN_GROUP] = {0};
+    int rc = SLM_OK;
+    if (!ct->tokens) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto out; }
+    const int group = n_chunks < GEN_GROUP ? n_chunks : GEN_GROUP;
+    if ((rc = slm_ctx_new(m, n_ctx, group, threads, &work, err))) goto out;
+    for (int k = 0; k < group; k++)
+        if ((rc = slm_ctx_new(m, n_ctx, 1, 1, &seqs[k], err))) goto out;
+    for (int c0 = 0; c0 < n_chunks; c0 += group) {
+        const int ng = n_chunks - c0 < group ? n_chunks - c0 : group;
+        int32_t cur[GEN_GROUP];
+        for (int k = 0; k < ng; k++) {
+            slm_sampler_params sp;
+            slm_sampler_defaults(&sp);
+            sp.temp = 1.0f; sp.top_k = 0; sp.top_p = 1.0f; sp.min_p = 0.02f; sp.repeat_penalty = 1.0f;
+            sp.seed = seed + (uint64_t)(c0 + k);
+            slm_sampler_free(smp[k]);
+            if (!(smp[k] = slm_sampler_new(&sp, hp->n_vocab))) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto out; }
+            slm_ctx_clear(seqs[k]);
+            cur[k] = start;
+            ct->tokens[(size_t)(c0 + k) * n_ctx] = start;
+        }
+        for (int p = 1; p < n_ctx; p++) {
+            if ((rc = slm_decode_multi(work, seqs, cur, ng, err))) goto out;
+            for (int k = 0; k < ng; k++) {
+                int32_t prev = cur[k];
+                cur[k] = ct->bos >= 0 && prev != ct->bos && slm_tokenizer_is_eog(tok, prev)
+                             ? ct->bos
+                             : slm_sampler_sample(smp[k], slm_ctx_logits(seqs[k], 0));
+                ct->tokens[(size_t)(c0 + k) * n_ctx + p] = cur[k];
+            }
+        }
+    }
+out:
+    for (int k = 0; k < GEN_GROUP; k++) { slm_sampler_free(smp[k]); slm_ctx_free(seqs[k]); }
+    slm_ctx_free(work);
+    if (rc) calib_free(ct);
+    return rc;
+}

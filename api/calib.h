@@ -17,6 +17,10 @@ typedef struct calib_text {
 int calib_prepare(const char *path, const slm_model *m, const slm_tokenizer *tok, int n_ctx, int max_chunks,
                   calib_text *ct, slm_err *err);
 void calib_free(calib_text *ct);
+/* Self-calibration: n_chunks chunks of n_ctx tokens sampled from the model itself (BOS, then
+ * temperature-1 sampling with min-p 0.02, chunk i seeded with seed + i; deterministic). */
+int calib_generate(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_chunks, uint64_t seed, int threads,
+                   calib_text *ct, slm_err *err);
 /* Evaluate chunk i from an empty cache (the context's observer sees every product). */
 int calib_run_chunk(slm_ctx *ctx, const calib_text *ct, int i, int all_logits, slm_err *err);
 
@@ -28,12 +32,14 @@ typedef struct gptq_tensor {
     unsigned char *out;       /* filled: the quantized bytes (malloc'd) */
 } gptq_tensor;
 typedef struct gptq_opts {
-    const char *calib;        /* calibration text */
+    const char *calib;        /* calibration text, or NULL: self_chunks chunks sampled from the model */
     int n_ctx, max_chunks, threads, verbose;
     slm_gptq_params p;
     int exact_pass1;          /* pass 1 on the original weights, not their Q8_0 copies */
     void (*log)(void *user, const char *line); /* with verbose: a progress line per layer */
     void *log_user;
+    int self_chunks;          /* with calib NULL: chunks to generate (calib_generate) */
+    uint64_t self_seed;
 } gptq_opts;
 /* Quantize ts[] (weights of products: blk.N.* and output.weight) with GPTQ, layer by
  * layer: H of layer N's inputs is accumulated with layers < N already quantized. */

@@ -237,7 +237,9 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         goto out;
     const slm_hparams *hp = slm_model_hparams(m);
     const gguf_file *g = slm_model_gguf(m);
-    if ((rc = calib_prepare(o->calib, m, tok, o->n_ctx, o->max_chunks, &ct, err))) goto out;
+    if (o->calib ? (rc = calib_prepare(o->calib, m, tok, o->n_ctx, o->max_chunks, &ct, err))
+                 : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
+        goto out;
     if ((rc = slm_ctx_new(m, o->n_ctx, o->n_ctx, o->threads, &ctx, err))) goto out;
     if ((rc = slm_pool_new(o->threads, &pool, err))) goto out;
 

@@ -332,18 +332,43 @@ static float quant_scales(int n, const float *v, const float *wv, int lmax, uint
     return D;
 }
 
+typedef float v4f __attribute__((vector_size(16)));
+
+/* Per sub-block sums of w L^2, w L, w x L (and w, w x when sw != NULL) on 4 lanes, summed
+ * as (l0 + l2) + (l1 + l3): the same code on every kernel set. len % 4 == 0. */
+static void sub_sums(int len, const float *x, const float *w, const uint8_t *L, float *swll, float *swl, float *swxl,
+                     float *sw, float *swx)
+{
+    v4f a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 };
+    for (int k = 0; k < len; k += 4) {
+        v4f xv, wv, lv = { L[k], L[k + 1], L[k + 2], L[k + 3] };
+        memcpy(&xv, x + k, sizeof xv);
+        memcpy(&wv, w + k, sizeof wv);
+        v4f wl = wv * lv;
+        a += wl * lv; b += wl; c += wl * xv; d += wv; e += wv * xv;
+    }
+    *swll = (a[0] + a[2]) + (a[1] + a[3]);
+    *swl = (b[0] + b[2]) + (b[1] + b[3]);
+    *swxl = (c[0] + c[2]) + (c[1] + c[3]);
+    if (sw) {
+        *sw = (d[0] + d[2]) + (d[1] + d[3]);
+        *swx = (e[0] + e[2]) + (e[1] + e[3]);
+    }
+}
+
 static void asym_super(const asym_shape *sh, const float *x, const float *w, float *Dout, float *Dmout, uint8_t *ls,
                        uint8_t *lm, uint8_t *L)
 {
-    float sc[16], mn[16], wsc[16], wmn[16];
+    float sc[16], mn[16], wsc[16], wmn[16], sw_[16], swx_[16];
     for (int j = 0; j < sh->nsub; j++) {
         const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
         float d, m;
         slm_asym_search_fast(sh->sub, xs, ws, sh->nmax, 1, KQ_ASYM_CAND, &d, &m, L + j * sh->sub);
         sc[j] = d; mn[j] = -m;
-        double a = 0, b = 0;
-        for (int i = 0; i < sh->sub; i++) { int q = L[j * sh->sub + i]; a += ws[i] * q * q; b += ws[i]; }
-        wsc[j] = (float)(a > 0 ? a : 1e-30); wmn[j] = (float)(b > 0 ? b : 1e-30);
+        float a, b, c_, e_;
+        sub_sums(sh->sub, xs, ws, L + j * sh->sub, &a, &e_, &c_, &sw_[j], &swx_[j]);
+        b = sw_[j];
+        wsc[j] = a > 0 ? a : 1e-30f; wmn[j] = b > 0 ? b : 1e-30f;
     }
     float D = quant_scales(sh->nsub, sc, wsc, sh->lsmax, ls);
     float Dm = quant_scales(sh->nsub, mn, wmn, sh->lsmax, lm);
@@ -354,10 +379,17 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
     void (*const err2)(int, const float *, const float *, float, float, float, float, int, float *, float *) =
         slm_kset_active()->asym_err2;
     double best = asym_all_err(sh, x, w, D, Dm, ls, lm, L, ej);
+    /* dirty[j]: sub-block j's neighbourhood at the current (D, Dm) has not been tried yet
+     * (a sub-block that kept its scales under an unchanged D would only see the same
+     * errors again and keep them again) */
+    uint8_t dirty[16];
+    memset(dirty, 1, sizeof dirty);
     for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
         /* (a) neighbouring integer scale / min per sub-block */
         for (int j = 0; j < sh->nsub; j++) {
+            if (!dirty[j]) continue;
+            dirty[j] = 0;
             const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
             double e0 = ej[j];
             int bl = ls[j], bm = lm[j], ca[NB2], cb[NB2], nc = 0;
@@ -380,6 +412,7 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
             for (int c = 0; c < nc; c++)
                 if (ec[c] < e0) { e0 = ec[c]; bl = ca[c]; bm = cb[c]; }
             if (bl != ls[j] || bm != lm[j]) {
+                dirty[j] = 1;
                 ls[j] = (uint8_t)bl; lm[j] = (uint8_t)bm;
                 ej[j] = asym_sub_err(xs, ws, sh->sub, sh->nmax, D, Dm, bl, bm, L + j * sh->sub);
             }
@@ -388,12 +421,12 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
         for (int j = 0; j < sh->nsub; j++) best += ej[j];
         /* (b) least-squares refit of (D, Dm) with levels and integer scales fixed */
         double s_aa = 0, s_ab = 0, s_bb = 0, s_xa = 0, s_xb = 0;
-        for (int j = 0; j < sh->nsub; j++)
-            for (int i = 0; i < sh->sub; i++) {
-                int e = j * sh->sub + i;
-                double a = (double)ls[j] * L[e], b = -(double)lm[j], wi = w[e];
-                s_aa += wi * a * a; s_ab += wi * a * b; s_bb += wi * b * b; s_xa += wi * x[e] * a; s_xb += wi * x[e] * b;
-            }
+        for (int j = 0; j < sh->nsub; j++) {
+            float wll, wl, wxl;
+            sub_sums(sh->sub, x + j * sh->sub, w + j * sh->sub, L + j * sh->sub, &wll, &wl, &wxl, NULL, NULL);
+            const double a = ls[j], b = -(double)lm[j];
+            s_aa += a * a * wll; s_ab += a * b * wl; s_bb += b * b * sw_[j]; s_xa += a * wxl; s_xb += b * swx_[j];
+        }
         double det = s_aa * s_bb - s_ab * s_ab;
         float nD = D, nDm = Dm;
         if (det > 1e-30 * s_aa * s_bb && s_aa > 0) {
@@ -410,6 +443,7 @@ static void asym_super(const asym_shape *sh, const float *x, const float *w, flo
                 best = e; D = nD; Dm = nDm;
                 memcpy(L, L2, sh->nsub * sh->sub);
                 memcpy(ej, ej2, sizeof(double) * sh->nsub);
+                memset(dirty, 1, sizeof dirty);
             }
         }
         if (!(best < start * (1 - 1e-7))) break;
@@ -451,6 +485,21 @@ static double sym_all_err(const sym_shape *sh, const float *x, const float *w, f
     return err;
 }
 
+/* Per sub-block sums of w L^2 and w x L for signed levels, as sub_sums. len % 4 == 0. */
+static void sub_sums_s(int len, const float *x, const float *w, const int8_t *L, float *swll, float *swxl)
+{
+    v4f a = { 0 }, c = { 0 };
+    for (int k = 0; k < len; k += 4) {
+        v4f xv, wv, lv = { L[k], L[k + 1], L[k + 2], L[k + 3] };
+        memcpy(&xv, x + k, sizeof xv);
+        memcpy(&wv, w + k, sizeof wv);
+        v4f wl = wv * lv;
+        a += wl * lv; c += wl * xv;
+    }
+    *swll = (a[0] + a[2]) + (a[1] + a[3]);
+    *swxl = (c[0] + c[2]) + (c[1] + c[3]);
+}
+
 /* Invariant through the rounds: L and ej hold the levels and errors of (D, ls), so no
  * configuration is evaluated twice (the sums run in the same order as a fresh pass). */
 static float sym_super(const sym_shape *sh, const float *x, const float *w, int *ls, int8_t *L)
@@ -459,9 +508,9 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
     for (int j = 0; j < sh->nsub; j++) {
         const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
         sc[j] = slm_sym_search_fast(sh->sub, xs, ws, sh->qlo, sh->qhi, sh->ncand, L + j * sh->sub);
-        double a = 0;
-        for (int i = 0; i < sh->sub; i++) { int q = L[j * sh->sub + i]; a += ws[i] * q * q; }
-        wsc[j] = (float)(a > 0 ? a : 1e-30);
+        float a, b_;
+        sub_sums_s(sh->sub, xs, ws, L + j * sh->sub, &a, &b_);
+        wsc[j] = a > 0 ? a : 1e-30f;
     }
     int8_t Ls[16];
     float D = slm_sym_search_fast(sh->nsub, sc, wsc, sh->lslo, sh->lshi, KQ_SCALE_CAND, Ls);
@@ -471,10 +520,14 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
     void (*const err2)(int, const float *, const float *, float, float, int, int, float *, float *) =
         slm_kset_active()->sym_err2;
     double best = sym_all_err(sh, x, w, D, ls, L, ej);
+    uint8_t dirty[16]; /* as in asym_super */
+    memset(dirty, 1, sizeof dirty);
     for (int it = 0; it < KQ_ROUNDS; it++) {
         double start = best;
         /* (a) neighbouring integer scale per sub-block */
         for (int j = 0; j < sh->nsub; j++) {
+            if (!dirty[j]) continue;
+            dirty[j] = 0;
             const float *xs = x + j * sh->sub, *ws = w + j * sh->sub;
             double e0 = ej[j];
             int bl = ls[j], cand[2 * KQ_NB], nc = 0;
@@ -494,6 +547,7 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
             for (int c = 0; c < nc; c++)
                 if (ec[c] < e0) { e0 = ec[c]; bl = cand[c]; }
             if (bl != ls[j]) {
+                dirty[j] = 1;
                 ls[j] = bl;
                 ej[j] = sym_sub_err(xs, ws, sh->sub, sh->qlo, sh->qhi, D, bl, L + j * sh->sub);
             }
@@ -502,12 +556,11 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
         for (int j = 0; j < sh->nsub; j++) best += ej[j];
         /* (b) least-squares refit of D with levels and integer scales fixed */
         double s_aa = 0, s_xa = 0;
-        for (int j = 0; j < sh->nsub; j++)
-            for (int i = 0; i < sh->sub; i++) {
-                int e = j * sh->sub + i;
-                double a = (double)ls[j] * L[e];
-                s_aa += w[e] * a * a; s_xa += w[e] * x[e] * a;
-            }
+        for (int j = 0; j < sh->nsub; j++) {
+            float wll, wxl;
+            sub_sums_s(sh->sub, x + j * sh->sub, w + j * sh->sub, L + j * sh->sub, &wll, &wxl);
+            s_aa += (double)ls[j] * ls[j] * wll; s_xa += (double)ls[j] * wxl;
+        }
         if (s_aa > 0) {
             float nD = slm_half_round((float)(s_xa / s_aa));
             int8_t L2[QK_K];
@@ -516,6 +569,7 @@ static float sym_super(const sym_shape *sh, const float *x, const float *w, int 
                 best = e; D = nD;
                 memcpy(L, L2, sh->nsub * sh->sub);
                 memcpy(ej, ej2, sizeof(double) * sh->nsub);
+                memset(dirty, 1, sizeof dirty);
             }
         }
         if (!(best < start * (1 - 1e-7))) break;

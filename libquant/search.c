@@ -12,6 +12,9 @@
 #include <string.h>
 
 #include "qimpl.h"
+#ifdef __SSE2__
+#include <xmmintrin.h>
+#endif
 
 float slm_half_round(float d)
 {
@@ -22,6 +25,10 @@ float slm_half_round(float d)
 
 void slm_block_weights(int n, const float *imp, float *w)
 {
+    if (!imp) {
+        for (int i = 0; i < n; i++) w[i] = 1.f;
+        return;
+    }
     double s = 0;
     for (int i = 0; i < n; i++) {
         w[i] = imp ? (imp[i] > 0 && isfinite(imp[i]) ? imp[i] : 0.f) : 1.f;
@@ -292,6 +299,12 @@ VINL float hsum8(v8f v)
 VINL v8f vclamp_round(v8f v, float lo, float hi)
 {
     const v8f vlo = { lo, lo, lo, lo }, vhi = { hi, hi, hi, hi };
+#ifdef __SSE2__
+    /* maxps(lo, v) = lo > v ? lo : v, minps(hi, v) = hi < v ? hi : v: the same values as the
+     * selects below (NaN and -0 included), two instructions instead of eight */
+    v = (v8f)_mm_min_ps((__m128)vhi, _mm_max_ps((__m128)vlo, (__m128)v));
+    return (v + RND_MAGIC) - RND_MAGIC;
+#endif
     v8i m = v < vlo;
     v = (v8f)(((v8i)vlo & m) | ((v8i)v & ~m));
     m = v > vhi;
@@ -338,6 +351,23 @@ static void sym_sums_multi(int n4, const float *x, const float *w, const float *
 float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qhi, int ncand, int8_t *L)
 {
     float amax = 0, max = 0;
+#ifdef __SSE2__
+    if (n % 4 == 0) {
+        /* the largest |x| on 4 lanes, then the first element that has it (as the loop below) */
+        const v8i absmask = { 0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff };
+        v8f m = { 0, 0, 0, 0 };
+        for (int k = 0; k < n; k += 4) {
+            v8f v;
+            memcpy(&v, x + k, sizeof v);
+            m = (v8f)_mm_max_ps((__m128)(v8f)((v8i)v & absmask), (__m128)m);
+        }
+        float a = m[0] > m[1] ? m[0] : m[1], b = m[2] > m[3] ? m[2] : m[3];
+        const float am = a > b ? a : b;
+        if (am > 0)
+            for (int i = 0; i < n; i++)
+                if (fabsf(x[i]) == am) { amax = am; max = x[i]; break; }
+    } else
+#endif
     for (int i = 0; i < n; i++)
         if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
     if (!(amax > 1e-30f) || !isfinite(amax) || n > QK_K) {
@@ -379,7 +409,10 @@ float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qh
         best_d = sxq / sqq;
     }
     const float id = 1.0f / best_d;
-    for (int i = 0; i < n; i++) L[i] = (int8_t)slm_qclamp(xs[i] * id, qlo, qhi);
+    for (int k = 0; k < n8; k++) { /* slm_qclamp(xs * id) four at a time (same values) */
+        v8f q = vclamp_round(xv[k] * id, (float)qlo, (float)qhi);
+        for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (int8_t)(int)q[i];
+    }
     return best_d * amax;
 }
 
@@ -416,17 +449,20 @@ static void asym_sums_multi(int n4, const float *x, const float *w, float xmin, 
         slm_asym_sums_multi_base(n4, x, w, xmin, is, ncand, nmax, sq, sqq, sxq);
 }
 
+/* The weighted least-squares (d, m) for fixed levels (m = 0 when mneg and it would be
+ * positive), and its error. At the least-squares point the normal equations give
+ * sum w (x - d q - m)^2 = sxx - d sxq - m sx (with m = 0: sxx - d sxq). */
 static inline int asym_fit(double sw, double sx, double sxx, double sq, double sqq, double sxq, int mneg, float *d,
                            float *m, double *err)
 {
     double D = sw * sqq - sq * sq, dd, mm;
     if (!(D > 1e-20 * sw * sqq)) return 0;
-    dd = (sw * sxq - sq * sx) / D;
-    mm = (sqq * sx - sq * sxq) / D;
+    const double iD = 1.0 / D;
+    mm = (sqq * sx - sq * sxq) * iD;
     if (mneg && mm > 0) { mm = 0; dd = sxq / sqq; }
+    else dd = (sw * sxq - sq * sx) * iD;
     if (!(dd > 0)) return 0;
-    /* sum w (x - d q - m)^2 expanded */
-    *err = sxx - 2 * dd * sxq - 2 * mm * sx + dd * dd * sqq + 2 * dd * mm * sq + mm * mm * sw;
+    *err = sxx - dd * sxq - mm * sx;
     *d = (float)dd; *m = (float)mm;
     return 1;
 }
@@ -435,7 +471,25 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
                             float *mout, uint8_t *L)
 {
     float xmin = x[0], xmax = x[0];
-    for (int i = 1; i < n; i++) { xmin = x[i] < xmin ? x[i] : xmin; xmax = x[i] > xmax ? x[i] : xmax; }
+    if (n % 4 == 0 && n <= QK_K) { /* min and max on 4 lanes (exact, any order) */
+        v8f lo, hi;
+        memcpy(&lo, x, sizeof lo);
+        hi = lo;
+        for (int k = 4; k < n; k += 4) {
+            v8f v;
+            memcpy(&v, x + k, sizeof v);
+#ifdef __SSE2__
+            lo = (v8f)_mm_min_ps((__m128)v, (__m128)lo);
+            hi = (v8f)_mm_max_ps((__m128)v, (__m128)hi);
+#else
+            lo = (v8f)(((v8i)v & (v < lo)) | ((v8i)lo & ~(v < lo)));
+            hi = (v8f)(((v8i)v & (v > hi)) | ((v8i)hi & ~(v > hi)));
+#endif
+        }
+        for (int i = 0; i < 4; i++) { xmin = lo[i] < xmin ? lo[i] : xmin; xmax = hi[i] > xmax ? hi[i] : xmax; }
+    } else {
+        for (int i = 1; i < n; i++) { xmin = x[i] < xmin ? x[i] : xmin; xmax = x[i] > xmax ? x[i] : xmax; }
+    }
     if (mneg && xmin > 0) xmin = 0;
     float span = xmax - xmin;
     if (!(span > 1e-30f * fmaxf(fabsf(xmax), fabsf(xmin))) || !isfinite(span) || n > QK_K)
@@ -444,11 +498,17 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     const int n8 = PADN(n) / 4;
     float *xs = (float *)xv, *ws = (float *)wv;
     const float inv = 1.0f / span;
-    double sw = 0, sx = 0, sxx = 0;
-    for (int i = 0; i < n8 * 4; i++) {
-        xs[i] = i < n ? x[i] * inv : 0.f;
-        ws[i] = i < n ? w[i] : 0.f;
-        sw += ws[i]; sx += (double)ws[i] * xs[i]; sxx += (double)ws[i] * xs[i] * xs[i];
+    for (int i = 0; i < n; i++) { xs[i] = x[i] * inv; ws[i] = w[i]; }
+    for (int i = n; i < n8 * 4; i++) { xs[i] = 0.f; ws[i] = 0.f; }
+    /* sums of w, w x, w x^2 on the 4 lanes (x is scaled to span 1: float is ample) */
+    double sw, sx, sxx;
+    {
+        v8f a = { 0 }, b = { 0 }, c = { 0 };
+        for (int k = 0; k < n8; k++) {
+            v8f wx = wv[k] * xv[k];
+            a += wv[k]; b += wx; c += wx * xv[k];
+        }
+        sw = hsum8(a); sx = hsum8(b); sxx = hsum8(c);
     }
     const float mn = xmin * inv;
     double best = INFINITY;
@@ -457,10 +517,35 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     if (ncand > SEARCH_MAXC) ncand = SEARCH_MAXC;
     for (int k = 0; k < ncand; k++) isv[k] = (float)nmax - 1.0f + 1.4f * (float)k / (float)(ncand > 1 ? ncand - 1 : 1);
     asym_sums_multi(n8, xs, ws, mn, isv, ncand, (float)nmax, sqv, sqqv, sxqv);
-    for (int k = 0; k < ncand; k++) {
-        float d, m;
-        double e;
-        if (asym_fit(sw, sx, sxx, sqv[k], sqqv[k], sxqv[k], mneg, &d, &m, &e) && e < best) { best = e; bd = d; bm = m; }
+    {
+        /* asym_fit of every candidate, two at a time and without branches (the same values
+         * as asym_fit), then the first candidate of least error */
+        typedef double v2d __attribute__((vector_size(16)));
+        typedef int64_t v2l __attribute__((vector_size(16)));
+        double ev[SEARCH_MAXC + 1], dv[SEARCH_MAXC + 1], mv[SEARCH_MAXC + 1];
+        const v2d vsw = { sw, sw }, vsx = { sx, sx }, vsxx = { sxx, sxx }, one = { 1.0, 1.0 }, zero = { 0, 0 },
+                  tiny = { 1e-20 * sw, 1e-20 * sw }, inf = { INFINITY, INFINITY };
+        const v2l vmneg = { mneg ? -1 : 0, mneg ? -1 : 0 };
+        for (int k = 0; k < ncand; k += 2) {
+            const int k2 = k + 1 < ncand ? k + 1 : k;
+            const v2d sq = { sqv[k], sqv[k2] }, sqq = { sqqv[k], sqqv[k2] }, sxq = { sxqv[k], sxqv[k2] };
+            const v2d D = vsw * sqq - sq * sq;
+            const v2l okD = D > tiny * sqq;
+            const v2d iD = one / (v2d)(((v2l)D & okD) | ((v2l)one & ~okD));
+            v2d mm = (sqq * vsx - sq * sxq) * iD, dd = (vsw * sxq - sq * vsx) * iD;
+            const v2l clip = vmneg & (mm > zero);
+            const v2d dc = sxq / (v2d)(((v2l)sqq & (sqq > zero)) | ((v2l)one & ~(sqq > zero)));
+            mm = (v2d)((v2l)mm & ~clip);
+            dd = (v2d)(((v2l)dc & clip) | ((v2l)dd & ~clip));
+            const v2l ok = okD & (dd > zero);
+            const v2d e = (v2d)(((v2l)(vsxx - dd * sxq - mm * vsx) & ok) | ((v2l)inf & ~ok));
+            ev[k] = e[0]; dv[k] = dd[0]; mv[k] = mm[0];
+            ev[k + 1] = e[1]; dv[k + 1] = dd[1]; mv[k + 1] = mm[1];
+        }
+        int kb = -1;
+        for (int k = 0; k < ncand; k++)
+            if (ev[k] < best) { best = ev[k]; kb = k; }
+        if (kb >= 0) { bd = (float)dv[kb]; bm = (float)mv[kb]; }
     }
     /* Lloyd: re-round at the fitted (d, m), refit */
     for (int it = 0; it < 3 && isfinite(best); it++) {
@@ -472,7 +557,13 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     }
     *dout = bd * span;
     *mout = bm * span;
-    return asym_eval(n, x, w, nmax, *dout, *mout, L);
+    /* the levels of the winner, rounded as its fit was scored */
+    const float id = 1.0f / bd;
+    for (int k = 0; k < n8; k++) {
+        v8f q = vclamp_round((xv[k] - bm) * id, 0.f, (float)nmax);
+        for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (uint8_t)(int)q[i];
+    }
+    return isfinite(best) ? best * (double)span * span : asym_eval(n, x, w, nmax, *dout, *mout, NULL);
 }
 
 /* Errors of one sub-block at a fixed scale (len a multiple of 4), for the refinement

@@ -14,11 +14,12 @@
 
 #define RND_MAGIC 12582912.f
 
+/* max_ps(a, b) is a > b ? a : b and min_ps(a, b) a < b ? a : b, so with lo / hi first these
+ * are the baseline's v < lo ? lo : v and v > hi ? hi : v exactly (NaN and -0 included). */
 static inline __m256 clamp_round(__m256 v, __m256 lo, __m256 hi)
 {
     const __m256 magic = _mm256_set1_ps(RND_MAGIC);
-    v = _mm256_blendv_ps(v, lo, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
-    v = _mm256_blendv_ps(v, hi, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+    v = _mm256_min_ps(hi, _mm256_max_ps(lo, v));
     return _mm256_sub_ps(_mm256_add_ps(v, magic), magic);
 }
 

@@ -14,6 +14,8 @@
 #                           [--gptq CALIB [--gptq-opts "..."]]
 #                                 (slm quantize --gptq -f CALIB; default opts
 #                                  "-c 128 --chunks 64", as docs/calibration.md)
+#                           [--self-calibrate N]   (slm quantize --self-calibrate N: no
+#                                 calibration data, GPTQ on text the model samples itself)
 # env: SLM_MODELS, SLM_CORPUS (defaults ../shared/models, ../shared/corpus beside the repository,
 #      as the Makefile), SLM_LLAMA_BIN (llama.cpp's tools from `make deps`: --llama-quantize
 #      defaults to $SLM_LLAMA_BIN/llama-quantize when that variable is set).
@@ -34,6 +36,7 @@ lq=${SLM_LLAMA_BIN:+$SLM_LLAMA_BIN/llama-quantize}
 imatrix=
 gptq=
 gptq_opts="-c 128 --chunks 64"
+selfcal=
 
 while [ $# -gt 0 ]; do
     case $1 in
@@ -49,7 +52,8 @@ while [ $# -gt 0 ]; do
     --imatrix) imatrix=$2; shift 2 ;;
     --gptq) gptq=$2; shift 2 ;;
     --gptq-opts) gptq_opts=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --self-calibrate) selfcal=$2; shift 2 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "quality.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -108,8 +112,8 @@ for t in $types; do
     out=$work/slm-$t.gguf
     # shellcheck disable=SC2086
     "$slm" quantize "$f32" "$out" "$t" -t "$threads" ${imatrix:+--imatrix "$imatrix"} \
-        ${gptq:+--gptq -f "$gptq" $gptq_opts} >/dev/null
-    measure "slm${imatrix:+ +imatrix}${gptq:+ +gptq}" "$t" "$out"
+        ${gptq:+--gptq -f "$gptq" $gptq_opts} ${selfcal:+--self-calibrate "$selfcal"} >/dev/null
+    measure "slm${imatrix:+ +imatrix}${gptq:+ +gptq}${selfcal:+ --self-calibrate $selfcal}" "$t" "$out"
     if [ -n "$lq" ]; then
         out=$work/llama-$t.gguf
         "$lq" ${imatrix:+--imatrix "$imatrix"} "$f32" "$out" "$t" "$threads" >/dev/null 2>&1

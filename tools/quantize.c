@@ -37,7 +37,7 @@ static void q_log(void *user, const char *line)
 
 typedef struct quantize_args {
     int threads, pure, requant, dry, stats, json, gptq, act_order, exact1;
-    int out_type, emb_type, n_ctx, chunks, block;
+    int out_type, emb_type, n_ctx, chunks, block, self_chunks, self_seed;
     double damp;
     const char *imatrix, *calib;
     const char *incw[64], *excw[64];
@@ -108,8 +108,14 @@ static const slm_opt quantize_opts[] = {
              "GPTQ error compensation for the weights of every product\n"
              "(blk.* and output.weight), layer by layer; needs -f"),
     OPT_PATH('f', "file", quantize_args, calib, "FILE", "calibration text for --gptq"),
+    OPT_INT(0, "self-calibrate", quantize_args, self_chunks, "N", 1, 1 << 16,
+            "no calibration data: GPTQ (implies --gptq) on N chunks of -c\n"
+            "tokens that the model itself generates (BOS, then sampling\n"
+            "at temperature 1, min-p 0.02; seeded, deterministic)"),
+    OPT_INT(0, "self-seed", quantize_args, self_seed, "S", 0, 0x7fffffff,
+            "seed of --self-calibrate's sampling (chunk i uses S + i;\ndefault 1)"),
     OPT_INT('c', "ctx-size", quantize_args, n_ctx, "N", 16, 1 << 20,
-            "calibration chunk length in tokens (default 512, at most the\nmodel's context)"),
+            "calibration chunk length in tokens (default 512, 128 with\n--self-calibrate; at most the model's context)"),
     OPT_INT(0, "chunks", quantize_args, chunks, "N", 1, 1 << 30, "use at most N calibration chunks (default: all)"),
     OPT_DOUBLE(0, "gptq-damp", quantize_args, damp, "X", 0, 10, SLM_OPT_LO_OPEN,
                "damping: X * mean(diag H) added to H's diagonal (default 0.01)"),
@@ -146,20 +152,22 @@ const slm_cmd_doc doc_quantize = {
         "3 bad input (corrupt file, quantized input without --allow-requantize,\n"
         "--pure with an incompatible row length), 4 I/O error, 6 internal error",
     .examples = "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M\n"
-                "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M --imatrix smol.imatrix --dry-run",
+                "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M --imatrix smol.imatrix --dry-run\n"
+                "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M --self-calibrate 64",
 };
 
 int cmd_quantize(int argc, char **argv)
 {
-    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 512, .damp = 0.01,
-                       .block = 128};
+    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 0, .damp = 0.01,
+                       .block = 128, .self_seed = 1};
     int optind = slm_opt_parse(C, quantize_opts, argc, argv, &qa);
     if (optind < 0)
         return -optind;
     const char *imatrix_path = qa.imatrix;
     const char *const *incw = qa.incw, *const *excw = qa.excw;
-    int n_incw = qa.n_incw, n_excw = qa.n_excw, use_gptq = qa.gptq;
-    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, qa.exact1, NULL, NULL };
+    int n_incw = qa.n_incw, n_excw = qa.n_excw, use_gptq = qa.gptq || qa.self_chunks > 0;
+    if (!qa.n_ctx) qa.n_ctx = qa.self_chunks > 0 ? 128 : 512;
+    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, qa.exact1, NULL, NULL, 0, 0 };
     int threads = qa.threads, pure = qa.pure, requant = qa.requant, dry = qa.dry, stats = qa.stats, json = qa.json;
     slm_recipe_opts ro = { 0, -1, -1, NULL, 0 };
     if (qa.out_type >= 0)
@@ -185,7 +193,11 @@ int cmd_quantize(int argc, char **argv)
         free(rules);
         return cli_usage(C, "unknown quantization type '%s' (one of: %s)", tname, names);
     }
-    if (use_gptq && !go.calib) { free(rules); return cli_usage(C, "--gptq needs a calibration text (-f FILE)"); }
+    go.self_chunks = qa.self_chunks;
+    go.self_seed = (uint64_t)qa.self_seed;
+    if (qa.self_chunks > 0 && go.calib) { free(rules); return cli_usage(C, "--self-calibrate generates its own calibration text; drop -f"); }
+    if (qa.self_chunks > 0 && qa.chunks) { free(rules); return cli_usage(C, "--chunks limits -f's text; --self-calibrate N sets the chunk count itself"); }
+    if (use_gptq && !go.calib && !go.self_chunks) { free(rules); return cli_usage(C, "--gptq needs a calibration text (-f FILE) or --self-calibrate N"); }
     if (!use_gptq && go.calib) { free(rules); return cli_usage(C, "-f is the calibration text of --gptq; pass --gptq too"); }
     if ((n_incw || n_excw) && !imatrix_path && !use_gptq) { free(rules); return cli_usage(C, "--include-weights / --exclude-weights need --imatrix or --gptq"); }
     go.threads = threads;
