@@ -192,9 +192,11 @@ static float group_scale(const iq3_lattice *L, int s_type, const float *y, const
     double best = 0; /* sxg^2 / sgg: error removed */
     float bS = 0;
     uint16_t G[8];
-    enum { NC = 24 };
-    for (int c = 0; c < NC; c++) {
-        const float target = lo + (top + 0.5f * (top - L->lev[6]) - lo) * (float)c / (NC - 1);
+    enum { NC = 24, NLOW = 3 };
+    for (int c = -NLOW; c < NC; c++) {
+        /* NC points from the fourth level to half a step past the top, and the three lowest
+         * levels themselves (a flat group fits a constant grid point there: IQ3_S's are few) */
+        const float target = c < 0 ? L->lev[c + NLOW] : lo + (top + 0.5f * (top - L->lev[6]) - lo) * (float)c / (NC - 1);
         float S = amax / target;
         double prev = -1;
         for (int it = 0; it < 4; it++) {
