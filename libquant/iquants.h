@@ -71,6 +71,8 @@ extern uint32_t slm_iq3xxs_grid[256];
 extern uint32_t slm_iq3s_grid[512];
 extern uint8_t slm_iq3_ksigns[128];
 void slm_iq3_init(void);
+void slm_iq3_kernels_avx2(slm_kernel_fns *tab);
+void slm_iq3_kernels_avx512(slm_kernel_fns *tab);
 
 /* The sub-block scale index (0..63) of IQ4_XS sub-block ib. */
 static inline int slm_iq4xs_ls(const block_iq4_xs *x, int ib)
