@@ -264,6 +264,8 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
             !strcmp(t->name, "output.weight"))
             continue;
         if (plan[i].imp) continue;
+        /* GPTQ's H (the calibration text's activations) is importance data too */
+        if (o->gptq && slm_qgrid_supported(plan[i].type) && t->n_dims == 2 && !strncmp(t->name, "blk.", 4)) continue;
         rc = slm_err_set(err, SLM_EINPUT,
                          imatrix_path ? "%s: tensor '%s': no importance data in the imatrix for %s (a very low-bit type)"
                                       : "%s: tensor '%s': %s needs an importance matrix (--imatrix), as llama-quantize",

@@ -477,3 +477,106 @@ void slm_vec_dot_iq3_s(int64_t n, float *s, const void *vx, const void *vy)
     }
     *s = sumf;
 }
+
+/* ---------------- GPTQ (calib_gptq.c) ----------------
+ * The grid is 4-dimensional, so GPTQ rounds an octet (two sub-vectors, one sign byte) at a
+ * time: when the first column of an octet is reached, its 8 current (compensated) values
+ * go to the nearest representable point under the group's scale — signs (IQ3_XXS: even
+ * parity, the weight of least |x| flipped), then the nearest grid point of each half — and
+ * each of the 8 columns then pushes its own error on as usual. An element's level L is the
+ * level index (0..7) plus 8 for a negative sign; element j dequantizes to a[j] * value(L). */
+
+int slm_iq3_is_vector(uint32_t type) { return type == SLM_T_IQ3_XXS || type == SLM_T_IQ3_S; }
+
+void slm_iq3_round_octet(uint32_t type, float a, const float *w8, uint8_t *L8)
+{
+    slm_iq3_init();
+    const int s_type = type == SLM_T_IQ3_S;
+    const iq3_lattice *L = &g_lat[s_type];
+    uint8_t neg[8];
+    float y[8], one[4] = { 1, 1, 1, 1 };
+    for (int j = 0; j < 8; j++) { neg[j] = w8[j] < 0; y[j] = fabsf(w8[j]); }
+    if (!s_type) {
+        int cnt = 0, m = 0;
+        for (int j = 0; j < 8; j++) { cnt += neg[j]; if (y[j] < y[m]) m = j; }
+        if (cnt & 1) { neg[m] ^= 1; y[m] = -y[m]; }
+    }
+    for (int h = 0; h < 2; h++) {
+        int code = 0;
+        if (a > 0 && isfinite(a)) {
+            float z[4];
+            for (int k = 0; k < 4; k++) z[k] = y[4 * h + k] / a;
+            code = L->code[nearest_point(L, s_type, z, one)];
+        } else {
+            code = L->code[0];
+        }
+        for (int k = 0; k < 4; k++) L8[4 * h + k] = (uint8_t)(((code >> 3 * k) & 7) | neg[4 * h + k] << 3);
+    }
+}
+
+float slm_iq3_level_value(uint32_t type, int l)
+{
+    const float v = g_lat[type == SLM_T_IQ3_S].lev[l & 7];
+    return l & 8 ? -v : v;
+}
+
+int slm_iq3_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax)
+{
+    if (!slm_iq3_is_vector(type)) return 0;
+    slm_iq3_init();
+    for (int ib = 0; ib < 8; ib++) {
+        float s;
+        if (type == SLM_T_IQ3_XXS) {
+            const block_iq3_xxs *x = blk;
+            uint32_t aux;
+            memcpy(&aux, x->qs + 64 + 4 * ib, 4);
+            s = slm_h2f(x->d) * (0.5f + (float)(aux >> 28)) * 0.5f;
+        } else {
+            const block_iq3_s *x = blk;
+            s = slm_h2f(x->d) * (float)(2 * ((x->scales[ib / 2] >> 4 * (ib % 2)) & 0xf) + 1);
+        }
+        for (int j = 0; j < 32; j++) { a[32 * ib + j] = s; b[32 * ib + j] = 0; }
+    }
+    *zero = 0;
+    *qmax = 15;
+    return QK_K;
+}
+
+int slm_iq3_grid_pack(uint32_t type, void *blk, const uint8_t *Lv)
+{
+    if (!slm_iq3_is_vector(type)) return -1;
+    slm_iq3_init();
+    const int s_type = type == SLM_T_IQ3_S;
+    const iq3_lattice *L = &g_lat[s_type];
+    uint16_t G[64];
+    uint8_t neg[QK_K];
+    for (int e = 0; e < QK_K; e++) neg[e] = (Lv[e] >> 3) & 1;
+    for (int v = 0; v < 64; v++) {
+        int code = 0;
+        for (int k = 0; k < 4; k++) code |= (Lv[4 * v + k] & 7) << 3 * k;
+        int g = L->index[code];
+        if (g < 0) g = L->nbr[code][0]; /* not a grid point (never from slm_iq3_round_octet) */
+        G[v] = (uint16_t)g;
+    }
+    if (!s_type) /* even parity per octet: the format cannot hold an odd one */
+        for (int o = 0; o < 32; o++) {
+            int cnt = 0;
+            for (int j = 0; j < 8; j++) cnt += neg[8 * o + j];
+            if (cnt & 1) return -1;
+        }
+    int sc[8];
+    if (type == SLM_T_IQ3_XXS) {
+        block_iq3_xxs *x = blk;
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t aux;
+            memcpy(&aux, x->qs + 64 + 4 * ib, 4);
+            sc[ib] = (int)(aux >> 28);
+        }
+        pack_xxs(x, x->d, sc, G, neg);
+    } else {
+        block_iq3_s *x = blk;
+        for (int ib = 0; ib < 8; ib++) sc[ib] = (x->scales[ib / 2] >> 4 * (ib % 2)) & 0xf;
+        pack_s(x, x->d, sc, G, neg);
+    }
+    return 0;
+}

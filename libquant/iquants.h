@@ -72,6 +72,12 @@ extern uint32_t slm_iq3s_grid[512];
 extern uint8_t slm_iq3_ksigns[128];
 void slm_iq3_init(void);
 void slm_iq3_kernels_avx2(slm_kernel_fns *tab);
+/* GPTQ on the 4-d grids (iq3.c): level L = level index + 8 for a negative sign */
+int slm_iq3_is_vector(uint32_t type);
+void slm_iq3_round_octet(uint32_t type, float a, const float *w8, uint8_t *L8);
+float slm_iq3_level_value(uint32_t type, int l);
+int slm_iq3_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax);
+int slm_iq3_grid_pack(uint32_t type, void *blk, const uint8_t *L);
 void slm_iq3_kernels_avx512(slm_kernel_fns *tab);
 
 /* The sub-block scale index (0..63) of IQ4_XS sub-block ib. */

@@ -488,3 +488,84 @@ Test(iq3, recipes_match_llama_quantize, .timeout = 300)
     tu_rmtree(dir);
     free(dir); free(hf); free(src); free(imat);
 }
+
+/* ---- GPTQ on the 4-d grids ---------------------------------------------------------------- */
+
+/* decode -> each element's level (index + 8 for a negative sign) -> re-pack gives the same
+ * block; GPTQ lowers the output error ||X (W - Wq)^T||^2 against importance-weighted
+ * rounding on activations with correlated columns. */
+Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
+{
+    enum { T = 512, n = 512, rows = 32, R = 8 };
+    float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n), *mix = malloc(sizeof(float) * R * n);
+    unsigned char *buf = malloc((size_t)rows * n), *rep = malloc((size_t)rows * n);
+    rng_state = 5;
+    for (int i = 0; i < R * n; i++) mix[i] = rng_gauss();
+    for (int t = 0; t < T; t++) {
+        float z[R];
+        for (int r = 0; r < R; r++) z[r] = rng_gauss();
+        for (int c = 0; c < n; c++) {
+            float v = 0.3f * rng_gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
+            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
+            X[(size_t)t * n + c] = v;
+        }
+    }
+    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * rng_gauss();
+    slm_gptq_accumulate(H, X, T, n, 2);
+    slm_gptq_symmetrize(H, n);
+    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    for (size_t k = 0; k < 2; k++) {
+        const slm_qtraits *q = slm_qtraits_get(IQ3T[k]);
+        cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
+        const size_t rb = slm_row_bytes(q->type, n);
+        double e[2];
+        for (int g = 0; g < 2; g++) {
+            if (g) {
+                slm_gptq_params p = {0.01f, 128, 0};
+                cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0, "%s", q->name);
+            } else {
+                slm_quantize_rows(q->type, W, buf, rows, n, imp);
+            }
+            for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+            /* decode / pack round trip on these blocks */
+            memcpy(rep, buf, rb * rows);
+            for (size_t bl = 0; bl < rb * rows / q->bytes; bl++) {
+                unsigned char *bp = rep + bl * q->bytes;
+                float a[256], b[256], y[256];
+                int zero, qmax;
+                cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), 256);
+                q->dequantize_row(bp, y, 256);
+                uint8_t L[256];
+                for (int j = 0; j < 256; j++) {
+                    int l = -1;
+                    for (int c = 0; c <= qmax && l < 0; c++) { /* the level whose value is y[j] */
+                        const float lv = (float)((q->type == T_IQ3_XXS ? (int[]){4, 12, 20, 28, 36, 44, 52, 62}[c & 7]
+                                                                       : 2 * (c & 7) + 1) * (c & 8 ? -1 : 1));
+                        if (a[j] * lv == y[j]) l = c;
+                    }
+                    cr_assert_geq(l, 0, "%s: %g on no level (a %g)", q->name, y[j], a[j]);
+                    L[j] = (uint8_t)l;
+                }
+                memset(bp + 2, 0x5a, 64); /* grid indices scrambled: pack writes them */
+                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
+            }
+            for (int r = 0; r < rows; r++) {
+                float y0[n], y1[n];
+                q->dequantize_row(buf + r * rb, y0, n);
+                q->dequantize_row(rep + r * rb, y1, n);
+                cr_assert(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed row %d dequantizes differently", q->name, r);
+            }
+            e[g] = 0;
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < rows; r++) {
+                    double d = 0;
+                    for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
+                    e[g] += d * d;
+                }
+        }
+        cr_log_info("%s: output error GPTQ %.4g, rounding %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
+        cr_expect(e[1] < 0.8 * e[0], "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e[1], e[0]);
+    }
+    free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf); free(rep);
+}
