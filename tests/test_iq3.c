@@ -569,3 +569,74 @@ Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
     }
     free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf); free(rep);
 }
+
+/* The IQ3_XXS recipe (its attn_q / attn_k are IQ2_S, a type this branch cannot write yet):
+ * slm_recipe_tensor_type against llama-quantize --dry-run's type for every tensor of
+ * stories-llama256 (n_gqa 2), without and with an imatrix. */
+Test(iq3, iq3_xxs_recipe_types_match_llama_quantize_dry_run, .timeout = 120)
+{
+    const char *lq = oracle_llama_tool("llama-quantize");
+    if (!lq) return;
+    char lqp[4096];
+    snprintf(lqp, sizeof lqp, "%s", lq);
+    char *dir = tu_tmpdir("iq3dry"), *f32 = tu_path(dir, "f32.gguf"), *imat = tu_path(dir, "imatrix.gguf"),
+         *out = tu_path(dir, "out.gguf");
+    const char *conv[] = {"convert", tu_model("stories-llama256"), "-o", f32, "--outtype", "f32", NULL};
+    run_ok("slm convert", conv, 1);
+    const char *im[] = {"imatrix", "-m", f32, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "128",
+                        "--chunks", "2", "-t", "2", NULL};
+    run_ok("slm imatrix", im, 1);
+    gguf_file *g;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(f32, &g, &err), 0, "%s", err.msg);
+    for (int with = 0; with < 2; with++) {
+        char *o = NULL, *e = NULL;
+        const char *a0[] = {lqp, "--dry-run", f32, out, "IQ3_XXS", "2", NULL};
+        const char *a1[] = {lqp, "--dry-run", "--imatrix", imat, f32, out, "IQ3_XXS", "2", NULL};
+        cr_assert_eq(tu_run(&o, &e, with ? a1 : a0), 0, "llama-quantize --dry-run: %s", e);
+        slm_recipe_model m = {"llama", 0, 1, 0, 0, with};
+        int64_t nh = 0, nkv = 0, nl = 0;
+        gguf_get_int(g, "llama.attention.head_count", &nh);
+        gguf_get_int(g, "llama.attention.head_count_kv", &nkv);
+        gguf_get_int(g, "llama.block_count", &nl);
+        m.n_layers = (int)nl;
+        m.n_gqa = (int)(nh / nkv);
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            if (strstr(g->tensors[i].name, "attn_v.weight")) m.n_attn_v++;
+            if (!strcmp(g->tensors[i].name, "output.weight")) m.has_output = 1;
+        }
+        int attn_v_seen = 0, n_checked = 0, n_iq2s = 0, n_xxs = 0;
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const gguf_tensor *t = &g->tensors[i];
+            int layer = -1;
+            if (sscanf(t->name, "blk.%d.", &layer) != 1) layer = -1;
+            const uint32_t ours = slm_recipe_tensor_type(&m, t->name, (int)t->n_dims, t->ne, t->type, layer,
+                                                         slm_recipe_by_name("IQ3_XXS"), NULL, &attn_v_seen, NULL, NULL);
+            /* llama-quantize's line: "[ i/ N] name - [dims], type = f32, size = ... -> ... (type)" */
+            char key[160];
+            snprintf(key, sizeof key, "] %s ", t->name);
+            const char *p = strstr(e, key);
+            if (!p) p = strstr(o, key);
+            cr_assert_not_null(p, "no dry-run line for %s", t->name);
+            const char *nl_ = strchr(p, '\n'), *arrow = strstr(p, "->");
+            char theirs[32] = "f32";
+            if (arrow && (!nl_ || arrow < nl_)) {
+                const char *lp = strchr(arrow, '(');
+                cr_assert_not_null(lp);
+                sscanf(lp + 1, "%31[^)]", theirs);
+            }
+            cr_assert_str_eq(slm_type_name(ours), theirs, "IQ3_XXS%s: %s is %s, llama-quantize %s", with ? " +imatrix" : "",
+                             t->name, slm_type_name(ours), theirs);
+            n_checked++;
+            n_iq2s += ours == 22;
+            n_xxs += ours == T_IQ3_XXS;
+        }
+        cr_assert_gt(n_iq2s, 0);
+        cr_assert_gt(n_xxs, 0);
+        cr_log_info("IQ3_XXS%s: %d tensors as llama-quantize --dry-run", with ? " +imatrix" : "", n_checked);
+        free(o); free(e);
+    }
+    gguf_close(g);
+    tu_rmtree(dir);
+    free(dir); free(f32); free(imat); free(out);
+}
