@@ -15,7 +15,13 @@
  *    IQ4_XS -> IQ4_NL, and F16 if even 32 does not divide the row;
  *  - IQ4_NL / IQ4_XS: attn_v Q5_K when n_gqa >= 4, ffn_down of the first eighth of the
  *    layers Q5_K without an imatrix; TQ1_0 / TQ2_0: token_embd Q4_K; with an imatrix,
- *    Q4_0 / Q5_0 give the first eighth's ffn_down Q4_1 / Q5_1 (llama.cpp's guard).
+ *    Q4_0 / Q5_0 give the first eighth's ffn_down Q4_1 / Q5_1 (llama.cpp's guard);
+ *  - IQ3_XXS / IQ3_XS / IQ3_S / IQ3_M (docs/iquants.md): output Q5_K and token_embd IQ3_S
+ *    for IQ3_XXS; attn_v Q4_K (IQ3_M always, the others with n_gqa >= 4; IQ3_XXS without
+ *    an imatrix IQ3_S); attn_q / attn_k IQ3_XXS (IQ3_XS) or IQ2_S (IQ3_XXS); attn_output
+ *    IQ3_S (IQ3_XXS) / Q4_K (IQ3_M); ffn_down Q4_K / Q3_K for IQ3_XXS without an imatrix,
+ *    Q4_K in the first eighth for IQ3_M; IQ3_XS's middle ffn_gate / ffn_up IQ3_XXS;
+ *    IQ3_XXS / IQ3_S rows not a multiple of 256 fall back to IQ4_NL.
  * The same rules cover the newer families with no architecture-specific case: Phi-3's
  * fused attn_qkv counts as attn_v, its fused ffn_up (gate+up) as ffn_up, the tied
  * token_embd of Llama 3.2 / Qwen / Gemma 3 is the output, Gemma 3's post_attention_norm /
