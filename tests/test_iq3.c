@@ -413,8 +413,8 @@ Test(iq3, perplexity_agrees_with_llamacpp, .timeout = 300)
     free(f32); free(imat); free(base); free(dir);
 }
 
-/* Every tensor's type and the file size equal llama-quantize's for IQ3_S, IQ3_M, IQ3_XS (with
- * an imatrix: it holds IQ3_XXS tensors) and IQ3_S with an imatrix, on a Llama-shaped model
+/* Every tensor's type and the file size equal llama-quantize's for IQ3_S, IQ3_M and IQ3_XS (with
+ * an imatrix: it holds IQ3_XXS tensors), on a Llama-shaped model
  * with GQA 4 (attn_v -> Q4_K), 8 layers (IQ3_M's first ffn_down Q4_K, IQ3_XS's middle
  * ffn_gate/up IQ3_XXS) and ffn rows of 640 (-> IQ4_NL). Without an imatrix both tools refuse
  * IQ3_XS (and IQ3_XXS) and both write IQ3_S. (The IQ3_XXS recipe needs IQ2_S for attn_q /
@@ -436,7 +436,7 @@ Test(iq3, recipes_match_llama_quantize, .timeout = 300)
                         "--chunks", "4", NULL};
     run_ok("imatrix", im, 1);
     static const struct { const char *type; int imatrix; } runs[] = {
-        {"IQ3_S", 0}, {"IQ3_M", 0}, {"IQ3_XS", 1}, {"IQ3_S", 1},
+        {"IQ3_S", 0}, {"IQ3_M", 0}, {"IQ3_XS", 1},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
