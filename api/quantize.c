@@ -255,6 +255,23 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
         if (!slm_imatrix_mean(e, plan[i].imp)) { free(plan[i].imp); plan[i].imp = NULL; continue; }
         n_imat_used++;
     }
+    /* llama-quantize's refusal: a very low-bit type (IQ3_XXS) needs importance data for
+     * every tensor it goes to, bar token_embd / output (no --imatrix, or no entry) */
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        const gguf_tensor *t = &g->tensors[i];
+        if (plan[i].type == t->type || !slm_type_needs_imatrix(plan[i].type)) continue;
+        if (!strcmp(t->name, "token_embd.weight") || !strcmp(t->name, "per_layer_token_embd.weight") ||
+            !strcmp(t->name, "output.weight"))
+            continue;
+        if (plan[i].imp) continue;
+        /* GPTQ's H (the calibration text's activations) is importance data too */
+        if (o->gptq && slm_qgrid_supported(plan[i].type) && t->n_dims == 2 && !strncmp(t->name, "blk.", 4)) continue;
+        rc = slm_err_set(err, SLM_EINPUT,
+                         imatrix_path ? "%s: tensor '%s': no importance data in the imatrix for %s (a very low-bit type)"
+                                      : "%s: tensor '%s': %s needs an importance matrix (--imatrix), as llama-quantize",
+                         in, t->name, slm_type_name(plan[i].type));
+        goto done;
+    }
     if (imatrix_path && !n_imat_used) {
         snprintf(msg, sizeof msg, "%s: no entry of the imatrix applies to a tensor being quantized", imatrix_path);
         note(o, 1, msg);

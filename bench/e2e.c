@@ -37,6 +37,10 @@ static const char *ftype_label(int64_t ft)
     case 30: return "IQ4_XS - 4.25 bpw";
     case 36: return "TQ1_0 - 1.69 bpw ternary";
     case 37: return "TQ2_0 - 2.06 bpw ternary";
+    case 22: return "IQ3_XS - 3.3 bpw";
+    case 23: return "IQ3_XXS - 3.0625 bpw";
+    case 26: return "IQ3_S - 3.4375 bpw";
+    case 27: return "IQ3_S mix - 3.66 bpw";
     default: return "?";
     }
 }

@@ -71,6 +71,10 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
     int nlev = 0;
     const int8_t *lev = slm_qgrid_levels(j->type, &nlev);
     float wseg2[QK_K];
+    /* 4-d grids (IQ3): an octet is rounded as one when its first column comes up */
+    const int vec = slm_iq3_is_vector(j->type);
+    int inv[QK_K];
+    uint8_t dec[TILE][QK_K / 8];
     for (int64_t i1 = 0; i1 < n; i1 += lazy) {
         const int64_t i2 = i1 + lazy < n ? i1 + lazy : n, B = i2 - i1;
         for (int64_t qb = i1; qb < i2; qb += blck) {
@@ -95,6 +99,10 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     gb[r * blck + t] = b[j->pos_in_blk[qb + t]];
                 }
             }
+            if (vec) {
+                for (int k = 0; k < blck; k++) inv[j->pos_in_blk[qb + k]] = (int)(qb + k);
+                memset(dec, 0, sizeof dec);
+            }
             for (int64_t i = qb; i < qb + blck; i++) {
                 const int t = (int)(i - qb);
                 const float dinv = 1.0f / U[i * n + i];
@@ -107,7 +115,17 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     const float w = wr[i], a = ga[r * blck + t], b = gb[r * blck + t];
                     int q;
                     float v;
-                    if (a != 0.0f && isfinite(a) && lev) { /* non-linear levels (IQ4) */
+                    if (vec) {
+                        const int t0 = j->pos_in_blk[i], o = t0 / 8;
+                        if (!dec[r][o]) {
+                            float w8[8];
+                            for (int k = 0; k < 8; k++) w8[k] = wr[inv[8 * o + k]];
+                            slm_iq3_round_octet(j->type, a, w8, Lv + r * blck + 8 * o);
+                            dec[r][o] = 1;
+                        }
+                        q = Lv[r * blck + t0];
+                        v = isfinite(a) ? a * slm_iq3_level_value(j->type, q) : 0.0f;
+                    } else if (a != 0.0f && isfinite(a) && lev) { /* non-linear levels (IQ4) */
                         q = slm_qgrid_nearest(lev, nlev, (w - b) / a);
                         v = a * (float)lev[q] + b;
                     } else if (a != 0.0f && isfinite(a)) {

@@ -54,6 +54,32 @@ extern const int8_t slm_kvalues_iq4nl[16];
 
 SLM_DECL_TYPE(iq4_nl) SLM_DECL_TYPE(iq4_xs) SLM_DECL_TYPE(tq1_0) SLM_DECL_TYPE(tq2_0)
 
+/* IQ3_XXS / IQ3_S (iq3.c; grids in iq3_grids.c): layouts in iq3.c's header comment. */
+typedef struct { slm_half d; uint8_t qs[3 * QK_K / 8]; } block_iq3_xxs;
+static_assert(sizeof(block_iq3_xxs) == 2 + 3 * QK_K / 8, "block_iq3_xxs size");
+typedef struct {
+    slm_half d;
+    uint8_t qs[QK_K / 4];
+    uint8_t qh[QK_K / 32];
+    uint8_t signs[QK_K / 8];
+    uint8_t scales[QK_K / 64];
+} block_iq3_s;
+static_assert(sizeof(block_iq3_s) == 2 + 13 * (QK_K / 32) + QK_K / 64, "block_iq3_s size");
+SLM_DECL_TYPE(iq3_xxs) SLM_DECL_TYPE(iq3_s)
+/* ggml's iq3xxs_grid, iq3s_grid and ksigns_iq2xs, filled by slm_iq3_init (idempotent) */
+extern uint32_t slm_iq3xxs_grid[256];
+extern uint32_t slm_iq3s_grid[512];
+extern uint8_t slm_iq3_ksigns[128];
+void slm_iq3_init(void);
+void slm_iq3_kernels_avx2(slm_kernel_fns *tab);
+/* GPTQ on the 4-d grids (iq3.c): level L = level index + 8 for a negative sign */
+int slm_iq3_is_vector(uint32_t type);
+void slm_iq3_round_octet(uint32_t type, float a, const float *w8, uint8_t *L8);
+float slm_iq3_level_value(uint32_t type, int l);
+int slm_iq3_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax);
+int slm_iq3_grid_pack(uint32_t type, void *blk, const uint8_t *L);
+void slm_iq3_kernels_avx512(slm_kernel_fns *tab);
+
 /* The sub-block scale index (0..63) of IQ4_XS sub-block ib. */
 static inline int slm_iq4xs_ls(const block_iq4_xs *x, int ib)
 {

@@ -178,8 +178,11 @@ enum slm_ftype {
     SLM_FTYPE_Q5_0 = 8, SLM_FTYPE_Q5_1 = 9, SLM_FTYPE_Q2_K = 10, SLM_FTYPE_Q3_K_S = 11, SLM_FTYPE_Q3_K_M = 12,
     SLM_FTYPE_Q3_K_L = 13, SLM_FTYPE_Q4_K_S = 14, SLM_FTYPE_Q4_K_M = 15, SLM_FTYPE_Q5_K_S = 16,
     SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32,
-    SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37
+    SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37,
+    SLM_FTYPE_IQ3_XS = 22, SLM_FTYPE_IQ3_XXS = 23, SLM_FTYPE_IQ3_S = 26, SLM_FTYPE_IQ3_M = 27
 };
+/* 1 for the types llama-quantize will not write without importance data (IQ3_XXS). */
+int slm_type_needs_imatrix(uint32_t type);
 /* Recipe by name (case-insensitive: "Q4_K_M", "q4_k", "f16", ...; llama-quantize's
  * names and aliases). Returns the ftype, or -1 if unknown. */
 int slm_recipe_by_name(const char *name);

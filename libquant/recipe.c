@@ -15,7 +15,13 @@
  *    IQ4_XS -> IQ4_NL, and F16 if even 32 does not divide the row;
  *  - IQ4_NL / IQ4_XS: attn_v Q5_K when n_gqa >= 4, ffn_down of the first eighth of the
  *    layers Q5_K without an imatrix; TQ1_0 / TQ2_0: token_embd Q4_K; with an imatrix,
- *    Q4_0 / Q5_0 give the first eighth's ffn_down Q4_1 / Q5_1 (llama.cpp's guard).
+ *    Q4_0 / Q5_0 give the first eighth's ffn_down Q4_1 / Q5_1 (llama.cpp's guard);
+ *  - IQ3_XXS / IQ3_XS / IQ3_S / IQ3_M (docs/iquants.md): output Q5_K and token_embd IQ3_S
+ *    for IQ3_XXS; attn_v Q4_K (IQ3_M always, the others with n_gqa >= 4; IQ3_XXS without
+ *    an imatrix IQ3_S); attn_q / attn_k IQ3_XXS (IQ3_XS) or IQ2_S (IQ3_XXS); attn_output
+ *    IQ3_S (IQ3_XXS) / Q4_K (IQ3_M); ffn_down Q4_K / Q3_K for IQ3_XXS without an imatrix,
+ *    Q4_K in the first eighth for IQ3_M; IQ3_XS's middle ffn_gate / ffn_up IQ3_XXS;
+ *    IQ3_XXS / IQ3_S rows not a multiple of 256 fall back to IQ4_NL.
  * The same rules cover the newer families with no architecture-specific case: Phi-3's
  * fused attn_qkv counts as attn_v, its fused ffn_up (gate+up) as ffn_up, the tied
  * token_embd of Llama 3.2 / Qwen / Gemma 3 is the output, Gemma 3's post_attention_norm /
@@ -47,6 +53,8 @@ static const recipe_row g_recipes[] = {
     { "F32", SLM_FTYPE_F32, SLM_T_F32 },
     { "IQ4_NL", SLM_FTYPE_IQ4_NL, SLM_T_IQ4_NL }, { "IQ4_XS", SLM_FTYPE_IQ4_XS, SLM_T_IQ4_XS },
     { "TQ1_0", SLM_FTYPE_TQ1_0, SLM_T_TQ1_0 },   { "TQ2_0", SLM_FTYPE_TQ2_0, SLM_T_TQ2_0 },
+    { "IQ3_XXS", SLM_FTYPE_IQ3_XXS, SLM_T_IQ3_XXS }, { "IQ3_XS", SLM_FTYPE_IQ3_XS, SLM_T_IQ3_S },
+    { "IQ3_S", SLM_FTYPE_IQ3_S, SLM_T_IQ3_S },       { "IQ3_M", SLM_FTYPE_IQ3_M, SLM_T_IQ3_S },
 };
 #define N_RECIPES (int)(sizeof g_recipes / sizeof g_recipes[0])
 
@@ -90,6 +98,11 @@ const char *const *slm_recipe_names(void)
     for (int i = 0; i < N_RECIPES; i++) names[i] = g_recipes[i].name; /* same values every call */
     names[N_RECIPES] = NULL;
     return names;
+}
+
+int slm_type_needs_imatrix(uint32_t type)
+{
+    return type == SLM_T_IQ3_XXS;
 }
 
 static int ends_with(const char *s, const char *suf)
@@ -150,12 +163,21 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
     int iv = attn_v_seen ? *attn_v_seen : 0;
     if (c == C_OUTPUT || (!m->has_output && c == C_TOKEN_EMBD)) {
         if (falcon || nx % blck(t) != 0) return SLM_T_Q8_0;
+        if (ftype == SLM_FTYPE_IQ3_XXS) return SLM_T_Q5_K;
         return t != SLM_T_Q8_0 ? SLM_T_Q6_K : t;
     }
-    if (c == C_TOKEN_EMBD) return ftype == SLM_FTYPE_TQ1_0 || ftype == SLM_FTYPE_TQ2_0 ? SLM_T_Q4_K : t;
+    if (c == C_TOKEN_EMBD) {
+        if (ftype == SLM_FTYPE_IQ3_XXS) return SLM_T_IQ3_S;
+        return ftype == SLM_FTYPE_TQ1_0 || ftype == SLM_FTYPE_TQ2_0 ? SLM_T_Q4_K : t;
+    }
+    const int iq3 = ftype == SLM_FTYPE_IQ3_XXS || ftype == SLM_FTYPE_IQ3_XS || ftype == SLM_FTYPE_IQ3_S || ftype == SLM_FTYPE_IQ3_M;
     const int iq4 = ftype == SLM_FTYPE_IQ4_NL || ftype == SLM_FTYPE_IQ4_XS;
     if (c == C_ATTN_V || c == C_ATTN_QKV || c == C_ATTN_KV_B) {
         if (ftype == SLM_FTYPE_Q2_K) t = m->n_gqa >= 4 ? SLM_T_Q4_K : SLM_T_Q3_K;
+        else if (ftype == SLM_FTYPE_IQ3_XXS)
+            t = m->n_gqa >= 4 ? SLM_T_Q4_K : !m->has_imatrix ? SLM_T_IQ3_S : SLM_T_IQ3_XXS;
+        else if ((ftype == SLM_FTYPE_IQ3_XS || ftype == SLM_FTYPE_IQ3_S) && m->n_gqa >= 4) t = SLM_T_Q4_K;
+        else if (ftype == SLM_FTYPE_IQ3_M) t = SLM_T_Q4_K;
         else if (ftype == SLM_FTYPE_Q3_K_M) t = iv < 2 ? SLM_T_Q5_K : SLM_T_Q4_K;
         else if (ftype == SLM_FTYPE_Q3_K_L) t = SLM_T_Q5_K;
         else if (iq4 && m->n_gqa >= 4) t = SLM_T_Q5_K;
@@ -167,8 +189,10 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
     }
     if (c == C_FFN_DOWN) {
         if (ftype == SLM_FTYPE_Q2_K) t = SLM_T_Q3_K;
+        else if (ftype == SLM_FTYPE_IQ3_XXS && !m->has_imatrix) t = il < nl / 8 ? SLM_T_Q4_K : SLM_T_Q3_K;
         else if (ftype == SLM_FTYPE_Q3_K_M)
             t = il < nl / 16 ? SLM_T_Q5_K : (!falcon || use_more_bits(il, nl)) ? SLM_T_Q4_K : SLM_T_Q3_K;
+        else if (ftype == SLM_FTYPE_IQ3_M && il < nl / 8) t = SLM_T_Q4_K;
         else if (ftype == SLM_FTYPE_Q3_K_L) t = falcon ? SLM_T_Q4_K : SLM_T_Q5_K;
         else if (ftype == SLM_FTYPE_Q4_K_M) {
             if (falcon) t = il < nl / 16 ? SLM_T_Q6_K : use_more_bits(il, nl) ? SLM_T_Q5_K : SLM_T_Q4_K;
@@ -183,11 +207,21 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
     if (c == C_ATTN_OUT) {
         if (!falcon) {
             if (ftype == SLM_FTYPE_Q2_K) t = SLM_T_Q3_K;
+            else if (ftype == SLM_FTYPE_IQ3_XXS) t = SLM_T_IQ3_S;
             else if (ftype == SLM_FTYPE_Q3_K_M) t = SLM_T_Q4_K;
             else if (ftype == SLM_FTYPE_Q3_K_L) t = SLM_T_Q5_K;
+            else if (ftype == SLM_FTYPE_IQ3_M) t = SLM_T_Q4_K;
         } else if (ftype == SLM_FTYPE_Q3_K_L) t = SLM_T_Q4_K;
         return t;
     }
+    /* IQ3_XS / IQ3_XXS: attn_q and attn_k one step down (IQ3_XXS's is IQ2_S, type 22);
+     * IQ3_XS: ffn_gate / ffn_up of the middle layers IQ3_XXS */
+    if (iq3 && (c == C_ATTN_Q || c == C_ATTN_K)) {
+        if (ftype == SLM_FTYPE_IQ3_XS) t = SLM_T_IQ3_XXS;
+        else if (ftype == SLM_FTYPE_IQ3_XXS) t = 22; /* IQ2_S */
+    }
+    if (ftype == SLM_FTYPE_IQ3_XS && (c == C_FFN_GATE || c == C_FFN_UP) && il >= nl / 8 && il < 7 * nl / 8)
+        t = SLM_T_IQ3_XXS;
     /* attn_qkv handled with attn_v above (llama.cpp: attn_v-like); others keep the base */
     return t;
 }
@@ -202,7 +236,7 @@ static uint32_t fallback(uint32_t t, int64_t nx, int *flags)
     case SLM_T_Q4_K: r = SLM_T_Q5_0; break;
     case SLM_T_Q5_K: r = SLM_T_Q5_1; break;
     case SLM_T_Q6_K: r = SLM_T_Q8_0; break;
-    case SLM_T_IQ4_XS: r = SLM_T_IQ4_NL; break;
+    case SLM_T_IQ4_XS: case SLM_T_IQ3_XXS: case SLM_T_IQ3_S: r = SLM_T_IQ4_NL; break;
     case SLM_T_TQ1_0: case SLM_T_TQ2_0: r = SLM_T_Q4_0; break;
     default: break;
     }

@@ -136,8 +136,9 @@ const slm_cmd_doc doc_quantize = {
         "llama-quantize would give it (output.weight Q6_K for k-quant recipes, attn_v and\n"
         "ffn_down bumped by layer position, 1-D tensors and norms kept), so sizes compare.\n"
         "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
-        "      Q5_0 Q5_1 IQ4_NL IQ4_XS TQ1_0 TQ2_0 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K =\n"
-        "      the _M recipes).\n"
+        "      Q5_0 Q5_1 IQ4_NL IQ4_XS IQ3_S IQ3_M IQ3_XS IQ3_XXS TQ1_0 TQ2_0 F16 BF16 F32\n"
+        "      (aliases Q3_K, Q4_K, Q5_K = the _M recipes). IQ3_XXS tensors need importance\n"
+        "      data (--imatrix or --gptq), as llama-quantize refuses without an imatrix.\n"
         "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
         "Rows are quantized independently, so the output bytes are the same for any -t.\n"
         "The output is written to a temp file, synced and renamed: never a partial OUT.\n",
