@@ -24,4 +24,8 @@ void slm_gemv_f16_f16x_avx512(const uint16_t *W, int64_t n_in, int64_t r0, int64
                               float *out);
 void slm_gemv_f16x_fhm(const uint16_t *W, int64_t n_in, int64_t r0, int64_t r1, const uint16_t *xh, float *out);
 
+/* F16 / BF16 batch GEMM, F32 FMA on AVX-512 (gemm_half_avx512.c; contract: slm_gemm_half_fn) */
+void slm_gemm_half_avx512(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x, int ntok,
+                          float *out, int64_t lds, void *scratch);
+
 #endif
