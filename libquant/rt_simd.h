@@ -1,6 +1,7 @@
 /* libquant/rt_simd.h — the F16 / BF16 single-token products of the kernel sets
  * (matmul_<set>.c, built with the set's flags), reached by the runtime through
- * slm_gemv_half_kernel / slm_gemv_f16x_kernel. Internal to libquant. */
+ * slm_gemv_half_kernel / slm_gemv_f16x_kernel, and the F16 / BF16 batch GEMM
+ * (gemm_half_avx512.c, slm_gemm_half_kernel). Internal to libquant. */
 #ifndef SLM_RT_SIMD_H
 #define SLM_RT_SIMD_H
 
