@@ -454,6 +454,37 @@ static void check_type(chk *c, uint32_t type)
         note(c, ok, what, d);
     }
     free(ah);
+    /* F16 / BF16 batch GEMM (gemm_half: T tokens of F32 activations), full rows and a
+     * length with a column tail, all rows and a slice of them */
+    slm_gemm_half_fn gg = type == 1 || type == 30 ? slm_gemm_half_kernel(c->kernel) : NULL;
+    void *gs = gg ? aligned_alloc(64, (slm_gemm_half_scratch_bytes(N) + 63) / 64 * 64) : NULL;
+    if (gg) {
+        int ok = gs != NULL;
+        snprintf(d, sizeof d, "out of memory");
+        for (int tail = 0; tail < 2 && ok; tail++) {
+            const int n_in = tail ? N - 23 : N;
+            const uint16_t *hw = (const uint16_t *)w;
+            for (int i = 0; i < R * T; i++)
+                out[i] = -1;
+            gg(hw, type == 30, n_in, tail ? 3 : 0, tail ? 13 : R, a, T, out, R, gs);
+            for (int t = 0; t < T && ok; t++)
+                for (int r = tail ? 3 : 0; r < (tail ? 13 : R) && ok; r++) {
+                    double want = 0, m = 0;
+                    for (int i = 0; i < n_in; i++) {
+                        uint16_t h = hw[(size_t)r * n_in + i];
+                        double p = (double)(type == 30 ? slm_bf16_to_fp32(h) : slm_fp16_to_fp32(h)) *
+                                   a[(size_t)t * n_in + i];
+                        want += p, m += fabs(p);
+                    }
+                    if (!(fabs(out[t * R + r] - want) <= 1e-5 * m + 1e-30))
+                        ok = 0, snprintf(d, sizeof d, "n %d token %d row %d: %.9g vs %.9g", n_in, t, r,
+                                         out[t * R + r], want);
+                }
+        }
+        snprintf(what, sizeof what, "%s: gemm of %d tokens", tn, (int)T);
+        note(c, ok, what, d);
+    }
+    free(gs);
 out:
     slm_kernel_force(SLM_KERNEL_SCALAR);
     free(x); free(a); free(y0); free(y1); free(imp); free(out); free(w); free(w2); free(qa); free(qb);

@@ -169,6 +169,22 @@ typedef void (*slm_gemv_f16x_fn)(const uint16_t *W, int64_t n_in, int64_t r0, in
 slm_gemv_half_fn slm_gemv_half_kernel(int kernel);
 slm_gemv_f16x_fn slm_gemv_f16x_kernel(int kernel);
 
+/* ---- F16 / BF16 batch GEMM (gemm_half_avx512.c) ------------------------------------
+ * out[t * lds + r] = dot(W row r, x row t) for r in [r0, r1), t < ntok. W holds F16
+ * (bf16 = 0) or BF16 rows of n_in values back to back (widened exactly), x ntok F32 rows
+ * of n_in; products and sums in F32, each row summed column by column (FMA):
+ * within 1e-5 of the sum of |terms| of slm_gemm_half_ref, and independent of how the rows
+ * are split. scratch: slm_gemm_half_scratch_bytes(n_in) bytes, 64-byte aligned, per
+ * calling thread. */
+typedef void (*slm_gemm_half_fn)(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x,
+                                 int ntok, float *out, int64_t lds, void *scratch);
+/* The set's GEMM, or NULL (none, or this CPU lacks the set). */
+slm_gemm_half_fn slm_gemm_half_kernel(int kernel);
+size_t slm_gemm_half_scratch_bytes(int64_t n_in); /* 0 if n_in <= 0 or too large */
+/* The scalar reference of the same contract (tests, bench check). */
+void slm_gemm_half_ref(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x, int ntok,
+                       float *out, int64_t lds, void *scratch);
+
 /* ---- recipes (recipe.c) -------------------------------------------------------
  * llama.cpp's quantization mixes ("Q4_K_M", ...): which type each tensor gets, with
  * llama.cpp's rules (llama-quant.cpp llama_tensor_get_type) so file sizes compare. */

@@ -124,6 +124,8 @@ typedef struct slm_kset {
     /* F16 / BF16 single-token products (the runtime's matmul) */
     slm_gemv_half_fn gemv_half;
     slm_gemv_f16x_fn gemv_f16x;
+    /* F16 / BF16 batch GEMM (the runtime's prompts) */
+    slm_gemm_half_fn gemm_half;
 } slm_kset;
 
 /* The filled table of a set (an unbuilt set gives its nearest built ancestor's). */

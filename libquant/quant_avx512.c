@@ -41,5 +41,6 @@ void slm_kset_avx512(slm_kset *k)
     k->bf16_to_fp32_row = slm_bf16_to_fp32_row_avx512;
     k->gemv_half = slm_gemv_half_avx512;
     k->gemv_f16x = slm_gemv_f16_f16x_avx512;
+    k->gemm_half = slm_gemm_half_avx512;
     /* the quantizer's search helpers: the AVX2 ones (inherited) */
 }

@@ -323,3 +323,34 @@ slm_gemv_f16x_fn slm_gemv_f16x_kernel(int kernel)
 {
     return slm_cpu_has(kernel) ? slm_kset_get(kernel)->gemv_f16x : NULL;
 }
+
+/* ---- F16 / BF16 batch GEMM -------------------------------------------------------------- */
+
+slm_gemm_half_fn slm_gemm_half_kernel(int kernel)
+{
+    return slm_cpu_has(kernel) ? slm_kset_get(kernel)->gemm_half : NULL;
+}
+
+/* the panel: 32 rows of n_in widened (gemm_half_avx512.c) */
+size_t slm_gemm_half_scratch_bytes(int64_t n_in)
+{
+    if (n_in <= 0 || (uint64_t)n_in > SIZE_MAX / sizeof(float) / 32)
+        return 0;
+    return (size_t)n_in * sizeof(float) * 32;
+}
+
+void slm_gemm_half_ref(const uint16_t *W, int bf16, int64_t n_in, int64_t r0, int64_t r1, const float *x, int ntok,
+                       float *out, int64_t lds, void *scratch)
+{
+    (void)scratch;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *w = W + (size_t)r * (size_t)n_in;
+        for (int t = 0; t < ntok; t++) {
+            const float *xt = x + (size_t)t * (size_t)n_in;
+            float s = 0;
+            for (int64_t c = 0; c < n_in; c++)
+                s += (bf16 ? slm_bf16_to_fp32(w[c]) : slm_fp16_to_fp32(w[c])) * xt[c];
+            out[(size_t)t * (size_t)lds + (size_t)r] = s;
+        }
+    }
+}

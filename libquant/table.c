@@ -69,7 +69,7 @@ static void inherit(slm_kset *k, const slm_kset *p, int parent_is_scalar)
     if (!k->gemm_prep) k->gemm_prep = p->gemm_prep;
     INHERIT(fp32_to_fp16_row); INHERIT(fp16_to_fp32_row); INHERIT(fp32_to_bf16_row); INHERIT(bf16_to_fp32_row);
     INHERIT(sym_eval4); INHERIT(sym_sums_multi); INHERIT(asym_sums_multi); INHERIT(sym_err2); INHERIT(asym_err2);
-    INHERIT(gemv_half); INHERIT(gemv_f16x);
+    INHERIT(gemv_half); INHERIT(gemv_f16x); INHERIT(gemm_half);
 }
 #undef INHERIT
 

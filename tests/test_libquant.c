@@ -861,3 +861,60 @@ Test(libquant, gemm_matches_vec_dot)
     if (!sets)
         cr_skip_test("no kernel set with an int8 GEMM on this CPU");
 }
+
+/* F16 / BF16 batch GEMM (the runtime's prompt path): the active set's kernel against the
+ * scalar reference and against double sums, on shapes with row, column and token tails,
+ * over a slice of rows that does not start on a panel boundary. */
+Test(libquant, gemm_half_matches_reference)
+{
+    static const int shapes[][3] = {{576, 70, 25}, {45, 37, 7}, {1536, 48, 13}, {32, 16, 2}, {577, 33, 12}};
+    slm_gemm_half_fn k = slm_gemm_half_kernel(slm_kernel_active());
+    if (!k)
+        cr_log_warn("no F16 batch GEMM in the %s set: only the reference is checked", slm_kernel_name(slm_kernel_active()));
+    rng_state = 7;
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        int n = shapes[si][0], R = shapes[si][1], T = shapes[si][2];
+        for (int bf16 = 0; bf16 < 2; bf16++) {
+            uint16_t *w = malloc(sizeof(uint16_t) * (size_t)n * R);
+            float *x = malloc(sizeof(float) * (size_t)n * T), *o1 = malloc(sizeof(float) * (size_t)R * T),
+                  *o2 = malloc(sizeof(float) * (size_t)R * T);
+            void *scr = aligned_alloc(64, (slm_gemm_half_scratch_bytes(n) + 63) / 64 * 64);
+            cr_assert(w && x && o1 && o2 && scr);
+            for (size_t i = 0; i < (size_t)n * R; i++) {
+                float v = rng_gauss() * (i % 11 == 0 ? 8.f : 1.f);
+                w[i] = bf16 ? slm_fp32_to_bf16(v) : slm_fp32_to_fp16(v);
+            }
+            for (size_t i = 0; i < (size_t)n * T; i++)
+                x[i] = rng_gauss();
+            int r0 = R > 20 ? 5 : 0; /* rows [r0, R): a slice as a thread gets, not panel-aligned */
+            for (size_t i = 0; i < (size_t)R * T; i++)
+                o1[i] = o2[i] = -7.f; /* rows outside the slice must stay untouched */
+            slm_gemm_half_ref(w, bf16, n, r0, R, x, T, o1, R, NULL);
+            if (k)
+                k(w, bf16, n, r0, R, x, T, o2, R, scr);
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < R; r++) {
+                    size_t i = (size_t)t * R + r;
+                    if (r < r0) {
+                        cr_assert_eq(o1[i], -7.f);
+                        cr_assert(!k || o2[i] == -7.f, "row %d outside the slice written", r);
+                        continue;
+                    }
+                    double want = 0, m = 0;
+                    for (int c = 0; c < n; c++) {
+                        double p = (double)(bf16 ? slm_bf16_to_fp32(w[(size_t)r * n + c])
+                                                 : slm_fp16_to_fp32(w[(size_t)r * n + c])) *
+                                   x[(size_t)t * n + c];
+                        want += p, m += fabs(p);
+                    }
+                    cr_assert(fabs(o1[i] - want) <= 1e-5 * m, "reference %dx%d, %d tokens: out[%d][%d] %g vs %g", R,
+                              n, T, t, r, o1[i], want);
+                    if (k)
+                        cr_assert(fabs(o2[i] - o1[i]) <= 1e-5 * m, "%s %s %dx%d, %d tokens: out[%d][%d] %g vs %g",
+                                  slm_kernel_name(slm_kernel_active()), bf16 ? "bf16" : "f16", R, n, T, t, r, o2[i],
+                                  o1[i]);
+                }
+            free(w); free(x); free(o1); free(o2); free(scr);
+        }
+    }
+}

@@ -132,6 +132,7 @@ Test(runtime, matmul_matches_scalar_reference)
         check_matmul(types[t], 45, 17, 1, 2);    /* row length not a multiple of 8 (SIMD tails) */
         check_matmul(types[t], 200, 19, 1, 1);
         check_matmul(types[t], 576, 37, 1, 2);   /* F16/BF16 decode: 16-row blocks, remainder rows */
+        check_matmul(types[t], 576, 70, 25, 2);  /* F16/BF16 batches: 32-row panels, 12-token tiles, tails */
     }
     /* the same with SIMD kernels disabled (the portable paths) */
     int was = slm_kernel_active();
