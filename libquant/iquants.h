@@ -54,6 +54,8 @@ extern const int8_t slm_kvalues_iq4nl[16];
 
 SLM_DECL_TYPE(iq4_nl) SLM_DECL_TYPE(iq4_xs) SLM_DECL_TYPE(tq1_0) SLM_DECL_TYPE(tq2_0)
 
+#include "iq2.h" /* IQ2_XXS, IQ2_XS, IQ2_S */
+
 /* The sub-block scale index (0..63) of IQ4_XS sub-block ib. */
 static inline int slm_iq4xs_ls(const block_iq4_xs *x, int ib)
 {
