@@ -34,6 +34,7 @@
 
 typedef struct {
     const uint64_t *grid;
+    const uint16_t *packed; /* level indices, 2 bits an element (iq2_grids.c) */
     int ngrid;
     int unit;   /* weights per scale: 32 (IQ2_XXS) or 16 */
     int parity; /* even number of minus signs per group */
@@ -42,6 +43,10 @@ typedef struct {
 /* one segment of a group's envelope: entry k is best from s0 on */
 typedef struct { float s0, m, c; uint16_t k; } seg;
 #define MAXSEG 96
+/* The envelope of a group starts at ENV_LO x its largest |x| / 43 (the top level): below
+ * it the group's entries would overshoot its largest weight threefold, which no scale the
+ * block's search tries can ask for; there the first segment stands in. */
+#define ENV_LO 0.3f
 
 typedef struct {
     float A[1024], B[1024];
@@ -51,28 +56,44 @@ typedef struct {
 
 static inline uint8_t gval(const uint64_t *grid, int k, int j) { return (uint8_t)(grid[k] >> 8 * j); }
 
-/* lower envelope over s >= 0 of the lines B[k] s - 2 A[k] */
-static int build_env(const float *A, const float *B, int n, seg *out)
+/* lower envelope over s >= s0 of the lines B[k] s - 2 A[k]; slopes only fall along the
+ * sweep, so the candidates (lines of smaller slope) are compacted at every step; the
+ * crossing x = num / den of a candidate is compared without dividing (den > 0) */
+static int build_env(const float *A, const float *B, int n, float s0, seg *out)
 {
     int cur = 0;
-    for (int k = 1; k < n; k++)
-        if (A[k] > A[cur] || (A[k] == A[cur] && B[k] < B[cur])) cur = k;
+    float cv = s0 * B[0] - 2 * A[0];
+    for (int k = 1; k < n; k++) {
+        const float v = s0 * B[k] - 2 * A[k];
+        if (v < cv || (v == cv && B[k] < B[cur])) { cv = v; cur = k; }
+    }
+    uint16_t cand[1024];
+    int nc = 0;
+    for (int k = 0; k < n; k++)
+        if (B[k] < B[cur]) cand[nc++] = (uint16_t)k;
     int ns = 0;
-    float s = 0;
+    float s = s0;
     for (;;) {
-        const float mc = B[cur], cc = -2 * A[cur];
-        out[ns++] = (seg){ s, mc, cc, (uint16_t)cur };
+        const float mc = B[cur], ac = A[cur];
+        out[ns++] = (seg){ s, mc, -2 * ac, (uint16_t)cur };
         if (ns == MAXSEG) break;
         int nx = -1;
-        float sx = INFINITY;
-        for (int k = 0; k < n; k++) {
-            if (!(B[k] < mc)) continue;
-            const float x = (-2 * A[k] - cc) / (mc - B[k]);
-            if (x >= s && (x < sx || (x == sx && B[k] < B[nx]))) { sx = x; nx = k; }
+        float bn = 1, bd = 0; /* the least crossing so far: bn / bd (none: bd = 0) */
+        for (int i = 0; i < nc; i++) {
+            const int k = cand[i];
+            const float num = 2 * (ac - A[k]), den = mc - B[k];
+            if (num < s * den) continue; /* crosses before s */
+            const float l = num * bd, r = bn * den;
+            if (bd == 0 || l < r || (l == r && B[k] < B[nx])) { bn = num; bd = den; nx = k; }
         }
-        if (nx < 0 || !isfinite(sx)) break;
-        s = sx;
+        if (nx < 0) break;
+        s = bn / bd;
+        if (!isfinite(s)) break;
         cur = nx;
+        int m = 0;
+        for (int i = 0; i < nc; i++)
+            if (B[cand[i]] < B[cur]) cand[m++] = cand[i];
+        nc = m;
     }
     return ns;
 }
@@ -85,31 +106,46 @@ static inline const seg *env_at(const seg *e, int n, float s)
     return &e[i];
 }
 
-/* per-group line coefficients and envelope */
+/* per-group line coefficients and envelope. A codebook entry is two halves of 4 elements
+ * (8 bits of level indices each): the sums and the least flip cost of each half come from
+ * tables of the 81 level combinations. */
 static void group_env(const iq2_kind *K, const float *x, const float *w, iq2_work *W, int g)
 {
-    float ax[8], wa[8];
+    static const float lev[3] = { 8, 25, 43 };
+    float ta[2][256], tb[2][256], tm[2][256];
     int neg = 0;
-    for (int j = 0; j < 8; j++) {
-        ax[j] = fabsf(x[j]);
-        wa[j] = w[j] * ax[j];
-        neg += x[j] < 0;
-    }
+    float amax = 0;
+    for (int j = 0; j < 8; j++) { neg += x[j] < 0; amax = fmaxf(amax, fabsf(x[j])); }
     const int odd = K->parity && (neg & 1);
-    for (int k = 0; k < K->ngrid; k++) {
-        const uint64_t gv = K->grid[k];
-        float a = 0, b = 0, mn = INFINITY;
-        for (int j = 0; j < 8; j++) {
-            const float q = (float)(uint8_t)(gv >> 8 * j);
-            const float t = wa[j] * q;
-            a += t;
-            b += w[j] * q * q;
-            if (t < mn) mn = t;
+    for (int h = 0; h < 2; h++)
+        for (int c = 0; c < 256; c++) {
+            float a = 0, b = 0, mn = INFINITY;
+            int ok = 1;
+            for (int j = 0; j < 4; j++) {
+                const int l = (c >> 2 * j) & 3;
+                if (l == 3) { ok = 0; break; }
+                const float q = lev[l], t = w[4 * h + j] * fabsf(x[4 * h + j]) * q;
+                a += t;
+                b += w[4 * h + j] * q * q;
+                if (t < mn) mn = t;
+            }
+            if (!ok) continue;
+            ta[h][c] = a; tb[h][c] = b; tm[h][c] = mn;
         }
-        W->A[k] = odd ? a - 2 * mn : a;
-        W->B[k] = b;
-    }
-    W->nseg[g] = build_env(W->A, W->B, K->ngrid, W->env[g]);
+    const uint16_t *pk = K->packed;
+    if (odd)
+        for (int k = 0; k < K->ngrid; k++) {
+            const int lo = pk[k] & 255, hi = pk[k] >> 8;
+            W->A[k] = ta[0][lo] + ta[1][hi] - 2 * fminf(tm[0][lo], tm[1][hi]);
+            W->B[k] = tb[0][lo] + tb[1][hi];
+        }
+    else
+        for (int k = 0; k < K->ngrid; k++) {
+            const int lo = pk[k] & 255, hi = pk[k] >> 8;
+            W->A[k] = ta[0][lo] + ta[1][hi];
+            W->B[k] = tb[0][lo] + tb[1][hi];
+        }
+    W->nseg[g] = build_env(W->A, W->B, K->ngrid, ENV_LO * amax / 43.0f, W->env[g]);
 }
 
 /* error (minus sum w x^2) of scale unit u (groups g0..g0+ng-1) at scale s; sums of A, B */
@@ -290,9 +326,9 @@ static const iq2_kind *kind_of(uint32_t type)
 {
     static iq2_kind k[3];
     slm_iq2_grids_init();
-    k[0] = (iq2_kind){ slm_iq2xxs_grid, 256, 32, 1 };
-    k[1] = (iq2_kind){ slm_iq2xs_grid, 512, 16, 1 };
-    k[2] = (iq2_kind){ slm_iq2s_grid, 1024, 16, 0 };
+    k[0] = (iq2_kind){ slm_iq2xxs_grid, slm_iq2xxs_packed, 256, 32, 1 };
+    k[1] = (iq2_kind){ slm_iq2xs_grid, slm_iq2xs_packed, 512, 16, 1 };
+    k[2] = (iq2_kind){ slm_iq2s_grid, slm_iq2s_packed, 1024, 16, 0 };
     return type == SLM_T_IQ2_XXS ? &k[0] : type == SLM_T_IQ2_XS ? &k[1] : &k[2];
 }
 

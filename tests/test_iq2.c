@@ -284,3 +284,190 @@ Test(iq2, quantizer_properties)
     }
     free(x); free(y); free(imp); free(one); free(q);
 }
+
+/* ---- against llama.cpp's tools ------------------------------------------------------------ */
+
+static void run_ok(const char *what, const char *const *argv, int slm)
+{
+    char *o = NULL, *e = NULL;
+    int rc = slm ? tu_run_slm(&o, &e, argv) : tu_run(&o, &e, argv);
+    cr_assert_eq(rc, 0, "%s: %s", what, e);
+    free(o);
+    free(e);
+}
+
+static long file_size(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) ? -1 : (long)st.st_size;
+}
+
+/* Without an importance matrix `slm quantize` refuses where llama-quantize refuses (any
+ * tensor but token_embd / output going to IQ2_XXS / IQ2_XS / IQ2_S), and leaves no file;
+ * a recipe whose only IQ2 tensor would be the output is not refused. */
+Test(iq2, quantize_requires_imatrix, .timeout = 60)
+{
+    char *dir = tu_tmpdir("iq2req"), *src = tu_path(dir, "src.gguf"), *out = tu_path(dir, "out.gguf");
+    const char *conv[] = {"convert", tu_model("stories-llama256"), "-o", src, "--outtype", "f16", NULL};
+    run_ok("convert", conv, 1);
+    static const char *const recipes[] = {"IQ2_XXS", "IQ2_XS"};
+    for (size_t r = 0; r < 2; r++) {
+        char *o = NULL, *e = NULL;
+        const char *q[] = {"quantize", src, out, recipes[r], NULL};
+        int rc = tu_run_slm(&o, &e, q);
+        cr_assert_eq(rc, 3, "%s without --imatrix: exit %d (%s)", recipes[r], rc, e);
+        cr_assert(strstr(e, "importance matrix"), "%s: %s", recipes[r], e);
+        cr_assert_eq(tu_count_lines(e), 1, "one line: %s", e);
+        cr_assert(!tu_exists(out), "%s: output left behind", recipes[r]);
+        free(o); free(e);
+    }
+    /* only the output in IQ2_XXS: llama.cpp does not require an imatrix for it */
+    const char *q[] = {"quantize", src, out, "Q4_0", "--output-tensor-type", "iq2_xxs", NULL};
+    run_ok("output iq2_xxs without imatrix", q, 1);
+    gguf_file *g;
+    slm_err err = {0};
+    cr_assert_eq(gguf_open(out, &g, &err), 0, "%s", err.msg);
+    cr_assert_eq(g->tensors[gguf_find_tensor(g, "output.weight")].type, T_IQ2_XXS);
+    gguf_close(g);
+    tu_rmtree(dir);
+    free(dir); free(src); free(out);
+}
+
+/* Every tensor's type and the file size equal llama-quantize's (the same imatrix given to
+ * both): a Llama-shaped model with GQA 4 (attn_v -> Q4_K), 8 layers (ffn_down of layer 0 ->
+ * Q2_K), ffn rows of 640 (IQ2_* -> IQ4_NL fallback, Q2_K -> Q4_0). */
+Test(iq2, recipes_match_llama_quantize, .timeout = 240)
+{
+    const char *lq = oracle_llama_tool("llama-quantize");
+    if (!lq) return;
+    char lqp[4096];
+    snprintf(lqp, sizeof lqp, "%s", lq);
+    char *dir = tu_tmpdir("iq2rec");
+    char *hf = tu_path(dir, "hf"), *src = tu_path(dir, "src.gguf"), *imat = tu_path(dir, "imatrix.gguf");
+    const char *synth[] = {"bench", "synth", "--shape", "tinyllama-1.1b", "-o", hf, "--layers", "8", "--hidden", "256",
+                           "--ff", "640", "--heads", "8", "--kv-heads", "2", "--vocab", "1024", "--dtype", "f16", NULL};
+    run_ok("synth", synth, 1);
+    const char *conv[] = {"convert", hf, "-o", src, "--outtype", "f16", NULL};
+    run_ok("convert", conv, 1);
+    const char *im[] = {"imatrix", "-m", src, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "64",
+                        "--chunks", "4", NULL};
+    run_ok("imatrix", im, 1);
+    static const char *const runs[] = {"IQ2_XXS", "IQ2_XS"};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
+        const char *q[] = {"quantize", src, ours, runs[r], "-t", "2", "--imatrix", imat, NULL};
+        run_ok("slm quantize", q, 1);
+        const char *lqi[] = {lqp, "--imatrix", imat, src, theirs, runs[r], "2", NULL};
+        run_ok("llama-quantize", lqi, 0);
+        gguf_file *a, *b;
+        slm_err err = {0};
+        cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
+        cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
+        cr_assert_eq(a->n_tensors, b->n_tensors);
+        int n_base = 0, n_other = 0;
+        const slm_qtraits *t = slm_qtraits_by_name(runs[r]);
+        for (uint64_t i = 0; i < b->n_tensors; i++) {
+            int64_t k = gguf_find_tensor(a, b->tensors[i].name);
+            cr_assert_geq(k, 0, "%s missing", b->tensors[i].name);
+            cr_assert_eq(a->tensors[k].type, b->tensors[i].type, "%s: %s is %s, llama-quantize %s", runs[r],
+                         b->tensors[i].name, slm_type_name(a->tensors[k].type), slm_type_name(b->tensors[i].type));
+            if (b->tensors[i].type == t->type) n_base++;
+            else if (b->tensors[i].type != SLM_TYPE_F32) n_other++;
+        }
+        cr_assert_gt(n_base, 0, "%s: no tensor of the type", runs[r]);
+        cr_assert_gt(n_other, 0, "%s: no bumped or fallback tensor", runs[r]);
+        gguf_close(a);
+        gguf_close(b);
+        cr_assert_eq(file_size(ours), file_size(theirs), "%s: %ld bytes, llama-quantize %ld", runs[r], file_size(ours),
+                     file_size(theirs));
+        free(ours);
+        free(theirs);
+    }
+    tu_rmtree(dir);
+    free(dir); free(hf); free(src); free(imat);
+}
+
+static double slm_ppl(const char *model)
+{
+    char *o = NULL, *e = NULL;
+    const char *a[] = {"perplexity", "-m", model, "-f", tu_corpus("tinystories-eval.txt"), "-c", "128", "--chunks",
+                       "8", "-t", "2", "--json", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, a), 0, "slm perplexity %s: %s", model, e);
+    cJSON *j = cJSON_Parse(o);
+    cr_assert_not_null(j, "%s", o);
+    double v = cJSON_GetObjectItem(j, "ppl")->valuedouble;
+    cJSON_Delete(j);
+    free(o);
+    free(e);
+    return v;
+}
+
+/* llama.cpp runs our files, we run its files, with the same perplexity within 1 %
+ * (tests/interop/perplexity.mjs: llama.cpp's kernels, llama-perplexity's method; -c 128, 8
+ * chunks of the eval text); both tools quantize stories-llama256 with the same imatrix (slm
+ * imatrix, 8 chunks of the calibration text) and their files have the same size. IQ2_S:
+ * the IQ2_XS recipe with the layers' matrices in IQ2_S (IQ2_S's own recipe needs IQ3_S). */
+Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 300)
+{
+    const char *lq = oracle_llama_tool("llama-quantize");
+    if (!lq) return;
+    char lqp[4096];
+    snprintf(lqp, sizeof lqp, "%s", lq);
+    const char *script = oracle_script("perplexity.mjs");
+    if (!script) return;
+    char *dir = tu_tmpdir("iq2ppl"), *f32 = tu_path(dir, "f32.gguf"), *imat = tu_path(dir, "imatrix.gguf");
+    const char *conv[] = {"convert", tu_model("stories-llama256"), "-o", f32, "--outtype", "f32", NULL};
+    run_ok("slm convert", conv, 1);
+    const char *im[] = {"imatrix", "-m", f32, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "128",
+                        "--chunks", "8", NULL};
+    run_ok("imatrix", im, 1);
+    enum { NF = 6 };
+    static const char *const names[NF] = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_XXS", "IQ2_XS", "IQ2_S"};
+    const char *s_rule = "ffn_up|ffn_gate|ffn_down|attn_q|attn_k|attn_output=iq2_s";
+    char *files[NF];
+    const char *node[5 + NF + 1] = {"node", script, tu_corpus("tinystories-eval.txt"), "128", "8"};
+    for (int k = 0; k < NF; k++) {
+        char fn[64];
+        snprintf(fn, sizeof fn, "%s-%s.gguf", k < 3 ? "slm" : "llama", names[k]);
+        files[k] = tu_path(dir, fn);
+        node[5 + k] = files[k];
+        const char *recipe = k % 3 == 2 ? "IQ2_XS" : names[k];
+        if (k < 3) {
+            const char *q[] = {"quantize", f32, files[k], recipe, "-t", "2", "--imatrix", imat,
+                               k == 2 ? "--tensor-type" : NULL, s_rule, NULL};
+            run_ok("slm quantize", q, 1);
+        } else {
+            const char *q[] = {lqp, "--imatrix", imat, k == 5 ? "--tensor-type" : f32, k == 5 ? s_rule : files[k],
+                               k == 5 ? f32 : recipe, k == 5 ? files[k] : "2", k == 5 ? recipe : NULL, "2", NULL};
+            run_ok("llama-quantize", q, 0);
+            cr_assert_eq(file_size(files[k]), file_size(files[k - 3]), "%s: slm %ld bytes, llama-quantize %ld", names[k],
+                         file_size(files[k - 3]), file_size(files[k]));
+        }
+    }
+    node[5 + NF] = NULL;
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(tu_run(&o, &e, node), 0, "llama.cpp could not score the files: %s", e);
+    const double f32_ppl = slm_ppl(f32);
+    char *line = o;
+    for (int k = 0; k < NF; k++) {
+        char *nl = line ? strchr(line, '\n') : NULL;
+        cr_assert_not_null(nl, "oracle printed %d lines, want %d: %s", k, NF, o);
+        *nl = 0;
+        cJSON *ref = cJSON_Parse(line);
+        cr_assert_not_null(ref, "oracle output: %s", line);
+        line = nl + 1;
+        const double theirs = cJSON_GetObjectItem(ref, "ppl")->valuedouble, ours = slm_ppl(files[k]);
+        cJSON_Delete(ref);
+        const char *by = k < 3 ? "slm" : "llama-quantize";
+        cr_log_info("%s file by %s: llama.cpp %.4f, slm %.4f (%+.3f %%; F32 %.4f)", names[k], by, theirs, ours,
+                    100 * (ours / theirs - 1), f32_ppl);
+        cr_assert(fabs(ours / theirs - 1) < 0.01, "%s (%s's file): slm PPL %.4f vs llama.cpp %.4f", names[k], by, ours,
+                  theirs);
+        cr_assert(ours < f32_ppl * 1.3, "%s: PPL %.4f vs F32 %.4f", names[k], ours, f32_ppl);
+        free(files[k]);
+    }
+    free(o);
+    free(e);
+    tu_rmtree(dir);
+    free(f32); free(imat); free(dir);
+}
