@@ -181,6 +181,13 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
         p->type = slm_recipe_tensor_type(&m, t->name, (int)t->n_dims, t->ne, t->type, layer_of(t->name), ftype, &ro,
                                          &attn_v_seen, &p->flags, &p->rule);
         if (p->rule >= 0) hits[p->rule]++;
+        if (!imatrix_path && !dry && !(p->flags & SLM_RECIPE_KEEP) && slm_type_requires_imatrix(t->name, p->type, ftype)) {
+            rc = slm_err_set(err, SLM_EINPUT,
+                             "%s: tensor '%s': %s needs an importance matrix (--imatrix FILE, from `slm imatrix`), as "
+                             "llama-quantize requires",
+                             in, t->name, slm_type_name(p->type));
+            goto done;
+        }
         if (p->flags & SLM_RECIPE_FALLBACK) {
             if (pure) {
                 rc = slm_err_set(err, SLM_EINPUT,

@@ -92,7 +92,8 @@ out:
 }
 
 static const uint32_t g_types[] = {1, 30, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, /* F16 BF16 Q4_0.. Q6_K */
-                                    20, 23, 34, 35, 18, 21};               /* IQ4_NL IQ4_XS TQ1_0 TQ2_0 IQ3_XXS IQ3_S */
+                                    20, 23, 34, 35, 18, 21,                /* IQ4_NL IQ4_XS TQ1_0 TQ2_0 IQ3_XXS IQ3_S */
+                                    16, 17, 22};                           /* IQ2_XXS IQ2_XS IQ2_S */
 
 static double mag_of(const slm_qtraits *t, const void *w, const float *a, int64_t n, float *tmp)
 {

@@ -79,6 +79,7 @@ float slm_iq3_level_value(uint32_t type, int l);
 int slm_iq3_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax);
 int slm_iq3_grid_pack(uint32_t type, void *blk, const uint8_t *L);
 void slm_iq3_kernels_avx512(slm_kernel_fns *tab);
+#include "iq2.h" /* IQ2_XXS, IQ2_XS, IQ2_S */
 
 /* The sub-block scale index (0..63) of IQ4_XS sub-block ib. */
 static inline int slm_iq4xs_ls(const block_iq4_xs *x, int ib)

@@ -195,7 +195,8 @@ enum slm_ftype {
     SLM_FTYPE_Q3_K_L = 13, SLM_FTYPE_Q4_K_S = 14, SLM_FTYPE_Q4_K_M = 15, SLM_FTYPE_Q5_K_S = 16,
     SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32,
     SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37,
-    SLM_FTYPE_IQ3_XS = 22, SLM_FTYPE_IQ3_XXS = 23, SLM_FTYPE_IQ3_S = 26, SLM_FTYPE_IQ3_M = 27
+    SLM_FTYPE_IQ3_XS = 22, SLM_FTYPE_IQ3_XXS = 23, SLM_FTYPE_IQ3_S = 26, SLM_FTYPE_IQ3_M = 27,
+    SLM_FTYPE_IQ2_XXS = 19, SLM_FTYPE_IQ2_XS = 20, SLM_FTYPE_IQ2_S = 28, SLM_FTYPE_IQ2_M = 29
 };
 /* 1 for the types llama-quantize will not write without importance data (IQ3_XXS). */
 int slm_type_needs_imatrix(uint32_t type);
@@ -204,6 +205,12 @@ int slm_type_needs_imatrix(uint32_t type);
 int slm_recipe_by_name(const char *name);
 const char *slm_recipe_name(int ftype);             /* canonical name, NULL if unknown */
 uint32_t slm_recipe_default_type(int ftype);         /* base tensor type, UINT32_MAX if unknown */
+/* llama.cpp's tensor_requires_imatrix: 1 when quantizing tensor `name` to `type` in recipe
+ * `ftype` needs an importance matrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS; not
+ * token_embd / output). */
+int slm_type_requires_imatrix(const char *name, uint32_t type, int ftype);
+/* 1 for the IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M recipes */
+int slm_recipe_is_iq2(int ftype);
 /* All recipe names, NULL-terminated (for help and errors). */
 const char *const *slm_recipe_names(void);
 

@@ -55,6 +55,9 @@ static const recipe_row g_recipes[] = {
     { "TQ1_0", SLM_FTYPE_TQ1_0, SLM_T_TQ1_0 },   { "TQ2_0", SLM_FTYPE_TQ2_0, SLM_T_TQ2_0 },
     { "IQ3_XXS", SLM_FTYPE_IQ3_XXS, SLM_T_IQ3_XXS }, { "IQ3_XS", SLM_FTYPE_IQ3_XS, SLM_T_IQ3_S },
     { "IQ3_S", SLM_FTYPE_IQ3_S, SLM_T_IQ3_S },       { "IQ3_M", SLM_FTYPE_IQ3_M, SLM_T_IQ3_S },
+    /* IQ2 (iq2.c): IQ2_S's base type is IQ2_XS and IQ2_M's IQ2_S, as llama.cpp's */
+    { "IQ2_XXS", SLM_FTYPE_IQ2_XXS, SLM_T_IQ2_XXS }, { "IQ2_XS", SLM_FTYPE_IQ2_XS, SLM_T_IQ2_XS },
+    { "IQ2_S", SLM_FTYPE_IQ2_S, SLM_T_IQ2_XS },      { "IQ2_M", SLM_FTYPE_IQ2_M, SLM_T_IQ2_S },
 };
 #define N_RECIPES (int)(sizeof g_recipes / sizeof g_recipes[0])
 
@@ -154,6 +157,43 @@ static int blck(uint32_t t)
     return q ? q->blck : 1;
 }
 
+int slm_recipe_is_iq2(int ftype)
+{
+    return ftype == SLM_FTYPE_IQ2_XXS || ftype == SLM_FTYPE_IQ2_XS || ftype == SLM_FTYPE_IQ2_S || ftype == SLM_FTYPE_IQ2_M;
+}
+
+int slm_type_requires_imatrix(const char *name, uint32_t type, int ftype)
+{
+    (void)ftype; /* (llama.cpp also requires one for Q2_K in Q2_K_S, a recipe slmkit does not offer) */
+    if (!name || !strcmp(name, "token_embd.weight") || !strcmp(name, "per_layer_token_embd.weight") ||
+        !strcmp(name, "output.weight"))
+        return 0;
+    switch (type) {
+    case SLM_TYPE_IQ3_XXS: case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S:
+    case 19: case 29: /* IQ1_S, IQ1_M */
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* llama.cpp's mix of the 2-bit i-quant recipes (not output): IQ2_XXS / IQ2_XS lift
+ * token_embd, attn_v and the first eighth's ffn_down to Q2_K, IQ2_S / IQ2_M those and
+ * attn_output to IQ3_S; attn_v Q4_K when n_gqa >= 4. */
+static uint32_t mix_iq2(const slm_recipe_model *m, enum cat c, int il, int nl, int ftype, uint32_t t, int *attn_v_seen)
+{
+    const int s = ftype == SLM_FTYPE_IQ2_S || ftype == SLM_FTYPE_IQ2_M;
+    const uint32_t up = s ? SLM_TYPE_IQ3_S : SLM_T_Q2_K;
+    if (c == C_TOKEN_EMBD) return up;
+    if (c == C_ATTN_V || c == C_ATTN_QKV || c == C_ATTN_KV_B) {
+        if (attn_v_seen) ++*attn_v_seen;
+        return m->n_gqa >= 4 ? SLM_T_Q4_K : up;
+    }
+    if (c == C_FFN_DOWN) return il < nl / 8 ? up : t;
+    if (c == C_ATTN_OUT && s) return SLM_TYPE_IQ3_S;
+    return t;
+}
+
 /* llama.cpp's per-category mix for quantized base types (non-IQ recipes) */
 static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer, int ftype, uint32_t t, int *attn_v_seen)
 {
@@ -163,9 +203,10 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
     int iv = attn_v_seen ? *attn_v_seen : 0;
     if (c == C_OUTPUT || (!m->has_output && c == C_TOKEN_EMBD)) {
         if (falcon || nx % blck(t) != 0) return SLM_T_Q8_0;
-        if (ftype == SLM_FTYPE_IQ3_XXS) return SLM_T_Q5_K;
+        if (ftype == SLM_FTYPE_IQ3_XXS || slm_recipe_is_iq2(ftype)) return SLM_T_Q5_K;
         return t != SLM_T_Q8_0 ? SLM_T_Q6_K : t;
     }
+    if (slm_recipe_is_iq2(ftype)) return mix_iq2(m, c, il, nl, ftype, t, attn_v_seen);
     if (c == C_TOKEN_EMBD) {
         if (ftype == SLM_FTYPE_IQ3_XXS) return SLM_T_IQ3_S;
         return ftype == SLM_FTYPE_TQ1_0 || ftype == SLM_FTYPE_TQ2_0 ? SLM_T_Q4_K : t;
@@ -214,11 +255,11 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
         } else if (ftype == SLM_FTYPE_Q3_K_L) t = SLM_T_Q4_K;
         return t;
     }
-    /* IQ3_XS / IQ3_XXS: attn_q and attn_k one step down (IQ3_XXS's is IQ2_S, type 22);
+    /* IQ3_XS / IQ3_XXS: attn_q and attn_k one step down (IQ3_XXS's is IQ2_S);
      * IQ3_XS: ffn_gate / ffn_up of the middle layers IQ3_XXS */
     if (iq3 && (c == C_ATTN_Q || c == C_ATTN_K)) {
         if (ftype == SLM_FTYPE_IQ3_XS) t = SLM_T_IQ3_XXS;
-        else if (ftype == SLM_FTYPE_IQ3_XXS) t = 22; /* IQ2_S */
+        else if (ftype == SLM_FTYPE_IQ3_XXS) t = SLM_T_IQ2_S;
     }
     if (ftype == SLM_FTYPE_IQ3_XS && (c == C_FFN_GATE || c == C_FFN_UP) && il >= nl / 8 && il < 7 * nl / 8)
         t = SLM_T_IQ3_XXS;
@@ -236,7 +277,8 @@ static uint32_t fallback(uint32_t t, int64_t nx, int *flags)
     case SLM_T_Q4_K: r = SLM_T_Q5_0; break;
     case SLM_T_Q5_K: r = SLM_T_Q5_1; break;
     case SLM_T_Q6_K: r = SLM_T_Q8_0; break;
-    case SLM_T_IQ4_XS: case SLM_T_IQ3_XXS: case SLM_T_IQ3_S: r = SLM_T_IQ4_NL; break;
+    case SLM_T_IQ4_XS: case SLM_T_IQ3_XXS: case SLM_T_IQ3_S:
+    case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S: r = SLM_T_IQ4_NL; break;
     case SLM_T_TQ1_0: case SLM_T_TQ2_0: r = SLM_T_Q4_0; break;
     default: break;
     }

@@ -43,6 +43,7 @@ static void fill_scalar(slm_kset *k)
     SC(Q6_K, q6_K) SC(Q8_K, q8_K)
     SC(IQ4_NL, iq4_nl) SC(IQ4_XS, iq4_xs) SC(TQ1_0, tq1_0) SC(TQ2_0, tq2_0)
     SC(IQ3_XXS, iq3_xxs) SC(IQ3_S, iq3_s)
+    SC(IQ2_XXS, iq2_xxs) SC(IQ2_XS, iq2_xs) SC(IQ2_S, iq2_s)
 #undef SC
     k->t[SLM_T_Q8_0].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_0;
     k->t[SLM_T_Q8_1].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_1;
@@ -123,6 +124,7 @@ DISPATCH(Q5_0, q5_0) DISPATCH(Q5_1, q5_1) DISPATCH(Q8_0, q8_0) DISPATCH(Q8_1, q8
 DISPATCH(Q3_K, q3_K) DISPATCH(Q4_K, q4_K) DISPATCH(Q5_K, q5_K) DISPATCH(Q6_K, q6_K) DISPATCH(Q8_K, q8_K)
 DISPATCH(IQ4_NL, iq4_nl) DISPATCH(IQ4_XS, iq4_xs) DISPATCH(TQ1_0, tq1_0) DISPATCH(TQ2_0, tq2_0)
 DISPATCH(IQ3_XXS, iq3_xxs) DISPATCH(IQ3_S, iq3_s)
+DISPATCH(IQ2_XXS, iq2_xxs) DISPATCH(IQ2_XS, iq2_xs) DISPATCH(IQ2_S, iq2_s)
 
 static const slm_qtraits g_traits[SLM_T_COUNT] = {
     ROW(F32, "f32", 1, float, 0, f32, F32),
@@ -147,6 +149,10 @@ static const slm_qtraits g_traits[SLM_T_COUNT] = {
     ROW(TQ2_0, "tq2_0", QK_K, block_tq2_0, 1, tq2_0, Q8_K),
     ROW(IQ3_XXS, "iq3_xxs", QK_K, block_iq3_xxs, 1, iq3_xxs, Q8_K), /* iq3.c */
     ROW(IQ3_S, "iq3_s", QK_K, block_iq3_s, 1, iq3_s, Q8_K),
+    /* IQ2 (iq2.c) */
+    ROW(IQ2_XXS, "iq2_xxs", QK_K, block_iq2_xxs, 1, iq2_xxs, Q8_K),
+    ROW(IQ2_XS, "iq2_xs", QK_K, block_iq2_xs, 1, iq2_xs, Q8_K),
+    ROW(IQ2_S, "iq2_s", QK_K, block_iq2_s, 1, iq2_s, Q8_K),
 };
 
 const slm_qtraits *slm_qtraits_get(uint32_t type)

@@ -11,6 +11,7 @@
 #                           [--types "Q8_0 Q6_K ..."] [--work DIR] [--slm BIN]
 #                           [--llama-quantize BIN]   (also quantize with llama.cpp)
 #                           [--imatrix FILE]         (passed to both quantizers)
+#                           [--llama-imatrix FILE]   (llama-quantize's instead, e.g. from llama-imatrix)
 #                           [--gptq CALIB [--gptq-opts "..."]]
 #                                 (slm quantize --gptq -f CALIB; default opts
 #                                  "-c 128 --chunks 64", as docs/calibration.md)
@@ -34,6 +35,7 @@ work=
 slm=$here/build/slm
 lq=${SLM_LLAMA_BIN:+$SLM_LLAMA_BIN/llama-quantize}
 imatrix=
+ll_imatrix=
 gptq=
 gptq_opts="-c 128 --chunks 64"
 selfcal=
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
     --slm) slm=$2; shift 2 ;;
     --llama-quantize) lq=$2; shift 2 ;;
     --imatrix) imatrix=$2; shift 2 ;;
+    --llama-imatrix) ll_imatrix=$2; shift 2 ;;
     --gptq) gptq=$2; shift 2 ;;
     --gptq-opts) gptq_opts=$2; shift 2 ;;
     --self-calibrate) selfcal=$2; shift 2 ;;
@@ -74,6 +77,8 @@ ref() {
     Q4_K_S) echo "1990336 0.004276" ;; Q4_0) echo "1973952 0.006298" ;;
     Q3_K_M) echo "1703616 0.013083" ;; Q2_K) echo "1325760 0.060046" ;;
     IQ4_XS) echo "1871520 0.005016" ;; IQ4_NL) echo "1973920 0.004954" ;; # de3ff81, no imatrix (docs/iquants.md)
+    # with llama-imatrix over all of the calibration text (docs/iquants.md; these need one)
+    IQ2_XXS) echo "976768 0.119739" ;; IQ2_XS) echo "1070976 0.091638" ;;
     *) echo "- -" ;;
     esac
 }
@@ -116,7 +121,8 @@ for t in $types; do
     measure "slm${imatrix:+ +imatrix}${gptq:+ +gptq}${selfcal:+ --self-calibrate $selfcal}" "$t" "$out"
     if [ -n "$lq" ]; then
         out=$work/llama-$t.gguf
-        "$lq" ${imatrix:+--imatrix "$imatrix"} "$f32" "$out" "$t" "$threads" >/dev/null 2>&1
-        measure llama.cpp "$t" "$out"
+        li=${ll_imatrix:-$imatrix}
+        "$lq" ${li:+--imatrix "$li"} "$f32" "$out" "$t" "$threads" >/dev/null 2>&1
+        measure "llama.cpp${li:+ +imatrix}" "$t" "$out"
     fi
 done

@@ -351,7 +351,8 @@ Test(libquant, simd_matches_scalar)
     enum { N = 256 * 8 };
     float *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *y0 = malloc(N * 4), *y1 = malloc(N * 4);
     unsigned char *qw = malloc(N * 4), *qa = malloc(N * 4), *qb = malloc(N * 4);
-    static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30, 20, 23, 34, 35 /* i-quants, ternary */, 18, 21 /* IQ3_XXS, IQ3_S */ };
+    static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30, 20, 23, 34, 35 /* i-quants, ternary */,
+                                    18, 21 /* IQ3_XXS, IQ3_S */, 16, 17, 22 /* IQ2_XXS IQ2_XS IQ2_S */ };
     rng_state = 99;
     for (int round = 0; round < 6; round++) {
         for (int i = 0; i < N; i++) {
