@@ -352,7 +352,10 @@ Test(iq2, recipes_match_llama_quantize, .timeout = 240)
     const char *im[] = {"imatrix", "-m", src, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "64",
                         "--chunks", "4", NULL};
     run_ok("imatrix", im, 1);
-    static const char *const runs[] = {"IQ2_XXS", "IQ2_XS"};
+    /* each recipe and its base type (IQ2_S's is IQ2_XS and IQ2_M's IQ2_S, as llama.cpp's; both
+     * lift tensors to IQ3_S) */
+    static const char *const runs[] = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M"};
+    static const char *const base[] = {"iq2_xxs", "iq2_xs", "iq2_xs", "iq2_s"};
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
         const char *q[] = {"quantize", src, ours, runs[r], "-t", "2", "--imatrix", imat, NULL};
@@ -365,7 +368,7 @@ Test(iq2, recipes_match_llama_quantize, .timeout = 240)
         cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
         cr_assert_eq(a->n_tensors, b->n_tensors);
         int n_base = 0, n_other = 0;
-        const slm_qtraits *t = slm_qtraits_by_name(runs[r]);
+        const slm_qtraits *t = slm_qtraits_by_name(base[r]);
         for (uint64_t i = 0; i < b->n_tensors; i++) {
             int64_t k = gguf_find_tensor(a, b->tensors[i].name);
             cr_assert_geq(k, 0, "%s missing", b->tensors[i].name);
