@@ -436,7 +436,7 @@ Test(iq3, recipes_match_llama_quantize, .timeout = 300)
                         "--chunks", "4", NULL};
     run_ok("imatrix", im, 1);
     static const struct { const char *type; int imatrix; } runs[] = {
-        {"IQ3_S", 0}, {"IQ3_M", 0}, {"IQ3_XS", 1},
+        {"IQ3_S", 0}, {"IQ3_M", 0}, {"IQ3_XS", 1}, {"IQ3_XXS", 1}, /* IQ3_XXS: attn_q / attn_k IQ2_S */
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
