@@ -177,7 +177,8 @@ enum slm_ftype {
     SLM_FTYPE_Q5_0 = 8, SLM_FTYPE_Q5_1 = 9, SLM_FTYPE_Q2_K = 10, SLM_FTYPE_Q3_K_S = 11, SLM_FTYPE_Q3_K_M = 12,
     SLM_FTYPE_Q3_K_L = 13, SLM_FTYPE_Q4_K_S = 14, SLM_FTYPE_Q4_K_M = 15, SLM_FTYPE_Q5_K_S = 16,
     SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32,
-    SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37
+    SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37,
+    SLM_FTYPE_IQ1_S = 24, SLM_FTYPE_IQ1_M = 31
 };
 /* Recipe by name (case-insensitive: "Q4_K_M", "q4_k", "f16", ...; llama-quantize's
  * names and aliases). Returns the ftype, or -1 if unknown. */
@@ -219,6 +220,9 @@ uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int
                                 int *attn_v_seen, int *flags, int *rule);
 /* Check a --tensor-type pattern compiles; 0, or -1 with a one-line reason in msg. */
 int slm_recipe_check_pattern(const char *pattern, char *msg, size_t msg_len);
+/* 1 when llama-quantize refuses to quantize tensor `name` to `type` without an importance
+ * matrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS; never token_embd / output). */
+int slm_recipe_requires_imatrix(const char *name, uint32_t type);
 
 /* ---- calibration (calib.c, calib_gptq.c) ------------------------------------------
  * Importance matrix (llama.cpp's imatrix: per input column, the mean of x^2 over the

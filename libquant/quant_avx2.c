@@ -6,6 +6,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 #include "qrows.h"
 #include "rt_simd.h"
 
@@ -25,6 +26,7 @@ void slm_kset_avx2(slm_kset *k)
     for (uint32_t t = 0; t < SLM_T_COUNT; t++)
         k->t[t].rows = avx2_rows_for(t);
     slm_iq_kernels_avx2(k->t); /* i-quants, ternary (iquants_avx2.c), after the rows loop */
+    slm_iq1_kernels_avx2(k->t); /* IQ1_S, IQ1_M (iq1_avx2.c) */
     k->fp32_to_fp16_row = slm_fp32_to_fp16_row_avx2;
     k->fp16_to_fp32_row = slm_fp16_to_fp32_row_avx2;
     k->fp32_to_bf16_row = slm_fp32_to_bf16_row_avx2;

@@ -9,6 +9,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 
 #define ROW(T, nm, blk, btype, isq, t, vdt)                                                  \
     [SLM_T_##T] = { SLM_T_##T, nm, blk, sizeof(btype), isq, slm_quantize_##t, dq_##t, SLM_T_##vdt, vd_##t }
@@ -42,6 +43,7 @@ static void fill_scalar(slm_kset *k)
     SC(Q8_0, q8_0) SC(Q8_1, q8_1) SC(Q2_K, q2_K) SC(Q3_K, q3_K) SC(Q4_K, q4_K) SC(Q5_K, q5_K)
     SC(Q6_K, q6_K) SC(Q8_K, q8_K)
     SC(IQ4_NL, iq4_nl) SC(IQ4_XS, iq4_xs) SC(TQ1_0, tq1_0) SC(TQ2_0, tq2_0)
+    SC(IQ1_S, iq1_s) SC(IQ1_M, iq1_m)
 #undef SC
     k->t[SLM_T_Q8_0].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_0;
     k->t[SLM_T_Q8_1].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_1;
@@ -121,6 +123,7 @@ DISPATCH(F32, f32) DISPATCH(F16, f16) DISPATCH(BF16, bf16) DISPATCH(Q4_0, q4_0) 
 DISPATCH(Q5_0, q5_0) DISPATCH(Q5_1, q5_1) DISPATCH(Q8_0, q8_0) DISPATCH(Q8_1, q8_1) DISPATCH(Q2_K, q2_K)
 DISPATCH(Q3_K, q3_K) DISPATCH(Q4_K, q4_K) DISPATCH(Q5_K, q5_K) DISPATCH(Q6_K, q6_K) DISPATCH(Q8_K, q8_K)
 DISPATCH(IQ4_NL, iq4_nl) DISPATCH(IQ4_XS, iq4_xs) DISPATCH(TQ1_0, tq1_0) DISPATCH(TQ2_0, tq2_0)
+DISPATCH(IQ1_S, iq1_s) DISPATCH(IQ1_M, iq1_m)
 
 static const slm_qtraits g_traits[SLM_T_COUNT] = {
     ROW(F32, "f32", 1, float, 0, f32, F32),
@@ -143,6 +146,8 @@ static const slm_qtraits g_traits[SLM_T_COUNT] = {
     ROW(IQ4_XS, "iq4_xs", QK_K, block_iq4_xs, 1, iq4_xs, Q8_K),
     ROW(TQ1_0, "tq1_0", QK_K, block_tq1_0, 1, tq1_0, Q8_K),
     ROW(TQ2_0, "tq2_0", QK_K, block_tq2_0, 1, tq2_0, Q8_K),
+    ROW(IQ1_S, "iq1_s", QK_K, block_iq1_s, 1, iq1_s, Q8_K), /* iq1.c */
+    ROW(IQ1_M, "iq1_m", QK_K, block_iq1_m, 1, iq1_m, Q8_K),
 };
 
 const slm_qtraits *slm_qtraits_get(uint32_t type)

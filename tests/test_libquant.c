@@ -351,7 +351,8 @@ Test(libquant, simd_matches_scalar)
     enum { N = 256 * 8 };
     float *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *y0 = malloc(N * 4), *y1 = malloc(N * 4);
     unsigned char *qw = malloc(N * 4), *qa = malloc(N * 4), *qb = malloc(N * 4);
-    static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30, 20, 23, 34, 35 /* i-quants, ternary */ };
+    static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30, 20, 23, 34, 35 /* i-quants, ternary */,
+                                    19, 29 /* IQ1_S, IQ1_M */ };
     rng_state = 99;
     for (int round = 0; round < 6; round++) {
         for (int i = 0; i < N; i++) {
@@ -372,6 +373,8 @@ Test(libquant, simd_matches_scalar)
                 uint16_t *h = (uint16_t *)qw;
                 for (size_t i = 0; i < slm_row_bytes(t->type, N) / 2; i++)
                     if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff;
+                if (t->type == 29) /* IQ1_M: its scale's exponent top bit is bit 6 of the block's last byte */
+                    for (size_t i = 0; i < slm_row_bytes(t->type, N) / 56; i++) qw[56 * i + 55] &= 0xbf;
             }
             if (!t->is_quant) {
                 if (round >= 4) continue;
