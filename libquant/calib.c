@@ -13,6 +13,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 
 void slm_imatrix_accumulate(double *sum2, const float *x, int64_t n_tokens, int64_t n_in)
 {
@@ -102,6 +103,7 @@ int slm_qgrid_supported(uint32_t type)
     case SLM_T_Q4_0: case SLM_T_Q4_1: case SLM_T_Q5_0: case SLM_T_Q5_1: case SLM_T_Q8_0:
     case SLM_T_Q2_K: case SLM_T_Q3_K: case SLM_T_Q4_K: case SLM_T_Q5_K: case SLM_T_Q6_K:
     case SLM_T_IQ4_NL: case SLM_T_IQ4_XS: case SLM_T_TQ1_0: case SLM_T_TQ2_0: /* iquants.c */
+    case SLM_T_IQ1_S: case SLM_T_IQ1_M: /* iq1.c */
         return 1;
     default:
         return 0;
@@ -175,6 +177,7 @@ int slm_qgrid_decode(uint32_t type, const void *blk, float *a, float *b, int *ze
         return QK_K;
     }
     default:
+        if (slm_iq1_is(type)) return slm_iq1_grid_decode(type, blk, a, b, zero, qmax);
         return slm_iq_grid_decode(type, blk, a, b, zero, qmax);
     }
 }
@@ -265,6 +268,7 @@ int slm_qgrid_pack(uint32_t type, void *blk, const uint8_t *L)
         return 0;
     }
     default:
+        if (slm_iq1_is(type)) return slm_iq1_grid_pack(type, blk, L);
         return slm_iq_grid_pack(type, blk, L);
     }
 }

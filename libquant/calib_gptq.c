@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "qimpl.h"
+#include "iq1.h"
 #include "iquants.h"
 
 #define TILE 64
@@ -95,6 +96,13 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     gb[r * blck + t] = b[j->pos_in_blk[qb + t]];
                 }
             }
+            /* IQ1: a level is chosen among those that keep its group of 8 on the grid (iq1.c) */
+            const int grouped = slm_iq1_is(j->type);
+            int inv[QK_K]; /* position in the original block -> permuted column */
+            if (grouped) {
+                memset(Lv, 0xff, (size_t)R * blck);
+                for (int t = 0; t < blck; t++) inv[j->pos_in_blk[qb + t]] = (int)(qb + t);
+            }
             for (int64_t i = qb; i < qb + blck; i++) {
                 const int t = (int)(i - qb);
                 const float dinv = 1.0f / U[i * n + i];
@@ -110,11 +118,28 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                     if (a != 0.0f && isfinite(a) && lev) { /* non-linear levels (IQ4) */
                         q = slm_qgrid_nearest(lev, nlev, (w - b) / a);
                         v = a * (float)lev[q] + b;
+                    } else if (grouped && a != 0.0f && isfinite(a)) {
+                        /* the group's grid point when its first column comes: nearest to the
+                         * group's current (compensated) values, each weighted by 1 / [H^-1]_cc */
+                        uint8_t *Lr = Lv + r * blck;
+                        const int p = j->pos_in_blk[i], g0 = p / 8 * 8;
+                        if (Lr[p] > 2) {
+                            float gv[8], gw[8];
+                            for (int e = 0; e < 8; e++) {
+                                const int col = inv[g0 + e];
+                                const float ue = U[(int64_t)col * n + col];
+                                gv[e] = (wr[col] - b) / a;
+                                gw[e] = 1.0f / (ue * ue);
+                            }
+                            slm_iq1_gptq_group(gv, gw, Lr + g0);
+                        }
+                        q = Lr[p];
+                        v = a * (float)(q - zero) + b;
                     } else if (a != 0.0f && isfinite(a)) {
                         q = slm_qclamp((w - b) / a + (float)zero, 0, qmax);
                         v = a * (float)(q - zero) + b;
                     } else {
-                        q = zero;
+                        q = grouped ? slm_iq1_gptq_pick(Lv + r * blck, j->pos_in_blk[i], (float)zero) : zero;
                         v = b;
                     }
                     Lv[r * blck + j->pos_in_blk[i]] = (uint8_t)q;

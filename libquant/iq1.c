@@ -459,3 +459,110 @@ void slm_vec_dot_iq1_m(int64_t n, float *s, const void *vx, const void *vy)
     }
     *s = sumf;
 }
+
+/* ---------------- GPTQ on the grid (calib.c, calib_gptq.c) ----------------
+ * Element j of a block dequantizes to a[j] * (L - 1) + b[j], L in 0..2 (the trit + 1), with
+ * a = d * (2 l + 1) and b = a * delta of its group. GPTQ fixes the elements one at a time (in
+ * its column order, any order inside a group of 8) and takes the nearest level that keeps the
+ * group on the grid: a partial group (each element -1, 0, 1 or not yet fixed) is feasible when
+ * some grid point agrees with it; the 4^8 partial states are tabulated once. */
+
+static uint8_t g_feas[65536 / 8];
+static pthread_once_t g_feas_once = PTHREAD_ONCE_INIT;
+
+static void feas_init(void)
+{
+    const uint64_t *grid = slm_iq1s_grid_get();
+    for (int g = 0; g < IQ1_NGRID; g++) {
+        const int8_t *t = grid_at(grid, g);
+        for (int mask = 0; mask < 256; mask++) { /* mask bit e: element e fixed */
+            unsigned st = 0;
+            for (int e = 7; e >= 0; e--) st = st * 4 + (mask >> e & 1 ? (unsigned)(t[e] + 1) : 3u);
+            g_feas[st >> 3] |= (uint8_t)(1u << (st & 7));
+        }
+    }
+}
+
+int slm_iq1_gptq_pick(const uint8_t *L, int pos, float v)
+{
+    pthread_once(&g_feas_once, feas_init);
+    const int grp = pos / 8, el = pos % 8;
+    unsigned st = 0;
+    for (int e = 7; e >= 0; e--) st = st * 4 + (e == el || L[8 * grp + e] > 2 ? 3u : L[8 * grp + e]);
+    const int q0 = slm_qclamp(v, 0, 2);
+    /* candidates by distance to v: q0, then the nearer neighbour, then the other */
+    int cand[3] = { q0, q0 == 0 ? 1 : q0 == 2 ? 1 : (v >= (float)q0 ? 2 : 0), 0 };
+    cand[2] = 3 - cand[0] - cand[1];
+    for (int k = 0; k < 3; k++) {
+        const unsigned s = st - (3u << 2 * el) + ((unsigned)cand[k] << 2 * el);
+        if (g_feas[s >> 3] >> (s & 7) & 1) return cand[k];
+    }
+    return q0; /* unreachable: the state before was feasible */
+}
+
+int slm_iq1_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax)
+{
+    if (type == SLM_T_IQ1_S) {
+        const block_iq1_s *x = blk;
+        const float d = slm_h2f(x->d);
+        for (int j = 0; j < QK_K; j++) {
+            const uint16_t h = x->qh[j / 32];
+            a[j] = d * (float)(2 * ((h >> 12) & 7) + 1);
+            b[j] = a[j] * (h & 0x8000 ? -IQ1_DELTA : IQ1_DELTA);
+        }
+    } else if (type == SLM_T_IQ1_M) {
+        const block_iq1_m *x = blk;
+        uint16_t sc[4];
+        memcpy(sc, x->scales, 8);
+        const float d = slm_h2f(slm_iq1m_d(x));
+        for (int j = 0; j < QK_K; j++) {
+            const int ib = j / 32, k = j % 32 / 8;
+            a[j] = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3 * (k / 2))) & 7) + 1);
+            b[j] = a[j] * (x->qh[2 * ib + k / 2] & (k % 2 ? 0x80 : 0x08) ? -IQ1_DELTA : IQ1_DELTA);
+        }
+    } else {
+        return 0;
+    }
+    *zero = 1;
+    *qmax = 2;
+    return QK_K;
+}
+
+int slm_iq1_grid_pack(uint32_t type, void *blk, const uint8_t *L)
+{
+    if (type != SLM_T_IQ1_S && type != SLM_T_IQ1_M) return -1;
+    pthread_once(&g_half_once, halves_init);
+    int rc = 0;
+    for (int grp = 0; grp < 32; grp++) {
+        int8_t t[8];
+        for (int e = 0; e < 8; e++) t[e] = (int8_t)((L[8 * grp + e] > 2 ? 1 : L[8 * grp + e]) - 1);
+        int g = slm_iq1s_grid_index(t);
+        if (g < 0) { /* not from slm_iq1_gptq_pick: the nearest grid point */
+            float xf[8], wf[8], e;
+            for (int k = 0; k < 8; k++) xf[k] = t[k], wf[k] = 1.0f;
+            g = grid_best(xf, wf, 1.0f, 0.0f, &e);
+            rc = 1;
+        }
+        if (type == SLM_T_IQ1_S) {
+            block_iq1_s *y = blk;
+            y->qs[grp] = (uint8_t)(g & 0xff);
+            y->qh[grp / 4] = (uint16_t)((y->qh[grp / 4] & ~(7u << 3 * (grp % 4))) | (unsigned)(g >> 8) << 3 * (grp % 4));
+        } else {
+            block_iq1_m *y = blk;
+            y->qs[grp] = (uint8_t)(g & 0xff);
+            const int sh = grp % 2 ? 4 : 0;
+            y->qh[grp / 2] = (uint8_t)((y->qh[grp / 2] & ~(7u << sh)) | (unsigned)(g >> 8) << sh);
+        }
+    }
+    (void)rc; /* a group fixed off the grid (not by slm_iq1_gptq_pick) went to its nearest point */
+    return 0;
+}
+
+void slm_iq1_gptq_group(const float *v, const float *w, uint8_t *L8)
+{
+    pthread_once(&g_half_once, halves_init);
+    float e;
+    const int g = grid_best(v, w, 1.0f, 0.0f, &e);
+    const int8_t *t = grid_at(slm_iq1s_grid_get(), g);
+    for (int k = 0; k < 8; k++) L8[k] = (uint8_t)(t[k] + 1);
+}

@@ -51,6 +51,16 @@ static inline uint16_t slm_iq1m_d(const block_iq1_m *x)
     return (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
 }
 
+/* GPTQ (calib.c, calib_gptq.c): slm_qgrid_decode / slm_qgrid_pack of these types (0 / -1 when
+ * not one of them), and the level (0..2) of element pos nearest to v (in level units) that
+ * keeps pos's group of 8 on the grid, given the levels fixed so far in L (> 2: not fixed). */
+int slm_iq1_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax);
+int slm_iq1_grid_pack(uint32_t type, void *blk, const uint8_t *L);
+int slm_iq1_gptq_pick(const uint8_t *L, int pos, float v);
+/* the levels L8[0..8) of the grid point nearest to v[0..8) (level units, weights w) */
+void slm_iq1_gptq_group(const float *v, const float *w, uint8_t *L8);
+static inline int slm_iq1_is(uint32_t type) { return type == SLM_TYPE_IQ1_S || type == SLM_TYPE_IQ1_M; }
+
 /* SIMD sets (iq1_avx2.c, iq1_avx512.c): fill the IQ1 entries of a set's table. */
 void slm_iq1_kernels_avx2(slm_kernel_fns *tab);
 void slm_iq1_kernels_avx512(slm_kernel_fns *tab);

@@ -335,3 +335,100 @@ Test(iq1, files_agree_with_llamacpp, .timeout = 300)
     tu_rmtree(dir);
     free(f32); free(imat); free(refused); free(dir);
 }
+
+/* GPTQ's view of the blocks: slm_qgrid_decode gives each element's a, b (value a (L - 1) + b),
+ * and slm_qgrid_pack of the levels read back from the grid rewrites the same indices (after
+ * the index bits are scrambled), so a re-packed block dequantizes to the same values. */
+Test(iq1, qgrid_pack_reproduces_quantizer_blocks)
+{
+    enum { N = 1024 };
+    float x[N], imp[N], y0[N], y1[N], a[256], b[256];
+    rng = 21;
+    for (int i = 0; i < N; i++) x[i] = gauss() * (i % 97 == 0 ? 8.0f : 1.0f), imp[i] = (float)unif() + 0.01f;
+    for (int type = 0; type < 2; type++) {
+        const slm_qtraits *q = slm_qtraits_get(type ? SLM_T_IQ1_M : SLM_T_IQ1_S);
+        cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
+        unsigned char buf[256], rep[256];
+        q->quantize_row(x, buf, N, imp);
+        q->dequantize_row(buf, y0, N);
+        memcpy(rep, buf, slm_row_bytes(q->type, N));
+        for (int blk = 0; blk < N / 256; blk++) {
+            unsigned char *bp = rep + (size_t)blk * q->bytes;
+            int zero, qmax;
+            cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), 256);
+            cr_assert_eq(zero, 1);
+            cr_assert_eq(qmax, 2);
+            uint8_t L[256];
+            for (int j = 0; j < 256; j++) {
+                const float v = y0[blk * 256 + j];
+                int l = -1;
+                for (int c = 0; c <= 2; c++)
+                    if (a[j] * (float)(c - 1) + b[j] == v) l = c;
+                cr_assert_geq(l, 0, "%s element %d: %g is on no level", q->name, j, v);
+                L[j] = (uint8_t)l;
+            }
+            /* scramble the grid indices (low bytes, and the high bits of IQ1_M's qh nibbles) */
+            if (!type) memset(((block_iq1_s *)bp)->qs, 0x5a, 32);
+            else {
+                block_iq1_m *m = (block_iq1_m *)bp;
+                memset(m->qs, 0x5a, 32);
+                for (int k = 0; k < 16; k++) m->qh[k] |= 0x77;
+            }
+            if (!type)
+                for (int k = 0; k < 8; k++) ((block_iq1_s *)bp)->qh[k] |= 0x0fff;
+            cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
+        }
+        q->dequantize_row(rep, y1, N);
+        cr_expect(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed block dequantizes differently", q->name);
+    }
+}
+
+/* GPTQ on the grid (every level it picks keeps its group of 8 on the grid) lowers the output
+ * error ||X (W - Wq)^T||^2 against the type's importance-weighted quantizer, on activations
+ * with correlated columns (a low-rank mix plus noise). */
+Test(iq1, gptq_lowers_output_error, .timeout = 60)
+{
+    enum { T = 384, n = 512, rows = 16, R = 8 };
+    float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n), *mix = malloc(sizeof(float) * R * n);
+    unsigned char *buf = malloc((size_t)rows * n);
+    rng = 5;
+    for (int i = 0; i < R * n; i++) mix[i] = gauss();
+    for (int t = 0; t < T; t++) {
+        float z[R];
+        for (int r = 0; r < R; r++) z[r] = gauss();
+        for (int c = 0; c < n; c++) {
+            float v = 0.3f * gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
+            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
+            X[(size_t)t * n + c] = v;
+        }
+    }
+    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * gauss();
+    slm_gptq_accumulate(H, X, T, n, 2);
+    slm_gptq_symmetrize(H, n);
+    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    for (int type = 0; type < 2; type++) {
+        const slm_qtraits *q = slm_qtraits_get(type ? SLM_T_IQ1_M : SLM_T_IQ1_S);
+        const size_t rb = slm_row_bytes(q->type, n);
+        double e[2];
+        for (int g = 0; g < 2; g++) {
+            if (g) {
+                slm_gptq_params p = {0.01f, 128, 0};
+                cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0, "%s", q->name);
+            } else {
+                slm_quantize_rows(q->type, W, buf, rows, n, imp);
+            }
+            for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+            e[g] = 0;
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < rows; r++) {
+                    double d = 0;
+                    for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
+                    e[g] += d * d;
+                }
+        }
+        cr_log_info("%s: output error GPTQ %.4g, quantizer %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
+        cr_expect(e[1] < 0.9 * e[0], "%s: GPTQ output error %.4g vs quantizer %.4g", q->name, e[1], e[0]);
+    }
+    free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf);
+}
