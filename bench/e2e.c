@@ -36,6 +36,8 @@ static const char *ftype_label(int64_t ft)
     case 30: return "IQ4_XS - 4.25 bpw";
     case 36: return "TQ1_0 - 1.69 bpw ternary";
     case 37: return "TQ2_0 - 2.06 bpw ternary";
+    case 24: return "IQ1_S - 1.5625 bpw";
+    case 31: return "IQ1_M - 1.75 bpw";
     default: return "?";
     }
 }

@@ -98,7 +98,8 @@ static const slm_opt quantize_opts[] = {
     OPT_CALLBACK(0, "tensor-type", quantize_args, rules, "PAT=T", opt_tensor_type,
                  "tensors whose name matches the regular expression PAT\n"
                  "get type T (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K\n"
-                 "q3_K q4_K q5_K q6_K iq4_nl iq4_xs tq1_0 tq2_0); first\n"
+                 "q3_K q4_K q5_K q6_K iq4_nl iq4_xs tq1_0 tq2_0 iq1_s\n"
+                 "iq1_m); first\n"
                  "match wins; repeatable"),
     OPT_CALLBACK(0, "output-tensor-type", quantize_args, out_type, "T", opt_type, "type of output.weight"),
     OPT_CALLBACK(0, "token-embedding-type", quantize_args, emb_type, "T", opt_type, "type of token_embd.weight"),
@@ -141,8 +142,9 @@ const slm_cmd_doc doc_quantize = {
         "llama-quantize would give it (output.weight Q6_K for k-quant recipes, attn_v and\n"
         "ffn_down bumped by layer position, 1-D tensors and norms kept), so sizes compare.\n"
         "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
-        "      Q5_0 Q5_1 IQ4_NL IQ4_XS TQ1_0 TQ2_0 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K =\n"
-        "      the _M recipes).\n"
+        "      Q5_0 Q5_1 IQ4_NL IQ4_XS TQ1_0 TQ2_0 IQ1_S IQ1_M F16 BF16 F32 (aliases Q3_K,\n"
+        "      Q4_K, Q5_K = the _M recipes). IQ1_S and IQ1_M need --imatrix or --gptq (as\n"
+        "      llama-quantize, which refuses them without an importance matrix).\n"
         "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
         "Rows are quantized independently, so the output bytes are the same for any -t.\n"
         "The output is written to a temp file, synced and renamed: never a partial OUT.\n",
@@ -150,10 +152,12 @@ const slm_cmd_doc doc_quantize = {
     .notes =
         "A row length that is not a multiple of the chosen type's block falls back to a\n"
         "smaller-block type as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,\n"
-        "q2_K/q3_K/tq1_0/tq2_0 -> q4_0, iq4_xs -> iq4_nl, F16 when even 32 does not fit),\n"
+        "q2_K/q3_K/tq1_0/tq2_0 -> q4_0, iq4_xs/iq1_s/iq1_m -> iq4_nl, F16 when even 32\n"
+        "does not fit),\n"
         "with a note on stderr.\n",
     .exit_codes =
-        "0 ok, 2 usage (bad option, unknown type name, bad pattern),\n"
+        "0 ok, 2 usage (bad option, unknown type name, bad pattern, IQ1_S / IQ1_M\n"
+        "without --imatrix or --gptq),\n"
         "3 bad input (corrupt file, quantized input without --allow-requantize,\n"
         "--pure with an incompatible row length), 4 I/O error, 6 internal error",
     .examples = "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M\n"
