@@ -244,7 +244,7 @@ int slm_qgrid_decode(uint32_t type, const void *block, float *a, float *b, int *
 int slm_qgrid_pack(uint32_t type, void *block, const uint8_t *L);
 
 typedef struct slm_gptq_params {
-    float damp;      /* lambda = damp * mean(diag H) added to the diagonal (default 0.01) */
+    float damp;      /* lambda = damp * mean(diag H) added to the diagonal (0: 0.01, IQ1_S / IQ1_M 0.1) */
     int block;       /* lazy-update block in columns (default 128; rounded up to the type's block) */
     int act_order;   /* quantization blocks in decreasing diag(H), columns inside too */
 } slm_gptq_params;

@@ -124,7 +124,8 @@ static const slm_opt quantize_opts[] = {
             "calibration chunk length in tokens (default 512, at most the\nmodel's context)"),
     OPT_INT(0, "chunks", quantize_args, chunks, "N", 1, 1 << 30, "use at most N calibration chunks (default: all)"),
     OPT_DOUBLE(0, "gptq-damp", quantize_args, damp, "X", 0, 10, SLM_OPT_LO_OPEN,
-               "damping: X * mean(diag H) added to H's diagonal (default 0.01)"),
+               "damping: X * mean(diag H) added to H's diagonal (default\n"
+               "0.01; 0.1 for IQ1_S / IQ1_M)"),
     OPT_INT(0, "gptq-block", quantize_args, block, "N", 1, 1 << 16, "lazy-update block in columns (default 128)"),
     OPT_FLAG(0, "act-order", quantize_args, act_order,
              "quantize blocks (and columns inside them) by decreasing\nactivation energy (diag H)"),
@@ -166,7 +167,7 @@ const slm_cmd_doc doc_quantize = {
 
 int cmd_quantize(int argc, char **argv)
 {
-    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 512, .damp = 0.01,
+    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 512, .damp = 0,
                        .block = 128};
     int optind = slm_opt_parse(C, quantize_opts, argc, argv, &qa);
     if (optind < 0)
