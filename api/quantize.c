@@ -220,6 +220,13 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
                               t->name, t->ne[0], slm_type_name(p->type));
                 goto done;
             }
+            if (!imatrix_path && !o->gptq && slm_recipe_requires_imatrix(t->name, p->type)) {
+                rc = slm_err_set(err, SLM_EUSAGE,
+                              "%s: tensor '%s': %s needs importance data: pass --imatrix FILE (slm imatrix) or --gptq "
+                              "(as llama-quantize, which refuses it without an imatrix)",
+                              in, t->name, slm_type_name(p->type));
+                goto done;
+            }
             n_quant++;
             work_elems += t->n_elems;
         }

@@ -55,6 +55,7 @@ enum slm_ggml_type {
     SLM_TYPE_I32 = 26, SLM_TYPE_I64 = 27, SLM_TYPE_F64 = 28, SLM_TYPE_BF16 = 30,
     SLM_TYPE_TQ1_0 = 34, SLM_TYPE_TQ2_0 = 35,
     SLM_TYPE_IQ2_XXS = 16, SLM_TYPE_IQ2_XS = 17, SLM_TYPE_IQ2_S = 22,
+    SLM_TYPE_IQ1_S = 19, SLM_TYPE_IQ1_M = 29,
     SLM_TYPE_COUNT = 40
 };
 /* Block size (elements) and bytes per block of a ggml type id; 0 when the id

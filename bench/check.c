@@ -93,7 +93,8 @@ out:
 
 static const uint32_t g_types[] = {1, 30, 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, /* F16 BF16 Q4_0.. Q6_K */
                                     20, 23, 34, 35, 18, 21,                /* IQ4_NL IQ4_XS TQ1_0 TQ2_0 IQ3_XXS IQ3_S */
-                                    16, 17, 22};                           /* IQ2_XXS IQ2_XS IQ2_S */
+                                    16, 17, 22,                           /* IQ2_XXS IQ2_XS IQ2_S */
+                                    19, 29};                               /* IQ1_S IQ1_M */
 
 static double mag_of(const slm_qtraits *t, const void *w, const float *a, int64_t n, float *tmp)
 {
@@ -273,6 +274,10 @@ static void check_type(chk *c, uint32_t type)
             for (size_t i = 0; i < rb * R / 2; i++)
                 if ((hh[i] & 0x7c00) == 0x7c00)
                     hh[i] &= 0xbfff;
+            /* IQ1_M keeps its fp16 scale in the top nibbles of its four scale words: its
+             * bit 14 (the exponent's top bit) is bit 6 of the block's last byte, cleared */
+            if (type == 29)
+                for (size_t i = 0; i < rb * R / 56; i++) w[56 * i + 55] &= 0xbf;
         }
         int dq_ok = 1, vd_ok = 1;
         for (int r = 0; r < R && dq_ok && vd_ok; r++) {

@@ -41,6 +41,8 @@ static const char *ftype_label(int64_t ft)
     case 23: return "IQ3_XXS - 3.0625 bpw";
     case 26: return "IQ3_S - 3.4375 bpw";
     case 27: return "IQ3_S mix - 3.66 bpw";
+    case 24: return "IQ1_S - 1.5625 bpw";
+    case 31: return "IQ1_M - 1.75 bpw";
     default: return "?";
     }
 }

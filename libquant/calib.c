@@ -13,6 +13,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 
 void slm_imatrix_accumulate(double *sum2, const float *x, int64_t n_tokens, int64_t n_in)
 {
@@ -103,6 +104,7 @@ int slm_qgrid_supported(uint32_t type)
     case SLM_T_Q2_K: case SLM_T_Q3_K: case SLM_T_Q4_K: case SLM_T_Q5_K: case SLM_T_Q6_K:
     case SLM_T_IQ4_NL: case SLM_T_IQ4_XS: case SLM_T_TQ1_0: case SLM_T_TQ2_0: /* iquants.c */
     case SLM_T_IQ3_XXS: case SLM_T_IQ3_S:                                   /* iq3.c */
+    case SLM_T_IQ1_S: case SLM_T_IQ1_M: /* iq1.c */
         return 1;
     default:
         return 0;
@@ -177,6 +179,7 @@ int slm_qgrid_decode(uint32_t type, const void *blk, float *a, float *b, int *ze
     }
     default:
         if (slm_iq3_is_vector(type)) return slm_iq3_grid_decode(type, blk, a, b, zero, qmax);
+        if (slm_iq1_is(type)) return slm_iq1_grid_decode(type, blk, a, b, zero, qmax);
         return slm_iq_grid_decode(type, blk, a, b, zero, qmax);
     }
 }
@@ -268,6 +271,7 @@ int slm_qgrid_pack(uint32_t type, void *blk, const uint8_t *L)
     }
     default:
         if (slm_iq3_is_vector(type)) return slm_iq3_grid_pack(type, blk, L);
+        if (slm_iq1_is(type)) return slm_iq1_grid_pack(type, blk, L);
         return slm_iq_grid_pack(type, blk, L);
     }
 }

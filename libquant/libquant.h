@@ -196,7 +196,8 @@ enum slm_ftype {
     SLM_FTYPE_Q5_K_M = 17, SLM_FTYPE_Q6_K = 18, SLM_FTYPE_BF16 = 32,
     SLM_FTYPE_IQ4_NL = 25, SLM_FTYPE_IQ4_XS = 30, SLM_FTYPE_TQ1_0 = 36, SLM_FTYPE_TQ2_0 = 37,
     SLM_FTYPE_IQ3_XS = 22, SLM_FTYPE_IQ3_XXS = 23, SLM_FTYPE_IQ3_S = 26, SLM_FTYPE_IQ3_M = 27,
-    SLM_FTYPE_IQ2_XXS = 19, SLM_FTYPE_IQ2_XS = 20, SLM_FTYPE_IQ2_S = 28, SLM_FTYPE_IQ2_M = 29
+    SLM_FTYPE_IQ2_XXS = 19, SLM_FTYPE_IQ2_XS = 20, SLM_FTYPE_IQ2_S = 28, SLM_FTYPE_IQ2_M = 29,
+    SLM_FTYPE_IQ1_S = 24, SLM_FTYPE_IQ1_M = 31
 };
 /* 1 for the types llama-quantize will not write without importance data (IQ3_XXS). */
 int slm_type_needs_imatrix(uint32_t type);
@@ -246,6 +247,9 @@ uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int
                                 int *attn_v_seen, int *flags, int *rule);
 /* Check a --tensor-type pattern compiles; 0, or -1 with a one-line reason in msg. */
 int slm_recipe_check_pattern(const char *pattern, char *msg, size_t msg_len);
+/* 1 when llama-quantize refuses to quantize tensor `name` to `type` without an importance
+ * matrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS; never token_embd / output). */
+int slm_recipe_requires_imatrix(const char *name, uint32_t type);
 
 /* ---- calibration (calib.c, calib_gptq.c) ------------------------------------------
  * Importance matrix (llama.cpp's imatrix: per input column, the mean of x^2 over the
@@ -267,7 +271,7 @@ int slm_qgrid_decode(uint32_t type, const void *block, float *a, float *b, int *
 int slm_qgrid_pack(uint32_t type, void *block, const uint8_t *L);
 
 typedef struct slm_gptq_params {
-    float damp;      /* lambda = damp * mean(diag H) added to the diagonal (default 0.01) */
+    float damp;      /* lambda = damp * mean(diag H) added to the diagonal (0: 0.01, IQ1_S / IQ1_M 0.1) */
     int block;       /* lazy-update block in columns (default 128; rounded up to the type's block) */
     int act_order;   /* quantization blocks in decreasing diag(H), columns inside too */
 } slm_gptq_params;

@@ -6,6 +6,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 #include "qrows.h"
 #include "rt_simd.h"
 
@@ -27,6 +28,7 @@ void slm_kset_avx2(slm_kset *k)
     slm_iq_kernels_avx2(k->t); /* i-quants, ternary (iquants_avx2.c), after the rows loop */
     slm_iq3_kernels_avx2(k->t); /* IQ3_XXS, IQ3_S (iq3_avx2.c) */
     slm_iq2_kernels_avx2(k->t); /* IQ2_XXS, IQ2_XS, IQ2_S (iq2_avx2.c) */
+    slm_iq1_kernels_avx2(k->t); /* IQ1_S, IQ1_M (iq1_avx2.c) */
     k->fp32_to_fp16_row = slm_fp32_to_fp16_row_avx2;
     k->fp16_to_fp32_row = slm_fp16_to_fp32_row_avx2;
     k->fp32_to_bf16_row = slm_fp32_to_bf16_row_avx2;

@@ -12,7 +12,9 @@
  *    eighth of the layers and every third in between), attn_output for Q2_K/Q3_K_M/L;
  *  - when the row length is not a multiple of the chosen type's block, a smaller-block
  *    type: Q2_K/Q3_K/TQ1_0/TQ2_0 -> Q4_0, Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0,
- *    IQ4_XS -> IQ4_NL, and F16 if even 32 does not divide the row;
+ *    IQ4_XS / IQ1_S / IQ1_M -> IQ4_NL, and F16 if even 32 does not divide the row;
+ *  - IQ1_S / IQ1_M: output Q5_K, token_embd Q2_K, attn_v Q4_K when n_gqa >= 4 else Q2_K,
+ *    ffn_down of the first eighth of the layers Q2_K, attn_output IQ2_XXS (once built);
  *  - IQ4_NL / IQ4_XS: attn_v Q5_K when n_gqa >= 4, ffn_down of the first eighth of the
  *    layers Q5_K without an imatrix; TQ1_0 / TQ2_0: token_embd Q4_K; with an imatrix,
  *    Q4_0 / Q5_0 give the first eighth's ffn_down Q4_1 / Q5_1 (llama.cpp's guard);
@@ -38,6 +40,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 
 typedef struct { const char *name; int ftype; uint32_t base; } recipe_row;
 
@@ -58,6 +61,7 @@ static const recipe_row g_recipes[] = {
     /* IQ2 (iq2.c): IQ2_S's base type is IQ2_XS and IQ2_M's IQ2_S, as llama.cpp's */
     { "IQ2_XXS", SLM_FTYPE_IQ2_XXS, SLM_T_IQ2_XXS }, { "IQ2_XS", SLM_FTYPE_IQ2_XS, SLM_T_IQ2_XS },
     { "IQ2_S", SLM_FTYPE_IQ2_S, SLM_T_IQ2_XS },      { "IQ2_M", SLM_FTYPE_IQ2_M, SLM_T_IQ2_S },
+    { "IQ1_S", SLM_FTYPE_IQ1_S, SLM_T_IQ1_S },   { "IQ1_M", SLM_FTYPE_IQ1_M, SLM_T_IQ1_M },
 };
 #define N_RECIPES (int)(sizeof g_recipes / sizeof g_recipes[0])
 
@@ -170,7 +174,7 @@ int slm_type_requires_imatrix(const char *name, uint32_t type, int ftype)
         return 0;
     switch (type) {
     case SLM_TYPE_IQ3_XXS: case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S:
-    case 19: case 29: /* IQ1_S, IQ1_M */
+    case SLM_T_IQ1_S: case SLM_T_IQ1_M:
         return 1;
     default:
         return 0;
@@ -201,15 +205,25 @@ static uint32_t mix(const slm_recipe_model *m, enum cat c, int64_t nx, int layer
     const int nl = m->n_layers > 0 ? m->n_layers : 1;
     const int il = layer < 0 ? 0 : layer;
     int iv = attn_v_seen ? *attn_v_seen : 0;
+    const int iq1 = ftype == SLM_FTYPE_IQ1_S || ftype == SLM_FTYPE_IQ1_M;
     if (c == C_OUTPUT || (!m->has_output && c == C_TOKEN_EMBD)) {
         if (falcon || nx % blck(t) != 0) return SLM_T_Q8_0;
-        if (ftype == SLM_FTYPE_IQ3_XXS || slm_recipe_is_iq2(ftype)) return SLM_T_Q5_K;
+        if (ftype == SLM_FTYPE_IQ3_XXS || slm_recipe_is_iq2(ftype) || iq1) return SLM_T_Q5_K;
         return t != SLM_T_Q8_0 ? SLM_T_Q6_K : t;
     }
     if (slm_recipe_is_iq2(ftype)) return mix_iq2(m, c, il, nl, ftype, t, attn_v_seen);
     if (c == C_TOKEN_EMBD) {
         if (ftype == SLM_FTYPE_IQ3_XXS) return SLM_T_IQ3_S;
-        return ftype == SLM_FTYPE_TQ1_0 || ftype == SLM_FTYPE_TQ2_0 ? SLM_T_Q4_K : t;
+        return ftype == SLM_FTYPE_TQ1_0 || ftype == SLM_FTYPE_TQ2_0 ? SLM_T_Q4_K : iq1 ? SLM_T_Q2_K : t;
+    }
+    if (iq1) { /* llama.cpp's branch for the lowest-bit i-quants */
+        if (c == C_ATTN_V || c == C_ATTN_QKV || c == C_ATTN_KV_B) {
+            if (attn_v_seen) ++*attn_v_seen;
+            return m->n_gqa >= 4 ? SLM_T_Q4_K : SLM_T_Q2_K;
+        }
+        if (c == C_FFN_DOWN) return il < nl / 8 ? SLM_T_Q2_K : t;
+        if (c == C_ATTN_OUT) return SLM_T_IQ2_XXS;
+        return t;
     }
     const int iq3 = ftype == SLM_FTYPE_IQ3_XXS || ftype == SLM_FTYPE_IQ3_XS || ftype == SLM_FTYPE_IQ3_S || ftype == SLM_FTYPE_IQ3_M;
     const int iq4 = ftype == SLM_FTYPE_IQ4_NL || ftype == SLM_FTYPE_IQ4_XS;
@@ -277,7 +291,7 @@ static uint32_t fallback(uint32_t t, int64_t nx, int *flags)
     case SLM_T_Q4_K: r = SLM_T_Q5_0; break;
     case SLM_T_Q5_K: r = SLM_T_Q5_1; break;
     case SLM_T_Q6_K: r = SLM_T_Q8_0; break;
-    case SLM_T_IQ4_XS: case SLM_T_IQ3_XXS: case SLM_T_IQ3_S:
+    case SLM_T_IQ4_XS: case SLM_T_IQ3_XXS: case SLM_T_IQ3_S: case SLM_T_IQ1_S: case SLM_T_IQ1_M:
     case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S: r = SLM_T_IQ4_NL; break;
     case SLM_T_TQ1_0: case SLM_T_TQ2_0: r = SLM_T_Q4_0; break;
     default: break;
@@ -353,4 +367,16 @@ uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int
     }
     if (flags) *flags = fl;
     return t;
+}
+
+int slm_recipe_requires_imatrix(const char *name, uint32_t type)
+{
+    if (!name || !strcmp(name, "token_embd.weight") || !strcmp(name, "output.weight")) return 0;
+    switch (type) {
+    case SLM_T_IQ1_S: case SLM_T_IQ1_M: case SLM_T_IQ3_XXS:
+    case 16: case 17: case 22: /* IQ2_XXS, IQ2_XS, IQ2_S */
+        return 1;
+    default:
+        return 0;
+    }
 }

@@ -9,6 +9,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq1.h"
 
 #define ROW(T, nm, blk, btype, isq, t, vdt)                                                  \
     [SLM_T_##T] = { SLM_T_##T, nm, blk, sizeof(btype), isq, slm_quantize_##t, dq_##t, SLM_T_##vdt, vd_##t }
@@ -44,6 +45,7 @@ static void fill_scalar(slm_kset *k)
     SC(IQ4_NL, iq4_nl) SC(IQ4_XS, iq4_xs) SC(TQ1_0, tq1_0) SC(TQ2_0, tq2_0)
     SC(IQ3_XXS, iq3_xxs) SC(IQ3_S, iq3_s)
     SC(IQ2_XXS, iq2_xxs) SC(IQ2_XS, iq2_xs) SC(IQ2_S, iq2_s)
+    SC(IQ1_S, iq1_s) SC(IQ1_M, iq1_m)
 #undef SC
     k->t[SLM_T_Q8_0].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_0;
     k->t[SLM_T_Q8_1].quantize_act = (slm_quant_fn)(void (*)(void))slm_quantize_act_q8_1;
@@ -125,6 +127,7 @@ DISPATCH(Q3_K, q3_K) DISPATCH(Q4_K, q4_K) DISPATCH(Q5_K, q5_K) DISPATCH(Q6_K, q6
 DISPATCH(IQ4_NL, iq4_nl) DISPATCH(IQ4_XS, iq4_xs) DISPATCH(TQ1_0, tq1_0) DISPATCH(TQ2_0, tq2_0)
 DISPATCH(IQ3_XXS, iq3_xxs) DISPATCH(IQ3_S, iq3_s)
 DISPATCH(IQ2_XXS, iq2_xxs) DISPATCH(IQ2_XS, iq2_xs) DISPATCH(IQ2_S, iq2_s)
+DISPATCH(IQ1_S, iq1_s) DISPATCH(IQ1_M, iq1_m)
 
 static const slm_qtraits g_traits[SLM_T_COUNT] = {
     ROW(F32, "f32", 1, float, 0, f32, F32),
@@ -153,6 +156,8 @@ static const slm_qtraits g_traits[SLM_T_COUNT] = {
     ROW(IQ2_XXS, "iq2_xxs", QK_K, block_iq2_xxs, 1, iq2_xxs, Q8_K),
     ROW(IQ2_XS, "iq2_xs", QK_K, block_iq2_xs, 1, iq2_xs, Q8_K),
     ROW(IQ2_S, "iq2_s", QK_K, block_iq2_s, 1, iq2_s, Q8_K),
+    ROW(IQ1_S, "iq1_s", QK_K, block_iq1_s, 1, iq1_s, Q8_K), /* iq1.c */
+    ROW(IQ1_M, "iq1_m", QK_K, block_iq1_m, 1, iq1_m, Q8_K),
 };
 
 const slm_qtraits *slm_qtraits_get(uint32_t type)

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The aarch64 build, proven under emulation (qemu-user; binfmt is not needed: qemu is
 # called explicitly). For each emulated CPU: the kernel self-check, the kernel set it
-# picks, greedy text and perplexity of stories-llama256 at F16, Q8_0, Q6_K, Q4_K_M, Q4_0
-# and Q2_K against the x86 build (models converted and quantized on x86); the SVE set's
+# picks, greedy text and perplexity of stories-llama256 at F16, Q8_0, Q6_K, Q4_K_M, Q4_0,
+# Q2_K, IQ4_XS and IQ4_NL against the x86 build (models converted and quantized on x86); the SVE set's
 # self-check at 128, 256 and 512 bits; then verify, run --bundle, install and run --store
 # of a signed bundle.
 # Ends with 'N passed, N failed'; exit 1 if anything failed. `make check-aarch64` runs it.
 #   SLM_X86, SLM_ARM   the two binaries (default build/slm, build-aarch64/slm)
 #   QEMU_CPUS          CPUs to emulate (default: cortex-a53 neoverse-n1 max,sve=off max)
+#   CHECK_TYPES        model types (default: F16 Q8_0 Q6_K Q4_K_M Q4_0 Q2_K IQ4_XS IQ4_NL; F16 first,
+#                      Q8_0 for the bundle steps)
 #   SVE_LENGTHS        SVE vector lengths for the extra self-checks (default: 128 256 512)
 #   CHECK_OUT          scratch folder (default build-aarch64/check)
 #   QEMU_LD_PREFIX     sysroot for qemu -L (default: none, see below)
@@ -19,7 +21,7 @@ MODELS=${SLM_MODELS:-../shared/models}
 CORPUS=${SLM_CORPUS:-../shared/corpus}
 OUT=${CHECK_OUT:-build-aarch64/check}
 read -r -a CPUS <<< "${QEMU_CPUS:-cortex-a53 neoverse-n1 max,sve=off max}"
-TYPES=(F16 Q8_0 Q6_K Q4_K_M Q4_0 Q2_K)
+read -r -a TYPES <<< "${CHECK_TYPES:-F16 Q8_0 Q6_K Q4_K_M Q4_0 Q2_K IQ4_XS IQ4_NL}"
 PROMPT="Once upon a time"
 NTOK=12
 export OPENBLAS_NUM_THREADS=1   # the runs use -t 1; OpenBLAS threads only slow emulation down

@@ -72,3 +72,22 @@ const char *oracle_llama_tool(const char *name)
     }
     return path;
 }
+
+const char *oracle_llama_source(const char *rel)
+{
+    static __thread char path[4096];
+    const char *src = getenv("SLM_LLAMA_SRC"), *bin = getenv("SLM_LLAMA_BIN");
+    if (src && *src) snprintf(path, sizeof path, "%s/%s", src, rel);
+    else if (bin && *bin) snprintf(path, sizeof path, "%s/../../%s", bin, rel);
+    else {
+        oracle_missing("neither SLM_LLAMA_SRC nor SLM_LLAMA_BIN is set (llama.cpp's source, make deps)");
+        return NULL;
+    }
+    if (!tu_exists(path)) {
+        char why[4200];
+        snprintf(why, sizeof why, "llama.cpp source file %s is missing (make deps)", path);
+        oracle_missing(why);
+        return NULL;
+    }
+    return path;
+}

@@ -17,5 +17,8 @@ const char *oracle_node_file(const char *rel);
 /* Path of llama.cpp's CLI tool <name> (llama-perplexity, llama-quantize, ...) in
  * $SLM_LLAMA_BIN, or NULL after oracle_missing. */
 const char *oracle_llama_tool(const char *name);
+/* Path of <rel> (e.g. "ggml/src/ggml-common.h") in llama.cpp's source tree of the same release
+ * ($SLM_LLAMA_SRC, else two levels above $SLM_LLAMA_BIN), or NULL after oracle_missing. */
+const char *oracle_llama_source(const char *rel);
 
 #endif

@@ -131,14 +131,16 @@ Test(iquants, simd_matches_scalar)
     unsigned char *qw = malloc(N * 2), *qa = malloc(N * 2);
     rng_state = 77;
     int checked = 0;
+    /* the IQ1 types (iq1.c; their own suite is tests/test_iq1.c) go through the same checks */
+    static const uint32_t SIMDT[] = { T_IQ4_NL, T_IQ4_XS, T_TQ1_0, T_TQ2_0, 19 /* IQ1_S */, 29 /* IQ1_M */ };
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < N; i++) {
             x[i] = rng_gauss() * (round == 1 && i % 9 == 0 ? 300.f : 1.f);
             a[i] = round == 2 ? (i % 32 == 5 ? 1e4f : rng_gauss() * 1e-3f) : rng_gauss();
             if (round == 3) x[i] = 0;
         }
-        for (size_t k = 0; k < NIQT; k++) {
-            const slm_qtraits *t = slm_qtraits_get(IQT[k]);
+        for (size_t k = 0; k < sizeof SIMDT / sizeof SIMDT[0]; k++) {
+            const slm_qtraits *t = slm_qtraits_get(SIMDT[k]);
             const size_t rb = slm_row_bytes(t->type, N);
             slm_quantize_rows(t->type, x, qw, 1, N, NULL);
             if (round == 4) {
@@ -146,6 +148,8 @@ Test(iquants, simd_matches_scalar)
                 uint16_t *h = (uint16_t *)qw; /* no Inf/NaN scales */
                 for (size_t i = 0; i < rb / 2; i++)
                     if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff;
+                if (t->type == 29) /* IQ1_M: the scale's exponent top bit is bit 6 of the block's last byte */
+                    for (size_t i = 0; i < rb / 56; i++) qw[56 * i + 55] &= 0xbf;
             }
             slm_qtraits ks, kk;
             const slm_qtraits *s = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
@@ -268,7 +272,8 @@ static long file_size(const char *p)
 /* Every tensor's type and the file size equal llama-quantize's: a Llama-shaped model with
  * GQA 4 (attn_v -> Q5_K for IQ4), 8 layers (ffn_down of layer 0 -> Q5_K without an
  * imatrix), ffn rows of 640 (IQ4_XS -> IQ4_NL, TQ -> Q4_0, Q5_K -> Q5_1 fallbacks); IQ4_XS
- * once more with an imatrix (the same file given to both tools). */
+ * once more with an imatrix (the same file given to both tools); IQ1_S and IQ1_M with it (attn_v
+ * Q4_K at GQA 4, layer 0 ffn_down Q2_K, output Q5_K, token_embd Q2_K, IQ1 -> IQ4_NL fallback). */
 Test(iquants, recipes_match_llama_quantize, .timeout = 240)
 {
     const char *lq = oracle_llama_tool("llama-quantize");
@@ -286,7 +291,7 @@ Test(iquants, recipes_match_llama_quantize, .timeout = 240)
                         "--chunks", "4", NULL};
     run_ok("imatrix", im, 1);
     static const struct { const char *type; int imatrix; } runs[] = {
-        {"IQ4_XS", 0}, {"IQ4_NL", 0}, {"TQ1_0", 0}, {"TQ2_0", 0}, {"IQ4_XS", 1},
+        {"IQ4_XS", 0}, {"IQ4_NL", 0}, {"TQ1_0", 0}, {"TQ2_0", 0}, {"IQ4_XS", 1}, {"IQ1_S", 1}, {"IQ1_M", 1},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");

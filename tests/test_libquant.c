@@ -352,7 +352,7 @@ Test(libquant, simd_matches_scalar)
     float *x = malloc(N * sizeof *x), *a = malloc(N * sizeof *a), *y0 = malloc(N * 4), *y1 = malloc(N * 4);
     unsigned char *qw = malloc(N * 4), *qa = malloc(N * 4), *qb = malloc(N * 4);
     static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30, 20, 23, 34, 35 /* i-quants, ternary */,
-                                    18, 21 /* IQ3_XXS, IQ3_S */, 16, 17, 22 /* IQ2_XXS IQ2_XS IQ2_S */ };
+                                    18, 21 /* IQ3_XXS, IQ3_S */, 16, 17, 22 /* IQ2_XXS IQ2_XS IQ2_S */, 19, 29 /* IQ1_S, IQ1_M */ };
     rng_state = 99;
     for (int round = 0; round < 6; round++) {
         for (int i = 0; i < N; i++) {
@@ -373,6 +373,8 @@ Test(libquant, simd_matches_scalar)
                 uint16_t *h = (uint16_t *)qw;
                 for (size_t i = 0; i < slm_row_bytes(t->type, N) / 2; i++)
                     if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff;
+                if (t->type == 29) /* IQ1_M: its scale's exponent top bit is bit 6 of the block's last byte */
+                    for (size_t i = 0; i < slm_row_bytes(t->type, N) / 56; i++) qw[56 * i + 55] &= 0xbf;
             }
             if (!t->is_quant) {
                 if (round >= 4) continue;

@@ -87,8 +87,9 @@ static const slm_opt quantize_opts[] = {
     OPT_CALLBACK(0, "tensor-type", quantize_args, rules, "PAT=T", opt_tensor_type,
                  "tensors whose name matches the regular expression PAT\n"
                  "get type T (f32 f16 bf16 q4_0 q4_1 q5_0 q5_1 q8_0 q2_K\n"
-                 "q3_K q4_K q5_K q6_K iq4_nl iq4_xs tq1_0 tq2_0 iq2_xxs\n"
-                 "iq2_xs iq2_s); first match wins; repeatable"),
+                 "q3_K q4_K q5_K q6_K iq4_nl iq4_xs tq1_0 tq2_0 iq3_xxs\n"
+                 "iq3_s iq2_xxs iq2_xs iq2_s iq1_s iq1_m); first match wins;\n"
+                 "repeatable"),
     OPT_CALLBACK(0, "output-tensor-type", quantize_args, out_type, "T", opt_type, "type of output.weight"),
     OPT_CALLBACK(0, "token-embedding-type", quantize_args, emb_type, "T", opt_type, "type of token_embd.weight"),
     OPT_FLAG(0, "allow-requantize", quantize_args, requant,
@@ -118,7 +119,8 @@ static const slm_opt quantize_opts[] = {
             "calibration chunk length in tokens (default 512, 128 with\n--self-calibrate; at most the model's context)"),
     OPT_INT(0, "chunks", quantize_args, chunks, "N", 1, 1 << 30, "use at most N calibration chunks (default: all)"),
     OPT_DOUBLE(0, "gptq-damp", quantize_args, damp, "X", 0, 10, SLM_OPT_LO_OPEN,
-               "damping: X * mean(diag H) added to H's diagonal (default 0.01)"),
+               "damping: X * mean(diag H) added to H's diagonal (default\n"
+               "0.01; 0.1 for IQ1_S / IQ1_M)"),
     OPT_INT(0, "gptq-block", quantize_args, block, "N", 1, 1 << 16, "lazy-update block in columns (default 128)"),
     OPT_FLAG(0, "act-order", quantize_args, act_order,
              "quantize blocks (and columns inside them) by decreasing\nactivation energy (diag H)"),
@@ -137,10 +139,11 @@ const slm_cmd_doc doc_quantize = {
         "ffn_down bumped by layer position, 1-D tensors and norms kept), so sizes compare.\n"
         "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
         "      Q5_0 Q5_1 IQ4_NL IQ4_XS IQ3_S IQ3_M IQ3_XS IQ3_XXS IQ2_XXS IQ2_XS IQ2_S IQ2_M\n"
-        "      TQ1_0 TQ2_0 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K = the _M recipes).\n"
-        "IQ3_XXS tensors need importance data (--imatrix or --gptq), as llama-quantize refuses\n"
-        "without an imatrix. IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M need --imatrix (as llama-quantize: every\n"
-        "tensor but token_embd and output in IQ2_XXS/XS/S does); IQ2_S and IQ2_M use IQ3_S.\n"
+        "      IQ1_S IQ1_M TQ1_0 TQ2_0 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K = the _M recipes).\n"
+        "IQ3_XXS, IQ1_S and IQ1_M tensors need importance data (--imatrix or --gptq), as\n"
+        "llama-quantize refuses them without an imatrix. IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M need --imatrix\n"
+        "(as llama-quantize: every tensor but token_embd and output in IQ2_XXS/XS/S does); IQ2_S and\n"
+        "IQ2_M use IQ3_S.\n"
         "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
         "Rows are quantized independently, so the output bytes are the same for any -t.\n"
         "The output is written to a temp file, synced and renamed: never a partial OUT.\n",
@@ -148,10 +151,12 @@ const slm_cmd_doc doc_quantize = {
     .notes =
         "A row length that is not a multiple of the chosen type's block falls back to a\n"
         "smaller-block type as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0,\n"
-        "q2_K/q3_K/tq1_0/tq2_0 -> q4_0, iq4_xs/iq2_* -> iq4_nl, F16 when even 32 does not fit),\n"
+        "q2_K/q3_K/tq1_0/tq2_0 -> q4_0, iq4_xs/iq3_*/iq2_*/iq1_* -> iq4_nl, F16 when even 32\n"
+        "does not fit),\n"
         "with a note on stderr.\n",
     .exit_codes =
-        "0 ok, 2 usage (bad option, unknown type name, bad pattern),\n"
+        "0 ok, 2 usage (bad option, unknown type name, bad pattern, IQ1_S / IQ1_M\n"
+        "without --imatrix or --gptq),\n"
         "3 bad input (corrupt file, quantized input without --allow-requantize,\n"
         "--pure with an incompatible row length, an IQ2 type without --imatrix),\n"
         "4 I/O error, 6 internal error",
@@ -162,7 +167,7 @@ const slm_cmd_doc doc_quantize = {
 
 int cmd_quantize(int argc, char **argv)
 {
-    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 0, .damp = 0.01,
+    quantize_args qa = {.threads = cli_default_threads(), .out_type = -1, .emb_type = -1, .n_ctx = 0, .damp = 0,
                        .block = 128, .self_seed = 1};
     int optind = slm_opt_parse(C, quantize_opts, argc, argv, &qa);
     if (optind < 0)

@@ -1,0 +1,14 @@
+/* libquant/iq1_avx2.c — AVX2 kernels of IQ1_S and IQ1_M (bodies in iq1_x86.inc; u8 x s8 dot
+ * by maddubs + madd). */
+#include <immintrin.h>
+#include <string.h>
+
+#include "qimpl.h"
+#include "iq1.h"
+
+#define K(name) iq1_avx2_##name
+#define DOT_U8S8(acc, u, s) \
+    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#include "iq1_x86.inc"
+
+void slm_iq1_kernels_avx2(slm_kernel_fns *tab) { iq1_avx2_iq1_fill(tab); }
