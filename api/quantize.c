@@ -181,13 +181,6 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
         p->type = slm_recipe_tensor_type(&m, t->name, (int)t->n_dims, t->ne, t->type, layer_of(t->name), ftype, &ro,
                                          &attn_v_seen, &p->flags, &p->rule);
         if (p->rule >= 0) hits[p->rule]++;
-        if (!imatrix_path && !dry && !(p->flags & SLM_RECIPE_KEEP) && slm_type_requires_imatrix(t->name, p->type, ftype)) {
-            rc = slm_err_set(err, SLM_EINPUT,
-                             "%s: tensor '%s': %s needs an importance matrix (--imatrix FILE, from `slm imatrix`), as "
-                             "llama-quantize requires",
-                             in, t->name, slm_type_name(p->type));
-            goto done;
-        }
         if (p->flags & SLM_RECIPE_FALLBACK) {
             if (pure) {
                 rc = slm_err_set(err, SLM_EINPUT,
@@ -218,13 +211,6 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
             if (t->ne[0] <= 0 || t->ne[0] > (1 << 28) || !slm_type_row_bytes(p->type, (uint64_t)t->ne[0])) {
                 rc = slm_err_set(err, SLM_EINPUT, "%s: tensor '%s': row length %" PRId64 " is not valid for %s", in,
                               t->name, t->ne[0], slm_type_name(p->type));
-                goto done;
-            }
-            if (!imatrix_path && !o->gptq && slm_recipe_requires_imatrix(t->name, p->type)) {
-                rc = slm_err_set(err, SLM_EUSAGE,
-                              "%s: tensor '%s': %s needs importance data: pass --imatrix FILE (slm imatrix) or --gptq "
-                              "(as llama-quantize, which refuses it without an imatrix)",
-                              in, t->name, slm_type_name(p->type));
                 goto done;
             }
             n_quant++;
@@ -269,8 +255,9 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
         if (!slm_imatrix_mean(e, plan[i].imp)) { free(plan[i].imp); plan[i].imp = NULL; continue; }
         n_imat_used++;
     }
-    /* llama-quantize's refusal: a very low-bit type (IQ3_XXS) needs importance data for
-     * every tensor it goes to, bar token_embd / output (no --imatrix, or no entry) */
+    /* llama-quantize's refusal: the very low-bit types (IQ3_XXS, IQ2_XXS/XS/S, IQ1_S/M) need
+     * importance data for every tensor they go to, bar token_embd / output (no --imatrix, or
+     * no entry); GPTQ's H counts where GPTQ can round to the type (not IQ2) */
     for (uint64_t i = 0; i < g->n_tensors; i++) {
         const gguf_tensor *t = &g->tensors[i];
         if (plan[i].type == t->type || !slm_type_needs_imatrix(plan[i].type)) continue;

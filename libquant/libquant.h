@@ -199,17 +199,14 @@ enum slm_ftype {
     SLM_FTYPE_IQ2_XXS = 19, SLM_FTYPE_IQ2_XS = 20, SLM_FTYPE_IQ2_S = 28, SLM_FTYPE_IQ2_M = 29,
     SLM_FTYPE_IQ1_S = 24, SLM_FTYPE_IQ1_M = 31
 };
-/* 1 for the types llama-quantize will not write without importance data (IQ3_XXS). */
+/* 1 for the types llama-quantize will not write without importance data (IQ3_XXS, IQ2_XXS,
+ * IQ2_XS, IQ2_S, IQ1_S, IQ1_M): every tensor but token_embd / output. */
 int slm_type_needs_imatrix(uint32_t type);
 /* Recipe by name (case-insensitive: "Q4_K_M", "q4_k", "f16", ...; llama-quantize's
  * names and aliases). Returns the ftype, or -1 if unknown. */
 int slm_recipe_by_name(const char *name);
 const char *slm_recipe_name(int ftype);             /* canonical name, NULL if unknown */
 uint32_t slm_recipe_default_type(int ftype);         /* base tensor type, UINT32_MAX if unknown */
-/* llama.cpp's tensor_requires_imatrix: 1 when quantizing tensor `name` to `type` in recipe
- * `ftype` needs an importance matrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS; not
- * token_embd / output). */
-int slm_type_requires_imatrix(const char *name, uint32_t type, int ftype);
 /* 1 for the IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M recipes */
 int slm_recipe_is_iq2(int ftype);
 /* All recipe names, NULL-terminated (for help and errors). */
@@ -247,9 +244,6 @@ uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int
                                 int *attn_v_seen, int *flags, int *rule);
 /* Check a --tensor-type pattern compiles; 0, or -1 with a one-line reason in msg. */
 int slm_recipe_check_pattern(const char *pattern, char *msg, size_t msg_len);
-/* 1 when llama-quantize refuses to quantize tensor `name` to `type` without an importance
- * matrix (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS; never token_embd / output). */
-int slm_recipe_requires_imatrix(const char *name, uint32_t type);
 
 /* ---- calibration (calib.c, calib_gptq.c) ------------------------------------------
  * Importance matrix (llama.cpp's imatrix: per input column, the mean of x^2 over the

@@ -109,7 +109,12 @@ const char *const *slm_recipe_names(void)
 
 int slm_type_needs_imatrix(uint32_t type)
 {
-    return type == SLM_T_IQ3_XXS;
+    switch (type) {
+    case SLM_T_IQ3_XXS: case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S: case SLM_T_IQ1_S: case SLM_T_IQ1_M:
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 static int ends_with(const char *s, const char *suf)
@@ -164,21 +169,6 @@ static int blck(uint32_t t)
 int slm_recipe_is_iq2(int ftype)
 {
     return ftype == SLM_FTYPE_IQ2_XXS || ftype == SLM_FTYPE_IQ2_XS || ftype == SLM_FTYPE_IQ2_S || ftype == SLM_FTYPE_IQ2_M;
-}
-
-int slm_type_requires_imatrix(const char *name, uint32_t type, int ftype)
-{
-    (void)ftype; /* (llama.cpp also requires one for Q2_K in Q2_K_S, a recipe slmkit does not offer) */
-    if (!name || !strcmp(name, "token_embd.weight") || !strcmp(name, "per_layer_token_embd.weight") ||
-        !strcmp(name, "output.weight"))
-        return 0;
-    switch (type) {
-    case SLM_TYPE_IQ3_XXS: case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S:
-    case SLM_T_IQ1_S: case SLM_T_IQ1_M:
-        return 1;
-    default:
-        return 0;
-    }
 }
 
 /* llama.cpp's mix of the 2-bit i-quant recipes (not output): IQ2_XXS / IQ2_XS lift
@@ -369,14 +359,3 @@ uint32_t slm_recipe_tensor_type(const slm_recipe_model *m, const char *name, int
     return t;
 }
 
-int slm_recipe_requires_imatrix(const char *name, uint32_t type)
-{
-    if (!name || !strcmp(name, "token_embd.weight") || !strcmp(name, "output.weight")) return 0;
-    switch (type) {
-    case SLM_T_IQ1_S: case SLM_T_IQ1_M: case SLM_T_IQ3_XXS:
-    case 16: case 17: case 22: /* IQ2_XXS, IQ2_XS, IQ2_S */
-        return 1;
-    default:
-        return 0;
-    }
-}

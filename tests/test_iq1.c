@@ -267,7 +267,7 @@ Test(iq1, files_agree_with_llamacpp, .timeout = 300)
         char *o = NULL, *e = NULL;
         const char *q[] = {"quantize", f32, refused, "IQ1_S", NULL};
         const int rc = tu_run_slm(&o, &e, q);
-        cr_assert_eq(rc, 2, "IQ1_S without --imatrix: exit %d (%s)", rc, e);
+        cr_assert_eq(rc, 3, "IQ1_S without --imatrix: exit %d (%s)", rc, e);
         cr_assert(e && strstr(e, "--imatrix"), "the error names --imatrix: %s", e);
         cr_assert_eq(file_size(refused), -1, "a refused quantize left %s", refused);
         free(o); free(e);
