@@ -42,13 +42,13 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq2_grids.h"
 
 extern const uint64_t slm_iq3xxs_grid_bits[64];
 extern const uint64_t slm_iq3s_grid_bits[64];
 
 uint32_t slm_iq3xxs_grid[256];
 uint32_t slm_iq3s_grid[512];
-uint8_t slm_iq3_ksigns[128];
 
 #define NBR 16 /* candidate grid points per cell */
 
@@ -104,7 +104,7 @@ static void iq3_init(void)
     static const int lx[8] = { 4, 12, 20, 28, 36, 44, 52, 62 }, ls[8] = { 1, 3, 5, 7, 9, 11, 13, 15 };
     build_lattice(&g_lat[0], slm_iq3xxs_grid_bits, lx, slm_iq3xxs_grid);
     build_lattice(&g_lat[1], slm_iq3s_grid_bits, ls, slm_iq3s_grid);
-    for (int i = 0; i < 128; i++) slm_iq3_ksigns[i] = (uint8_t)(i | (__builtin_popcount((unsigned)i) & 1) << 7);
+    slm_iq2_grids_init(); /* ggml's ksigns_iq2xs (slm_ksigns_iq2xs), shared with IQ2 */
 }
 
 void slm_iq3_init(void) { pthread_once(&g_once, iq3_init); }
@@ -373,7 +373,7 @@ static void levels_xxs(const block_iq3_xxs *b, int8_t *v, int *m)
         memcpy(&aux, b->qs + 64 + 4 * ib, 4);
         m[ib] = 2 * (int)(aux >> 28) + 1;
         for (int l = 0; l < 4; l++) {
-            const uint8_t sg = slm_iq3_ksigns[(aux >> 7 * l) & 127];
+            const uint8_t sg = slm_ksigns_iq2xs[(aux >> 7 * l) & 127];
             for (int h = 0; h < 2; h++) {
                 const uint32_t g = slm_iq3xxs_grid[b->qs[8 * ib + 2 * l + h]];
                 for (int k = 0; k < 4; k++) {

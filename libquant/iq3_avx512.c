@@ -5,6 +5,7 @@
 
 #include "qimpl.h"
 #include "iquants.h"
+#include "iq2_grids.h"
 
 #define K(name) iq3_avx512_##name
 #define DOT_U8S8(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))

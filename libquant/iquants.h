@@ -66,10 +66,9 @@ typedef struct {
 } block_iq3_s;
 static_assert(sizeof(block_iq3_s) == 2 + 13 * (QK_K / 32) + QK_K / 64, "block_iq3_s size");
 SLM_DECL_TYPE(iq3_xxs) SLM_DECL_TYPE(iq3_s)
-/* ggml's iq3xxs_grid, iq3s_grid and ksigns_iq2xs, filled by slm_iq3_init (idempotent) */
+/* ggml's iq3xxs_grid and iq3s_grid (and ksigns_iq2xs, iq2_grids.h), filled by slm_iq3_init (idempotent) */
 extern uint32_t slm_iq3xxs_grid[256];
 extern uint32_t slm_iq3s_grid[512];
-extern uint8_t slm_iq3_ksigns[128];
 void slm_iq3_init(void);
 void slm_iq3_kernels_avx2(slm_kernel_fns *tab);
 /* GPTQ on the 4-d grids (iq3.c): level L = level index + 8 for a negative sign */
