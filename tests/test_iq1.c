@@ -3,7 +3,7 @@
  * the imatrix requirement of `slm quantize`, and files exchanged with llama.cpp (perplexity
  * within 1 % both ways, sizes equal to llama-quantize's). SIMD kernels against scalar:
  * iquants::simd_matches_scalar and libquant::simd_matches_scalar; recipes:
- * iquants::recipes_match_llama_quantize. */
+ * iquants::recipes_match_llama_quantize (every i-quant recipe). */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 

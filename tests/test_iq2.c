@@ -333,63 +333,6 @@ Test(iq2, quantize_requires_imatrix, .timeout = 60)
     free(dir); free(src); free(out);
 }
 
-/* Every tensor's type and the file size equal llama-quantize's (the same imatrix given to
- * both): a Llama-shaped model with GQA 4 (attn_v -> Q4_K), 8 layers (ffn_down of layer 0 ->
- * Q2_K), ffn rows of 640 (IQ2_* -> IQ4_NL fallback, Q2_K -> Q4_0). */
-Test(iq2, recipes_match_llama_quantize, .timeout = 240)
-{
-    const char *lq = oracle_llama_tool("llama-quantize");
-    if (!lq) return;
-    char lqp[4096];
-    snprintf(lqp, sizeof lqp, "%s", lq);
-    char *dir = tu_tmpdir("iq2rec");
-    char *hf = tu_path(dir, "hf"), *src = tu_path(dir, "src.gguf"), *imat = tu_path(dir, "imatrix.gguf");
-    const char *synth[] = {"bench", "synth", "--shape", "tinyllama-1.1b", "-o", hf, "--layers", "8", "--hidden", "256",
-                           "--ff", "640", "--heads", "8", "--kv-heads", "2", "--vocab", "1024", "--dtype", "f16", NULL};
-    run_ok("synth", synth, 1);
-    const char *conv[] = {"convert", hf, "-o", src, "--outtype", "f16", NULL};
-    run_ok("convert", conv, 1);
-    const char *im[] = {"imatrix", "-m", src, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "64",
-                        "--chunks", "4", NULL};
-    run_ok("imatrix", im, 1);
-    /* each recipe and its base type (IQ2_S's is IQ2_XS and IQ2_M's IQ2_S, as llama.cpp's; both
-     * lift tensors to IQ3_S) */
-    static const char *const runs[] = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M"};
-    static const char *const base[] = {"iq2_xxs", "iq2_xs", "iq2_xs", "iq2_s"};
-    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
-        char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
-        const char *q[] = {"quantize", src, ours, runs[r], "-t", "2", "--imatrix", imat, NULL};
-        run_ok("slm quantize", q, 1);
-        const char *lqi[] = {lqp, "--imatrix", imat, src, theirs, runs[r], "2", NULL};
-        run_ok("llama-quantize", lqi, 0);
-        gguf_file *a, *b;
-        slm_err err = {0};
-        cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
-        cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
-        cr_assert_eq(a->n_tensors, b->n_tensors);
-        int n_base = 0, n_other = 0;
-        const slm_qtraits *t = slm_qtraits_by_name(base[r]);
-        for (uint64_t i = 0; i < b->n_tensors; i++) {
-            int64_t k = gguf_find_tensor(a, b->tensors[i].name);
-            cr_assert_geq(k, 0, "%s missing", b->tensors[i].name);
-            cr_assert_eq(a->tensors[k].type, b->tensors[i].type, "%s: %s is %s, llama-quantize %s", runs[r],
-                         b->tensors[i].name, slm_type_name(a->tensors[k].type), slm_type_name(b->tensors[i].type));
-            if (b->tensors[i].type == t->type) n_base++;
-            else if (b->tensors[i].type != SLM_TYPE_F32) n_other++;
-        }
-        cr_assert_gt(n_base, 0, "%s: no tensor of the type", runs[r]);
-        cr_assert_gt(n_other, 0, "%s: no bumped or fallback tensor", runs[r]);
-        gguf_close(a);
-        gguf_close(b);
-        cr_assert_eq(file_size(ours), file_size(theirs), "%s: %ld bytes, llama-quantize %ld", runs[r], file_size(ours),
-                     file_size(theirs));
-        free(ours);
-        free(theirs);
-    }
-    tu_rmtree(dir);
-    free(dir); free(hf); free(src); free(imat);
-}
-
 static double slm_ppl(const char *model)
 {
     char *o = NULL, *e = NULL;

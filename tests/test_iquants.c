@@ -269,12 +269,15 @@ static long file_size(const char *p)
     return stat(p, &st) ? -1 : (long)st.st_size;
 }
 
-/* Every tensor's type and the file size equal llama-quantize's: a Llama-shaped model with
- * GQA 4 (attn_v -> Q5_K for IQ4), 8 layers (ffn_down of layer 0 -> Q5_K without an
- * imatrix), ffn rows of 640 (IQ4_XS -> IQ4_NL, TQ -> Q4_0, Q5_K -> Q5_1 fallbacks); IQ4_XS
- * once more with an imatrix (the same file given to both tools); IQ1_S and IQ1_M with it (attn_v
- * Q4_K at GQA 4, layer 0 ffn_down Q2_K, output Q5_K, token_embd Q2_K, IQ1 -> IQ4_NL fallback). */
-Test(iquants, recipes_match_llama_quantize, .timeout = 240)
+/* Every recipe of the i-quants and ternary types: every tensor's type and the file size equal
+ * llama-quantize's, on a Llama-shaped model with GQA 4 (attn_v -> Q5_K for IQ4, Q4_K for the
+ * lower types), 8 layers (first-eighth ffn_down bumps, IQ3_XS's middle ffn_gate/up IQ3_XXS) and
+ * ffn rows of 640 (fallbacks: IQ4_XS / IQ3 / IQ2 / IQ1 -> IQ4_NL, TQ -> Q4_0, Q5_K -> Q5_1);
+ * with the same imatrix given to both where the type needs one (or to see its effect: IQ4_XS
+ * twice). `base`: the recipe's base tensor type (IQ2_S's is IQ2_XS, IQ2_M's IQ2_S, IQ3_XS's
+ * and IQ3_M's IQ3_S). Then the refusals: without an imatrix both tools refuse the recipes
+ * whose tensors need one (slm: exit 3, nothing written). */
+Test(iquants, recipes_match_llama_quantize, .timeout = 600)
 {
     const char *lq = oracle_llama_tool("llama-quantize");
     if (!lq) return;
@@ -290,8 +293,11 @@ Test(iquants, recipes_match_llama_quantize, .timeout = 240)
     const char *im[] = {"imatrix", "-m", src, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "64",
                         "--chunks", "4", NULL};
     run_ok("imatrix", im, 1);
-    static const struct { const char *type; int imatrix; } runs[] = {
-        {"IQ4_XS", 0}, {"IQ4_NL", 0}, {"TQ1_0", 0}, {"TQ2_0", 0}, {"IQ4_XS", 1}, {"IQ1_S", 1}, {"IQ1_M", 1},
+    static const struct { const char *type, *base; int imatrix; } runs[] = {
+        {"IQ4_XS", "iq4_xs", 0},  {"IQ4_NL", "iq4_nl", 0},  {"TQ1_0", "tq1_0", 0},   {"TQ2_0", "tq2_0", 0},
+        {"IQ4_XS", "iq4_xs", 1},  {"IQ3_S", "iq3_s", 0},    {"IQ3_M", "iq3_s", 0},   {"IQ3_XS", "iq3_s", 1},
+        {"IQ3_XXS", "iq3_xxs", 1}, {"IQ2_XXS", "iq2_xxs", 1}, {"IQ2_XS", "iq2_xs", 1}, {"IQ2_S", "iq2_xs", 1},
+        {"IQ2_M", "iq2_s", 1},    {"IQ1_S", "iq1_s", 1},    {"IQ1_M", "iq1_m", 1},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
@@ -312,7 +318,7 @@ Test(iquants, recipes_match_llama_quantize, .timeout = 240)
             cr_assert_eq(a->tensors[k].type, b->tensors[i].type, "%s%s: %s is %s, llama-quantize %s", runs[r].type,
                          runs[r].imatrix ? " +imatrix" : "", b->tensors[i].name, slm_type_name(a->tensors[k].type),
                          slm_type_name(b->tensors[i].type));
-            const slm_qtraits *t = slm_qtraits_by_name(runs[r].type);
+            const slm_qtraits *t = slm_qtraits_by_name(runs[r].base);
             if (b->tensors[i].type == t->type) n_base++;
             else if (b->tensors[i].type != SLM_TYPE_F32) n_other++;
         }
@@ -324,6 +330,22 @@ Test(iquants, recipes_match_llama_quantize, .timeout = 240)
                      runs[r].imatrix ? " +imatrix" : "", file_size(ours), file_size(theirs));
         free(ours);
         free(theirs);
+    }
+    static const char *const need_imatrix[] = {"IQ3_XS", "IQ2_XXS", "IQ1_S"};
+    for (size_t r = 0; r < sizeof need_imatrix / sizeof need_imatrix[0]; r++) {
+        char *ours = tu_path(dir, "no.gguf"), *theirs = tu_path(dir, "no-l.gguf");
+        char *o = NULL, *e = NULL;
+        const char *q[] = {"quantize", src, ours, need_imatrix[r], "-t", "2", NULL};
+        const int rc = tu_run_slm(&o, &e, q);
+        cr_assert_eq(rc, 3, "slm quantize %s without an imatrix: exit %d (%s)", need_imatrix[r], rc, e);
+        cr_assert(strstr(e, "importance matrix"), "%s", e);
+        cr_assert(!tu_exists(ours), "a refused quantize left %s", ours);
+        free(o); free(e);
+        o = e = NULL;
+        const char *lqa[] = {lqp, src, theirs, need_imatrix[r], "2", NULL};
+        cr_assert_neq(tu_run(&o, &e, lqa), 0, "llama-quantize wrote %s without an imatrix", need_imatrix[r]);
+        free(o); free(e);
+        free(ours); free(theirs);
     }
     tu_rmtree(dir);
     free(dir); free(hf); free(src); free(imat);
