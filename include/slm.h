@@ -189,6 +189,11 @@ typedef struct slm_quantize_options {
     const char *imatrix;      /* importance matrix file (slm imatrix / llama-imatrix), or NULL */
     int pure;                 /* every quantizable tensor gets the recipe's base type */
     int allow_requantize;     /* accept an already quantized input */
+    /* GPTQ (as `slm quantize --gptq -f CALIB -c N --chunks N`): the layer-by-layer error
+     * compensation on the activations of calibration text; NULL: none */
+    const char *gptq_calib;   /* calibration text file */
+    int gptq_ctx;             /* tokens per chunk (0: 512) */
+    int gptq_chunks;          /* chunks used at most (0: all of the text) */
 } slm_quantize_options;
 /* Quantize a GGUF with a llama.cpp recipe ("Q4_K_M", "Q8_0", "Q6_K", ...), as `slm quantize IN OUT
  * TYPE`: written to a temp file, synced, renamed. o may be NULL (defaults). */

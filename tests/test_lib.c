@@ -396,6 +396,26 @@ Test(lib, pipelines_convert_quantize_verify_install)
     cr_expect(na == nb && !memcmp(a, b, na), "slm_quantize and slm quantize wrote different files");
     free(a);
     free(b);
+    /* GPTQ through the API: the same bytes as `slm quantize --gptq` */
+    char *g = tu_path(d, "g.gguf"), *g_cli = tu_path(d, "g-cli.gguf");
+    slm_quantize_options go = {.n_threads = 2, .gptq_calib = tu_corpus("tinystories-calib.txt"), .gptq_ctx = 64,
+                               .gptq_chunks = 4};
+    cr_assert_eq(slm_quantize(f32, g, "Q4_K_M", &go), SLM_OK, "%s", slm_last_error());
+    TU_SLM_OK("quantize", f32, g_cli, "Q4_K_M", "-t", "2", "--gptq", "-f", tu_corpus("tinystories-calib.txt"), "-c",
+              "64", "--chunks", "4");
+    a = tu_read_file(g, &na);
+    b = tu_read_file(g_cli, &nb);
+    cr_assert(a && b);
+    cr_expect(na == nb && !memcmp(a, b, na), "slm_quantize with gptq_calib and slm quantize --gptq differ");
+    free(a);
+    free(b);
+    a = tu_read_file(q_cli, &na);
+    b = tu_read_file(g, &nb);
+    cr_expect(na != nb || memcmp(a, b, na), "GPTQ wrote the same bytes as plain rounding");
+    free(a);
+    free(b);
+    free(g);
+    free(g_cli);
     cr_expect_eq(slm_quantize(q, f32, "Q8_0", NULL), SLM_EINPUT, "requantizing is refused");
     cr_expect(strstr(slm_last_error(), "already quantized") != NULL, "%s", slm_last_error());
 
