@@ -857,8 +857,11 @@ Test(serve, cache_type_q8_0_answers)
 static int metric_value(int port, const char *series)
 {
     resp r = http(port, "GET", "/metrics", "", NULL, 0);
-    const char *p = strstr(r.body, series);
-    int v = p ? atoi(p + strlen(series)) : -1;
+    /* the sample line, never the "# HELP name ..." line above it (which atoi reads as 0) */
+    char key[512];
+    snprintf(key, sizeof key, "%s%s", series[0] == '\n' ? "" : "\n", series);
+    const char *p = strstr(r.body, key);
+    int v = p ? atoi(p + strlen(key)) : -1;
     resp_free(&r);
     return v;
 }
