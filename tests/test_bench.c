@@ -613,7 +613,7 @@ static void call_bench_library(void *arg)
     c->rc_table = bench_kernels_table(&c->spec, &ko, emit_collect, &c->table, &err);
     c->rc_check = bench_kernels_selfcheck(&c->spec, 0, emit_collect, &c->check, &c->n_fail, &err);
     const char *models[] = {g_gguf}, *missing[] = {"/nonexistent.gguf"};
-    bench_e2e_test tests[] = {{0, 2}};
+    bench_e2e_test tests[] = {{.n_gen = 2}};
     int threads[] = {1};
     bench_models_opts mo = {.models = models, .n_models = 1, .tests = tests, .n_tests = 1, .threads = threads,
                             .n_threads = 1, .reps = 1, .fmt = "md", .build = "test-build", .emit = emit_collect,

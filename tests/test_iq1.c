@@ -376,23 +376,10 @@ Test(iq1, gptq_lowers_output_error, .timeout = 60)
 {
     enum { T = 384, n = 512, rows = 16, R = 8 };
     float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
-    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n), *mix = malloc(sizeof(float) * R * n);
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n);
     unsigned char *buf = malloc((size_t)rows * n);
     rng = 5;
-    for (int i = 0; i < R * n; i++) mix[i] = gauss();
-    for (int t = 0; t < T; t++) {
-        float z[R];
-        for (int r = 0; r < R; r++) z[r] = gauss();
-        for (int c = 0; c < n; c++) {
-            float v = 0.3f * gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
-            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
-            X[(size_t)t * n + c] = v;
-        }
-    }
-    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * gauss();
-    slm_gptq_accumulate(H, X, T, n, 2);
-    slm_gptq_symmetrize(H, n);
-    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    tu_gptq_problem(T, n, rows, R, gauss, X, W, H, imp);
     for (int type = 0; type < 2; type++) {
         const slm_qtraits *q = slm_qtraits_get(type ? SLM_T_IQ1_M : SLM_T_IQ1_S);
         const size_t rb = slm_row_bytes(q->type, n);
@@ -416,5 +403,5 @@ Test(iq1, gptq_lowers_output_error, .timeout = 60)
         cr_log_info("%s: output error GPTQ %.4g, quantizer %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
         cr_expect(e[1] < 0.9 * e[0], "%s: GPTQ output error %.4g vs quantizer %.4g", q->name, e[1], e[0]);
     }
-    free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf);
+    free(X); free(W); free(H); free(Wq); free(imp); free(buf);
 }

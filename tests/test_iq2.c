@@ -27,21 +27,6 @@ enum { T_IQ2_XXS = 16, T_IQ2_XS = 17, T_IQ2_S = 22, T_Q8_K = 15 };
 static const uint32_t IQ2T[] = { T_IQ2_XXS, T_IQ2_XS, T_IQ2_S };
 #define NT (sizeof IQ2T / sizeof IQ2T[0])
 
-static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(void) { return (rng_next() >> 11) * 0x1p-53; }
-static float rng_gauss(void)
-{
-    double u1 = rng_unif(), u2 = rng_unif();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
-}
 
 Test(iq2, traits_rows)
 {
@@ -200,12 +185,12 @@ Test(iq2, vec_dot_and_simd_match)
     enum { N = 256 * 8 };
     float *x = malloc(N * 4), *a = malloc(N * 4), *y0 = malloc(N * 4), *y1 = malloc(N * 4), *ad = malloc(N * 4);
     unsigned char *qw = malloc(N), *qa = malloc(N * 2);
-    rng_state = 99;
+    tu_rng_state = 99;
     int checked = 0;
     for (int round = 0; round < 4; round++) {
         for (int i = 0; i < N; i++) {
-            x[i] = rng_gauss() * (round == 1 && i % 9 == 0 ? 30.f : 1.f);
-            a[i] = rng_gauss();
+            x[i] = tu_rng_gauss() * (round == 1 && i % 9 == 0 ? 30.f : 1.f);
+            a[i] = tu_rng_gauss();
             if (round == 3) x[i] = 0;
         }
         quantize_q8K(a, qa, N);
@@ -213,7 +198,7 @@ Test(iq2, vec_dot_and_simd_match)
         for (size_t k = 0; k < NT; k++) {
             const slm_qtraits *t = slm_qtraits_get(IQ2T[k]);
             const size_t rb = slm_row_bytes(t->type, N);
-            if (round == 2) for (size_t i = 0; i < rb; i++) qw[i] = (unsigned char)rng_next();
+            if (round == 2) for (size_t i = 0; i < rb; i++) qw[i] = (unsigned char)tu_rng_next();
             else cr_assert_eq(slm_quantize_rows(t->type, x, qw, 1, N, NULL), rb);
             if (round == 2) /* random bytes: keep d finite */
                 for (int b = 0; b < N / 256; b++) qw[b * t->bytes + 1] &= 0x3b;
@@ -249,8 +234,8 @@ Test(iq2, quantizer_properties)
     enum { N = 256 * 16 };
     float *x = malloc(N * 4), *y = malloc(N * 4), *imp = malloc(N * 4), *one = malloc(N * 4);
     unsigned char *q = malloc(N);
-    rng_state = 7;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); imp[i] = i % 7 == 0 ? 50.f : 1.f; one[i] = 1; }
+    tu_rng_state = 7;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss(); imp[i] = i % 7 == 0 ? 50.f : 1.f; one[i] = 1; }
     const double bound[NT] = { 0.135, 0.10, 0.075 };
     for (size_t k = 0; k < NT; k++) {
         const slm_qtraits *t = slm_qtraits_get(IQ2T[k]);

@@ -24,21 +24,6 @@
 enum { T_IQ3_XXS = 18, T_IQ3_S = 21 };
 static const uint32_t IQ3T[] = { T_IQ3_XXS, T_IQ3_S };
 
-static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(void) { return (rng_next() >> 11) * 0x1p-53; }
-static float rng_gauss(void)
-{
-    double u1 = rng_unif(), u2 = rng_unif();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
-}
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 /* ---- ggml's tables, parsed from llama.cpp's ggml-common.h ---- */
@@ -198,17 +183,17 @@ Test(iq3, decode_and_kernels_match_ggml)
     enum { N = 256 * 8 };
     float *y0 = malloc(N * 4), *y1 = malloc(N * 4), *a = malloc(N * 4), *ad = malloc(N * 4), *x = malloc(N * 4);
     unsigned char *q = malloc(N), *qa = malloc(N * 2);
-    rng_state = 99;
+    tu_rng_state = 99;
     int checked = 0;
     for (int round = 0; round < 4; round++) {
-        for (int i = 0; i < N; i++) { a[i] = rng_gauss(); x[i] = rng_gauss() * (round == 1 && i % 7 == 0 ? 50.f : 1.f); }
+        for (int i = 0; i < N; i++) { a[i] = tu_rng_gauss(); x[i] = tu_rng_gauss() * (round == 1 && i % 7 == 0 ? 50.f : 1.f); }
         for (size_t k = 0; k < 2; k++) {
             const slm_qtraits *t = slm_qtraits_get(IQ3T[k]);
             const size_t rb = slm_row_bytes(t->type, N);
             if (round < 2) {
                 slm_quantize_rows(t->type, x, q, 1, N, NULL);
             } else {
-                for (size_t i = 0; i < rb; i++) q[i] = (unsigned char)rng_next();
+                for (size_t i = 0; i < rb; i++) q[i] = (unsigned char)tu_rng_next();
                 for (size_t bl = 0; bl < rb / t->bytes; bl++) { /* finite scales */
                     unsigned char *h = q + bl * t->bytes;
                     if ((h[1] & 0x7c) == 0x7c) h[1] &= 0xbf;
@@ -256,8 +241,8 @@ Test(iq3, quantizer_properties)
     enum { N = 256 * 16 };
     float *x = malloc(N * 4), *imp = malloc(N * 4), *y = malloc(N * 4);
     unsigned char *q = malloc(N);
-    rng_state = 11;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
+    tu_rng_state = 11;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
     for (size_t k = 0; k < 2; k++) {
         const slm_qtraits *t = slm_qtraits_get(IQ3T[k]);
         double e[2], rel = 0, sx = 0;
@@ -422,23 +407,10 @@ Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
 {
     enum { T = 512, n = 512, rows = 32, R = 8 };
     float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
-    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n), *mix = malloc(sizeof(float) * R * n);
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n);
     unsigned char *buf = malloc((size_t)rows * n), *rep = malloc((size_t)rows * n);
-    rng_state = 5;
-    for (int i = 0; i < R * n; i++) mix[i] = rng_gauss();
-    for (int t = 0; t < T; t++) {
-        float z[R];
-        for (int r = 0; r < R; r++) z[r] = rng_gauss();
-        for (int c = 0; c < n; c++) {
-            float v = 0.3f * rng_gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
-            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
-            X[(size_t)t * n + c] = v;
-        }
-    }
-    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * rng_gauss();
-    slm_gptq_accumulate(H, X, T, n, 2);
-    slm_gptq_symmetrize(H, n);
-    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    tu_rng_state = 5;
+    tu_gptq_problem(T, n, rows, R, tu_rng_gauss, X, W, H, imp);
     for (size_t k = 0; k < 2; k++) {
         const slm_qtraits *q = slm_qtraits_get(IQ3T[k]);
         cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
@@ -491,7 +463,7 @@ Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
         cr_log_info("%s: output error GPTQ %.4g, rounding %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
         cr_expect(e[1] < 0.8 * e[0], "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e[1], e[0]);
     }
-    free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf); free(rep);
+    free(X); free(W); free(H); free(Wq); free(imp); free(buf); free(rep);
 }
 
 /* The IQ3_XXS recipe (its attn_q / attn_k are IQ2_S, a type this branch cannot write yet):

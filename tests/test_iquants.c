@@ -28,21 +28,6 @@ static const uint32_t IQT[] = { T_IQ4_NL, T_IQ4_XS, T_TQ1_0, T_TQ2_0 };
 /* ggml's kvalues_iq4nl, written out independently of libquant's copy */
 static const int KV[16] = { -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113 };
 
-static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(void) { return (rng_next() >> 11) * 0x1p-53; }
-static float rng_gauss(void)
-{
-    double u1 = rng_unif(), u2 = rng_unif();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
-}
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 
 Test(iquants, traits_rows)
@@ -129,14 +114,14 @@ Test(iquants, simd_matches_scalar)
     enum { N = 256 * 8 };
     float *x = malloc(N * 4), *a = malloc(N * 4), *y0 = malloc(N * 4), *y1 = malloc(N * 4);
     unsigned char *qw = malloc(N * 2), *qa = malloc(N * 2);
-    rng_state = 77;
+    tu_rng_state = 77;
     int checked = 0;
     /* the IQ1 types (iq1.c; their own suite is tests/test_iq1.c) go through the same checks */
     static const uint32_t SIMDT[] = { T_IQ4_NL, T_IQ4_XS, T_TQ1_0, T_TQ2_0, 19 /* IQ1_S */, 29 /* IQ1_M */ };
     for (int round = 0; round < 5; round++) {
         for (int i = 0; i < N; i++) {
-            x[i] = rng_gauss() * (round == 1 && i % 9 == 0 ? 300.f : 1.f);
-            a[i] = round == 2 ? (i % 32 == 5 ? 1e4f : rng_gauss() * 1e-3f) : rng_gauss();
+            x[i] = tu_rng_gauss() * (round == 1 && i % 9 == 0 ? 300.f : 1.f);
+            a[i] = round == 2 ? (i % 32 == 5 ? 1e4f : tu_rng_gauss() * 1e-3f) : tu_rng_gauss();
             if (round == 3) x[i] = 0;
         }
         for (size_t k = 0; k < sizeof SIMDT / sizeof SIMDT[0]; k++) {
@@ -144,7 +129,7 @@ Test(iquants, simd_matches_scalar)
             const size_t rb = slm_row_bytes(t->type, N);
             slm_quantize_rows(t->type, x, qw, 1, N, NULL);
             if (round == 4) {
-                for (size_t i = 0; i < rb; i++) qw[i] = (unsigned char)rng_next();
+                for (size_t i = 0; i < rb; i++) qw[i] = (unsigned char)tu_rng_next();
                 uint16_t *h = (uint16_t *)qw; /* no Inf/NaN scales */
                 for (size_t i = 0; i < rb / 2; i++)
                     if ((h[i] & 0x7c00) == 0x7c00) h[i] &= 0xbfff;
@@ -190,8 +175,8 @@ Test(iquants, importance_lowers_weighted_error)
     enum { N = 256 * 16 };
     float *x = malloc(N * 4), *imp = malloc(N * 4), *y = malloc(N * 4);
     unsigned char *q = malloc(N * 2);
-    rng_state = 11;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
+    tu_rng_state = 11;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
     for (size_t k = 0; k < NIQT; k++) {
         const slm_qtraits *t = slm_qtraits_get(IQT[k]);
         double e[2];
@@ -242,8 +227,8 @@ Test(iquants, ternary_exact)
     enum { N = 256 * 4 };
     float x[N], y[N];
     unsigned char q[N];
-    rng_state = 3;
-    for (int i = 0; i < N; i++) x[i] = 0.0390625f * (float)((int)(rng_next() % 3) - 1) * (i >= 512 ? 4.f : 1.f);
+    tu_rng_state = 3;
+    for (int i = 0; i < N; i++) x[i] = 0.0390625f * (float)((int)(tu_rng_next() % 3) - 1) * (i >= 512 ? 4.f : 1.f);
     for (int k = 0; k < 2; k++) {
         const slm_qtraits *t = slm_qtraits_get(k ? T_TQ1_0 : T_TQ2_0);
         slm_quantize_rows(t->type, x, q, 1, N, NULL);
@@ -497,8 +482,8 @@ Test(iquants, qgrid_pack_reproduces_quantizer_blocks)
 {
     enum { N = 1024 };
     float x[N], imp[N], y0[N], y1[N], a[256], b[256];
-    rng_state = 21;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss() * (i % 97 == 0 ? 8.0f : 1.0f); imp[i] = (float)rng_unif() + 0.01f; }
+    tu_rng_state = 21;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss() * (i % 97 == 0 ? 8.0f : 1.0f); imp[i] = (float)tu_rng_unif() + 0.01f; }
     for (size_t k = 0; k < NIQT; k++) {
         const slm_qtraits *q = slm_qtraits_get(IQT[k]);
         cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
@@ -542,23 +527,10 @@ Test(iquants, gptq_lowers_output_error_vs_rounding, .timeout = 60)
 {
     enum { T = 512, n = 512, rows = 32, R = 8 };
     float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
-    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n), *mix = malloc(sizeof(float) * R * n);
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n);
     unsigned char *buf = malloc((size_t)rows * n);
-    rng_state = 5;
-    for (int i = 0; i < R * n; i++) mix[i] = rng_gauss();
-    for (int t = 0; t < T; t++) {
-        float z[R];
-        for (int r = 0; r < R; r++) z[r] = rng_gauss();
-        for (int c = 0; c < n; c++) {
-            float v = 0.3f * rng_gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
-            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
-            X[(size_t)t * n + c] = v;
-        }
-    }
-    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * rng_gauss();
-    slm_gptq_accumulate(H, X, T, n, 2);
-    slm_gptq_symmetrize(H, n);
-    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    tu_rng_state = 5;
+    tu_gptq_problem(T, n, rows, R, tu_rng_gauss, X, W, H, imp);
     for (size_t k = 0; k < NIQT; k++) {
         const slm_qtraits *q = slm_qtraits_get(IQT[k]);
         const size_t rb = slm_row_bytes(q->type, n);
@@ -582,5 +554,5 @@ Test(iquants, gptq_lowers_output_error_vs_rounding, .timeout = 60)
         cr_log_info("%s: output error GPTQ %.4g, rounding %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
         cr_expect(e[1] < 0.8 * e[0], "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e[1], e[0]);
     }
-    free(X); free(W); free(H); free(Wq); free(imp); free(mix); free(buf);
+    free(X); free(W); free(H); free(Wq); free(imp); free(buf);
 }

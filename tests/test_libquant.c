@@ -15,22 +15,6 @@
 static uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
-/* Deterministic generator (splitmix64) so failures reproduce. */
-static uint64_t rng_state;
-static uint64_t rng_next(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-static double rng_unif(void) { return (rng_next() >> 11) * 0x1p-53; }
-__attribute__((unused)) static float rng_gauss(void)
-{
-    double u1 = rng_unif(), u2 = rng_unif();
-    if (u1 < 1e-300) u1 = 1e-300;
-    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
-}
 
 /* ---- half precision ---- */
 
@@ -92,14 +76,14 @@ Test(libquant, fp16_bf16_random_floats_match_scalar)
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     uint16_t *h = malloc(N * 2), *b = malloc(N * 2);
     cr_assert(x && y && h && b);
-    rng_state = 42;
+    tu_rng_state = 42;
     for (int round = 0; round < 3; round++) {
         for (int i = 0; i < N; i++) {
-            uint32_t u = (uint32_t)rng_next();
+            uint32_t u = (uint32_t)tu_rng_next();
             if (round == 1) /* concentrate on the half range incl. subnormals and overflow */
-                u = (u & 0x807fffffu) | ((uint32_t)(100 + rng_next() % 45) << 23);
+                u = (u & 0x807fffffu) | ((uint32_t)(100 + tu_rng_next() % 45) << 23);
             if (round == 2) /* halfway cases */
-                u = (u & ~0x1fffu) | 0x1000u | (uint32_t)(rng_next() & 1) << 13;
+                u = (u & ~0x1fffu) | 0x1000u | (uint32_t)(tu_rng_next() & 1) << 13;
             x[i] = u2f(u);
         }
         for (int k = 1; k < SLM_KERNEL_COUNT; k++) {
@@ -299,8 +283,8 @@ Test(libquant, importance_lowers_weighted_error)
     enum { N = 256 * 16 };
     float *x = malloc(N * sizeof *x), *imp = malloc(N * sizeof *imp), *y = malloc(N * sizeof *y);
     void *q = malloc(slm_row_bytes(8, N) * 2);
-    rng_state = 11;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
+    tu_rng_state = 11;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss(); imp[i] = (i % 7 == 0) ? 50.f : 1.f; }
     for (size_t k = 0; k < NQTYPES; k++) {
         const slm_qtraits *t = slm_qtraits_get(QTYPES[k]);
         double e[2];
@@ -353,11 +337,11 @@ Test(libquant, simd_matches_scalar)
     unsigned char *qw = malloc(N * 4), *qa = malloc(N * 4), *qb = malloc(N * 4);
     static const uint32_t all[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14, 0, 1, 30, 20, 23, 34, 35 /* i-quants, ternary */,
                                     18, 21 /* IQ3_XXS, IQ3_S */, 16, 17, 22 /* IQ2_XXS IQ2_XS IQ2_S */, 19, 29 /* IQ1_S, IQ1_M */ };
-    rng_state = 99;
+    tu_rng_state = 99;
     for (int round = 0; round < 6; round++) {
         for (int i = 0; i < N; i++) {
-            x[i] = rng_gauss();
-            a[i] = rng_gauss();
+            x[i] = tu_rng_gauss();
+            a[i] = tu_rng_gauss();
             if (round == 1) x[i] = (i % 9 == 0) ? 300.f * x[i] : x[i];   /* outliers */
             if (round == 2) a[i] = (i % 32 == 5) ? 1e4f : a[i] * 1e-3f;   /* activation spikes */
             if (round == 3) x[i] = 0;                                     /* zero weights */
@@ -366,7 +350,7 @@ Test(libquant, simd_matches_scalar)
             const slm_qtraits *t = slm_qtraits_get(all[k]);
             slm_quantize_rows(t->type, x, qw, 1, N, NULL);
             if (round >= 4) /* random bytes as weights (scales kept sane) */
-                for (size_t i = 0; i < slm_row_bytes(t->type, N); i++) qw[i] = (unsigned char)rng_next();
+                for (size_t i = 0; i < slm_row_bytes(t->type, N); i++) qw[i] = (unsigned char)tu_rng_next();
             if (round >= 4 && t->is_quant) {
                 /* overwrite fp16 scale fields through a re-quantize of the first element-free pattern:
                    keep random bytes but clear NaN/Inf halfs so results are finite */
@@ -417,8 +401,8 @@ Test(libquant, vec_dot_close_to_float)
     enum { N = 256 * 4 };
     float x[N], a[N], y[N];
     unsigned char qw[N * 4], qa[N * 4];
-    rng_state = 5;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss(); a[i] = rng_gauss(); }
+    tu_rng_state = 5;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss(); a[i] = tu_rng_gauss(); }
     for (size_t k = 0; k < NQTYPES; k++) {
         const slm_qtraits *t = slm_qtraits_get(QTYPES[k]);
         slm_quantize_rows(t->type, x, qw, 1, N, NULL);
@@ -441,9 +425,9 @@ Test(libquant, rows_kernels_match_vec_dot)
     static const uint32_t types[] = { 2, 3, 6, 7, 8, 10, 11, 12, 13, 14 };
     float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *deq = malloc(sizeof(float) * N);
     unsigned char *qw = malloc((size_t)N * R * 2), *qa = malloc((size_t)N * 2);
-    rng_state = 1234;
-    for (int i = 0; i < N * R; i++) x[i] = rng_gauss() * (i % 7 == 0 ? 5.f : 1.f);
-    for (int i = 0; i < N; i++) a[i] = rng_gauss();
+    tu_rng_state = 1234;
+    for (int i = 0; i < N * R; i++) x[i] = tu_rng_gauss() * (i % 7 == 0 ? 5.f : 1.f);
+    for (int i = 0; i < N; i++) a[i] = tu_rng_gauss();
     int checked = 0;
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const slm_qtraits *t = slm_qtraits_get(types[k]);
@@ -490,10 +474,10 @@ Test(libquant, x8_layouts_match_scalar)
     float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *d0 = malloc(sizeof(float) * N * 8),
           *d1 = malloc(sizeof(float) * N * 8);
     unsigned char *qw = malloc((size_t)N * R * 2), *pk = malloc((size_t)N * R * 2), *qa = malloc((size_t)N * 2);
-    rng_state = 777;
+    tu_rng_state = 777;
     int x8_sets = 0;
-    for (int i = 0; i < N * R; i++) x[i] = rng_gauss();
-    for (int i = 0; i < N; i++) a[i] = rng_gauss();
+    for (int i = 0; i < N * R; i++) x[i] = tu_rng_gauss();
+    for (int i = 0; i < N; i++) a[i] = tu_rng_gauss();
     for (size_t k = 0; k < 3; k++) {
         const slm_qtraits *t = slm_qtraits_get(types[k]);
         size_t rb = slm_row_bytes(t->type, N);
@@ -502,7 +486,7 @@ Test(libquant, x8_layouts_match_scalar)
             if (round == 1) /* random quant bytes, scales kept */
                 for (int r = 0; r < R; r++)
                     for (int64_t b = 0; b < N / 32; b++)
-                        for (size_t i = 2; i < t->bytes; i++) qw[r * rb + b * t->bytes + i] = (unsigned char)rng_next();
+                        for (size_t i = 2; i < t->bytes; i++) qw[r * rb + b * t->bytes + i] = (unsigned char)tu_rng_next();
             /* q5_0: also the high bits (random bytes cover them) */
             cr_assert_eq(slm_x8_group_bytes(t->type, N), 8 * rb); /* the legacy layouts: no padding */
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), rb * R);
@@ -571,7 +555,7 @@ Test(libquant, x8_kquants_match_scalar)
     float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *d0 = malloc(sizeof(float) * N * 8),
           *d1 = malloc(sizeof(float) * N * 8);
     unsigned char *qw = malloc((size_t)N * R), *pk = malloc((size_t)N * R), *qa = malloc((size_t)N * 2);
-    rng_state = 4242;
+    tu_rng_state = 4242;
     int kernels_checked = 0;
     for (size_t k = 0; k < sizeof X8K_TYPES / sizeof X8K_TYPES[0]; k++) {
         const slm_qtraits *t = slm_qtraits_get(X8K_TYPES[k]);
@@ -579,16 +563,16 @@ Test(libquant, x8_kquants_match_scalar)
         int hoff[2], nh;
         x8k_half_offsets(t->type, hoff, &nh);
         for (int round = 0; round < 4; round++) {
-            for (int i = 0; i < N * R; i++) x[i] = rng_gauss() * (round == 1 && i % 13 == 0 ? 40.f : 1.f);
-            for (int i = 0; i < N; i++) a[i] = rng_gauss() * (round == 1 && i % 29 == 0 ? 50.f : 1.f);
+            for (int i = 0; i < N * R; i++) x[i] = tu_rng_gauss() * (round == 1 && i % 13 == 0 ? 40.f : 1.f);
+            for (int i = 0; i < N; i++) a[i] = tu_rng_gauss() * (round == 1 && i % 29 == 0 ? 50.f : 1.f);
             cr_assert_eq(slm_quantize_rows(t->type, x, qw, R, N, NULL), rb * R);
             for (int r = 0; r < R && round >= 2; r++)
                 for (int b = 0; b < N / 256; b++) {
                     unsigned char *blk = qw + r * rb + b * t->bytes;
                     for (size_t i = 0; i < t->bytes; i++) /* round 2: random bytes; 3: all bits set */
-                        blk[i] = round == 2 ? (unsigned char)rng_next() : 0xFF;
+                        blk[i] = round == 2 ? (unsigned char)tu_rng_next() : 0xFF;
                     for (int h = 0; h < nh; h++) { /* finite fp16 scales: random, or 1000 / 1000 */
-                        uint16_t v = round == 2 ? (uint16_t)(rng_next() & 0x3bff) : slm_fp32_to_fp16(1000.f);
+                        uint16_t v = round == 2 ? (uint16_t)(tu_rng_next() & 0x3bff) : slm_fp32_to_fp16(1000.f);
                         memcpy(blk + hoff[h], &v, 2);
                     }
                 }
@@ -655,31 +639,31 @@ Test(libquant, search_avx2_bit_identical)
     float x[256] __attribute__((aligned(32))), w[256] __attribute__((aligned(32)));
     float is[32], a0[32], a1[32], b0[32], b1[32], c0[32], c1[32];
     static const int n4s[] = { 1, 4, 8, 64 };
-    rng_state = 1234;
+    tu_rng_state = 1234;
     for (int trial = 0; trial < 400; trial++) {
         const int n4 = n4s[trial % 4], n = 4 * n4, nc = 1 + trial % 25;
         for (int i = 0; i < n; i++) {
-            x[i] = rng_gauss() * (trial % 3 == 0 ? 1e-3f : 1.f);
-            w[i] = (trial % 5 == 1 && i % 3 == 0) ? 0.f : (float)rng_unif() * 4.f;
+            x[i] = tu_rng_gauss() * (trial % 3 == 0 ? 1e-3f : 1.f);
+            w[i] = (trial % 5 == 1 && i % 3 == 0) ? 0.f : (float)tu_rng_unif() * 4.f;
         }
-        for (int c = 0; c < nc; c++) is[c] = (float)(rng_unif() * 80 - 40); /* both signs, clamping */
+        for (int c = 0; c < nc; c++) is[c] = (float)(tu_rng_unif() * 80 - 40); /* both signs, clamping */
         /* symmetric grid sums */
         slm_sym_sums_multi_base(n4, x, w, is, nc, -32.f, 31.f, a0, b0);
         slm_sym_sums_multi_avx2(n4, x, w, is, nc, -32.f, 31.f, a1, b1);
         cr_assert(!memcmp(a0, a1, nc * 4) && !memcmp(b0, b1, nc * 4), "sym sums trial %d", trial);
         /* asymmetric grid sums */
-        const float xmin = -2.5f * (float)rng_unif(), nmax = (float)(trial % 2 ? 15 : 3);
+        const float xmin = -2.5f * (float)tu_rng_unif(), nmax = (float)(trial % 2 ? 15 : 3);
         slm_asym_sums_multi_base(n4, x, w, xmin, is, nc, nmax, a0, b0, c0);
         slm_asym_sums_multi_avx2(n4, x, w, xmin, is, nc, nmax, a1, b1, c1);
         cr_assert(!memcmp(a0, a1, nc * 4) && !memcmp(b0, b1, nc * 4) && !memcmp(c0, c1, nc * 4),
                   "asym sums trial %d", trial);
         /* sub-block error at two scales vs the baseline one-scale loop */
-        const float da = (float)(rng_unif() * 0.2 - 0.1) + 1e-4f, db = (float)(rng_unif() * 0.02) + 1e-5f;
+        const float da = (float)(tu_rng_unif() * 0.2 - 0.1) + 1e-4f, db = (float)(tu_rng_unif() * 0.02) + 1e-5f;
         float ea, eb;
         slm_sym_err2_avx2(n, x, w, da, db, -32, 31, &ea, &eb);
         const float ra = slm_sym_err_fast(n, x, w, da, -32, 31, NULL), rb = slm_sym_err_fast(n, x, w, db, -32, 31, NULL);
         cr_assert(!memcmp(&ea, &ra, 4) && !memcmp(&eb, &rb, 4), "err2 trial %d: %g %g vs %g %g", trial, ea, eb, ra, rb);
-        const float ma = (float)rng_unif() * 0.3f, mb = (float)rng_unif() * 3.f;
+        const float ma = (float)tu_rng_unif() * 0.3f, mb = (float)tu_rng_unif() * 3.f;
         slm_asym_err2_avx2(n, x, w, fabsf(da), ma, db, mb, (int)nmax, &ea, &eb);
         const float sa = slm_asym_err_fast(n, x, w, fabsf(da), ma, (int)nmax, NULL);
         const float sb = slm_asym_err_fast(n, x, w, db, mb, (int)nmax, NULL);
@@ -695,16 +679,16 @@ Test(libquant, sym_eval_avx2_bit_identical)
     float x[256], w[256];
     int8_t L0[256], L1[256];
     static const int ns[] = { 8, 16, 31, 32, 35, 256 };
-    rng_state = 99;
+    tu_rng_state = 99;
     int was = slm_kernel_active();
     slm_kernel_force(SLM_KERNEL_AVX2);
     for (int trial = 0; trial < 600; trial++) {
         const int n = ns[trial % 6], qlo = trial % 2 ? -8 : -32, qhi = -qlo - 1;
         for (int i = 0; i < n; i++) {
-            x[i] = rng_gauss() * (trial % 3 == 0 ? 1e-3f : 1.f);
-            w[i] = (trial % 5 == 1 && i % 3 == 0) ? 0.f : (float)rng_unif() * 4.f;
+            x[i] = tu_rng_gauss() * (trial % 3 == 0 ? 1e-3f : 1.f);
+            w[i] = (trial % 5 == 1 && i % 3 == 0) ? 0.f : (float)tu_rng_unif() * 4.f;
         }
-        float d = trial % 7 == 0 ? 0.f : (float)(rng_unif() * 0.6 - 0.3); /* small |d|: clamps at both ends */
+        float d = trial % 7 == 0 ? 0.f : (float)(tu_rng_unif() * 0.6 - 0.3); /* small |d|: clamps at both ends */
         const double e0 = slm_sym_eval_base(n, x, w, qlo, qhi, d, L0), e1 = slm_sym_eval(n, x, w, qlo, qhi, d, L1);
         cr_assert(!memcmp(&e0, &e1, sizeof e0), "trial %d n %d d %g: %.17g vs %.17g", trial, n, d, e0, e1);
         cr_assert(!memcmp(L0, L1, (size_t)n), "trial %d: levels differ", trial);
@@ -721,8 +705,8 @@ Test(libquant, quantize_same_bytes_every_kernel)
     float *x = malloc(N * sizeof *x), *imp = malloc(N * sizeof *imp);
     unsigned char *q0 = malloc(N * 4), *q1 = malloc(N * 4);
     const int active = slm_kernel_active();
-    rng_state = 4321;
-    for (int i = 0; i < N; i++) { x[i] = rng_gauss() * 0.02f; imp[i] = (float)rng_unif() * 3.f; }
+    tu_rng_state = 4321;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss() * 0.02f; imp[i] = (float)tu_rng_unif() * 3.f; }
     x[17] = 0.9f; /* an outlier */
     for (size_t k = 0; k < sizeof types / sizeof types[0]; k++)
         for (int u = 0; u < 2; u++) {
@@ -771,10 +755,10 @@ static void gemm_check(uint32_t type, int kern, int64_t N, int R, int T, int mod
     size_t ab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N);
     cr_assert(ab > 0 && sb > 0);
     void *act = malloc(ab), *scr = aligned_alloc(64, (sb + 63) / 64 * 64);
-    for (int64_t i = 0; i < N * R; i++) x[i] = rng_gauss() * (1 + (i % 7 == 0) * 5);
+    for (int64_t i = 0; i < N * R; i++) x[i] = tu_rng_gauss() * (1 + (i % 7 == 0) * 5);
     for (int k = 0; k < T; k++)
         for (int64_t i = 0; i < N; i++) {
-            float v = rng_gauss();
+            float v = tu_rng_gauss();
             if (k % 5 == 3) v = 0;                     /* a zero row: scale 0 */
             if (k % 5 == 4 && i % 37 == 0) v *= 1e4f;  /* outliers: most levels round to 0 */
             a[(size_t)k * N + i] = v * (1 + k);
@@ -787,7 +771,7 @@ static void gemm_check(uint32_t type, int kern, int64_t N, int R, int T, int mod
             for (int64_t b = 0; b < N / t->blck; b++) {
                 unsigned char *blk = qw + r * rb + b * t->bytes;
                 for (size_t i = 0; i < t->bytes; i++)
-                    if ((int)i < off || (int)i >= off + cnt) blk[i] = (unsigned char)rng_next();
+                    if ((int)i < off || (int)i >= off + cnt) blk[i] = (unsigned char)tu_rng_next();
                 if (mode == 2) {
                     static const uint16_t ext[] = {0x7bff, 0x0001, 0x0000, 0x03ff, 0xfbff};
                     for (int c = 0; c < cnt; c += 2) {
@@ -844,7 +828,7 @@ Test(libquant, gemm_matches_vec_dot)
         if (!slm_cpu_has(kern) || !slm_gemm_kernel(8, kern))
             continue;
         sets++;
-        rng_state = 4242;
+        tu_rng_state = 4242;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
             uint32_t ty = types[i];
             /* rows: not a multiple of the 16-row panel (x8 layouts: a multiple of 8) */
@@ -874,7 +858,7 @@ Test(libquant, gemm_half_matches_reference)
     slm_gemm_half_fn k = slm_gemm_half_kernel(slm_kernel_active());
     if (!k)
         cr_log_warn("no F16 batch GEMM in the %s set: only the reference is checked", slm_kernel_name(slm_kernel_active()));
-    rng_state = 7;
+    tu_rng_state = 7;
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         int n = shapes[si][0], R = shapes[si][1], T = shapes[si][2];
         for (int bf16 = 0; bf16 < 2; bf16++) {
@@ -884,11 +868,11 @@ Test(libquant, gemm_half_matches_reference)
             void *scr = aligned_alloc(64, (slm_gemm_half_scratch_bytes(n) + 63) / 64 * 64);
             cr_assert(w && x && o1 && o2 && scr);
             for (size_t i = 0; i < (size_t)n * R; i++) {
-                float v = rng_gauss() * (i % 11 == 0 ? 8.f : 1.f);
+                float v = tu_rng_gauss() * (i % 11 == 0 ? 8.f : 1.f);
                 w[i] = bf16 ? slm_fp32_to_bf16(v) : slm_fp32_to_fp16(v);
             }
             for (size_t i = 0; i < (size_t)n * T; i++)
-                x[i] = rng_gauss();
+                x[i] = tu_rng_gauss();
             int r0 = R > 20 ? 5 : 0; /* rows [r0, R): a slice as a thread gets, not panel-aligned */
             for (size_t i = 0; i < (size_t)R * T; i++)
                 o1[i] = o2[i] = -7.f; /* rows outside the slice must stay untouched */

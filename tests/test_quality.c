@@ -193,8 +193,8 @@ Test(quality, self_calibrate_deterministic, .timeout = 180)
     char *a = quantize_x(dir, f32, "Q4_K_M", "-t1", t1), *b = quantize_x(dir, f32, "Q4_K_M", "-t2", t2),
          *c = quantize_x(dir, f32, "Q4_K_M", "-seed2", s2), *p = quantize(dir, f32, "Q4_K_M");
     size_t na, nb, nc, np;
-    unsigned char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb), *dc = tu_read_file(c, &nc),
-                  *dp = tu_read_file(p, &np);
+    char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb), *dc = tu_read_file(c, &nc),
+         *dp = tu_read_file(p, &np);
     cr_assert(da && db && dc && dp);
     cr_assert(na == nb && !memcmp(da, db, na), "--self-calibrate: -t 1 and -t 2 give different bytes");
     cr_assert(na == nc && memcmp(da, dc, na), "--self-seed 2 gave the same bytes as seed 1 (or another size)");

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <ftw.h>
 #include <poll.h>
 #include <spawn.h>
@@ -14,6 +15,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "libquant.h"
 
 extern char **environ;
 
@@ -250,4 +253,44 @@ int tu_slmv(char **out, char **err, const char *a0, ...)
     else
         free(e);
     return rc;
+}
+
+uint64_t tu_rng_state;
+
+uint64_t tu_rng_next(void)
+{
+    uint64_t z = (tu_rng_state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double tu_rng_unif(void) { return (tu_rng_next() >> 11) * 0x1p-53; }
+
+float tu_rng_gauss(void)
+{
+    double u1 = tu_rng_unif(), u2 = tu_rng_unif();
+    if (u1 < 1e-300) u1 = 1e-300;
+    return (float)(sqrt(-2 * log(u1)) * cos(2 * M_PI * u2));
+}
+
+void tu_gptq_problem(int T, int n, int rows, int R, float (*gauss)(void), float *X, float *W, float *H,
+                     float *imp)
+{
+    float *mix = malloc(sizeof(float) * (size_t)R * n), z[64];
+    if (!mix || R > 64) abort();
+    for (int i = 0; i < R * n; i++) mix[i] = gauss();
+    for (int t = 0; t < T; t++) {
+        for (int r = 0; r < R; r++) z[r] = gauss();
+        for (int c = 0; c < n; c++) {
+            float v = 0.3f * gauss() * (c % 17 == 0 ? 4.0f : 1.0f);
+            for (int r = 0; r < R; r++) v += z[r] * mix[r * n + c];
+            X[(size_t)t * n + c] = v;
+        }
+    }
+    for (int i = 0; i < rows * n; i++) W[i] = 0.05f * gauss();
+    slm_gptq_accumulate(H, X, T, n, 2);
+    slm_gptq_symmetrize(H, n);
+    for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
+    free(mix);
 }

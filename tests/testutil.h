@@ -4,6 +4,7 @@
 #define SLM_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* $SLM_MODELS or ../shared/models (relative to the repo root) + "/" + rel. Static buffer per call slot. */
 const char *tu_model(const char *rel);
@@ -48,5 +49,16 @@ const char *tu_slm_bin(void);
 double tu_time_scale(void);
 /* Count lines of s (a trailing newline ends the last line). */
 int tu_count_lines(const char *s);
+
+/* Deterministic generator (splitmix64) so failures reproduce: set tu_rng_state, then draw. */
+extern uint64_t tu_rng_state;
+uint64_t tu_rng_next(void);
+double tu_rng_unif(void);   /* [0, 1) */
+float tu_rng_gauss(void);   /* standard normal (Box-Muller) */
+/* A GPTQ problem with correlated input columns: X [T][n] a rank-R mix plus noise (every 17th
+ * column louder), W [rows][n] small weights, H = X^T X (symmetric), imp[c] = H[c][c] / T; drawn
+ * from gauss in that order (mix, X, W). */
+void tu_gptq_problem(int T, int n, int rows, int R, float (*gauss)(void), float *X, float *W, float *H,
+                     float *imp);
 
 #endif
