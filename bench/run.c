@@ -160,16 +160,17 @@ static void emit_row(const row_out *r, const char *fmt, int first, bench_emit_fn
     } else if (!strcmp(fmt, "csv")) {
         if (first)
             emit(user, "build_commit,cpu_info,kernel,model_filename,model_type,model_size,model_n_params,n_threads,"
-                       "n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,load_ms,peak_rss_kb\n");
-        emitf(emit, user, "\"%s\",\"%s\",%s,\"%s\",\"%s\",%llu,%llu,%d,%d,%d,%s,%.0f,%.0f,%.6f,%.6f,%.1f,%ld\n",
+                       "type_k,type_v,n_prompt,n_gen,test,avg_ns,stddev_ns,avg_ts,stddev_ts,load_ms,peak_rss_kb\n");
+        emitf(emit, user, "\"%s\",\"%s\",%s,\"%s\",\"%s\",%llu,%llu,%d,%s,%s,%d,%d,%s,%.0f,%.0f,%.6f,%.6f,%.1f,%ld\n",
               r->build, r->cpu, kernel, r->model_path, r->info.type_label, (unsigned long long)r->info.size_bytes,
-              (unsigned long long)r->info.n_params, r->res.n_threads, r->res.test.n_prompt, r->res.test.n_gen, tn,
+              (unsigned long long)r->info.n_params, r->res.n_threads, slm_kv_type_name(r->res.test.type_k),
+              slm_kv_type_name(r->res.test.type_v), r->res.test.n_prompt, r->res.test.n_gen, tn,
               r->res.avg_ns, r->res.stddev_ns, r->res.avg_ts, r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb);
     } else if (!strcmp(fmt, "sql")) {
         if (first)
             emit(user, "CREATE TABLE IF NOT EXISTS test (\n  build_commit TEXT, cpu_info TEXT, kernel TEXT, "
                        "model_filename TEXT, model_type TEXT, model_size INTEGER, model_n_params INTEGER,\n"
-                       "  n_threads INTEGER, n_prompt INTEGER, n_gen INTEGER, test TEXT, avg_ns INTEGER, stddev_ns "
+                       "  n_threads INTEGER, type_k TEXT, type_v TEXT, n_prompt INTEGER, n_gen INTEGER, test TEXT, avg_ns INTEGER, stddev_ns "
                        "INTEGER,\n  avg_ts REAL, stddev_ts REAL, load_ms REAL, peak_rss_kb INTEGER\n);\n");
         /* single quotes doubled for SQL strings */
         const char *strs[4] = {r->cpu, r->model_path, r->info.type_label, r->build};
@@ -185,11 +186,12 @@ static void emit_row(const row_out *r, const char *fmt, int first, bench_emit_fn
         }
         emitf(emit, user,
               "INSERT INTO test (build_commit, cpu_info, kernel, model_filename, model_type, model_size, "
-              "model_n_params, n_threads, n_prompt, n_gen, test, avg_ns, stddev_ns, avg_ts, stddev_ts, load_ms, "
-              "peak_rss_kb) VALUES ('%s', '%s', '%s', '%s', '%s', %llu, %llu, %d, %d, %d, '%s', %.0f, %.0f, %.6f, "
-              "%.6f, %.1f, %ld);\n",
+              "model_n_params, n_threads, type_k, type_v, n_prompt, n_gen, test, avg_ns, stddev_ns, avg_ts, stddev_ts, "
+              "load_ms, peak_rss_kb) VALUES ('%s', '%s', '%s', '%s', '%s', %llu, %llu, %d, '%s', '%s', %d, %d, '%s', "
+              "%.0f, %.0f, %.6f, %.6f, %.1f, %ld);\n",
               q[3], q[0], kernel, q[1], q[2], (unsigned long long)r->info.size_bytes,
-              (unsigned long long)r->info.n_params, r->res.n_threads, r->res.test.n_prompt, r->res.test.n_gen, tn,
+              (unsigned long long)r->info.n_params, r->res.n_threads, slm_kv_type_name(r->res.test.type_k),
+              slm_kv_type_name(r->res.test.type_v), r->res.test.n_prompt, r->res.test.n_gen, tn,
               r->res.avg_ns, r->res.stddev_ns, r->res.avg_ts, r->res.stddev_ts, r->info.load_ms, r->peak_rss_kb);
     } else if (!strcmp(fmt, "jsonl")) {
         cJSON *o = row_json(r);

@@ -228,6 +228,23 @@ Test(bench, csv_sql_md_svg)
     free(out);
 }
 
+/* The cache types are columns of every row format, as llama-bench's type_k / type_v. */
+Test(bench, cache_types_in_csv_and_sql)
+{
+    const char *args[] = {"bench", "-m", g_gguf, "-p", "8", "-n", "0", "-t", "1", "-r", "1", "-ctk", "f16", "-ctv",
+                          "bf16", "-o", "csv", NULL};
+    char *out = NULL, *err = NULL;
+    cr_assert_eq(tu_run_slm(&out, &err, args), 0, "bench -o csv -ctk f16: %s", err);
+    cr_assert_not_null(strstr(out, ",n_threads,type_k,type_v,n_prompt,"), "csv header: %s", out);
+    cr_assert_not_null(strstr(out, ",1,f16,bf16,8,0,pp8,"), "csv row: %s", out);
+    free(out), free(err);
+    args[16] = "sql";
+    cr_assert_eq(tu_run_slm(&out, &err, args), 0, "bench -o sql -ctk f16: %s", err);
+    cr_assert_not_null(strstr(out, "type_k TEXT, type_v TEXT"), "sql table: %s", out);
+    cr_assert_not_null(strstr(out, ", 1, 'f16', 'bf16', 8, 0, 'pp8',"), "sql row: %s", out);
+    free(out), free(err);
+}
+
 Test(bench, bad_arguments)
 {
     const char *a1[] = {"bench", "-m", g_gguf, "-o", "xml", NULL};
