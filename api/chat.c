@@ -12,14 +12,15 @@ struct slm_pl_chat {
     slm_sampler *smp;
 };
 
-int slm_pl_chat_open(const char *path, int n_ctx, int n_threads, const char *template_name,
+int slm_pl_chat_open(const char *path, int n_ctx, int n_threads, uint32_t type_k, uint32_t type_v,
+                     const char *template_name,
                      const slm_sampler_params *sp, const char *system_msg, slm_pl_chat **out, slm_err *err)
 {
     *out = NULL;
     slm_pl_chat *c = calloc(1, sizeof *c);
     if (!c)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    int rc = slm_pl_open(path, n_ctx, 0, n_threads, SLM_TYPE_F32, SLM_TYPE_F32, &c->lm, err);
+    int rc = slm_pl_open(path, n_ctx, 0, n_threads, type_k, type_v, &c->lm, err);
     if (!rc)
         rc = slm_chat_new(c->lm->model, c->lm->tok, c->lm->ctx, template_name, &c->ch, err);
     if (!rc && !(c->smp = slm_sampler_new(sp, c->lm->n_sample)))

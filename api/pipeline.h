@@ -80,7 +80,8 @@ int slm_pl_sample_loop(slm_lm *m, slm_sampler *smp, slm_chat *conv, slm_pl_gen *
  * its chat template or the built-in template_name, sampled with sp; the system message (or
  * NULL) first. Each turn decodes only what is not cached yet. */
 typedef struct slm_pl_chat slm_pl_chat;
-int slm_pl_chat_open(const char *path, int n_ctx, int n_threads, const char *template_name,
+int slm_pl_chat_open(const char *path, int n_ctx, int n_threads, uint32_t type_k, uint32_t type_v,
+                     const char *template_name,
                      const slm_sampler_params *sp, const char *system_msg, slm_pl_chat **out,
                      slm_err *err) SLM_MUST_CHECK;
 void slm_pl_chat_free(slm_pl_chat *c);

@@ -181,7 +181,8 @@ struct srv_chat {
     int n_hist, cap_hist;
 };
 
-int srv_chat_open(const char *path, int n_ctx, int n_threads, const char *template_name,
+int srv_chat_open(const char *path, int n_ctx, int n_threads, uint32_t type_k, uint32_t type_v,
+                  const char *template_name,
                   const slm_sampler_params *sp, const char *system_msg, const srv_route_opts *ro, srv_chat **out,
                   slm_err *err)
 {
@@ -193,9 +194,9 @@ int srv_chat_open(const char *path, int n_ctx, int n_threads, const char *templa
     c->sp = *sp;
     c->system_msg = system_msg;
     int over = 0; /* as slm run: a model over the budget is not loaded; the fallback answers */
-    int rc = over_budget(path, n_ctx, SLM_TYPE_F32, SLM_TYPE_F32, ro, " (and --private: the conversation never leaves this device)", &over, err);
+    int rc = over_budget(path, n_ctx, type_k, type_v, ro, " (and --private: the conversation never leaves this device)", &over, err);
     if (!rc && !over)
-        rc = slm_pl_chat_open(path, n_ctx, n_threads, template_name, sp, system_msg, &c->pc, err);
+        rc = slm_pl_chat_open(path, n_ctx, n_threads, type_k, type_v, template_name, sp, system_msg, &c->pc, err);
     if (rc) {
         srv_chat_free(c);
         return rc;

@@ -57,9 +57,11 @@ void srv_run_res_free(srv_run_res *r);
 /* ---- slm chat ---- */
 typedef struct srv_chat srv_chat;
 /* The conversation of `slm chat`: the model at path (n_ctx as slm_pl_open; template_name
- * NULL: the model's), sampled with sp, the system message first (or NULL). A model over
+ * NULL: the model's; KV cache types type_k / type_v), sampled with sp, the system message
+ * first (or NULL). A model over
  * ro->mem_budget is not loaded: the fallback answers every turn (an error without one). */
-int srv_chat_open(const char *path, int n_ctx, int n_threads, const char *template_name,
+int srv_chat_open(const char *path, int n_ctx, int n_threads, uint32_t type_k, uint32_t type_v,
+                  const char *template_name,
                   const slm_sampler_params *sp, const char *system_msg, const srv_route_opts *ro, srv_chat **out,
                   slm_err *err) SLM_MUST_CHECK;
 void srv_chat_free(srv_chat *c);

@@ -125,6 +125,39 @@ Test(chat, multi_turn_reuses_cache_and_equals_fresh_rendering, .timeout = 300, .
     free(ans1), free(ans2), free(ans3), free(a1), free(o), free(e);
 }
 
+/* The KV cache options reach the chat's cache: a second turn over an f16 / bf16 cache equals a
+ * fresh `slm run --chat` with the same cache types; q8_0 is refused for this model's head size
+ * of 16 (it stores blocks of 32), which only happens if -ctk reaches the cache. */
+Test(chat, cache_types_reach_the_cache, .timeout = 300, .fini = cleanup)
+{
+    chat_model();
+    char *o = NULL, *e = NULL;
+    const char *args[] = {"chat", "-m", g_model, "-n", "6", "--temp", "0", "-t", "1", "-ctk", "f16", "-ctv", "bf16", NULL};
+    cr_assert_eq(run_with_input("Hello there\nWhat is 2+2?\n", args, &o, &e), 0, "slm chat -ctk f16: %s", e);
+    char *save = NULL, *r0 = strtok_r(o, "\n", &save), *r1 = strtok_r(NULL, "\n", &save);
+    cr_assert(r0 && r1, "two replies expected, got: %s", o);
+    char *a0 = json_str(r0), conv[1024];
+    snprintf(conv, sizeof conv,
+             "[{\"role\":\"user\",\"content\":\"Hello there\"},{\"role\":\"assistant\",\"content\":%s},"
+             "{\"role\":\"user\",\"content\":\"What is 2+2?\"}]", a0);
+    char *f = tu_path(g_dir, "m.json"), *ro = NULL, *re = NULL;
+    cr_assert_eq(tu_write_file(f, conv, strlen(conv)), 0);
+    const char *run[] = {"run", "-m", g_model, "--chat", "-i", f, "-n", "6", "--temp", "0", "-t", "1", "-ctk", "f16",
+                         "-ctv", "bf16", "--json", NULL};
+    cr_assert_eq(tu_run_slm(&ro, &re, run), 0, "run --chat -ctk f16: %s", re);
+    cJSON *j = cJSON_Parse(ro);
+    cr_assert_not_null(j);
+    cr_assert_str_eq(cJSON_GetObjectItem(j, "cache_type_v")->valuestring, "bf16");
+    cr_assert_str_eq(r1, cJSON_GetObjectItem(j, "text")->valuestring, "second turn over an f16/bf16 cache");
+    cJSON_Delete(j);
+    free(ro), free(re), free(o), free(e), free(a0), free(f);
+    const char *q8[] = {"chat", "-m", g_model, "-n", "2", "-ctk", "q8_0", NULL};
+    cr_assert_eq(run_with_input("Hi\n", q8, &o, &e), 3, "chat -ctk q8_0 on head size 16 must be refused: %s", e);
+    cr_assert_not_null(strstr(e, "q8_0"), "%s", e);
+    cr_assert_not_null(strstr(e, "head size 16"), "%s", e);
+    free(o), free(e);
+}
+
 Test(chat, interactive_through_a_pty, .timeout = 300, .fini = cleanup)
 {
     chat_model();

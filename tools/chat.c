@@ -11,6 +11,7 @@ typedef struct chat_args {
     cli_model_opts mo;
     const char *system_msg, *tname;
     int n_predict, n_ctx, n_threads;
+    cli_cache_opts kv;
     slm_sampler_params sp;
     cli_fallback_opts fb;
 } chat_args;
@@ -23,6 +24,7 @@ static const slm_opt chat_opts[] = {
     OPT_INT('c', "ctx-size", chat_args, n_ctx, "N", 1, 1 << 30, "context length (default: the model's, at most 4096)"),
     OPT_INCLUDE(cli_sampler_table, chat_args, sp),
     OPT_INCLUDE(cli_threads_table, chat_args, n_threads),
+    OPT_INCLUDE(cli_cache_table, chat_args, kv),
     OPT_GROUP("cloud fallback (the whole conversation goes to URL/v1/chat/completions; each turn's\n"
               "route is printed on stderr: slm chat: route: local (ok)):"),
     OPT_INCLUDE(cli_fallback_table, chat_args, fb),
@@ -94,7 +96,7 @@ int cmd_chat(int argc, char **argv)
     if ((rc = cli_model_path(&a.mo, fd_path, sizeof fd_path, &path, &err)) || (rc = cli_fallback_key(&a.fb, &fb_key, &err)))
         goto out;
     ro.up.key = fb_key;
-    if ((rc = srv_chat_open(path, a.n_ctx, a.n_threads, a.tname, &a.sp, a.system_msg, &ro, &ch, &err)))
+    if ((rc = srv_chat_open(path, a.n_ctx, a.n_threads, cli_cache_type(a.kv.k), cli_cache_type(a.kv.v), a.tname, &a.sp, a.system_msg, &ro, &ch, &err)))
         goto out;
     const int tty = isatty(STDIN_FILENO);
     for (;;) {
