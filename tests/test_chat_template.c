@@ -453,6 +453,15 @@ Test(chat_template, limits_end_runaway_templates, .timeout = 120)
     expect_refused("{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
                    NULL, "limit");
     expect_refused("{{ 'x' * 9999999999 }}", NULL, "limit");
+    /* repetition is exact and cheap up to the limit (the fuzzer once timed out on 50 MB built a byte at a time) */
+    slm_chat_params p;
+    slm_chat_params_init(&p);
+    slm_err err = {0};
+    int rc;
+    char *r = render_text("{{ 'abc' * 5 }}|{{ 'ab' * 0 }}|{{ 3 * 'xy' }}|{{ ('q' * 50000000) | length }}", &p, &rc, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_str_eq(r, "abcabcabcabcabc||xyxyxy|50000000");
+    free(r);
     expect_refused("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", NULL, "nested too deeply");
     expect_refused("{% macro f(n) %}{% if n < 60 %}{{ f(n + 1) }}{{ f(n + 1) }}{% endif %}{% endmacro %}{{ f(0) }}",
                    NULL, "limit"); /* 2^60 calls: the step or the memory limit */
