@@ -176,17 +176,19 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC_fuzz) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
-fuzz-run: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	    mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/artifacts/$$t; \
-	    echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
-	    ./$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
-	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t/ \
-	        -dict=$$(fuzz/dict_of.sh $$t) $(FUZZ_ARGS) \
-	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t $$(test -d fuzz/regressions/$$t && echo fuzz/regressions/$$t) \
-	        2>$(BUILD)/fuzz/$$t.log || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
-	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/$$t.log || true; \
-	done
+# One rule per target, so `make -j2 fuzz` runs two targets at a time (each still FUZZ_SECONDS long).
+FUZZ_RUNS := $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+.PHONY: $(FUZZ_RUNS)
+fuzz-run: $(FUZZ_RUNS)
+$(FUZZ_RUNS): fuzz-run-%: $(BUILD)/fuzz/fuzz_%
+	@mkdir -p $(BUILD)/fuzz/corpus/$* $(BUILD)/fuzz/artifacts/$*
+	@echo "fuzz: $*, $(FUZZ_SECONDS) s"
+	@./$(BUILD)/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
+	    -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$*/ \
+	    -dict=$$(fuzz/dict_of.sh $*) $(FUZZ_ARGS) \
+	    $(BUILD)/fuzz/corpus/$* fuzz/corpus/$* $$(test -d fuzz/regressions/$* && echo fuzz/regressions/$*) \
+	    2>$(BUILD)/fuzz/$*.log || { tail -n 60 $(BUILD)/fuzz/$*.log; echo "fuzz: $* failed" >&2; exit 1; }
+	@echo "fuzz: $*: $$(grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/$*.log | sed 's/.*: *//') runs"
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \
