@@ -166,17 +166,18 @@ static void check_kld(const char *what, const char *dir, const char *gguf)
                         "f32", "-fa", "off", "--kl-divergence-base", obase, "--kl-divergence", NULL};
     /* llama-perplexity prints its statistics on stderr or stdout depending on the logger, whose
      * worker thread now and then loses the last lines at exit on a loaded machine (exit 0, no
-     * summary): up to three runs */
+     * summary; llama.cpp leaks the logger on purpose, common/log.cpp): up to six runs (at a load
+     * of 27 on 2 cores, one run in three kept the summary) */
     char *all = NULL;
     const char *mk = NULL, *st = NULL;
-    for (int attempt = 0; attempt < 3 && !(mk && st); attempt++) {
+    for (int attempt = 0; attempt < 6 && !(mk && st); attempt++) {
         free(o), free(e), free(all), o = e = NULL;
         cr_assert_eq(tu_run(&o, &e, a4), 0, "%s: llama-perplexity --kl-divergence failed: %s", what, e);
         all = malloc(strlen(o) + strlen(e) + 2);
         sprintf(all, "%s\n%s", o, e);
         mk = strstr(all, "Mean    KLD:"), st = strstr(all, "Same top p:");
     }
-    cr_assert(mk && st, "%s: llama-perplexity printed no KLD summary in three runs", what);
+    cr_assert(mk && st, "%s: llama-perplexity printed no KLD summary in six runs", what);
     double kl2 = strtod(mk + strlen("Mean    KLD:"), NULL), top2 = strtod(st + strlen("Same top p:"), NULL) / 100;
     fprintf(stderr, "families: %s: KLD llama.cpp base -> slm %.3g (same top %.4f), slm base -> llama.cpp %.3g (same top %.4f)\n",
             what, kl1, top1, kl2, top2);
