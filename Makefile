@@ -155,15 +155,15 @@ ASAN_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-poi
 # there). Deadlines of the tests are scaled (SLM_TEST_TIME_SCALE): sanitizers and a loaded machine
 # are slower.
 SAN_LOGS = $(abspath build-asan/sanitizer)
-ASAN_MAKE = $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)"
+ASAN_VARS = BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)"
 # asan-build: only build what `make asan` runs (.ci/run builds it while the plain suite runs)
 asan-build:
-	$(ASAN_MAKE) build-asan/slm build-asan/slm_tests lib
+	$(MAKE) $(ASAN_VARS) build-asan/slm build-asan/slm_tests lib
 asan:
 	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	ASAN_OPTIONS=log_path=$(SAN_LOGS)/report:malloc_context_size=2 \
-	SLM_TEST_TIME_SCALE=$${SLM_TEST_TIME_SCALE:-4} $(ASAN_MAKE) test; rc=$$?; \
+	SLM_TEST_TIME_SCALE=$${SLM_TEST_TIME_SCALE:-4} $(MAKE) $(ASAN_VARS) test; rc=$$?; \
 	if ls $(SAN_LOGS)/report.* >/dev/null 2>&1; then cat $(SAN_LOGS)/report.*; \
 	    echo "make asan: sanitizer reports above (also in $(SAN_LOGS))" >&2; exit 1; fi; exit $$rc
 
@@ -174,12 +174,12 @@ FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 10
 FUZZ_ARGS    ?=
 FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-FUZZ_MAKE = $(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link"
+FUZZ_VARS = BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link"
 fuzz:
-	$(FUZZ_MAKE) fuzz-run
+	$(MAKE) $(FUZZ_VARS) fuzz-run
 # fuzz-bins: only build build-fuzz/fuzz/fuzz_* (.ci/run builds them while the plain suite runs)
 fuzz-bins:
-	$(FUZZ_MAKE) fuzz-build
+	$(MAKE) $(FUZZ_VARS) fuzz-build
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC_fuzz) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
