@@ -70,7 +70,7 @@ TOOL_OBJS := $(call objs_of,tools)
 TEST_OBJS := $(call objs_of,tests)
 
 .PHONY: man completion install-man install-completion uninstall-man uninstall-completion deb deb-check
-.PHONY: all clean test asan fuzz fuzz-build fuzz-run deps deps-build demo bench cross-aarch64 check-aarch64 lib install uninstall \
+.PHONY: all clean test asan asan-build fuzz fuzz-bins fuzz-build fuzz-run deps deps-build demo bench cross-aarch64 check-aarch64 lib install uninstall \
         install-bin install-lib install-python uninstall-bin uninstall-lib uninstall-python
 all: $(BUILD)/slm
 
@@ -155,11 +155,15 @@ ASAN_SAN := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-poi
 # there). Deadlines of the tests are scaled (SLM_TEST_TIME_SCALE): sanitizers and a loaded machine
 # are slower.
 SAN_LOGS = $(abspath build-asan/sanitizer)
+ASAN_VARS = BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)"
+# asan-build: only build what `make asan` runs (.ci/run builds it while the plain suite runs)
+asan-build:
+	$(MAKE) $(ASAN_VARS) build-asan/slm build-asan/slm_tests lib
 asan:
 	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
 	LSAN_OPTIONS=suppressions=$(abspath tests/lsan.supp):print_suppressions=0 \
 	ASAN_OPTIONS=log_path=$(SAN_LOGS)/report:malloc_context_size=2 \
-	SLM_TEST_TIME_SCALE=$${SLM_TEST_TIME_SCALE:-4} $(MAKE) BUILD=build-asan OPT=-O1 SAN="$(ASAN_SAN)" test; rc=$$?; \
+	SLM_TEST_TIME_SCALE=$${SLM_TEST_TIME_SCALE:-4} $(MAKE) $(ASAN_VARS) test; rc=$$?; \
 	if ls $(SAN_LOGS)/report.* >/dev/null 2>&1; then cat $(SAN_LOGS)/report.*; \
 	    echo "make asan: sanitizer reports above (also in $(SAN_LOGS))" >&2; exit 1; fi; exit $$rc
 
@@ -170,23 +174,29 @@ FUZZ_TARGETS := $(patsubst fuzz/fuzz_%.c,%,$(wildcard fuzz/fuzz_*.c))
 FUZZ_SECONDS ?= 10
 FUZZ_ARGS    ?=
 FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+FUZZ_VARS = BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link"
 fuzz:
-	$(MAKE) BUILD=build-fuzz CC=clang OPT=-O1 SAN="$(FUZZ_SAN) -fsanitize=fuzzer-no-link" fuzz-run
+	$(MAKE) $(FUZZ_VARS) fuzz-run
+# fuzz-bins: only build build-fuzz/fuzz/fuzz_* (.ci/run builds them while the plain suite runs)
+fuzz-bins:
+	$(MAKE) $(FUZZ_VARS) fuzz-build
 $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_common.h $(LIBS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(INC_fuzz) -DSLM_FUZZ_MAIN -fsanitize=fuzzer -o $@ $< $(LINKLIBS) $(LDLIBS)
 fuzz-build: $(foreach t,$(FUZZ_TARGETS),$(BUILD)/fuzz/fuzz_$(t))
-fuzz-run: fuzz-build
-	@set -e; for t in $(FUZZ_TARGETS); do \
-	    mkdir -p $(BUILD)/fuzz/corpus/$$t $(BUILD)/fuzz/artifacts/$$t; \
-	    echo "fuzz: $$t, $(FUZZ_SECONDS) s"; \
-	    ./$(BUILD)/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
-	        -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$$t/ \
-	        -dict=$$(fuzz/dict_of.sh $$t) $(FUZZ_ARGS) \
-	        $(BUILD)/fuzz/corpus/$$t fuzz/corpus/$$t $$(test -d fuzz/regressions/$$t && echo fuzz/regressions/$$t) \
-	        2>$(BUILD)/fuzz/$$t.log || { tail -n 60 $(BUILD)/fuzz/$$t.log; exit 1; }; \
-	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/$$t.log || true; \
-	done
+# One rule per target, so `make -j2 fuzz` runs two targets at a time (each still FUZZ_SECONDS long).
+FUZZ_RUNS := $(addprefix fuzz-run-,$(FUZZ_TARGETS))
+.PHONY: $(FUZZ_RUNS)
+fuzz-run: $(FUZZ_RUNS)
+$(FUZZ_RUNS): fuzz-run-%: $(BUILD)/fuzz/fuzz_%
+	@mkdir -p $(BUILD)/fuzz/corpus/$* $(BUILD)/fuzz/artifacts/$*
+	@echo "fuzz: $*, $(FUZZ_SECONDS) s"
+	@./$(BUILD)/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -timeout=20 -rss_limit_mb=2560 \
+	    -print_final_stats=1 -artifact_prefix=$(BUILD)/fuzz/artifacts/$*/ \
+	    -dict=$$(fuzz/dict_of.sh $*) $(FUZZ_ARGS) \
+	    $(BUILD)/fuzz/corpus/$* fuzz/corpus/$* $$(test -d fuzz/regressions/$* && echo fuzz/regressions/$*) \
+	    2>$(BUILD)/fuzz/$*.log || { tail -n 60 $(BUILD)/fuzz/$*.log; echo "fuzz: $* failed" >&2; exit 1; }
+	@echo "fuzz: $*: $$(grep -E '^stat::number_of_executed_units' $(BUILD)/fuzz/$*.log | sed 's/.*: *//') runs"
 
 DEPS_APT = build-essential pkg-config git libzstd-dev libssl-dev libcjson-dev libopenblas-dev liblapacke-dev \
            libcriterion-dev libpcre2-dev time clang libclang-rt-dev cmake python3-numpy python3-yaml \

@@ -134,18 +134,23 @@ static void check_family(const char *what, const char *hfdir, const char *gguf, 
 
 /* KL-divergence both ways through base files in llama.cpp's layout, on other text than the
  * logits check: llama-perplexity writes the base of our F32 GGUF and `slm perplexity` compares
- * with it; slm writes the base and llama-perplexity compares. Mean KLD <= 1e-4, same top >= 99 %. */
+ * with it; slm writes the base and llama-perplexity compares. Mean KLD <= 1e-4, same top >= 99 %.
+ * Two chunks of 128 (126 scored tokens, each a full distribution over the vocabulary: a base
+ * file of Gemma 3's 262k vocabulary is 66 MB per chunk): the logits check above already covers
+ * every position; on these two chunks the F32 model scores KLD 1e-6 against llama.cpp's base and
+ * a Q8_0 copy of it 5e-3 with the same top on 94 % (Gemma 3: both bounds fail; docs/ci.md). */
+#define KLD_CHUNKS "2"
 static void check_kld(const char *what, const char *dir, const char *gguf)
 {
     const char *lp = oracle_llama_tool("llama-perplexity");
     const char *text = tu_corpus("tinystories-eval.txt");
     char *lbase = tu_path(dir, "llamacpp.kld"), *obase = tu_path(dir, "slm.kld");
     char *o = NULL, *e = NULL;
-    const char *a1[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2", "-ctk", "f32", "-ctv",
+    const char *a1[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", KLD_CHUNKS, "-t", "2", "-ctk", "f32", "-ctv",
                         "f32", "-fa", "off", "--kl-divergence-base", lbase, NULL};
     cr_assert_eq(tu_run(&o, &e, a1), 0, "%s: llama-perplexity (base) failed: %s", what, e);
     free(o), free(e), o = e = NULL;
-    const char *a2[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2",
+    const char *a2[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", KLD_CHUNKS, "-t", "2",
                         "--kl-divergence-base", lbase, "--kl-divergence", "--json", NULL};
     cr_assert_eq(tu_run_slm(&o, &e, a2), 0, "%s: slm perplexity --kl-divergence failed: %s", what, e);
     cJSON *j = cJSON_Parse(o), *k = cJSON_GetObjectItem(j, "kld");
@@ -153,25 +158,26 @@ static void check_kld(const char *what, const char *dir, const char *gguf)
     double kl1 = cJSON_GetObjectItem(k, "mean")->valuedouble, top1 = cJSON_GetObjectItem(k, "same_top")->valuedouble;
     cJSON_Delete(j);
     free(o), free(e), o = e = NULL;
-    const char *a3[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2",
+    const char *a3[] = {"perplexity", "-m", gguf, "-f", text, "-c", "128", "--chunks", KLD_CHUNKS, "-t", "2",
                         "--kl-divergence-base", obase, NULL};
     cr_assert_eq(tu_run_slm(&o, &e, a3), 0, "%s: slm perplexity (base) failed: %s", what, e);
     free(o), free(e), o = e = NULL;
-    const char *a4[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", "4", "-t", "2", "-ctk", "f32", "-ctv",
+    const char *a4[] = {lp, "-m", gguf, "-f", text, "-c", "128", "--chunks", KLD_CHUNKS, "-t", "2", "-ctk", "f32", "-ctv",
                         "f32", "-fa", "off", "--kl-divergence-base", obase, "--kl-divergence", NULL};
     /* llama-perplexity prints its statistics on stderr or stdout depending on the logger, whose
      * worker thread now and then loses the last lines at exit on a loaded machine (exit 0, no
-     * summary): up to three runs */
+     * summary; llama.cpp leaks the logger on purpose, common/log.cpp): up to six runs (at a load
+     * of 27 on 2 cores, one run in three kept the summary) */
     char *all = NULL;
     const char *mk = NULL, *st = NULL;
-    for (int attempt = 0; attempt < 3 && !(mk && st); attempt++) {
+    for (int attempt = 0; attempt < 6 && !(mk && st); attempt++) {
         free(o), free(e), free(all), o = e = NULL;
         cr_assert_eq(tu_run(&o, &e, a4), 0, "%s: llama-perplexity --kl-divergence failed: %s", what, e);
         all = malloc(strlen(o) + strlen(e) + 2);
         sprintf(all, "%s\n%s", o, e);
         mk = strstr(all, "Mean    KLD:"), st = strstr(all, "Same top p:");
     }
-    cr_assert(mk && st, "%s: llama-perplexity printed no KLD summary in three runs", what);
+    cr_assert(mk && st, "%s: llama-perplexity printed no KLD summary in six runs", what);
     double kl2 = strtod(mk + strlen("Mean    KLD:"), NULL), top2 = strtod(st + strlen("Same top p:"), NULL) / 100;
     fprintf(stderr, "families: %s: KLD llama.cpp base -> slm %.3g (same top %.4f), slm base -> llama.cpp %.3g (same top %.4f)\n",
             what, kl1, top1, kl2, top2);
