@@ -339,7 +339,7 @@ static double slm_ppl(const char *model)
  * imatrix, 8 chunks of the calibration text) and their files have the same size. IQ2_S:
  * the IQ2_XS recipe with the layers' matrices in IQ2_S (IQ2_S's own recipe needs IQ3_S). The
  * same run scores a GPTQ file holding all three types (8 chunks of 128 of the calibration text). */
-Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 300)
+Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 420)
 {
     const char *lq = oracle_llama_tool("llama-quantize");
     if (!lq) return;
