@@ -105,6 +105,7 @@ int slm_qgrid_supported(uint32_t type)
     case SLM_T_IQ4_NL: case SLM_T_IQ4_XS: case SLM_T_TQ1_0: case SLM_T_TQ2_0: /* iquants.c */
     case SLM_T_IQ3_XXS: case SLM_T_IQ3_S:                                   /* iq3.c */
     case SLM_T_IQ1_S: case SLM_T_IQ1_M: /* iq1.c */
+    case SLM_T_IQ2_XXS: case SLM_T_IQ2_XS: case SLM_T_IQ2_S: /* iq2.c */
         return 1;
     default:
         return 0;
@@ -180,6 +181,7 @@ int slm_qgrid_decode(uint32_t type, const void *blk, float *a, float *b, int *ze
     default:
         if (slm_iq3_is_vector(type)) return slm_iq3_grid_decode(type, blk, a, b, zero, qmax);
         if (slm_iq1_is(type)) return slm_iq1_grid_decode(type, blk, a, b, zero, qmax);
+        if (slm_iq2_is(type)) return slm_iq2_grid_decode(type, blk, a, b, zero, qmax);
         return slm_iq_grid_decode(type, blk, a, b, zero, qmax);
     }
 }
@@ -272,6 +274,7 @@ int slm_qgrid_pack(uint32_t type, void *blk, const uint8_t *L)
     default:
         if (slm_iq3_is_vector(type)) return slm_iq3_grid_pack(type, blk, L);
         if (slm_iq1_is(type)) return slm_iq1_grid_pack(type, blk, L);
+        if (slm_iq2_is(type)) return slm_iq2_grid_pack(type, blk, L);
         return slm_iq_grid_pack(type, blk, L);
     }
 }

@@ -72,8 +72,10 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
     int nlev = 0;
     const int8_t *lev = slm_qgrid_levels(j->type, &nlev);
     float wseg2[QK_K];
-    /* 4-d grids (IQ3): an octet is rounded as one when its first column comes up */
-    const int vec = slm_iq3_is_vector(j->type);
+    /* 4-d grids (IQ3) and IQ2's 8-d codebooks: an octet is rounded as one when its first
+     * column comes up (IQ2: each element weighted by 1 / [H^-1]_cc, as IQ1's groups) */
+    const int iq2 = slm_iq2_is(j->type);
+    const int vec = slm_iq3_is_vector(j->type) || iq2;
     int inv[QK_K];
     uint8_t dec[TILE][QK_K / 8];
     for (int64_t i1 = 0; i1 < n; i1 += lazy) {
@@ -127,11 +129,21 @@ static void tile_run(gptq_job *j, int64_t r0, int64_t R, float *Wt, float *E, fl
                         if (!dec[r][o]) {
                             float w8[8];
                             for (int k = 0; k < 8; k++) w8[k] = wr[inv[8 * o + k]];
-                            slm_iq3_round_octet(j->type, a, w8, Lv + r * blck + 8 * o);
+                            if (iq2) {
+                                float gw[8];
+                                for (int k = 0; k < 8; k++) {
+                                    const int64_t col = inv[8 * o + k];
+                                    const float ue = U[col * n + col];
+                                    gw[k] = 1.0f / (ue * ue);
+                                }
+                                slm_iq2_round_group(j->type, a, w8, gw, Lv + r * blck + 8 * o);
+                            } else {
+                                slm_iq3_round_octet(j->type, a, w8, Lv + r * blck + 8 * o);
+                            }
                             dec[r][o] = 1;
                         }
                         q = Lv[r * blck + t0];
-                        v = isfinite(a) ? a * slm_iq3_level_value(j->type, q) : 0.0f;
+                        v = !isfinite(a) ? 0.0f : iq2 ? a * slm_iq2_level_value(q) : a * slm_iq3_level_value(j->type, q);
                     } else if (a != 0.0f && isfinite(a) && lev) { /* non-linear levels (IQ4) */
                         q = slm_qgrid_nearest(lev, nlev, (w - b) / a);
                         v = a * (float)lev[q] + b;

@@ -106,16 +106,16 @@ static inline const seg *env_at(const seg *e, int n, float s)
     return &e[i];
 }
 
-/* per-group line coefficients and envelope. A codebook entry is two halves of 4 elements
- * (8 bits of level indices each): the sums and the least flip cost of each half come from
- * tables of the 81 level combinations. */
-static void group_env(const iq2_kind *K, const float *x, const float *w, iq2_work *W, int g)
+/* per-group line coefficients: A[k] = sum w |x| g (minus twice the cheapest flip when the
+ * signs must be even and x has an odd number of negatives), B[k] = sum w g^2. A codebook
+ * entry is two halves of 4 elements (8 bits of level indices each): the sums and the least
+ * flip cost of each half come from tables of the 81 level combinations. */
+static void group_lines(const iq2_kind *K, const float *x, const float *w, float *A, float *B)
 {
     static const float lev[3] = { 8, 25, 43 };
     float ta[2][256], tb[2][256], tm[2][256];
     int neg = 0;
-    float amax = 0;
-    for (int j = 0; j < 8; j++) { neg += x[j] < 0; amax = fmaxf(amax, fabsf(x[j])); }
+    for (int j = 0; j < 8; j++) neg += x[j] < 0;
     const int odd = K->parity && (neg & 1);
     for (int h = 0; h < 2; h++)
         for (int c = 0; c < 256; c++) {
@@ -136,16 +136,40 @@ static void group_env(const iq2_kind *K, const float *x, const float *w, iq2_wor
     if (odd)
         for (int k = 0; k < K->ngrid; k++) {
             const int lo = pk[k] & 255, hi = pk[k] >> 8;
-            W->A[k] = ta[0][lo] + ta[1][hi] - 2 * fminf(tm[0][lo], tm[1][hi]);
-            W->B[k] = tb[0][lo] + tb[1][hi];
+            A[k] = ta[0][lo] + ta[1][hi] - 2 * fminf(tm[0][lo], tm[1][hi]);
+            B[k] = tb[0][lo] + tb[1][hi];
         }
     else
         for (int k = 0; k < K->ngrid; k++) {
             const int lo = pk[k] & 255, hi = pk[k] >> 8;
-            W->A[k] = ta[0][lo] + ta[1][hi];
-            W->B[k] = tb[0][lo] + tb[1][hi];
+            A[k] = ta[0][lo] + ta[1][hi];
+            B[k] = tb[0][lo] + tb[1][hi];
         }
+}
+
+/* the group's lines and their envelope */
+static void group_env(const iq2_kind *K, const float *x, const float *w, iq2_work *W, int g)
+{
+    float amax = 0;
+    for (int j = 0; j < 8; j++) amax = fmaxf(amax, fabsf(x[j]));
+    group_lines(K, x, w, W->A, W->B);
     W->nseg[g] = build_env(W->A, W->B, K->ngrid, ENV_LO * amax / 43.0f, W->env[g]);
+}
+
+/* the signs of a group of x at entry k: those of x, with the cheapest flip (least
+ * w |x| g) when the type keeps an even number of minus signs and x has an odd one */
+static uint8_t group_signs(const iq2_kind *K, const float *x, const float *w, int k)
+{
+    uint8_t sg = 0;
+    int neg = 0, jmin = 0;
+    float mn = INFINITY;
+    for (int j = 0; j < 8; j++) {
+        if (x[j] < 0) { sg |= (uint8_t)(1u << j); neg++; }
+        const float t = w[j] * fabsf(x[j]) * (float)gval(K->grid, k, j);
+        if (t < mn) { mn = t; jmin = j; }
+    }
+    if (K->parity && (neg & 1)) sg ^= (uint8_t)(1u << jmin);
+    return sg;
 }
 
 /* error (minus sum w x^2) of scale unit u (groups g0..g0+ng-1) at scale s; sums of A, B */
@@ -295,17 +319,7 @@ static uint16_t quant_block(const iq2_kind *K, const float *x, const float *imp,
         const float s = unit_scale(bestd, ls[g / ng]);
         const int k = env_at(W->env[g], W->nseg[g], s)->k;
         idx[g] = (uint16_t)k;
-        const float *xg = x + 8 * g, *wg = w + 8 * g;
-        uint8_t sg = 0;
-        int neg = 0, jmin = 0;
-        float mn = INFINITY;
-        for (int j = 0; j < 8; j++) {
-            if (xg[j] < 0) { sg |= (uint8_t)(1u << j); neg++; }
-            const float t = wg[j] * fabsf(xg[j]) * (float)gval(K->grid, k, j);
-            if (t < mn) { mn = t; jmin = j; }
-        }
-        if (K->parity && (neg & 1)) sg ^= (uint8_t)(1u << jmin);
-        sgn[g] = sg;
+        sgn[g] = group_signs(K, x + 8 * g, w + 8 * g, k);
     }
     /* the least-squares fit shrinks the block (its energy sum w v^2 falls below sum w x^2);
      * d times sum w x^2 / sum w v^2 undoes that (see the head of the file) */
@@ -542,4 +556,136 @@ void slm_vec_dot_iq2_s(int64_t n, float *s, const void *vx, const void *vy)
         sumf += d * (float)bsum;
     }
     *s = 0.125f * sumf;
+}
+
+/* ---------------- GPTQ on the grid (calib.c, calib_gptq.c) ----------------
+ * The codebook is 8-dimensional, so GPTQ rounds a group of 8 at a time, as it does IQ3's
+ * octets and IQ1's groups: when the first column of a group comes up, its 8 current
+ * (compensated) values, divided by the unit's scale a, go to the entry and signs nearest
+ * to them under per-element weights (the minimum of B_k - 2 A_k over the codebook: the
+ * quantizer's error at scale 1), and each column then pushes its own error on as usual.
+ * An element's level L is the level index (0, 1, 2 for 8, 25, 43) plus 4 for a negative
+ * sign; element j dequantizes to a[j] * value(L), a[j] = d * (0.5 + ls) / 4. */
+
+int slm_iq2_is(uint32_t type) { return type == SLM_T_IQ2_XXS || type == SLM_T_IQ2_XS || type == SLM_T_IQ2_S; }
+
+float slm_iq2_level_value(int l)
+{
+    static const float lev[4] = { 8, 25, 43, 0 };
+    return l & 4 ? -lev[l & 3] : lev[l & 3];
+}
+
+/* codebook index of each packed code (-1: not an entry), per type */
+static int16_t g_rev[3][65536];
+static pthread_once_t g_rev_once = PTHREAD_ONCE_INIT;
+
+static void rev_init(void)
+{
+    const uint16_t *pk[3] = { slm_iq2xxs_packed, slm_iq2xs_packed, slm_iq2s_packed };
+    const int ng[3] = { 256, 512, 1024 };
+    for (int t = 0; t < 3; t++) {
+        for (int c = 0; c < 65536; c++) g_rev[t][c] = -1;
+        for (int k = ng[t] - 1; k >= 0; k--) g_rev[t][pk[t][k]] = (int16_t)k;
+    }
+}
+
+static int kind_idx(uint32_t type) { return type == SLM_T_IQ2_XXS ? 0 : type == SLM_T_IQ2_XS ? 1 : 2; }
+
+void slm_iq2_round_group(uint32_t type, float a, const float *w8, const float *wt, uint8_t *L8)
+{
+    const iq2_kind *K = kind_of(type);
+    float z[8], A[1024], B[1024];
+    int best = 0;
+    if (a > 0 && isfinite(a)) {
+        for (int j = 0; j < 8; j++) z[j] = w8[j] / a;
+        group_lines(K, z, wt, A, B);
+        float be = B[0] - 2 * A[0];
+        for (int k = 1; k < K->ngrid; k++) {
+            const float e = B[k] - 2 * A[k];
+            if (e < be) { be = e; best = k; }
+        }
+    } else {
+        for (int j = 0; j < 8; j++) z[j] = 0;
+    }
+    const uint8_t sg = group_signs(K, z, wt, best);
+    for (int j = 0; j < 8; j++) L8[j] = (uint8_t)(((K->packed[best] >> 2 * j) & 3) | ((sg >> j) & 1) << 2);
+}
+
+int slm_iq2_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax)
+{
+    if (!slm_iq2_is(type)) return 0;
+    for (int u = 0; u < 16; u++) {
+        int ls;
+        float d;
+        if (type == SLM_T_IQ2_XXS) {
+            const block_iq2_xxs *x = blk;
+            uint32_t a1;
+            memcpy(&a1, x->qs + 4 * (u / 2) + 2, 4);
+            ls = (int)(a1 >> 28);
+            d = slm_h2f(x->d);
+        } else {
+            const uint8_t *sc = type == SLM_T_IQ2_XS ? ((const block_iq2_xs *)blk)->scales : ((const block_iq2_s *)blk)->scales;
+            ls = (sc[u / 2] >> 4 * (u % 2)) & 15;
+            d = slm_h2f(*(const slm_half *)blk);
+        }
+        const float db = d * (0.5f + (float)ls) * 0.25f;
+        for (int j = 16 * u; j < 16 * u + 16; j++) { a[j] = db; b[j] = 0; }
+    }
+    *zero = 0;
+    *qmax = 6;
+    return QK_K;
+}
+
+int slm_iq2_grid_pack(uint32_t type, void *blk, const uint8_t *L)
+{
+    if (!slm_iq2_is(type)) return -1;
+    pthread_once(&g_rev_once, rev_init);
+    const iq2_kind *K = kind_of(type);
+    const int16_t *rev = g_rev[kind_idx(type)];
+    uint16_t idx[32];
+    uint8_t sg[32];
+    int rc = 0;
+    for (int g = 0; g < 32; g++) {
+        unsigned code = 0, s = 0, neg = 0;
+        for (int j = 0; j < 8; j++) {
+            const unsigned l = L[8 * g + j] & 3u;
+            code |= (l > 2 ? 2u : l) << 2 * j;
+            s |= (L[8 * g + j] >> 2 & 1u) << j;
+        }
+        for (int j = 0; j < 8; j++) neg += s >> j & 1;
+        int k = rev[code];
+        if (k < 0 || (K->parity && (neg & 1))) { /* never from slm_iq2_round_group */
+            rc = -1;
+            k = k < 0 ? 0 : k;
+            if (K->parity && (neg & 1)) s ^= 0x80;
+        }
+        idx[g] = (uint16_t)k;
+        sg[g] = (uint8_t)s;
+    }
+    if (type == SLM_T_IQ2_XXS) {
+        block_iq2_xxs *y = blk;
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t a0 = 0, a1;
+            memcpy(&a1, y->qs + 4 * ib + 2, 4);
+            a1 &= 0xf0000000u;
+            for (int l = 0; l < 4; l++) {
+                a0 |= (uint32_t)idx[4 * ib + l] << 8 * l;
+                a1 |= (uint32_t)(sg[4 * ib + l] & 127) << 7 * l;
+            }
+            memcpy(y->qs + 4 * ib, &a0, 4);
+            memcpy(y->qs + 4 * ib + 2, &a1, 4);
+        }
+    } else if (type == SLM_T_IQ2_XS) {
+        block_iq2_xs *y = blk;
+        for (int g = 0; g < 32; g++) y->qs[g] = (uint16_t)(idx[g] | (sg[g] & 127) << 9);
+    } else {
+        block_iq2_s *y = blk;
+        memset(y->qh, 0, sizeof y->qh);
+        for (int g = 0; g < 32; g++) {
+            y->qs[g] = (uint8_t)(idx[g] & 255);
+            y->qs[32 + g] = sg[g];
+            y->qh[g / 4] |= (uint8_t)((idx[g] >> 8) << 2 * (g % 4));
+        }
+    }
+    return rc;
 }

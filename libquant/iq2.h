@@ -30,4 +30,14 @@ SLM_DECL_TYPE(iq2_xxs) SLM_DECL_TYPE(iq2_xs) SLM_DECL_TYPE(iq2_s)
 void slm_iq2_kernels_avx2(slm_kernel_fns *tab);
 void slm_iq2_kernels_avx512(slm_kernel_fns *tab);
 
+/* GPTQ on the grid (iq2.c): level L = level index (0..2: 8, 25, 43) + 4 for a negative sign;
+ * element j of a block dequantizes to a[j] * slm_iq2_level_value(L). slm_iq2_round_group
+ * fixes a group of 8 values w8 (unit scale a) at the entry and signs of least
+ * sum wt (w8 / a - value)^2. */
+int slm_iq2_is(uint32_t type);
+float slm_iq2_level_value(int l);
+void slm_iq2_round_group(uint32_t type, float a, const float *w8, const float *wt, uint8_t *L8);
+int slm_iq2_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax);
+int slm_iq2_grid_pack(uint32_t type, void *blk, const uint8_t *L);
+
 #endif

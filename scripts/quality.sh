@@ -79,6 +79,8 @@ ref() {
     IQ4_XS) echo "1871520 0.005016" ;; IQ4_NL) echo "1973920 0.004954" ;; # de3ff81, no imatrix (docs/iquants.md)
     # with llama-imatrix over all of the calibration text (docs/iquants.md; these need one)
     IQ2_XXS) echo "976768 0.119739" ;; IQ2_XS) echo "1070976 0.091638" ;;
+    IQ2_S) echo "1134464 0.060937" ;; IQ2_M) echo "1220480 0.042153" ;;
+    IQ1_S) echo "804736 0.231965" ;; IQ1_M) echo "869248 0.201129" ;; # 2026-12-05, all 781 chunks
     *) echo "- -" ;;
     esac
 }

@@ -337,8 +337,9 @@ static double slm_ppl(const char *model)
  * (tests/interop/perplexity.mjs: llama.cpp's kernels, llama-perplexity's method; -c 128, 8
  * chunks of the eval text); both tools quantize stories-llama256 with the same imatrix (slm
  * imatrix, 8 chunks of the calibration text) and their files have the same size. IQ2_S:
- * the IQ2_XS recipe with the layers' matrices in IQ2_S (IQ2_S's own recipe needs IQ3_S). */
-Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 300)
+ * the IQ2_XS recipe with the layers' matrices in IQ2_S (IQ2_S's own recipe needs IQ3_S). The
+ * same run scores a GPTQ file holding all three types (8 chunks of 128 of the calibration text). */
+Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 420)
 {
     const char *lq = oracle_llama_tool("llama-quantize");
     if (!lq) return;
@@ -352,18 +353,32 @@ Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 300)
     const char *im[] = {"imatrix", "-m", f32, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "128",
                         "--chunks", "8", NULL};
     run_ok("imatrix", im, 1);
-    enum { NF = 6 };
-    static const char *const names[NF] = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_XXS", "IQ2_XS", "IQ2_S"};
+    enum { NF = 7 };
+    static const char *const names[NF] = {"IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_XXS", "IQ2_XS", "IQ2_S", "GPTQ IQ2_*"};
     const char *s_rule = "ffn_up|ffn_gate|ffn_down|attn_q|attn_k|attn_output=iq2_s";
     char *files[NF];
     const char *node[5 + NF + 1] = {"node", script, tu_corpus("tinystories-eval.txt"), "128", "8"};
     for (int k = 0; k < NF; k++) {
         char fn[64];
-        snprintf(fn, sizeof fn, "%s-%s.gguf", k < 3 ? "slm" : "llama", names[k]);
+        snprintf(fn, sizeof fn, "%s-%s.gguf", k < 3 ? "slm" : k < 6 ? "llama" : "gptq", k < 6 ? names[k] : "IQ2");
         files[k] = tu_path(dir, fn);
         node[5 + k] = files[k];
         const char *recipe = k % 3 == 2 ? "IQ2_XS" : names[k];
-        if (k < 3) {
+        if (k == 6) { /* GPTQ on the three grids in one file: attn_q / attn_k IQ2_XXS, ffn_down IQ2_S */
+            const char *q[] = {"quantize", f32, files[k], "IQ2_XS", "-t", "2", "--gptq", "-f",
+                               tu_corpus("tinystories-calib.txt"), "-c", "128", "--chunks", "8", "--tensor-type",
+                               "attn_q|attn_k=iq2_xxs", "--tensor-type", "ffn_down=iq2_s", NULL};
+            run_ok("slm quantize --gptq", q, 1);
+            gguf_file *g;
+            slm_err err = {0};
+            cr_assert_eq(gguf_open(files[k], &g, &err), 0, "%s", err.msg);
+            int seen[3] = {0};
+            for (uint64_t i = 0; i < g->n_tensors; i++)
+                for (size_t t = 0; t < NT; t++) seen[t] += g->tensors[i].type == IQ2T[t];
+            gguf_close(g);
+            cr_assert(seen[0] && seen[1] && seen[2], "GPTQ file: %d IQ2_XXS, %d IQ2_XS, %d IQ2_S tensors", seen[0],
+                      seen[1], seen[2]);
+        } else if (k < 3) {
             const char *q[] = {"quantize", f32, files[k], recipe, "-t", "2", "--imatrix", imat,
                                k == 2 ? "--tensor-type" : NULL, s_rule, NULL};
             run_ok("slm quantize", q, 1);
@@ -389,7 +404,7 @@ Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 300)
         line = nl + 1;
         const double theirs = cJSON_GetObjectItem(ref, "ppl")->valuedouble, ours = slm_ppl(files[k]);
         cJSON_Delete(ref);
-        const char *by = k < 3 ? "slm" : "llama-quantize";
+        const char *by = k < 3 ? "slm" : k < 6 ? "llama-quantize" : "slm --gptq";
         cr_log_info("%s file by %s: llama.cpp %.4f, slm %.4f (%+.3f %%; F32 %.4f)", names[k], by, theirs, ours,
                     100 * (ours / theirs - 1), f32_ppl);
         cr_assert(fabs(ours / theirs - 1) < 0.01, "%s (%s's file): slm PPL %.4f vs llama.cpp %.4f", names[k], by, ours,
@@ -401,4 +416,80 @@ Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 300)
     free(e);
     tu_rmtree(dir);
     free(f32); free(imat); free(dir);
+}
+
+/* ---- GPTQ on the grid ------------------------------------------------------------------ */
+
+/* decode -> each element's level (index + 4 for a negative sign) -> re-pack (grid indices and
+ * signs scrambled) gives blocks that dequantize the same; GPTQ (a group of 8 fixed at the
+ * nearest entry when its first column comes, error feedback per column) lowers the output
+ * error ||X (W - Wq)^T||^2 against the importance-weighted quantizer on activations with
+ * correlated columns (tu_gptq_problem). */
+Test(iq2, gptq_lowers_output_error_vs_rounding, .timeout = 60)
+{
+    enum { T = 512, n = 512, rows = 32, R = 8 };
+    float *X = malloc(sizeof(float) * T * n), *W = malloc(sizeof(float) * rows * n), *H = calloc(n * n, sizeof(float));
+    float *Wq = malloc(sizeof(float) * rows * n), *imp = malloc(sizeof(float) * n);
+    unsigned char *buf = malloc((size_t)rows * n), *rep = malloc((size_t)rows * n);
+    tu_rng_state = 5;
+    tu_gptq_problem(T, n, rows, R, tu_rng_gauss, X, W, H, imp);
+    static const float lev[3] = {8, 25, 43};
+    for (size_t k = 0; k < NT; k++) {
+        const slm_qtraits *q = slm_qtraits_get(IQ2T[k]);
+        cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
+        const size_t rb = slm_row_bytes(q->type, n);
+        double e[2];
+        for (int g = 0; g < 2; g++) {
+            if (g) {
+                slm_gptq_params p = {0.01f, 128, 0};
+                cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0, "%s", q->name);
+            } else {
+                slm_quantize_rows(q->type, W, buf, rows, n, imp);
+            }
+            for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+            memcpy(rep, buf, rb * rows);
+            for (size_t bl = 0; bl < rb * rows / q->bytes; bl++) {
+                unsigned char *bp = rep + bl * q->bytes;
+                float a[256], b[256], y[256];
+                int zero, qmax;
+                cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), 256);
+                q->dequantize_row(bp, y, 256);
+                uint8_t L[256];
+                for (int j = 0; j < 256; j++) {
+                    int l = -1;
+                    for (int c = 0; c < 8 && l < 0; c++)
+                        if ((c & 3) < 3 && a[j] * lev[c & 3] * (c & 4 ? -1.0f : 1.0f) == y[j]) l = c;
+                    cr_assert_geq(l, 0, "%s: %g on no level (a %g)", q->name, y[j], a[j]);
+                    L[j] = (uint8_t)l;
+                }
+                /* scramble what pack writes: indices and signs, not d or the scales */
+                if (q->type == T_IQ2_XXS) {
+                    uint16_t *qs = (uint16_t *)(bp + 2);
+                    for (int ib = 0; ib < 8; ib++) {
+                        qs[4 * ib] ^= 0x5a5a; qs[4 * ib + 1] ^= 0xa5a5;
+                        qs[4 * ib + 2] ^= 0x1234; qs[4 * ib + 3] ^= 0x0567; /* ls (bits 28..31) kept */
+                    }
+                } else {
+                    memset(bp + 2, 0x5a, q->type == T_IQ2_XS ? 64 : 72);
+                }
+                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0, "%s", q->name);
+            }
+            for (int r = 0; r < rows; r++) {
+                float y0[n], y1[n];
+                q->dequantize_row(buf + r * rb, y0, n);
+                q->dequantize_row(rep + r * rb, y1, n);
+                cr_assert(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed row %d dequantizes differently", q->name, r);
+            }
+            e[g] = 0;
+            for (int t = 0; t < T; t++)
+                for (int r = 0; r < rows; r++) {
+                    double d = 0;
+                    for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
+                    e[g] += d * d;
+                }
+        }
+        cr_log_info("%s: output error GPTQ %.4g, quantizer %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
+        cr_expect(e[1] < 0.8 * e[0], "%s: GPTQ output error %.4g vs quantizer %.4g", q->name, e[1], e[0]);
+    }
+    free(X); free(W); free(H); free(Wq); free(imp); free(buf); free(rep);
 }

@@ -140,10 +140,9 @@ const slm_cmd_doc doc_quantize = {
         "TYPE: Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K Q8_0 Q4_0 Q4_1\n"
         "      Q5_0 Q5_1 IQ4_NL IQ4_XS IQ3_S IQ3_M IQ3_XS IQ3_XXS IQ2_XXS IQ2_XS IQ2_S IQ2_M\n"
         "      IQ1_S IQ1_M TQ1_0 TQ2_0 F16 BF16 F32 (aliases Q3_K, Q4_K, Q5_K = the _M recipes).\n"
-        "IQ3_XXS, IQ1_S and IQ1_M tensors need importance data (--imatrix or --gptq), as\n"
-        "llama-quantize refuses them without an imatrix. IQ2_XXS, IQ2_XS, IQ2_S, IQ2_M need --imatrix\n"
-        "(as llama-quantize: every tensor but token_embd and output in IQ2_XXS/XS/S does); IQ2_S and\n"
-        "IQ2_M use IQ3_S.\n"
+        "IQ3_XXS, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S and IQ1_M tensors (bar token_embd and output)\n"
+        "need importance data (--imatrix or --gptq), as llama-quantize refuses them without an\n"
+        "imatrix; IQ2_S and IQ2_M use IQ3_S.\n"
         "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
         "Rows are quantized independently, so the output bytes are the same for any -t.\n"
         "The output is written to a temp file, synced and renamed: never a partial OUT.\n",
@@ -155,10 +154,10 @@ const slm_cmd_doc doc_quantize = {
         "does not fit),\n"
         "with a note on stderr.\n",
     .exit_codes =
-        "0 ok, 2 usage (bad option, unknown type name, bad pattern, IQ1_S / IQ1_M\n"
-        "without --imatrix or --gptq),\n"
+        "0 ok, 2 usage (bad option, unknown type name, bad pattern),\n"
         "3 bad input (corrupt file, quantized input without --allow-requantize,\n"
-        "--pure with an incompatible row length, an IQ2 type without --imatrix),\n"
+        "--pure with an incompatible row length, a very low-bit type (IQ3_XXS, IQ2_*, IQ1_*)\n"
+        "without --imatrix or --gptq),\n"
         "4 I/O error, 6 internal error",
     .examples = "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M\n"
                 "slm quantize smol-f16.gguf smol-q4_k_m.gguf Q4_K_M --imatrix smol.imatrix --dry-run\n"
