@@ -338,11 +338,12 @@ static uint16_t quant_block(const iq2_kind *K, const float *x, const float *imp,
 
 static const iq2_kind *kind_of(uint32_t type)
 {
-    static iq2_kind k[3];
+    static const iq2_kind k[3] = { /* constant: threads read it, nobody writes it */
+        { slm_iq2xxs_grid, slm_iq2xxs_packed, 256, 32, 1 },
+        { slm_iq2xs_grid, slm_iq2xs_packed, 512, 16, 1 },
+        { slm_iq2s_grid, slm_iq2s_packed, 1024, 16, 0 },
+    };
     slm_iq2_grids_init();
-    k[0] = (iq2_kind){ slm_iq2xxs_grid, slm_iq2xxs_packed, 256, 32, 1 };
-    k[1] = (iq2_kind){ slm_iq2xs_grid, slm_iq2xs_packed, 512, 16, 1 };
-    k[2] = (iq2_kind){ slm_iq2s_grid, slm_iq2s_packed, 1024, 16, 0 };
     return type == SLM_T_IQ2_XXS ? &k[0] : type == SLM_T_IQ2_XS ? &k[1] : &k[2];
 }
 
