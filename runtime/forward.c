@@ -22,6 +22,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -483,11 +484,15 @@ typedef struct att_job {
     int layer, n_tokens, pos0;
     const float *q;     /* [n_tokens][E] (rotated) */
     int64_t q_stride;
+    atomic_int next;    /* next work item (att_task) */
 } att_job;
+
+/* the element-wise loops' AVX-512 versions (vec_avx512.c) with the AVX-512 kernel set */
+static inline int vec_avx512(void) { return slm_kernel_active() == SLM_KERNEL_AVX512; }
 
 /* Causal softmax of one row of NK scores: keys [k0, n_keys) visible (k0 > 0 with a
  * sliding window of win), the others 0. */
-static void softmax_row(float *row, int n_keys, int NK, int win)
+void rt_softmax_row(float *row, int n_keys, int NK, int win)
 {
     const int k0 = win && n_keys > win ? n_keys - win : 0;
     float mx = -INFINITY;
@@ -558,8 +563,15 @@ static void attend(const slm_ctx *sq, const slm_hparams *hp, int l, int win, int
             }
         }
     }
-    for (int t = 0; t < n; t++)
-        softmax_row(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+    for (int t = 0; t < n; t++) {
+#if defined(__x86_64__)
+        if (vec_avx512()) {
+            rt_softmax_row_avx512(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+            continue;
+        }
+#endif
+        rt_softmax_row(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+    }
     if (sq->type_v == SLM_TYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, (const float *)vc,
                     (int)sq->kv_dim, 0.0f, out, (int)out_stride);
@@ -578,18 +590,32 @@ static void attend(const slm_ctx *sq, const slm_hparams *hp, int l, int win, int
     }
 }
 
-/* One batch of one sequence: heads spread over the threads. */
+/* One batch of one sequence: work items (head, block of ATT_QB query rows), each query
+ * block against only the keys it can see (causal: pos0 + its last row + 1), taken from a
+ * shared counter, the most expensive (the last blocks) first, so the threads stay balanced
+ * whatever the head count. Each item writes its own output rows: the result does not
+ * depend on which thread ran it. */
+enum { ATT_QB = 64 };
+
 static void att_task(void *arg, int ith, int nth)
 {
-    const att_job *j = arg;
+    att_job *j = arg;
     slm_ctx *c = j->c;
     const slm_hparams *hp = &c->m->hp;
     const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0; /* key p visible from pos when pos - p < win */
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx; /* [n][NK] */
     float *tmp = c->att_tmp + (size_t)ith * c->att_tmp_n;
-    for (int h = ith; h < hp->n_head; h += nth)
-        attend(c, hp, j->layer, win, h, j->q + (size_t)h * hp->head_dim, j->q_stride, j->n_tokens, j->pos0,
-               c->att + (size_t)h * hp->head_dim, hp->n_q, S, tmp);
+    const int nqb = (j->n_tokens + ATT_QB - 1) / ATT_QB, items = nqb * hp->n_head;
+    (void)nth;
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= items)
+            break;
+        const int qb = nqb - 1 - i / hp->n_head, h = i % hp->n_head, t0 = qb * ATT_QB;
+        const int nq = j->n_tokens - t0 < ATT_QB ? j->n_tokens - t0 : ATT_QB;
+        attend(c, hp, j->layer, win, h, j->q + (size_t)t0 * j->q_stride + (size_t)h * hp->head_dim, j->q_stride, nq,
+               j->pos0 + t0, c->att + (size_t)t0 * hp->n_q + (size_t)h * hp->head_dim, hp->n_q, S, tmp);
+    }
 }
 
 /* Multi-sequence decode: token t of the batch belongs to sequence seqs[t] (its own cache,
@@ -655,12 +681,23 @@ static void norm_rows(const slm_hparams *hp, float *y, const float *x, const flo
     }
 }
 
+void rt_silu_mul(float *a, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = silu(g[i]) * (u ? u[i] : 1.0f);
+}
+
 /* a[i] = act(g[i]) * (u ? u[i] : 1) for i < n, u may alias a (the branch on kind stays outside the loops) */
 static void act_mul(int kind, float *a, const float *g, const float *u, size_t n)
 {
+#if defined(__x86_64__)
+    if (kind == SLM_ACT_SILU && vec_avx512()) {
+        rt_silu_mul_avx512(a, g, u, n);
+        return;
+    }
+#endif
     if (kind == SLM_ACT_SILU) {
-        for (size_t i = 0; i < n; i++)
-            a[i] = silu(g[i]) * (u ? u[i] : 1.0f);
+        rt_silu_mul(a, g, u, n);
     } else if (kind == SLM_ACT_GELU_TANH) {
         for (size_t i = 0; i < n; i++)
             a[i] = gelu_exact(g[i]) * (u ? u[i] : 1.0f);
@@ -762,7 +799,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
                 kv_put(c->type_k, kb + (size_t)t * KV, kc + (size_t)t * c->k_row, KV);
                 kv_put(c->type_v, vb + (size_t)t * KV, vc + (size_t)t * c->v_row, KV);
             }
-            att_job aj = {c, l, n, pos0, c->q, Q};
+            att_job aj = {c, l, n, pos0, c->q, Q, 0};
             slm_pool_run(c->pool, att_task, &aj);
         }
         for (int t = 0; t < n; t++) {
