@@ -22,6 +22,7 @@
 #include <cblas.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -483,11 +484,15 @@ typedef struct att_job {
     int layer, n_tokens, pos0;
     const float *q;     /* [n_tokens][E] (rotated) */
     int64_t q_stride;
+    atomic_int next;    /* next work item (att_task) */
 } att_job;
+
+/* the element-wise loops' AVX-512 versions (vec_avx512.c) with the AVX-512 kernel set */
+static inline int vec_avx512(void) { return slm_kernel_active() == SLM_KERNEL_AVX512; }
 
 /* Causal softmax of one row of NK scores: keys [k0, n_keys) visible (k0 > 0 with a
  * sliding window of win), the others 0. */
-static void softmax_row(float *row, int n_keys, int NK, int win)
+void rt_softmax_row(float *row, int n_keys, int NK, int win)
 {
     const int k0 = win && n_keys > win ? n_keys - win : 0;
     float mx = -INFINITY;
@@ -558,8 +563,15 @@ static void attend(const slm_ctx *sq, const slm_hparams *hp, int l, int win, int
             }
         }
     }
-    for (int t = 0; t < n; t++)
-        softmax_row(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+    for (int t = 0; t < n; t++) {
+#if defined(__x86_64__)
+        if (vec_avx512()) {
+            rt_softmax_row_avx512(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+            continue;
+        }
+#endif
+        rt_softmax_row(S + (size_t)t * NK, pos0 + t + 1, NK, win);
+    }
     if (sq->type_v == SLM_TYPE_F32) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, D, NK, 1.0f, S, NK, (const float *)vc,
                     (int)sq->kv_dim, 0.0f, out, (int)out_stride);
@@ -578,18 +590,32 @@ static void attend(const slm_ctx *sq, const slm_hparams *hp, int l, int win, int
     }
 }
 
-/* One batch of one sequence: heads spread over the threads. */
+/* One batch of one sequence: work items (head, block of ATT_QB query rows), each query
+ * block against only the keys it can see (causal: pos0 + its last row + 1), taken from a
+ * shared counter, the most expensive (the last blocks) first, so the threads stay balanced
+ * whatever the head count. Each item writes its own output rows: the result does not
+ * depend on which thread ran it. */
+enum { ATT_QB = 64 };
+
 static void att_task(void *arg, int ith, int nth)
 {
-    const att_job *j = arg;
+    att_job *j = arg;
     slm_ctx *c = j->c;
     const slm_hparams *hp = &c->m->hp;
     const int win = c->m->layers[j->layer].swa ? hp->n_swa : 0; /* key p visible from pos when pos - p < win */
     float *S = c->scores + (size_t)ith * c->n_batch * c->n_ctx; /* [n][NK] */
     float *tmp = c->att_tmp + (size_t)ith * c->att_tmp_n;
-    for (int h = ith; h < hp->n_head; h += nth)
-        attend(c, hp, j->layer, win, h, j->q + (size_t)h * hp->head_dim, j->q_stride, j->n_tokens, j->pos0,
-               c->att + (size_t)h * hp->head_dim, hp->n_q, S, tmp);
+    const int nqb = (j->n_tokens + ATT_QB - 1) / ATT_QB, items = nqb * hp->n_head;
+    (void)nth;
+    for (;;) {
+        const int i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (i >= items)
+            break;
+        const int qb = nqb - 1 - i / hp->n_head, h = i % hp->n_head, t0 = qb * ATT_QB;
+        const int nq = j->n_tokens - t0 < ATT_QB ? j->n_tokens - t0 : ATT_QB;
+        attend(c, hp, j->layer, win, h, j->q + (size_t)t0 * j->q_stride + (size_t)h * hp->head_dim, j->q_stride, nq,
+               j->pos0 + t0, c->att + (size_t)t0 * hp->n_q + (size_t)h * hp->head_dim, hp->n_q, S, tmp);
+    }
 }
 
 /* Multi-sequence decode: token t of the batch belongs to sequence seqs[t] (its own cache,
@@ -655,12 +681,23 @@ static void norm_rows(const slm_hparams *hp, float *y, const float *x, const flo
     }
 }
 
+void rt_silu_mul(float *a, const float *g, const float *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        a[i] = silu(g[i]) * (u ? u[i] : 1.0f);
+}
+
 /* a[i] = act(g[i]) * (u ? u[i] : 1) for i < n, u may alias a (the branch on kind stays outside the loops) */
 static void act_mul(int kind, float *a, const float *g, const float *u, size_t n)
 {
+#if defined(__x86_64__)
+    if (kind == SLM_ACT_SILU && vec_avx512()) {
+        rt_silu_mul_avx512(a, g, u, n);
+        return;
+    }
+#endif
     if (kind == SLM_ACT_SILU) {
-        for (size_t i = 0; i < n; i++)
-            a[i] = silu(g[i]) * (u ? u[i] : 1.0f);
+        rt_silu_mul(a, g, u, n);
     } else if (kind == SLM_ACT_GELU_TANH) {
         for (size_t i = 0; i < n; i++)
             a[i] = gelu_exact(g[i]) * (u ? u[i] : 1.0f);
@@ -670,12 +707,137 @@ static void act_mul(int kind, float *a, const float *g, const float *u, size_t n
     }
 }
 
+/* ---- the per-token steps between the products, over the pool's threads ---------- */
+
+/* One layer's step over tokens [t0, t1): each token's rows only, so the threads' slices
+ * never touch the same floats and the result is the one a single thread computes. */
+typedef struct tok_job {
+    slm_ctx *c;
+    const slm_layer *ly;
+    int l, n, pos0, step;
+    float *kb, *vb;            /* the batch's k and v rows */
+    unsigned char *kc, *vc;    /* this layer's cache rows from pos0 (one sequence) */
+} tok_job;
+
+enum { STEP_ATTN_NORM, STEP_QKV, STEP_ATT_OUT, STEP_FFN_ACT, STEP_FFN_OUT };
+
+static void tok_step(const tok_job *j, int t0, int t1)
+{
+    slm_ctx *c = j->c;
+    const slm_model *m = c->m;
+    const slm_hparams *hp = &m->hp;
+    const slm_arch_desc *d = hp->desc;
+    const slm_layer *ly = j->ly;
+    const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, Q = hp->n_q, D = hp->head_dim;
+    slm_ctx *const *ms = c->multi;
+    const int nt = t1 - t0;
+    switch (j->step) {
+    case STEP_ATTN_NORM:
+        norm_rows(hp, c->xn + (size_t)t0 * E, c->x + (size_t)t0 * E, ly->attn_norm, ly->attn_norm_b, nt, E);
+        return;
+    case STEP_QKV: /* biases, q/k norms, RoPE, the cache's rotation, k and v into the cache */
+        for (int t = t0; t < t1; t++) {
+            float *q = c->q + (size_t)t * Q, *k = j->kb + (size_t)t * KV, *v = j->vb + (size_t)t * KV;
+            if (ly->wqkv) {
+                const int64_t QKV = Q + 2 * KV;
+                float *row = c->qkv + (size_t)t * QKV;
+                add_bias(row, ly->bqkv, 1, QKV);
+                memcpy(q, row, sizeof(float) * Q);
+                memcpy(k, row + Q, sizeof(float) * KV);
+                memcpy(v, row + Q + KV, sizeof(float) * KV);
+            } else {
+                add_bias(q, ly->bq, 1, Q);
+                add_bias(k, ly->bk, 1, KV);
+                add_bias(v, ly->bv, 1, KV);
+            }
+            if (ly->q_norm) {
+                for (int64_t h = 0; h < hp->n_head; h++)
+                    rms_norm(q + h * D, q + h * D, ly->q_norm, D, hp->norm_eps);
+                for (int64_t h = 0; h < hp->n_head_kv; h++)
+                    rms_norm(k + h * D, k + h * D, ly->k_norm, D, hp->norm_eps);
+            }
+            if (d->rope != SLM_ROPE_NONE) {
+                const float base = ly->swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
+                const int pos = ms ? ms[t]->n_past : j->pos0 + t;
+                rope(q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
+                rope(k, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
+            }
+            const slm_ctx *st = ms ? ms[t] : c; /* a quantized cache's rotation (rot_chunk), per token's sequence */
+            if (st->rot_k) {
+                hadamard(q, Q, st->rot_k);
+                hadamard(k, KV, st->rot_k);
+            }
+            if (st->rot_v)
+                hadamard(v, KV, st->rot_v);
+            if (ms) { /* each token's k and v into its own sequence's cache */
+                size_t pos = (size_t)j->l * st->n_ctx + (size_t)st->n_past;
+                kv_put(st->type_k, k, st->k_cache + pos * st->k_row, KV);
+                kv_put(st->type_v, v, st->v_cache + pos * st->v_row, KV);
+            } else {
+                kv_put(c->type_k, k, j->kc + (size_t)t * c->k_row, KV);
+                kv_put(c->type_v, v, j->vc + (size_t)t * c->v_row, KV);
+            }
+        }
+        return;
+    case STEP_ATT_OUT: /* attention block's output into the residual, then the FFN's norm */
+        add_bias(c->proj + (size_t)t0 * E, ly->bo, nt, E);
+        if (ly->attn_post_norm)
+            norm_rows(hp, c->proj + (size_t)t0 * E, c->proj + (size_t)t0 * E, ly->attn_post_norm, NULL, nt, E);
+        for (size_t i = (size_t)t0 * E; i < (size_t)t1 * E; i++)
+            c->x[i] += c->proj[i];
+        norm_rows(hp, c->xn + (size_t)t0 * E, c->x + (size_t)t0 * E, ly->ffn_norm, ly->ffn_norm_b, nt, E);
+        return;
+    case STEP_FFN_ACT:
+        if (d->ffn == SLM_FFN_GATED_FUSED) {
+            add_bias(c->ff_b + (size_t)t0 * 2 * FF, ly->ffn_up_b, nt, 2 * FF);
+            for (int t = t0; t < t1; t++) {
+                const float *g = c->ff_b + (size_t)t * 2 * FF;
+                act_mul(d->act, c->ff_a + (size_t)t * FF, g, g + FF, (size_t)FF);
+            }
+        } else {
+            float *a = c->ff_a + (size_t)t0 * FF;
+            add_bias(a, ly->ffn_up_b, nt, FF);
+            if (d->ffn == SLM_FFN_PLAIN)
+                act_mul(d->act, a, a, NULL, (size_t)nt * FF);
+            else
+                act_mul(d->act, a, c->ff_b + (size_t)t0 * FF, a, (size_t)nt * FF);
+        }
+        return;
+    default: /* STEP_FFN_OUT */
+        add_bias(c->proj + (size_t)t0 * E, ly->ffn_down_b, nt, E);
+        if (ly->ffn_post_norm)
+            norm_rows(hp, c->proj + (size_t)t0 * E, c->proj + (size_t)t0 * E, ly->ffn_post_norm, NULL, nt, E);
+        for (size_t i = (size_t)t0 * E; i < (size_t)t1 * E; i++)
+            c->x[i] += c->proj[i];
+        return;
+    }
+}
+
+static void tok_task(void *arg, int ith, int nth)
+{
+    const tok_job *j = arg;
+    const int per = (j->n + nth - 1) / nth, t0 = per * ith < j->n ? per * ith : j->n;
+    const int t1 = t0 + per < j->n ? t0 + per : j->n;
+    if (t0 < t1)
+        tok_step(j, t0, t1);
+}
+
+/* step over the batch: on the pool for prompts, on the calling thread for a few tokens */
+static void tok_run(tok_job *j, int step)
+{
+    j->step = step;
+    if (j->n >= 16 && slm_pool_size(j->c->pool) > 1)
+        slm_pool_run(j->c->pool, tok_task, j);
+    else
+        tok_step(j, 0, j->n);
+}
+
 static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
 {
     const slm_model *m = c->m;
     const slm_hparams *hp = &m->hp;
     const slm_arch_desc *d = hp->desc;
-    const int64_t E = hp->n_embd, KV = c->kv_dim, FF = hp->n_ff, Q = hp->n_q, D = hp->head_dim;
+    const int64_t E = hp->n_embd, KV = c->kv_dim, Q = hp->n_q;
     const int pos0 = c->n_past;
     slm_ctx *const *ms = c->multi; /* multi-sequence step: token t at seqs[t]'s position */
     float *tmp = c->proj;
@@ -701,68 +863,27 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
     const int l_end = c->lr_on ? c->lr1 : hp->n_layer;
     for (int l = c->lr_on ? c->lr0 : 0; l < l_end; l++) {
         const slm_layer *ly = &m->layers[l];
-        unsigned char *kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * c->k_row;
-        unsigned char *vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * c->v_row;
-        norm_rows(hp, c->xn, c->x, ly->attn_norm, ly->attn_norm_b, n, E);
+        tok_job tj = {
+            .c = c, .ly = ly, .l = l, .n = n, .pos0 = pos0, .kb = c->kv, .vb = c->kv + (size_t)n * KV,
+            .kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * c->k_row,
+            .vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * c->v_row,
+        };
+        tok_run(&tj, STEP_ATTN_NORM);
 
-        /* q [n][Q], k and v [n][KV], then k and v into the cache */
-        float *kb = c->kv, *vb = c->kv + (size_t)n * KV;
+        /* q [n][Q], k and v [n][KV] (biases, norms, RoPE in STEP_QKV, which also fills the cache) */
         if (ly->wqkv) {
-            const int64_t QKV = Q + 2 * KV;
             mm(c, c->qkv, ly->wqkv, c->xn, n);
-            add_bias(c->qkv, ly->bqkv, n, QKV);
-            for (int t = 0; t < n; t++) {
-                const float *row = c->qkv + (size_t)t * QKV;
-                memcpy(c->q + t * Q, row, sizeof(float) * Q);
-                memcpy(kb + t * KV, row + Q, sizeof(float) * KV);
-                memcpy(vb + t * KV, row + Q + KV, sizeof(float) * KV);
-            }
         } else {
             mm(c, c->q, ly->wq, c->xn, n);
-            add_bias(c->q, ly->bq, n, Q);
-            mm(c, kb, ly->wk, c->xn, n);
-            add_bias(kb, ly->bk, n, KV);
-            mm(c, vb, ly->wv, c->xn, n);
-            add_bias(vb, ly->bv, n, KV);
+            mm(c, tj.kb, ly->wk, c->xn, n);
+            mm(c, tj.vb, ly->wv, c->xn, n);
         }
-        if (ly->q_norm) {
-            for (int64_t h = 0; h < (int64_t)n * hp->n_head; h++)
-                rms_norm(c->q + h * D, c->q + h * D, ly->q_norm, D, hp->norm_eps);
-            for (int64_t h = 0; h < (int64_t)n * hp->n_head_kv; h++)
-                rms_norm(kb + h * D, kb + h * D, ly->k_norm, D, hp->norm_eps);
-        }
-        if (d->rope != SLM_ROPE_NONE) {
-            const float base = ly->swa ? hp->rope_freq_base_swa : hp->rope_freq_base;
-            for (int t = 0; t < n; t++) {
-                const int pos = ms ? ms[t]->n_past : pos0 + t;
-                rope(c->q + t * Q, hp->n_head, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
-                rope(kb + t * KV, hp->n_head_kv, hp->head_dim, hp->n_rot, hp->rope_neox, base, m->rope_freqs, pos);
-            }
-        }
-        for (int t = 0; t < n; t++) { /* a quantized cache's rotation (rot_chunk), per token's sequence */
-            const slm_ctx *st = ms ? ms[t] : c;
-            if (st->rot_k) {
-                hadamard(c->q + (size_t)t * Q, Q, st->rot_k);
-                hadamard(kb + (size_t)t * KV, KV, st->rot_k);
-            }
-            if (st->rot_v)
-                hadamard(vb + (size_t)t * KV, KV, st->rot_v);
-        }
-        if (ms) { /* each token's k and v into its own sequence's cache, then attention per sequence */
-            for (int t = 0; t < n; t++) {
-                slm_ctx *st = ms[t];
-                size_t pos = (size_t)l * st->n_ctx + (size_t)st->n_past;
-                kv_put(st->type_k, kb + (size_t)t * KV, st->k_cache + pos * st->k_row, KV);
-                kv_put(st->type_v, vb + (size_t)t * KV, st->v_cache + pos * st->v_row, KV);
-            }
+        tok_run(&tj, STEP_QKV);
+        if (ms) { /* attention per sequence */
             att_multi_job amj = {c, ms, l, n};
             slm_pool_run(c->pool, att_multi_task, &amj);
         } else {
-            for (int t = 0; t < n; t++) {
-                kv_put(c->type_k, kb + (size_t)t * KV, kc + (size_t)t * c->k_row, KV);
-                kv_put(c->type_v, vb + (size_t)t * KV, vc + (size_t)t * c->v_row, KV);
-            }
-            att_job aj = {c, l, n, pos0, c->q, Q};
+            att_job aj = {c, l, n, pos0, c->q, Q, 0};
             slm_pool_run(c->pool, att_task, &aj);
         }
         for (int t = 0; t < n; t++) {
@@ -771,37 +892,19 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
                 hadamard(c->att + (size_t)t * Q, Q, st->rot_v);
         }
         mm(c, c->proj, ly->wo, c->att, n);
-        add_bias(c->proj, ly->bo, n, E);
-        if (ly->attn_post_norm)
-            norm_rows(hp, c->proj, c->proj, ly->attn_post_norm, NULL, n, E);
-        for (size_t i = 0; i < (size_t)n * E; i++)
-            c->x[i] += c->proj[i];
+        tok_run(&tj, STEP_ATT_OUT);
 
         /* feed-forward */
-        norm_rows(hp, c->xn, c->x, ly->ffn_norm, ly->ffn_norm_b, n, E);
         if (d->ffn == SLM_FFN_GATED_FUSED) {
             mm(c, c->ff_b, ly->ffn_up, c->xn, n);
-            add_bias(c->ff_b, ly->ffn_up_b, n, 2 * FF);
-            for (int t = 0; t < n; t++) {
-                const float *g = c->ff_b + (size_t)t * 2 * FF;
-                act_mul(d->act, c->ff_a + (size_t)t * FF, g, g + FF, (size_t)FF);
-            }
         } else {
             mm(c, c->ff_a, ly->ffn_up, c->xn, n);
-            add_bias(c->ff_a, ly->ffn_up_b, n, FF);
-            if (d->ffn == SLM_FFN_PLAIN) {
-                act_mul(d->act, c->ff_a, c->ff_a, NULL, (size_t)n * FF);
-            } else {
+            if (d->ffn != SLM_FFN_PLAIN)
                 mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
-                act_mul(d->act, c->ff_a, c->ff_b, c->ff_a, (size_t)n * FF);
-            }
         }
+        tok_run(&tj, STEP_FFN_ACT);
         mm(c, c->proj, ly->ffn_down, c->ff_a, n);
-        add_bias(c->proj, ly->ffn_down_b, n, E);
-        if (ly->ffn_post_norm)
-            norm_rows(hp, c->proj, c->proj, ly->ffn_post_norm, NULL, n, E);
-        for (size_t i = 0; i < (size_t)n * E; i++)
-            c->x[i] += c->proj[i];
+        tok_run(&tj, STEP_FFN_OUT);
     }
 
     if (c->lr_out)

@@ -35,6 +35,7 @@
 
 #include <cblas.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,6 +310,37 @@ void *slm_matmul_pack(const gguf_tensor *W)
     return p;
 }
 
+/* The GEMM's activations, each thread a slice of the tokens (rows are independent: the bytes
+ * are those of one call over all tokens). */
+typedef struct prep_job {
+    uint32_t type;
+    const float *x;
+    int64_t n;
+    int ntok;
+    uint8_t *act;
+    size_t per_tok;
+    atomic_int fail;
+} prep_job;
+
+static void prep_task(void *arg, int ith, int nth)
+{
+    prep_job *p = arg;
+    const int per = (p->ntok + nth - 1) / nth, t0 = per * ith < p->ntok ? per * ith : p->ntok;
+    const int t1 = t0 + per < p->ntok ? t0 + per : p->ntok;
+    if (t0 < t1 && slm_gemm_act_prep(p->type, slm_kernel_active(), p->x + (size_t)t0 * (size_t)p->n, p->n, t1 - t0,
+                                     p->act + (size_t)t0 * p->per_tok) != 0)
+        atomic_store(&p->fail, 1);
+}
+
+static int act_prep(slm_pool *pool, uint32_t type, const float *x, int64_t n, int ntok, void *act)
+{
+    if (ntok < 32 || slm_pool_size(pool) < 2)
+        return slm_gemm_act_prep(type, slm_kernel_active(), x, n, ntok, act);
+    prep_job p = {type, x, n, ntok, act, slm_gemm_act_bytes(type, n, 1), 0};
+    slm_pool_run(pool, prep_task, &p);
+    return atomic_load(&p.fail) ? -1 : 0;
+}
+
 static void matmul_run(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
                        int n_tokens, int int8_batches);
 static void matmul_tokens(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
@@ -367,7 +399,7 @@ static void matmul_tokens(slm_pool *pool, float *out, const gguf_tensor *W, cons
         size_t ab = slm_gemm_act_bytes(W->type, j.n_in, n_tokens);
         j.gemm_scratch = slm_gemm_scratch_bytes(W->type, j.n_in);
         xq = ab && j.gemm_scratch ? malloc(ab) : NULL;
-        if (xq && slm_gemm_act_prep(W->type, slm_kernel_active(), x, j.n_in, n_tokens, xq) == 0) {
+        if (xq && act_prep(pool, W->type, x, j.n_in, n_tokens, xq) == 0) {
             j.act = xq;
         } else { /* out of memory: the dequantizing path */
             free(xq);

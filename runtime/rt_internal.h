@@ -48,4 +48,16 @@ void slm_matmul_ref(float *out, const gguf_tensor *W, const float *x, int n_toke
 /* slm_matmul's fallback when no scratch memory can be allocated (tests). */
 void slm_matmul_nomem(float *out, const gguf_tensor *W, const float *x, int n_tokens);
 
+/* forward.c's element-wise loops (scalar): the causal softmax of one attention row (keys
+ * [k0, n_keys) visible, k0 from the window win, the rest of the NK zeroed) and
+ * a[i] = silu(g[i]) * (u ? u[i] : 1) (u may alias a). */
+void rt_softmax_row(float *row, int n_keys, int NK, int win);
+void rt_silu_mul(float *a, const float *g, const float *u, size_t n);
+/* AVX-512 versions of forward.c's element-wise loops (vec_avx512.c; x86-64 builds only), used
+ * when the active kernel set is AVX-512: softmax_row and SiLU(g) * u of act_mul. */
+#if defined(__x86_64__)
+void rt_softmax_row_avx512(float *row, int n_keys, int NK, int win);
+void rt_silu_mul_avx512(float *a, const float *g, const float *u, size_t n);
+#endif
+
 #endif

@@ -714,3 +714,53 @@ Test(runtime, gemm_batches_match_vec_dot_any_threads)
         }
     for (int p = 0; p < 3; p++) slm_pool_free(pools[p]);
 }
+
+/* forward.c's AVX-512 element-wise loops against the scalar ones: softmax rows (every tail
+ * length, windows, large and tiny scores) and SiLU(g) * u (with and without u, aliased). */
+Test(runtime, vec_avx512_matches_scalar)
+{
+#if defined(__x86_64__)
+    if (!slm_cpu_has(SLM_KERNEL_AVX512))
+        cr_skip_test("no AVX-512 on this CPU: nothing to compare");
+    enum { NK = 200 };
+    float a[NK], b[NK];
+    tu_rng_state = 19;
+    for (int n_keys = 1; n_keys <= NK; n_keys += n_keys < 40 ? 1 : 7) {
+        for (int win = 0; win <= 32; win += 16) {
+            for (int i = 0; i < NK; i++)
+                a[i] = b[i] = 8.0f * tu_rng_gauss() + (i == 3 ? 60.0f : 0.0f);
+            rt_softmax_row(a, n_keys, NK, win);
+            rt_softmax_row_avx512(b, n_keys, NK, win);
+            double sum = 0;
+            for (int i = 0; i < NK; i++) {
+                cr_assert(fabsf(a[i] - b[i]) <= 4e-7f * fabsf(a[i]) + 1e-37f, "softmax n_keys %d win %d [%d]: %g vs %g",
+                          n_keys, win, i, a[i], b[i]);
+                sum += b[i];
+            }
+            cr_assert(fabs(sum - 1.0) < 1e-5, "softmax sums to %g", sum);
+        }
+    }
+    enum { N = 1000 };
+    static float g[N], u[N], r1[N], r2[N];
+    for (int i = 0; i < N; i++) {
+        g[i] = (i % 10 == 0 ? 40.0f : 4.0f) * tu_rng_gauss();
+        u[i] = tu_rng_gauss();
+    }
+    for (int len = 1; len <= N; len += len < 40 ? 1 : 97) {
+        for (int withu = 0; withu < 2; withu++) {
+            rt_silu_mul(r1, g, withu ? u : NULL, (size_t)len);
+            rt_silu_mul_avx512(r2, g, withu ? u : NULL, (size_t)len);
+            for (int i = 0; i < len; i++)
+                cr_assert(fabsf(r1[i] - r2[i]) <= 4e-7f * fabsf(r1[i]) + 1e-37f, "silu len %d [%d] (g %g): %g vs %g", len,
+                          i, g[i], r1[i], r2[i]);
+        }
+    }
+    memcpy(r2, u, sizeof u); /* u aliasing the output, as act_mul calls it */
+    rt_silu_mul_avx512(r2, g, r2, N);
+    rt_silu_mul(r1, g, u, N);
+    for (int i = 0; i < N; i++)
+        cr_assert(fabsf(r1[i] - r2[i]) <= 4e-7f * fabsf(r1[i]) + 1e-37f, "silu aliased [%d]", i);
+#else
+    cr_skip_test("not an x86-64 build: no AVX-512 loops");
+#endif
+}
