@@ -221,9 +221,10 @@ static void mm_task(void *arg, int ith, int nth)
     if (j->gemm) { /* batch: int8 GEMM on 16-row panels (x8 copy or plain rows) */
         void *scratch = aligned_alloc(64, (j->gemm_scratch + 63) / 64 * 64);
         if (scratch) {
-            const void *w = j->packed ? (const void *)(j->packed + (size_t)(r0 / 8) * j->x8_gbytes)
-                                      : (const void *)(wb + (size_t)r0 * j->row_bytes);
-            j->gemm(j->n_in, r1 - r0, j->out + r0, j->n_out, w, j->packed != NULL, j->act, j->n_tokens, scratch);
+            const int x8 = j->packed && slm_gemm_reads_x8(type);
+            const void *w = x8 ? (const void *)(j->packed + (size_t)(r0 / 8) * j->x8_gbytes)
+                               : (const void *)(wb + (size_t)r0 * j->row_bytes);
+            j->gemm(j->n_in, r1 - r0, j->out + r0, j->n_out, w, x8, j->act, j->n_tokens, scratch);
             free(scratch);
             return;
         } /* out of memory: the dequantizing paths below */
