@@ -22,10 +22,11 @@
  *               activations are converted once to the type's vec_dot_type, then
  *               one vec_dot per row (reads the compact weights once).
  *   other, batches of >= BATCH_DEQUANT tokens, AVX-512 VNNI or aarch64 (Q4_0, Q5_0,
- *               Q8_0, Q2_K..Q6_K): libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp:
- *               the activations are quantized once to vec_dot_type, each thread
- *               unpacks 16 rows at a time (from the x8 copy, or the plain rows)
- *               into a panel of 8-bit levels and runs every token over it.
+ *               Q8_0, Q2_K..Q6_K; AVX-512 VNNI also the i-quants and TQ1_0/TQ2_0):
+ *               libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp: the activations
+ *               are quantized once to vec_dot_type, each thread unpacks 16 rows at a
+ *               time (from the x8 copy where the GEMM reads it, slm_gemm_reads_x8, or
+ *               the plain rows) into a panel of 8-bit levels and runs every token over it.
  *   other batches: tiles of rows are dequantized to F32 and multiplied with
  *               sgemm (the F32 activations make it slightly more exact than
  *               llama.cpp's quantized-activation products).
