@@ -10,6 +10,9 @@
 
 #include "bench.h"
 #include "qimpl.h"
+#include "iquants.h"
+#include "iq1.h"
+#include "iq2_grids.h"
 
 typedef struct {
     bench_check_report report;
@@ -115,7 +118,9 @@ static void ref_legacy(uint32_t type, const uint8_t *x, int8_t lv[32], float *d)
 {
     *d = slm_h2f((uint16_t)(x[0] | x[1] << 8));
     for (int i = 0; i < 32; i++) {
-        if (type == SLM_T_Q8_0) {
+        if (type == SLM_T_IQ4_NL) {
+            lv[i] = slm_kvalues_iq4nl[i < 16 ? x[2 + i] & 15 : x[2 + i - 16] >> 4];
+        } else if (type == SLM_T_Q8_0) {
             lv[i] = (int8_t)x[2 + i];
         } else if (type == SLM_T_Q4_0) {
             lv[i] = (int8_t)((i < 16 ? x[2 + i] & 15 : x[2 + i - 16] >> 4) - 8);
@@ -175,11 +180,99 @@ static void ref_kq(uint32_t type, const void *vx, int u[256], int sc[16], int m[
     }
 }
 
+/* i-quants and ternary types on super-blocks: the signed level v[i], the integer multiplier
+ * sc[g] of each 16-element group and the block's float d (the GEMM's: ggml's 1/4 or 1/8
+ * folded in). The GEMM's acc = fma(sum_g sc(g) * sum(v y), d * d_a, acc) per super-block. */
+static int ref_iq(uint32_t type, const void *vx, int v[256], int sc[16], float *d)
+{
+    const uint64_t *g1 = slm_iq1_is(type) ? slm_iq1s_grid_get() : NULL;
+    slm_iq2_grids_init();
+    slm_iq3_init();
+    for (int i = 0; i < 256; i++) {
+        const int ib = i / 32, j = i % 32, g = i / 8, k = i % 8;
+        if (type == SLM_T_IQ4_XS) {
+            const block_iq4_xs *x = vx;
+            v[i] = slm_kvalues_iq4nl[j < 16 ? x->qs[16 * ib + j] & 15 : x->qs[16 * ib + j - 16] >> 4];
+            sc[i / 16] = slm_iq4xs_ls(x, ib) - 32, *d = slm_h2f(x->d);
+        } else if (type == SLM_T_IQ3_XXS) {
+            const block_iq3_xxs *x = vx;
+            const uint32_t aux = (uint32_t)x->qs[64 + 4 * ib] | (uint32_t)x->qs[65 + 4 * ib] << 8 |
+                                 (uint32_t)x->qs[66 + 4 * ib] << 16 | (uint32_t)x->qs[67 + 4 * ib] << 24;
+            const int q = (int)((slm_iq3xxs_grid[x->qs[8 * ib + j / 4]] >> 8 * (j % 4)) & 255);
+            v[i] = (slm_ksigns_iq2xs[(aux >> 7 * (j / 8)) & 127] >> (j % 8)) & 1 ? -q : q;
+            sc[i / 16] = 2 * (int)(aux >> 28) + 1, *d = slm_h2f(x->d) * 0.25f;
+        } else if (type == SLM_T_IQ3_S) {
+            const block_iq3_s *x = vx;
+            const int idx = x->qs[8 * ib + j / 4] | ((x->qh[ib] >> (j / 4)) & 1) << 8;
+            const int q = (int)((slm_iq3s_grid[idx] >> 8 * (j % 4)) & 255);
+            v[i] = (x->signs[i / 8] >> (i % 8)) & 1 ? -q : q;
+            sc[i / 16] = 2 * ((x->scales[ib / 2] >> 4 * (ib % 2)) & 15) + 1, *d = slm_h2f(x->d);
+        } else if (type == SLM_T_IQ2_XXS) {
+            const block_iq2_xxs *x = vx;
+            const uint32_t a0 = x->qs[4 * ib] | (uint32_t)x->qs[4 * ib + 1] << 16;
+            const uint32_t a1 = x->qs[4 * ib + 2] | (uint32_t)x->qs[4 * ib + 3] << 16;
+            const int q = (int)((slm_iq2xxs_grid[(a0 >> 8 * (j / 8)) & 255] >> 8 * k) & 255);
+            v[i] = (slm_ksigns_iq2xs[(a1 >> 7 * (j / 8)) & 127] >> k) & 1 ? -q : q;
+            sc[i / 16] = 2 * (int)(a1 >> 28) + 1, *d = slm_h2f(x->d) * 0.125f;
+        } else if (type == SLM_T_IQ2_XS) {
+            const block_iq2_xs *x = vx;
+            const int q = (int)((slm_iq2xs_grid[x->qs[g] & 511] >> 8 * k) & 255);
+            v[i] = (slm_ksigns_iq2xs[x->qs[g] >> 9] >> k) & 1 ? -q : q;
+            sc[i / 16] = 2 * ((x->scales[ib] >> 4 * ((i / 16) % 2)) & 15) + 1, *d = slm_h2f(x->d) * 0.125f;
+        } else if (type == SLM_T_IQ2_S) {
+            const block_iq2_s *x = vx;
+            const int q = (int)((slm_iq2s_grid[x->qs[g] | ((x->qh[g / 4] >> 2 * (g % 4)) & 3) << 8] >> 8 * k) & 255);
+            v[i] = (x->qs[32 + g] >> k) & 1 ? -q : q;
+            sc[i / 16] = 2 * ((x->scales[ib] >> 4 * ((i / 16) % 2)) & 15) + 1, *d = slm_h2f(x->d) * 0.125f;
+        } else if (type == SLM_T_IQ1_S) { /* 8 (t + delta): delta +-1/8 */
+            const block_iq1_s *x = vx;
+            const unsigned h = x->qh[ib];
+            const int t = (int8_t)(g1[x->qs[g] | ((h >> 3 * (g % 4)) & 7) << 8] >> 8 * k);
+            v[i] = 8 * t + (h & 0x8000 ? -1 : 1);
+            sc[i / 16] = 2 * (int)((h >> 12) & 7) + 1, *d = slm_h2f(x->d) * 0.125f;
+        } else if (type == SLM_T_IQ1_M) {
+            const block_iq1_m *x = vx;
+            const unsigned h = x->qh[g / 2], w = (unsigned)(x->scales[2 * (ib / 2)] | x->scales[2 * (ib / 2) + 1] << 8);
+            const int t = (int8_t)(g1[x->qs[g] | (g % 2 ? (h >> 4) & 7 : h & 7) << 8] >> 8 * k);
+            v[i] = 8 * t + (h & (g % 2 ? 0x80 : 0x08) ? -1 : 1);
+            sc[i / 16] = 2 * (int)((w >> (6 * (ib % 2) + 3 * ((i / 16) % 2))) & 7) + 1;
+            *d = slm_h2f(slm_iq1m_d(x)) * 0.125f;
+        } else if (type == SLM_T_TQ2_0) {
+            const block_tq2_0 *x = vx;
+            v[i] = ((x->qs[32 * (i / 128) + j] >> 2 * ((i % 128) / 32)) & 3) - 1;
+            sc[i / 16] = 1, *d = slm_h2f(x->d);
+        } else if (type == SLM_T_TQ1_0) { /* trit n of a byte: ((uint8_t)(b * 3^n) * 3) >> 8 */
+            static const int pw[5] = {1, 3, 9, 27, 81};
+            const block_tq1_0 *x = vx;
+            const int b = i < 160 ? x->qs[i % 32] : i < 240 ? x->qs[32 + (i - 160) % 16] : x->qh[(i - 240) % 4];
+            const int n = i < 160 ? i / 32 : i < 240 ? (i - 160) / 16 : (i - 240) / 4;
+            v[i] = (((b * pw[n]) & 255) * 3 >> 8) - 1;
+            sc[i / 16] = 1, *d = slm_h2f(x->d);
+        } else {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* one (row, token): w a plain row, y its activations as the type's vec_dot_type row */
 static float ref_gemm(uint32_t type, int64_t n, const uint8_t *w, const void *y)
 {
     float acc = 0;
-    if (type == SLM_T_Q4_0 || type == SLM_T_Q5_0 || type == SLM_T_Q8_0) {
+    const size_t bsz = slm_qtraits_get(type)->bytes;
+    int v[256], scg[16];
+    float dd;
+    if (n % QK_K == 0 && ref_iq(type, w, v, scg, &dd)) {
+        const block_q8_K *a = y;
+        for (int64_t B = 0; B < n / QK_K; B++) {
+            ref_iq(type, w + (size_t)B * bsz, v, scg, &dd);
+            int64_t isum = 0;
+            for (int i = 0; i < 256; i++) isum += (int64_t)scg[i / 16] * v[i] * a[B].qs[i];
+            acc = fmaf((float)(int32_t)isum, dd * a[B].d, acc);
+        }
+        return acc;
+    }
+    if (type == SLM_T_Q4_0 || type == SLM_T_Q5_0 || type == SLM_T_Q8_0 || type == SLM_T_IQ4_NL) {
         const size_t bs = slm_qtraits_get(type)->bytes;
         const block_q8_0 *a = y;
         for (int64_t b = 0; b < n / 32; b++) {
@@ -375,6 +468,8 @@ static void check_type(chk *c, uint32_t type)
             for (size_t i = 0; i < rb * R / 2; i++)
                 if ((hh[i] & 0x7c00) == 0x7c00)
                     hh[i] &= 0xbfff;
+            if (type == 29) /* IQ1_M's scale (as above) */
+                for (size_t i = 0; i < rb * R / 56; i++) w[56 * i + 55] &= 0xbf;
         }
         size_t gab = slm_gemm_act_bytes(type, N, T), sb = slm_gemm_scratch_bytes(type, N), gb = slm_x8_group_bytes(type, N);
         void *act = gab ? malloc(gab) : NULL, *scr = sb ? aligned_alloc(64, (sb + 63) / 64 * 64) : NULL;
@@ -395,12 +490,12 @@ static void check_type(chk *c, uint32_t type)
                     if (exact && f2u(out[t * R + r]) != f2u(ref))
                         exact = 0, snprintf(d2, sizeof d2, "row %d token %d: %.9g vs %.9g", r, t, out[t * R + r], ref);
                 }
-            if (gb && slm_x8_pack(type, w, p, R, N) == gb * (R / 8)) {
+            if (gb && slm_gemm_reads_x8(type) && slm_x8_pack(type, w, p, R, N) == gb * (R / 8)) {
                 gemm(N, R, o2, R, p, 1, act, T, scr);
                 for (int i = 0; i < R * T && x8ok; i++)
                     if (f2u(o2[i]) != f2u(out[i]))
                         x8ok = 0, snprintf(d3, sizeof d3, "row %d token %d: %.9g vs %.9g", i % R, i / R, o2[i], out[i]);
-            } else if (gb) {
+            } else if (gb && slm_gemm_reads_x8(type)) {
                 x8ok = 0, snprintf(d3, sizeof d3, "slm_x8_pack failed");
             }
             for (int i = 0; i < R * T; i++)

@@ -148,8 +148,11 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
  * slm_gemm_scratch_bytes(type, n) bytes, 64-byte aligned, per calling thread. */
 typedef void (*slm_gemm_fn)(int64_t n, int64_t nrows, float *out, int64_t lds, const void *w, int x8,
                             const void *act, int ntok, void *scratch);
-/* The GEMM of `type` for `kernel` (AVX-512 VNNI only: Q4_0, Q5_0, Q8_0, Q2_K..Q6_K), or NULL. */
+/* The GEMM of `type` for `kernel` (AVX-512 VNNI: Q4_0, Q5_0, Q8_0, Q2_K..Q6_K, the i-quants
+ * IQ4_NL, IQ4_XS, IQ3_XXS, IQ3_S, IQ2_XXS, IQ2_XS, IQ2_S, IQ1_S, IQ1_M and TQ1_0, TQ2_0), or NULL. */
 slm_gemm_fn slm_gemm_kernel(uint32_t type, int kernel);
+/* 1 if the GEMM of `type` reads its x8 layout (x8 = 1); 0: give it the plain rows. */
+int slm_gemm_reads_x8(uint32_t type);
 /* Bytes of the prepared activations for ntok rows of n values; 0 if no GEMM for the
  * type, n not a multiple of its block, or overflow. */
 size_t slm_gemm_act_bytes(uint32_t type, int64_t n, int ntok);

@@ -272,10 +272,12 @@ void slm_x8_kunshuffle(uint32_t type, const void *src, void *dst, size_t dst_str
 static size_t gemm_act_block(uint32_t type, int64_t *blck)
 {
     switch (type) {
-    case SLM_T_Q4_0: case SLM_T_Q5_0: case SLM_T_Q8_0:
+    case SLM_T_Q4_0: case SLM_T_Q5_0: case SLM_T_Q8_0: case SLM_TYPE_IQ4_NL:
         *blck = 32;
         return 40; /* levels, -bias * their sum, fp32 scale */
     case SLM_T_Q2_K: case SLM_T_Q3_K: case SLM_T_Q4_K: case SLM_T_Q5_K: case SLM_T_Q6_K:
+    case SLM_TYPE_IQ4_XS: case SLM_TYPE_IQ3_XXS: case SLM_TYPE_IQ3_S: case SLM_TYPE_IQ2_XXS: case SLM_TYPE_IQ2_XS:
+    case SLM_TYPE_IQ2_S: case SLM_TYPE_IQ1_S: case SLM_TYPE_IQ1_M: case SLM_TYPE_TQ1_0: case SLM_TYPE_TQ2_0:
         *blck = QK_K;
         return sizeof(block_q8_K);
     default: return 0;
@@ -303,6 +305,17 @@ size_t slm_gemm_scratch_bytes(uint32_t type, int64_t n)
     if ((size_t)(n / blck) > SIZE_MAX / per)
         return 0;
     return (size_t)(n / blck) * per;
+}
+
+int slm_gemm_reads_x8(uint32_t type)
+{
+    size_t bs, qoff, qbytes;
+    int64_t blck;
+    /* the legacy types' x8 blocks (gemmA_panel: Q4_0, Q5_0, Q8_0; IQ4_NL reads plain rows) and
+     * the super-block layouts of the x8 table (gemmB_panel_block puts the blocks back together
+     * with slm_x8_kunshuffle) */
+    return gemm_act_block(type, &blck) && type != SLM_TYPE_IQ4_NL &&
+           (x8_geom(type, &bs, &qoff, &qbytes) || x8_klayout_of(type));
 }
 
 int slm_gemm_act_prep(uint32_t type, int kernel, const float *x, int64_t n, int ntok, void *act)

@@ -22,10 +22,11 @@
  *               activations are converted once to the type's vec_dot_type, then
  *               one vec_dot per row (reads the compact weights once).
  *   other, batches of >= BATCH_DEQUANT tokens, AVX-512 VNNI or aarch64 (Q4_0, Q5_0,
- *               Q8_0, Q2_K..Q6_K): libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp:
- *               the activations are quantized once to vec_dot_type, each thread
- *               unpacks 16 rows at a time (from the x8 copy, or the plain rows)
- *               into a panel of 8-bit levels and runs every token over it.
+ *               Q8_0, Q2_K..Q6_K; AVX-512 VNNI also the i-quants and TQ1_0/TQ2_0):
+ *               libquant's int8 GEMM (slm_gemm_kernel), as llama.cpp: the activations
+ *               are quantized once to vec_dot_type, each thread unpacks 16 rows at a
+ *               time (from the x8 copy where the GEMM reads it, slm_gemm_reads_x8, or
+ *               the plain rows) into a panel of 8-bit levels and runs every token over it.
  *   other batches: tiles of rows are dequantized to F32 and multiplied with
  *               sgemm (the F32 activations make it slightly more exact than
  *               llama.cpp's quantized-activation products).
@@ -222,9 +223,10 @@ static void mm_task(void *arg, int ith, int nth)
     if (j->gemm) { /* batch: int8 GEMM on 16-row panels (x8 copy or plain rows) */
         void *scratch = aligned_alloc(64, (j->gemm_scratch + 63) / 64 * 64);
         if (scratch) {
-            const void *w = j->packed ? (const void *)(j->packed + (size_t)(r0 / 8) * j->x8_gbytes)
-                                      : (const void *)(wb + (size_t)r0 * j->row_bytes);
-            j->gemm(j->n_in, r1 - r0, j->out + r0, j->n_out, w, j->packed != NULL, j->act, j->n_tokens, scratch);
+            const int x8 = j->packed && slm_gemm_reads_x8(type);
+            const void *w = x8 ? (const void *)(j->packed + (size_t)(r0 / 8) * j->x8_gbytes)
+                               : (const void *)(wb + (size_t)r0 * j->row_bytes);
+            j->gemm(j->n_in, r1 - r0, j->out + r0, j->n_out, w, x8, j->act, j->n_tokens, scratch);
             free(scratch);
             return;
         } /* out of memory: the dequantizing paths below */

@@ -734,7 +734,16 @@ static void gemm_scale_bytes(uint32_t type, int *off, int *cnt)
         *off = o[0], *cnt = 2 * n;
         return;
     }
-    *off = 0, *cnt = 2; /* q4_0, q8_0: d first; q5_0: d, then qh (random) */
+    if (type == 34 || type == 35) { /* TQ1_0, TQ2_0: d last */
+        *off = type == 34 ? 52 : 64, *cnt = 2;
+        return;
+    }
+    if (type == 29) { /* IQ1_M: d in the top nibbles of bytes 49, 51, 53, 55 (kept by gemm_check) */
+        *off = 56, *cnt = 0;
+        return;
+    }
+    /* q4_0, q8_0, the other i-quants: d first; q5_0: d, then qh (random) */
+    *off = 0, *cnt = 2;
 }
 
 /* One product: R rows x T tokens, checked against the scalar kernel row by row and
@@ -770,8 +779,17 @@ static void gemm_check(uint32_t type, int kern, int64_t N, int R, int T, int mod
         for (int r = 0; r < R; r++)
             for (int64_t b = 0; b < N / t->blck; b++) {
                 unsigned char *blk = qw + r * rb + b * t->bytes;
-                for (size_t i = 0; i < t->bytes; i++)
+                for (size_t i = 0; i < t->bytes; i++) {
+                    const int d_nibble = type == 29 && i >= 48 && i % 2; /* IQ1_M: keep d's bits */
+                    const unsigned char old = blk[i];
                     if ((int)i < off || (int)i >= off + cnt) blk[i] = (unsigned char)tu_rng_next();
+                    if (d_nibble) blk[i] = (unsigned char)((blk[i] & 0x0F) | (old & 0xF0));
+                }
+                if (type == 29 && mode == 2) { /* IQ1_M: the extreme d values in the nibbles */
+                    static const uint16_t ext[] = {0x7bff, 0x0001, 0x0000, 0x03ff, 0xfbff};
+                    uint16_t h = ext[(r + b) % 5];
+                    for (int k = 0; k < 4; k++) blk[49 + 2 * k] = (unsigned char)((blk[49 + 2 * k] & 0x0F) | ((h >> 4 * k) & 0xF) << 4);
+                }
                 if (mode == 2) {
                     static const uint16_t ext[] = {0x7bff, 0x0001, 0x0000, 0x03ff, 0xfbff};
                     for (int c = 0; c < cnt; c += 2) {
@@ -786,7 +804,7 @@ static void gemm_check(uint32_t type, int kern, int64_t N, int R, int T, int mod
     const int lds = R + 5;
     gm(N, R, out, lds, qw, 0, act, T, scr);
     /* the x8 layout (where there is one) gives the same bits as the plain rows */
-    if (R % 8 == 0 && gb && slm_x8_pack(type, qw, pk, R, N) == gb * (size_t)(R / 8)) {
+    if (R % 8 == 0 && gb && slm_gemm_reads_x8(type) && slm_x8_pack(type, qw, pk, R, N) == gb * (size_t)(R / 8)) {
         gm(N, R, out2, lds, pk, 1, act, T, scr);
         for (int k = 0; k < T; k++)
             for (int r = 0; r < R; r++)
@@ -822,7 +840,8 @@ static void gemm_check(uint32_t type, int kern, int64_t N, int R, int T, int mod
 Test(libquant, gemm_matches_vec_dot)
 {
     /* every set this CPU runs that has an int8 GEMM (x86: avx512; aarch64: neon, dotprod, i8mm) */
-    static const uint32_t types[] = {2, 6, 8, 10, 11, 12, 13, 14};
+    /* Q4_0 Q5_0 Q8_0 Q2_K..Q6_K, IQ4_NL IQ4_XS IQ3_XXS IQ3_S IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M TQ1_0 TQ2_0 */
+    static const uint32_t types[] = {2, 6, 8, 10, 11, 12, 13, 14, 20, 23, 18, 21, 16, 17, 22, 19, 29, 34, 35};
     int sets = 0;
     for (int kern = 1; kern < SLM_KERNEL_COUNT; kern++) {
         if (!slm_cpu_has(kern) || !slm_gemm_kernel(8, kern))
@@ -831,6 +850,8 @@ Test(libquant, gemm_matches_vec_dot)
         tu_rng_state = 4242;
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
             uint32_t ty = types[i];
+            if (i >= 8 && kern != SLM_KERNEL_AVX512 && !slm_gemm_kernel(ty, kern))
+                continue; /* the i-quants: AVX-512 VNNI only */
             /* rows: not a multiple of the 16-row panel (x8 layouts: a multiple of 8) */
             for (int T = 1; T <= 17; T++) gemm_check(ty, kern, 512, 40, T, T % 3, 16);
             gemm_check(ty, kern, 768, 37, 63, 2, 5);

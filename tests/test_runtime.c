@@ -662,7 +662,8 @@ Test(runtime, gemm_batches_match_vec_dot_any_threads)
 {
     if (!slm_gemm_kernel(SLM_TYPE_Q8_0, slm_kernel_active()))
         cr_skip_test("no int8 GEMM on this CPU");
-    static const uint32_t types[] = {8, 2, 6, 10, 11, 12, 13, 14};
+    /* the legacy types, the k-quants, then IQ4_NL IQ4_XS IQ3_XXS IQ3_S IQ2_XXS IQ2_XS IQ2_S IQ1_S IQ1_M TQ1_0 TQ2_0 */
+    static const uint32_t types[] = {8, 2, 6, 10, 11, 12, 13, 14, 20, 23, 18, 21, 16, 17, 22, 19, 29, 34, 35};
     static const int shapes[][3] = {{512, 48, 8}, {768, 40, 13}, {512, 80, 63}, {256, 32, 17}};
     slm_pool *pools[3];
     slm_err err;
@@ -670,6 +671,8 @@ Test(runtime, gemm_batches_match_vec_dot_any_threads)
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const uint32_t type = types[ti];
+            if (ti >= 8 && !slm_gemm_kernel(type, slm_kernel_active()))
+                continue; /* the i-quants' GEMMs: AVX-512 VNNI only (else batches take F32 activations) */
             const int n_in = shapes[si][0], n_out = shapes[si][1], nt = shapes[si][2];
             const slm_qtraits *qt = slm_qtraits_get(type);
             slm_qtraits ks;
