@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include "qimpl.h"
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* ---------- unpackers to per-element levels (0..nmax or signed) and sub-block scales ---------- */
 
@@ -334,6 +337,33 @@ static float quant_scales(int n, const float *v, const float *wv, int lmax, uint
 
 typedef float v4f __attribute__((vector_size(16)));
 
+/* four levels as floats (exact: small integers) */
+static inline v4f levels_u8(const uint8_t *L)
+{
+#ifdef __SSE2__
+    int32_t b;
+    memcpy(&b, L, 4);
+    const __m128i z = _mm_setzero_si128();
+    __m128i v = _mm_unpacklo_epi8(_mm_cvtsi32_si128(b), z);
+    return (v4f)_mm_cvtepi32_ps(_mm_unpacklo_epi16(v, z));
+#else
+    return (v4f){ L[0], L[1], L[2], L[3] };
+#endif
+}
+
+static inline v4f levels_s8(const int8_t *L)
+{
+#ifdef __SSE2__
+    int32_t b;
+    memcpy(&b, L, 4);
+    __m128i v = _mm_cvtsi32_si128(b);
+    v = _mm_srai_epi16(_mm_unpacklo_epi8(v, v), 8);
+    return (v4f)_mm_cvtepi32_ps(_mm_srai_epi32(_mm_unpacklo_epi16(v, v), 16));
+#else
+    return (v4f){ L[0], L[1], L[2], L[3] };
+#endif
+}
+
 /* Per sub-block sums of w L^2, w L, w x L (and w, w x when sw != NULL) on 4 lanes, summed
  * as (l0 + l2) + (l1 + l3): the same code on every kernel set. len % 4 == 0. */
 static void sub_sums(int len, const float *x, const float *w, const uint8_t *L, float *swll, float *swl, float *swxl,
@@ -341,7 +371,7 @@ static void sub_sums(int len, const float *x, const float *w, const uint8_t *L, 
 {
     v4f a = { 0 }, b = { 0 }, c = { 0 }, d = { 0 }, e = { 0 };
     for (int k = 0; k < len; k += 4) {
-        v4f xv, wv, lv = { L[k], L[k + 1], L[k + 2], L[k + 3] };
+        v4f xv, wv, lv = levels_u8(L + k);
         memcpy(&xv, x + k, sizeof xv);
         memcpy(&wv, w + k, sizeof wv);
         v4f wl = wv * lv;
@@ -490,7 +520,7 @@ static void sub_sums_s(int len, const float *x, const float *w, const int8_t *L,
 {
     v4f a = { 0 }, c = { 0 };
     for (int k = 0; k < len; k += 4) {
-        v4f xv, wv, lv = { L[k], L[k + 1], L[k + 2], L[k + 3] };
+        v4f xv, wv, lv = levels_s8(L + k);
         memcpy(&xv, x + k, sizeof xv);
         memcpy(&wv, w + k, sizeof wv);
         v4f wl = wv * lv;

@@ -13,7 +13,7 @@
 
 #include "qimpl.h"
 #ifdef __SSE2__
-#include <xmmintrin.h>
+#include <emmintrin.h>
 #endif
 
 float slm_half_round(float d)
@@ -49,9 +49,19 @@ void slm_qweights(uint32_t type, int n, int sub, const float *x, const float *im
 {
     slm_block_weights(n, imp, w);
     if (imp || (type != SLM_T_Q2_K && type != SLM_T_Q4_K)) return;
+    /* each sub-block's sum of squares in element order, up to 16 sub-blocks side by side
+     * (independent chains instead of one chain of dependent adds: the same values) */
+    float ssv[16];
+    const int nsb = n / sub;
+    if (nsb <= 16) {
+        for (int j = 0; j < nsb; j++) ssv[j] = 0;
+        for (int i = 0; i < sub; i++)
+            for (int j = 0; j < nsb; j++) ssv[j] += x[j * sub + i] * x[j * sub + i];
+    }
     for (int j = 0; j + sub <= n; j += sub) {
         float ss = 0;
-        for (int i = j; i < j + sub; i++) ss += x[i] * x[i];
+        if (nsb <= 16) ss = ssv[j / sub];
+        else for (int i = j; i < j + sub; i++) ss += x[i] * x[i];
         const float av = sqrtf(ss / (float)sub);
         for (int i = j; i < j + sub; i++) w[i] = av + fabsf(x[i]);
         if (!(av > 0) || !isfinite(av))
@@ -312,6 +322,21 @@ VINL v8f vclamp_round(v8f v, float lo, float hi)
     return (v + RND_MAGIC) - RND_MAGIC;
 }
 
+/* L[0..3] = (int8_t)(int)q[i] (or (uint8_t)): the low byte of the truncated value, four at
+ * a time (cvttps2dq is what the scalar cast compiles to; masking keeps exactly the low byte) */
+VINL void store_levels4(v8f q, void *L)
+{
+#ifdef __SSE2__
+    __m128i v = _mm_and_si128(_mm_cvttps_epi32((__m128)q), _mm_set1_epi32(0xFF));
+    v = _mm_packus_epi16(_mm_packs_epi32(v, v), v);
+    const int32_t b = _mm_cvtsi128_si32(v);
+    memcpy(L, &b, 4);
+#else
+    uint8_t *o = L;
+    for (int i = 0; i < 4; i++) o[i] = (uint8_t)(int)q[i];
+#endif
+}
+
 /* x, w padded to a multiple of 4 with zeros (w = 0 lanes never count). */
 #define PADN(n) (((n) + 3) & ~3)
 
@@ -411,7 +436,8 @@ float slm_sym_search_fast(int n, const float *x, const float *w, int qlo, int qh
     const float id = 1.0f / best_d;
     for (int k = 0; k < n8; k++) { /* slm_qclamp(xs * id) four at a time (same values) */
         v8f q = vclamp_round(xv[k] * id, (float)qlo, (float)qhi);
-        for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (int8_t)(int)q[i];
+        if (4 * k + 4 <= n) store_levels4(q, L + 4 * k);
+        else for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (int8_t)(int)q[i];
     }
     return best_d * amax;
 }
@@ -498,8 +524,17 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     const int n8 = PADN(n) / 4;
     float *xs = (float *)xv, *ws = (float *)wv;
     const float inv = 1.0f / span;
-    for (int i = 0; i < n; i++) { xs[i] = x[i] * inv; ws[i] = w[i]; }
-    for (int i = n; i < n8 * 4; i++) { xs[i] = 0.f; ws[i] = 0.f; }
+    if (n % 4 == 0) { /* the same products four at a time */
+        for (int k = 0; k < n8; k++) {
+            v8f v;
+            memcpy(&v, x + 4 * k, sizeof v);
+            xv[k] = v * inv;
+            memcpy(&wv[k], w + 4 * k, sizeof v);
+        }
+    } else {
+        for (int i = 0; i < n; i++) { xs[i] = x[i] * inv; ws[i] = w[i]; }
+        for (int i = n; i < n8 * 4; i++) { xs[i] = 0.f; ws[i] = 0.f; }
+    }
     /* sums of w, w x, w x^2 on the 4 lanes (x is scaled to span 1: float is ample) */
     double sw, sx, sxx;
     {
@@ -534,9 +569,11 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
             const v2d iD = one / (v2d)(((v2l)D & okD) | ((v2l)one & ~okD));
             v2d mm = (sqq * vsx - sq * sxq) * iD, dd = (vsw * sxq - sq * vsx) * iD;
             const v2l clip = vmneg & (mm > zero);
-            const v2d dc = sxq / (v2d)(((v2l)sqq & (sqq > zero)) | ((v2l)one & ~(sqq > zero)));
-            mm = (v2d)((v2l)mm & ~clip);
-            dd = (v2d)(((v2l)dc & clip) | ((v2l)dd & ~clip));
+            if (clip[0] | clip[1]) { /* m clipped to 0: d = sxq / sqq (rare: a division saved) */
+                const v2d dc = sxq / (v2d)(((v2l)sqq & (sqq > zero)) | ((v2l)one & ~(sqq > zero)));
+                mm = (v2d)((v2l)mm & ~clip);
+                dd = (v2d)(((v2l)dc & clip) | ((v2l)dd & ~clip));
+            }
             const v2l ok = okD & (dd > zero);
             const v2d e = (v2d)(((v2l)(vsxx - dd * sxq - mm * vsx) & ok) | ((v2l)inf & ~ok));
             ev[k] = e[0]; dv[k] = dd[0]; mv[k] = mm[0];
@@ -561,7 +598,8 @@ double slm_asym_search_fast(int n, const float *x, const float *w, int nmax, int
     const float id = 1.0f / bd;
     for (int k = 0; k < n8; k++) {
         v8f q = vclamp_round((xv[k] - bm) * id, 0.f, (float)nmax);
-        for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (uint8_t)(int)q[i];
+        if (4 * k + 4 <= n) store_levels4(q, L + 4 * k);
+        else for (int i = 0; i < 4 && 4 * k + i < n; i++) L[4 * k + i] = (uint8_t)(int)q[i];
     }
     return isfinite(best) ? best * (double)span * span : asym_eval(n, x, w, nmax, *dout, *mout, NULL);
 }
@@ -578,7 +616,7 @@ float slm_sym_err_fast(int len, const float *x, const float *w, float d1, int ql
         memcpy(&wv, w + k, sizeof wv);
         v8f q = vclamp_round(xv * id, (float)qlo, (float)qhi), e = xv - d1 * q;
         acc += wv * e * e;
-        if (L) for (int i = 0; i < 4; i++) L[k + i] = (int8_t)(int)q[i];
+        if (L) store_levels4(q, L + k);
     }
     return hsum8(acc);
 }
@@ -593,7 +631,7 @@ float slm_asym_err_fast(int len, const float *x, const float *w, float d1, float
         memcpy(&wv, w + k, sizeof wv);
         v8f q = vclamp_round((xv + m1) * id, 0.f, (float)nmax), e = xv - (d1 * q - m1);
         acc += wv * e * e;
-        if (L) for (int i = 0; i < 4; i++) L[k + i] = (uint8_t)(int)q[i];
+        if (L) store_levels4(q, L + k);
     }
     return hsum8(acc);
 }

@@ -26,10 +26,11 @@ static inline __m256 clamp_round(__m256 v, __m256 lo, __m256 hi)
 /* The baseline's horizontal sum of 4 lanes, (l0 + l2) + (l1 + l3), for each half. */
 static inline void hsum_halves(__m256 v, float *a, float *b)
 {
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    *a = (t[0] + t[2]) + (t[1] + t[3]);
-    *b = (t[4] + t[6]) + (t[5] + t[7]);
+    /* in each half: (t0 + t2, t1 + t3, ...), then lane 0 + lane 1 (IEEE addition commutes) */
+    const __m256 s = _mm256_add_ps(v, _mm256_permute_ps(v, 0x4E));
+    const __m256 r = _mm256_add_ps(s, _mm256_permute_ps(s, 0xB1));
+    *a = _mm256_cvtss_f32(r);
+    *b = _mm_cvtss_f32(_mm256_extractf128_ps(r, 1));
 }
 
 static inline __m256 pair(float a, float b)

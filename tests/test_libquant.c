@@ -926,3 +926,44 @@ Test(libquant, gemm_half_matches_reference)
         }
     }
 }
+
+/* The k-quant bytes are pinned: speed work on the search (docs/quantization.md, "Quantizer
+ * speed") must not change what is written. FNV-1a of the blocks of seeded Gaussian rows (an
+ * outlier, a zero sub-block, and with / without imp), on every kernel set. The hashes are
+ * those of the search before issue 19's bar-3 speed work (commit 02ecf24), which that work
+ * kept on every kernel set. */
+static uint64_t fnv1a(const unsigned char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ULL; }
+    return h;
+}
+
+Test(libquant, kquant_bytes_pinned)
+{
+    enum { N = 256 * 64 };
+    static const uint32_t types[] = { 10, 11, 12, 13, 14 }; /* q2_K .. q6_K */
+    static const uint64_t want[2][5] = {
+        { 0xd710e84383523aa8ULL, 0x822a1395fd0b66a2ULL, 0x1870b24f3dbfc483ULL, 0xea5b79faf7ba3fa2ULL, 0x9a6c80f601903fd9ULL },
+        { 0x3ea917eee5f7ceedULL, 0x41ffb0c5508ade99ULL, 0x182981eb20e85726ULL, 0x3ab21dda57d6dbd6ULL, 0xdb1425b137ab576eULL },
+    };
+    float *x = malloc(N * sizeof *x), *imp = malloc(N * sizeof *imp);
+    unsigned char *q = malloc(N * 2);
+    const int active = slm_kernel_active();
+    tu_rng_state = 2026;
+    for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss() * 0.02f; imp[i] = (float)tu_rng_unif() * 2.f; }
+    x[100] = 0.7f;
+    for (int i = 512; i < 512 + 32; i++) x[i] = 0.f;
+    for (int kern = 0; kern < SLM_KERNEL_COUNT; kern++) {
+        if (slm_kernel_force(kern) != kern) continue;
+        for (int u = 0; u < 2; u++)
+            for (size_t k = 0; k < 5; k++) {
+                size_t nb = slm_quantize_rows(types[k], x, q, 8, N / 8, u ? imp : NULL);
+                const uint64_t h = fnv1a(q, nb);
+                cr_assert(nb > 0 && h == want[u][k], "type %u imp %d kernel %s: bytes changed (0x%016llx)", types[k], u,
+                          slm_kernel_name(kern), (unsigned long long)h);
+            }
+    }
+    slm_kernel_force(active);
+    free(x); free(imp); free(q);
+}
