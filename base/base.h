@@ -104,6 +104,13 @@ static inline float slm_h2f(uint16_t h)
  * cap bytes, NUL-terminated and malloc'd; errors name the file. (base/file.c) */
 int slm_read_text_file(const char *path, size_t cap, char **out, size_t *len, slm_err *err) SLM_MUST_CHECK;
 
+/* ---- big buffers (base/bigmem.c) ----------------------------------------------
+ * n bytes of zeroed memory, 2 MiB-aligned and marked for transparent huge pages (weights that
+ * decode streams once per token: far fewer TLB misses and prefetcher restarts than 4 KiB pages),
+ * or NULL; slm_big_free takes the same n. */
+void *slm_big_alloc(size_t n);
+void slm_big_free(void *p, size_t n);
+
 /* ---- growable arrays -------------------------------------------------------------
  * slm_grow: make room for `need` elements of `elem` bytes in *p (capacity *cap, doubling);
  * 0, or -1 when out of memory (then *p and *cap are unchanged). SLM_PUSH appends one value. */

@@ -83,11 +83,68 @@ static const void *packed_of(const slm_ctx *c, const gguf_tensor *W)
     return p->slot[pack_slot(p, W)].data;
 }
 
-/* Repack every matrix that has an x8 layout, one at a time, and let the kernel drop
- * the original pages from memory (MADV_DONTNEED on the read-only file mapping: they
- * are read back from the file if ever touched again, e.g. an embedding row), so the
- * resident weights stay at one copy. Out of memory: the plain layout is used. Once per
- * model: every context of the model shares them (slm_ctx_new / slm_ctx_free count). */
+/* W itself, or W moved into the packs' arena (its rows in huge pages) */
+static const gguf_tensor *weights_of(const slm_ctx *c, const gguf_tensor *W)
+{
+    const slm_packs *p = &c->m->packs;
+    if (!p->slot)
+        return W;
+    const gguf_tensor *mv = &p->slot[pack_slot(p, W)].moved;
+    return mv->data ? mv : W;
+}
+
+enum { ARENA_ALIGN = 64 };
+
+/* the matrices a decode step multiplies, each once (-1: the output head) */
+static int matrices_of(const slm_model *m, int l, const gguf_tensor *ws[8])
+{
+    memset(ws, 0, 8 * sizeof *ws);
+    if (l < 0) {
+        ws[0] = m->output;
+        return 1;
+    }
+    const slm_layer *ly = &m->layers[l];
+    const gguf_tensor *t8[8] = {ly->wq, ly->wk, ly->wv, ly->wqkv, ly->wo, ly->ffn_gate, ly->ffn_up, ly->ffn_down};
+    memcpy(ws, t8, sizeof t8);
+    return 8;
+}
+
+/* bytes of W's decode copy in the arena: its x8 layout, else its rows (0: none) */
+static size_t copy_bytes(const gguf_tensor *W, int moves)
+{
+    size_t n = slm_matmul_pack_bytes(W);
+    if (!n && moves && W->n_dims >= 2 && slm_matmul_supported(W->type))
+        n = (size_t)W->nbytes;
+    return (n + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
+}
+
+/* arena bytes for every matrix once (the slot table marks them, then is cleared) */
+static size_t arena_need(slm_packs *pk, const slm_model *m, int moves)
+{
+    size_t t = 0;
+    for (int l = -1; l < m->hp.n_layer; l++) {
+        const gguf_tensor *ws[8];
+        int nw = matrices_of(m, l, ws);
+        for (int k = 0; k < nw; k++) {
+            size_t i;
+            if (!ws[k] || pk->slot[i = pack_slot(pk, ws[k])].W)
+                continue;
+            pk->slot[i].W = ws[k];
+            t += copy_bytes(ws[k], moves);
+        }
+    }
+    memset(pk->slot, 0, pk->cap * sizeof *pk->slot);
+    return t;
+}
+
+/* Copy every matrix a decode step reads into the arena (its x8 layout where it has one, else
+ * its rows as they are), one at a time, and let the kernel drop the original pages from memory
+ * (MADV_DONTNEED on the read-only file mapping: they are read back from the file if ever
+ * touched again, e.g. an embedding row), so the resident weights stay at one copy. Moves
+ * (copies without a new layout) only while the arena stays under half of the physical
+ * memory: beyond that the file mapping is used as it is. Out of memory: x8 copies
+ * malloc'd one by one, the plain layout for the rest. Once per model: every context of
+ * the model shares them (slm_ctx_new / slm_ctx_free count). */
 static void pack_weights(slm_model *m)
 {
     slm_packs *pk = &m->packs;
@@ -98,41 +155,55 @@ static void pack_weights(slm_model *m)
     if (!pk->slot)
         return;
     pk->cap = cap;
-    long page = sysconf(_SC_PAGESIZE);
+    long page = sysconf(_SC_PAGESIZE), phys = sysconf(_SC_PHYS_PAGES);
+    size_t with_moves = arena_need(pk, m, 1);
+    int moves = page > 0 && phys > 0 && with_moves <= (uint64_t)phys * (uint64_t)page / 2;
+    pk->arena_bytes = moves ? with_moves : arena_need(pk, m, 0);
+    pk->arena = pk->arena_bytes ? slm_big_alloc(pk->arena_bytes) : NULL;
+    if (!pk->arena)
+        moves = 0;
+    size_t off = 0;
     for (int l = -1; l < m->hp.n_layer; l++) {
-        const gguf_tensor *ws[8] = {0};
-        if (l < 0) {
-            ws[0] = m->output;
-        } else {
-            const slm_layer *ly = &m->layers[l];
-            const gguf_tensor *t8[8] = {ly->wq, ly->wk, ly->wv, ly->wqkv, ly->wo, ly->ffn_gate, ly->ffn_up, ly->ffn_down};
-            memcpy(ws, t8, sizeof ws);
-        }
-        for (int k = 0; k < 8; k++) {
+        const gguf_tensor *ws[8];
+        int nw = matrices_of(m, l, ws);
+        for (int k = 0; k < nw; k++) {
             const gguf_tensor *W = ws[k];
             if (!W || pk->slot[pack_slot(pk, W)].W)
                 continue;
-            void *p = slm_matmul_pack(W);
-            size_t i = pack_slot(pk, W);
+            size_t i = pack_slot(pk, W), cb = copy_bytes(W, moves);
             pk->slot[i].W = W;
-            pk->slot[i].data = p;
-            if (p && page > 0) {
-                uintptr_t a = ((uintptr_t)W->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-                uintptr_t b = ((uintptr_t)W->data + W->nbytes) / (uintptr_t)page * (uintptr_t)page;
-                if (b > a)
-                    madvise((void *)a, b - a, MADV_DONTNEED);
+            int done = 0;
+            if (pk->arena && cb) {
+                uint8_t *dst = (uint8_t *)pk->arena + off;
+                off += cb;
+                if (slm_matmul_pack_bytes(W)) {
+                    if (slm_matmul_pack_into(W, dst) == 0)
+                        pk->slot[i].data = dst, done = 1;
+                } else {
+                    memcpy(dst, W->data, (size_t)W->nbytes);
+                    pk->slot[i].moved = *W;
+                    pk->slot[i].moved.data = dst;
+                    done = 1;
+                }
+            } else if (!pk->arena && (pk->slot[i].data = slm_matmul_pack(W))) {
+                done = 1;
             }
+            if (done) /* whole file pages only, and nothing outside the mapping */
+                gguf_release_range(m->f, W, 0, W->nbytes);
         }
     }
 }
 
 static void free_packs(slm_packs *pk)
 {
-    for (size_t i = 0; pk->slot && i < pk->cap; i++)
+    for (size_t i = 0; !pk->arena && pk->slot && i < pk->cap; i++)
         free(pk->slot[i].data);
+    slm_big_free(pk->arena, pk->arena_bytes);
     free(pk->slot);
     pk->slot = NULL;
     pk->cap = 0;
+    pk->arena = NULL;
+    pk->arena_bytes = 0;
 }
 
 /* The model's packs are a cache of the (const) model, shared by its contexts. */
@@ -653,7 +724,7 @@ const gguf_tensor slm_act_skip;
 static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int n)
 {
     if (c->multi) {
-        slm_matmul_decode(c->pool, out, W, packed_of(c, W), x, n);
+        slm_matmul_decode(c->pool, out, weights_of(c, W), packed_of(c, W), x, n);
         return;
     }
     if (c->obs) {
@@ -667,7 +738,7 @@ static void mm(slm_ctx *c, float *out, const gguf_tensor *W, const float *x, int
             return;
         }
     }
-    slm_matmul_packed(c->pool, out, W, packed_of(c, W), x, n);
+    slm_matmul_packed(c->pool, out, weights_of(c, W), packed_of(c, W), x, n);
 }
 
 static void norm_rows(const slm_hparams *hp, float *y, const float *x, const float *w, const float *b, int n,

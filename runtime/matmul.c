@@ -297,15 +297,26 @@ static void mm_task(void *arg, int ith, int nth)
     }
 }
 
-void *slm_matmul_pack(const gguf_tensor *W)
+size_t slm_matmul_pack_bytes(const gguf_tensor *W)
 {
     if (W->n_dims < 2 || W->ne[1] % 16 || !slm_x8_kernel(W->type, slm_kernel_active()))
-        return NULL;
+        return 0;
     size_t gb = slm_x8_group_bytes(W->type, W->ne[0]);
     if (!gb || (uint64_t)W->ne[1] / 8 > SIZE_MAX / gb)
-        return NULL;
-    void *p = malloc(gb * (size_t)(W->ne[1] / 8));
-    if (p && !slm_x8_pack(W->type, W->data, p, W->ne[1], W->ne[0])) {
+        return 0;
+    return gb * (size_t)(W->ne[1] / 8);
+}
+
+int slm_matmul_pack_into(const gguf_tensor *W, void *dst)
+{
+    return slm_matmul_pack_bytes(W) && slm_x8_pack(W->type, W->data, dst, W->ne[1], W->ne[0]) ? 0 : -1;
+}
+
+void *slm_matmul_pack(const gguf_tensor *W)
+{
+    size_t n = slm_matmul_pack_bytes(W);
+    void *p = n ? malloc(n) : NULL;
+    if (p && slm_matmul_pack_into(W, p)) {
         free(p);
         p = NULL;
     }

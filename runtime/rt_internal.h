@@ -22,13 +22,19 @@ typedef struct slm_layer {
     int swa;                                       /* local layer: sliding-window attention */
 } slm_layer;
 
-/* x8 copies of a model's weight matrices for decode (slm_matmul_pack), by tensor: open addressing
- * on the tensor pointer, NULL data where there is none. Built by the model's first context,
- * shared read-only by all its contexts, freed with the last one (forward.c). */
+/* The decode copies of a model's weight matrices, by tensor (open addressing on the tensor
+ * pointer): the x8 layout (slm_matmul_pack) where W has one, else W's rows as they are (`moved`:
+ * W with data pointing at the copy). Both live in one arena of 2 MiB pages (slm_big_alloc):
+ * decode streams every weight once per token, and from huge pages it does so with far fewer
+ * TLB misses and prefetcher restarts than from the file mapping's 4 KiB pages. Built by the
+ * model's first context, shared read-only by all its contexts, freed with the last one
+ * (forward.c). Without the arena (out of memory): x8 copies malloc'd one by one, no moves. */
 typedef struct slm_packs {
-    struct { const gguf_tensor *W; void *data; } *slot;
+    struct { const gguf_tensor *W; void *data; gguf_tensor moved; } *slot;
     size_t cap;
     int users;                                     /* contexts holding them */
+    void *arena;                                   /* slm_big_alloc'd, or NULL */
+    size_t arena_bytes;
 } slm_packs;
 
 struct slm_model {

@@ -79,6 +79,9 @@ void slm_matmul(slm_pool *pool, float *out, const gguf_tensor *W, const float *x
  * where slm_matmul keeps them in F32. Contexts repack their model's matrices at
  * creation (slm_ctx_new). */
 void *slm_matmul_pack(const gguf_tensor *W);
+/* The same in parts: bytes of W's x8 copy (0: none), and the copy written to dst (0, or -1). */
+size_t slm_matmul_pack_bytes(const gguf_tensor *W);
+int slm_matmul_pack_into(const gguf_tensor *W, void *dst);
 void slm_matmul_packed(slm_pool *pool, float *out, const gguf_tensor *W, const void *packed, const float *x,
                        int n_tokens);
 /* One token of each of n_tokens different sequences (multi-sequence decode): token t's

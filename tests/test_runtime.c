@@ -767,3 +767,40 @@ Test(runtime, vec_avx512_matches_scalar)
     cr_skip_test("not an x86-64 build: no AVX-512 loops");
 #endif
 }
+
+/* A context moves every matrix a decode step reads into one 2 MiB-aligned arena (forward.c,
+ * base/bigmem.c): the x8 layout where the type has one, else the same bytes as the file. */
+Test(runtime, decode_weights_in_huge_page_arena, .timeout = 60)
+{
+    slm_model *m;
+    slm_ctx *c;
+    slm_err err = {0};
+    cr_assert_eq(slm_model_load(tu_model(LLAMACPP_GGUF), &m, &err), 0, "%s", err.msg);
+    cr_assert_eq(slm_ctx_new(m, 64, 16, 1, &c, &err), 0, "%s", err.msg);
+    const slm_packs *pk = &m->packs;
+    cr_assert_not_null(pk->arena);
+    cr_assert_eq((uintptr_t)pk->arena % ((uintptr_t)2 << 20), 0, "arena not 2 MiB-aligned");
+    int moved = 0;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const gguf_tensor *ws[] = {m->layers[l].wq, m->layers[l].wo, m->layers[l].ffn_down};
+        for (int k = 0; k < 3; k++) {
+            const gguf_tensor *W = ws[k];
+            size_t i = 0;
+            while (pk->slot[i].W != W) {
+                i++;
+                cr_assert_lt(i, pk->cap, "%s has no slot", W->name);
+            }
+            const uint8_t *a = pk->arena, *d = pk->slot[i].data ? pk->slot[i].data : pk->slot[i].moved.data;
+            cr_assert_not_null(d, "%s: no decode copy", W->name);
+            cr_assert(d >= a && d < a + pk->arena_bytes, "%s: copy outside the arena", W->name);
+            if (pk->slot[i].moved.data) {
+                cr_assert_eq(memcmp(pk->slot[i].moved.data, W->data, W->nbytes), 0, "%s: bytes differ", W->name);
+                cr_assert_eq(pk->slot[i].moved.nbytes, W->nbytes);
+                moved++;
+            }
+        }
+    }
+    cr_assert_gt(moved, 0, "no matrix moved (F32 weights have no x8 layout)");
+    slm_ctx_free(c);
+    slm_model_free(m);
+}
