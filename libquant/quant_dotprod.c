@@ -15,6 +15,7 @@
 #include "kernels_arm.inc"
 #include "gemm_arm.inc"
 #include "iquants_arm.inc"
+#include "iqgrid_arm.inc"
 
 /* the set's table (table.c fills the rest from the parent: neon) */
 void slm_kset_dotprod(slm_kset *k)
@@ -22,4 +23,5 @@ void slm_kset_dotprod(slm_kset *k)
     dotprod_fill(k->t);
     dotprod_gemm_fill(k);
     dotprod_iq_fill(k->t);
+    dotprod_iqgrid_fill(k->t);
 }

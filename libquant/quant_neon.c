@@ -28,6 +28,7 @@ static inline int32x4_t dot4_neon(int32x4_t acc, int8x16_t w, int8x16_t b)
 #include "kernels_arm.inc"
 #include "gemm_arm.inc"
 #include "iquants_arm.inc"
+#include "iqgrid_arm.inc"
 
 /* the set's table (table.c fills the rest from the parent: scalar) */
 void slm_kset_neon(slm_kset *k)
@@ -35,6 +36,7 @@ void slm_kset_neon(slm_kset *k)
     neon_fill(k->t);
     neon_gemm_fill(k);
     neon_iq_fill(k->t);
+    neon_iqgrid_fill(k->t);
     k->fp32_to_fp16_row = slm_fp32_to_fp16_row_neon;
     k->fp16_to_fp32_row = slm_fp16_to_fp32_row_neon;
     k->fp32_to_bf16_row = slm_fp32_to_bf16_row_neon;
