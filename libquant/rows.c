@@ -2,6 +2,7 @@
  * the decode kernels: SIMD versions in kernels_x86.inc (vector accumulation,
  * four rows per pass); the scalar version is vec_dot row by row. */
 #include "qimpl.h"
+#include "iquants.h"
 #include "qrows.h"
 
 #include <string.h>
@@ -56,6 +57,7 @@ static int x8_geom(uint32_t type, size_t *bs, size_t *qoff, size_t *qbytes)
     case SLM_T_Q4_0: *bs = sizeof(block_q4_0), *qoff = 2, *qbytes = 16; return 1;
     case SLM_T_Q5_0: *bs = sizeof(block_q5_0), *qoff = 6, *qbytes = 16; return 1;
     case SLM_T_Q8_0: *bs = sizeof(block_q8_0), *qoff = 2, *qbytes = 32; return 1;
+    case SLM_T_IQ4_NL: *bs = sizeof(block_iq4_nl), *qoff = 2, *qbytes = 16; return 1; /* Q4_0's layout */
     default: return 0;
     }
 }
@@ -99,6 +101,9 @@ static const x8_klayout x8_klayouts[] = {
                                       Q5_STEP(4), Q5_STEP(5), Q5_STEP(6), Q5_STEP(7)}},
     {SLM_T_Q2_K, sizeof(block_q2_K), {{80, 2, 2}, {82, 2, 2}, {0, 16, 4}, Q2_STEP(0), Q2_STEP(1), Q2_STEP(2), Q2_STEP(3),
                                       Q2_STEP(4), Q2_STEP(5), Q2_STEP(6), Q2_STEP(7)}},
+    /* i-quants (iquants_x86.inc): the same kind of byte shuffle, so slm_x8_kunshuffle and
+     * slm_x8_dequant_group serve them too */
+    {SLM_T_IQ4_XS, sizeof(block_iq4_xs), {{0, 2, 2}, {2, 2, 2}, {4, 4, 4}, {8, 128, 4}}},
 };
 #undef Q2_STEP
 #undef Q6_HALF
@@ -229,6 +234,9 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
                     } else if (type == SLM_T_Q4_0) {
                         y[4 * c + i] = (float)((v & 0x0F) - 8) * d;
                         y[16 + 4 * c + i] = (float)((v >> 4) - 8) * d;
+                    } else if (type == SLM_T_IQ4_NL) { /* as slm_dequantize_iq4_nl */
+                        y[4 * c + i] = d * slm_kvalues_iq4nl[v & 0x0F];
+                        y[16 + 4 * c + i] = d * slm_kvalues_iq4nl[v >> 4];
                     } else {
                         y[4 * c + i] = (float)(((v & 0x0F) | ((hb >> i) & 1) << 4) - 16) * d;
                         y[16 + 4 * c + i] = (float)(((v >> 4) | ((hb >> (4 + i)) & 1) << 4) - 16) * d;
