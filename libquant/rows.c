@@ -92,6 +92,10 @@ typedef struct { uint32_t type; size_t bs; x8_field f[X8_MAX_FIELDS]; } x8_klayo
 #define Q6_STEP(h, c) {64 * (h) + 4 * (c), 4, 4}, {64 * (h) + 32 + 4 * (c), 4, 4}, {128 + 32 * (h) + 4 * (c), 4, 4}
 #define Q6_HALF(h) Q6_STEP(h, 0), Q6_STEP(h, 1), Q6_STEP(h, 2), Q6_STEP(h, 3), Q6_STEP(h, 4), Q6_STEP(h, 5), \
                    Q6_STEP(h, 6), Q6_STEP(h, 7)
+/* IQ3_XXS group g: its sign/scale word, then its 8 grid indices; IQ3_S group g: its 32 sign
+ * bits, then its 8 index low bytes (iq3_x86.inc) */
+#define IQ3XXS_G(g) {66 + 4 * (g), 4, 4}, {2 + 8 * (g), 8, 4}
+#define IQ3S_G(g) {74 + 4 * (g), 4, 4}, {2 + 8 * (g), 8, 4}
 static const x8_klayout x8_klayouts[] = {
     {SLM_T_Q4_K, sizeof(block_q4_K), {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}},
     {SLM_T_Q6_K, sizeof(block_q6_K), {{208, 2, 2}, {192, 16, 4}, Q6_HALF(0), Q6_HALF(1)}},
@@ -104,7 +108,13 @@ static const x8_klayout x8_klayouts[] = {
     /* i-quants (iquants_x86.inc): the same kind of byte shuffle, so slm_x8_kunshuffle and
      * slm_x8_dequant_group serve them too */
     {SLM_T_IQ4_XS, sizeof(block_iq4_xs), {{0, 2, 2}, {2, 2, 2}, {4, 4, 4}, {8, 128, 4}}},
+    {SLM_T_IQ3_XXS, sizeof(block_iq3_xxs), {{0, 2, 2}, IQ3XXS_G(0), IQ3XXS_G(1), IQ3XXS_G(2), IQ3XXS_G(3), IQ3XXS_G(4),
+                                            IQ3XXS_G(5), IQ3XXS_G(6), IQ3XXS_G(7)}},
+    {SLM_T_IQ3_S, sizeof(block_iq3_s), {{0, 2, 2}, {106, 4, 4}, {66, 8, 4}, IQ3S_G(0), IQ3S_G(1), IQ3S_G(2), IQ3S_G(3),
+                                        IQ3S_G(4), IQ3S_G(5), IQ3S_G(6), IQ3S_G(7)}},
 };
+#undef IQ3XXS_G
+#undef IQ3S_G
 #undef Q2_STEP
 #undef Q6_HALF
 #undef Q6_STEP

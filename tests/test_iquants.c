@@ -563,7 +563,7 @@ Test(iquants, gptq_lowers_output_error_vs_rounding, .timeout = 60)
  * gaussian weights, outliers, random bytes (every level and scale bit, finite fp16 scales)
  * and saturated blocks (every byte 0xFF, scales 1000); more than 256 blocks of 32 (the
  * kernels' activation chunk); one group and three; nothing written past the groups. */
-static const uint32_t X8IQ[] = { T_IQ4_NL, T_IQ4_XS };
+static const uint32_t X8IQ[] = { T_IQ4_NL, T_IQ4_XS, 18 /* IQ3_XXS */, 21 /* IQ3_S */ };
 
 Test(iquants, x8_layouts_match_scalar, .timeout = 120)
 {
@@ -602,6 +602,8 @@ Test(iquants, x8_layouts_match_scalar, .timeout = 120)
             }
             cr_assert_null(slm_x8_kernel(t->type, SLM_KERNEL_SCALAR));
             cr_assert_null(slm_x8_kernel(t->type, SLM_KERNEL_AVX2)); /* AVX-512 VNNI only */
+            if (slm_cpu_has(SLM_KERNEL_AVX512))
+                cr_assert_not_null(slm_x8_kernel(t->type, SLM_KERNEL_AVX512), "%s: no x8 kernel", t->name);
             cr_assert_eq(slm_quantize_act(t->vec_dot_type, a, qa, N), 0);
             slm_qtraits ks;
             const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
