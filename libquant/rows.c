@@ -231,6 +231,21 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
         return;
     const int64_t nb = ncols / 32;
     const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * 8 * bs;
+    if (type == SLM_T_IQ4_NL) { /* back to plain blocks, 64 at a time, then the set's dequantizer */
+        const slm_qtraits *q = slm_qtraits_get(type);
+        uint8_t tmp[8][64 * sizeof(block_iq4_nl)];
+        for (int64_t b0 = 0; b0 < nb; b0 += 64) {
+            const int64_t ne = nb - b0 < 64 ? nb - b0 : 64;
+            for (int64_t b = 0; b < ne; b++, p += 8 * bs)
+                for (int k = 0; k < 8; k++) {
+                    uint8_t *blk = tmp[k] + (size_t)b * bs;
+                    blk[0] = p[2 * k], blk[1] = p[2 * k + 1];
+                    for (int c = 0; c < 4; c++) memcpy(blk + 2 + 4 * c, p + 16 + 32 * c + 4 * k, 4);
+                }
+            for (int k = 0; k < 8; k++) q->dequantize_row(tmp[k], dst + (size_t)k * ncols + 32 * b0, 32 * ne);
+        }
+        return;
+    }
     for (int64_t b = 0; b < nb; b++, p += 8 * bs)
         for (int k = 0; k < 8; k++) {
             const float d = slm_h2f((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
@@ -244,9 +259,6 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
                     } else if (type == SLM_T_Q4_0) {
                         y[4 * c + i] = (float)((v & 0x0F) - 8) * d;
                         y[16 + 4 * c + i] = (float)((v >> 4) - 8) * d;
-                    } else if (type == SLM_T_IQ4_NL) { /* as slm_dequantize_iq4_nl */
-                        y[4 * c + i] = d * slm_kvalues_iq4nl[v & 0x0F];
-                        y[16 + 4 * c + i] = d * slm_kvalues_iq4nl[v >> 4];
                     } else {
                         y[4 * c + i] = (float)(((v & 0x0F) | ((hb >> i) & 1) << 4) - 16) * d;
                         y[16 + 4 * c + i] = (float)(((v >> 4) | ((hb >> (4 + i)) & 1) << 4) - 16) * d;
