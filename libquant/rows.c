@@ -2,6 +2,7 @@
  * the decode kernels: SIMD versions in kernels_x86.inc (vector accumulation,
  * four rows per pass); the scalar version is vec_dot row by row. */
 #include "qimpl.h"
+#include "iquants.h"
 #include "qrows.h"
 
 #include <string.h>
@@ -56,6 +57,7 @@ static int x8_geom(uint32_t type, size_t *bs, size_t *qoff, size_t *qbytes)
     case SLM_T_Q4_0: *bs = sizeof(block_q4_0), *qoff = 2, *qbytes = 16; return 1;
     case SLM_T_Q5_0: *bs = sizeof(block_q5_0), *qoff = 6, *qbytes = 16; return 1;
     case SLM_T_Q8_0: *bs = sizeof(block_q8_0), *qoff = 2, *qbytes = 32; return 1;
+    case SLM_T_IQ4_NL: *bs = sizeof(block_iq4_nl), *qoff = 2, *qbytes = 16; return 1; /* Q4_0's layout */
     default: return 0;
     }
 }
@@ -90,6 +92,10 @@ typedef struct { uint32_t type; size_t bs; x8_field f[X8_MAX_FIELDS]; } x8_klayo
 #define Q6_STEP(h, c) {64 * (h) + 4 * (c), 4, 4}, {64 * (h) + 32 + 4 * (c), 4, 4}, {128 + 32 * (h) + 4 * (c), 4, 4}
 #define Q6_HALF(h) Q6_STEP(h, 0), Q6_STEP(h, 1), Q6_STEP(h, 2), Q6_STEP(h, 3), Q6_STEP(h, 4), Q6_STEP(h, 5), \
                    Q6_STEP(h, 6), Q6_STEP(h, 7)
+/* IQ3_XXS group g: its sign/scale word, then its 8 grid indices; IQ3_S group g: its 32 sign
+ * bits, then its 8 index low bytes (iq3_x86.inc) */
+#define IQ3XXS_G(g) {66 + 4 * (g), 4, 4}, {2 + 8 * (g), 8, 4}
+#define IQ3S_G(g) {74 + 4 * (g), 4, 4}, {2 + 8 * (g), 8, 4}
 static const x8_klayout x8_klayouts[] = {
     {SLM_T_Q4_K, sizeof(block_q4_K), {{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}},
     {SLM_T_Q6_K, sizeof(block_q6_K), {{208, 2, 2}, {192, 16, 4}, Q6_HALF(0), Q6_HALF(1)}},
@@ -99,7 +105,16 @@ static const x8_klayout x8_klayouts[] = {
                                       Q5_STEP(4), Q5_STEP(5), Q5_STEP(6), Q5_STEP(7)}},
     {SLM_T_Q2_K, sizeof(block_q2_K), {{80, 2, 2}, {82, 2, 2}, {0, 16, 4}, Q2_STEP(0), Q2_STEP(1), Q2_STEP(2), Q2_STEP(3),
                                       Q2_STEP(4), Q2_STEP(5), Q2_STEP(6), Q2_STEP(7)}},
+    /* i-quants (iquants_x86.inc): the same kind of byte shuffle, so slm_x8_kunshuffle and
+     * slm_x8_dequant_group serve them too */
+    {SLM_T_IQ4_XS, sizeof(block_iq4_xs), {{0, 2, 2}, {2, 2, 2}, {4, 4, 4}, {8, 128, 4}}},
+    {SLM_T_IQ3_XXS, sizeof(block_iq3_xxs), {{0, 2, 2}, IQ3XXS_G(0), IQ3XXS_G(1), IQ3XXS_G(2), IQ3XXS_G(3), IQ3XXS_G(4),
+                                            IQ3XXS_G(5), IQ3XXS_G(6), IQ3XXS_G(7)}},
+    {SLM_T_IQ3_S, sizeof(block_iq3_s), {{0, 2, 2}, {106, 4, 4}, {66, 8, 4}, IQ3S_G(0), IQ3S_G(1), IQ3S_G(2), IQ3S_G(3),
+                                        IQ3S_G(4), IQ3S_G(5), IQ3S_G(6), IQ3S_G(7)}},
 };
+#undef IQ3XXS_G
+#undef IQ3S_G
 #undef Q2_STEP
 #undef Q6_HALF
 #undef Q6_STEP
@@ -216,6 +231,21 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
         return;
     const int64_t nb = ncols / 32;
     const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * 8 * bs;
+    if (type == SLM_T_IQ4_NL) { /* back to plain blocks, 64 at a time, then the set's dequantizer */
+        const slm_qtraits *q = slm_qtraits_get(type);
+        uint8_t tmp[8][64 * sizeof(block_iq4_nl)];
+        for (int64_t b0 = 0; b0 < nb; b0 += 64) {
+            const int64_t ne = nb - b0 < 64 ? nb - b0 : 64;
+            for (int64_t b = 0; b < ne; b++, p += 8 * bs)
+                for (int k = 0; k < 8; k++) {
+                    uint8_t *blk = tmp[k] + (size_t)b * bs;
+                    blk[0] = p[2 * k], blk[1] = p[2 * k + 1];
+                    for (int c = 0; c < 4; c++) memcpy(blk + 2 + 4 * c, p + 16 + 32 * c + 4 * k, 4);
+                }
+            for (int k = 0; k < 8; k++) q->dequantize_row(tmp[k], dst + (size_t)k * ncols + 32 * b0, 32 * ne);
+        }
+        return;
+    }
     for (int64_t b = 0; b < nb; b++, p += 8 * bs)
         for (int k = 0; k < 8; k++) {
             const float d = slm_h2f((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));

@@ -556,3 +556,83 @@ Test(iquants, gptq_lowers_output_error_vs_rounding, .timeout = 60)
     }
     free(X); free(W); free(H); free(Wq); free(imp); free(buf);
 }
+
+/* x8 decode layouts of the i-quants (issue 19, bar 3; rows.c, iquants_x86.inc): packing is a
+ * byte shuffle (the packed dequantization equals the row dequantization bit for bit), and
+ * every set's x8 kernel equals the scalar vec_dot per row within 1e-5 of the sum of |terms|:
+ * gaussian weights, outliers, random bytes (every level and scale bit, finite fp16 scales)
+ * and saturated blocks (every byte 0xFF, scales 1000); more than 256 blocks of 32 (the
+ * kernels' activation chunk); one group and three; nothing written past the groups. */
+static const uint32_t X8IQ[] = { T_IQ4_NL, T_IQ4_XS, 18 /* IQ3_XXS */, 21 /* IQ3_S */ };
+
+Test(iquants, x8_layouts_match_scalar, .timeout = 120)
+{
+    enum { N = 256 * 33, R = 24 };
+    float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *d0 = malloc(sizeof(float) * N * 8),
+          *d1 = malloc(sizeof(float) * N * 8);
+    unsigned char *qw = malloc((size_t)N * R), *pk = malloc((size_t)N * R + 4096), *qa = malloc((size_t)N * 2);
+    tu_rng_state = 9191;
+    int kernels_checked = 0;
+    for (size_t k = 0; k < sizeof X8IQ / sizeof X8IQ[0]; k++) {
+        const slm_qtraits *t = slm_qtraits_get(X8IQ[k]);
+        const size_t rb = slm_row_bytes(t->type, N), gb = slm_x8_group_bytes(t->type, N);
+        cr_assert_eq(gb, 8 * rb, "%s: x8 group bytes", t->name); /* no padding */
+        for (int round = 0; round < 4; round++) {
+            for (int i = 0; i < N * R; i++) x[i] = tu_rng_gauss() * (round == 1 && i % 13 == 0 ? 40.f : 1.f);
+            for (int i = 0; i < N; i++) a[i] = tu_rng_gauss() * (round == 1 && i % 29 == 0 ? 50.f : 1.f);
+            cr_assert_eq(slm_quantize_rows(t->type, x, qw, R, N, NULL), rb * R);
+            if (round >= 2) { /* 2: random bytes; 3: every bit set */
+                for (size_t i = 0; i < rb * R; i++) qw[i] = round == 2 ? (unsigned char)tu_rng_next() : 0xFF;
+                for (size_t o = 0; o < rb * R; o += t->bytes) { /* finite fp16 d (first field of every block) */
+                    uint16_t h;
+                    memcpy(&h, qw + o, 2);
+                    h = round == 2 ? (uint16_t)(h & 0x3bff) : 0x63d0; /* 0x63d0 = 1000 */
+                    memcpy(qw + o, &h, 2);
+                }
+            }
+            memset(pk, 0xAB, gb * (R / 8));
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), gb * (R / 8), "%s", t->name);
+            cr_assert_eq(slm_x8_pack(t->type, qw, pk, R - 1, N), 0u); /* not a multiple of 8 rows */
+            for (int g = 0; g < R / 8; g++) {
+                slm_x8_dequant_group(t->type, pk, g, N, d1);
+                for (int r = 0; r < 8; r++) t->dequantize_row(qw + (8 * g + r) * rb, d0 + (size_t)r * N, N);
+                for (int i = 0; i < 8 * N; i++)
+                    cr_assert_eq(f2u(d0[i]), f2u(d1[i]), "%s round %d group %d i %d: %g vs %g", t->name, round, g, i,
+                                 d0[i], d1[i]);
+            }
+            cr_assert_null(slm_x8_kernel(t->type, SLM_KERNEL_SCALAR));
+            cr_assert_null(slm_x8_kernel(t->type, SLM_KERNEL_AVX2)); /* AVX-512 VNNI only */
+            if (slm_cpu_has(SLM_KERNEL_AVX512))
+                cr_assert_not_null(slm_x8_kernel(t->type, SLM_KERNEL_AVX512), "%s: no x8 kernel", t->name);
+            cr_assert_eq(slm_quantize_act(t->vec_dot_type, a, qa, N), 0);
+            slm_qtraits ks;
+            const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
+            for (int kern = 1; kern < SLM_KERNEL_COUNT; kern++) {
+                slm_x8_fn f = slm_x8_kernel(t->type, kern);
+                if (!f) continue;
+                kernels_checked++;
+                for (int ng = 1; ng <= R / 8; ng += R / 8 - 1) { /* one group, then all */
+                    float out[R + 8];
+                    for (int i = 0; i < R + 8; i++) out[i] = 12345.f;
+                    f(N, ng, out, pk, qa);
+                    for (int i = 8 * ng; i < R + 8; i++) cr_assert_eq(out[i], 12345.f, "%s: written past the groups", t->name);
+                    for (int r = 0; r < 8 * ng; r++) {
+                        float want;
+                        sc->vec_dot(N, &want, qw + r * rb, qa);
+                        t->dequantize_row(qw + r * rb, d0, N);
+                        double mag = 0;
+                        for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[i]);
+                        cr_assert(isfinite(out[r]) && fabs((double)out[r] - want) <= 1e-5 * mag + 1e-30,
+                                  "%s %s round %d row %d: %.9g vs %.9g (mag %g)", t->name, slm_kernel_name(kern), round, r,
+                                  out[r], want, mag);
+                    }
+                }
+            }
+        }
+    }
+    free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
+    if (!kernels_checked)
+        cr_skip_test("SKIPPED: no set with i-quant x8 kernels on this CPU (layouts checked, kernels not run)");
+    else
+        cr_assert_geq(kernels_checked, (int)(4 * (sizeof X8IQ / sizeof X8IQ[0])));
+}
