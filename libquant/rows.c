@@ -341,10 +341,10 @@ int slm_gemm_reads_x8(uint32_t type)
 {
     size_t bs, qoff, qbytes;
     int64_t blck;
-    /* the legacy types' x8 blocks (gemmA_panel: Q4_0, Q5_0, Q8_0; IQ4_NL reads plain rows) and
+    /* the legacy types' x8 blocks (gemmA_panel: Q4_0, Q5_0, Q8_0, IQ4_NL in Q4_0's layout) and
      * the super-block layouts of the x8 table (gemmB_panel_block puts the blocks back together
      * with slm_x8_kunshuffle) */
-    return gemm_act_block(type, &blck) && type != SLM_TYPE_IQ4_NL &&
+    return gemm_act_block(type, &blck) &&
            (x8_geom(type, &bs, &qoff, &qbytes) || x8_klayout_of(type));
 }
 
