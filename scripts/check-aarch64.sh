@@ -63,11 +63,15 @@ rm -rf "$OUT" && mkdir -p "$OUT" || die "cannot make $OUT"
 "$X86" convert "$MODELS/stories-llama256" -o "$OUT/x86-F16.gguf" --outtype f16 >/dev/null 2>&1 || die "x86 convert failed"
 # the recipes that need importance data (as llama-quantize) get an imatrix from the calibration text
 needs_imatrix() { case $1 in IQ3_XXS | IQ3_XS | IQ2_* | IQ1_*) return 0 ;; *) return 1 ;; esac; }
-# grid i-quants: their batches are dequantize + OpenBLAS sgemm on both sides (no int8 GEMM),
-# and OpenBLAS's kernels differ by CPU: x86 alone spreads 2.2e-4 relative on IQ2_XS across
-# OPENBLAS_CORETYPE (SkylakeX, Haswell, Sandybridge, Prescott), so 1e-3 against x86, and
-# to every digit between the emulated CPUs with one OpenBLAS kernel (OPENBLAS_CORETYPE=ARMV8)
-grid_type() { case $1 in IQ3_* | IQ2_* | IQ1_*) return 0 ;; *) return 1 ;; esac; }
+# i-quants: x86 (AVX-512 VNNI) runs their batches on the int8 GEMM (activations quantized to
+# Q8_0 / Q8_K), aarch64 dequantizes and multiplies with OpenBLAS sgemm (F32 activations), whose
+# kernels differ by CPU (x86 alone spreads 2.2e-4 relative on IQ2_XS across OPENBLAS_CORETYPE):
+# 3e-3 against x86 (measured up to 1.5e-3 on IQ2_XS), and every digit between the emulated CPUs
+# with one OpenBLAS kernel (OPENBLAS_CORETYPE=ARMV8).
+# The other quantized types run the int8 GEMM on both sides, bit for bit, but x86's AVX-512 set
+# computes softmax and SiLU with its own exp (runtime/vec_avx512.c, within 2 ulp of expf) where
+# aarch64 runs libm's expf: 5e-4 (Q2_K moved 1.9e-4, the others under 1e-7).
+grid_type() { case $1 in IQ4_* | IQ3_* | IQ2_* | IQ1_*) return 0 ;; *) return 1 ;; esac; }
 for t in "${TYPES[@]:1}"; do
     imx=()
     if needs_imatrix "$t"; then
@@ -142,7 +146,8 @@ for cpu in "${CPUS[@]}"; do
         p=$(SLM_KERNEL=$ARM_PPL_KERNEL emu "$cpu" perplexity -m "$OUT/x86-$t.gguf" -f "$OUT/eval.txt" -c 64 --chunks 4 -t 1 --json 2>/dev/null | ppl)
         q=$(cat "$OUT/x86-$t.ppl")
         tol=1e-4
-        grid_type "$t" && tol=1e-3
+        case $t in F16 | F32) ;; *) tol=5e-4 ;; esac
+        grid_type "$t" && tol=3e-3
         if [ -n "$p" ] && [ -n "$q" ] && awk -v a="$p" -v b="$q" -v e=$tol 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= e * b) }'; then
             ok "$cpu $t perplexity $p (x86 $q)"
         else
