@@ -66,12 +66,13 @@ needs_imatrix() { case $1 in IQ3_XXS | IQ3_XS | IQ2_* | IQ1_*) return 0 ;; *) re
 # i-quants: x86 (AVX-512 VNNI) runs their batches on the int8 GEMM (activations quantized to
 # Q8_0 / Q8_K), aarch64 dequantizes and multiplies with OpenBLAS sgemm (F32 activations), whose
 # kernels differ by CPU (x86 alone spreads 2.2e-4 relative on IQ2_XS across OPENBLAS_CORETYPE):
-# 3e-3 against x86 (measured up to 1.5e-3 on IQ2_XS), and every digit between the emulated CPUs
-# with one OpenBLAS kernel (OPENBLAS_CORETYPE=ARMV8).
+# 3e-3 against x86 (measured up to 1.5e-3 on IQ2_XS); the grid types (IQ3, IQ2, IQ1) also to
+# every digit between the emulated CPUs with one OpenBLAS kernel (OPENBLAS_CORETYPE=ARMV8).
 # The other quantized types run the int8 GEMM on both sides, bit for bit, but x86's AVX-512 set
 # computes softmax and SiLU with its own exp (runtime/vec_avx512.c, within 2 ulp of expf) where
 # aarch64 runs libm's expf: 5e-4 (Q2_K moved 1.9e-4, the others under 1e-7).
-grid_type() { case $1 in IQ4_* | IQ3_* | IQ2_* | IQ1_*) return 0 ;; *) return 1 ;; esac; }
+iq_type() { case $1 in IQ4_* | IQ3_* | IQ2_* | IQ1_*) return 0 ;; *) return 1 ;; esac; }
+grid_type() { case $1 in IQ3_* | IQ2_* | IQ1_*) return 0 ;; *) return 1 ;; esac; }
 for t in "${TYPES[@]:1}"; do
     imx=()
     if needs_imatrix "$t"; then
@@ -147,7 +148,7 @@ for cpu in "${CPUS[@]}"; do
         q=$(cat "$OUT/x86-$t.ppl")
         tol=1e-4
         case $t in F16 | F32) ;; *) tol=5e-4 ;; esac
-        grid_type "$t" && tol=3e-3
+        iq_type "$t" && tol=3e-3
         if [ -n "$p" ] && [ -n "$q" ] && awk -v a="$p" -v b="$q" -v e=$tol 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= e * b) }'; then
             ok "$cpu $t perplexity $p (x86 $q)"
         else
