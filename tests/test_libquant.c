@@ -604,21 +604,8 @@ Test(libquant, x8_kquants_match_scalar)
                 cr_assert_eq(slm_quantize_act(t->vec_dot_type, a, qa, N), 0);
                 slm_qtraits ks;
                 const slm_qtraits *sc = slm_qtraits_kernel(t->type, SLM_KERNEL_SCALAR, &ks);
-                for (int ng = 1; ng <= R / 8; ng += R / 8 - 1) { /* one group, then all */
-                    float out[R + 8];
-                    for (int i = 0; i < R + 8; i++) out[i] = 12345.f;
-                    f(N, ng, out, pk, qa);
-                    for (int i = 8 * ng; i < R + 8; i++) cr_assert_eq(out[i], 12345.f, "%s: written past the groups", t->name);
-                    for (int r = 0; r < 8 * ng; r++) {
-                        float want;
-                        sc->vec_dot(N, &want, qw + r * rb, qa);
-                        t->dequantize_row(qw + r * rb, d0, N);
-                        double mag = 0;
-                        for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[i]);
-                        cr_assert(isfinite(out[r]) && fabs((double)out[r] - want) <= 1e-5 * mag + 1e-30,
-                                  "%s round %d row %d: %.9g vs %.9g (mag %g)", t->name, round, r, out[r], want, mag);
-                    }
-                }
+                const char *why = tu_x8_check(f, sc->vec_dot, t->dequantize_row, N, R, pk, qw, rb, a, qa, d0);
+                cr_assert_null(why, "%s %s round %d: %s", t->name, slm_kernel_name(kern), round, why);
                 kernels_checked++;
             }
         }

@@ -294,3 +294,31 @@ void tu_gptq_problem(int T, int n, int rows, int R, float (*gauss)(void), float 
     for (int c = 0; c < n; c++) imp[c] = H[c * n + c] / T;
     free(mix);
 }
+
+const char *tu_x8_check(tu_x8_fn f, tu_vec_dot_fn vec_dot, tu_dequant_fn dequantize, int N, int R, const void *pk,
+                        const uint8_t *qw, size_t rb, const float *a, const void *qa, float *d0)
+{
+    static char why[200];
+    float out[R + 8];
+    for (int ng = 1; ng <= R / 8; ng += R / 8 > 1 ? R / 8 - 1 : 1) { /* one group, then all */
+        for (int i = 0; i < R + 8; i++) out[i] = 12345.f;
+        f(N, ng, out, pk, qa);
+        for (int i = 8 * ng; i < R + 8; i++)
+            if (out[i] != 12345.f) {
+                snprintf(why, sizeof why, "written past the groups (%d groups, index %d)", ng, i);
+                return why;
+            }
+        for (int r = 0; r < 8 * ng; r++) {
+            float want;
+            vec_dot(N, &want, qw + (size_t)r * rb, qa);
+            dequantize(qw + (size_t)r * rb, d0, N);
+            double mag = 0;
+            for (int i = 0; i < N; i++) mag += fabs((double)d0[i] * a[i]);
+            if (!isfinite(out[r]) || fabs((double)out[r] - want) > 1e-5 * mag + 1e-30) {
+                snprintf(why, sizeof why, "row %d: %.9g vs %.9g (mag %g)", r, out[r], want, mag);
+                return why;
+            }
+        }
+    }
+    return NULL;
+}

@@ -60,5 +60,15 @@ float tu_rng_gauss(void);   /* standard normal (Box-Muller) */
  * from gauss in that order (mix, X, W). */
 void tu_gptq_problem(int T, int n, int rows, int R, float (*gauss)(void), float *X, float *W, float *H,
                      float *imp);
+/* An x8 decode kernel f (slm_x8_fn) against the scalar row dot: f over one group, then all R / 8,
+ * of the packed copy pk must write nothing past the groups and give each row r within 1e-5 of
+ * the sum of |terms| of vec_dot(qw row r, qa) (rows rb bytes apart, dequantize gives the terms
+ * with the float activations a; d0: N floats of scratch). NULL if so, else what failed
+ * (a static buffer). */
+typedef void (*tu_x8_fn)(int64_t n, int64_t ngroups, float *s, const void *packed, const void *y);
+typedef void (*tu_vec_dot_fn)(int64_t n, float *s, const void *x, const void *y);
+typedef void (*tu_dequant_fn)(const void *x, float *y, int64_t n);
+const char *tu_x8_check(tu_x8_fn f, tu_vec_dot_fn vec_dot, tu_dequant_fn dequantize, int N, int R, const void *pk,
+                        const uint8_t *qw, size_t rb, const float *a, const void *qa, float *d0);
 
 #endif
