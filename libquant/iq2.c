@@ -347,6 +347,37 @@ static const iq2_kind *kind_of(uint32_t type)
     return type == SLM_T_IQ2_XXS ? &k[0] : type == SLM_T_IQ2_XS ? &k[1] : &k[2];
 }
 
+/* The 32 groups' codebook indices and sign bytes into a block of `type`; the block's d and
+ * scales are left as they are (IQ2_XXS keeps each scale nibble, bits 28..31 of its sign word). */
+static void put_groups(uint32_t type, void *blk, const uint16_t *idx, const uint8_t *sg)
+{
+    if (type == SLM_T_IQ2_XXS) {
+        block_iq2_xxs *y = blk;
+        for (int ib = 0; ib < 8; ib++) {
+            uint32_t a0 = 0, a1;
+            memcpy(&a1, y->qs + 4 * ib + 2, 4);
+            a1 &= 0xf0000000u;
+            for (int l = 0; l < 4; l++) {
+                a0 |= (uint32_t)idx[4 * ib + l] << 8 * l;
+                a1 |= (uint32_t)(sg[4 * ib + l] & 127) << 7 * l;
+            }
+            memcpy(y->qs + 4 * ib, &a0, 4);
+            memcpy(y->qs + 4 * ib + 2, &a1, 4);
+        }
+    } else if (type == SLM_T_IQ2_XS) {
+        block_iq2_xs *y = blk;
+        for (int g = 0; g < 32; g++) y->qs[g] = (uint16_t)(idx[g] | (sg[g] & 127) << 9);
+    } else {
+        block_iq2_s *y = blk;
+        memset(y->qh, 0, sizeof y->qh);
+        for (int g = 0; g < 32; g++) {
+            y->qs[g] = (uint8_t)(idx[g] & 255);
+            y->qs[32 + g] = sg[g];
+            y->qh[g / 4] |= (uint8_t)((idx[g] >> 8) << 2 * (g % 4));
+        }
+    }
+}
+
 /* ---------------- IQ2_XXS ---------------- */
 
 void slm_quantize_iq2_xxs(const float *x, void *vy, int64_t n, const float *imp)
@@ -361,14 +392,10 @@ void slm_quantize_iq2_xxs(const float *x, void *vy, int64_t n, const float *imp)
         uint8_t sg[32];
         y[b].d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
         for (int ib = 0; ib < 8; ib++) {
-            uint32_t a0 = 0, a1 = (uint32_t)ls[ib] << 28;
-            for (int l = 0; l < 4; l++) {
-                a0 |= (uint32_t)idx[4 * ib + l] << 8 * l;
-                a1 |= (uint32_t)(sg[4 * ib + l] & 127) << 7 * l;
-            }
-            memcpy(y[b].qs + 4 * ib, &a0, 4);
+            const uint32_t a1 = (uint32_t)ls[ib] << 28; /* the scale nibble; put_groups adds the signs */
             memcpy(y[b].qs + 4 * ib + 2, &a1, 4);
         }
+        put_groups(SLM_T_IQ2_XXS, &y[b], idx, sg);
     }
     free(W);
 }
@@ -442,7 +469,7 @@ void slm_quantize_iq2_xs(const float *x, void *vy, int64_t n, const float *imp)
         uint16_t idx[32];
         uint8_t sg[32];
         y[b].d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
-        for (int g = 0; g < 32; g++) y[b].qs[g] = (uint16_t)(idx[g] | (sg[g] & 127) << 9);
+        put_groups(SLM_T_IQ2_XS, &y[b], idx, sg);
         for (int ib = 0; ib < 8; ib++) y[b].scales[ib] = (uint8_t)(ls[2 * ib] | ls[2 * ib + 1] << 4);
     }
     free(W);
@@ -502,12 +529,7 @@ void slm_quantize_iq2_s(const float *x, void *vy, int64_t n, const float *imp)
         uint16_t idx[32];
         uint8_t sg[32];
         y[b].d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
-        memset(y[b].qh, 0, sizeof y[b].qh);
-        for (int g = 0; g < 32; g++) {
-            y[b].qs[g] = (uint8_t)(idx[g] & 255);
-            y[b].qs[32 + g] = sg[g];
-            y[b].qh[g / 4] |= (uint8_t)((idx[g] >> 8) << 2 * (g % 4));
-        }
+        put_groups(SLM_T_IQ2_S, &y[b], idx, sg);
         for (int ib = 0; ib < 8; ib++) y[b].scales[ib] = (uint8_t)(ls[2 * ib] | ls[2 * ib + 1] << 4);
     }
     free(W);
@@ -663,30 +685,6 @@ int slm_iq2_grid_pack(uint32_t type, void *blk, const uint8_t *L)
         idx[g] = (uint16_t)k;
         sg[g] = (uint8_t)s;
     }
-    if (type == SLM_T_IQ2_XXS) {
-        block_iq2_xxs *y = blk;
-        for (int ib = 0; ib < 8; ib++) {
-            uint32_t a0 = 0, a1;
-            memcpy(&a1, y->qs + 4 * ib + 2, 4);
-            a1 &= 0xf0000000u;
-            for (int l = 0; l < 4; l++) {
-                a0 |= (uint32_t)idx[4 * ib + l] << 8 * l;
-                a1 |= (uint32_t)(sg[4 * ib + l] & 127) << 7 * l;
-            }
-            memcpy(y->qs + 4 * ib, &a0, 4);
-            memcpy(y->qs + 4 * ib + 2, &a1, 4);
-        }
-    } else if (type == SLM_T_IQ2_XS) {
-        block_iq2_xs *y = blk;
-        for (int g = 0; g < 32; g++) y->qs[g] = (uint16_t)(idx[g] | (sg[g] & 127) << 9);
-    } else {
-        block_iq2_s *y = blk;
-        memset(y->qh, 0, sizeof y->qh);
-        for (int g = 0; g < 32; g++) {
-            y->qs[g] = (uint8_t)(idx[g] & 255);
-            y->qs[32 + g] = sg[g];
-            y->qh[g / 4] |= (uint8_t)((idx[g] >> 8) << 2 * (g % 4));
-        }
-    }
+    put_groups(type, blk, idx, sg);
     return rc;
 }
