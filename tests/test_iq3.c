@@ -417,13 +417,8 @@ Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
         const size_t rb = slm_row_bytes(q->type, n);
         double e[2];
         for (int g = 0; g < 2; g++) {
-            if (g) {
-                slm_gptq_params p = {0.01f, 128, 0};
-                cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0, "%s", q->name);
-            } else {
-                slm_quantize_rows(q->type, W, buf, rows, n, imp);
-            }
-            for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+            e[g] = tu_quant_output_error(q->type, g, T, n, rows, X, W, H, imp, buf, Wq);
+            cr_assert_geq(e[g], 0, "%s: GPTQ failed", q->name);
             /* decode / pack round trip on these blocks */
             memcpy(rep, buf, rb * rows);
             for (size_t bl = 0; bl < rb * rows / q->bytes; bl++) {
@@ -452,13 +447,6 @@ Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
                 q->dequantize_row(rep + r * rb, y1, n);
                 cr_assert(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed row %d dequantizes differently", q->name, r);
             }
-            e[g] = 0;
-            for (int t = 0; t < T; t++)
-                for (int r = 0; r < rows; r++) {
-                    double d = 0;
-                    for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
-                    e[g] += d * d;
-                }
         }
         cr_log_info("%s: output error GPTQ %.4g, rounding %.4g (%.3fx)", q->name, e[1], e[0], e[1] / e[0]);
         cr_expect(e[1] < 0.8 * e[0], "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e[1], e[0]);

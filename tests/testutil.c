@@ -322,3 +322,26 @@ const char *tu_x8_check(tu_x8_fn f, tu_vec_dot_fn vec_dot, tu_dequant_fn dequant
     }
     return NULL;
 }
+
+double tu_quant_output_error(uint32_t type, int gptq, int T, int n, int rows, const float *X, const float *W,
+                             const float *H, const float *imp, unsigned char *buf, float *Wq)
+{
+    const slm_qtraits *q = slm_qtraits_get(type);
+    const size_t rb = slm_row_bytes(type, n);
+    if (gptq) {
+        slm_gptq_params p = {0.01f, 128, 0};
+        if (slm_gptq_quantize(type, W, rows, n, H, NULL, &p, 2, buf) != 0)
+            return -1;
+    } else {
+        slm_quantize_rows(type, W, buf, rows, n, imp);
+    }
+    for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+    double e = 0;
+    for (int t = 0; t < T; t++)
+        for (int r = 0; r < rows; r++) {
+            double d = 0;
+            for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
+            e += d * d;
+        }
+    return e;
+}

@@ -60,6 +60,12 @@ float tu_rng_gauss(void);   /* standard normal (Box-Muller) */
  * from gauss in that order (mix, X, W). */
 void tu_gptq_problem(int T, int n, int rows, int R, float (*gauss)(void), float *X, float *W, float *H,
                      float *imp);
+/* W [rows][n] quantized to `type` into buf (rows slm_row_bytes apart): gptq 0 by slm_quantize_rows
+ * with the importance imp, 1 by slm_gptq_quantize on H (damping 0.01, blocks of 128, 2 threads);
+ * Wq gets the rows dequantized. Returns the output error ||X (W - Wq)^T||^2 over the T rows of
+ * X [T][n], or -1 if GPTQ failed. */
+double tu_quant_output_error(uint32_t type, int gptq, int T, int n, int rows, const float *X, const float *W,
+                             const float *H, const float *imp, unsigned char *buf, float *Wq);
 /* An x8 decode kernel f (slm_x8_fn) against the scalar row dot: f over one group, then all R / 8,
  * of the packed copy pk must write nothing past the groups and give each row r within 1e-5 of
  * the sum of |terms| of vec_dot(qw row r, qa) (rows rb bytes apart, dequantize gives the terms
