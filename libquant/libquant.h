@@ -114,7 +114,7 @@ typedef void (*slm_rows_fn)(int64_t n, int64_t nrows, float *s, const void *W, s
  * the CPU lacks the kernel). Scalar: vec_dot row by row. */
 slm_rows_fn slm_rows_kernel(uint32_t type, int kernel);
 
-/* Interleaved 8-row layouts ("x8") for decode: Q4_0, Q5_0, Q8_0 and Q2_K..Q6_K weights
+/* Interleaved 8-row layouts ("x8") for decode: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and Q2_K..Q6_K weights
  * repacked so one instruction advances 8 rows (AVX-512 VNNI kernels; the size of the
  * original rows, or a little more (slm_x8_group_bytes); K-quants need ncols a multiple of
  * 256; layouts described in rows.c).

@@ -50,14 +50,23 @@ slm_x8_fn slm_x8_kernel(uint32_t type, int kernel)
     return slm_kset_get(kernel)->t[type].x8;
 }
 
-/* bytes per block and where the quants start, for the types with an x8 layout */
-static int x8_geom(uint32_t type, size_t *bs, size_t *qoff, size_t *qbytes)
+/* The legacy types' x8 layouts (32-weight blocks; slm_x8_pack): per block, the 8 rows' fp16
+ * scales d (16 bytes), for Q4_1 / Q5_1 then their fp16 mins m (16 bytes), then the quants in
+ * 4-byte chunks interleaved by row (chunk c of rows 0..7, then chunk c + 1), then for Q5_0 /
+ * Q5_1 per row 4 bytes of fifth bits, byte c = bits 4c..4c+3 of qh (the low nibbles' of chunk
+ * c) | bits 16+4c..16+4c+3 << 4 (the high nibbles'). Geometry: bytes per block, the header
+ * (scales, mins) of 8 rows, where the quants start in a block, their bytes, where qh is
+ * (0: none). */
+typedef struct { size_t bs, hdr, qoff, qbytes, qh; } x8_legacy;
+static int x8_geom(uint32_t type, x8_legacy *G)
 {
     switch (type) {
-    case SLM_T_Q4_0: *bs = sizeof(block_q4_0), *qoff = 2, *qbytes = 16; return 1;
-    case SLM_T_Q5_0: *bs = sizeof(block_q5_0), *qoff = 6, *qbytes = 16; return 1;
-    case SLM_T_Q8_0: *bs = sizeof(block_q8_0), *qoff = 2, *qbytes = 32; return 1;
-    case SLM_T_IQ4_NL: *bs = sizeof(block_iq4_nl), *qoff = 2, *qbytes = 16; return 1; /* Q4_0's layout */
+    case SLM_T_Q4_0: *G = (x8_legacy){sizeof(block_q4_0), 16, 2, 16, 0}; return 1;
+    case SLM_T_Q4_1: *G = (x8_legacy){sizeof(block_q4_1), 32, 4, 16, 0}; return 1;
+    case SLM_T_Q5_0: *G = (x8_legacy){sizeof(block_q5_0), 16, 6, 16, 2}; return 1;
+    case SLM_T_Q5_1: *G = (x8_legacy){sizeof(block_q5_1), 32, 8, 16, 4}; return 1;
+    case SLM_T_Q8_0: *G = (x8_legacy){sizeof(block_q8_0), 16, 2, 32, 0}; return 1;
+    case SLM_T_IQ4_NL: *G = (x8_legacy){sizeof(block_iq4_nl), 16, 2, 16, 0}; return 1; /* Q4_0's layout */
     default: return 0;
     }
 }
@@ -161,58 +170,58 @@ static size_t x8_kpack(const x8_klayout *L, const void *src, void *dst, int64_t 
 
 size_t slm_x8_group_bytes(uint32_t type, int64_t ncols)
 {
-    size_t bs, qoff, qbytes;
+    x8_legacy G;
     const x8_klayout *L = x8_klayout_of(type);
     if (L)
         return ncols > 0 && ncols % QK_K == 0 ? (size_t)(ncols / QK_K) * slm_x8_ksb(L->type, L->bs) : 0;
-    if (!x8_geom(type, &bs, &qoff, &qbytes) || ncols <= 0 || ncols % 32)
+    if (!x8_geom(type, &G) || ncols <= 0 || ncols % 32)
         return 0;
-    return (size_t)(ncols / 32) * 8 * bs;
+    return (size_t)(ncols / 32) * 8 * G.bs;
 }
 
 size_t slm_x8_pack(uint32_t type, const void *src, void *dst, int64_t nrows, int64_t ncols)
 {
-    size_t bs, qoff, qbytes;
+    x8_legacy G;
     const x8_klayout *L = x8_klayout_of(type);
     if (L)
         return nrows % 8 || ncols % QK_K ? 0 : x8_kpack(L, src, dst, nrows, ncols);
-    if (!x8_geom(type, &bs, &qoff, &qbytes) || nrows % 8 || ncols % 32)
+    if (!x8_geom(type, &G) || nrows % 8 || ncols % 32)
         return 0;
     const int64_t nb = ncols / 32;
-    const size_t rb = (size_t)nb * bs;
+    const size_t rb = (size_t)nb * G.bs;
     uint8_t *o = dst;
     for (int64_t g = 0; g < nrows / 8; g++)
         for (int64_t b = 0; b < nb; b++) {
             const uint8_t *blk[8];
             for (int k = 0; k < 8; k++) {
-                blk[k] = (const uint8_t *)src + (size_t)(8 * g + k) * rb + (size_t)b * bs;
-                o[2 * k] = blk[k][0]; /* scales */
-                o[2 * k + 1] = blk[k][1];
+                blk[k] = (const uint8_t *)src + (size_t)(8 * g + k) * rb + (size_t)b * G.bs;
+                memcpy(o + 2 * k, blk[k], 2); /* scales */
+                if (G.hdr == 32)
+                    memcpy(o + 16 + 2 * k, blk[k] + 2, 2); /* mins */
             }
-            uint8_t *q = o + 16;
-            for (size_t c = 0; c < qbytes / 4; c++)
+            uint8_t *q = o + G.hdr;
+            for (size_t c = 0; c < G.qbytes / 4; c++)
                 for (int k = 0; k < 8; k++, q += 4) {
                     uint32_t v;
-                    memcpy(&v, blk[k] + qoff + 4 * c, 4);
+                    memcpy(&v, blk[k] + G.qoff + 4 * c, 4);
                     if (type == SLM_T_Q8_0)
                         v ^= 0x80808080u; /* stored biased: unsigned for vpdpbusd */
                     memcpy(q, &v, 4);
                 }
-            if (type == SLM_T_Q5_0) /* high bits regrouped per 4-weight chunk */
+            if (G.qh) /* high bits regrouped per 4-weight chunk */
                 for (int k = 0; k < 8; k++) {
                     uint32_t qh;
-                    memcpy(&qh, blk[k] + 2, 4);
+                    memcpy(&qh, blk[k] + G.qh, 4);
                     for (int c = 0; c < 4; c++)
                         *q++ = (uint8_t)(((qh >> (4 * c)) & 0xF) | ((qh >> (16 + 4 * c)) & 0xF) << 4);
                 }
-            o += 8 * bs;
+            o += 8 * G.bs;
         }
     return rb * (size_t)nrows;
 }
 
 void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t ncols, float *dst)
 {
-    size_t bs, qoff, qbytes;
     const x8_klayout *L = x8_klayout_of(type);
     if (L) { /* back to the 8 original blocks, then the type's dequantizer */
         const slm_qtraits *q = slm_qtraits_get(type);
@@ -227,8 +236,10 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
         }
         return;
     }
-    if (!x8_geom(type, &bs, &qoff, &qbytes))
+    x8_legacy G;
+    if (!x8_geom(type, &G))
         return;
+    const size_t bs = G.bs;
     const int64_t nb = ncols / 32;
     const uint8_t *p = (const uint8_t *)packed + (size_t)g * (size_t)nb * 8 * bs;
     if (type == SLM_T_IQ4_NL) { /* back to plain blocks, 64 at a time, then the set's dequantizer */
@@ -249,19 +260,24 @@ void slm_x8_dequant_group(uint32_t type, const void *packed, int64_t g, int64_t 
     for (int64_t b = 0; b < nb; b++, p += 8 * bs)
         for (int k = 0; k < 8; k++) {
             const float d = slm_h2f((uint16_t)(p[2 * k] | p[2 * k + 1] << 8));
+            const float m = G.hdr == 32 ? slm_h2f((uint16_t)(p[16 + 2 * k] | p[16 + 2 * k + 1] << 8)) : 0;
             float *y = dst + (size_t)k * ncols + 32 * b;
-            for (size_t c = 0; c < qbytes / 4; c++) {
-                const uint8_t hb = type == SLM_T_Q5_0 ? p[144 + 4 * k + c] : 0;
+            for (size_t c = 0; c < G.qbytes / 4; c++) {
+                const uint8_t hb = G.qh ? p[G.hdr + 128 + 4 * k + c] : 0;
                 for (int i = 0; i < 4; i++) {
-                    uint8_t v = p[16 + 32 * c + 4 * k + i];
+                    uint8_t v = p[G.hdr + 32 * c + 4 * k + i];
+                    const int lo = (v & 0x0F) | ((hb >> i) & 1) << 4, hi = (v >> 4) | ((hb >> (4 + i)) & 1) << 4;
                     if (type == SLM_T_Q8_0) {
                         y[4 * c + i] = (float)(int8_t)(v ^ 0x80) * d;
                     } else if (type == SLM_T_Q4_0) {
-                        y[4 * c + i] = (float)((v & 0x0F) - 8) * d;
-                        y[16 + 4 * c + i] = (float)((v >> 4) - 8) * d;
-                    } else {
-                        y[4 * c + i] = (float)(((v & 0x0F) | ((hb >> i) & 1) << 4) - 16) * d;
-                        y[16 + 4 * c + i] = (float)(((v >> 4) | ((hb >> (4 + i)) & 1) << 4) - 16) * d;
+                        y[4 * c + i] = (float)(lo - 8) * d;
+                        y[16 + 4 * c + i] = (float)(hi - 8) * d;
+                    } else if (type == SLM_T_Q5_0) {
+                        y[4 * c + i] = (float)(lo - 16) * d;
+                        y[16 + 4 * c + i] = (float)(hi - 16) * d;
+                    } else { /* Q4_1 / Q5_1: the scalar dequantizer's q * d + m */
+                        y[4 * c + i] = (float)lo * d + m;
+                        y[16 + 4 * c + i] = (float)hi * d + m;
                     }
                 }
             }
@@ -339,13 +355,13 @@ size_t slm_gemm_scratch_bytes(uint32_t type, int64_t n)
 
 int slm_gemm_reads_x8(uint32_t type)
 {
-    size_t bs, qoff, qbytes;
+    x8_legacy G;
     int64_t blck;
     /* the legacy types' x8 blocks (gemmA_panel: Q4_0, Q5_0, Q8_0, IQ4_NL in Q4_0's layout) and
      * the super-block layouts of the x8 table (gemmB_panel_block puts the blocks back together
      * with slm_x8_kunshuffle) */
     return gemm_act_block(type, &blck) &&
-           (x8_geom(type, &bs, &qoff, &qbytes) || x8_klayout_of(type));
+           (x8_geom(type, &G) || x8_klayout_of(type));
 }
 
 int slm_gemm_act_prep(uint32_t type, int kernel, const float *x, int64_t n, int ntok, void *act)

@@ -407,8 +407,8 @@ static void decode_logits(const char *path, int kernel, int batch, float *out, i
 Test(bench, fast_decode_paths_match_scalar_in_a_model, .timeout = 180)
 {
     static const char *types[] = {"Q4_0", "Q5_0", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "F16",
-                                  "IQ4_NL", "IQ4_XS", "IQ3_S", "TQ2_0"};
-    static const uint32_t ids[] = {2, 6, 8, 10, 11, 12, 13, 14, 1, 20, 23, 21, 35};
+                                  "IQ4_NL", "IQ4_XS", "IQ3_S", "TQ2_0", "Q4_1", "Q5_1"};
+    static const uint32_t ids[] = {2, 6, 8, 10, 11, 12, 13, 14, 1, 20, 23, 21, 35, 3, 7};
     enum { CAP = 8 * 40000 };
     /* without AVX-512 both sides would run the scalar kernels: a comparison that cannot fail */
     if (!slm_cpu_has(SLM_KERNEL_AVX512))

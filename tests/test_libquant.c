@@ -470,7 +470,7 @@ Test(libquant, rows_kernels_match_vec_dot)
 Test(libquant, x8_layouts_match_scalar)
 {
     enum { N = 32 * 300, R = 24 }; /* 300 blocks: more than one activation chunk of 256 */
-    static const uint32_t types[] = { 2, 6, 8 };
+    static const uint32_t types[] = { 2, 6, 8, 3, 7 }; /* q4_0, q5_0, q8_0, q4_1, q5_1 */
     float *x = malloc(sizeof(float) * N * R), *a = malloc(sizeof(float) * N), *d0 = malloc(sizeof(float) * N * 8),
           *d1 = malloc(sizeof(float) * N * 8);
     unsigned char *qw = malloc((size_t)N * R * 2), *pk = malloc((size_t)N * R * 2), *qa = malloc((size_t)N * 2);
@@ -478,16 +478,17 @@ Test(libquant, x8_layouts_match_scalar)
     int x8_sets = 0;
     for (int i = 0; i < N * R; i++) x[i] = tu_rng_gauss();
     for (int i = 0; i < N; i++) a[i] = tu_rng_gauss();
-    for (size_t k = 0; k < 3; k++) {
+    for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
         const slm_qtraits *t = slm_qtraits_get(types[k]);
         size_t rb = slm_row_bytes(t->type, N);
+        const size_t first = t->type == 3 || t->type == 7 ? 4 : 2; /* after the scale (and min) */
         for (int round = 0; round < 2; round++) {
             slm_quantize_rows(t->type, x, qw, R, N, NULL);
             if (round == 1) /* random quant bytes, scales kept */
                 for (int r = 0; r < R; r++)
                     for (int64_t b = 0; b < N / 32; b++)
-                        for (size_t i = 2; i < t->bytes; i++) qw[r * rb + b * t->bytes + i] = (unsigned char)tu_rng_next();
-            /* q5_0: also the high bits (random bytes cover them) */
+                        for (size_t i = first; i < t->bytes; i++) qw[r * rb + b * t->bytes + i] = (unsigned char)tu_rng_next();
+            /* q5_0 / q5_1: also the high bits (random bytes cover them) */
             cr_assert_eq(slm_x8_group_bytes(t->type, N), 8 * rb); /* the legacy layouts: no padding */
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, R, N), rb * R);
             cr_assert_eq(slm_x8_pack(t->type, qw, pk, R - 1, N), 0u); /* not a multiple of 8 rows */
@@ -522,7 +523,7 @@ Test(libquant, x8_layouts_match_scalar)
             }
         }
     }
-    cr_assert_eq(slm_x8_pack(3, qw, pk, 8, 256), 0u); /* q4_1: no x8 layout */
+    cr_assert_eq(slm_x8_pack(9, qw, pk, 8, 256), 0u); /* q8_1 (activations only): no x8 layout */
     free(x); free(a); free(d0); free(d1); free(qw); free(pk); free(qa);
     /* the layouts were checked; the kernels need a set with them: say so, never a PASS for an unrun kernel */
     if (!x8_sets)
