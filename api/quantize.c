@@ -11,6 +11,7 @@
 
 #include "calib.h"
 #include "pipeline.h"
+#include "qfree.h"
 
 static void note(const slm_pl_quant_opts *o, int warning, const char *msg)
 {
@@ -272,6 +273,28 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
                                       : "%s: tensor '%s': %s needs an importance matrix (--imatrix), as llama-quantize",
                          in, t->name, slm_type_name(plan[i].type));
         goto done;
+    }
+    /* no calibration at all (no --imatrix, no GPTQ): data-free importance from the weights (qfree.c),
+     * for the recipes and products where it was measured to lower KLD on the calibration text
+     * (docs/quantization.md, "Data-free importance"); the other recipes are unchanged */
+    const unsigned qfree_mask = ftype == SLM_FTYPE_Q3_K_M || ftype == SLM_FTYPE_Q3_K_L ? SLM_QFREE_ALL
+                                : ftype == SLM_FTYPE_Q4_K_M || ftype == SLM_FTYPE_Q4_K_S ? SLM_QFREE_DOWN | SLM_QFREE_TOKEN_EMBD
+                                                                                          : 0;
+    if (!imatrix_path && !o->gptq && qfree_mask && !dry) {
+        float **fi = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *fi);
+        if (!fi) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
+        int qr = slm_qfree_importance(g, nh, nkv, qfree_mask, fi);
+        for (uint64_t i = 0; i < g->n_tensors; i++) {
+            const gguf_tensor *t = &g->tensors[i];
+            if (!qr && fi[i] && plan[i].type != t->type && !plan[i].imp && slm_qtraits_get(plan[i].type) &&
+                slm_qtraits_get(plan[i].type)->is_quant && calib_selected(t->name, incw, n_incw, excw, n_excw)) {
+                plan[i].imp = fi[i];
+                fi[i] = NULL;
+            }
+            free(fi[i]);
+        }
+        free(fi);
+        if (qr < 0) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
     }
     if (imatrix_path && !n_imat_used) {
         snprintf(msg, sizeof msg, "%s: no entry of the imatrix applies to a tensor being quantized", imatrix_path);
