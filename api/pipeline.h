@@ -296,6 +296,9 @@ int slm_pl_template_name_check(const char *name, slm_err *err) SLM_MUST_CHECK;
 #define SLM_PL_MAX_MESSAGES_BYTES ((size_t)64 << 20)
 int slm_pl_messages_load(const char *path, size_t max, slm_chat_msg **msgs, size_t *n_msgs,
                          slm_err *err) SLM_MUST_CHECK;
+/* The public API's messages as the chat template's (a NULL role or content: ""), pointing into
+ * msgs; one malloc'd array (free; NULL: out of memory). */
+slm_chat_msg *slm_pl_chat_msgs(const slm_message *msgs, size_t n);
 /* The prompt a chat model receives for the conversation in messages_path (at most
  * SLM_PL_MAX_MESSAGES_BYTES), rendered with the GGUF's tokenizer.chat_template, or the
  * built-in template name (not NULL), with the model's BOS/EOS texts. slm_pl_prompt_free. */

@@ -114,33 +114,11 @@ int slm_pl_chat_fmt_builtin(const slm_pl_chat_fmt *f) { return f->builtin; }
 int slm_pl_chat_fmt_ids(const slm_lm *m, const slm_pl_chat_fmt *f, const slm_message *msgs, size_t n_msgs,
                         int32_t **ids, size_t *n_ids, slm_err *err)
 {
-    slm_chat_msg *cm = calloc(n_msgs ? n_msgs : 1, sizeof *cm);
+    slm_chat_msg *cm = slm_pl_chat_msgs(msgs, n_msgs);
     if (!cm)
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
-    for (size_t i = 0; i < n_msgs; i++) {
-        cm[i].role = msgs[i].role;
-        cm[i].content = msgs[i].content;
-        cm[i].content_len = strlen(msgs[i].content);
-    }
-    slm_chat_params p;
-    slm_chat_params_init(&p);
-    p.msgs = cm;
-    p.n_msgs = n_msgs;
-    p.add_generation_prompt = 1;
-    p.bos_token = f->info.bos_token;
-    p.eos_token = f->info.eos_token;
-    char *text = NULL;
-    size_t len = 0;
-    int rc = slm_chat_template_render(f->tmpl, &p, &text, &len, err);
+    int rc = slm_chat_tokens(f->tmpl, &f->info, m->tok, cm, n_msgs, 1, ids, n_ids, err);
     free(cm);
-    if (rc)
-        return rc;
-    const char *bos = f->info.bos_token;
-    int add_bos = slm_tokenizer_add_bos(m->tok);
-    if (add_bos && bos && *bos && !strncmp(text, bos, strlen(bos)))
-        add_bos = 0;
-    rc = slm_tokenize_prompt(m->tok, text, strlen(text), add_bos, 1, ids, n_ids, err);
-    free(text);
     return rc;
 }
 
