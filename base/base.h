@@ -81,6 +81,17 @@ uint16_t slm_fp32_to_fp16(float f);
 float slm_fp16_to_fp32(uint16_t h);
 uint16_t slm_fp32_to_bf16(float f);
 float slm_bf16_to_fp32(uint16_t h);
+/* FNV-1a of n bytes: the string hash of the name tables (GGUF tensors, vocabularies). */
+static inline uint64_t slm_fnv1a(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
 /* Inline half -> float (exact; NaN quietened like F16C's vcvtph2ps). */
 static inline float slm_h2f(uint16_t h)
 {
