@@ -134,6 +134,9 @@ typedef struct slm_buf {
     size_t len, cap;
 } slm_buf;
 int slm_buf_append(slm_buf *b, const void *s, size_t n) SLM_MUST_CHECK; /* 0, or -1: out of memory */
+/* printf onto the end of b: 0, or -1 (out of memory, or a bad format; b then holds what it held). */
+int slm_buf_printf(slm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3))) SLM_MUST_CHECK;
+int slm_buf_vprintf(slm_buf *b, const char *fmt, va_list ap) SLM_MUST_CHECK;
 void slm_buf_free(slm_buf *b);
 
 #endif /* SLM_BASE_H */
