@@ -22,10 +22,8 @@ INC_runtime  := -Iruntime -Iformats -Ilibquant $(INC_base)
 INC_bench    := -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
 INC_api      := -Iapi -Iruntime -Iformats -Ilibquant -Isigning $(INC_base)
 INC_registry := -Iregistry -Isigning -Iapi $(INC_base)
-INC_sweep    := -Isweep -Ibench -Iruntime -Iformats -Ilibquant $(INC_base)
-INC_serve    := -Iserve -Iapi -Isigning -Iregistry $(INC_base)
-# serve/engine.c is every model call of the server (engine.h) and still calls runtime/ itself.
-$(BUILD)/serve/engine.o: INC_serve += -Iruntime -Iformats -Ilibquant
+INC_sweep    := -Isweep -Ibench -Iformats -Ilibquant $(INC_base)
+INC_serve    := -Iserve -Iapi -Isigning $(INC_base)
 INC_ALL      := -I. -Itools -Iapi -Iserve -Isweep -Iregistry -Ibench -Iruntime -Isigning -Iformats -Ilibquant $(INC_base)
 # tools/ sees the API layer and the rooms above it, never runtime/, formats/ or libquant/: a command
 # is option parsing, an API call and printing (api/pipeline.h reaches the types below by path).

@@ -84,11 +84,7 @@ int slm_pl_open(const char *path, int n_ctx, int n_batch, int n_threads, uint32_
     if (rc)
         return rc;
     slm_lm *m = *out;
-    const slm_hparams *hp = slm_model_hparams(m->model);
-    if (n_ctx == 0)
-        n_ctx = hp->n_ctx_train < 4096 ? hp->n_ctx_train : 4096;
-    if (n_ctx > hp->n_ctx_train)
-        rc = slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+    rc = slm_pl_ctx_len(m, n_ctx, &n_ctx, err);
     m->n_threads = n_threads;
     m->type_k = type_k;
     m->type_v = type_v;

@@ -105,6 +105,50 @@ typedef struct slm_pl_turn {
 int slm_pl_chat_reply(slm_pl_chat *c, int max_tokens, slm_pl_token_fn fn, void *user, slm_pl_turn *t,
                       slm_err *err) SLM_MUST_CHECK;
 
+/* ---- a model served to many requests (api/seq.c; what serve/engine.c builds on) ---- */
+/* The context length n_ctx means for the model of m (slm_pl_load): 0 the model's, at most
+ * 4096; more than the model's is SLM_EINPUT naming "-c". */
+int slm_pl_ctx_len(const slm_lm *m, int n_ctx, int *out, slm_err *err) SLM_MUST_CHECK;
+uint64_t slm_pl_weight_bytes(const slm_lm *m);
+/* For telemetry, fixed words only: the architecture if the runtime knows it, the file type's
+ * recipe name (general.file_type), else "other". */
+void slm_pl_describe(const slm_lm *m, char arch[16], char quant[16]);
+/* Bytes the model at path would need with n_seqs sequences of n_ctx tokens (0: the model's, at
+ * most 4096): weights + KV caches of type_k / type_v, read without building contexts. */
+int slm_pl_estimate(const char *path, int n_ctx, int n_seqs, uint32_t type_k, uint32_t type_v, uint64_t *bytes,
+                    slm_err *err) SLM_MUST_CHECK;
+/* A sequence: one context (KV cache + scratch) of n_ctx tokens on m's model, n_threads threads. */
+typedef struct slm_ctx slm_pl_seq;
+int slm_pl_seq_new(slm_lm *m, int n_ctx, int n_threads, uint32_t type_k, uint32_t type_v, slm_pl_seq **out,
+                   slm_err *err) SLM_MUST_CHECK;
+void slm_pl_seq_free(slm_pl_seq *s);
+/* Append ids[0..n) (one batch at most n_ctx); slm_pl_seq_logits: those of the last one. */
+int slm_pl_seq_decode(slm_pl_seq *s, const int32_t *ids, int n, slm_err *err) SLM_MUST_CHECK;
+/* One token for each of n sequences in one step (every weight read once), work lending its
+ * threads and scratch; bit for bit n slm_pl_seq_decode calls. On error nothing is decoded. */
+int slm_pl_seq_step(slm_pl_seq *work, slm_pl_seq *const *seqs, const int32_t *tokens, int n,
+                    slm_err *err) SLM_MUST_CHECK;
+void slm_pl_seq_rewind(slm_pl_seq *s, int n_past); /* keep the first n_past tokens */
+void slm_pl_seq_clear(slm_pl_seq *s);
+int slm_pl_seq_n_past(const slm_pl_seq *s);
+const float *slm_pl_seq_logits(const slm_pl_seq *s);
+/* The model's chat template parsed once, or the built-in ChatML when it has none or one the
+ * renderer refuses (slm_pl_chat_fmt_builtin 1). */
+typedef struct slm_pl_chat_fmt slm_pl_chat_fmt;
+int slm_pl_chat_fmt_open(const slm_lm *m, slm_pl_chat_fmt **out, slm_err *err) SLM_MUST_CHECK;
+void slm_pl_chat_fmt_free(slm_pl_chat_fmt *f);
+int slm_pl_chat_fmt_builtin(const slm_pl_chat_fmt *f);
+/* msgs rendered (add_generation_prompt, the model's BOS/EOS texts), tokenized with control
+ * tokens parsed; BOS added when the model adds one and the text does not start with it. */
+int slm_pl_chat_fmt_ids(const slm_lm *m, const slm_pl_chat_fmt *f, const slm_message *msgs, size_t n_msgs,
+                        int32_t **ids, size_t *n_ids, slm_err *err) SLM_MUST_CHECK;
+/* A sampler over the tokens m may sample, with OpenAI's semantics: temperature and top_p only
+ * (top-k, min-p, repeat penalty off); top_p <= 0 or temperature 0: greedy. NULL: out of memory. */
+typedef struct slm_sampler slm_pl_sampler;
+slm_pl_sampler *slm_pl_sampler_openai(const slm_lm *m, double temperature, double top_p, uint64_t seed);
+int32_t slm_pl_sample(slm_pl_sampler *s, const float *logits);
+void slm_pl_sampler_free(slm_pl_sampler *s);
+
 /* Perplexity / KLD of an open model over text (len bytes), on the model's context (its n_ctx
  * at least p->n_ctx) or, when m->ctx is NULL, a context of p->n_ctx tokens and n_batch
  * (0: n_ctx) made for the call, with m->type_k / m->type_v caches. kld may be NULL unless p->kld_base_in is set. */
@@ -252,6 +296,9 @@ int slm_pl_template_name_check(const char *name, slm_err *err) SLM_MUST_CHECK;
 #define SLM_PL_MAX_MESSAGES_BYTES ((size_t)64 << 20)
 int slm_pl_messages_load(const char *path, size_t max, slm_chat_msg **msgs, size_t *n_msgs,
                          slm_err *err) SLM_MUST_CHECK;
+/* The public API's messages as the chat template's (a NULL role or content: ""), pointing into
+ * msgs; one malloc'd array (free; NULL: out of memory). */
+slm_chat_msg *slm_pl_chat_msgs(const slm_message *msgs, size_t n);
 /* The prompt a chat model receives for the conversation in messages_path (at most
  * SLM_PL_MAX_MESSAGES_BYTES), rendered with the GGUF's tokenizer.chat_template, or the
  * built-in template name (not NULL), with the model's BOS/EOS texts. slm_pl_prompt_free. */

@@ -179,15 +179,10 @@ SLM_API int slm_lm_chat_apply(slm_lm *m, const slm_message *msgs, size_t n_msgs,
         slm_chat_info_free(&ci);
         return ret(rc, &err);
     }
-    slm_chat_msg *cm = calloc(n_msgs ? n_msgs : 1, sizeof *cm);
+    slm_chat_msg *cm = slm_pl_chat_msgs(msgs, n_msgs);
     if (!cm) {
         slm_chat_info_free(&ci);
         return ret(slm_err_set(&err, SLM_EINTERNAL, "out of memory"), &err);
-    }
-    for (size_t i = 0; i < n_msgs; i++) {
-        cm[i].role = msgs[i].role ? msgs[i].role : "";
-        cm[i].content = msgs[i].content ? msgs[i].content : "";
-        cm[i].content_len = strlen(cm[i].content);
     }
     slm_chat_params cp;
     slm_chat_params_init(&cp);

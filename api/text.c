@@ -26,6 +26,17 @@ int slm_pl_messages_load(const char *path, size_t max, slm_chat_msg **msgs, size
     return rc;
 }
 
+slm_chat_msg *slm_pl_chat_msgs(const slm_message *msgs, size_t n)
+{
+    slm_chat_msg *cm = calloc(n ? n : 1, sizeof *cm);
+    for (size_t i = 0; cm && i < n; i++) {
+        cm[i].role = msgs[i].role ? msgs[i].role : "";
+        cm[i].content = msgs[i].content ? msgs[i].content : "";
+        cm[i].content_len = strlen(cm[i].content);
+    }
+    return cm;
+}
+
 /* The text of token id with specials shown, NUL bytes as spaces (a C string cannot hold them). */
 static char *piece_text(const slm_tokenizer *t, int32_t id)
 {

@@ -81,6 +81,17 @@ uint16_t slm_fp32_to_fp16(float f);
 float slm_fp16_to_fp32(uint16_t h);
 uint16_t slm_fp32_to_bf16(float f);
 float slm_bf16_to_fp32(uint16_t h);
+/* FNV-1a of n bytes: the string hash of the name tables (GGUF tensors, vocabularies). */
+static inline uint64_t slm_fnv1a(const void *p, size_t n)
+{
+    const unsigned char *s = p;
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
 /* Inline half -> float (exact; NaN quietened like F16C's vcvtph2ps). */
 static inline float slm_h2f(uint16_t h)
 {
@@ -123,6 +134,9 @@ typedef struct slm_buf {
     size_t len, cap;
 } slm_buf;
 int slm_buf_append(slm_buf *b, const void *s, size_t n) SLM_MUST_CHECK; /* 0, or -1: out of memory */
+/* printf onto the end of b: 0, or -1 (out of memory, or a bad format; b then holds what it held). */
+int slm_buf_printf(slm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3))) SLM_MUST_CHECK;
+int slm_buf_vprintf(slm_buf *b, const char *fmt, va_list ap) SLM_MUST_CHECK;
 void slm_buf_free(slm_buf *b);
 
 #endif /* SLM_BASE_H */

@@ -1,4 +1,6 @@
 /* base/vec.c — growable arrays and byte strings. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "base.h"
@@ -33,6 +35,33 @@ int slm_buf_append(slm_buf *b, const void *s, size_t n)
     b->len += n;
     b->p[b->len] = 0;
     return 0;
+}
+
+int slm_buf_vprintf(slm_buf *b, const char *fmt, va_list ap)
+{
+    char small[256];
+    va_list ap2;
+    va_copy(ap2, ap);
+    const int k = vsnprintf(small, sizeof small, fmt, ap2);
+    va_end(ap2);
+    if (k < 0)
+        return -1;
+    if ((size_t)k < sizeof small)
+        return slm_buf_append(b, small, (size_t)k);
+    if ((size_t)k > SIZE_MAX - b->len - 1 || slm_grow(&b->p, &b->cap, b->len + (size_t)k + 1, 1))
+        return -1;
+    vsnprintf(b->p + b->len, (size_t)k + 1, fmt, ap);
+    b->len += (size_t)k;
+    return 0;
+}
+
+int slm_buf_printf(slm_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const int rc = slm_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 void slm_buf_free(slm_buf *b)

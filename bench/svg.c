@@ -10,8 +10,7 @@
 #include <string.h>
 
 typedef struct sbuf {
-    char *p;
-    size_t len, cap;
+    slm_buf s;
     int oom;
 } sbuf;
 
@@ -20,28 +19,11 @@ static void sb_printf(sbuf *b, const char *fmt, ...)
 {
     if (b->oom)
         return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->len + (size_t)n < b->cap) {
-            b->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (b->cap ? b->cap * 2 : 4096) + (size_t)n;
-        char *np = realloc(b->p, ncap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = ncap;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (slm_buf_vprintf(&b->s, fmt, ap))
+        b->oom = 1;
+    va_end(ap);
 }
 
 static void sb_text(sbuf *b, const char *s) /* XML-escaped */
@@ -63,10 +45,10 @@ static void sb_text(sbuf *b, const char *s) /* XML-escaped */
 static char *sb_done(sbuf *b)
 {
     if (b->oom) {
-        free(b->p);
+        slm_buf_free(&b->s);
         return NULL;
     }
-    return b->p;
+    return b->s.p;
 }
 
 int bench_pareto(const bench_point *pts, int n, int *idx)

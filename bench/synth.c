@@ -583,13 +583,7 @@ typedef struct strmap {     /* open addressing, string -> id */
     size_t cap;
 } strmap;
 
-static uint64_t str_hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
+static uint64_t str_hash(const char *s) { return slm_fnv1a(s, strlen(s)); }
 
 static int sm_init(strmap *m, size_t n)
 {

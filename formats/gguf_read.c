@@ -88,16 +88,6 @@ static int rd_str(cursor *c, gguf_str *s, const char *what)
     return 0;
 }
 
-static uint64_t hash_bytes(const char *s, size_t n)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 static uint64_t tab_size_for(uint64_t n)
 {
     uint64_t s = 16;
@@ -111,7 +101,7 @@ static uint64_t tab_size_for(uint64_t n)
 static int64_t tab_insert(uint64_t *tab, uint64_t mask, const char *name, uint64_t i,
                           const char *(*get)(const gguf_file *, uint64_t), const gguf_file *f)
 {
-    uint64_t h = hash_bytes(name, strlen(name)) & mask;
+    uint64_t h = slm_fnv1a(name, strlen(name)) & mask;
     while (tab[h]) {
         uint64_t j = tab[h] - 1;
         if (strcmp(get(f, j), name) == 0)
@@ -127,7 +117,7 @@ static int64_t tab_find(const uint64_t *tab, uint64_t mask, const char *name,
 {
     if (!tab || !name)
         return -1;
-    uint64_t h = hash_bytes(name, strlen(name)) & mask;
+    uint64_t h = slm_fnv1a(name, strlen(name)) & mask;
     while (tab[h]) {
         uint64_t j = tab[h] - 1;
         if (strcmp(get(f, j), name) == 0)

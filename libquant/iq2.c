@@ -378,48 +378,116 @@ static void put_groups(uint32_t type, void *blk, const uint16_t *idx, const uint
     }
 }
 
-/* ---------------- IQ2_XXS ---------------- */
-
-void slm_quantize_iq2_xxs(const float *x, void *vy, int64_t n, const float *imp)
+/* The block's scale nibbles: IQ2_XXS one per 32 weights (ls[0..8), bits 28..31 of each sign
+ * word, written before put_groups adds the signs), IQ2_XS / IQ2_S one per 16 (ls[0..16)). */
+static void put_scales(uint32_t type, void *blk, const int *ls)
 {
-    const iq2_kind *K = kind_of(SLM_T_IQ2_XXS);
+    if (type == SLM_T_IQ2_XXS) {
+        block_iq2_xxs *y = blk;
+        for (int ib = 0; ib < 8; ib++) {
+            const uint32_t a1 = (uint32_t)ls[ib] << 28;
+            memcpy(y->qs + 4 * ib + 2, &a1, 4);
+        }
+    } else {
+        uint8_t *sc = type == SLM_T_IQ2_XS ? ((block_iq2_xs *)blk)->scales : ((block_iq2_s *)blk)->scales;
+        for (int ib = 0; ib < 8; ib++) sc[ib] = (uint8_t)(ls[2 * ib] | ls[2 * ib + 1] << 4);
+    }
+}
+
+/* The scale nibble of 16-weight unit u (0..15) of a block of `type`. */
+static int get_scale(uint32_t type, const void *blk, int u)
+{
+    if (type == SLM_T_IQ2_XXS) {
+        uint32_t a1;
+        memcpy(&a1, ((const block_iq2_xxs *)blk)->qs + 4 * (u / 2) + 2, 4);
+        return (int)(a1 >> 28);
+    }
+    const uint8_t *sc = type == SLM_T_IQ2_XS ? ((const block_iq2_xs *)blk)->scales : ((const block_iq2_s *)blk)->scales;
+    return (sc[u / 2] >> 4 * (u % 2)) & 15;
+}
+
+static inline int iq2s_index(const block_iq2_s *x, int g)
+{
+    return x->qs[g] | ((x->qh[g / 4] >> 2 * (g % 4)) & 3) << 8;
+}
+
+/* Group g (0..31, 8 weights) of a block of `type`: its codebook entry and its sign byte. */
+static void get_group(uint32_t type, const void *blk, int g, uint64_t *gv, uint8_t *sg)
+{
+    if (type == SLM_T_IQ2_XXS) {
+        const block_iq2_xxs *x = blk;
+        uint32_t a0, a1;
+        memcpy(&a0, x->qs + 4 * (g / 4), 4);
+        memcpy(&a1, x->qs + 4 * (g / 4) + 2, 4);
+        *gv = slm_iq2xxs_grid[(a0 >> 8 * (g % 4)) & 255];
+        *sg = slm_ksigns_iq2xs[(a1 >> 7 * (g % 4)) & 127];
+    } else if (type == SLM_T_IQ2_XS) {
+        const block_iq2_xs *x = blk;
+        *gv = slm_iq2xs_grid[x->qs[g] & 511];
+        *sg = slm_ksigns_iq2xs[x->qs[g] >> 9];
+    } else {
+        const block_iq2_s *x = blk;
+        *gv = slm_iq2s_grid[iq2s_index(x, g)];
+        *sg = x->qs[32 + g];
+    }
+}
+
+/* d leads every IQ2 block (read and written as the block's first two bytes) */
+static_assert(offsetof(block_iq2_xxs, d) == 0 && offsetof(block_iq2_xs, d) == 0 && offsetof(block_iq2_s, d) == 0,
+              "IQ2 blocks start with d");
+
+static size_t block_size(uint32_t type)
+{
+    return type == SLM_T_IQ2_XXS ? sizeof(block_iq2_xxs) : type == SLM_T_IQ2_XS ? sizeof(block_iq2_xs)
+                                                                                : sizeof(block_iq2_s);
+}
+
+/* n weights of x (importance imp, or NULL) into blocks of `type`. */
+static void quant_rows(uint32_t type, const float *x, void *vy, int64_t n, const float *imp)
+{
+    const iq2_kind *K = kind_of(type);
     iq2_work *W = malloc(sizeof *W);
     if (!W) return; /* the row stays as the caller left it */
-    block_iq2_xxs *y = vy;
     for (int64_t b = 0; b < n / QK_K; b++) {
+        void *blk = (char *)vy + b * block_size(type);
         int ls[16];
         uint16_t idx[32];
         uint8_t sg[32];
-        y[b].d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
-        for (int ib = 0; ib < 8; ib++) {
-            const uint32_t a1 = (uint32_t)ls[ib] << 28; /* the scale nibble; put_groups adds the signs */
-            memcpy(y[b].qs + 4 * ib + 2, &a1, 4);
-        }
-        put_groups(SLM_T_IQ2_XXS, &y[b], idx, sg);
+        const uint16_t d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
+        memcpy(blk, &d, sizeof d);
+        put_scales(type, blk, ls);
+        put_groups(type, blk, idx, sg);
     }
     free(W);
 }
 
-void slm_dequantize_iq2_xxs(const void *vx, float *y, int64_t n)
+static void dequant_rows(uint32_t type, const void *vx, float *y, int64_t n)
 {
     slm_iq2_grids_init();
-    const block_iq2_xxs *x = vx;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = slm_h2f(x[b].d);
-        for (int ib = 0; ib < 8; ib++) {
-            uint32_t a0, a1;
-            memcpy(&a0, x[b].qs + 4 * ib, 4);
-            memcpy(&a1, x[b].qs + 4 * ib + 2, 4);
-            const float db = d * (0.5f + (float)(a1 >> 28)) * 0.25f;
-            for (int l = 0; l < 4; l++) {
-                const uint64_t g = slm_iq2xxs_grid[(a0 >> 8 * l) & 255];
-                const uint8_t s = slm_ksigns_iq2xs[(a1 >> 7 * l) & 127];
-                for (int j = 0; j < 8; j++) y[j] = db * (float)(uint8_t)(g >> 8 * j) * (s >> j & 1 ? -1.f : 1.f);
-                y += 8;
-            }
+        const void *blk = (const char *)vx + b * block_size(type);
+        slm_half h;
+        memcpy(&h, blk, sizeof h);
+        const float d = slm_h2f(h);
+        for (int g = 0; g < 32; g++) {
+            const float db = unit_scale(d, get_scale(type, blk, g / 2));
+            uint64_t gv;
+            uint8_t s;
+            get_group(type, blk, g, &gv, &s);
+            for (int j = 0; j < 8; j++) y[j] = db * (float)(uint8_t)(gv >> 8 * j) * (s >> j & 1 ? -1.f : 1.f);
+            y += 8;
         }
     }
 }
+
+/* ---------------- IQ2_XXS ---------------- */
+
+void slm_quantize_iq2_xxs(const float *x, void *vy, int64_t n, const float *imp)
+{
+    quant_rows(SLM_T_IQ2_XXS, x, vy, n, imp);
+}
+
+void slm_dequantize_iq2_xxs(const void *vx, float *y, int64_t n) { dequant_rows(SLM_T_IQ2_XXS, vx, y, n); }
 
 /* integer dot of one group of 8 */
 static inline int dot8(uint64_t g, uint8_t s, const int8_t *q8)
@@ -460,37 +528,10 @@ void slm_vec_dot_iq2_xxs(int64_t n, float *s, const void *vx, const void *vy)
 
 void slm_quantize_iq2_xs(const float *x, void *vy, int64_t n, const float *imp)
 {
-    const iq2_kind *K = kind_of(SLM_T_IQ2_XS);
-    iq2_work *W = malloc(sizeof *W);
-    if (!W) return;
-    block_iq2_xs *y = vy;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        int ls[16];
-        uint16_t idx[32];
-        uint8_t sg[32];
-        y[b].d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
-        put_groups(SLM_T_IQ2_XS, &y[b], idx, sg);
-        for (int ib = 0; ib < 8; ib++) y[b].scales[ib] = (uint8_t)(ls[2 * ib] | ls[2 * ib + 1] << 4);
-    }
-    free(W);
+    quant_rows(SLM_T_IQ2_XS, x, vy, n, imp);
 }
 
-void slm_dequantize_iq2_xs(const void *vx, float *y, int64_t n)
-{
-    slm_iq2_grids_init();
-    const block_iq2_xs *x = vx;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = slm_h2f(x[b].d);
-        for (int g = 0; g < 32; g++) {
-            const int sc = (x[b].scales[g / 4] >> 4 * ((g % 4) / 2)) & 15;
-            const float db = d * (0.5f + (float)sc) * 0.25f;
-            const uint64_t gv = slm_iq2xs_grid[x[b].qs[g] & 511];
-            const uint8_t s = slm_ksigns_iq2xs[x[b].qs[g] >> 9];
-            for (int j = 0; j < 8; j++) y[j] = db * (float)(uint8_t)(gv >> 8 * j) * (s >> j & 1 ? -1.f : 1.f);
-            y += 8;
-        }
-    }
-}
+void slm_dequantize_iq2_xs(const void *vx, float *y, int64_t n) { dequant_rows(SLM_T_IQ2_XS, vx, y, n); }
 
 void slm_vec_dot_iq2_xs(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -520,42 +561,10 @@ void slm_vec_dot_iq2_xs(int64_t n, float *s, const void *vx, const void *vy)
 
 void slm_quantize_iq2_s(const float *x, void *vy, int64_t n, const float *imp)
 {
-    const iq2_kind *K = kind_of(SLM_T_IQ2_S);
-    iq2_work *W = malloc(sizeof *W);
-    if (!W) return;
-    block_iq2_s *y = vy;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        int ls[16];
-        uint16_t idx[32];
-        uint8_t sg[32];
-        y[b].d = quant_block(K, x + b * QK_K, imp ? imp + b * QK_K : NULL, W, ls, idx, sg);
-        put_groups(SLM_T_IQ2_S, &y[b], idx, sg);
-        for (int ib = 0; ib < 8; ib++) y[b].scales[ib] = (uint8_t)(ls[2 * ib] | ls[2 * ib + 1] << 4);
-    }
-    free(W);
+    quant_rows(SLM_T_IQ2_S, x, vy, n, imp);
 }
 
-static inline int iq2s_index(const block_iq2_s *x, int g)
-{
-    return x->qs[g] | ((x->qh[g / 4] >> 2 * (g % 4)) & 3) << 8;
-}
-
-void slm_dequantize_iq2_s(const void *vx, float *y, int64_t n)
-{
-    slm_iq2_grids_init();
-    const block_iq2_s *x = vx;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        const float d = slm_h2f(x[b].d);
-        for (int g = 0; g < 32; g++) {
-            const int sc = (x[b].scales[g / 4] >> 4 * ((g % 4) / 2)) & 15;
-            const float db = d * (0.5f + (float)sc) * 0.25f;
-            const uint64_t gv = slm_iq2s_grid[iq2s_index(&x[b], g)];
-            const uint8_t s = x[b].qs[32 + g];
-            for (int j = 0; j < 8; j++) y[j] = db * (float)(uint8_t)(gv >> 8 * j) * (s >> j & 1 ? -1.f : 1.f);
-            y += 8;
-        }
-    }
-}
+void slm_dequantize_iq2_s(const void *vx, float *y, int64_t n) { dequant_rows(SLM_T_IQ2_S, vx, y, n); }
 
 void slm_vec_dot_iq2_s(int64_t n, float *s, const void *vx, const void *vy)
 {
@@ -637,21 +646,12 @@ void slm_iq2_round_group(uint32_t type, float a, const float *w8, const float *w
 int slm_iq2_grid_decode(uint32_t type, const void *blk, float *a, float *b, int *zero, int *qmax)
 {
     if (!slm_iq2_is(type)) return 0;
+    slm_half h;
+    memcpy(&h, blk, sizeof h);
+    const float d = slm_h2f(h);
     for (int u = 0; u < 16; u++) {
-        int ls;
-        float d;
-        if (type == SLM_T_IQ2_XXS) {
-            const block_iq2_xxs *x = blk;
-            uint32_t a1;
-            memcpy(&a1, x->qs + 4 * (u / 2) + 2, 4);
-            ls = (int)(a1 >> 28);
-            d = slm_h2f(x->d);
-        } else {
-            const uint8_t *sc = type == SLM_T_IQ2_XS ? ((const block_iq2_xs *)blk)->scales : ((const block_iq2_s *)blk)->scales;
-            ls = (sc[u / 2] >> 4 * (u % 2)) & 15;
-            d = slm_h2f(*(const slm_half *)blk);
-        }
-        const float db = d * (0.5f + (float)ls) * 0.25f;
+        const int ls = get_scale(type, blk, u);
+        const float db = unit_scale(d, ls);
         for (int j = 16 * u; j < 16 * u + 16; j++) { a[j] = db; b[j] = 0; }
     }
     *zero = 0;

@@ -435,47 +435,45 @@ void slm_dequantize_iq3_s(const void *vx, float *y, int64_t n)
     }
 }
 
-/* integer sums per group times the odd multiplier, as ggml: IQ3_XXS's float sum times 1/4 */
-void slm_vec_dot_iq3_xxs(int64_t n, float *s, const void *vx, const void *vy)
+/* integer sums per group times the odd multiplier, as ggml (IQ3_XXS's float sum is then taken
+ * times 1/4); s: the blocks are IQ3_S, else IQ3_XXS */
+static float dot_blocks(int s, const void *vx, const block_q8_K *y, int64_t n)
 {
-    slm_iq3_init();
-    const block_iq3_xxs *x = vx;
-    const block_q8_K *y = vy;
     int8_t v[QK_K];
     int m[8];
     float sumf = 0;
     for (int64_t b = 0; b < n / QK_K; b++) {
-        levels_xxs(&x[b], v, m);
+        slm_half d;
+        if (s) {
+            const block_iq3_s *x = (const block_iq3_s *)vx + b;
+            levels_s(x, v, m);
+            d = x->d;
+        } else {
+            const block_iq3_xxs *x = (const block_iq3_xxs *)vx + b;
+            levels_xxs(x, v, m);
+            d = x->d;
+        }
         int32_t bsum = 0;
         for (int ib = 0; ib < 8; ib++) {
             int32_t si = 0;
             for (int j = 0; j < 32; j++) si += v[32 * ib + j] * y[b].qs[32 * ib + j];
             bsum += si * m[ib];
         }
-        sumf += slm_h2f(x[b].d) * y[b].d * (float)bsum;
+        sumf += slm_h2f(d) * y[b].d * (float)bsum;
     }
-    *s = 0.25f * sumf;
+    return sumf;
+}
+
+void slm_vec_dot_iq3_xxs(int64_t n, float *s, const void *vx, const void *vy)
+{
+    slm_iq3_init();
+    *s = 0.25f * dot_blocks(0, vx, vy, n);
 }
 
 void slm_vec_dot_iq3_s(int64_t n, float *s, const void *vx, const void *vy)
 {
     slm_iq3_init();
-    const block_iq3_s *x = vx;
-    const block_q8_K *y = vy;
-    int8_t v[QK_K];
-    int m[8];
-    float sumf = 0;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        levels_s(&x[b], v, m);
-        int32_t bsum = 0;
-        for (int ib = 0; ib < 8; ib++) {
-            int32_t si = 0;
-            for (int j = 0; j < 32; j++) si += v[32 * ib + j] * y[b].qs[32 * ib + j];
-            bsum += si * m[ib];
-        }
-        sumf += slm_h2f(x[b].d) * y[b].d * (float)bsum;
-    }
-    *s = sumf;
+    *s = dot_blocks(1, vx, vy, n);
 }
 
 /* ---------------- GPTQ (calib_gptq.c) ----------------

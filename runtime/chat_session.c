@@ -134,28 +134,36 @@ int slm_chat_push(slm_chat *ch, int32_t tok)
     return SLM_OK;
 }
 
-/* the conversation rendered with the generation prompt and tokenized (*ids malloc'd) */
-static int render_ids(const slm_chat *ch, int32_t **out, size_t *n_out, slm_err *err)
+int slm_chat_tokens(const slm_chat_template *t, const slm_chat_info *ci, const slm_tokenizer *tok,
+                    const slm_chat_msg *msgs, size_t n_msgs, int as_prompt, int32_t **ids, size_t *n_ids, slm_err *err)
 {
+    *ids = NULL;
+    *n_ids = 0;
     slm_chat_params p;
     slm_chat_params_init(&p);
-    p.msgs = ch->msgs;
-    p.n_msgs = ch->n_msgs;
+    p.msgs = msgs;
+    p.n_msgs = n_msgs;
     p.add_generation_prompt = 1;
-    p.bos_token = ch->info.bos_token;
-    p.eos_token = ch->info.eos_token;
+    p.bos_token = ci->bos_token;
+    p.eos_token = ci->eos_token;
     char *text = NULL;
     size_t len = 0;
-    int rc = slm_chat_template_render(ch->tmpl, &p, &text, &len, err);
+    int rc = slm_chat_template_render(t, &p, &text, &len, err);
     if (rc)
         return rc;
     /* a template that writes the BOS text itself gets no second BOS */
-    const char *bos = ch->info.bos_token;
-    int add_bos = slm_tokenizer_add_bos(ch->tok) && !(bos && *bos && !strncmp(text, bos, strlen(bos)));
-    *out = NULL;
-    *n_out = 0;
-    rc = slm_tokenize(ch->tok, text, len, add_bos, 1, out, n_out, err);
+    const char *bos = ci->bos_token;
+    int add_bos = slm_tokenizer_add_bos(tok) && !(bos && *bos && !strncmp(text, bos, strlen(bos)));
+    rc = as_prompt ? slm_tokenize_prompt(tok, text, len, add_bos, 1, ids, n_ids, err)
+                   : slm_tokenize(tok, text, len, add_bos, 1, ids, n_ids, err);
     free(text);
+    return rc;
+}
+
+/* the conversation rendered with the generation prompt and tokenized (*ids malloc'd) */
+static int render_ids(const slm_chat *ch, int32_t **out, size_t *n_out, slm_err *err)
+{
+    int rc = slm_chat_tokens(ch->tmpl, &ch->info, ch->tok, ch->msgs, ch->n_msgs, 0, out, n_out, err);
     if (rc)
         return rc;
     if (*n_out == 0) {

@@ -335,6 +335,13 @@ typedef struct slm_chat_info {
 } slm_chat_info;
 int slm_chat_info_from_gguf(const gguf_file *f, slm_chat_info *out, slm_err *err) SLM_MUST_CHECK;
 void slm_chat_info_free(slm_chat_info *ci);
+/* msgs rendered by t with the generation prompt and ci's BOS / EOS texts, then tokenized with
+ * control tokens parsed; BOS added when the tokenizer adds one and the text does not start with
+ * the BOS text (a template that writes it gets no second). as_prompt: an empty result starts
+ * from BOS (or EOS), as slm_tokenize_prompt. *ids malloc'd. */
+int slm_chat_tokens(const slm_chat_template *t, const slm_chat_info *ci, const slm_tokenizer *tok,
+                    const slm_chat_msg *msgs, size_t n_msgs, int as_prompt, int32_t **ids, size_t *n_ids,
+                    slm_err *err) SLM_MUST_CHECK;
 /* Parse and validate a conversation (JSON array of {"role", "content"} objects,
  * role one of system/user/assistant, content a string). name labels errors.
  * *msgs (and the strings) are one malloc'd block: free(*msgs). */

@@ -30,11 +30,7 @@ typedef struct hmap { hslot *slot; size_t mask; } hmap;
 
 static inline uint64_t hash_bytes(const char *s, size_t n)
 {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 1099511628211ull;
-    }
+    const uint64_t h = slm_fnv1a(s, n);
     return h ^ (h >> 29);
 }
 

@@ -1,9 +1,8 @@
 /* serve/engine.h — every model call of the server, behind one small interface.
  *
- * Today it sits on runtime/runtime.h (one slm_ctx per slot); when the public API
- * (include/slm.h) lands, only engine.c moves. A "slot" is one sequence with its own
- * KV cache; srv_engine_step decodes one token for each of several slots — the one
- * place a multi-sequence batched decode will go. Never prints, never exits. */
+ * It sits on the API layer (api/pipeline.h: one slm_lm, one slm_pl_seq per slot), as `slm run`
+ * and `slm chat` do. A "slot" is one sequence with its own KV cache; srv_engine_step decodes
+ * one token for each of several slots in one multi-sequence step. Never prints, never exits. */
 #ifndef SLM_SERVE_ENGINE_H
 #define SLM_SERVE_ENGINE_H
 
@@ -17,7 +16,7 @@ typedef struct srv_engine srv_engine;
 
 /* Load the GGUF at path, with n_slots sequences of n_ctx tokens each (n_ctx 0: the
  * model's training context, at most 4096), n_threads threads per slot, KV caches of
- * type_k / type_v (slm_ctx_new_kv; 0 is F32). */
+ * type_k / type_v (slm_pl_seq_new; 0 is F32). */
 int srv_engine_load(const char *path, int n_ctx, int n_threads, int n_slots, uint32_t type_k, uint32_t type_v,
                     srv_engine **out, slm_err *err) SLM_MUST_CHECK;
 void srv_engine_free(srv_engine *e);

@@ -138,32 +138,17 @@ void srv_metrics_latency(srv_metrics *m, double total_s, double ttft_s)
     pthread_mutex_unlock(&m->mu);
 }
 
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
+/* the exposition text; a line that does not fit in memory is left out */
+typedef slm_buf sbuf;
 
 static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void put(sbuf *b, const char *fmt, ...)
 {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0)
-            return;
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t nc = (b->cap + (size_t)k + 1) * 2;
-        char *t = realloc(b->p, nc);
-        if (!t)
-            return;
-        b->p = t;
-        b->cap = nc;
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    const int rc = slm_buf_vprintf(b, fmt, ap); /* out of memory: the scrape gets what fitted */
+    va_end(ap);
+    (void)rc;
 }
 
 /* A label value as the exposition format wants it: \\, \" and \n escaped. */

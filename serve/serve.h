@@ -17,7 +17,7 @@ typedef struct srv_opts {
     int n_parallel;           /* slots (default 1) */
     int n_ctx;                /* per slot; 0: model's, at most 4096 */
     int n_threads;            /* per slot */
-    uint32_t type_k, type_v;  /* KV cache types of the slots (0: SLM_TYPE_F32; slm_ctx_new_kv) */
+    uint32_t type_k, type_v;  /* KV cache types of the slots (0: SLM_TYPE_F32; slm_pl_seq_new) */
     int max_queue;            /* waiting requests beyond the busy slots (default 16) */
     size_t max_body;          /* request body bytes (default 1 MiB) */
     int max_tokens_default;   /* when a request gives none (default 256) */

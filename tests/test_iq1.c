@@ -325,10 +325,26 @@ Test(iq1, files_agree_with_llamacpp, .timeout = 300)
 /* GPTQ's view of the blocks: slm_qgrid_decode gives each element's a, b (value a (L - 1) + b),
  * and slm_qgrid_pack of the levels read back from the grid rewrites the same indices (after
  * the index bits are scrambled), so a re-packed block dequantizes to the same values. */
+static float iq1_level(uint32_t type, int c, int zero) { return (float)(c - zero); }
+
+/* the grid indices: low bytes, and the high bits of IQ1_S's qh words / IQ1_M's qh nibbles */
+static void iq1_scramble(uint32_t type, unsigned char *bp)
+{
+    if (type == SLM_T_IQ1_S) {
+        block_iq1_s *s = (block_iq1_s *)bp;
+        memset(s->qs, 0x5a, 32);
+        for (int k = 0; k < 8; k++) s->qh[k] |= 0x0fff;
+    } else {
+        block_iq1_m *m = (block_iq1_m *)bp;
+        memset(m->qs, 0x5a, 32);
+        for (int k = 0; k < 16; k++) m->qh[k] |= 0x77;
+    }
+}
+
 Test(iq1, qgrid_pack_reproduces_quantizer_blocks)
 {
     enum { N = 1024 };
-    float x[N], imp[N], y0[N], y1[N], a[256], b[256];
+    float x[N], imp[N], y0[N], y1[N];
     rng = 21;
     for (int i = 0; i < N; i++) x[i] = gauss() * (i % 97 == 0 ? 8.0f : 1.0f), imp[i] = (float)unif() + 0.01f;
     for (int type = 0; type < 2; type++) {
@@ -339,30 +355,12 @@ Test(iq1, qgrid_pack_reproduces_quantizer_blocks)
         q->dequantize_row(buf, y0, N);
         memcpy(rep, buf, slm_row_bytes(q->type, N));
         for (int blk = 0; blk < N / 256; blk++) {
-            unsigned char *bp = rep + (size_t)blk * q->bytes;
             int zero, qmax;
-            cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), 256);
+            const char *why = tu_qgrid_repack(q->type, rep + (size_t)blk * q->bytes, y0 + blk * 256, iq1_level,
+                                              iq1_scramble, &zero, &qmax);
+            cr_assert_null(why, "%s", why);
             cr_assert_eq(zero, 1);
             cr_assert_eq(qmax, 2);
-            uint8_t L[256];
-            for (int j = 0; j < 256; j++) {
-                const float v = y0[blk * 256 + j];
-                int l = -1;
-                for (int c = 0; c <= 2; c++)
-                    if (a[j] * (float)(c - 1) + b[j] == v) l = c;
-                cr_assert_geq(l, 0, "%s element %d: %g is on no level", q->name, j, v);
-                L[j] = (uint8_t)l;
-            }
-            /* scramble the grid indices (low bytes, and the high bits of IQ1_M's qh nibbles) */
-            if (!type) memset(((block_iq1_s *)bp)->qs, 0x5a, 32);
-            else {
-                block_iq1_m *m = (block_iq1_m *)bp;
-                memset(m->qs, 0x5a, 32);
-                for (int k = 0; k < 16; k++) m->qh[k] |= 0x77;
-            }
-            if (!type)
-                for (int k = 0; k < 8; k++) ((block_iq1_s *)bp)->qh[k] |= 0x0fff;
-            cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
         }
         q->dequantize_row(rep, y1, N);
         cr_expect(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed block dequantizes differently", q->name);

@@ -420,6 +420,27 @@ Test(iq2, perplexity_agrees_with_llamacpp, .timeout = 420)
 
 /* ---- GPTQ on the grid ------------------------------------------------------------------ */
 
+/* GPTQ's levels of IQ2: c & 3 the magnitude (8, 25, 43), c & 4 the sign */
+static float iq2_level(uint32_t type, int c, int zero)
+{
+    static const float lev[3] = {8, 25, 43};
+    return (c & 3) < 3 ? lev[c & 3] * (c & 4 ? -1.0f : 1.0f) : NAN;
+}
+
+/* scramble what pack writes: indices and signs, not d or the scales */
+static void iq2_scramble(uint32_t type, unsigned char *bp)
+{
+    if (type == T_IQ2_XXS) {
+        uint16_t *qs = (uint16_t *)(bp + 2);
+        for (int ib = 0; ib < 8; ib++) {
+            qs[4 * ib] ^= 0x5a5a; qs[4 * ib + 1] ^= 0xa5a5;
+            qs[4 * ib + 2] ^= 0x1234; qs[4 * ib + 3] ^= 0x0567; /* ls (bits 28..31) kept */
+        }
+    } else {
+        memset(bp + 2, 0x5a, type == T_IQ2_XS ? 64 : 72);
+    }
+}
+
 /* decode -> each element's level (index + 4 for a negative sign) -> re-pack (grid indices and
  * signs scrambled) gives blocks that dequantize the same; GPTQ (a group of 8 fixed at the
  * nearest entry when its first column comes, error feedback per column) lowers the output
@@ -433,7 +454,6 @@ Test(iq2, gptq_lowers_output_error_vs_rounding, .timeout = 60)
     unsigned char *buf = malloc((size_t)rows * n), *rep = malloc((size_t)rows * n);
     tu_rng_state = 5;
     tu_gptq_problem(T, n, rows, R, tu_rng_gauss, X, W, H, imp);
-    static const float lev[3] = {8, 25, 43};
     for (size_t k = 0; k < NT; k++) {
         const slm_qtraits *q = slm_qtraits_get(IQ2T[k]);
         cr_assert(slm_qgrid_supported(q->type), "%s", q->name);
@@ -445,29 +465,10 @@ Test(iq2, gptq_lowers_output_error_vs_rounding, .timeout = 60)
             memcpy(rep, buf, rb * rows);
             for (size_t bl = 0; bl < rb * rows / q->bytes; bl++) {
                 unsigned char *bp = rep + bl * q->bytes;
-                float a[256], b[256], y[256];
-                int zero, qmax;
-                cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), 256);
+                float y[256];
                 q->dequantize_row(bp, y, 256);
-                uint8_t L[256];
-                for (int j = 0; j < 256; j++) {
-                    int l = -1;
-                    for (int c = 0; c < 8 && l < 0; c++)
-                        if ((c & 3) < 3 && a[j] * lev[c & 3] * (c & 4 ? -1.0f : 1.0f) == y[j]) l = c;
-                    cr_assert_geq(l, 0, "%s: %g on no level (a %g)", q->name, y[j], a[j]);
-                    L[j] = (uint8_t)l;
-                }
-                /* scramble what pack writes: indices and signs, not d or the scales */
-                if (q->type == T_IQ2_XXS) {
-                    uint16_t *qs = (uint16_t *)(bp + 2);
-                    for (int ib = 0; ib < 8; ib++) {
-                        qs[4 * ib] ^= 0x5a5a; qs[4 * ib + 1] ^= 0xa5a5;
-                        qs[4 * ib + 2] ^= 0x1234; qs[4 * ib + 3] ^= 0x0567; /* ls (bits 28..31) kept */
-                    }
-                } else {
-                    memset(bp + 2, 0x5a, q->type == T_IQ2_XS ? 64 : 72);
-                }
-                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0, "%s", q->name);
+                const char *why = tu_qgrid_repack(q->type, bp, y, iq2_level, iq2_scramble, NULL, NULL);
+                cr_assert_null(why, "%s", why);
             }
             for (int r = 0; r < rows; r++) {
                 float y0[n], y1[n];

@@ -400,6 +400,15 @@ Test(iq3, perplexity_agrees_with_llamacpp, .timeout = 300)
 
 /* ---- GPTQ on the 4-d grids ---------------------------------------------------------------- */
 
+/* GPTQ's levels of IQ3: c & 7 the magnitude (IQ3_XXS's grid values, IQ3_S's 1, 3, .., 15), c & 8 the sign */
+static float iq3_level(uint32_t type, int c, int zero)
+{
+    static const int xxs[8] = {4, 12, 20, 28, 36, 44, 52, 62};
+    return (float)((type == T_IQ3_XXS ? xxs[c & 7] : 2 * (c & 7) + 1) * (c & 8 ? -1 : 1));
+}
+
+static void iq3_scramble(uint32_t type, unsigned char *bp) { memset(bp + 2, 0x5a, 64); } /* the grid indices */
+
 /* decode -> each element's level (index + 8 for a negative sign) -> re-pack gives the same
  * block; GPTQ lowers the output error ||X (W - Wq)^T||^2 against importance-weighted
  * rounding on activations with correlated columns. */
@@ -423,23 +432,10 @@ Test(iq3, gptq_lowers_output_error_vs_rounding, .timeout = 60)
             memcpy(rep, buf, rb * rows);
             for (size_t bl = 0; bl < rb * rows / q->bytes; bl++) {
                 unsigned char *bp = rep + bl * q->bytes;
-                float a[256], b[256], y[256];
-                int zero, qmax;
-                cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), 256);
+                float y[256];
                 q->dequantize_row(bp, y, 256);
-                uint8_t L[256];
-                for (int j = 0; j < 256; j++) {
-                    int l = -1;
-                    for (int c = 0; c <= qmax && l < 0; c++) { /* the level whose value is y[j] */
-                        const float lv = (float)((q->type == T_IQ3_XXS ? (int[]){4, 12, 20, 28, 36, 44, 52, 62}[c & 7]
-                                                                       : 2 * (c & 7) + 1) * (c & 8 ? -1 : 1));
-                        if (a[j] * lv == y[j]) l = c;
-                    }
-                    cr_assert_geq(l, 0, "%s: %g on no level (a %g)", q->name, y[j], a[j]);
-                    L[j] = (uint8_t)l;
-                }
-                memset(bp + 2, 0x5a, 64); /* grid indices scrambled: pack writes them */
-                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
+                const char *why = tu_qgrid_repack(q->type, bp, y, iq3_level, iq3_scramble, NULL, NULL);
+                cr_assert_null(why, "%s", why);
             }
             for (int r = 0; r < rows; r++) {
                 float y0[n], y1[n];

@@ -478,10 +478,22 @@ Test(iquants, perplexity_agrees_with_llamacpp, .timeout = 240)
 /* ---- GPTQ on these grids ---------------------------------------------------------------- */
 
 /* decode -> the level of every dequantized value -> re-pack gives the same block */
+static float iq_level(uint32_t type, int c, int zero)
+{
+    return type == T_IQ4_NL || type == T_IQ4_XS ? (float)KV[c] : (float)(c - zero);
+}
+
+/* scramble the levels first: pack must write every one */
+static void iq_scramble(uint32_t type, unsigned char *bp)
+{
+    memset(bp + (type == T_TQ1_0 || type == T_TQ2_0 ? 0 : type == T_IQ4_NL ? 2 : 8), 0x5a,
+           type == T_TQ1_0 ? 52 : type == T_TQ2_0 ? 64 : type == T_IQ4_NL ? 16 : 128);
+}
+
 Test(iquants, qgrid_pack_reproduces_quantizer_blocks)
 {
     enum { N = 1024 };
-    float x[N], imp[N], y0[N], y1[N], a[256], b[256];
+    float x[N], imp[N], y0[N], y1[N];
     tu_rng_state = 21;
     for (int i = 0; i < N; i++) { x[i] = tu_rng_gauss() * (i % 97 == 0 ? 8.0f : 1.0f); imp[i] = (float)tu_rng_unif() + 0.01f; }
     for (size_t k = 0; k < NIQT; k++) {
@@ -493,27 +505,9 @@ Test(iquants, qgrid_pack_reproduces_quantizer_blocks)
             q->dequantize_row(buf, y0, N);
             memcpy(rep, buf, slm_row_bytes(q->type, N));
             for (int blk = 0; blk < N / q->blck; blk++) {
-                unsigned char *bp = rep + (size_t)blk * q->bytes;
-                int zero, qmax;
-                cr_assert_eq(slm_qgrid_decode(q->type, bp, a, b, &zero, &qmax), q->blck);
-                uint8_t L[256];
-                for (int j = 0; j < q->blck; j++) {
-                    const float v = y0[blk * q->blck + j];
-                    int l = zero;
-                    if (a[j] != 0) { /* the level whose value is v */
-                        l = -1;
-                        for (int c = 0; c <= qmax; c++) {
-                            const float lv = q->blck == 32 || q->type == T_IQ4_XS ? (float)KV[c] : (float)(c - zero);
-                            if (a[j] * lv + b[j] == v) { l = c; break; }
-                        }
-                    }
-                    cr_assert_geq(l, 0, "%s: %g is on no level of the grid", q->name, v);
-                    L[j] = (uint8_t)l;
-                }
-                /* scramble the levels first: pack must write every one */
-                memset(bp + (q->type == T_TQ1_0 || q->type == T_TQ2_0 ? 0 : q->type == T_IQ4_NL ? 2 : 8), 0x5a,
-                       q->type == T_TQ1_0 ? 52 : q->type == T_TQ2_0 ? 64 : q->type == T_IQ4_NL ? 16 : 128);
-                cr_assert_eq(slm_qgrid_pack(q->type, bp, L), 0);
+                const char *why = tu_qgrid_repack(q->type, rep + (size_t)blk * q->bytes, y0 + blk * q->blck,
+                                                  iq_level, iq_scramble, NULL, NULL);
+                cr_assert_null(why, "%s", why);
             }
             q->dequantize_row(rep, y1, N);
             cr_expect(memcmp(y0, y1, sizeof y0) == 0, "%s: re-packed block dequantizes differently", q->name);

@@ -345,3 +345,36 @@ double tu_quant_output_error(uint32_t type, int gptq, int T, int n, int rows, co
         }
     return e;
 }
+
+const char *tu_qgrid_repack(uint32_t type, unsigned char *bp, const float *y, tu_level_fn lv, tu_scramble_fn scramble,
+                            int *zero, int *qmax)
+{
+    static char why[200];
+    const slm_qtraits *q = slm_qtraits_get(type);
+    float a[256], b[256];
+    uint8_t L[256];
+    int z = 0, qm = 0;
+    const int len = slm_qgrid_decode(type, bp, a, b, &z, &qm);
+    if (zero) *zero = z;
+    if (qmax) *qmax = qm;
+    if (len != q->blck) {
+        snprintf(why, sizeof why, "%s: decode gave %d elements, not %d", q->name, len, q->blck);
+        return why;
+    }
+    for (int j = 0; j < len; j++) {
+        int l = a[j] == 0 ? z : -1;
+        for (int c = 0; c <= qm && l < 0; c++)
+            if (a[j] * lv(type, c, z) + b[j] == y[j]) l = c;
+        if (l < 0) {
+            snprintf(why, sizeof why, "%s: element %d, %g, is on no level (a %g, b %g)", q->name, j, y[j], a[j], b[j]);
+            return why;
+        }
+        L[j] = (uint8_t)l;
+    }
+    if (scramble) scramble(type, bp);
+    if (slm_qgrid_pack(type, bp, L) != 0) {
+        snprintf(why, sizeof why, "%s: slm_qgrid_pack refused the levels read back", q->name);
+        return why;
+    }
+    return NULL;
+}

@@ -77,4 +77,15 @@ typedef void (*tu_dequant_fn)(const void *x, float *y, int64_t n);
 const char *tu_x8_check(tu_x8_fn f, tu_vec_dot_fn vec_dot, tu_dequant_fn dequantize, int N, int R, const void *pk,
                         const uint8_t *qw, size_t rb, const float *a, const void *qa, float *d0);
 
+/* GPTQ's grid round trip on one block bp of `type` whose dequantized values are y:
+ * slm_qgrid_decode gives each element's a, b; its level is zero where a == 0, else the first c
+ * in 0..qmax with a * lv(type, c, zero) + b == y exactly (lv NAN: no such level); scramble(type,
+ * bp) (may be NULL) wipes what slm_qgrid_pack must write, then pack writes the levels back.
+ * NULL if every step held, else what failed (a static buffer). *zero, *qmax (may be NULL): the
+ * decode's. */
+typedef float (*tu_level_fn)(uint32_t type, int c, int zero);
+typedef void (*tu_scramble_fn)(uint32_t type, unsigned char *bp);
+const char *tu_qgrid_repack(uint32_t type, unsigned char *bp, const float *y, tu_level_fn lv, tu_scramble_fn scramble,
+                            int *zero, int *qmax);
+
 #endif
