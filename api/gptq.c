@@ -4,8 +4,8 @@
  * chunks x n_ctx x n_embd floats; the embeddings before block 0). Block N runs once,
  * in five stages over all chunks (slm_ctx_set_block_part: each stage runs a part of
  * the block), every matrix quantized before the product that uses it:
- *   1. the attention's norm: q/k/v's input goes into their H (products skipped);
- *      q/k/v are GPTQ-quantized;
+ *   1. the attention's norm (no attention): q/k/v's input goes into their H (products
+ *      skipped); q/k/v are GPTQ-quantized;
  *   2. the attention with the quantized q/k/v: attn_output's input is kept per chunk and
  *      goes into its H (product skipped); attn_output is GPTQ-quantized;
  *   3. from the kept attention output: the quantized attn_output, the residual after
@@ -353,7 +353,7 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         }
         /* the five stages; after each (but the last) the matrices whose input it ended at */
         static const int stage_from[5] = { SLM_BP_START, SLM_BP_START, SLM_BP_ATT, SLM_BP_FFN, SLM_BP_DOWN };
-        static const int stage_to[5] = { SLM_BP_ATT, SLM_BP_FFN, SLM_BP_DOWN, SLM_BP_END, SLM_BP_END };
+        static const int stage_to[5] = { SLM_BP_QKV, SLM_BP_FFN, SLM_BP_DOWN, SLM_BP_END, SLM_BP_END };
         const int need_r = L < last_layer;
         for (int st = 0; st < 5; st++) {
             const int mode = MODE_QKV + st, stop = st; /* IN_QKV .. IN_DOWN, -1 after the last */

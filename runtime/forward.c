@@ -449,7 +449,7 @@ void slm_ctx_set_layer_range(slm_ctx *c, int l0, int l1, const float *x_in, floa
 }
 void slm_ctx_set_block_part(slm_ctx *c, int from, int to, const float *aux_in)
 {
-    c->bp_from = from < SLM_BP_START || from > SLM_BP_END ? SLM_BP_START : from;
+    c->bp_from = from <= SLM_BP_QKV || from > SLM_BP_END ? SLM_BP_START : from;
     c->bp_to = to < SLM_BP_START || to > SLM_BP_END ? SLM_BP_END : to;
     c->bp_aux = aux_in;
 }
@@ -967,6 +967,8 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
                 mm(c, tj.kb, ly->wk, c->xn, n);
                 mm(c, tj.vb, ly->wv, c->xn, n);
             }
+            if (to == SLM_BP_QKV) /* calibration: only the products' inputs were wanted */
+                goto block_done;
             tok_run(&tj, STEP_QKV);
             if (ms) { /* attention per sequence */
                 att_multi_job amj = {c, ms, l, n};
@@ -1007,6 +1009,7 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
             mm(c, c->proj, ly->ffn_down, c->ff_a, n);
             tok_run(&tj, STEP_FFN_OUT);
         }
+    block_done:;
     }
 
     if (c->lr_out)

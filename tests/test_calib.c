@@ -803,6 +803,19 @@ Test(calib, block_parts_compose_to_the_block, .timeout = 60)
         for (size_t i = 0; i < N * E; i++) diff += got[i] != ref[i];
         cr_expect_eq(diff, 0, "entered at point %d: %zu of %zu floats differ from the whole block's", from[k], diff, N * E);
     }
+    /* stopped after the q/k/v products: q seen, attn_output not, the residual untouched */
+    float *qin = malloc(sizeof(float) * N * E);
+    for (int k = 0; k < 2; k++) {
+        o = (keep_obs){ k ? "attn_output.weight" : "attn_q.weight", k ? att : qin, 0 };
+        slm_ctx_set_layer_range(ctx, L, L + 1, x0, got);
+        slm_ctx_set_block_part(ctx, SLM_BP_START, SLM_BP_QKV, NULL);
+        slm_ctx_clear(ctx);
+        cr_assert_eq(slm_decode(ctx, toks, N, 0, &err), 0, "%s", err.msg);
+        cr_expect_eq(o.seen, !k, "stopped at the q/k/v products: %s seen %d times", o.name, o.seen);
+        cr_expect(!memcmp(got, x0, sizeof(float) * N * E), "stopped at the q/k/v products: the residual changed");
+    }
+    free(qin);
+    o = (keep_obs){ 0 };
     /* a new layer range resets the parts: the whole block again */
     slm_ctx_set_layer_range(ctx, L, L + 1, x0, got);
     slm_ctx_clear(ctx);
