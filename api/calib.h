@@ -35,7 +35,6 @@ typedef struct gptq_opts {
     const char *calib;        /* calibration text, or NULL: self_chunks chunks sampled from the model */
     int n_ctx, max_chunks, threads, verbose;
     slm_gptq_params p;
-    int exact_pass1;          /* pass 1 on the original weights, not their Q8_0 copies */
     void (*log)(void *user, const char *line); /* with verbose: a progress line per layer */
     void *log_user;
     int self_chunks;          /* with calib NULL: chunks to generate (calib_generate) */

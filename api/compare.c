@@ -56,7 +56,7 @@ static int step_quantize(const char *base, const char *path, const char *type, i
     }
     slm_pl_quant_opts qo = {
         .in = base, .out = path, .ftype = ftype, .threads = threads, .ro = {0, -1, -1, NULL, 0}, .imatrix = imatrix,
-        .go = {NULL, 512, 0, threads, 0, {0.01f, 128, 0}, 0, NULL, NULL}, .note = quant_note, .note_user = (void *)log,
+        .go = {NULL, 512, 0, threads, 0, {0.01f, 128, 0}, NULL, NULL}, .note = quant_note, .note_user = (void *)log,
     };
     slm_pl_quant_result res;
     int rc = slm_pl_quantize(&qo, &res, &err);

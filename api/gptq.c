@@ -1,25 +1,24 @@
 /* api/gptq.c — `slm quantize --gptq`: the layer-by-layer driver.
  *
  * The residual stream of every calibration chunk entering block N is kept (R:
- * chunks x n_ctx x n_embd floats). For block N = 0, 1, ...:
- *   pass 1 runs the block alone on R (slm_ctx_set_layer_range) with its original
- *     weights as far as the feed-forward's input: the observer accumulates H = X^T X
- *     once per distinct input (q/k/v share one, attn_output has its own, gate/up
- *     share one) and skips the feed-forward products (SLM_ACT_SKIP), whose outputs
- *     nobody needs in this pass;
- *   the block's weights except ffn_down are GPTQ-quantized (libquant; one factor of
- *     H^-1 per input, shared by the matrices that multiply it);
- *   pass 2 runs the block again with those quantized weights substituted; the input
- *     of ffn_down (computed from the quantized gate/up) is kept for every chunk and the
- *     product skipped, so R receives the residual after attention (+ ffn_down's bias);
- *   ffn_down's H is accumulated from the kept inputs, ffn_down is GPTQ-quantized, and
- *     R += input x quantized ffn_down^T completes block N's output on R.
- * So every matrix is calibrated on what the quantized layers before it produce, and
- * ffn_down even on what the quantized gate/up of its own block produce. Cost: the
- * attention products twice (original and quantized), the feed-forward ones once.
+ * chunks x n_ctx x n_embd floats; the embeddings before block 0). Block N runs once,
+ * in five stages over all chunks (slm_ctx_set_block_part: each stage runs a part of
+ * the block), every matrix quantized before the product that uses it:
+ *   1. the attention's norm (no attention): q/k/v's input goes into their H (products
+ *      skipped); q/k/v are GPTQ-quantized;
+ *   2. the attention with the quantized q/k/v: attn_output's input is kept per chunk and
+ *      goes into its H (product skipped); attn_output is GPTQ-quantized;
+ *   3. from the kept attention output: the quantized attn_output, the residual after
+ *      attention (into R), gate/up's input into their H (products skipped); gate/up
+ *      are GPTQ-quantized;
+ *   4. from R: the feed-forward with the quantized gate/up; ffn_down's input is kept
+ *      per chunk (product skipped); its H from those; ffn_down is GPTQ-quantized;
+ *   5. from R and the kept input: the quantized ffn_down, the block's output into R.
+ * So every matrix is calibrated on what the quantized matrices before it produce (the
+ * standard sequential GPTQ), and every product runs once, on quantized weights.
  * Then output.weight from the final R (its input seen, the logits skipped).
- * Memory: R, the ffn_down inputs of every chunk (chunks x n_ctx x n_ff floats) and
- * the H of one block's inputs.
+ * Memory: R, the kept inputs of every chunk (chunks x n_ctx x max(attention width,
+ * n_ff) floats) and the H of one block's inputs.
  */
 #include <inttypes.h>
 #include <malloc.h>
@@ -43,7 +42,7 @@ static double cpu_now(void)
 }
 
 /* wall and CPU seconds spent in each phase, for the verbose report */
-enum { PH_PASS1, PH_GPTQ, PH_PASS2, PH_DOWN, PH_N };
+enum { PH_S1, PH_S2, PH_S3, PH_S4, PH_S5, PH_GPTQ, PH_OUT, PH_N };
 typedef struct { double wall[PH_N], cpu[PH_N], w0, c0; } phase_clock;
 static void ph_start(phase_clock *pc) { pc->w0 = slm_pl_now(); pc->c0 = cpu_now(); }
 static void ph_stop(phase_clock *pc, int ph)
@@ -62,11 +61,9 @@ typedef struct {
     int layer;               /* n_layer for output.weight */
     int group;               /* index into the layer's H list */
     int leader;              /* accumulates its group's H */
-    int down;                /* ffn_down: input kept in pass 2, applied by the driver */
+    int down;                /* ffn_down: its H made from the kept inputs at once */
     gguf_tensor sub;         /* the quantized tensor, once done */
     int done;
-    gguf_tensor q8;          /* pass 1: a Q8_0 copy of the original weights, */
-    unsigned char *q8buf;    /* its bytes (NULL: none) */
 } gt_state;
 
 typedef struct {
@@ -77,7 +74,8 @@ typedef struct {
     slm_gptq_factor *f;      /* factor of H^-1, made by the group's first matrix */
 } hgroup;
 
-enum { MODE_PASS1, MODE_PASS2, MODE_OUTPUT };
+/* the stages of a block (see the top), and the output matrix */
+enum { MODE_QKV, MODE_ATT, MODE_ATT_OUT, MODE_FFN, MODE_DOWN, MODE_OUTPUT };
 
 typedef struct {
     gt_state *s;
@@ -85,8 +83,8 @@ typedef struct {
     int cur_layer, mode, chunk, n_ctx;
     hgroup g[8];
     int n_groups, threads;
-    float *Xd;               /* pass 2: ffn_down's input per chunk */
-    size_t xd_per;           /* floats per chunk */
+    float *X;                /* kept inputs: attn_output's (stage 2), then ffn_down's (stage 4) */
+    size_t x_per;            /* floats per chunk of the one being kept */
     int fail;                /* out of memory or an unexpected batch inside the observer */
     double h_wall, h_cpu;    /* time in the H accumulation (verbose report) */
 } driver;
@@ -137,6 +135,24 @@ static void h_add(driver *d, hgroup *g, const float *x, int64_t n_tokens)
     g->nbuf += n_tokens;
 }
 
+/* which input a product of a block takes */
+enum { IN_QKV, IN_ATT, IN_FFN, IN_DOWN, IN_OTHER };
+static int input_of(const char *name)
+{
+    if (input_kind(name) == 1) return IN_QKV;
+    if (strstr(name, "attn_output.weight")) return IN_ATT;
+    if (strstr(name, "ffn_down.weight")) return IN_DOWN;
+    if (is_ffn(name)) return IN_FFN;
+    return IN_OTHER;
+}
+
+/* keep one chunk's input of the product skipped at this stage */
+static void keep(driver *d, const float *x, int n_tokens, int64_t n)
+{
+    if (n_tokens != d->n_ctx || (size_t)n_tokens * (size_t)n != d->x_per) { d->fail = 1; return; }
+    memcpy(d->X + (size_t)d->chunk * d->x_per, x, sizeof(float) * d->x_per);
+}
+
 static const gguf_tensor *observe(void *user, const gguf_tensor *W, const float *x, int n_tokens)
 {
     driver *d = user;
@@ -144,24 +160,20 @@ static const gguf_tensor *observe(void *user, const gguf_tensor *W, const float 
     for (size_t i = 0; i < d->n && !s; i++)
         if (d->s[i].w == W) s = &d->s[i];
     const int here = s && s->layer == d->cur_layer;
-    switch (d->mode) {
-    case MODE_PASS1:
-        if (here && s->leader && !s->down) h_add(d, &d->g[s->group], x, n_tokens);
-        /* nothing after the feed-forward's input is needed in this pass */
-        if (is_ffn(W->name)) return SLM_ACT_SKIP;
-        if (here && s->q8buf) return &s->q8;
-        return s && s->done ? &s->sub : NULL;
-    case MODE_PASS2:
-        if (here && s->down) {
-            if (n_tokens != d->n_ctx) { d->fail = 1; return SLM_ACT_SKIP; }
-            memcpy(d->Xd + (size_t)d->chunk * d->xd_per, x, sizeof(float) * d->xd_per);
-            return SLM_ACT_SKIP;
-        }
-        return s && s->done ? &s->sub : NULL;
-    default: /* the output matrix: only its input matters */
+    const gguf_tensor *use = s && s->done ? &s->sub : NULL; /* quantized already, or the original */
+    if (d->mode == MODE_OUTPUT) { /* the output matrix: only its input matters */
         if (here && s->leader) h_add(d, &d->g[s->group], x, n_tokens);
         return SLM_ACT_SKIP;
     }
+    const int in = input_of(W->name);
+    /* each stage ends at the product whose weights are not quantized yet: its input is
+     * observed (and kept where a later stage starts from it), the product skipped */
+    const int stop = d->mode == MODE_QKV ? IN_QKV : d->mode == MODE_ATT ? IN_ATT : d->mode == MODE_ATT_OUT ? IN_FFN
+                   : d->mode == MODE_FFN ? IN_DOWN : -1;
+    if (in != stop) return use;
+    if (in == IN_ATT || in == IN_DOWN) keep(d, x, n_tokens, W->ne[0]);
+    if (here && s->leader && !s->down) h_add(d, &d->g[s->group], x, n_tokens);
+    return SLM_ACT_SKIP;
 }
 
 static int to_f32(const gguf_tensor *t, float *dst)
@@ -222,10 +234,9 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
     slm_model *m = NULL;
     slm_tokenizer *tok = NULL;
     slm_ctx *ctx = NULL;
-    slm_pool *pool = NULL;
     calib_text ct = {0};
     driver d = {0};
-    float *W = NULL, *R = NULL, *tmp = NULL;
+    float *W = NULL, *R = NULL;
     int rc;
     /* Every block allocates and frees the same large buffers (H, factors, the dequantized
      * weights: ~0.6 GB for a 1.1B model); served by mmap, each came back as fresh pages
@@ -241,19 +252,16 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
                  : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
         goto out;
     if ((rc = slm_ctx_new(m, o->n_ctx, o->n_ctx, o->threads, &ctx, err))) goto out;
-    if ((rc = slm_pool_new(o->threads, &pool, err))) goto out;
 
     /* the runtime's own tensors (same names as the input file's) */
     d.s = calloc(nts ? nts : 1, sizeof *d.s);
     if (!d.s) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto out; }
-    int64_t down_cols = 0;
     for (size_t i = 0; i < nts; i++) {
         int64_t k = gguf_find_tensor(g, ts[i].src->name);
         if (k < 0) { rc = slm_err_set(err, SLM_EINTERNAL, "%s: tensor '%s' vanished", model_path, ts[i].src->name); goto out; }
         gt_state *s = &d.s[d.n++];
         *s = (gt_state){ .t = &ts[i], .w = &g->tensors[k], .layer = layer_of(ts[i].src->name, hp->n_layer) };
         s->down = s->layer < hp->n_layer && strstr(s->w->name, "ffn_down.weight") != NULL;
-        if (s->down && s->w->ne[0] > down_cols) down_cols = s->w->ne[0];
     }
     d.threads = o->threads;
     d.n_ctx = ct.n_ctx;
@@ -264,40 +272,45 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
     W = malloc(sizeof(float) * (maxel ? maxel : 1));
     if (!W) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto out; }
 
-    const size_t per = (size_t)ct.n_ctx * (size_t)hp->n_embd;
-    if (per > SIZE_MAX / sizeof(float) / (size_t)ct.n_chunks ||
-        !(R = malloc(sizeof(float) * per * (size_t)ct.n_chunks)) || !(tmp = malloc(sizeof(float) * per))) {
-        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory for the residual stream of %d chunks of %d tokens (%.1f GiB)",
-                         ct.n_chunks, ct.n_ctx, (double)per * ct.n_chunks * 4 / (1 << 30));
-        goto out;
-    }
-    if (down_cols) {
-        d.xd_per = (size_t)ct.n_ctx * (size_t)down_cols;
-        if (d.xd_per > SIZE_MAX / sizeof(float) / (size_t)ct.n_chunks ||
-            !(d.Xd = malloc(sizeof(float) * d.xd_per * (size_t)ct.n_chunks))) {
-            rc = slm_err_set(err, SLM_EINTERNAL, "out of memory for the ffn_down inputs of %d chunks of %d tokens (%.1f GiB)",
-                             ct.n_chunks, ct.n_ctx, (double)d.xd_per * ct.n_chunks * 4 / (1 << 30));
-            goto out;
-        }
-    }
     /* layers after the last one holding a selected tensor need no pass */
     int last_layer = -1;
     for (size_t i = 0; i < d.n; i++)
         if (d.s[i].layer > last_layer) last_layer = d.s[i].layer;
+    const size_t per = (size_t)ct.n_ctx * (size_t)hp->n_embd;
+    const size_t x_max = (size_t)ct.n_ctx * (size_t)(hp->n_q > hp->n_ff ? hp->n_q : hp->n_ff);
+    if (per > SIZE_MAX / sizeof(float) / (size_t)ct.n_chunks ||
+        !(R = malloc(sizeof(float) * per * (size_t)ct.n_chunks))) {
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory for the residual stream of %d chunks of %d tokens (%.1f GiB)",
+                         ct.n_chunks, ct.n_ctx, (double)per * ct.n_chunks * 4 / (1 << 30));
+        goto out;
+    }
+    int any_block = 0; /* the kept inputs are needed only for the blocks' matrices */
+    for (size_t i = 0; i < d.n; i++) any_block |= d.s[i].layer < hp->n_layer;
+    if (any_block &&
+        (x_max > SIZE_MAX / sizeof(float) / (size_t)ct.n_chunks || !(d.X = malloc(sizeof(float) * x_max * (size_t)ct.n_chunks)))) {
+        rc = slm_err_set(err, SLM_EINTERNAL, "out of memory for the kept inputs of %d chunks of %d tokens (%.1f GiB)",
+                         ct.n_chunks, ct.n_ctx, (double)x_max * ct.n_chunks * 4 / (1 << 30));
+        goto out;
+    }
     double t0 = slm_pl_now();
     phase_clock pc = {0};
-    const int pass1_exact = o->exact_pass1; /* --gptq-exact-pass1 */
+    /* R starts as the embeddings (a range of no blocks) */
+    ph_start(&pc);
+    for (int c = 0; c < ct.n_chunks && last_layer >= 0; c++) {
+        slm_ctx_set_layer_range(ctx, 0, 0, NULL, R + (size_t)c * per);
+        if ((rc = calib_run_chunk(ctx, &ct, c, 0, err))) goto out;
+    }
+    ph_stop(&pc, PH_OUT);
     for (int L = 0; L <= last_layer; L++) {
         const int out_layer = L == hp->n_layer;
         /* this layer's groups */
         d.cur_layer = L;
         free_groups(&d);
-        int kind_group[3] = { -1, -1, -1 }, pass1 = 0;
-        gt_state *down = NULL;
+        int kind_group[3] = { -1, -1, -1 }, any = 0;
         for (size_t i = 0; i < d.n; i++) {
             gt_state *s = &d.s[i];
             if (s->layer != L) continue;
-            if (s->down) down = s;
+            any = 1;
             int k = input_kind(s->w->name);
             if (k && kind_group[k] >= 0) { s->group = kind_group[k]; s->leader = 0; continue; }
             if (d.n_groups == 8) { rc = slm_err_set(err, SLM_EINTERNAL, "too many inputs in layer %d", L); goto out; }
@@ -310,96 +323,97 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
             s->group = d.n_groups++;
             s->leader = 1;
             if (k) kind_group[k] = s->group;
-            if (!s->down) pass1 = 1;
         }
-        ph_start(&pc);
-        /* Pass 1 multiplies by Q8_0 copies of the attention weights: the runtime's int8
-         * GEMM runs about twice as fast as the F16 one, and 8-bit weights change the
-         * activations H is made of very little (KLD measured in docs/calibration.md). */
-        for (size_t i = 0; i < d.n && pass1 && !out_layer && !pass1_exact; i++) {
-            gt_state *s = &d.s[i];
-            const gguf_tensor *t = s->w;
-            if (s->layer != L || is_ffn(t->name) || (t->type != SLM_TYPE_F16 && t->type != SLM_TYPE_BF16 && t->type != SLM_TYPE_F32))
-                continue;
-            const int64_t n = t->ne[0], nrows = (int64_t)(t->n_elems / (uint64_t)n);
-            const size_t rb = slm_row_bytes(SLM_TYPE_Q8_0, n);
-            unsigned char *q = rb ? malloc(rb * (size_t)nrows) : NULL;
-            if (!q || to_f32(t, W)) { free(q); continue; } /* no copy: the original weights */
-            slm_quantize_rows(SLM_TYPE_Q8_0, W, q, nrows, n, NULL);
-            s->q8 = *t;
-            s->q8.type = SLM_TYPE_Q8_0;
-            s->q8.data = s->q8buf = q;
-            s->q8.nbytes = rb * (size_t)nrows;
-        }
-        if (pass1) {
-            d.mode = out_layer ? MODE_OUTPUT : MODE_PASS1;
+        if (out_layer) {
+            ph_start(&pc);
+            d.mode = MODE_OUTPUT;
             for (int c = 0; c < ct.n_chunks; c++) {
-                slm_ctx_set_layer_range(ctx, L, out_layer ? L : L + 1, L ? R + (size_t)c * per : NULL, NULL);
-                if ((rc = calib_run_chunk(ctx, &ct, c, out_layer, err))) goto out;
+                slm_ctx_set_layer_range(ctx, L, L, R + (size_t)c * per, NULL);
+                if ((rc = calib_run_chunk(ctx, &ct, c, 1, err))) goto out;
             }
             for (int gi = 0; gi < d.n_groups; gi++) h_flush(&d, &d.g[gi]);
+            ph_stop(&pc, PH_OUT);
+            ph_start(&pc);
+            for (int gi = 0; gi < d.n_groups; gi++) slm_gptq_symmetrize(d.g[gi].H, d.g[gi].n);
+            for (size_t i = 0; i < d.n; i++)
+                if (d.s[i].layer == L && (rc = quantize_one(&d, &d.s[i], o, W, model_path, err))) goto out;
+            ph_stop(&pc, PH_GPTQ);
+            break;
         }
-        for (size_t i = 0; i < d.n; i++) { free(d.s[i].q8buf); d.s[i].q8buf = NULL; }
-        ph_stop(&pc, PH_PASS1);
-        ph_start(&pc);
-        for (int gi = 0; gi < d.n_groups; gi++)
-            if (!(down && gi == down->group)) slm_gptq_symmetrize(d.g[gi].H, d.g[gi].n);
-        for (size_t i = 0; i < d.n; i++) {
-            gt_state *s = &d.s[i];
-            if (s->layer == L && !s->down && (rc = quantize_one(&d, s, o, W, model_path, err))) goto out;
-        }
-        ph_stop(&pc, PH_GPTQ);
-        ph_start(&pc);
-        /* pass 2: the quantized block's output is the next block's input (ffn_down's
-         * input kept, its product left to the driver) */
-        const int need_r = L < last_layer && !out_layer;
-        if (need_r || down) {
-            d.mode = MODE_PASS2;
+        if (!any) { /* nothing to calibrate here: the block as it is */
+            ph_start(&pc);
+            d.mode = MODE_DOWN;
             for (int c = 0; c < ct.n_chunks; c++) {
-                d.chunk = c;
-                slm_ctx_set_layer_range(ctx, L, L + 1, L ? R + (size_t)c * per : NULL, R + (size_t)c * per);
+                float *r = R + (size_t)c * per;
+                slm_ctx_set_layer_range(ctx, L, L + 1, r, r);
                 if ((rc = calib_run_chunk(ctx, &ct, c, 0, err))) goto out;
             }
+            ph_stop(&pc, PH_S5);
+            continue;
         }
-        ph_stop(&pc, PH_PASS2);
-        if (d.fail) { rc = slm_err_set(err, SLM_EINTERNAL, "GPTQ: out of memory or an unexpected batch in layer %d", L); goto out; }
-        if (down) {
+        /* the five stages; after each (but the last) the matrices whose input it ended at */
+        static const int stage_from[5] = { SLM_BP_START, SLM_BP_START, SLM_BP_ATT, SLM_BP_FFN, SLM_BP_DOWN };
+        static const int stage_to[5] = { SLM_BP_QKV, SLM_BP_FFN, SLM_BP_DOWN, SLM_BP_END, SLM_BP_END };
+        const int need_r = L < last_layer;
+        for (int st = 0; st < 5; st++) {
+            const int mode = MODE_QKV + st, stop = st; /* IN_QKV .. IN_DOWN, -1 after the last */
+            if (st == 4 && !need_r) break;
             ph_start(&pc);
-            hgroup *hg = &d.g[down->group];
-            h_accumulate(&d, hg, d.Xd, (int64_t)ct.n_chunks * ct.n_ctx);
-            slm_gptq_symmetrize(hg->H, hg->n);
-            if ((rc = quantize_one(&d, down, o, W, model_path, err))) goto out;
-            const int64_t E = hp->n_embd;
-            for (int c = 0; c < ct.n_chunks && need_r; c++) {
-                slm_matmul_packed(pool, tmp, &down->sub, NULL, d.Xd + (size_t)c * d.xd_per, ct.n_ctx);
+            d.mode = mode;
+            d.x_per = (size_t)ct.n_ctx * (size_t)(st == 1 || st == 2 ? hp->n_q : hp->n_ff);
+            for (int c = 0; c < ct.n_chunks; c++) {
                 float *r = R + (size_t)c * per;
-                for (size_t k = 0; k < (size_t)ct.n_ctx * (size_t)E; k++) r[k] += tmp[k];
+                d.chunk = c;
+                /* stages 3 and 5 write R: the residual after attention, then the block's output */
+                slm_ctx_set_layer_range(ctx, L, L + 1, r, st == 2 || st == 4 ? r : NULL);
+                slm_ctx_set_block_part(ctx, stage_from[st], stage_to[st],
+                                       st == 2 || st == 4 ? d.X + (size_t)c * d.x_per : NULL);
+                if ((rc = calib_run_chunk(ctx, &ct, c, 0, err))) goto out;
             }
-            ph_stop(&pc, PH_DOWN);
+            ph_stop(&pc, PH_S1 + st);
+            if (d.fail) { rc = slm_err_set(err, SLM_EINTERNAL, "GPTQ: an unexpected batch in layer %d", L); goto out; }
+            if (st == 4) break;
+            ph_start(&pc);
+            for (size_t i = 0; i < d.n; i++) {
+                gt_state *s = &d.s[i];
+                if (s->layer != L || input_of(s->w->name) != stop) continue;
+                hgroup *hg = &d.g[s->group];
+                if (s->leader) {
+                    if (s->down) h_accumulate(&d, hg, d.X, (int64_t)ct.n_chunks * ct.n_ctx);
+                    else h_flush(&d, hg);
+                    slm_gptq_symmetrize(hg->H, hg->n);
+                }
+                if ((rc = quantize_one(&d, s, o, W, model_path, err))) goto out;
+            }
+            ph_stop(&pc, PH_GPTQ);
         }
         free_groups(&d);
         if (o->verbose && o->log) {
-            char line[512];
+            char line[640];
             snprintf(line, sizeof line,
                     "GPTQ layer %d/%d done (%d chunks of %d tokens), %.1f s; so far wall/CPU s: "
-                    "pass 1 %.1f/%.1f, GPTQ %.1f/%.1f, pass 2 %.1f/%.1f, ffn_down %.1f/%.1f (H in all: %.1f/%.1f)\n",
-                    L, hp->n_layer, ct.n_chunks, ct.n_ctx, slm_pl_now() - t0, pc.wall[PH_PASS1], pc.cpu[PH_PASS1],
-                    pc.wall[PH_GPTQ], pc.cpu[PH_GPTQ], pc.wall[PH_PASS2], pc.cpu[PH_PASS2], pc.wall[PH_DOWN],
-                    pc.cpu[PH_DOWN], d.h_wall, d.h_cpu);
+                    "norm %.1f/%.1f, attention %.1f/%.1f, attn_output %.1f/%.1f, ffn %.1f/%.1f, ffn_down %.1f/%.1f, "
+                    "GPTQ (with ffn_down's H) %.1f/%.1f, H in all %.1f/%.1f\n",
+                    L, hp->n_layer, ct.n_chunks, ct.n_ctx, slm_pl_now() - t0, pc.wall[PH_S1], pc.cpu[PH_S1],
+                    pc.wall[PH_S2], pc.cpu[PH_S2], pc.wall[PH_S3], pc.cpu[PH_S3], pc.wall[PH_S4], pc.cpu[PH_S4],
+                    pc.wall[PH_S5], pc.cpu[PH_S5], pc.wall[PH_GPTQ], pc.cpu[PH_GPTQ], d.h_wall, d.h_cpu);
             o->log(o->log_user, line);
         }
+    }
+    if (o->verbose && o->log && last_layer >= 0) {
+        char line[256];
+        snprintf(line, sizeof line, "GPTQ done in %.1f s; embeddings + output.weight wall/CPU s: %.1f/%.1f\n",
+                 slm_pl_now() - t0, pc.wall[PH_OUT], pc.cpu[PH_OUT]);
+        o->log(o->log_user, line);
     }
     rc = SLM_OK;
 out:
     free_groups(&d);
-    for (size_t i = 0; d.s && i < d.n; i++) free(d.s[i].q8buf);
     free(d.s);
-    free(d.Xd);
+    free(d.X);
     free(W);
     free(R);
-    free(tmp);
     calib_free(&ct);
-    slm_pool_free(pool);
     slm_ctx_free(ctx);
     slm_tokenizer_free(tok);
     slm_model_free(m);

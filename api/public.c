@@ -480,7 +480,7 @@ SLM_API int slm_quantize(const char *in_gguf, const char *out_gguf, const char *
         .in = in_gguf, .out = out_gguf, .ftype = ftype, .threads = threads, .pure = o->pure,
         .requant = o->allow_requantize, .ro = {0, -1, -1, NULL, 0}, .imatrix = o->imatrix,
         .gptq = o->gptq_calib != NULL,
-        .go = {o->gptq_calib, o->gptq_ctx > 0 ? o->gptq_ctx : 512, o->gptq_chunks, threads, 0, {0, 128, 0}, 0, NULL, NULL},
+        .go = {o->gptq_calib, o->gptq_ctx > 0 ? o->gptq_ctx : 512, o->gptq_chunks, threads, 0, {0, 128, 0}, NULL, NULL},
     };
     slm_pl_quant_result res;
     int rc = slm_pl_quantize(&qo, &res, &err);

@@ -277,10 +277,18 @@ int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols)
            (!f->act_order || qt->blck == f->blck) && (f->iq1_damp < 0 || f->iq1_damp == slm_iq1_is(type));
 }
 
+/* OpenBLAS single-threaded: H's bands and GPTQ's row tiles are spread over our own
+ * threads, and its own threads would only spin beside them (they did
+ * until the runtime's first product, which sets the same: the H of q/k/v cost 5x its
+ * CPU time), and a multi-threaded factorisation gives other bytes than a single-threaded one */
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+static void blas_init(void) { openblas_set_num_threads(1); }
+
 int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
                         slm_gptq_factor **out)
 {
     *out = NULL;
+    pthread_once(&blas_once, blas_init);
     const slm_qtraits *qt = slm_qtraits_get(type);
     if (!qt || !qt->quantize_row || !slm_qgrid_supported(type) || ncols < 1 || ncols % qt->blck)
         return SLM_GPTQ_EUNSUPPORTED;
@@ -432,6 +440,7 @@ void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_i
     /* Upper triangle only; slm_gptq_symmetrize fills the lower one. A fixed split into
      * bands of rows of equal work, whatever the thread count, so the sums (and the GPTQ
      * output) are the same bytes for any -t; the caller's BLAS may be single-threaded. */
+    pthread_once(&blas_once, blas_init);
     if (n_threads < 1) n_threads = 1;
     if (n_threads > N_BANDS) n_threads = N_BANDS;
     acc_job jb[N_BANDS];

@@ -60,6 +60,8 @@ struct slm_ctx {
     int lr_on, lr0, lr1;         /* calibration: blocks [lr0, lr1) only (slm_ctx_set_layer_range) */
     const float *lr_in;          /* residual stream before block lr0, or NULL: embeddings */
     float *lr_out;               /* residual stream after block lr1 - 1, or NULL */
+    int bp_from, bp_to;          /* calibration: block lr0 starts at bp_from, block lr1 - 1 stops at bp_to */
+    const float *bp_aux;         /* the rows bp_from needs (SLM_BP_ATT, SLM_BP_DOWN) */
     int packs_held;              /* holds the model's x8 copies (slm_packs, shared by its contexts) */
     slm_ctx *const *multi;       /* during slm_decode_multi: the sequence of each token, else NULL */
 };
@@ -441,6 +443,15 @@ void slm_ctx_set_layer_range(slm_ctx *c, int l0, int l1, const float *x_in, floa
     c->lr1 = l1 < c->lr0 ? c->lr0 : l1 > c->m->hp.n_layer ? c->m->hp.n_layer : l1;
     c->lr_in = c->lr_on ? x_in : NULL;
     c->lr_out = c->lr_on ? x_out : NULL;
+    c->bp_from = SLM_BP_START;
+    c->bp_to = SLM_BP_END;
+    c->bp_aux = NULL;
+}
+void slm_ctx_set_block_part(slm_ctx *c, int from, int to, const float *aux_in)
+{
+    c->bp_from = from <= SLM_BP_QKV || from > SLM_BP_END ? SLM_BP_START : from;
+    c->bp_to = to < SLM_BP_START || to > SLM_BP_END ? SLM_BP_END : to;
+    c->bp_aux = aux_in;
 }
 int slm_ctx_n_past(const slm_ctx *c) { return c->n_past; }
 int slm_ctx_n_ctx(const slm_ctx *c) { return c->n_ctx; }
@@ -790,7 +801,7 @@ typedef struct tok_job {
     unsigned char *kc, *vc;    /* this layer's cache rows from pos0 (one sequence) */
 } tok_job;
 
-enum { STEP_ATTN_NORM, STEP_QKV, STEP_ATT_OUT, STEP_FFN_ACT, STEP_FFN_OUT };
+enum { STEP_ATTN_NORM, STEP_QKV, STEP_ATT_OUT, STEP_FFN_NORM, STEP_FFN_ACT, STEP_FFN_OUT };
 
 static void tok_step(const tok_job *j, int t0, int t1)
 {
@@ -856,6 +867,9 @@ static void tok_step(const tok_job *j, int t0, int t1)
             norm_rows(hp, c->proj + (size_t)t0 * E, c->proj + (size_t)t0 * E, ly->attn_post_norm, NULL, nt, E);
         for (size_t i = (size_t)t0 * E; i < (size_t)t1 * E; i++)
             c->x[i] += c->proj[i];
+        norm_rows(hp, c->xn + (size_t)t0 * E, c->x + (size_t)t0 * E, ly->ffn_norm, ly->ffn_norm_b, nt, E);
+        return;
+    case STEP_FFN_NORM: /* a block entered at the feed-forward (slm_ctx_set_block_part) */
         norm_rows(hp, c->xn + (size_t)t0 * E, c->x + (size_t)t0 * E, ly->ffn_norm, ly->ffn_norm_b, nt, E);
         return;
     case STEP_FFN_ACT:
@@ -939,43 +953,63 @@ static void forward_batch(slm_ctx *c, const int32_t *tok, int n, int all_logits)
             .kc = c->k_cache + ((size_t)l * c->n_ctx + pos0) * c->k_row,
             .vc = c->v_cache + ((size_t)l * c->n_ctx + pos0) * c->v_row,
         };
-        tok_run(&tj, STEP_ATTN_NORM);
+        /* calibration may run only part of a block (slm_ctx_set_block_part) */
+        const int from = c->lr_on && l == c->lr0 ? c->bp_from : SLM_BP_START;
+        const int to = c->lr_on && l == l_end - 1 ? c->bp_to : SLM_BP_END;
+        if (from == SLM_BP_START && to > SLM_BP_START) {
+            tok_run(&tj, STEP_ATTN_NORM);
 
-        /* q [n][Q], k and v [n][KV] (biases, norms, RoPE in STEP_QKV, which also fills the cache) */
-        if (ly->wqkv) {
-            mm(c, c->qkv, ly->wqkv, c->xn, n);
-        } else {
-            mm(c, c->q, ly->wq, c->xn, n);
-            mm(c, tj.kb, ly->wk, c->xn, n);
-            mm(c, tj.vb, ly->wv, c->xn, n);
+            /* q [n][Q], k and v [n][KV] (biases, norms, RoPE in STEP_QKV, which also fills the cache) */
+            if (ly->wqkv) {
+                mm(c, c->qkv, ly->wqkv, c->xn, n);
+            } else {
+                mm(c, c->q, ly->wq, c->xn, n);
+                mm(c, tj.kb, ly->wk, c->xn, n);
+                mm(c, tj.vb, ly->wv, c->xn, n);
+            }
+            if (to == SLM_BP_QKV) /* calibration: only the products' inputs were wanted */
+                goto block_done;
+            tok_run(&tj, STEP_QKV);
+            if (ms) { /* attention per sequence */
+                att_multi_job amj = {c, ms, l, n};
+                slm_pool_run(c->pool, att_multi_task, &amj);
+            } else {
+                att_job aj = {c, l, n, pos0, c->q, Q, 0};
+                slm_pool_run(c->pool, att_task, &aj);
+            }
+            for (int t = 0; t < n; t++) {
+                const slm_ctx *st = ms ? ms[t] : c;
+                if (st->rot_v)
+                    hadamard(c->att + (size_t)t * Q, Q, st->rot_v);
+            }
         }
-        tok_run(&tj, STEP_QKV);
-        if (ms) { /* attention per sequence */
-            att_multi_job amj = {c, ms, l, n};
-            slm_pool_run(c->pool, att_multi_task, &amj);
-        } else {
-            att_job aj = {c, l, n, pos0, c->q, Q, 0};
-            slm_pool_run(c->pool, att_task, &aj);
+        if (from == SLM_BP_ATT)
+            memcpy(c->att, c->bp_aux, sizeof(float) * (size_t)n * (size_t)Q);
+        if (from <= SLM_BP_ATT && to > SLM_BP_ATT) {
+            mm(c, c->proj, ly->wo, c->att, n);
+            tok_run(&tj, STEP_ATT_OUT);
         }
-        for (int t = 0; t < n; t++) {
-            const slm_ctx *st = ms ? ms[t] : c;
-            if (st->rot_v)
-                hadamard(c->att + (size_t)t * Q, Q, st->rot_v);
-        }
-        mm(c, c->proj, ly->wo, c->att, n);
-        tok_run(&tj, STEP_ATT_OUT);
+        if (from == SLM_BP_FFN)
+            tok_run(&tj, STEP_FFN_NORM);
 
         /* feed-forward */
-        if (d->ffn == SLM_FFN_GATED_FUSED) {
-            mm(c, c->ff_b, ly->ffn_up, c->xn, n);
-        } else {
-            mm(c, c->ff_a, ly->ffn_up, c->xn, n);
-            if (d->ffn != SLM_FFN_PLAIN)
-                mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
+        if (from <= SLM_BP_FFN && to > SLM_BP_FFN) {
+            if (d->ffn == SLM_FFN_GATED_FUSED) {
+                mm(c, c->ff_b, ly->ffn_up, c->xn, n);
+            } else {
+                mm(c, c->ff_a, ly->ffn_up, c->xn, n);
+                if (d->ffn != SLM_FFN_PLAIN)
+                    mm(c, c->ff_b, ly->ffn_gate, c->xn, n);
+            }
+            tok_run(&tj, STEP_FFN_ACT);
         }
-        tok_run(&tj, STEP_FFN_ACT);
-        mm(c, c->proj, ly->ffn_down, c->ff_a, n);
-        tok_run(&tj, STEP_FFN_OUT);
+        if (from == SLM_BP_DOWN)
+            memcpy(c->ff_a, c->bp_aux, sizeof(float) * (size_t)n * (size_t)hp->n_ff);
+        if (from <= SLM_BP_DOWN && to > SLM_BP_DOWN) {
+            mm(c, c->proj, ly->ffn_down, c->ff_a, n);
+            tok_run(&tj, STEP_FFN_OUT);
+        }
+    block_done:;
     }
 
     if (c->lr_out)

@@ -222,6 +222,20 @@ extern const gguf_tensor slm_act_skip;
  * l1 < n_layer no logits are computed. Both need one batch (n <= n_batch).
  * l0 < 0: off (the whole model). */
 void slm_ctx_set_layer_range(slm_ctx *c, int l0, int l1, const float *x_in, float *x_out);
+/* Calibration (one-pass GPTQ): with a layer range set, the next decodes start block l0
+ * at point `from` and stop block l1 - 1 at point `to` (slm_ctx_set_layer_range resets
+ * them to START / END). The points of a block, in order: SLM_BP_START (its input),
+ * SLM_BP_QKV (after the q/k/v products, before the attention: only a stop; as a start it
+ * is START), SLM_BP_ATT (the attention's output, the input of attn_output), SLM_BP_FFN
+ * (the residual after attention, before the feed-forward's norm), SLM_BP_DOWN (the input
+ * of ffn_down), SLM_BP_END (its output). x_in of the layer range is the residual at
+ * `from`; aux_in the rows that point needs besides it (ATT: n_tokens x the attention's
+ * width n_head x head_dim; DOWN: n_tokens x n_ff; NULL otherwise); x_out receives the
+ * residual at `to`. Used with l1 = l0 + 1 and from < to. The products of the skipped
+ * parts are not observed; the KV cache of a block entered after START or stopped at QKV
+ * is left as it was. */
+enum { SLM_BP_START, SLM_BP_QKV, SLM_BP_ATT, SLM_BP_FFN, SLM_BP_DOWN, SLM_BP_END };
+void slm_ctx_set_block_part(slm_ctx *c, int from, int to, const float *aux_in);
 
 /* ---- sampling ----------------------------------------------------------------- */
 typedef struct slm_sampler_params {

@@ -36,7 +36,7 @@ static void q_log(void *user, const char *line)
 }
 
 typedef struct quantize_args {
-    int threads, pure, requant, dry, stats, json, gptq, act_order, exact1;
+    int threads, pure, requant, dry, stats, json, gptq, act_order;
     int out_type, emb_type, n_ctx, chunks, block, self_chunks, self_seed;
     double damp;
     const char *imatrix, *calib;
@@ -124,9 +124,6 @@ static const slm_opt quantize_opts[] = {
     OPT_INT(0, "gptq-block", quantize_args, block, "N", 1, 1 << 16, "lazy-update block in columns (default 128)"),
     OPT_FLAG(0, "act-order", quantize_args, act_order,
              "quantize blocks (and columns inside them) by decreasing\nactivation energy (diag H)"),
-    OPT_FLAG(0, "gptq-exact-pass1", quantize_args, exact1,
-             "the first pass of each block on the original weights\n"
-             "(default: their Q8_0 copies: faster, KLD within noise)"),
     OPT_END(),
 };
 
@@ -175,7 +172,7 @@ int cmd_quantize(int argc, char **argv)
     const char *const *incw = qa.incw, *const *excw = qa.excw;
     int n_incw = qa.n_incw, n_excw = qa.n_excw, use_gptq = qa.gptq || qa.self_chunks > 0;
     if (!qa.n_ctx) qa.n_ctx = qa.self_chunks > 0 ? 128 : 512;
-    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, qa.exact1, NULL, NULL, 0, 0 };
+    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, NULL, NULL, 0, 0 };
     int threads = qa.threads, pure = qa.pure, requant = qa.requant, dry = qa.dry, stats = qa.stats, json = qa.json;
     slm_recipe_opts ro = { 0, -1, -1, NULL, 0 };
     if (qa.out_type >= 0)
