@@ -1,5 +1,7 @@
 /* tools/serve.c — `slm serve`: the OpenAI-compatible server (serve/serve.h). Options,
  * model opening (plain, verified bundle, install store), signals: SIGTERM/SIGINT drain. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,6 +71,17 @@ const slm_cmd_doc doc_serve = {
 };
 
 /* First line of a key file (malloc'd), or NULL with err set. */
+static int g_sigpipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int e = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t n = write(g_sigpipe[1], &b, 1);
+    (void)n;
+    errno = e;
+}
+
 static char *read_key(const char *path, slm_err *err)
 {
     size_t n = 0;
@@ -142,13 +155,23 @@ int cmd_serve(int argc, char **argv)
         so.model_name = b && b[1] ? b + 1 : p;
     }
 
-    /* every thread inherits this mask: the signals are taken by sigwait below only */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* SIGTERM/SIGINT/SIGHUP reach the loop below through a pipe written by a handler. A blocked
+     * mask + sigwait is not enough: threads made before main (OpenBLAS starts its pool in a
+     * constructor) do not block them, and a signal that arrives while main is busy (a reload)
+     * went to such a thread and killed the process by the default action. */
+    if (pipe2(g_sigpipe, O_CLOEXEC)) {
+        free(key);
+        free(fb_key);
+        return cli_fail(C, 4, "cannot create the signal pipe");
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 0, fd = -1;
@@ -187,9 +210,11 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "slm serve: ready (%s, %d slot%s)\n", so.model_name, so.n_parallel, so.n_parallel > 1 ? "s" : "");
     fflush(stderr);
     for (;;) {
-        int sig = 0;
-        if (sigwait(&set, &sig))
-            continue;
+        unsigned char b;
+        ssize_t n = read(g_sigpipe[0], &b, 1);
+        if (n != 1)
+            continue; /* EINTR */
+        int sig = b;
         if (sig == SIGTERM || sig == SIGINT)
             break;
         if (sig != SIGHUP)
@@ -209,6 +234,8 @@ int cmd_serve(int argc, char **argv)
     fprintf(stderr, "slm serve: draining (at most %lld s)\n", drain);
     srv_drain_and_stop(s, (double)drain);
     fprintf(stderr, "slm serve: stopped\n");
+    close(g_sigpipe[0]);
+    close(g_sigpipe[1]);
     free(key);
     free(fb_key);
     return 0;
