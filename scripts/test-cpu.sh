@@ -8,7 +8,9 @@ for f in "$@"; do
     [ -f "$f" ] || continue
     case "$f" in
     */log)
-        awk '{ n[$1]++ } END { printf "oracle cache: %d hit, %d miss, %d fail (%s)\n", n["hit"], n["miss"], n["fail"], FILENAME }' "$f"
+        awk '{ n[$3 " " $1]++; b[$3] = 1 }
+             END { for (k in b) printf "oracle cache, %s: %d hit, %d miss, %d again, %d fail (%s)\n", k, n[k " hit"],
+                                        n[k " miss"], n[k " again"], n[k " fail"], FILENAME }' "$f" | sort
         continue ;;
     esac
     awk '{ t++; s += $2; c += $3; q += $4; o += $5; x += $6 }

@@ -30,8 +30,12 @@ const char *oracle_llama_source(const char *rel);
  * bytes, an output path by its base name, else as is) and the LLAMA_, GGML_, NODE_, OMP_, OPENBLAS_
  * variables. A hit gives back stdout, stderr (with the caller's paths) and every file the first
  * run wrote at an argument's path; only runs that exited 0 are stored. Every lookup is logged in
- * $SLM_ORACLE_CACHE/log ("hit", "miss", "fail", key, program). Unset: nothing is cached. */
+ * $SLM_ORACLE_CACHE/log ("hit", "miss", "again", "fail", key, $SLM_BUILD's name, program). The same command run again
+ * within one test (a retry of a flaky oracle, a check that it repeats itself) runs the oracle for
+ * real ("again") and its answer replaces the stored one. Unset: nothing is cached. */
 const char *oracle_cache_dir(void);
 int oracle_cached_run(char **out, char **err, const char *const *argv);
+/* Forget which keys this process asked for (the cache's own tests: a new test process) */
+void oracle_cache_forget(void);
 
 #endif
