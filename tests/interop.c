@@ -347,7 +347,7 @@ static int copy_file(const char *from, const char *to)
     char *b = tu_read_file(from, &len);
     if (!b)
         return -1;
-    char tmp[4200];
+    char tmp[4500];
     snprintf(tmp, sizeof tmp, "%s.oc%ld", to, (long)getpid());
     int rc = tu_write_file(tmp, b, len);
     free(b);
@@ -357,6 +357,44 @@ static int copy_file(const char *from, const char *to)
     }
     return 0;
 }
+/* An output file of a hit, to the caller's path `to`: the first run's files may hold the paths it
+ * was given (llama-quantize writes the imatrix file's name into the GGUF metadata); each such path
+ * is replaced by the caller's, byte for byte when both have the same length (scratch directories
+ * do). 0, 1 if a path of another length is inside (the hit is not usable), -1 on an I/O error. */
+static int replay_file(const char *ent, int idx, const char *const *argv, const int *kind, int n)
+{
+    char p[4400];
+    snprintf(p, sizeof p, "%s/out%d", ent, idx);
+    size_t len = 0;
+    char *b = tu_read_file(p, &len);
+    if (!b)
+        return -1;
+    int rc = 0;
+    for (int i = 1; i < n && !rc; i++) {
+        if (kind[i] == ARG_LIT)
+            continue;
+        snprintf(p, sizeof p, "%s/arg%d", ent, i);
+        char *orig = tu_read_file(p, NULL);
+        size_t ol = orig ? strlen(orig) : 0;
+        if (ol && strcmp(orig, argv[i]))
+            for (char *at = memmem(b, len, orig, ol); at && !rc; at = memmem(at + ol, len - (size_t)(at + ol - b), orig, ol)) {
+                if (strlen(argv[i]) != ol)
+                    rc = 1;
+                else
+                    memcpy(at, argv[i], ol);
+            }
+        free(orig);
+    }
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.oc%ld", argv[idx], (long)getpid());
+    if (!rc && (tu_write_file(tmp, b, len) || rename(tmp, argv[idx]))) {
+        unlink(tmp);
+        rc = -1;
+    }
+    free(b);
+    return rc;
+}
+
 static void cache_log(const char *dir, const char *what, const char *key, const char *const *argv)
 {
     char p[4200];
@@ -417,7 +455,7 @@ int oracle_cached_run(char **out, char **err, const char *const *argv)
             if (kind[i] == ARG_LIT)
                 continue;
             snprintf(p, sizeof p, "%s/out%d", ent, i);
-            bad = tu_exists(p) && copy_file(p, argv[i]);
+            bad = tu_exists(p) && replay_file(ent, i, argv, kind, n);
         }
         if (!bad) {
             cache_log(dir, "hit", key, argv);
@@ -447,6 +485,11 @@ int oracle_cached_run(char **out, char **err, const char *const *argv)
             snprintf(p, sizeof p, "%s/out%d", tmp, i);
             bad = copy_file(argv[i], p);
         }
+        for (int i = 1; i < n && !bad; i++) /* the paths it was given, for replay_file */
+            if (kind[i] != ARG_LIT) {
+                snprintf(p, sizeof p, "%s/arg%d", tmp, i);
+                bad = tu_write_file(p, argv[i], strlen(argv[i]));
+            }
         char *so = subst_paths(o, argv, kind, n), *se = subst_paths(e, argv, kind, n);
         snprintf(p, sizeof p, "%s/stderr", tmp);
         bad = bad || tu_write_file(p, se, strlen(se));

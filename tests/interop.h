@@ -29,7 +29,9 @@ const char *oracle_llama_source(const char *rel);
  * dir, for node the npm lock file and llama.mjs), each argument (an input file by the SHA-256 of its
  * bytes, an output path by its base name, else as is) and the LLAMA_, GGML_, NODE_, OMP_, OPENBLAS_
  * variables. A hit gives back stdout, stderr (with the caller's paths) and every file the first
- * run wrote at an argument's path; only runs that exited 0 are stored. Every lookup is logged in
+ * run wrote at an argument's path (a path of the first run inside such a file replaced by the
+ * caller's when both have the same length, else the oracle runs); only runs that exited 0 are
+ * stored. Every lookup is logged in
  * $SLM_ORACLE_CACHE/log ("hit", "miss", "again", "fail", key, $SLM_BUILD's name, program). The same command run again
  * within one test (a retry of a flaky oracle, a check that it repeats itself) runs the oracle for
  * real ("again") and its answer replaces the stored one. Unset: nothing is cached. */

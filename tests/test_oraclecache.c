@@ -30,6 +30,7 @@ static void setup(void)
                      "echo run >> \"$SLM_FAKE_COUNT\"\n"
                      "case \"$(cat \"$1\")\" in *FAIL*) echo \"cannot read $1\" >&2; exit 3;; esac\n"
                      "tr a-z A-Z < \"$1\" > \"$2\"\n"
+                     "case \"$3\" in name) echo \"from $1\" >> \"$2\";; esac\n"
                      "echo \"wrote $2 from $1\"\n"
                      "echo \"to stderr: $1\" >&2\n";
     cr_assert_eq(tu_write_file(tool, sh, strlen(sh)), 0);
@@ -210,6 +211,34 @@ Test(oraclecache, repeat_within_a_test_runs_again_and_replaces_the_answer)
     cr_assert_eq(runs(), 2);
     expect_out(b, "GJSTU", NULL, o);
     free(o), free(e), free(a), free(b);
+}
+
+Test(oraclecache, paths_inside_a_written_file_are_the_callers)
+{
+    /* the tool writes its input's path into the output (as llama-quantize the imatrix file's) */
+    char *a = case_dir("a", "abc"), *b = case_dir("b", "abc"), *o = NULL, *e = NULL;
+    cr_assert_eq(fake(a, "name", &o, &e), 0, "%s", e);
+    free(o), free(e);
+    oracle_cache_forget();
+    cr_assert_eq(fake(b, "name", &o, &e), 0, "%s", e);
+    cr_assert_eq(runs(), 1);
+    char want[9000];
+    snprintf(want, sizeof want, "ABCfrom %s/in.txt\n", b);
+    char *ob = tu_path(b, "out.txt"), *got = tu_read_file(ob, NULL);
+    cr_assert_str_eq(got, want, "the replayed file names the first run's input");
+    free(got), free(o), free(e);
+    /* a path of another length cannot be put in place: the oracle runs */
+    char *c = tu_path(root, "longer-name"), *in = tu_path(c, "in.txt"), *oc = tu_path(c, "out.txt");
+    mkdir(c, 0755);
+    cr_assert_eq(tu_write_file(in, "abc", 3), 0);
+    oracle_cache_forget();
+    const char *argv[] = {tool, in, oc, "name", NULL};
+    cr_assert_eq(tu_run(&o, &e, argv), 0, "%s", e);
+    cr_assert_eq(runs(), 2, "a file naming a path of another length was replayed");
+    snprintf(want, sizeof want, "ABCfrom %s\n", in);
+    got = tu_read_file(oc, NULL);
+    cr_assert_str_eq(got, want);
+    free(got), free(o), free(e), free(a), free(b), free(c), free(in), free(oc), free(ob);
 }
 
 Test(oraclecache, rewritten_file_is_given_back)
