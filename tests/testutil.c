@@ -12,16 +12,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <criterion/criterion.h>
+
+#include "interop.h"
 #include "libquant.h"
 
 extern char **environ;
 
+/* The test's name for the CPU log (below): criterion_current_test is only valid while the test runs,
+ * so the helpers every heavy test calls take it down on first use. */
+static char cpu_test_name[256];
+static void note_test(void)
+{
+    if (!cpu_test_name[0] && criterion_current_test && criterion_current_suite)
+        snprintf(cpu_test_name, sizeof cpu_test_name, "%s::%s", criterion_current_suite->name,
+                 criterion_current_test->name);
+}
+
 static const char *root_rel(const char *env, const char *deflt, const char *rel)
 {
+    note_test();
     static __thread char buf[8][4096];
     static __thread int slot;
     char *b = buf[slot++ & 7];
@@ -45,6 +60,7 @@ double tu_time_scale(void)
 
 char *tu_tmpdir(const char *tag)
 {
+    note_test();
     const char *t = getenv("TMPDIR");
     char *p = malloc(4096);
     snprintf(p, 4096, "%s/slmtest-%s-XXXXXX", t && *t ? t : "/tmp", tag);
@@ -147,8 +163,46 @@ static void drain(int fd, char **buf, size_t *len, size_t *cap)
     (*buf)[*len] = 0;
 }
 
-int tu_run(char **out, char **err, const char *const *argv)
+/* Per-test CPU accounting ($SLM_TEST_CPU_LOG, docs/ci.md): the CPU seconds of the children each test
+ * ran, by kind (our slm binary, an oracle: node or a llama.cpp tool, anything else), and of the test
+ * process itself, appended as one line per test when its worker process exits. */
+static double cpu_kind[3];
+static double tv_s(struct timeval t) { return (double)t.tv_sec + (double)t.tv_usec / 1e6; }
+static int is_oracle_cmd(const char *const *argv)
 {
+    const char *bin = getenv("SLM_LLAMA_BIN");
+    const char *a0 = argv[0];
+    if (!strcmp(a0, "node") || !strcmp(a0, "python3"))
+        return 1;
+    return bin && *bin && !strncmp(a0, bin, strlen(bin));
+}
+static void cpu_account(const char *const *argv, const struct rusage *ru)
+{
+    int k = !strcmp(argv[0], tu_slm_bin()) ? 0 : is_oracle_cmd(argv) ? 1 : 2;
+    cpu_kind[k] += tv_s(ru->ru_utime) + tv_s(ru->ru_stime);
+}
+__attribute__((destructor)) static void cpu_report(void)
+{
+    const char *log = getenv("SLM_TEST_CPU_LOG");
+    if (!log || !*log || !criterion_current_test)
+        return;
+    if (!cpu_test_name[0]) /* a test that called none of the helpers */
+        snprintf(cpu_test_name, sizeof cpu_test_name, "?::pid%ld", (long)getpid());
+    struct rusage self, ch;
+    getrusage(RUSAGE_SELF, &self);
+    getrusage(RUSAGE_CHILDREN, &ch);
+    FILE *f = fopen(log, "a");
+    if (!f)
+        return;
+    /* suite::test self children slm oracle other (CPU seconds) */
+    fprintf(f, "%s %.2f %.2f %.2f %.2f %.2f\n", cpu_test_name, tv_s(self.ru_utime) + tv_s(self.ru_stime), tv_s(ch.ru_utime) + tv_s(ch.ru_stime), cpu_kind[0],
+            cpu_kind[1], cpu_kind[2]);
+    fclose(f);
+}
+
+int tu_run_uncached(char **out, char **err, const char *const *argv)
+{
+    note_test();
     int po[2], pe[2];
     if (pipe(po) || pipe(pe))
         return -1;
@@ -195,8 +249,10 @@ int tu_run(char **out, char **err, const char *const *argv)
         }
     }
     int st;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+    struct rusage ru = {0};
+    while (wait4(pid, &st, 0, &ru) < 0 && errno == EINTR)
         ;
+    cpu_account(argv, &ru);
     if (out)
         *out = ob;
     else
@@ -210,6 +266,11 @@ int tu_run(char **out, char **err, const char *const *argv)
     if (WIFSIGNALED(st))
         return 128 + WTERMSIG(st);
     return -1;
+}
+
+int tu_run(char **out, char **err, const char *const *argv)
+{
+    return oracle_cache_dir() ? oracle_cached_run(out, err, argv) : tu_run_uncached(out, err, argv);
 }
 
 int tu_run_slm(char **out, char **err, const char *const *args)

@@ -29,8 +29,11 @@ int tu_count_entries(const char *dir);
  * stdout and stderr (malloc'd, may be NULL), return the exit status
  * (128+signal when killed). */
 int tu_run_slm(char **out, char **err, const char *const *args);
-/* Same for any program (argv[0] is looked up in PATH). */
+/* Same for any program (argv[0] is looked up in PATH). An oracle (a llama.cpp tool, a node script of
+ * tests/interop) goes through the answer cache when $SLM_ORACLE_CACHE is set (interop.h). */
 int tu_run(char **out, char **err, const char *const *argv);
+/* tu_run without the cache */
+int tu_run_uncached(char **out, char **err, const char *const *argv);
 /* tu_run_slm with the arguments as a NULL-terminated list (out / err may be NULL: dropped). */
 int tu_slmv(char **out, char **err, const char *a0, ...);
 /* `slm ARGS...` must exit 0 (the test fails with its stderr otherwise). */
