@@ -50,23 +50,11 @@ static int64_t rows_of(const gguf_tensor *t)
     return r;
 }
 
-static int get_row(const gguf_tensor *t, int64_t r, float *dst)
-{
-    const int64_t n = t->ne[0];
-    const size_t rb = slm_type_row_bytes(t->type, (uint64_t)n);
-    const unsigned char *p = (const unsigned char *)t->data + (size_t)r * rb;
-    if (t->type == SLM_TYPE_F32) { memcpy(dst, p, (size_t)n * 4); return 0; }
-    const slm_qtraits *q = slm_qtraits_get(t->type);
-    if (!q || !q->dequantize_row) return -1;
-    q->dequantize_row(p, dst, n);
-    return 0;
-}
-
 /* 1-D gain vector of length n, or -1 */
 static int get_vec(const gguf_tensor *t, int64_t n, float *dst)
 {
     if (!t || t->ne[0] != n || rows_of(t) != 1) return -1;
-    return get_row(t, 0, dst);
+    return slm_pl_row_f32(t, 0, dst);
 }
 
 /* normalized input moments: g^2 s / mean(s) */
@@ -83,7 +71,7 @@ static int sq_matvec(const gguf_tensor *t, const float *x, float *row, double *y
 {
     const int64_t n = t->ne[0], nr = rows_of(t);
     for (int64_t r = 0; r < nr; r++) {
-        if (get_row(t, r, row)) return -1;
+        if (slm_pl_row_f32(t, r, row)) return -1;
         if (col)
             for (int64_t j = 0; j < n; j++) col[j] += row[j] * row[j];
         float acc[8] = {0};
@@ -104,7 +92,7 @@ static int col_sq(const gguf_tensor *t, float *row, float *col)
     if (!t) return 0;
     const int64_t n = t->ne[0], nr = rows_of(t);
     for (int64_t r = 0; r < nr; r++) {
-        if (get_row(t, r, row)) return -1;
+        if (slm_pl_row_f32(t, r, row)) return -1;
         for (int64_t j = 0; j < n; j++) col[j] += row[j] * row[j];
     }
     return 0;
@@ -163,7 +151,7 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
     if (!s || !row || !gain || !xn || !row2 || !sens || !colf) { rc = -1; goto out; }
     /* residual moments from the embeddings: mean over the vocabulary */
     for (int64_t t = 0; t < nv; t++) {
-        if (get_row(emb, t, row)) goto out;
+        if (slm_pl_row_f32(emb, t, row)) goto out;
         for (int64_t j = 0; j < d; j++) s[j] += (double)row[j] * row[j];
     }
     for (int64_t j = 0; j < d; j++) s[j] /= (double)nv;
@@ -231,7 +219,7 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
             snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l); SET_IMP(name, xn, d);
         }
         for (int64_t i = 0; i < nff; i++) {
-            if (get_row(wg, i, row) || get_row(wu, i, row2)) { free(vin); goto out; }
+            if (slm_pl_row_f32(wg, i, row) || slm_pl_row_f32(wu, i, row2)) { free(vin); goto out; }
             float fa[8] = {0}, fb[8] = {0}, fc[8] = {0};
             int64_t j = 0;
             for (; j + 8 <= d; j += 8)

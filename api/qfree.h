@@ -20,6 +20,9 @@ enum {
  * importance (estimated E[x_j^2] of the product's input; for token_embd,
  * the sensitivity of residual dimension j) for the tensors `mask` selects.
  * 0 done, 1 not a layout it knows (imp left all NULL), -1 out of memory (imp left all NULL). */
+/* Row r of t as float32 (any type libquant can dequantize): 0, or -1 (no dequantizer). In api/quantize.c. */
+int slm_pl_row_f32(const gguf_tensor *t, int64_t r, float *dst);
+
 int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigned mask, float **imp);
 
 #endif

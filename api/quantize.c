@@ -39,8 +39,7 @@ typedef struct {
     int64_t bad_row, bad_col;  /* first non-finite source value (rc SLM_EINPUT) */
 } job_t;
 
-/* Convert one source row to float32 (any type libquant can dequantize). */
-static int row_to_f32(const gguf_tensor *t, int64_t r, float *dst)
+int slm_pl_row_f32(const gguf_tensor *t, int64_t r, float *dst)
 {
     const int64_t n = t->ne[0];
     const size_t rb = slm_type_row_bytes(t->type, (uint64_t)n);
@@ -66,7 +65,7 @@ static void *worker(void *arg)
     if (!x || (j->stats && !y) || (j->imp && !ws) || !q) { j->rc = SLM_EINTERNAL; goto out; }
     for (int64_t r = 0; r < j->nr; r++) {
         unsigned char *d = j->dst + (size_t)r * rb;
-        if (row_to_f32(j->t, j->r0 + r, x)) { j->rc = SLM_EINPUT; goto out; }
+        if (slm_pl_row_f32(j->t, j->r0 + r, x)) { j->rc = SLM_EINPUT; goto out; }
         unsigned nonfinite = 0; /* exponent all ones: NaN or infinity (an OR reduction: vectorizes) */
         for (int64_t i = 0; i < n; i++) {
             uint32_t u;

@@ -505,13 +505,7 @@ int oracle_cached_run(char **out, char **err, const char *const *argv)
         if (bad || rename(tmp, ent)) /* a concurrent worker stored the same key first: keep that */
             tu_rmtree(tmp);
     }
-    if (out)
-        *out = o;
-    else
-        free(o);
-    if (err)
-        *err = e;
-    else
-        free(e);
+    tu_hand(out, o);
+    tu_hand(err, e);
     return rc;
 }

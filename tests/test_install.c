@@ -27,14 +27,8 @@ static int slm(char **out, char **err, const char *const *args)
 {
     char *o = NULL, *e = NULL;
     int rc = tu_run_slm(&o, &e, args);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    if (err)
-        *err = e;
-    else
-        free(e);
+    tu_hand(out, o);
+    tu_hand(err, e);
     return rc;
 }
 

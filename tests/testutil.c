@@ -305,14 +305,8 @@ int tu_slmv(char **out, char **err, const char *a0, ...)
     args[n] = NULL;
     char *o = NULL, *e = NULL;
     int rc = tu_run_slm(&o, &e, args);
-    if (out)
-        *out = o;
-    else
-        free(o);
-    if (err)
-        *err = e;
-    else
-        free(e);
+    tu_hand(out, o);
+    tu_hand(err, e);
     return rc;
 }
 

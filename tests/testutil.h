@@ -4,6 +4,7 @@
 #define SLM_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdint.h>
 
 /* $SLM_MODELS or ../shared/models (relative to the repo root) + "/" + rel. Static buffer per call slot. */
@@ -29,6 +30,14 @@ int tu_count_entries(const char *dir);
  * stdout and stderr (malloc'd, may be NULL), return the exit status
  * (128+signal when killed). */
 int tu_run_slm(char **out, char **err, const char *const *args);
+/* *dst = s when dst is given, else free(s): an optional output of a run */
+static inline void tu_hand(char **dst, char *s)
+{
+    if (dst)
+        *dst = s;
+    else
+        free(s);
+}
 /* Same for any program (argv[0] is looked up in PATH). An oracle (a llama.cpp tool, a node script of
  * tests/interop) goes through the answer cache when $SLM_ORACLE_CACHE is set (interop.h). */
 int tu_run(char **out, char **err, const char *const *argv);
