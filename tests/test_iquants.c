@@ -255,7 +255,8 @@ static long file_size(const char *p)
 }
 
 /* Every recipe of the i-quants and ternary types: every tensor's type and the file size equal
- * llama-quantize's, on a Llama-shaped model with GQA 4 (attn_v -> Q5_K for IQ4, Q4_K for the
+ * llama-quantize's (the plan of `slm quantize --dry-run --json`, whose output_bytes is the exact
+ * size of the file it would write; three recipes also written and read back), on a Llama-shaped model with GQA 4 (attn_v -> Q5_K for IQ4, Q4_K for the
  * lower types), 8 layers (first-eighth ffn_down bumps, IQ3_XS's middle ffn_gate/up IQ3_XXS) and
  * ffn rows of 640 (fallbacks: IQ4_XS / IQ3 / IQ2 / IQ1 -> IQ4_NL, TQ -> Q4_0, Q5_K -> Q5_1);
  * with the same imatrix given to both where the type needs one (or to see its effect: IQ4_XS
@@ -278,41 +279,76 @@ Test(iquants, recipes_match_llama_quantize, .timeout = 600)
     const char *im[] = {"imatrix", "-m", src, "-f", tu_corpus("tinystories-calib.txt"), "-o", imat, "-c", "64",
                         "--chunks", "4", NULL};
     run_ok("imatrix", im, 1);
-    static const struct { const char *type, *base; int imatrix; } runs[] = {
-        {"IQ4_XS", "iq4_xs", 0},  {"IQ4_NL", "iq4_nl", 0},  {"TQ1_0", "tq1_0", 0},   {"TQ2_0", "tq2_0", 0},
-        {"IQ4_XS", "iq4_xs", 1},  {"IQ3_S", "iq3_s", 0},    {"IQ3_M", "iq3_s", 0},   {"IQ3_XS", "iq3_s", 1},
-        {"IQ3_XXS", "iq3_xxs", 1}, {"IQ2_XXS", "iq2_xxs", 1}, {"IQ2_XS", "iq2_xs", 1}, {"IQ2_S", "iq2_xs", 1},
-        {"IQ2_M", "iq2_s", 1},    {"IQ1_S", "iq1_s", 1},    {"IQ1_M", "iq1_m", 1},
+    /* write: also quantized for real (one of each writer family: IQ4 with an imatrix, ternary, an
+     * IQ3 grid type; the IQ2 / IQ1 writers are read back by llama.cpp in the iq1 / iq2 suites) */
+    static const struct { const char *type, *base; int imatrix, write; } runs[] = {
+        {"IQ4_XS", "iq4_xs", 0, 0},  {"IQ4_NL", "iq4_nl", 0, 0},  {"TQ1_0", "tq1_0", 0, 1},   {"TQ2_0", "tq2_0", 0, 0},
+        {"IQ4_XS", "iq4_xs", 1, 1},  {"IQ3_S", "iq3_s", 0, 0},    {"IQ3_M", "iq3_s", 0, 0},   {"IQ3_XS", "iq3_s", 1, 0},
+        {"IQ3_XXS", "iq3_xxs", 1, 1}, {"IQ2_XXS", "iq2_xxs", 1, 0}, {"IQ2_XS", "iq2_xs", 1, 0}, {"IQ2_S", "iq2_xs", 1, 0},
+        {"IQ2_M", "iq2_s", 1, 0},    {"IQ1_S", "iq1_s", 1, 0},    {"IQ1_M", "iq1_m", 1, 0},
     };
     for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
         char *ours = tu_path(dir, "ours.gguf"), *theirs = tu_path(dir, "theirs.gguf");
-        const char *q[] = {"quantize", src, ours, runs[r].type, "-t", "2", runs[r].imatrix ? "--imatrix" : NULL, imat, NULL};
-        run_ok("slm quantize", q, 1);
         const char *lqa[] = {lqp, src, theirs, runs[r].type, "2", NULL};
         const char *lqi[] = {lqp, "--imatrix", imat, src, theirs, runs[r].type, "2", NULL};
         run_ok("llama-quantize", runs[r].imatrix ? lqi : lqa, 0);
-        gguf_file *a, *b;
+        gguf_file *b;
         slm_err err = {0};
-        cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
         cr_assert_eq(gguf_open(theirs, &b, &err), 0, "%s", err.msg);
-        cr_assert_eq(a->n_tensors, b->n_tensors);
+        const char *tag = runs[r].imatrix ? " +imatrix" : "";
+        /* the plan: --dry-run --json gives every tensor's type and the exact file size */
+        char *o = NULL, *e = NULL;
+        const char *qd[] = {"quantize", src, ours, runs[r].type, "-t", "2", "--dry-run", "--json",
+                            runs[r].imatrix ? "--imatrix" : NULL, imat, NULL};
+        cr_assert_eq(tu_run_slm(&o, &e, qd), 0, "slm quantize --dry-run %s: %s", runs[r].type, e);
+        cJSON *j = cJSON_Parse(o);
+        cr_assert(j, "slm quantize --dry-run --json %s: not JSON", runs[r].type);
+        cJSON *ts = cJSON_GetObjectItem(j, "tensors");
+        cr_assert_eq((uint64_t)cJSON_GetArraySize(ts), b->n_tensors);
         int n_base = 0, n_other = 0;
+        const slm_qtraits *base = slm_qtraits_by_name(runs[r].base);
         for (uint64_t i = 0; i < b->n_tensors; i++) {
-            int64_t k = gguf_find_tensor(a, b->tensors[i].name);
-            cr_assert_geq(k, 0, "%s missing", b->tensors[i].name);
-            cr_assert_eq(a->tensors[k].type, b->tensors[i].type, "%s%s: %s is %s, llama-quantize %s", runs[r].type,
-                         runs[r].imatrix ? " +imatrix" : "", b->tensors[i].name, slm_type_name(a->tensors[k].type),
-                         slm_type_name(b->tensors[i].type));
-            const slm_qtraits *t = slm_qtraits_by_name(runs[r].base);
-            if (b->tensors[i].type == t->type) n_base++;
+            const char *want = slm_type_name(b->tensors[i].type), *got = NULL;
+            const cJSON *t;
+            cJSON_ArrayForEach(t, ts)
+            {
+                if (!strcmp(cJSON_GetObjectItem(t, "name")->valuestring, b->tensors[i].name))
+                    got = cJSON_GetObjectItem(t, "to")->valuestring;
+            }
+            cr_assert(got, "%s%s: %s missing from the plan", runs[r].type, tag, b->tensors[i].name);
+            cr_assert_str_eq(got, want, "%s%s: %s is %s, llama-quantize %s", runs[r].type, tag, b->tensors[i].name,
+                             got, want);
+            if (b->tensors[i].type == base->type) n_base++;
             else if (b->tensors[i].type != SLM_TYPE_F32) n_other++;
         }
         cr_assert_gt(n_base, 0, "%s: no tensor of the type", runs[r].type);
         cr_assert_gt(n_other, 0, "%s: no bumped or fallback tensor", runs[r].type);
-        gguf_close(a);
+        const long planned = (long)cJSON_GetObjectItem(j, "output_bytes")->valuedouble;
+        cr_assert_eq(planned, file_size(theirs), "%s%s: %ld bytes planned, llama-quantize %ld", runs[r].type, tag,
+                     planned, file_size(theirs));
+        cr_assert(!tu_exists(ours), "--dry-run wrote %s", ours);
+        cJSON_Delete(j);
+        free(o); free(e);
+        /* written for real where the row says so: the file holds what the plan said */
+        if (runs[r].write) {
+            const char *q[] = {"quantize", src, ours, runs[r].type, "-t", "2", runs[r].imatrix ? "--imatrix" : NULL, imat, NULL};
+            run_ok("slm quantize", q, 1);
+            gguf_file *a;
+            cr_assert_eq(gguf_open(ours, &a, &err), 0, "%s", err.msg);
+            cr_assert_eq(a->n_tensors, b->n_tensors);
+            for (uint64_t i = 0; i < b->n_tensors; i++) {
+                int64_t k = gguf_find_tensor(a, b->tensors[i].name);
+                cr_assert_geq(k, 0, "%s missing", b->tensors[i].name);
+                cr_assert_eq(a->tensors[k].type, b->tensors[i].type, "%s%s: %s is %s, llama-quantize %s", runs[r].type,
+                             tag, b->tensors[i].name, slm_type_name(a->tensors[k].type),
+                             slm_type_name(b->tensors[i].type));
+            }
+            gguf_close(a);
+            cr_assert_eq(file_size(ours), file_size(theirs), "%s%s: %ld bytes, llama-quantize %ld", runs[r].type, tag,
+                         file_size(ours), file_size(theirs));
+            unlink(ours);
+        }
         gguf_close(b);
-        cr_assert_eq(file_size(ours), file_size(theirs), "%s%s: %ld bytes, llama-quantize %ld", runs[r].type,
-                     runs[r].imatrix ? " +imatrix" : "", file_size(ours), file_size(theirs));
         free(ours);
         free(theirs);
     }
