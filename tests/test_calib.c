@@ -682,6 +682,14 @@ Test(calib, gptq_output_same_for_any_threads, .timeout = 60)
     free(in); free(a); free(b); free(dir);
 }
 
+/* the F32 model loaded with a 64-token context on two threads */
+static void open_f32_ctx(const char *in, slm_model **m, slm_ctx **ctx)
+{
+    slm_err err = {0};
+    cr_assert_eq(slm_model_load(in, m, &err), 0, "%s", err.msg);
+    cr_assert_eq(slm_ctx_new(*m, 64, 64, 2, ctx, &err), 0, "%s", err.msg);
+}
+
 /* The observer hook GPTQ's passes use: SLM_ACT_SKIP leaves a product out with a zero
  * output (skipping output.weight zeroes the logits), anything else runs as before. */
 typedef struct { int skip_output, seen_output; } skip_obs;
@@ -701,8 +709,7 @@ Test(calib, observer_can_skip_a_product, .timeout = 60)
     slm_model *m = NULL;
     slm_ctx *ctx = NULL;
     slm_err err = {0};
-    cr_assert_eq(slm_model_load(in, &m, &err), 0, "%s", err.msg);
-    cr_assert_eq(slm_ctx_new(m, 64, 64, 2, &ctx, &err), 0, "%s", err.msg);
+    open_f32_ctx(in, &m, &ctx);
     const int32_t toks[4] = {1, 300, 301, 302};
     const int nv = slm_ctx_n_vocab(ctx);
     float *ref = malloc(sizeof(float) * (size_t)nv);
@@ -751,8 +758,7 @@ Test(calib, block_parts_compose_to_the_block, .timeout = 60)
     slm_model *m = NULL;
     slm_ctx *ctx = NULL;
     slm_err err = {0};
-    cr_assert_eq(slm_model_load(in, &m, &err), 0, "%s", err.msg);
-    cr_assert_eq(slm_ctx_new(m, 64, 64, 2, &ctx, &err), 0, "%s", err.msg);
+    open_f32_ctx(in, &m, &ctx);
     const slm_hparams *hp = slm_model_hparams(m);
     enum { N = 16 };
     const size_t E = (size_t)hp->n_embd, wide = (size_t)(hp->n_q > hp->n_ff ? hp->n_q : hp->n_ff);
