@@ -96,19 +96,6 @@ static void make_problem(int T, int n, int rows, float *X, float *W)
     for (int i = 0; i < rows * n; i++) W[i] = 0.05f * nrand();
 }
 
-/* ||X (W - Wq)^T||^2 */
-static double out_err(const float *X, int T, int n, const float *W, const float *Wq, int rows)
-{
-    double s = 0;
-    for (int t = 0; t < T; t++)
-        for (int r = 0; r < rows; r++) {
-            double d = 0;
-            for (int c = 0; c < n; c++) d += (double)X[(size_t)t * n + c] * (W[(size_t)r * n + c] - Wq[(size_t)r * n + c]);
-            s += d * d;
-        }
-    return s;
-}
-
 Test(calib, gptq_lowers_output_error_vs_rounding, .timeout = 60)
 {
     enum { T = 1024, n = 512, rows = 48 };
@@ -136,11 +123,11 @@ Test(calib, gptq_lowers_output_error_vs_rounding, .timeout = 60)
         /* baseline: the type's own importance-weighted rounding */
         slm_quantize_rows(q->type, W, buf, rows, n, imp);
         for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * slm_row_bytes(q->type, n), Wq + (size_t)r * n, n);
-        double e_rtn = out_err(X, T, n, W, Wq, rows);
+        double e_rtn = tu_output_error(X, T, n, W, Wq, rows);
         slm_gptq_params p = {0.01f, 128, 0};
         cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf), 0);
         for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * slm_row_bytes(q->type, n), Wq + (size_t)r * n, n);
-        double e_gptq = out_err(X, T, n, W, Wq, rows);
+        double e_gptq = tu_output_error(X, T, n, W, Wq, rows);
         /* one thread gives the same bytes */
         cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 1, buf2), 0);
         cr_expect(memcmp(buf, buf2, rows * slm_row_bytes(q->type, n)) == 0, "%s: bytes depend on threads", q->name);
@@ -148,7 +135,7 @@ Test(calib, gptq_lowers_output_error_vs_rounding, .timeout = 60)
         p.act_order = 1;
         cr_assert_eq(slm_gptq_quantize(q->type, W, rows, n, H, NULL, &p, 2, buf2), 0);
         for (int r = 0; r < rows; r++) q->dequantize_row(buf2 + r * slm_row_bytes(q->type, n), Wq + (size_t)r * n, n);
-        double e_act = out_err(X, T, n, W, Wq, rows);
+        double e_act = tu_output_error(X, T, n, W, Wq, rows);
         cr_expect(e_gptq < 0.8 * e_rtn, "%s: GPTQ output error %.4g vs rounding %.4g", q->name, e_gptq, e_rtn);
         cr_expect(e_act < 0.8 * e_rtn, "%s: GPTQ act-order output error %.4g vs rounding %.4g", q->name, e_act, e_rtn);
     }

@@ -391,6 +391,11 @@ double tu_quant_output_error(uint32_t type, int gptq, int T, int n, int rows, co
         slm_quantize_rows(type, W, buf, rows, n, imp);
     }
     for (int r = 0; r < rows; r++) q->dequantize_row(buf + r * rb, Wq + (size_t)r * n, n);
+    return tu_output_error(X, T, n, W, Wq, rows);
+}
+
+double tu_output_error(const float *X, int T, int n, const float *W, const float *Wq, int rows)
+{
     double e = 0;
     for (int t = 0; t < T; t++)
         for (int r = 0; r < rows; r++) {

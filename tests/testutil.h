@@ -78,6 +78,8 @@ void tu_gptq_problem(int T, int n, int rows, int R, float (*gauss)(void), float 
  * X [T][n], or -1 if GPTQ failed. */
 double tu_quant_output_error(uint32_t type, int gptq, int T, int n, int rows, const float *X, const float *W,
                              const float *H, const float *imp, unsigned char *buf, float *Wq);
+/* ||X (W - Wq)^T||^2: X [T][n], W and Wq [rows][n] */
+double tu_output_error(const float *X, int T, int n, const float *W, const float *Wq, int rows);
 /* An x8 decode kernel f (slm_x8_fn) against the scalar row dot: f over one group, then all R / 8,
  * of the packed copy pk must write nothing past the groups and give each row r within 1e-5 of
  * the sum of |terms| of vec_dot(qw row r, qa) (rows rb bytes apart, dequantize gives the terms
