@@ -13,13 +13,11 @@
  *                   (variances and covariance from the rows and xf; importance of ffn_down)
  *   residual        s[d] += sum_i Wd[d][i]^2 h[i]
  *   output          xo[j] = g_out[j]^2 s[j] / mean(s)             (importance of output.weight)
- *   token_embd      sens[j] = sum over the RMSNorms reading the residual of g[j]^2 / mean(s) x
- *                   the squared column j of the products behind it (q, k, v; gate, up; output):
- *                   how much an error in residual dimension j moves them (its rows are looked
- *                   up, not multiplied, so the importance is on the output side)
  *
- * O(weights) multiply-adds over v, attn_output, gate, up and down (and q, k, output for token_embd),
- * no sampling, no text. Only
+ * (An output-side weight for token_embd's columns, measured for Q4_K_M / Q4_K_S, moved KLD by
+ * noise only: not kept; docs/quantization.md.)
+ *
+ * O(weights) multiply-adds over v, attn_output, gate, up and down, no sampling, no text. Only
  * applied to the llama tensor layout (token_embd, blk.N.{attn_norm,attn_v,attn_output,ffn_norm,
  * ffn_gate,ffn_up,ffn_down}, output_norm); any other model gets no importance (unchanged bytes).
  * Deterministic: one thread, fixed summation order. */
@@ -66,14 +64,12 @@ static void norm_moments(const float *gain, const double *s, int64_t n, float *o
     for (int64_t j = 0; j < n; j++) out[j] = (float)((double)gain[j] * gain[j] * s[j] / m);
 }
 
-/* y[i] = sum_j W[i][j]^2 x[j] for every row i of t (ne[0] == n); col (or NULL) += W[i][j]^2 */
-static int sq_matvec(const gguf_tensor *t, const float *x, float *row, double *y, float *col)
+/* y[i] = sum_j W[i][j]^2 x[j] for every row i of t (ne[0] == n) */
+static int sq_matvec(const gguf_tensor *t, const float *x, float *row, double *y)
 {
     const int64_t n = t->ne[0], nr = rows_of(t);
     for (int64_t r = 0; r < nr; r++) {
         if (slm_pl_row_f32(t, r, row)) return -1;
-        if (col)
-            for (int64_t j = 0; j < n; j++) col[j] += row[j] * row[j];
         float acc[8] = {0};
         int64_t j = 0;
         for (; j + 8 <= n; j += 8)
@@ -84,31 +80,6 @@ static int sq_matvec(const gguf_tensor *t, const float *x, float *row, double *y
         y[r] = a;
     }
     return 0;
-}
-
-/* col[j] += sum_i W[i][j]^2 (float, row by row: the same order every time) */
-static int col_sq(const gguf_tensor *t, float *row, float *col)
-{
-    if (!t) return 0;
-    const int64_t n = t->ne[0], nr = rows_of(t);
-    for (int64_t r = 0; r < nr; r++) {
-        if (slm_pl_row_f32(t, r, row)) return -1;
-        for (int64_t j = 0; j < n; j++) col[j] += row[j] * row[j];
-    }
-    return 0;
-}
-
-/* sens[j] += c g[j]^2 col[j] */
-static void add_sens(double *sens, const float *gain, const float *col, double c, int64_t n)
-{
-    for (int64_t j = 0; j < n; j++) sens[j] += c * (double)gain[j] * gain[j] * col[j];
-}
-
-static double inv_mean(const double *s, int64_t n)
-{
-    double m = 0;
-    for (int64_t j = 0; j < n; j++) m += s[j];
-    return m > 0 ? (double)n / m : 0;
 }
 
 /* E[silu(a)^2] and E[silu(a)^2 a^2] for a ~ N(0, var): trapezoid on z in [-8, 8] (smooth
@@ -144,11 +115,11 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
     int64_t wmax = d;
     for (uint64_t i = 0; i < g->n_tensors; i++)
         if (g->tensors[i].ne[0] > wmax) wmax = g->tensors[i].ne[0];
-    double *s = calloc((size_t)d, sizeof *s), *y = NULL, *sens = calloc((size_t)d, sizeof *sens);
+    double *s = calloc((size_t)d, sizeof *s), *y = NULL;
     float *row = malloc((size_t)wmax * 4), *gain = malloc((size_t)d * 4), *xn = malloc((size_t)d * 4);
-    float *row2 = malloc((size_t)wmax * 4), *colf = malloc((size_t)d * 4);
+    float *row2 = malloc((size_t)wmax * 4);
     int rc = 1;
-    if (!s || !row || !gain || !xn || !row2 || !sens || !colf) { rc = -1; goto out; }
+    if (!s || !row || !gain || !xn || !row2) { rc = -1; goto out; }
     /* residual moments from the embeddings: mean over the vocabulary */
     for (int64_t t = 0; t < nv; t++) {
         if (slm_pl_row_f32(emb, t, row)) goto out;
@@ -183,14 +154,6 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
             goto out;
         if (get_vec(an, d, gain)) goto out;
         norm_moments(gain, s, d, xn);
-        const int sens_on = (mask & SLM_QFREE_TOKEN_EMBD) != 0;
-        if (sens_on) {
-            const gguf_tensor *wq, *wk;
-            snprintf(name, sizeof name, "blk.%d.attn_q.weight", l); wq = tensor(g, name);
-            snprintf(name, sizeof name, "blk.%d.attn_k.weight", l); wk = tensor(g, name);
-            memset(colf, 0, (size_t)d * 4);
-            if (col_sq(wq, row, colf) || col_sq(wk, row, colf)) goto out;
-        }
         if (mask & SLM_QFREE_QKV) {
             snprintf(name, sizeof name, "blk.%d.attn_q.weight", l); SET_IMP(name, xn, d);
             snprintf(name, sizeof name, "blk.%d.attn_k.weight", l); SET_IMP(name, xn, d);
@@ -202,18 +165,16 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
         y = malloc((size_t)big * sizeof *y);
         float *vin = malloc((size_t)big * 4);
         if (!y || !vin) { free(vin); rc = -1; goto out; }
-        if (sq_matvec(wv, xn, row, y, sens_on ? colf : NULL)) { free(vin); goto out; }
-        if (sens_on) add_sens(sens, gain, colf, inv_mean(s, d), d);
+        if (sq_matvec(wv, xn, row, y)) { free(vin); goto out; }
         const int64_t hd = nvd / n_head_kv, gq = n_head / n_head_kv;
         for (int64_t h = 0; h < n_head; h++)
             for (int64_t k = 0; k < hd; k++) vin[h * hd + k] = (float)y[(h / gq) * hd + k];
         if (mask & SLM_QFREE_ATTN_OUT) { snprintf(name, sizeof name, "blk.%d.attn_output.weight", l); SET_IMP(name, vin, nod); }
-        if (sq_matvec(wo, vin, row, y, NULL)) { free(vin); goto out; }
+        if (sq_matvec(wo, vin, row, y)) { free(vin); goto out; }
         for (int64_t j = 0; j < d; j++) s[j] += y[j];
         /* ffn */
         if (get_vec(fn, d, gain)) { free(vin); goto out; }
         norm_moments(gain, s, d, xn);
-        if (sens_on) memset(colf, 0, (size_t)d * 4);
         if (mask & SLM_QFREE_GATE_UP) {
             snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l); SET_IMP(name, xn, d);
             snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l); SET_IMP(name, xn, d);
@@ -229,8 +190,6 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
                     fb[k] += row2[j + k] * row2[j + k] * xn[j + k];
                     fc[k] += ga * row2[j + k];
                 }
-            if (sens_on)
-                for (int64_t k = 0; k < d; k++) colf[k] += row[k] * row[k] + row2[k] * row2[k];
             double va = 0, vb = 0, c = 0;
             for (int k = 0; k < 8; k++) { va += fa[k]; vb += fb[k]; c += fc[k]; }
             for (; j < d; j++) {
@@ -244,29 +203,19 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
             const double beta = va > 0 ? c / va : 0;
             vin[i] = (float)(beta * beta * m2 + (vb - beta * c) * m0);
         }
-        if (sens_on) add_sens(sens, gain, colf, inv_mean(s, d), d);
         if (mask & SLM_QFREE_DOWN) { snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l); SET_IMP(name, vin, nff); }
-        if (sq_matvec(wd, vin, row, y, NULL)) { free(vin); goto out; }
+        if (sq_matvec(wd, vin, row, y)) { free(vin); goto out; }
         for (int64_t j = 0; j < d; j++) s[j] += y[j];
         free(vin);
     }
     if (get_vec(onorm, d, gain)) goto out;
     norm_moments(gain, s, d, xn);
     if (mask & SLM_QFREE_OUTPUT) SET_IMP("output.weight", xn, d);
-    if (mask & SLM_QFREE_TOKEN_EMBD) {
-        memset(colf, 0, (size_t)d * 4);
-        if (col_sq(tensor(g, "output.weight"), row, colf)) goto out;
-        add_sens(sens, gain, colf, inv_mean(s, d), d);
-        for (int64_t j = 0; j < d; j++) xn[j] = (float)sens[j];
-        SET_IMP("token_embd.weight", xn, d);
-    }
     rc = 0;
 out:
     if (rc)
         for (uint64_t i = 0; i < g->n_tensors; i++) { free(imp[i]); imp[i] = NULL; }
     free(s);
-    free(sens);
-    free(colf);
     free(y);
     free(row);
     free(row2);
