@@ -223,3 +223,242 @@ out:
     free(xn);
     return rc;
 }
+
+/* ---- full second-moment estimate (H for GPTQ, issue 19 bar 2) --------------------------------------
+ * The same walk as above with d x d matrices instead of diagonals:
+ *   C0 = E^T diag(p) E                      (p: token weights, see slm_qfree_cov_opts.tokens)
+ *   Cn = diag(g) C diag(g) / (tr C / d)     (RMSNorm; H of q, k, v, gate, up, output)
+ *   Cv = Wv Cn Wv^T; attn_output's H: Cv per query head (GQA repeated), blocks of two different
+ *        query heads times head_cross; residual C += attn_mix Wo Hao Wo^T
+ *   z  = silu(gate x) up x: diagonal E[z^2] (closed form above), and with down_mean the
+ *        means E[z_i] E[z_j] off the diagonal; ffn_down's H; residual C += Wd Hz Wd^T.
+ * Dense float matrices (sgemm); for small models (cost O(layers d^2 (d + n_ff) + vocab d^2)). */
+#include <cblas.h>
+
+static int load_rows(const gguf_tensor *t, int64_t n, float *dst)
+{
+    const int64_t nr = rows_of(t);
+    for (int64_t r = 0; r < nr; r++)
+        if (slm_pl_row_f32(t, r, dst + (size_t)r * n)) return -1;
+    return 0;
+}
+
+/* E[silu(a)] a-moment: E[silu(a) a] for a ~ N(0, var) */
+static double silu_a(double var)
+{
+    const double sd = sqrt(var > 0 ? var : 0), h = 16.0 / (QN - 1);
+    double s = 0, wsum = 0;
+    for (int k = 0; k < QN; k++) {
+        const double z = -8 + h * k, w = exp(-0.5 * z * z), a = sd * z;
+        s += w * a / (1 + exp(-a)) * a;
+        wsum += w;
+    }
+    return s / wsum;
+}
+
+static void norm_cov(const float *gain, const float *C, int64_t d, float *out)
+{
+    double tr = 0;
+    for (int64_t j = 0; j < d; j++) tr += C[j * d + j];
+    const double m = tr > 0 ? tr / (double)d : 1;
+    for (int64_t i = 0; i < d; i++)
+        for (int64_t j = 0; j < d; j++) out[i * d + j] = (float)((double)gain[i] * gain[j] * C[i * d + j] / m);
+}
+
+/* C += s * W X W^T: W rows x n (row-major), X n x n; tmp rows x n */
+static void add_sandwich(float *C, const float *W, const float *X, int64_t rows, int64_t n, float s, float *tmp)
+{
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)n, (int)n, 1.0f, W, (int)n, X, (int)n, 0.0f,
+                tmp, (int)n);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)rows, (int)n, s, tmp, (int)n, W, (int)n, 1.0f,
+                C, (int)rows);
+}
+
+static int set_h(const gguf_file *g, const char *name, const float *src, int64_t n, float **H)
+{
+    int64_t ti = gguf_find_tensor(g, name);
+    if (ti < 0 || g->tensors[ti].ne[0] != n || H[ti]) return 0;
+    H[ti] = malloc((size_t)n * n * 4);
+    if (!H[ti]) return -1;
+    memcpy(H[ti], src, (size_t)n * n * 4);
+    return 0;
+}
+
+int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigned mask, const slm_qfree_cov_opts *o,
+                  float **H)
+{
+    const gguf_tensor *emb = tensor(g, "token_embd.weight"), *onorm = tensor(g, "output_norm.weight");
+    if (!emb || !onorm || emb->n_dims != 2) return 1;
+    const int64_t d = emb->ne[0], nv = emb->ne[1];
+    int nl = 0;
+    char name[96];
+    for (;; nl++) {
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", nl);
+        if (gguf_find_tensor(g, name) < 0) break;
+    }
+    if (nl == 0 || n_head <= 0 || n_head_kv <= 0 || d > SLM_QFREE_COV_MAX_D) return 1;
+    int64_t wmax = d;
+    for (uint64_t i = 0; i < g->n_tensors; i++)
+        if (g->tensors[i].ne[0] > wmax) wmax = g->tensors[i].ne[0];
+    size_t big = (size_t)wmax * (size_t)(wmax > nv ? wmax : nv);
+    float *C = malloc((size_t)d * d * 4), *Cn = malloc((size_t)d * d * 4), *W = malloc(big * 4), *W2 = NULL;
+    float *T = malloc(big * 4), *X = NULL, *gain = malloc((size_t)d * 4), *p = malloc((size_t)nv * 4);
+    int rc = 1;
+    if (!C || !Cn || !W || !T || !gain || !p) { rc = -1; goto out; }
+    /* token weights */
+    {
+        const int64_t kt = gguf_find_key(g, "tokenizer.ggml.token_type"), ks = gguf_find_key(g, "tokenizer.ggml.scores");
+        double sum = 0;
+        for (int64_t t = 0; t < nv; t++) {
+            double w = 1;
+            if (o->tokens >= 1 && kt >= 0 && (uint64_t)t < g->kv[kt].arr_n)
+                w = gguf_arr_num(&g->kv[kt], (uint64_t)t) == 1 ? 1 : 0;
+            if (o->tokens == 2 && ks >= 0 && w > 0) {
+                /* rank among the merges: score -k for the k-th merge */
+                double s = gguf_arr_num(&g->kv[ks], (uint64_t)t);
+                w = 1.0 / (1.0 + (s < 0 ? -s : 0) + o->zipf_k);
+            }
+            p[t] = (float)w;
+            sum += w;
+        }
+        if (sum <= 0) for (int64_t t = 0; t < nv; t++) p[t] = 1, sum = (double)nv;
+        for (int64_t t = 0; t < nv; t++) p[t] = (float)(p[t] / sum);
+    }
+    if (load_rows(emb, d, W)) goto out;
+    for (int64_t t = 0; t < nv; t++) {
+        const float s = sqrtf(p[t]);
+        for (int64_t j = 0; j < d; j++) W[t * d + j] *= s;
+    }
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)nv, 1.0f, W, (int)d, W, (int)d, 0.0f, C,
+                (int)d);
+
+    for (int l = 0; l < nl; l++) {
+        const gguf_tensor *an, *wv, *wo, *fn, *wg, *wu, *wd;
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l); an = tensor(g, name);
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l); wv = tensor(g, name);
+        snprintf(name, sizeof name, "blk.%d.attn_output.weight", l); wo = tensor(g, name);
+        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l); fn = tensor(g, name);
+        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l); wg = tensor(g, name);
+        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l); wu = tensor(g, name);
+        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l); wd = tensor(g, name);
+        if (!an || !wv || !wo || !fn || !wg || !wu || !wd) goto out;
+        const int64_t nvd = rows_of(wv), nod = wo->ne[0], nff = rows_of(wg);
+        if (wv->ne[0] != d || rows_of(wo) != d || wg->ne[0] != d || wu->ne[0] != d || rows_of(wu) != nff ||
+            wd->ne[0] != nff || rows_of(wd) != d || nvd % n_head_kv || nod != nvd / n_head_kv * n_head)
+            goto out;
+        if (get_vec(an, d, gain)) goto out;
+        norm_cov(gain, C, d, Cn);
+        if (mask & SLM_QFREE_QKV) {
+            const char *qkv[3] = { "attn_q", "attn_k", "attn_v" };
+            for (int k = 0; k < 3; k++) {
+                snprintf(name, sizeof name, "blk.%d.%s.weight", l, qkv[k]);
+                if (set_h(g, name, Cn, d, H)) { rc = -1; goto out; }
+            }
+        }
+        /* Cv = Wv Cn Wv^T, then per query head */
+        float *Cv = calloc((size_t)nvd * nvd, 4), *Co = malloc((size_t)nod * nod * 4);
+        if (!Cv || !Co) { free(Cv); free(Co); rc = -1; goto out; }
+        if (load_rows(wv, d, W)) { free(Cv); free(Co); goto out; }
+        add_sandwich(Cv, W, Cn, nvd, d, 1.0f, T);
+        const int64_t hd = nvd / n_head_kv, gq = n_head / n_head_kv;
+        for (int64_t i = 0; i < nod; i++)
+            for (int64_t j = 0; j < nod; j++) {
+                const int64_t hi = i / hd, hj = j / hd;
+                const float f = hi == hj ? 1.0f : o->head_cross;
+                Co[i * nod + j] = f * Cv[((hi / gq) * hd + i % hd) * nvd + (hj / gq) * hd + j % hd];
+            }
+        free(Cv);
+        if (mask & SLM_QFREE_ATTN_OUT) {
+            snprintf(name, sizeof name, "blk.%d.attn_output.weight", l);
+            if (set_h(g, name, Co, nod, H)) { free(Co); rc = -1; goto out; }
+        }
+        if (load_rows(wo, nod, W)) { free(Co); goto out; }
+        add_sandwich(C, W, Co, d, nod, o->attn_mix, T);
+        free(Co);
+        /* ffn */
+        if (get_vec(fn, d, gain)) goto out;
+        norm_cov(gain, C, d, Cn);
+        if (mask & SLM_QFREE_GATE_UP) {
+            snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l);
+            if (set_h(g, name, Cn, d, H)) { rc = -1; goto out; }
+            snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l);
+            if (set_h(g, name, Cn, d, H)) { rc = -1; goto out; }
+        }
+        W2 = malloc((size_t)nff * d * 4);
+        float *Hz = calloc((size_t)nff * nff, 4), *mz = malloc((size_t)nff * 8);
+        if (!W2 || !Hz || !mz) { free(Hz); free(mz); rc = -1; goto out; }
+        if (load_rows(wg, d, W) || load_rows(wu, d, W2)) { free(Hz); free(mz); goto out; }
+        /* T = Wg Cn, X rows: Wu Cn (into the second half of T) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nff, (int)d, (int)d, 1.0f, W, (int)d, Cn, (int)d,
+                    0.0f, T, (int)d);
+        X = malloc((size_t)nff * d * 4);
+        if (!X) { free(Hz); free(mz); rc = -1; goto out; }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nff, (int)d, (int)d, 1.0f, W2, (int)d, Cn, (int)d,
+                    0.0f, X, (int)d);
+        double *m = (double *)mz;
+        for (int64_t i = 0; i < nff; i++) {
+            double va = 0, vb = 0, c = 0;
+            for (int64_t j = 0; j < d; j++) {
+                va += (double)T[i * d + j] * W[i * d + j];
+                c += (double)T[i * d + j] * W2[i * d + j];
+                vb += (double)X[i * d + j] * W2[i * d + j];
+            }
+            double m0, m2;
+            silu_moments(va, &m0, &m2);
+            const double beta = va > 0 ? c / va : 0;
+            const double ez2 = beta * beta * m2 + (vb - beta * c) * m0;
+            m[i] = o->down_mean ? beta * silu_a(va) : 0;
+            Hz[i * nff + i] = (float)(ez2 - m[i] * m[i]);
+        }
+        for (int64_t i = 0; i < nff; i++)
+            for (int64_t j = 0; j < nff; j++) Hz[i * nff + j] += (float)(m[i] * m[j]);
+        free(X); X = NULL;
+        free(W2); W2 = NULL;
+        free(mz);
+        if (mask & SLM_QFREE_DOWN) {
+            snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l);
+            if (set_h(g, name, Hz, nff, H)) { free(Hz); rc = -1; goto out; }
+        }
+        if (load_rows(wd, nff, W)) { free(Hz); goto out; }
+        add_sandwich(C, W, Hz, d, nff, 1.0f, T);
+        free(Hz);
+    }
+    if (get_vec(onorm, d, gain)) goto out;
+    norm_cov(gain, C, d, Cn);
+    if ((mask & SLM_QFREE_OUTPUT) && set_h(g, "output.weight", Cn, d, H)) { rc = -1; goto out; }
+    rc = 0;
+out:
+    if (rc)
+        for (uint64_t i = 0; i < g->n_tensors; i++) { free(H[i]); H[i] = NULL; }
+    free(C); free(Cn); free(W); free(W2); free(T); free(X); free(gain); free(p);
+    return rc;
+}
+
+/* H (n x n, symmetric) ~ diag(dg) + V V^T: V (n x r, row-major) the top-r eigenvectors of H times the
+ * square roots of their eigenvalues (LAPACK ssyevr), dg the exact diagonal's remainder (>= 0). */
+#include <lapacke.h>
+int slm_qfree_lowrank(const float *H, int64_t n, int r, float *dg, float *V)
+{
+    if (r <= 0 || r > n) return -1;
+    float *A = malloc((size_t)n * n * 4), *w = malloc((size_t)n * 4);
+    lapack_int *sup = malloc((size_t)2 * r * sizeof *sup), m = 0;
+    int rc = -1;
+    if (!A || !w || !sup) goto out;
+    memcpy(A, H, (size_t)n * n * 4);
+    if (LAPACKE_ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)n, A, (lapack_int)n, 0, 0, (lapack_int)(n - r + 1),
+                       (lapack_int)n, 0, &m, w, V, (lapack_int)r, sup) || m != r)
+        goto out;
+    for (int k = 0; k < r; k++) {
+        const float sq = w[k] > 0 ? sqrtf(w[k]) : 0;
+        for (int64_t j = 0; j < n; j++) V[j * r + k] *= sq;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        double di = H[i * n + i];
+        for (int k = 0; k < r; k++) di -= (double)V[i * r + k] * V[i * r + k];
+        dg[i] = (float)(di > 0 ? di : 0);
+    }
+    rc = 0;
+out:
+    free(A); free(w); free(sup);
+    return rc;
+}

@@ -23,4 +23,27 @@ int slm_pl_row_f32(const gguf_tensor *t, int64_t r, float *dst);
  * 0 done, 1 not a layout it knows (imp left all NULL), -1 out of memory (imp left all NULL). */
 int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigned mask, float **imp);
 
+/* Full second-moment estimates of each product's input (api/qfree.c, for GPTQ without calibration
+ * data): H[i] (tensor index i; NULL on entry) gets a malloc'd ncols x ncols row-major matrix for the
+ * tensors `mask` selects. Dense: only for n_embd <= SLM_QFREE_COV_MAX_D (cost O(layers d^3)). */
+typedef struct slm_qfree_cov_opts {
+    int tokens;        /* token weights of C0: 0 uniform, 1 uniform over normal tokens (token_type 1),
+                        * 2 Zipf over merge rank (score -k) among normal tokens: 1 / (1 + k + zipf_k) */
+    float zipf_k;
+    float attn_mix;    /* residual gets attn_mix * Wo H_ao Wo^T (tokens' v averaged) */
+    float head_cross;  /* H_ao blocks between two different query heads times this */
+    int down_mean;     /* ffn_down's H: diag(var z) + E[z] E[z]^T (else diag E[z^2]) */
+} slm_qfree_cov_opts;
+/* what the flag-free default uses (chosen on the calibration text, docs/quantization.md) */
+#define SLM_QFREE_COV_DEFAULTS { 1, 0.0f, 0.1f, 0.0f, 1 }
+#define SLM_QFREE_COV_MASK (SLM_QFREE_QKV | SLM_QFREE_GATE_UP)
+#define SLM_QFREE_COV_MAX_D 512
+/* 0 done, 1 not a layout it knows or wider than SLM_QFREE_COV_MAX_D (H all NULL), -1 out of memory. */
+int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigned mask, const slm_qfree_cov_opts *o,
+                  float **H);
+
+/* The low-rank form for a low-rank GPTQ: H ~ diag(dg) + V V^T, V n x r row-major (top-r eigenpairs),
+ * dg the exact diagonal minus diag(V V^T). 0, or -1 (bad r, out of memory, LAPACK failure). */
+int slm_qfree_lowrank(const float *H, int64_t n, int r, float *dg, float *V);
+
 #endif

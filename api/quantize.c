@@ -119,6 +119,20 @@ static int layer_of(const char *name)
     return -1;
 }
 
+/* recipes whose flag-free default runs GPTQ with the data-free H (chosen on the calibration text) */
+static int qfree_cov_recipe(int ftype)
+{
+    switch (ftype) {
+    case SLM_FTYPE_Q8_0: case SLM_FTYPE_Q6_K: case SLM_FTYPE_Q5_K_M: case SLM_FTYPE_Q5_K_S:
+    case SLM_FTYPE_Q5_1: case SLM_FTYPE_Q5_0: case SLM_FTYPE_Q4_K_M: case SLM_FTYPE_Q4_K_S:
+    case SLM_FTYPE_Q4_1: case SLM_FTYPE_Q4_0: case SLM_FTYPE_Q3_K_L: case SLM_FTYPE_Q3_K_M:
+    case SLM_FTYPE_Q3_K_S: case SLM_FTYPE_Q2_K:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_err *err)
 {
     memset(res, 0, sizeof *res);
@@ -293,6 +307,38 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
             free(fi[i]);
         }
         free(fi);
+        if (qr < 0) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
+    }
+    /* no calibration: GPTQ with a data-free H (qfree.c, slm_qfree_cov: input second moments of q/k/v
+     * and gate/up estimated from the weights) for the recipes where it lowered KLD on the calibration
+     * text (docs/quantization.md, "Data-free importance"); models wider than SLM_QFREE_COV_MAX_D keep
+     * the plain path (cost: dense d x d moments) */
+    if (!imatrix_path && !o->gptq && !dry && qfree_cov_recipe(ftype)) {
+        float **Hs = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *Hs);
+        if (!Hs) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
+        const slm_qfree_cov_opts co = SLM_QFREE_COV_DEFAULTS;
+        int qr = slm_qfree_cov(g, nh, nkv, SLM_QFREE_COV_MASK, &co, Hs);
+        for (uint64_t i = 0; i < g->n_tensors && !qr; i++) {
+            const gguf_tensor *t = &g->tensors[i];
+            if (!Hs[i] || plan[i].type == t->type || !slm_qgrid_supported(plan[i].type) || t->n_dims != 2 ||
+                !calib_selected(t->name, incw, n_incw, excw, n_excw))
+                continue;
+            const int64_t nc = t->ne[0], nr = t->ne[1];
+            float *Wt = malloc((size_t)nc * (size_t)nr * 4);
+            unsigned char *buf = malloc((size_t)nr * slm_type_row_bytes(plan[i].type, (uint64_t)nc));
+            if (!Wt || !buf) { free(Wt); free(buf); qr = -1; break; }
+            int bad = 0;
+            for (int64_t r = 0; r < nr && !bad; r++) bad = slm_pl_row_f32(t, r, Wt + (size_t)r * nc) != 0;
+            for (int64_t k = 0; k < nc * nr && !bad; k++) bad = !isfinite(Wt[k]); /* the plain path reports it */
+            const slm_gptq_params gp = { 0, 0, 0 };
+            int gr = bad ? 1 : slm_gptq_quantize(plan[i].type, Wt, nr, nc, Hs[i], plan[i].imp, &gp, threads, buf);
+            free(Wt);
+            if (gr == SLM_GPTQ_ENOMEM) { free(buf); qr = -1; break; }
+            if (gr) { free(buf); continue; } /* not positive definite etc.: the plain path, same for any -t */
+            plan[i].pre = buf;
+        }
+        for (uint64_t i = 0; i < g->n_tensors; i++) free(Hs[i]);
+        free(Hs);
         if (qr < 0) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
     }
     if (imatrix_path && !n_imat_used) {
