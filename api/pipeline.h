@@ -207,6 +207,7 @@ typedef struct slm_pl_quant_opts {
     const char *const *incw, *const *excw; /* --include-weights / --exclude-weights substrings */
     int n_incw, n_excw;
     int gptq;                      /* GPTQ with go (calibration text, chunks, params) */
+    int weight_only;               /* no calibration and no data-free estimate (api/qfree.c) */
     gptq_opts go;
     /* a note (warning 0: e.g. a block-size fallback) or a warning (1) line, without "slm quantize: " */
     void (*note)(void *user, int warning, const char *msg);

@@ -37,7 +37,9 @@ typedef struct slm_qfree_cov_opts {
 /* what the flag-free default uses (chosen on the calibration text, docs/quantization.md) */
 #define SLM_QFREE_COV_DEFAULTS { 1, 0.0f, 0.1f, 0.0f, 1 }
 #define SLM_QFREE_COV_MASK (SLM_QFREE_QKV | SLM_QFREE_GATE_UP)
+#ifndef SLM_QFREE_COV_MAX_D
 #define SLM_QFREE_COV_MAX_D 512
+#endif
 /* 0 done, 1 not a layout it knows or wider than SLM_QFREE_COV_MAX_D (H all NULL), -1 out of memory. */
 int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigned mask, const slm_qfree_cov_opts *o,
                   float **H);

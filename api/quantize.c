@@ -119,11 +119,12 @@ static int layer_of(const char *name)
     return -1;
 }
 
-/* recipes whose flag-free default runs GPTQ with the data-free H (chosen on the calibration text) */
+/* recipes whose flag-free default runs GPTQ with the data-free H (chosen on the calibration text;
+ * not Q8_0: -3 %, noise, and `slm convert --outtype q8_0` writes the same bytes as quantize Q8_0) */
 static int qfree_cov_recipe(int ftype)
 {
     switch (ftype) {
-    case SLM_FTYPE_Q8_0: case SLM_FTYPE_Q6_K: case SLM_FTYPE_Q5_K_M: case SLM_FTYPE_Q5_K_S:
+    case SLM_FTYPE_Q6_K: case SLM_FTYPE_Q5_K_M: case SLM_FTYPE_Q5_K_S:
     case SLM_FTYPE_Q5_1: case SLM_FTYPE_Q5_0: case SLM_FTYPE_Q4_K_M: case SLM_FTYPE_Q4_K_S:
     case SLM_FTYPE_Q4_1: case SLM_FTYPE_Q4_0: case SLM_FTYPE_Q3_K_L: case SLM_FTYPE_Q3_K_M:
     case SLM_FTYPE_Q3_K_S: case SLM_FTYPE_Q2_K:
@@ -293,7 +294,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
     /* Q4_K_M / Q4_K_S gained 1.6 % / 0.6 % on the eval text with ffn_down + token_embd (noise level)
      * for ~3 % of quantize time (issue 19 bar 3 measures Q4_K_M's): off there (docs/quantization.md) */
     const unsigned qfree_mask = ftype == SLM_FTYPE_Q3_K_M || ftype == SLM_FTYPE_Q3_K_L ? SLM_QFREE_ALL : 0;
-    if (!imatrix_path && !o->gptq && qfree_mask && !dry) {
+    if (!imatrix_path && !o->gptq && !o->weight_only && qfree_mask && !dry) {
         float **fi = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *fi);
         if (!fi) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
         int qr = slm_qfree_importance(g, nh, nkv, qfree_mask, fi);
@@ -313,7 +314,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
      * and gate/up estimated from the weights) for the recipes where it lowered KLD on the calibration
      * text (docs/quantization.md, "Data-free importance"); models wider than SLM_QFREE_COV_MAX_D keep
      * the plain path (cost: dense d x d moments) */
-    if (!imatrix_path && !o->gptq && !dry && qfree_cov_recipe(ftype)) {
+    if (!imatrix_path && !o->gptq && !o->weight_only && !dry && qfree_cov_recipe(ftype)) {
         float **Hs = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *Hs);
         if (!Hs) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
         const slm_qfree_cov_opts co = SLM_QFREE_COV_DEFAULTS;

@@ -455,7 +455,8 @@ Test(calib, quantize_with_imatrix_and_gptq, .timeout = 120)
     const char *b[] = {"perplexity", "-m", in, "-f", tu_corpus("tinystories-eval.txt"), "-c", "128", "--chunks", "16",
                        "--kl-divergence-base", base, NULL};
     cr_assert_eq(run(b, &e), 0, "%s", e); free(e);
-    const char *qp[] = {"quantize", in, plain, "Q2_K", NULL};
+    /* plain: the weight-only search (the flag-free default estimates H from the weights) */
+    const char *qp[] = {"quantize", in, plain, "Q2_K", "--weight-only", NULL};
     cr_assert_eq(run(qp, &e), 0, "%s", e); free(e);
     const char *qi[] = {"quantize", in, wi, "Q2_K", "--imatrix", im, NULL};
     cr_assert_eq(run(qi, &e), 0, "%s", e); free(e);

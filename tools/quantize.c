@@ -36,7 +36,7 @@ static void q_log(void *user, const char *line)
 }
 
 typedef struct quantize_args {
-    int threads, pure, requant, dry, stats, json, gptq, act_order;
+    int threads, pure, requant, dry, stats, json, gptq, act_order, weight_only;
     int out_type, emb_type, n_ctx, chunks, block, self_chunks, self_seed;
     double damp;
     const char *imatrix, *calib;
@@ -96,6 +96,9 @@ static const slm_opt quantize_opts[] = {
              "accept already-quantized input (dequantized, then\nquantized again: errors add up)"),
     OPT_FLAG(0, "dry-run", quantize_args, dry, "print the types and the resulting size; write nothing"),
     OPT_FLAG(0, "stats", quantize_args, stats, "per-tensor RMSE and max |error| of the round trip"),
+    OPT_FLAG(0, "weight-only", quantize_args, weight_only,
+             "without calibration data, no data-free estimate (importance,\nGPTQ's H from the weights): the "
+             "plain weight-only search\n(docs/quantization.md)"),
     OPT_INCLUDE_AS(cli_json_table, quantize_args, json, "JSON summary on stdout instead of the table"),
     OPT_GROUP("calibration (see docs/calibration.md):"),
     OPT_PATH(0, "imatrix", quantize_args, imatrix, "FILE",
@@ -141,7 +144,7 @@ const slm_cmd_doc doc_quantize = {
         "need importance data (--imatrix or --gptq), as llama-quantize refuses them without an\n"
         "imatrix; IQ2_S and IQ2_M use IQ3_S.\n"
         "Metadata is copied; general.file_type is set to llama.cpp's value for TYPE.\n"
-        "Rows are quantized independently, so the output bytes are the same for any -t.\n"
+        "The output bytes are the same for any -t.\n"
         "The output is written to a temp file, synced and renamed: never a partial OUT.\n",
     .opts = quantize_opts,
     .notes =
@@ -204,6 +207,7 @@ int cmd_quantize(int argc, char **argv)
     if (qa.self_chunks > 0 && qa.chunks) { free(rules); return cli_usage(C, "--chunks limits -f's text; --self-calibrate N sets the chunk count itself"); }
     if (use_gptq && !go.calib && !go.self_chunks) { free(rules); return cli_usage(C, "--gptq needs a calibration text (-f FILE) or --self-calibrate N"); }
     if (!use_gptq && go.calib) { free(rules); return cli_usage(C, "-f is the calibration text of --gptq; pass --gptq too"); }
+    if (qa.weight_only && (imatrix_path || use_gptq)) { free(rules); return cli_usage(C, "--weight-only excludes --imatrix, --gptq and --self-calibrate"); }
     if ((n_incw || n_excw) && !imatrix_path && !use_gptq) { free(rules); return cli_usage(C, "--include-weights / --exclude-weights need --imatrix or --gptq"); }
     go.threads = threads;
     go.verbose = !json;
@@ -218,7 +222,7 @@ int cmd_quantize(int argc, char **argv)
     slm_pl_quant_opts qo = {
         .in = in, .out = out, .ftype = ftype, .threads = threads, .pure = pure, .requant = requant, .dry = dry,
         .stats = stats, .ro = ro, .imatrix = imatrix_path, .incw = incw, .excw = excw, .n_incw = n_incw,
-        .n_excw = n_excw, .gptq = use_gptq, .go = go, .note = q_note, .note_user = &json,
+        .n_excw = n_excw, .gptq = use_gptq, .weight_only = qa.weight_only, .go = go, .note = q_note, .note_user = &json,
         .progress = cli_progress_phase, .progress_user = &bar,
     };
     slm_pl_quant_result res;
