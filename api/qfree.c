@@ -20,7 +20,12 @@
  * O(weights) multiply-adds over v, attn_output, gate, up and down, no sampling, no text. Only
  * applied to the llama tensor layout (token_embd, blk.N.{attn_norm,attn_v,attn_output,ffn_norm,
  * ffn_gate,ffn_up,ffn_down}, output_norm); any other model gets no importance (unchanged bytes).
- * Deterministic: one thread, fixed summation order. */
+ * Deterministic: one thread, fixed summation order.
+ *
+ * The second half (slm_qfree_cov) makes the same walk with full d x d second moments: the H with
+ * which the flag-free default GPTQ-quantizes q/k/v and gate/up (docs/quantization.md). */
+#include <cblas.h>
+#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,8 +238,7 @@ out:
  *   z  = silu(gate x) up x: diagonal E[z^2] (closed form above), and with down_mean the
  *        means E[z_i] E[z_j] off the diagonal; ffn_down's H; residual C += Wd Hz Wd^T.
  * Dense float matrices (sgemm); for small models (cost O(layers d^2 (d + n_ff) + vocab d^2)). */
-#include <cblas.h>
-
+#define EMB_ROWS 4096
 static int load_rows(const gguf_tensor *t, int64_t n, float *dst)
 {
     const int64_t nr = rows_of(t);
@@ -300,8 +304,8 @@ int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigne
     int64_t wmax = d;
     for (uint64_t i = 0; i < g->n_tensors; i++)
         if (g->tensors[i].ne[0] > wmax) wmax = g->tensors[i].ne[0];
-    size_t big = (size_t)wmax * (size_t)(wmax > nv ? wmax : nv);
-    float *C = malloc((size_t)d * d * 4), *Cn = malloc((size_t)d * d * 4), *W = malloc(big * 4), *W2 = NULL;
+    const size_t big = (size_t)wmax * (size_t)wmax, wsz = big > (size_t)EMB_ROWS * d ? big : (size_t)EMB_ROWS * d;
+    float *C = malloc((size_t)d * d * 4), *Cn = malloc((size_t)d * d * 4), *W = malloc(wsz * 4), *W2 = NULL;
     float *T = malloc(big * 4), *X = NULL, *gain = malloc((size_t)d * 4), *p = malloc((size_t)nv * 4);
     int rc = 1;
     if (!C || !Cn || !W || !T || !gain || !p) { rc = -1; goto out; }
@@ -324,13 +328,17 @@ int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigne
         if (sum <= 0) for (int64_t t = 0; t < nv; t++) p[t] = 1, sum = (double)nv;
         for (int64_t t = 0; t < nv; t++) p[t] = (float)(p[t] / sum);
     }
-    if (load_rows(emb, d, W)) goto out;
-    for (int64_t t = 0; t < nv; t++) {
-        const float s = sqrtf(p[t]);
-        for (int64_t j = 0; j < d; j++) W[t * d + j] *= s;
+    /* C0 = E^T diag(p) E, EMB_ROWS tokens at a time */
+    for (int64_t t0 = 0; t0 < nv; t0 += EMB_ROWS) {
+        const int64_t nt = nv - t0 < EMB_ROWS ? nv - t0 : EMB_ROWS;
+        for (int64_t t = 0; t < nt; t++) {
+            if (slm_pl_row_f32(emb, t0 + t, W + (size_t)t * d)) goto out;
+            const float sp = sqrtf(p[t0 + t]);
+            for (int64_t j = 0; j < d; j++) W[t * d + j] *= sp;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)nt, 1.0f, W, (int)d, W, (int)d,
+                    t0 ? 1.0f : 0.0f, C, (int)d);
     }
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)d, (int)nv, 1.0f, W, (int)d, W, (int)d, 0.0f, C,
-                (int)d);
 
     for (int l = 0; l < nl; l++) {
         const gguf_tensor *an, *wv, *wo, *fn, *wg, *wu, *wd;
@@ -436,7 +444,6 @@ out:
 
 /* H (n x n, symmetric) ~ diag(dg) + V V^T: V (n x r, row-major) the top-r eigenvectors of H times the
  * square roots of their eigenvalues (LAPACK ssyevr), dg the exact diagonal's remainder (>= 0). */
-#include <lapacke.h>
 int slm_qfree_lowrank(const float *H, int64_t n, int r, float *dg, float *V)
 {
     if (r <= 0 || r > n) return -1;
