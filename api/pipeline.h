@@ -198,6 +198,9 @@ void slm_pl_model_quant(const char *path, char quant[16]);
 
 /* ---- quantize (api/quantize.c, api/gptq.c) ---- */
 #include "calib.h"
+/* slm_pl_quant_opts.data_free: the data-free estimates (api/qfree.c) when no calibration is given:
+ * AUTO the GPTQ H only for n_embd <= SLM_QFREE_COV_MAX_D, ON at any width, OFF none (weight-only) */
+enum { SLM_DATA_FREE_AUTO = 0, SLM_DATA_FREE_ON = 1, SLM_DATA_FREE_OFF = 2 };
 typedef struct slm_pl_quant_opts {
     const char *in, *out;
     int ftype;                     /* enum slm_ftype (slm_recipe_by_name) */
@@ -207,7 +210,7 @@ typedef struct slm_pl_quant_opts {
     const char *const *incw, *const *excw; /* --include-weights / --exclude-weights substrings */
     int n_incw, n_excw;
     int gptq;                      /* GPTQ with go (calibration text, chunks, params) */
-    int weight_only;               /* no calibration and no data-free estimate (api/qfree.c) */
+    int data_free;                 /* without calibration: SLM_DATA_FREE_AUTO/ON/OFF (api/qfree.c) */
     gptq_opts go;
     /* a note (warning 0: e.g. a block-size fallback) or a warning (1) line, without "slm quantize: " */
     void (*note)(void *user, int warning, const char *msg);

@@ -300,7 +300,7 @@ int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigne
         snprintf(name, sizeof name, "blk.%d.attn_norm.weight", nl);
         if (gguf_find_tensor(g, name) < 0) break;
     }
-    if (nl == 0 || n_head <= 0 || n_head_kv <= 0 || d > SLM_QFREE_COV_MAX_D) return 1;
+    if (nl == 0 || n_head <= 0 || n_head_kv <= 0 || (o->max_d > 0 && d > o->max_d)) return 1;
     int64_t wmax = d;
     for (uint64_t i = 0; i < g->n_tensors; i++)
         if (g->tensors[i].ne[0] > wmax) wmax = g->tensors[i].ne[0];

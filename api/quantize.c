@@ -294,7 +294,7 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
     /* Q4_K_M / Q4_K_S gained 1.6 % / 0.6 % on the eval text with ffn_down + token_embd (noise level)
      * for ~3 % of quantize time (issue 19 bar 3 measures Q4_K_M's): off there (docs/quantization.md) */
     const unsigned qfree_mask = ftype == SLM_FTYPE_Q3_K_M || ftype == SLM_FTYPE_Q3_K_L ? SLM_QFREE_ALL : 0;
-    if (!imatrix_path && !o->gptq && !o->weight_only && qfree_mask && !dry) {
+    if (!imatrix_path && !o->gptq && o->data_free != SLM_DATA_FREE_OFF && qfree_mask && !dry) {
         float **fi = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *fi);
         if (!fi) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
         int qr = slm_qfree_importance(g, nh, nkv, qfree_mask, fi);
@@ -312,12 +312,13 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
     }
     /* no calibration: GPTQ with a data-free H (qfree.c, slm_qfree_cov: input second moments of q/k/v
      * and gate/up estimated from the weights) for the recipes where it lowered KLD on the calibration
-     * text (docs/quantization.md, "Data-free importance"); models wider than SLM_QFREE_COV_MAX_D keep
-     * the plain path (cost: dense d x d moments) */
-    if (!imatrix_path && !o->gptq && !o->weight_only && !dry && qfree_cov_recipe(ftype)) {
+     * text (docs/quantization.md, "Data-free importance"); with --data-free auto, models wider than
+     * SLM_QFREE_COV_MAX_D keep the plain path (cost: dense d x d moments and dense GPTQ) */
+    if (!imatrix_path && !o->gptq && o->data_free != SLM_DATA_FREE_OFF && !dry && qfree_cov_recipe(ftype)) {
         float **Hs = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *Hs);
         if (!Hs) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
-        const slm_qfree_cov_opts co = SLM_QFREE_COV_DEFAULTS;
+        slm_qfree_cov_opts co = SLM_QFREE_COV_DEFAULTS;
+        if (o->data_free == SLM_DATA_FREE_ON) co.max_d = 0;
         int qr = slm_qfree_cov(g, nh, nkv, SLM_QFREE_COV_MASK, &co, Hs);
         for (uint64_t i = 0; i < g->n_tensors && !qr; i++) {
             const gguf_tensor *t = &g->tensors[i];

@@ -456,7 +456,7 @@ Test(calib, quantize_with_imatrix_and_gptq, .timeout = 120)
                        "--kl-divergence-base", base, NULL};
     cr_assert_eq(run(b, &e), 0, "%s", e); free(e);
     /* plain: the weight-only search (the flag-free default estimates H from the weights) */
-    const char *qp[] = {"quantize", in, plain, "Q2_K", "--weight-only", NULL};
+    const char *qp[] = {"quantize", in, plain, "Q2_K", "--data-free", "off", NULL};
     cr_assert_eq(run(qp, &e), 0, "%s", e); free(e);
     const char *qi[] = {"quantize", in, wi, "Q2_K", "--imatrix", im, NULL};
     cr_assert_eq(run(qi, &e), 0, "%s", e); free(e);

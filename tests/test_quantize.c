@@ -464,3 +464,48 @@ Test(quantize_family, qwen25_biases, .timeout = 240) { family_recipes_match("qwe
 Test(quantize_family, qwen3_qk_norms, .timeout = 240) { family_recipes_match("qwen3-0.6b", "64"); }
 Test(quantize_family, gemma3_norms_tied, .timeout = 240) { family_recipes_match("gemma-3-270m", "64"); }
 Test(quantize_family, phi3_fused, .timeout = 240) { family_recipes_match("phi-3-mini", NULL); }
+
+/* ---- --data-free (issue 19): the data-free GPTQ H is estimated by default only up to n_embd 512
+ * (cost d^3); on a wider model `auto` writes the weight-only bytes (`off`), `on` lifts the limit
+ * and writes other bytes; --data-free with calibration is a usage error. */
+static char *quantize_mode(const char *dir, const char *src, const char *mode)
+{
+    char name[32];
+    snprintf(name, sizeof name, "df-%s.gguf", mode);
+    char *out = tu_path(dir, name), *o = NULL, *e = NULL;
+    const char *q[] = {"quantize", src, out, "Q4_0", "--data-free", mode, NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, q), 0, "quantize --data-free %s: %s", mode, e);
+    free(o);
+    free(e);
+    return out;
+}
+
+Test(quantize, data_free_width_limit_and_override, .timeout = 120)
+{
+    char *dir = tu_tmpdir("qdf");
+    char *hf = tu_path(dir, "hf"), *src = tu_path(dir, "src.gguf");
+    const char *synth[] = {"bench", "synth", "--shape", "tinyllama-1.1b", "-o", hf, "--layers", "1", "--hidden", "576",
+                           "--ff", "1536", "--heads", "9", "--kv-heads", "3", "--vocab", "512", "--dtype", "f32", NULL};
+    char *o = NULL, *e = NULL;
+    cr_assert_eq(tu_run_slm(&o, &e, synth), 0, "synth: %s", e);
+    free(o);
+    free(e);
+    const char *conv[] = {"convert", hf, "-o", src, "--outtype", "f32", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, conv), 0, "convert: %s", e);
+    free(o);
+    free(e);
+    char *fa = quantize_mode(dir, src, "auto"), *fn = quantize_mode(dir, src, "on"), *ff = quantize_mode(dir, src, "off");
+    size_t na, nn, nf;
+    char *a = tu_read_file(fa, &na), *n = tu_read_file(fn, &nn), *f = tu_read_file(ff, &nf);
+    cr_assert(a && n && f);
+    cr_assert(na == nf && !memcmp(a, f, na), "n_embd 576: --data-free auto should write the weight-only bytes");
+    cr_assert(nn == nf, "--data-free on changes the file size");
+    cr_assert(memcmp(n, f, nn) != 0, "--data-free on wrote the weight-only bytes: the estimate did not run");
+    const char *bad[] = {"quantize", src, ff, "Q4_0", "--data-free", "on", "--gptq", "-f", src, NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, bad), 2, "--data-free with --gptq: want a usage error");
+    free(o);
+    free(e);
+    free(a); free(n); free(f); free(fa); free(fn); free(ff); free(hf); free(src);
+    tu_rmtree(dir);
+    free(dir);
+}

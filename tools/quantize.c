@@ -36,7 +36,7 @@ static void q_log(void *user, const char *line)
 }
 
 typedef struct quantize_args {
-    int threads, pure, requant, dry, stats, json, gptq, act_order, weight_only;
+    int threads, pure, requant, dry, stats, json, gptq, act_order, data_free;
     int out_type, emb_type, n_ctx, chunks, block, self_chunks, self_seed;
     double damp;
     const char *imatrix, *calib;
@@ -79,6 +79,8 @@ static int opt_tensor_type(const char *cmd, const char *arg, void *field, void *
     return 0;
 }
 
+static const char *const data_free_modes[] = {"auto", "on", "off", NULL}; /* SLM_DATA_FREE_* order */
+
 static const slm_opt quantize_opts[] = {
     OPT_INCLUDE(cli_threads_table, quantize_args, threads),
     OPT_FLAG(0, "pure", quantize_args, pure,
@@ -96,9 +98,10 @@ static const slm_opt quantize_opts[] = {
              "accept already-quantized input (dequantized, then\nquantized again: errors add up)"),
     OPT_FLAG(0, "dry-run", quantize_args, dry, "print the types and the resulting size; write nothing"),
     OPT_FLAG(0, "stats", quantize_args, stats, "per-tensor RMSE and max |error| of the round trip"),
-    OPT_FLAG(0, "weight-only", quantize_args, weight_only,
-             "without calibration data, no data-free estimate (importance,\nGPTQ's H from the weights): the "
-             "plain weight-only search\n(docs/quantization.md)"),
+    OPT_ENUM(0, "data-free", quantize_args, data_free, "MODE", data_free_modes,
+             "without calibration data: auto (default) estimates the inputs'\nsecond moments from the weights "
+             "(GPTQ with that H up to\nn_embd 512; cost grows as d^3), on at any width, off: the\nplain "
+             "weight-only search (docs/quantization.md)"),
     OPT_INCLUDE_AS(cli_json_table, quantize_args, json, "JSON summary on stdout instead of the table"),
     OPT_GROUP("calibration (see docs/calibration.md):"),
     OPT_PATH(0, "imatrix", quantize_args, imatrix, "FILE",
@@ -207,7 +210,7 @@ int cmd_quantize(int argc, char **argv)
     if (qa.self_chunks > 0 && qa.chunks) { free(rules); return cli_usage(C, "--chunks limits -f's text; --self-calibrate N sets the chunk count itself"); }
     if (use_gptq && !go.calib && !go.self_chunks) { free(rules); return cli_usage(C, "--gptq needs a calibration text (-f FILE) or --self-calibrate N"); }
     if (!use_gptq && go.calib) { free(rules); return cli_usage(C, "-f is the calibration text of --gptq; pass --gptq too"); }
-    if (qa.weight_only && (imatrix_path || use_gptq)) { free(rules); return cli_usage(C, "--weight-only excludes --imatrix, --gptq and --self-calibrate"); }
+    if (qa.data_free != SLM_DATA_FREE_AUTO && (imatrix_path || use_gptq)) { free(rules); return cli_usage(C, "--data-free is for quantizing without --imatrix, --gptq or --self-calibrate"); }
     if ((n_incw || n_excw) && !imatrix_path && !use_gptq) { free(rules); return cli_usage(C, "--include-weights / --exclude-weights need --imatrix or --gptq"); }
     go.threads = threads;
     go.verbose = !json;
@@ -222,7 +225,7 @@ int cmd_quantize(int argc, char **argv)
     slm_pl_quant_opts qo = {
         .in = in, .out = out, .ftype = ftype, .threads = threads, .pure = pure, .requant = requant, .dry = dry,
         .stats = stats, .ro = ro, .imatrix = imatrix_path, .incw = incw, .excw = excw, .n_incw = n_incw,
-        .n_excw = n_excw, .gptq = use_gptq, .weight_only = qa.weight_only, .go = go, .note = q_note, .note_user = &json,
+        .n_excw = n_excw, .gptq = use_gptq, .data_free = qa.data_free, .go = go, .note = q_note, .note_user = &json,
         .progress = cli_progress_phase, .progress_user = &bar,
     };
     slm_pl_quant_result res;
