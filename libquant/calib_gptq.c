@@ -415,27 +415,32 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 }
 
 #define N_BANDS 8
-typedef struct { float *H; const float *x; int64_t T, n; int64_t edge[N_BANDS + 1]; int t, nt; } acc_job;
+typedef struct { float *H; const float *x; int64_t T, n, ld; int64_t edge[N_BANDS + 1]; int t, nt; } acc_job;
 
 /* bands t, t + nt, ...: rows [a, b) of H's upper triangle: the diagonal block with ssyrk
  * (its upper half only), H[a:b, b:n] += X[:, a:b]^T X[:, b:n] with sgemm */
 static void *acc_run(void *arg)
 {
     const acc_job *j = arg;
-    const int n = (int)j->n, T = (int)j->T;
+    const int n = (int)j->n, T = (int)j->T, ld = (int)j->ld;
     for (int k = j->t; k < N_BANDS; k += j->nt) {
         const int64_t a = j->edge[k], b = j->edge[k + 1];
         if (b <= a) continue;
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)(b - a), T, 1.0f, j->x + a, n, 1.0f,
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)(b - a), T, 1.0f, j->x + a, ld, 1.0f,
                     j->H + a * j->n + a, n);
         if (b < j->n)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(b - a), (int)(j->n - b), T, 1.0f, j->x + a, n,
-                        j->x + b, n, 1.0f, j->H + a * j->n + b, n);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(b - a), (int)(j->n - b), T, 1.0f, j->x + a, ld,
+                        j->x + b, ld, 1.0f, j->H + a * j->n + b, n);
     }
     return NULL;
 }
 
 void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_in, int n_threads)
+{
+    slm_gptq_accumulate_ld(H, x, n_tokens, n_in, n_in, n_threads);
+}
+
+void slm_gptq_accumulate_ld(float *H, const float *x, int64_t n_tokens, int64_t n_in, int64_t ld, int n_threads)
 {
     /* Upper triangle only; slm_gptq_symmetrize fills the lower one. A fixed split into
      * bands of rows of equal work, whatever the thread count, so the sums (and the GPTQ
@@ -456,7 +461,7 @@ void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_i
     }
     edge[N_BANDS] = n_in;
     for (int t = 0; t < n_threads; t++) {
-        jb[t] = (acc_job){ .H = H, .x = x, .T = n_tokens, .n = n_in, .t = t, .nt = n_threads };
+        jb[t] = (acc_job){ .H = H, .x = x, .T = n_tokens, .n = n_in, .ld = ld < n_in ? n_in : ld, .t = t, .nt = n_threads };
         memcpy(jb[t].edge, edge, sizeof edge);
     }
     for (int t = 1; t < n_threads; t++) started[t] = !pthread_create(&tid[t], NULL, acc_run, &jb[t]);
