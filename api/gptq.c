@@ -222,7 +222,8 @@ static int quantize_one(driver *d, gt_state *s, const gptq_opts *o, float *W, co
     if (!g->f || !slm_gptq_factor_fits(g->f, s->t->type, n)) {
         slm_gptq_factor_free(g->f);
         g->f = NULL;
-        q = slm_gptq_factor_new(s->t->type, g->H, n, &o->p, &g->f);
+        /* the factorisation on all threads (the same bytes for any -t) */
+        q = slm_gptq_factor_new_mt(s->t->type, g->H, n, &o->p, o->threads, &g->f);
     }
     if (!q) q = slm_gptq_quantize_factored(g->f, s->t->type, W, nrows, s->t->imp, o->threads, s->t->out);
     if (q)

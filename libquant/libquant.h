@@ -292,6 +292,9 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 typedef struct slm_gptq_factor slm_gptq_factor;
 int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
                         slm_gptq_factor **out);
+/* The same on n_threads threads (slm_gptq_factor_new: one); the bytes do not depend on it. */
+int slm_gptq_factor_new_mt(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
+                           slm_gptq_factor **out);
 int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols);
 int slm_gptq_quantize_factored(const slm_gptq_factor *f, uint32_t type, const float *W, int64_t nrows,
                                const float *imp, int n_threads, void *dst);
