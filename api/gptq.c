@@ -12,13 +12,15 @@
  *      attention (into R), gate/up's input into their H (products skipped); gate/up
  *      are GPTQ-quantized;
  *   4. from R: the feed-forward with the quantized gate/up; ffn_down's input is kept
- *      per chunk (product skipped); its H from those; ffn_down is GPTQ-quantized;
+ *      per chunk (product skipped); its H from every second token of those (DOWN_EVERY);
+ *      ffn_down is GPTQ-quantized;
  *   5. from R and the kept input: the quantized ffn_down, the block's output into R.
  * So every matrix is calibrated on what the quantized matrices before it produce (the
  * standard sequential GPTQ), and every product runs once, on quantized weights.
  * Then output.weight from the final R (its input seen, the logits skipped).
  * Memory: R, the kept inputs of every chunk (chunks x n_ctx x max(attention width,
- * n_ff) floats) and the H of one block's inputs.
+ * n_ff) floats), the H of one block's inputs and the quantized tensors; no decode copies
+ * of the model (slm_model_set_packs) and each F16 tensor's pages dropped once decoded.
  */
 #include <inttypes.h>
 #include <malloc.h>
