@@ -12,13 +12,15 @@
  *      attention (into R), gate/up's input into their H (products skipped); gate/up
  *      are GPTQ-quantized;
  *   4. from R: the feed-forward with the quantized gate/up; ffn_down's input is kept
- *      per chunk (product skipped); its H from those; ffn_down is GPTQ-quantized;
+ *      per chunk (product skipped); its H from every second token of those (DOWN_EVERY);
+ *      ffn_down is GPTQ-quantized;
  *   5. from R and the kept input: the quantized ffn_down, the block's output into R.
  * So every matrix is calibrated on what the quantized matrices before it produce (the
  * standard sequential GPTQ), and every product runs once, on quantized weights.
  * Then output.weight from the final R (its input seen, the logits skipped).
  * Memory: R, the kept inputs of every chunk (chunks x n_ctx x max(attention width,
- * n_ff) floats) and the H of one block's inputs.
+ * n_ff) floats), the H of one block's inputs and the quantized tensors; no decode copies
+ * of the model (slm_model_set_packs) and each F16 tensor's pages dropped once decoded.
  */
 #include <inttypes.h>
 #include <malloc.h>
@@ -55,6 +57,15 @@ static void ph_stop(phase_clock *pc, int ph)
  * per band of H on a long batch runs faster than one per chunk) */
 #define H_BATCH 4096
 
+/* ffn_down's H from every DOWN_EVERY-th token (positions 0, 2, ... of each chunk: n_ctx is
+ * even in practice; any n_ctx gives a fixed subset). Its H is n_ff^2 / 2 multiply-adds per
+ * token, 70 % of all H work of a Llama block: on the TinyLlama-1.1B shape (n_ff 5632, 64 x 512
+ * tokens) ~4 of ~33 CPU s a block saved; the KLD of the figures in docs/calibration.md
+ * ("Cost and speed") did not move beyond run-to-run noise. */
+#ifndef DOWN_EVERY
+#define DOWN_EVERY 2
+#endif
+
 typedef struct {
     gptq_tensor *t;
     const gguf_tensor *w;    /* the runtime's tensor of the same name */
@@ -83,6 +94,7 @@ typedef struct {
     int cur_layer, mode, chunk, n_ctx;
     hgroup g[8];
     int n_groups, threads;
+    const gguf_file *gf;     /* the runtime's model file (its pages released once read) */
     float *X;                /* kept inputs: attn_output's (stage 2), then ffn_down's (stage 4) */
     size_t x_per;            /* floats per chunk of the one being kept */
     int fail;                /* out of memory or an unexpected batch inside the observer */
@@ -108,7 +120,15 @@ static int input_kind(const char *name)
 
 static int is_ffn(const char *name) { return strstr(name, ".ffn_") != NULL; }
 
-/* H += x^T x for n_tokens rows, timed for the verbose report */
+/* H += x^T x for n_tokens rows ld floats apart, timed for the verbose report */
+static void h_accumulate_ld(driver *d, hgroup *g, const float *x, int64_t n_tokens, int64_t ld)
+{
+    const double w0 = slm_pl_now(), c0 = cpu_now();
+    slm_gptq_accumulate_ld(g->H, x, n_tokens, g->n, ld, d->threads);
+    d->h_wall += slm_pl_now() - w0;
+    d->h_cpu += cpu_now() - c0;
+}
+
 static void h_accumulate(driver *d, hgroup *g, const float *x, int64_t n_tokens)
 {
     const double w0 = slm_pl_now(), c0 = cpu_now();
@@ -195,13 +215,17 @@ static int quantize_one(driver *d, gt_state *s, const gptq_opts *o, float *W, co
     const int64_t n = t->ne[0], nrows = (int64_t)(t->n_elems / (uint64_t)n);
     const size_t rb = slm_row_bytes(s->t->type, n);
     if (to_f32(t, W)) return slm_err_set(err, SLM_EINPUT, "%s: tensor '%s': cannot decode its type", model_path, t->name);
+    /* its file pages are not read again here (the product runs on the quantized copy): out
+     * of the resident set, so the mapped model does not add up to its whole size */
+    gguf_release_range(d->gf, t, 0, t->nbytes);
     s->t->out = malloc(rb * (size_t)nrows);
     if (!s->t->out) return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     int q = 0;
     if (!g->f || !slm_gptq_factor_fits(g->f, s->t->type, n)) {
         slm_gptq_factor_free(g->f);
         g->f = NULL;
-        q = slm_gptq_factor_new(s->t->type, g->H, n, &o->p, &g->f);
+        /* the factorisation on all threads (the same bytes for any -t) */
+        q = slm_gptq_factor_new_mt(s->t->type, g->H, n, &o->p, o->threads, &g->f);
     }
     if (!q) q = slm_gptq_quantize_factored(g->f, s->t->type, W, nrows, s->t->imp, o->threads, s->t->out);
     if (q)
@@ -251,6 +275,10 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
     if (o->calib ? (rc = calib_prepare(o->calib, m, tok, o->n_ctx, o->max_chunks, &ct, err))
                  : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
         goto out;
+    /* no decode copies of the weights: every product of the passes below runs on a
+     * quantized substitute or is skipped, and the copies (one more resident copy of the
+     * whole F16 model, besides the file pages the GPTQ reads) were a third of the peak memory */
+    slm_model_set_packs(m, 0);
     if ((rc = slm_ctx_new(m, o->n_ctx, o->n_ctx, o->threads, &ctx, err))) goto out;
 
     /* the runtime's own tensors (same names as the input file's) */
@@ -264,6 +292,7 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         s->down = s->layer < hp->n_layer && strstr(s->w->name, "ffn_down.weight") != NULL;
     }
     d.threads = o->threads;
+    d.gf = g;
     d.n_ctx = ct.n_ctx;
     slm_ctx_set_observer(ctx, observe, &d);
     size_t maxel = 0;
@@ -379,7 +408,10 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
                 if (s->layer != L || input_of(s->w->name) != stop) continue;
                 hgroup *hg = &d.g[s->group];
                 if (s->leader) {
-                    if (s->down) h_accumulate(&d, hg, d.X, (int64_t)ct.n_chunks * ct.n_ctx);
+                    if (s->down) { /* every DOWN_EVERY-th token of all chunks (see DOWN_EVERY) */
+                        const int64_t rows = (int64_t)ct.n_chunks * ct.n_ctx;
+                        h_accumulate_ld(&d, hg, d.X, (rows + DOWN_EVERY - 1) / DOWN_EVERY, DOWN_EVERY * hg->n);
+                    }
                     else h_flush(&d, hg);
                     slm_gptq_symmetrize(hg->H, hg->n);
                 }

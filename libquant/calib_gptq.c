@@ -232,24 +232,127 @@ static int cmp_desc(const void *pa, const void *pb)
 }
 
 /* H^-1 = U^T U with U upper triangular, in float (as the GPTQ reference implementation;
- * double took twice as long: 2.5 s against 1.3 s at n = 5632, one thread, all of it
- * serial work in the driver), from one Cholesky factorisation and one triangular
- * inverse. With J the reversal of the column order, J H J = M M^T (M lower) gives
- * H = (J M J)(J M J)^T where J M J is upper triangular, so U = (J M J)^-1 = J M^-1 J.
- * A holds J H J (symmetric: row- and column-major agree); LAPACK works column-major in
- * place (no transposed copies). On return U[i][k] = M^-1[n-1-i][n-1-k] for k >= i. */
-static int chol_inverse_upper(float *A, int64_t n, float *U)
+ * double took twice as long: 2.5 s against 1.3 s at n = 5632, one thread). With J the
+ * reversal of the column order, J H J = M M^T (M lower) gives H = (J M J)(J M J)^T where
+ * J M J is upper triangular, so U = (J M J)^-1 = J M^-1 J. A holds J H J (symmetric: row-
+ * and column-major agree), column-major as LAPACK and BLAS see it.
+ *
+ * Both steps are blocked here, each parallel step cut into FPIECES fixed pieces that the
+ * threads take in turn (pieces t, t + nt, ...), every piece one single-threaded BLAS call
+ * on fixed operands: the bytes are the same for any thread count (OpenBLAS's own threads
+ * inside spotrf/strtri gave other bytes with 2 or 4 threads than with 1), and the second
+ * core no longer idles through the ~1.6 s a 5632 x 5632 factor took on one.
+ *   M: right-looking Cholesky in panels of FNB columns: the panel's diagonal block
+ *      (spotrf, serial, small), the rows below it (strsm, pieces of rows), the trailing
+ *      lower triangle (ssyrk + sgemm, pieces of columns of equal area).
+ *   M^-1: column pieces [j0, j1) solved independently, M[j0:, j0:] X = I[j0:, j0:j1]
+ *      (strsm; pieces of equal work, (n - j0)^2 per column).
+ * On return U[i][k] = M^-1[n-1-i][n-1-k] for k >= i. */
+#define FNB 256
+#define FPIECES 8
+
+typedef struct {
+    float *A, *B;            /* J H J -> M (in place); B: M^-1, column-major */
+    int64_t n, k0, kb;       /* the current panel: columns [k0, k0 + kb) */
+    int step;                /* 0: rows below the panel, 1: trailing update, 2: columns of M^-1 */
+    int64_t edge[FPIECES + 1];
+    int t, nt;
+} fact_job;
+
+static void *fact_run(void *arg)
 {
-    if (LAPACKE_spotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)n, A, (lapack_int)n)) return -1;
-    if (LAPACKE_strtri(LAPACK_COL_MAJOR, 'L', 'N', (lapack_int)n, A, (lapack_int)n)) return -1;
-    /* column-major M^-1(p, q) sits at A[q * n + p]; copied in 64 x 64 tiles (a column
-     * walk of A per row of U missed the cache on every element) */
+    const fact_job *j = arg;
+    const int64_t n = j->n, k0 = j->k0, kb = j->kb;
+    float *A = j->A;
+    for (int p = j->t; p < FPIECES; p += j->nt) {
+        const int64_t a = j->edge[p], b = j->edge[p + 1];
+        if (b <= a) continue;
+        if (j->step == 0) { /* A[a:b, panel] = A[a:b, panel] L_kk^-T */
+            cblas_strsm(CblasColMajor, CblasRight, CblasLower, CblasTrans, CblasNonUnit, (int)(b - a), (int)kb, 1.0f,
+                        A + k0 * n + k0, (int)n, A + k0 * n + a, (int)n);
+        } else if (j->step == 1) { /* columns [a, b) of the trailing triangle -= panel panel^T */
+            cblas_ssyrk(CblasColMajor, CblasLower, CblasNoTrans, (int)(b - a), (int)kb, -1.0f, A + k0 * n + a, (int)n,
+                        1.0f, A + a * n + a, (int)n);
+            if (b < n)
+                cblas_sgemm(CblasColMajor, CblasNoTrans, CblasTrans, (int)(n - b), (int)(b - a), (int)kb, -1.0f,
+                            A + k0 * n + b, (int)n, A + k0 * n + a, (int)n, 1.0f, A + a * n + b, (int)n);
+        } else { /* columns [a, b) of M^-1: rows >= a, from the identity */
+            float *X = j->B + a * n;
+            for (int64_t c = a; c < b; c++) {
+                memset(X + (c - a) * n + a, 0, sizeof(float) * (size_t)(n - a));
+                X[(c - a) * n + c] = 1.0f;
+            }
+            cblas_strsm(CblasColMajor, CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, (int)(n - a), (int)(b - a),
+                        1.0f, A + a * n + a, (int)n, X + a, (int)n);
+        }
+    }
+    return NULL;
+}
+
+/* the pieces of one step on nt threads (the caller's thread takes piece 0, nt, ...) */
+static void fact_step(fact_job *jb, int nt)
+{
+    pthread_t tid[FPIECES];
+    int started[FPIECES] = { 0 };
+    fact_job js[FPIECES];
+    for (int t = 0; t < nt; t++) {
+        js[t] = *jb;
+        js[t].t = t;
+        js[t].nt = nt;
+    }
+    for (int t = 1; t < nt; t++) started[t] = !pthread_create(&tid[t], NULL, fact_run, &js[t]);
+    for (int t = 1; t < nt; t++)
+        if (!started[t]) fact_run(&js[t]);
+    fact_run(&js[0]);
+    for (int t = 1; t < nt; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+}
+
+/* *A: J H J, column-major; *U: scratch of n x n. On success the result is in *U (the two
+ * buffers swapped); -1 if not positive definite. */
+static int chol_inverse_upper(float **Ap, int64_t n, float **Up, int n_threads)
+{
+    float *A = *Ap, *B = *Up;
+    const int nt = n_threads < 1 ? 1 : n_threads > FPIECES ? FPIECES : n_threads;
+    fact_job jb = { .A = A, .B = B, .n = n };
+    for (int64_t k0 = 0; k0 < n; k0 += FNB) {
+        const int64_t kb = n - k0 < FNB ? n - k0 : FNB, s = k0 + kb, m = n - s;
+        if (LAPACKE_spotrf(LAPACK_COL_MAJOR, 'L', (lapack_int)kb, A + k0 * n + k0, (lapack_int)n)) return -1;
+        if (!m) break;
+        jb.k0 = k0;
+        jb.kb = kb;
+        jb.step = 0; /* rows s..n-1 in equal parts */
+        for (int p = 0; p <= FPIECES; p++) jb.edge[p] = s + m * p / FPIECES;
+        fact_step(&jb, nt);
+        jb.step = 1; /* columns of equal area of the trailing lower triangle */
+        jb.edge[0] = s;
+        for (int p = 1; p < FPIECES; p++) {
+            const int64_t e = n - (int64_t)((double)m * sqrt(1.0 - (double)p / FPIECES));
+            jb.edge[p] = e < jb.edge[p - 1] ? jb.edge[p - 1] : e > n ? n : e;
+        }
+        jb.edge[FPIECES] = n;
+        fact_step(&jb, nt);
+    }
+    for (int64_t c = 0; c < n; c++) /* a pivot that came out NaN or infinite */
+        if (!isfinite(A[c * n + c]) || !(A[c * n + c] > 0)) return -1;
+    jb.step = 2; /* columns of M^-1, equal work ((n - j)^2 per column) */
+    jb.edge[0] = 0;
+    for (int p = 1; p < FPIECES; p++) {
+        const int64_t e = n - (int64_t)((double)n * cbrt(1.0 - (double)p / FPIECES));
+        jb.edge[p] = e < jb.edge[p - 1] ? jb.edge[p - 1] : e > n ? n : e;
+    }
+    jb.edge[FPIECES] = n;
+    fact_step(&jb, nt);
+    /* column-major M^-1(p, q) sits at B[q * n + p]; copied into A in 64 x 64 tiles (a
+     * column walk per row of U missed the cache on every element) */
     enum { T = 64 };
     for (int64_t i0 = 0; i0 < n; i0 += T)
         for (int64_t k0 = 0; k0 < n; k0 += T)
             for (int64_t i = i0; i < i0 + T && i < n; i++)
                 for (int64_t k = k0; k < k0 + T && k < n; k++)
-                    U[i * n + k] = k >= i ? A[(n - 1 - k) * n + (n - 1 - i)] : 0.0f;
+                    A[i * n + k] = k >= i ? B[(n - 1 - k) * n + (n - 1 - i)] : 0.0f;
+    *Ap = B;
+    *Up = A;
     return 0;
 }
 
@@ -286,6 +389,12 @@ static void blas_init(void) { openblas_set_num_threads(1); }
 
 int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
                         slm_gptq_factor **out)
+{
+    return slm_gptq_factor_new_mt(type, H, ncols, p, 1, out);
+}
+
+int slm_gptq_factor_new_mt(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
+                           slm_gptq_factor **out)
 {
     *out = NULL;
     pthread_once(&blas_once, blas_init);
@@ -352,7 +461,7 @@ int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_
             if (!(arow[i] > 0)) arow[i] = (float)mean_diag;
             arow[i] = (float)((double)arow[i] + lambda);
         }
-        if (!chol_inverse_upper(A, n, f->U)) break;
+        if (!chol_inverse_upper(&A, n, &f->U, n_threads)) break;
         if (attempt == 6) { rc = SLM_GPTQ_ENOTPD; goto out; }
         lambda *= 10; /* not positive definite in float: damp harder */
     }
@@ -407,7 +516,7 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 {
     if (nrows < 1) return SLM_GPTQ_EUNSUPPORTED;
     slm_gptq_factor *f;
-    int rc = slm_gptq_factor_new(type, H, ncols, p, &f);
+    int rc = slm_gptq_factor_new_mt(type, H, ncols, p, n_threads, &f);
     if (rc) return rc;
     rc = slm_gptq_quantize_factored(f, type, W, nrows, imp, n_threads, dst);
     slm_gptq_factor_free(f);
@@ -415,27 +524,32 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 }
 
 #define N_BANDS 8
-typedef struct { float *H; const float *x; int64_t T, n; int64_t edge[N_BANDS + 1]; int t, nt; } acc_job;
+typedef struct { float *H; const float *x; int64_t T, n, ld; int64_t edge[N_BANDS + 1]; int t, nt; } acc_job;
 
 /* bands t, t + nt, ...: rows [a, b) of H's upper triangle: the diagonal block with ssyrk
  * (its upper half only), H[a:b, b:n] += X[:, a:b]^T X[:, b:n] with sgemm */
 static void *acc_run(void *arg)
 {
     const acc_job *j = arg;
-    const int n = (int)j->n, T = (int)j->T;
+    const int n = (int)j->n, T = (int)j->T, ld = (int)j->ld;
     for (int k = j->t; k < N_BANDS; k += j->nt) {
         const int64_t a = j->edge[k], b = j->edge[k + 1];
         if (b <= a) continue;
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)(b - a), T, 1.0f, j->x + a, n, 1.0f,
+        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, (int)(b - a), T, 1.0f, j->x + a, ld, 1.0f,
                     j->H + a * j->n + a, n);
         if (b < j->n)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(b - a), (int)(j->n - b), T, 1.0f, j->x + a, n,
-                        j->x + b, n, 1.0f, j->H + a * j->n + b, n);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(b - a), (int)(j->n - b), T, 1.0f, j->x + a, ld,
+                        j->x + b, ld, 1.0f, j->H + a * j->n + b, n);
     }
     return NULL;
 }
 
 void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_in, int n_threads)
+{
+    slm_gptq_accumulate_ld(H, x, n_tokens, n_in, n_in, n_threads);
+}
+
+void slm_gptq_accumulate_ld(float *H, const float *x, int64_t n_tokens, int64_t n_in, int64_t ld, int n_threads)
 {
     /* Upper triangle only; slm_gptq_symmetrize fills the lower one. A fixed split into
      * bands of rows of equal work, whatever the thread count, so the sums (and the GPTQ
@@ -456,7 +570,7 @@ void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_i
     }
     edge[N_BANDS] = n_in;
     for (int t = 0; t < n_threads; t++) {
-        jb[t] = (acc_job){ .H = H, .x = x, .T = n_tokens, .n = n_in, .t = t, .nt = n_threads };
+        jb[t] = (acc_job){ .H = H, .x = x, .T = n_tokens, .n = n_in, .ld = ld < n_in ? n_in : ld, .t = t, .nt = n_threads };
         memcpy(jb[t].edge, edge, sizeof edge);
     }
     for (int t = 1; t < n_threads; t++) started[t] = !pthread_create(&tid[t], NULL, acc_run, &jb[t]);

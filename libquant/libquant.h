@@ -277,6 +277,8 @@ enum { SLM_GPTQ_EUNSUPPORTED = -1, SLM_GPTQ_ENOMEM = -2, SLM_GPTQ_ENOTPD = -3 };
  * floats, on n_threads threads. Only the upper triangle is updated; call
  * slm_gptq_symmetrize before use. */
 void slm_gptq_accumulate(float *H, const float *x, int64_t n_tokens, int64_t n_in, int n_threads);
+/* The same for rows ld >= n_in floats apart (ld = 2 n_in: every second token of x). */
+void slm_gptq_accumulate_ld(float *H, const float *x, int64_t n_tokens, int64_t n_in, int64_t ld, int n_threads);
 void slm_gptq_symmetrize(float *H, int64_t n);
 /* GPTQ-quantize W (nrows x ncols, row-major, unchanged) given H = X^T X into dst (nrows
  * rows of `type`: any legacy or k-quant type). imp: per-column importance for the scale
@@ -290,6 +292,9 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 typedef struct slm_gptq_factor slm_gptq_factor;
 int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
                         slm_gptq_factor **out);
+/* The same on n_threads threads (slm_gptq_factor_new: one); the bytes do not depend on it. */
+int slm_gptq_factor_new_mt(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
+                           slm_gptq_factor **out);
 int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols);
 int slm_gptq_quantize_factored(const slm_gptq_factor *f, uint32_t type, const float *W, int64_t nrows,
                                const float *imp, int n_threads, void *dst);

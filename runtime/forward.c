@@ -213,7 +213,7 @@ static void packs_hold(const slm_model *cm)
 {
     slm_model *m = (slm_model *)cm;
     pthread_mutex_lock(&m->packs_mu);
-    if (m->packs.users++ == 0)
+    if (m->packs.users++ == 0 && !m->no_packs)
         pack_weights(m);
     pthread_mutex_unlock(&m->packs_mu);
 }

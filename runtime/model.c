@@ -393,3 +393,10 @@ void slm_model_free(slm_model *m)
 const slm_hparams *slm_model_hparams(const slm_model *m) { return &m->hp; }
 const gguf_file *slm_model_gguf(const slm_model *m) { return m->f; }
 uint64_t slm_model_weight_bytes(const slm_model *m) { return m->weight_bytes; }
+void slm_model_set_packs(slm_model *m, int on)
+{
+    pthread_mutex_lock(&m->packs_mu);
+    if (!m->packs.users)
+        m->no_packs = !on;
+    pthread_mutex_unlock(&m->packs_mu);
+}

@@ -47,6 +47,7 @@ struct slm_model {
     uint64_t weight_bytes;
     pthread_mutex_t packs_mu;                      /* guards packs.users and their building */
     slm_packs packs;
+    int no_packs;                                  /* slm_model_set_packs(m, 0) */
 };
 
 /* Scalar reference of slm_matmul (tests). */

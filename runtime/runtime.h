@@ -151,6 +151,12 @@ const slm_hparams *slm_model_hparams(const slm_model *m);
 const gguf_file *slm_model_gguf(const slm_model *m);
 /* Bytes of all weight tensors (for reports). */
 uint64_t slm_model_weight_bytes(const slm_model *m);
+/* Decode copies of the weights (the packs: x8 layouts and huge-page copies, made by the
+ * first context, one more resident copy of every matrix) on (1, the default) or off (0:
+ * products read the file's weights as they are, slower for decode). Takes effect when
+ * the model has no context. GPTQ turns them off: it substitutes every matrix it multiplies,
+ * and the copies of the F16 weights it never reads were 2.2 GB of its peak memory. */
+void slm_model_set_packs(slm_model *m, int on);
 
 /* ---- inference context (KV cache + scratch) -------------------------------- */
 typedef struct slm_ctx slm_ctx;

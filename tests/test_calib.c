@@ -142,6 +142,32 @@ Test(calib, gptq_lowers_output_error_vs_rounding, .timeout = 60)
     free(X); free(W); free(H); free(Wq); free(imp); free(buf); free(buf2);
 }
 
+/* ffn_down's H in the GPTQ driver comes from every second token: slm_gptq_accumulate_ld
+ * with rows 2 n apart sums exactly those rows, with the same bytes on any thread count */
+Test(calib, gptq_accumulate_every_second_row, .timeout = 60)
+{
+    enum { T = 300, n = 96 };
+    float *X = malloc(sizeof(float) * T * n), *H = calloc(n * n, sizeof(float)), *H1 = calloc(n * n, sizeof(float));
+    for (int i = 0; i < T * n; i++) X[i] = nrand() * (i % n == 5 ? 3.0f : 1.0f);
+    slm_gptq_accumulate_ld(H, X, T / 2, n, 2 * n, 2);
+    slm_gptq_accumulate_ld(H1, X, T / 2, n, 2 * n, 1);
+    int odd_seen = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = i; k < n; k++) {
+            cr_assert_eq(H[i * n + k], H1[i * n + k], "H[%d][%d] differs between 1 and 2 threads", i, k);
+            double ref = 0, all = 0;
+            for (int t = 0; t < T; t++) {
+                const double v = (double)X[(size_t)t * n + i] * X[(size_t)t * n + k];
+                all += v;
+                if (t % 2 == 0) ref += v;
+            }
+            cr_assert(fabs(H[i * n + k] - ref) <= 1e-4 * (fabs(ref) + T), "H[%d][%d] %g vs %g", i, k, H[i * n + k], ref);
+            odd_seen += fabs(H[i * n + k] - all) > 1e-3 * (fabs(all) + T);
+        }
+    cr_expect_gt(odd_seen, n, "the odd rows should not be in H");
+    free(X); free(H); free(H1);
+}
+
 Test(calib, gptq_rejects_unsupported)
 {
     float W[64] = {0}, H[64 * 64] = {0};
@@ -167,7 +193,9 @@ Test(calib, gptq_shared_factor_equals_one_shot, .timeout = 60)
     for (int act = 0; act < 2; act++) {
         slm_gptq_params p = {0.01f, 128, act};
         slm_gptq_factor *f = NULL;
-        cr_assert_eq(slm_gptq_factor_new(12 /* q4_K */, H, n, &p, &f), 0);
+        /* made on 3 threads (the blocked factorisation's pieces), compared below with the
+         * one-shot GPTQ, whose factor is made on one */
+        cr_assert_eq(slm_gptq_factor_new_mt(12 /* q4_K */, H, n, &p, 3, &f), 0);
         static const uint32_t types[] = {12, 14, 11, 2, 8}; /* q4_K q6_K q3_K q4_0 q8_0 */
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
             const slm_qtraits *q = slm_qtraits_get(types[k]);
@@ -676,6 +704,41 @@ static void open_f32_ctx(const char *in, slm_model **m, slm_ctx **ctx)
     slm_err err = {0};
     cr_assert_eq(slm_model_load(in, m, &err), 0, "%s", err.msg);
     cr_assert_eq(slm_ctx_new(*m, 64, 64, 2, ctx, &err), 0, "%s", err.msg);
+}
+
+/* GPTQ's context has no decode copies of the weights (slm_model_set_packs(m, 0)): its
+ * products read the file's rows and give the logits of a model with them */
+Test(calib, model_without_packs_gives_the_same_logits, .timeout = 60)
+{
+    char *dir = tu_tmpdir("calib");
+    char *in = f32_model(dir);
+    const int32_t toks[5] = {1, 300, 301, 302, 303};
+    float *ref = NULL;
+    int nv = 0;
+    for (int packs = 1; packs >= 0; packs--) {
+        slm_model *m = NULL;
+        slm_ctx *ctx = NULL;
+        slm_err err = {0};
+        cr_assert_eq(slm_model_load(in, &m, &err), 0, "%s", err.msg);
+        slm_model_set_packs(m, packs);
+        cr_assert_eq(slm_ctx_new(m, 64, 64, 2, &ctx, &err), 0, "%s", err.msg);
+        cr_assert_eq(slm_decode(ctx, toks, 5, 0, &err), 0, "%s", err.msg);
+        nv = slm_ctx_n_vocab(ctx);
+        const float *l = slm_ctx_logits(ctx, 0);
+        if (packs) {
+            ref = malloc(sizeof(float) * (size_t)nv);
+            memcpy(ref, l, sizeof(float) * (size_t)nv);
+        } else {
+            int same = 0;
+            for (int i = 0; i < nv; i++) same += l[i] == ref[i];
+            cr_expect_eq(same, nv, "without packs %d of %d logits differ", nv - same, nv);
+        }
+        slm_ctx_free(ctx);
+        slm_model_free(m);
+    }
+    free(ref);
+    tu_rmtree(dir);
+    free(in); free(dir);
 }
 
 /* The observer hook GPTQ's passes use: SLM_ACT_SKIP leaves a product out with a zero
