@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "calib.h"
+#include "qsample.h"
 #include "pipeline.h"
 #include "formats.h"
 #include "libquant.h"
@@ -248,9 +249,17 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         goto out;
     const slm_hparams *hp = slm_model_hparams(m);
     const gguf_file *g = slm_model_gguf(m);
+    const double src_w0 = slm_pl_now(), src_c0 = cpu_now();
     if (o->calib ? (rc = calib_prepare(o->calib, m, tok, o->n_ctx, o->max_chunks, &ct, err))
-                 : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
+        : o->self_source ? (rc = qsample_iid(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->self_source, &ct, err))
+                         : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
         goto out;
+    if (o->verbose && o->log && !o->calib) {
+        char line[160];
+        snprintf(line, sizeof line, "self-calibration tokens (%s, %d chunks of %d): wall/CPU s %.2f/%.2f\n",
+                 qsample_source_names[o->self_source], ct.n_chunks, ct.n_ctx, slm_pl_now() - src_w0, cpu_now() - src_c0);
+        o->log(o->log_user, line);
+    }
     if ((rc = slm_ctx_new(m, o->n_ctx, o->n_ctx, o->threads, &ctx, err))) goto out;
 
     /* the runtime's own tensors (same names as the input file's) */
@@ -334,7 +343,10 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
             for (int gi = 0; gi < d.n_groups; gi++) h_flush(&d, &d.g[gi]);
             ph_stop(&pc, PH_OUT);
             ph_start(&pc);
-            for (int gi = 0; gi < d.n_groups; gi++) slm_gptq_symmetrize(d.g[gi].H, d.g[gi].n);
+            for (int gi = 0; gi < d.n_groups; gi++) {
+                slm_gptq_symmetrize(d.g[gi].H, d.g[gi].n);
+                if ((rc = qsample_h_lowrank(d.g[gi].H, d.g[gi].n, err))) goto out; /* experiment: off unless env */
+            }
             for (size_t i = 0; i < d.n; i++)
                 if (d.s[i].layer == L && (rc = quantize_one(&d, &d.s[i], o, W, model_path, err))) goto out;
             ph_stop(&pc, PH_GPTQ);
@@ -382,6 +394,7 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
                     if (s->down) h_accumulate(&d, hg, d.X, (int64_t)ct.n_chunks * ct.n_ctx);
                     else h_flush(&d, hg);
                     slm_gptq_symmetrize(hg->H, hg->n);
+                    if ((rc = qsample_h_lowrank(hg->H, hg->n, err))) goto out; /* experiment: off unless env */
                 }
                 if ((rc = quantize_one(&d, s, o, W, model_path, err))) goto out;
             }
