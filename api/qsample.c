@@ -53,23 +53,19 @@ static int make_dist(const slm_model *m, const slm_tokenizer *tok, int source, i
         return slm_err_set(err, SLM_EINTERNAL, "out of memory");
     }
     /* the candidates: normal and byte tokens (no control, unknown, unused or user-defined) */
-    int n = 0, n_normal = 0, logprob = 0;
+    int n = 0, logprob = 0;
     for (int32_t i = 0; i < nv; i++) {
         const int type = ty ? (int)gguf_arr_num(ty, (uint64_t)i) : TT_NORMAL;
         if ((type != TT_NORMAL && type != TT_BYTE) || i == bos || i == eos) continue;
         const double s = sc ? gguf_arr_num(sc, (uint64_t)i) : 0.0;
         /* bytes after every normal token in the score order */
         t[n++] = (scored){ i, type == TT_BYTE ? -INFINITY : isfinite(s) ? (float)s : -INFINITY };
-        if (type == TT_NORMAL) {
-            n_normal++;
-            if (isfinite(s) && s != floor(s)) logprob = 1; /* SentencePiece unigram: log-probabilities */
-        }
+        if (type == TT_NORMAL && isfinite(s) && s != floor(s)) logprob = 1; /* SentencePiece unigram: log-probabilities */
     }
     if (n == 0) {
         free(t); free(ids); free(cum);
         return slm_err_set(err, SLM_EINPUT, "self-calibration: the vocabulary has no normal token to draw");
     }
-    (void)n_normal;
     double total = 0;
     if (source == QSAMPLE_UNIFORM) {
         for (int i = 0; i < n; i++) { ids[i] = t[i].id; cum[i] = total += 1.0; }
