@@ -39,6 +39,7 @@ typedef struct gptq_opts {
     void *log_user;
     int self_chunks;          /* with calib NULL: chunks to generate (calib_generate) */
     uint64_t self_seed;
+    int self_source;          /* QSAMPLE_* (api/qsample.h): generate (0) or i.i.d. tokens */
 } gptq_opts;
 /* Quantize ts[] (weights of products: blk.N.* and output.weight) with GPTQ, layer by
  * layer: H of layer N's inputs is accumulated with layers < N already quantized. */

@@ -30,6 +30,7 @@
 #include <time.h>
 
 #include "calib.h"
+#include "qsample.h"
 #include "pipeline.h"
 #include "formats.h"
 #include "libquant.h"
@@ -272,13 +273,21 @@ int gptq_run(const char *model_path, const gptq_opts *o, gptq_tensor *ts, size_t
         goto out;
     const slm_hparams *hp = slm_model_hparams(m);
     const gguf_file *g = slm_model_gguf(m);
+    const double src_w0 = slm_pl_now(), src_c0 = cpu_now();
     if (o->calib ? (rc = calib_prepare(o->calib, m, tok, o->n_ctx, o->max_chunks, &ct, err))
-                 : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
+        : o->self_source ? (rc = qsample_iid(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->self_source, &ct, err))
+                         : (rc = calib_generate(m, tok, o->n_ctx, o->self_chunks, o->self_seed, o->threads, &ct, err)))
         goto out;
     /* no decode copies of the weights: every product of the passes below runs on a
      * quantized substitute or is skipped, and the copies (one more resident copy of the
      * whole F16 model, besides the file pages the GPTQ reads) were a third of the peak memory */
     slm_model_set_packs(m, 0);
+    if (o->verbose && o->log && !o->calib) {
+        char line[160];
+        snprintf(line, sizeof line, "self-calibration tokens (%s, %d chunks of %d): wall/CPU s %.2f/%.2f\n",
+                 qsample_source_names[o->self_source], ct.n_chunks, ct.n_ctx, slm_pl_now() - src_w0, cpu_now() - src_c0);
+        o->log(o->log_user, line);
+    }
     if ((rc = slm_ctx_new(m, o->n_ctx, o->n_ctx, o->threads, &ctx, err))) goto out;
 
     /* the runtime's own tensors (same names as the input file's) */

@@ -25,7 +25,6 @@
  * The second half (slm_qfree_cov) makes the same walk with full d x d second moments: the H with
  * which the flag-free default GPTQ-quantizes q/k/v and gate/up (docs/quantization.md). */
 #include <cblas.h>
-#include <lapacke.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,33 +438,5 @@ out:
     if (rc)
         for (uint64_t i = 0; i < g->n_tensors; i++) { free(H[i]); H[i] = NULL; }
     free(C); free(Cn); free(W); free(W2); free(T); free(X); free(gain); free(p);
-    return rc;
-}
-
-/* H (n x n, symmetric) ~ diag(dg) + V V^T: V (n x r, row-major) the top-r eigenvectors of H times the
- * square roots of their eigenvalues (LAPACK ssyevr), dg the exact diagonal's remainder (>= 0). */
-int slm_qfree_lowrank(const float *H, int64_t n, int r, float *dg, float *V)
-{
-    if (r <= 0 || r > n) return -1;
-    float *A = malloc((size_t)n * n * 4), *w = malloc((size_t)n * 4);
-    lapack_int *sup = malloc((size_t)2 * r * sizeof *sup), m = 0;
-    int rc = -1;
-    if (!A || !w || !sup) goto out;
-    memcpy(A, H, (size_t)n * n * 4);
-    if (LAPACKE_ssyevr(LAPACK_ROW_MAJOR, 'V', 'I', 'U', (lapack_int)n, A, (lapack_int)n, 0, 0, (lapack_int)(n - r + 1),
-                       (lapack_int)n, 0, &m, w, V, (lapack_int)r, sup) || m != r)
-        goto out;
-    for (int k = 0; k < r; k++) {
-        const float sq = w[k] > 0 ? sqrtf(w[k]) : 0;
-        for (int64_t j = 0; j < n; j++) V[j * r + k] *= sq;
-    }
-    for (int64_t i = 0; i < n; i++) {
-        double di = H[i * n + i];
-        for (int k = 0; k < r; k++) di -= (double)V[i * r + k] * V[i * r + k];
-        dg[i] = (float)(di > 0 ? di : 0);
-    }
-    rc = 0;
-out:
-    free(A); free(w); free(sup);
     return rc;
 }

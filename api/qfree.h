@@ -46,8 +46,4 @@ typedef struct slm_qfree_cov_opts {
 int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigned mask, const slm_qfree_cov_opts *o,
                   float **H);
 
-/* The low-rank form for a low-rank GPTQ: H ~ diag(dg) + V V^T, V n x r row-major (top-r eigenpairs),
- * dg the exact diagonal minus diag(V V^T). 0, or -1 (bad r, out of memory, LAPACK failure). */
-int slm_qfree_lowrank(const float *H, int64_t n, int r, float *dg, float *V);
-
 #endif

@@ -245,3 +245,41 @@ Test(quality, self_calibrate_deterministic, .timeout = 180)
     tu_rmtree(dir);
     free(dir);
 }
+
+/* --self-source uniform / unigram: i.i.d. tokens from a seeded generator, no generation (api/qsample.c).
+ * -t 1 and -t 2 give the same bytes; each source other bytes than generate's and than the other
+ * source's; --self-source alone is a usage error. */
+Test(quality, self_source_deterministic, .timeout = 180)
+{
+    char *dir = tu_tmpdir("quality");
+    char *f32 = f32_model(dir);
+    const char *u1[] = {"--self-calibrate", "4", "-c", "64", "--self-source", "uniform", "-t", "1", NULL};
+    const char *u2[] = {"--self-calibrate", "4", "-c", "64", "--self-source", "uniform", NULL};
+    const char *g1[] = {"--self-calibrate", "4", "-c", "64", "--self-source", "unigram", "-t", "1", NULL};
+    const char *g2[] = {"--self-calibrate", "4", "-c", "64", "--self-source", "unigram", NULL};
+    const char *gen[] = {"--self-calibrate", "4", "-c", "64", NULL};
+    char *a = quantize_x(dir, f32, "Q4_K_M", "-u1", u1), *b = quantize_x(dir, f32, "Q4_K_M", "-u2", u2),
+         *c = quantize_x(dir, f32, "Q4_K_M", "-g1", g1), *d = quantize_x(dir, f32, "Q4_K_M", "-g2", g2),
+         *g = quantize_x(dir, f32, "Q4_K_M", "-gen", gen);
+    size_t na, nb, nc, nd, ng;
+    char *da = tu_read_file(a, &na), *db = tu_read_file(b, &nb), *dc = tu_read_file(c, &nc),
+         *dd = tu_read_file(d, &nd), *dg = tu_read_file(g, &ng);
+    cr_assert(da && db && dc && dd && dg);
+    cr_assert(na == nb && !memcmp(da, db, na), "--self-source uniform: -t 1 and -t 2 give different bytes");
+    cr_assert(nc == nd && !memcmp(dc, dd, nc), "--self-source unigram: -t 1 and -t 2 give different bytes");
+    cr_assert(na == ng && memcmp(da, dg, na), "--self-source uniform gave generate's bytes (or another size)");
+    cr_assert(nc == ng && memcmp(dc, dg, nc), "--self-source unigram gave generate's bytes (or another size)");
+    cr_assert(memcmp(da, dc, na), "--self-source uniform and unigram gave the same bytes");
+    char *o = NULL, *e = NULL;
+    const char *bad[] = {"quantize", f32, a, "Q4_K_M", "--self-source", "uniform", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, bad), 2, "--self-source without --self-calibrate: %s", e);
+    free(o); free(e);
+    const char *bad2[] = {"quantize", f32, a, "Q4_K_M", "--self-calibrate", "4", "--self-source", "text", NULL};
+    cr_assert_eq(tu_run_slm(&o, &e, bad2), 2, "--self-source text: %s", e);
+    free(o); free(e);
+    free(da); free(db); free(dc); free(dd); free(dg);
+    free(a); free(b); free(c); free(d); free(g);
+    free(f32);
+    tu_rmtree(dir);
+    free(dir);
+}

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "pipeline.h"
+#include "qsample.h"
 #include "cli.h"
 
 #define C "quantize"
@@ -37,7 +38,7 @@ static void q_log(void *user, const char *line)
 
 typedef struct quantize_args {
     int threads, pure, requant, dry, stats, json, gptq, act_order, data_free;
-    int out_type, emb_type, n_ctx, chunks, block, self_chunks, self_seed;
+    int out_type, emb_type, n_ctx, chunks, block, self_chunks, self_seed, self_source;
     double damp;
     const char *imatrix, *calib;
     const char *incw[64], *excw[64];
@@ -121,6 +122,11 @@ static const slm_opt quantize_opts[] = {
             "at temperature 1, min-p 0.02; seeded, deterministic)"),
     OPT_INT(0, "self-seed", quantize_args, self_seed, "S", 0, 0x7fffffff,
             "seed of --self-calibrate's sampling (chunk i uses S + i;\ndefault 1)"),
+    OPT_ENUM(0, "self-source", quantize_args, self_source, "SRC", qsample_source_names,
+             "--self-calibrate's tokens: generate (default: the model\n"
+             "samples its own text), uniform or unigram (drawn i.i.d.\n"
+             "over the vocabulary, or by the tokenizer's scores; no\n"
+             "generation: see docs/quantization.md)"),
     OPT_INT('c', "ctx-size", quantize_args, n_ctx, "N", 16, 1 << 20,
             "calibration chunk length in tokens (default 512, 128 with\n--self-calibrate; at most the model's context)"),
     OPT_INT(0, "chunks", quantize_args, chunks, "N", 1, 1 << 30, "use at most N calibration chunks (default: all)"),
@@ -178,7 +184,7 @@ int cmd_quantize(int argc, char **argv)
     const char *const *incw = qa.incw, *const *excw = qa.excw;
     int n_incw = qa.n_incw, n_excw = qa.n_excw, use_gptq = qa.gptq || qa.self_chunks > 0;
     if (!qa.n_ctx) qa.n_ctx = qa.self_chunks > 0 ? 128 : 512;
-    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, NULL, NULL, 0, 0 };
+    gptq_opts go = { qa.calib, qa.n_ctx, qa.chunks, 1, 0, { (float)qa.damp, qa.block, qa.act_order }, NULL, NULL, 0, 0, 0 };
     int threads = qa.threads, pure = qa.pure, requant = qa.requant, dry = qa.dry, stats = qa.stats, json = qa.json;
     slm_recipe_opts ro = { 0, -1, -1, NULL, 0 };
     if (qa.out_type >= 0)
@@ -206,6 +212,8 @@ int cmd_quantize(int argc, char **argv)
     }
     go.self_chunks = qa.self_chunks;
     go.self_seed = (uint64_t)qa.self_seed;
+    go.self_source = qa.self_source;
+    if (qa.self_source && !qa.self_chunks) { free(rules); return cli_usage(C, "--self-source chooses --self-calibrate's tokens; pass --self-calibrate N too"); }
     if (qa.self_chunks > 0 && go.calib) { free(rules); return cli_usage(C, "--self-calibrate generates its own calibration text; drop -f"); }
     if (qa.self_chunks > 0 && qa.chunks) { free(rules); return cli_usage(C, "--chunks limits -f's text; --self-calibrate N sets the chunk count itself"); }
     if (use_gptq && !go.calib && !go.self_chunks) { free(rules); return cli_usage(C, "--gptq needs a calibration text (-f FILE) or --self-calibrate N"); }
