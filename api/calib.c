@@ -57,6 +57,30 @@ int calib_run_chunk(slm_ctx *ctx, const calib_text *ct, int i, int all_logits, s
 }
 
 
+int calib_self_begin(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_chunks, calib_text *ct,
+                     int32_t *start, slm_err *err)
+{
+    memset(ct, 0, sizeof *ct);
+    const slm_hparams *hp = slm_model_hparams(m);
+    if (n_ctx > hp->n_ctx_train)
+        return slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
+    if (n_chunks < 1 || n_ctx < 2) return slm_err_set(err, SLM_EUSAGE, "self-calibration needs at least one chunk of 2 tokens");
+    ct->add_bos = slm_tokenizer_add_bos(tok);
+    ct->bos = slm_tokenizer_bos(tok);
+    *start = ct->bos >= 0 ? ct->bos : slm_tokenizer_eos(tok);
+    if (*start < 0)
+        return slm_err_set(err, SLM_EINPUT, "self-calibration: the tokenizer defines neither BOS nor EOS to start from");
+    ct->n_ctx = n_ctx;
+    ct->n_chunks = n_chunks;
+    ct->n_tokens = (size_t)n_ctx * (size_t)n_chunks;
+    ct->tokens = malloc(sizeof(int32_t) * ct->n_tokens);
+    if (!ct->tokens) {
+        calib_free(ct);
+        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+    }
+    return SLM_OK;
+}
+
 /* Self-calibration: the chunks are sampled from the model itself. Each chunk starts with
  * BOS (when the tokenizer adds one) and continues with tokens drawn at temperature 1
  * (min-p 0.02 drops the noise tail) from the model's own distribution; an end-of-generation
@@ -68,24 +92,12 @@ int calib_run_chunk(slm_ctx *ctx, const calib_text *ct, int i, int all_logits, s
 int calib_generate(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_chunks, uint64_t seed, int threads,
                    calib_text *ct, slm_err *err)
 {
-    memset(ct, 0, sizeof *ct);
+    int32_t start;
+    int rc = calib_self_begin(m, tok, n_ctx, n_chunks, ct, &start, err);
+    if (rc) return rc;
     const slm_hparams *hp = slm_model_hparams(m);
-    if (n_ctx > hp->n_ctx_train)
-        return slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
-    if (n_chunks < 1 || n_ctx < 2) return slm_err_set(err, SLM_EUSAGE, "self-calibration needs at least one chunk of 2 tokens");
-    ct->add_bos = slm_tokenizer_add_bos(tok);
-    ct->bos = slm_tokenizer_bos(tok);
-    const int32_t start = ct->bos >= 0 ? ct->bos : slm_tokenizer_eos(tok);
-    if (start < 0)
-        return slm_err_set(err, SLM_EINPUT, "self-calibration: the tokenizer defines neither BOS nor EOS to start from");
-    ct->n_ctx = n_ctx;
-    ct->n_chunks = n_chunks;
-    ct->n_tokens = (size_t)n_ctx * (size_t)n_chunks;
-    ct->tokens = malloc(sizeof(int32_t) * ct->n_tokens);
     slm_ctx *work = NULL, *seqs[GEN_GROUP] = {0};
     slm_sampler *smp[GEN_GROUP] = {0};
-    int rc = SLM_OK;
-    if (!ct->tokens) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto out; }
     const int group = n_chunks < GEN_GROUP ? n_chunks : GEN_GROUP;
     if ((rc = slm_ctx_new(m, n_ctx, group, threads, &work, err))) goto out;
     for (int k = 0; k < group; k++)

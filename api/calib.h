@@ -17,6 +17,11 @@ typedef struct calib_text {
 int calib_prepare(const char *path, const slm_model *m, const slm_tokenizer *tok, int n_ctx, int max_chunks,
                   calib_text *ct, slm_err *err);
 void calib_free(calib_text *ct);
+/* The start of every self-calibration source: checks n_ctx / n_chunks against the model, sets
+ * ct's shape and allocates its tokens; *start = the token each chunk begins with (BOS, else EOS).
+ * 0, or SLM_E* with ct freed. */
+int calib_self_begin(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_chunks, calib_text *ct,
+                     int32_t *start, slm_err *err);
 /* Self-calibration: n_chunks chunks of n_ctx tokens sampled from the model itself (BOS, then
  * temperature-1 sampling with min-p 0.02, chunk i seeded with seed + i; deterministic). */
 int calib_generate(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_chunks, uint64_t seed, int threads,

@@ -52,6 +52,28 @@ static int64_t rows_of(const gguf_tensor *t)
     return r;
 }
 
+/* One llama block's tensors, checked against each other (d = n_embd): 0, or 1 (not that layout). */
+typedef struct qblock {
+    const gguf_tensor *an, *wv, *wo, *fn, *wg, *wu, *wd;
+    int64_t nvd, nod, nff; /* v rows, attn_output columns, feed-forward width */
+} qblock;
+
+static int block_tensors(const gguf_file *g, int l, int64_t d, int64_t n_head, int64_t n_head_kv, qblock *b)
+{
+    char name[96];
+#define QB_GET(f, nm) (snprintf(name, sizeof name, "blk.%d." nm ".weight", l), b->f = tensor(g, name))
+    QB_GET(an, "attn_norm"); QB_GET(wv, "attn_v"); QB_GET(wo, "attn_output"); QB_GET(fn, "ffn_norm");
+    QB_GET(wg, "ffn_gate"); QB_GET(wu, "ffn_up"); QB_GET(wd, "ffn_down");
+#undef QB_GET
+    if (!b->an || !b->wv || !b->wo || !b->fn || !b->wg || !b->wu || !b->wd) return 1;
+    b->nvd = rows_of(b->wv), b->nod = b->wo->ne[0], b->nff = rows_of(b->wg);
+    if (b->wv->ne[0] != d || rows_of(b->wo) != d || b->wg->ne[0] != d || b->wu->ne[0] != d ||
+        rows_of(b->wu) != b->nff || b->wd->ne[0] != b->nff || rows_of(b->wd) != d || n_head <= 0 || n_head_kv <= 0 ||
+        b->nvd % n_head_kv || b->nod != b->nvd / n_head_kv * n_head)
+        return 1;
+    return 0;
+}
+
 /* 1-D gain vector of length n, or -1 */
 static int get_vec(const gguf_tensor *t, int64_t n, float *dst)
 {
@@ -142,20 +164,10 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
     } while (0)
 
     for (int l = 0; l < nl; l++) {
-        const gguf_tensor *an, *wv, *wo, *fn, *wg, *wu, *wd;
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l); an = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l); wv = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.attn_output.weight", l); wo = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l); fn = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l); wg = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l); wu = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l); wd = tensor(g, name);
-        if (!an || !wv || !wo || !fn || !wg || !wu || !wd) goto out;
-        const int64_t nvd = rows_of(wv), nod = wo->ne[0], nff = rows_of(wg);
-        if (wv->ne[0] != d || rows_of(wo) != d || wg->ne[0] != d || wu->ne[0] != d || rows_of(wu) != nff ||
-            wd->ne[0] != nff || rows_of(wd) != d || n_head <= 0 || n_head_kv <= 0 || nvd % n_head_kv ||
-            nod != nvd / n_head_kv * n_head)
-            goto out;
+        qblock b;
+        if (block_tensors(g, l, d, n_head, n_head_kv, &b)) goto out;
+        const gguf_tensor *an = b.an, *wv = b.wv, *wo = b.wo, *fn = b.fn, *wg = b.wg, *wu = b.wu, *wd = b.wd;
+        const int64_t nvd = b.nvd, nod = b.nod, nff = b.nff;
         if (get_vec(an, d, gain)) goto out;
         norm_moments(gain, s, d, xn);
         if (mask & SLM_QFREE_QKV) {
@@ -340,19 +352,10 @@ int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigne
     }
 
     for (int l = 0; l < nl; l++) {
-        const gguf_tensor *an, *wv, *wo, *fn, *wg, *wu, *wd;
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l); an = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l); wv = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.attn_output.weight", l); wo = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l); fn = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_gate.weight", l); wg = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_up.weight", l); wu = tensor(g, name);
-        snprintf(name, sizeof name, "blk.%d.ffn_down.weight", l); wd = tensor(g, name);
-        if (!an || !wv || !wo || !fn || !wg || !wu || !wd) goto out;
-        const int64_t nvd = rows_of(wv), nod = wo->ne[0], nff = rows_of(wg);
-        if (wv->ne[0] != d || rows_of(wo) != d || wg->ne[0] != d || wu->ne[0] != d || rows_of(wu) != nff ||
-            wd->ne[0] != nff || rows_of(wd) != d || nvd % n_head_kv || nod != nvd / n_head_kv * n_head)
-            goto out;
+        qblock b;
+        if (block_tensors(g, l, d, n_head, n_head_kv, &b)) goto out;
+        const gguf_tensor *an = b.an, *wv = b.wv, *wo = b.wo, *fn = b.fn, *wg = b.wg, *wu = b.wu, *wd = b.wd;
+        const int64_t nvd = b.nvd, nod = b.nod, nff = b.nff;
         if (get_vec(an, d, gain)) goto out;
         norm_cov(gain, C, d, Cn);
         if (mask & SLM_QFREE_QKV) {

@@ -92,30 +92,17 @@ int qsample_iid(const slm_model *m, const slm_tokenizer *tok, int n_ctx, int n_c
                 calib_text *ct, slm_err *err)
 {
     memset(ct, 0, sizeof *ct);
-    const slm_hparams *hp = slm_model_hparams(m);
     if (source != QSAMPLE_UNIFORM && source != QSAMPLE_UNIGRAM)
         return slm_err_set(err, SLM_EUSAGE, "self-calibration: unknown token source %d", source);
-    if (n_ctx > hp->n_ctx_train)
-        return slm_err_set(err, SLM_EINPUT, "-c %d exceeds the model's context length %d", n_ctx, hp->n_ctx_train);
-    if (n_chunks < 1 || n_ctx < 2) return slm_err_set(err, SLM_EUSAGE, "self-calibration needs at least one chunk of 2 tokens");
-    ct->add_bos = slm_tokenizer_add_bos(tok);
-    ct->bos = slm_tokenizer_bos(tok);
-    const int32_t start = ct->bos >= 0 ? ct->bos : slm_tokenizer_eos(tok);
-    if (start < 0)
-        return slm_err_set(err, SLM_EINPUT, "self-calibration: the tokenizer defines neither BOS nor EOS to start from");
+    int32_t start;
+    int rc = calib_self_begin(m, tok, n_ctx, n_chunks, ct, &start, err);
+    if (rc) return rc;
     int32_t *ids = NULL;
     double *cum = NULL;
     int n = 0;
-    int rc = make_dist(m, tok, source, &ids, &cum, &n, err);
-    if (rc) return rc;
-    ct->n_ctx = n_ctx;
-    ct->n_chunks = n_chunks;
-    ct->n_tokens = (size_t)n_ctx * (size_t)n_chunks;
-    ct->tokens = malloc(sizeof(int32_t) * ct->n_tokens);
-    if (!ct->tokens) {
-        free(ids); free(cum);
+    if ((rc = make_dist(m, tok, source, &ids, &cum, &n, err))) {
         calib_free(ct);
-        return slm_err_set(err, SLM_EINTERNAL, "out of memory");
+        return rc;
     }
     const double total = cum[n - 1];
     for (int c = 0; c < n_chunks; c++) {
