@@ -52,6 +52,17 @@ static int64_t rows_of(const gguf_tensor *t)
     return r;
 }
 
+/* blocks blk.0 .. blk.N-1 with an attn_norm: N */
+static int count_blocks(const gguf_file *g)
+{
+    char name[96];
+    int nl = 0;
+    for (;; nl++) {
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", nl);
+        if (gguf_find_tensor(g, name) < 0) return nl;
+    }
+}
+
 /* One llama block's tensors, checked against each other (d = n_embd): 0, or 1 (not that layout). */
 typedef struct qblock {
     const gguf_tensor *an, *wv, *wo, *fn, *wg, *wu, *wd;
@@ -131,12 +142,8 @@ int slm_qfree_importance(const gguf_file *g, int64_t n_head, int64_t n_head_kv, 
     const gguf_tensor *emb = tensor(g, "token_embd.weight"), *onorm = tensor(g, "output_norm.weight");
     if (!emb || !onorm || emb->n_dims != 2) return 1;
     const int64_t d = emb->ne[0], nv = emb->ne[1];
-    int nl = 0;
+    const int nl = count_blocks(g);
     char name[96];
-    for (;; nl++) {
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", nl);
-        if (gguf_find_tensor(g, name) < 0) break;
-    }
     if (nl == 0) return 1;
     int64_t wmax = d;
     for (uint64_t i = 0; i < g->n_tensors; i++)
@@ -305,12 +312,8 @@ int slm_qfree_cov(const gguf_file *g, int64_t n_head, int64_t n_head_kv, unsigne
     const gguf_tensor *emb = tensor(g, "token_embd.weight"), *onorm = tensor(g, "output_norm.weight");
     if (!emb || !onorm || emb->n_dims != 2) return 1;
     const int64_t d = emb->ne[0], nv = emb->ne[1];
-    int nl = 0;
+    const int nl = count_blocks(g);
     char name[96];
-    for (;; nl++) {
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", nl);
-        if (gguf_find_tensor(g, name) < 0) break;
-    }
     if (nl == 0 || n_head <= 0 || n_head_kv <= 0 || (o->max_d > 0 && d > o->max_d)) return 1;
     int64_t wmax = d;
     for (uint64_t i = 0; i < g->n_tensors; i++)
