@@ -312,9 +312,11 @@ int slm_pl_quantize(const slm_pl_quant_opts *o, slm_pl_quant_result *res, slm_er
     }
     /* no calibration: GPTQ with a data-free H (qfree.c, slm_qfree_cov: input second moments of q/k/v
      * and gate/up estimated from the weights) for the recipes where it lowered KLD on the calibration
-     * text (docs/quantization.md, "Data-free importance"); with --data-free auto, models wider than
-     * SLM_QFREE_COV_MAX_D keep the plain path (cost: dense d x d moments and dense GPTQ) */
-    if (!imatrix_path && !o->gptq && o->data_free != SLM_DATA_FREE_OFF && !dry && qfree_cov_recipe(ftype)) {
+     * text (docs/quantization.md, "Data-free importance"); with --data-free auto only for the
+     * architecture it was measured on (llama) and up to SLM_QFREE_COV_MAX_D wide (cost: dense d x d
+     * moments and dense GPTQ); --data-free on: any width and any llama-like layout */
+    if (!imatrix_path && !o->gptq && o->data_free != SLM_DATA_FREE_OFF && !dry && qfree_cov_recipe(ftype) &&
+        (o->data_free == SLM_DATA_FREE_ON || !strcmp(m.arch, "llama"))) {
         float **Hs = calloc(g->n_tensors ? g->n_tensors : 1, sizeof *Hs);
         if (!Hs) { rc = slm_err_set(err, SLM_EINTERNAL, "out of memory"); goto done; }
         slm_qfree_cov_opts co = SLM_QFREE_COV_DEFAULTS;

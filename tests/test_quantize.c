@@ -465,9 +465,10 @@ Test(quantize_family, qwen3_qk_norms, .timeout = 240) { family_recipes_match("qw
 Test(quantize_family, gemma3_norms_tied, .timeout = 240) { family_recipes_match("gemma-3-270m", "64"); }
 Test(quantize_family, phi3_fused, .timeout = 240) { family_recipes_match("phi-3-mini", NULL); }
 
-/* ---- --data-free (issue 19): the data-free GPTQ H is estimated by default only up to n_embd 512
- * (cost d^3); on a wider model `auto` writes the weight-only bytes (`off`), `on` lifts the limit
- * and writes other bytes; --data-free with calibration is a usage error. */
+/* ---- --data-free (issue 19): the data-free GPTQ H is estimated by default only for the
+ * architecture it was measured on (llama) and up to n_embd 512 (cost d^3); beyond that `auto`
+ * writes the weight-only bytes (`off`), `on` lifts both limits and writes other bytes; --data-free
+ * with calibration is a usage error. */
 static char *quantize_mode(const char *dir, const char *src, const char *mode)
 {
     char name[32];
@@ -480,12 +481,12 @@ static char *quantize_mode(const char *dir, const char *src, const char *mode)
     return out;
 }
 
-Test(quantize, data_free_width_limit_and_override, .timeout = 120)
+static void data_free_auto_is_off(const char *shape, const char *hidden, const char *heads, const char *kv)
 {
     char *dir = tu_tmpdir("qdf");
     char *hf = tu_path(dir, "hf"), *src = tu_path(dir, "src.gguf");
-    const char *synth[] = {"bench", "synth", "--shape", "tinyllama-1.1b", "-o", hf, "--layers", "1", "--hidden", "576",
-                           "--ff", "1536", "--heads", "9", "--kv-heads", "3", "--vocab", "512", "--dtype", "f32", NULL};
+    const char *synth[] = {"bench", "synth", "--shape", shape, "-o", hf, "--layers", "1", "--hidden", hidden,
+                           "--ff", "1536", "--heads", heads, "--kv-heads", kv, "--vocab", "512", "--dtype", "f32", NULL};
     char *o = NULL, *e = NULL;
     cr_assert_eq(tu_run_slm(&o, &e, synth), 0, "synth: %s", e);
     free(o);
@@ -498,9 +499,10 @@ Test(quantize, data_free_width_limit_and_override, .timeout = 120)
     size_t na, nn, nf;
     char *a = tu_read_file(fa, &na), *n = tu_read_file(fn, &nn), *f = tu_read_file(ff, &nf);
     cr_assert(a && n && f);
-    cr_assert(na == nf && !memcmp(a, f, na), "n_embd 576: --data-free auto should write the weight-only bytes");
+    cr_assert(na == nf && !memcmp(a, f, na), "%s, n_embd %s: --data-free auto should write the weight-only bytes",
+              shape, hidden);
     cr_assert(nn == nf, "--data-free on changes the file size");
-    cr_assert(memcmp(n, f, nn) != 0, "--data-free on wrote the weight-only bytes: the estimate did not run");
+    cr_assert(memcmp(n, f, nn) != 0, "%s: --data-free on wrote the weight-only bytes: the estimate did not run", shape);
     const char *bad[] = {"quantize", src, ff, "Q4_0", "--data-free", "on", "--gptq", "-f", src, NULL};
     cr_assert_eq(tu_run_slm(&o, &e, bad), 2, "--data-free with --gptq: want a usage error");
     free(o);
@@ -508,4 +510,14 @@ Test(quantize, data_free_width_limit_and_override, .timeout = 120)
     free(a); free(n); free(f); free(fa); free(fn); free(ff); free(hf); free(src);
     tu_rmtree(dir);
     free(dir);
+}
+
+Test(quantize, data_free_width_limit_and_override, .timeout = 120)
+{
+    data_free_auto_is_off("tinyllama-1.1b", "576", "9", "3"); /* llama, wider than 512 */
+}
+
+Test(quantize, data_free_architecture_limit_and_override, .timeout = 120)
+{
+    data_free_auto_is_off("qwen2.5-0.5b", "256", "4", "2"); /* narrow, but not llama */
 }

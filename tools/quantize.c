@@ -101,8 +101,8 @@ static const slm_opt quantize_opts[] = {
     OPT_FLAG(0, "stats", quantize_args, stats, "per-tensor RMSE and max |error| of the round trip"),
     OPT_ENUM(0, "data-free", quantize_args, data_free, "MODE", data_free_modes,
              "without calibration data: auto (default) estimates the inputs'\nsecond moments from the weights "
-             "(GPTQ with that H up to\nn_embd 512; cost grows as d^3), on at any width, off: the\nplain "
-             "weight-only search (docs/quantization.md)"),
+             "(GPTQ with that H for llama\nmodels up to n_embd 512; cost grows as d^3); on: any width\nand family; "
+             "off: the plain weight-only search\n(docs/quantization.md)"),
     OPT_INCLUDE_AS(cli_json_table, quantize_args, json, "JSON summary on stdout instead of the table"),
     OPT_GROUP("calibration (see docs/calibration.md):"),
     OPT_PATH(0, "imatrix", quantize_args, imatrix, "FILE",
