@@ -5,7 +5,8 @@
  * in five stages over all chunks (slm_ctx_set_block_part: each stage runs a part of
  * the block), every matrix quantized before the product that uses it:
  *   1. the attention's norm (no attention): q/k/v's input goes into their H (products
- *      skipped); q/k/v are GPTQ-quantized;
+ *      skipped; every H_EVERY-th token, as for the other H of a block); q/k/v are
+ *      GPTQ-quantized;
  *   2. the attention with the quantized q/k/v: attn_output's input is kept per chunk and
  *      goes into its H (product skipped); attn_output is GPTQ-quantized;
  *   3. from the kept attention output: the quantized attn_output, the residual after
@@ -65,6 +66,14 @@ static void ph_stop(phase_clock *pc, int ph)
  * ("Cost and speed") did not move beyond run-to-run noise. */
 #ifndef DOWN_EVERY
 #define DOWN_EVERY 2
+#endif
+
+/* the other inputs of a block (q/k/v's, attn_output's, gate/up's) also from every
+ * H_EVERY-th token of each chunk (positions 0, 2, ...): they are n_embd wide (n_embd^2 / 2
+ * multiply-adds per token each, the other ~45 % of the H work on the TinyLlama-1.1B shape);
+ * output.weight's H keeps every token. KLD in docs/calibration.md ("Cost and speed"). */
+#ifndef H_EVERY
+#define H_EVERY 2
 #endif
 
 typedef struct {
@@ -145,15 +154,18 @@ static void h_flush(driver *d, hgroup *g)
     g->nbuf = 0;
 }
 
-static void h_add(driver *d, hgroup *g, const float *x, int64_t n_tokens)
+/* rows 0, every, 2 every, ... of x (n_tokens rows of g->n floats) into H */
+static void h_add(driver *d, hgroup *g, const float *x, int64_t n_tokens, int every)
 {
-    if (g->nbuf + n_tokens > H_BATCH) h_flush(d, g);
-    if (!g->buf || n_tokens > H_BATCH) {
-        h_accumulate(d, g, x, n_tokens);
+    const int64_t rows = (n_tokens + every - 1) / every;
+    if (g->nbuf + rows > H_BATCH) h_flush(d, g);
+    if (!g->buf || rows > H_BATCH) {
+        h_accumulate_ld(d, g, x, rows, (int64_t)every * g->n);
         return;
     }
-    memcpy(g->buf + g->nbuf * g->n, x, sizeof(float) * (size_t)n_tokens * (size_t)g->n);
-    g->nbuf += n_tokens;
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(g->buf + (g->nbuf + r) * g->n, x + r * every * g->n, sizeof(float) * (size_t)g->n);
+    g->nbuf += rows;
 }
 
 /* which input a product of a block takes */
@@ -183,7 +195,7 @@ static const gguf_tensor *observe(void *user, const gguf_tensor *W, const float 
     const int here = s && s->layer == d->cur_layer;
     const gguf_tensor *use = s && s->done ? &s->sub : NULL; /* quantized already, or the original */
     if (d->mode == MODE_OUTPUT) { /* the output matrix: only its input matters */
-        if (here && s->leader) h_add(d, &d->g[s->group], x, n_tokens);
+        if (here && s->leader) h_add(d, &d->g[s->group], x, n_tokens, 1);
         return SLM_ACT_SKIP;
     }
     const int in = input_of(W->name);
@@ -193,7 +205,7 @@ static const gguf_tensor *observe(void *user, const gguf_tensor *W, const float 
                    : d->mode == MODE_FFN ? IN_DOWN : -1;
     if (in != stop) return use;
     if (in == IN_ATT || in == IN_DOWN) keep(d, x, n_tokens, W->ne[0]);
-    if (here && s->leader && !s->down) h_add(d, &d->g[s->group], x, n_tokens);
+    if (here && s->leader && !s->down) h_add(d, &d->g[s->group], x, n_tokens, H_EVERY);
     return SLM_ACT_SKIP;
 }
 
