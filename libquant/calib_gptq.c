@@ -289,23 +289,33 @@ static void *fact_run(void *arg)
     return NULL;
 }
 
+/* fn on each of the n jobs (n <= RUN_MAX, `size` bytes apart): jobs 1..n-1 on threads of their own
+ * (run here if a thread cannot start), job 0 on the caller's; every job runs exactly once */
+#define RUN_MAX 8
+_Static_assert(FPIECES <= RUN_MAX, "fact_step's pieces fit run_jobs");
+static void run_jobs(void *(*fn)(void *), void *jobs, size_t size, int n)
+{
+    pthread_t tid[RUN_MAX];
+    int started[RUN_MAX] = { 0 };
+    char *j = jobs;
+    for (int t = 1; t < n; t++) started[t] = !pthread_create(&tid[t], NULL, fn, j + (size_t)t * size);
+    for (int t = 1; t < n; t++)
+        if (!started[t]) fn(j + (size_t)t * size);
+    fn(j);
+    for (int t = 1; t < n; t++)
+        if (started[t]) pthread_join(tid[t], NULL);
+}
+
 /* the pieces of one step on nt threads (the caller's thread takes piece 0, nt, ...) */
 static void fact_step(fact_job *jb, int nt)
 {
-    pthread_t tid[FPIECES];
-    int started[FPIECES] = { 0 };
     fact_job js[FPIECES];
     for (int t = 0; t < nt; t++) {
         js[t] = *jb;
         js[t].t = t;
         js[t].nt = nt;
     }
-    for (int t = 1; t < nt; t++) started[t] = !pthread_create(&tid[t], NULL, fact_run, &js[t]);
-    for (int t = 1; t < nt; t++)
-        if (!started[t]) fact_run(&js[t]);
-    fact_run(&js[0]);
-    for (int t = 1; t < nt; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
+    run_jobs(fact_run, js, sizeof *js, nt);
 }
 
 /* *A: J H J, column-major; *U: scratch of n x n. On success the result is in *U (the two
@@ -524,6 +534,7 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 }
 
 #define N_BANDS 8
+_Static_assert(N_BANDS <= RUN_MAX, "the accumulation's bands fit run_jobs");
 typedef struct { float *H; const float *x; int64_t T, n, ld; int64_t edge[N_BANDS + 1]; int t, nt; } acc_job;
 
 /* bands t, t + nt, ...: rows [a, b) of H's upper triangle: the diagonal block with ssyrk
@@ -558,8 +569,6 @@ void slm_gptq_accumulate_ld(float *H, const float *x, int64_t n_tokens, int64_t 
     if (n_threads < 1) n_threads = 1;
     if (n_threads > N_BANDS) n_threads = N_BANDS;
     acc_job jb[N_BANDS];
-    pthread_t tid[N_BANDS];
-    int started[N_BANDS] = { 0 };
     int64_t edge[N_BANDS + 1];
     const double total = (double)n_in * n_in / 2;
     edge[0] = 0;
@@ -573,12 +582,7 @@ void slm_gptq_accumulate_ld(float *H, const float *x, int64_t n_tokens, int64_t 
         jb[t] = (acc_job){ .H = H, .x = x, .T = n_tokens, .n = n_in, .ld = ld < n_in ? n_in : ld, .t = t, .nt = n_threads };
         memcpy(jb[t].edge, edge, sizeof edge);
     }
-    for (int t = 1; t < n_threads; t++) started[t] = !pthread_create(&tid[t], NULL, acc_run, &jb[t]);
-    for (int t = 1; t < n_threads; t++)
-        if (!started[t]) acc_run(&jb[t]);
-    acc_run(&jb[0]);
-    for (int t = 1; t < n_threads; t++)
-        if (started[t]) pthread_join(tid[t], NULL);
+    run_jobs(acc_run, jb, sizeof *jb, n_threads);
 }
 
 void slm_gptq_symmetrize(float *H, int64_t n)
