@@ -139,18 +139,10 @@ static void h_accumulate_ld(driver *d, hgroup *g, const float *x, int64_t n_toke
     d->h_cpu += cpu_now() - c0;
 }
 
-static void h_accumulate(driver *d, hgroup *g, const float *x, int64_t n_tokens)
-{
-    const double w0 = slm_pl_now(), c0 = cpu_now();
-    slm_gptq_accumulate(g->H, x, n_tokens, g->n, d->threads);
-    d->h_wall += slm_pl_now() - w0;
-    d->h_cpu += cpu_now() - c0;
-}
-
 static void h_flush(driver *d, hgroup *g)
 {
     if (!g->nbuf) return;
-    h_accumulate(d, g, g->buf, g->nbuf);
+    h_accumulate_ld(d, g, g->buf, g->nbuf, g->n);
     g->nbuf = 0;
 }
 
@@ -238,7 +230,7 @@ static int quantize_one(driver *d, gt_state *s, const gptq_opts *o, float *W, co
         slm_gptq_factor_free(g->f);
         g->f = NULL;
         /* the factorisation on all threads (the same bytes for any -t) */
-        q = slm_gptq_factor_new_mt(s->t->type, g->H, n, &o->p, o->threads, &g->f);
+        q = slm_gptq_factor_new(s->t->type, g->H, n, &o->p, o->threads, &g->f);
     }
     if (!q) q = slm_gptq_quantize_factored(g->f, s->t->type, W, nrows, s->t->imp, o->threads, s->t->out);
     if (q)

@@ -397,14 +397,9 @@ int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols)
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 static void blas_init(void) { openblas_set_num_threads(1); }
 
-int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
-                        slm_gptq_factor **out)
-{
-    return slm_gptq_factor_new_mt(type, H, ncols, p, 1, out);
-}
 
-int slm_gptq_factor_new_mt(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
-                           slm_gptq_factor **out)
+int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
+                        slm_gptq_factor **out)
 {
     *out = NULL;
     pthread_once(&blas_once, blas_init);
@@ -526,7 +521,7 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 {
     if (nrows < 1) return SLM_GPTQ_EUNSUPPORTED;
     slm_gptq_factor *f;
-    int rc = slm_gptq_factor_new_mt(type, H, ncols, p, n_threads, &f);
+    int rc = slm_gptq_factor_new(type, H, ncols, p, n_threads, &f);
     if (rc) return rc;
     rc = slm_gptq_quantize_factored(f, type, W, nrows, imp, n_threads, dst);
     slm_gptq_factor_free(f);

@@ -288,13 +288,11 @@ int slm_gptq_quantize(uint32_t type, const float *W, int64_t nrows, int64_t ncol
 /* The same in two steps, for matrices multiplying the same activations (q/k/v, gate/up):
  * the factor of H^-1 (and the column order) once, then each matrix. A factor serves
  * every type with the block size it was made for (slm_gptq_factor_fits; any type
- * without act-order). slm_gptq_factor_new: 0 or SLM_GPTQ_E* (*out NULL on error). */
+ * without act-order). slm_gptq_factor_new, on n_threads threads (the bytes do not depend on
+ * it): 0 or SLM_GPTQ_E* (*out NULL on error). */
 typedef struct slm_gptq_factor slm_gptq_factor;
-int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p,
+int slm_gptq_factor_new(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
                         slm_gptq_factor **out);
-/* The same on n_threads threads (slm_gptq_factor_new: one); the bytes do not depend on it. */
-int slm_gptq_factor_new_mt(uint32_t type, const float *H, int64_t ncols, const slm_gptq_params *p, int n_threads,
-                           slm_gptq_factor **out);
 int slm_gptq_factor_fits(const slm_gptq_factor *f, uint32_t type, int64_t ncols);
 int slm_gptq_quantize_factored(const slm_gptq_factor *f, uint32_t type, const float *W, int64_t nrows,
                                const float *imp, int n_threads, void *dst);

@@ -195,7 +195,7 @@ Test(calib, gptq_shared_factor_equals_one_shot, .timeout = 60)
         slm_gptq_factor *f = NULL;
         /* made on 3 threads (the blocked factorisation's pieces), compared below with the
          * one-shot GPTQ, whose factor is made on one */
-        cr_assert_eq(slm_gptq_factor_new_mt(12 /* q4_K */, H, n, &p, 3, &f), 0);
+        cr_assert_eq(slm_gptq_factor_new(12 /* q4_K */, H, n, &p, 3, &f), 0);
         static const uint32_t types[] = {12, 14, 11, 2, 8}; /* q4_K q6_K q3_K q4_0 q8_0 */
         for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
             const slm_qtraits *q = slm_qtraits_get(types[k]);
